@@ -1,0 +1,69 @@
+"""Who is calling: the identity the gateway authenticated, carried in nameko context data.
+
+The gateway puts the caller into the worker context (``caller``: JSON) when it calls a service; nameko
+propagates context data along RPC calls. Services read it with the ``Caller`` dependency to authorise
+what only the service can judge (health data) and to write audit rows. Work started by a timer or an
+event acts as the service itself (kind ``system``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+from services.kit.errors import Forbidden
+
+ROLES = ("group_admin", "branch_manager", "front_desk", "clinician", "customer_service", "auditor",
+         "integration", "monitoring")
+CLINICAL_ROLES = frozenset({"clinician"})
+ALL_BRANCHES = "*"
+
+
+@dataclass(frozen=True)
+class Identity:
+    kind: str  # "staff", "system" (API key) or "service" (the suite itself)
+    subject: str  # user id, API key id or service name
+    role: str
+    branches: tuple[str, ...] = field(default_factory=tuple)
+    name: str = ""
+
+    @property
+    def all_branches(self) -> bool:
+        return ALL_BRANCHES in self.branches
+
+    def can_see_branch(self, branch: str | None) -> bool:
+        return self.all_branches or (branch is not None and branch in self.branches)
+
+    def require_role(self, *roles: str, action: str = "do this") -> None:
+        if self.kind != "service" and self.role not in roles:
+            raise Forbidden(f"Your role ({self.role}) may not {action}.")
+
+    def require_branch(self, branch: str | None, action: str = "act for this branch") -> None:
+        if self.kind != "service" and not self.can_see_branch(branch):
+            raise Forbidden(f"You may not {action}: branch {branch} is not one of yours.")
+
+    def to_context(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_context(cls, raw: Any) -> Identity | None:
+        if not raw:
+            return None
+        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        return cls(kind=data["kind"], subject=data["subject"], role=data["role"],
+                   branches=tuple(data.get("branches") or ()), name=data.get("name", ""))
+
+    @classmethod
+    def service(cls, name: str) -> Identity:
+        return cls(kind="service", subject=name, role="service", branches=(ALL_BRANCHES,))
+
+
+class Caller(DependencyProvider):
+    """``self.caller``: the ``Identity`` behind this call (the service itself when nobody called)."""
+
+    def get_dependency(self, worker_ctx: Any) -> Identity:
+        identity = Identity.from_context(worker_ctx.data.get("caller"))
+        return identity or Identity.service(self.container.service_name)

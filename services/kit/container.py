@@ -1,0 +1,42 @@
+"""The service container every CareLoop service runs in (config ``SERVICE_CONTAINER_CLS``).
+
+nameko sends an RPC reply, or acknowledges an event, in the entrypoint's ``handle_result`` — *before*
+dependency providers see ``worker_result``. A transaction committed in ``worker_result`` would therefore
+be committed after the caller was told "done" (and lost if the process died in between). This container
+gives dependency providers one more hook, ``before_result(worker_ctx, result, exc_info)``, that runs
+after the service method and before the entrypoint answers; the kit's database commits there, so a
+reply or an ack always follows a durable commit, and a failed commit turns into the worker's error.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from nameko.containers import ServiceContainer
+
+CONTAINER_PATH = "services.kit.container.Container"
+
+
+class Container(ServiceContainer):
+    def spawn_worker(self, entrypoint: Any, args: Any, kwargs: Any, context_data: Any = None,
+                     handle_result: Any = None) -> Any:
+        def finish(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+            result, exc_info = self._before_result(worker_ctx, result, exc_info)
+            if handle_result is not None:
+                return handle_result(worker_ctx, result, exc_info)
+            return result, exc_info
+
+        return super().spawn_worker(entrypoint, args, kwargs, context_data=context_data,
+                                    handle_result=finish)
+
+    def _before_result(self, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        for provider in self.dependencies:
+            hook = getattr(provider, "before_result", None)
+            if hook is None:
+                continue
+            try:
+                result, exc_info = hook(worker_ctx, result, exc_info)
+            except Exception:  # a failing hook (a commit) becomes the worker's error
+                result, exc_info = None, sys.exc_info()
+        return result, exc_info

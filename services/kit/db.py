@@ -1,0 +1,286 @@
+"""Databases: one ``DATABASE_URL`` per service, SQLite (embedded default) or PostgreSQL, same code.
+
+- ``Store`` owns an engine and hands out transactions (``with store.transaction() as session``).
+- ``Database`` is the nameko dependency: ``self.db.session`` is the worker's session, opened on first
+  use and committed by the kit *before* the RPC reply or event ack (see ``kit.container``); an error
+  rolls it back. Batch jobs use ``self.db.transaction()`` for one short transaction per batch.
+
+SQLite under eventlet: SQLite's busy-wait sleeps in C and would block the whole process while the
+greenthread holding the write lock cannot run. So all transactions on one SQLite file in a process go
+through a green gate (one at a time). SQLite therefore means one process per service; scale out on
+PostgreSQL, where row locks and ``SKIP LOCKED`` do the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import weakref
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from eventlet.semaphore import Semaphore
+from nameko.extensions import DependencyProvider
+from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from services.kit.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+try:  # make psycopg2 wait cooperatively under eventlet (a no-op without eventlet's patching)
+    import psycogreen.eventlet
+
+    psycogreen.eventlet.patch_psycopg()
+except ImportError:  # pragma: no cover - psycopg2/psycogreen are pinned dependencies
+    pass
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite stores it naive, we give it back aware)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use kit.clock.utcnow()")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+_sqlite_gates: dict[str, Semaphore] = {}
+
+
+def _sqlite_gate(path: str) -> Semaphore:
+    return _sqlite_gates.setdefault(path, Semaphore(1))
+
+
+def normalise_url(url: str) -> str:
+    """Resolve a relative SQLite path against the repository root and make its folder."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = REPO_ROOT / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return parsed.set(database=str(path)).render_as_string(hide_password=False)
+    return url
+
+
+def create_store_engine(url: str, pool_size: int = 10) -> Engine:
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # a committed change survives power loss
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         pool_recycle=1800)
+
+
+class Store:
+    """A service's database: its engine and short transactions on it."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_store_engine(self.url, pool_size=pool_size)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_postgresql = self.engine.dialect.name == "postgresql"
+        self._make_session = sessionmaker(self.engine, expire_on_commit=False)
+        self._gate = _sqlite_gate(str(self.engine.url.database)) if self.is_sqlite else None
+        self._commit_listeners: list[Callable[[], None]] = []
+
+    def open_session(self) -> Session:
+        """A new session; for SQLite, waits for the process gate (released by ``close_session``)."""
+        if self._gate is not None:
+            self._gate.acquire()
+        try:
+            session = self._make_session()
+        except BaseException:
+            if self._gate is not None:
+                self._gate.release()
+            raise
+        session.info["store"] = self
+        return session
+
+    def close_session(self, session: Session) -> None:
+        try:
+            session.close()
+        finally:
+            if self._gate is not None:
+                self._gate.release()
+
+    def commit(self, session: Session) -> None:
+        session.commit()
+        if session.info.pop("outbox_dirty", False):
+            for listener in list(self._commit_listeners):
+                listener()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed if the block ends normally, rolled back if it raises."""
+        session = self.open_session()
+        try:
+            yield session
+            self.commit(session)
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            self.close_session(session)
+
+    def on_outbox_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after any commit that wrote events to the outbox (wakes the relay)."""
+        self._commit_listeners.append(listener)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class WorkerDb:
+    """What a service method sees as ``self.db``."""
+
+    def __init__(self, store: Store, worker_ctx: Any) -> None:
+        self.store = store
+        self.worker_ctx = worker_ctx
+        self._session: Session | None = None
+        self._in_transaction = False
+
+    @property
+    def session(self) -> Session:
+        """The worker's session: committed by the kit before the reply/ack, rolled back on error."""
+        if self._in_transaction:
+            raise RuntimeError("use either self.db.session or self.db.transaction() in one worker")
+        if self._session is None:
+            self._session = self.store.open_session()
+        return self._session
+
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A short transaction of its own (for batch jobs that commit batch by batch)."""
+        if self._session is not None:
+            raise RuntimeError("use either self.db.session or self.db.transaction() in one worker")
+        self._in_transaction = True
+        try:
+            with self.store.transaction() as session:
+                yield session
+        finally:
+            self._in_transaction = False
+
+    def finish(self, commit: bool) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            if commit:
+                self.store.commit(session)
+            else:
+                session.rollback()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            self.store.close_session(session)
+
+
+class Database(DependencyProvider):
+    """``self.db``: the worker's database session (see ``WorkerDb``)."""
+
+    def setup(self) -> None:
+        from services.kit.container import CONTAINER_PATH, Container
+
+        if not isinstance(self.container, Container):
+            raise RuntimeError(f"CareLoop services need SERVICE_CONTAINER_CLS: {CONTAINER_PATH} in their "
+                               "config; without it nothing would be committed before replies")
+        url = self.container.config.get("DATABASE_URL") or f"sqlite:///var/{self.container.service_name}.db"
+        self.store = Store(url, pool_size=int(self.container.config.get("max_workers", 10)) + 2)
+        self._workers: weakref.WeakKeyDictionary[Any, WorkerDb] = weakref.WeakKeyDictionary()
+
+    def get_dependency(self, worker_ctx: Any) -> WorkerDb:
+        worker_db = WorkerDb(self.store, worker_ctx)
+        self._workers[worker_ctx] = worker_db
+        return worker_db
+
+    def worker_db(self, worker_ctx: Any) -> WorkerDb:
+        return self._workers[worker_ctx]
+
+    def before_result(self, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        worker_db = self._workers.get(worker_ctx)
+        if worker_db is None:
+            return result, exc_info
+        from services.kit import inbox
+
+        if exc_info is not None or result is inbox.ALREADY_HANDLED:
+            worker_db.finish(commit=False)
+            return result, exc_info
+        entry = inbox.entry_for(worker_ctx)
+        if entry is not None:
+            worker_db.session.add(entry)
+        try:
+            worker_db.finish(commit=True)
+        except IntegrityError as exc:
+            if entry is not None and inbox.was_handled(self.store, entry):
+                return inbox.ALREADY_HANDLED, None
+            log.warning("commit refused by a constraint in %s: %s", worker_ctx.entrypoint.method_name,
+                        exc.orig)
+            raise Conflict("This change clashes with another one made at the same time; "
+                           "read the current state and try again.") from exc
+        return result, exc_info
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        worker_db = self._workers.pop(worker_ctx, None)
+        if worker_db is not None:
+            worker_db.finish(commit=False)  # only does something if before_result never ran
+
+    def stop(self) -> None:
+        self.store.dispose()
+
+    def kill(self) -> None:
+        self.store.dispose()
+
+
+def database_url_from_env(service: str) -> str:
+    """The URL a command-line tool uses for ``service``: ``<SERVICE>_DATABASE_URL`` or the default file."""
+    return os.environ.get(f"{service.upper()}_DATABASE_URL") or f"sqlite:///var/{service}.db"
+
+
+def worker_db_of(service: Any) -> WorkerDb | None:
+    """The ``WorkerDb`` injected into a service instance (for kit decorators that wrap methods)."""
+    for value in vars(service).values():
+        if isinstance(value, WorkerDb):
+            return value
+    return None

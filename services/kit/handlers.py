@@ -1,0 +1,181 @@
+"""Event handlers that apply each event once and never drop one.
+
+``@event_handler("members", "member_enrolled")`` is nameko's event handler plus:
+- **inbox**: a redelivered event that this handler already applied is acknowledged without running
+  the handler again (``kit.inbox``); the inbox row commits with the handler's own changes.
+- **ack after commit**: the message is acknowledged only after the kit committed the transaction.
+- **retry with backoff**: a failing handler's message is republished to a delay queue (1 s, 5 s, 30 s,
+  2 min, 10 min by default, ``EVENT_RETRY_DELAYS``), counting attempts in a header of our own.
+- **dead letters**: after the last attempt, or at once for an ``Invalid`` payload that no retry can
+  fix, the message is parked in ``careloop.dead.<service>`` with the error; ``kit.deadletters`` lists
+  and replays it. If even parking fails, the message is requeued, never acknowledged.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from kombu import Exchange, Queue
+from nameko.amqp.publish import get_connection, get_producer
+from nameko.events import SERVICE_POOL
+from nameko.events import EventHandler as NamekoEventHandler
+from nameko.extensions import SharedExtension
+
+from services.kit import inbox
+from services.kit.db import Database, worker_db_of
+from services.kit.errors import Invalid
+from services.kit.telemetry import EVENTS_HANDLED
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-careloop-attempt"
+ORIGIN_HEADER = "x-careloop-origin-queue"
+ERROR_HEADER = "x-careloop-error"
+PARKED_AT_HEADER = "x-careloop-parked-at"
+DEFAULT_RETRY_DELAYS = (1, 5, 30, 120, 600)
+
+
+def retry_queue_name(delay_seconds: float) -> str:
+    return f"careloop.retry.{int(round(delay_seconds * 1000))}ms"
+
+
+def dead_letter_queue_name(service: str) -> str:
+    return f"careloop.dead.{service}"
+
+
+def retry_topology(delay_seconds: float) -> tuple[Exchange, Queue]:
+    """A fanout exchange and a queue whose messages wait ``delay`` and then return, via the default
+    exchange, to the queue named by their routing key (the handler's own queue)."""
+    name = retry_queue_name(delay_seconds)
+    exchange = Exchange(name, type="fanout", durable=True)
+    queue = Queue(name, exchange, durable=True, queue_arguments={
+        "x-message-ttl": int(round(delay_seconds * 1000)),
+        "x-dead-letter-exchange": "",
+    })
+    return exchange, queue
+
+
+def dead_letter_queue(service: str) -> Queue:
+    return Queue(dead_letter_queue_name(service), durable=True)
+
+
+class Redelivery(SharedExtension):
+    """Sends failed event messages back later (delay queues) or parks them (dead-letter queue)."""
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.amqp_uri = config["AMQP_URI"]
+        self.delays = [float(d) for d in config.get("EVENT_RETRY_DELAYS", DEFAULT_RETRY_DELAYS)]
+        self.dead_queue = dead_letter_queue(self.container.service_name)
+
+    def start(self) -> None:
+        with get_connection(self.amqp_uri) as connection:
+            channel = connection.channel()
+            try:
+                for delay in self.delays:
+                    _exchange, queue = retry_topology(delay)
+                    queue(channel).declare()
+                self.dead_queue(channel).declare()
+            finally:
+                channel.close()
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.delays) + 1
+
+    def retry(self, message: Any, attempt: int, error: str, origin_queue: str) -> None:
+        """Send the message back to ``origin_queue`` after the delay of this attempt."""
+        delay = self.delays[min(attempt, len(self.delays)) - 1]
+        exchange, _queue = retry_topology(delay)
+        # the routing key survives dead-lettering: after the TTL the default exchange routes the
+        # message by it, straight back to the handler's queue
+        self._republish(message, exchange=exchange.name, routing_key=origin_queue,
+                        headers={ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error[:1000]})
+
+    def park(self, message: Any, attempt: int, error: str, origin_queue: str) -> None:
+        self._republish(message, exchange="", routing_key=self.dead_queue.name, headers={
+            ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:4000], ORIGIN_HEADER: origin_queue,
+            PARKED_AT_HEADER: datetime.now(timezone.utc).isoformat(),
+        })
+
+    def _republish(self, message: Any, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
+        merged = dict(message.headers or {})
+        merged.update(headers)
+        with get_producer(self.amqp_uri, confirms=True) as producer:
+            producer.publish(
+                message.body, exchange=exchange, routing_key=routing_key, headers=merged,
+                content_type=message.content_type, content_encoding=message.content_encoding,
+                delivery_mode=2, retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2,
+                                                           "interval_step": 0.5, "interval_max": 2},
+            )
+
+
+class EventHandler(NamekoEventHandler):
+    uses_inbox = True
+    redelivery = Redelivery()
+
+    def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
+        super().__init__(source_service, event_type, handler_type=SERVICE_POOL, reliable_delivery=True,
+                         requeue_on_error=False, **kwargs)
+
+    def setup(self) -> None:
+        if not any(isinstance(dep, Database) for dep in self.container.dependencies):
+            raise RuntimeError(f"{self.container.service_name}.{self.method_name}: an event handler "
+                               "needs a Database dependency for its inbox")
+        super().setup()
+
+    def handle_result(self, message: Any, worker_ctx: Any, result: Any = None,
+                      exc_info: Any = None) -> tuple[Any, Any]:
+        service, handler = self.container.service_name, self.method_name
+        if exc_info is None:
+            outcome = "duplicate" if result is inbox.ALREADY_HANDLED else "ok"
+            EVENTS_HANDLED.labels(service, handler, outcome).inc()
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+
+        error = exc_info[1]
+        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
+        description = f"{type(error).__name__}: {error}"
+        permanent = isinstance(error, Invalid)
+        try:
+            if permanent or attempt >= self.redelivery.max_attempts:
+                self.redelivery.park(message, attempt, description, self.queue.name)
+                outcome = "dead_lettered"
+                log.error("event parked in the dead-letter queue", extra={
+                    "handler": f"{service}.{handler}", "attempt": attempt, "error": description})
+            else:
+                self.redelivery.retry(message, attempt, description, self.queue.name)
+                outcome = "retried"
+                log.warning("event handler failed; retrying later", extra={
+                    "handler": f"{service}.{handler}", "attempt": attempt, "error": description})
+        except Exception:
+            # The broker would not take the copy: keep the original, unacknowledged.
+            log.exception("could not schedule a retry; requeueing the event")
+            self.queue_consumer.requeue_message(message)
+            return result, exc_info
+        EVENTS_HANDLED.labels(service, handler, outcome).inc()
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+def event_handler(source_service: str, event_type: str, **kwargs: Any) -> Callable[[Callable], Callable]:
+    """Handle ``event_type`` events of ``source_service`` once each, with retries and dead letters."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(self: Any, payload: Any) -> Any:
+            worker_db = worker_db_of(self)
+            key = inbox.event_key(worker_db.worker_ctx) if worker_db is not None else None
+            if key is not None and inbox.seen(worker_db.session, *key):
+                return inbox.ALREADY_HANDLED
+            return fn(self, payload)
+
+        guarded.__signature__ = inspect.signature(fn)  # nameko checks call signatures against this
+        return EventHandler.decorator(source_service, event_type, **kwargs)(guarded)
+
+    return decorate

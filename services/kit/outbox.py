@@ -1,0 +1,170 @@
+"""The transactional outbox: events are rows written with the change, published by a relay.
+
+A service emits with ``self.events.emit("member_enrolled", {...})``: the event becomes a row of
+``kit_outbox`` in the worker's transaction, so it exists if and only if the change committed. The relay
+(a managed thread of the service) publishes unsent rows in order to ``<service>.events`` — the exchange
+nameko's event handlers bind to — waits for the broker's confirm, then marks them sent. If the process
+dies between the confirm and the mark, the event is published again on restart; consumers dedupe by
+``event_id`` (kit.inbox), so delivery is at least once and the effect exactly once.
+
+Several replicas on PostgreSQL share the work with ``FOR UPDATE SKIP LOCKED``. Events carry an
+``event_id`` and ``occurred_at`` (UTC ISO 8601) added here; consumers must not rely on order across
+aggregates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import eventlet
+from eventlet.event import Event
+from nameko.amqp.publish import get_producer
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from services.kit.clock import isoformat, utcnow
+from services.kit.db import Database
+from services.kit.models import OutboxEvent
+from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+
+def write_event(session: Session, event_type: str, payload: dict[str, Any],
+                headers: dict[str, Any] | None = None) -> str:
+    """Add an event to the outbox in ``session``'s transaction; returns its ``event_id``."""
+    event_id = str(uuid.uuid4())
+    now = utcnow()
+    body = {"event_id": event_id, "occurred_at": isoformat(now), **payload}
+    session.add(OutboxEvent(event_id=event_id, event_type=event_type, payload=json.dumps(body),
+                            headers=json.dumps(headers or {}), created_at=now, attempts=0))
+    session.info["outbox_dirty"] = True
+    return event_id
+
+
+class EventWriter:
+    """What a service method sees as ``self.events``."""
+
+    def __init__(self, outbox: Outbox, worker_ctx: Any) -> None:
+        self._outbox = outbox
+        self._worker_ctx = worker_ctx
+
+    def emit(self, event_type: str, payload: dict[str, Any], session: Session | None = None) -> str:
+        """Emit ``event_type`` with the change being made (in the worker's session unless given one)."""
+        if session is None:
+            session = self._outbox.database.worker_db(self._worker_ctx).session
+        headers = {"nameko.call_id_stack": self._worker_ctx.call_id_stack}
+        return write_event(session, event_type, payload, headers)
+
+
+class Outbox(DependencyProvider):
+    def setup(self) -> None:
+        config = self.container.config
+        self.database = next((d for d in self.container.dependencies if isinstance(d, Database)), None)
+        if self.database is None:
+            raise RuntimeError("Outbox needs a Database dependency in the same service")
+        self.amqp_uri = config["AMQP_URI"]
+        self.exchange = get_event_exchange(self.container.service_name, config)
+        self.relay_enabled = bool(config.get("OUTBOX_RELAY", True))
+        self.batch_size = int(config.get("OUTBOX_BATCH", 200))
+        self.poll_interval = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
+        self.retention = timedelta(days=float(config.get("OUTBOX_RETENTION_DAYS", 7)))
+        self._running = False
+        self._wake = Event()
+        self._last_stats = 0.0
+        self._last_purge = 0.0
+
+    def start(self) -> None:
+        self.database.store.on_outbox_commit(self.wake)
+        if self.relay_enabled:
+            self._running = True
+            self.container.spawn_managed_thread(self._relay_forever, identifier="outbox-relay")
+
+    def stop(self) -> None:
+        self._running = False
+        self.wake()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx: Any) -> EventWriter:
+        return EventWriter(self, worker_ctx)
+
+    def wake(self) -> None:
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def _relay_forever(self) -> None:
+        failures = 0
+        while self._running:
+            try:
+                published = self.relay_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                OUTBOX_FAILURES.labels(self.container.service_name).inc()
+                log.exception("outbox relay could not publish; will retry")
+                eventlet.sleep(min(0.5 * 2 ** failures, 10))
+                continue
+            self._housekeeping()
+            if published < self.batch_size:
+                with eventlet.Timeout(self.poll_interval, False):
+                    self._wake.wait()
+                self._wake = Event()
+
+    def relay_once(self) -> int:
+        """Publish one batch of unsent events; returns how many were published."""
+        store = self.database.store
+        with store.transaction() as session:
+            query = (select(OutboxEvent).where(OutboxEvent.sent_at.is_(None))
+                     .order_by(OutboxEvent.id).limit(self.batch_size))
+            if store.is_postgresql:
+                query = query.with_for_update(skip_locked=True)
+            rows = session.scalars(query).all()
+            if not rows:
+                return 0
+            with get_producer(self.amqp_uri, confirms=True) as producer:
+                for row in rows:
+                    row.attempts += 1
+                    producer.publish(
+                        json.loads(row.payload), exchange=self.exchange, routing_key=row.event_type,
+                        headers=json.loads(row.headers or "{}"), serializer="json", delivery_mode=2,
+                        declare=[self.exchange], retry=True,
+                        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+                    )
+                    row.sent_at = utcnow()
+                    OUTBOX_PUBLISHED.labels(self.container.service_name, row.event_type).inc()
+        return len(rows)
+
+    def _housekeeping(self) -> None:
+        now = eventlet.hubs.get_hub().clock()
+        if now - self._last_stats >= 5:
+            self._last_stats = now
+            self.refresh_stats()
+        if now - self._last_purge >= 3600:
+            self._last_purge = now
+            self.purge_sent()
+
+    def refresh_stats(self) -> None:
+        with self.database.store.transaction() as session:
+            count, oldest = session.execute(
+                select(func.count(OutboxEvent.id), func.min(OutboxEvent.created_at))
+                .where(OutboxEvent.sent_at.is_(None))
+            ).one()
+        service = self.container.service_name
+        OUTBOX_BACKLOG.labels(service).set(count)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+        OUTBOX_OLDEST_AGE.labels(service).set((utcnow() - oldest).total_seconds() if oldest else 0)
+
+    def purge_sent(self) -> None:
+        """Forget events published longer ago than the retention (kept a while for investigations)."""
+        cutoff = utcnow() - self.retention
+        with self.database.store.transaction() as session:
+            session.execute(delete(OutboxEvent).where(OutboxEvent.sent_at < cutoff))

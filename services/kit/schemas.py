@@ -1,0 +1,71 @@
+"""marshmallow helpers: every contract refuses unknown fields, and a failed load is an ``Invalid``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import marshmallow
+from marshmallow import RAISE, ValidationError, fields
+
+from services.kit.errors import Invalid
+
+
+class Schema(marshmallow.Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def load(schema: marshmallow.Schema, data: Any, partial: bool = False) -> Any:
+    """Validate ``data`` against ``schema``; on failure raise ``Invalid`` with per-field messages."""
+    if not isinstance(data, dict):
+        raise Invalid("The request body must be a JSON object.", {"_schema": ["Expected an object."]})
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        raise Invalid(summarise(messages), messages) from None
+
+
+def summarise(messages: dict[str, Any]) -> str:
+    first_field = next(iter(messages), "_schema")
+    first = messages[first_field]
+    while isinstance(first, (list, dict)) and first:
+        first = first[0] if isinstance(first, list) else next(iter(first.values()))
+    where = "" if first_field == "_schema" else f"{first_field}: "
+    more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+    return f"Invalid input. {where}{first}{more}"
+
+
+def StrictInteger(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
+    """An integer that refuses floats and numeric strings (money and points are whole numbers)."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    """An opaque page cursor (the sort key of the last row seen)."""
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(value, dict):
+            raise ValueError
+        return value
+    except ValueError:
+        raise Invalid("The page cursor is not valid; start again from the first page.",
+                      {"cursor": ["Not a valid cursor."]}) from None
+
+
+def page_limit(limit: Any, default: int = 20, maximum: int = 100) -> int:
+    if limit is None:
+        return default
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise Invalid(f"limit must be a whole number from 1 to {maximum}.",
+                      {"limit": [f"Must be between 1 and {maximum}."]})
+    return limit

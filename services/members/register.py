@@ -1,0 +1,321 @@
+"""The member register: enrolment, lookups and changes, on the members database.
+
+Duplicates are found through blind indexes (same phone, same ID document, same name + date of birth)
+and refused with the member they match; the unique indexes on phone and document make the refusal
+hold when two desks enrol the same person at the same moment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.kit.clock import as_utc, isoformat
+from services.kit.config import Group
+from services.kit.crypto import blind_index
+from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.schemas import decode_cursor, encode_cursor
+from services.members import identity
+from services.members.identity import Match
+from services.members.models import Member, MemberNameToken
+from services.members.schemas import DOCUMENT_TYPES
+
+CARD_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Indexes:
+    phone: str | None
+    document: str | None
+    name: str
+    name_birth: str
+
+
+def indexes_for(full_name: str, phone: str | None, birth: date | None,
+                document: tuple[str, str] | None) -> Indexes:
+    name = identity.normalise_name(full_name)
+    return Indexes(
+        phone=blind_index(phone, "members.phone"),
+        document=blind_index(f"{document[0]}:{document[1]}", "members.document") if document else None,
+        name=blind_index(name, "members.name"),
+        name_birth=blind_index(f"{name}|{birth.isoformat() if birth else ''}", "members.name_birth"),
+    )
+
+
+def find_matches(session: Session, indexes: Indexes, exclude: uuid.UUID | None = None) -> list[Match]:
+    conditions = [Member.name_birth_index == indexes.name_birth]
+    if indexes.phone:
+        conditions.append(Member.phone_index == indexes.phone)
+    if indexes.document:
+        conditions.append(Member.document_index == indexes.document)
+    query = select(Member).where(or_(*conditions), Member.status != "closed")
+    if exclude is not None:
+        query = query.where(Member.id != exclude)
+    matches = []
+    for member in session.scalars(query.limit(5)):
+        reasons = [reason for reason, hit in (
+            ("phone", indexes.phone and member.phone_index == indexes.phone),
+            ("id_document", indexes.document and member.document_index == indexes.document),
+            ("name_and_birth_date", member.name_birth_index == indexes.name_birth),
+        ) if hit]
+        matches.append(Match(str(member.id), member.card_number, tuple(reasons)))
+    return matches
+
+
+def duplicate(matches: list[Match]) -> Conflict:
+    first = matches[0]
+    what = {"phone": "phone number", "id_document": "ID document",
+            "name_and_birth_date": "name and date of birth"}[first.matched_on[0]]
+    return Conflict(f"A member with the same {what} already exists (card {first.card_number}).",
+                    details={"matches": [match.as_dict() for match in matches]})
+
+
+def parse_id(member_id: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(member_id))
+    except ValueError:
+        raise NotFound(f"No member {member_id}.") from None
+
+
+def get(session: Session, member_id: Any, lock: bool = False) -> Member:
+    query = select(Member).where(Member.id == parse_id(member_id))
+    if lock:
+        query = query.with_for_update()
+    member = session.scalars(query).first()
+    if member is None:
+        raise NotFound(f"No member {member_id}.")
+    return member
+
+
+def by_card(session: Session, card_number: str) -> Member:
+    card = identity.normalise_card_number(card_number)
+    member = session.scalars(select(Member).where(Member.card_number == card)).first()
+    if member is None:
+        raise NotFound(f"No member with card {card}.")
+    return member
+
+
+def _referrer(session: Session, code: str | None) -> Member | None:
+    if not code:
+        return None
+    referrer = session.scalars(
+        select(Member).where(Member.referral_code == identity.normalise_referral_code(code))).first()
+    if referrer is None or referrer.status == "closed":
+        raise Invalid("No member has this referral code.", {"referral_code": ["Unknown referral code."]})
+    return referrer
+
+
+def _document(data: dict[str, Any]) -> tuple[str, str] | None:
+    document = data.get("id_document")
+    if not document:
+        return None
+    return document["type"], identity.normalise_document(document["type"], document["number"])
+
+
+def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime) -> Member:
+    group.branch(data["home_branch"])
+    phone = identity.parse_phone(data["phone"], group.region_of(data["home_branch"]))
+    document = _document(data)
+    full_name = " ".join(data["full_name"].split())
+    indexes = indexes_for(full_name, phone, data["birth_date"], document)
+    matches = find_matches(session, indexes)
+    if matches:
+        raise duplicate(matches)
+    referrer = _referrer(session, data.get("referral_code"))
+    consents = data["consents"]
+    member = Member(
+        id=uuid.uuid4(), referred_by_id=referrer.id if referrer else None,
+        full_name=full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
+        phone=phone, phone_index=indexes.phone, email=data.get("email"),
+        birth_date=data["birth_date"].isoformat(), birth_mmdd=identity.birthday_key(data["birth_date"]),
+        gender=data["gender"], document_type=document[0] if document else None,
+        document_number=document[1] if document else None, document_index=indexes.document,
+        wechat_openid=data.get("wechat_openid"), line_user_id=data.get("line_user_id"),
+        preferred_language=data.get("preferred_language") or group.default_language,
+        consent_sms=consents["sms"], consent_email=consents["email"], consent_wechat=consents["wechat"],
+        consent_line=consents["line"], consent_marketing=consents["marketing"], consents_updated_at=now,
+        home_branch=data["home_branch"], status="active", tier="standard", source=data["source"],
+        enrolled_at=now, updated_at=now,
+    )
+    _insert_with_fresh_codes(session, member, group, indexes)
+    _write_tokens(session, member.id, full_name)
+    return member
+
+
+def _insert_with_fresh_codes(session: Session, member: Member, group: Group, indexes: Indexes) -> None:
+    """Insert, drawing new card and referral codes on the (rare) collision with an existing one."""
+    for _attempt in range(CARD_ATTEMPTS):
+        member.card_number = identity.new_card_number(group.card_prefix)
+        member.referral_code = identity.new_referral_code()
+        try:
+            with session.begin_nested():
+                session.add(member)
+                session.flush()
+            return
+        except IntegrityError:
+            matches = find_matches(session, indexes, exclude=member.id)
+            if matches:  # enrolled by another desk a moment ago
+                raise duplicate(matches) from None
+    raise Conflict("Could not draw a free card number; please try again.")
+
+
+def _write_tokens(session: Session, member_id: uuid.UUID, full_name: str) -> None:
+    session.query(MemberNameToken).filter(MemberNameToken.member_id == member_id).delete()
+    for token in identity.name_tokens(full_name):
+        session.add(MemberNameToken(member_id=member_id, token_index=blind_index(token, "members.name_token")))
+
+
+def update(session: Session, member: Member, changes: dict[str, Any], group: Group, now: datetime) -> list[str]:
+    """Apply a partial change; returns the names of the fields that really changed."""
+    if member.status == "closed":
+        raise Conflict("This membership is closed; its personal data was erased.")
+    changed: list[str] = []
+
+    def put(field: str, attribute: str, value: Any) -> None:
+        if getattr(member, attribute) != value:
+            setattr(member, attribute, value)
+            if field not in changed:
+                changed.append(field)
+
+    if "home_branch" in changes:
+        group.branch(changes["home_branch"])
+        put("home_branch", "home_branch", changes["home_branch"])
+    if "full_name" in changes:
+        put("full_name", "full_name", " ".join(changes["full_name"].split()))
+    if "phone" in changes:
+        put("phone", "phone", identity.parse_phone(changes["phone"], group.region_of(member.home_branch)))
+    if "birth_date" in changes:
+        put("birth_date", "birth_date", changes["birth_date"].isoformat())
+        member.birth_mmdd = identity.birthday_key(changes["birth_date"])
+    if "id_document" in changes:
+        document = _document(changes)
+        put("id_document", "document_type", document[0] if document else None)
+        put("id_document", "document_number", document[1] if document else None)
+    for field in ("email", "gender", "preferred_language", "wechat_openid", "line_user_id"):
+        if field in changes:
+            put(field, field, changes[field])
+    for channel, granted in (changes.get("consents") or {}).items():
+        put("consents", f"consent_{channel}", granted)
+    if "consents" in changed:
+        member.consents_updated_at = now
+    if not changed:
+        return changed
+
+    birth = date.fromisoformat(member.birth_date) if member.birth_date else None
+    document = (member.document_type, member.document_number) if member.document_number else None
+    indexes = indexes_for(member.full_name or "", member.phone, birth, document)
+    if {"full_name", "phone", "birth_date", "id_document"} & set(changed):
+        matches = find_matches(session, indexes, exclude=member.id)
+        if matches:
+            raise duplicate(matches)
+    member.name_index, member.name_birth_index = indexes.name, indexes.name_birth
+    member.phone_index, member.document_index = indexes.phone, indexes.document
+    if "full_name" in changed:
+        _write_tokens(session, member.id, member.full_name or "")
+    member.updated_at = now
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise duplicate(find_matches(session, indexes, exclude=member.id) or [
+            Match(str(member.id), member.card_number, ("phone",))]) from None
+    return changed
+
+
+def find(session: Session, criteria: dict[str, Any], group: Group) -> tuple[list[Member], str | None]:
+    """Members matching exactly one of phone, card, id_number or q (name), a page at a time."""
+    given = [key for key in ("phone", "card", "id_number", "q") if criteria.get(key)]
+    if len(given) != 1:
+        raise Invalid("Search by exactly one of phone, card, id_number or q.",
+                      {"_schema": ["Give exactly one of phone, card, id_number, q."]})
+    query = select(Member)
+    if "phone" in given:
+        phone = identity.parse_phone(criteria["phone"], group.region_of(criteria.get("branch")))
+        query = query.where(Member.phone_index == blind_index(phone, "members.phone"))
+    elif "card" in given:
+        query = query.where(Member.card_number == identity.normalise_card_number(criteria["card"]))
+    elif "id_number" in given:
+        candidates = []
+        for kind in DOCUMENT_TYPES:
+            try:
+                number = identity.normalise_document(kind, criteria["id_number"])
+            except Invalid:
+                continue
+            candidates.append(blind_index(f"{kind}:{number}", "members.document"))
+        if not candidates:
+            raise Invalid("The ID number is not valid.", {"id_number": ["Not a valid document number."]})
+        query = query.where(Member.document_index.in_(candidates))
+    else:
+        query = _by_name(query, criteria["q"])
+    if criteria.get("branch"):
+        query = query.where(Member.home_branch == criteria["branch"])
+    return _page(session, query, criteria["limit"], criteria.get("cursor"))
+
+
+def _by_name(query: Select, text: str) -> Select:
+    full = blind_index(identity.normalise_name(text), "members.name")
+    tokens = [blind_index(token, "members.name_token") for token in identity.name_tokens(text)]
+    if not tokens:
+        raise Invalid("Type part of the name to search for.", {"q": ["Empty name."]})
+    having_all = (select(MemberNameToken.member_id).where(MemberNameToken.token_index.in_(tokens))
+                  .group_by(MemberNameToken.member_id)
+                  .having(func.count(MemberNameToken.token_index) == len(tokens)))
+    return query.where(or_(Member.name_index == full, Member.id.in_(having_all)))
+
+
+def _page(session: Session, query: Select, limit: int, cursor: str | None) -> tuple[list[Member], str | None]:
+    after = decode_cursor(cursor)
+    if after is not None:
+        try:
+            moment, last_id = datetime.fromisoformat(after["t"].replace("Z", "+00:00")), uuid.UUID(after["id"])
+        except (KeyError, TypeError, ValueError):
+            raise Invalid("The page cursor is not valid.", {"cursor": ["Not a valid cursor."]}) from None
+        query = query.where(or_(Member.enrolled_at > moment,
+                                and_(Member.enrolled_at == moment, Member.id > last_id)))
+    rows = list(session.scalars(query.order_by(Member.enrolled_at, Member.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor({"t": isoformat(as_utc(last.enrolled_at)), "id": str(last.id)})
+
+
+def view(member: Member, reveal_phone: bool = False, reveal_document: bool = False) -> dict[str, Any]:
+    """A member as the contract shows it; phone and ID number masked unless revealed."""
+    document = None
+    if member.document_number:
+        number = member.document_number if reveal_document else identity.mask_document(member.document_number)
+        document = {"type": member.document_type, "number": number}
+    return {
+        "id": str(member.id), "card_number": member.card_number, "referral_code": member.referral_code,
+        "referred_by": str(member.referred_by_id) if member.referred_by_id else None,
+        "full_name": member.full_name,
+        "phone": member.phone if reveal_phone else identity.mask_phone(member.phone),
+        "email": member.email if reveal_phone else identity.mask_email(member.email),
+        "gender": member.gender, "birth_date": member.birth_date,
+        "preferred_language": member.preferred_language, "consents": consents_of(member),
+        "id_document": document, "home_branch": member.home_branch, "status": member.status,
+        "tier": member.tier, "source": member.source,
+        "enrolled_at": isoformat(member.enrolled_at), "updated_at": isoformat(member.updated_at),
+    }
+
+
+def consents_of(member: Member) -> dict[str, bool]:
+    return {"sms": member.consent_sms, "email": member.consent_email, "wechat": member.consent_wechat,
+            "line": member.consent_line, "marketing": member.consent_marketing}
+
+
+def contact(member: Member) -> dict[str, Any]:
+    return {
+        "member_id": str(member.id), "full_name": member.full_name, "phone": member.phone,
+        "email": member.email, "wechat_openid": member.wechat_openid, "line_user_id": member.line_user_id,
+        "preferred_language": member.preferred_language, "consents": consents_of(member),
+        "home_branch": member.home_branch, "status": member.status, "tier": member.tier,
+        "birth_mmdd": member.birth_mmdd,
+    }

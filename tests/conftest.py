@@ -1,0 +1,25 @@
+"""Test harness: a RabbitMQ vhost of our own per run, fresh migrated databases per test, real services.
+
+- Unit tests need none of this and never touch the broker or a database.
+- ``amqp_uri``: a vhost created for this run (``rabbitmqctl add_vhost``) and deleted after it, so a
+  running demo or a parallel run never consumes our messages.
+- ``backend``: integration tests that take it run twice, on SQLite and on PostgreSQL (a database per
+  test cloned from a migrated template; all dropped at the end of the run).
+- ``start_service(ServiceClass)``: a real nameko container on the run's vhost and a fresh database.
+- ``rpc``: a standalone cluster proxy, optionally acting as a given caller.
+"""
+
+# eventlet first: nameko (and its pytest plugin since 2.13) relies on the caller to patch.
+import eventlet
+
+eventlet.monkey_patch()
+
+import os  # noqa: E402
+
+# Keys for field encryption in tests (never used anywhere else).
+os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
+os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")
+
+import pytest  # noqa: E402
+
+from tests.harness import *  # noqa: E402,F401,F403 - fixtures live in tests/harness.py

@@ -1,0 +1,222 @@
+"""Fixtures and helpers behind tests/conftest.py (kept apart so the conftest stays readable)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_ID = uuid.uuid4().hex[:8]
+RABBIT_HOST = os.environ.get("CARELOOP_TEST_RABBIT_HOST", "127.0.0.1:5672")
+PG_ADMIN_URL = os.environ.get("CARELOOP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_counter = itertools.count()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def amqp_uri() -> Iterator[str]:
+    vhost = f"careloop-test-{RUN_ID}"
+    try:
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.exit(f"cannot create a RabbitMQ vhost for the tests ({error}); is RabbitMQ running and "
+                    "rabbitmqctl on PATH? `make test` starts it when it is installed.", returncode=3)
+    uri = f"pyamqp://guest:guest@{RABBIT_HOST}/{vhost}"
+    yield uri
+    try:
+        _rabbitmqctl("delete_vhost", vhost)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+
+
+class Databases:
+    """Fresh, migrated databases per test, cloned from a template per backend and service."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.templates: dict[tuple[str, str], str] = {}
+        self.pg_databases: list[str] = []
+
+    def _pg_admin(self, sql: str) -> None:
+        import psycopg2
+
+        connection = psycopg2.connect(PG_ADMIN_URL)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+    def _pg_url(self, name: str) -> str:
+        return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/" + name
+
+    def _template(self, backend: str, service: str) -> str:
+        key = (backend, service)
+        if key not in self.templates:
+            from services.kit.migrate import upgrade
+
+            if backend == "sqlite":
+                path = self.tmp / f"template-{service}.db"
+                upgrade(service, f"sqlite:///{path}")
+                self.templates[key] = str(path)
+            else:
+                name = f"cl_{RUN_ID}_tpl_{service}"
+                self._pg_admin(f'CREATE DATABASE "{name}"')
+                self.pg_databases.append(name)
+                upgrade(service, self._pg_url(name))
+                self.templates[key] = name
+        return self.templates[key]
+
+    def fresh(self, backend: str, service: str) -> str:
+        template = self._template(backend, service)
+        number = next(_counter)
+        if backend == "sqlite":
+            path = self.tmp / f"{service}-{number}.db"
+            shutil.copyfile(template, path)
+            return f"sqlite:///{path}"
+        name = f"cl_{RUN_ID}_{service}_{number}"
+        self._pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self.pg_databases.append(name)
+        return self._pg_url(name)
+
+    def drop_all(self) -> None:
+        for name in reversed(self.pg_databases):
+            try:
+                self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception:  # noqa: BLE001 - best effort at the end of the run
+                pass
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    registry = Databases(tmp_path_factory.mktemp("databases"))
+    yield registry
+    registry.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def service_config(amqp_uri: str, database_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    config = {
+        "AMQP_URI": amqp_uri,
+        "SERVICE_CONTAINER_CLS": "services.kit.container.Container",
+        "GROUP_FILE": str(REPO / "config" / "group.yml"),
+        "EVENT_RETRY_DELAYS": [0.05, 0.1, 0.2],
+        "OUTBOX_POLL_SECONDS": 0.2,
+        "max_workers": 10,
+        "parent_calls_tracked": 10,
+    }
+    if database_url:
+        config["DATABASE_URL"] = database_url
+    config.update(overrides)
+    return config
+
+
+def _queues_of(container: Any) -> list[str]:
+    names = {f"rpc-{container.service_name}"}
+    for extension in list(container.entrypoints) + list(container.subextensions):
+        queue = getattr(extension, "queue", None)
+        if queue is not None and getattr(queue, "name", None):
+            names.add(queue.name)
+    names.add(f"careloop.dead.{container.service_name}")
+    return sorted(names)
+
+
+def delete_queues(amqp_uri: str, names: list[str]) -> None:
+    with Connection(amqp_uri) as connection:
+        for name in names:
+            channel = connection.channel()
+            try:
+                channel.queue_delete(name)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            finally:
+                try:
+                    channel.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+
+@pytest.fixture
+def start_service(amqp_uri: str, databases: Databases,
+                  request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Start a service container; its database is fresh unless ``database_url`` is given."""
+    from nameko.containers import get_container_cls
+
+    started: list[Any] = []
+
+    def start(service_cls: type, backend: str = "sqlite", database_url: str | None = None,
+              **overrides: Any) -> Any:
+        url = database_url or databases.fresh(backend, service_cls.name)
+        config = service_config(amqp_uri, url, **overrides)
+        container = get_container_cls(config)(service_cls, config)
+        container.database_url = url
+        container.start()
+        started.append(container)
+        return container
+
+    yield start
+    queues: set[str] = set()
+    for container in started:
+        queues.update(_queues_of(container))
+        try:
+            container.stop()
+        except Exception:  # noqa: BLE001
+            container.kill()
+    delete_queues(amqp_uri, sorted(queues))
+
+
+@pytest.fixture
+def rpc(amqp_uri: str) -> Iterator[Callable[..., Any]]:
+    """``rpc()`` -> a cluster proxy; ``rpc(caller=Identity(...))`` calls as that caller."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    proxies: list[Any] = []
+
+    def make(caller: Any = None, timeout: float = 15) -> Any:
+        context = {"caller": caller.to_context()} if caller is not None else None
+        proxy = ClusterRpcProxy(service_config(amqp_uri), timeout=timeout, context_data=context)
+        proxies.append(proxy)
+        return proxy.start()
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    import eventlet
+
+    deadline = eventlet.hubs.get_hub().clock() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if eventlet.hubs.get_hub().clock() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        eventlet.sleep(interval)
+
+
+def store_for(url: str) -> Any:
+    from services.kit.db import Store
+
+    return Store(url, pool_size=2)
