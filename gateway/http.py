@@ -27,8 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import permissions
 from services.kit.caller import Identity
-from services.kit.errors import (BadRequest, DomainError, Forbidden, Invalid, TooLarge, Unauthenticated,
-                                 Unavailable)
+from services.kit.errors import BadRequest, DomainError, Forbidden, Invalid, TooLarge, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class Route(HttpRequestHandler):
                                         handle_result=partial(self.handle_result, event))
             result = event.wait()
             return self._to_response(result, request_id)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+        except Exception as exc:
             return self._error(exc, request, request_id)
 
     def _admit(self, request: Request) -> Identity | None:

@@ -26,14 +26,14 @@ class Readiness(DependencyProvider):
                 proxy = ServiceProxy(worker_ctx, service, self.rpc_reply_listener, expiration=self.timeout)
                 try:
                     replies[service] = proxy.ping.call_async()
-                except Exception as error:  # noqa: BLE001 - unknown service, broker away
+                except Exception as error:
                     states[service] = f"down: {type(error).__name__}"
             for service, reply in replies.items():
                 try:
                     with eventlet.Timeout(self.timeout):
                         reply.result()
                     states[service] = "ok"
-                except (Exception, eventlet.Timeout) as error:  # noqa: BLE001
+                except (Exception, eventlet.Timeout) as error:
                     states[service] = f"down: {type(error).__name__}"
             return states
 

@@ -10,7 +10,11 @@
 """
 
 # eventlet first: nameko (and its pytest plugin since 2.13) relies on the caller to patch.
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
@@ -20,6 +24,22 @@ import os  # noqa: E402
 os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
 os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")
 
-import pytest  # noqa: E402
 
-from tests.harness import *  # noqa: E402,F401,F403 - fixtures live in tests/harness.py
+from tests.harness import *  # noqa: E402, F403 - fixtures live in tests/harness.py
+
+
+def _quicker_consumer_loop() -> None:
+    """nameko's consumer loop checks for "stop" once a second (kombu's safety interval), which makes
+    every container stop take 1-2 s. Tests start and stop hundreds of containers: check 10x as often.
+    Behaviour is otherwise unchanged (the loop also sends heartbeats at that pace)."""
+    import kombu.mixins
+
+    original = kombu.mixins.ConsumerMixin.consume
+
+    def consume(self, limit=None, timeout=None, safety_interval=0.1, **kwargs):
+        return original(self, limit=limit, timeout=timeout, safety_interval=safety_interval, **kwargs)
+
+    kombu.mixins.ConsumerMixin.consume = consume
+
+
+_quicker_consumer_loop()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import eventlet
 import pytest
 from kombu import Connection
 
@@ -97,7 +98,7 @@ class Databases:
         for name in reversed(self.pg_databases):
             try:
                 self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception:  # noqa: BLE001 - best effort at the end of the run
+            except Exception:
                 pass
 
 
@@ -145,12 +146,12 @@ def delete_queues(amqp_uri: str, names: list[str]) -> None:
             channel = connection.channel()
             try:
                 channel.queue_delete(name)
-            except Exception:  # noqa: BLE001 - already gone
+            except Exception:
                 pass
             finally:
                 try:
                     channel.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
 
 
@@ -176,11 +177,16 @@ def start_service(amqp_uri: str, databases: Databases,
     queues: set[str] = set()
     for container in started:
         queues.update(_queues_of(container))
-        try:
-            container.stop()
-        except Exception:  # noqa: BLE001
-            container.kill()
+    # each stop waits up to a second for its consumer loop; stop them side by side
+    list(eventlet.GreenPool(len(started) or 1).imap(_stop, started))
     delete_queues(amqp_uri, sorted(queues))
+
+
+def _stop(container: Any) -> None:
+    try:
+        container.stop()
+    except Exception:
+        container.kill()
 
 
 @pytest.fixture

@@ -8,7 +8,13 @@ from werkzeug.wrappers import Request
 
 from gateway.http import idempotency_key, query_args, route
 from gateway.upstream import Upstream
-from services.members.schemas import EnrolmentSchema, FindMembersSchema, MemberChangesSchema, MemberPageSchema, MemberSchema
+from services.members.schemas import (
+    EnrolmentSchema,
+    FindMembersSchema,
+    MemberChangesSchema,
+    MemberPageSchema,
+    MemberSchema,
+)
 from services.notifications.schemas import DeliveryPageSchema
 
 TAGS = ("members",)

@@ -15,8 +15,14 @@ from typing import Any
 
 from kombu import Connection
 
-from services.kit.handlers import (ATTEMPT_HEADER, ERROR_HEADER, ORIGIN_HEADER, PARKED_AT_HEADER,
-                                   dead_letter_queue, dead_letter_queue_name)
+from services.kit.handlers import (
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
+    ORIGIN_HEADER,
+    PARKED_AT_HEADER,
+    dead_letter_queue,
+    dead_letter_queue_name,
+)
 
 
 def _decode(message: Any) -> Any:

@@ -17,7 +17,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Exchange, Queue
@@ -100,7 +100,7 @@ class Redelivery(SharedExtension):
     def park(self, message: Any, attempt: int, error: str, origin_queue: str) -> None:
         self._republish(message, exchange="", routing_key=self.dead_queue.name, headers={
             ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:4000], ORIGIN_HEADER: origin_queue,
-            PARKED_AT_HEADER: datetime.now(timezone.utc).isoformat(),
+            PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
         })
 
     def _republish(self, message: Any, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:

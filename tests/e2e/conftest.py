@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -22,18 +23,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Client:
-    """A requests session bound to the gateway's URL, with an API key for each role asked for."""
+@dataclass
+class Suite:
+    """A requests session bound to the gateway, an API key per role asked for, and the databases."""
 
-    def __init__(self, base_url: str, gateway_store: Any) -> None:
-        self.base_url = base_url
-        self.store = gateway_store
-        self.http = requests.Session()
-        self._keys: dict[tuple[str, tuple[str, ...]], str] = {}
+    base_url: str
+    gateway_store: Any
+    database_urls: dict[str, str]
+    metrics_ports: dict[str, int]
+    http: requests.Session = field(default_factory=requests.Session)
+    _keys: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
 
     def key(self, role: str = "group_admin", branches: tuple[str, ...] = ("*",)) -> str:
         if (role, branches) not in self._keys:
-            self._keys[(role, branches)] = issue_api_key(self.store, f"test {role}", role, branches).key
+            self._keys[(role, branches)] = issue_api_key(self.gateway_store, f"test {role}", role, branches).key
         return self._keys[(role, branches)]
 
     def call(self, method: str, path: str, role: str | None = "group_admin",
@@ -45,12 +48,15 @@ class Client:
 
 
 @pytest.fixture
-def suite(start_service: Any) -> Iterator[Client]:
+def suite(start_service: Any) -> Iterator[Suite]:
     """Members, notifications and the gateway on SQLite, the gateway on a free local port."""
-    start_service(MembersService)
-    start_service(NotificationsService)
+    ports = {"members": free_port(), "notifications": free_port()}
+    members = start_service(MembersService, METRICS_PORT=ports["members"])
+    notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
     port = free_port()
-    gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", RPC_TIMEOUT=10)
+    gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", RPC_TIMEOUT=10,
+                            AUTH_CACHE_SECONDS=0)
     store = store_for(gateway.database_url)
-    yield Client(f"http://127.0.0.1:{port}", store)
+    yield Suite(f"http://127.0.0.1:{port}", store,
+                {"members": members.database_url, "notifications": notifications.database_url}, ports)
     store.dispose()

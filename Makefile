@@ -1,0 +1,30 @@
+# CareLoop: the two commands (README) and a few helpers.
+.PHONY: run test lint perf stop clean venv
+
+venv:
+	@scripts/bootstrap.sh
+
+## run: the whole suite with demo data on SQLite and the local RabbitMQ (Ctrl-C stops it)
+run: venv
+	@scripts/infra.sh rabbitmq
+	@.venv/bin/python -m deploy.local.run
+
+## test: lint, then unit, integration (SQLite and PostgreSQL) and end-to-end tests
+test: venv
+	@scripts/infra.sh rabbitmq postgresql
+	@.venv/bin/ruff check .
+	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	@.venv/bin/ruff check .
+
+## perf: the benchmarks under tests/perf (minutes; figures go to the terminal, see tests/perf/RESULTS.md)
+perf: venv
+	@scripts/infra.sh rabbitmq postgresql
+	@.venv/bin/python -m pytest tests/perf -s -p no:randomly $(PYTEST_ARGS)
+
+stop:
+	@.venv/bin/python -m deploy.local.run --stop
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,189 @@
+"""``make run``: the whole suite on this machine, with demo data, in the foreground.
+
+Migrates each service's SQLite database under ``var/``, starts every service and the gateway as its
+own ``nameko run`` process (logs in ``var/log/``), waits until the gateway is ready, loads the demo
+group's members through the API, and prints how to try it. Ctrl-C stops everything.
+
+Environment: ``CARELOOP_PORT`` (gateway, default 8000), ``AMQP_URI`` (default the local broker, vhost
+``/``), ``CARELOOP_DATA_KEYS``/``CARELOOP_INDEX_KEY`` (default: generated once into ``var/secrets.env``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+
+REPO = Path(__file__).resolve().parents[2]
+VAR = REPO / "var"
+LOGS = VAR / "log"
+PIDS = VAR / "pids"
+PYTHON = sys.executable
+
+# service -> (module:class, metrics port)
+SERVICES = {
+    "members": ("services.members.service:MembersService", 9101),
+    "notifications": ("services.notifications.service:NotificationsService", 9104),
+    "gateway": ("gateway.service:GatewayService", 9100),
+}
+
+
+def secrets_env() -> dict[str, str]:
+    """Encryption keys: from the environment, else generated once for this checkout (var/secrets.env)."""
+    if os.environ.get("CARELOOP_DATA_KEYS") and os.environ.get("CARELOOP_INDEX_KEY"):
+        return {}
+    path = VAR / "secrets.env"
+    if not path.exists():
+        from services.kit.crypto import generate_env
+
+        VAR.mkdir(exist_ok=True)
+        path.write_text(generate_env())
+        path.chmod(0o600)
+        print(f"generated local encryption keys in {path.relative_to(REPO)} (keep it: the data needs it)")
+    return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+
+
+def migrate(env: dict[str, str]) -> None:
+    for service in SERVICES:
+        subprocess.run([PYTHON, "-W", "ignore", "-m", "services.kit.migrate", service], cwd=REPO, env=env,
+                       check=True)
+
+
+def start(env: dict[str, str], port: int) -> dict[str, subprocess.Popen]:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    PIDS.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for service, (target, metrics_port) in SERVICES.items():
+        process_env = dict(env, SERVICE_NAME=service, METRICS_PORT=str(metrics_port),
+                           DATABASE_URL=env.get(f"{service.upper()}_DATABASE_URL", ""),
+                           WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        log = open(LOGS / f"{service}.log", "ab")
+        processes[service] = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml", target],
+            cwd=REPO, env=process_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        (PIDS / f"{service}.pid").write_text(str(processes[service].pid))
+    return processes
+
+
+def wait_ready(url: str, processes: dict[str, subprocess.Popen], seconds: int = 90) -> None:
+    deadline = time.monotonic() + seconds
+    last = ""
+    while time.monotonic() < deadline:
+        for service, process in processes.items():
+            if process.poll() is not None:
+                tail = (LOGS / f"{service}.log").read_text(errors="replace").splitlines()[-25:]
+                raise SystemExit(f"{service} stopped (exit {process.returncode}); end of var/log/{service}.log:\n"
+                                 + "\n".join(tail))
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as error:
+            last = error.read().decode(errors="replace")
+        except OSError as error:
+            last = str(error)
+        time.sleep(1)
+    raise SystemExit(f"the suite did not become ready in {seconds} s: {last}")
+
+
+def demo_key(env: dict[str, str]) -> str:
+    path = VAR / "demo-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    result = subprocess.run([PYTHON, "-W", "ignore", "-m", "gateway.credentials", "create-api-key", "--name",
+                             "demo admin", "--role", "group_admin", "--branches", "*"],
+                            cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    key = result.stdout.strip()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def load_demo(url: str, key: str) -> int:
+    from deploy.local.demo import demo_members
+
+    loaded = 0
+    for number, member in enumerate(demo_members()):
+        request = urllib.request.Request(
+            url + "/v1/members", data=json.dumps(member).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}",
+                     "Idempotency-Key": f"demo-member-{number}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                loaded += 1
+        except urllib.error.HTTPError as error:
+            if error.code != 409:  # 409: enrolled by an earlier run under another key
+                raise SystemExit(f"demo member {number} refused: {error.code} {error.read().decode()}") from None
+    return loaded
+
+
+def stop_pids() -> None:
+    for pid_file in PIDS.glob("*.pid") if PIDS.exists() else []:
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+        pid_file.unlink()
+
+
+def main() -> int:
+    if "--stop" in sys.argv:
+        stop_pids()
+        return 0
+    stop_pids()  # a previous run killed hard may have left processes behind
+    port = int(os.environ.get("CARELOOP_PORT", "8000"))
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, **secrets_env(), PYTHONWARNINGS="ignore")
+    os.environ.update(secrets_env())
+    print("migrating databases under var/")
+    migrate(env)
+    print("starting " + ", ".join(SERVICES) + " (logs in var/log/)")
+    processes = start(env, port)
+    try:
+        wait_ready(url, processes)
+        key = demo_key(env)
+        loaded = load_demo(url, key)
+        print(f"""
+CareLoop is up at {url}  ({loaded} demo members in 3 branches; API document at {url}/openapi.json)
+Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9104 (notifications)
+
+Try:
+  export CARELOOP_KEY=$(cat var/demo-api-key)
+  curl -s -X POST {url}/v1/members -H "Authorization: Bearer $CARELOOP_KEY" -H 'Content-Type: application/json' \\
+       -H 'Idempotency-Key: try-1' \\
+       -d '{{"full_name": "Chen Jing", "phone": "13912345678", "birth_date": "1991-07-08", "home_branch": "SH01", "consents": {{"sms": true}}}}'
+  curl -s "{url}/v1/members?phone=13912345678" -H "Authorization: Bearer $CARELOOP_KEY"
+  curl -s {url}/v1/members/<id>/deliveries -H "Authorization: Bearer $CARELOOP_KEY"
+
+Ctrl-C stops everything.""", flush=True)
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(1)
+        dead = [name for name, process in processes.items() if process.poll() is not None]
+        print(f"{', '.join(dead)} stopped; see var/log/. Stopping the rest.")
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping")
+        return 0
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        stop_pids()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

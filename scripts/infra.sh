@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Make sure the brokers and databases the suite needs are running; start them when installed.
+#   scripts/infra.sh rabbitmq [postgresql]
+set -euo pipefail
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() {  # host port seconds what
+  for _ in $(seq 1 "$3"); do port_open "$1" "$2" && return 0; sleep 1; done
+  echo "$4 did not come up on $1:$2 within $3 s" >&2; return 1
+}
+
+ensure_rabbitmq() {
+  local host=${RABBIT_HOST:-127.0.0.1} port=${RABBIT_PORT:-5672}
+  port_open "$host" "$port" && return 0
+  if command -v rabbitmq-server >/dev/null 2>&1; then
+    echo "starting RabbitMQ (rabbitmq-server -detached)"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    wait_port "$host" "$port" 90 RabbitMQ
+    # the port opens a moment before the broker accepts management commands
+    command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+  else
+    cat >&2 <<MSG
+RabbitMQ is not running on $host:$port and is not installed here.
+Install it (Debian/Ubuntu: apt-get install rabbitmq-server) or point AMQP_URI at a broker.
+MSG
+    return 1
+  fi
+}
+
+ensure_postgresql() {
+  local host=${PG_HOST:-127.0.0.1} port=${PG_PORT:-5432}
+  port_open "$host" "$port" && return 0
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    echo "starting PostgreSQL $version (pg_ctlcluster)"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    wait_port "$host" "$port" 60 PostgreSQL
+  else
+    cat >&2 <<MSG
+PostgreSQL is not running on $host:$port and is not installed here. The integration tests run on
+PostgreSQL as well as SQLite: install it (Debian/Ubuntu: apt-get install postgresql) or set
+CARELOOP_TEST_PG_URL to a server where user postgres may create databases.
+MSG
+    return 1
+  fi
+}
+
+for what in "$@"; do
+  case "$what" in
+    rabbitmq) ensure_rabbitmq ;;
+    postgresql) ensure_postgresql ;;
+    *) echo "unknown service $what" >&2; exit 2 ;;
+  esac
+done

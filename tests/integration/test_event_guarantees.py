@@ -1,0 +1,152 @@
+"""The kit's event guarantees with real services, broker and databases.
+
+- an event committed while the relay was down is published when the service comes back, once;
+- the same event delivered twice has one effect (inbox);
+- a failing handler is retried with backoff, then parked; the operator lists and replays it;
+- a payload no retry can fix (Invalid) is parked at once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import eventlet
+import pytest
+from nameko.standalone.events import event_dispatcher
+from sqlalchemy import text
+
+from services.kit import Database, Invalid, Service, event_handler
+from services.kit.clock import utcnow
+from services.members.service import MembersService
+from services.notifications.models import Delivery
+from services.notifications.service import NotificationsService
+from tests.harness import service_config, store_for, wait_for
+
+MEMBER = {"full_name": "Zhou Min", "phone": "13600136000", "birth_date": "1979-03-04", "home_branch": "HZ01"}
+
+FAILURES: dict[str, int] = {}
+"""member id -> how many more times the Tally handler fails for it ("invalid" to refuse it outright)."""
+
+
+class Tally(Service):
+    """A consumer whose effect is not idempotent by itself (one row a call): only the inbox dedupes."""
+
+    name = "tally"
+    db = Database()
+
+    @event_handler("members", "member_enrolled")
+    def count(self, event: dict) -> None:
+        plan = FAILURES.get(event["member_id"], 0)
+        if plan == "invalid":
+            raise Invalid("This event cannot be applied.")
+        if plan > 0:
+            FAILURES[event["member_id"]] = plan - 1
+            raise RuntimeError("database briefly away")
+        now = utcnow()
+        self.db.session.add(Delivery(id=uuid.uuid4(), member_id=uuid.UUID(event["member_id"]), journey="tally",
+                                     dedupe_key=str(uuid.uuid4()), state="queued", due_at=now, created_at=now,
+                                     updated_at=now, attempts=0))
+
+
+def count(url: str, sql: str, **params: object) -> int:
+    store = store_for(url)
+    try:
+        with store.engine.connect() as connection:
+            return connection.execute(text(sql), params).scalar_one()
+    finally:
+        store.dispose()
+
+
+def tallied(url: str, member_id: str) -> int:
+    return count(url, "SELECT count(*) FROM deliveries WHERE journey = 'tally' AND member_id = :m",
+                 m=uuid.UUID(member_id).hex if "sqlite" in url else member_id)
+
+
+@pytest.fixture
+def tally(start_service, databases, backend):
+    return start_service(Tally, database_url=databases.fresh(backend, "notifications"))
+
+
+def test_event_committed_while_relay_down_is_published_once_on_restart(start_service, rpc, backend, databases):
+    url = databases.fresh(backend, "members")
+    crashed = start_service(MembersService, database_url=url, OUTBOX_RELAY=False)
+    notifications = start_service(NotificationsService, backend)
+    proxy = rpc()
+    member = proxy.members.enrol(MEMBER)
+    assert count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 1
+    eventlet.sleep(0.5)
+    assert proxy.notifications.deliveries(member["id"])["items"] == []
+
+    crashed.kill()  # the process dies with the event committed but unpublished
+    start_service(MembersService, database_url=url)
+
+    wait_for(lambda: proxy.notifications.deliveries(member["id"])["items"], message="welcome delivery")
+    eventlet.sleep(0.5)
+    assert len(proxy.notifications.deliveries(member["id"])["items"]) == 1
+    assert count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
+    assert count(notifications.database_url, "SELECT count(*) FROM kit_inbox") == 1
+
+
+def test_the_same_event_delivered_twice_has_one_effect(start_service, rpc, backend, tally, amqp_uri):
+    members = start_service(MembersService, backend)
+    member = rpc().members.enrol(MEMBER)
+    wait_for(lambda: tallied(tally.database_url, member["id"]) == 1, message="first delivery")
+    store = store_for(members.database_url)
+    with store.engine.connect() as connection:
+        (payload,) = [json.loads(row[0]) for row in connection.execute(
+            text("SELECT payload FROM kit_outbox WHERE event_type = 'member_enrolled'"))]
+    store.dispose()
+    dispatch = event_dispatcher(service_config(amqp_uri))
+    for _ in range(2):  # a relay that crashed after the broker's confirm publishes again
+        dispatch("members", "member_enrolled", payload)
+    eventlet.sleep(1)
+    assert count(tally.database_url, "SELECT count(*) FROM kit_inbox") == 1
+    assert tallied(tally.database_url, member["id"]) == 1
+
+
+def test_failing_handler_is_retried_then_succeeds_once(start_service, rpc, backend, tally):
+    start_service(MembersService, backend)
+    proxy = rpc()
+    member_id = str(uuid.uuid4())
+    FAILURES[member_id] = 2
+    _publish_enrolled(tally, member_id)
+    wait_for(lambda: tallied(tally.database_url, member_id) == 1, message="applied after retries")
+    assert FAILURES[member_id] == 0
+    assert proxy.tally.dead_letters() == []
+
+
+def test_handler_that_keeps_failing_is_parked_and_can_be_replayed(start_service, rpc, backend, tally):
+    proxy = rpc()
+    member_id = str(uuid.uuid4())
+    FAILURES[member_id] = 1000
+    event_id = _publish_enrolled(tally, member_id)
+    parked = wait_for(lambda: proxy.tally.dead_letters(), message="a dead letter")
+    assert parked[0]["event_id"] == event_id
+    assert parked[0]["attempts"] == 4  # the first try and three retries (EVENT_RETRY_DELAYS in tests)
+    assert "database briefly away" in parked[0]["error"]
+    assert proxy.tally.dead_letters() == parked  # listing does not consume
+    assert tallied(tally.database_url, member_id) == 0
+
+    FAILURES[member_id] = 0  # the cause is fixed; the operator replays
+    assert proxy.tally.replay_dead_letters() == {"replayed": 1}
+    wait_for(lambda: tallied(tally.database_url, member_id) == 1, message="applied after replay")
+    assert proxy.tally.dead_letters() == []
+
+
+def test_invalid_event_is_parked_without_retrying(start_service, rpc, backend, tally):
+    proxy = rpc()
+    member_id = str(uuid.uuid4())
+    FAILURES[member_id] = "invalid"
+    _publish_enrolled(tally, member_id)
+    parked = wait_for(lambda: proxy.tally.dead_letters(), message="a dead letter")
+    assert parked[0]["attempts"] == 1
+    assert "cannot be applied" in parked[0]["error"]
+
+
+def _publish_enrolled(container, member_id: str) -> str:
+    event_id = str(uuid.uuid4())
+    dispatch = event_dispatcher({"AMQP_URI": container.config["AMQP_URI"]})
+    dispatch("members", "member_enrolled", {"event_id": event_id, "occurred_at": "2026-11-23T00:00:00Z",
+                                            "member_id": member_id, "home_branch": "SH01"})
+    return event_id

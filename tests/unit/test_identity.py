@@ -1,0 +1,86 @@
+"""Reading names, phones, documents and card numbers the same way every time."""
+
+import pytest
+
+from services.kit.errors import Invalid
+from services.members import identity
+
+
+@pytest.mark.parametrize(("raw", "region", "expected"), [
+    ("13800138000", "CN", "+8613800138000"),
+    ("138 0013 8000", "CN", "+8613800138000"),
+    ("+86 138-0013-8000", "US", "+8613800138000"),
+    ("+1 415 555 2671", "CN", "+14155552671"),  # US numbers are fixed-line-or-mobile
+    ("+852 9123 4567", "CN", "+85291234567"),
+])
+def test_parse_phone_gives_e164(raw, region, expected):
+    assert identity.parse_phone(raw, region) == expected
+
+
+@pytest.mark.parametrize("raw", ["12345", "abc", "+86 10 1234 5678", "1380013800", "+999 123"])
+def test_parse_phone_refuses_invalid_or_landline_numbers(raw):
+    with pytest.raises(Invalid) as raised:
+        identity.parse_phone(raw, "CN")
+    assert "phone" in raised.value.fields
+
+
+def test_resident_id_checksum():
+    assert identity.valid_cn_resident_id("11010519491231002X")
+    assert not identity.valid_cn_resident_id("110105194912310021")  # wrong check digit
+    assert not identity.valid_cn_resident_id("11010519491331002X")  # month 13
+    assert not identity.valid_cn_resident_id("1101051949123100")
+
+
+def test_document_numbers_are_normalised_and_checked():
+    assert identity.normalise_document("cn_resident_id", "110105 19491231 002x") == "11010519491231002X"
+    assert identity.normalise_document("passport", " e1234-5678 ") == "E12345678"
+    with pytest.raises(Invalid):
+        identity.normalise_document("cn_resident_id", "110105194912310021")
+    with pytest.raises(Invalid):
+        identity.normalise_document("passport", "!!")
+
+
+def test_card_numbers_carry_prefix_length_and_luhn_digit():
+    numbers = {identity.new_card_number("88") for _ in range(200)}
+    assert len(numbers) == 200
+    for number in numbers:
+        assert number.startswith("88") and len(number) == identity.CARD_LENGTH
+        assert identity.luhn_valid(number)
+        mistyped = number[:-1] + str((int(number[-1]) + 1) % 10)
+        assert not identity.luhn_valid(mistyped)
+
+
+def test_luhn_check_digit_known_value():
+    assert identity.luhn_check_digit("7992739871") == "3"
+
+
+def test_referral_codes_avoid_ambiguous_characters():
+    for _ in range(100):
+        code = identity.new_referral_code()
+        assert len(code) == identity.REFERRAL_LENGTH
+        assert not set(code) & set("01ILO")
+    assert identity.normalise_referral_code(" ab-cd 2345 ") == "ABCD2345"
+
+
+@pytest.mark.parametrize(("name", "normal", "tokens"), [
+    ("  Anna   SMITH ", "anna smith", {"anna", "smith"}),
+    ("王小明", "王小明", {"王小明"}),
+    ("Ｗａｎｇ　Ｗｅｉ", "wang wei", {"wang", "wei"}),  # full-width letters and space
+])
+def test_names_are_normalised_for_lookup(name, normal, tokens):
+    assert identity.normalise_name(name) == normal
+    assert identity.name_tokens(name) == tokens
+
+
+@pytest.mark.parametrize(("value", "masked"), [
+    ("+8613800138000", "+86138****8000"),
+    ("+14155552671", "+1415***2671"),
+    (None, None),
+])
+def test_phone_masking_keeps_country_and_last_digits(value, masked):
+    assert identity.mask_phone(value) == masked
+
+
+def test_document_and_email_masking():
+    assert identity.mask_document("11010519491231002X") == "110***********002X"
+    assert identity.mask_email("anna@example.com") == "a***@example.com"
