@@ -146,6 +146,7 @@ def main() -> int:
     os.environ.update(secrets_env())
     print("migrating databases under var/")
     migrate(env)
+    subprocess.run([PYTHON, "-W", "ignore", "-m", "services.kit.topology"], cwd=REPO, env=env, check=True)
     print("starting " + ", ".join(SERVICES) + " (logs in var/log/)")
     processes = start(env, port)
     try:
