@@ -74,3 +74,21 @@ class IdempotentCommand(KitBase):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("command", "key", name="uq_kit_idempotency_command_key"),)
+
+
+class JobRun(KitBase):
+    """Progress of a batch job (nightly review, expiry, scans) for one run key (usually a local day)."""
+
+    __tablename__ = "kit_job_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    run_key: Mapped[str] = mapped_column(String(64))
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: where the next batch starts
+    processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (UniqueConstraint("job", "run_key", name="uq_kit_job_runs_job_run_key"),)

@@ -69,3 +69,15 @@ def page_limit(limit: Any, default: int = 20, maximum: int = 100) -> int:
         raise Invalid(f"limit must be a whole number from 1 to {maximum}.",
                       {"limit": [f"Must be between 1 and {maximum}."]})
     return limit
+
+
+class MoneySchema(Schema):
+    """Money on the API: ``{"amount": <integer minor units>, "currency": "CNY"}``; never a float."""
+
+    amount = fields.Integer(strict=True, required=True, metadata={"description": "Integer minor units (fen, cents)."})
+    currency = fields.String(required=True, validate=marshmallow.validate.Regexp(r"^[A-Z]{3}$"),
+                             metadata={"description": "ISO 4217 code; must be the group's currency."})
+
+
+def money(amount_minor: int, currency: str) -> dict[str, Any]:
+    return {"amount": int(amount_minor), "currency": currency}

@@ -32,7 +32,7 @@ class Member(Base):
     phone_index: Mapped[str | None] = mapped_column(String(40), unique=True)
     email: Mapped[str | None] = mapped_column(Encrypted("members.email"))
     birth_date: Mapped[str | None] = mapped_column(Encrypted("members.birth_date"))  # ISO date
-    birth_mmdd: Mapped[str | None] = mapped_column(String(5), index=True)
+    birth_mmdd: Mapped[str | None] = mapped_column(String(5))
     gender: Mapped[str] = mapped_column(String(16), default="undisclosed")
     document_type: Mapped[str | None] = mapped_column(String(24))
     document_number: Mapped[str | None] = mapped_column(Encrypted("members.document_number"))
@@ -55,7 +55,10 @@ class Member(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("ix_members_enrolled", "enrolled_at", "id"),)
+    __table_args__ = (
+        Index("ix_members_enrolled", "enrolled_at", "id"),
+        Index("ix_members_birthday", "birth_mmdd", "id"),  # daily birthday scans, page by id
+    )
 
 
 class MemberNameToken(Base):

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import as_utc, isoformat
+from services.kit.clock import isoformat
 from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.errors import Conflict, Invalid, NotFound
-from services.kit.schemas import decode_cursor, encode_cursor
+from services.kit.paging import keyset_page
 from services.members import identity
 from services.members.identity import Match
 from services.members.models import Member, MemberNameToken
@@ -255,7 +255,7 @@ def find(session: Session, criteria: dict[str, Any], group: Group) -> tuple[list
         query = _by_name(query, criteria["q"])
     if criteria.get("branch"):
         query = query.where(Member.home_branch == criteria["branch"])
-    return _page(session, query, criteria["limit"], criteria.get("cursor"))
+    return keyset_page(session, query, Member.enrolled_at, Member.id, criteria["limit"], criteria.get("cursor"))
 
 
 def _by_name(query: Select, text: str) -> Select:
@@ -269,21 +269,12 @@ def _by_name(query: Select, text: str) -> Select:
     return query.where(or_(Member.name_index == full, Member.id.in_(having_all)))
 
 
-def _page(session: Session, query: Select, limit: int, cursor: str | None) -> tuple[list[Member], str | None]:
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            moment, last_id = datetime.fromisoformat(after["t"].replace("Z", "+00:00")), uuid.UUID(after["id"])
-        except (KeyError, TypeError, ValueError):
-            raise Invalid("The page cursor is not valid.", {"cursor": ["Not a valid cursor."]}) from None
-        query = query.where(or_(Member.enrolled_at > moment,
-                                and_(Member.enrolled_at == moment, Member.id > last_id)))
-    rows = list(session.scalars(query.order_by(Member.enrolled_at, Member.id).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_cursor({"t": isoformat(as_utc(last.enrolled_at)), "id": str(last.id)})
+def birthdays(session: Session, month_day: str, limit: int, cursor: str | None) -> tuple[list[Member], str | None]:
+    """Active members born on ``month_day`` (``MM-DD``), a page at a time in id order."""
+    if not (len(month_day) == 5 and month_day[2] == "-" and month_day.replace("-", "").isdigit()):
+        raise Invalid("month_day must look like 03-15.", {"month_day": ["Expected MM-DD."]})
+    query = select(Member).where(Member.birth_mmdd == month_day, Member.status == "active")
+    return keyset_page(session, query, Member.birth_mmdd, Member.id, limit, cursor)
 
 
 def view(member: Member, reveal_phone: bool = False, reveal_document: bool = False) -> dict[str, Any]:

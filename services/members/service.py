@@ -7,6 +7,7 @@ from typing import Any
 from services.kit import Database, Forbidden, Outbox, Service, idempotent, load, rpc
 from services.kit.clock import isoformat, utcnow
 from services.kit.config import Group, group_from_config
+from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
 from services.members import register
 from services.members.models import Member
@@ -77,6 +78,14 @@ class MembersService(Service):
             self.events.emit("member_updated", {"member_id": str(member.id), "changed": changed})
             UPDATED.labels(member.home_branch).inc()
         return self._view(member)
+
+    @rpc
+    def birthdays(self, month_day: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """Who has a birthday on ``month_day`` (``MM-DD``): for greetings, a page at a time."""
+        members, next_cursor = register.birthdays(self.db.session, month_day, page_limit(limit, 500, 5000), cursor)
+        items = [{"member_id": str(m.id), "preferred_language": m.preferred_language,
+                  "home_branch": m.home_branch, "tier": m.tier} for m in members]
+        return {"items": items, "next_cursor": next_cursor}
 
     @rpc
     def get_contact(self, member_id: str) -> dict[str, Any]:

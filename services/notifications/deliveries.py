@@ -6,12 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
 from services.kit.errors import Invalid
-from services.kit.schemas import decode_cursor, encode_cursor
+from services.kit.paging import keyset_page
 from services.notifications.models import Delivery
 
 
@@ -28,25 +28,13 @@ def queue(session: Session, member_id: str, journey: str, cause: str, due_at: da
 
 
 def history(session: Session, member_id: str, limit: int, cursor: str | None) -> tuple[list[Delivery], str | None]:
+    """A member's messages, newest first."""
     try:
         member = uuid.UUID(str(member_id))
     except ValueError:
         raise Invalid("Not a member id.", {"member_id": ["Not a valid id."]}) from None
     query = select(Delivery).where(Delivery.member_id == member)
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            moment = datetime.fromisoformat(after["t"].replace("Z", "+00:00"))
-            last = uuid.UUID(after["id"])
-        except (KeyError, TypeError, ValueError):
-            raise Invalid("The page cursor is not valid.", {"cursor": ["Not a valid cursor."]}) from None
-        query = query.where(or_(Delivery.created_at < moment,
-                                and_(Delivery.created_at == moment, Delivery.id < last)))
-    rows = list(session.scalars(query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor({"t": isoformat(rows[-1].created_at), "id": str(rows[-1].id)})
+    return keyset_page(session, query, Delivery.created_at, Delivery.id, limit, cursor, descending=True)
 
 
 def view(delivery: Delivery) -> dict[str, Any]:

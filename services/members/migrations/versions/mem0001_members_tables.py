@@ -56,7 +56,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('referral_code', name=op.f('uq_members_referral_code'))
     )
     with op.batch_alter_table('members', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_members_birth_mmdd'), ['birth_mmdd'], unique=False)
+        batch_op.create_index('ix_members_birthday', ['birth_mmdd', 'id'], unique=False)
         batch_op.create_index('ix_members_enrolled', ['enrolled_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_members_home_branch'), ['home_branch'], unique=False)
         batch_op.create_index(batch_op.f('ix_members_name_birth_index'), ['name_birth_index'], unique=False)
@@ -85,6 +85,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_members_name_birth_index'))
         batch_op.drop_index(batch_op.f('ix_members_home_branch'))
         batch_op.drop_index('ix_members_enrolled')
-        batch_op.drop_index(batch_op.f('ix_members_birth_mmdd'))
+        batch_op.drop_index('ix_members_birthday')
 
     op.drop_table('members')
