@@ -11,6 +11,7 @@ from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
 from services.members import register
 from services.members.models import Member
+from services.members.programme import DEFAULT_PROGRAMME
 from services.members.schemas import EnrolmentSchema, FindMembersSchema, MemberChangesSchema
 
 ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
@@ -78,6 +79,14 @@ class MembersService(Service):
             self.events.emit("member_updated", {"member_id": str(member.id), "changed": changed})
             UPDATED.labels(member.home_branch).inc()
         return self._view(member)
+
+    @rpc
+    def benefits(self, member_id: str) -> dict[str, Any]:
+        """The member's tier and what it gives now (booking horizon, discounts, yearly quotas)."""
+        member = register.get(self.db.session, member_id)
+        granted = DEFAULT_PROGRAMME.benefits_of(member.tier)
+        quotas = [{"benefit": benefit, "allowed": allowed} for benefit, allowed in sorted(granted.pop("quotas").items())]
+        return {"member_id": str(member.id), "tier": member.tier, **granted, "quotas": quotas}
 
     @rpc
     def birthdays(self, month_day: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:

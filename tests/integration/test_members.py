@@ -196,3 +196,20 @@ def _outcome(reply):
         return "ok"
     except Conflict:
         return "conflict"
+
+
+def test_benefits_of_a_new_member_are_the_standard_tier(members):
+    _container, proxy = members
+    anna = proxy.members.enrol(ANNA)
+    benefits = proxy.members.benefits(anna["id"])
+    assert benefits["tier"] == "standard" and benefits["booking_horizon_days"] == 3
+    assert benefits["quotas"] == [] and benefits["discounts"]["cleaning"] == 0
+
+
+def test_birthdays_lists_active_members_of_that_day(members):
+    _container, proxy = members
+    anna = proxy.members.enrol(ANNA)
+    assert [m["member_id"] for m in proxy.members.birthdays("05-01")["items"]] == [anna["id"]]
+    assert proxy.members.birthdays("05-02")["items"] == []
+    with pytest.raises(Invalid):
+        proxy.members.birthdays("5/1")
