@@ -39,10 +39,12 @@ def enrol(proxy: Any, number: int, branch: str = "SH01", **extra: Any) -> str:
 
 
 def rows(url: str, sql: str, **params: Any) -> list[Any]:
+    """Raw rows, read through the store's transaction: on SQLite it waits its turn at the process's gate
+    (a bare connection would sleep in C on the file lock, freezing the service it waits for)."""
     store = store_for(url)
     try:
-        with store.engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
+        with store.transaction() as session:
+            return list(session.execute(text(sql), params))
     finally:
         store.dispose()
 
