@@ -108,13 +108,13 @@ def _check_member_free(session: Session, member_id: uuid.UUID, starts_at: dateti
 
 def _take(session: Session, appointment: Appointment) -> None:
     """Write the appointment's hold on its slot; the unique index refuses a slot already taken."""
+    slot_id = str(appointment.slot_id)
     try:
         with session.begin_nested():
             session.add(appointment)
             session.flush()
     except IntegrityError:
-        raise Conflict("This slot has just been taken; choose another.",
-                       details={"slot_id": str(appointment.slot_id)}) from None
+        raise Conflict("This slot has just been taken; choose another.", details={"slot_id": slot_id}) from None
 
 
 def book(session: Session, patient: Patient, chosen: Slot, category: str, group: Group, caller: Identity,
@@ -154,14 +154,14 @@ def reschedule(session: Session, appointment: Appointment, chosen: Slot, now: da
     if appointment.status != "booked":
         raise Conflict(f"Only a booked appointment can be moved; this one is {appointment.status.replace('_', ' ')}.")
     _check_member_free(session, appointment.member_id, chosen.starts_at, chosen.ends_at, other_than=appointment.id)
-    previous = appointment.starts_at
-    appointment.slot_id, appointment.branch, appointment.doctor_id = chosen.id, chosen.branch, chosen.doctor_id
-    appointment.starts_at, appointment.ends_at, appointment.updated_at = chosen.starts_at, chosen.ends_at, now
+    previous, slot_id = appointment.starts_at, str(chosen.id)
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # the change inside the savepoint: a taken slot undoes only it
+            appointment.slot_id, appointment.branch, appointment.doctor_id = chosen.id, chosen.branch, chosen.doctor_id
+            appointment.starts_at, appointment.ends_at, appointment.updated_at = chosen.starts_at, chosen.ends_at, now
             session.flush()
     except IntegrityError:
-        raise Conflict("This slot has just been taken; choose another.", details={"slot_id": str(chosen.id)}) from None
+        raise Conflict("This slot has just been taken; choose another.", details={"slot_id": slot_id}) from None
     visit = _visit(session, appointment)
     if visit is not None and visit.status == "booked":
         visit.branch, visit.doctor_id, visit.scheduled_at, visit.visit_at = (

@@ -39,12 +39,13 @@ def submit(session: Session, patient: Patient, data: dict[str, Any], visit: Visi
         submitted_on=local_date(now, group.zone),
         response_due_at=satisfaction.response_due(now, bool(data.get("urgent")), practice) if complaint else None,
     )
+    visit_ref = str(row.visit_id)
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
     except IntegrityError:
-        raise Conflict("This visit already has its survey answer.", details={"visit_id": str(visit.id)}) from None
+        raise Conflict("This visit already has its survey answer.", details={"visit_id": visit_ref}) from None
     return row
 
 
