@@ -583,3 +583,13 @@ class RecordSchema(Schema):
     visits = fields.Nested(VisitPageSchema)
     upcoming_appointments = fields.List(fields.Nested(AppointmentSchema))
     open_follow_ups = fields.List(fields.Nested(FollowUpSchema))
+
+
+class RecordQuerySchema(Schema):
+    """How a clinical read is asked for over HTTP (the reason may also come as ``X-Access-Reason``)."""
+
+    reason = fields.String(load_default=None, validate=validate.Length(min=3, max=200),
+                           metadata={"description": "Why the record is opened; kept in the audit trail."})
+    visits_limit = StrictInteger(load_default=None, validate=validate.Range(min=1, max=500))
+    limit = StrictInteger(load_default=None, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None)
