@@ -130,7 +130,8 @@ class RecordsService(Service):
             "care_plans": [careplans.view(p) for p in careplans.of_member(session, patient.member_id)],
             "visits": {"items": visits.views(session, rows), "next_cursor": next_cursor},
             "upcoming_appointments": [bookings.view(a) for a in bookings.upcoming(session, patient.member_id, now)],
-            "open_follow_ups": [worklists.view(t, today) for t in worklists.of_member(session, patient.member_id)],
+            "open_follow_ups": [worklists.view(t, today)
+                                for t in worklists.of_member(session, patient.member_id, limit=20)],
         }
 
     @rpc

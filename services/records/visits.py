@@ -217,31 +217,37 @@ def page(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None)
 
 def _items(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     found: dict[uuid.UUID, list[dict[str, Any]]] = {visit_id: [] for visit_id in ids}
-    if ids:
-        for row in session.scalars(select(VisitItem).where(VisitItem.visit_id.in_(ids)).order_by(VisitItem.id)):
-            found[row.visit_id].append({"category": row.category, "code": row.code, "amount_minor": row.amount_minor})
+    if ids:  # plain rows, not ORM objects: a full record reads hundreds of these
+        query = (select(VisitItem.visit_id, VisitItem.category, VisitItem.code, VisitItem.amount_minor)
+                 .where(VisitItem.visit_id.in_(ids)).order_by(VisitItem.id))
+        for visit_id, category, code, amount in session.execute(query):
+            found[visit_id].append({"category": category, "code": code, "amount_minor": amount})
     return found
 
 
 def _payments(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     found: dict[uuid.UUID, list[dict[str, Any]]] = {visit_id: [] for visit_id in ids}
     if ids:
-        for row in session.scalars(select(VisitPayment).where(VisitPayment.visit_id.in_(ids))
-                                   .order_by(VisitPayment.id)):
-            found[row.visit_id].append({"method": row.method, "amount_minor": row.amount_minor})
+        query = (select(VisitPayment.visit_id, VisitPayment.method, VisitPayment.amount_minor)
+                 .where(VisitPayment.visit_id.in_(ids)).order_by(VisitPayment.id))
+        for visit_id, method, amount in session.execute(query):
+            found[visit_id].append({"method": method, "amount_minor": amount})
     return found
 
 
 def _refunds(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     found: dict[uuid.UUID, list[dict[str, Any]]] = {visit_id: [] for visit_id in ids}
     if ids:
-        for row in session.scalars(select(VisitRefund).where(VisitRefund.visit_id.in_(ids))
-                                   .order_by(VisitRefund.refunded_at)):
+        query = (select(VisitRefund.visit_id, VisitRefund.id, VisitRefund.his_refund_id, VisitRefund.total_minor,
+                        VisitRefund.qualifying_minor, VisitRefund.full, VisitRefund.refunded_at)
+                 .where(VisitRefund.visit_id.in_(ids)).order_by(VisitRefund.refunded_at))
+        for row in session.execute(query):
             found[row.visit_id].append(refund_view(row))
     return found
 
 
-def refund_view(row: VisitRefund) -> dict[str, Any]:
+def refund_view(row: Any) -> dict[str, Any]:
+    """A refund (an ORM row or a plain row with the same names) as the contract shows it."""
     return {"refund_id": str(row.id), "his_refund_id": row.his_refund_id, "total_minor": row.total_minor,
             "qualifying_minor": row.qualifying_minor, "full": row.full, "refunded_at": isoformat(row.refunded_at)}
 

@@ -79,11 +79,12 @@ def queue(session: Session, branch: str, queues: tuple[str, ...], due_by: date |
     return keyset_page(session, query, FollowUp.due_on, FollowUp.id, limit, cursor)
 
 
-def of_member(session: Session, member_id: uuid.UUID, open_only: bool = True) -> list[FollowUp]:
+def of_member(session: Session, member_id: uuid.UUID, open_only: bool = True, limit: int = 100) -> list[FollowUp]:
+    """A member's tasks, the earliest due first."""
     query = select(FollowUp).where(FollowUp.member_id == member_id)
     if open_only:
         query = query.where(FollowUp.status == "open")
-    return list(session.scalars(query.order_by(FollowUp.due_on, FollowUp.id).limit(100)))
+    return list(session.scalars(query.order_by(FollowUp.due_on, FollowUp.id).limit(limit)))
 
 
 def record_outcome(session: Session, task: FollowUp, data: dict[str, Any], today: date, caller: Identity,
