@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -39,11 +40,21 @@ def entry(caller: Identity, action: str, resource: str, member_id: Any, reason: 
     return AuditEntry(
         at=at or utcnow(), actor_kind=caller.kind, actor=caller.subject[:80], actor_role=caller.role[:32],
         actor_branches=",".join(caller.branches)[:200], action=action, resource=resource,
-        member_id=None if member_id is None else str(member_id)[:64], resource_id=resource_id,
+        member_id=_canonical(member_id), resource_id=resource_id,
         reason=None if reason is None else str(reason)[:200], outcome=outcome,
         detail=None if detail is None else detail[:200], request_id=(request_id_var.get() or None),
         call_id=(call_id_var.get() or None),
     )
+
+
+def _canonical(member_id: Any) -> str | None:
+    """A member id as the trail is searched by (canonical UUID text), or what was asked, cut to size."""
+    if member_id is None:
+        return None
+    try:
+        return str(uuid.UUID(str(member_id)))
+    except ValueError:
+        return str(member_id)[:64]
 
 
 def record_refusal(store: Store, caller: Identity, action: str, resource: str, member_id: Any,
@@ -90,7 +101,7 @@ def trail(session: Session, criteria: dict[str, Any]) -> tuple[list[AuditEntry],
     """Entries matching ``criteria`` (member, actor, outcome, time window), newest first."""
     query = select(AuditEntry)
     if criteria.get("member_id"):
-        query = query.where(AuditEntry.member_id == criteria["member_id"])
+        query = query.where(AuditEntry.member_id == _canonical(criteria["member_id"]))
     if criteria.get("actor"):
         query = query.where(AuditEntry.actor == criteria["actor"])
     if criteria.get("outcome"):
