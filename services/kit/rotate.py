@@ -19,7 +19,7 @@ import importlib
 import sys
 from typing import Any
 
-from sqlalchemy import MetaData, Table, Text, func, literal, select
+from sqlalchemy import MetaData, Table, Text, func, select
 
 from services.kit.crypto import encrypted_columns, keyring, rotate_column
 from services.kit.db import Store, database_url_from_env
@@ -47,7 +47,7 @@ def rotate(store: Store, metadata: MetaData, batch: int = 500) -> dict[str, int]
 
 def stale(store: Store, metadata: MetaData) -> dict[str, int]:
     """How many values of each table are still under another key than the active one."""
-    prefix = f"v1.{keyring().active}.%"
+    prefix = f"v1.{keyring().active}."
     counts = {}
     with store.transaction() as session:
         for table in encrypted_tables(metadata):
@@ -55,7 +55,7 @@ def stale(store: Store, metadata: MetaData) -> dict[str, int]:
             for name, _context in encrypted_columns(table):
                 raw = table.c[name].cast(Text)
                 total += session.execute(select(func.count()).select_from(table).where(
-                    raw.is_not(None), ~raw.like(literal(prefix, Text)))).scalar_one()
+                    raw.is_not(None), ~raw.startswith(prefix, autoescape=True))).scalar_one()
             counts[table.name] = total
     return counts
 
