@@ -15,6 +15,21 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "members:enrol": ("group_admin", "branch_manager", "front_desk", "integration"),
     "members:update": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
     "notifications:read": ("group_admin", "branch_manager", "front_desk", "customer_service"),
+    # records (issue 6): health data is for clinicians and the HIS/EMR only; the records service checks
+    # it again and audits every access, refusals included
+    "records:read": ("clinician", "integration"),
+    "records:write": ("clinician", "integration"),
+    "visits:read": (*_STAFF, "integration"),
+    "visits:write": ("group_admin", "branch_manager", "front_desk", "clinician", "integration"),
+    "his:bills": ("integration",),
+    "appointments:read": (*_STAFF, "integration"),
+    "appointments:write": (*_STAFF, "integration"),
+    "schedules:write": ("group_admin", "branch_manager", "front_desk"),
+    "follow-ups:work": ("group_admin", "branch_manager", "clinician", "customer_service"),
+    "feedback:submit": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
+    "complaints:handle": ("group_admin", "branch_manager", "customer_service"),
+    "kpis:read": ("group_admin", "branch_manager"),
+    "audit:read": ("auditor",),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
 }

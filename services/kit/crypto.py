@@ -146,9 +146,11 @@ def rotate_column(store: Any, table: Table, batch: int = 500) -> int:
                     if token is not None and key_id_of(token) != ring.active:
                         changes[name] = ring.encrypt(ring.decrypt(token, context), context)
                 if changes:
-                    session.execute(update(table).where(pk == row[0]).values(
+                    # compare-and-set: a value the service rewrote meanwhile is left to it, not overwritten
+                    unchanged = [table.c[name].cast(Text) == _raw(getattr(row, name)) for name in changes]
+                    result = session.execute(update(table).where(pk == row[0], *unchanged).values(
                         {table.c[name]: _raw(value) for name, value in changes.items()}))
-                    rotated += 1
+                    rotated += result.rowcount or 0
         if len(rows) < batch:
             return rotated
         last = rows[-1][0]

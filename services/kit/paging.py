@@ -7,7 +7,7 @@ cursor is the pair of the last row seen, opaque to the caller.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, or_
@@ -21,6 +21,8 @@ from services.kit.schemas import decode_cursor, encode_cursor
 def _wire(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"t": isoformat(value)}
+    if isinstance(value, date):  # a local day (due dates); datetime is caught above
+        return {"d": value.isoformat()}
     if isinstance(value, uuid.UUID):
         return {"u": str(value)}
     return value
@@ -29,6 +31,8 @@ def _wire(value: Any) -> Any:
 def _unwire(value: Any) -> Any:
     if isinstance(value, dict) and "t" in value:
         return datetime.fromisoformat(value["t"].replace("Z", "+00:00"))
+    if isinstance(value, dict) and "d" in value:
+        return date.fromisoformat(value["d"])
     if isinstance(value, dict) and "u" in value:
         return uuid.UUID(value["u"])
     return value

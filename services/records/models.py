@@ -1,0 +1,370 @@
+"""The records service's tables.
+
+Clinical content (history, allergies, medication, notes, the dental chart, care-plan texts, and the
+free text of follow-ups and feedback) is encrypted field by field (``Encrypted``: AES-GCM, key id in
+each value, rotatable with ``python -m services.kit.rotate records``). What the service must count,
+sort or constrain in SQL (ids, branches, statuses, dates, amounts) stays in the clear.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.kit.crypto import Encrypted
+from services.kit.db import UtcDateTime
+from services.kit.models import NAMING, BigId
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Patient(Base):
+    """What records knows of a member: enough to tell a first visit, and the state follow-ups start from.
+    The row is also what concurrent completions of one member's bills queue on."""
+
+    __tablename__ = "patients"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    home_branch: Mapped[str | None] = mapped_column(String(16))
+    referrer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    enrolled_on: Mapped[date | None] = mapped_column(Date)  # local day
+    first_arrived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed_visits: Mapped[int] = mapped_column(Integer, default=0)
+    paid_visits: Mapped[int] = mapped_column(Integer, default=0)
+    last_visit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    last_visit_on: Mapped[date | None] = mapped_column(Date)
+    treatment: Mapped[str | None] = mapped_column(String(16))  # after the last completed visit
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        # the daily follow-up scan reads only patients who never came or are in treatment
+        Index("ix_patients_never_came", "enrolled_on", postgresql_where=text("first_arrived_at IS NULL"),
+              sqlite_where=text("first_arrived_at IS NULL")),
+        Index("ix_patients_in_treatment", "last_visit_on", postgresql_where=text("treatment = 'ongoing'"),
+              sqlite_where=text("treatment = 'ongoing'")),
+    )
+
+
+class HealthProfile(Base):
+    __tablename__ = "health_profiles"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"), primary_key=True)
+    medical_history: Mapped[str | None] = mapped_column(Encrypted("health_profiles.medical_history"))  # JSON
+    allergies: Mapped[str | None] = mapped_column(Encrypted("health_profiles.allergies"))  # JSON
+    family_history: Mapped[str | None] = mapped_column(Encrypted("health_profiles.family_history"))  # JSON
+    medication: Mapped[str | None] = mapped_column(Encrypted("health_profiles.medication"))  # JSON
+    notes: Mapped[str | None] = mapped_column(Encrypted("health_profiles.notes"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class HealthProfileRevision(Base):
+    """Each saved version of a profile, whole: a clinical record is amended, never overwritten."""
+
+    __tablename__ = "health_profile_revisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[str] = mapped_column(Encrypted("health_profile_revisions.snapshot"))  # JSON
+    changed: Mapped[str] = mapped_column(String(200))  # field names only
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    changed_by: Mapped[str] = mapped_column(String(80))
+    changed_by_role: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (UniqueConstraint("member_id", "version", name="uq_health_profile_revisions_version"),)
+
+
+class DentalChart(Base):
+    __tablename__ = "dental_charts"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"), primary_key=True)
+    teeth: Mapped[str] = mapped_column(Encrypted("dental_charts.teeth"))  # JSON {"36": state}
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class ChartChange(Base):
+    """One save of a chart: what changed (tooth, finding, before, after), when, by whom, at which visit."""
+
+    __tablename__ = "chart_changes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    version: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[str] = mapped_column(Encrypted("chart_changes.changes"))  # JSON list
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    changed_by: Mapped[str] = mapped_column(String(80))
+    changed_by_role: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "version", name="uq_chart_changes_version"),
+        Index("ix_chart_changes_member", "member_id", "changed_at", "id"),
+    )
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    branch: Mapped[str] = mapped_column(String(16))
+    doctor_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    bill_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # the HIS bill: one visit per bill
+    bill_hash: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    qualifying_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_qualifying_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    treatment: Mapped[str | None] = mapped_column(String(16))
+    outpatient_surgery: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_visit: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_paid_visit: Mapped[bool] = mapped_column(Boolean, default=False)
+    referral_source: Mapped[str | None] = mapped_column(String(80))
+    visit_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when it happens: the booked time, then arrival
+    scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    arrived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    arrived_on: Mapped[date | None] = mapped_column(Date)  # local day, for KPIs
+    treatment_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed_on: Mapped[date | None] = mapped_column(Date)  # local day, for KPIs
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # cancelled or no-show
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_visits_member", "member_id", "visit_at", "id"),
+        # KPIs: arrivals and completions of a branch in a range of local days; the included columns
+        # let PostgreSQL answer from the index alone
+        Index("ix_visits_branch_arrived", "branch", "arrived_on",
+              postgresql_include=["kind", "status", "treatment", "referral_source"]),
+        Index("ix_visits_branch_completed", "branch", "completed_on",
+              postgresql_include=["member_id", "total_minor", "refunded_minor"]),
+    )
+
+
+class VisitItem(Base):
+    __tablename__ = "visit_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    visit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("visits.id"), index=True)
+    category: Mapped[str] = mapped_column(String(24))
+    code: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class VisitPayment(Base):
+    __tablename__ = "visit_payments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    visit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("visits.id"), index=True)
+    method: Mapped[str] = mapped_column(String(24))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class VisitRefund(Base):
+    __tablename__ = "visit_refunds"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    visit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("visits.id"), index=True)
+    his_refund_id: Mapped[str] = mapped_column(String(64), unique=True)  # one refund per HIS refund
+    request_hash: Mapped[str] = mapped_column(String(64))
+    payments: Mapped[str] = mapped_column(String(2000))  # JSON [{"method","amount_minor"}]
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    qualifying_minor: Mapped[int] = mapped_column(BigInteger)
+    full: Mapped[bool] = mapped_column(Boolean)
+    refunded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    refunded_by: Mapped[str] = mapped_column(String(80))
+
+
+class CarePlan(Base):
+    __tablename__ = "care_plans"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    branch: Mapped[str] = mapped_column(String(16))
+    recall_type: Mapped[str] = mapped_column(String(24))
+    recall_interval_months: Mapped[int] = mapped_column(SmallInteger)
+    guidance: Mapped[str | None] = mapped_column(Encrypted("care_plans.guidance"))
+    diet: Mapped[str | None] = mapped_column(Encrypted("care_plans.diet"))
+    prevention: Mapped[str | None] = mapped_column(Encrypted("care_plans.prevention"))
+    last_reset_on: Mapped[date | None] = mapped_column(Date)
+    next_recall_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "recall_type", name="uq_care_plans_member_recall"),
+        Index("ix_care_plans_due", "branch", "next_recall_on"),
+    )
+
+
+class Slot(Base):
+    """A doctor's bookable time at a branch."""
+
+    __tablename__ = "slots"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    branch: Mapped[str] = mapped_column(String(16))
+    doctor_id: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    local_day: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("doctor_id", "starts_at", name="uq_slots_doctor_start"),
+        Index("ix_slots_branch_day", "branch", "local_day", "starts_at"),
+    )
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    slot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slots.id"))
+    branch: Mapped[str] = mapped_column(String(16))
+    doctor_id: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    service_category: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        # one live appointment per slot, enforced by the database: of two bookings at the same moment
+        # exactly one commits
+        Index("uq_appointments_taken_slot", "slot_id", unique=True,
+              postgresql_where=text("status IN ('booked', 'checked_in')"),
+              sqlite_where=text("status IN ('booked', 'checked_in')")),
+        Index("ix_appointments_member", "member_id", "starts_at"),
+        Index("ix_appointments_branch", "branch", "starts_at"),
+    )
+
+
+class FollowUp(Base):
+    """A callback task."""
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    branch: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(24))
+    queue: Mapped[str] = mapped_column(String(24))
+    due_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    notes: Mapped[str | None] = mapped_column(Encrypted("follow_ups.notes"))
+    next_appointment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    source_visit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        Index("ix_follow_ups_queue", "branch", "queue", "status", "due_on", "id"),
+        Index("ix_follow_ups_member", "member_id", "status"),
+    )
+
+
+class Feedback(Base):
+    """A survey answer or a complaint."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"))
+    branch: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    score: Mapped[int | None] = mapped_column(SmallInteger)  # 1..5 from the satisfaction level
+    nps: Mapped[int | None] = mapped_column(SmallInteger)
+    comment: Mapped[str | None] = mapped_column(Encrypted("feedback.comment"))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    submitted_on: Mapped[date] = mapped_column(Date)  # local day, for KPIs
+    response_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    response_seconds: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(Encrypted("feedback.response"))
+    resolution: Mapped[str | None] = mapped_column(Encrypted("feedback.resolution"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        # one survey answer per visit
+        Index("uq_feedback_visit_survey", "visit_id", unique=True,
+              postgresql_where=text("kind = 'survey'"), sqlite_where=text("kind = 'survey'")),
+        Index("ix_feedback_branch_day", "branch", "submitted_on"),
+        Index("ix_feedback_open_complaints", "branch", "status", "response_due_at",
+              postgresql_where=text("kind = 'complaint'"), sqlite_where=text("kind = 'complaint'")),
+    )
+
+
+class AuditEntry(Base):
+    """One access to health data, granted or refused: who, when, what, why. Append-only."""
+
+    __tablename__ = "audit_trail"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(80))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    actor_branches: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))  # read, write
+    resource: Mapped[str] = mapped_column(String(32))  # profile, chart, care_plan, record ...
+    member_id: Mapped[str | None] = mapped_column(String(64))  # as asked for, even if it names nobody
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))  # granted, refused
+    detail: Mapped[str | None] = mapped_column(String(200))  # e.g. the fields changed (names only)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_audit_trail_member", "member_id", "at", "id"),
+        Index("ix_audit_trail_actor", "actor", "at", "id"),
+        Index("ix_audit_trail_at", "at", "id"),
+    )

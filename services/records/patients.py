@@ -1,0 +1,94 @@
+"""The patients records knows: members seen by RPC or enrolment event, with the state visits leave.
+
+A member's first record in this service is created only after the members service confirmed the
+member exists (``ensure``), so a mistyped id never grows a record of its own. The patient row is
+locked by every change that depends on the member's history (completing a bill, booking), so two
+such changes for one member never both think they are the first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.kit.clock import local_date
+from services.kit.errors import Conflict, NotFound
+from services.records.models import Patient
+
+MemberLookup = Callable[[str], dict[str, Any]]
+
+
+def parse_member_id(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No member {value}.") from None
+
+
+def _insert(session: Session) -> Any:
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Patient)
+
+
+def get(session: Session, member_id: uuid.UUID, lock: bool = False) -> Patient | None:
+    query = select(Patient).where(Patient.member_id == member_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime, lock: bool = True) -> Patient:
+    """The member's patient row (locked for this transaction unless ``lock`` is False); created on first
+    sight, after asking members whether the member exists."""
+    member_uuid = parse_member_id(member_id)
+    patient = get(session, member_uuid, lock=lock)
+    if patient is not None:
+        return patient
+    member = lookup(str(member_uuid))  # NotFound for a member that does not exist
+    if member.get("status") == "closed":
+        raise Conflict("This membership is closed; no new records are kept for it.")
+    referrer = member.get("referred_by")
+    session.execute(_insert(session).values(
+        member_id=member_uuid, home_branch=member.get("home_branch"),
+        referrer_id=uuid.UUID(referrer) if referrer else None, completed_visits=0, paid_visits=0, created_at=now,
+    ).on_conflict_do_nothing(index_elements=["member_id"]))
+    return get(session, member_uuid, lock=lock)
+
+
+def known(session: Session, member_id: Any) -> Patient:
+    """A patient records already knows (for reads: nothing is created by looking)."""
+    patient = get(session, parse_member_id(member_id))
+    if patient is None:
+        raise NotFound(f"No records for member {member_id}.")
+    return patient
+
+
+def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datetime) -> None:
+    """Remember an enrolment (``member_enrolled``): the start of "left details but never came"."""
+    member_id = parse_member_id(event["member_id"])
+    enrolled_at = datetime.fromisoformat(str(event.get("enrolled_at") or event["occurred_at"]).replace("Z", "+00:00"))
+    referrer = event.get("referrer_id")
+    values = {"home_branch": event.get("home_branch"), "referrer_id": uuid.UUID(referrer) if referrer else None,
+              "enrolled_at": enrolled_at, "enrolled_on": local_date(enrolled_at, zone)}
+    session.execute(_insert(session).values(member_id=member_id, completed_visits=0, paid_visits=0,
+                                            created_at=now, **values)
+                    .on_conflict_do_nothing(index_elements=["member_id"]))
+    patient = get(session, member_id, lock=True)
+    if patient.enrolled_at is None:
+        for name, value in values.items():
+            setattr(patient, name, value)
+
+
+def referral_source(patient: Patient, given: str | None) -> str | None:
+    """``member:<referrer id>`` for a member referral, else what the HIS said (``staff:…``, ``channel:…``)."""
+    if patient.referrer_id is not None:
+        return f"member:{patient.referrer_id}"
+    return given

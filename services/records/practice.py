@@ -1,0 +1,50 @@
+"""How the group's clinics work: the records service's defaults, in one place. No I/O.
+
+Every number here is a *default* of the shipped programme (SPEC.md); a group overrides any of them
+in the service config under ``RECORDS_PRACTICE`` (e.g. ``{"urgent_response_minutes": 20}``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from services.kit.errors import Invalid
+
+
+@dataclass(frozen=True)
+class Practice:
+    # care plans
+    recall_interval_months: int = 6  # SPEC: recall at the care-plan interval, default 6 months
+
+    # complaints: time to a first answer
+    urgent_response_minutes: int = 30  # SPEC: urgent complaints answered within 30 minutes
+    complaint_response_hours: int = 24  # other complaints: within a working day
+
+    # follow-up (callback) tasks: days after the fact that the call is due
+    no_show_call_after_days: int = 1  # a missed appointment: customer service calls the next day
+    never_came_after_days: int = 3  # enrolled (left details) but no arrival after this many days
+    not_treated_call_after_days: int = 1  # came but was not treated: the consultant calls the next day
+    in_treatment_call_after_days: int = 2  # between sessions: the doctor or assistant checks in
+    interrupted_after_days: int = 30  # in treatment, no visit and no future appointment for this long
+    surgery_call_days: tuple[int, ...] = (1, 3)  # SPEC: outpatient surgery, day 1 and day 3
+    finished_call_after_days: int = 3  # SPEC: treatment finished, day 3
+    event_call_after_days: int = 1  # free clinic / event attendee
+
+    # the full record read
+    record_visits: int = 200  # visits returned with a member's full record (newest first; then paged)
+
+
+DEFAULT_PRACTICE = Practice()
+
+
+def practice_from_config(config: dict[str, Any]) -> Practice:
+    """The defaults with the overrides of ``RECORDS_PRACTICE`` in the service config."""
+    overrides = dict(config.get("RECORDS_PRACTICE") or {})
+    known = {field.name for field in fields(Practice)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise Invalid(f"Unknown RECORDS_PRACTICE settings: {', '.join(sorted(unknown))}.")
+    if "surgery_call_days" in overrides:
+        overrides["surgery_call_days"] = tuple(overrides["surgery_call_days"])
+    return replace(DEFAULT_PRACTICE, **overrides)

@@ -1,0 +1,91 @@
+"""Health profiles: medical history, allergies, family history, medication and notes, each field
+encrypted at rest, every saved version kept (whole, encrypted) as a revision."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.kit.caller import Identity
+from services.kit.clock import isoformat
+from services.kit.errors import Conflict
+from services.kit.paging import keyset_page
+from services.records.models import HealthProfile, HealthProfileRevision, Patient
+
+LIST_FIELDS = ("medical_history", "allergies", "family_history", "medication")
+FIELDS = (*LIST_FIELDS, "notes")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                      default=lambda v: v.isoformat() if isinstance(v, date) else str(v))
+
+
+def _contents(profile: HealthProfile | None) -> dict[str, Any]:
+    if profile is None:
+        return {**{name: [] for name in LIST_FIELDS}, "notes": None}
+    contents: dict[str, Any] = {name: json.loads(getattr(profile, name) or "[]") for name in LIST_FIELDS}
+    contents["notes"] = profile.notes
+    return contents
+
+
+def view(member_id: uuid.UUID, profile: HealthProfile | None) -> dict[str, Any]:
+    return {
+        "member_id": str(member_id), **_contents(profile),
+        "version": profile.version if profile else 0,
+        "updated_at": isoformat(profile.updated_at) if profile else None,
+        "updated_by": profile.updated_by if profile else None,
+    }
+
+
+def read(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
+    return view(member_id, session.get(HealthProfile, member_id))
+
+
+def save(session: Session, patient: Patient, changes: dict[str, Any], caller: Identity,
+         now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """Apply ``changes`` (whole fields); the new profile and the names of the fields that changed."""
+    profile = session.scalars(select(HealthProfile).where(HealthProfile.member_id == patient.member_id)
+                              .with_for_update()).first()
+    current = profile.version if profile else 0
+    expected = changes.get("expected_version")
+    if expected is not None and expected != current:
+        raise Conflict(f"The health profile changed since you read it (version {current}, you had {expected}); "
+                       "read it again and redo your change.", details={"version": current})
+    before = _contents(profile)
+    after = dict(before)
+    for name in FIELDS:
+        if name in changes:
+            after[name] = json.loads(_json(changes[name])) if name in LIST_FIELDS else changes[name]
+    changed = [name for name in FIELDS if after[name] != before[name]]
+    if not changed:
+        return view(patient.member_id, profile), []
+    if profile is None:
+        profile = HealthProfile(member_id=patient.member_id, version=0)
+        session.add(profile)
+    for name in changed:
+        setattr(profile, name, _json(after[name]) if name in LIST_FIELDS else after[name])
+    profile.version = current + 1
+    profile.updated_at, profile.updated_by = now, caller.subject
+    session.add(HealthProfileRevision(id=uuid.uuid4(), member_id=patient.member_id, version=profile.version,
+                                      snapshot=_json(after), changed=",".join(changed), changed_at=now,
+                                      changed_by=caller.subject, changed_by_role=caller.role))
+    return view(patient.member_id, profile), changed
+
+
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Every saved version, newest first, each whole."""
+    query = select(HealthProfileRevision).where(HealthProfileRevision.member_id == member_id)
+    rows, next_cursor = keyset_page(session, query, HealthProfileRevision.changed_at, HealthProfileRevision.id,
+                                    limit, cursor, descending=True)
+    items = [{"version": row.version, "changed": row.changed.split(","), "changed_at": isoformat(row.changed_at),
+              "changed_by": row.changed_by, "changed_by_role": row.changed_by_role,
+              "profile": {"member_id": str(member_id), **json.loads(row.snapshot), "version": row.version,
+                          "updated_at": isoformat(row.changed_at), "updated_by": row.changed_by}}
+             for row in rows]
+    return {"items": items, "next_cursor": next_cursor}

@@ -1,0 +1,569 @@
+"""The records service: health records, visits, appointments, follow-ups, feedback, audit and KPIs.
+
+Each entrypoint validates its input, checks the caller, applies a rule and persists through the
+module of its noun. Health data passes ``@clinical`` (clinical roles only; every access audited,
+refusals too); everything else checks role and branch here.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import eventlet
+from nameko.rpc import RpcProxy
+from nameko.timer import timer
+
+from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
+from services.kit.clock import local_date, utcnow
+from services.kit.config import Group, group_from_config
+from services.kit.errors import Invalid, NotFound, Unavailable
+from services.kit.jobs import run_batches
+from services.kit.schemas import page_limit
+from services.kit.telemetry import counter
+from services.records import (
+    access,
+    audit,
+    bookings,
+    careplans,
+    charts,
+    feedback,
+    figures,
+    followups,
+    kpis,
+    lifecycle,
+    patients,
+    profiles,
+    visits,
+    worklists,
+)
+from services.records.audit import clinical
+from services.records.models import Patient, Visit
+from services.records.practice import Practice, practice_from_config
+from services.records.schemas import (
+    AppointmentQuerySchema,
+    AuditQuerySchema,
+    BillSchema,
+    BookingSchema,
+    CancellationSchema,
+    CarePlanChangesSchema,
+    ChartMarksSchema,
+    ComplaintQuerySchema,
+    ComplaintResolutionSchema,
+    ComplaintResponseSchema,
+    FeedbackSubmissionSchema,
+    FollowUpOutcomeSchema,
+    FollowUpQuerySchema,
+    KpiQuerySchema,
+    OpenVisitSchema,
+    ProfileChangesSchema,
+    RefundSchema,
+    RescheduleSchema,
+    ScheduleSchema,
+    SlotQuerySchema,
+    VisitStatusSchema,
+)
+
+VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
+REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",))
+BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
+FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
+FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
+PEER_TIMEOUT = 5.0
+
+
+def _changed_fields(arguments: dict[str, Any]) -> str:
+    changes = arguments.get("changes") if isinstance(arguments.get("changes"), dict) else {}
+    return "fields: " + ",".join(sorted(name for name in changes if name != "expected_version"))
+
+
+def _marked_teeth(arguments: dict[str, Any]) -> str:
+    marks = (arguments.get("marks") or {}).get("marks") if isinstance(arguments.get("marks"), dict) else None
+    return "teeth: " + ",".join(sorted({str(m.get("tooth")) for m in marks or [] if isinstance(m, dict)}))
+
+
+class RecordsService(Service):
+    name = "records"
+    db = Database()
+    events = Outbox()
+    members = RpcProxy("members")
+
+    @property
+    def group(self) -> Group:
+        return group_from_config(self.config)
+
+    @property
+    def practice(self) -> Practice:
+        return practice_from_config(self.config)
+
+    def _today(self) -> date:
+        return local_date(utcnow(), self.group.zone)
+
+    def _ask_members(self, method: str, member_id: str) -> dict[str, Any]:
+        """Ask the members service, giving up after PEER_TIMEOUT (nameko alone would wait forever)."""
+        timeout = float(self.config.get("PEER_TIMEOUT", PEER_TIMEOUT))
+        try:
+            with eventlet.Timeout(timeout):
+                return getattr(self.members, method)(member_id)
+        except eventlet.Timeout:
+            raise Unavailable("The members service did not answer in time; try again.") from None
+
+    def _patient(self, member_id: Any, lock: bool = True) -> Patient:
+        return patients.ensure(self.db.session, member_id, lambda m: self._ask_members("get_member", m), utcnow(),
+                               lock=lock)
+
+    # --- health data (clinical roles; audited) -------------------------------------------------
+
+    @rpc
+    @clinical("record", "read")
+    def get_record(self, member_id: str, reason: str | None = None, visits_limit: int | None = None) -> dict[str, Any]:
+        """A member's whole record: profile, chart, care plans, recent visits, what is coming up."""
+        limit = page_limit(visits_limit, self.practice.record_visits, 500)
+        session, now = self.db.session, utcnow()
+        patient = self._patient(member_id, lock=False)
+        rows, next_cursor = visits.page(session, patient.member_id, limit, None)
+        today = self._today()
+        return {
+            "member_id": str(patient.member_id),
+            "profile": profiles.read(session, patient.member_id),
+            "chart": charts.read(session, patient.member_id),
+            "care_plans": [careplans.view(p) for p in careplans.of_member(session, patient.member_id)],
+            "visits": {"items": visits.views(session, rows), "next_cursor": next_cursor},
+            "upcoming_appointments": [bookings.view(a) for a in bookings.upcoming(session, patient.member_id, now)],
+            "open_follow_ups": [worklists.view(t, today)
+                                for t in worklists.of_member(session, patient.member_id, limit=20)],
+        }
+
+    @rpc
+    @clinical("profile", "read")
+    def get_health_profile(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
+        return profiles.read(self.db.session, self._patient(member_id, lock=False).member_id)
+
+    @rpc
+    @clinical("profile", "write", describe=_changed_fields)
+    @idempotent
+    def update_health_profile(self, member_id: str, changes: dict[str, Any], reason: str | None = None,
+                              idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(ProfileChangesSchema(), changes)
+        profile, _changed = profiles.save(self.db.session, self._patient(member_id), data, self.caller, utcnow())
+        return profile
+
+    @rpc
+    @clinical("profile_history", "read")
+    def health_profile_history(self, member_id: str, reason: str | None = None, limit: int | None = None,
+                               cursor: str | None = None) -> dict[str, Any]:
+        patient = self._patient(member_id, lock=False)
+        return profiles.history(self.db.session, patient.member_id, page_limit(limit), cursor)
+
+    @rpc
+    @clinical("chart", "read")
+    def get_chart(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
+        return charts.read(self.db.session, self._patient(member_id, lock=False).member_id)
+
+    @rpc
+    @clinical("chart", "write", describe=_marked_teeth)
+    @idempotent
+    def update_chart(self, member_id: str, marks: dict[str, Any], reason: str | None = None,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(ChartMarksSchema(), marks)
+        chart, _changes = charts.mark(self.db.session, self._patient(member_id), data["marks"], data["visit_id"],
+                                      data["expected_version"], self.caller, utcnow())
+        return chart
+
+    @rpc
+    @clinical("chart_history", "read")
+    def chart_history(self, member_id: str, reason: str | None = None, limit: int | None = None,
+                      cursor: str | None = None) -> dict[str, Any]:
+        patient = self._patient(member_id, lock=False)
+        return charts.history(self.db.session, patient.member_id, page_limit(limit), cursor)
+
+    @rpc
+    @clinical("care_plan", "read")
+    def get_care_plans(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
+        patient = self._patient(member_id, lock=False)
+        return {"items": [careplans.view(p) for p in careplans.of_member(self.db.session, patient.member_id)]}
+
+    @rpc
+    @clinical("care_plan", "write")
+    @idempotent
+    def save_care_plan(self, member_id: str, plan: dict[str, Any], reason: str | None = None,
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(CarePlanChangesSchema(), plan)
+        self.group.branch(data["branch"])
+        saved, recall_changed = careplans.save(self.db.session, self._patient(member_id), data,
+                                               self.practice.recall_interval_months, self._today(), self.caller,
+                                               utcnow())
+        if recall_changed:
+            self.events.emit("care_plan_updated", careplans.updated_event(saved))
+        return careplans.view(saved)
+
+    @rpc
+    def get_recalls(self, member_id: str) -> dict[str, Any]:
+        """A member's recall dates without the plans' clinical texts: for the desk and recall calls."""
+        self.caller.require_role(*access.STAFF_ROLES, action="see recalls")
+        patient = self._patient(member_id, lock=False)
+        return {"items": [careplans.view(p, with_texts=False)
+                          for p in careplans.of_member(self.db.session, patient.member_id)]}
+
+    # --- visits ------------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def open_visit(self, visit: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """A walk-in who has arrived, or a visit booked without a slot."""
+        data = load(OpenVisitSchema(), visit)
+        self.caller.require_role(*access.VISIT_WRITERS, action="open visits")
+        self.caller.require_branch(data["branch"], "open visits at this branch")
+        now = utcnow()
+        patient = self._patient(data["member_id"])
+        opened = visits.open_visit(self.db.session, patient, data, self.group, now)
+        if opened.status == "arrived":
+            worklists.cancel_open(self.db.session, patient.member_id, followups.obsolete_on_arrival(), now)
+        return visits.one(self.db.session, opened)
+
+    @rpc
+    def advance_visit(self, visit_id: str, status: str) -> dict[str, Any]:
+        """Arrived, in treatment, cancelled or no-show; asking again for the current status changes nothing."""
+        target = load(VisitStatusSchema(), {"status": status})["status"]
+        self.caller.require_role(*access.VISIT_WRITERS, action="change visits")
+        session, now = self.db.session, utcnow()
+        visit = visits.get(session, visit_id, lock=True)
+        self.caller.require_branch(visit.branch, "change visits at this branch")
+        patient = patients.get(session, visit.member_id, lock=True)
+        if visits.advance(visit, patient, target, self.group, now):
+            self._after_visit_moved(visit, bookings.follow_visit(session, visit, now), now)
+        return visits.one(session, visit)
+
+    def _after_visit_moved(self, visit: Visit, appointment: Any, now: Any) -> None:
+        session = self.db.session
+        if visit.status == "arrived":
+            worklists.cancel_open(session, visit.member_id, followups.obsolete_on_arrival(), now)
+        elif visit.status == "cancelled":
+            self.events.emit("visit_cancelled", visits.cancelled_event(visit))
+            if appointment is not None:
+                self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+        elif visit.status == "no_show":
+            cause = str(visit.appointment_id or visit.id)
+            self._tasks(followups.after_no_show(cause, self._today(), self.practice), visit.member_id,
+                        visit.branch, now)
+
+    def _tasks(self, tasks: list[followups.Task], member_id: Any, branch: str, now: Any,
+               source_visit_id: Any = None) -> None:
+        if worklists.create(self.db.session, tasks, member_id, branch, now, source_visit_id):
+            for task in tasks:
+                FOLLOW_UPS.labels(task.state).inc()
+
+    @rpc
+    def complete_visit(self, bill: dict[str, Any]) -> dict[str, Any]:
+        """Complete the visit an HIS bill pays for: once per bill id, however often it is sent."""
+        data = load(BillSchema(), bill)
+        self.caller.require_role(*access.VISIT_WRITERS, action="complete visits")
+        self.caller.require_branch(data["branch"], "complete visits at this branch")
+        session, now = self.db.session, utcnow()
+        patient = self._patient(data["member_id"])
+        visit, created = visits.complete(session, patient, data, self.group, now)
+        if created:
+            self._after_completion(visit, now)
+        return visits.one(session, visit)
+
+    def _after_completion(self, visit: Visit, now: Any) -> None:
+        session, practice = self.db.session, self.practice
+        self.events.emit("visit_completed", visits.completed_event(session, visit))
+        VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
+        bookings.follow_visit(session, visit, now)
+        worklists.cancel_open(session, visit.member_id, followups.obsolete_on_completion(), now)
+        tasks = followups.after_visit(str(visit.id), visit.kind, visit.treatment or "none", visit.outpatient_surgery,
+                                      visit.completed_on, practice)
+        self._tasks(tasks, visit.member_id, visit.branch, now, source_visit_id=visit.id)
+        categories = {item["category"] for item in visits.one(session, visit)["items"]}
+        for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now):
+            self.events.emit("care_plan_updated", careplans.updated_event(plan))
+
+    @rpc
+    def refund_visit(self, refund: dict[str, Any]) -> dict[str, Any]:
+        """Give back part or all of what a completed visit was paid: once per HIS refund id."""
+        data = load(RefundSchema(), refund)
+        self.caller.require_role(*access.VISIT_WRITERS, action="refund visits")
+        session = self.db.session
+        if data["visit_id"] is not None:
+            visit = visits.get(session, data["visit_id"], lock=True)
+        else:
+            visit = visits.by_bill(session, data["bill_id"], lock=True)
+            if visit is None:
+                raise NotFound(f"No visit was completed with bill {data['bill_id']}.")
+        self.caller.require_branch(visit.branch, "refund visits at this branch")
+        row, created = visits.refund(session, visit, data, self.caller, utcnow())
+        if created:
+            self.events.emit("visit_refunded", visits.refunded_event(visit, row))
+            REFUNDS.labels(visit.branch).inc()
+        return visits.one(session, visit)
+
+    @rpc
+    def get_visit(self, visit_id: str) -> dict[str, Any]:
+        self.caller.require_role(*access.STAFF_ROLES, action="see visits")
+        return visits.one(self.db.session, visits.get(self.db.session, visit_id))
+
+    @rpc
+    def list_visits(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """A member's visits, newest first."""
+        self.caller.require_role(*access.STAFF_ROLES, action="see visits")
+        rows, next_cursor = visits.page(self.db.session, patients.parse_member_id(member_id), page_limit(limit),
+                                        cursor)
+        return {"items": visits.views(self.db.session, rows), "next_cursor": next_cursor}
+
+    # --- appointments ------------------------------------------------------------------------
+
+    @rpc
+    def publish_slots(self, schedule: dict[str, Any]) -> dict[str, Any]:
+        """A doctor's hours on a day, as slots (publishing the same hours again changes nothing)."""
+        data = load(ScheduleSchema(), schedule)
+        self.caller.require_role(*access.SCHEDULERS, action="publish doctors' schedules")
+        self.caller.require_branch(data["branch"], "publish schedules at this branch")
+        published = bookings.publish(self.db.session, data, self.group, self._today(), utcnow())
+        return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"], False)
+                if published else []}
+
+    @rpc
+    def list_slots(self, query: dict[str, Any]) -> dict[str, Any]:
+        data = load(SlotQuerySchema(), query)
+        self.caller.require_role(*access.BOOKERS, action="see slots")
+        self.group.branch(data["branch"])
+        return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"],
+                                        data["free_only"])}
+
+    def _check_horizon(self, member_id: str, slot: Any) -> None:
+        now = utcnow()
+        if slot.starts_at <= now:
+            raise Invalid("This slot has already started.", {"slot_id": ["The slot is in the past."]})
+        benefits = self._ask_members("benefits", member_id)
+        lifecycle.check_booking_day(local_date(slot.starts_at, self.group.zone), self._today(),
+                                    int(benefits["booking_horizon_days"]), benefits["tier"])
+
+    @rpc
+    @idempotent
+    def book(self, booking: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Book a slot for a member, within their tier's booking horizon; a taken slot is a Conflict."""
+        data = load(BookingSchema(), booking)
+        self.caller.require_role(*access.BOOKERS, action="book appointments")
+        chosen = bookings.slot(self.db.session, data["slot_id"])
+        self.caller.require_branch(chosen.branch, "book at this branch")
+        self._check_horizon(str(data["member_id"]), chosen)
+        patient = self._patient(data["member_id"])
+        appointment = bookings.book(self.db.session, patient, chosen, data["service_category"], self.group,
+                                    self.caller, utcnow())
+        self.events.emit("appointment_booked", bookings.booked_event(appointment))
+        BOOKED.labels(appointment.branch).inc()
+        return bookings.view(appointment)
+
+    @rpc
+    @idempotent
+    def reschedule(self, appointment_id: str, slot_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(RescheduleSchema(), {"slot_id": slot_id})
+        self.caller.require_role(*access.BOOKERS, action="move appointments")
+        appointment = bookings.get(self.db.session, appointment_id, lock=True)
+        chosen = bookings.slot(self.db.session, data["slot_id"])
+        self.caller.require_branch(appointment.branch, "move appointments of this branch")
+        self.caller.require_branch(chosen.branch, "book at this branch")
+        if chosen.id != appointment.slot_id:
+            self._check_horizon(str(appointment.member_id), chosen)
+        previous = bookings.reschedule(self.db.session, appointment, chosen, utcnow())
+        if previous is not None:
+            self.events.emit("appointment_rescheduled", bookings.rescheduled_event(appointment, previous))
+        return bookings.view(appointment)
+
+    def _move_appointment(self, appointment_id: str, target: str, reason: str | None = None) -> dict[str, Any]:
+        self.caller.require_role(*access.BOOKERS, action="change appointments")
+        session, now = self.db.session, utcnow()
+        appointment = bookings.get(session, appointment_id, lock=True)
+        self.caller.require_branch(appointment.branch, "change appointments of this branch")
+        patient = patients.get(session, appointment.member_id, lock=True)
+        changed, visit = bookings.move(session, appointment, patient, target, self.group, now, reason)
+        if changed and target == "cancelled":
+            self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+        if visit is not None:
+            self._after_visit_moved(visit, None, now)
+        return bookings.view(appointment)
+
+    @rpc
+    def cancel_appointment(self, appointment_id: str, reason: str | None = None) -> dict[str, Any]:
+        data = load(CancellationSchema(), {} if reason is None else {"reason": reason})
+        return self._move_appointment(appointment_id, "cancelled", data["reason"])
+
+    @rpc
+    def check_in(self, appointment_id: str) -> dict[str, Any]:
+        """The member has arrived: the appointment's visit becomes arrived."""
+        return self._move_appointment(appointment_id, "checked_in")
+
+    @rpc
+    def mark_no_show(self, appointment_id: str) -> dict[str, Any]:
+        """The member did not come: customer service gets a call to make."""
+        return self._move_appointment(appointment_id, "no_show")
+
+    @rpc
+    def list_appointments(self, query: dict[str, Any]) -> dict[str, Any]:
+        data = load(AppointmentQuerySchema(), query)
+        self.caller.require_role(*access.BOOKERS, action="see appointments")
+        if data["member_id"] is not None:
+            rows = bookings.of_member(self.db.session, data["member_id"])
+        else:
+            self.group.branch(data["branch"])
+            rows = bookings.of_branch_day(self.db.session, data["branch"], data["on"], self.group, data["doctor_id"])
+        return {"items": [bookings.view(row) for row in rows]}
+
+    # --- follow-ups --------------------------------------------------------------------------
+
+    @rpc
+    def follow_up_queue(self, query: dict[str, Any]) -> dict[str, Any]:
+        """A branch's open callback tasks in the caller's queues, the longest overdue first."""
+        data = load(FollowUpQuerySchema(), query)
+        self.group.branch(data["branch"])
+        self.caller.require_branch(data["branch"], "see this branch's follow-ups")
+        mine = tuple(q for q in followups.QUEUES
+                     if self.caller.kind == "service" or followups.may_work(self.caller.role, q))
+        if data["queue"] is not None and data["queue"] not in mine:
+            raise Forbidden(f"Your role ({self.caller.role}) does not work the {data['queue']} queue.")
+        if not mine:
+            raise Forbidden(f"Your role ({self.caller.role}) works no follow-up queue.")
+        rows, next_cursor = worklists.queue(self.db.session, data["branch"],
+                                            (data["queue"],) if data["queue"] else mine, data["due_by"],
+                                            data["limit"], data["cursor"])
+        today = self._today()
+        return {"items": [worklists.view(row, today) for row in rows], "next_cursor": next_cursor}
+
+    @rpc
+    @idempotent
+    def record_follow_up(self, task_id: str, outcome: dict[str, Any],
+                         idempotency_key: str | None = None) -> dict[str, Any]:
+        """The outcome of a call: done, or still open for another try on ``retry_on``."""
+        data = load(FollowUpOutcomeSchema(), outcome)
+        task = worklists.get(self.db.session, task_id, lock=True)
+        self.caller.require_branch(task.branch, "work this branch's follow-ups")
+        if self.caller.kind != "service" and not followups.may_work(self.caller.role, task.queue):
+            raise Forbidden(f"Your role ({self.caller.role}) does not work the {task.queue} queue.")
+        worklists.record_outcome(self.db.session, task, data, self._today(), self.caller, utcnow())
+        return worklists.view(task, self._today())
+
+    @rpc
+    def member_follow_ups(self, member_id: str, open_only: bool = True) -> dict[str, Any]:
+        self.caller.require_role(*access.STAFF_ROLES, action="see follow-ups")
+        rows = worklists.of_member(self.db.session, patients.parse_member_id(member_id), bool(open_only))
+        return {"items": [worklists.view(row, self._today()) for row in rows]}
+
+    @rpc
+    def scan_follow_ups(self, on: str | None = None) -> dict[str, Any]:
+        """Find patients who never came or whose treatment stopped, once per local day (resumable)."""
+        self.caller.require_role("group_admin", action="run the follow-up scan")
+        try:
+            day = date.fromisoformat(on) if on else self._today()
+        except ValueError:
+            raise Invalid("on must be a date like 2026-11-23.", {"on": ["Not a date."]}) from None
+        practice, now = self.practice, utcnow()
+        outcome = run_batches(self.db.store, "follow_up_scan", day.isoformat(),
+                              lambda session, cursor: worklists.scan_step(session, cursor, day, now, practice),
+                              max_batches=200)
+        return {"on": day.isoformat(), "finished": outcome.finished, "patients_scanned": outcome.processed,
+                "skipped": outcome.skipped}
+
+    @timer(interval=3600)
+    def daily_follow_up_scan(self) -> None:
+        """Hourly, run today's scan if it has not run (a day's run key runs once)."""
+        self.scan_follow_ups()
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def submit_feedback(self, submission: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """A survey answer for a visit, or a complaint (urgent ones must be answered within 30 minutes)."""
+        data = load(FeedbackSubmissionSchema(), submission)
+        self.caller.require_role(*access.FEEDBACK_TAKERS, action="take feedback")
+        session, now = self.db.session, utcnow()
+        visit = visits.get(session, data["visit_id"]) if data["visit_id"] is not None else None
+        self.caller.require_branch(visit.branch if visit else data["branch"], "take feedback for this branch")
+        patient = self._patient(data["member_id"], lock=False)
+        row = feedback.submit(session, patient, data, visit, self.group, self.practice, now)
+        self.events.emit("feedback_submitted", feedback.submitted_event(row))
+        FEEDBACK.labels(row.branch, row.kind).inc()
+        return feedback.view(row, now)
+
+    def _complaint(self, feedback_id: str) -> Any:
+        self.caller.require_role(*access.COMPLAINT_HANDLERS, action="handle complaints")
+        row = feedback.get(self.db.session, feedback_id, lock=True)
+        self.caller.require_branch(row.branch, "handle this branch's complaints")
+        return row
+
+    @rpc
+    def respond_to_complaint(self, feedback_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+        """The first answer to a complaint stops its response clock; a later one replaces the text."""
+        data = load(ComplaintResponseSchema(), answer)
+        row, now = self._complaint(feedback_id), utcnow()
+        feedback.respond(row, data["response"], self.caller, now)
+        return feedback.view(row, now)
+
+    @rpc
+    @idempotent
+    def resolve_complaint(self, feedback_id: str, resolution: dict[str, Any],
+                          idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(ComplaintResolutionSchema(), resolution)
+        row, now = self._complaint(feedback_id), utcnow()
+        feedback.resolve(row, data["resolution"], self.caller, now)
+        return feedback.view(row, now)
+
+    @rpc
+    def complaints(self, query: dict[str, Any]) -> dict[str, Any]:
+        """A branch's open complaints (or those of one status), the nearest deadline first."""
+        data = load(ComplaintQuerySchema(), query)
+        self.caller.require_role(*access.COMPLAINT_HANDLERS, action="see complaints")
+        self.caller.require_branch(data["branch"], "see this branch's complaints")
+        rows, next_cursor = feedback.complaints(self.db.session, data["branch"], data["status"], data["limit"],
+                                                data["cursor"])
+        now = utcnow()
+        return {"items": [feedback.view(row, now) for row in rows], "next_cursor": next_cursor}
+
+    @rpc
+    def get_feedback(self, feedback_id: str) -> dict[str, Any]:
+        self.caller.require_role(*access.COMPLAINT_HANDLERS, action="see feedback")
+        row = feedback.get(self.db.session, feedback_id)
+        self.caller.require_branch(row.branch, "see this branch's feedback")
+        return feedback.view(row, utcnow())
+
+    # --- KPIs and audit ----------------------------------------------------------------------
+
+    @rpc
+    def kpis(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Visit KPIs per branch for one day, week, month or year (definitions: ``kpis.py``)."""
+        data = load(KpiQuerySchema(), query)
+        self.caller.require_role(*access.KPI_READERS, action="see KPIs")
+        if data["branch"] is not None:
+            self.group.branch(data["branch"])
+        branches = access.branches_of(self.caller, data["branch"], tuple(self.group.branches))
+        start, end = kpis.period_bounds(data["period"], data["on"])
+        target = self.practice.urgent_response_minutes * 60
+        counted = figures.counts(self.db.session, branches, start, end, target)
+        report: dict[str, Any] = {
+            "period": data["period"], "start": start.isoformat(), "end": end.isoformat(),
+            "branches": [{"branch": b, "figures": kpis.figures(counted[b], target)} for b in branches],
+            "total": None,
+        }
+        if len(branches) > 1:
+            total = kpis.Counts()
+            for branch in branches:
+                total = total.plus(counted[branch])
+            total.patients = figures.distinct_patients(self.db.session, branches, start, end)
+            report["total"] = {"branch": None, "figures": kpis.figures(total, target)}
+        return report
+
+    @rpc
+    def audit_trail(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Who opened or changed which health records, when and why (auditors)."""
+        data = load(AuditQuerySchema(), query)
+        self.caller.require_role(*access.AUDITORS, action="read the audit trail")
+        rows, next_cursor = audit.trail(self.db.session, data)
+        return {"items": [audit.view(row) for row in rows], "next_cursor": next_cursor}
+
+    # --- events ------------------------------------------------------------------------------
+
+    @event_handler("members", "member_enrolled")
+    def on_member_enrolled(self, event: dict[str, Any]) -> None:
+        """Remember the enrolment: a member who never comes is called (follow-up "never came")."""
+        patients.enrolled(self.db.session, event, self.group.zone, utcnow())

@@ -1,0 +1,301 @@
+"""Visits (encounters): opened at the desk or by an appointment, moved along their lifecycle, completed
+once per HIS bill, refunded once per HIS refund. The rules are in ``lifecycle.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.kit.caller import Identity
+from services.kit.clock import isoformat, local_date
+from services.kit.config import Group
+from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.paging import keyset_page
+from services.records import lifecycle, patients
+from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
+
+CLOCK_SKEW = timedelta(minutes=5)  # how far in the future an HIS clock may be and still be believed
+
+
+def parse_id(value: Any, what: str = "visit") -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No {what} {value}.") from None
+
+
+def get(session: Session, visit_id: Any, lock: bool = False) -> Visit:
+    query = select(Visit).where(Visit.id == parse_id(visit_id))
+    if lock:
+        query = query.with_for_update()
+    visit = session.scalars(query).first()
+    if visit is None:
+        raise NotFound(f"No visit {visit_id}.")
+    return visit
+
+
+def by_bill(session: Session, bill_id: str, lock: bool = False) -> Visit | None:
+    query = select(Visit).where(Visit.bill_id == bill_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def _arrive(visit: Visit, patient: Patient, at: datetime, group: Group) -> None:
+    visit.arrived_at, visit.arrived_on, visit.visit_at = at, local_date(at, group.zone), at
+    if patient.first_arrived_at is None or patient.first_arrived_at > at:
+        patient.first_arrived_at = at
+
+
+def new_visit(patient: Patient, branch: str, doctor_id: str | None, kind: str | None, now: datetime,
+              scheduled_at: datetime | None = None, appointment_id: uuid.UUID | None = None) -> Visit:
+    """A visit in status booked (``scheduled_at`` given) or not yet placed (the caller arrives it)."""
+    return Visit(
+        id=uuid.uuid4(), member_id=patient.member_id, branch=branch, doctor_id=doctor_id,
+        kind=kind or lifecycle.default_kind(patient.first_arrived_at is not None), status="booked",
+        appointment_id=appointment_id, currency="", total_minor=0, qualifying_minor=0, refunded_minor=0,
+        refunded_qualifying_minor=0, outpatient_surgery=False, first_visit=False, first_paid_visit=False,
+        visit_at=scheduled_at or now, scheduled_at=scheduled_at, created_at=now, updated_at=now,
+    )
+
+
+def open_visit(session: Session, patient: Patient, data: dict[str, Any], group: Group, now: datetime) -> Visit:
+    """A walk-in who has arrived, or a visit booked for later, at the desk."""
+    group.branch(data["branch"])
+    visit = new_visit(patient, data["branch"], data.get("doctor_id"), data.get("kind"), now,
+                      scheduled_at=data.get("scheduled_at"))
+    visit.currency = group.currency
+    if data["status"] == "arrived":
+        visit.status = "arrived"
+        _arrive(visit, patient, now, group)
+    session.add(visit)
+    return visit
+
+
+def advance(visit: Visit, patient: Patient, target: str, group: Group, now: datetime) -> bool:
+    """Move an open visit along (arrived, in treatment, cancelled, no-show); False if it was there already."""
+    if not lifecycle.visit_transition(visit.status, target):
+        return False
+    if target == "arrived":
+        _arrive(visit, patient, now, group)
+    elif target == "in_treatment":
+        visit.treatment_started_at = now
+    elif target in ("cancelled", "no_show"):
+        visit.ended_at = now
+    visit.status, visit.updated_at = target, now
+    return True
+
+
+def bill_fingerprint(bill: dict[str, Any]) -> str:
+    canonical = json.dumps(bill, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _day_bounds(day: date, group: Group) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=group.zone).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def _open_visit_of_day(session: Session, member_id: uuid.UUID, branch: str, day: date, group: Group) -> Visit | None:
+    """The member's one open visit at ``branch`` on ``day``, if there is exactly one."""
+    start, end = _day_bounds(day, group)
+    found = session.scalars(select(Visit).where(
+        Visit.member_id == member_id, Visit.branch == branch, Visit.status.in_(lifecycle.OPEN_STATUSES),
+        Visit.visit_at >= start, Visit.visit_at < end).with_for_update().limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Group,
+             now: datetime) -> tuple[Visit, bool]:
+    """Complete the visit a bill pays for; (visit, False) if this bill was completed before."""
+    fingerprint = bill_fingerprint(bill)
+    existing = by_bill(session, bill["bill_id"])
+    if existing is not None:
+        if existing.bill_hash != fingerprint:
+            raise Conflict(f"Bill {bill['bill_id']} was already completed with other details; send a refund or "
+                           "a new bill rather than changing it.", details={"visit_id": str(existing.id)})
+        return existing, False
+    group.branch(bill["branch"])
+    completed_at = bill.get("completed_at") or now
+    if completed_at > now + CLOCK_SKEW:
+        raise Invalid("The completion time is in the future.", {"completed_at": ["Must not be in the future."]})
+    items, payments = bill["items"], bill["payments"]
+    totals = lifecycle.check_bill(items, payments, bill["currency"], group.currency)
+    day = local_date(completed_at, group.zone)
+
+    if bill.get("visit_id") is not None:
+        visit = get(session, bill["visit_id"], lock=True)
+        if visit.member_id != patient.member_id:
+            raise Invalid("This visit is another member's.", {"visit_id": ["Not this member's visit."]})
+        if visit.branch != bill["branch"]:
+            raise Invalid(f"This visit is at {visit.branch}, not {bill['branch']}.", {"branch": ["Not the visit's."]})
+    else:
+        visit = _open_visit_of_day(session, patient.member_id, bill["branch"], day, group)
+    if visit is None:
+        visit = new_visit(patient, bill["branch"], bill.get("doctor_id"), bill.get("kind"), now)
+        session.add(visit)
+    if visit.status == "completed":
+        raise Conflict(f"This visit was completed with bill {visit.bill_id}.", details={"visit_id": str(visit.id)})
+    if visit.status == "booked":  # billed, so the patient came
+        lifecycle.visit_transition("booked", "arrived")
+        visit.status = "arrived"
+        _arrive(visit, patient, min(completed_at, now), group)
+    lifecycle.visit_transition(visit.status, "completed")
+
+    treatment = bill.get("treatment") or lifecycle.default_treatment(items)
+    visit.status, visit.bill_id, visit.bill_hash = "completed", bill["bill_id"], fingerprint
+    visit.doctor_id = bill.get("doctor_id") or visit.doctor_id
+    visit.kind = bill.get("kind") or visit.kind
+    visit.currency = bill["currency"]
+    visit.total_minor, visit.qualifying_minor = totals.total_minor, totals.qualifying_minor
+    visit.treatment = treatment
+    visit.outpatient_surgery = lifecycle.is_outpatient_surgery(bill.get("outpatient_surgery"), items)
+    visit.first_visit = patient.completed_visits == 0
+    visit.first_paid_visit = totals.qualifying_minor > 0 and patient.paid_visits == 0
+    visit.referral_source = patients.referral_source(patient, bill.get("referral_source"))
+    visit.completed_at, visit.completed_on, visit.updated_at = completed_at, day, now
+    try:
+        session.flush()  # the visit row before its items
+    except IntegrityError:
+        raise Conflict(f"Bill {bill['bill_id']} is being completed for another visit at this moment.") from None
+    session.add_all([VisitItem(visit_id=visit.id, category=i["category"], code=i["code"],
+                               amount_minor=i["amount_minor"]) for i in items])
+    session.add_all([VisitPayment(visit_id=visit.id, method=p["method"], amount_minor=p["amount_minor"])
+                     for p in payments])
+
+    patient.completed_visits += 1
+    patient.paid_visits += 1 if totals.qualifying_minor > 0 else 0
+    if patient.last_visit_on is None or day >= patient.last_visit_on:
+        patient.last_visit_id, patient.last_visit_on, patient.treatment = visit.id, day, treatment
+    return visit, True
+
+
+def refund(session: Session, visit: Visit, data: dict[str, Any], caller: Identity,
+           now: datetime) -> tuple[VisitRefund, bool]:
+    """Give back (part of) what a completed visit was paid; (refund, False) if this HIS refund was done."""
+    fingerprint = bill_fingerprint({"visit_id": str(visit.id), "payments": data["payments"]})
+    existing = session.scalars(select(VisitRefund).where(VisitRefund.his_refund_id == data["refund_id"])).first()
+    if existing is not None:
+        if existing.request_hash != fingerprint:
+            raise Conflict(f"Refund {data['refund_id']} was already made with other details.",
+                           details={"refund_id": str(existing.id)})
+        return existing, False
+    if visit.status != "completed":
+        raise Conflict("Only a completed visit can be refunded; cancel an open visit instead.")
+    paid = lifecycle.by_method(_payments(session, [visit.id])[visit.id])
+    refunded: dict[str, int] = defaultdict(int)
+    for row in session.scalars(select(VisitRefund).where(VisitRefund.visit_id == visit.id)):
+        for method, amount in lifecycle.by_method(json.loads(row.payments)).items():
+            refunded[method] += amount
+    outcome = lifecycle.plan_refund(paid, refunded, data["payments"])
+    row = VisitRefund(id=uuid.uuid4(), visit_id=visit.id, his_refund_id=data["refund_id"],
+                      request_hash=fingerprint, payments=json.dumps(data["payments"], separators=(",", ":")),
+                      total_minor=outcome.total_minor, qualifying_minor=outcome.qualifying_minor,
+                      full=outcome.full, refunded_at=now, refunded_by=caller.subject[:80])
+    session.add(row)
+    visit.refunded_minor += outcome.total_minor
+    visit.refunded_qualifying_minor += outcome.qualifying_minor
+    visit.updated_at = now
+    return row, True
+
+
+def page(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[Visit], str | None]:
+    """A member's visits, newest first."""
+    query = select(Visit).where(Visit.member_id == member_id)
+    return keyset_page(session, query, Visit.visit_at, Visit.id, limit, cursor, descending=True)
+
+
+def _items(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {visit_id: [] for visit_id in ids}
+    if ids:  # plain rows, not ORM objects: a full record reads hundreds of these
+        query = (select(VisitItem.visit_id, VisitItem.category, VisitItem.code, VisitItem.amount_minor)
+                 .where(VisitItem.visit_id.in_(ids)).order_by(VisitItem.id))
+        for visit_id, category, code, amount in session.execute(query):
+            found[visit_id].append({"category": category, "code": code, "amount_minor": amount})
+    return found
+
+
+def _payments(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {visit_id: [] for visit_id in ids}
+    if ids:
+        query = (select(VisitPayment.visit_id, VisitPayment.method, VisitPayment.amount_minor)
+                 .where(VisitPayment.visit_id.in_(ids)).order_by(VisitPayment.id))
+        for visit_id, method, amount in session.execute(query):
+            found[visit_id].append({"method": method, "amount_minor": amount})
+    return found
+
+
+def _refunds(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {visit_id: [] for visit_id in ids}
+    if ids:
+        query = (select(VisitRefund.visit_id, VisitRefund.id, VisitRefund.his_refund_id, VisitRefund.total_minor,
+                        VisitRefund.qualifying_minor, VisitRefund.full, VisitRefund.refunded_at)
+                 .where(VisitRefund.visit_id.in_(ids)).order_by(VisitRefund.refunded_at))
+        for row in session.execute(query):
+            found[row.visit_id].append(refund_view(row))
+    return found
+
+
+def refund_view(row: Any) -> dict[str, Any]:
+    """A refund (an ORM row or a plain row with the same names) as the contract shows it."""
+    return {"refund_id": str(row.id), "his_refund_id": row.his_refund_id, "total_minor": row.total_minor,
+            "qualifying_minor": row.qualifying_minor, "full": row.full, "refunded_at": isoformat(row.refunded_at)}
+
+
+def views(session: Session, visits: list[Visit]) -> list[dict[str, Any]]:
+    """Visits as the contract shows them, items, payments and refunds loaded in three queries."""
+    ids = [visit.id for visit in visits]
+    items, payments, refunds = _items(session, ids), _payments(session, ids), _refunds(session, ids)
+    return [view(visit, items[visit.id], payments[visit.id], refunds[visit.id]) for visit in visits]
+
+
+def view(visit: Visit, items: list[dict[str, Any]], payments: list[dict[str, Any]],
+         refunds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch, "doctor_id": visit.doctor_id,
+        "kind": visit.kind, "status": visit.status,
+        "appointment_id": str(visit.appointment_id) if visit.appointment_id else None, "bill_id": visit.bill_id,
+        "currency": visit.currency, "total_minor": visit.total_minor, "qualifying_minor": visit.qualifying_minor,
+        "refunded_minor": visit.refunded_minor, "items": items, "payments": payments, "refunds": refunds,
+        "treatment": visit.treatment, "outpatient_surgery": visit.outpatient_surgery,
+        "first_visit": visit.first_visit, "first_paid_visit": visit.first_paid_visit,
+        "referral_source": visit.referral_source, "visit_at": isoformat(visit.visit_at),
+        "arrived_at": isoformat(visit.arrived_at) if visit.arrived_at else None,
+        "completed_at": isoformat(visit.completed_at) if visit.completed_at else None,
+    }
+
+
+def one(session: Session, visit: Visit) -> dict[str, Any]:
+    return views(session, [visit])[0]
+
+
+def completed_event(session: Session, visit: Visit) -> dict[str, Any]:
+    """``visit_completed`` exactly as docs/events.md has it."""
+    return {
+        "visit_id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch,
+        "doctor_id": visit.doctor_id, "kind": visit.kind, "bill_id": visit.bill_id,
+        "completed_at": isoformat(visit.completed_at), "currency": visit.currency,
+        "items": _items(session, [visit.id])[visit.id], "payments": _payments(session, [visit.id])[visit.id],
+        "qualifying_minor": visit.qualifying_minor, "first_visit": visit.first_visit,
+        "first_paid_visit": visit.first_paid_visit, "referral_source": visit.referral_source,
+    }
+
+
+def refunded_event(visit: Visit, row: VisitRefund) -> dict[str, Any]:
+    return {"visit_id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch,
+            "refund_id": str(row.id), "refunded_minor": row.qualifying_minor, "currency": visit.currency,
+            "full": row.full}
+
+
+def cancelled_event(visit: Visit) -> dict[str, Any]:
+    return {"visit_id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch}

@@ -1,0 +1,152 @@
+"""Follow-up task queues: tasks written once per fact (dedupe key), worked per branch and queue with
+the overdue first, and the daily scan that finds patients who never came or whose treatment stopped.
+The rules (which task, whose queue, when due) are in ``followups.py``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.kit.caller import Identity
+from services.kit.clock import isoformat
+from services.kit.errors import Invalid, NotFound
+from services.kit.paging import keyset_page
+from services.records import followups
+from services.records.followups import Task
+from services.records.models import Appointment, FollowUp, Patient
+from services.records.practice import Practice
+
+SCAN_BATCH = 500
+SCAN_WINDOW_DAYS = 30  # a state that began longer ago was seen by earlier scans (or a missed day caught up)
+
+
+def create(session: Session, tasks: list[Task], member_id: uuid.UUID, branch: str, now: datetime,
+           source_visit_id: uuid.UUID | None = None) -> int:
+    """Write ``tasks`` (those whose dedupe key is new); how many were new."""
+    if not tasks:
+        return 0
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(FollowUp)
+    written = 0
+    for task in tasks:
+        result = session.execute(insert.values(
+            id=uuid.uuid4(), member_id=member_id, branch=branch, state=task.state, queue=task.queue,
+            due_on=task.due_on, status="open", attempts=0, source_visit_id=source_visit_id,
+            dedupe_key=task.dedupe_key, created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+        written += result.rowcount or 0
+    return written
+
+
+def cancel_open(session: Session, member_id: uuid.UUID, states: tuple[str, ...], now: datetime,
+                keep_visit: uuid.UUID | None = None) -> int:
+    """Close open tasks that a new fact made pointless (the patient came, the treatment went on)."""
+    closed = 0
+    for task in session.scalars(select(FollowUp).where(FollowUp.member_id == member_id, FollowUp.status == "open",
+                                                       FollowUp.state.in_(states))):
+        if keep_visit is not None and task.source_visit_id == keep_visit:
+            continue
+        task.status, task.outcome, task.closed_at, task.updated_at = "cancelled", None, now, now
+        task.closed_by = "records"
+        closed += 1
+    return closed
+
+
+def get(session: Session, task_id: Any, lock: bool = False) -> FollowUp:
+    try:
+        key = uuid.UUID(str(task_id))
+    except ValueError:
+        raise NotFound(f"No follow-up task {task_id}.") from None
+    query = select(FollowUp).where(FollowUp.id == key)
+    if lock:
+        query = query.with_for_update()
+    task = session.scalars(query).first()
+    if task is None:
+        raise NotFound(f"No follow-up task {task_id}.")
+    return task
+
+
+def queue(session: Session, branch: str, queues: tuple[str, ...], due_by: date | None, limit: int,
+          cursor: str | None) -> tuple[list[FollowUp], str | None]:
+    """Open tasks of a branch in the given queues, the longest overdue first."""
+    query = select(FollowUp).where(FollowUp.branch == branch, FollowUp.status == "open", FollowUp.queue.in_(queues))
+    if due_by is not None:
+        query = query.where(FollowUp.due_on <= due_by)
+    return keyset_page(session, query, FollowUp.due_on, FollowUp.id, limit, cursor)
+
+
+def of_member(session: Session, member_id: uuid.UUID, open_only: bool = True, limit: int = 100) -> list[FollowUp]:
+    """A member's tasks, the earliest due first."""
+    query = select(FollowUp).where(FollowUp.member_id == member_id)
+    if open_only:
+        query = query.where(FollowUp.status == "open")
+    return list(session.scalars(query.order_by(FollowUp.due_on, FollowUp.id).limit(limit)))
+
+
+def record_outcome(session: Session, task: FollowUp, data: dict[str, Any], today: date, caller: Identity,
+                   now: datetime) -> None:
+    """Note a call: done, or kept open for another try."""
+    if task.status != "open":
+        raise Invalid(f"This task is {task.status}; its outcome was recorded already.",
+                      {"outcome": ["The task is closed."]})
+    if data.get("next_appointment_id") is not None:
+        appointment = session.get(Appointment, data["next_appointment_id"])
+        if appointment is None or appointment.member_id != task.member_id:
+            raise Invalid("The next appointment named is not this member's.",
+                          {"next_appointment_id": ["Not this member's appointment."]})
+        task.next_appointment_id = appointment.id
+    status, due_on = followups.outcome_effect(data["outcome"], data.get("retry_on"), today)
+    task.outcome, task.attempts, task.updated_at = data["outcome"], task.attempts + 1, now
+    if data.get("notes") is not None:
+        task.notes = data["notes"]
+    task.status = status
+    if due_on is not None:
+        task.due_on = due_on
+    else:
+        task.closed_at, task.closed_by = now, caller.subject[:80]
+
+
+def scan_step(session: Session, cursor: Any, today: date, now: datetime, practice: Practice) -> tuple[Any, int]:
+    """One batch of the daily scan (``kit.jobs.run_batches`` step): patients by id after ``cursor``."""
+    never_came_by = today - timedelta(days=practice.never_came_after_days)
+    interrupted_by = today - timedelta(days=practice.interrupted_after_days)
+    window = timedelta(days=SCAN_WINDOW_DAYS)
+    query = select(Patient).where(
+        (Patient.first_arrived_at.is_(None) & Patient.enrolled_on.between(never_came_by - window, never_came_by))
+        | ((Patient.treatment == "ongoing") & Patient.last_visit_on.between(interrupted_by - window, interrupted_by))
+    ).order_by(Patient.member_id).limit(SCAN_BATCH)
+    if cursor is not None:
+        query = query.where(Patient.member_id > uuid.UUID(cursor))
+    batch = list(session.scalars(query))
+    if not batch:
+        return None, 0
+    waiting = set(session.scalars(select(Appointment.member_id).where(
+        Appointment.member_id.in_([p.member_id for p in batch]), Appointment.status == "booked",
+        Appointment.starts_at >= now)))
+    written = 0
+    for patient in batch:
+        state = followups.PatientState(
+            member_id=str(patient.member_id), enrolled_on=patient.enrolled_on,
+            has_arrived=patient.first_arrived_at is not None, treatment=patient.treatment,
+            last_visit_id=str(patient.last_visit_id) if patient.last_visit_id else None,
+            last_visit_on=patient.last_visit_on, has_future_appointment=patient.member_id in waiting)
+        tasks = followups.from_state(state, today, practice)
+        written += create(session, tasks, patient.member_id, patient.home_branch or "", now,
+                          source_visit_id=patient.last_visit_id)
+    next_cursor = str(batch[-1].member_id) if len(batch) == SCAN_BATCH else None
+    return next_cursor, len(batch)
+
+
+def view(task: FollowUp, today: date) -> dict[str, Any]:
+    return {
+        "id": str(task.id), "member_id": str(task.member_id), "branch": task.branch, "state": task.state,
+        "queue": task.queue, "due_on": task.due_on.isoformat(), "overdue": task.status == "open" and task.due_on < today,
+        "status": task.status, "outcome": task.outcome, "notes": task.notes,
+        "next_appointment_id": str(task.next_appointment_id) if task.next_appointment_id else None,
+        "attempts": task.attempts, "source_visit_id": str(task.source_visit_id) if task.source_visit_id else None,
+        "created_at": isoformat(task.created_at),
+    }
