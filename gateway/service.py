@@ -8,13 +8,17 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
+from gateway.routes.access import AccessRoutes
+from gateway.routes.auth import AuthRoutes
+from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.operations import OperationRoutes
+from gateway.routes.staff import StaffRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
-class GatewayService(OperationRoutes, MemberRoutes):
+class GatewayService(OperationRoutes, MemberRoutes, AuthRoutes, StaffRoutes, AccessRoutes, IntegrationRoutes):
     name = "gateway"
     config = Config()
     db = Database()

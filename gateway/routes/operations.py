@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -13,6 +14,24 @@ from gateway.upstream import DeadlineProxy, Upstream
 from services.kit.errors import NotFound
 
 TAGS = ("operations",)
+DOCS_DIR = Path(__file__).resolve().parents[1] / "docs_ui"
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "careloop-docs.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+# the page loads only its own files: no CDN, no inline script, no framing by other sites
+DOCS_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+def _docs_file(name: str, content_type: str) -> Response:
+    response = Response((DOCS_DIR / name).read_bytes(), content_type=content_type)
+    response.headers["Content-Security-Policy"] = DOCS_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "public, max-age=3600" if name != "index.html" else "no-cache"
+    return response
 
 
 class OperationRoutes:
@@ -34,11 +53,24 @@ class OperationRoutes:
     def metrics(self, request: Request) -> Response:
         return Response(prometheus_client.generate_latest(), content_type=prometheus_client.CONTENT_TYPE_LATEST)
 
-    @route("GET", "/openapi.json", public=True, summary="This API, as OpenAPI 3", tags=TAGS)
+    @route("GET", "/openapi.json", public=True, summary="This API, as OpenAPI 3", tags=TAGS,
+           responses={200: {"type": "object"}})
     def openapi(self, request: Request) -> Any:
         from gateway.openapi import document
 
         return document(type(self))
+
+    @route("GET", "/docs", public=True, summary="The interactive API page (served here; no internet needed)",
+           tags=TAGS, responses={200: "text/html"})
+    def docs(self, request: Request) -> Response:
+        return _docs_file("index.html", "text/html; charset=utf-8")
+
+    @route("GET", "/docs/<asset>", public=True, summary="A file of the interactive API page", tags=TAGS,
+           responses={200: "application/octet-stream", 404: None})
+    def docs_asset(self, request: Request, asset: str) -> Response:
+        if asset not in DOCS_ASSETS:
+            raise NotFound(f"No file {asset!r} in the API page.")
+        return _docs_file(asset, DOCS_ASSETS[asset])
 
     @route("GET", "/v1/ops/dead-letters/<service>", "ops:dead-letters",
            summary="Events a service parked after its handler kept failing", tags=TAGS)
