@@ -53,13 +53,17 @@ class Admission(SharedExtension):
         self.lockout_policy = lockout.Policy.from_config(config)
         if not self._running:
             self._running = True
-            self.container.spawn_managed_thread(self._housekeeping_forever, identifier="gateway-housekeeping")
+            self._thread = self.container.spawn_managed_thread(self._housekeeping_forever,
+                                                               identifier="gateway-housekeeping")
 
     def stop(self) -> None:
         self._running = False
+        thread, self._thread = getattr(self, "_thread", None), None
+        if thread is not None:
+            thread.kill()
 
     def kill(self) -> None:
-        self._running = False
+        self.stop()
 
     def _housekeeping_forever(self) -> None:
         while self._running:

@@ -118,7 +118,7 @@ class Accounts:
     """Everything done to staff accounts, on the gateway's store. ``on_sessions_ended`` lets the
     authenticator forget cached sessions at once."""
 
-    def __init__(self, store: Store, passwords: Passwords, keys: TokenKeys, lifetimes: Lifetimes,
+    def __init__(self, store: Store, passwords: Passwords, keys: TokenKeys | None, lifetimes: Lifetimes,
                  policy: lockout.Policy, group: Group, on_sessions_ended: Any = None) -> None:
         self.store = store
         self.passwords = passwords
@@ -299,7 +299,7 @@ class Accounts:
             lockout.succeeded(session, username)
             grant = self._open_session(session, user, now)
             security_events.record(session, "login_succeeded", actor=f"user:{user.id}", target=f"user:{user.id}",
-                                   address=address, session=grant["session_id"])
+                                   address=address, session_id=grant["session_id"])
             grant["user"] = view(user)
         LOGINS.labels("ok").inc()
         return grant
@@ -355,7 +355,7 @@ class Accounts:
                 reused_session = str(token.session_id)
                 security_events.record(session, "refresh_token_reused", address=address,
                                        target=f"user:{staff_session.user_id}" if staff_session else None,
-                                       session=reused_session)
+                                       session_id=reused_session)
                 grant = None
             else:
                 grant = self._use_refresh(session, token, now)
@@ -389,7 +389,7 @@ class Accounts:
                 staff_session.revoked_at, staff_session.revoked_reason = now, "logout"
                 SESSIONS_ENDED.labels("logout").inc()
             security_events.record(session, "logout", actor=f"user:{user_id}", target=f"user:{user_id}",
-                                   session=session_id)
+                                   session_id=session_id)
         self.on_sessions_ended([session_id])
 
     def change_own_password(self, user_id: str, session_id: str, current: Any, new: Any) -> dict[str, Any]:
