@@ -158,6 +158,7 @@ class Route(HttpRequestHandler):
         # every mutating route of a known caller takes an Idempotency-Key unless it opts out
         mutating = method.upper() in MUTATING
         self.idempotent = (mutating and not public) if idempotent is None else (idempotent and not public)
+        kwargs.setdefault("expected_exceptions", DomainError)  # logged as warnings, not crashes
         super().__init__(method, url, **kwargs)
 
     # -- the request pipeline --------------------------------------------------------------------
@@ -180,9 +181,10 @@ class Route(HttpRequestHandler):
             if self.rate_limit:
                 admission.limiters[self.rate_limit].hit(address)
             raw = None
+            fresh_signature = True
             if self.webhook:
                 raw = self._read_raw(request)
-                principal = admission.auth.webhooks.verify(request.headers, raw, address)
+                principal, fresh_signature = admission.auth.webhooks.verify(request.headers, raw, address)
             elif not self.public:
                 principal = admission.auth.principal(request)
                 if principal is None:
@@ -198,13 +200,18 @@ class Route(HttpRequestHandler):
                 key = check_key(key)
                 print_ = fingerprint(request.method, request.path, request.query_string.decode("latin-1"),
                                      raw if raw is not None else request.get_data(cache=True), request.json_body)
-                stored = admission.idempotency.claim(principal.credential, key, print_)
+                if fresh_signature:
+                    stored = admission.idempotency.claim(principal.credential, key, print_)
+                else:  # a replayed signature may only fetch the answer already given, never act
+                    stored = admission.idempotency.answered(principal.credential, key, print_)
+                    if stored is None:
+                        raise admission.auth.webhooks.refuse_replay(principal, address)
                 if stored is not None:
-                    response = Response(stored.body, status=stored.status,
-                                        headers={**JSON_HEADERS, "Idempotent-Replayed": "true"})
-                    response.headers["X-Request-Id"] = request_id
+                    response = self._replayed(stored, request_id)
                     return response
                 claim = (principal.credential, key)
+            elif not fresh_signature:
+                raise admission.auth.webhooks.refuse_replay(principal, address)
             response = self._run(request, principal)
         except Exception as exc:
             response = self._error(exc, request, request_id)
@@ -228,6 +235,11 @@ class Route(HttpRequestHandler):
                                     handle_result=partial(self.handle_result, event))
         result = event.wait()
         return self._to_response(result, request.request_id)
+
+    def _replayed(self, stored: Any, request_id: str) -> Response:
+        response = Response(stored.body, status=stored.status, headers={**JSON_HEADERS, "Idempotent-Replayed": "true"})
+        response.headers["X-Request-Id"] = request_id
+        return response
 
     def _settle(self, claim: tuple[str, str], response: Response | None) -> None:
         store = self.admission.idempotency

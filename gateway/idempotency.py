@@ -101,6 +101,15 @@ class IdempotencyStore:
         raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
                        details={"retry_after": 1})
 
+    def answered(self, scope: str, key: str, print_: str) -> Stored | None:
+        """The stored answer of the same request under this key, if there is one (claims nothing)."""
+        with self.store.transaction() as session:
+            row = session.scalars(select(IdempotentReply).where(IdempotentReply.scope == scope,
+                                                                IdempotentReply.key == key)).first()
+            if row is None or row.status is None or row.fingerprint != print_:
+                return None
+            return Stored(status=row.status, body=row.body or "")
+
     def complete(self, scope: str, key: str, status: int, body: str) -> None:
         with self.store.transaction() as session:
             row = session.scalars(select(IdempotentReply).where(IdempotentReply.scope == scope,

@@ -7,8 +7,9 @@ A sending system (an integration) signs every request with its secret::
     X-CareLoop-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
 
 A request more than ``WEBHOOK_TOLERANCE_SECONDS`` (300) old or ahead is refused, and so is a second
-arrival of the same signature inside that window (a replay): a sender re-signs each attempt, and
-sends an ``Idempotency-Key`` so that a retried delivery has one effect. While a secret is rotated
+arrival of the same signature inside that window (a replay) — unless it carries the
+``Idempotency-Key`` of an answered request with the same body, which is then answered again with no
+second effect (a sender's immediate retry of identical bytes). Senders re-sign each attempt. While a secret is rotated
 both the old and the new one verify (the sender may send both signatures, comma-separated).
 Secrets are stored encrypted (``kit.crypto``) because verifying needs them in the clear.
 Routes opt in with ``@route(..., webhook=True)``: such a route accepts only signed requests.
@@ -63,7 +64,9 @@ class WebhookVerifier:
         self.tolerance = tolerance
         self._cache: dict[str, tuple[float, Principal | None, tuple[str, ...]]] = {}
 
-    def verify(self, headers: Any, body: bytes, address: str) -> Principal:
+    def verify(self, headers: Any, body: bytes, address: str) -> tuple[Principal, bool]:
+        """The integration behind a validly signed request, and whether this signature is new (False:
+        seen inside the window; the caller refuses it unless it can answer it again harmlessly)."""
         integration = headers.get(INTEGRATION_HEADER, "")
         stamp = headers.get(TIMESTAMP_HEADER, "")
         given = [part.strip() for part in headers.get(SIGNATURE_HEADER, "").split(",") if part.strip()]
@@ -87,8 +90,7 @@ class WebhookVerifier:
         if principal is None or not valid:
             self._reject(integration, address, "bad_signature")
             raise Unauthenticated("The signature does not match this integration's secret.")
-        self._remember(integration, given, address)
-        return principal
+        return principal, self._remember(integration, given)
 
     def _integration(self, slug: str) -> tuple[Principal | None, tuple[str, ...]]:
         now = time.monotonic()
@@ -113,15 +115,19 @@ class WebhookVerifier:
                                 branches=tuple(b for b in row.branches.split(",") if b), name=row.name)
             return Principal(identity, credential=f"webhook:{slug}", scope=parse_scope(row.permissions)), tuple(found)
 
-    def _remember(self, slug: str, signatures: list[str], address: str) -> None:
+    def _remember(self, slug: str, signatures: list[str]) -> bool:
         digest = hashlib.sha256(f"{slug}\x00{','.join(sorted(signatures))}".encode()).hexdigest()
         try:
             with self.store.transaction() as session:
                 session.add(WebhookReceipt(integration_id=slug, signature_hash=digest, received_at=utcnow()))
+            return True
         except IntegrityError:
-            self._reject(slug, address, "replay")
-            raise Unauthenticated("This signed request was already received (a replay); re-sign each "
-                                  "attempt with a fresh timestamp.") from None
+            return False
+
+    def refuse_replay(self, principal: Principal, address: str) -> Unauthenticated:
+        self._reject(principal.credential.removeprefix("webhook:"), address, "replay")
+        return Unauthenticated("This signed request was already received (a replay); re-sign each attempt with "
+                               "a fresh timestamp, and send an Idempotency-Key to retry safely.")
 
     def _reject(self, slug: str, address: str, reason: str) -> None:
         with self.store.transaction() as session:
