@@ -4,7 +4,8 @@ Every route of the gateway class appears, with its permission (``x-permission``)
 hold it (``x-roles``), its security (staff token or API key; HMAC signature on webhook routes), its
 parameters (path, the query schema, ``Idempotency-Key`` on mutating routes, ``X-Request-Id``), its
 body, its answers and every error it can give. ``responses`` of a route maps a status to a marshmallow
-schema (JSON), ``None`` (the standard error body), a dict (a raw JSON schema) or a media type string.
+schema (JSON), ``None`` (the standard error body), a dict (a raw JSON schema) or media type(s) (a string
+or a tuple of strings, for answers that are not JSON).
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ def _answer(status: int, schema: Any) -> dict[str, Any]:
     headers = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
     if schema is None:
         return _error_ref(status)
-    if isinstance(schema, str):
-        content = {schema: {"schema": {"type": "string", "format": "binary"}}}
+    if isinstance(schema, (str, tuple)):
+        media_types = (schema,) if isinstance(schema, str) else schema
+        content = {media: {"schema": {"type": "string", "format": "binary"}} for media in media_types}
     else:
         content = {"application/json": {"schema": schema}}
     return {"description": description or "OK", "headers": headers, "content": content}
