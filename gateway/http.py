@@ -229,7 +229,7 @@ class Route(HttpRequestHandler):
     def _run(self, request: Request, principal: Principal | None) -> Response:
         context = {"request_id": request.request_id}
         if principal is not None:
-            context["caller"] = principal.identity.to_context()
+            context["caller"] = principal.context
         event = Event()
         self.container.spawn_worker(self, (request,), request.path_values, context_data=context,
                                     handle_result=partial(self.handle_result, event))

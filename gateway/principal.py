@@ -4,6 +4,7 @@ plus what only the gateway needs (which credential, what it is narrowed to)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from gateway import permissions
 from services.kit.caller import ROLES, Identity
@@ -17,6 +18,11 @@ class Principal:
     scope: frozenset[str] | None = None  # the permissions a narrowed credential keeps (None: its role's)
     session_id: str | None = None  # staff sign-ins only
     password_change_required: bool = False
+
+    @cached_property
+    def context(self) -> str:
+        """The identity as it travels in nameko context data (serialised once per cached credential)."""
+        return self.identity.to_context()
 
     def may(self, permission: str | None) -> bool:
         if permission is None or not permissions.allowed(self.identity.role, permission):
