@@ -178,6 +178,9 @@ def test_unknown_routes_and_methods_answer_json_with_a_request_id(suite):
     assert missing.headers["X-Request-Id"] == missing.json()["request_id"]
     wrong = suite.call("DELETE", "/v1/members", role=None)
     assert wrong.status_code == 405 and set(wrong.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    options = suite.call("OPTIONS", "/v1/members", json=LI_NA)  # never runs a route's method
+    assert options.status_code == 405
+    assert suite.call("GET", "/v1/members", params={"q": "li na"}).json()["items"] == []
 
 
 def test_the_docs_page_is_served_here_with_no_outside_address(suite):
