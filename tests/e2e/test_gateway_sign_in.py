@@ -195,3 +195,17 @@ def test_create_admin_command_makes_the_first_group_admin_once(suite, monkeypatc
     monkeypatch.setattr(sys, "stdin", io.StringIO("the second keeper of keys\n"))
     with pytest.raises(SystemExit):
         credentials.main(["create-admin", "--username", "admin.two", "--name", "Admin Two", "--password-stdin"])
+
+
+def test_an_access_token_stops_working_when_it_expires_and_refresh_gives_a_new_one(start_suite):
+    import time
+
+    suite = start_suite(ACCESS_TOKEN_SECONDS=1)
+    user = suite.create_staff("clinician")
+    grant = suite.login(user["username"]).json()
+    assert grant["expires_in"] == 1
+    assert suite.as_token(grant["access_token"], "GET", "/v1/auth/me").status_code == 200  # now cached too
+    time.sleep(1 + 5 + 1)  # lifetime, plus the clock leeway tokens are read with
+    assert suite.as_token(grant["access_token"], "GET", "/v1/auth/me").status_code == 401
+    renewed = suite.http.post(suite.base_url + "/v1/auth/refresh", json={"refresh_token": grant["refresh_token"]})
+    assert suite.as_token(renewed.json()["access_token"], "GET", "/v1/auth/me").status_code == 200

@@ -41,7 +41,7 @@ from services.kit.clock import utcnow
 from tests.e2e.conftest import free_port
 from tests.harness import REPO, service_config, store_for
 
-pytestmark = pytest.mark.perf
+pytestmark = [pytest.mark.perf, pytest.mark.timeout(1800)]
 
 DURATION = os.environ.get("CARELOOP_PERF_SECONDS", "10")
 ROUNDS = int(os.environ.get("CARELOOP_PERF_ROUNDS", "3"))
@@ -116,7 +116,7 @@ def auth_cost_us(store_url: str) -> dict[str, float]:
     keys = TokenKeys.from_config({})
     auth = Authenticator.__new__(Authenticator)
     auth.database, auth.cache_seconds, auth.token_keys = SimpleNamespace(store=store_for(store_url)), 30.0, keys
-    auth._keys, auth._sessions = {}, {}
+    auth._keys, auth._sessions, auth._tokens = {}, {}, {}
     key = issue_api_key(auth.database.store, "perf", "front_desk", ("*",)).key
     key_request = Request(EnvironBuilder(headers={"Authorization": f"Bearer {key}"}).get_environ())
     token, _ = keys.issue_access("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002",
