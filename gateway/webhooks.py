@@ -22,7 +22,7 @@ import hmac
 import re
 import secrets
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -218,7 +218,3 @@ def list_integrations(store: Store) -> list[dict[str, Any]]:
         for secret in secrets_:
             by_integration.setdefault(secret.integration_id, []).append(secret)
         return [view(row, by_integration.get(row.id, [])) for row in rows]
-
-
-def expires(moment: datetime) -> str:
-    return isoformat(moment)
