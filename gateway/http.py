@@ -1,12 +1,21 @@
-"""The gateway's HTTP entrypoint: every route authenticated, authorised, size-limited and JSON.
+"""The gateway's HTTP entrypoint: every route authenticated, authorised, limited, idempotent and JSON.
 
-``@route("GET", "/v1/members/<member_id>", permission="members:read", ...)`` replaces nameko's
-``@http``. Before the service method runs, the request gets a request id, its size is checked, the
-caller is authenticated (``gateway.auth``) and must hold the route's permission; the caller's identity
-goes into the worker context, so every service called from the route sees it. The method returns a
-JSON-able value (200), ``(status, value)`` or a werkzeug ``Response``; a domain error becomes
-``{"error": {"code", "message", "fields"}}`` with its status, anything else a 500 that says nothing
-of the internals (the log has it, under the request id).
+``@route("GET", "/v1/members/<member_id>", "members:read", ...)`` replaces nameko's ``@http``. Before
+the service method runs, in this order:
+
+1. the request gets a request id (``X-Request-Id``, echoed on every response and in every log line);
+2. the client's address is limited (``gateway.ratelimit``);
+3. the caller is authenticated (``gateway.auth``; on ``webhook=True`` routes by HMAC signature only,
+   ``gateway.webhooks``) — else 401 — and its credential is limited;
+4. it must hold the route's permission (role in ``permissions.GRANTS``, and the key's narrower scope
+   if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
+5. the body is read (1 MiB at most, JSON);
+6. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
+
+The caller's identity goes into the worker context, so every service called from the route sees it.
+The method returns a JSON-able value (200), ``(status, value)`` or a werkzeug ``Response``; a domain
+error becomes ``{"error": {"code", "message", "fields"}, "request_id"}`` with its status, anything
+else a 500 that says nothing of the internals (the log has it, under the request id).
 """
 
 from __future__ import annotations
@@ -14,26 +23,49 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from functools import partial
 from typing import Any
 
 import eventlet
+from eventlet import wsgi
 from eventlet.event import Event
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.web.handlers import HttpRequestHandler
-from werkzeug.exceptions import RequestEntityTooLarge
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from gateway import permissions
+from gateway.admission import Admission
+from gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
+from gateway.idempotency import check_key, fingerprint, service_key
+from gateway.principal import Principal
 from services.kit.caller import Identity
-from services.kit.errors import BadRequest, DomainError, Forbidden, Invalid, TooLarge, Unauthenticated, Unavailable
+from services.kit.errors import (
+    BadRequest,
+    DomainError,
+    Forbidden,
+    Invalid,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from services.kit.telemetry import request_id_var
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("gateway.access")
 
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff"}
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SELF_PERMISSION = "auth:self"
+"""The permission of a signed-in person's own routes (sign out, change password): the only ones open
+while a password change is required."""
 
 
 def json_response(status: int, body: Any, request_id: str, headers: dict[str, str] | None = None) -> Response:
@@ -43,76 +75,217 @@ def json_response(status: int, body: Any, request_id: str, headers: dict[str, st
     return response
 
 
+def error_body(code: str, message: str, request_id: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}, "request_id": request_id}
+
+
 def error_response(error: DomainError, request_id: str) -> Response:
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="careloop"'
-    if error.status == 429 and "retry_after" in error.details:
+    if error.status in (409, 429, 503) and "retry_after" in error.details:
         headers["Retry-After"] = str(error.details["retry_after"])
     return json_response(error.status, {"error": error.to_dict(), "request_id": request_id}, request_id, headers)
 
 
+def new_request_id(environ: dict[str, Any]) -> str:
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    return given if REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+class GatewayWsgiApp(WsgiApp):
+    """nameko's WSGI app, with JSON answers (and a request id, and an access log line) for paths and
+    methods no route serves."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+        except HTTPException as exc:
+            request_id = new_request_id(environ)
+            status = exc.code or 404
+            headers = {}
+            if isinstance(exc, MethodNotAllowed):
+                headers["Allow"] = ", ".join(sorted(exc.valid_methods or ()))
+                body = error_body("method_not_allowed", f"{environ.get('REQUEST_METHOD')} is not allowed here.",
+                                  request_id)
+            else:
+                body = error_body("not_found", "No such route; see /openapi.json.", request_id)
+            access_log.info("request", extra={"request_id": request_id, "method": environ.get("REQUEST_METHOD"),
+                                              "route": None, "status": status, "duration_ms": 0.0})
+            return json_response(status, body, request_id, headers)(environ, start_response)
+        request = Request(environ, shallow=True)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+class GatewayWebServer(WebServer):
+    """The web server of the gateway's routes: JSON for unknown routes; eventlet's own access log off
+    (it would print query strings, which can hold phone numbers) in favour of ``gateway.access``."""
+
+    def get_wsgi_app(self) -> Any:
+        return GatewayWsgiApp(self)
+
+    def get_wsgi_server(self, sock: Any, wsgi_app: Any, protocol: Any = HttpOnlyProtocol, debug: bool = False) -> Any:
+        return wsgi.Server(sock, sock.getsockname(), wsgi_app, protocol=protocol, debug=debug,
+                           log=logging.getLogger("gateway.wsgi"), log_output=False)
+
+
 class Route(HttpRequestHandler):
+    server = GatewayWebServer()
+    admission = Admission()
+
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,
-                 responses: dict[int, Any] | None = None, idempotent: bool = False, **kwargs: Any) -> None:
+                 responses: dict[int, Any] | None = None, idempotent: bool | None = None,
+                 webhook: bool = False, description: str = "", branch_params: tuple[str, ...] = ("branch",),
+                 rate_limit: str | None = None, **kwargs: Any) -> None:
         if not public and permission not in permissions.GRANTS:
             raise ValueError(f"{method} {url}: a route needs a known permission or public=True")
+        if webhook and public:
+            raise ValueError(f"{method} {url}: a webhook route is authenticated by its signature, not public")
         self.permission = permission
         self.public = public
         self.summary = summary
+        self.description = description
         self.tags = tags
         self.body_schema = body
         self.query_schema = query
         self.responses = responses or {}
-        self.idempotent = idempotent
+        self.webhook = webhook
+        self.branch_params = branch_params
+        self.rate_limit = rate_limit  # an extra per-address limit of Admission (e.g. "login")
+        # every mutating route of a known caller takes an Idempotency-Key unless it opts out
+        mutating = method.upper() in MUTATING
+        self.idempotent = (mutating and not public) if idempotent is None else (idempotent and not public)
+        kwargs.setdefault("expected_exceptions", DomainError)  # logged as warnings, not crashes
         super().__init__(method, url, **kwargs)
 
+    # -- the request pipeline --------------------------------------------------------------------
+
     def handle_request(self, request: Request) -> Response:
-        request_id = request.headers.get("X-Request-Id", "")
-        if not REQUEST_ID.match(request_id):
-            request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        request_id = new_request_id(request.environ)
+        token = request_id_var.set(request_id)
         request.request_id = request_id
         request.shallow = False
         request.max_content_length = MAX_BODY_BYTES
+        principal: Principal | None = None
+        response: Response | None = None
+        claim: tuple[str, str] | None = None
         try:
-            identity = self._admit(request)
-            request.identity = identity
-            request.json_body = self._read_body(request)
-            context = {"request_id": request_id}
-            if identity is not None:
-                context["caller"] = identity.to_context()
-            event = Event()
-            self.container.spawn_worker(self, (request,), request.path_values, context_data=context,
-                                        handle_result=partial(self.handle_result, event))
-            result = event.wait()
-            return self._to_response(result, request_id)
+            admission = self.admission
+            address = admission.client_address(request.environ)
+            request.client_address = address
+            admission.per_address.hit(address)
+            if self.rate_limit:
+                admission.limiters[self.rate_limit].hit(address)
+            raw = None
+            fresh_signature = True
+            if self.webhook:
+                raw = self._read_raw(request)
+                principal, fresh_signature = admission.auth.webhooks.verify(request.headers, raw, address)
+            elif not self.public:
+                principal = admission.auth.principal(request)
+                if principal is None:
+                    raise Unauthenticated("Sign in or send an API key: Authorization: Bearer <token or key>.")
+            if principal is not None:
+                admission.per_credential.hit(principal.credential)
+                self._authorise(principal, request)
+            request.principal = principal
+            request.identity = principal.identity if principal is not None else None
+            request.json_body = self._read_body(request, raw)
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            if self.idempotent and principal is not None and key is not None:
+                key = check_key(key)
+                print_ = fingerprint(request.method, request.path, request.query_string.decode("latin-1"),
+                                     raw if raw is not None else request.get_data(cache=True), request.json_body)
+                if fresh_signature:
+                    stored = admission.idempotency.claim(principal.credential, key, print_)
+                else:  # a replayed signature may only fetch the answer already given, never act
+                    stored = admission.idempotency.answered(principal.credential, key, print_)
+                    if stored is None:
+                        raise admission.auth.webhooks.refuse_replay(principal, address)
+                if stored is not None:
+                    response = self._replayed(stored, request_id)
+                    return response
+                claim = (principal.credential, key)
+            elif not fresh_signature:
+                raise admission.auth.webhooks.refuse_replay(principal, address)
+            response = self._run(request, principal)
         except Exception as exc:
-            return self._error(exc, request, request_id)
+            response = self._error(exc, request, request_id)
+        finally:
+            if claim is not None:
+                self._settle(claim, response)
+            status = response.status_code if response is not None else 500
+            access_log.info("request", extra={
+                "method": request.method, "route": self.url, "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "credential": principal.credential if principal is not None else None})
+            request_id_var.reset(token)
+        return response
 
-    def _admit(self, request: Request) -> Identity | None:
-        if self.public:
-            return None
-        identity = self._authenticator().authenticate(request)
-        if identity is None:
-            raise Unauthenticated("Sign in or send an API key: Authorization: Bearer <token or key>.")
-        if not permissions.allowed(identity.role, self.permission):
-            raise Forbidden(f"Your role ({identity.role}) may not use this route ({self.permission}).")
-        return identity
+    def _run(self, request: Request, principal: Principal | None) -> Response:
+        context = {"request_id": request.request_id}
+        if principal is not None:
+            context["caller"] = principal.context
+        event = Event()
+        self.container.spawn_worker(self, (request,), request.path_values, context_data=context,
+                                    handle_result=partial(self.handle_result, event))
+        result = event.wait()
+        return self._to_response(result, request.request_id)
 
-    def _authenticator(self) -> Any:
-        from gateway.auth import Authenticator
+    def _replayed(self, stored: Any, request_id: str) -> Response:
+        response = Response(stored.body, status=stored.status, headers={**JSON_HEADERS, "Idempotent-Replayed": "true"})
+        response.headers["X-Request-Id"] = request_id
+        return response
 
-        return next(d for d in self.container.dependencies if isinstance(d, Authenticator))
+    def _settle(self, claim: tuple[str, str], response: Response | None) -> None:
+        store = self.admission.idempotency
+        try:
+            keep = (response is not None and response.status_code < 500 and response.status_code != 429
+                    and response.mimetype == "application/json" and not response.is_streamed)
+            if keep:
+                store.complete(*claim, response.status_code, response.get_data(as_text=True))
+            else:
+                store.release(*claim)
+        except Exception:
+            log.exception("could not settle an idempotency key; a retry will run again after it goes stale")
 
-    def _read_body(self, request: Request) -> Any:
-        if self.body_schema is None and request.method in ("GET", "HEAD", "DELETE"):
-            return None
+    def _authorise(self, principal: Principal, request: Request) -> None:
+        identity = principal.identity
+        if not principal.may(self.permission):
+            if permissions.allowed(identity.role, self.permission):
+                raise Forbidden(f"This credential is limited to fewer permissions; it may not use this route "
+                                f"({self.permission}).", details={"permission": self.permission})
+            raise Forbidden(f"Your role ({identity.role}) may not use this route ({self.permission}).",
+                            details={"permission": self.permission})
+        if principal.password_change_required and self.permission != SELF_PERMISSION:
+            raise Forbidden("Choose a new password first (POST /v1/auth/password).",
+                            details={"password_change_required": True})
+        for name in self.branch_params:
+            values = list(request.args.getlist(name))
+            if name in request.path_values:
+                values.append(request.path_values[name])
+            for value in values:
+                for branch in (b.strip() for b in str(value).split(",")):
+                    if branch and not identity.can_see_branch(branch):
+                        raise Forbidden(f"Branch {branch} is not one of yours.", details={"branch": branch})
+
+    def _read_raw(self, request: Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise TooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
         raw = request.get_data(cache=True)
         if len(raw) > MAX_BODY_BYTES:
             raise TooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+        return raw
+
+    def _read_body(self, request: Request, raw: bytes | None = None) -> Any:
+        if self.body_schema is None and request.method in ("GET", "HEAD", "DELETE"):
+            return None
+        if raw is None:
+            raw = self._read_raw(request)
         if not raw:
             if self.body_schema is not None:
                 raise BadRequest("A JSON body is needed.")
@@ -141,14 +314,15 @@ class Route(HttpRequestHandler):
                                   request_id)
         if isinstance(exc, (eventlet.Timeout, UnknownService)):
             return error_response(Unavailable("A CareLoop service did not answer in time; try again "
-                                              "(with the same Idempotency-Key if you sent one)."), request_id)
+                                              "(with the same Idempotency-Key if you sent one).",
+                                              details={"retry_after": 1}), request_id)
         where = f"{request.method} {self.url}"
         if isinstance(exc, RemoteError):
-            log.error("service error behind %s: %s", where, exc.exc_type, extra={"request_id": request_id})
+            log.error("service error behind %s: %s", where, exc.exc_type)
         else:
-            log.exception("gateway error in %s", where, extra={"request_id": request_id})
-        body = {"error": {"code": "internal", "message": "Something went wrong on our side; it has been "
-                          "logged. Quote the request id to support.", "fields": {}}, "request_id": request_id}
+            log.exception("gateway error in %s", where)
+        body = error_body("internal", "Something went wrong on our side; it has been logged. Quote the request "
+                          "id to support.", request_id)
         return json_response(500, body, request_id)
 
 
@@ -170,6 +344,19 @@ def query_args(request: Request, integers: tuple[str, ...] = ("limit",)) -> dict
 
 
 def idempotency_key(request: Request) -> str | None:
-    """The ``Idempotency-Key`` header: the same key and body twice give one effect and one answer."""
-    key = request.headers.get("Idempotency-Key")
-    return key.strip() if key and key.strip() else None
+    """The ``Idempotency-Key`` to pass to a service's ``@idempotent`` RPC, namespaced by the caller's
+    credential (two clients' keys never collide in a service); None when the request has none."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if not key or not key.strip():
+        return None
+    key = check_key(key)
+    principal = getattr(request, "principal", None)
+    return service_key(principal.credential, key) if principal is not None else key
+
+
+def caller(request: Request) -> Identity | None:
+    """The authenticated identity of the request (None on public routes)."""
+    return getattr(request, "identity", None)
+
+
+__all__ = ["MAX_BODY_BYTES", "RateLimited", "Route", "caller", "idempotency_key", "query_args", "route"]

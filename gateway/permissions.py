@@ -32,6 +32,12 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "audit:read": ("auditor",),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
+    # the gateway's own: a caller's own session and identity; staff accounts; system credentials; the
+    # security log (sign-ins, lockouts, credential changes)
+    "auth:self": ROLES,
+    "staff:manage": ("group_admin",),
+    "credentials:manage": ("group_admin",),
+    "audit:security": ("group_admin", "auditor"),
 }
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
+from gateway.routes.access import AccessRoutes
+from gateway.routes.auth import AuthRoutes
+from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.operations import OperationRoutes
 from gateway.routes.records import RecordRoutes
+from gateway.routes.staff import StaffRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
-class GatewayService(OperationRoutes, MemberRoutes, RecordRoutes):
+class GatewayService(OperationRoutes, MemberRoutes, RecordRoutes, AuthRoutes, StaffRoutes, AccessRoutes,
+                     IntegrationRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet
+from nameko.constants import NON_PERSISTENT
 from nameko.rpc import RpcProxy
 
 DEFAULT_TIMEOUT = 10.0
@@ -46,6 +47,10 @@ class Upstream(RpcProxy):
     def setup(self) -> None:
         self.timeout = float(self._timeout or self.container.config.get("RPC_TIMEOUT", DEFAULT_TIMEOUT))
         self.options["expiration"] = self.timeout  # seconds; kombu sets the per-message TTL
+        # A request outlives neither its deadline nor a broker restart usefully: keep it in memory
+        # (nameko's default is persistent, which makes the broker write every request to disk).
+        # Publisher confirms stay on: they are how an unknown service is told apart from a slow one.
+        self.options["delivery_mode"] = NON_PERSISTENT
         super().setup()
 
     def get_dependency(self, worker_ctx: Any) -> DeadlineProxy:

@@ -23,6 +23,8 @@ import os  # noqa: E402
 # Keys for field encryption in tests (never used anywhere else).
 os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
 os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")
+# The gateway's token signing key in tests (never used anywhere else).
+os.environ.setdefault("CARELOOP_TOKEN_KEYS", "test-t1=dGVzdC10b2tlbi1rZXktb25lLTMyLWJ5dGVzLWxvbmc=")
 
 
 from tests.harness import *  # noqa: E402, F403 - fixtures live in tests/harness.py

@@ -39,8 +39,9 @@ SERVICES = {
 
 
 def secrets_env() -> dict[str, str]:
-    """Encryption keys: from the environment, else generated once for this checkout (var/secrets.env)."""
-    if os.environ.get("CARELOOP_DATA_KEYS") and os.environ.get("CARELOOP_INDEX_KEY"):
+    """Encryption and token keys: from the environment, else generated once for this checkout
+    (var/secrets.env; a file from before the gateway signed tokens gets a token key added)."""
+    if all(os.environ.get(name) for name in ("CARELOOP_DATA_KEYS", "CARELOOP_INDEX_KEY", "CARELOOP_TOKEN_KEYS")):
         return {}
     path = VAR / "secrets.env"
     if not path.exists():
@@ -50,6 +51,11 @@ def secrets_env() -> dict[str, str]:
         path.write_text(generate_env())
         path.chmod(0o600)
         print(f"generated local encryption keys in {path.relative_to(REPO)} (keep it: the data needs it)")
+    if "CARELOOP_TOKEN_KEYS=" not in path.read_text():
+        from gateway.tokens import generate_key
+
+        with path.open("a") as handle:
+            handle.write(f"CARELOOP_TOKEN_KEYS={generate_key()}\n")
     return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
 
 
@@ -109,6 +115,24 @@ def demo_key(env: dict[str, str]) -> str:
     return key
 
 
+def demo_admin(env: dict[str, str]) -> str | None:
+    """A group admin to sign in with (demo.admin); its password is kept in var/demo-admin-password."""
+    path = VAR / "demo-admin-password"
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+    result = subprocess.run([PYTHON, "-W", "ignore", "-m", "gateway.credentials", "create-admin", "--username",
+                             "demo.admin", "--name", "Demo Group Admin", "--password-stdin"],
+                            cwd=REPO, env=env, input=password + "\n", capture_output=True, text=True)
+    if result.returncode != 0:  # an admin exists already (made by hand): leave it alone
+        return None
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
+
+
 def load_demo(url: str, key: str) -> int:
     from deploy.local.demo import demo_members
 
@@ -153,9 +177,12 @@ def main() -> int:
     try:
         wait_ready(url, processes)
         key = demo_key(env)
+        admin_password = demo_admin(env)
         loaded = load_demo(url, key)
         print(f"""
-CareLoop is up at {url}  ({loaded} demo members in 3 branches; API document at {url}/openapi.json)
+CareLoop is up at {url}  ({loaded} demo members in 3 branches; API document at {url}/openapi.json,
+interactive at {url}/docs)
+Staff sign-in: demo.admin / {admin_password or "(see var/demo-admin-password)"}  (POST /v1/auth/login)
 Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9103 (records) :9104 (notifications)
 
 Try:

@@ -2,17 +2,55 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
+from marshmallow import validate
 from werkzeug.wrappers import Request, Response
 
 from gateway.http import query_args, route
 from gateway.readiness import Readiness
 from gateway.upstream import DeadlineProxy, Upstream
 from services.kit.errors import NotFound
+from services.kit.schemas import Schema, StrictInteger, load
 
 TAGS = ("operations",)
+DOCS_DIR = Path(__file__).resolve().parents[1] / "docs_ui"
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "careloop-docs.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+# the page loads only its own files: no CDN, no inline script, no framing by other sites
+DOCS_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}
+READY = {"type": "object", "required": ["status", "services"], "properties": {
+    "status": {"type": "string", "enum": ["ready", "not ready"]},
+    "services": {"type": "object", "additionalProperties": {"type": "string"}}}}
+DEAD_LETTERS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+    "type": "object", "properties": {"handler_queue": {"type": "string", "nullable": True},
+                                     "event_id": {"type": "string", "nullable": True},
+                                     "attempts": {"type": "integer", "nullable": True},
+                                     "error": {"type": "string", "nullable": True},
+                                     "parked_at": {"type": "string", "nullable": True}, "payload": {}}}}}}
+REPLAYED = {"type": "object", "required": ["replayed"], "properties": {"replayed": {"type": "integer"}}}
+
+
+class LimitQuerySchema(Schema):
+    limit = StrictInteger(validate=validate.Range(min=1, max=10_000))
+
+
+def _docs_file(name: str, content_type: str) -> Response:
+    response = Response((DOCS_DIR / name).read_bytes(), content_type=content_type)
+    response.headers["Content-Security-Policy"] = DOCS_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "public, max-age=3600" if name != "index.html" else "no-cache"
+    return response
 
 
 class OperationRoutes:
@@ -20,35 +58,55 @@ class OperationRoutes:
     members = Upstream("members")
     notifications = Upstream("notifications")
 
-    @route("GET", "/health", public=True, summary="The gateway process is up", tags=TAGS)
+    @route("GET", "/health", public=True, summary="The gateway process is up", tags=TAGS,
+           responses={200: HEALTH})
     def health(self, request: Request) -> Any:
         return {"status": "ok"}
 
-    @route("GET", "/ready", public=True, summary="The broker and every service answer", tags=TAGS)
+    @route("GET", "/ready", public=True, summary="The broker and every service answer", tags=TAGS,
+           responses={200: READY, 503: READY})
     def ready(self, request: Request) -> Any:
         states = self.readiness()
         ready = all(state == "ok" for state in states.values())
         return (200 if ready else 503), {"status": "ready" if ready else "not ready", "services": states}
 
-    @route("GET", "/metrics", "ops:metrics", summary="Prometheus metrics of the gateway process", tags=TAGS)
+    @route("GET", "/metrics", "ops:metrics", summary="Prometheus metrics of the gateway process", tags=TAGS,
+           responses={200: "text/plain"})
     def metrics(self, request: Request) -> Response:
         return Response(prometheus_client.generate_latest(), content_type=prometheus_client.CONTENT_TYPE_LATEST)
 
-    @route("GET", "/openapi.json", public=True, summary="This API, as OpenAPI 3", tags=TAGS)
+    @route("GET", "/openapi.json", public=True, summary="This API, as OpenAPI 3", tags=TAGS,
+           responses={200: {"type": "object"}})
     def openapi(self, request: Request) -> Any:
         from gateway.openapi import document
 
         return document(type(self))
 
+    @route("GET", "/docs", public=True, summary="The interactive API page (served here; no internet needed)",
+           tags=TAGS, responses={200: "text/html"})
+    def docs(self, request: Request) -> Response:
+        return _docs_file("index.html", "text/html; charset=utf-8")
+
+    @route("GET", "/docs/<asset>", public=True, summary="A file of the interactive API page", tags=TAGS,
+           responses={200: tuple(sorted(set(t.split(";")[0] for t in DOCS_ASSETS.values()))), 404: None})
+    def docs_asset(self, request: Request, asset: str) -> Response:
+        if asset not in DOCS_ASSETS:
+            raise NotFound(f"No file {asset!r} in the API page.")
+        return _docs_file(asset, DOCS_ASSETS[asset])
+
     @route("GET", "/v1/ops/dead-letters/<service>", "ops:dead-letters",
-           summary="Events a service parked after its handler kept failing", tags=TAGS)
+           summary="Events a service parked after its handler kept failing", tags=TAGS,
+           query=LimitQuerySchema, responses={200: DEAD_LETTERS, 404: None})
     def dead_letters(self, request: Request, service: str) -> Any:
-        return {"items": self._upstream(service).dead_letters(limit=query_args(request).get("limit"))}
+        args = load(LimitQuerySchema(), query_args(request))
+        return {"items": self._upstream(service).dead_letters(limit=args.get("limit"))}
 
     @route("POST", "/v1/ops/dead-letters/<service>/replay", "ops:dead-letters",
-           summary="Send parked events back to their handlers", tags=TAGS)
+           summary="Send parked events back to their handlers", tags=TAGS, query=LimitQuerySchema,
+           responses={200: REPLAYED, 404: None})
     def replay_dead_letters(self, request: Request, service: str) -> Any:
-        return self._upstream(service).replay_dead_letters(limit=query_args(request).get("limit"))
+        args = load(LimitQuerySchema(), query_args(request))
+        return self._upstream(service).replay_dead_letters(limit=args.get("limit"))
 
     def _upstream(self, service: str) -> Any:
         for value in vars(self).values():
