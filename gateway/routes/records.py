@@ -148,7 +148,7 @@ class RecordRoutes:
 
     @route("POST", "/v1/visits", "visits:write", tags=VISITS, body=OpenVisitSchema,
            summary="Open a visit: a walk-in who has arrived, or a visit booked for later",
-           responses={201: VisitSchema, 403: None}, idempotent=True)
+           responses={201: VisitSchema, 403: None, 404: None}, idempotent=True)
     def open_visit(self, request: Request) -> tuple[int, Any]:
         return 201, self.records.open_visit(request.json_body, idempotency_key=idempotency_key(request))
 
@@ -202,7 +202,7 @@ class RecordRoutes:
 
     @route("POST", "/v1/appointments", "appointments:write", tags=APPOINTMENTS, body=BookingSchema,
            summary="Book a slot within the member's booking horizon; a taken slot is 409",
-           responses={201: AppointmentSchema, 409: None}, idempotent=True)
+           responses={201: AppointmentSchema, 404: None, 409: None}, idempotent=True)
     def book(self, request: Request) -> tuple[int, Any]:
         return 201, self.records.book(request.json_body, idempotency_key=idempotency_key(request))
 
@@ -256,7 +256,7 @@ class RecordRoutes:
 
     @route("POST", "/v1/feedback", "feedback:submit", tags=CARE, body=FeedbackSubmissionSchema,
            summary="A satisfaction survey for a visit, or a complaint (urgent: answer within 30 minutes)",
-           responses={201: FeedbackSchema, 409: None}, idempotent=True)
+           responses={201: FeedbackSchema, 404: None, 409: None}, idempotent=True)
     def submit_feedback(self, request: Request) -> tuple[int, Any]:
         return 201, self.records.submit_feedback(request.json_body, idempotency_key=idempotency_key(request))
 

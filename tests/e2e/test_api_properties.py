@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -81,6 +82,7 @@ def fuzz(suite, operation: Any, mode: GenerationMode, checks: list[Any], failure
     return calls
 
 
+@pytest.mark.timeout(1200)  # every operation, valid and invalid data: minutes, growing with the API
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(suite):
     document = suite.call("GET", "/openapi.json", role=None).json()
     schema = schemathesis.openapi.from_dict(document)

@@ -6,9 +6,8 @@ import json
 import re
 import time
 
-from sqlalchemy import text
-
 from gateway import webhooks
+from tests.harness import query
 
 LI_NA = {"full_name": "Li Na", "phone": "13900139000", "birth_date": "1985-02-03", "home_branch": "SH01"}
 STAFF = {"username": "zhou.min", "display_name": "Zhou Min", "role": "front_desk", "branches": ["SH01"],
@@ -16,8 +15,7 @@ STAFF = {"username": "zhou.min", "display_name": "Zhou Min", "role": "front_desk
 
 
 def raw_rows(suite, sql: str) -> list:
-    with suite.gateway_store.engine.connect() as connection:
-        return list(connection.execute(text(sql)))
+    return query(suite.database_urls["gateway"], sql)
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -7,22 +7,16 @@ from datetime import date, timedelta
 
 import pytest
 import requests
-from sqlalchemy import text
 
 from gateway.auth import revoke_api_key
-from tests.harness import store_for, wait_for
+from tests.harness import scalar, wait_for
 
 LI_NA = {"full_name": "Li Na", "phone": "13900139000", "birth_date": "1985-02-03", "home_branch": "SH01",
          "consents": {"sms": True}}
 
 
 def member_rows(suite) -> int:
-    store = store_for(suite.database_urls["members"])
-    try:
-        with store.engine.connect() as connection:
-            return connection.execute(text("SELECT count(*) FROM members")).scalar_one()
-    finally:
-        store.dispose()
+    return scalar(suite.database_urls["members"], "SELECT count(*) FROM members")
 
 
 def test_enrol_read_find_change_and_welcome_is_recorded(suite):

@@ -14,14 +14,13 @@ import uuid
 import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
-from sqlalchemy import text
 
 from services.kit import Database, Invalid, Service, event_handler
 from services.kit.clock import utcnow
 from services.members.service import MembersService
 from services.notifications.models import Delivery
 from services.notifications.service import NotificationsService
-from tests.harness import service_config, store_for, wait_for
+from tests.harness import query, scalar, service_config, wait_for
 
 MEMBER = {"full_name": "Zhou Min", "phone": "13600136000", "birth_date": "1979-03-04", "home_branch": "HZ01"}
 
@@ -50,12 +49,7 @@ class Tally(Service):
 
 
 def count(url: str, sql: str, **params: object) -> int:
-    store = store_for(url)
-    try:
-        with store.engine.connect() as connection:
-            return connection.execute(text(sql), params).scalar_one()
-    finally:
-        store.dispose()
+    return scalar(url, sql, **params)
 
 
 def tallied(url: str, member_id: str) -> int:
@@ -92,11 +86,8 @@ def test_the_same_event_delivered_twice_has_one_effect(start_service, rpc, backe
     members = start_service(MembersService, backend)
     member = rpc().members.enrol(MEMBER)
     wait_for(lambda: tallied(tally.database_url, member["id"]) == 1, message="first delivery")
-    store = store_for(members.database_url)
-    with store.engine.connect() as connection:
-        (payload,) = [json.loads(row[0]) for row in connection.execute(
-            text("SELECT payload FROM kit_outbox WHERE event_type = 'member_enrolled'"))]
-    store.dispose()
+    (payload,) = [json.loads(row[0]) for row in query(
+        members.database_url, "SELECT payload FROM kit_outbox WHERE event_type = 'member_enrolled'")]
     dispatch = event_dispatcher(service_config(amqp_uri))
     for _ in range(2):  # a relay that crashed after the broker's confirm publishes again
         dispatch("members", "member_enrolled", payload)
