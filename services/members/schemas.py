@@ -451,7 +451,7 @@ STATUS_REASONS = ("member_request", "erasure_request", "dispute", "suspected_fra
                   "other")
 
 
-class StatusChangeSchema(Schema):
+class MemberStatusChangeSchema(Schema):
     """Why a membership is frozen, reactivated or closed: a reason code (it goes in the event) and a note
     (kept in the audit only)."""
 
@@ -459,7 +459,7 @@ class StatusChangeSchema(Schema):
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
 
-class ReasonSchema(Schema):
+class MergeReversalSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 

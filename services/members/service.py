@@ -30,16 +30,16 @@ from services.members.schemas import (
     FindMembersSchema,
     ManualTierSchema,
     MemberChangesSchema,
+    MemberStatusChangeSchema,
     MergeRequestSchema,
+    MergeReversalSchema,
     PointsEarnedEvent,
     PointsReversedEvent,
     PriceRequestSchema,
     ProgrammeChangeSchema,
     QuotaUndoRequestSchema,
     QuotaUseRequestSchema,
-    ReasonSchema,
     SegmentQuerySchema,
-    StatusChangeSchema,
     ToppedUpEvent,
     VisitCancelledEvent,
     VisitCompletedEvent,
@@ -346,7 +346,7 @@ class MembersService(Service):
     @idempotent
     def reverse_merge(self, merge_id: str, reversal: dict[str, Any],
                       idempotency_key: str | None = None) -> dict[str, Any]:
-        data = load(ReasonSchema(), reversal)
+        data = load(MergeReversalSchema(), reversal)
         row = lifecycle.get_merge(self.db.session, merge_id, lock=True)
         for member_id in (row.survivor_id, row.merged_id):
             self.caller.require_branch(register.get(self.db.session, member_id).home_branch,
@@ -363,7 +363,7 @@ class MembersService(Service):
     @rpc
     def freeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Active -> frozen: no earning, redeeming, quota use or discount. Freezing twice is one freeze."""
-        data = load(StatusChangeSchema(), change)
+        data = load(MemberStatusChangeSchema(), change)
         member = self._locked(member_id)
         lifecycle.freeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
                          self._actor())
@@ -372,7 +372,7 @@ class MembersService(Service):
     @rpc
     def unfreeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Frozen -> active; the tier is re-evaluated at once on the activity kept meanwhile."""
-        data = load(StatusChangeSchema(), change)
+        data = load(MemberStatusChangeSchema(), change)
         member = self._locked(member_id)
         if lifecycle.unfreeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
                               self._actor()):
@@ -382,7 +382,7 @@ class MembersService(Service):
     @rpc
     def close_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Close the membership and erase personal data (id, card number and anonymised ledgers stay)."""
-        data = load(StatusChangeSchema(), change)
+        data = load(MemberStatusChangeSchema(), change)
         member = self._locked(member_id)
         lifecycle.close(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
                         self._actor())

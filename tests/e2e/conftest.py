@@ -51,7 +51,7 @@ class Suite:
 def suite(start_service: Any) -> Iterator[Suite]:
     """Members, notifications and the gateway on SQLite, the gateway on a free local port."""
     ports = {"members": free_port(), "notifications": free_port()}
-    members = start_service(MembersService, METRICS_PORT=ports["members"])
+    members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
     notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
     port = free_port()
     gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", RPC_TIMEOUT=10,
