@@ -167,17 +167,30 @@ def window_sums(session: Session, member_ids: list[uuid.UUID], first: date, last
     return found
 
 
-def visit_sums(session: Session, member_ids: list[uuid.UUID], first: date, last: date,
-               tier_kinds: tuple[str, ...]) -> dict[uuid.UUID, tuple[int, int, int]]:
+IdRange = tuple[uuid.UUID | None, uuid.UUID]
+"""Members with ids after the first (exclusive; None: from the start) up to the second (inclusive)."""
+
+
+def members_where(column: Any, member_ids: list[uuid.UUID] | None = None, id_range: IdRange | None = None) -> Any:
+    """A batch of members as a condition: a list of ids, or a range of ids (one contiguous index range:
+    what a batch job walking members in id order uses, instead of a thousand-item IN list)."""
+    if id_range is None:
+        return column.in_(member_ids or [])
+    after, last = id_range
+    return and_(column > after, column <= last) if after is not None else column <= last
+
+
+def visit_sums(session: Session, member_ids: list[uuid.UUID] | None, first: date, last: date,
+               tier_kinds: tuple[str, ...], id_range: IdRange | None = None) -> dict[uuid.UUID, tuple[int, int, int]]:
     """Per member over ``first``..``last``: (net spend, visits of the tier kinds, all visits)."""
-    if not member_ids:
+    if not member_ids and id_range is None:
         return {}
     found: dict[uuid.UUID, tuple[int, int, int]] = {}
     for member_id, net, tier_visits, visits in session.execute(
         select(MemberVisit.member_id, func.sum(net_spend()),
                func.sum(case((and_(counted(), MemberVisit.kind.in_(tier_kinds)), 1), else_=0)),
                func.sum(counted_visit()))
-        .where(MemberVisit.member_id.in_(member_ids), MemberVisit.day.between(first, last))
+        .where(members_where(MemberVisit.member_id, member_ids, id_range), MemberVisit.day.between(first, last))
         .group_by(MemberVisit.member_id)
     ):
         found[member_id] = (int(net or 0), int(tier_visits or 0), int(visits or 0))
@@ -190,10 +203,13 @@ def activity_of(session: Session, member_id: uuid.UUID, first: date, last: date,
     return sums.activity if sums is not None else Activity()
 
 
-def summaries(session: Session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, MemberActivity]:
-    if not member_ids:
+def summaries(session: Session, member_ids: list[uuid.UUID] | None,
+              id_range: IdRange | None = None) -> dict[uuid.UUID, Any]:
+    """The all-time visit summaries of a batch of members (rows with the summary's columns)."""
+    if not member_ids and id_range is None:
         return {}
-    rows = session.scalars(select(MemberActivity).where(MemberActivity.member_id.in_(member_ids)))
+    table = MemberActivity.__table__
+    rows = session.execute(select(table).where(members_where(table.c.member_id, member_ids, id_range)))
     return {row.member_id: row for row in rows}
 
 

@@ -8,6 +8,8 @@ everything due on or before the day); segmentation grades the membership as of t
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -18,11 +20,13 @@ from sqlalchemy.orm import Session
 from services.kit.clock import utcnow
 from services.kit.db import Store
 from services.kit.jobs import Outcome, run_batches
-from services.kit.outbox import write_event
+from services.kit.outbox_batch import BatchEvents
 from services.kit.telemetry import counter, gauge
 from services.members import segmentation, tier_ledger
 from services.members.programme import Programme
 from services.members.segments import Bounds
+
+log = logging.getLogger(__name__)
 
 JOBS = ("tier_reviews", "tier_notices", "segments")
 
@@ -37,8 +41,16 @@ class BatchSizes:
     segments: int = 1000
 
 
-def _emitter(session: Session) -> tier_ledger.Emit:
-    return lambda event_type, payload: write_event(session, event_type, payload)
+def _with_events(step: Any) -> Any:
+    """A batch step whose events are written together at the end of the batch (kit.outbox_batch)."""
+
+    def run_step(session: Session, cursor: Any) -> tuple[Any, int]:
+        events = BatchEvents(session)
+        result = step(session, cursor, events)
+        events.flush()
+        return result
+
+    return run_step
 
 
 def run(store: Store, programme: Programme, zone: ZoneInfo, day: date, max_batches: int | None = None,
@@ -46,26 +58,29 @@ def run(store: Store, programme: Programme, zone: ZoneInfo, day: date, max_batch
     """Run (or continue) the jobs of ``day``; a job starts only when the one before it finished."""
     key = day.isoformat()
 
-    def reviews(session: Session, cursor: Any) -> tuple[Any, int]:
-        return tier_ledger.review_batch(session, programme, zone, day, utcnow(), cursor, sizes.reviews,
-                                        _emitter(session))
+    @_with_events
+    def reviews(session: Session, cursor: Any, emit: BatchEvents) -> tuple[Any, int]:
+        return tier_ledger.review_batch(session, programme, zone, day, utcnow(), cursor, sizes.reviews, emit)
 
-    def notices(session: Session, cursor: Any) -> tuple[Any, int]:
-        return tier_ledger.notice_batch(session, programme, zone, day, utcnow(), cursor, sizes.reviews,
-                                        _emitter(session))
+    @_with_events
+    def notices(session: Session, cursor: Any, emit: BatchEvents) -> tuple[Any, int]:
+        return tier_ledger.notice_batch(session, programme, zone, day, utcnow(), cursor, sizes.reviews, emit)
 
-    def segments(session: Session, cursor: Any) -> tuple[Any, int]:
+    @_with_events
+    def segments(session: Session, cursor: Any, emit: BatchEvents) -> tuple[Any, int]:
         if cursor is None:  # measure once; every batch of the night grades against the same bounds
             bounds = segmentation.measure(session, programme, day - timedelta(days=1))
             return {"bounds": bounds.to_json(), "after": None}, 0
         after, count = segmentation.grade_batch(session, programme, Bounds.from_json(cursor["bounds"]), day,
-                                                cursor["after"], sizes.segments, _emitter(session))
+                                                cursor["after"], sizes.segments, emit)
         return ({**cursor, "after": after} if after else None), count
 
     outcomes: dict[str, dict[str, Any]] = {}
     for job, step in (("tier_reviews", reviews), ("tier_notices", notices), ("segments", segments)):
+        started = time.perf_counter()
         outcome: Outcome = run_batches(store, job, key, step, max_batches=max_batches)
-        outcomes[job] = asdict(outcome)
+        outcomes[job] = {**asdict(outcome), "seconds": round(time.perf_counter() - started, 3)}
+        log.info("nightly job", extra={"job": job, "day": key, **outcomes[job]})
         PROCESSED.labels(job).inc(outcome.processed)
         if outcome.finished and outcome.skipped is None:
             FINISHED_AT.labels(job).set(utcnow().timestamp())

@@ -78,7 +78,7 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def _changed(row: MemberSegment, branch: str, result: Grade, last_visit_on: date | None) -> bool:
+def _changed(row: Any, branch: str, result: Grade, last_visit_on: date | None) -> bool:
     return (row.segment, row.rfm_r, row.rfm_f, row.rfm_m, row.churn_risk, row.usual_interval_days,
             row.last_visit_on, row.home_branch) != (result.segment, result.r, result.f, result.m, result.churn_risk,
                                                     result.usual_interval_days, last_visit_on, branch)
@@ -91,12 +91,16 @@ def grade_batch(session: Session, programme: Programme, bounds: Bounds, today: d
     if after:
         query = query.where(Member.id > uuid.UUID(after))
     members = session.execute(query.order_by(Member.id).limit(size)).all()
-    ids = [row.id for row in members]
+    if not members:
+        return None, 0
+    # the batch is a contiguous range of ids: read its activity and gradings as index ranges
+    id_range = (uuid.UUID(after) if after else None, members[-1].id)
     first, last = tiers.window(today - timedelta(days=1))
-    sums = activity.visit_sums(session, ids, first, last, programme.tier_visit_kinds)
-    summary = activity.summaries(session, ids)
-    existing = {row.member_id: row for row in
-                session.scalars(select(MemberSegment).where(MemberSegment.member_id.in_(ids)))} if ids else {}
+    sums = activity.visit_sums(session, None, first, last, programme.tier_visit_kinds, id_range)
+    summary = activity.summaries(session, None, id_range)
+    table = MemberSegment.__table__
+    existing = {row.member_id: row for row in session.execute(
+        select(table).where(activity.members_where(table.c.member_id, None, id_range)))}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for member_id, branch in members:
@@ -125,11 +129,11 @@ def grade_batch(session: Session, programme: Programme, bounds: Bounds, today: d
             emit("segment_changed", {"member_id": str(member_id), "from_segment": previous,
                                      "to_segment": result.segment, "rfm": result.rfm, "churn_risk": result.churn_risk})
             SEGMENT_CHANGES.labels(result.segment).inc()
-    if inserts:
-        session.execute(insert(MemberSegment), inserts)
+    if inserts:  # Core executemany: multi-row VALUES, no ORM bookkeeping for a thousand rows
+        session.execute(insert(MemberSegment.__table__), inserts)
     if updates:
         session.execute(update(MemberSegment), updates)
-    return (str(ids[-1]) if len(ids) == size else None), len(ids)
+    return (str(members[-1].id) if len(members) == size else None), len(members)
 
 
 def forget(session: Session, member_id: uuid.UUID) -> None:
