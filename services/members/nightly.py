@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.kit.clock import utcnow
@@ -84,6 +85,10 @@ def run(store: Store, programme: Programme, zone: ZoneInfo, day: date, max_batch
         PROCESSED.labels(job).inc(outcome.processed)
         if outcome.finished and outcome.skipped is None:
             FINISHED_AT.labels(job).set(utcnow().timestamp())
+            if job == "segments" and store.is_postgresql:
+                # a night can rewrite much of the table: fresh statistics keep the lists on their index
+                with store.transaction() as session:
+                    session.execute(text("ANALYZE member_segments"))
         if not outcome.finished:
             break
     return outcomes

@@ -54,7 +54,15 @@ UPDATED = counter("careloop_members_updated_total", "Member records changed", ("
 PHONE_ROLES = ("group_admin", "branch_manager", "front_desk", "customer_service", "integration")
 DOCUMENT_ROLES = ("group_admin", "integration")
 EVENT_ACTOR = "service:members (event)"
-DEFAULT_NIGHTLY_AT = "02:00"  # local time after which the night's jobs run (NIGHTLY_AT; "off" disables)
+
+SETTINGS: dict[str, Any] = {
+    "NIGHTLY_AT": "02:00",  # local time (group zone) after which the night's jobs run; "off": never by timer
+    "NIGHTLY_MAX_BATCHES": 20,  # batches per job and timer tick (a tick a minute): keeps each worker short
+    "TIER_REVIEW_BATCH": 500,  # members per review / notice batch (one transaction each)
+    "SEGMENT_BATCH": 1000,  # members per segmentation batch (one transaction each)
+}
+"""The members service's settings (nameko config keys) and their defaults; also PROGRAMME_FILE
+(default config/programme.yml, see programme_versions) and UNMASKED_PHONE_ROLES/UNMASKED_DOCUMENT_ROLES."""
 
 
 class MembersService(Service):
@@ -292,8 +300,8 @@ class MembersService(Service):
         """Members of segment A, B or C (optionally of a branch, or at churn risk), a page at a time."""
         if segment not in SEGMENTS:
             raise Invalid("The segment is A, B or C.", {"segment": ["One of A, B, C."]})
-        query = load(SegmentQuerySchema(), {"branch": branch, "churn_risk": churn_risk, "limit": limit or 100,
-                                            "cursor": cursor})
+        query = load(SegmentQuerySchema(), {"branch": branch, "churn_risk": churn_risk, "cursor": cursor,
+                                            **({} if limit is None else {"limit": limit})})
         if query["branch"]:
             self.group.branch(query["branch"])
             self.caller.require_branch(query["branch"], "list members of this branch")
@@ -395,11 +403,14 @@ class MembersService(Service):
 
     # --- the night -----------------------------------------------------------------------------------
 
+    def _setting(self, key: str) -> Any:
+        return self.config.get(key, SETTINGS[key])
+
     def _night(self, day: date, max_batches: int | None) -> dict[str, Any]:
         with self.db.store.transaction() as session:
             programme: Programme = programme_versions.in_force(session, self.config, self.group.currency).programme
-        sizes = nightly.BatchSizes(reviews=int(self.config.get("TIER_REVIEW_BATCH", 500)),
-                                   segments=int(self.config.get("SEGMENT_BATCH", 1000)))
+        sizes = nightly.BatchSizes(reviews=int(self._setting("TIER_REVIEW_BATCH")),
+                                   segments=int(self._setting("SEGMENT_BATCH")))
         return nightly.run(self.db.store, programme, self.group.zone, day, max_batches, sizes)
 
     @rpc
@@ -419,10 +430,12 @@ class MembersService(Service):
     @timer(interval=60)
     def nightly_tick(self) -> None:
         """After ``NIGHTLY_AT`` local time: continue the day's jobs, ``NIGHTLY_MAX_BATCHES`` batches a tick."""
-        starts = str(self.config.get("NIGHTLY_AT", DEFAULT_NIGHTLY_AT))
-        if starts == "off":
+        starts = self._setting("NIGHTLY_AT")
+        if starts in ("off", False, None):
             return
+        if isinstance(starts, int):  # YAML 1.1 reads an unquoted 02:00 as 120 (base 60): minutes
+            starts = f"{starts // 60:02d}:{starts % 60:02d}"
         now = datetime.now(self.group.zone)
-        if now.time() < time.fromisoformat(starts):
+        if now.time() < time.fromisoformat(str(starts)):
             return
-        self._night(now.date(), int(self.config.get("NIGHTLY_MAX_BATCHES", 20)))
+        self._night(now.date(), int(self._setting("NIGHTLY_MAX_BATCHES")))

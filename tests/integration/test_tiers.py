@@ -157,6 +157,19 @@ def test_reviews_run_in_bounded_batches_and_resume(start_service, rpc, backend, 
         assert tier["tier"] == "silver" and tier["next_review_on"] == next_anniversary(today(), day).isoformat()
 
 
+@pytest.mark.parametrize(("starts", "runs"), [("00:00", True), ("off", False)])
+def test_the_timer_runs_the_night_once_it_is_late_enough(start_service, rpc, backend, amqp_uri, starts, runs):
+    from nameko.testing.services import entrypoint_hook
+
+    world = start_world(start_service, rpc, backend, amqp_uri, NIGHTLY_AT=starts)
+    world.enrol()
+    with entrypoint_hook(world.container, "nightly_tick") as tick:
+        tick()
+    done = world.rows("SELECT job FROM kit_job_runs WHERE run_key = :day AND finished_at IS NOT NULL ORDER BY job",
+                      day=today().isoformat())
+    assert [row[0] for row in done] == (["segments", "tier_notices", "tier_reviews"] if runs else [])
+
+
 def test_only_group_admins_run_the_night_and_never_a_future_day(world, rpc):
     from services.kit.caller import Identity
 

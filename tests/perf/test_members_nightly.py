@@ -67,6 +67,7 @@ def prepare(size: int) -> tuple[str, dict]:
 
 
 @pytest.mark.perf
+@pytest.mark.timeout(4 * 3600)
 def test_nightly_review_and_segmentation_memory_stays_flat():
     results = {}
     for size in SIZES:

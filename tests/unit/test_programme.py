@@ -1,6 +1,22 @@
-"""The default programme: each tier inherits the benefits of the tiers below."""
+"""The programme: each tier inherits the benefits of the tiers below; the ladder, thresholds and rules are
+configuration (the shipped file, or a stored version), checked before use."""
 
-from services.members.programme import DEFAULT_PROGRAMME
+import copy
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.kit.errors import Invalid
+from services.members.programme import (
+    DEFAULT_PROGRAMME,
+    SegmentRules,
+    problems,
+    programme_document,
+    programme_from_document,
+)
+from services.members.programme_versions import parse
 
 
 def test_ladder_order_and_start():
@@ -36,22 +52,6 @@ def test_discounts_never_shrink_up_the_ladder():
 
 
 # --- the programme as configuration -------------------------------------------------------------------
-
-import copy  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-
-from services.kit.errors import Invalid  # noqa: E402
-from services.members.programme import (  # noqa: E402
-    SegmentRules,
-    problems,
-    programme_document,
-    programme_from_document,
-)
-from services.members.programme_versions import parse  # noqa: E402
 
 SHIPPED_FILE = Path(__file__).resolve().parents[2] / "config" / "programme.yml"
 
