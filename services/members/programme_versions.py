@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import utcnow
+from services.kit.clock import isoformat, utcnow
 from services.kit.config import REPO_ROOT
 from services.kit.errors import Conflict, Invalid
 from services.kit.schemas import load
@@ -117,5 +117,5 @@ def store(session: Session, config: dict[str, Any], currency: str, document: Any
 
 def versions(session: Session, limit: int) -> list[dict[str, Any]]:
     rows = session.scalars(select(ProgrammeVersion).order_by(ProgrammeVersion.version.desc()).limit(limit))
-    return [{"version": row.version, "note": row.note, "created_at": row.created_at.isoformat(),
+    return [{"version": row.version, "note": row.note, "created_at": isoformat(row.created_at),
              "created_by": row.created_by} for row in rows]
