@@ -71,3 +71,17 @@ def test_a_tier_members_hold_cannot_be_dropped(world, rpc):
     with pytest.raises(Conflict) as raised:
         admin.set_programme({"programme": shorter})
     assert "diamond" in raised.value.message
+
+
+def test_lower_thresholds_reach_members_at_their_next_review(world, rpc):
+    from services.members.tiers import next_anniversary
+    from tests.integration.members_world import today
+
+    member = world.enrol()
+    world.visit(member, 100_000)
+    rpc(caller=ADMIN).members.set_programme({"programme": cheaper_silver()})
+    assert world.proxy.members.tier(member)["tier"] == "standard"  # no event since: nothing moved yet
+    world.night(next_anniversary(today(), today()))
+    assert world.proxy.members.tier(member)["tier"] == "silver"
+    (raised,) = world.events("tier_changed", member_id=member)
+    assert (raised["direction"], raised["reason"]) == ("up", "spend")
