@@ -14,6 +14,16 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "members:read": (*_STAFF, "integration"),
     "members:enrol": ("group_admin", "branch_manager", "front_desk", "integration"),
     "members:update": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
+    "members:merge": ("group_admin", "branch_manager"),
+    "members:status": ("group_admin", "branch_manager", "customer_service"),
+    "members:close": ("group_admin", "branch_manager"),
+    "members:audit": ("group_admin", "branch_manager", "auditor"),
+    "tiers:manage": ("group_admin",),
+    "benefits:use": ("group_admin", "branch_manager", "front_desk", "integration"),
+    "segments:read": ("group_admin", "branch_manager", "customer_service"),
+    "programme:read": (*_STAFF, "auditor", "integration"),
+    "programme:write": ("group_admin",),
+    "ops:nightly": ("group_admin",),
     "notifications:read": ("group_admin", "branch_manager", "front_desk", "customer_service"),
     # records (issue 6): health data is for clinicians and the HIS/EMR only; the records service checks
     # it again and audits every access, refusals included

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, MetaData, String, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.crypto import Encrypted
 from services.kit.db import UtcDateTime
-from services.kit.models import NAMING
+from services.kit.models import NAMING, BigId
 
 
 class Base(DeclarativeBase):
@@ -55,9 +68,20 @@ class Member(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    # the member's standing in the tier programme (see services/members/tiers.py)
+    tier_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    tier_review_on: Mapped[date | None] = mapped_column(Date)  # next yearly review (local day); None: never
+    tier_pending: Mapped[str | None] = mapped_column(String(24))  # the tier a review notice announced ...
+    tier_pending_on: Mapped[date | None] = mapped_column(Date)  # ... and the day it takes effect
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+
     __table_args__ = (
         Index("ix_members_enrolled", "enrolled_at", "id"),
         Index("ix_members_birthday", "birth_mmdd", "id"),  # daily birthday scans, page by id
+        Index("ix_members_tier_review", "tier_review_on", "id"),  # the daily review: due members only
+        Index("ix_members_tier_pending", "tier_pending_on", "id", postgresql_where=text("tier_pending_on IS NOT NULL"),
+              sqlite_where=text("tier_pending_on IS NOT NULL")),
+        Index("ix_members_tier", "tier"),  # tier distribution; may a programme drop a tier
     )
 
 
@@ -70,3 +94,184 @@ class MemberNameToken(Base):
     token_index: Mapped[str] = mapped_column(String(40), primary_key=True)
 
     __table_args__ = (Index("ix_member_name_tokens_token", "token_index", "member_id"),)
+
+
+class ProgrammeVersion(Base):
+    """A version of the tier programme stored by a group admin; the newest one is in force."""
+
+    __tablename__ = "programme_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)  # JSON, as programme.programme_document gives it
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))  # "<kind>:<subject> (<role>)"
+
+
+class MemberVisit(Base):
+    """A visit as the tier and segment rules see it (from records' visit_completed / visit_refunded)."""
+
+    __tablename__ = "member_visits"
+
+    visit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    branch: Mapped[str | None] = mapped_column(String(16))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)  # local day of completion (of the first refund until completed)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)  # False: a refund arrived first
+    qualifying_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    fully_refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_member_visits_member_day", "member_id", "day"),)
+
+
+class MemberVisitRefund(Base):
+    """Each refund once (by the refund id), whatever event carried it."""
+
+    __tablename__ = "member_visit_refunds"
+
+    refund_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visit_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger)
+    full: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MemberPoints(Base):
+    """Points earned (positive) and reversals (negative, dated on the day of the posting they reverse)."""
+
+    __tablename__ = "member_points"
+
+    posting_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    day: Mapped[date] = mapped_column(Date)
+    points: Mapped[int] = mapped_column(BigInteger)
+    rule: Mapped[str | None] = mapped_column(String(24))
+    reverses_posting_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+    __table_args__ = (Index("ix_member_points_member_day", "member_id", "day"),)
+
+
+class MemberTopUp(Base):
+    """A stored-value top-up: its amount (without the bonus) counts as a single top-up for tiers."""
+
+    __tablename__ = "member_top_ups"
+
+    topup_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    day: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_member_top_ups_member_day", "member_id", "day"),)
+
+
+class MemberActivity(Base):
+    """A member's visits summed over all time, kept current from member_visits (recency, usual interval)."""
+
+    __tablename__ = "member_activity"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    visits_total: Mapped[int] = mapped_column(Integer, default=0)
+    spend_total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_visit_on: Mapped[date | None] = mapped_column(Date)
+    last_visit_on: Mapped[date | None] = mapped_column(Date)
+    first_paid_visit_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TierChange(Base):
+    """The tier history: every change of a member's tier, with its reason."""
+
+    __tablename__ = "tier_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    from_tier: Mapped[str] = mapped_column(String(24))
+    to_tier: Mapped[str] = mapped_column(String(24))
+    direction: Mapped[str] = mapped_column(String(4))
+    reason: Mapped[str] = mapped_column(String(24))
+    source_ref: Mapped[str | None] = mapped_column(String(128))  # visit, top-up, posting, merge, review day
+    note: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))
+    effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_tier_changes_member", "member_id", "id"),)
+
+
+class QuotaUse(Base):
+    """One use of a yearly quota (a free cleaning) for a visit; undone when the visit is cancelled."""
+
+    __tablename__ = "quota_uses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    benefit: Mapped[str] = mapped_column(String(40))
+    visit_id: Mapped[str] = mapped_column(String(64))
+    benefit_year: Mapped[int] = mapped_column(Integer)
+    branch: Mapped[str | None] = mapped_column(String(16))
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_by: Mapped[str] = mapped_column(String(200))
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    undone_by: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "benefit", "visit_id", name="uq_quota_uses_member_benefit_visit"),
+        Index("ix_quota_uses_member_year", "member_id", "benefit_year", "benefit"),
+        Index("ix_quota_uses_visit", "visit_id"),
+    )
+
+
+class MemberSegment(Base):
+    """A member's segment, RFM scores and churn risk, as the last nightly run graded them."""
+
+    __tablename__ = "member_segments"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    home_branch: Mapped[str] = mapped_column(String(16))  # copied, so that a branch's list is one index scan
+    segment: Mapped[str] = mapped_column(String(1))
+    rfm_r: Mapped[int] = mapped_column(Integer)
+    rfm_f: Mapped[int] = mapped_column(Integer)
+    rfm_m: Mapped[int] = mapped_column(Integer)
+    churn_risk: Mapped[bool] = mapped_column(Boolean)
+    usual_interval_days: Mapped[int | None] = mapped_column(Integer)
+    last_visit_on: Mapped[date | None] = mapped_column(Date)
+    changed_on: Mapped[date] = mapped_column(Date)  # the night that last changed this row
+
+    __table_args__ = (
+        Index("ix_member_segments_list", "segment", "member_id"),
+        Index("ix_member_segments_branch_list", "segment", "home_branch", "member_id"),
+    )
+
+
+class MemberMerge(Base):
+    """A merge of two members, with what it moved, so that it can be audited and reversed."""
+
+    __tablename__ = "member_merges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    survivor_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    merged_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    record: Mapped[str] = mapped_column(Text)  # JSON: the moved rows' ids and the states before
+    merged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    merged_by: Mapped[str] = mapped_column(String(200))
+    reversed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reversed_by: Mapped[str | None] = mapped_column(String(200))
+    reverse_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class MemberStatusChange(Base):
+    """The audit of freezes, reactivations and closures (who, when, why)."""
+
+    __tablename__ = "member_status_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

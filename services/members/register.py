@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
+from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.errors import Conflict, Invalid, NotFound
@@ -25,6 +25,8 @@ from services.members import identity
 from services.members.identity import Match
 from services.members.models import Member, MemberNameToken
 from services.members.schemas import DOCUMENT_TYPES
+from services.members.segmentation import follow_branch
+from services.members.tiers import next_anniversary
 
 CARD_ATTEMPTS = 5
 
@@ -118,7 +120,7 @@ def _document(data: dict[str, Any]) -> tuple[str, str] | None:
     return document["type"], identity.normalise_document(document["type"], document["number"])
 
 
-def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime) -> Member:
+def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard") -> Member:
     group.branch(data["home_branch"])
     phone = identity.parse_phone(data["phone"], group.region_of(data["home_branch"]))
     document = _document(data)
@@ -140,8 +142,9 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime) -
         preferred_language=data.get("preferred_language") or group.default_language,
         consent_sms=consents["sms"], consent_email=consents["email"], consent_wechat=consents["wechat"],
         consent_line=consents["line"], consent_marketing=consents["marketing"], consents_updated_at=now,
-        home_branch=data["home_branch"], status="active", tier="standard", source=data["source"],
-        enrolled_at=now, updated_at=now,
+        home_branch=data["home_branch"], status="active", tier=entry_tier, source=data["source"],
+        enrolled_at=now, updated_at=now, tier_since=now,
+        tier_review_on=next_anniversary(local_date(now, group.zone), local_date(now, group.zone)),
     )
     _insert_with_fresh_codes(session, member, group, indexes)
     _write_tokens(session, member.id, full_name)
@@ -175,6 +178,9 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
     """Apply a partial change; returns the names of the fields that really changed."""
     if member.status == "closed":
         raise Conflict("This membership is closed; its personal data was erased.")
+    if member.status == "merged":
+        raise Conflict(f"This member was merged into {member.merged_into_id}; change that member instead.",
+                       details={"merged_into": str(member.merged_into_id)})
     changed: list[str] = []
 
     def put(field: str, attribute: str, value: Any) -> None:
@@ -186,6 +192,8 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
     if "home_branch" in changes:
         group.branch(changes["home_branch"])
         put("home_branch", "home_branch", changes["home_branch"])
+        if "home_branch" in changed:
+            follow_branch(session, member.id, member.home_branch)
     if "full_name" in changes:
         put("full_name", "full_name", " ".join(changes["full_name"].split()))
     if "phone" in changes:
@@ -294,6 +302,7 @@ def view(member: Member, reveal_phone: bool = False, reveal_document: bool = Fal
         "id_document": document, "home_branch": member.home_branch, "status": member.status,
         "tier": member.tier, "source": member.source,
         "enrolled_at": isoformat(member.enrolled_at), "updated_at": isoformat(member.updated_at),
+        "merged_into": str(member.merged_into_id) if member.merged_into_id else None,
     }
 
 

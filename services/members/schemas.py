@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import EXCLUDE, ValidationError, fields, validate, validates
 
 from services.kit.schemas import Schema, StrictInteger
 
 GENDERS = ("female", "male", "other", "undisclosed")
 LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
 SOURCES = ("desk", "self_signup", "his", "import")
-STATUSES = ("active", "frozen", "closed")
+STATUSES = ("active", "frozen", "closed", "merged")
+VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
+TIER_REASONS = ("spend", "top_up", "points", "visits", "review", "merge", "manual", "points_purchase")
 DOCUMENT_TYPES = ("cn_resident_id", "passport", "hk_macau_permit", "taiwan_permit", "other")
 EARLIEST_BIRTH = date(1900, 1, 1)
 
@@ -134,6 +136,7 @@ class MemberSchema(Schema):
     source = fields.String()
     enrolled_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
+    merged_into = fields.String(allow_none=True, metadata={"description": "The member this one was merged into."})
 
 
 class MemberPageSchema(Schema):
@@ -156,3 +159,318 @@ class ContactSchema(Schema):
     status = fields.String()
     tier = fields.String()
     birth_mmdd = fields.String(allow_none=True)
+
+
+# --- the tier programme (a document: the config file, a stored version, the API) ----------------------
+
+class ThresholdsSchema(Schema):
+    """Any one path qualifies; leave a path out when it does not apply to the tier."""
+
+    spend_minor = StrictInteger(allow_none=True, metadata={"description": "Qualifying spend in 12 months, minor units."})
+    single_top_up_minor = StrictInteger(allow_none=True, metadata={"description": "One single top-up, minor units."})
+    points_12m = StrictInteger(allow_none=True, metadata={"description": "Points earned in 12 months."})
+    visits_12m = StrictInteger(allow_none=True, metadata={"description": "Completed visits in 12 months."})
+
+
+class TierBenefitsSchema(Schema):
+    """What a tier adds to the tier below (discounts: the better rate wins; quotas add up)."""
+
+    discounts_bp = fields.Dict(keys=fields.String(), values=StrictInteger(), load_default=dict,
+                               metadata={"description": "Category -> basis points off (500 = 5 %)."})
+    quotas = fields.Dict(keys=fields.String(), values=StrictInteger(), load_default=dict,
+                         metadata={"description": "Benefit -> uses per benefit year."})
+    birthday_month_discount_bp = StrictInteger(allow_none=True)
+    booking_horizon_days = StrictInteger(allow_none=True)
+    priority_booking = fields.Boolean(allow_none=True)
+    dedicated_advisor = fields.Boolean(allow_none=True)
+    event_invitations = fields.Boolean(allow_none=True)
+
+
+class TierSpecSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    names = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1, max=40)),
+                        required=True, metadata={"description": "Language -> display name."})
+    thresholds = fields.Nested(ThresholdsSchema, load_default=dict)
+    benefits = fields.Nested(TierBenefitsSchema, load_default=dict)
+
+
+class ReviewRulesSchema(Schema):
+    basis = fields.String(validate=validate.OneOf(("anniversary", "tier_anniversary")))
+    notice_days = StrictInteger()
+    max_steps_down = StrictInteger()
+
+
+class SegmentRulesSchema(Schema):
+    a_top_share_bp = StrictInteger()
+    a_min_visits_12m = StrictInteger()
+    b_next_share_bp = StrictInteger()
+    b_min_visits_12m = StrictInteger()
+    churn_factor_pct = StrictInteger()
+    default_interval_days = StrictInteger()
+
+
+class ProgrammeSchema(Schema):
+    """The tier programme: the ladder (lowest first), review and segment rules. See config/programme.yml."""
+
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    categories = fields.List(fields.String(), validate=validate.Length(min=1, max=30))
+    tier_visit_kinds = fields.List(fields.String(), validate=validate.Length(min=1, max=5))
+    benefit_year = fields.String(validate=validate.OneOf(("anniversary", "calendar")))
+    review = fields.Nested(ReviewRulesSchema)
+    segments = fields.Nested(SegmentRulesSchema)
+    tiers = fields.List(fields.Nested(TierSpecSchema), required=True, validate=validate.Length(min=1, max=12))
+
+
+class ProgrammeChangeSchema(Schema):
+    """A new version of the programme (group admins)."""
+
+    programme = fields.Nested(ProgrammeSchema, required=True)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    expected_version = StrictInteger(load_default=None, allow_none=True,
+                                     metadata={"description": "Refuse (409) if the version in force is another."})
+
+
+class ProgrammeInForceSchema(Schema):
+    version = fields.Integer(metadata={"description": "0: the group's file or the shipped defaults."})
+    source = fields.String(validate=validate.OneOf(("database", "file", "defaults")))
+    programme = fields.Nested(ProgrammeSchema)
+
+
+# --- events members consumes (other services' contracts, docs/events.md; unknown fields ignored) -----
+
+class _Event(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = fields.String(required=True)
+    occurred_at = fields.AwareDateTime(required=True)
+
+
+class VisitCompletedEvent(_Event):
+    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    member_id = fields.String(required=True)
+    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
+    kind = fields.String(required=True, validate=validate.OneOf(VISIT_KINDS))
+    completed_at = fields.AwareDateTime(required=True)
+    currency = fields.String(required=True)
+    qualifying_minor = StrictInteger(required=True, validate=validate.Range(min=0))
+
+
+class VisitRefundedEvent(_Event):
+    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    member_id = fields.String(required=True)
+    refund_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    refunded_minor = StrictInteger(required=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True)
+    full = fields.Boolean(load_default=False)
+
+
+class VisitCancelledEvent(_Event):
+    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    member_id = fields.String(required=True)
+
+
+class PointsEarnedEvent(_Event):
+    member_id = fields.String(required=True)
+    posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    points = StrictInteger(required=True, validate=validate.Range(min=0))
+    rule = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=24))
+    earned_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class PointsReversedEvent(_Event):
+    member_id = fields.String(required=True)
+    posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reverses_posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    points = StrictInteger(required=True, validate=validate.Range(min=0))
+
+
+class ToppedUpEvent(_Event):
+    member_id = fields.String(required=True)
+    topup_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True)
+
+
+# --- tiers, benefits, quotas, prices -------------------------------------------------------------------
+
+class TierActivitySchema(Schema):
+    spend_minor = fields.Integer()
+    largest_top_up_minor = fields.Integer()
+    points = fields.Integer()
+    visits = fields.Integer()
+
+
+class TierStatusSchema(Schema):
+    """A member's tier, why, and what the next one needs."""
+
+    member_id = fields.String()
+    status = fields.String()
+    tier = fields.String()
+    tier_names = fields.Dict(keys=fields.String(), values=fields.String())
+    tier_since = fields.AwareDateTime(allow_none=True)
+    next_review_on = fields.Date(allow_none=True)
+    pending = fields.Dict(allow_none=True, metadata={"description": "{tier, effective_on} after a review notice."})
+    window = fields.Dict(metadata={"description": "{from, to}: the 12 months counted (local days)."})
+    currency = fields.String()
+    activity = fields.Nested(TierActivitySchema)
+    qualifies_for = fields.Dict(metadata={"description": "{tier, paths}: what the 12 months earn today."})
+    next = fields.Dict(allow_none=True, metadata={"description": "{tier, needs: {path: amount still missing}}."})
+    lifetime = fields.Dict()
+
+
+class TierChangeSchema(Schema):
+    id = fields.Integer()
+    from_tier = fields.String()
+    to_tier = fields.String()
+    direction = fields.String(validate=validate.OneOf(("up", "down")))
+    reason = fields.String(validate=validate.OneOf(TIER_REASONS))
+    source_ref = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    actor = fields.String()
+    effective_at = fields.AwareDateTime()
+
+
+class TierHistoryPageSchema(Schema):
+    items = fields.List(fields.Nested(TierChangeSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ManualTierSchema(Schema):
+    """Set a member's tier by hand (group admins), or by a points purchase (the points service)."""
+
+    tier = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    reason = fields.String(load_default="manual", validate=validate.OneOf(("manual", "points_purchase")))
+    note = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class QuotaSchema(Schema):
+    benefit = fields.String()
+    allowed = fields.Integer()
+    used = fields.Integer()
+    remaining = fields.Integer()
+    benefit_year = fields.Integer(metadata={"description": "The calendar year in which the benefit year starts."})
+
+
+class BenefitsSchema(Schema):
+    member_id = fields.String()
+    tier = fields.String()
+    status = fields.String()
+    booking_horizon_days = fields.Integer()
+    priority_booking = fields.Boolean()
+    dedicated_advisor = fields.Boolean()
+    event_invitations = fields.Boolean()
+    birthday_month_discount_bp = fields.Integer()
+    discounts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    quotas = fields.List(fields.Nested(QuotaSchema))
+    benefit_year_starts_on = fields.Date()
+    benefit_year_ends_on = fields.Date()
+
+
+class QuotaUseRequestSchema(Schema):
+    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                             metadata={"description": "The visit the benefit is used for: using twice is one use."})
+    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+
+
+class QuotaUndoRequestSchema(Schema):
+    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class QuotaUseSchema(QuotaSchema):
+    member_id = fields.String()
+    visit_id = fields.String()
+    state = fields.String(validate=validate.OneOf(("used", "undone")))
+    used_at = fields.AwareDateTime()
+    undone_at = fields.AwareDateTime(allow_none=True)
+
+
+class BillItemSchema(Schema):
+    category = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0, max=10**12))
+
+
+class PriceRequestSchema(Schema):
+    items = fields.List(fields.Nested(BillItemSchema), required=True, validate=validate.Length(min=1, max=500))
+    on = fields.Date(load_default=None, allow_none=True,
+                     metadata={"description": "The bill's local day (birthday month); default today."})
+
+
+class PricedLineSchema(BillItemSchema):
+    discount_bp = fields.Integer()
+    discount_minor = fields.Integer()
+    net_minor = fields.Integer()
+    basis = fields.String(allow_none=True, validate=validate.OneOf(("tier", "birthday_month")))
+
+
+class PriceSchema(Schema):
+    member_id = fields.String()
+    tier = fields.String()
+    currency = fields.String()
+    lines = fields.List(fields.Nested(PricedLineSchema))
+    amount_minor = fields.Integer()
+    discount_minor = fields.Integer()
+    net_minor = fields.Integer()
+    rounding = fields.String(metadata={"description": "How a line's discount is rounded."})
+
+
+# --- segments ------------------------------------------------------------------------------------------
+
+class SegmentQuerySchema(Schema):
+    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+    churn_risk = fields.Boolean(load_default=None, allow_none=True)
+    limit = StrictInteger(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
+class SegmentMemberSchema(Schema):
+    member_id = fields.String()
+    home_branch = fields.String()
+    segment = fields.String()
+    rfm = fields.Dict(keys=fields.String(), values=fields.Integer())
+    churn_risk = fields.Boolean()
+    last_visit_on = fields.Date(allow_none=True)
+    usual_interval_days = fields.Integer(allow_none=True)
+    changed_on = fields.Date(metadata={"description": "The night this member's grading last changed."})
+
+
+class SegmentPageSchema(Schema):
+    items = fields.List(fields.Nested(SegmentMemberSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+# --- merge and lifecycle -------------------------------------------------------------------------------
+
+class MergeRequestSchema(Schema):
+    merged_id = fields.String(required=True, metadata={"description": "The duplicate: its history moves to this member."})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+STATUS_REASONS = ("member_request", "erasure_request", "dispute", "suspected_fraud", "deceased", "resolved",
+                  "other")
+
+
+class MemberStatusChangeSchema(Schema):
+    """Why a membership is frozen, reactivated or closed: a reason code (it goes in the event) and a note
+    (kept in the audit only)."""
+
+    reason = fields.String(required=True, validate=validate.OneOf(STATUS_REASONS))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class MergeReversalSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class MergeSchema(Schema):
+    merge_id = fields.String()
+    survivor_id = fields.String()
+    merged_id = fields.String()
+    reason = fields.String()
+    merged_at = fields.AwareDateTime()
+    merged_by = fields.String()
+    moved = fields.Dict(keys=fields.String(), values=fields.Integer())
+    survivor_tier = fields.String()
+    reversed_at = fields.AwareDateTime(allow_none=True)
+    reversed_by = fields.String(allow_none=True)

@@ -1,18 +1,51 @@
-"""The members service: enrolment, lookups and changes of the group's members."""
+"""The members service: enrolment, lookups and changes; tiers, benefits and segments; merges and lifecycle."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from typing import Any
 
-from services.kit import Database, Forbidden, Outbox, Service, idempotent, load, rpc
-from services.kit.clock import isoformat, utcnow
+from nameko.timer import timer
+
+from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
+from services.kit.clock import isoformat, local_date, utcnow
 from services.kit.config import Group, group_from_config
 from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
-from services.members import register
+from services.members import (
+    activity,
+    benefits,
+    lifecycle,
+    nightly,
+    programme_versions,
+    quotas,
+    register,
+    segmentation,
+    tier_ledger,
+)
 from services.members.models import Member
-from services.members.programme import DEFAULT_PROGRAMME
-from services.members.schemas import EnrolmentSchema, FindMembersSchema, MemberChangesSchema
+from services.members.programme import Programme
+from services.members.schemas import (
+    EnrolmentSchema,
+    FindMembersSchema,
+    ManualTierSchema,
+    MemberChangesSchema,
+    MemberStatusChangeSchema,
+    MergeRequestSchema,
+    MergeReversalSchema,
+    PointsEarnedEvent,
+    PointsReversedEvent,
+    PriceRequestSchema,
+    ProgrammeChangeSchema,
+    QuotaUndoRequestSchema,
+    QuotaUseRequestSchema,
+    SegmentQuerySchema,
+    ToppedUpEvent,
+    VisitCancelledEvent,
+    VisitCompletedEvent,
+    VisitRefundedEvent,
+)
+from services.members.segments import SEGMENTS
 
 ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
 UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
@@ -20,6 +53,16 @@ UPDATED = counter("careloop_members_updated_total", "Member records changed", ("
 # Who sees a member's phone / ID number in full (others see them masked). Config may override.
 PHONE_ROLES = ("group_admin", "branch_manager", "front_desk", "customer_service", "integration")
 DOCUMENT_ROLES = ("group_admin", "integration")
+EVENT_ACTOR = "service:members (event)"
+
+SETTINGS: dict[str, Any] = {
+    "NIGHTLY_AT": "02:00",  # local time (group zone) after which the night's jobs run; "off": never by timer
+    "NIGHTLY_MAX_BATCHES": 20,  # batches per job and timer tick (a tick a minute): keeps each worker short
+    "TIER_REVIEW_BATCH": 500,  # members per review / notice batch (one transaction each)
+    "SEGMENT_BATCH": 1000,  # members per segmentation batch (one transaction each)
+}
+"""The members service's settings (nameko config keys) and their defaults; also PROGRAMME_FILE
+(default config/programme.yml, see programme_versions) and UNMASKED_PHONE_ROLES/UNMASKED_DOCUMENT_ROLES."""
 
 
 class MembersService(Service):
@@ -38,12 +81,37 @@ class MembersService(Service):
         return register.view(member, reveal_phone=kind == "service" or role in phone_roles,
                              reveal_document=kind == "service" or role in document_roles)
 
+    def _programme(self) -> programme_versions.InForce:
+        return programme_versions.in_force(self.db.session, self.config, self.group.currency)
+
+    def _today(self) -> date:
+        return local_date(utcnow(), self.group.zone)
+
+    def _actor(self) -> str:
+        return tier_ledger.actor_of(self.caller)
+
+    def _locked(self, member_id: str) -> Member:
+        """The member, row-locked; the caller must be allowed at the member's home branch."""
+        member = register.get(self.db.session, member_id, lock=True)
+        self.caller.require_branch(member.home_branch, "act for members of this branch")
+        return member
+
+    def _reassess(self, member: Member, source_ref: str) -> None:
+        tier_ledger.reassess(self.db.session, member, self._programme().programme, self.group.zone, utcnow(),
+                             self.events.emit, EVENT_ACTOR, source_ref)
+
+    def _currency(self, currency: str) -> None:
+        if currency != self.group.currency:
+            raise Invalid(f"Amounts must be in {self.group.currency}, not {currency}.", {"currency": ["Wrong currency."]})
+
+    # --- the member register -------------------------------------------------------------------------
+
     @rpc
     @idempotent
     def enrol(self, member: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         data = load(EnrolmentSchema(), member)
         self.caller.require_branch(data["home_branch"], "enrol members at this branch")
-        enrolled = register.enrol(self.db.session, data, self.group, utcnow())
+        enrolled = register.enrol(self.db.session, data, self.group, utcnow(), self._programme().programme.entry_tier)
         self.events.emit("member_enrolled", {
             "member_id": str(enrolled.id), "home_branch": enrolled.home_branch,
             "referrer_id": str(enrolled.referred_by_id) if enrolled.referred_by_id else None,
@@ -81,14 +149,6 @@ class MembersService(Service):
         return self._view(member)
 
     @rpc
-    def benefits(self, member_id: str) -> dict[str, Any]:
-        """The member's tier and what it gives now (booking horizon, discounts, yearly quotas)."""
-        member = register.get(self.db.session, member_id)
-        granted = DEFAULT_PROGRAMME.benefits_of(member.tier)
-        quotas = [{"benefit": benefit, "allowed": allowed} for benefit, allowed in sorted(granted.pop("quotas").items())]
-        return {"member_id": str(member.id), "tier": member.tier, **granted, "quotas": quotas}
-
-    @rpc
     def birthdays(self, month_day: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """Who has a birthday on ``month_day`` (``MM-DD``): for greetings, a page at a time."""
         members, next_cursor = register.birthdays(self.db.session, month_day, page_limit(limit, 500, 5000), cursor)
@@ -102,3 +162,280 @@ class MembersService(Service):
         if self.caller.kind != "service":
             raise Forbidden("Contact details are only given to CareLoop services.")
         return register.contact(register.get(self.db.session, member_id))
+
+    # --- activity from other services' events --------------------------------------------------------
+
+    @event_handler("records", "visit_completed")
+    def on_visit_completed(self, event: dict[str, Any]) -> None:
+        data = load(VisitCompletedEvent(), event)
+        self._currency(data["currency"])
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        if activity.record_visit(self.db.session, member.id, data, self.group.zone, utcnow()):
+            self._reassess(member, f"visit:{data['visit_id']}")
+
+    @event_handler("records", "visit_refunded")
+    def on_visit_refunded(self, event: dict[str, Any]) -> None:
+        """A refund takes its spend back out; it never lowers the tier before the next review."""
+        data = load(VisitRefundedEvent(), event)
+        self._currency(data["currency"])
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        activity.record_refund(self.db.session, member.id, data, self._today(), utcnow())
+
+    @event_handler("records", "visit_cancelled")
+    def on_visit_cancelled(self, event: dict[str, Any]) -> None:
+        data = load(VisitCancelledEvent(), event)
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        quotas.undo_for_visit(self.db.session, member.id, data["visit_id"], utcnow(), EVENT_ACTOR)
+
+    @event_handler("points", "points_earned")
+    def on_points_earned(self, event: dict[str, Any]) -> None:
+        data = load(PointsEarnedEvent(), event)
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        day = local_date(data["earned_at"] or data["occurred_at"], self.group.zone)
+        if activity.record_points(self.db.session, member.id, data, day):
+            self._reassess(member, f"points:{data['posting_id']}")
+
+    @event_handler("points", "points_reversed")
+    def on_points_reversed(self, event: dict[str, Any]) -> None:
+        data = load(PointsReversedEvent(), event)
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        activity.record_points_reversal(self.db.session, member.id, data, self._today())
+
+    @event_handler("points", "topped_up")
+    def on_topped_up(self, event: dict[str, Any]) -> None:
+        data = load(ToppedUpEvent(), event)
+        self._currency(data["currency"])
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        if activity.record_top_up(self.db.session, member.id, data, local_date(data["occurred_at"], self.group.zone)):
+            self._reassess(member, f"top_up:{data['topup_id']}")
+
+    # --- tiers ---------------------------------------------------------------------------------------
+
+    @rpc
+    def tier(self, member_id: str) -> dict[str, Any]:
+        """The member's tier, since when, the next review, any notice, the 12 months counted, what is missing."""
+        member = register.get(self.db.session, member_id)
+        programme = self._programme().programme
+
+        def names(code: str) -> dict[str, str]:
+            return dict(programme.tier(code).names) if code in programme.codes else {}
+
+        return tier_ledger.status(self.db.session, programme, member, self._today(), names, self.group.currency)
+
+    @rpc
+    def tier_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        member = register.get(self.db.session, member_id)
+        items, next_cursor = tier_ledger.history(self.db.session, member.id, page_limit(limit, 50, 200), cursor)
+        return {"items": items, "next_cursor": next_cursor}
+
+    @rpc
+    @idempotent
+    def change_tier(self, member_id: str, change: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Set a tier by hand (group admins: ``manual``) or after a points purchase (services: ``points_purchase``)."""
+        data = load(ManualTierSchema(), change)
+        self.caller.require_role("group_admin", action="set a member's tier by hand")
+        if data["reason"] == "points_purchase" and self.caller.kind != "service":
+            raise Forbidden("Only the points service records a tier bought with points.")
+        member = self._locked(member_id)
+        tier_ledger.set_by_hand(self.db.session, member, self._programme().programme, self.group.zone, data["tier"],
+                                data["reason"], data["note"], utcnow(), self.events.emit, self._actor(), None)
+        return self.tier(member_id)
+
+    # --- benefits and quotas -------------------------------------------------------------------------
+
+    @rpc
+    def benefits(self, member_id: str) -> dict[str, Any]:
+        """The member's tier and what it gives now (booking horizon, discounts, yearly quotas and their use)."""
+        member = register.get(self.db.session, member_id)
+        programme = self._programme().programme
+        granted = programme.benefits_of(member.tier)
+        allowed: dict[str, int] = granted.pop("quotas")  # type: ignore[assignment]
+        year = quotas.year_of(programme, member, self.group.zone, self._today())
+        used = quotas.used_in(self.db.session, member.id, year.label)
+        return {"member_id": str(member.id), "tier": member.tier, "status": member.status, **granted,
+                "quotas": benefits.quota_lines(allowed, used, year),
+                "benefit_year_starts_on": year.starts_on.isoformat(), "benefit_year_ends_on": year.ends_on.isoformat()}
+
+    @rpc
+    def use_quota(self, member_id: str, benefit: str, use: dict[str, Any]) -> dict[str, Any]:
+        """Use one of a yearly quota for a visit: the same visit twice is one use; none left is a 409."""
+        data = load(QuotaUseRequestSchema(), use)
+        if data["branch"]:
+            self.group.branch(data["branch"])
+            self.caller.require_branch(data["branch"], "use benefits at this branch")
+        member = register.get(self.db.session, member_id, lock=True)
+        return quotas.use(self.db.session, member, self._programme().programme, self.group.zone, benefit,
+                          data["visit_id"], data["branch"], utcnow(), self._actor())
+
+    @rpc
+    def undo_quota(self, member_id: str, benefit: str, undo: dict[str, Any]) -> dict[str, Any]:
+        """Give back a quota use (the visit was cancelled); undoing twice is one undo."""
+        data = load(QuotaUndoRequestSchema(), undo)
+        member = register.get(self.db.session, member_id, lock=True)
+        return quotas.undo(self.db.session, member, self._programme().programme, benefit, data["visit_id"], utcnow(),
+                           self._actor())
+
+    @rpc
+    def price(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
+        """A bill with the member's discounts applied (see ``benefits`` for the rounding rule)."""
+        data = load(PriceRequestSchema(), bill)
+        member = register.get(self.db.session, member_id)
+        programme = self._programme().programme
+        unknown = sorted({item["category"] for item in data["items"]} - set(programme.categories))
+        if unknown:
+            raise Invalid(f"Unknown service category {unknown[0]!r}.",
+                          {"items": [f"Categories are {', '.join(programme.categories)}."]})
+        on = data["on"] or self._today()
+        birthday_month = bool(member.birth_mmdd) and int(member.birth_mmdd[:2]) == on.month
+        priced = benefits.price(programme, member.tier, data["items"], birthday_month,
+                                entitled=member.status == "active")
+        return {"member_id": str(member.id), "tier": member.tier, "currency": self.group.currency, **priced,
+                "rounding": "per line, half up to a whole minor unit"}
+
+    # --- segments ------------------------------------------------------------------------------------
+
+    @rpc
+    def segment_members(self, segment: str, branch: str | None = None, limit: int | None = None,
+                        cursor: str | None = None, churn_risk: bool | None = None) -> dict[str, Any]:
+        """Members of segment A, B or C (optionally of a branch, or at churn risk), a page at a time."""
+        if segment not in SEGMENTS:
+            raise Invalid("The segment is A, B or C.", {"segment": ["One of A, B, C."]})
+        query = load(SegmentQuerySchema(), {"branch": branch, "churn_risk": churn_risk, "cursor": cursor,
+                                            **({} if limit is None else {"limit": limit})})
+        if query["branch"]:
+            self.group.branch(query["branch"])
+            self.caller.require_branch(query["branch"], "list members of this branch")
+        elif self.caller.kind != "service" and not self.caller.all_branches:
+            raise Forbidden("Give one of your branches: you may not list members of every branch.")
+        items, next_cursor = segmentation.members_in(self.db.session, segment, query["branch"], query["churn_risk"],
+                                                     query["limit"], query["cursor"])
+        return {"items": items, "next_cursor": next_cursor}
+
+    @rpc
+    def member_segment(self, member_id: str) -> dict[str, Any]:
+        """The member's segment, RFM scores and churn risk (as last graded; null before the first night)."""
+        member = register.get(self.db.session, member_id)
+        return {"member_id": str(member.id), "grading": segmentation.of_member(self.db.session, member.id)}
+
+    # --- the programme -------------------------------------------------------------------------------
+
+    @rpc
+    def get_programme(self) -> dict[str, Any]:
+        inforce = self._programme()
+        return {**inforce.view(), "history": programme_versions.versions(self.db.session, 20)}
+
+    @rpc
+    @idempotent
+    def set_programme(self, change: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Put a new version of the programme in force (group admins). Tiers move on the next event or review."""
+        self.caller.require_role("group_admin", action="change the tier programme")
+        data = load(ProgrammeChangeSchema(), change)
+        stored = programme_versions.store(self.db.session, self.config, self.group.currency, data["programme"],
+                                          data["note"], data["expected_version"], self._actor())
+        return stored.view()
+
+    # --- merges and lifecycle ------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def merge_members(self, survivor_id: str, merge: dict[str, Any],
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        """Merge a duplicate into ``survivor_id``: its history moves over; audited and reversible."""
+        data = load(MergeRequestSchema(), merge)
+        survivor, merged = lifecycle.lock_pair(self.db.session, survivor_id, data["merged_id"])
+        for member in (survivor, merged):
+            self.caller.require_branch(member.home_branch, "merge members of this branch")
+        done = lifecycle.already_merged(self.db.session, survivor, merged)
+        row = done or lifecycle.merge(self.db.session, survivor, merged, self._programme().programme,
+                                      self.group.zone, data["reason"], utcnow(), self.events.emit, self._actor())
+        return lifecycle.merge_view(row, survivor.tier)
+
+    @rpc
+    @idempotent
+    def reverse_merge(self, merge_id: str, reversal: dict[str, Any],
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(MergeReversalSchema(), reversal)
+        row = lifecycle.get_merge(self.db.session, merge_id, lock=True)
+        for member_id in (row.survivor_id, row.merged_id):
+            self.caller.require_branch(register.get(self.db.session, member_id).home_branch,
+                                       "reverse merges of this branch")
+        row = lifecycle.reverse(self.db.session, row, self._programme().programme, self.group.zone, data["reason"],
+                                utcnow(), self.events.emit, self._actor())
+        return lifecycle.merge_view(row, register.get(self.db.session, row.survivor_id).tier)
+
+    @rpc
+    def member_merges(self, member_id: str) -> dict[str, Any]:
+        member = register.get(self.db.session, member_id)
+        return {"items": [lifecycle.merge_view(row) for row in lifecycle.merges_of(self.db.session, member.id)]}
+
+    @rpc
+    def freeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        """Active -> frozen: no earning, redeeming, quota use or discount. Freezing twice is one freeze."""
+        data = load(MemberStatusChangeSchema(), change)
+        member = self._locked(member_id)
+        lifecycle.freeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
+                         self._actor())
+        return self._view(member)
+
+    @rpc
+    def unfreeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        """Frozen -> active; the tier is re-evaluated at once on the activity kept meanwhile."""
+        data = load(MemberStatusChangeSchema(), change)
+        member = self._locked(member_id)
+        if lifecycle.unfreeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
+                              self._actor()):
+            self._reassess(member, "reactivated")
+        return self._view(member)
+
+    @rpc
+    def close_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        """Close the membership and erase personal data (id, card number and anonymised ledgers stay)."""
+        data = load(MemberStatusChangeSchema(), change)
+        member = self._locked(member_id)
+        lifecycle.close(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
+                        self._actor())
+        return self._view(member)
+
+    @rpc
+    def status_history(self, member_id: str) -> dict[str, Any]:
+        member = register.get(self.db.session, member_id)
+        return {"items": lifecycle.status_history(self.db.session, member.id)}
+
+    # --- the night -----------------------------------------------------------------------------------
+
+    def _setting(self, key: str) -> Any:
+        return self.config.get(key, SETTINGS[key])
+
+    def _night(self, day: date, max_batches: int | None) -> dict[str, Any]:
+        with self.db.store.transaction() as session:
+            programme: Programme = programme_versions.in_force(session, self.config, self.group.currency).programme
+        sizes = nightly.BatchSizes(reviews=int(self._setting("TIER_REVIEW_BATCH")),
+                                   segments=int(self._setting("SEGMENT_BATCH")))
+        return nightly.run(self.db.store, programme, self.group.zone, day, max_batches, sizes)
+
+    @rpc
+    def run_nightly(self, day: str | None = None, max_batches: int | None = None) -> dict[str, Any]:
+        """Run (or continue) the night's tier reviews and segmentation now (group admins; once per day)."""
+        self.caller.require_role("group_admin", action="run the nightly jobs")
+        today = self._today()
+        try:
+            wanted = date.fromisoformat(day) if day else today
+        except ValueError:
+            raise Invalid("day must look like 2026-03-15.", {"day": ["Not a date."]}) from None
+        if wanted > today and self.caller.kind != "service":
+            raise Conflict("A future day's reviews cannot be run early.")
+        limit = None if max_batches is None else page_limit(max_batches, 1, 100_000)
+        return {"day": wanted.isoformat(), "jobs": self._night(wanted, limit)}
+
+    @timer(interval=60)
+    def nightly_tick(self) -> None:
+        """After ``NIGHTLY_AT`` local time: continue the day's jobs, ``NIGHTLY_MAX_BATCHES`` batches a tick."""
+        starts = self._setting("NIGHTLY_AT")
+        if starts in ("off", False, None):
+            return
+        if isinstance(starts, int):  # YAML 1.1 reads an unquoted 02:00 as 120 (base 60): minutes
+            starts = f"{starts // 60:02d}:{starts % 60:02d}"
+        now = datetime.now(self.group.zone)
+        if now.time() < time.fromisoformat(str(starts)):
+            return
+        self._night(now.date(), int(self._setting("NIGHTLY_MAX_BATCHES")))

@@ -122,7 +122,7 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
 
     def start(**overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "records": free_port()}
-        members = start_service(MembersService, METRICS_PORT=ports["members"])
+        members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
         records = start_service(RecordsService, METRICS_PORT=ports["records"])
         port = free_port()

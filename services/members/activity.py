@@ -1,0 +1,247 @@
+"""What members keeps of other services' events: visits and refunds (records), points earned and reversed,
+top-ups (points). Tier and segment rules read it back as sums over a window of local days.
+
+Each fact is kept once under its own id (visit, refund, posting, top-up): a fact announced again under a
+new event id changes nothing (the kit's inbox already drops a redelivered event). Facts may arrive out
+of order: a refund before its visit's completion waits on a visit row not yet completed; a points
+reversal before the posting it reverses is dated on the posting's day when that arrives.
+
+Reading a window is one index range scan on ``(member_id, day)`` per table, for one member (the upgrade
+check after an event) or a batch of members (the nightly review and segmentation): never a full load.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.orm import Session
+
+from services.kit.clock import local_date
+from services.kit.errors import Invalid
+from services.members.models import MemberActivity, MemberPoints, MemberTopUp, MemberVisit, MemberVisitRefund
+from services.members.tiers import Activity
+
+
+@dataclass(frozen=True)
+class WindowSums:
+    """One member's window: what tiers need (``activity``) and what segments need besides."""
+
+    activity: Activity
+    spend_minor: int = 0
+    visits: int = 0  # all completed visits, whatever the kind
+
+
+def _visit(session: Session, visit_id: str, member_id: uuid.UUID) -> MemberVisit | None:
+    visit = session.get(MemberVisit, visit_id)
+    if visit is not None and visit.member_id != member_id:
+        raise Invalid(f"Visit {visit_id} belongs to another member.", {"visit_id": ["Belongs to another member."]})
+    return visit
+
+
+def record_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo,
+                 now: datetime) -> bool:
+    """Keep a completed visit; False if it was already known."""
+    visit = _visit(session, data["visit_id"], member_id)
+    if visit is not None and visit.completed:
+        return False
+    if visit is None:
+        visit = MemberVisit(visit_id=data["visit_id"], member_id=member_id, refunded_minor=0, fully_refunded=False)
+        session.add(visit)
+    visit.completed = True
+    visit.completed_at = data["completed_at"]
+    visit.day = local_date(data["completed_at"], zone)
+    visit.branch, visit.kind = data.get("branch"), data["kind"]
+    visit.qualifying_minor = data["qualifying_minor"]
+    session.flush()
+    refresh_summary(session, member_id, now)
+    return True
+
+
+def record_refund(session: Session, member_id: uuid.UUID, data: dict[str, Any], today: date, now: datetime) -> bool:
+    """Take a refund's qualifying part back out of its visit; False if this refund was already kept."""
+    if session.get(MemberVisitRefund, data["refund_id"]) is not None:
+        return False
+    session.add(MemberVisitRefund(refund_id=data["refund_id"], visit_id=data["visit_id"], member_id=member_id,
+                                  refunded_minor=data["refunded_minor"], full=data["full"], recorded_at=now))
+    visit = _visit(session, data["visit_id"], member_id)
+    if visit is None:  # the refund overtook the completion: keep it on a visit still to come
+        visit = MemberVisit(visit_id=data["visit_id"], member_id=member_id, day=today, completed=False,
+                            qualifying_minor=0, refunded_minor=0, fully_refunded=False)
+        session.add(visit)
+    visit.refunded_minor = (visit.refunded_minor or 0) + data["refunded_minor"]
+    visit.fully_refunded = bool(visit.fully_refunded or data["full"])
+    session.flush()
+    refresh_summary(session, member_id, now)
+    return True
+
+
+def record_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> bool:
+    """Keep points earned (on ``day``, local); False if the posting was already kept."""
+    if session.get(MemberPoints, data["posting_id"]) is not None:
+        return False
+    session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id, day=day, points=data["points"],
+                             rule=data.get("rule")))
+    # reversals that overtook this posting belong to its day, so that they leave the window with it
+    session.execute(update(MemberPoints).where(MemberPoints.reverses_posting_id == data["posting_id"])
+                    .values(day=day))
+    return True
+
+
+def record_points_reversal(session: Session, member_id: uuid.UUID, data: dict[str, Any], today: date) -> bool:
+    """Take reversed points back out, on the day of the posting reversed; False if already kept."""
+    if session.get(MemberPoints, data["posting_id"]) is not None:
+        return False
+    original = session.get(MemberPoints, data["reverses_posting_id"])
+    session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id,
+                             day=original.day if original is not None else today, points=-data["points"],
+                             rule="reversal", reverses_posting_id=data["reverses_posting_id"]))
+    return True
+
+
+def record_top_up(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> bool:
+    if session.get(MemberTopUp, data["topup_id"]) is not None:
+        return False
+    session.add(MemberTopUp(topup_id=data["topup_id"], member_id=member_id, day=day, amount_minor=data["amount_minor"]))
+    return True
+
+
+def counted() -> Any:
+    """A visit that counts: completed, not fully refunded (a full refund cancels the visit for members)."""
+    return and_(MemberVisit.completed.is_(True), MemberVisit.fully_refunded.is_(False))
+
+
+def net_spend() -> Any:
+    """A visit's qualifying spend less its refunds (never below 0)."""
+    return case((and_(counted(), MemberVisit.qualifying_minor > MemberVisit.refunded_minor),
+                 MemberVisit.qualifying_minor - MemberVisit.refunded_minor), else_=0)
+
+
+def counted_visit() -> Any:
+    return case((counted(), 1), else_=0)
+
+
+def refresh_summary(session: Session, member_id: uuid.UUID, now: datetime) -> None:
+    """Recompute the member's all-time visit summary from its visits (a few rows, by index)."""
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(net_spend()), 0), func.min(MemberVisit.day),
+               func.max(MemberVisit.day),
+               func.min(case((MemberVisit.qualifying_minor > MemberVisit.refunded_minor, MemberVisit.day))))
+        .where(MemberVisit.member_id == member_id, counted())
+    ).one()
+    summary = session.get(MemberActivity, member_id)
+    if summary is None:
+        summary = MemberActivity(member_id=member_id)
+        session.add(summary)
+    summary.visits_total, summary.spend_total_minor = int(row[0]), int(row[1])
+    summary.first_visit_on, summary.last_visit_on, summary.first_paid_visit_on = row[2], row[3], row[4]
+    summary.updated_at = now
+
+
+def window_sums(session: Session, member_ids: list[uuid.UUID], first: date, last: date,
+                tier_kinds: tuple[str, ...]) -> dict[uuid.UUID, WindowSums]:
+    """Each member's sums over the local days ``first``..``last`` (members without activity are left out)."""
+    if not member_ids:
+        return {}
+    spend = visit_sums(session, member_ids, first, last, tier_kinds)
+    points = dict(session.execute(
+        select(MemberPoints.member_id, func.sum(MemberPoints.points))
+        .where(MemberPoints.member_id.in_(member_ids), MemberPoints.day.between(first, last))
+        .group_by(MemberPoints.member_id)
+    ).all())
+    top_ups = dict(session.execute(
+        select(MemberTopUp.member_id, func.max(MemberTopUp.amount_minor))
+        .where(MemberTopUp.member_id.in_(member_ids), MemberTopUp.day.between(first, last))
+        .group_by(MemberTopUp.member_id)
+    ).all())
+    found: dict[uuid.UUID, WindowSums] = {}
+    for member_id in set(spend) | set(points) | set(top_ups):
+        net, tier_visits, visits = spend.get(member_id, (0, 0, 0))
+        activity = Activity(spend_minor=net, largest_top_up_minor=int(top_ups.get(member_id) or 0),
+                            points=max(int(points.get(member_id) or 0), 0), visits=tier_visits)
+        found[member_id] = WindowSums(activity, spend_minor=net, visits=visits)
+    return found
+
+
+IdRange = tuple[uuid.UUID | None, uuid.UUID]
+"""Members with ids after the first (exclusive; None: from the start) up to the second (inclusive)."""
+
+
+def members_where(column: Any, member_ids: list[uuid.UUID] | None = None, id_range: IdRange | None = None) -> Any:
+    """A batch of members as a condition: a list of ids, or a range of ids (one contiguous index range:
+    what a batch job walking members in id order uses, instead of a thousand-item IN list)."""
+    if id_range is None:
+        return column.in_(member_ids or [])
+    after, last = id_range
+    return and_(column > after, column <= last) if after is not None else column <= last
+
+
+def visit_sums(session: Session, member_ids: list[uuid.UUID] | None, first: date, last: date,
+               tier_kinds: tuple[str, ...], id_range: IdRange | None = None) -> dict[uuid.UUID, tuple[int, int, int]]:
+    """Per member over ``first``..``last``: (net spend, visits of the tier kinds, all visits)."""
+    if not member_ids and id_range is None:
+        return {}
+    found: dict[uuid.UUID, tuple[int, int, int]] = {}
+    for member_id, net, tier_visits, visits in session.execute(
+        select(MemberVisit.member_id, func.sum(net_spend()),
+               func.sum(case((and_(counted(), MemberVisit.kind.in_(tier_kinds)), 1), else_=0)),
+               func.sum(counted_visit()))
+        .where(members_where(MemberVisit.member_id, member_ids, id_range), MemberVisit.day.between(first, last))
+        .group_by(MemberVisit.member_id)
+    ):
+        found[member_id] = (int(net or 0), int(tier_visits or 0), int(visits or 0))
+    return found
+
+
+def activity_of(session: Session, member_id: uuid.UUID, first: date, last: date,
+                tier_kinds: tuple[str, ...]) -> Activity:
+    sums = window_sums(session, [member_id], first, last, tier_kinds).get(member_id)
+    return sums.activity if sums is not None else Activity()
+
+
+def summaries(session: Session, member_ids: list[uuid.UUID] | None,
+              id_range: IdRange | None = None) -> dict[uuid.UUID, Any]:
+    """The all-time visit summaries of a batch of members (rows with the summary's columns)."""
+    if not member_ids and id_range is None:
+        return {}
+    table = MemberActivity.__table__
+    rows = session.execute(select(table).where(members_where(table.c.member_id, member_ids, id_range)))
+    return {row.member_id: row for row in rows}
+
+
+def lifetime(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
+    """All-time figures for the tier page: visits, spend, first and last visits, largest top-up, points."""
+    summary = session.get(MemberActivity, member_id)
+    top_up = session.scalar(select(func.max(MemberTopUp.amount_minor)).where(MemberTopUp.member_id == member_id))
+    points = session.scalar(select(func.sum(MemberPoints.points)).where(MemberPoints.member_id == member_id))
+    return {
+        "visits": summary.visits_total if summary else 0,
+        "spend_minor": summary.spend_total_minor if summary else 0,
+        "first_visit_on": summary.first_visit_on.isoformat() if summary and summary.first_visit_on else None,
+        "last_visit_on": summary.last_visit_on.isoformat() if summary and summary.last_visit_on else None,
+        "first_paid_visit_on": (summary.first_paid_visit_on.isoformat()
+                                if summary and summary.first_paid_visit_on else None),
+        "largest_top_up_minor": int(top_up or 0),
+        "points_earned": max(int(points or 0), 0),
+    }
+
+
+def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID, ids: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Move activity rows from one member to another (a merge, or its reversal with ``ids``); returns what moved."""
+    moved: dict[str, list[str]] = {}
+    for name, model, key in (("visits", MemberVisit, MemberVisit.visit_id),
+                             ("refunds", MemberVisitRefund, MemberVisitRefund.refund_id),
+                             ("points", MemberPoints, MemberPoints.posting_id),
+                             ("top_ups", MemberTopUp, MemberTopUp.topup_id)):
+        query = select(key).where(model.member_id == from_id)
+        if ids is not None:
+            query = query.where(key.in_(ids.get(name) or []))
+        keys = list(session.scalars(query))
+        if keys:
+            session.execute(update(model).where(key.in_(keys)).values(member_id=to_id))
+        moved[name] = keys
+    return moved

@@ -1,0 +1,121 @@
+"""Which programme is in force: the newest version a group admin stored, else the group's file, else the
+shipped defaults. Versions are kept (never edited) so that the history of a group's rules stays readable.
+
+- the file: ``PROGRAMME_FILE`` in the service config (default ``config/programme.yml``; absent: defaults);
+- a stored version: ``members.set_programme`` (group admins), checked like the file, numbered 1, 2, ...
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.kit.clock import isoformat, utcnow
+from services.kit.config import REPO_ROOT
+from services.kit.errors import Conflict, Invalid
+from services.kit.schemas import load
+from services.members.models import Member, ProgrammeVersion
+from services.members.programme import (
+    DEFAULT_PROGRAMME,
+    Programme,
+    problems,
+    programme_document,
+    programme_from_document,
+)
+from services.members.schemas import ProgrammeSchema
+
+DEFAULT_FILE = REPO_ROOT / "config" / "programme.yml"
+
+
+@dataclass(frozen=True)
+class InForce:
+    programme: Programme
+    version: int  # 0 unless a stored version is in force
+    source: str  # "database", "file" or "defaults"
+
+    def view(self) -> dict[str, Any]:
+        return {"version": self.version, "source": self.source, "programme": programme_document(self.programme)}
+
+
+def parse(document: Any, currency: str) -> Programme:
+    """A programme from a document (file or API), or ``Invalid`` saying what is wrong with it."""
+    data = load(ProgrammeSchema(), document)
+    programme = programme_from_document(data)
+    found = problems(programme)
+    if programme.currency != currency:
+        found.setdefault("currency", []).append(f"Thresholds must be in the group's currency, {currency}.")
+    if found:
+        first = next(iter(found))
+        raise Invalid(f"The programme cannot be used. {first}: {found[first][0]}", found)
+    return programme
+
+
+@functools.lru_cache(maxsize=16)
+def _from_file(path: str, modified: float, currency: str) -> Programme:
+    with open(path, encoding="utf-8") as handle:
+        return parse(yaml.safe_load(handle) or {}, currency)
+
+
+@functools.lru_cache(maxsize=64)
+def _from_stored(document: str, currency: str) -> Programme:
+    return parse(json.loads(document), currency)
+
+
+def file_path(config: dict[str, Any]) -> Path | None:
+    configured = config.get("PROGRAMME_FILE")
+    path = Path(configured) if configured else DEFAULT_FILE
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path if path.exists() else None
+
+
+def in_force(session: Session, config: dict[str, Any], currency: str) -> InForce:
+    """The programme that applies now (one indexed row read; parsed versions are cached)."""
+    stored = session.execute(select(ProgrammeVersion.version, ProgrammeVersion.document)
+                             .order_by(ProgrammeVersion.version.desc()).limit(1)).first()
+    if stored is not None:
+        return InForce(_from_stored(stored.document, currency), stored.version, "database")
+    path = file_path(config)
+    if path is not None:
+        return InForce(_from_file(str(path), os.path.getmtime(path), currency), 0, "file")
+    return InForce(DEFAULT_PROGRAMME, 0, "defaults")
+
+
+def store(session: Session, config: dict[str, Any], currency: str, document: Any, note: str | None,
+          expected_version: int | None, actor: str) -> InForce:
+    """Put a new version in force. ``expected_version``: refuse if someone else changed it meanwhile."""
+    programme = parse(document, currency)
+    current = in_force(session, config, currency)
+    if expected_version is not None and expected_version != current.version:
+        raise Conflict(f"The programme changed meanwhile (now version {current.version}); reload and edit again.",
+                       details={"version": current.version})
+    removed = set(current.programme.codes) - set(programme.codes)
+    if removed:
+        held = session.scalars(select(Member.tier).where(Member.tier.in_(sorted(removed))).limit(1)).first()
+        if held is not None:
+            raise Conflict(f"Members still hold the tier {held!r}: keep it in the programme (you may change "
+                           "its thresholds and benefits).", details={"tier": held})
+    version = current.version + 1
+    session.add(ProgrammeVersion(version=version, document=json.dumps(programme_document(programme)),
+                                 note=note, created_at=utcnow(), created_by=actor))
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("Someone stored another version at the same moment; reload and edit again.") from None
+    return InForce(programme, version, "database")
+
+
+def versions(session: Session, limit: int) -> list[dict[str, Any]]:
+    rows = session.scalars(select(ProgrammeVersion).order_by(ProgrammeVersion.version.desc()).limit(limit))
+    return [{"version": row.version, "note": row.note, "created_at": isoformat(row.created_at),
+             "created_by": row.created_by} for row in rows]

@@ -1,0 +1,229 @@
+"""The tier ledger: a member's tier, its changes (history + ``tier_changed``), upgrades after events and the
+yearly review as bounded batches. Rules come from ``tiers``; this module reads and writes.
+
+Locks: every change of a member's tier happens with the member's row locked (``FOR UPDATE`` on
+PostgreSQL; SQLite runs one transaction at a time), so an upgrade after an event and the nightly review
+of the same member never overwrite each other. Batches lock their members in id order, merges their
+two members in id order: no deadlock between them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from services.kit.caller import Identity
+from services.kit.clock import isoformat, local_date
+from services.kit.errors import Conflict, Invalid
+from services.kit.paging import keyset_page
+from services.kit.telemetry import counter
+from services.members import activity, tiers
+from services.members.models import Member, TierChange
+from services.members.programme import Programme
+from services.members.tiers import Activity, Change
+
+Emit = Callable[[str, dict[str, Any]], Any]
+
+TIER_CHANGES = counter("careloop_members_tier_changes_total", "Tier changes", ("direction", "reason"))
+REVIEW_NOTICES = counter("careloop_members_tier_review_notices_total", "Review notices of a lower tier")
+
+MERGE_HOPS = 5
+
+
+def actor_of(identity: Identity) -> str:
+    """Who did it, as the audit columns keep it."""
+    return f"{identity.kind}:{identity.subject} ({identity.role})"
+
+
+def member_for_event(session: Session, member_id: str) -> Member:
+    """The member an event is about, locked; events about a merged member apply to the survivor."""
+    try:
+        wanted = uuid.UUID(str(member_id))
+    except ValueError:
+        raise Invalid(f"Not a member id: {member_id!r}.", {"member_id": ["Not a member id."]}) from None
+    for _hop in range(MERGE_HOPS):
+        member = session.scalars(select(Member).where(Member.id == wanted).with_for_update()).first()
+        if member is None:
+            raise Invalid(f"No member {member_id}.", {"member_id": ["Unknown member."]})
+        if member.merged_into_id is None:
+            return member
+        wanted = member.merged_into_id
+    raise Invalid(f"Member {member_id} was merged too many times over.", {"member_id": ["Merge chain too long."]})
+
+
+def window_as_of(day: date) -> tuple[date, date]:
+    return tiers.window(day)
+
+
+def activity_as_of(session: Session, programme: Programme, member_id: uuid.UUID, day: date) -> Activity:
+    first, last = tiers.window(day)
+    return activity.activity_of(session, member_id, first, last, programme.tier_visit_kinds)
+
+
+def apply_change(session: Session, member: Member, change: Change, programme: Programme, zone: ZoneInfo,
+                 now: datetime, emit: Emit, actor: str, source_ref: str | None = None,
+                 note: str | None = None) -> TierChange:
+    """Give the member its new tier: history row, ``tier_changed``, and any notice outstanding withdrawn."""
+    member.tier = change.to_tier
+    member.tier_since = now
+    member.tier_pending = member.tier_pending_on = None
+    if programme.review.basis == "tier_anniversary" and member.tier_review_on is not None:
+        today = local_date(now, zone)
+        member.tier_review_on = tiers.next_anniversary(today, today)
+    row = TierChange(member_id=member.id, from_tier=change.from_tier, to_tier=change.to_tier,
+                     direction=change.direction, reason=change.reason, source_ref=source_ref, note=note,
+                     actor=actor, effective_at=now)
+    session.add(row)
+    emit("tier_changed", {"member_id": str(member.id), "from_tier": change.from_tier, "to_tier": change.to_tier,
+                          "direction": change.direction, "reason": change.reason, "effective_at": isoformat(now)})
+    TIER_CHANGES.labels(change.direction, change.reason).inc()
+    return row
+
+
+def reassess(session: Session, member: Member, programme: Programme, zone: ZoneInfo, now: datetime, emit: Emit,
+             actor: str, source_ref: str | None = None) -> Change | None:
+    """After new activity: upgrade at once if the last 12 months earn a higher tier (never lower one).
+
+    A member who earns their tier again while a review notice runs keeps it: the notice is withdrawn.
+    Frozen and closed members keep their activity but change tier only when active again.
+    """
+    if member.status != "active":
+        return None
+    qualification = tiers.evaluate(programme, activity_as_of(session, programme, member.id, local_date(now, zone)))
+    if member.tier_pending is not None and programme.rank(qualification.tier) >= programme.rank_or_top(member.tier):
+        member.tier_pending = member.tier_pending_on = None
+    change = tiers.upgrade(programme, member.tier, qualification)
+    if change is not None:
+        apply_change(session, member, change, programme, zone, now, emit, actor, source_ref)
+    return change
+
+
+def _due(query: Any, column: Any, today: date, cursor: Any) -> Any:
+    query = query.where(column <= today)
+    if cursor:
+        day, last_id = date.fromisoformat(cursor["day"]), uuid.UUID(cursor["id"])
+        query = query.where(or_(column > day, and_(column == day, Member.id > last_id)))
+    return query.order_by(column, Member.id)
+
+
+def _batch(session: Session, column: Any, today: date, cursor: Any, size: int) -> list[Member]:
+    query = _due(select(Member).where(Member.status.in_(("active", "frozen"))), column, today, cursor).limit(size)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Member)
+    return list(session.scalars(query))
+
+
+def _next_cursor(members: list[Member], column: str, size: int) -> dict[str, str] | None:
+    if len(members) < size:
+        return None
+    last = members[-1]
+    return {"day": getattr(last, column).isoformat(), "id": str(last.id)}
+
+
+def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: date, now: datetime,
+                 cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
+    """One batch of the yearly reviews due on ``today`` (and any missed before): ``run_batches`` step.
+
+    The review judges the 12 months that ended yesterday. A member who earns less gets a notice of the
+    tier announced (or, without notice days, drops at once); every reviewed member gets its next date.
+    """
+    members = _batch(session, Member.tier_review_on, today, cursor, size)
+    cursor_out = _next_cursor(members, "tier_review_on", size)  # before the batch moves their dates on
+    first, last = tiers.window(today - timedelta(days=1))
+    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
+    for member in members:
+        found = sums.get(member.id)
+        qualification = tiers.evaluate(programme, found.activity if found else Activity())
+        decision = tiers.review(programme, member.tier, qualification)
+        source = f"review:{today.isoformat()}"
+        if decision.action == "raise" and member.status == "active":
+            apply_change(session, member, Change(member.tier, decision.target, "up", decision.reason), programme,
+                         zone, now, emit, "service:members (review)", source)
+        elif decision.action == "lower":
+            apply_change(session, member, Change(member.tier, decision.target, "down", "review"), programme, zone,
+                         now, emit, "service:members (review)", source)
+        elif decision.action == "notice" and member.tier_pending is None:
+            member.tier_pending = decision.target
+            member.tier_pending_on = today + timedelta(days=programme.review.notice_days)
+            emit("tier_review_notice", {"member_id": str(member.id), "current_tier": member.tier,
+                                        "next_tier": decision.target,
+                                        "effective_on": member.tier_pending_on.isoformat()})
+            REVIEW_NOTICES.inc()
+        enrolled_on = local_date(member.enrolled_at, zone)
+        since_on = local_date(member.tier_since or member.enrolled_at, zone)
+        member.tier_review_on = tiers.next_review_on(programme, enrolled_on, since_on, today)
+    return cursor_out, len(members)
+
+
+def notice_batch(session: Session, programme: Programme, zone: ZoneInfo, today: date, now: datetime,
+                 cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
+    """One batch of review notices ending on ``today``: drop the tier, or keep it if earned meanwhile."""
+    members = _batch(session, Member.tier_pending_on, today, cursor, size)
+    cursor_out = _next_cursor(members, "tier_pending_on", size)
+    first, last = tiers.window(today - timedelta(days=1))
+    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
+    for member in members:
+        found = sums.get(member.id)
+        qualification = tiers.evaluate(programme, found.activity if found else Activity())
+        change = tiers.end_of_notice(programme, member.tier, member.tier_pending or member.tier, qualification)
+        member.tier_pending = member.tier_pending_on = None
+        if change is not None:
+            apply_change(session, member, change, programme, zone, now, emit, "service:members (review)",
+                         f"review:{today.isoformat()}")
+    return cursor_out, len(members)
+
+
+def status(session: Session, programme: Programme, member: Member, today: date, names_of: Callable[[str], Any],
+           currency: str) -> dict[str, Any]:
+    """The tier page: tier, since when, next review, any notice, the 12 months counted, what is missing."""
+    first, last = tiers.window(today)
+    counted = activity.activity_of(session, member.id, first, last, programme.tier_visit_kinds)
+    qualification = tiers.evaluate(programme, counted)
+    pending = ({"tier": member.tier_pending, "effective_on": member.tier_pending_on.isoformat()}
+               if member.tier_pending and member.tier_pending_on else None)
+    return {
+        "member_id": str(member.id), "status": member.status, "tier": member.tier, "tier_names": names_of(member.tier),
+        "tier_since": isoformat(member.tier_since) if member.tier_since else None,
+        "next_review_on": member.tier_review_on.isoformat() if member.tier_review_on else None,
+        "pending": pending, "window": {"from": first.isoformat(), "to": last.isoformat()}, "currency": currency,
+        "activity": {"spend_minor": counted.spend_minor, "largest_top_up_minor": counted.largest_top_up_minor,
+                     "points": counted.points, "visits": counted.visits},
+        "qualifies_for": {"tier": qualification.tier, "paths": list(qualification.paths)},
+        "next": tiers.missing_for(programme, member.tier, counted),
+        "lifetime": activity.lifetime(session, member.id),
+    }
+
+
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """The member's tier changes, newest first, a page at a time."""
+    rows, next_cursor = keyset_page(session, select(TierChange).where(TierChange.member_id == member_id),
+                                    TierChange.id, TierChange.id, limit, cursor, descending=True)
+    return [history_view(row) for row in rows], next_cursor
+
+
+def history_view(row: TierChange) -> dict[str, Any]:
+    return {"id": row.id, "from_tier": row.from_tier, "to_tier": row.to_tier, "direction": row.direction,
+            "reason": row.reason, "source_ref": row.source_ref, "note": row.note, "actor": row.actor,
+            "effective_at": isoformat(row.effective_at)}
+
+
+def set_by_hand(session: Session, member: Member, programme: Programme, zone: ZoneInfo, tier: str, reason: str,
+                note: str, now: datetime, emit: Emit, actor: str, source_ref: str | None) -> TierChange | None:
+    """A tier given by a group admin (goodwill, correction) or bought with points; None if already held."""
+    try:
+        target = programme.rank(tier)
+    except KeyError:
+        raise Invalid(f"The programme has no tier {tier!r}.", {"tier": [f"One of {', '.join(programme.codes)}."]}) from None
+    if member.status not in ("active", "frozen"):
+        raise Conflict(f"This membership is {member.status}; its tier cannot change.")
+    if tier == member.tier:
+        return None
+    direction = "up" if target > programme.rank_or_top(member.tier) else "down"
+    return apply_change(session, member, Change(member.tier, tier, direction, reason), programme, zone, now, emit,
+                        actor, source_ref, note)
