@@ -230,10 +230,19 @@ class ProgrammeChangeSchema(Schema):
                                      metadata={"description": "Refuse (409) if the version in force is another."})
 
 
+class ProgrammeVersionSchema(Schema):
+    version = fields.Integer()
+    note = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    created_by = fields.String(allow_none=True)
+
+
 class ProgrammeInForceSchema(Schema):
     version = fields.Integer(metadata={"description": "0: the group's file or the shipped defaults."})
     source = fields.String(validate=validate.OneOf(("database", "file", "defaults")))
     programme = fields.Nested(ProgrammeSchema)
+    history = fields.List(fields.Nested(ProgrammeVersionSchema),
+                          metadata={"description": "The latest stored versions, newest first (reads only)."})
 
 
 # --- events members consumes (other services' contracts, docs/events.md; unknown fields ignored) -----
