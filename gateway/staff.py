@@ -29,8 +29,8 @@ from gateway.tokens import TokenKeys, hash_refresh_token, new_refresh_token
 from services.kit.caller import ALL_BRANCHES
 from services.kit.clock import as_utc, isoformat, utcnow
 from services.kit.config import Group
-from services.kit.db import Store
-from services.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from services.kit.db import Store, fetch
+from services.kit.errors import Conflict, Forbidden, Invalid, Unauthenticated
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 
@@ -89,17 +89,7 @@ def view(user: StaffUser, locked_until: datetime | None = None) -> dict[str, Any
 
 
 def _get(session: Session, user_id: str, lock: bool = False) -> StaffUser:
-    try:
-        key = uuid.UUID(str(user_id))
-    except ValueError:
-        raise NotFound(f"No staff account {user_id}.") from None
-    query = select(StaffUser).where(StaffUser.id == key)
-    if lock:
-        query = query.with_for_update()
-    user = session.scalars(query).first()
-    if user is None:
-        raise NotFound(f"No staff account {user_id}.")
-    return user
+    return fetch(session, StaffUser, user_id, "staff account", lock=lock)
 
 
 def _end_sessions(session: Session, user_id: uuid.UUID, reason: str, now: datetime,

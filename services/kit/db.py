@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -24,13 +25,13 @@ from typing import Any
 
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
-from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy import DateTime, create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from services.kit.errors import Conflict
+from services.kit.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -284,3 +285,24 @@ def worker_db_of(service: Any) -> WorkerDb | None:
         if isinstance(value, WorkerDb):
             return value
     return None
+
+
+def parse_uuid(value: Any, what: str) -> uuid.UUID:
+    """``value`` as a UUID; a malformed id is simply not found (``NotFound``), never a crash."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No {what} {value}.") from None
+
+
+def fetch(session: Session, model: Any, key: Any, what: str, lock: bool = False) -> Any:
+    """The row of ``model`` with primary key ``key`` (a UUID or its text), locked ``FOR UPDATE`` if asked;
+    ``NotFound("No <what> <key>.")`` when there is none."""
+    (column,) = model.__table__.primary_key.columns
+    query = select(model).where(column == parse_uuid(key, what))
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFound(f"No {what} {key}.")
+    return row

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, local_date
+from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
 from services.members import activity, quotas, segmentation, tier_ledger, tiers
@@ -118,17 +119,7 @@ def merges_of(session: Session, member_id: uuid.UUID) -> list[MemberMerge]:
 
 
 def get_merge(session: Session, merge_id: Any, lock: bool = False) -> MemberMerge:
-    try:
-        wanted = uuid.UUID(str(merge_id))
-    except ValueError:
-        raise NotFound(f"No merge {merge_id}.") from None
-    query = select(MemberMerge).where(MemberMerge.id == wanted)
-    if lock:
-        query = query.with_for_update()
-    row = session.scalars(query).first()
-    if row is None:
-        raise NotFound(f"No merge {merge_id}.")
-    return row
+    return fetch(session, MemberMerge, merge_id, "merge", lock=lock)
 
 
 def reverse(session: Session, row: MemberMerge, programme: Programme, zone: ZoneInfo, reason: str, now: datetime,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
 from services.kit.crypto import blind_index
+from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.paging import keyset_page
 from services.members import identity
@@ -79,20 +80,11 @@ def duplicate(matches: list[Match]) -> Conflict:
 
 
 def parse_id(member_id: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(member_id))
-    except ValueError:
-        raise NotFound(f"No member {member_id}.") from None
+    return parse_uuid(member_id, "member")
 
 
 def get(session: Session, member_id: Any, lock: bool = False) -> Member:
-    query = select(Member).where(Member.id == parse_id(member_id))
-    if lock:
-        query = query.with_for_update()
-    member = session.scalars(query).first()
-    if member is None:
-        raise NotFound(f"No member {member_id}.")
-    return member
+    return fetch(session, Member, member_id, "member", lock=lock)
 
 
 def by_card(session: Session, card_number: str) -> Member:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
+from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.records import lifecycle, visits
 from services.records.models import Appointment, Patient, Slot, Visit
@@ -134,13 +135,7 @@ def book(session: Session, patient: Patient, chosen: Slot, category: str, group:
 
 
 def get(session: Session, appointment_id: Any, lock: bool = False) -> Appointment:
-    query = select(Appointment).where(Appointment.id == _id(appointment_id, "appointment"))
-    if lock:
-        query = query.with_for_update()
-    found = session.scalars(query).first()
-    if found is None:
-        raise NotFound(f"No appointment {appointment_id}.")
-    return found
+    return fetch(session, Appointment, appointment_id, "appointment", lock=lock)
 
 
 def _visit(session: Session, appointment: Appointment) -> Visit | None:

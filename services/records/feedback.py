@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
-from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.db import fetch
+from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.records import satisfaction
 from services.records.models import Feedback, Patient, Visit
@@ -50,17 +51,7 @@ def submit(session: Session, patient: Patient, data: dict[str, Any], visit: Visi
 
 
 def get(session: Session, feedback_id: Any, lock: bool = False) -> Feedback:
-    try:
-        key = uuid.UUID(str(feedback_id))
-    except ValueError:
-        raise NotFound(f"No feedback {feedback_id}.") from None
-    query = select(Feedback).where(Feedback.id == key)
-    if lock:
-        query = query.with_for_update()
-    row = session.scalars(query).first()
-    if row is None:
-        raise NotFound(f"No feedback {feedback_id}.")
-    return row
+    return fetch(session, Feedback, feedback_id, "feedback", lock=lock)
 
 
 def _complaint(row: Feedback) -> None:

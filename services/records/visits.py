@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
-from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.db import fetch, parse_uuid
+from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.records import lifecycle, patients
 from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
@@ -26,22 +27,11 @@ CLOCK_SKEW = timedelta(minutes=5)  # how far in the future an HIS clock may be a
 
 
 def parse_id(value: Any, what: str = "visit") -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"No {what} {value}.") from None
+    return parse_uuid(value, what)
 
 
 def get(session: Session, visit_id: Any, lock: bool = False) -> Visit:
-    query = select(Visit).where(Visit.id == parse_id(visit_id))
-    if lock:
-        query = query.with_for_update()
-    visit = session.scalars(query).first()
-    if visit is None:
-        raise NotFound(f"No visit {visit_id}.")
-    return visit
+    return fetch(session, Visit, visit_id, "visit", lock=lock)
 
 
 def by_bill(session: Session, bill_id: str, lock: bool = False) -> Visit | None:

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import isoformat
-from services.kit.errors import Invalid, NotFound
+from services.kit.db import fetch
+from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
 from services.records import followups
 from services.records.followups import Task
@@ -57,17 +58,7 @@ def cancel_open(session: Session, member_id: uuid.UUID, states: tuple[str, ...],
 
 
 def get(session: Session, task_id: Any, lock: bool = False) -> FollowUp:
-    try:
-        key = uuid.UUID(str(task_id))
-    except ValueError:
-        raise NotFound(f"No follow-up task {task_id}.") from None
-    query = select(FollowUp).where(FollowUp.id == key)
-    if lock:
-        query = query.with_for_update()
-    task = session.scalars(query).first()
-    if task is None:
-        raise NotFound(f"No follow-up task {task_id}.")
-    return task
+    return fetch(session, FollowUp, task_id, "follow-up task", lock=lock)
 
 
 def queue(session: Session, branch: str, queues: tuple[str, ...], due_by: date | None, limit: int,
