@@ -1,0 +1,322 @@
+"""The points ledger: accounts, append-only postings, lots and their moves, on the points database.
+
+Every change to a member's points takes the account row's lock first (``lock_account``), then writes
+one posting, the lot moves that make it up, and the new balance — all in the caller's transaction.
+Operations touching several accounts lock them in member-id order, so two of them never wait on each
+other. Lots are read only under the account's lock, so they need no lock of their own.
+
+``lots.py`` decides which lots a change takes from; this module only applies its decisions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from services.kit.clock import isoformat
+from services.kit.errors import Conflict
+from services.kit.paging import keyset_page
+from services.points import lots as lot_rules
+from services.points.models import PointsAccount, PointsLot, PointsLotMove, PointsPosting
+from services.points.roster import insert_ignoring_duplicate
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a posting records besides its points: where it came from and who made it."""
+
+    source: str
+    source_ref: str | None
+    operator: str
+    branch: str | None = None
+    reason: str | None = None
+    dedupe_key: str | None = None
+    redemption_id: uuid.UUID | None = None
+
+
+def lock_account(session: Session, member_id: uuid.UUID, now: datetime) -> PointsAccount:
+    """The member's account, created if it is the first posting, locked until the transaction ends."""
+    insert_ignoring_duplicate(session, PointsAccount, {"member_id": member_id, "balance": 0, "earned_total": 0,
+                                                       "created_at": now, "updated_at": now}, ["member_id"])
+    query = select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).one()
+
+
+def lock_accounts(session: Session, member_ids: Iterable[uuid.UUID], now: datetime) -> dict[uuid.UUID, PointsAccount]:
+    """Several accounts, locked in member-id order (the one order every multi-account change uses)."""
+    return {member_id: lock_account(session, member_id, now) for member_id in sorted(set(member_ids), key=str)}
+
+
+def find_account(session: Session, member_id: uuid.UUID) -> PointsAccount | None:
+    return session.get(PointsAccount, member_id)
+
+
+def posted(session: Session, dedupe_key: str) -> PointsPosting | None:
+    """The posting already made under ``dedupe_key`` (read under the account lock: then it is final)."""
+    return session.scalars(select(PointsPosting).where(PointsPosting.dedupe_key == dedupe_key)).first()
+
+
+def _posting(session: Session, account: PointsAccount, kind: str, points: int, entry: Entry, now: datetime,
+             rule: str | None = None, basis_minor: int | None = None, reverses_id: int | None = None,
+             expires_on: date | None = None) -> PointsPosting:
+    account.balance += points
+    account.updated_at = now
+    posting = PointsPosting(
+        member_id=account.member_id, kind=kind, rule=rule, points=points, balance_after=account.balance,
+        dedupe_key=entry.dedupe_key, source=entry.source, source_ref=entry.source_ref, branch=entry.branch,
+        operator=entry.operator[:160], reason=entry.reason, basis_minor=basis_minor, reverses_id=reverses_id,
+        redemption_id=entry.redemption_id, expires_on=expires_on, created_at=now)
+    session.add(posting)
+    session.flush()
+    return posting
+
+
+def _move(session: Session, posting: PointsPosting, moves: list[tuple[int, int]]) -> None:
+    if moves:
+        session.execute(insert(PointsLotMove), [{"lot_id": lot_id, "posting_id": posting.id, "points": points}
+                                                for lot_id, points in moves if points])
+
+
+def _open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
+    query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.remaining != 0)
+             .order_by(PointsLot.expires_on, PointsLot.id))
+    return list(session.scalars(query))
+
+
+def _debt_lot(session: Session, account: PointsAccount, now: datetime) -> PointsLot:
+    lot = session.scalars(select(PointsLot).where(PointsLot.member_id == account.member_id,
+                                                  PointsLot.kind == "debt")).first()
+    if lot is None:
+        lot = PointsLot(member_id=account.member_id, posting_id=None, kind="debt", points=0, remaining=0,
+                        expires_on=None, warned=False, created_at=now)
+        session.add(lot)
+        session.flush()
+    return lot
+
+
+def _apply_takes(lots_by_id: dict[int, PointsLot], takes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    for lot_id, taken in takes:
+        lots_by_id[lot_id].remaining -= taken
+    return [(lot_id, -taken) for lot_id, taken in takes]
+
+
+def _settle_debt(session: Session, account: PointsAccount, debt_before: int, now: datetime) -> list[tuple[int, int]]:
+    """Pay off a debt from points just credited: a debt lot and spendable lots are never open together."""
+    if debt_before <= 0:
+        return []
+    open_lots = _open_lots(session, account.member_id)
+    positive = {lot.id: lot for lot in open_lots if lot.remaining > 0}
+    takes, _short = lot_rules.take([lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot in positive.values()],
+                                   debt_before)
+    paid = sum(taken for _lot, taken in takes)
+    if not paid:
+        return []
+    debt_lot = _debt_lot(session, account, now)
+    debt_lot.remaining += paid
+    return _apply_takes(positive, takes) + [(debt_lot.id, paid)]
+
+
+def earn(session: Session, account: PointsAccount, points: int, rule: str, entry: Entry, expires_on: date,
+         now: datetime, basis_minor: int | None = None) -> PointsPosting:
+    """Credit ``points`` in a new lot expiring on ``expires_on`` (paying off any debt first)."""
+    if points <= 0:
+        raise ValueError("an earn posts a positive number of points")
+    debt_before = max(-account.balance, 0)
+    posting = _posting(session, account, "earn", points, entry, now, rule=rule, basis_minor=basis_minor,
+                       expires_on=expires_on)
+    account.earned_total += points
+    lot = PointsLot(member_id=account.member_id, posting_id=posting.id, kind="earn", points=points, remaining=points,
+                    expires_on=expires_on, warned=False, created_at=now)
+    session.add(lot)
+    session.flush()
+    _move(session, posting, [(lot.id, points), *_settle_debt(session, account, debt_before, now)])
+    return posting
+
+
+def expire_stale(session: Session, account: PointsAccount, today: date, operator: str,
+                 now: datetime) -> PointsPosting | None:
+    """Expire lots past their date that the nightly job has not reached yet (it may run later in the
+    day): points are never spendable after their expiry date, whatever the job's progress."""
+    stale = [lot for lot in _open_lots(session, account.member_id)
+             if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
+    if not stale:
+        return None
+    return expire(session, account, stale, Entry("expiry", None, operator, None, "expired before use"), now)
+
+
+def spend(session: Session, account: PointsAccount, points: int, kind: str, entry: Entry, today: date,
+          now: datetime) -> list[PointsPosting]:
+    """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
+    Returns the postings made: an expiry of stale lots if there were any, then the spend (last)."""
+    if points <= 0:
+        raise ValueError("a spend takes a positive number of points")
+    postings = [p for p in [expire_stale(session, account, today, entry.operator, now)] if p is not None]
+    if account.balance < points:
+        raise Conflict(f"Not enough points: the balance is {max(account.balance, 0)}, this needs {points}.",
+                       details={"balance": account.balance, "needed": points})
+    positive = {lot.id: lot for lot in _open_lots(session, account.member_id) if lot.remaining > 0}
+    takes, short = lot_rules.take([lot_rules.Lot(lot.id, lot.remaining, lot.expires_on)
+                                   for lot in positive.values()], points)
+    if short:  # balance and lots disagree: refuse rather than spend points that are not there
+        raise RuntimeError(f"points account {account.member_id}: lots hold less than the balance")
+    posting = _posting(session, account, kind, -points, entry, now)
+    _move(session, posting, _apply_takes(positive, takes))
+    return [*postings, posting]
+
+
+def reverse(session: Session, account: PointsAccount, earned: PointsPosting, points: int, entry: Entry,
+            now: datetime) -> PointsPosting:
+    """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt."""
+    open_lots = {lot.id: lot for lot in _open_lots(session, account.member_id) if lot.remaining > 0}
+    own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)).first()
+    if own is not None:
+        open_lots.setdefault(own.id, own)
+    as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
+    takes, debt = lot_rules.reversal_takes(as_rules.get(own.id) if own else None, as_rules.values(), points)
+    posting = _posting(session, account, "reverse", -points, entry, now, reverses_id=earned.id)
+    account.earned_total -= points
+    moves = _apply_takes(open_lots, takes)
+    if debt:
+        debt_lot = _debt_lot(session, account, now)
+        debt_lot.remaining -= debt
+        moves.append((debt_lot.id, -debt))
+    _move(session, posting, moves)
+    return posting
+
+
+def reversed_so_far(session: Session, earned: PointsPosting) -> int:
+    total = session.scalar(select(func.coalesce(func.sum(PointsPosting.points), 0))
+                           .where(PointsPosting.reverses_id == earned.id))
+    return -int(total or 0)
+
+
+def give_back(session: Session, account: PointsAccount, spent: PointsPosting, entry: Entry, today: date,
+              now: datetime) -> list[PointsPosting]:
+    """Return a spend's points to the very lots it took them from. Points whose lot expired meanwhile
+    come back expired (a second posting), so a cancellation never extends a lot's life."""
+    taken = session.execute(select(PointsLotMove.lot_id, PointsLotMove.points)
+                            .where(PointsLotMove.posting_id == spent.id)).all()
+    lots_by_id = {lot.id: lot for lot in session.scalars(select(PointsLot).where(
+        PointsLot.id.in_([lot_id for lot_id, _ in taken])))}
+    debt_before = max(-account.balance, 0)
+    points = -sum(p for _lot, p in taken)
+    posting = _posting(session, account, "return", points, entry, now)
+    moves = []
+    for lot_id, moved in taken:
+        lots_by_id[lot_id].remaining -= moved  # moved is negative: the points come back
+        moves.append((lot_id, -moved))
+    _move(session, posting, moves + _settle_debt(session, account, debt_before, now))
+    postings = [posting]
+    stale = [lot for lot in lots_by_id.values() if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
+    if stale:
+        postings.append(expire(session, account, stale, Entry("expiry", None, entry.operator, entry.branch,
+                                                               "returned after the points' expiry date"), now))
+    return postings
+
+
+def expire(session: Session, account: PointsAccount, expiring: list[PointsLot], entry: Entry,
+           now: datetime) -> PointsPosting:
+    """Expire what is left in ``expiring`` (lots of this account, read under its lock)."""
+    points = sum(lot.remaining for lot in expiring)
+    posting = _posting(session, account, "expire", -points, entry, now)
+    moves = []
+    for lot in expiring:
+        moves.append((lot.id, -lot.remaining))
+        lot.remaining = 0
+    _move(session, posting, moves)
+    return posting
+
+
+def deduct(session: Session, account: PointsAccount, points: int, entry: Entry, today: date, now: datetime,
+           cap_at_balance: bool) -> list[PointsPosting]:
+    """Take points away outside a redemption (a manual correction, a review penalty where switched on).
+    With ``cap_at_balance`` it takes at most what the member has; otherwise ``Conflict`` if short."""
+    if cap_at_balance:
+        expired = expire_stale(session, account, today, entry.operator, now)
+        points = min(points, max(account.balance, 0))
+        if points <= 0:
+            return [expired] if expired else []
+        return ([expired] if expired else []) + spend(session, account, points, "deduct", entry, today, now)
+    return spend(session, account, points, "deduct", entry, today, now)
+
+
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[PointsPosting],
+                                                                                              str | None]:
+    """A member's postings, newest first."""
+    query = select(PointsPosting).where(PointsPosting.member_id == member_id)
+    return keyset_page(session, query, PointsPosting.created_at, PointsPosting.id, limit, cursor, descending=True)
+
+
+def open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
+    return _open_lots(session, member_id)
+
+
+def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | None, today: date,
+            warning_days: int) -> dict[str, Any]:
+    """Balance, debt and what expires when: what the desk reads to a member."""
+    balance = account.balance if account else 0
+    by_date = session.execute(
+        select(PointsLot.expires_on, func.sum(PointsLot.remaining))
+        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0)
+        .group_by(PointsLot.expires_on).order_by(PointsLot.expires_on)).all()
+    expiring, soon, stale = [], 0, 0
+    for when, points in by_date:
+        if when is None:
+            continue
+        if lot_rules.is_expired(when, today):
+            stale += int(points)  # expires with the nightly job or the next spend, whichever comes first
+            continue
+        expiring.append({"expires_on": when.isoformat(), "points": int(points)})
+        if lot_rules.warning_due(when, today, warning_days):
+            soon += int(points)
+    return {
+        "member_id": str(member_id), "balance": balance - stale, "spendable": max(balance - stale, 0),
+        "debt": max(-balance, 0),
+        "earned_total": account.earned_total if account else 0, "expiring_within_warning": soon,
+        "expiry_schedule": expiring,
+    }
+
+
+def posting_view(posting: PointsPosting) -> dict[str, Any]:
+    return {
+        "id": str(posting.id), "member_id": str(posting.member_id), "kind": posting.kind, "rule": posting.rule,
+        "points": posting.points, "balance_after": posting.balance_after, "source": posting.source,
+        "source_ref": posting.source_ref, "branch": posting.branch, "operator": posting.operator,
+        "reason": posting.reason, "reverses_posting_id": str(posting.reverses_id) if posting.reverses_id else None,
+        "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,
+        "expires_on": posting.expires_on.isoformat() if posting.expires_on else None,
+        "created_at": isoformat(posting.created_at),
+    }
+
+
+def lot_view(lot: PointsLot) -> dict[str, Any]:
+    return {"id": str(lot.id), "kind": lot.kind, "points": lot.points, "remaining": lot.remaining,
+            "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
+            "earned_by_posting_id": str(lot.posting_id) if lot.posting_id else None,
+            "created_at": isoformat(lot.created_at)}
+
+
+def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
+    """The event a posting announces (docs/events.md), or None for postings nobody listens to."""
+    base = {"member_id": str(posting.member_id), "posting_id": str(posting.id)}
+    if posting.kind == "earn":
+        return "points_earned", {**base, "points": posting.points, "rule": posting.rule,
+                                 "source_ref": posting.source_ref, "branch": posting.branch,
+                                 "earned_at": isoformat(posting.created_at),
+                                 "expires_on": posting.expires_on.isoformat() if posting.expires_on else None}
+    if posting.kind == "reverse":
+        return "points_reversed", {**base, "reverses_posting_id": str(posting.reverses_id), "points": -posting.points,
+                                   "reason": posting.reason, "source_ref": posting.source_ref}
+    if posting.kind == "expire":
+        return "points_expired", {**base, "points": -posting.points}
+    if posting.kind == "redeem":
+        return "points_redeemed", {**base, "points": -posting.points, "branch": posting.branch,
+                                   "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,
+                                   **extra}
+    return None
