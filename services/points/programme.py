@@ -173,7 +173,7 @@ def _points_map(value: Any, path: str, keys: tuple[str, ...] | None = None, mini
 def _campaign(raw: Any, path: str) -> Campaign:
     if not isinstance(raw, dict):
         raise _fail(path, "must be a mapping")
-    known = set(Campaign.__dataclass_fields__)
+    known = set(Campaign.__dataclass_fields__) | {"multiplier"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise _fail(path, f"unknown keys {', '.join(unknown)}")

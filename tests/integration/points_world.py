@@ -16,6 +16,7 @@ from typing import Any
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import text
 
+from services.kit.clock import isoformat, utcnow
 from services.members.service import MembersService
 from services.points.service import PointsService
 from tests.harness import service_config, store_for, wait_for
@@ -55,7 +56,7 @@ class World:
         """Publish an event as ``source`` would and wait until points has applied it (its inbox row)."""
         event_id = str(uuid.uuid4())
         event_dispatcher(service_config(self.amqp_uri))(source, event_type, {
-            "event_id": event_id, "occurred_at": "2026-11-23T08:00:00Z", **payload})
+            "event_id": event_id, "occurred_at": isoformat(utcnow()), **payload})
         wait_for(lambda: self.scalar("SELECT count(*) FROM kit_inbox WHERE event_id = :e", e=event_id),
                  timeout=15, message=f"points to apply {event_type}")
         return event_id
