@@ -8,7 +8,7 @@ import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
 
-DEFAULT_SERVICES = ("members", "notifications")
+DEFAULT_SERVICES = ("members", "notifications", "points")
 
 
 class Readiness(DependencyProvider):

@@ -10,11 +10,12 @@ from nameko.dependency_providers import Config
 from gateway.auth import Authenticator
 from gateway.routes.members import MemberRoutes
 from gateway.routes.operations import OperationRoutes
+from gateway.routes.points import PointsRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
-class GatewayService(OperationRoutes, MemberRoutes):
+class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes):
     name = "gateway"
     config = Config()
     db = Database()

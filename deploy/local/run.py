@@ -33,6 +33,7 @@ PYTHON = sys.executable
 SERVICES = {
     "members": ("services.members.service:MembersService", 9101),
     "notifications": ("services.notifications.service:NotificationsService", 9104),
+    "points": ("services.points.service:PointsService", 9102),
     "gateway": ("gateway.service:GatewayService", 9100),
 }
 
@@ -155,7 +156,7 @@ def main() -> int:
         loaded = load_demo(url, key)
         print(f"""
 CareLoop is up at {url}  ({loaded} demo members in 3 branches; API document at {url}/openapi.json)
-Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9104 (notifications)
+Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9102 (points) :9104 (notifications)
 
 Try:
   export CARELOOP_KEY=$(cat var/demo-api-key)

@@ -167,13 +167,14 @@ def deduct_cash(session: Session, ctx: Context, member: MemberCopy, data: dict[s
     return record, postings
 
 
-def get_redemption(session: Session, redemption_id: Any, lock: bool = False) -> Redemption:
+def get_redemption(session: Session, redemption_id: Any, lock: bool = False, member_id: Any = None) -> Redemption:
+    """A redemption (of ``member_id``, when the caller names the member it expects)."""
     query = select(Redemption).where(Redemption.id == parse_uuid(redemption_id, "redemption"))
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     record = session.scalars(query).first()
-    if record is None:
-        raise NotFound(f"No redemption {redemption_id}.")
+    if record is None or (member_id is not None and str(record.member_id) != str(member_id)):
+        raise NotFound(f"No redemption {redemption_id}" + (f" of member {member_id}." if member_id else "."))
     return record
 
 

@@ -264,12 +264,12 @@ class PointsService(Service):
 
     @rpc
     @idempotent
-    def cancel_redemption(self, redemption_id: str, cancellation: dict[str, Any],
-                          idempotency_key: str | None = None) -> dict[str, Any]:
+    def cancel_redemption(self, redemption_id: str, cancellation: dict[str, Any], idempotency_key: str | None = None,
+                          member_id: str | None = None) -> dict[str, Any]:
         """Cancel a pending redemption: the points go back to their lots, the reward back to stock."""
         data = load(CancellationSchema(), cancellation)
         ctx = self._ctx()
-        record = catalogue.get_redemption(self.db.session, redemption_id)
+        record = catalogue.get_redemption(self.db.session, redemption_id, member_id=member_id)
         self.caller.require_branch(record.branch, "cancel redemptions of this branch")
         record, postings = catalogue.cancel(self.db.session, ctx, redemption_id, data["reason"])
         self._announce(postings)
@@ -282,10 +282,11 @@ class PointsService(Service):
 
     @rpc
     @idempotent
-    def fulfil_redemption(self, redemption_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    def fulfil_redemption(self, redemption_id: str, idempotency_key: str | None = None,
+                          member_id: str | None = None) -> dict[str, Any]:
         """The reward was handed over: the redemption is final."""
         ctx = self._ctx()
-        record = catalogue.get_redemption(self.db.session, redemption_id)
+        record = catalogue.get_redemption(self.db.session, redemption_id, member_id=member_id)
         self.caller.require_branch(record.branch, "hand over rewards at this branch")
         return catalogue.redemption_view(catalogue.fulfil(self.db.session, ctx, redemption_id), ctx.currency)
 
@@ -375,15 +376,15 @@ class PointsService(Service):
 
     @rpc
     @idempotent
-    def refund_payment(self, payment_id: str, refund: dict[str, Any],
-                       idempotency_key: str | None = None) -> dict[str, Any]:
+    def refund_payment(self, payment_id: str, refund: dict[str, Any], idempotency_key: str | None = None,
+                       member_id: str | None = None) -> dict[str, Any]:
         """Give (part of) a card payment back to the card."""
         key = _required_key(idempotency_key)
         data = load(WalletRefundSchema(), refund)
         self.caller.require_role(*REFUNDERS, action="refund card payments")
         if data.get("branch"):
             self._branch(data["branch"], "refund card payments at this branch")
-        posting, _created = wallet.refund(self.db.session, self._ctx(), payment_id, data, key)
+        posting, _created = wallet.refund(self.db.session, self._ctx(), payment_id, data, key, member_id)
         return wallet.posting_view(posting)
 
     # --- coupons ----------------------------------------------------------------------------------------

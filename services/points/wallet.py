@@ -107,11 +107,13 @@ def get_posting(session: Session, posting_id: Any) -> WalletPosting:
     return posting
 
 
-def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any], key: str) -> tuple[WalletPosting,
-                                                                                                      bool]:
+def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any], key: str,
+           member_id: Any = None) -> tuple[WalletPosting, bool]:
     """Give (part of) a card payment back to the card, principal and bonus in the payment's proportion."""
     amount = check_currency(ctx, data["amount"], "amount")
     payment = get_posting(session, payment_id)
+    if member_id is not None and str(payment.member_id) != str(member_id):
+        raise NotFound(f"No stored-value payment {payment_id} of member {member_id}.")
     if payment.kind != "payment":
         raise Invalid("Only a payment can be refunded.", {"payment_id": ["Not a payment."]})
     wallet = lock_wallet(session, payment.member_id, ctx)

@@ -14,6 +14,7 @@ from gateway.auth import issue_api_key
 from gateway.service import GatewayService
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
+from services.points.service import PointsService
 from tests.harness import store_for
 
 
@@ -49,14 +50,16 @@ class Suite:
 
 @pytest.fixture
 def suite(start_service: Any) -> Iterator[Suite]:
-    """Members, notifications and the gateway on SQLite, the gateway on a free local port."""
-    ports = {"members": free_port(), "notifications": free_port()}
+    """Members, notifications, points and the gateway on SQLite, the gateway on a free local port."""
+    ports = {"members": free_port(), "notifications": free_port(), "points": free_port()}
     members = start_service(MembersService, METRICS_PORT=ports["members"])
     notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
+    points = start_service(PointsService, METRICS_PORT=ports["points"])
     port = free_port()
     gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", RPC_TIMEOUT=10,
                             AUTH_CACHE_SECONDS=0)
     store = store_for(gateway.database_url)
     yield Suite(f"http://127.0.0.1:{port}", store,
-                {"members": members.database_url, "notifications": notifications.database_url}, ports)
+                {"members": members.database_url, "notifications": notifications.database_url,
+                 "points": points.database_url}, ports)
     store.dispose()
