@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
@@ -70,16 +71,16 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not lines:
         return []
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
-    accounts = ledger.lock_accounts(session, beneficiaries, ctx.now)
-    if ledger.posted(session, f"visit:{visit_id}:0") is not None:
+    ledger.lock_accounts(session, beneficiaries, ctx.now)
+    if ledger.posted(session, f"visit:{visit_id}:0"):
         return []
     expires_on = ctx.expires_on(facts.day)
     postings = []
     for number, line in enumerate(lines):
-        account = accounts[referrer.member_id if line.to_referrer and referrer else member.member_id]
+        beneficiary = referrer.member_id if line.to_referrer and referrer else member.member_id
         entry = Entry("visit", visit_id, ctx.operator, facts.branch or None, line.description,
                       dedupe_key=f"visit:{visit_id}:{number}")
-        postings.append(ledger.earn(session, account, line.points, line.rule, entry, expires_on, ctx.now,
+        postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
                                     basis_minor=line.basis_minor))
     return postings
 
@@ -111,7 +112,7 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         return []
     refunded = sum(refund.refunded_minor for refund in refunds)
     full = any(refund.full for refund in refunds)
-    accounts = ledger.lock_accounts(session, {posting.member_id for posting in earned}, ctx.now)
+    ledger.lock_accounts(session, {posting.member_id for posting in earned}, ctx.now)
     postings = []
     for posting in earned:
         already = ledger.reversed_so_far(session, posting)
@@ -121,7 +122,7 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
         entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
                       dedupe_key=f"reverse:{posting.id}:{already + due}")
-        postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now))
+        postings.append(ledger.reverse(session, posting.member_id, posting, due, entry, ctx.now))
     return postings
 
 
@@ -130,13 +131,13 @@ def referral_bonus(session: Session, ctx: Context, referred: MemberCopy, referre
     points = ctx.programme.referral_enrolment_points
     if points <= 0 or referrer.status != "active" or referrer.member_id == referred.member_id:
         return None
-    account = ledger.lock_account(session, referrer.member_id, ctx.now)
+    ledger.lock_account(session, referrer.member_id, ctx.now)
     key = f"referral:enrolment:{referred.member_id}"
-    if ledger.posted(session, key) is not None:
+    if ledger.posted(session, key):
         return None
     entry = Entry("enrolment", str(referred.member_id), ctx.operator, referred.home_branch,
                   "referred a new member", dedupe_key=key)
-    return ledger.earn(session, account, points, "referral", entry, ctx.expires_on(ctx.today), ctx.now)
+    return ledger.earn(session, referrer.member_id, points, "referral", entry, ctx.expires_on(ctx.today), ctx.now)
 
 
 def review(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy) -> list[PointsPosting]:
@@ -147,14 +148,14 @@ def review(session: Session, ctx: Context, event: dict[str, Any], member: Member
     if points == 0:
         return []
     key = f"review:visit:{event['visit_id']}" if event.get("visit_id") else f"review:{event['feedback_id']}"
-    account = ledger.lock_account(session, member.member_id, ctx.now)
-    if ledger.posted(session, key) is not None:
+    ledger.lock_account(session, member.member_id, ctx.now)
+    if ledger.posted(session, key):
         return []
     entry = Entry("feedback", str(event["feedback_id"]), ctx.operator, event.get("branch"),
                   f"survey answered ({event.get('satisfaction')})", dedupe_key=key)
     if points > 0:
-        return [ledger.earn(session, account, points, "review", entry, ctx.expires_on(ctx.today), ctx.now)]
-    return ledger.deduct(session, account, -points, entry, ctx.today, ctx.now, cap_at_balance=True)
+        return [ledger.earn(session, member.member_id, points, "review", entry, ctx.expires_on(ctx.today), ctx.now)]
+    return ledger.deduct(session, member.member_id, -points, entry, ctx.today, ctx.now, cap_at_balance=True)
 
 
 def _earned_today(session: Session, ctx: Context, member_id: uuid.UUID, rule: str) -> int:
@@ -170,12 +171,12 @@ def earn_command(session: Session, ctx: Context, member: MemberCopy, data: dict[
     """An award asked for by the desk, the app or a manager: an activity, an online interaction, or a
     manual adjustment (positive: points given; negative: points taken back, never below zero)."""
     rule = data["rule"]
-    account = ledger.lock_account(session, member.member_id, ctx.now)
     dedupe = f"earn:{key}"
     if rule == "activity":
         points, reason = ctx.programme.activity_points, data.get("reason") or "attended an activity"
         dedupe = f"activity:{member.member_id}:{data['source_ref']}"  # once per member and activity
     elif rule == "interaction":
+        ledger.lock_account(session, member.member_id, ctx.now)  # the day's total is read under the lock
         earned = _earned_today(session, ctx, member.member_id, "interaction")
         points = earning.interaction_award(ctx.programme, data["interaction"], earned)
         reason = data.get("reason") or f"online {data['interaction'].replace('_', ' ')}"
@@ -184,9 +185,13 @@ def earn_command(session: Session, ctx: Context, member: MemberCopy, data: dict[
                            "interactions is reached; try again tomorrow.")
     else:
         points, reason = data["points"], data["reason"]
-    if ledger.posted(session, dedupe) is not None:
-        raise Conflict("These points were already given for this.", {"source_ref": ["Already awarded."]})
     entry = Entry(rule, data["source_ref"], ctx.operator, data["branch"], reason, dedupe_key=dedupe)
-    if points < 0:
-        return ledger.deduct(session, account, -points, entry, ctx.today, ctx.now, cap_at_balance=False)
-    return [ledger.earn(session, account, points, rule, entry, ctx.expires_on(ctx.today), ctx.now)]
+    try:
+        # the dedupe key's unique index is the check: no read before the write on this hot path
+        if points < 0:
+            return ledger.deduct(session, member.member_id, -points, entry, ctx.today, ctx.now, cap_at_balance=False)
+        return [ledger.earn(session, member.member_id, points, rule, entry, ctx.expires_on(ctx.today), ctx.now)]
+    except IntegrityError as refused:
+        if "dedupe_key" not in str(refused.orig):  # only the dedupe key is expected to clash here
+            raise
+        raise Conflict("These points were already given for this.", {"source_ref": ["Already awarded."]}) from None

@@ -108,7 +108,7 @@ def redeem_reward(session: Session, ctx: Context, member: MemberCopy, data: dict
         raise Conflict(f"The reward {reward.name} is not offered any more.")
     if not available_to(reward, member.tier):
         raise Conflict(f"The reward {reward.name} is not available to {member.tier} members.")
-    account = ledger.lock_account(session, member.member_id, ctx.now)
+    ledger.lock_account(session, member.member_id, ctx.now)  # the account first, then the reward
     reward = get_reward(session, reward.id, lock=True)
     quantity = data["quantity"]
     if reward.stock is not None and reward.stock < quantity:
@@ -120,7 +120,7 @@ def redeem_reward(session: Session, ctx: Context, member: MemberCopy, data: dict
                         created_at=ctx.now, updated_at=ctx.now)
     entry = Entry("reward", reward.code, ctx.operator, data["branch"], f"{quantity} x {reward.name}",
                   dedupe_key=f"redeem:{key}", redemption_id=record.id)
-    postings = ledger.spend(session, account, record.points, "redeem", entry, ctx.today, ctx.now)
+    postings = ledger.spend(session, member.member_id, record.points, "redeem", entry, ctx.today, ctx.now)
     record.posting_id = postings[-1].id
     if reward.stock is not None:
         reward.stock -= quantity
@@ -145,7 +145,7 @@ def coupon_terms_of(reward: Reward, ctx: Context) -> dict[str, Any]:
 def deduct_cash(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any],
                 key: str) -> tuple[Redemption, list[PointsPosting]]:
     """Take points off a bill (at most the programme's share of it); one deduction per bill."""
-    account = ledger.lock_account(session, member.member_id, ctx.now)
+    ledger.lock_account(session, member.member_id, ctx.now)
     bill_id, points = data["bill_id"], data["points"]
     existing = session.scalars(select(Redemption).where(
         Redemption.kind == "cash_deduction", Redemption.bill_id == bill_id, Redemption.state != "cancelled")).first()
@@ -160,7 +160,7 @@ def deduct_cash(session: Session, ctx: Context, member: MemberCopy, data: dict[s
                         branch=data["branch"], operator=ctx.operator[:160], created_at=ctx.now, updated_at=ctx.now)
     entry = Entry("cash_deduction", bill_id, ctx.operator, data["branch"],
                   f"{value} minor units off bill {bill_id}", dedupe_key=f"cash:{key}", redemption_id=record.id)
-    postings = ledger.spend(session, account, points, "redeem", entry, ctx.today, ctx.now)
+    postings = ledger.spend(session, member.member_id, points, "redeem", entry, ctx.today, ctx.now)
     record.posting_id = postings[-1].id
     session.add(record)
     session.flush()
@@ -182,7 +182,7 @@ def cancel(session: Session, ctx: Context, redemption_id: Any, reason: str) -> t
     """Cancel a pending redemption: its points go back to their lots and a reward goes back to stock.
     A coupon bought with points can be cancelled while the coupon is unused (the coupon is voided)."""
     record = get_redemption(session, redemption_id)
-    account = ledger.lock_account(session, record.member_id, ctx.now)
+    ledger.lock_account(session, record.member_id, ctx.now)
     record = get_redemption(session, record.id, lock=True)
     if record.state == "cancelled":
         return record, []
@@ -194,7 +194,7 @@ def cancel(session: Session, ctx: Context, redemption_id: Any, reason: str) -> t
     spent = session.get(PointsPosting, record.posting_id)
     entry = Entry("redemption", str(record.id), ctx.operator, record.branch, f"cancelled: {reason}",
                   dedupe_key=f"return:{record.id}", redemption_id=record.id)
-    postings = ledger.give_back(session, account, spent, entry, ctx.today, ctx.now)
+    postings = ledger.give_back(session, record.member_id, spent, entry, ctx.today, ctx.now)
     if record.reward_id is not None:
         reward = get_reward(session, record.reward_id, lock=True)
         if reward.stock is not None:

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from services.kit.jobs import Step
 from services.points import ledger
 from services.points.awards import Context
-from services.points.ledger import Entry
 from services.points.models import Coupon, PointsLot
 
 Emit = Callable[[Session, str, dict[str, Any]], None]
@@ -31,7 +30,8 @@ def _key(row: Any) -> list[Any]:
 
 
 def expire_lots_step(ctx: Context, today: date, emit: Emit, batch: int = 1000) -> Step:
-    """Expire every lot whose last day is before ``today``: one posting per member and expiry date."""
+    """Expire every lot whose last day is before ``today``: one posting per member and expiry date,
+    a batch of lots at a time in a few set-based statements (``ledger.expire_in_bulk``)."""
 
     def step(session: Session, cursor: list[Any] | None) -> tuple[list[Any] | None, int]:
         query = (select(PointsLot.id, PointsLot.member_id, PointsLot.expires_on)
@@ -43,24 +43,20 @@ def expire_lots_step(ctx: Context, today: date, emit: Emit, batch: int = 1000) -
         rows = session.execute(query).all()
         if not rows:
             return None, 0
-        groups = [(key, list(lots)) for key, lots in groupby(rows, key=lambda r: (r.expires_on, r.member_id))]
+        groups = [list(lots) for _key, lots in groupby(rows, key=lambda r: (r.expires_on, r.member_id))]
         if len(rows) == batch and len(groups) > 1:
             groups.pop()  # the last member may have more lots past this batch: take them all next time
-        processed = 0
-        # lock order: member id, as every other multi-account change
-        for (expires_on, member_id), lots in sorted(groups, key=lambda g: str(g[0][1])):
-            account = ledger.lock_account(session, member_id, ctx.now)
-            expiring = list(session.scalars(select(PointsLot).where(
-                PointsLot.id.in_([lot.id for lot in lots]), PointsLot.remaining > 0)))  # re-read under the lock
-            if not expiring:
-                continue
-            entry = Entry("expiry", expires_on.isoformat(), ctx.operator, None,
-                          f"points earned to spend by {expires_on.isoformat()}")
-            posting = ledger.expire(session, account, expiring, entry, ctx.now)
-            emit(session, *ledger.event_of(posting))
-            processed += len(expiring)
-        last = groups[-1][1][-1]
-        return (_key(last) if len(rows) == batch else None), processed
+        kept = [row for group in groups for row in group]
+        balances = ledger.lock_balances(session, sorted({row.member_id for row in kept}, key=str))
+        live = session.execute(  # re-read under the locks: a redemption may have spent some meanwhile
+            select(PointsLot.id, PointsLot.member_id, PointsLot.expires_on, PointsLot.remaining)
+            .where(PointsLot.id.in_([row.id for row in kept]), PointsLot.remaining > 0)
+            .order_by(PointsLot.member_id, PointsLot.expires_on, PointsLot.id)).all()
+        expiring = [ledger.Expiring(member_id, expires_on, [(lot.id, lot.remaining) for lot in lots])
+                    for (member_id, expires_on), lots in groupby(live, key=lambda r: (r.member_id, r.expires_on))]
+        for posting in ledger.expire_in_bulk(session, expiring, balances, ctx.operator, ctx.now):
+            emit(session, *ledger.expired_event(posting["member_id"], posting["id"], posting["points"]))
+        return (_key(kept[-1]) if len(rows) == batch else None), len(live)
 
     return step
 

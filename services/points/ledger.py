@@ -1,9 +1,14 @@
 """The points ledger: accounts, append-only postings, lots and their moves, on the points database.
 
-Every change to a member's points takes the account row's lock first (``lock_account``), then writes
-one posting, the lot moves that make it up, and the new balance — all in the caller's transaction.
-Operations touching several accounts lock them in member-id order, so two of them never wait on each
-other. Lots are read only under the account's lock, so they need no lock of their own.
+Every change to a member's points locks the account row first, then writes one posting, the lot moves
+that make it up, and the new balance — all in the caller's transaction. Operations touching several
+accounts lock them in member-id order, so two of them never wait on each other. Lots are read only
+under the account's lock, so they need no lock of their own.
+
+Writes are prebuilt Core statements (an earn is four: the account upsert that locks the row and adds
+the points in one go, then the posting, the lot and its move); the ORM's unit of work costs several
+times that in CPU on the hottest path of the service. Lots that a change reads and edits are loaded
+fresh (``populate_existing``) so that no ORM object can be stale after a Core write.
 
 ``lots.py`` decides which lots a change takes from; this module only applies its decisions.
 """
@@ -16,15 +21,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, Uuid, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
+from services.kit.db import UtcDateTime
 from services.kit.errors import Conflict
 from services.kit.paging import keyset_page
 from services.points import lots as lot_rules
 from services.points.models import PointsAccount, PointsLot, PointsLotMove, PointsPosting
-from services.points.roster import insert_ignoring_duplicate
 
 
 @dataclass(frozen=True)
@@ -40,15 +45,48 @@ class Entry:
     redemption_id: uuid.UUID | None = None
 
 
-def lock_account(session: Session, member_id: uuid.UUID, now: datetime) -> PointsAccount:
+@dataclass(frozen=True)
+class Account:
+    """An account as read under its lock."""
+
+    member_id: uuid.UUID
+    balance: int
+    earned_total: int
+
+
+# Create the account if needed, add to its balance and earned total, lock it, return the new values.
+# ON CONFLICT DO UPDATE takes the row lock on PostgreSQL (SQLite is serialised by the kit's gate); the
+# same SQL runs on both. Written as text because SQLAlchemy cannot cache an upsert construct: building
+# and compiling it on every call cost more than the rest of an earn.
+_UPSERT = text(
+    "INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at) "
+    "VALUES (:member, :delta, :earned, :now, :now) "
+    "ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance, "
+    "earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at "
+    "RETURNING balance, earned_total",
+).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime())).columns(
+    balance=BigInteger(), earned_total=BigInteger())
+
+
+_INSERT_POSTING = insert(PointsPosting).returning(PointsPosting.id)
+_INSERT_LOT = insert(PointsLot).returning(PointsLot.id)
+_INSERT_MOVES = insert(PointsLotMove)
+_PAY_DEBT = (update(PointsLot).where(PointsLot.member_id == bindparam("member"), PointsLot.kind == "debt")
+             .values(remaining=PointsLot.remaining + bindparam("paid")).returning(PointsLot.id))
+_POSTED = select(PointsPosting.id).where(PointsPosting.dedupe_key == bindparam("key"))
+
+
+def _change(session: Session, member_id: uuid.UUID, delta: int, earned: int, now: datetime) -> Account:
+    row = session.execute(_UPSERT, {"member": member_id, "delta": delta, "earned": earned, "now": now}).one()
+    return Account(member_id, row.balance, row.earned_total)
+
+
+def lock_account(session: Session, member_id: uuid.UUID, now: datetime) -> Account:
     """The member's account, created if it is the first posting, locked until the transaction ends."""
-    insert_ignoring_duplicate(session, PointsAccount, {"member_id": member_id, "balance": 0, "earned_total": 0,
-                                                       "created_at": now, "updated_at": now}, ["member_id"])
-    query = select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update()
-    return session.scalars(query.execution_options(populate_existing=True)).one()
+    return _change(session, member_id, 0, 0, now)
 
 
-def lock_accounts(session: Session, member_ids: Iterable[uuid.UUID], now: datetime) -> dict[uuid.UUID, PointsAccount]:
+def lock_accounts(session: Session, member_ids: Iterable[uuid.UUID], now: datetime) -> dict[uuid.UUID, Account]:
     """Several accounts, locked in member-id order (the one order every multi-account change uses)."""
     return {member_id: lock_account(session, member_id, now) for member_id in sorted(set(member_ids), key=str)}
 
@@ -57,43 +95,44 @@ def find_account(session: Session, member_id: uuid.UUID) -> PointsAccount | None
     return session.get(PointsAccount, member_id)
 
 
-def posted(session: Session, dedupe_key: str) -> PointsPosting | None:
-    """The posting already made under ``dedupe_key`` (read under the account lock: then it is final)."""
-    return session.scalars(select(PointsPosting).where(PointsPosting.dedupe_key == dedupe_key)).first()
+def posted(session: Session, dedupe_key: str) -> bool:
+    """Whether a posting was made under ``dedupe_key`` (read under the account lock: then it is final)."""
+    return session.execute(_POSTED, {"key": dedupe_key}).first() is not None
 
 
-def _posting(session: Session, account: PointsAccount, kind: str, points: int, entry: Entry, now: datetime,
+def _posting(session: Session, member_id: uuid.UUID, kind: str, points: int, entry: Entry, now: datetime,
              rule: str | None = None, basis_minor: int | None = None, reverses_id: int | None = None,
-             expires_on: date | None = None) -> PointsPosting:
-    account.balance += points
-    account.updated_at = now
-    posting = PointsPosting(
-        member_id=account.member_id, kind=kind, rule=rule, points=points, balance_after=account.balance,
-        dedupe_key=entry.dedupe_key, source=entry.source, source_ref=entry.source_ref, branch=entry.branch,
-        operator=entry.operator[:160], reason=entry.reason, basis_minor=basis_minor, reverses_id=reverses_id,
-        redemption_id=entry.redemption_id, expires_on=expires_on, created_at=now)
-    session.add(posting)
-    session.flush()
-    return posting
+             expires_on: date | None = None, earned: int = 0) -> PointsPosting:
+    """Write a posting and move the account's balance by ``points`` (and its earned total by ``earned``).
+    Returns the posting as a detached object (for answers and events)."""
+    account = _change(session, member_id, points, earned, now)
+    values = {"member_id": member_id, "kind": kind, "rule": rule, "points": points,
+              "balance_after": account.balance, "dedupe_key": entry.dedupe_key, "source": entry.source,
+              "source_ref": entry.source_ref, "branch": entry.branch, "operator": entry.operator[:160],
+              "reason": entry.reason, "basis_minor": basis_minor, "reverses_id": reverses_id,
+              "redemption_id": entry.redemption_id, "expires_on": expires_on, "created_at": now}
+    posting_id = session.execute(_INSERT_POSTING, values).scalar_one()
+    return PointsPosting(id=posting_id, **values)
 
 
 def _move(session: Session, posting: PointsPosting, moves: list[tuple[int, int]]) -> None:
-    if moves:
-        session.execute(insert(PointsLotMove), [{"lot_id": lot_id, "posting_id": posting.id, "points": points}
-                                                for lot_id, points in moves if points])
+    rows = [{"lot_id": lot_id, "posting_id": posting.id, "points": points} for lot_id, points in moves if points]
+    if rows:
+        session.execute(_INSERT_MOVES, rows)
 
 
 def _open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
     query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.remaining != 0)
-             .order_by(PointsLot.expires_on, PointsLot.id))
+             .order_by(PointsLot.expires_on, PointsLot.id).execution_options(populate_existing=True))
     return list(session.scalars(query))
 
 
-def _debt_lot(session: Session, account: PointsAccount, now: datetime) -> PointsLot:
-    lot = session.scalars(select(PointsLot).where(PointsLot.member_id == account.member_id,
-                                                  PointsLot.kind == "debt")).first()
+def _debt_lot(session: Session, member_id: uuid.UUID, now: datetime) -> PointsLot:
+    query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.kind == "debt")
+             .execution_options(populate_existing=True))
+    lot = session.scalars(query).first()
     if lot is None:
-        lot = PointsLot(member_id=account.member_id, posting_id=None, kind="debt", points=0, remaining=0,
+        lot = PointsLot(member_id=member_id, posting_id=None, kind="debt", points=0, remaining=0,
                         expires_on=None, warned=False, created_at=now)
         session.add(lot)
         session.flush()
@@ -106,84 +145,96 @@ def _apply_takes(lots_by_id: dict[int, PointsLot], takes: list[tuple[int, int]])
     return [(lot_id, -taken) for lot_id, taken in takes]
 
 
-def _settle_debt(session: Session, account: PointsAccount, debt_before: int, now: datetime) -> list[tuple[int, int]]:
+def _settle_debt(session: Session, member_id: uuid.UUID, debt_before: int, now: datetime) -> list[tuple[int, int]]:
     """Pay off a debt from points just credited: a debt lot and spendable lots are never open together."""
     if debt_before <= 0:
         return []
-    open_lots = _open_lots(session, account.member_id)
-    positive = {lot.id: lot for lot in open_lots if lot.remaining > 0}
+    positive = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
     takes, _short = lot_rules.take([lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot in positive.values()],
                                    debt_before)
     paid = sum(taken for _lot, taken in takes)
     if not paid:
         return []
-    debt_lot = _debt_lot(session, account, now)
+    debt_lot = _debt_lot(session, member_id, now)
     debt_lot.remaining += paid
     return _apply_takes(positive, takes) + [(debt_lot.id, paid)]
 
 
-def earn(session: Session, account: PointsAccount, points: int, rule: str, entry: Entry, expires_on: date,
+def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date,
          now: datetime, basis_minor: int | None = None) -> PointsPosting:
-    """Credit ``points`` in a new lot expiring on ``expires_on`` (paying off any debt first)."""
+    """Credit ``points`` in a new lot expiring on ``expires_on``; a debt is paid off from it first."""
     if points <= 0:
         raise ValueError("an earn posts a positive number of points")
-    debt_before = max(-account.balance, 0)
-    posting = _posting(session, account, "earn", points, entry, now, rule=rule, basis_minor=basis_minor,
-                       expires_on=expires_on)
-    account.earned_total += points
-    lot = PointsLot(member_id=account.member_id, posting_id=posting.id, kind="earn", points=points, remaining=points,
-                    expires_on=expires_on, warned=False, created_at=now)
-    session.add(lot)
-    session.flush()
-    _move(session, posting, [(lot.id, points), *_settle_debt(session, account, debt_before, now)])
+    posting = _posting(session, member_id, "earn", points, entry, now, rule=rule, basis_minor=basis_minor,
+                       expires_on=expires_on, earned=points)
+    paid = min(max(points - posting.balance_after, 0), points)  # the debt there was before, up to the points
+    lot_id = session.execute(_INSERT_LOT, {
+        "member_id": member_id, "posting_id": posting.id, "kind": "earn", "points": points,
+        "remaining": points - paid, "expires_on": expires_on, "warned": False, "created_at": now}).scalar_one()
+    moves = [(lot_id, points)]
+    if paid:
+        debt_lot_id = session.execute(_PAY_DEBT, {"member": member_id, "paid": paid}).scalar_one()
+        moves += [(lot_id, -paid), (debt_lot_id, paid)]
+    _move(session, posting, moves)
     return posting
 
 
-def expire_stale(session: Session, account: PointsAccount, today: date, operator: str,
+def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
+    return [lot for lot in lots if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
+
+
+def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: str,
                  now: datetime) -> PointsPosting | None:
     """Expire lots past their date that the nightly job has not reached yet (it may run later in the
     day): points are never spendable after their expiry date, whatever the job's progress."""
-    stale = [lot for lot in _open_lots(session, account.member_id)
-             if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
+    stale = _stale(_open_lots(session, member_id), today)
     if not stale:
         return None
-    return expire(session, account, stale, Entry("expiry", None, operator, None, "expired before use"), now)
+    return expire(session, member_id, stale, Entry("expiry", None, operator, None, "expired before use"), now)
 
 
-def spend(session: Session, account: PointsAccount, points: int, kind: str, entry: Entry, today: date,
+def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry: Entry, today: date,
           now: datetime) -> list[PointsPosting]:
     """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
     Returns the postings made: an expiry of stale lots if there were any, then the spend (last)."""
     if points <= 0:
         raise ValueError("a spend takes a positive number of points")
-    postings = [p for p in [expire_stale(session, account, today, entry.operator, now)] if p is not None]
-    if account.balance < points:
-        raise Conflict(f"Not enough points: the balance is {max(account.balance, 0)}, this needs {points}.",
-                       details={"balance": account.balance, "needed": points})
-    positive = {lot.id: lot for lot in _open_lots(session, account.member_id) if lot.remaining > 0}
+    balance = lock_account(session, member_id, now).balance
+    lots = _open_lots(session, member_id)
+    postings = []
+    stale = _stale(lots, today)
+    if stale:
+        postings.append(expire(session, member_id, stale, Entry("expiry", None, entry.operator, None,
+                                                                "expired before use"), now))
+        balance = postings[-1].balance_after
+    if balance < points:
+        raise Conflict(f"Not enough points: the balance is {max(balance, 0)}, this needs {points}.",
+                       details={"balance": balance, "needed": points})
+    positive = {lot.id: lot for lot in lots if lot.remaining > 0}
     takes, short = lot_rules.take([lot_rules.Lot(lot.id, lot.remaining, lot.expires_on)
                                    for lot in positive.values()], points)
     if short:  # balance and lots disagree: refuse rather than spend points that are not there
-        raise RuntimeError(f"points account {account.member_id}: lots hold less than the balance")
-    posting = _posting(session, account, kind, -points, entry, now)
+        raise RuntimeError(f"points account {member_id}: lots hold less than the balance")
+    posting = _posting(session, member_id, kind, -points, entry, now)
     _move(session, posting, _apply_takes(positive, takes))
     return [*postings, posting]
 
 
-def reverse(session: Session, account: PointsAccount, earned: PointsPosting, points: int, entry: Entry,
+def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, points: int, entry: Entry,
             now: datetime) -> PointsPosting:
     """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt."""
-    open_lots = {lot.id: lot for lot in _open_lots(session, account.member_id) if lot.remaining > 0}
-    own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)).first()
+    lock_account(session, member_id, now)
+    open_lots = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
+    own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
+                          .execution_options(populate_existing=True)).first()
     if own is not None:
         open_lots.setdefault(own.id, own)
     as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
     takes, debt = lot_rules.reversal_takes(as_rules.get(own.id) if own else None, as_rules.values(), points)
-    posting = _posting(session, account, "reverse", -points, entry, now, reverses_id=earned.id)
-    account.earned_total -= points
+    posting = _posting(session, member_id, "reverse", -points, entry, now, reverses_id=earned.id, earned=-points)
     moves = _apply_takes(open_lots, takes)
     if debt:
-        debt_lot = _debt_lot(session, account, now)
+        debt_lot = _debt_lot(session, member_id, now)
         debt_lot.remaining -= debt
         moves.append((debt_lot.id, -debt))
     _move(session, posting, moves)
@@ -196,35 +247,35 @@ def reversed_so_far(session: Session, earned: PointsPosting) -> int:
     return -int(total or 0)
 
 
-def give_back(session: Session, account: PointsAccount, spent: PointsPosting, entry: Entry, today: date,
+def give_back(session: Session, member_id: uuid.UUID, spent: PointsPosting, entry: Entry, today: date,
               now: datetime) -> list[PointsPosting]:
     """Return a spend's points to the very lots it took them from. Points whose lot expired meanwhile
     come back expired (a second posting), so a cancellation never extends a lot's life."""
+    debt_before = max(-lock_account(session, member_id, now).balance, 0)
     taken = session.execute(select(PointsLotMove.lot_id, PointsLotMove.points)
                             .where(PointsLotMove.posting_id == spent.id)).all()
     lots_by_id = {lot.id: lot for lot in session.scalars(select(PointsLot).where(
-        PointsLot.id.in_([lot_id for lot_id, _ in taken])))}
-    debt_before = max(-account.balance, 0)
+        PointsLot.id.in_([lot_id for lot_id, _ in taken])).execution_options(populate_existing=True))}
     points = -sum(p for _lot, p in taken)
-    posting = _posting(session, account, "return", points, entry, now)
+    posting = _posting(session, member_id, "return", points, entry, now)
     moves = []
     for lot_id, moved in taken:
         lots_by_id[lot_id].remaining -= moved  # moved is negative: the points come back
         moves.append((lot_id, -moved))
-    _move(session, posting, moves + _settle_debt(session, account, debt_before, now))
+    _move(session, posting, moves + _settle_debt(session, member_id, debt_before, now))
     postings = [posting]
     stale = [lot for lot in lots_by_id.values() if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
     if stale:
-        postings.append(expire(session, account, stale, Entry("expiry", None, entry.operator, entry.branch,
-                                                               "returned after the points' expiry date"), now))
+        postings.append(expire(session, member_id, stale, Entry("expiry", None, entry.operator, entry.branch,
+                                                                 "returned after the points' expiry date"), now))
     return postings
 
 
-def expire(session: Session, account: PointsAccount, expiring: list[PointsLot], entry: Entry,
+def expire(session: Session, member_id: uuid.UUID, expiring: list[PointsLot], entry: Entry,
            now: datetime) -> PointsPosting:
     """Expire what is left in ``expiring`` (lots of this account, read under its lock)."""
     points = sum(lot.remaining for lot in expiring)
-    posting = _posting(session, account, "expire", -points, entry, now)
+    posting = _posting(session, member_id, "expire", -points, entry, now)
     moves = []
     for lot in expiring:
         moves.append((lot.id, -lot.remaining))
@@ -233,17 +284,68 @@ def expire(session: Session, account: PointsAccount, expiring: list[PointsLot], 
     return posting
 
 
-def deduct(session: Session, account: PointsAccount, points: int, entry: Entry, today: date, now: datetime,
+@dataclass(frozen=True)
+class Expiring:
+    """Lots of one member that expire together: (lot id, points left in it) each."""
+
+    member_id: uuid.UUID
+    expires_on: date
+    lots: list[tuple[int, int]]
+
+
+def lock_balances(session: Session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Lock many accounts in one statement, in member-id order (the order every change locks in)."""
+    query = (select(PointsAccount.member_id, PointsAccount.balance).where(PointsAccount.member_id.in_(member_ids))
+             .order_by(PointsAccount.member_id).with_for_update())
+    return dict(session.execute(query).all())
+
+
+def expire_in_bulk(session: Session, groups: list[Expiring], balances: dict[uuid.UUID, int], operator: str,
+                   now: datetime) -> list[dict[str, Any]]:
+    """The nightly job's ``expire``, set-based: the same postings, lot moves and balances, for a whole
+    batch of members in a handful of statements. The caller locked the accounts (``lock_balances``) and
+    read the lots under that lock. Returns the postings made (member_id, id, points) for their events."""
+    if not groups:
+        return []
+    rows = []
+    for group in groups:
+        points = sum(left for _lot, left in group.lots)
+        balances[group.member_id] -= points
+        rows.append({"member_id": group.member_id, "kind": "expire", "rule": None, "points": -points,
+                     "balance_after": balances[group.member_id], "dedupe_key": None, "source": "expiry",
+                     "source_ref": group.expires_on.isoformat(), "branch": None, "operator": operator[:160],
+                     "reason": f"points earned to spend by {group.expires_on.isoformat()}", "basis_minor": None,
+                     "reverses_id": None, "redemption_id": None, "expires_on": None, "created_at": now})
+    ids = session.scalars(insert(PointsPosting).returning(PointsPosting.id, sort_by_parameter_order=True), rows).all()
+    session.execute(insert(PointsLotMove), [{"lot_id": lot_id, "posting_id": posting_id, "points": -left}
+                                            for group, posting_id in zip(groups, ids, strict=True)
+                                            for lot_id, left in group.lots])
+    lot_ids = [lot_id for group in groups for lot_id, _left in group.lots]
+    session.execute(update(PointsLot).where(PointsLot.id.in_(lot_ids)).values(remaining=0)
+                    .execution_options(synchronize_session=False))
+    touched = {group.member_id for group in groups}
+    session.execute(update(PointsAccount), [{"member_id": member_id, "balance": balances[member_id], "updated_at": now}
+                                            for member_id in sorted(touched, key=str)])
+    return [{"member_id": row["member_id"], "id": posting_id, "points": row["points"]}
+            for row, posting_id in zip(rows, ids, strict=True)]
+
+
+def expired_event(member_id: uuid.UUID, posting_id: int, points: int) -> tuple[str, dict[str, Any]]:
+    return "points_expired", {"member_id": str(member_id), "posting_id": str(posting_id), "points": -points}
+
+
+def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, today: date, now: datetime,
            cap_at_balance: bool) -> list[PointsPosting]:
     """Take points away outside a redemption (a manual correction, a review penalty where switched on).
     With ``cap_at_balance`` it takes at most what the member has; otherwise ``Conflict`` if short."""
     if cap_at_balance:
-        expired = expire_stale(session, account, today, entry.operator, now)
-        points = min(points, max(account.balance, 0))
+        lock_account(session, member_id, now)
+        expired = expire_stale(session, member_id, today, entry.operator, now)
+        points = min(points, max(lock_account(session, member_id, now).balance, 0))
         if points <= 0:
             return [expired] if expired else []
-        return ([expired] if expired else []) + spend(session, account, points, "deduct", entry, today, now)
-    return spend(session, account, points, "deduct", entry, today, now)
+        return ([expired] if expired else []) + spend(session, member_id, points, "deduct", entry, today, now)
+    return spend(session, member_id, points, "deduct", entry, today, now)
 
 
 def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[PointsPosting],
@@ -314,7 +416,7 @@ def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]]
         return "points_reversed", {**base, "reverses_posting_id": str(posting.reverses_id), "points": -posting.points,
                                    "reason": posting.reason, "source_ref": posting.source_ref}
     if posting.kind == "expire":
-        return "points_expired", {**base, "points": -posting.points}
+        return expired_event(posting.member_id, posting.id, posting.points)
     if posting.kind == "redeem":
         return "points_redeemed", {**base, "points": -posting.points, "branch": posting.branch,
                                    "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,

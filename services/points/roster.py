@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,15 +54,20 @@ def _row(session: Session, member_id: uuid.UUID, now: datetime, lock: bool = Tru
     return session.scalars(query.execution_options(populate_existing=True)).one()
 
 
+_COPY = select(*MemberCopy.__table__.columns).where(MemberCopy.__table__.c.member_id == bindparam("member"))
+
+
 def find(session: Session, member_id: Any) -> MemberCopy | None:
-    return session.get(MemberCopy, parse_id(member_id))
+    """The copy as it is now, detached (read on every command: a plain prebuilt query, not the ORM)."""
+    row = session.execute(_COPY, {"member": parse_id(member_id)}).first()
+    return MemberCopy(**row._mapping) if row is not None else None
 
 
 def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime) -> MemberCopy:
     """The member's copy; fetched from the members service when points has not heard of it
     (``NotFound`` for a member that does not exist, ``Unavailable`` if members does not answer)."""
     key = parse_id(member_id)
-    copy = session.get(MemberCopy, key)
+    copy = find(session, key)
     if copy is not None and copy.enrolled_at is not None:
         return copy
     member = fetch(str(key))
