@@ -293,3 +293,38 @@ def test_reconciliation_finds_a_balance_changed_behind_the_ledger(world):
                                        "sum_of_postings": 100, "sum_of_open_lots": 100}
     outcome = world.proxy.points.run_daily_jobs({})
     assert outcome["reconcile"]["finished"]
+
+
+def test_expiry_in_small_batches_gives_each_member_one_posting_and_resumes_where_it_stopped(world):
+    from datetime import date
+
+    from services.kit.clock import utcnow
+    from services.kit.config import group_from_config
+    from services.kit.jobs import run_batches
+    from services.kit.outbox import write_event
+    from services.points.awards import Context
+    from services.points.expiry import expire_lots_step
+    from services.points.programme import DEFAULT_PROGRAMME
+    from tests.harness import store_for
+
+    members = [world.member() for _ in range(3)]
+    for member in members:
+        for _ in range(3):  # 10 spend + 10 visit points a visit: six lots of 10, all past their date
+            world.visit(member, 10_00, completed_at="2024-06-01T02:00:00Z")
+    group = group_from_config({})
+    ctx = Context(DEFAULT_PROGRAMME, group.zone, group.currency, utcnow(), "service:points")
+    store = store_for(world.url)
+    try:
+        step = expire_lots_step(ctx, date(2026, 1, 1), lambda session, kind, payload: write_event(session, kind, payload),
+                                batch=7)
+        first = run_batches(store, "points_expiry", "2026-01-01", step, max_batches=1)
+        assert (first.finished, first.processed) == (False, 6)  # one whole member; the next is left whole
+        rest = run_batches(store, "points_expiry", "2026-01-01", step)
+        assert rest.finished and rest.processed == 12
+    finally:
+        store.dispose()
+    for member in members:
+        expired = [p["points"] for p in world.postings(member) if p["kind"] == "expire"]
+        assert expired == [-60] and world.balance(member) == 0
+    assert sorted(e["points"] for e in world.events("points_expired")) == [60, 60, 60]
+    assert world.reconciled()["ok"]
