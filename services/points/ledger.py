@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Uuid, bindparam, func, insert, select, text, update
+from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
@@ -67,6 +67,41 @@ _UPSERT = text(
 ).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime())).columns(
     balance=BigInteger(), earned_total=BigInteger())
 
+
+# An earn on PostgreSQL in one round trip: the account upsert above (which locks the row), the posting,
+# its lot and the lot's move, and — when the account was in debt — paying the debt from the new lot,
+# exactly as the statement-by-statement path below does (kept for SQLite, which has no data-modifying
+# CTEs). ``paid`` is the debt there was before, up to the points credited.
+_EARN_PG = text("""
+WITH account AS (
+  INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
+  VALUES (:member, :points, :points, :now, :now)
+  ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance,
+    earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at
+  RETURNING balance, LEAST(GREATEST(:points - balance, 0), :points) AS paid),
+posting AS (
+  INSERT INTO points_postings (member_id, kind, rule, points, balance_after, dedupe_key, source, source_ref,
+                               branch, operator, reason, basis_minor, expires_on, created_at)
+  SELECT :member, 'earn', :rule, :points, account.balance, :dedupe_key, :source, :source_ref, :branch,
+         :operator, :reason, CAST(:basis_minor AS BIGINT), :expires_on, :now FROM account
+  RETURNING id),
+lot AS (
+  INSERT INTO points_lots (member_id, posting_id, kind, points, remaining, expires_on, warned, created_at)
+  SELECT :member, posting.id, 'earn', :points, :points - account.paid, :expires_on, false, :now
+  FROM posting, account
+  RETURNING id, posting_id),
+debt AS (
+  UPDATE points_lots SET remaining = points_lots.remaining + account.paid FROM account
+  WHERE points_lots.member_id = :member AND points_lots.kind = 'debt' AND account.paid > 0
+  RETURNING points_lots.id),
+moves AS (
+  INSERT INTO points_lot_moves (lot_id, posting_id, points)
+  SELECT lot.id, lot.posting_id, :points FROM lot
+  UNION ALL SELECT lot.id, lot.posting_id, -account.paid FROM lot, account WHERE account.paid > 0
+  UNION ALL SELECT debt.id, lot.posting_id, account.paid FROM debt, lot, account)
+SELECT posting.id, account.balance FROM posting, account
+""").bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
+                bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
 
 _INSERT_POSTING = insert(PointsPosting).returning(PointsPosting.id)
 _INSERT_LOT = insert(PointsLot).returning(PointsLot.id)
@@ -165,6 +200,8 @@ def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: 
     """Credit ``points`` in a new lot expiring on ``expires_on``; a debt is paid off from it first."""
     if points <= 0:
         raise ValueError("an earn posts a positive number of points")
+    if session.get_bind().dialect.name == "postgresql":
+        return _earn_in_one_trip(session, member_id, points, rule, entry, expires_on, now, basis_minor)
     posting = _posting(session, member_id, "earn", points, entry, now, rule=rule, basis_minor=basis_minor,
                        expires_on=expires_on, earned=points)
     paid = min(max(points - posting.balance_after, 0), points)  # the debt there was before, up to the points
@@ -177,6 +214,17 @@ def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: 
         moves += [(lot_id, -paid), (debt_lot_id, paid)]
     _move(session, posting, moves)
     return posting
+
+
+def _earn_in_one_trip(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry,
+                      expires_on: date, now: datetime, basis_minor: int | None) -> PointsPosting:
+    values = {"member_id": member_id, "kind": "earn", "rule": rule, "points": points,
+              "dedupe_key": entry.dedupe_key, "source": entry.source, "source_ref": entry.source_ref,
+              "branch": entry.branch, "operator": entry.operator[:160], "reason": entry.reason,
+              "basis_minor": basis_minor, "reverses_id": None, "redemption_id": None, "expires_on": expires_on,
+              "created_at": now}
+    row = session.execute(_EARN_PG, {**values, "member": member_id, "now": now}).one()
+    return PointsPosting(id=row.id, balance_after=row.balance, **values)
 
 
 def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
