@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
-from services.kit.errors import Conflict
+from services.kit.errors import Conflict, Invalid
 from services.points import earning, ledger
 from services.points import lots as lot_rules
 from services.points.ledger import Entry
@@ -52,6 +52,20 @@ def visit_facts(event: dict[str, Any], zone: ZoneInfo, fallback: datetime) -> ea
         payments=tuple(earning.Payment(p["method"], p["amount_minor"]) for p in event.get("payments") or ()),
         qualifying_minor=event.get("qualifying_minor"), first_paid_visit=bool(event.get("first_paid_visit")),
     )
+
+
+def bill_facts(data: dict[str, Any], ctx: Context) -> earning.Visit:
+    """A bill as the ``quote`` RPC takes it (money as ``{"amount", "currency"}``) in the engine's terms."""
+    def minor(money: dict[str, Any], field: str) -> int:
+        if money["currency"] != ctx.currency:
+            raise Invalid(f"Amounts must be in {ctx.currency}.", {field: [f"Must be {ctx.currency}."]})
+        return money["amount"]
+
+    return earning.Visit(
+        branch=data["branch"], kind=data["kind"], day=local_date(data["completed_at"] or ctx.now, ctx.zone),
+        items=tuple(earning.Item(i["category"], minor(i["amount"], "items"), i["code"]) for i in data["items"]),
+        payments=tuple(earning.Payment(p["method"], minor(p["amount"], "payments")) for p in data["payments"]),
+        first_paid_visit=data["first_paid_visit"])
 
 
 def member_facts(copy: MemberCopy) -> earning.MemberFacts:

@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,13 +86,13 @@ def change_reward(session: Session, reward_id: Any, changes: dict[str, Any], now
 
 def list_rewards(session: Session, tier: str | None, include_inactive: bool, limit: int,
                  cursor: str | None) -> tuple[list[Reward], str | None]:
+    """The catalogue by code; with ``tier``, only what that tier may redeem (tiers kept as "a,b,c")."""
     query = select(Reward)
     if not include_inactive:
         query = query.where(Reward.active.is_(True))
-    rows, next_cursor = keyset_page(session, query, Reward.code, Reward.id, limit, cursor)
     if tier is not None:
-        rows = [reward for reward in rows if available_to(reward, tier)]
-    return rows, next_cursor
+        query = query.where(or_(Reward.tiers == "", ("," + Reward.tiers + ",").contains(f",{tier},")))
+    return keyset_page(session, query, Reward.code, Reward.id, limit, cursor)
 
 
 def available_to(reward: Reward, tier: str) -> bool:

@@ -11,7 +11,7 @@ import yaml
 from nameko.timer import timer
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
-from services.kit.clock import local_date, utcnow
+from services.kit.clock import utcnow
 from services.kit.config import REPO_ROOT, Group, group_from_config
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
@@ -171,13 +171,9 @@ class PointsService(Service):
     def quote(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
         """What a bill would earn, rule by rule (nothing is posted)."""
         data = load(QuoteSchema(), bill)
-        member = self._member(member_id)
         ctx = self._ctx()
-        visit = earning.Visit(
-            branch=data["branch"], kind=data["kind"], day=local_date(data["completed_at"] or ctx.now, ctx.zone),
-            items=tuple(earning.Item(i["category"], self._minor(i["amount"], "items"), i["code"]) for i in data["items"]),
-            payments=tuple(earning.Payment(p["method"], self._minor(p["amount"], "payments")) for p in data["payments"]),
-            first_paid_visit=data["first_paid_visit"])
+        visit = awards.bill_facts(data, ctx)
+        member = self._member(member_id)
         lines = earning.quote_visit(ctx.programme, visit, awards.member_facts(member))
         return {"member_id": str(member.member_id), "tier": member.tier,
                 "qualifying": money(earning.qualifying_spend(ctx.programme, visit), ctx.currency),

@@ -328,3 +328,18 @@ def test_expiry_in_small_batches_gives_each_member_one_posting_and_resumes_where
         assert expired == [-60] and world.balance(member) == 0
     assert sorted(e["points"] for e in world.events("points_expired")) == [60, 60, 60]
     assert world.reconciled()["ok"]
+
+
+def test_the_catalogue_shows_each_tier_what_it_may_redeem_and_refuses_the_rest(world):
+    member = world.member()
+    world.give(member, 1000)
+    everyone = world.reward(price=100)
+    gold_only = world.reward(price=100, tiers=["gold", "diamond"])
+    world.reward(price=100, active=False)
+    assert [r["id"] for r in world.proxy.points.rewards({"tier": "standard"})["items"]] == [everyone["id"]]
+    assert {r["id"] for r in world.proxy.points.rewards({"tier": "gold"})["items"]} == {everyone["id"], gold_only["id"]}
+    assert len(world.proxy.points.rewards({"include_inactive": True})["items"]) == 3
+    with pytest.raises(Conflict) as raised:
+        world.proxy.points.redeem(member, {"reward_id": gold_only["id"], "branch": "SH01"}, idempotency_key="t1")
+    assert "not available to standard members" in raised.value.message
+    assert world.balance(member) == 1000
