@@ -73,7 +73,9 @@ WALLET_PAID = counter("careloop_wallet_paid_minor_total", "Bills paid from store
 COUPONS = counter("careloop_coupons_total", "Coupons by what happened to them", ("event", "source"))
 MISMATCHES = gauge("careloop_points_reconciliation_mismatches",
                    "Accounts whose balance differs from their ledger at the last nightly check", ())
-OUTSTANDING = gauge("careloop_points_outstanding", "Points held by members (liability), at the last check", ())
+OUTSTANDING = gauge("careloop_points_outstanding", "Points held by members, at the last nightly check", ())
+LIABILITY = gauge("careloop_points_liability_minor",
+                  "What the points held are worth as cash deduction (minor units), at the last nightly check", ())
 WALLET_OUTSTANDING = gauge("careloop_wallet_outstanding_minor", "Stored value held by members, at the last check",
                            ("part",))
 
@@ -499,10 +501,12 @@ class PointsService(Service):
         return {name: {"finished": o.finished, "processed": o.processed, "batches": o.batches, "skipped": o.skipped}
                 for name, o in outcomes.items()}
 
-    @staticmethod
-    def _record_reconciliation(totals: dict[str, Any]) -> None:
+    def _record_reconciliation(self, totals: dict[str, Any]) -> None:
+        programme = self.programme
         MISMATCHES.set(totals["mismatches"])
         OUTSTANDING.set(totals["points_outstanding"])
+        LIABILITY.set(totals["points_outstanding"] * programme.currency_minor_per_unit
+                      // programme.cash_points_per_unit)
         WALLET_OUTSTANDING.labels("principal").set(totals["wallet_principal_minor"])
         WALLET_OUTSTANDING.labels("bonus").set(totals["wallet_bonus_minor"])
 

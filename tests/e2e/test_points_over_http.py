@@ -185,8 +185,12 @@ def test_a_completed_visit_earns_and_the_points_service_is_ready_measured_and_do
     audit = suite.call("GET", "/v1/points/reconciliation", role="auditor")
     assert audit.status_code == 200 and audit.json()["ok"] is True
     assert suite.call("GET", "/v1/points/reconciliation", role="front_desk").status_code == 403
+    jobs = suite.call("POST", "/v1/points/daily-jobs", json={})
+    assert jobs.status_code == 200 and jobs.json()["reconcile"]["finished"], jobs.text
     metrics = requests.get(f"http://127.0.0.1:{suite.metrics_ports['points']}/metrics", timeout=10).text
     assert 'careloop_points_earned_total{branch="SH01",rule="spend"}' in metrics
+    assert "careloop_points_outstanding 310.0" in metrics and "careloop_points_liability_minor 310.0" in metrics
+    assert "careloop_points_reconciliation_mismatches 0.0" in metrics
     spec = suite.call("GET", "/openapi.json", role=None).json()
     assert {"/v1/members/{member_id}/points", "/v1/members/{member_id}/wallet/top-ups", "/v1/rewards",
             "/v1/coupons/{code}/redeem"} <= set(spec["paths"])
