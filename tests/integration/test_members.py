@@ -23,8 +23,9 @@ CLINICIAN = Identity(kind="staff", subject="u2", role="clinician", branches=("SH
 def rows(url: str, sql: str, **params: object) -> list:
     store = store_for(url)
     try:
-        with store.engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
+        # through the kit's gate: a SQLite connection of our own would block the process (and the relay)
+        with store.transaction() as session:
+            return list(session.execute(text(sql), params))
     finally:
         store.dispose()
 
