@@ -9,6 +9,8 @@ from __future__ import annotations
 from services.kit.caller import ROLES
 
 _STAFF = ("group_admin", "branch_manager", "front_desk", "clinician", "customer_service")
+_LEDGER_READERS = ("group_admin", "branch_manager", "front_desk", "customer_service", "auditor", "integration")
+_DESK = ("group_admin", "branch_manager", "front_desk", "integration")  # the service checks the branch too
 
 GRANTS: dict[str, tuple[str, ...]] = {
     "members:read": (*_STAFF, "integration"),
@@ -48,6 +50,20 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "staff:manage": ("group_admin",),
     "credentials:manage": ("group_admin",),
     "audit:security": ("group_admin", "auditor"),
+    # points, stored value, coupons, rewards (issue 4); adjusting points by hand: managers (checked by points)
+    "points:read": _LEDGER_READERS,
+    "points:earn": _DESK,
+    "points:redeem": _DESK,
+    "points:audit": ("group_admin", "auditor"),
+    "wallet:read": _LEDGER_READERS,
+    "wallet:topup": _DESK,
+    "wallet:pay": _DESK,
+    "wallet:refund": ("group_admin", "branch_manager", "integration"),
+    "coupons:read": _LEDGER_READERS,
+    "coupons:issue": ("group_admin", "branch_manager", "customer_service", "integration"),
+    "coupons:redeem": _DESK,
+    "coupons:void": ("group_admin", "branch_manager"),
+    "rewards:manage": ("group_admin",),
 }
 
 

@@ -8,7 +8,7 @@ import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
 
-DEFAULT_SERVICES = ("members", "notifications", "records")
+DEFAULT_SERVICES = ("members", "notifications", "points", "records")
 
 
 class Readiness(DependencyProvider):

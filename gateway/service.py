@@ -13,14 +13,15 @@ from gateway.routes.auth import AuthRoutes
 from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.operations import OperationRoutes
+from gateway.routes.points import PointsRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.staff import StaffRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
-class GatewayService(OperationRoutes, MemberRoutes, RecordRoutes, AuthRoutes, StaffRoutes, AccessRoutes,
-                     IntegrationRoutes):
+class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, AuthRoutes, StaffRoutes,
+                     AccessRoutes, IntegrationRoutes):
     name = "gateway"
     config = Config()
     db = Database()

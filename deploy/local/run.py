@@ -33,6 +33,7 @@ PYTHON = sys.executable
 SERVICES = {
     "members": ("services.members.service:MembersService", 9101),
     "notifications": ("services.notifications.service:NotificationsService", 9104),
+    "points": ("services.points.service:PointsService", 9102),
     "records": ("services.records.service:RecordsService", 9103),
     "gateway": ("gateway.service:GatewayService", 9100),
 }
@@ -183,7 +184,7 @@ def main() -> int:
 CareLoop is up at {url}  ({loaded} demo members in 3 branches; API document at {url}/openapi.json,
 interactive at {url}/docs)
 Staff sign-in: demo.admin / {admin_password or "(see var/demo-admin-password)"}  (POST /v1/auth/login)
-Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9103 (records) :9104 (notifications)
+Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9102 (points) :9103 (records) :9104 (notifications)
 
 Try:
   export CARELOOP_KEY=$(cat var/demo-api-key)

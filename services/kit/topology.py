@@ -23,6 +23,7 @@ from services.kit.handlers import DEFAULT_RETRY_DELAYS, EventHandler, dead_lette
 SERVICE_CLASSES = (
     "services.members.service:MembersService",
     "services.notifications.service:NotificationsService",
+    "services.points.service:PointsService",
     "services.records.service:RecordsService",
 )
 """Every CareLoop service that handles events (add a new service here)."""

@@ -17,6 +17,7 @@ from gateway.auth import issue_api_key
 from gateway.service import GatewayService
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
+from services.points.service import PointsService
 from services.records.service import RecordsService
 from tests.harness import store_for
 
@@ -117,13 +118,15 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications, records and a gateway (with config ``overrides``) on SQLite."""
+    """Start members, notifications, points, records and a gateway (with config ``overrides``) on SQLite."""
     stores: list[Any] = []
 
     def start(**overrides: Any) -> Suite:
-        ports = {"members": free_port(), "notifications": free_port(), "records": free_port()}
+        ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
+                 "records": free_port()}
         members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
+        points = start_service(PointsService, METRICS_PORT=ports["points"])
         records = start_service(RecordsService, METRICS_PORT=ports["records"])
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
@@ -132,7 +135,8 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
         stores.append(store)
         return Suite(f"http://127.0.0.1:{port}", store,
                      {"members": members.database_url, "notifications": notifications.database_url,
-                      "records": records.database_url, "gateway": gateway.database_url}, ports)
+                      "points": points.database_url, "records": records.database_url,
+                      "gateway": gateway.database_url}, ports)
 
     yield start
     for store in stores:
@@ -141,5 +145,5 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
 
 @pytest.fixture
 def suite(start_suite: Callable[..., Suite]) -> Suite:
-    """Members, notifications, records and the gateway on SQLite, the gateway on a free local port."""
+    """Members, notifications, points, records and the gateway on SQLite, the gateway on a free local port."""
     return start_suite()

@@ -1,0 +1,65 @@
+"""Calling another CareLoop service from a service: RPC with a deadline.
+
+nameko's ``RpcProxy`` waits forever for a reply, so a worker that asks a service which is down would
+hang (and, on SQLite, hold the database gate). ``members = Peer("members")`` gives the service a proxy
+whose calls give up after ``PEER_TIMEOUT`` seconds (default 5) with ``Unavailable`` — a domain error,
+so an RPC caller gets a 503 it may retry and an event handler is retried later by the kit. The request
+carries the same time to live, so a request nobody picked up in time is dropped by the broker.
+
+The caller's identity and request id travel on, as with any nameko call made from a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import eventlet
+from nameko.exceptions import UnknownService
+from nameko.rpc import RpcProxy
+
+from services.kit.errors import Unavailable
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class PeerProxy:
+    """What a service method sees: ``self.members.get_member(member_id)``, bounded in time."""
+
+    def __init__(self, proxy: Any, timeout: float) -> None:
+        self._proxy = proxy
+        self._timeout = timeout
+
+    @property
+    def service_name(self) -> str:
+        return self._proxy.service_name
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        method_proxy = getattr(self._proxy, method)
+        service = self._proxy.service_name
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                reply = method_proxy.call_async(*args, **kwargs)
+                with eventlet.Timeout(self._timeout):
+                    return reply.result()
+            except (eventlet.Timeout, UnknownService):
+                raise Unavailable(f"The {service} service did not answer in time; try again.") from None
+
+        return call
+
+
+class Peer(RpcProxy):
+    """A dependency calling ``target_service`` with a deadline (``PEER_TIMEOUT`` seconds)."""
+
+    def __init__(self, target_service: str, timeout: float | None = None) -> None:
+        self._timeout = timeout
+        super().__init__(target_service)
+
+    def setup(self) -> None:
+        self.timeout = float(self._timeout or self.container.config.get("PEER_TIMEOUT", DEFAULT_TIMEOUT))
+        self.options["expiration"] = self.timeout  # seconds; kombu sets the per-message TTL
+        super().setup()
+
+    def get_dependency(self, worker_ctx: Any) -> PeerProxy:
+        return PeerProxy(super().get_dependency(worker_ctx), self.timeout)

@@ -1,0 +1,211 @@
+"""Posting what the rules award: a visit's points, a refund's reversal, referrals, reviews, activities
+and online interactions, and manual adjustments. Rules come from ``earning.py``; postings from
+``ledger.py``. Each award has a dedupe key of its own (the visit id, the refund id, the review id...),
+checked under the account lock, so a repeated event or command never posts twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.kit.clock import local_date
+from services.kit.errors import Conflict, Invalid
+from services.points import earning, ledger
+from services.points import lots as lot_rules
+from services.points.ledger import Entry
+from services.points.models import MemberCopy, PointsPosting, VisitRefund
+from services.points.programme import Programme
+from services.points.roster import parse_moment
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every award needs besides the database: the rules, the group's zone, the time, who acts."""
+
+    programme: Programme
+    zone: ZoneInfo
+    currency: str
+    now: datetime
+    operator: str
+
+    @property
+    def today(self) -> date:
+        return local_date(self.now, self.zone)
+
+    def expires_on(self, earned_on: date) -> date:
+        return lot_rules.expiry_date(earned_on, self.programme.lot_expiry_years_after)
+
+
+def visit_facts(event: dict[str, Any], zone: ZoneInfo, fallback: datetime) -> earning.Visit:
+    completed = parse_moment(event.get("completed_at")) or fallback
+    return earning.Visit(
+        branch=event.get("branch") or "", kind=event.get("kind") or "return", day=local_date(completed, zone),
+        items=tuple(earning.Item(i["category"], i["amount_minor"], i.get("code") or "") for i in event.get("items") or ()),
+        payments=tuple(earning.Payment(p["method"], p["amount_minor"]) for p in event.get("payments") or ()),
+        qualifying_minor=event.get("qualifying_minor"), first_paid_visit=bool(event.get("first_paid_visit")),
+    )
+
+
+def bill_facts(data: dict[str, Any], ctx: Context) -> earning.Visit:
+    """A bill as the ``quote`` RPC takes it (money as ``{"amount", "currency"}``) in the engine's terms."""
+    def minor(money: dict[str, Any], field: str) -> int:
+        if money["currency"] != ctx.currency:
+            raise Invalid(f"Amounts must be in {ctx.currency}.", {field: [f"Must be {ctx.currency}."]})
+        return money["amount"]
+
+    return earning.Visit(
+        branch=data["branch"], kind=data["kind"], day=local_date(data["completed_at"] or ctx.now, ctx.zone),
+        items=tuple(earning.Item(i["category"], minor(i["amount"], "items"), i["code"]) for i in data["items"]),
+        payments=tuple(earning.Payment(p["method"], minor(p["amount"], "payments")) for p in data["payments"]),
+        first_paid_visit=data["first_paid_visit"])
+
+
+def member_facts(copy: MemberCopy) -> earning.MemberFacts:
+    return earning.MemberFacts(tier=copy.tier, segment=copy.segment, has_referrer=copy.referrer_id is not None)
+
+
+def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,
+               referrer: MemberCopy | None) -> list[PointsPosting]:
+    """Post every line a completed visit earns (the referrer's share to the referrer), once per visit."""
+    if member.status != "active":
+        return []
+    visit_id = str(event["visit_id"])
+    facts = visit_facts(event, ctx.zone, ctx.now)
+    lines = earning.quote_visit(ctx.programme, facts, member_facts(member))
+    if referrer is None or referrer.status != "active":
+        lines = [line for line in lines if not line.to_referrer]
+    if not lines:
+        return []
+    beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
+    ledger.lock_accounts(session, beneficiaries, ctx.now)
+    if ledger.posted(session, f"visit:{visit_id}:0"):
+        return []
+    expires_on = ctx.expires_on(facts.day)
+    postings = []
+    for number, line in enumerate(lines):
+        beneficiary = referrer.member_id if line.to_referrer and referrer else member.member_id
+        entry = Entry("visit", visit_id, ctx.operator, facts.branch or None, line.description,
+                      dedupe_key=f"visit:{visit_id}:{number}")
+        postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
+                                    basis_minor=line.basis_minor))
+    return postings
+
+
+def record_refund(session: Session, event: dict[str, Any], now: datetime) -> bool:
+    """Remember a refund of a visit; False if this refund was seen before."""
+    refund_id = str(event["refund_id"])
+    if session.get(VisitRefund, refund_id) is not None:
+        return False
+    session.add(VisitRefund(refund_id=refund_id, visit_id=str(event["visit_id"]),
+                            member_id=uuid.UUID(str(event["member_id"])),
+                            refunded_minor=int(event.get("refunded_minor") or 0), full=bool(event.get("full")),
+                            created_at=now))
+    session.flush()
+    return True
+
+
+def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsPosting]:
+    """Take back what a visit earned, in proportion to everything refunded on it so far (all of it on
+    a full refund). Run after each refund and after the visit's earning (a refund may arrive first)."""
+    refunds = list(session.scalars(select(VisitRefund).where(VisitRefund.visit_id == visit_id)
+                                   .order_by(VisitRefund.created_at)))
+    if not refunds:
+        return []
+    earned = list(session.scalars(select(PointsPosting).where(
+        PointsPosting.source == "visit", PointsPosting.source_ref == visit_id, PointsPosting.kind == "earn")
+        .order_by(PointsPosting.id)))
+    if not earned:
+        return []
+    refunded = sum(refund.refunded_minor for refund in refunds)
+    full = any(refund.full for refund in refunds)
+    ledger.lock_accounts(session, {posting.member_id for posting in earned}, ctx.now)
+    postings = []
+    for posting in earned:
+        already = ledger.reversed_so_far(session, posting)
+        due = earning.reversal_due(posting.points, posting.basis_minor, refunded, full, already)
+        if due <= 0:
+            continue
+        reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
+        entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
+                      dedupe_key=f"reverse:{posting.id}:{already + due}")
+        postings.append(ledger.reverse(session, posting.member_id, posting, due, entry, ctx.now))
+    return postings
+
+
+def referral_bonus(session: Session, ctx: Context, referred: MemberCopy, referrer: MemberCopy) -> PointsPosting | None:
+    """The referrer's bonus when the person they referred enrols (once per referred member)."""
+    points = ctx.programme.referral_enrolment_points
+    if points <= 0 or referrer.status != "active" or referrer.member_id == referred.member_id:
+        return None
+    ledger.lock_account(session, referrer.member_id, ctx.now)
+    key = f"referral:enrolment:{referred.member_id}"
+    if ledger.posted(session, key):
+        return None
+    entry = Entry("enrolment", str(referred.member_id), ctx.operator, referred.home_branch,
+                  "referred a new member", dedupe_key=key)
+    return ledger.earn(session, referrer.member_id, points, "referral", entry, ctx.expires_on(ctx.today), ctx.now)
+
+
+def review(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy) -> list[PointsPosting]:
+    """Points for answering a satisfaction survey: once per visit (or per feedback without a visit)."""
+    if event.get("kind", "survey") != "survey" or member.status != "active":
+        return []
+    points = earning.review_award(ctx.programme, event.get("satisfaction"))
+    if points == 0:
+        return []
+    key = f"review:visit:{event['visit_id']}" if event.get("visit_id") else f"review:{event['feedback_id']}"
+    ledger.lock_account(session, member.member_id, ctx.now)
+    if ledger.posted(session, key):
+        return []
+    entry = Entry("feedback", str(event["feedback_id"]), ctx.operator, event.get("branch"),
+                  f"survey answered ({event.get('satisfaction')})", dedupe_key=key)
+    if points > 0:
+        return [ledger.earn(session, member.member_id, points, "review", entry, ctx.expires_on(ctx.today), ctx.now)]
+    return ledger.deduct(session, member.member_id, -points, entry, ctx.today, ctx.now, cap_at_balance=True)
+
+
+def _earned_today(session: Session, ctx: Context, member_id: uuid.UUID, rule: str) -> int:
+    start = datetime.combine(ctx.today, time.min, tzinfo=ctx.zone).astimezone(UTC)
+    total = session.scalar(select(func.coalesce(func.sum(PointsPosting.points), 0)).where(
+        PointsPosting.member_id == member_id, PointsPosting.kind == "earn", PointsPosting.rule == rule,
+        PointsPosting.created_at >= start))
+    return int(total or 0)
+
+
+def earn_command(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any],
+                 key: str) -> list[PointsPosting]:
+    """An award asked for by the desk, the app or a manager: an activity, an online interaction, or a
+    manual adjustment (positive: points given; negative: points taken back, never below zero)."""
+    rule = data["rule"]
+    dedupe = f"earn:{key}"
+    if rule == "activity":
+        points, reason = ctx.programme.activity_points, data.get("reason") or "attended an activity"
+        dedupe = f"activity:{member.member_id}:{data['source_ref']}"  # once per member and activity
+    elif rule == "interaction":
+        ledger.lock_account(session, member.member_id, ctx.now)  # the day's total is read under the lock
+        earned = _earned_today(session, ctx, member.member_id, "interaction")
+        points = earning.interaction_award(ctx.programme, data["interaction"], earned)
+        reason = data.get("reason") or f"online {data['interaction'].replace('_', ' ')}"
+        if points <= 0:
+            raise Conflict(f"The daily limit of {ctx.programme.interaction_daily_cap} points for online "
+                           "interactions is reached; try again tomorrow.")
+    else:
+        points, reason = data["points"], data["reason"]
+    entry = Entry(rule, data["source_ref"], ctx.operator, data["branch"], reason, dedupe_key=dedupe)
+    try:
+        # the dedupe key's unique index is the check: no read before the write on this hot path
+        if points < 0:
+            return ledger.deduct(session, member.member_id, -points, entry, ctx.today, ctx.now, cap_at_balance=False)
+        return [ledger.earn(session, member.member_id, points, rule, entry, ctx.expires_on(ctx.today), ctx.now)]
+    except IntegrityError as refused:
+        if "dedupe_key" not in str(refused.orig):  # only the dedupe key is expected to clash here
+            raise
+        raise Conflict("These points were already given for this.", {"source_ref": ["Already awarded."]}) from None

@@ -1,0 +1,472 @@
+"""The points ledger: accounts, append-only postings, lots and their moves, on the points database.
+
+Every change to a member's points locks the account row first, then writes one posting, the lot moves
+that make it up, and the new balance — all in the caller's transaction. Operations touching several
+accounts lock them in member-id order, so two of them never wait on each other. Lots are read only
+under the account's lock, so they need no lock of their own.
+
+Writes are prebuilt Core statements (an earn is four: the account upsert that locks the row and adds
+the points in one go, then the posting, the lot and its move); the ORM's unit of work costs several
+times that in CPU on the hottest path of the service. Lots that a change reads and edits are loaded
+fresh (``populate_existing``) so that no ORM object can be stale after a Core write.
+
+``lots.py`` decides which lots a change takes from; this module only applies its decisions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from services.kit.clock import isoformat
+from services.kit.db import UtcDateTime
+from services.kit.errors import Conflict
+from services.kit.paging import keyset_page
+from services.points import lots as lot_rules
+from services.points.models import PointsAccount, PointsLot, PointsLotMove, PointsPosting
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a posting records besides its points: where it came from and who made it."""
+
+    source: str
+    source_ref: str | None
+    operator: str
+    branch: str | None = None
+    reason: str | None = None
+    dedupe_key: str | None = None
+    redemption_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as read under its lock."""
+
+    member_id: uuid.UUID
+    balance: int
+    earned_total: int
+
+
+# Create the account if needed, add to its balance and earned total, lock it, return the new values.
+# ON CONFLICT DO UPDATE takes the row lock on PostgreSQL (SQLite is serialised by the kit's gate); the
+# same SQL runs on both. Written as text because SQLAlchemy cannot cache an upsert construct: building
+# and compiling it on every call cost more than the rest of an earn.
+_UPSERT = text(
+    "INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at) "
+    "VALUES (:member, :delta, :earned, :now, :now) "
+    "ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance, "
+    "earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at "
+    "RETURNING balance, earned_total",
+).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime())).columns(
+    balance=BigInteger(), earned_total=BigInteger())
+
+
+# An earn on PostgreSQL in one round trip: the account upsert above (which locks the row), the posting,
+# its lot and the lot's move, and — when the account was in debt — paying the debt from the new lot,
+# exactly as the statement-by-statement path below does (kept for SQLite, which has no data-modifying
+# CTEs). ``paid`` is the debt there was before, up to the points credited.
+_EARN_PG = text("""
+WITH account AS (
+  INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
+  VALUES (:member, :points, :points, :now, :now)
+  ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance,
+    earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at
+  RETURNING balance, LEAST(GREATEST(:points - balance, 0), :points) AS paid),
+posting AS (
+  INSERT INTO points_postings (member_id, kind, rule, points, balance_after, dedupe_key, source, source_ref,
+                               branch, operator, reason, basis_minor, expires_on, created_at)
+  SELECT :member, 'earn', :rule, :points, account.balance, :dedupe_key, :source, :source_ref, :branch,
+         :operator, :reason, CAST(:basis_minor AS BIGINT), :expires_on, :now FROM account
+  RETURNING id),
+lot AS (
+  INSERT INTO points_lots (member_id, posting_id, kind, points, remaining, expires_on, warned, created_at)
+  SELECT :member, posting.id, 'earn', :points, :points - account.paid, :expires_on, false, :now
+  FROM posting, account
+  RETURNING id, posting_id),
+debt AS (
+  UPDATE points_lots SET remaining = points_lots.remaining + account.paid FROM account
+  WHERE points_lots.member_id = :member AND points_lots.kind = 'debt' AND account.paid > 0
+  RETURNING points_lots.id),
+moves AS (
+  INSERT INTO points_lot_moves (lot_id, posting_id, points)
+  SELECT lot.id, lot.posting_id, :points FROM lot
+  UNION ALL SELECT lot.id, lot.posting_id, -account.paid FROM lot, account WHERE account.paid > 0
+  UNION ALL SELECT debt.id, lot.posting_id, account.paid FROM debt, lot, account)
+SELECT posting.id, account.balance FROM posting, account
+""").bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
+                bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
+
+_INSERT_POSTING = insert(PointsPosting).returning(PointsPosting.id)
+_INSERT_LOT = insert(PointsLot).returning(PointsLot.id)
+_INSERT_MOVES = insert(PointsLotMove)
+_PAY_DEBT = (update(PointsLot).where(PointsLot.member_id == bindparam("member"), PointsLot.kind == "debt")
+             .values(remaining=PointsLot.remaining + bindparam("paid")).returning(PointsLot.id))
+_POSTED = select(PointsPosting.id).where(PointsPosting.dedupe_key == bindparam("key"))
+
+
+def _change(session: Session, member_id: uuid.UUID, delta: int, earned: int, now: datetime) -> Account:
+    row = session.execute(_UPSERT, {"member": member_id, "delta": delta, "earned": earned, "now": now}).one()
+    return Account(member_id, row.balance, row.earned_total)
+
+
+def lock_account(session: Session, member_id: uuid.UUID, now: datetime) -> Account:
+    """The member's account, created if it is the first posting, locked until the transaction ends."""
+    return _change(session, member_id, 0, 0, now)
+
+
+def lock_accounts(session: Session, member_ids: Iterable[uuid.UUID], now: datetime) -> dict[uuid.UUID, Account]:
+    """Several accounts, locked in member-id order (the one order every multi-account change uses)."""
+    return {member_id: lock_account(session, member_id, now) for member_id in sorted(set(member_ids), key=str)}
+
+
+def find_account(session: Session, member_id: uuid.UUID) -> PointsAccount | None:
+    return session.get(PointsAccount, member_id)
+
+
+def posted(session: Session, dedupe_key: str) -> bool:
+    """Whether a posting was made under ``dedupe_key`` (read under the account lock: then it is final)."""
+    return session.execute(_POSTED, {"key": dedupe_key}).first() is not None
+
+
+def _posting(session: Session, member_id: uuid.UUID, kind: str, points: int, entry: Entry, now: datetime,
+             rule: str | None = None, basis_minor: int | None = None, reverses_id: int | None = None,
+             expires_on: date | None = None, earned: int = 0) -> PointsPosting:
+    """Write a posting and move the account's balance by ``points`` (and its earned total by ``earned``).
+    Returns the posting as a detached object (for answers and events)."""
+    account = _change(session, member_id, points, earned, now)
+    values = {"member_id": member_id, "kind": kind, "rule": rule, "points": points,
+              "balance_after": account.balance, "dedupe_key": entry.dedupe_key, "source": entry.source,
+              "source_ref": entry.source_ref, "branch": entry.branch, "operator": entry.operator[:160],
+              "reason": entry.reason, "basis_minor": basis_minor, "reverses_id": reverses_id,
+              "redemption_id": entry.redemption_id, "expires_on": expires_on, "created_at": now}
+    posting_id = session.execute(_INSERT_POSTING, values).scalar_one()
+    return PointsPosting(id=posting_id, **values)
+
+
+def _move(session: Session, posting: PointsPosting, moves: list[tuple[int, int]]) -> None:
+    rows = [{"lot_id": lot_id, "posting_id": posting.id, "points": points} for lot_id, points in moves if points]
+    if rows:
+        session.execute(_INSERT_MOVES, rows)
+
+
+def _open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
+    query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.remaining != 0)
+             .order_by(PointsLot.expires_on, PointsLot.id).execution_options(populate_existing=True))
+    return list(session.scalars(query))
+
+
+def _debt_lot(session: Session, member_id: uuid.UUID, now: datetime) -> PointsLot:
+    query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.kind == "debt")
+             .execution_options(populate_existing=True))
+    lot = session.scalars(query).first()
+    if lot is None:
+        lot = PointsLot(member_id=member_id, posting_id=None, kind="debt", points=0, remaining=0,
+                        expires_on=None, warned=False, created_at=now)
+        session.add(lot)
+        session.flush()
+    return lot
+
+
+def _apply_takes(lots_by_id: dict[int, PointsLot], takes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    for lot_id, taken in takes:
+        lots_by_id[lot_id].remaining -= taken
+    return [(lot_id, -taken) for lot_id, taken in takes]
+
+
+def _settle_debt(session: Session, member_id: uuid.UUID, debt_before: int, now: datetime) -> list[tuple[int, int]]:
+    """Pay off a debt from points just credited: a debt lot and spendable lots are never open together."""
+    if debt_before <= 0:
+        return []
+    positive = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
+    takes, _short = lot_rules.take([lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot in positive.values()],
+                                   debt_before)
+    paid = sum(taken for _lot, taken in takes)
+    if not paid:
+        return []
+    debt_lot = _debt_lot(session, member_id, now)
+    debt_lot.remaining += paid
+    return _apply_takes(positive, takes) + [(debt_lot.id, paid)]
+
+
+def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date,
+         now: datetime, basis_minor: int | None = None) -> PointsPosting:
+    """Credit ``points`` in a new lot expiring on ``expires_on``; a debt is paid off from it first."""
+    if points <= 0:
+        raise ValueError("an earn posts a positive number of points")
+    if session.get_bind().dialect.name == "postgresql":
+        return _earn_in_one_trip(session, member_id, points, rule, entry, expires_on, now, basis_minor)
+    posting = _posting(session, member_id, "earn", points, entry, now, rule=rule, basis_minor=basis_minor,
+                       expires_on=expires_on, earned=points)
+    paid = min(max(points - posting.balance_after, 0), points)  # the debt there was before, up to the points
+    lot_id = session.execute(_INSERT_LOT, {
+        "member_id": member_id, "posting_id": posting.id, "kind": "earn", "points": points,
+        "remaining": points - paid, "expires_on": expires_on, "warned": False, "created_at": now}).scalar_one()
+    moves = [(lot_id, points)]
+    if paid:
+        debt_lot_id = session.execute(_PAY_DEBT, {"member": member_id, "paid": paid}).scalar_one()
+        moves += [(lot_id, -paid), (debt_lot_id, paid)]
+    _move(session, posting, moves)
+    return posting
+
+
+def _earn_in_one_trip(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry,
+                      expires_on: date, now: datetime, basis_minor: int | None) -> PointsPosting:
+    values = {"member_id": member_id, "kind": "earn", "rule": rule, "points": points,
+              "dedupe_key": entry.dedupe_key, "source": entry.source, "source_ref": entry.source_ref,
+              "branch": entry.branch, "operator": entry.operator[:160], "reason": entry.reason,
+              "basis_minor": basis_minor, "reverses_id": None, "redemption_id": None, "expires_on": expires_on,
+              "created_at": now}
+    row = session.execute(_EARN_PG, {**values, "member": member_id, "now": now}).one()
+    return PointsPosting(id=row.id, balance_after=row.balance, **values)
+
+
+def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
+    return [lot for lot in lots if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
+
+
+def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: str,
+                 now: datetime) -> PointsPosting | None:
+    """Expire lots past their date that the nightly job has not reached yet (it may run later in the
+    day): points are never spendable after their expiry date, whatever the job's progress."""
+    stale = _stale(_open_lots(session, member_id), today)
+    if not stale:
+        return None
+    return expire(session, member_id, stale, Entry("expiry", None, operator, None, "expired before use"), now)
+
+
+def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry: Entry, today: date,
+          now: datetime) -> list[PointsPosting]:
+    """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
+    Returns the postings made: an expiry of stale lots if there were any, then the spend (last)."""
+    if points <= 0:
+        raise ValueError("a spend takes a positive number of points")
+    balance = lock_account(session, member_id, now).balance
+    lots = _open_lots(session, member_id)
+    postings = []
+    stale = _stale(lots, today)
+    if stale:
+        postings.append(expire(session, member_id, stale, Entry("expiry", None, entry.operator, None,
+                                                                "expired before use"), now))
+        balance = postings[-1].balance_after
+    if balance < points:
+        raise Conflict(f"Not enough points: the balance is {max(balance, 0)}, this needs {points}.",
+                       details={"balance": balance, "needed": points})
+    positive = {lot.id: lot for lot in lots if lot.remaining > 0}
+    takes, short = lot_rules.take([lot_rules.Lot(lot.id, lot.remaining, lot.expires_on)
+                                   for lot in positive.values()], points)
+    if short:  # balance and lots disagree: refuse rather than spend points that are not there
+        raise RuntimeError(f"points account {member_id}: lots hold less than the balance")
+    posting = _posting(session, member_id, kind, -points, entry, now)
+    _move(session, posting, _apply_takes(positive, takes))
+    return [*postings, posting]
+
+
+def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, points: int, entry: Entry,
+            now: datetime) -> PointsPosting:
+    """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt."""
+    lock_account(session, member_id, now)
+    open_lots = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
+    own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
+                          .execution_options(populate_existing=True)).first()
+    if own is not None:
+        open_lots.setdefault(own.id, own)
+    as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
+    takes, debt = lot_rules.reversal_takes(as_rules.get(own.id) if own else None, as_rules.values(), points)
+    posting = _posting(session, member_id, "reverse", -points, entry, now, reverses_id=earned.id, earned=-points)
+    moves = _apply_takes(open_lots, takes)
+    if debt:
+        debt_lot = _debt_lot(session, member_id, now)
+        debt_lot.remaining -= debt
+        moves.append((debt_lot.id, -debt))
+    _move(session, posting, moves)
+    return posting
+
+
+def reversed_so_far(session: Session, earned: PointsPosting) -> int:
+    total = session.scalar(select(func.coalesce(func.sum(PointsPosting.points), 0))
+                           .where(PointsPosting.reverses_id == earned.id))
+    return -int(total or 0)
+
+
+def give_back(session: Session, member_id: uuid.UUID, spent: PointsPosting, entry: Entry, today: date,
+              now: datetime) -> list[PointsPosting]:
+    """Return a spend's points to the very lots it took them from. Points whose lot expired meanwhile
+    come back expired (a second posting), so a cancellation never extends a lot's life."""
+    debt_before = max(-lock_account(session, member_id, now).balance, 0)
+    taken = session.execute(select(PointsLotMove.lot_id, PointsLotMove.points)
+                            .where(PointsLotMove.posting_id == spent.id)).all()
+    lots_by_id = {lot.id: lot for lot in session.scalars(select(PointsLot).where(
+        PointsLot.id.in_([lot_id for lot_id, _ in taken])).execution_options(populate_existing=True))}
+    points = -sum(p for _lot, p in taken)
+    posting = _posting(session, member_id, "return", points, entry, now)
+    moves = []
+    for lot_id, moved in taken:
+        lots_by_id[lot_id].remaining -= moved  # moved is negative: the points come back
+        moves.append((lot_id, -moved))
+    _move(session, posting, moves + _settle_debt(session, member_id, debt_before, now))
+    postings = [posting]
+    stale = [lot for lot in lots_by_id.values() if lot.remaining > 0 and lot_rules.is_expired(lot.expires_on, today)]
+    if stale:
+        postings.append(expire(session, member_id, stale, Entry("expiry", None, entry.operator, entry.branch,
+                                                                 "returned after the points' expiry date"), now))
+    return postings
+
+
+def expire(session: Session, member_id: uuid.UUID, expiring: list[PointsLot], entry: Entry,
+           now: datetime) -> PointsPosting:
+    """Expire what is left in ``expiring`` (lots of this account, read under its lock)."""
+    points = sum(lot.remaining for lot in expiring)
+    posting = _posting(session, member_id, "expire", -points, entry, now)
+    moves = []
+    for lot in expiring:
+        moves.append((lot.id, -lot.remaining))
+        lot.remaining = 0
+    _move(session, posting, moves)
+    return posting
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """Lots of one member that expire together: (lot id, points left in it) each."""
+
+    member_id: uuid.UUID
+    expires_on: date
+    lots: list[tuple[int, int]]
+
+
+def lock_balances(session: Session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Lock many accounts in one statement, in member-id order (the order every change locks in)."""
+    query = (select(PointsAccount.member_id, PointsAccount.balance).where(PointsAccount.member_id.in_(member_ids))
+             .order_by(PointsAccount.member_id).with_for_update())
+    return dict(session.execute(query).all())
+
+
+def expire_in_bulk(session: Session, groups: list[Expiring], balances: dict[uuid.UUID, int], operator: str,
+                   now: datetime) -> list[dict[str, Any]]:
+    """The nightly job's ``expire``, set-based: the same postings, lot moves and balances, for a whole
+    batch of members in a handful of statements. The caller locked the accounts (``lock_balances``) and
+    read the lots under that lock. Returns the postings made (member_id, id, points) for their events."""
+    if not groups:
+        return []
+    rows = []
+    for group in groups:
+        points = sum(left for _lot, left in group.lots)
+        balances[group.member_id] -= points
+        rows.append({"member_id": group.member_id, "kind": "expire", "rule": None, "points": -points,
+                     "balance_after": balances[group.member_id], "dedupe_key": None, "source": "expiry",
+                     "source_ref": group.expires_on.isoformat(), "branch": None, "operator": operator[:160],
+                     "reason": f"points earned to spend by {group.expires_on.isoformat()}", "basis_minor": None,
+                     "reverses_id": None, "redemption_id": None, "expires_on": None, "created_at": now})
+    ids = session.scalars(insert(PointsPosting).returning(PointsPosting.id, sort_by_parameter_order=True), rows).all()
+    session.execute(insert(PointsLotMove), [{"lot_id": lot_id, "posting_id": posting_id, "points": -left}
+                                            for group, posting_id in zip(groups, ids, strict=True)
+                                            for lot_id, left in group.lots])
+    lot_ids = [lot_id for group in groups for lot_id, _left in group.lots]
+    session.execute(update(PointsLot).where(PointsLot.id.in_(lot_ids)).values(remaining=0)
+                    .execution_options(synchronize_session=False))
+    touched = {group.member_id for group in groups}
+    session.execute(update(PointsAccount), [{"member_id": member_id, "balance": balances[member_id], "updated_at": now}
+                                            for member_id in sorted(touched, key=str)])
+    return [{"member_id": row["member_id"], "id": posting_id, "points": row["points"]}
+            for row, posting_id in zip(rows, ids, strict=True)]
+
+
+def expired_event(member_id: uuid.UUID, posting_id: int, points: int) -> tuple[str, dict[str, Any]]:
+    return "points_expired", {"member_id": str(member_id), "posting_id": str(posting_id), "points": -points}
+
+
+def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, today: date, now: datetime,
+           cap_at_balance: bool) -> list[PointsPosting]:
+    """Take points away outside a redemption (a manual correction, a review penalty where switched on).
+    With ``cap_at_balance`` it takes at most what the member has; otherwise ``Conflict`` if short."""
+    if cap_at_balance:
+        lock_account(session, member_id, now)
+        expired = expire_stale(session, member_id, today, entry.operator, now)
+        points = min(points, max(lock_account(session, member_id, now).balance, 0))
+        if points <= 0:
+            return [expired] if expired else []
+        return ([expired] if expired else []) + spend(session, member_id, points, "deduct", entry, today, now)
+    return spend(session, member_id, points, "deduct", entry, today, now)
+
+
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[PointsPosting],
+                                                                                              str | None]:
+    """A member's postings, newest first."""
+    query = select(PointsPosting).where(PointsPosting.member_id == member_id)
+    return keyset_page(session, query, PointsPosting.created_at, PointsPosting.id, limit, cursor, descending=True)
+
+
+def open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
+    return _open_lots(session, member_id)
+
+
+def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | None, today: date,
+            warning_days: int) -> dict[str, Any]:
+    """Balance, debt and what expires when: what the desk reads to a member."""
+    balance = account.balance if account else 0
+    by_date = session.execute(
+        select(PointsLot.expires_on, func.sum(PointsLot.remaining))
+        .where(PointsLot.member_id == member_id, PointsLot.remaining > 0)
+        .group_by(PointsLot.expires_on).order_by(PointsLot.expires_on)).all()
+    expiring, soon, stale = [], 0, 0
+    for when, points in by_date:
+        if when is None:
+            continue
+        if lot_rules.is_expired(when, today):
+            stale += int(points)  # expires with the nightly job or the next spend, whichever comes first
+            continue
+        expiring.append({"expires_on": when.isoformat(), "points": int(points)})
+        if lot_rules.warning_due(when, today, warning_days):
+            soon += int(points)
+    return {
+        "member_id": str(member_id), "balance": balance - stale, "spendable": max(balance - stale, 0),
+        "debt": max(-balance, 0),
+        "earned_total": account.earned_total if account else 0, "expiring_within_warning": soon,
+        "expiry_schedule": expiring,
+    }
+
+
+def posting_view(posting: PointsPosting) -> dict[str, Any]:
+    return {
+        "id": str(posting.id), "member_id": str(posting.member_id), "kind": posting.kind, "rule": posting.rule,
+        "points": posting.points, "balance_after": posting.balance_after, "source": posting.source,
+        "source_ref": posting.source_ref, "branch": posting.branch, "operator": posting.operator,
+        "reason": posting.reason, "reverses_posting_id": str(posting.reverses_id) if posting.reverses_id else None,
+        "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,
+        "expires_on": posting.expires_on.isoformat() if posting.expires_on else None,
+        "created_at": isoformat(posting.created_at),
+    }
+
+
+def lot_view(lot: PointsLot) -> dict[str, Any]:
+    return {"id": str(lot.id), "kind": lot.kind, "points": lot.points, "remaining": lot.remaining,
+            "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
+            "earned_by_posting_id": str(lot.posting_id) if lot.posting_id else None,
+            "created_at": isoformat(lot.created_at)}
+
+
+def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
+    """The event a posting announces (docs/events.md), or None for postings nobody listens to."""
+    base = {"member_id": str(posting.member_id), "posting_id": str(posting.id)}
+    if posting.kind == "earn":
+        return "points_earned", {**base, "points": posting.points, "rule": posting.rule,
+                                 "source_ref": posting.source_ref, "branch": posting.branch,
+                                 "earned_at": isoformat(posting.created_at),
+                                 "expires_on": posting.expires_on.isoformat() if posting.expires_on else None}
+    if posting.kind == "reverse":
+        return "points_reversed", {**base, "reverses_posting_id": str(posting.reverses_id), "points": -posting.points,
+                                   "reason": posting.reason, "source_ref": posting.source_ref}
+    if posting.kind == "expire":
+        return expired_event(posting.member_id, posting.id, posting.points)
+    if posting.kind == "redeem":
+        return "points_redeemed", {**base, "points": -posting.points, "branch": posting.branch,
+                                   "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,
+                                   **extra}
+    return None

@@ -1,0 +1,298 @@
+"""The points service's tables: member copies, the points ledger, rewards, stored value and coupons.
+
+Ledgers are append-only (``points_postings``, ``points_lot_moves``, ``wallet_postings``): a mistake is
+corrected by a new posting, never by editing one. Balances live on the account rows and change in the
+same transaction as the posting, under the account's row lock. Check constraints keep what must never
+be negative from ever being written negative, whatever the code above them does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.kit.db import UtcDateTime
+from services.kit.models import NAMING, BigId
+
+OPEN = text("remaining <> 0")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class MemberCopy(Base):
+    """What points knows of a member, kept from the members service's events (or one RPC on a miss).
+
+    Each attribute remembers when it was true (``*_as_of``), so an older event arriving late never
+    overwrites a newer fact.
+    """
+
+    __tablename__ = "points_members"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    home_branch: Mapped[str | None] = mapped_column(String(16))
+    referrer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    tier: Mapped[str] = mapped_column(String(24), default="standard")
+    tier_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    segment: Mapped[str | None] = mapped_column(String(4))
+    segment_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PointsAccount(Base):
+    __tablename__ = "points_accounts"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)  # negative only as debt from a reversal
+    earned_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PointsPosting(Base):
+    """One entry of a member's points ledger; ``points`` is signed (earn +, redeem/reverse/expire -)."""
+
+    __tablename__ = "points_postings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
+    kind: Mapped[str] = mapped_column(String(16))  # earn, redeem, return, reverse, expire, deduct
+    rule: Mapped[str | None] = mapped_column(String(16))  # for earn: spend, visit, referral, ...
+    points: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(24))  # visit, enrolment, feedback, interaction, reward...
+    source_ref: Mapped[str | None] = mapped_column(String(128))
+    branch: Mapped[str | None] = mapped_column(String(16))
+    operator: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str | None] = mapped_column(Text)
+    basis_minor: Mapped[int | None] = mapped_column(BigInteger)  # the spend an award is proportional to
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("points_postings.id"), index=True)
+    redemption_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_points_postings_history", "member_id", "created_at", "id"),
+        Index("ix_points_postings_source", "source", "source_ref"),
+        CheckConstraint("(kind = 'earn' AND points > 0) OR (kind = 'return' AND points > 0) "
+                        "OR (kind IN ('redeem', 'reverse', 'expire', 'deduct') AND points < 0)",
+                        name="sign_follows_kind"),
+    )
+
+
+class PointsLot(Base):
+    """Points of one earn, kept until spent or expired; the account's debt lot has no expiry."""
+
+    __tablename__ = "points_lots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
+    posting_id: Mapped[int | None] = mapped_column(ForeignKey("points_postings.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(8), default="earn")  # earn or debt
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)  # points_expiring sent
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        # spending and reversing read a member's open lots; the index holds only open ones
+        Index("ix_points_lots_open", "member_id", "expires_on", "id", postgresql_where=OPEN, sqlite_where=OPEN),
+        # the daily expiry reads only lots with points left, by expiry date then member
+        Index("ix_points_lots_expiring", "expires_on", "member_id", "id", postgresql_where=text("remaining > 0"),
+              sqlite_where=text("remaining > 0")),
+        # the daily expiry warning scans lots about to expire that were not announced yet
+        Index("ix_points_lots_to_warn", "expires_on", "id",
+              postgresql_where=text("remaining > 0 AND NOT warned"), sqlite_where=text("remaining > 0 AND NOT warned")),
+        CheckConstraint("(kind = 'earn' AND remaining >= 0 AND remaining <= points) "
+                        "OR (kind = 'debt' AND remaining <= 0)", name="remaining_in_range"),
+    )
+
+
+class PointsLotMove(Base):
+    """Every change of a lot's remaining points, by the posting that made it: the lots' audit trail."""
+
+    __tablename__ = "points_lot_moves"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("points_lots.id"), index=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("points_postings.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class VisitRefund(Base):
+    """A refund of a visit, remembered so that later refunds are judged on the total refunded."""
+
+    __tablename__ = "points_visit_refunds"
+
+    refund_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    visit_id: Mapped[str] = mapped_column(String(128), index=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger)
+    full: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Reward(Base):
+    """An item of the rewards catalogue: a product, a gift card, or a coupon template."""
+
+    __tablename__ = "rewards"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # product, gift_card, coupon
+    points_price: Mapped[int] = mapped_column(BigInteger)
+    stock: Mapped[int | None] = mapped_column(Integer)  # None: not limited (coupons)
+    tiers: Mapped[str] = mapped_column(String(200), default="")  # comma-separated; empty: every tier
+    coupon_category: Mapped[str | None] = mapped_column(String(24))
+    coupon_value_minor: Mapped[int | None] = mapped_column(BigInteger)
+    coupon_rate_bp: Mapped[int | None] = mapped_column(Integer)
+    coupon_valid_days: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
+        CheckConstraint("points_price > 0", name="price_positive"),
+    )
+
+
+class Redemption(Base):
+    """Points spent on a reward or off a bill; pending until handed over (or the bill completes)."""
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(16))  # reward, cash_deduction
+    reward_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("rewards.id"))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    points: Mapped[int] = mapped_column(BigInteger)
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)  # cash deduction: what it took off the bill
+    bill_id: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(12))  # pending, fulfilled, cancelled
+    branch: Mapped[str | None] = mapped_column(String(16))
+    operator: Mapped[str] = mapped_column(String(160))
+    posting_id: Mapped[int] = mapped_column(ForeignKey("points_postings.id"))
+    return_posting_id: Mapped[int | None] = mapped_column(ForeignKey("points_postings.id"))
+    coupon_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_redemptions_member", "member_id", "created_at", "id"),
+        Index("ix_redemptions_bill", "bill_id"),
+    )
+
+
+class WalletAccount(Base):
+    """A member's stored value: money paid in (principal) and bonus, kept apart, never negative."""
+
+    __tablename__ = "wallet_accounts"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    bonus_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    largest_top_up_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("principal_minor >= 0 AND bonus_minor >= 0", name="never_negative"),
+    )
+
+
+class WalletPosting(Base):
+    """One entry of the stored-value ledger; both parts signed (top-up and refund +, payment -)."""
+
+    __tablename__ = "wallet_postings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallet_accounts.member_id"))
+    kind: Mapped[str] = mapped_column(String(12))  # top_up, payment, refund
+    principal_minor: Mapped[int] = mapped_column(BigInteger)
+    bonus_minor: Mapped[int] = mapped_column(BigInteger)
+    principal_after: Mapped[int] = mapped_column(BigInteger)
+    bonus_after: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    bill_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    refunds_id: Mapped[int | None] = mapped_column(ForeignKey("wallet_postings.id"), index=True)
+    branch: Mapped[str | None] = mapped_column(String(16))
+    operator: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_wallet_postings_history", "member_id", "created_at", "id"),
+        CheckConstraint("(kind IN ('top_up', 'refund') AND principal_minor >= 0 AND bonus_minor >= 0 "
+                        "AND principal_minor + bonus_minor > 0) OR (kind = 'payment' AND principal_minor <= 0 "
+                        "AND bonus_minor <= 0 AND principal_minor + bonus_minor < 0)", name="sign_follows_kind"),
+    )
+
+
+class Coupon(Base):
+    """A coupon: a value or a rate off (a category of) a bill, within a validity window."""
+
+    __tablename__ = "coupons"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    source: Mapped[str] = mapped_column(String(12))  # redemption, birthday, festival, campaign, manual
+    title: Mapped[str] = mapped_column(String(120))
+    category: Mapped[str | None] = mapped_column(String(24))
+    value_minor: Mapped[int | None] = mapped_column(BigInteger)
+    rate_bp: Mapped[int | None] = mapped_column(Integer)
+    max_discount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    min_spend_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(10))  # issued, redeemed, expired, void
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    redemption_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    issued_by: Mapped[str] = mapped_column(String(160))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    redeemed_bill_id: Mapped[str | None] = mapped_column(String(128))
+    redeemed_branch: Mapped[str | None] = mapped_column(String(16))
+    discount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    voided_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_coupons_member", "member_id", "issued_at", "id"),
+        Index("ix_coupons_to_expire", "valid_until", "id", postgresql_where=text("state = 'issued'"),
+              sqlite_where=text("state = 'issued'")),
+        CheckConstraint("(value_minor IS NOT NULL AND value_minor > 0 AND rate_bp IS NULL) OR "
+                        "(rate_bp IS NOT NULL AND rate_bp > 0 AND rate_bp <= 10000 AND value_minor IS NULL)",
+                        name="value_or_rate"),
+        CheckConstraint("valid_until >= valid_from", name="window"),
+    )

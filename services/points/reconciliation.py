@@ -1,0 +1,145 @@
+"""Reconciliation: proof that every balance is what its ledger says.
+
+Points: for each account, ``balance = sum of its postings = sum of its open lots``. Stored value: for
+each wallet, principal and bonus each equal the sum of their postings. Checked a batch of accounts at
+a time (a range of member ids, one grouped query per table), so memory stays flat however many
+accounts there are; the nightly job walks all of them and keeps the gauges current.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.points.models import PointsAccount, PointsLot, PointsPosting, WalletAccount, WalletPosting
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED = 100
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    mismatch_count: int = 0
+    points_outstanding: int = 0
+    wallet_principal_minor: int = 0
+    wallet_bonus_minor: int = 0
+
+    def add(self, mismatch: dict[str, Any]) -> None:
+        self.mismatch_count += 1
+        if len(self.mismatches) < MAX_REPORTED:
+            self.mismatches.append(mismatch)
+
+    def merge(self, other: Report) -> None:
+        self.checked += other.checked
+        self.points_outstanding += other.points_outstanding
+        self.wallet_principal_minor += other.wallet_principal_minor
+        self.wallet_bonus_minor += other.wallet_bonus_minor
+        for mismatch in other.mismatches:
+            self.add(mismatch)
+        self.mismatch_count += other.mismatch_count - len(other.mismatches)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "ok": self.mismatch_count == 0, "mismatch_count": self.mismatch_count,
+                "mismatches": self.mismatches, "points_outstanding": self.points_outstanding,
+                "wallet_principal_minor": self.wallet_principal_minor,
+                "wallet_bonus_minor": self.wallet_bonus_minor}
+
+
+def _sums(session: Session, column: Any, key: Any, first: uuid.UUID, last: uuid.UUID, *where: Any) -> dict[Any, int]:
+    rows = session.execute(select(key, func.sum(column)).where(key >= first, key <= last, *where).group_by(key))
+    return {member_id: int(total or 0) for member_id, total in rows}
+
+
+def check_points(session: Session, after: uuid.UUID | None, limit: int,
+                 only: uuid.UUID | None = None) -> tuple[Report, uuid.UUID | None]:
+    """Check up to ``limit`` points accounts after ``after`` (in member-id order); returns the report
+    and the last member id checked (None when there are no more)."""
+    query = select(PointsAccount.member_id, PointsAccount.balance).order_by(PointsAccount.member_id).limit(limit)
+    if only is not None:
+        query = query.where(PointsAccount.member_id == only)
+    elif after is not None:
+        query = query.where(PointsAccount.member_id > after)
+    accounts = session.execute(query).all()
+    report = Report()
+    if not accounts:
+        return report, None
+    first, last = accounts[0].member_id, accounts[-1].member_id
+    postings = _sums(session, PointsPosting.points, PointsPosting.member_id, first, last)
+    lots = _sums(session, PointsLot.remaining, PointsLot.member_id, first, last, PointsLot.remaining != 0)
+    for member_id, balance in accounts:
+        report.checked += 1
+        report.points_outstanding += max(balance, 0)
+        in_postings, in_lots = postings.get(member_id, 0), lots.get(member_id, 0)
+        if not balance == in_postings == in_lots:
+            report.add({"ledger": "points", "member_id": str(member_id), "balance": balance,
+                        "sum_of_postings": in_postings, "sum_of_open_lots": in_lots})
+    return report, (last if len(accounts) == limit else None)
+
+
+def check_wallets(session: Session, after: uuid.UUID | None, limit: int,
+                  only: uuid.UUID | None = None) -> tuple[Report, uuid.UUID | None]:
+    query = (select(WalletAccount.member_id, WalletAccount.principal_minor, WalletAccount.bonus_minor)
+             .order_by(WalletAccount.member_id).limit(limit))
+    if only is not None:
+        query = query.where(WalletAccount.member_id == only)
+    elif after is not None:
+        query = query.where(WalletAccount.member_id > after)
+    wallets = session.execute(query).all()
+    report = Report()
+    if not wallets:
+        return report, None
+    first, last = wallets[0].member_id, wallets[-1].member_id
+    principal = _sums(session, WalletPosting.principal_minor, WalletPosting.member_id, first, last)
+    bonus = _sums(session, WalletPosting.bonus_minor, WalletPosting.member_id, first, last)
+    for member_id, held_principal, held_bonus in wallets:
+        report.checked += 1
+        report.wallet_principal_minor += held_principal
+        report.wallet_bonus_minor += held_bonus
+        if held_principal != principal.get(member_id, 0) or held_bonus != bonus.get(member_id, 0):
+            report.add({"ledger": "wallet", "member_id": str(member_id), "principal": held_principal,
+                        "bonus": held_bonus, "sum_of_principal_postings": principal.get(member_id, 0),
+                        "sum_of_bonus_postings": bonus.get(member_id, 0)})
+    return report, (last if len(wallets) == limit else None)
+
+
+def check_member(session: Session, member_id: uuid.UUID) -> Report:
+    report, _ = check_points(session, None, 1, only=member_id)
+    wallets, _ = check_wallets(session, None, 1, only=member_id)
+    report.merge(wallets)
+    return report
+
+
+def nightly_step(batch: int, finished: Any) -> Any:
+    """A ``kit.jobs`` step walking every points account, then every wallet; ``finished(totals)`` is
+    called with the whole run's totals in the last batch's transaction (for the gauges)."""
+
+    def step(session: Session, cursor: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int]:
+        state = cursor or {"ledger": "points", "after": None, "checked": 0, "mismatches": 0,
+                           "points_outstanding": 0, "wallet_principal_minor": 0, "wallet_bonus_minor": 0}
+        after = uuid.UUID(state["after"]) if state["after"] else None
+        check = check_points if state["ledger"] == "points" else check_wallets
+        report, last = check(session, after, batch)
+        for mismatch in report.mismatches:
+            log.error("ledger out of balance", extra=mismatch)
+        state = {**state, "checked": state["checked"] + report.checked,
+                 "mismatches": state["mismatches"] + report.mismatch_count,
+                 "points_outstanding": state["points_outstanding"] + report.points_outstanding,
+                 "wallet_principal_minor": state["wallet_principal_minor"] + report.wallet_principal_minor,
+                 "wallet_bonus_minor": state["wallet_bonus_minor"] + report.wallet_bonus_minor,
+                 "after": str(last) if last else None}
+        if last is None and state["ledger"] == "points":
+            return {**state, "ledger": "wallet"}, report.checked
+        if last is None:
+            finished(state)
+            return None, report.checked
+        return state, report.checked
+
+    return step

@@ -1,0 +1,126 @@
+"""Points' own copy of the members it serves: id, referrer, home branch, tier, segment and status.
+
+Fed by the members service's events; a member points has not heard of yet (an event still on its
+way) is asked for once with ``members.get_member`` and remembered. Each fact carries the time it
+became true, so an older event arriving after a newer one changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.kit.errors import Conflict, NotFound
+from services.points.models import MemberCopy
+
+Fetch = Callable[[str], dict[str, Any]]
+"""Asks the members service for a member (``members.get_member``); raises NotFound for an unknown one."""
+
+
+def parse_id(member_id: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(member_id))
+    except ValueError:
+        raise NotFound(f"No member {member_id}.") from None
+
+
+def parse_moment(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def insert_ignoring_duplicate(session: Session, model: type, values: dict[str, Any], key: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: create a row two workers may create at the same moment."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
+
+
+def _row(session: Session, member_id: uuid.UUID, now: datetime, lock: bool = True) -> MemberCopy:
+    insert_ignoring_duplicate(session, MemberCopy, {"member_id": member_id, "tier": "standard", "status": "active",
+                                                    "updated_at": now}, ["member_id"])
+    query = select(MemberCopy).where(MemberCopy.member_id == member_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).one()
+
+
+_COPY = select(*MemberCopy.__table__.columns).where(MemberCopy.__table__.c.member_id == bindparam("member"))
+
+
+def find(session: Session, member_id: Any) -> MemberCopy | None:
+    """The copy as it is now, detached (read on every command: a plain prebuilt query, not the ORM)."""
+    row = session.execute(_COPY, {"member": parse_id(member_id)}).first()
+    return MemberCopy(**row._mapping) if row is not None else None
+
+
+def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime) -> MemberCopy:
+    """The member's copy; fetched from the members service when points has not heard of it
+    (``NotFound`` for a member that does not exist, ``Unavailable`` if members does not answer)."""
+    key = parse_id(member_id)
+    copy = find(session, key)
+    if copy is not None and copy.enrolled_at is not None:
+        return copy
+    member = fetch(str(key))
+    copy = _row(session, key, now)
+    copy.home_branch = member.get("home_branch") or copy.home_branch
+    referrer = member.get("referred_by")
+    copy.referrer_id = uuid.UUID(referrer) if referrer else copy.referrer_id
+    copy.enrolled_at = parse_moment(member.get("enrolled_at")) or now
+    # what members says now is at least as new as any event it sent before
+    if copy.tier_as_of is None or copy.tier_as_of <= now:
+        copy.tier, copy.tier_as_of = member.get("tier") or copy.tier, now
+    if copy.status_as_of is None or copy.status_as_of <= now:
+        copy.status, copy.status_as_of = member.get("status") or copy.status, now
+    copy.updated_at = now
+    return copy
+
+
+def enrolled(session: Session, event: dict[str, Any], now: datetime) -> MemberCopy:
+    copy = _row(session, parse_id(event["member_id"]), now)
+    copy.home_branch = event.get("home_branch") or copy.home_branch
+    if event.get("referrer_id"):
+        copy.referrer_id = parse_id(event["referrer_id"])
+    copy.enrolled_at = parse_moment(event.get("enrolled_at")) or parse_moment(event.get("occurred_at")) or now
+    copy.updated_at = now
+    return copy
+
+
+def _newer(current: datetime | None, moment: datetime | None) -> bool:
+    return moment is None or current is None or moment >= current
+
+
+def tier_changed(session: Session, event: dict[str, Any], now: datetime) -> None:
+    copy = _row(session, parse_id(event["member_id"]), now)
+    moment = parse_moment(event.get("effective_at")) or parse_moment(event.get("occurred_at"))
+    if _newer(copy.tier_as_of, moment):
+        copy.tier, copy.tier_as_of, copy.updated_at = event["to_tier"], moment or now, now
+
+
+def segment_changed(session: Session, event: dict[str, Any], now: datetime) -> None:
+    copy = _row(session, parse_id(event["member_id"]), now)
+    moment = parse_moment(event.get("occurred_at"))
+    if _newer(copy.segment_as_of, moment):
+        copy.segment, copy.segment_as_of, copy.updated_at = event["to_segment"], moment or now, now
+
+
+def status_changed(session: Session, event: dict[str, Any], now: datetime) -> None:
+    copy = _row(session, parse_id(event["member_id"]), now)
+    moment = parse_moment(event.get("occurred_at"))
+    if _newer(copy.status_as_of, moment):
+        copy.status, copy.status_as_of, copy.updated_at = event["to_status"], moment or now, now
+
+
+def require_active(copy: MemberCopy, action: str) -> None:
+    """Frozen and closed memberships neither earn nor spend (SPEC: lifecycle)."""
+    if copy.status != "active":
+        raise Conflict(f"This membership is {copy.status}: it cannot {action}.")

@@ -1,0 +1,513 @@
+"""The points service's contract: what its RPCs accept and return (also the gateway's OpenAPI), and
+the events it reads from other services.
+
+Money is ``{"amount": <integer minor units>, "currency": "CNY"}`` (``kit.schemas.MoneySchema``);
+points are whole numbers. Commands refuse unknown fields; event payloads ignore fields they do not
+know, because a producer may add fields (docs/events.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
+
+from services.kit.schemas import MoneySchema, Schema, StrictInteger
+
+MAX_POINTS = 10_000_000
+MAX_MINOR = 10_000_000_000  # 100 million in a currency with cents: no bill or top-up is larger
+BRANCH = validate.Length(min=1, max=16)
+REF = validate.Length(min=1, max=128)
+CATEGORY = validate.Length(min=1, max=24)
+VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
+PAYMENT_METHODS = ("cash", "card", "mobile", "insurance", "stored_value", "stored_value_bonus", "points", "coupon")
+SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
+COUPON_SOURCES = ("birthday", "festival", "campaign", "manual")  # "redemption" coupons come from redeem
+REWARD_KINDS = ("product", "gift_card", "coupon")
+COUPON_STATES = ("issued", "redeemed", "expired", "void")
+
+
+class PositiveMoneySchema(MoneySchema):
+    amount = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_MINOR),
+                           metadata={"description": "Integer minor units (fen, cents), at least 1."})
+
+
+class NonNegativeMoneySchema(MoneySchema):
+    amount = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_MINOR),
+                           metadata={"description": "Integer minor units (fen, cents)."})
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+class EarnSchema(Schema):
+    """Points the desk, the app or a manager gives: an activity, an online interaction, an adjustment."""
+
+    rule = fields.String(required=True, validate=validate.OneOf(("activity", "interaction", "adjust")))
+    source_ref = fields.String(required=True, validate=REF,
+                               metadata={"description": "What earned it: the talk's id, the shared post's id..."})
+    branch = fields.String(required=True, validate=BRANCH)
+    interaction = fields.String(validate=validate.Length(min=1, max=24),
+                                metadata={"description": "For rule interaction: share, comment, check_in..."})
+    points = StrictInteger(validate=validate.Range(min=-MAX_POINTS, max=MAX_POINTS),
+                           metadata={"description": "For rule adjust only: points to give (or take, negative)."})
+    reason = fields.String(validate=validate.Length(min=1, max=500))
+
+    @validates_schema
+    def _per_rule(self, data: dict[str, Any], **_: Any) -> None:
+        rule = data.get("rule")
+        if rule == "adjust":
+            if not data.get("points"):
+                raise ValidationError("An adjustment needs a non-zero number of points.", "points")
+            if not data.get("reason"):
+                raise ValidationError("Say why points are adjusted.", "reason")
+        elif "points" in data:
+            raise ValidationError("Points are set by the programme for this rule.", "points")
+        if rule == "interaction" and not data.get("interaction"):
+            raise ValidationError("Say which interaction (share, comment...).", "interaction")
+
+
+class BillItemSchema(Schema):
+    category = fields.String(required=True, validate=CATEGORY)
+    code = fields.String(load_default="", validate=validate.Length(max=64))
+    amount = fields.Nested(NonNegativeMoneySchema, required=True)
+
+
+class BillPaymentSchema(Schema):
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    amount = fields.Nested(NonNegativeMoneySchema, required=True)
+
+
+class QuoteSchema(Schema):
+    """A bill as the HIS would complete it: what would it earn?"""
+
+    branch = fields.String(required=True, validate=BRANCH)
+    kind = fields.String(load_default="return", validate=validate.OneOf(VISIT_KINDS))
+    items = fields.List(fields.Nested(BillItemSchema), load_default=list, validate=validate.Length(max=200))
+    payments = fields.List(fields.Nested(BillPaymentSchema), required=True, validate=validate.Length(min=1, max=50))
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    first_paid_visit = fields.Boolean(load_default=False)
+
+
+class RedeemSchema(Schema):
+    reward_id = fields.String(required=True, validate=REF)
+    quantity = StrictInteger(load_default=1, validate=validate.Range(min=1, max=100))
+    branch = fields.String(required=True, validate=BRANCH)
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class CashDeductionSchema(Schema):
+    """Points off a bill: ``points`` worth at most the programme's share of ``bill``."""
+
+    bill_id = fields.String(required=True, validate=REF, metadata={"description": "The HIS bill number."})
+    bill = fields.Nested(PositiveMoneySchema, required=True, metadata={"description": "The bill's total."})
+    points = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
+    branch = fields.String(required=True, validate=BRANCH)
+
+
+class CashLimitSchema(Schema):
+    bill = fields.Nested(PositiveMoneySchema, required=True)
+
+
+class CancellationSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class CouponValueSchema(Schema):
+    category = fields.String(load_default=None, allow_none=True, validate=CATEGORY)
+    value = fields.Nested(PositiveMoneySchema, load_default=None, allow_none=True)
+    rate_bp = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=10_000),
+                            metadata={"description": "Basis points off: 1000 = 10 % off."})
+    valid_days = StrictInteger(load_default=90, validate=validate.Range(min=1, max=3660))
+
+    @validates_schema
+    def _value_or_rate(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("value") is None) == (data.get("rate_bp") is None):
+            raise ValidationError("Give either a value or a rate.", "value")
+
+
+class RewardSchema(Schema):
+    """A new item of the rewards catalogue."""
+
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,32}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    kind = fields.String(required=True, validate=validate.OneOf(REWARD_KINDS))
+    points_price = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
+    stock = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10_000_000),
+                          metadata={"description": "How many are left; null: not counted (coupons)."})
+    tiers = fields.List(fields.String(validate=validate.Length(min=1, max=24)), load_default=list,
+                        metadata={"description": "Tiers it is offered to; empty: every tier."})
+    coupon = fields.Nested(CouponValueSchema, load_default=None, allow_none=True)
+    active = fields.Boolean(load_default=True)
+
+
+class RewardChangesSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=120))
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    points_price = StrictInteger(validate=validate.Range(min=1, max=MAX_POINTS))
+    add_stock = StrictInteger(validate=validate.Range(min=-10_000_000, max=10_000_000),
+                              metadata={"description": "Stock received (positive) or written off (negative)."})
+    tiers = fields.List(fields.String(validate=validate.Length(min=1, max=24)))
+    active = fields.Boolean()
+
+
+class RewardQuerySchema(Schema):
+    tier = fields.String(validate=validate.Length(min=1, max=24))
+    include_inactive = fields.Boolean(load_default=False)
+    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
+class TopUpSchema(Schema):
+    amount = fields.Nested(PositiveMoneySchema, required=True, metadata={"description": "Money paid in."})
+    bonus = fields.Nested(NonNegativeMoneySchema, load_default=None, allow_none=True,
+                          metadata={"description": "Managers only; otherwise the programme's offers apply."})
+    branch = fields.String(required=True, validate=BRANCH)
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class WalletPaymentSchema(Schema):
+    bill_id = fields.String(required=True, validate=REF)
+    amount = fields.Nested(PositiveMoneySchema, required=True)
+    branch = fields.String(required=True, validate=BRANCH)
+
+
+class WalletRefundSchema(Schema):
+    amount = fields.Nested(PositiveMoneySchema, required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    branch = fields.String(validate=BRANCH)
+
+
+class CouponIssueSchema(Schema):
+    """A coupon to give a member (``points.issue_coupon``; notifications sends birthday coupons)."""
+
+    source = fields.String(required=True, validate=validate.OneOf(COUPON_SOURCES))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    category = fields.String(load_default=None, allow_none=True, validate=CATEGORY,
+                             metadata={"description": "Service category it applies to; null: the whole bill."})
+    value = fields.Nested(PositiveMoneySchema, load_default=None, allow_none=True)
+    rate_bp = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=10_000))
+    max_discount = fields.Nested(PositiveMoneySchema, load_default=None, allow_none=True)
+    min_spend = fields.Nested(NonNegativeMoneySchema, load_default=None, allow_none=True)
+    valid_from = fields.Date(load_default=None, allow_none=True)
+    valid_until = fields.Date(load_default=None, allow_none=True)
+    valid_days = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=3660))
+
+    @validates_schema
+    def _value_or_rate(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("value") is None) == (data.get("rate_bp") is None):
+            raise ValidationError("Give either a value or a rate.", "value")
+        if data.get("max_discount") is not None and data.get("rate_bp") is None:
+            raise ValidationError("A cap only applies to a rate.", "max_discount")
+        if data.get("valid_until") is not None and data.get("valid_days") is not None:
+            raise ValidationError("Give valid_until or valid_days, not both.", "valid_days")
+
+
+class CouponUseSchema(Schema):
+    """A coupon on a bill: whose bill, which bill, its total and (for a category coupon) its items."""
+
+    member_id = fields.String(required=True, validate=REF)
+    bill_id = fields.String(required=True, validate=REF)
+    bill = fields.Nested(PositiveMoneySchema, required=True)
+    items = fields.List(fields.Nested(BillItemSchema), load_default=None, allow_none=True)
+    branch = fields.String(required=True, validate=BRANCH)
+
+
+class VoidSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class PageQuerySchema(Schema):
+    limit = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
+class CouponQuerySchema(PageQuerySchema):
+    state = fields.String(validate=validate.OneOf(COUPON_STATES))
+
+
+class DailyJobsSchema(Schema):
+    day = fields.Date(load_default=None, allow_none=True,
+                      metadata={"description": "The local day to run for (default: today)."})
+    max_batches = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000))
+
+
+# --- events read from other services (extra fields ignored: producers may add some) ------------------
+
+class Lenient(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class EventSchema(Lenient):
+    event_id = fields.String(required=True)
+    occurred_at = fields.String(load_default=None)
+
+
+class ItemEventSchema(Lenient):
+    category = fields.String(required=True, validate=CATEGORY)
+    code = fields.String(load_default="", allow_none=True)
+    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_MINOR))
+
+
+class PaymentEventSchema(Lenient):
+    method = fields.String(required=True)
+    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_MINOR))
+
+
+class VisitCompletedSchema(EventSchema):
+    visit_id = fields.String(required=True, validate=REF)
+    member_id = fields.String(required=True, validate=REF)
+    branch = fields.String(required=True, validate=BRANCH)
+    kind = fields.String(load_default="return")
+    bill_id = fields.String(load_default=None, allow_none=True)
+    completed_at = fields.String(load_default=None, allow_none=True)
+    currency = fields.String(load_default=None, allow_none=True)
+    items = fields.List(fields.Nested(ItemEventSchema), load_default=list)
+    payments = fields.List(fields.Nested(PaymentEventSchema), load_default=list)
+    qualifying_minor = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    first_visit = fields.Boolean(load_default=False)
+    first_paid_visit = fields.Boolean(load_default=False)
+
+
+class VisitRefundedSchema(EventSchema):
+    visit_id = fields.String(required=True, validate=REF)
+    member_id = fields.String(required=True, validate=REF)
+    refund_id = fields.String(required=True, validate=REF)
+    refunded_minor = StrictInteger(load_default=0, validate=validate.Range(min=0))
+    full = fields.Boolean(load_default=False)
+    branch = fields.String(load_default=None, allow_none=True)
+
+
+class VisitCancelledSchema(EventSchema):
+    visit_id = fields.String(required=True, validate=REF)
+    member_id = fields.String(required=True, validate=REF)
+
+
+class FeedbackSubmittedSchema(EventSchema):
+    feedback_id = fields.String(required=True, validate=REF)
+    member_id = fields.String(required=True, validate=REF)
+    visit_id = fields.String(load_default=None, allow_none=True)
+    branch = fields.String(load_default=None, allow_none=True)
+    kind = fields.String(load_default="survey")
+    satisfaction = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SATISFACTION))
+
+
+class MemberEnrolledSchema(EventSchema):
+    member_id = fields.String(required=True, validate=REF)
+    home_branch = fields.String(load_default=None, allow_none=True)
+    referrer_id = fields.String(load_default=None, allow_none=True)
+    enrolled_at = fields.String(load_default=None, allow_none=True)
+
+
+class TierChangedSchema(EventSchema):
+    member_id = fields.String(required=True, validate=REF)
+    to_tier = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    effective_at = fields.String(load_default=None, allow_none=True)
+
+
+class SegmentChangedSchema(EventSchema):
+    member_id = fields.String(required=True, validate=REF)
+    to_segment = fields.String(required=True, validate=validate.OneOf(("A", "B", "C")))
+
+
+class StatusChangedSchema(EventSchema):
+    member_id = fields.String(required=True, validate=REF)
+    to_status = fields.String(required=True, validate=validate.OneOf(("active", "frozen", "closed")))
+
+
+# --- answers (for the OpenAPI document) ---------------------------------------------------------------
+
+class PostingSchema(Schema):
+    id = fields.String()
+    member_id = fields.String()
+    kind = fields.String(metadata={"description": "earn, redeem, return, reverse, expire, deduct"})
+    rule = fields.String(allow_none=True)
+    points = fields.Integer(metadata={"description": "Signed: + credited, - taken."})
+    balance_after = fields.Integer()
+    source = fields.String()
+    source_ref = fields.String(allow_none=True)
+    branch = fields.String(allow_none=True)
+    operator = fields.String()
+    reason = fields.String(allow_none=True)
+    reverses_posting_id = fields.String(allow_none=True)
+    redemption_id = fields.String(allow_none=True)
+    expires_on = fields.Date(allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class PostingPageSchema(Schema):
+    items = fields.List(fields.Nested(PostingSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ExpiryScheduleSchema(Schema):
+    expires_on = fields.Date()
+    points = fields.Integer()
+
+
+class BalanceSchema(Schema):
+    member_id = fields.String()
+    balance = fields.Integer(metadata={"description": "Negative only as debt left by a refund."})
+    spendable = fields.Integer()
+    debt = fields.Integer()
+    earned_total = fields.Integer()
+    expiring_within_warning = fields.Integer()
+    expiry_schedule = fields.List(fields.Nested(ExpiryScheduleSchema))
+
+
+class LotSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    points = fields.Integer()
+    remaining = fields.Integer()
+    expires_on = fields.Date(allow_none=True)
+    earned_by_posting_id = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class LotListSchema(Schema):
+    items = fields.List(fields.Nested(LotSchema))
+
+
+class QuoteLineSchema(Schema):
+    rule = fields.String()
+    points = fields.Integer()
+    description = fields.String()
+    beneficiary = fields.String(metadata={"description": "member, or referrer (the referral bonus)"})
+    basis_minor = fields.Integer(allow_none=True)
+    campaign = fields.String(allow_none=True)
+    multiplier_bp = fields.Integer(allow_none=True)
+
+
+class QuoteResultSchema(Schema):
+    member_id = fields.String()
+    tier = fields.String()
+    qualifying = fields.Nested(MoneySchema)
+    lines = fields.List(fields.Nested(QuoteLineSchema))
+    total_to_member = fields.Integer()
+
+
+class CashLimitResultSchema(Schema):
+    member_id = fields.String()
+    balance = fields.Integer()
+    max_points = fields.Integer()
+    max_amount = fields.Nested(MoneySchema)
+
+
+class RewardOutSchema(Schema):
+    id = fields.String()
+    code = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    kind = fields.String()
+    points_price = fields.Integer()
+    stock = fields.Integer(allow_none=True)
+    tiers = fields.List(fields.String())
+    coupon = fields.Dict(allow_none=True)
+    active = fields.Boolean()
+    updated_at = fields.AwareDateTime()
+
+
+class RewardPageSchema(Schema):
+    items = fields.List(fields.Nested(RewardOutSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CouponSchema(Schema):
+    id = fields.String()
+    code = fields.String()
+    member_id = fields.String()
+    source = fields.String()
+    title = fields.String()
+    category = fields.String(allow_none=True)
+    value = fields.Nested(MoneySchema, allow_none=True)
+    rate_bp = fields.Integer(allow_none=True)
+    max_discount = fields.Nested(MoneySchema, allow_none=True)
+    min_spend = fields.Nested(MoneySchema, allow_none=True)
+    valid_from = fields.Date()
+    valid_until = fields.Date()
+    state = fields.String(validate=validate.OneOf(COUPON_STATES))
+    redemption_id = fields.String(allow_none=True)
+    issued_at = fields.AwareDateTime()
+    redeemed_at = fields.AwareDateTime(allow_none=True)
+    redeemed_bill_id = fields.String(allow_none=True)
+    redeemed_branch = fields.String(allow_none=True)
+    discount = fields.Nested(MoneySchema, allow_none=True)
+    voided_reason = fields.String(allow_none=True)
+
+
+class CouponPageSchema(Schema):
+    items = fields.List(fields.Nested(CouponSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CouponCheckSchema(Schema):
+    coupon = fields.Nested(CouponSchema)
+    discount = fields.Nested(MoneySchema)
+
+
+class RedemptionOutSchema(Schema):
+    id = fields.String()
+    member_id = fields.String()
+    kind = fields.String(metadata={"description": "reward or cash_deduction"})
+    reward_id = fields.String(allow_none=True)
+    quantity = fields.Integer()
+    points = fields.Integer()
+    state = fields.String(metadata={"description": "pending, fulfilled, cancelled"})
+    bill_id = fields.String(allow_none=True)
+    amount = fields.Nested(MoneySchema, allow_none=True)
+    branch = fields.String(allow_none=True)
+    operator = fields.String()
+    posting_id = fields.String()
+    return_posting_id = fields.String(allow_none=True)
+    coupon_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+    coupon = fields.Nested(CouponSchema, allow_none=True)
+
+
+class RedemptionPageSchema(Schema):
+    items = fields.List(fields.Nested(RedemptionOutSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class WalletSchema(Schema):
+    member_id = fields.String()
+    balance = fields.Nested(MoneySchema)
+    principal = fields.Nested(MoneySchema, metadata={"description": "Money the member paid in."})
+    bonus = fields.Nested(MoneySchema, metadata={"description": "Bonus given with top-ups (not refundable)."})
+    largest_top_up = fields.Nested(MoneySchema)
+
+
+class WalletPostingSchema(Schema):
+    id = fields.String()
+    member_id = fields.String()
+    kind = fields.String(metadata={"description": "top_up, payment, refund"})
+    amount = fields.Nested(MoneySchema)
+    principal = fields.Nested(MoneySchema)
+    bonus = fields.Nested(MoneySchema)
+    balance_after = fields.Nested(MoneySchema)
+    bill_id = fields.String(allow_none=True)
+    refunds_payment_id = fields.String(allow_none=True)
+    branch = fields.String(allow_none=True)
+    operator = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class WalletPostingPageSchema(Schema):
+    items = fields.List(fields.Nested(WalletPostingSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ReconciliationSchema(Schema):
+    checked = fields.Integer()
+    ok = fields.Boolean()
+    mismatch_count = fields.Integer()
+    mismatches = fields.List(fields.Dict())
+    points_outstanding = fields.Integer()
+    wallet_principal_minor = fields.Integer()
+    wallet_bonus_minor = fields.Integer()
+    next_cursor = fields.String(allow_none=True)

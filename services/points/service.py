@@ -1,0 +1,581 @@
+"""The points service: the points ledger, earning rules, rewards, stored value and coupons."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from nameko.timer import timer
+
+from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
+from services.kit.clock import utcnow
+from services.kit.config import REPO_ROOT, Group, group_from_config
+from services.kit.idempotency import check_key
+from services.kit.jobs import run_batches
+from services.kit.peers import Peer
+from services.kit.schemas import decode_cursor, encode_cursor, money, page_limit
+from services.kit.telemetry import counter, gauge
+from services.points import (
+    awards,
+    catalogue,
+    coupons,
+    earning,
+    expiry,
+    ledger,
+    reconciliation,
+    redemption,
+    roster,
+    wallet,
+)
+from services.points.awards import Context
+from services.points.models import MemberCopy
+from services.points.programme import Programme, parse_programme
+from services.points.schemas import (
+    CancellationSchema,
+    CashDeductionSchema,
+    CashLimitSchema,
+    CouponIssueSchema,
+    CouponQuerySchema,
+    CouponUseSchema,
+    DailyJobsSchema,
+    EarnSchema,
+    FeedbackSubmittedSchema,
+    MemberEnrolledSchema,
+    PageQuerySchema,
+    QuoteSchema,
+    RedeemSchema,
+    RewardChangesSchema,
+    RewardQuerySchema,
+    RewardSchema,
+    SegmentChangedSchema,
+    StatusChangedSchema,
+    TierChangedSchema,
+    TopUpSchema,
+    VisitCancelledSchema,
+    VisitCompletedSchema,
+    VisitRefundedSchema,
+    VoidSchema,
+    WalletPaymentSchema,
+    WalletRefundSchema,
+)
+
+EARNED = counter("careloop_points_earned_total", "Points earned", ("rule", "branch"))
+REDEEMED = counter("careloop_points_redeemed_total", "Points spent on rewards and bills", ("kind", "branch"))
+REVERSED = counter("careloop_points_reversed_total", "Points taken back by refunds", ())
+EXPIRED = counter("careloop_points_expired_total", "Points expired", ())
+SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for memberships that may not earn",
+                  ("reason",))
+TOPPED_UP = counter("careloop_wallet_topped_up_minor_total", "Stored value paid in (minor units)", ("kind", "branch"))
+WALLET_PAID = counter("careloop_wallet_paid_minor_total", "Bills paid from stored value (minor units)", ("branch",))
+COUPONS = counter("careloop_coupons_total", "Coupons by what happened to them", ("event", "source"))
+MISMATCHES = gauge("careloop_points_reconciliation_mismatches",
+                   "Accounts whose balance differs from their ledger at the last nightly check", ())
+OUTSTANDING = gauge("careloop_points_outstanding", "Points held by members, at the last nightly check", ())
+LIABILITY = gauge("careloop_points_liability_minor",
+                  "What the points held are worth as cash deduction (minor units), at the last nightly check", ())
+WALLET_OUTSTANDING = gauge("careloop_wallet_outstanding_minor", "Stored value held by members, at the last check",
+                           ("part",))
+
+MANAGERS = ("group_admin", "branch_manager")
+AUDITORS = ("group_admin", "auditor")
+COUPON_ISSUERS = ("group_admin", "branch_manager", "customer_service", "integration")
+BONUS_SETTERS = ("group_admin", "branch_manager", "integration")
+REFUNDERS = ("group_admin", "branch_manager", "integration")
+JOB_BATCHES_PER_TICK = 50
+
+
+@functools.lru_cache(maxsize=8)
+def _programme(path: str | None, inline: str) -> Programme:
+    raw: dict[str, Any] = {}
+    if path:
+        file = Path(path) if Path(path).is_absolute() else REPO_ROOT / path
+        with open(file, encoding="utf-8") as handle:
+            raw.update(yaml.safe_load(handle) or {})
+    raw.update(json.loads(inline))
+    return parse_programme(raw)
+
+
+def _required_key(key: str | None) -> str:
+    """Ledger commands need an idempotency key: a retried or double-clicked request must not post twice."""
+    if key is None:
+        raise Invalid("Send an idempotency key (the Idempotency-Key header) with every points or stored-value "
+                      "change.", {"idempotency_key": ["Required."]})
+    return check_key(key)
+
+
+class PointsService(Service):
+    name = "points"
+    db = Database()
+    events = Outbox()
+    members = Peer("members")
+
+    # --- shared helpers ------------------------------------------------------------------------------
+
+    @property
+    def group(self) -> Group:
+        return group_from_config(self.config)
+
+    @property
+    def programme(self) -> Programme:
+        return _programme(self.config.get("POINTS_PROGRAMME_FILE"),
+                          json.dumps(self.config.get("POINTS_PROGRAMME") or {}, sort_keys=True, default=str))
+
+    def _ctx(self) -> Context:
+        caller = self.caller
+        operator = f"{caller.kind}:{caller.subject}" + (f" ({caller.role})" if caller.kind != "service" else "")
+        return Context(self.programme, self.group.zone, self.group.currency, utcnow(), operator)
+
+    def _member(self, member_id: str) -> MemberCopy:
+        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow())
+
+    def _branch(self, branch: str, action: str) -> None:
+        self.group.branch(branch)
+        self.caller.require_branch(branch, action)
+
+    def _announce(self, postings: list[Any], **extra: Any) -> None:
+        for posting in postings:
+            announced = ledger.event_of(posting, **extra)
+            if announced is not None:
+                self.events.emit(*announced)
+            if posting.kind == "earn":
+                EARNED.labels(posting.rule, posting.branch or "").inc(posting.points)
+            elif posting.kind == "reverse":
+                REVERSED.inc(-posting.points)
+            elif posting.kind == "expire":
+                EXPIRED.inc(-posting.points)
+
+    # --- points: reading --------------------------------------------------------------------------------
+
+    @rpc
+    def balance(self, member_id: str) -> dict[str, Any]:
+        member = self._member(member_id)
+        ctx = self._ctx()
+        account = ledger.find_account(self.db.session, member.member_id)
+        return ledger.summary(self.db.session, member.member_id, account, ctx.today,
+                              ctx.programme.expiry_warning_days)
+
+    @rpc
+    def history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        page = load(PageQuerySchema(), {"limit": limit or 20, "cursor": cursor})
+        member = self._member(member_id)
+        rows, next_cursor = ledger.history(self.db.session, member.member_id, page["limit"], page["cursor"])
+        return {"items": [ledger.posting_view(row) for row in rows], "next_cursor": next_cursor}
+
+    @rpc
+    def lots(self, member_id: str) -> dict[str, Any]:
+        member = self._member(member_id)
+        return {"items": [ledger.lot_view(lot) for lot in ledger.open_lots(self.db.session, member.member_id)]}
+
+    @rpc
+    def quote(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
+        """What a bill would earn, rule by rule (nothing is posted)."""
+        data = load(QuoteSchema(), bill)
+        ctx = self._ctx()
+        visit = awards.bill_facts(data, ctx)
+        member = self._member(member_id)
+        lines = earning.quote_visit(ctx.programme, visit, awards.member_facts(member))
+        return {"member_id": str(member.member_id), "tier": member.tier,
+                "qualifying": money(earning.qualifying_spend(ctx.programme, visit), ctx.currency),
+                "lines": [line.as_dict() for line in lines],
+                "total_to_member": sum(line.points for line in lines if not line.to_referrer)}
+
+    def _minor(self, amount: dict[str, Any], field: str) -> int:
+        if amount["currency"] != self.group.currency:
+            raise Invalid(f"Amounts must be in {self.group.currency}.", {field: [f"Must be {self.group.currency}."]})
+        return amount["amount"]
+
+    @rpc
+    def programme_rules(self) -> dict[str, Any]:
+        """The earning, expiry and redemption rules in force (for the console and the desk)."""
+        return self.programme.as_dict()
+
+    # --- points: earning ----------------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def earn(self, member_id: str, award: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Points for an activity, an online interaction, or a manager's adjustment."""
+        key = _required_key(idempotency_key)
+        data = load(EarnSchema(), award)
+        self._branch(data["branch"], "give points at this branch")
+        if data["rule"] == "adjust":
+            self.caller.require_role(*MANAGERS, action="adjust points by hand")
+        member = self._member(member_id)
+        roster.require_active(member, "earn points")
+        postings = awards.earn_command(self.db.session, self._ctx(), member, data, key)
+        self._announce(postings)
+        return ledger.posting_view(postings[-1])
+
+    # --- points: spending ---------------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def redeem(self, member_id: str, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Spend points on a reward of the catalogue (a coupon reward gives its coupon at once)."""
+        key = _required_key(idempotency_key)
+        data = load(RedeemSchema(), request)
+        self._branch(data["branch"], "redeem points at this branch")
+        member = self._member(member_id)
+        roster.require_active(member, "redeem points")
+        ctx = self._ctx()
+        record, postings, coupon = catalogue.redeem_reward(self.db.session, ctx, member, data, key)
+        self._announce(postings, kind="reward", reward_id=str(record.reward_id))
+        REDEEMED.labels("reward", data["branch"]).inc(record.points)
+        if coupon is not None:
+            self._coupon_issued(coupon)
+        return {**catalogue.redemption_view(record, ctx.currency),
+                "coupon": coupons.view(coupon) if coupon is not None else None}
+
+    @rpc
+    def cash_deduction_limit(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
+        """The most points a member may use on a bill of this size, and what they are worth."""
+        data = load(CashLimitSchema(), bill)
+        member = self._member(member_id)
+        ctx = self._ctx()
+        account = ledger.find_account(self.db.session, member.member_id)
+        balance = ledger.summary(self.db.session, member.member_id, account, ctx.today, 0)["spendable"]
+        points, worth = redemption.cash_limit(self.programme, self._minor(data["bill"], "bill"), balance)
+        return {"member_id": str(member.member_id), "balance": balance, "max_points": points,
+                "max_amount": money(worth, self.group.currency)}
+
+    @rpc
+    @idempotent
+    def deduct_cash(self, member_id: str, deduction: dict[str, Any],
+                    idempotency_key: str | None = None) -> dict[str, Any]:
+        """Points off a bill (default 100 points = 1 CNY, at most half the bill); one per bill."""
+        data = load(CashDeductionSchema(), deduction)
+        key = _required_key(idempotency_key or data["bill_id"])
+        self._minor(data["bill"], "bill")
+        self._branch(data["branch"], "redeem points at this branch")
+        member = self._member(member_id)
+        roster.require_active(member, "redeem points")
+        ctx = self._ctx()
+        record, postings = catalogue.deduct_cash(self.db.session, ctx, member, data, key)
+        if postings:
+            self._announce(postings, kind="cash_deduction", reward_id=None, amount_minor=record.amount_minor,
+                           currency=ctx.currency, bill_id=record.bill_id)
+            REDEEMED.labels("cash_deduction", data["branch"]).inc(record.points)
+        return catalogue.redemption_view(record, ctx.currency)
+
+    @rpc
+    @idempotent
+    def cancel_redemption(self, redemption_id: str, cancellation: dict[str, Any], idempotency_key: str | None = None,
+                          member_id: str | None = None) -> dict[str, Any]:
+        """Cancel a pending redemption: the points go back to their lots, the reward back to stock."""
+        data = load(CancellationSchema(), cancellation)
+        ctx = self._ctx()
+        record = catalogue.get_redemption(self.db.session, redemption_id, member_id=member_id)
+        self.caller.require_branch(record.branch, "cancel redemptions of this branch")
+        record, postings = catalogue.cancel(self.db.session, ctx, redemption_id, data["reason"])
+        self._announce(postings)
+        if postings:
+            self.events.emit("redemption_cancelled", {
+                "member_id": str(record.member_id), "redemption_id": str(record.id), "kind": record.kind,
+                "posting_id": str(postings[0].id), "points": postings[0].points,
+                "reward_id": str(record.reward_id) if record.reward_id else None})
+        return catalogue.redemption_view(record, ctx.currency)
+
+    @rpc
+    @idempotent
+    def fulfil_redemption(self, redemption_id: str, idempotency_key: str | None = None,
+                          member_id: str | None = None) -> dict[str, Any]:
+        """The reward was handed over: the redemption is final."""
+        ctx = self._ctx()
+        record = catalogue.get_redemption(self.db.session, redemption_id, member_id=member_id)
+        self.caller.require_branch(record.branch, "hand over rewards at this branch")
+        return catalogue.redemption_view(catalogue.fulfil(self.db.session, ctx, redemption_id), ctx.currency)
+
+    @rpc
+    def redemptions(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        page = load(PageQuerySchema(), {"limit": limit or 20, "cursor": cursor})
+        member = self._member(member_id)
+        rows, next_cursor = catalogue.history(self.db.session, member.member_id, page["limit"], page["cursor"])
+        currency = self.group.currency
+        return {"items": [catalogue.redemption_view(row, currency) for row in rows], "next_cursor": next_cursor}
+
+    # --- rewards catalogue --------------------------------------------------------------------------------
+
+    @rpc
+    def rewards(self, query: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = load(RewardQuerySchema(), query or {})
+        rows, next_cursor = catalogue.list_rewards(self.db.session, data.get("tier"), data["include_inactive"],
+                                                   data["limit"], data["cursor"])
+        return {"items": [catalogue.reward_view(r, self.group.currency) for r in rows], "next_cursor": next_cursor}
+
+    @rpc
+    def get_reward(self, reward_id: str) -> dict[str, Any]:
+        return catalogue.reward_view(catalogue.get_reward(self.db.session, reward_id), self.group.currency)
+
+    @rpc
+    @idempotent
+    def create_reward(self, reward: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        self.caller.require_role("group_admin", action="change the rewards catalogue")
+        data = load(RewardSchema(), reward)
+        if data.get("coupon") and data["coupon"].get("value"):
+            self._minor(data["coupon"]["value"], "coupon")
+        created = catalogue.create_reward(self.db.session, data, utcnow())
+        return catalogue.reward_view(created, self.group.currency)
+
+    @rpc
+    @idempotent
+    def change_reward(self, reward_id: str, changes: dict[str, Any],
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        self.caller.require_role("group_admin", action="change the rewards catalogue")
+        data = load(RewardChangesSchema(), changes)
+        changed = catalogue.change_reward(self.db.session, reward_id, data, utcnow())
+        return catalogue.reward_view(changed, self.group.currency)
+
+    # --- stored value -------------------------------------------------------------------------------------
+
+    @rpc
+    def wallet(self, member_id: str) -> dict[str, Any]:
+        member = self._member(member_id)
+        held = self.db.session.get(wallet.WalletAccount, member.member_id)
+        return wallet.summary(member.member_id, held, self.group.currency)
+
+    @rpc
+    def wallet_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        page = load(PageQuerySchema(), {"limit": limit or 20, "cursor": cursor})
+        member = self._member(member_id)
+        rows, next_cursor = wallet.history(self.db.session, member.member_id, page["limit"], page["cursor"])
+        return {"items": [wallet.posting_view(row) for row in rows], "next_cursor": next_cursor}
+
+    @rpc
+    @idempotent
+    def top_up(self, member_id: str, top_up: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Money paid onto the member's card (with the bonus of the programme's offers)."""
+        key = _required_key(idempotency_key)
+        data = load(TopUpSchema(), top_up)
+        self._branch(data["branch"], "top up cards at this branch")
+        member = self._member(member_id)
+        may_set_bonus = self.caller.kind == "service" or self.caller.role in BONUS_SETTERS
+        posting, created = wallet.top_up(self.db.session, self._ctx(), member, data, key, may_set_bonus)
+        if created:
+            self.events.emit("topped_up", wallet.topped_up_event(posting))
+            TOPPED_UP.labels("principal", data["branch"]).inc(posting.principal_minor)
+            TOPPED_UP.labels("bonus", data["branch"]).inc(posting.bonus_minor)
+        return wallet.posting_view(posting)
+
+    @rpc
+    @idempotent
+    def pay(self, member_id: str, payment: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Pay (part of) a bill from the card; the answer says how much was principal and bonus."""
+        key = _required_key(idempotency_key)
+        data = load(WalletPaymentSchema(), payment)
+        self._branch(data["branch"], "take card payments at this branch")
+        member = self._member(member_id)
+        posting, created = wallet.pay(self.db.session, self._ctx(), member, data, key)
+        if created:
+            WALLET_PAID.labels(data["branch"]).inc(-(posting.principal_minor + posting.bonus_minor))
+        return wallet.posting_view(posting)
+
+    @rpc
+    @idempotent
+    def refund_payment(self, payment_id: str, refund: dict[str, Any], idempotency_key: str | None = None,
+                       member_id: str | None = None) -> dict[str, Any]:
+        """Give (part of) a card payment back to the card."""
+        key = _required_key(idempotency_key)
+        data = load(WalletRefundSchema(), refund)
+        self.caller.require_role(*REFUNDERS, action="refund card payments")
+        if data.get("branch"):
+            self._branch(data["branch"], "refund card payments at this branch")
+        posting, _created = wallet.refund(self.db.session, self._ctx(), payment_id, data, key, member_id)
+        return wallet.posting_view(posting)
+
+    # --- coupons ----------------------------------------------------------------------------------------
+
+    def _coupon_issued(self, coupon: Any) -> None:
+        self.events.emit("coupon_issued", coupons.issued_event(coupon))
+        COUPONS.labels("issued", coupon.source).inc()
+
+    @rpc
+    @idempotent
+    def issue_coupon(self, member_id: str, coupon: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Give a member a coupon (birthday, festival, campaign, or by hand); once per idempotency key."""
+        key = _required_key(idempotency_key)
+        self.caller.require_role(*COUPON_ISSUERS, action="issue coupons")
+        data = load(CouponIssueSchema(), coupon)
+        terms = {**data, "value_minor": self._minor(data["value"], "value") if data["value"] else None,
+                 "max_discount_minor": self._minor(data["max_discount"], "max_discount") if data["max_discount"] else None,
+                 "min_spend_minor": self._minor(data["min_spend"], "min_spend") if data["min_spend"] else 0}
+        member = self._member(member_id)
+        issued, created = coupons.issue(self.db.session, self._ctx(), member, terms, f"issue:{key}")
+        if created:
+            self._coupon_issued(issued)
+        return coupons.view(issued)
+
+    @rpc
+    def coupons(self, member_id: str, state: str | None = None, limit: int | None = None,
+                cursor: str | None = None) -> dict[str, Any]:
+        query = load(CouponQuerySchema(), {k: v for k, v in {"state": state, "limit": limit or 20,
+                                                              "cursor": cursor}.items() if v is not None})
+        member = self._member(member_id)
+        rows, next_cursor = coupons.of_member(self.db.session, member.member_id, query.get("state"),
+                                              query["limit"], query.get("cursor"))
+        return {"items": [coupons.view(row) for row in rows], "next_cursor": next_cursor}
+
+    @rpc
+    def get_coupon(self, code: str) -> dict[str, Any]:
+        return coupons.view(coupons.get(self.db.session, code))
+
+    @rpc
+    def check_coupon(self, code: str, use: dict[str, Any]) -> dict[str, Any]:
+        """Whether a coupon can be used on this bill and what it would take off (nothing changes)."""
+        data = load(CouponUseSchema(), use)
+        self._minor(data["bill"], "bill")
+        member = self._member(data["member_id"])
+        coupon, discount = coupons.check(self.db.session, self._ctx(), code, member, data)
+        return {"coupon": coupons.view(coupon), "discount": money(discount, coupon.currency)}
+
+    @rpc
+    @idempotent
+    def redeem_coupon(self, code: str, use: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Use a coupon on a bill, once; the answer says how much it took off."""
+        data = load(CouponUseSchema(), use)
+        _required_key(idempotency_key or data["bill_id"])
+        self._minor(data["bill"], "bill")
+        self._branch(data["branch"], "take coupons at this branch")
+        member = self._member(data["member_id"])
+        used = coupons.redeem(self.db.session, self._ctx(), code, member, data)
+        COUPONS.labels("redeemed", used.source).inc()
+        return coupons.view(used)
+
+    @rpc
+    @idempotent
+    def void_coupon(self, code: str, voiding: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        self.caller.require_role(*MANAGERS, action="void coupons")
+        data = load(VoidSchema(), voiding)
+        voided = coupons.void(self.db.session, self._ctx(), code, data["reason"])
+        COUPONS.labels("voided", voided.source).inc()
+        return coupons.view(voided)
+
+    # --- audit and daily jobs -----------------------------------------------------------------------------
+
+    @rpc
+    def reconcile(self, member_id: str | None = None, cursor: str | None = None,
+                  limit: int | None = None) -> dict[str, Any]:
+        """Prove balances against ledgers: one member (both ledgers), or a page of points accounts."""
+        self.caller.require_role(*AUDITORS, "integration", action="reconcile the ledgers")
+        if member_id is not None:
+            member = roster.parse_id(member_id)
+            return {**reconciliation.check_member(self.db.session, member).as_dict(), "next_cursor": None}
+        after = decode_cursor(cursor)
+        report, last = reconciliation.check_points(self.db.session, roster.parse_id(after["m"]) if after else None,
+                                                   page_limit(limit, 1000, 10_000))
+        return {**report.as_dict(), "next_cursor": encode_cursor({"m": str(last)}) if last else None}
+
+    @rpc
+    def run_daily_jobs(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run (or continue) the daily jobs for a local day now; what the nightly timer does."""
+        self.caller.require_role(*AUDITORS, action="run the daily jobs")
+        data = load(DailyJobsSchema(), request or {})
+        return self._daily_jobs(data["day"], data["max_batches"])
+
+    @timer(interval=60)
+    def nightly(self) -> None:
+        """Each local day, once: expire lots, warn of expiring ones, expire coupons, reconcile."""
+        self._daily_jobs(None, JOB_BATCHES_PER_TICK)
+
+    def _daily_jobs(self, day: Any, max_batches: int | None) -> dict[str, Any]:
+        ctx = self._ctx()
+        today = day or ctx.today
+        store = self.db.store
+        key = today.isoformat()
+
+        def emit(session: Any, event_type: str, payload: dict[str, Any]) -> None:
+            self.events.emit(event_type, payload, session=session)
+
+        outcomes = {
+            "expire_lots": run_batches(store, "points_expiry", key, expiry.expire_lots_step(ctx, today, emit),
+                                       max_batches),
+            "warn_expiring": run_batches(store, "points_expiry_warning", key, expiry.warn_step(ctx, today, emit),
+                                         max_batches),
+            "expire_coupons": run_batches(store, "coupon_expiry", key, expiry.expire_coupons_step(ctx, today),
+                                          max_batches),
+            "reconcile": run_batches(store, "points_reconciliation", key,
+                                     reconciliation.nightly_step(1000, self._record_reconciliation), max_batches),
+        }
+        return {name: {"finished": o.finished, "processed": o.processed, "batches": o.batches, "skipped": o.skipped}
+                for name, o in outcomes.items()}
+
+    def _record_reconciliation(self, totals: dict[str, Any]) -> None:
+        programme = self.programme
+        MISMATCHES.set(totals["mismatches"])
+        OUTSTANDING.set(totals["points_outstanding"])
+        LIABILITY.set(totals["points_outstanding"] * programme.currency_minor_per_unit
+                      // programme.cash_points_per_unit)
+        WALLET_OUTSTANDING.labels("principal").set(totals["wallet_principal_minor"])
+        WALLET_OUTSTANDING.labels("bonus").set(totals["wallet_bonus_minor"])
+
+    # --- events from other services -----------------------------------------------------------------------
+
+    @event_handler("members", "member_enrolled")
+    def on_member_enrolled(self, event: dict[str, Any]) -> None:
+        """Open the member's account; pay the referrer's bonus."""
+        data = load(MemberEnrolledSchema(), event)
+        now = utcnow()
+        member = roster.enrolled(self.db.session, data, now)
+        ledger.lock_account(self.db.session, member.member_id, now)
+        if member.referrer_id is None:
+            return
+        referrer = self._member(str(member.referrer_id))
+        posting = awards.referral_bonus(self.db.session, self._ctx(), member, referrer)
+        self._announce([posting] if posting else [])
+
+    @event_handler("members", "tier_changed")
+    def on_tier_changed(self, event: dict[str, Any]) -> None:
+        roster.tier_changed(self.db.session, load(TierChangedSchema(), event), utcnow())
+
+    @event_handler("members", "segment_changed")
+    def on_segment_changed(self, event: dict[str, Any]) -> None:
+        roster.segment_changed(self.db.session, load(SegmentChangedSchema(), event), utcnow())
+
+    @event_handler("members", "member_status_changed")
+    def on_member_status_changed(self, event: dict[str, Any]) -> None:
+        roster.status_changed(self.db.session, load(StatusChangedSchema(), event), utcnow())
+
+    @event_handler("records", "visit_completed")
+    def on_visit_completed(self, event: dict[str, Any]) -> None:
+        """Earn for a completed visit (once per visit), settle the bill's points deduction."""
+        data = load(VisitCompletedSchema(), event)
+        ctx = self._ctx()
+        member = self._member(data["member_id"])
+        referrer = None
+        if data["first_paid_visit"] and member.referrer_id is not None:
+            referrer = self._member(str(member.referrer_id))
+        catalogue.settle_bill(self.db.session, ctx, data["bill_id"])
+        if member.status != "active":
+            SKIPPED.labels(member.status).inc()
+            return
+        postings = awards.earn_visit(self.db.session, ctx, data, member, referrer)
+        postings += awards.apply_refunds(self.db.session, ctx, data["visit_id"])
+        self._announce(postings)
+
+    @event_handler("records", "visit_refunded")
+    def on_visit_refunded(self, event: dict[str, Any]) -> None:
+        """Take back what the visit earned, in proportion to what was refunded (debt if spent)."""
+        data = load(VisitRefundedSchema(), event)
+        ctx = self._ctx()
+        if awards.record_refund(self.db.session, data, ctx.now):
+            self._announce(awards.apply_refunds(self.db.session, ctx, data["visit_id"]))
+
+    @event_handler("records", "visit_cancelled")
+    def on_visit_cancelled(self, event: dict[str, Any]) -> None:
+        """A cancelled visit keeps nothing it earned (a no-op for a visit that earned nothing)."""
+        data = load(VisitCancelledSchema(), event)
+        ctx = self._ctx()
+        refund = {"refund_id": f"cancelled:{data['visit_id']}", "visit_id": data["visit_id"],
+                  "member_id": data["member_id"], "refunded_minor": 0, "full": True}
+        if awards.record_refund(self.db.session, refund, ctx.now):
+            self._announce(awards.apply_refunds(self.db.session, ctx, data["visit_id"]))
+
+    @event_handler("records", "feedback_submitted")
+    def on_feedback_submitted(self, event: dict[str, Any]) -> None:
+        """Points for answering a satisfaction survey."""
+        data = load(FeedbackSubmittedSchema(), event)
+        member = self._member(data["member_id"])
+        self._announce(awards.review(self.db.session, self._ctx(), data, member))
+

@@ -1,0 +1,166 @@
+"""Stored value (储值卡): money paid in ahead, kept as principal and bonus apart, in minor units.
+
+The same guarantees as the points ledger: every change is a posting with a dedupe key, made under
+the wallet row's lock together with the new balances; check constraints refuse a negative balance;
+``reconciliation.py`` proves balances = sums of postings. Bonus is kept apart because it is not money
+the member paid: it does not count as spend for tiers or points, and is not paid back in cash.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.kit.clock import isoformat
+from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.paging import keyset_page
+from services.points import redemption
+from services.points.awards import Context
+from services.points.models import MemberCopy, WalletAccount, WalletPosting
+from services.points.roster import insert_ignoring_duplicate
+
+
+def check_currency(ctx: Context, money: dict[str, Any], field: str) -> int:
+    if money["currency"] != ctx.currency:
+        raise Invalid(f"Stored value is kept in {ctx.currency}, not {money['currency']}.",
+                      {field: {"currency": [f"Must be {ctx.currency}."]}})
+    return money["amount"]
+
+
+def lock_wallet(session: Session, member_id: uuid.UUID, ctx: Context) -> WalletAccount:
+    insert_ignoring_duplicate(session, WalletAccount, {
+        "member_id": member_id, "currency": ctx.currency, "principal_minor": 0, "bonus_minor": 0,
+        "largest_top_up_minor": 0, "created_at": ctx.now, "updated_at": ctx.now}, ["member_id"])
+    query = select(WalletAccount).where(WalletAccount.member_id == member_id).with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).one()
+
+
+def existing(session: Session, dedupe_key: str) -> WalletPosting | None:
+    return session.scalars(select(WalletPosting).where(WalletPosting.dedupe_key == dedupe_key)).first()
+
+
+def _post(session: Session, wallet: WalletAccount, ctx: Context, kind: str, principal: int, bonus: int,
+          dedupe_key: str, branch: str | None, bill_id: str | None = None, refunds_id: int | None = None,
+          reason: str | None = None) -> WalletPosting:
+    wallet.principal_minor += principal
+    wallet.bonus_minor += bonus
+    wallet.updated_at = ctx.now
+    posting = WalletPosting(member_id=wallet.member_id, kind=kind, principal_minor=principal, bonus_minor=bonus,
+                            principal_after=wallet.principal_minor, bonus_after=wallet.bonus_minor,
+                            currency=wallet.currency, dedupe_key=dedupe_key, bill_id=bill_id, refunds_id=refunds_id,
+                            branch=branch, operator=ctx.operator[:160], reason=reason, created_at=ctx.now)
+    session.add(posting)
+    session.flush()
+    return posting
+
+
+def top_up(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any], key: str,
+           may_set_bonus: bool) -> tuple[WalletPosting, bool]:
+    """Money paid in, with the bonus of the best top-up offer it reaches (or one set by a manager)."""
+    amount = check_currency(ctx, data["amount"], "amount")
+    if data.get("bonus") is not None:
+        if not may_set_bonus:
+            raise Invalid("Only a manager may set a top-up bonus by hand; offers apply by themselves.",
+                          {"bonus": ["Not allowed for your role."]})
+        bonus = check_currency(ctx, data["bonus"], "bonus")
+    else:
+        bonus = redemption.top_up_bonus(ctx.programme.top_up_offers, amount)
+    wallet = lock_wallet(session, member.member_id, ctx)
+    dedupe = f"top_up:{key}"
+    done = existing(session, dedupe)
+    if done is not None:
+        return done, False
+    if member.status != "active":
+        raise Conflict(f"This membership is {member.status}: its card cannot be topped up.")
+    wallet.largest_top_up_minor = max(wallet.largest_top_up_minor, amount)
+    return _post(session, wallet, ctx, "top_up", amount, bonus, dedupe, data["branch"], reason=data.get("note")), True
+
+
+def pay(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any], key: str) -> tuple[WalletPosting,
+                                                                                                    bool]:
+    """Pay (part of) a bill from the card: principal and bonus drawn as the programme says."""
+    amount = check_currency(ctx, data["amount"], "amount")
+    wallet = lock_wallet(session, member.member_id, ctx)
+    dedupe = f"payment:{key}"
+    done = existing(session, dedupe)
+    if done is not None:
+        return done, False
+    if member.status != "active":
+        raise Conflict(f"This membership is {member.status}: its card cannot be used.")
+    principal, bonus = redemption.wallet_split(amount, wallet.principal_minor, wallet.bonus_minor,
+                                               ctx.programme.wallet_spend_order)
+    return _post(session, wallet, ctx, "payment", -principal, -bonus, dedupe, data["branch"],
+                 bill_id=data["bill_id"]), True
+
+
+def get_posting(session: Session, posting_id: Any) -> WalletPosting:
+    try:
+        number = int(str(posting_id))
+    except ValueError:
+        raise NotFound(f"No stored-value payment {posting_id}.") from None
+    posting = session.get(WalletPosting, number)
+    if posting is None:
+        raise NotFound(f"No stored-value payment {posting_id}.")
+    return posting
+
+
+def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any], key: str,
+           member_id: Any = None) -> tuple[WalletPosting, bool]:
+    """Give (part of) a card payment back to the card, principal and bonus in the payment's proportion."""
+    amount = check_currency(ctx, data["amount"], "amount")
+    payment = get_posting(session, payment_id)
+    if member_id is not None and str(payment.member_id) != str(member_id):
+        raise NotFound(f"No stored-value payment {payment_id} of member {member_id}.")
+    if payment.kind != "payment":
+        raise Invalid("Only a payment can be refunded.", {"payment_id": ["Not a payment."]})
+    wallet = lock_wallet(session, payment.member_id, ctx)
+    dedupe = f"refund:{key}"
+    done = existing(session, dedupe)
+    if done is not None:
+        return done, False
+    refunded = session.execute(select(func.coalesce(func.sum(WalletPosting.principal_minor), 0),
+                                      func.coalesce(func.sum(WalletPosting.bonus_minor), 0))
+                               .where(WalletPosting.refunds_id == payment.id)).one()
+    principal, bonus = redemption.refund_split(amount, (-payment.principal_minor, -payment.bonus_minor),
+                                               (int(refunded[0]), int(refunded[1])))
+    return _post(session, wallet, ctx, "refund", principal, bonus, dedupe, data.get("branch") or payment.branch,
+                 bill_id=payment.bill_id, refunds_id=payment.id, reason=data["reason"]), True
+
+
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[WalletPosting],
+                                                                                              str | None]:
+    query = select(WalletPosting).where(WalletPosting.member_id == member_id)
+    return keyset_page(session, query, WalletPosting.created_at, WalletPosting.id, limit, cursor, descending=True)
+
+
+def money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": int(amount), "currency": currency}
+
+
+def summary(member_id: uuid.UUID, wallet: WalletAccount | None, currency: str) -> dict[str, Any]:
+    principal = wallet.principal_minor if wallet else 0
+    bonus = wallet.bonus_minor if wallet else 0
+    return {"member_id": str(member_id), "balance": money(principal + bonus, currency),
+            "principal": money(principal, currency), "bonus": money(bonus, currency),
+            "largest_top_up": money(wallet.largest_top_up_minor if wallet else 0, currency)}
+
+
+def posting_view(posting: WalletPosting) -> dict[str, Any]:
+    c = posting.currency
+    return {
+        "id": str(posting.id), "member_id": str(posting.member_id), "kind": posting.kind,
+        "amount": money(posting.principal_minor + posting.bonus_minor, c),
+        "principal": money(posting.principal_minor, c), "bonus": money(posting.bonus_minor, c),
+        "balance_after": money(posting.principal_after + posting.bonus_after, c),
+        "bill_id": posting.bill_id, "refunds_payment_id": str(posting.refunds_id) if posting.refunds_id else None,
+        "branch": posting.branch, "operator": posting.operator, "reason": posting.reason,
+        "created_at": isoformat(posting.created_at),
+    }
+
+
+def topped_up_event(posting: WalletPosting) -> dict[str, Any]:
+    return {"member_id": str(posting.member_id), "topup_id": str(posting.id), "amount_minor": posting.principal_minor,
+            "bonus_minor": posting.bonus_minor, "currency": posting.currency, "branch": posting.branch}

@@ -1,0 +1,136 @@
+"""A running members + points pair for the points tests, and the few helpers they share.
+
+Members are enrolled through the members service's RPC (points learns of them from ``member_enrolled``
+or, when that event has not arrived yet, by asking members); other services' events (``records``) are
+published as those services would, and a helper waits until points has applied each one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from nameko.standalone.events import event_dispatcher
+from sqlalchemy import text
+
+from services.kit.clock import isoformat, utcnow
+from services.members.service import MembersService
+from services.points.service import PointsService
+from tests.harness import service_config, store_for, wait_for
+
+_numbers = itertools.count(1)
+
+
+@dataclass
+class World:
+    points: Any  # the points container
+    members: Any
+    proxy: Any  # a cluster proxy acting as the suite itself
+    amqp_uri: str
+
+    @classmethod
+    def start(cls, start_service: Any, rpc: Any, backend: str, amqp_uri: str, **points_config: Any) -> World:
+        members = start_service(MembersService, backend)
+        points = start_service(PointsService, backend, **points_config)
+        return cls(points, members, rpc(), amqp_uri)
+
+    @property
+    def url(self) -> str:
+        return self.points.database_url
+
+    def enrol(self, referral_code: str | None = None, branch: str = "SH01") -> dict[str, Any]:
+        number = next(_numbers)
+        member = {"full_name": f"Points Tester {number}", "phone": f"1390013{number:04d}",
+                  "birth_date": "1990-01-01", "home_branch": branch}
+        if referral_code:
+            member["referral_code"] = referral_code
+        return self.proxy.members.enrol(member)
+
+    def member(self) -> str:
+        return self.enrol()["id"]
+
+    def deliver(self, source: str, event_type: str, payload: dict[str, Any]) -> str:
+        """Publish an event as ``source`` would and wait until points has applied it (its inbox row)."""
+        event_id = str(uuid.uuid4())
+        event_dispatcher(service_config(self.amqp_uri))(source, event_type, {
+            "event_id": event_id, "occurred_at": isoformat(utcnow()), **payload})
+        wait_for(lambda: self.scalar("SELECT count(*) FROM kit_inbox WHERE event_id = :e", e=event_id),
+                 timeout=15, message=f"points to apply {event_type}")
+        return event_id
+
+    def visit(self, member_id: str, paid_minor: int, visit_id: str | None = None, **facts: Any) -> str:
+        """A completed visit paid ``paid_minor`` in cash (unless ``payments`` say otherwise)."""
+        visit_id = visit_id or f"V-{uuid.uuid4().hex[:10]}"
+        payload = {"visit_id": visit_id, "member_id": member_id, "branch": "SH01", "doctor_id": "d1", "kind": "return",
+                   "bill_id": f"B-{visit_id}", "completed_at": "2026-11-20T02:00:00Z", "currency": "CNY",
+                   "items": [{"category": "treatment", "code": "T1", "amount_minor": paid_minor}],
+                   "payments": [{"method": "cash", "amount_minor": paid_minor}], "qualifying_minor": paid_minor,
+                   "first_visit": False, "first_paid_visit": False, "referral_source": None}
+        payload.update(facts)
+        self.deliver("records", "visit_completed", payload)
+        return visit_id
+
+    def refund(self, member_id: str, visit_id: str, refunded_minor: int, full: bool = False) -> None:
+        self.deliver("records", "visit_refunded", {
+            "visit_id": visit_id, "member_id": member_id, "branch": "SH01", "refund_id": f"R-{uuid.uuid4().hex[:8]}",
+            "refunded_minor": refunded_minor, "currency": "CNY", "full": full})
+
+    def reward(self, price: int, stock: int | None = 100, **extra: Any) -> dict[str, Any]:
+        body = {"code": f"R{next(_numbers)}", "name": "Electric toothbrush", "kind": "product",
+                "points_price": price, "stock": stock, **extra}
+        return self.proxy.points.create_reward(body)
+
+    def give(self, member_id: str, points: int, key: str | None = None) -> dict[str, Any]:
+        """A manager's adjustment: a quick way to a balance."""
+        return self.proxy.points.earn(member_id, {"rule": "adjust", "points": points, "reason": "test balance",
+                                                  "source_ref": "test", "branch": "SH01"},
+                                      idempotency_key=key or uuid.uuid4().hex)
+
+    def balance(self, member_id: str) -> int:
+        return self.proxy.points.balance(member_id)["balance"]
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        store = store_for(self.url)
+        try:
+            # through the store's gate: on SQLite a connection of our own would block the process
+            with store.transaction() as session:
+                return list(session.execute(text(sql), params))
+        finally:
+            store.dispose()
+
+    def execute(self, sql: str, **params: Any) -> None:
+        """Change storage behind the service's back (only for tests about storage)."""
+        store = store_for(self.url)
+        try:
+            with store.transaction() as session:
+                session.execute(text(sql), params)
+        finally:
+            store.dispose()
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        return self.rows(sql, **params)[0][0]
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        return [json.loads(payload) for (payload,) in self.rows(
+            "SELECT payload FROM kit_outbox WHERE event_type = :t ORDER BY id", t=event_type)]
+
+    def postings(self, member_id: str) -> list[dict[str, Any]]:
+        """All of a member's postings, oldest first (through the paginated history)."""
+        found, cursor = [], None
+        while True:
+            page = self.proxy.points.history(member_id, limit=100, cursor=cursor)
+            found.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return list(reversed(found))
+
+    def reconciled(self, member_id: str | None = None) -> dict[str, Any]:
+        return self.proxy.points.reconcile(member_id)
+
+
+def member_key(url: str, member_id: str) -> str:
+    """How a member id is stored in ``url``'s database (SQLite keeps UUIDs as 32 hex digits)."""
+    return uuid.UUID(member_id).hex if url.startswith("sqlite") else member_id
