@@ -244,7 +244,9 @@ class Route(HttpRequestHandler):
     def _settle(self, claim: tuple[str, str], response: Response | None) -> None:
         store = self.admission.idempotency
         try:
-            keep = (response is not None and response.status_code < 500 and response.status_code != 429
+            # only answers that changed something are kept: a refused request (4xx) changed nothing, so
+            # the caller may correct it and send it again under the same key (the bill id, say)
+            keep = (response is not None and response.status_code < 400
                     and response.mimetype == "application/json" and not response.is_streamed)
             if keep:
                 store.complete(*claim, response.status_code, response.get_data(as_text=True))

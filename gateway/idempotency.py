@@ -4,8 +4,9 @@ Every mutating route takes the header. The first request with a key claims it (a
 database, per credential: two clients never share keys); its answer — status and body, encrypted, as
 it may name a patient — is stored when it completes. A repeat with the same method, path and body
 gets that answer again (``Idempotent-Replayed: true``) without reaching a service; a repeat with
-anything else is 422; a repeat while the first is still running is 409 with ``Retry-After``. Answers
-of 5xx and 429 are not kept (the retry should run again). This works for every route whether or not
+anything else is 422; a repeat while the first is still running is 409 with ``Retry-After``. Only
+successful answers are kept: a refused request (4xx) or a failure (5xx) changed nothing, so the same key
+may carry the corrected request, or the same one again. This works for every route whether or not
 its service RPC is idempotent; services' own ``@idempotent`` stays as the second line, for retries
 that take another path (a gateway crash between the service's commit and the stored answer).
 

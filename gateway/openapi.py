@@ -91,8 +91,34 @@ def path_params(url: str) -> list[str]:
 
 
 def _schema_name(schema: Any) -> str:
+    """``MemberSchema`` -> ``Member``; a name two services both use gets the service in front
+    (``PointsBillItem``, ``RecordsBillItem``), the same every time the document is built."""
     cls = schema if isinstance(schema, type) else type(schema)
-    return cls.__name__.removesuffix("Schema")
+    name = cls.__name__.removesuffix("Schema")
+    if len(_SCHEMAS_NAMED.setdefault(name, {cls.__module__})) > 1 or _shared_name(name, cls):
+        parts = cls.__module__.split(".")
+        owner = parts[1] if parts[0] == "services" and len(parts) > 2 else parts[0]
+        return owner.capitalize() + name
+    return name
+
+
+_SCHEMAS_NAMED: dict[str, set[str]] = {}
+
+
+def _shared_name(name: str, cls: type) -> bool:
+    """Whether another contract module also defines a schema called ``name``."""
+    import sys
+
+    for module_name, module in list(sys.modules.items()):
+        if module_name == cls.__module__ or not module_name.endswith(".schemas"):
+            continue
+        if not (module_name.startswith("services.") or module_name.startswith("gateway.")):
+            continue
+        other = getattr(module, cls.__name__, None)
+        if isinstance(other, type) and other is not cls:
+            _SCHEMAS_NAMED[name].add(module_name)
+            return True
+    return False
 
 
 REQUEST_ID_HEADER = {"description": "The id of this request (yours if you sent a valid one); quote it to support.",

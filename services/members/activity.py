@@ -80,15 +80,28 @@ def record_refund(session: Session, member_id: uuid.UUID, data: dict[str, Any], 
     return True
 
 
+NOT_EARNED_RULES = frozenset({"adjust"})
+"""Postings that are not points *earned*: a manager's adjustment (an opening balance brought over, a
+correction) moves the balance but qualifies nobody for a tier. Kept, at zero, so that their reversals
+also count for nothing."""
+
+
+def tier_points(rule: str | None, points: int) -> int:
+    return 0 if rule in NOT_EARNED_RULES else points
+
+
 def record_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> bool:
     """Keep points earned (on ``day``, local); False if the posting was already kept."""
     if session.get(MemberPoints, data["posting_id"]) is not None:
         return False
-    session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id, day=day, points=data["points"],
-                             rule=data.get("rule")))
+    rule = data.get("rule")
+    session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id, day=day,
+                             points=tier_points(rule, data["points"]), rule=rule))
     # reversals that overtook this posting belong to its day, so that they leave the window with it
-    session.execute(update(MemberPoints).where(MemberPoints.reverses_posting_id == data["posting_id"])
-                    .values(day=day))
+    overtaken = update(MemberPoints).where(MemberPoints.reverses_posting_id == data["posting_id"]).values(day=day)
+    if rule in NOT_EARNED_RULES:
+        overtaken = overtaken.values(points=0)
+    session.execute(overtaken)
     return True
 
 
@@ -97,8 +110,9 @@ def record_points_reversal(session: Session, member_id: uuid.UUID, data: dict[st
     if session.get(MemberPoints, data["posting_id"]) is not None:
         return False
     original = session.get(MemberPoints, data["reverses_posting_id"])
+    points = -tier_points(original.rule, data["points"]) if original is not None else -data["points"]
     session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id,
-                             day=original.day if original is not None else today, points=-data["points"],
+                             day=original.day if original is not None else today, points=points,
                              rule="reversal", reverses_posting_id=data["reverses_posting_id"]))
     return True
 

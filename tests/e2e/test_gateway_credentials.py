@@ -142,6 +142,16 @@ def test_gateway_idempotency_covers_routes_whose_service_has_none(suite):
     assert stored and not any("Zhou Min" in str(row) for row in stored)  # encrypted at rest
 
 
+def test_a_refused_request_does_not_use_up_its_idempotency_key(suite):
+    headers = {"Idempotency-Key": "enrol-desk-3"}
+    refused = suite.call("POST", "/v1/members", json={**LI_NA, "phone": "12345"}, headers=headers)
+    assert refused.status_code == 422
+    corrected = suite.call("POST", "/v1/members", json=LI_NA, headers=headers)
+    assert corrected.status_code == 201 and "Idempotent-Replayed" not in corrected.headers
+    again = suite.call("POST", "/v1/members", json=LI_NA, headers=headers)
+    assert again.json() == corrected.json() and again.headers["Idempotent-Replayed"] == "true"
+
+
 def test_idempotency_keys_of_two_credentials_never_collide(suite):
     headers = {"Idempotency-Key": "same-key"}
     first = suite.call("POST", "/v1/members", json=LI_NA, headers=headers, role="group_admin")

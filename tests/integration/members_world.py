@@ -91,11 +91,11 @@ class World:
             "bonus_minor": bonus_minor, "currency": "CNY", "branch": "SH01"}, handler="on_topped_up")
 
     def earn(self, member_id: str, points: int, posting_id: str | None = None,
-             earned_at: datetime | None = None) -> dict[str, Any]:
+             earned_at: datetime | None = None, rule: str = "spend") -> dict[str, Any]:
         earned = earned_at or utcnow()
         return self.publish("points", "points_earned", {
             "member_id": member_id, "posting_id": posting_id or f"p-{uuid.uuid4().hex[:12]}", "points": points,
-            "rule": "spend", "source_ref": "b-1", "branch": "SH01", "earned_at": isoformat(earned),
+            "rule": rule, "source_ref": "b-1", "branch": "SH01", "earned_at": isoformat(earned),
             "expires_on": (earned.date() + timedelta(days=400)).isoformat()}, handler="on_points_earned")
 
     def reverse_points(self, member_id: str, reverses: str, points: int) -> dict[str, Any]:

@@ -73,6 +73,18 @@ def test_points_reversed_and_refunds_lower_the_count_but_never_the_tier_mid_year
     assert tier["next"] is None or tier["next"]["tier"] == "gold"
 
 
+def test_a_managers_adjustment_moves_no_member_up_a_tier(world):
+    member = world.enrol()
+    opening = world.earn(member, 60_000, rule="adjust")["posting_id"]  # an opening balance brought over
+    world.reverse_points(member, "p-adjust-late", 500)  # a reversal that overtakes its adjustment
+    world.earn(member, 500, posting_id="p-adjust-late", rule="adjust")
+    world.reverse_points(member, opening, 10_000)
+    tier = world.proxy.members.tier(member)
+    assert tier["tier"] == "standard" and tier["activity"]["points"] == 0
+    world.earn(member, 5_000)  # points really earned still count
+    assert world.proxy.members.tier(member)["tier"] == "silver"
+
+
 def test_facts_arriving_out_of_order_add_up_the_same(world):
     member = world.enrol()
     world.refund(member, "v-late", 100_000)  # the refund overtook its visit
