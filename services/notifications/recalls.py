@@ -1,0 +1,85 @@
+"""Recalls: a member's next check-up of each type (from care plans), and the daily scan that writes.
+
+``care_plan_updated`` sets when a recall is due; the first message goes ``recall_lead_days`` before,
+then every ``recall_repeat_days``, at most ``recall_max_attempts`` times — after which the recall is
+``exhausted`` and belongs to customer service's reactivation list. A member with a booked appointment
+ahead is not written to: the scan looks again the day after that appointment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.kit.clock import local_date
+from services.notifications import appointments, deliveries
+from services.notifications.journeys import first_recall_attempt, next_recall_attempt, recall
+from services.notifications.models import Recall
+from services.notifications.settings import Settings
+
+ACTIVE, EXHAUSTED, CLOSED = "active", "exhausted", "closed"
+SCAN_BATCH = 1000
+
+
+def plan_updated(session: Session, event: dict[str, Any], today: date, now: datetime, settings: Settings) -> Recall:
+    """A care plan set (or moved) a recall: start its messages afresh from the new due date."""
+    member_id = uuid.UUID(event["member_id"])
+    recall_type = str(event.get("recall_type") or "default")
+    due_on = date.fromisoformat(event["next_recall_on"])
+    row = session.scalars(select(Recall).where(Recall.member_id == member_id, Recall.recall_type == recall_type)
+                          .with_for_update()).first()
+    deliveries.cancel_queued(session, now, "the care plan changed the recall",
+                             cause_ref=f"recall:{member_id}:{recall_type}")
+    if row is None:
+        row = Recall(member_id=member_id, recall_type=recall_type)
+        session.add(row)
+    row.care_plan_id = str(event.get("care_plan_id") or "") or None
+    row.due_on, row.attempts, row.status, row.updated_at = due_on, 0, ACTIVE, now
+    row.next_attempt_on = first_recall_attempt(due_on, today, settings)
+    return row
+
+
+def scan_step(session: Session, day: date, now: datetime, settings: Settings, zone: ZoneInfo,
+              store_is_postgresql: bool) -> tuple[int, int]:
+    """One batch of the day's recall messages; returns (recalls looked at, messages queued)."""
+    query = (select(Recall).where(Recall.status == ACTIVE, Recall.next_attempt_on <= day)
+             .order_by(Recall.next_attempt_on, Recall.id).limit(SCAN_BATCH))
+    if store_is_postgresql:
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    ahead = appointments.future_by_member(session, list({row.member_id for row in rows}), now)
+    plans = []
+    for row in rows:
+        if row.member_id in ahead:
+            row.next_attempt_on = local_date(ahead[row.member_id], zone) + timedelta(days=1)
+            row.updated_at = now
+            continue
+        row.attempts += 1
+        plans.append(recall(str(row.member_id), row.recall_type, row.due_on, row.attempts, day, now, settings, zone))
+        following = next_recall_attempt(row.attempts, day, settings)
+        row.next_attempt_on = following
+        row.status = ACTIVE if following is not None else EXHAUSTED
+        row.updated_at = now
+    queued = deliveries.queue_many(session, plans, now)
+    return len(rows), queued
+
+
+def close_member(session: Session, member_id: uuid.UUID, now: datetime) -> None:
+    for row in session.scalars(select(Recall).where(Recall.member_id == member_id)):
+        row.status, row.next_attempt_on, row.updated_at = CLOSED, None, now
+
+
+def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID, now: datetime) -> None:
+    """After a merge: recalls the survivor lacks move to it; the rest of the merged member's close."""
+    kept = set(session.scalars(select(Recall.recall_type).where(Recall.member_id == to_id)))
+    for row in session.scalars(select(Recall).where(Recall.member_id == from_id)):
+        if row.recall_type in kept:
+            row.status, row.next_attempt_on = CLOSED, None
+        else:
+            row.member_id = to_id
+        row.updated_at = now
