@@ -70,10 +70,10 @@ class EmailChannel:
         mail["To"] = message.to
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = f"<{message.delivery_id}@{self.domain}>"
-        mail["Content-Language"] = message.language
         mail.set_content(message.body or message.text)
         if message.html:
             mail.add_alternative(message.html, subtype="html")
+        mail["Content-Language"] = message.language  # after set_content, which clears Content-* headers
         return mail
 
     def _connect(self) -> smtplib.SMTP:

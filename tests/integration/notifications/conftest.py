@@ -11,7 +11,7 @@ from nameko.standalone.events import event_dispatcher
 
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
-from tests.harness import service_config
+from tests.harness import service_config, wait_for
 from tests.providers import Providers
 
 
@@ -60,8 +60,13 @@ class Suite:
     def publish(self, source: str, event_type: str, payload: dict[str, Any]) -> None:
         self._dispatch(source, event_type, payload)
 
-    def enrol(self, **member: Any) -> dict[str, Any]:
-        return self.rpc.members.enrol(member)
+    def enrol(self, keep_welcome: bool = False, **member: Any) -> dict[str, Any]:
+        """Enrol through members; its welcome message is cancelled unless the test is about it."""
+        enrolled = self.rpc.members.enrol(member)
+        welcome = wait_for(lambda: self.deliveries(enrolled["id"], "welcome"), message="welcome queued")
+        if not keep_welcome:
+            self.rpc.notifications.cancel(welcome[0]["id"], {"reason": "not what this test is about"})
+        return enrolled
 
     def deliveries(self, member_id: str, journey: str | None = None) -> list[dict[str, Any]]:
         return self.rpc.notifications.deliveries(member_id, limit=100, journey=journey)["items"]
