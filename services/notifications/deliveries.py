@@ -38,14 +38,19 @@ def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
 
 
 def queue(session: Session, plan: Plan, now: datetime) -> Delivery | None:
-    """Queue a message for its cause; None if this cause already has its message."""
-    if session.scalars(select(Delivery.id).where(Delivery.dedupe_key == plan.dedupe_key)).first() is not None:
+    """Queue a message for its cause; None if this cause already has its message.
+
+    ``INSERT .. ON CONFLICT DO NOTHING``: a twin inserted at the same moment by another worker makes this
+    one wait for it and then insert nothing, instead of failing the whole transaction.
+    """
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Delivery)
+    row = row_of(plan, now)
+    inserted = session.execute(insert.values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                               .returning(Delivery.id)).scalar()
+    if inserted is None:
         return None
-    delivery = Delivery(**row_of(plan, now))
-    session.add(delivery)
-    session.flush()  # a concurrent twin of this cause fails here, on the unique dedupe key
-    add_step(session, delivery.id, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
-    return delivery
+    add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
+    return session.get(Delivery, inserted)
 
 
 def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:

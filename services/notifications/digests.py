@@ -48,7 +48,7 @@ def points_earned(session: Session, event: dict[str, Any], now: datetime, settin
         plan = journeys.points_digest(event["member_id"], day, due, zone)
         found = _queued(session, plan.dedupe_key)
         if found is None:
-            found = deliveries.queue(session, plan, now)
+            found = deliveries.queue(session, plan, now) or _queued(session, plan.dedupe_key)
         if found:
             session.add(DigestItem(kind=EARNED, item_ref=posting, member_id=uuid.UUID(event["member_id"]),
                                    delivery_id=found.id, points=points, recorded_at=now))
@@ -67,7 +67,7 @@ def points_expiring(session: Session, event: dict[str, Any], now: datetime, sett
     plan = journeys.points_expiring(event, now, settings, zone)
     found = _queued(session, plan.dedupe_key)
     if found is None:
-        found = deliveries.queue(session, plan, now)
+        found = deliveries.queue(session, plan, now) or _queued(session, plan.dedupe_key)
     session.add(DigestItem(kind=EXPIRING, item_ref=lot, member_id=uuid.UUID(event["member_id"]),
                            delivery_id=found.id if found else None, points=points, recorded_at=now))
     return bool(found)

@@ -4,8 +4,7 @@
 auth token) and a form body ``To``, ``From`` (or ``MessagingServiceSid``), ``Body`` and optionally
 ``StatusCallback``; ``201`` answers ``{"sid": "SM...", "status": "queued"}``. Errors answer
 ``{"code": 21211, "message": "...", "status": 400}``; ``429`` (code 20429) is a rate limit, possibly with
-``Retry-After``. Delivery receipts come back to ``StatusCallback`` signed with ``X-Twilio-Signature``
-(``verify_signature``).
+``Retry-After``. (Delivery receipts would come back to ``StatusCallback``; see the README's known limits.)
 
 Settings (``NOTIFICATIONS.channels.sms``): ``base_url`` (default https://api.twilio.com),
 ``account_sid``, ``auth_token`` (secret), ``from`` or ``messaging_service_sid``, ``status_callback``.
@@ -13,9 +12,6 @@ Settings (``NOTIFICATIONS.channels.sms``): ``base_url`` (default https://api.twi
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from typing import Any
 
 from services.notifications.channels.base import (
@@ -92,17 +88,3 @@ class SmsChannel:
         reason = f"{text} (code {code})" if code else str(text)
         return classify_http(response.status_code, reason[:300], response.headers.get("Retry-After"))
 
-
-def expected_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
-    """Twilio's request signature: HMAC-SHA1 over the URL and the sorted form fields, in base64."""
-    payload = url + "".join(f"{key}{params[key]}" for key in sorted(params))
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-def verify_signature(auth_token: str, url: str, params: dict[str, str], signature: str | None) -> bool:
-    return bool(signature) and hmac.compare_digest(expected_signature(auth_token, url, params), str(signature))
-
-
-STATUS_STATES = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
-"""Receipt statuses that change a delivery (queued/sending/sent say nothing new)."""

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from nameko.standalone.events import event_dispatcher
+from sqlalchemy import text
 
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
-from tests.harness import service_config, wait_for
+from tests.harness import service_config, store_for, wait_for
 from tests.providers import Providers
 
 
@@ -70,6 +71,16 @@ class Suite:
 
     def deliveries(self, member_id: str, journey: str | None = None) -> list[dict[str, Any]]:
         return self.rpc.notifications.deliveries(member_id, limit=100, journey=journey)["items"]
+
+    def handled(self, handler: str) -> int:
+        """How many events ``handler`` has applied (its inbox rows): to wait for them before looking."""
+        store = store_for(self.notifications.database_url)
+        try:
+            with store.engine.connect() as connection:
+                return connection.execute(text("SELECT count(*) FROM kit_inbox WHERE consumer = :c"),
+                                          {"c": f"notifications.{handler}"}).scalar_one()
+        finally:
+            store.dispose()
 
     def dispatch(self, now: str) -> dict[str, int]:
         return self.rpc.notifications.dispatch_due(now=now)
