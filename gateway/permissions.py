@@ -15,6 +15,10 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "members:enrol": ("group_admin", "branch_manager", "front_desk", "integration"),
     "members:update": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
     "notifications:read": ("group_admin", "branch_manager", "front_desk", "customer_service"),
+    "notifications:preview": ("group_admin", "branch_manager", "customer_service"),
+    "notifications:send": ("group_admin", "branch_manager", "customer_service", "integration"),
+    "notifications:preferences": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
+    "notifications:inbox": ("group_admin", "customer_service", "integration"),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
 }

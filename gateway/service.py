@@ -9,12 +9,13 @@ from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
 from gateway.routes.members import MemberRoutes
+from gateway.routes.notifications import NotificationRoutes
 from gateway.routes.operations import OperationRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
-class GatewayService(OperationRoutes, MemberRoutes):
+class GatewayService(OperationRoutes, MemberRoutes, NotificationRoutes):
     name = "gateway"
     config = Config()
     db = Database()

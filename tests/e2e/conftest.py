@@ -52,7 +52,9 @@ def suite(start_service: Any) -> Iterator[Suite]:
     """Members, notifications and the gateway on SQLite, the gateway on a free local port."""
     ports = {"members": free_port(), "notifications": free_port()}
     members = start_service(MembersService, METRICS_PORT=ports["members"])
-    notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
+    # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
+    notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
+                                  NOTIFICATIONS={"scheduler": False})
     port = free_port()
     gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", RPC_TIMEOUT=10,
                             AUTH_CACHE_SECONDS=0)
