@@ -36,7 +36,7 @@ from typing import Any
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from services.kit.clock import as_utc, isoformat, utcnow
@@ -98,18 +98,23 @@ class Snapshot:
     expires_at: datetime | None
 
 
-def claim_due(store: Store, now: datetime, limit: int, replica: str) -> list[uuid.UUID]:
+def claim_due(store: Store, now: datetime, limit: int, replica: str) -> list[Snapshot]:
     """Take up to ``limit`` due deliveries for this replica (others skip the rows it holds)."""
     with store.transaction() as session:
-        query = (select(Delivery.id).where(Delivery.state == QUEUED, Delivery.due_at <= as_utc(now))
+        query = (select(Delivery).where(Delivery.state == QUEUED, Delivery.due_at <= as_utc(now))
                  .order_by(Delivery.due_at, Delivery.id).limit(limit))
         if store.is_postgresql:
             query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
-        if ids:
-            session.execute(update(Delivery).where(Delivery.id.in_(ids), Delivery.state == QUEUED).values(
-                state=SENDING, claimed_by=replica, claimed_at=utcnow(), attempt_started_at=None))
-    return ids
+        claimed = []
+        at = utcnow()
+        for delivery in session.scalars(query):
+            delivery.state, delivery.claimed_by, delivery.claimed_at = SENDING, replica, at
+            delivery.attempt_started_at = None
+            claimed.append(Snapshot(id=delivery.id, member_id=delivery.member_id, journey=delivery.journey,
+                                    category=delivery.category, requested_channel=delivery.requested_channel,
+                                    context=json.loads(delivery.context) if delivery.context else {},
+                                    expires_at=delivery.expires_at))
+    return claimed
 
 
 def due_backlog(store: Store, now: datetime) -> int:
@@ -143,13 +148,13 @@ class Dispatcher:
         batches = 0
         pool = eventlet.GreenPool(max(self.settings.send_concurrency, 1))
         while max_batches is None or batches < max_batches:
-            ids = claim_due(self.store, now, self.settings.batch_size, self.replica)
-            if not ids:
+            claimed = claim_due(self.store, now, self.settings.batch_size, self.replica)
+            if not claimed:
                 break
             batches += 1
-            for outcome in pool.imap(lambda delivery_id: self.process(delivery_id, now), ids):
+            for outcome in pool.imap(lambda snapshot: self.process(snapshot, now), claimed):
                 tally[outcome] = tally.get(outcome, 0) + 1
-            if len(ids) < self.settings.batch_size:
+            if len(claimed) < self.settings.batch_size:
                 break
             if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                 break
@@ -178,17 +183,15 @@ class Dispatcher:
 
     # -- one delivery ----------------------------------------------------------------------------------------
 
-    def process(self, delivery_id: uuid.UUID, now: datetime) -> str:
+    def process(self, snapshot: Snapshot, now: datetime) -> str:
         try:
-            return self._process(delivery_id, now)
+            return self._process(snapshot, now)
         except Exception as error:  # one broken message must not stop the batch
-            log.exception("a delivery failed unexpectedly", extra={"delivery_id": str(delivery_id)})
-            return self._retry(delivery_id, now, f"unexpected error ({type(error).__name__})")
+            log.exception("a delivery failed unexpectedly", extra={"delivery_id": str(snapshot.id)})
+            return self._retry(snapshot.id, now, f"unexpected error ({type(error).__name__})")
 
-    def _process(self, delivery_id: uuid.UUID, now: datetime) -> str:
-        snapshot = self._snapshot(delivery_id)
-        if snapshot is None:
-            return "skipped"
+    def _process(self, snapshot: Snapshot, now: datetime) -> str:
+        delivery_id = snapshot.id
         try:
             contact = Contact.from_rpc(self.members.get_contact(str(snapshot.member_id)))
         except NotFound:
@@ -252,16 +255,6 @@ class Dispatcher:
             return self._failed(delivery_id, now, failure.reason, decision.channel)
         return self._sent(delivery_id, now, decision.channel, receipt.provider_id, receipt.delivered,
                           rendered.language)
-
-    def _snapshot(self, delivery_id: uuid.UUID) -> Snapshot | None:
-        with self.store.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
-            if delivery is None or delivery.state != SENDING or delivery.claimed_by != self.replica:
-                return None
-            return Snapshot(id=delivery.id, member_id=delivery.member_id, journey=delivery.journey,
-                            category=delivery.category, requested_channel=delivery.requested_channel,
-                            context=json.loads(delivery.context) if delivery.context else {},
-                            expires_at=delivery.expires_at)
 
     def _claimed(self, session: Session, delivery_id: uuid.UUID) -> Delivery | None:
         """The delivery, locked, if this replica still holds it (a lease recovery may have taken it back)."""
