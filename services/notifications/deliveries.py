@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,11 @@ from sqlalchemy.orm import Session
 from services.kit.clock import isoformat
 from services.kit.errors import Invalid, NotFound
 from services.kit.paging import keyset_page
+from services.kit.telemetry import counter
 from services.notifications.journeys import JOURNEYS, Plan
 from services.notifications.models import CANCELLED, QUEUED, STATES, Delivery, DeliveryStep
+
+QUEUED_TOTAL = counter("careloop_notifications_queued_total", "Messages queued, by journey", ("journey",))
 
 
 def parse_uuid(value: Any, field: str = "member_id") -> uuid.UUID:
@@ -50,6 +54,7 @@ def queue(session: Session, plan: Plan, now: datetime) -> Delivery | None:
     if inserted is None:
         return None
     add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
+    QUEUED_TOTAL.labels(plan.journey).inc()
     return session.get(Delivery, inserted)
 
 
@@ -61,8 +66,10 @@ def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
     insert = (postgresql.insert if is_postgresql else sqlite.insert)(Delivery)
     rows = [row_of(plan, now) for plan in plans]
     statement = insert.values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result = session.execute(statement.returning(Delivery.id))
-    return len(result.all())
+    inserted = set(session.scalars(statement.returning(Delivery.id)))
+    for journey, count in Counter(row["journey"] for row in rows if row["id"] in inserted).items():
+        QUEUED_TOTAL.labels(journey).inc(count)
+    return len(inserted)
 
 
 def add_step(session: Session, delivery_id: uuid.UUID, state: str, at: datetime, channel: str | None = None,

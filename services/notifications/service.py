@@ -19,7 +19,6 @@ from services.kit.errors import Forbidden, Invalid
 from services.kit.handlers import event_handler
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
-from services.kit.telemetry import counter
 from services.notifications import (
     appointments,
     audience,
@@ -42,8 +41,6 @@ from services.notifications.schemas import (
     ScheduleMessageSchema,
 )
 
-QUEUED = counter("careloop_notifications_queued_total", "Messages queued", ("journey",))
-
 
 class NotificationsService(Service):
     name = "notifications"
@@ -54,8 +51,8 @@ class NotificationsService(Service):
     points = Peer("points")
 
     def _queue(self, plan: journeys.Plan | None, now: datetime) -> None:
-        if plan is not None and deliveries.queue(self.db.session, plan, now) is not None:
-            QUEUED.labels(plan.journey).inc()
+        if plan is not None:
+            deliveries.queue(self.db.session, plan, now)
 
     def _now(self, now: str | None) -> datetime:
         """The business clock: real time, or the moment a test or an operator gives (services only)."""
@@ -209,8 +206,6 @@ class NotificationsService(Service):
         delivery = deliveries.queue(self.db.session, plan, now)
         if delivery is None:  # this cause was asked for before: the same message, not a second one
             delivery = deliveries.by_dedupe_key(self.db.session, plan.dedupe_key)
-        else:
-            QUEUED.labels(plan.journey).inc()
         return deliveries.view(delivery)
 
     @rpc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from tests.harness import wait_for
 
@@ -84,6 +85,8 @@ def test_welcome_in_the_inbox_and_in_the_history(suite, member, rpc):
     rpc().notifications.dispatch_due(now=DAYTIME)
     (delivery,) = suite.call("GET", f"/v1/members/{member['id']}/deliveries").json()["items"]
     assert (delivery["journey"], delivery["state"], delivery["channel"]) == ("welcome", "delivered", "inbox")
+    metrics = requests.get(f"http://127.0.0.1:{suite.metrics_ports['notifications']}/metrics", timeout=10).text
+    assert 'careloop_notifications_total{channel="inbox",journey="welcome",state="delivered"}' in metrics
 
     inbox = suite.call("GET", f"/v1/members/{member['id']}/inbox", role="integration").json()
     assert inbox["unread"] == 1 and inbox["items"][0]["subject"] == "Welcome to Smile Dental Group"
