@@ -215,7 +215,7 @@ class MailHandler:
         mail = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         parts = {part.get_content_type(): part.get_content() for part in mail.walk() if not part.is_multipart()}
         with STATE.lock:
-            STATE.mail.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": mail["Subject"],
+            STATE.mail.append({"peer": list(session.peer), "from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": mail["Subject"],
                                "message_id": mail["Message-ID"], "language": mail["Content-Language"],
                                "text": parts.get("text/plain"), "html": parts.get("text/html")})
         return "250 Message accepted for delivery"

@@ -418,3 +418,11 @@ class Sending(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> SendingTools:
         return self.tools
+
+    def stop(self) -> None:
+        tools = getattr(self, "tools", None)
+        if tools is not None:
+            tools.channels.close()
+
+    def kill(self) -> None:
+        self.stop()

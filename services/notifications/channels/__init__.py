@@ -38,6 +38,15 @@ class ChannelSet:
     def __getitem__(self, name: str) -> Channel:
         return self.channels[name]
 
+    def close(self) -> None:
+        """Close kept-open provider connections (SMTP sessions, HTTP pools)."""
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()
+        for http in {id(c.http): c.http for c in self.channels.values() if hasattr(c, "http")}.values():
+            http.close()
+
     def idempotent(self, name: str | None) -> bool:
         return name is not None and name in self.channels and self.channels[name].idempotent
 

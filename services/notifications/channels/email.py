@@ -1,7 +1,9 @@
 """E-mail through SMTP (any relay: the group's mail server, SES, SendGrid, Exchange...).
 
-One connection per message: ``STARTTLS`` (default) or implicit TLS (``security: ssl``), ``AUTH`` when a
-username is set, then a multipart text + HTML message with ``Message-ID: <delivery id@domain>``. SMTP
+Connections are kept open and reused (``STARTTLS`` and ``AUTH`` cost round trips per connection): an idle
+one is checked with ``NOOP`` before it carries a message, and a connection that failed is never reused.
+``STARTTLS`` (default) or implicit TLS (``security: ssl``), ``AUTH`` when a username is set, then a
+multipart text + HTML message with ``Message-ID: <delivery id@domain>``. SMTP
 replies are classified by code: 4xx (greylisting, mailbox busy, rate limits) are transient, 5xx for a
 recipient (unknown user, rejected) permanent; refused credentials or sender addresses are our
 configuration, kept transient so that messages go once an operator fixes it.
@@ -38,6 +40,8 @@ class EmailChannel:
         self.sender_name = str(settings.get("from_name") or "")
         self.timeout = float(settings.get("timeout") or 20)
         self.domain = self.sender.rpartition("@")[2] or "careloop.local"
+        self.max_idle = int(settings.get("max_idle_connections") or 10)
+        self._idle: list[smtplib.SMTP] = []
 
     @classmethod
     def configured(cls, settings: dict[str, Any]) -> bool:
@@ -45,23 +49,66 @@ class EmailChannel:
 
     def send(self, message: Message) -> Receipt:
         mail = self.compose(message)
+        smtp = None
         try:
-            with self._connect() as smtp:
-                if self.username:
-                    smtp.login(self.username, self.password)
-                smtp.send_message(mail)
+            smtp = self._borrow()
+            smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as refused:
+            self._discard(smtp)
             code, reply = next(iter(refused.recipients.values()))
             raise self._by_code(code, f"recipient refused: {_text(reply)}") from None
         except smtplib.SMTPAuthenticationError as error:
+            self._discard(smtp)
             raise TransientFailure(f"the SMTP server refused our credentials ({error.smtp_code})") from None
         except smtplib.SMTPSenderRefused as error:
+            self._discard(smtp)
             raise TransientFailure(f"the SMTP server refused our sender address ({error.smtp_code})") from None
         except smtplib.SMTPResponseException as error:
+            self._discard(smtp)
             raise self._by_code(error.smtp_code, _text(error.smtp_error)) from None
         except (smtplib.SMTPException, OSError) as error:
+            self._discard(smtp)
             raise TransientFailure(f"could not talk to the SMTP server ({type(error).__name__})") from None
+        self._release(smtp)
         return Receipt(provider_id=str(mail["Message-ID"]))
+
+    def _borrow(self) -> smtplib.SMTP:
+        """An open, logged-in connection: an idle one that still answers NOOP, else a new one."""
+        while self._idle:
+            smtp = self._idle.pop()
+            try:
+                if smtp.noop()[0] == 250:
+                    return smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._discard(smtp)
+        smtp = self._connect()
+        try:
+            if self.username:
+                smtp.login(self.username, self.password)
+        except BaseException:
+            self._discard(smtp)
+            raise
+        return smtp
+
+    def _release(self, smtp: smtplib.SMTP) -> None:
+        if len(self._idle) < self.max_idle:
+            self._idle.append(smtp)
+        else:
+            self._discard(smtp, polite=True)
+
+    @staticmethod
+    def _discard(smtp: smtplib.SMTP | None, polite: bool = False) -> None:
+        if smtp is None:
+            return
+        try:
+            smtp.quit() if polite else smtp.close()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def close(self) -> None:
+        while self._idle:
+            self._discard(self._idle.pop(), polite=True)
 
     def compose(self, message: Message) -> EmailMessage:
         mail = EmailMessage()

@@ -4,6 +4,7 @@ for the inbox."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import pytest
@@ -145,6 +146,18 @@ def test_email_is_a_multipart_message_with_our_message_id(imitations):
     assert mail["to"] == ["anna@example.com"] and mail["from"] == "care@smile-dental.example"
     assert mail["subject"] == "Reminder" and mail["message_id"] == receipt.provider_id
     assert mail["text"].startswith("Dear Anna") and "<p>your appointment</p>" in mail["html"]
+
+
+def test_email_reuses_an_open_connection_and_replaces_one_that_died(imitations):
+    email = EmailChannel(imitations.channels("email")["email"])
+    email.send(message("anna@example.com"))
+    email.send(message("bert@example.com"))
+    first, second = imitations.mail()
+    assert first["peer"] == second["peer"]  # one connection, two messages
+    email._idle[0].sock.shutdown(socket.SHUT_RDWR)  # the server (or a NAT) dropped the idle connection
+    email.send(message("cora@example.com"))
+    assert imitations.mail()[2]["peer"] != second["peer"] and len(imitations.mail()) == 3
+    email.close()
 
 
 @pytest.mark.parametrize(("to", "failure", "code"), [
