@@ -76,7 +76,7 @@ class Suite:
         """How many events ``handler`` has applied (its inbox rows): to wait for them before looking."""
         store = store_for(self.notifications.database_url)
         try:
-            with store.engine.connect() as connection:
+            with store.transaction() as connection:  # through the process's SQLite gate, as the service
                 return connection.execute(text("SELECT count(*) FROM kit_inbox WHERE consumer = :c"),
                                           {"c": f"notifications.{handler}"}).scalar_one()
         finally:

@@ -24,7 +24,7 @@ def results_ready(s, member_id: str, **extra) -> dict:
 def outbox(url: str, event_type: str) -> list[dict]:
     store = store_for(url)
     try:
-        with store.engine.connect() as connection:
+        with store.transaction() as connection:  # through the process's SQLite gate, as the service
             rows = connection.execute(text("SELECT payload FROM kit_outbox WHERE event_type = :t"), {"t": event_type})
             return [json.loads(row[0]) for row in rows]
     finally:
