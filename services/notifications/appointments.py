@@ -44,16 +44,19 @@ def booked(session: Session, event: dict[str, Any], now: datetime, settings: Set
     if not news:
         return 0
     starts_at = parse_time(event["starts_at"])
+    # appointment_rescheduled does not repeat the service category: what we learnt at booking fills it in
+    event = {**event, "service_category": event.get("service_category") or (row.service_category if row else None)}
     if row is None:
         session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=uuid.UUID(event["member_id"]),
                                 branch=event.get("branch"), starts_at=starts_at, status=BOOKED,
-                                last_event_at=occurred))
+                                service_category=event["service_category"], last_event_at=occurred))
     else:
         if rescheduled and row.starts_at != starts_at:
             deliveries.cancel_queued(session, now, f"appointment moved to {isoformat(starts_at)}",
                                      cause_ref=f"appointment:{row.appointment_id}")
         row.starts_at, row.branch, row.status, row.last_event_at = starts_at, event.get("branch") or row.branch, \
             BOOKED, occurred
+        row.service_category = event["service_category"]
     # a booked visit is what a recall asks for: no recall message while one is ahead
     deliveries.cancel_queued(session, now, "an appointment is booked", member_id=uuid.UUID(event["member_id"]),
                              journeys=("recall",))

@@ -13,7 +13,7 @@ from services.kit.clock import isoformat
 from services.kit.errors import NotFound
 from services.kit.paging import keyset_page
 from services.notifications.deliveries import parse_uuid
-from services.notifications.models import InboxMessage
+from services.notifications.models import Delivery, InboxMessage
 
 
 def page(session: Session, member_id: str, limit: int, cursor: str | None,
@@ -48,6 +48,14 @@ def erase(session: Session, member_id: uuid.UUID) -> int:
 
 def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
     session.execute(update(InboxMessage).where(InboxMessage.member_id == from_id).values(member_id=to_id))
+
+
+def move_back(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> None:
+    """An unmerge: the messages sent to the merged member (by their deliveries) return to them."""
+    sent_to_merged = select(Delivery.id).where(Delivery.member_id == merged_id)
+    session.execute(update(InboxMessage).where(InboxMessage.member_id == survivor_id,
+                                               InboxMessage.delivery_id.in_(sent_to_merged))
+                    .values(member_id=merged_id))
 
 
 def view(row: InboxMessage) -> dict[str, Any]:

@@ -142,6 +142,7 @@ class Appointment(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     branch: Mapped[str | None] = mapped_column(String(16))
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    service_category: Mapped[str | None] = mapped_column(String(32))  # a reschedule does not repeat it
     status: Mapped[str] = mapped_column(String(16))  # booked or cancelled
     last_event_at: Mapped[datetime] = mapped_column(UtcDateTime)  # newer facts win; older ones are ignored
 
@@ -161,6 +162,8 @@ class Recall(Base):
     next_attempt_on: Mapped[date | None] = mapped_column(Date)  # local day of the next message; null: none
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))  # active, exhausted (reactivation list), closed
+    merged_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # moved here by a merge (an unmerge moves it back)
+    last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # of the care plan event applied last
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (

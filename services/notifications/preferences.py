@@ -53,16 +53,15 @@ def forget(session: Session, member_id: uuid.UUID) -> None:
     session.execute(delete(Preference).where(Preference.member_id == member_id))
 
 
-def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
-    """After a merge: the survivor keeps its own choices, or takes the merged member's."""
+def copy_to_survivor(session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
+    """After a merge: the survivor keeps its own choices, or takes the merged member's (which stay, for an
+    unmerge)."""
     merged = session.get(Preference, from_id)
-    if merged is None:
+    if merged is None or session.get(Preference, to_id) is not None:
         return
-    if session.get(Preference, to_id) is None:
-        session.add(Preference(member_id=to_id, channels=merged.channels, marketing_opt_out=merged.marketing_opt_out,
-                               service_opt_out=merged.service_opt_out, updated_at=merged.updated_at,
-                               updated_by=merged.updated_by))
-    session.execute(delete(Preference).where(Preference.member_id == from_id))
+    session.add(Preference(member_id=to_id, channels=merged.channels, marketing_opt_out=merged.marketing_opt_out,
+                           service_opt_out=merged.service_opt_out, updated_at=merged.updated_at,
+                           updated_by=merged.updated_by))
 
 
 def view(member_id: str, row: Preference | None, default_order: tuple[str, ...],

@@ -19,26 +19,39 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.notifications import appointments, deliveries
-from services.notifications.journeys import first_recall_attempt, next_recall_attempt, recall
+from services.notifications.journeys import first_recall_attempt, next_recall_attempt, parse_time, recall
 from services.notifications.models import Recall
 from services.notifications.settings import Settings
 
 ACTIVE, EXHAUSTED, CLOSED = "active", "exhausted", "closed"
+MERGED = "merged"  # set aside by a merge because the survivor has a recall of that type (an unmerge reopens it)
 SCAN_BATCH = 1000
 
 
-def plan_updated(session: Session, event: dict[str, Any], today: date, now: datetime, settings: Settings) -> Recall:
-    """A care plan set (or moved) a recall: start its messages afresh from the new due date."""
+def plan_updated(session: Session, event: dict[str, Any], today: date, now: datetime,
+                 settings: Settings) -> Recall | None:
+    """A care plan set (or moved) a recall: start its messages afresh from the new due date.
+
+    A closed plan (``status: closed``, added by records) stops its recall: nothing more is sent.
+    """
     member_id = uuid.UUID(event["member_id"])
     recall_type = str(event.get("recall_type") or "default")
     due_on = date.fromisoformat(event["next_recall_on"])
+    occurred = parse_time(event["occurred_at"]) if event.get("occurred_at") else now
     row = session.scalars(select(Recall).where(Recall.member_id == member_id, Recall.recall_type == recall_type)
                           .with_for_update()).first()
+    if row is not None and row.last_event_at is not None and row.last_event_at > occurred:
+        return row  # an older plan change arriving late: the newer one stands
     deliveries.cancel_queued(session, now, "the care plan changed the recall",
                              cause_ref=f"recall:{member_id}:{recall_type}")
     if row is None:
         row = Recall(member_id=member_id, recall_type=recall_type)
         session.add(row)
+    row.last_event_at = occurred
+    if event.get("status") == "closed":
+        row.care_plan_id, row.due_on, row.status, row.next_attempt_on, row.updated_at = \
+            str(event.get("care_plan_id") or "") or None, due_on, CLOSED, None, now
+        return row
     row.care_plan_id = str(event.get("care_plan_id") or "") or None
     row.due_on, row.attempts, row.status, row.updated_at = due_on, 0, ACTIVE, now
     row.next_attempt_on = first_recall_attempt(due_on, today, settings)
@@ -80,11 +93,21 @@ def close_member(session: Session, member_id: uuid.UUID, now: datetime) -> None:
 
 
 def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID, now: datetime) -> None:
-    """After a merge: recalls the survivor lacks move to it; the rest of the merged member's close."""
+    """After a merge: recalls the survivor lacks move to it; the merged member's others are set aside."""
     kept = set(session.scalars(select(Recall.recall_type).where(Recall.member_id == to_id)))
-    for row in session.scalars(select(Recall).where(Recall.member_id == from_id)):
+    for row in session.scalars(select(Recall).where(Recall.member_id == from_id, Recall.status != CLOSED)):
         if row.recall_type in kept:
-            row.status, row.next_attempt_on = CLOSED, None
+            row.status, row.next_attempt_on = MERGED, None
         else:
-            row.member_id = to_id
+            row.member_id, row.merged_from = to_id, from_id
         row.updated_at = now
+
+
+def move_back(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, today: date, now: datetime,
+              settings: Settings) -> None:
+    """An unmerge: what the merge moved goes back, what it set aside starts again."""
+    for row in session.scalars(select(Recall).where(Recall.member_id == survivor_id, Recall.merged_from == merged_id)):
+        row.member_id, row.merged_from, row.updated_at = merged_id, None, now
+    for row in session.scalars(select(Recall).where(Recall.member_id == merged_id, Recall.status == MERGED)):
+        row.status, row.updated_at = ACTIVE, now
+        row.next_attempt_on = first_recall_attempt(row.due_on, today, settings)

@@ -30,10 +30,11 @@ CAP = "cap"  # the weekly cap of marketing messages is reached
 INVALID_ADDRESS = "invalid_address"  # the phone, e-mail or account id cannot receive messages
 NO_ADDRESS = "no_address"  # nothing to send to on any channel the member allows
 MEMBER_CLOSED = "member_closed"  # the membership was closed (erasure): never contact again
+MEMBER_MERGED = "member_merged"  # merged into another member: that one is written to instead
 UNKNOWN_MEMBER = "unknown_member"  # the member does not exist (any more)
 EXPIRED = "expired"  # the message's moment passed before it could be sent (retries, outages)
 SUPPRESSION_REASONS = (NO_CONSENT, OPTED_OUT, QUIET_HOURS, CAP, INVALID_ADDRESS, NO_ADDRESS, MEMBER_CLOSED,
-                       UNKNOWN_MEMBER, EXPIRED)
+                       MEMBER_MERGED, UNKNOWN_MEMBER, EXPIRED)
 
 CAP_WINDOW = timedelta(days=7)
 
@@ -176,6 +177,8 @@ def decide(*, category: str, contact: Contact, prefs: Preferences, requested_cha
     """Send now (on which channel), wait (quiet hours) or suppress (why) one message to one member."""
     if contact.status == "closed":
         return Suppress(MEMBER_CLOSED, "the membership is closed")
+    if contact.status == "merged":
+        return Suppress(MEMBER_MERGED, "merged into another member")
     if expires_at is not None and as_utc(now) >= as_utc(expires_at):
         return Suppress(EXPIRED, "its moment passed before it could be sent")
     if category == MARKETING:

@@ -91,8 +91,19 @@ class NotificationsService(Service):
         audience.set_status(session, merged, "merged", now)
         deliveries.cancel_queued(session, now, f"merged into member {survivor}", member_id=merged)
         inbox.move(session, merged, survivor)
-        preferences.move(session, merged, survivor)
+        preferences.copy_to_survivor(session, merged, survivor)
         recalls.move(session, merged, survivor, now)
+
+    @event_handler("members", "member_unmerged")
+    def on_member_unmerged(self, event: dict[str, Any]) -> None:
+        """A merge reversed: the member's inbox and recalls come back (messages cancelled by it stay so)."""
+        journeys.require(event, "survivor_id", "merged_id")
+        now, session = utcnow(), self.db.session
+        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        audience.set_status(session, merged, "active", now)
+        inbox.move_back(session, merged, survivor)
+        recalls.move_back(session, merged, survivor, local_date(now, self.sending.group.zone), now,
+                          self.sending.settings)
 
     @event_handler("members", "tier_changed")
     def on_tier_changed(self, event: dict[str, Any]) -> None:

@@ -115,6 +115,7 @@ def test_the_cap_does_not_apply_to_service_messages():
     ("service", contact(), Preferences(service_opt_out=True), "opted_out"),
     ("service", contact(status="closed"), Preferences(), "member_closed"),
     ("marketing", contact(status="closed"), Preferences(), "member_closed"),
+    ("service", contact(status="merged"), Preferences(), "member_merged"),
 ])
 def test_consents_opt_outs_and_closed_members(category, who, prefs, reason):
     decision = judge(category=category, who=who, prefs=prefs)

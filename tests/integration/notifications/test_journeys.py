@@ -115,8 +115,12 @@ def test_appointment_confirmation_and_reminders_move_with_the_appointment_and_st
 
     moved = {**booking(member["id"], "a-1", f"{Y}-04-02T06:00:00Z", "2026-11-23T09:00:00Z"),
              "previous_starts_at": f"{Y}-04-01T02:30:00Z"}
+    del moved["service_category"]  # records does not repeat it on a reschedule
     s.publish("records", "appointment_rescheduled", moved)
     wait_for(lambda: len(s.deliveries(member["id"], "appointment_reminder")) == 4, message="reminders moved")
+    s.dispatch(f"{Y}-03-02T02:00:00Z")
+    moved_message = next(body for body in inbox_bodies(s, member["id"]) if "has moved" in body)
+    assert f"April 2, {Y}" in moved_message and "arrange for someone to accompany you home" in moved_message
     reminders = {d["due_at"]: d["state"] for d in s.deliveries(member["id"], "appointment_reminder")}
     assert reminders == {f"{Y}-03-31T02:30:00Z": "cancelled", f"{Y}-04-01T00:30:00Z": "cancelled",
                          f"{Y}-04-01T06:00:00Z": "queued", f"{Y}-04-02T04:00:00Z": "queued"}
@@ -288,3 +292,42 @@ def test_a_merged_members_inbox_moves_to_the_survivor(suite):
     s.publish("members", "member_merged", event(survivor_id=survivor["id"], merged_id=merged["id"], merge_id="m-1"))
     wait_for(lambda: s.rpc.notifications.inbox(survivor["id"])["items"], message="inbox moved")
     assert s.rpc.notifications.inbox(merged["id"])["items"] == []
+
+
+def test_an_unmerge_brings_the_inbox_and_the_recalls_back(suite):
+    s = suite()
+    survivor = s.enrol(**NO_PUSH)
+    merged = s.enrol(keep_welcome=True, **{**NO_PUSH, "phone": "13700137000", "full_name": "Anna Smyth"})
+    for who, kind in ((survivor, "cleaning"), (merged, "cleaning"), (merged, "implant_review")):
+        s.publish("records", "care_plan_updated", event(member_id=who["id"], care_plan_id=f"cp-{kind}",
+                                                        recall_type=kind, recall_interval_months=6,
+                                                        next_recall_on=f"{Y}-06-30", status="active"))
+    wait_for(lambda: s.handled("on_care_plan_updated") == 3, message="care plans")
+    s.dispatch(f"{Y}-01-05T02:00:00Z")
+    merge = event(survivor_id=survivor["id"], merged_id=merged["id"], merge_id="m-2")
+    s.publish("members", "member_merged", merge)
+    wait_for(lambda: s.rpc.notifications.inbox(survivor["id"])["items"], message="inbox moved")
+    s.rpc.notifications.run_daily(now=f"{Y}-06-01T16:30:00Z", jobs=["recalls"])
+    assert [d["state"] for d in s.deliveries(survivor["id"], "recall")] == ["queued", "queued"]  # its own and the moved one
+    assert s.deliveries(merged["id"], "recall") == []
+
+    s.publish("members", "member_unmerged", {**merge, "event_id": str(uuid.uuid4())})
+    wait_for(lambda: s.rpc.notifications.inbox(merged["id"])["items"], message="inbox moved back")
+    assert s.rpc.notifications.inbox(survivor["id"])["items"] == []
+    s.rpc.notifications.run_daily(now=f"{Y}-06-02T16:30:00Z", jobs=["recalls"])
+    assert [d["context"] for d in map(lambda d: s.rpc.notifications.get_delivery(d["id"]),
+                                      s.deliveries(merged["id"], "recall"))] == [
+        {"recall_type": "cleaning", "due_on": f"{Y}-06-30", "attempt": 1}]  # set aside by the merge, now back
+
+
+def test_a_closed_care_plan_stops_its_recall(suite):
+    s = suite()
+    member = s.enrol(**NO_PUSH)
+    plan = event(member_id=member["id"], care_plan_id="cp-1", recall_type="cleaning", recall_interval_months=6,
+                 next_recall_on=f"{Y}-06-30", status="active")
+    s.publish("records", "care_plan_updated", plan)
+    s.publish("records", "care_plan_updated", {**plan, "event_id": str(uuid.uuid4()), "status": "closed",
+                                               "occurred_at": "2026-11-23T09:00:00Z"})  # the later fact
+    wait_for(lambda: s.handled("on_care_plan_updated") == 2, message="both plan events")
+    ran = s.rpc.notifications.run_daily(now=f"{Y}-06-01T16:30:00Z", jobs=["recalls"])
+    assert ran["recalls"]["processed"] == 0 and s.deliveries(member["id"], "recall") == []

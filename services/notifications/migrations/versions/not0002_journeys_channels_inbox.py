@@ -21,6 +21,7 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('branch', sa.String(length=16), nullable=True),
     sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('service_category', sa.String(length=32), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('last_event_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('appointment_id', name=op.f('pk_appointments'))
@@ -86,6 +87,8 @@ def upgrade() -> None:
     sa.Column('next_attempt_on', sa.Date(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('merged_from', sa.Uuid(), nullable=True),
+    sa.Column('last_event_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recalls')),
     sa.UniqueConstraint('member_id', 'recall_type', name='uq_recalls_member_type')
