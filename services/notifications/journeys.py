@@ -47,8 +47,8 @@ JOURNEYS: dict[str, Journey] = {j.code: j for j in (
                                                     "completed_at": "2026-11-23T03:00:00Z"}),
     Journey("recall", SERVICE, sample={"recall_type": "cleaning", "due_on": "2027-05-20", "attempt": 1}),
     Journey("birthday", MARKETING, sample={"day": "2026-11-23", "coupon": {
-        "coupon_id": "c-1", "category": "cleaning", "value_minor": 5000, "currency": "CNY",
-        "valid_until": "2026-12-23"}}),
+        "coupon_id": "c-1", "code": "BDAY-7K2Q", "title": "Birthday gift", "category": "cleaning",
+        "value_minor": 5000, "currency": "CNY", "rate_bp": None, "valid_until": "2026-12-23"}}),
     Journey("festival", MARKETING, sample={"festival": "mid_autumn", "day": "2026-09-25"}),
     Journey("seasonal_tip", MARKETING, sample={"season": "winter", "day": "2026-12-01"}),
     Journey("segment_b_monthly", MARKETING, sample={"month": "2026-12"}),
@@ -273,3 +273,25 @@ def require(event: dict[str, Any], *names: str) -> None:
     missing = [name for name in names if event.get(name) in (None, "")]
     if missing:
         raise Invalid(f"The event lacks {', '.join(missing)}.", {name: ["Missing."] for name in missing})
+
+
+def birthday_coupon_request(spec: dict[str, Any], day: date, currency: str, title: str) -> dict[str, Any]:
+    """What ``points.issue_coupon`` is asked for: the tier's coupon from the birthday, for ``valid_days``."""
+    request: dict[str, Any] = {"source": "birthday", "title": title[:120], "category": spec.get("category"),
+                               "valid_from": day.isoformat(),
+                               "valid_until": (day + timedelta(days=int(spec.get("valid_days") or 30))).isoformat()}
+    if spec.get("value_minor"):
+        request["value"] = {"amount": int(spec["value_minor"]), "currency": spec.get("currency") or currency}
+    else:
+        request["rate_bp"] = int(spec.get("rate_bp") or 0)
+    return request
+
+
+def coupon_facts(issued: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The coupon as templates show it (points answers money as ``{"amount", "currency"}``)."""
+    value = issued.get("value") or request.get("value")
+    return {"coupon_id": str(issued.get("id") or issued.get("coupon_id") or ""), "code": issued.get("code"),
+            "title": issued.get("title") or request["title"], "category": issued.get("category", request["category"]),
+            "value_minor": value["amount"] if value else None, "currency": value["currency"] if value else None,
+            "rate_bp": issued.get("rate_bp") or request.get("rate_bp"),
+            "valid_until": issued.get("valid_until") or request["valid_until"]}

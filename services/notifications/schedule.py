@@ -47,7 +47,7 @@ from services.kit.telemetry import counter, gauge
 from services.notifications import deliveries, digests, preferences
 from services.notifications.channels import ChannelSet, build_channels
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
-from services.notifications.journeys import link_for
+from services.notifications.journeys import birthday_coupon_request, coupon_facts, link_for
 from services.notifications.models import (
     CANCELLED,
     DELIVERED,
@@ -69,7 +69,7 @@ from services.notifications.rules import (
     retry_delay,
 )
 from services.notifications.settings import Settings, settings_from_config
-from services.notifications.templates import Renderer
+from services.notifications.templates import Renderer, labels
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class Dispatcher:
         context = dict(snapshot.context)
         if snapshot.journey == "birthday" and contact.status != "closed" and context.get("coupon_spec") \
                 and "coupon" not in context:
-            coupon = self._birthday_coupon(snapshot, context, now)
+            coupon = self._birthday_coupon(snapshot, context, contact.language)
             if coupon is None:
                 return self._retry(delivery_id, now, "points did not answer: the birthday coupon is not issued yet")
             context["coupon"] = coupon or None
@@ -275,24 +275,18 @@ class Dispatcher:
             or_(and_(Delivery.state.in_((SENT, DELIVERED)), Delivery.sent_at >= window),
                 and_(Delivery.state == SENDING, Delivery.attempt_started_at >= window)))) or 0)
 
-    def _birthday_coupon(self, snapshot: Snapshot, context: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    def _birthday_coupon(self, snapshot: Snapshot, context: dict[str, Any], language: str | None
+                         ) -> dict[str, Any] | None:
         """The birthday coupon from points: the coupon, ``{}`` if points refused it, None if points is away.
 
         The idempotency key is the member and the birthday's year: however often this is retried — points
         down, a reply lost, a replica crashed — the member gets one coupon a year.
         """
-        spec = dict(context["coupon_spec"])
         day = datetime.fromisoformat(context["day"]).date()
-        valid_days = int(spec.pop("valid_days", 30))
-        coupon = {"source": "birthday", "category": spec.get("category"),
-                  "valid_from": day.isoformat(), "valid_until": (day + timedelta(days=valid_days)).isoformat()}
-        if spec.get("value_minor"):
-            coupon["value_minor"] = int(spec["value_minor"])
-            coupon["currency"] = spec.get("currency") or self.group.currency
-        else:
-            coupon["rate_bp"] = int(spec.get("rate_bp") or 0)
+        title = labels()[self.renderer.language_for("birthday", language)]["birthday_coupon_title"]
+        request = birthday_coupon_request(context["coupon_spec"], day, self.group.currency, title)
         try:
-            issued = self.points.issue_coupon(str(snapshot.member_id), coupon,
+            issued = self.points.issue_coupon(str(snapshot.member_id), request,
                                               idempotency_key=f"birthday-coupon:{snapshot.member_id}:{day.year}")
         except Unavailable:
             return None
@@ -300,7 +294,7 @@ class Dispatcher:
             log.warning("points refused the birthday coupon; greeting without it",
                         extra={"delivery_id": str(snapshot.id), "error": refusal.code})
             return {}
-        return {**coupon, **(issued or {})}
+        return coupon_facts(issued or {}, request)
 
     # -- outcomes -------------------------------------------------------------------------------------------
 

@@ -150,3 +150,18 @@ def test_settings_from_configuration():
     assert settings.reminder_offsets == (timedelta(hours=48), timedelta(hours=3))
     with pytest.raises(ValueError):
         settings_from_config({"NOTIFICATIONS": {"channel_order": ["sms", "pigeon"]}})
+
+
+def test_the_birthday_coupon_asked_of_points_and_shown_to_the_member():
+    value = journeys.birthday_coupon_request({"category": "cleaning", "value_minor": 5000, "valid_days": 30},
+                                             date(2027, 3, 10), "CNY", "Birthday gift")
+    assert value == {"source": "birthday", "title": "Birthday gift", "category": "cleaning",
+                     "valid_from": "2027-03-10", "valid_until": "2027-04-09",
+                     "value": {"amount": 5000, "currency": "CNY"}}
+    rate = journeys.birthday_coupon_request({"category": "whitening", "rate_bp": 2000}, date(2027, 3, 10), "CNY", "x")
+    assert rate["rate_bp"] == 2000 and "value" not in rate
+    answer = {"id": "c-9", "code": "BD-1", "title": "Birthday gift", "category": "cleaning",
+              "value": {"amount": 5000, "currency": "CNY"}, "rate_bp": None, "valid_until": "2027-04-09"}
+    assert journeys.coupon_facts(answer, value) == {
+        "coupon_id": "c-9", "code": "BD-1", "title": "Birthday gift", "category": "cleaning", "value_minor": 5000,
+        "currency": "CNY", "rate_bp": None, "valid_until": "2027-04-09"}

@@ -234,12 +234,11 @@ def test_birthday_coupon_is_issued_through_points_once(suite, start_service, bac
     s.rpc.notifications.run_daily(now="2027-03-09T16:30:00Z", jobs=["birthdays"])
     s.dispatch("2027-03-10T02:00:00Z")
     (birthday,) = s.deliveries(member["id"], "birthday")
-    detail = s.rpc.notifications.get_delivery(birthday["id"])
-    coupon = detail["context"]["coupon"]
-    assert coupon["coupon_id"] and coupon["source"] == "birthday"
-    again = s.rpc.points.issue_coupon(member["id"], {k: v for k, v in coupon.items() if k != "coupon_id"},
-                                      idempotency_key=f"birthday-coupon:{member['id']}:2027")
-    assert again["coupon_id"] == coupon["coupon_id"]
+    coupon = s.rpc.notifications.get_delivery(birthday["id"])["context"]["coupon"]
+    assert coupon["coupon_id"] and coupon["code"] and coupon["value_minor"] == 5000
+    assert birthday["state"] == "suppressed"  # no marketing consent: no greeting, but the coupon is theirs
+    issued = s.rpc.points.coupons(member["id"])["items"]
+    assert [c["id"] for c in issued if c["source"] == "birthday"] == [coupon["coupon_id"]]
 
 
 def test_mid_autumn_greets_active_members_who_accept_marketing(suite):
