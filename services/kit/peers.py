@@ -5,7 +5,7 @@ nameko's ``RpcProxy`` waits for a reply forever, and a service that is not runni
 be able to tell "the peer said no" (a domain error: act on it) from "the peer did not answer" (try
 again later). ``Peer("points")`` gives a proxy whose calls:
 
-- give up after ``PEER_RPC_TIMEOUT`` (else ``RPC_TIMEOUT``, default 10) seconds; the request message
+- give up after ``PEER_TIMEOUT`` seconds (default 5); the request message
   carries the same time to live, so a request nobody picked up in time is dropped by the broker
   instead of being run long after the caller gave up (the call should be idempotent: it may still
   have run);
@@ -26,7 +26,7 @@ from nameko.rpc import RpcProxy
 
 from services.kit.errors import Unavailable
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 5.0
 
 
 class PeerProxy:
@@ -69,9 +69,7 @@ class Peer(RpcProxy):
         super().__init__(target_service)
 
     def setup(self) -> None:
-        config = self.container.config
-        self.timeout = float(self._timeout or config.get("PEER_RPC_TIMEOUT") or config.get("RPC_TIMEOUT")
-                             or DEFAULT_TIMEOUT)
+        self.timeout = float(self._timeout or self.container.config.get("PEER_TIMEOUT") or DEFAULT_TIMEOUT)
         self.options["expiration"] = self.timeout  # seconds; kombu sets the per-message TTL
         super().setup()
 
