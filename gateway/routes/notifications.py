@@ -42,7 +42,7 @@ class NotificationRoutes:
 
     @route("POST", "/v1/notifications/preview", "notifications:preview", tags=TAGS,
            summary="A journey's message as it would go out (for a member, or with sample facts)",
-           body=NotificationPreviewRequestSchema, responses={200: NotificationPreviewSchema})
+           body=NotificationPreviewRequestSchema, responses={200: NotificationPreviewSchema, 404: None})
     def preview_notification(self, request: Request) -> Any:
         return self.notifications.preview(request.json_body)
 
@@ -64,14 +64,17 @@ class NotificationRoutes:
     def cancel_notification(self, request: Request, delivery_id: str) -> Any:
         return self.notifications.cancel(delivery_id, request.json_body or {})
 
-    @route("GET", "/v1/notifications/festivals/<int:year>", "notifications:read", tags=TAGS,
+    @route("GET", "/v1/notifications/festivals/<year>", "notifications:read", tags=TAGS,
            summary="The festival dates of a year (lunar festivals resolved) and the season-tip days",
            responses={200: FestivalCalendarSchema})
-    def festival_calendar(self, request: Request, year: int) -> Any:
-        return self.notifications.festivals(year)
+    def festival_calendar(self, request: Request, year: str) -> Any:
+        if not year.isdigit():
+            raise Invalid("The year is a number, e.g. 2027.", {"year": ["Not a year."]})
+        return self.notifications.festivals(int(year))
 
     @route("GET", "/v1/members/<member_id>/notification-preferences", "notifications:preferences", tags=TAGS,
-           summary="A member's channel order, opt-outs and consents", responses={200: NotificationPreferencesSchema})
+           summary="A member's channel order, opt-outs and consents",
+           responses={200: NotificationPreferencesSchema, 404: None})
     def get_notification_preferences(self, request: Request, member_id: str) -> Any:
         return self.notifications.get_preferences(member_id)
 

@@ -104,6 +104,7 @@ def test_festival_calendar_and_credentials(suite):
     assert {"festival": "mid_autumn", "date": "2027-09-15"} in calendar["festivals"]
     assert {"festival": "spring_festival", "date": "2027-02-06"} in calendar["festivals"]
     assert suite.call("GET", "/v1/notifications/festivals/1800").status_code == 422
+    assert suite.call("GET", "/v1/notifications/festivals/next-year").status_code == 422
     for method, path in [("POST", "/v1/notifications/preview"), ("GET", "/v1/notifications/festivals/2027"),
                          ("GET", "/v1/members/x/inbox"), ("PUT", "/v1/members/x/notification-preferences")]:
         assert suite.call(method, path, role=None, json={}).status_code == 401
