@@ -369,3 +369,32 @@ def _provider_rate(providers: Providers, channel: str, calls: int = 300) -> floa
                 smtp.send_message(mail)
     return calls / (time.perf_counter() - started)
 
+
+
+def test_cpu_per_message_in_one_process(start_service, databases, providers, rpc):
+    """Notifications and members in this one process: the CPU a message costs both, whatever the machine's load."""
+    providers.reset()
+    members_url = databases.fresh("postgresql", "members")
+    count = min(SENDS, 1000)
+    copy_members(members_url, count, {"sms": True}, spread_birthdays=False)
+    start_service(MembersService, database_url=members_url)
+    notifications = start_service(NotificationsService, "postgresql", NOTIFICATIONS={
+        "scheduler": False, "quiet_hours": "off", "channels": providers.channels("sms")})
+    connection = raw_pg(members_url)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM members")
+        member_ids = [str(row[0]) for row in cursor.fetchall()]
+    connection.close()
+    store = store_for(notifications.database_url)
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        queue_many(session, [Plan("results_ready", member_id, f"cpu-{n}", now, context={"branch": "SH01"})
+                             for n, member_id in enumerate(member_ids)], now)
+    store.dispose()
+    proxy = rpc(timeout=600)
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcome = proxy.notifications.dispatch_due()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert outcome.get("sent") == count
+    report(f"CPU per message, notifications + members in one process: {count:,} SMS in {wall:.1f} s "
+           f"({count / wall:.0f} msg/s), {cpu:.1f} s of CPU = {cpu / count * 1000:.1f} ms per message")
