@@ -3,6 +3,11 @@ for the morning, on both databases, with the scheduler driven through the night 
 
 from __future__ import annotations
 
+import pytest
+
+from services.kit.caller import Identity
+from services.kit.errors import Forbidden
+
 ANNA = {"full_name": "Anna Smith", "phone": "13800138000", "birth_date": "1990-05-01", "home_branch": "SH01",
         "preferred_language": "en", "consents": {"sms": True}}
 
@@ -32,3 +37,12 @@ def test_a_message_due_at_22_30_local_is_sent_at_08_00_and_not_before(suite):
     detail = s.rpc.notifications.get_delivery(delivery["id"])
     assert [step["state"] for step in detail["steps"]] == ["queued", "queued", "sent"]
     assert "quiet_hours" in detail["steps"][1]["detail"]
+
+
+def test_only_services_drive_the_scheduler(suite, rpc):
+    suite()
+    admin = rpc(caller=Identity(kind="staff", subject="u1", role="group_admin", branches=("*",)))
+    with pytest.raises(Forbidden):
+        admin.notifications.dispatch_due(now="2027-03-11T00:00:00Z")
+    with pytest.raises(Forbidden):
+        admin.notifications.run_daily()
