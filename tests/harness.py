@@ -226,3 +226,23 @@ def store_for(url: str) -> Any:
     from services.kit.db import Store
 
     return Store(url, pool_size=2)
+
+
+def query(url: str, sql: str, **params: Any) -> list[Any]:
+    """Rows of ``sql`` on a service's database, read the way the service reads it.
+
+    Through a kit ``Store`` transaction, so that on SQLite the read waits its turn at the process's
+    green gate; a bare connection would busy-wait inside SQLite (blocking the whole process) while a
+    service in this process holds the write lock."""
+    from sqlalchemy import text
+
+    store = store_for(url)
+    try:
+        with store.transaction() as session:
+            return list(session.execute(text(sql), params))
+    finally:
+        store.dispose()
+
+
+def scalar(url: str, sql: str, **params: Any) -> Any:
+    return query(url, sql, **params)[0][0]

@@ -6,12 +6,11 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from services.members.service import MembersService
-from tests.harness import store_for
+from tests.harness import query
 
 ANNA = {"full_name": "Anna Smith", "phone": "13800138000", "birth_date": "1990-05-01", "home_branch": "SH01",
         "email": "anna@example.com", "consents": {"sms": True, "marketing": True},
@@ -21,12 +20,7 @@ CLINICIAN = Identity(kind="staff", subject="u2", role="clinician", branches=("SH
 
 
 def rows(url: str, sql: str, **params: object) -> list:
-    store = store_for(url)
-    try:
-        with store.engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
-    finally:
-        store.dispose()
+    return query(url, sql, **params)
 
 
 @pytest.fixture
@@ -43,10 +37,10 @@ def test_enrol_then_read_by_id_card_phone_name_and_id_number(members):
     assert len(member["card_number"]) == 12 and member["card_number"].startswith("88")
     assert proxy.members.get_member(member["id"])["card_number"] == member["card_number"]
     assert proxy.members.get_member_by_card(member["card_number"])["id"] == member["id"]
-    for query in ({"phone": "+86 138 0013 8000"}, {"card": member["card_number"]}, {"q": "anna smith"},
+    for criteria in ({"phone": "+86 138 0013 8000"}, {"card": member["card_number"]}, {"q": "anna smith"},
                   {"q": "SMITH"}, {"id_number": "11010519491231002x"}, {"q": "Smith", "branch": "SH01"}):
-        found = proxy.members.find_members(query)["items"]
-        assert [m["id"] for m in found] == [member["id"]], query
+        found = proxy.members.find_members(criteria)["items"]
+        assert [m["id"] for m in found] == [member["id"]], criteria
         assert found[0]["phone"] == "+86138****8000"  # lists are always masked
     assert proxy.members.find_members({"q": "Smith", "branch": "HZ01"})["items"] == []
 
