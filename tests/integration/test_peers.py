@@ -1,5 +1,4 @@
-"""kit.peers: calling another service with a deadline; silence and absence are Unavailable, refusals are
-the peer's own errors."""
+"""Service-to-service calls with a deadline (kit.peers): an answer, an error as itself, or Unavailable."""
 
 from __future__ import annotations
 
@@ -11,57 +10,55 @@ from services.kit.errors import Unavailable
 from services.kit.peers import Peer
 
 
-class Slow(Service):
-    name = "slow_peer"
+class Echo(Service):
+    name = "peer_echo"
 
     @rpc
-    def nap(self, seconds: float) -> str:
-        eventlet.sleep(seconds)
-        return "awake"
+    def echo(self, value: str) -> str:
+        if value == "missing":
+            raise NotFound("No such thing.")
+        return value
 
     @rpc
-    def find(self, key: str) -> dict:
-        raise NotFound(f"No {key}.")
+    def slow(self) -> str:
+        eventlet.sleep(3)
+        return "late"
 
 
 class Caller(Service):
     name = "peer_caller"
-    slow = Peer("slow_peer", timeout=0.5)
-    absent = Peer("nobody_runs_this")
+    echo = Peer("peer_echo")
+    absent = Peer("peer_nobody")
 
     @rpc
-    def call(self, target: str, method: str, *args) -> dict:
-        peer = self.slow if target == "slow" else self.absent
-        try:
-            return {"answer": getattr(peer, method)(*args)}
-        except Unavailable as error:
-            return {"unavailable": str(error)}
+    def ask(self, value: str) -> str:
+        return self.echo.echo(value)
+
+    @rpc
+    def ask_slow(self) -> str:
+        return self.echo.slow()
+
+    @rpc
+    def ask_absent(self) -> str:
+        return self.absent.anything()
 
 
 @pytest.fixture
-def caller(start_service, rpc, databases):
-    unused = databases.fresh("sqlite", "notifications")  # neither keeps anything; the harness wants a database
-    start_service(Slow, database_url=unused)
-    start_service(Caller, database_url=unused)
-    return rpc().peer_caller
+def caller(start_service, rpc):
+    # neither has a Database: any URL will do
+    start_service(Echo, database_url="sqlite://", PEER_TIMEOUT=0.5)
+    start_service(Caller, database_url="sqlite://", PEER_TIMEOUT=0.5)
+    return rpc()
 
 
-def test_an_answer_in_time_is_the_answer(caller):
-    assert caller.call("slow", "nap", 0.01) == {"answer": "awake"}
-
-
-def test_a_peer_that_does_not_answer_in_time_is_unavailable(caller):
-    assert "did not answer within 0.5 s" in caller.call("slow", "nap", 2)["unavailable"]
-
-
-def test_a_peer_that_is_not_running_is_unavailable(caller):
-    assert "No instance of nobody_runs_this" in caller.call("absent", "anything")["unavailable"]
-
-
-def test_a_method_the_peer_does_not_offer_is_unavailable(caller):
-    assert "not offered" in caller.call("slow", "segment_members")["unavailable"]
-
-
-def test_the_peers_refusal_arrives_as_itself(caller):
+def test_a_peer_answers_and_its_domain_errors_arrive_as_themselves(caller):
+    assert caller.peer_caller.ask("hello") == "hello"
     with pytest.raises(NotFound):
-        caller.call("slow", "find", "member 7")
+        caller.peer_caller.ask("missing")
+
+
+def test_a_slow_or_absent_peer_gives_unavailable_not_a_hang(caller):
+    with pytest.raises(Unavailable):
+        caller.peer_caller.ask_slow()
+    with pytest.raises(Unavailable):
+        caller.peer_caller.ask_absent()
