@@ -42,6 +42,11 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "complaints:handle": ("group_admin", "branch_manager", "customer_service"),
     "kpis:read": ("group_admin", "branch_manager"),
     "audit:read": ("auditor",),
+    # notifications (issue 7)
+    "notifications:preview": ("group_admin", "branch_manager", "customer_service"),
+    "notifications:send": ("group_admin", "branch_manager", "customer_service", "integration"),
+    "notifications:preferences": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
+    "notifications:inbox": ("group_admin", "customer_service", "integration"),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
     # the gateway's own: a caller's own session and identity; staff accounts; system credentials; the

@@ -12,6 +12,7 @@ from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
 from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
+from gateway.routes.notifications import NotificationRoutes
 from gateway.routes.operations import OperationRoutes
 from gateway.routes.points import PointsRoutes
 from gateway.routes.records import RecordRoutes
@@ -20,8 +21,8 @@ from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
-class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, AuthRoutes, StaffRoutes,
-                     AccessRoutes, IntegrationRoutes):
+class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
+                     StaffRoutes, AccessRoutes, IntegrationRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -1,40 +1,150 @@
-"""Deliveries: recording what is to be sent to whom and why, once per cause."""
+"""Deliveries: what is to be sent to whom and why (once per cause), where each one is, and its history."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
-from services.kit.errors import Invalid
+from services.kit.errors import Invalid, NotFound
 from services.kit.paging import keyset_page
-from services.notifications.models import Delivery
+from services.kit.telemetry import counter
+from services.notifications.journeys import JOURNEYS, Plan
+from services.notifications.models import CANCELLED, QUEUED, STATES, Delivery, DeliveryStep
+
+QUEUED_TOTAL = counter("careloop_notifications_queued_total", "Messages queued, by journey", ("journey",))
 
 
-def queue(session: Session, member_id: str, journey: str, cause: str, due_at: datetime,
-          now: datetime) -> Delivery | None:
-    """Queue a message for ``cause``; None if this cause already has its message."""
-    key = f"{journey}:{cause}"
-    if session.scalars(select(Delivery.id).where(Delivery.dedupe_key == key)).first() is not None:
+def parse_uuid(value: Any, field: str = "member_id") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Invalid(f"Not a valid {field.replace('_', ' ')}.", {field: ["Not a valid id."]}) from None
+
+
+def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
+    """The ``deliveries`` row a plan becomes (queued, due when the journey wants it)."""
+    return {
+        "id": uuid.uuid4(), "member_id": parse_uuid(plan.member_id), "journey": plan.journey,
+        "dedupe_key": plan.dedupe_key, "channel": plan.channel, "requested_channel": plan.channel,
+        "state": QUEUED, "reason": None, "due_at": plan.due_at, "first_due_at": plan.due_at,
+        "expires_at": plan.expires_at, "created_at": now, "updated_at": now, "attempts": 0,
+        "category": JOURNEYS[plan.journey].category, "cause_ref": plan.cause_ref,
+        "context": json.dumps(plan.context, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def queue(session: Session, plan: Plan, now: datetime) -> Delivery | None:
+    """Queue a message for its cause; None if this cause already has its message.
+
+    ``INSERT .. ON CONFLICT DO NOTHING``: a twin inserted at the same moment by another worker makes this
+    one wait for it and then insert nothing, instead of failing the whole transaction.
+    """
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Delivery)
+    row = row_of(plan, now)
+    inserted = session.execute(insert.values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                               .returning(Delivery.id)).scalar()
+    if inserted is None:
         return None
-    delivery = Delivery(id=uuid.uuid4(), member_id=uuid.UUID(member_id), journey=journey, dedupe_key=key,
-                        state="queued", due_at=due_at, created_at=now, updated_at=now, attempts=0)
-    session.add(delivery)
+    add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
+    QUEUED_TOTAL.labels(plan.journey).inc()
+    return session.get(Delivery, inserted)
+
+
+def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
+    """Queue many plans in one statement (scans); causes that already have a message are skipped."""
+    if not plans:
+        return 0
+    is_postgresql = session.get_bind().dialect.name == "postgresql"
+    insert = (postgresql.insert if is_postgresql else sqlite.insert)(Delivery)
+    rows = [row_of(plan, now) for plan in plans]
+    statement = insert.values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    inserted = set(session.scalars(statement.returning(Delivery.id)))
+    for journey, count in Counter(row["journey"] for row in rows if row["id"] in inserted).items():
+        QUEUED_TOTAL.labels(journey).inc(count)
+    return len(inserted)
+
+
+def add_step(session: Session, delivery_id: uuid.UUID, state: str, at: datetime, channel: str | None = None,
+             detail: str | None = None, provider_id: str | None = None) -> None:
+    session.add(DeliveryStep(delivery_id=delivery_id, at=at, state=state, channel=channel, detail=detail,
+                             provider_id=provider_id))
+
+
+def cancel_queued(session: Session, now: datetime, reason: str, *, cause_ref: str | None = None,
+                  member_id: uuid.UUID | None = None, journeys: tuple[str, ...] | None = None,
+                  state: str = CANCELLED) -> int:
+    """Take back the queued messages of a cause (or of a member): cancelled, or suppressed with a reason."""
+    query = select(Delivery).where(Delivery.state == QUEUED)
+    if cause_ref is not None:
+        query = query.where(Delivery.cause_ref == cause_ref)
+    if member_id is not None:
+        query = query.where(Delivery.member_id == member_id)
+    if journeys:
+        query = query.where(Delivery.journey.in_(journeys))
+    rows = list(session.scalars(query.with_for_update()))
+    for delivery in rows:
+        delivery.state, delivery.reason, delivery.updated_at = state, reason, now
+        add_step(session, delivery.id, state, now, detail=reason)
+    return len(rows)
+
+
+def cancel(session: Session, delivery_id: str, reason: str, now: datetime) -> Delivery:
+    """Cancel one message that has not gone yet (staff); a message already sent cannot be taken back."""
+    delivery = get(session, delivery_id, lock=True)
+    if delivery.state != QUEUED:
+        raise Invalid(f"This message is {delivery.state} and can no longer be cancelled.",
+                      {"state": [f"Only queued messages can be cancelled; this one is {delivery.state}."]})
+    session.execute(update(Delivery).where(Delivery.id == delivery.id)
+                    .values(state=CANCELLED, reason=reason, updated_at=now))
+    add_step(session, delivery.id, CANCELLED, now, detail=reason)
+    session.refresh(delivery)
     return delivery
 
 
-def history(session: Session, member_id: str, limit: int, cursor: str | None) -> tuple[list[Delivery], str | None]:
-    """A member's messages, newest first."""
-    try:
-        member = uuid.UUID(str(member_id))
-    except ValueError:
-        raise Invalid("Not a member id.", {"member_id": ["Not a valid id."]}) from None
-    query = select(Delivery).where(Delivery.member_id == member)
+def get(session: Session, delivery_id: str, lock: bool = False) -> Delivery:
+    query = select(Delivery).where(Delivery.id == parse_uuid(delivery_id, "delivery_id"))
+    if lock:
+        query = query.with_for_update()
+    delivery = session.scalars(query).first()
+    if delivery is None:
+        raise NotFound(f"No message {delivery_id}.")
+    return delivery
+
+
+def by_dedupe_key(session: Session, dedupe_key: str) -> Delivery:
+    return session.scalars(select(Delivery).where(Delivery.dedupe_key == dedupe_key)).one()
+
+
+def history(session: Session, member_id: str, limit: int, cursor: str | None, journey: str | None = None,
+            state: str | None = None) -> tuple[list[Delivery], str | None]:
+    """A member's messages, newest first (optionally of one journey or in one state)."""
+    query = select(Delivery).where(Delivery.member_id == parse_uuid(member_id))
+    if journey is not None:
+        if journey not in JOURNEYS:
+            raise Invalid(f"Unknown journey {journey!r}.", {"journey": ["Unknown journey."]})
+        query = query.where(Delivery.journey == journey)
+    if state is not None:
+        if state not in STATES:
+            raise Invalid(f"Unknown state {state!r}.", {"state": [f"One of {', '.join(STATES)}."]})
+        query = query.where(Delivery.state == state)
     return keyset_page(session, query, Delivery.created_at, Delivery.id, limit, cursor, descending=True)
+
+
+def steps_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryStep]:
+    query = select(DeliveryStep).where(DeliveryStep.delivery_id == delivery_id).order_by(DeliveryStep.id)
+    return list(session.scalars(query))
+
+
+def _time(value: datetime | None) -> str | None:
+    return isoformat(value) if value is not None else None
 
 
 def view(delivery: Delivery) -> dict[str, Any]:
@@ -43,4 +153,18 @@ def view(delivery: Delivery) -> dict[str, Any]:
         "channel": delivery.channel, "state": delivery.state, "reason": delivery.reason,
         "due_at": isoformat(delivery.due_at), "created_at": isoformat(delivery.created_at),
         "updated_at": isoformat(delivery.updated_at),
+        "category": delivery.category, "attempts": delivery.attempts, "language": delivery.language,
+        "provider_id": delivery.provider_id, "first_due_at": _time(delivery.first_due_at),
+        "expires_at": _time(delivery.expires_at), "sent_at": _time(delivery.sent_at),
+        "delivered_at": _time(delivery.delivered_at),
+    }
+
+
+def view_detail(delivery: Delivery, steps: list[DeliveryStep]) -> dict[str, Any]:
+    """One message with its context (ids and facts) and every step it went through."""
+    return {
+        **view(delivery),
+        "context": json.loads(delivery.context) if delivery.context else {},
+        "steps": [{"at": isoformat(step.at), "state": step.state, "channel": step.channel, "detail": step.detail,
+                   "provider_id": step.provider_id} for step in steps],
     }

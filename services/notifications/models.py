@@ -1,19 +1,48 @@
-"""The notifications service's tables (first piece: deliveries; journeys and channels come next)."""
+"""The notifications service's tables: deliveries and their steps, preferences, the inbox, and the copies
+of other services' facts that journeys need (appointments, recalls, points for digests, the audience).
+
+No table holds a phone number, e-mail or account id: addresses are read from members at send time.
+The inbox keeps what was shown to the member, encrypted at rest.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Index, Integer, MetaData, String, Text, Uuid
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.kit.crypto import Encrypted
 from services.kit.db import UtcDateTime
-from services.kit.models import NAMING
+from services.kit.models import NAMING, BigId
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+# delivery states
+QUEUED = "queued"  # waiting for its due time (or for the morning, or for a retry)
+SENDING = "sending"  # claimed by one replica's scheduler; nobody else touches it
+SENT = "sent"  # the provider accepted it
+DELIVERED = "delivered"  # it reached the member (in-app inbox; provider receipts)
+FAILED = "failed"  # the provider refused it for good, or the retries ran out
+SUPPRESSED = "suppressed"  # a rule said no (reason recorded)
+CANCELLED = "cancelled"  # its cause went away (appointment cancelled, staff cancelled it)
+STATES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, SUPPRESSED, CANCELLED)
 
 
 class Delivery(Base):
@@ -24,17 +53,154 @@ class Delivery(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     journey: Mapped[str] = mapped_column(String(48))
-    # journey + cause (+ channel once chosen): the same cause never yields a second message
+    # journey + cause (+ channel if one was asked for): the same cause never yields a second message
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str | None] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)
-    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)  # when the scheduler next looks at it
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
+    category: Mapped[str] = mapped_column(String(16), default="service", server_default="service")
+    requested_channel: Mapped[str | None] = mapped_column(String(16))  # a channel asked for, else the best one
+    cause_ref: Mapped[str | None] = mapped_column(String(120))  # what can cancel it ("appointment:<id>")
+    context: Mapped[str | None] = mapped_column(Text)  # JSON: ids and facts for the template, no personal data
+    language: Mapped[str | None] = mapped_column(String(8))  # the language it was rendered in
+    first_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the journey wanted it
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # pointless after this
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # a provider call may be under way
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
     __table_args__ = (
         Index("ix_deliveries_member", "member_id", "created_at"),
         Index("ix_deliveries_due", "state", "due_at"),
+        Index("ix_deliveries_cause_ref", "cause_ref", "state"),
+        Index("ix_deliveries_cap", "member_id", "category", "sent_at"),
+        Index("ix_deliveries_provider", "channel", "provider_id"),
     )
+
+
+class DeliveryStep(Base):
+    """What happened to a delivery, step by step (claimed, deferred, retried, sent...), for customer service."""
+
+    __tablename__ = "delivery_steps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)  # never an address or a message body
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_delivery_steps_delivery", "delivery_id", "id"),)
+
+
+class Preference(Base):
+    """A member's choices about messages (channel consents themselves live in members)."""
+
+    __tablename__ = "preferences"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    channels: Mapped[str | None] = mapped_column(Text)  # JSON list in the member's order; null: the default
+    marketing_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    service_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(160))
+
+
+class InboxMessage(Base):
+    """A message in the member's in-app inbox."""
+
+    __tablename__ = "inbox_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    journey: Mapped[str] = mapped_column(String(48))
+    language: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(Encrypted("inbox_messages.subject"))
+    body: Mapped[str] = mapped_column(Encrypted("inbox_messages.body"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_inbox_messages_member", "member_id", "created_at"),)
+
+
+class Appointment(Base):
+    """Our copy of an appointment (from records' events): reminders follow it, recalls wait for it."""
+
+    __tablename__ = "appointments"
+
+    appointment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    branch: Mapped[str | None] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    service_category: Mapped[str | None] = mapped_column(String(32))  # a reschedule does not repeat it
+    status: Mapped[str] = mapped_column(String(16))  # booked or cancelled
+    last_event_at: Mapped[datetime] = mapped_column(UtcDateTime)  # newer facts win; older ones are ignored
+
+    __table_args__ = (Index("ix_appointments_member", "member_id", "status", "starts_at"),)
+
+
+class Recall(Base):
+    """A member's recall of one type (cleaning, ortho check...): when it is due and when to write next."""
+
+    __tablename__ = "recalls"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    recall_type: Mapped[str] = mapped_column(String(32))
+    care_plan_id: Mapped[str | None] = mapped_column(String(64))
+    due_on: Mapped[date] = mapped_column(Date)
+    next_attempt_on: Mapped[date | None] = mapped_column(Date)  # local day of the next message; null: none
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))  # active, exhausted (reactivation list), closed
+    merged_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # moved here by a merge (an unmerge moves it back)
+    last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # of the care plan event applied last
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "recall_type", name="uq_recalls_member_type"),
+        # the daily scan: active recalls whose next message is due, in id order
+        Index("ix_recalls_due", "next_attempt_on", "id", postgresql_where=text("status = 'active'"),
+              sqlite_where=text("status = 'active'")),
+    )
+
+
+class DigestItem(Base):
+    """One fact gathered into a summary message (a posting into the daily digest, a lot into its warning)."""
+
+    __tablename__ = "digest_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(24))  # points_earned or points_expiring
+    item_ref: Mapped[str] = mapped_column(String(64))  # posting id or lot id: counted once
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    points: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("kind", "item_ref", name="uq_digest_items_kind_ref"),
+        Index("ix_digest_items_delivery", "delivery_id"),
+    )
+
+
+class AudienceMember(Base):
+    """Who may be greeted on festivals: every member we heard of, with their status (from members' events)."""
+
+    __tablename__ = "audience"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    home_branch: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # active, frozen, closed, merged
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_audience_status", "status", "member_id"),)

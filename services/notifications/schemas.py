@@ -1,10 +1,30 @@
-"""The notifications service's contract."""
+"""The notifications service's contract: what its RPCs accept and return (also the gateway's OpenAPI)."""
 
 from __future__ import annotations
 
-from marshmallow import fields
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates
 
 from services.kit.schemas import Schema
+from services.notifications.journeys import JOURNEYS
+from services.notifications.models import STATES
+from services.notifications.rules import CHANNELS
+from services.notifications.templates import LANGUAGES
+
+MANUAL_JOURNEYS = tuple(code for code, journey in JOURNEYS.items() if journey.manual)
+MAX_CONTEXT_KEYS = 30
+
+
+def _check_context(value: dict[str, Any]) -> None:
+    """A message context holds ids and facts for the template: a few short scalars, no records."""
+    if len(value) > MAX_CONTEXT_KEYS:
+        raise ValidationError(f"At most {MAX_CONTEXT_KEYS} entries.")
+    for key, item in value.items():
+        if not isinstance(key, str) or len(key) > 40:
+            raise ValidationError("Keys are names of at most 40 characters.")
+        if isinstance(item, (dict, list)) or (isinstance(item, str) and len(item) > 200):
+            raise ValidationError(f"{key}: only short text, numbers and true/false.")
 
 
 class DeliverySchema(Schema):
@@ -12,13 +32,134 @@ class DeliverySchema(Schema):
     member_id = fields.String()
     journey = fields.String()
     channel = fields.String(allow_none=True)
-    state = fields.String(metadata={"description": "queued, sent, delivered, failed or suppressed"})
-    reason = fields.String(allow_none=True)
-    due_at = fields.AwareDateTime()
+    state = fields.String(metadata={"description": ", ".join(STATES)})
+    reason = fields.String(allow_none=True, metadata={"description": "Why it was suppressed, failed or cancelled "
+                                                      "(or why it is waiting for a retry)."})
+    due_at = fields.AwareDateTime(metadata={"description": "When it is (next) due: moved by quiet hours and retries."})
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
+    category = fields.String(metadata={"description": "service or marketing"})
+    attempts = fields.Integer()
+    language = fields.String(allow_none=True)
+    provider_id = fields.String(allow_none=True)
+    first_due_at = fields.AwareDateTime(allow_none=True)
+    expires_at = fields.AwareDateTime(allow_none=True)
+    sent_at = fields.AwareDateTime(allow_none=True)
+    delivered_at = fields.AwareDateTime(allow_none=True)
 
 
 class DeliveryPageSchema(Schema):
     items = fields.List(fields.Nested(DeliverySchema))
     next_cursor = fields.String(allow_none=True)
+
+
+class DeliveryStepSchema(Schema):
+    at = fields.AwareDateTime()
+    state = fields.String()
+    channel = fields.String(allow_none=True)
+    detail = fields.String(allow_none=True)
+    provider_id = fields.String(allow_none=True)
+
+
+class DeliveryDetailSchema(DeliverySchema):
+    context = fields.Dict(metadata={"description": "The ids and facts the message was made from."})
+    steps = fields.List(fields.Nested(DeliveryStepSchema))
+
+
+class ScheduleMessageSchema(Schema):
+    """A message staff or another service asks for (results ready, member day)."""
+
+    member_id = fields.UUID(required=True)
+    journey = fields.String(required=True, validate=validate.OneOf(MANUAL_JOURNEYS))
+    due_at = fields.AwareDateTime(load_default=None, allow_none=True,
+                                  metadata={"description": "When to send (UTC); now if absent. Quiet hours apply."})
+    expires_at = fields.AwareDateTime(load_default=None, allow_none=True,
+                                      metadata={"description": "Do not send after this."})
+    channel = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CHANNELS),
+                            metadata={"description": "Only this channel; else the member's best channel."})
+    cause = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=120),
+                          metadata={"description": "What the message is about (a result id): sent once per cause."})
+    context = fields.Dict(load_default=dict, validate=_check_context,
+                          metadata={"description": "Facts for the template (e.g. branch); never personal data."})
+
+    @validates("context")
+    def _context(self, value: dict[str, Any], **_: Any) -> None:
+        branch = value.get("branch")
+        if branch is not None and not isinstance(branch, str):
+            raise ValidationError("branch: a branch code.")
+
+
+class NotificationCancelSchema(Schema):
+    reason = fields.String(load_default="cancelled by staff", validate=validate.Length(min=1, max=200))
+
+
+class NotificationPreviewRequestSchema(Schema):
+    journey = fields.String(required=True, validate=validate.OneOf(tuple(JOURNEYS)))
+    channel = fields.String(load_default="sms", validate=validate.OneOf(CHANNELS))
+    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES),
+                             metadata={"description": "Default: the member's language, else the group's."})
+    member_id = fields.UUID(load_default=None, allow_none=True,
+                            metadata={"description": "Render for this member (name, language, branch)."})
+    context = fields.Dict(load_default=dict, validate=_check_context,
+                          metadata={"description": "Facts replacing the journey's sample ones."})
+
+
+class NotificationPreviewSchema(Schema):
+    journey = fields.String()
+    channel = fields.String()
+    language = fields.String()
+    subject = fields.String()
+    text = fields.String(metadata={"description": "The short form (SMS, LINE, WeChat)."})
+    body = fields.String(metadata={"description": "The long form (e-mail text, inbox)."})
+    html = fields.String(allow_none=True, metadata={"description": "E-mail HTML (email channel only)."})
+
+
+class NotificationPreferencesChangeSchema(Schema):
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), allow_none=True,
+                           validate=validate.Length(min=1, max=len(CHANNELS)),
+                           metadata={"description": "Channels in the member's order; null: the group's default."})
+    marketing_opt_out = fields.Boolean()
+    service_opt_out = fields.Boolean()
+
+    @validates("channels")
+    def _channels(self, value: list[str] | None, **_: Any) -> None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValidationError("Name each channel once.")
+
+
+class NotificationPreferencesSchema(Schema):
+    member_id = fields.String()
+    channels = fields.List(fields.String(), allow_none=True)
+    effective_channels = fields.List(fields.String(), metadata={"description": "The order used when sending."})
+    marketing_opt_out = fields.Boolean()
+    service_opt_out = fields.Boolean()
+    consents = fields.Dict(allow_none=True, metadata={"description": "The member's channel consents (from members)."})
+    updated_at = fields.AwareDateTime(allow_none=True)
+
+
+class InboxMessageSchema(Schema):
+    id = fields.String()
+    delivery_id = fields.String()
+    journey = fields.String()
+    language = fields.String()
+    subject = fields.String()
+    body = fields.String()
+    created_at = fields.AwareDateTime()
+    read_at = fields.AwareDateTime(allow_none=True)
+
+
+class InboxPageSchema(Schema):
+    items = fields.List(fields.Nested(InboxMessageSchema))
+    next_cursor = fields.String(allow_none=True)
+    unread = fields.Integer()
+
+
+class FestivalDateSchema(Schema):
+    festival = fields.String()
+    date = fields.Date()
+
+
+class FestivalCalendarSchema(Schema):
+    year = fields.Integer()
+    festivals = fields.List(fields.Nested(FestivalDateSchema))
+    seasons = fields.Dict(metadata={"description": "Local MM-DD -> season whose tip goes out that day."})

@@ -1,29 +1,283 @@
-"""The notifications service (first piece): a welcome delivery for every enrolled member."""
+"""The notifications service: care journeys from events and days, sent on the member's channel and terms.
+
+Entrypoints only: events become queued deliveries (``journeys``, ``appointments``, ``digests``,
+``recalls``), daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
+scheduler sends what is due (``schedule``). Staff read history, preview, set preferences and the inbox.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
-from services.kit import Database, Service, event_handler, rpc
-from services.kit.clock import utcnow
-from services.kit.schemas import page_limit
-from services.kit.telemetry import counter
-from services.notifications import deliveries
+from nameko.timer import timer
 
-QUEUED = counter("careloop_notifications_queued_total", "Messages queued", ("journey",))
+from services.kit import Database, Outbox, Service, idempotent, load, rpc
+from services.kit.clock import local_date, utcnow
+from services.kit.errors import Forbidden, Invalid
+from services.kit.handlers import event_handler
+from services.kit.peers import Peer
+from services.kit.schemas import page_limit
+from services.notifications import (
+    appointments,
+    audience,
+    deliveries,
+    digests,
+    inbox,
+    journeys,
+    preferences,
+    recalls,
+    templates,
+)
+from services.notifications.festivals import festival_dates
+from services.notifications.models import SUPPRESSED, Preference
+from services.notifications.scans import JOBS, DailyJourneys
+from services.notifications.schedule import Dispatcher, Sending
+from services.notifications.schemas import (
+    NotificationCancelSchema,
+    NotificationPreferencesChangeSchema,
+    NotificationPreviewRequestSchema,
+    ScheduleMessageSchema,
+)
 
 
 class NotificationsService(Service):
     name = "notifications"
     db = Database()
+    events = Outbox()
+    sending = Sending()
+    members = Peer("members")
+    points = Peer("points")
+
+    def _queue(self, plan: journeys.Plan | None, now: datetime) -> None:
+        if plan is not None:
+            deliveries.queue(self.db.session, plan, now)
+
+    @staticmethod
+    def _now(now: str | None) -> datetime:
+        """The business clock: real time, or the moment a test or an operator gives."""
+        return utcnow() if now is None else journeys.parse_time(now)
+
+    # -- members --------------------------------------------------------------------------------------------
 
     @event_handler("members", "member_enrolled")
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id")
         now = utcnow()
-        if deliveries.queue(self.db.session, event["member_id"], "welcome", event["member_id"], now, now):
-            QUEUED.labels("welcome").inc()
+        audience.enrolled(self.db.session, uuid.UUID(event["member_id"]), event.get("home_branch"), now)
+        self._queue(journeys.welcome(event, now), now)
+
+    @event_handler("members", "member_status_changed")
+    def on_member_status_changed(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id", "to_status")
+        now, member_id, session = utcnow(), uuid.UUID(event["member_id"]), self.db.session
+        audience.set_status(session, member_id, event["to_status"], now)
+        if event["to_status"] == "closed":  # an erasure request: never contact again, forget what we showed
+            deliveries.cancel_queued(session, now, "member_closed: the membership is closed", member_id=member_id,
+                                     state=SUPPRESSED)
+            inbox.erase(session, member_id)
+            preferences.forget(session, member_id)
+            recalls.close_member(session, member_id, now)
+
+    @event_handler("members", "member_merged")
+    def on_member_merged(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "survivor_id", "merged_id")
+        now, session = utcnow(), self.db.session
+        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        audience.set_status(session, merged, "merged", now)
+        deliveries.cancel_queued(session, now, f"merged into member {survivor}", member_id=merged)
+        inbox.move(session, merged, survivor)
+        preferences.copy_to_survivor(session, merged, survivor)
+        recalls.move(session, merged, survivor, now)
+
+    @event_handler("members", "member_unmerged")
+    def on_member_unmerged(self, event: dict[str, Any]) -> None:
+        """A merge reversed: the member's inbox and recalls come back (messages cancelled by it stay so)."""
+        journeys.require(event, "survivor_id", "merged_id")
+        now, session = utcnow(), self.db.session
+        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        audience.set_status(session, merged, "active", now)
+        inbox.move_back(session, merged, survivor)
+        recalls.move_back(session, merged, survivor, local_date(now, self.sending.group.zone), now,
+                          self.sending.settings)
+
+    @event_handler("members", "tier_changed")
+    def on_tier_changed(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id", "to_tier")
+        now = utcnow()
+        self._queue(journeys.tier_upgrade(event, now), now)
+
+    @event_handler("members", "tier_review_notice")
+    def on_tier_review_notice(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id", "effective_on")
+        now = utcnow()
+        self._queue(journeys.tier_review_notice(event, now, self.sending.group.zone), now)
+
+    # -- points ---------------------------------------------------------------------------------------------
+
+    @event_handler("points", "points_earned")
+    def on_points_earned(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id", "posting_id", "points")
+        digests.points_earned(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
+
+    @event_handler("points", "points_expiring")
+    def on_points_expiring(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id", "lot_id", "points", "expires_on")
+        digests.points_expiring(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
+
+    # -- records --------------------------------------------------------------------------------------------
+
+    @event_handler("records", "appointment_booked")
+    def on_appointment_booked(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "appointment_id", "member_id", "starts_at")
+        appointments.booked(self.db.session, event, utcnow(), self.sending.settings)
+
+    @event_handler("records", "appointment_rescheduled")
+    def on_appointment_rescheduled(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "appointment_id", "member_id", "starts_at")
+        appointments.booked(self.db.session, event, utcnow(), self.sending.settings, rescheduled=True)
+
+    @event_handler("records", "appointment_cancelled")
+    def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "appointment_id", "member_id", "starts_at")
+        appointments.cancelled(self.db.session, event, utcnow())
+
+    @event_handler("records", "visit_completed")
+    def on_visit_completed(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "visit_id", "member_id", "completed_at")
+        now = utcnow()
+        for plan in journeys.visit_messages(event, now, self.sending.settings, self.sending.group.zone):
+            self._queue(plan, now)
+
+    @event_handler("records", "visit_cancelled")
+    def on_visit_cancelled(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "visit_id")
+        deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
+
+    @event_handler("records", "care_plan_updated")
+    def on_care_plan_updated(self, event: dict[str, Any]) -> None:
+        journeys.require(event, "member_id", "next_recall_on")
+        now = utcnow()
+        recalls.plan_updated(self.db.session, event, local_date(now, self.sending.group.zone), now,
+                             self.sending.settings)
+
+    # -- the scheduler --------------------------------------------------------------------------------------
+
+    def _dispatcher(self) -> Dispatcher:
+        tools = self.sending
+        return Dispatcher(store=self.db.store, settings=tools.settings, group=tools.group, channels=tools.channels,
+                          renderer=tools.renderer, members=self.members, points=self.points, emit=self.events.emit,
+                          replica=tools.replica)
+
+    def _daily(self) -> DailyJourneys:
+        return DailyJourneys(store=self.db.store, settings=self.sending.settings, group=self.sending.group,
+                             members=self.members)
+
+    @timer(interval=1)
+    def send_due(self) -> None:
+        """Send what is due, in bounded batches (every replica; rows are claimed, never shared)."""
+        if self.sending.settings.scheduler:
+            self._dispatcher().run(utcnow(), budget_seconds=self.sending.settings.dispatch_budget_seconds)
+
+    @timer(interval=60)
+    def run_daily_journeys(self) -> None:
+        """Queue today's birthdays, festivals, recalls and segment B reminders (resumable, once a day)."""
+        if self.sending.settings.scheduler:
+            self._daily().run(utcnow(), max_batches=self.sending.settings.daily_batches_per_tick)
 
     @rpc
-    def deliveries(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
-        rows, next_cursor = deliveries.history(self.db.session, member_id, page_limit(limit), cursor)
+    def dispatch_due(self, now: str | None = None, max_batches: int | None = None) -> dict[str, int]:
+        """One scheduler run at ``now`` (UTC ISO 8601; services only): what the timer does every second."""
+        if self.caller.kind != "service":  # it reads contacts, which members gives to services only
+            raise Forbidden("Only CareLoop services may run the scheduler.")
+        return self._dispatcher().run(self._now(now), max_batches=max_batches)
+
+    @rpc
+    def run_daily(self, now: str | None = None, jobs: list[str] | None = None) -> dict[str, Any]:
+        """Today's (or ``now``'s local day's) daily journeys, to the end (services only)."""
+        if self.caller.kind != "service":
+            raise Forbidden("Only CareLoop services may run the daily journeys.")
+        selected = tuple(job for job in (jobs or JOBS) if job in JOBS)
+        return self._daily().run(self._now(now), jobs=selected)
+
+    # -- messages -------------------------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def schedule(self, message: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queue a message staff or a service asks for (results ready, member day) for a member."""
+        self.caller.require_role("group_admin", "branch_manager", "customer_service", "integration",
+                                 action="send messages to members")
+        data = load(ScheduleMessageSchema(), message)
+        self.members.get_member(str(data["member_id"]))  # exists, and the caller may see it
+        now = utcnow()
+        plan = journeys.manual(data, now)
+        delivery = deliveries.queue(self.db.session, plan, now)
+        if delivery is None:  # this cause was asked for before: the same message, not a second one
+            delivery = deliveries.by_dedupe_key(self.db.session, plan.dedupe_key)
+        return deliveries.view(delivery)
+
+    @rpc
+    def cancel(self, delivery_id: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.caller.require_role("group_admin", "branch_manager", "customer_service", "integration",
+                                 action="cancel messages")
+        data = load(NotificationCancelSchema(), request or {})
+        by = f"{data['reason']} ({self.caller.kind} {self.caller.subject})"
+        return deliveries.view(deliveries.cancel(self.db.session, delivery_id, by, utcnow()))
+
+    @rpc
+    def deliveries(self, member_id: str, limit: int | None = None, cursor: str | None = None,
+                   journey: str | None = None, state: str | None = None) -> dict[str, Any]:
+        rows, next_cursor = deliveries.history(self.db.session, member_id, page_limit(limit), cursor, journey, state)
         return {"items": [deliveries.view(row) for row in rows], "next_cursor": next_cursor}
+
+    @rpc
+    def get_delivery(self, delivery_id: str) -> dict[str, Any]:
+        delivery = deliveries.get(self.db.session, delivery_id)
+        return deliveries.view_detail(delivery, deliveries.steps_of(self.db.session, delivery.id))
+
+    @rpc
+    def preview(self, request: dict[str, Any]) -> dict[str, Any]:
+        data = load(NotificationPreviewRequestSchema(), request)
+        member = self.members.get_member(str(data["member_id"])) if data.get("member_id") else None
+        return templates.preview(self.sending.renderer, data, member, self.sending.settings.app_url)
+
+    @rpc
+    def festivals(self, year: int) -> dict[str, Any]:
+        """The festival dates of ``year`` (lunar ones resolved) and the season-tip days."""
+        if isinstance(year, bool) or not isinstance(year, int) or not 1901 <= year <= 2099:
+            raise Invalid("year must be between 1901 and 2099.", {"year": ["Out of range."]})
+        enabled = self.sending.settings.festivals
+        return {"year": year, "seasons": self.sending.settings.seasons,
+                "festivals": [{"festival": code, "date": day.isoformat()}
+                              for code, day in festival_dates(year).items() if code in enabled]}
+
+    # -- preferences and the inbox ---------------------------------------------------------------------------
+
+    @rpc
+    def get_preferences(self, member_id: str) -> dict[str, Any]:
+        member = self.members.get_member(member_id)
+        row = self.db.session.get(Preference, deliveries.parse_uuid(member_id))
+        return preferences.view(member["id"], row, self.sending.settings.channel_order, member.get("consents"))
+
+    @rpc
+    @idempotent
+    def set_preferences(self, member_id: str, changes: dict[str, Any],
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        data = load(NotificationPreferencesChangeSchema(), changes)
+        member = self.members.get_member(member_id)
+        row = preferences.change(self.db.session, uuid.UUID(member["id"]), data,
+                                 f"{self.caller.kind}:{self.caller.subject}", utcnow())
+        return preferences.view(member["id"], row, self.sending.settings.channel_order, member.get("consents"))
+
+    @rpc
+    def inbox(self, member_id: str, limit: int | None = None, cursor: str | None = None,
+              unread_only: bool = False) -> dict[str, Any]:
+        rows, next_cursor, unread = inbox.page(self.db.session, member_id, page_limit(limit), cursor, bool(unread_only))
+        return {"items": [inbox.view(row) for row in rows], "next_cursor": next_cursor, "unread": unread}
+
+    @rpc
+    def mark_read(self, member_id: str, message_id: str) -> dict[str, Any]:
+        return inbox.view(inbox.mark_read(self.db.session, member_id, message_id, utcnow()))
+

@@ -125,7 +125,9 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port()}
         members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
-        notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"])
+        # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
+        notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
+                                      NOTIFICATIONS={"scheduler": False})
         points = start_service(PointsService, METRICS_PORT=ports["points"])
         records = start_service(RecordsService, METRICS_PORT=ports["records"])
         port = free_port()

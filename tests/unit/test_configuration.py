@@ -33,3 +33,25 @@ def test_process_config_substitutes_environment(monkeypatch):
     assert config["max_workers"] == 25
     assert config["SERVICE_CONTAINER_CLS"] == "services.kit.container.Container"
     assert not config["DATABASE_URL"]  # empty: the service's SQLite file
+
+
+def test_notification_settings_come_from_the_environment(monkeypatch):
+    from services.notifications.channels import PROVIDERS
+    from services.notifications.settings import settings_from_config
+
+    for name in ("SMTP_HOST", "SMS_ACCOUNT_SID", "LINE_CHANNEL_ACCESS_TOKEN", "WECHAT_APP_ID",
+                 "NOTIFICATIONS_QUIET_HOURS", "NOTIFICATIONS_CHANNEL_ORDER"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = settings_from_config(load_config(REPO / "deploy" / "config.yml"))
+    assert str(defaults.quiet_hours.start) == "21:00:00" and str(defaults.quiet_hours.end) == "08:00:00"
+    assert defaults.channel_order == ("wechat", "line", "sms", "email", "inbox")
+    assert not any(PROVIDERS[name].configured(defaults.channels[name]) for name in PROVIDERS)  # inbox only
+
+    monkeypatch.setenv("NOTIFICATIONS_QUIET_HOURS", "22:00-07:00")
+    monkeypatch.setenv("SMS_ACCOUNT_SID", "AC1")
+    monkeypatch.setenv("SMS_AUTH_TOKEN", "secret")
+    monkeypatch.setenv("SMS_FROM", "+14155550100")
+    configured = settings_from_config(load_config(REPO / "deploy" / "config.yml"))
+    assert str(configured.quiet_hours.start) == "22:00:00"
+    assert PROVIDERS["sms"].configured(configured.channels["sms"])
+    assert configured.channels["sms"]["from"] == "+14155550100"  # text, not the number 14155550100

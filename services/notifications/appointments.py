@@ -1,0 +1,92 @@
+"""Appointments as notifications sees them: confirmation and reminders follow the booking as it changes.
+
+Events about one appointment can arrive out of order (a handler retried, a replica slower): each change
+is applied only if it is newer than the last one seen (``occurred_at``), and a cancelled appointment
+stays cancelled, so a late ``appointment_booked`` never revives reminders for a cancelled visit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.kit.clock import as_utc, isoformat
+from services.notifications import deliveries
+from services.notifications.journeys import appointment_messages, parse_time
+from services.notifications.models import Appointment
+from services.notifications.settings import Settings
+
+BOOKED, CANCELLED = "booked", "cancelled"
+
+
+def _occurred(event: dict[str, Any], now: datetime) -> datetime:
+    return parse_time(event["occurred_at"]) if event.get("occurred_at") else as_utc(now)
+
+
+def _current(session: Session, event: dict[str, Any], occurred: datetime) -> tuple[Appointment | None, bool]:
+    """The appointment row (locked) and whether this event is news (newer, and not after a cancellation)."""
+    row = session.get(Appointment, str(event["appointment_id"]), with_for_update=True)
+    if row is None:
+        return None, True
+    if row.status == CANCELLED or row.last_event_at > occurred:
+        return row, False
+    return row, True
+
+
+def booked(session: Session, event: dict[str, Any], now: datetime, settings: Settings, rescheduled: bool = False) -> int:
+    """Record a booking (or a new time) and queue its confirmation and reminders; returns how many."""
+    occurred = _occurred(event, now)
+    row, news = _current(session, event, occurred)
+    if not news:
+        return 0
+    starts_at = parse_time(event["starts_at"])
+    # appointment_rescheduled does not repeat the service category: what we learnt at booking fills it in
+    event = {**event, "service_category": event.get("service_category") or (row.service_category if row else None)}
+    if row is None:
+        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=uuid.UUID(event["member_id"]),
+                                branch=event.get("branch"), starts_at=starts_at, status=BOOKED,
+                                service_category=event["service_category"], last_event_at=occurred))
+    else:
+        if rescheduled and row.starts_at != starts_at:
+            deliveries.cancel_queued(session, now, f"appointment moved to {isoformat(starts_at)}",
+                                     cause_ref=f"appointment:{row.appointment_id}")
+        row.starts_at, row.branch, row.status, row.last_event_at = starts_at, event.get("branch") or row.branch, \
+            BOOKED, occurred
+        row.service_category = event["service_category"]
+    # a booked visit is what a recall asks for: no recall message while one is ahead
+    deliveries.cancel_queued(session, now, "an appointment is booked", member_id=uuid.UUID(event["member_id"]),
+                             journeys=("recall",))
+    queued = 0
+    for plan in appointment_messages(event, now, settings, rescheduled=rescheduled):
+        if deliveries.queue(session, plan, now) is not None:
+            queued += 1
+    return queued
+
+
+def cancelled(session: Session, event: dict[str, Any], now: datetime) -> int:
+    """Mark the appointment cancelled and take back its confirmation and reminders not yet sent."""
+    occurred = _occurred(event, now)
+    row, news = _current(session, event, occurred)
+    if row is None:
+        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=uuid.UUID(event["member_id"]),
+                                branch=event.get("branch"), starts_at=parse_time(event["starts_at"]),
+                                status=CANCELLED, last_event_at=occurred))
+    elif news:
+        row.status, row.last_event_at = CANCELLED, occurred
+    return deliveries.cancel_queued(session, now, "appointment cancelled",
+                                    cause_ref=f"appointment:{event['appointment_id']}")
+
+
+def future_by_member(session: Session, member_ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, datetime]:
+    """The start of each member's latest booked appointment still ahead (members without one are absent)."""
+    if not member_ids:
+        return {}
+    query = (select(Appointment.member_id, func.max(Appointment.starts_at))
+             .where(Appointment.member_id.in_(member_ids), Appointment.status == BOOKED,
+                    Appointment.starts_at > as_utc(now))
+             .group_by(Appointment.member_id))
+    return {member: as_utc(starts) for member, starts in session.execute(query)}

@@ -1,0 +1,297 @@
+"""Care journeys: which message each event or day calls for, to whom, when, and once for which cause. No I/O.
+
+A journey turns a fact (an enrolment, a booking, a birthday) into ``Plan``s. A plan's ``cause`` makes it
+unique: ``<journey>:<cause>`` is the delivery's dedupe key, so the same cause never yields a second
+message however often the fact is seen (redelivered events, a scan run twice, two replicas).
+``cause_ref`` names what can take the message back (an appointment cancelled, a visit cancelled).
+Contexts carry ids and facts only, never personal data: names and addresses are read at send time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.kit.clock import as_utc, isoformat, local_date
+from services.kit.errors import Invalid
+from services.notifications.rules import MARKETING, SERVICE, at_local
+from services.notifications.settings import Settings
+
+
+@dataclass(frozen=True)
+class Journey:
+    code: str
+    category: str  # service (care, account) or marketing (consent, opt-out and weekly cap apply)
+    manual: bool = False  # staff and other services may schedule it with ``schedule``
+    sample: dict[str, Any] = field(default_factory=dict)  # a context for previews
+
+
+_APPOINTMENT = {"appointment_id": "a-1001", "branch": "SH01", "starts_at": "2026-12-01T02:30:00Z",
+                "ends_at": "2026-12-01T03:30:00Z", "service_category": "cleaning", "doctor_id": "d-7"}
+
+JOURNEYS: dict[str, Journey] = {j.code: j for j in (
+    Journey("welcome", SERVICE, sample={"home_branch": "SH01"}),
+    Journey("tier_upgrade", SERVICE, sample={"from_tier": "silver", "to_tier": "gold"}),
+    Journey("tier_review_notice", SERVICE,
+            sample={"current_tier": "gold", "next_tier": "silver", "effective_on": "2026-12-24"}),
+    Journey("points_digest", SERVICE, sample={"day": "2026-11-23", "points": 320, "postings": 2}),
+    Journey("points_expiring", SERVICE, sample={"expires_on": "2026-12-31", "points": 1200}),
+    Journey("appointment_confirmation", SERVICE, sample={**_APPOINTMENT, "rescheduled": False}),
+    Journey("appointment_reminder", SERVICE, sample={**_APPOINTMENT, "hours_before": 24}),
+    Journey("post_visit_advice", SERVICE, sample={"visit_id": "v-1", "branch": "SH01",
+                                                  "categories": ["implant"], "completed_at": "2026-11-23T03:00:00Z"}),
+    Journey("satisfaction_survey", SERVICE, sample={"visit_id": "v-1", "branch": "SH01",
+                                                    "completed_at": "2026-11-23T03:00:00Z"}),
+    Journey("recall", SERVICE, sample={"recall_type": "cleaning", "due_on": "2027-05-20", "attempt": 1}),
+    Journey("birthday", MARKETING, sample={"day": "2026-11-23", "coupon": {
+        "coupon_id": "c-1", "code": "BDAY-7K2Q", "title": "Birthday gift", "category": "cleaning",
+        "value_minor": 5000, "currency": "CNY", "rate_bp": None, "valid_until": "2026-12-23"}}),
+    Journey("festival", MARKETING, sample={"festival": "mid_autumn", "day": "2026-09-25"}),
+    Journey("seasonal_tip", MARKETING, sample={"season": "winter", "day": "2026-12-01"}),
+    Journey("segment_b_monthly", MARKETING, sample={"month": "2026-12"}),
+    Journey("results_ready", SERVICE, manual=True, sample={"branch": "SH01"}),
+    Journey("member_day", MARKETING, manual=True, sample={"day": "2026-12-08"}),
+)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A message to queue: one member, one journey, one cause."""
+
+    journey: str
+    member_id: str
+    cause: str
+    due_at: datetime
+    expires_at: datetime | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    cause_ref: str | None = None
+    channel: str | None = None  # None: the member's best channel, chosen at send time
+
+    @property
+    def dedupe_key(self) -> str:
+        key = f"{self.journey}:{self.cause}"
+        return f"{key}:{self.channel}" if self.channel else key
+
+    @property
+    def category(self) -> str:
+        return JOURNEYS[self.journey].category
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 UTC time from an event (``...Z``) as an aware datetime."""
+    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def day_at(day: date, settings: Settings, zone: ZoneInfo, now: datetime) -> datetime:
+    """The send time of ``day`` (local), or now if that moment already passed (a late scan)."""
+    return max(at_local(day, settings.send_time, zone), as_utc(now))
+
+
+def end_of_day(day: date, zone: ZoneInfo) -> datetime:
+    return at_local(day + timedelta(days=1), datetime.min.time(), zone)
+
+
+def welcome(event: dict[str, Any], now: datetime) -> Plan:
+    return Plan("welcome", event["member_id"], event["member_id"], now,
+                context={"home_branch": event.get("home_branch")})
+
+
+def tier_upgrade(event: dict[str, Any], now: datetime) -> Plan | None:
+    """Congratulations on an upgrade (never on a lowered tier: that had its 30-day notice)."""
+    if event.get("direction") != "up":
+        return None
+    effective = event.get("effective_at") or event.get("occurred_at") or isoformat(now)
+    return Plan("tier_upgrade", event["member_id"], f"{event['member_id']}:{event['to_tier']}:{effective}", now,
+                context={"from_tier": event.get("from_tier"), "to_tier": event["to_tier"]})
+
+
+def tier_review_notice(event: dict[str, Any], now: datetime, zone: ZoneInfo) -> Plan:
+    effective_on = date.fromisoformat(event["effective_on"])
+    return Plan("tier_review_notice", event["member_id"], f"{event['member_id']}:{event['effective_on']}", now,
+                expires_at=end_of_day(effective_on, zone),
+                context={"current_tier": event.get("current_tier"), "next_tier": event.get("next_tier"),
+                         "effective_on": event["effective_on"]})
+
+
+def appointment_messages(appointment: dict[str, Any], now: datetime, settings: Settings,
+                         rescheduled: bool = False) -> list[Plan]:
+    """Confirmation now and reminders before the start (only those still ahead), for this start time."""
+    starts_at = parse_time(appointment["starts_at"])
+    if starts_at <= as_utc(now):
+        return []
+    member_id, appointment_id = appointment["member_id"], appointment["appointment_id"]
+    context = {key: appointment.get(key) for key in ("appointment_id", "branch", "starts_at", "ends_at",
+                                                      "service_category", "doctor_id")}
+    cause = f"{appointment_id}:{isoformat(starts_at)}"
+    ref = f"appointment:{appointment_id}"
+    plans = [Plan("appointment_confirmation", member_id, cause, as_utc(now), expires_at=starts_at,
+                  context={**context, "rescheduled": rescheduled}, cause_ref=ref)]
+    for offset in settings.reminder_offsets:
+        due = starts_at - offset
+        # a reminder whose moment already passed at booking adds nothing to the confirmation just sent
+        if due > as_utc(now):
+            hours = int(offset.total_seconds() // 3600)
+            plans.append(Plan("appointment_reminder", member_id, f"{cause}:{hours}h", due, expires_at=starts_at,
+                              context={**context, "hours_before": hours}, cause_ref=ref))
+    return plans
+
+
+def visit_messages(event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> list[Plan]:
+    """Post-visit advice within hours (while it helps), and the survey a week after a first visit."""
+    completed_at = parse_time(event["completed_at"])
+    member_id, visit_id = event["member_id"], event["visit_id"]
+    categories = sorted({item.get("category") for item in event.get("items") or [] if item.get("category")})
+    base = {"visit_id": visit_id, "branch": event.get("branch"), "completed_at": isoformat(completed_at)}
+    ref = f"visit:{visit_id}"
+    plans = []
+    advice_expires = completed_at + settings.post_visit_window
+    if event.get("kind") != "event" and as_utc(now) < advice_expires:
+        due = max(completed_at + settings.post_visit_delay, as_utc(now))
+        plans.append(Plan("post_visit_advice", member_id, visit_id, due, expires_at=advice_expires,
+                          context={**base, "categories": categories}, cause_ref=ref))
+    if event.get("first_visit"):
+        survey_day = local_date(completed_at, zone) + timedelta(days=settings.survey_after_days)
+        due = day_at(survey_day, settings, zone, now)
+        # one survey per member: it is about their first visit, whichever event says so
+        plans.append(Plan("satisfaction_survey", member_id, member_id, due,
+                          expires_at=end_of_day(survey_day + timedelta(days=7), zone), context=base, cause_ref=ref))
+    return plans
+
+
+def digest_slot(earned_at: datetime, settings: Settings, zone: ZoneInfo) -> tuple[date, datetime]:
+    """The local day whose digest counts a posting earned at ``earned_at``, and when that digest goes.
+
+    The digest of day D covers postings from D-1 at the digest time up to D at the digest time.
+    """
+    local = as_utc(earned_at).astimezone(zone)
+    day = local.date()
+    if local.time().replace(tzinfo=None) >= settings.digest_time:
+        day += timedelta(days=1)
+    return day, at_local(day, settings.digest_time, zone)
+
+
+def points_digest(member_id: str, day: date, due_at: datetime, zone: ZoneInfo) -> Plan:
+    return Plan("points_digest", member_id, f"{member_id}:{day.isoformat()}", due_at,
+                expires_at=end_of_day(day + timedelta(days=2), zone), context={"day": day.isoformat()})
+
+
+def points_expiring(event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> Plan:
+    """One warning per member and expiry date, however many lots expire that day."""
+    expires_on = date.fromisoformat(event["expires_on"])
+    return Plan("points_expiring", event["member_id"], f"{event['member_id']}:{event['expires_on']}",
+                as_utc(now) + settings.expiring_window, expires_at=at_local(expires_on, datetime.min.time(), zone),
+                context={"expires_on": event["expires_on"]})
+
+
+def birthday_month_days(day: date) -> list[str]:
+    """The birthdays greeted on ``day``: its own, and 29 February on 28 February of a common year."""
+    days = [day.strftime("%m-%d")]
+    if (day.month, day.day) == (2, 28) and not _leap(day.year):
+        days.append("02-29")
+    return days
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def birthday(member: dict[str, Any], day: date, now: datetime, settings: Settings, zone: ZoneInfo) -> Plan:
+    coupon = settings.coupon_for(member.get("tier"))
+    return Plan("birthday", member["member_id"], f"{member['member_id']}:{day.year}", day_at(day, settings, zone, now),
+                expires_at=end_of_day(day + timedelta(days=2), zone),
+                context={"day": day.isoformat(), "tier": member.get("tier"), "coupon_spec": coupon})
+
+
+def festival(member_id: str, code: str, day: date, now: datetime, settings: Settings, zone: ZoneInfo) -> Plan:
+    return Plan("festival", member_id, f"{code}:{day.year}:{member_id}", day_at(day, settings, zone, now),
+                expires_at=end_of_day(day, zone), context={"festival": code, "day": day.isoformat()})
+
+
+def seasonal_tip(member_id: str, season: str, day: date, now: datetime, settings: Settings, zone: ZoneInfo) -> Plan:
+    return Plan("seasonal_tip", member_id, f"{season}:{day.year}:{member_id}", day_at(day, settings, zone, now),
+                expires_at=end_of_day(day + timedelta(days=6), zone), context={"season": season, "day": day.isoformat()})
+
+
+def segment_b_monthly(member_id: str, day: date, now: datetime, settings: Settings, zone: ZoneInfo) -> Plan:
+    month = day.strftime("%Y-%m")
+    return Plan("segment_b_monthly", member_id, f"{member_id}:{month}", day_at(day, settings, zone, now),
+                expires_at=end_of_day(day + timedelta(days=6), zone), context={"month": month})
+
+
+def first_recall_attempt(next_recall_on: date, today: date, settings: Settings) -> date:
+    """The day of the first recall message: the lead time before the recall is due, never in the past."""
+    return max(next_recall_on - timedelta(days=settings.recall_lead_days), today)
+
+
+def next_recall_attempt(attempts: int, today: date, settings: Settings) -> date | None:
+    """The day of the next recall message after ``attempts`` were sent; None when they are used up."""
+    if attempts >= settings.recall_max_attempts:
+        return None
+    return today + timedelta(days=settings.recall_repeat_days)
+
+
+def recall(member_id: str, recall_type: str, due_on: date, attempt: int, day: date, now: datetime,
+           settings: Settings, zone: ZoneInfo) -> Plan:
+    return Plan("recall", member_id, f"{member_id}:{recall_type}:{due_on.isoformat()}:{attempt}",
+                day_at(day, settings, zone, now), expires_at=end_of_day(day + timedelta(days=6), zone),
+                context={"recall_type": recall_type, "due_on": due_on.isoformat(), "attempt": attempt},
+                cause_ref=f"recall:{member_id}:{recall_type}")
+
+
+def link_for(journey: str, context: dict[str, Any], app_url: str) -> str | None:
+    """Where in the members' app a message points (none when the app's address is not configured)."""
+    if not app_url:
+        return None
+    if journey == "satisfaction_survey" and context.get("visit_id"):
+        return f"{app_url}/surveys/visits/{context['visit_id']}"
+    if journey.startswith("appointment_") and context.get("appointment_id"):
+        return f"{app_url}/appointments/{context['appointment_id']}"
+    if journey == "recall":
+        return f"{app_url}/appointments/new?recall={context.get('recall_type', '')}"
+    if journey in ("points_digest", "points_expiring"):
+        return f"{app_url}/points"
+    if journey == "birthday":
+        return f"{app_url}/coupons"
+    return None
+
+
+def manual(request: dict[str, Any], now: datetime) -> Plan:
+    """A message staff or a service asked for: once per given cause (a result id), else once per request."""
+    due = as_utc(request["due_at"]) if request.get("due_at") else as_utc(now)
+    cause = request.get("cause") or uuid.uuid4().hex
+    context = dict(request.get("context") or {})
+    return Plan(request["journey"], str(request["member_id"]), f"{request['member_id']}:{cause}", due,
+                expires_at=as_utc(request["expires_at"]) if request.get("expires_at") else None,
+                context=context, channel=request.get("channel"))
+
+
+def require(event: dict[str, Any], *names: str) -> None:
+    """Refuse an event missing what a journey needs: ``Invalid`` parks it at once (no retry can fix it)."""
+    missing = [name for name in names if event.get(name) in (None, "")]
+    if missing:
+        raise Invalid(f"The event lacks {', '.join(missing)}.", {name: ["Missing."] for name in missing})
+
+
+def birthday_coupon_request(spec: dict[str, Any], day: date, currency: str, title: str) -> dict[str, Any]:
+    """What ``points.issue_coupon`` is asked for: the tier's coupon from the birthday, for ``valid_days``."""
+    request: dict[str, Any] = {"source": "birthday", "title": title[:120], "category": spec.get("category"),
+                               "valid_from": day.isoformat(),
+                               "valid_until": (day + timedelta(days=int(spec.get("valid_days") or 30))).isoformat()}
+    if spec.get("value_minor"):
+        request["value"] = {"amount": int(spec["value_minor"]), "currency": spec.get("currency") or currency}
+    else:
+        request["rate_bp"] = int(spec.get("rate_bp") or 0)
+    return request
+
+
+def coupon_facts(issued: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The coupon as templates show it (points answers money as ``{"amount", "currency"}``)."""
+    value = issued.get("value") or request.get("value")
+    return {"coupon_id": str(issued.get("id") or issued.get("coupon_id") or ""), "code": issued.get("code"),
+            "title": issued.get("title") or request["title"], "category": issued.get("category", request["category"]),
+            "value_minor": value["amount"] if value else None, "currency": value["currency"] if value else None,
+            "rate_bp": issued.get("rate_bp") or request.get("rate_bp"),
+            "valid_until": issued.get("valid_until") or request["valid_until"]}

@@ -1,0 +1,79 @@
+"""A member's message preferences: the order of channels and the opt-outs (marketing, service).
+
+Channel consents belong to members (the member agreed to be contacted by SMS, e-mail, WeChat, LINE,
+and to marketing at all); notifications reads them at send time and never keeps a copy. What lives here
+is what only concerns messages: which channel first, and "no marketing" / "no service messages".
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from services.kit.clock import isoformat
+from services.notifications.models import Preference
+from services.notifications.rules import Preferences
+
+
+def load(session: Session, member_id: uuid.UUID) -> Preferences:
+    row = session.get(Preference, member_id)
+    return as_rules(row)
+
+
+def as_rules(row: Preference | None) -> Preferences:
+    if row is None:
+        return Preferences()
+    channels = tuple(json.loads(row.channels)) if row.channels else None
+    return Preferences(channels=channels, marketing_opt_out=row.marketing_opt_out,
+                       service_opt_out=row.service_opt_out)
+
+
+def change(session: Session, member_id: uuid.UUID, changes: dict[str, Any], by: str, now: datetime) -> Preference:
+    """Apply the given fields (``channels`` None: back to the group's default order)."""
+    row = session.get(Preference, member_id, with_for_update=True)
+    if row is None:
+        row = Preference(member_id=member_id, channels=None, marketing_opt_out=False, service_opt_out=False,
+                         updated_at=now)
+        session.add(row)
+    if "channels" in changes:
+        row.channels = json.dumps(list(changes["channels"])) if changes["channels"] else None
+    for flag in ("marketing_opt_out", "service_opt_out"):
+        if flag in changes:
+            setattr(row, flag, bool(changes[flag]))
+    row.updated_at, row.updated_by = now, by[:160]
+    return row
+
+
+def forget(session: Session, member_id: uuid.UUID) -> None:
+    session.execute(delete(Preference).where(Preference.member_id == member_id))
+
+
+def copy_to_survivor(session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
+    """After a merge: the survivor keeps its own choices, or takes the merged member's (which stay, for an
+    unmerge)."""
+    merged = session.get(Preference, from_id)
+    if merged is None or session.get(Preference, to_id) is not None:
+        return
+    session.add(Preference(member_id=to_id, channels=merged.channels, marketing_opt_out=merged.marketing_opt_out,
+                           service_opt_out=merged.service_opt_out, updated_at=merged.updated_at,
+                           updated_by=merged.updated_by))
+
+
+def view(member_id: str, row: Preference | None, default_order: tuple[str, ...],
+         consents: dict[str, bool] | None) -> dict[str, Any]:
+    rules = as_rules(row)
+    return {
+        "member_id": member_id,
+        "channels": list(rules.channels) if rules.channels else None,
+        "effective_channels": list(rules.channels or default_order),
+        "marketing_opt_out": rules.marketing_opt_out,
+        "service_opt_out": rules.service_opt_out,
+        "consents": consents,
+        "updated_at": isoformat(row.updated_at) if row is not None else None,
+    }
+

@@ -1,0 +1,113 @@
+"""Recalls: a member's next check-up of each type (from care plans), and the daily scan that writes.
+
+``care_plan_updated`` sets when a recall is due; the first message goes ``recall_lead_days`` before,
+then every ``recall_repeat_days``, at most ``recall_max_attempts`` times — after which the recall is
+``exhausted`` and belongs to customer service's reactivation list. A member with a booked appointment
+ahead is not written to: the scan looks again the day after that appointment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.kit.clock import local_date
+from services.notifications import appointments, deliveries
+from services.notifications.journeys import first_recall_attempt, next_recall_attempt, parse_time, recall
+from services.notifications.models import Recall
+from services.notifications.settings import Settings
+
+ACTIVE, EXHAUSTED, CLOSED = "active", "exhausted", "closed"
+MERGED = "merged"  # set aside by a merge because the survivor has a recall of that type (an unmerge reopens it)
+SCAN_BATCH = 1000
+
+
+def plan_updated(session: Session, event: dict[str, Any], today: date, now: datetime,
+                 settings: Settings) -> Recall | None:
+    """A care plan set (or moved) a recall: start its messages afresh from the new due date.
+
+    A closed plan (``status: closed``, added by records) stops its recall: nothing more is sent.
+    """
+    member_id = uuid.UUID(event["member_id"])
+    recall_type = str(event.get("recall_type") or "default")
+    due_on = date.fromisoformat(event["next_recall_on"])
+    occurred = parse_time(event["occurred_at"]) if event.get("occurred_at") else now
+    row = session.scalars(select(Recall).where(Recall.member_id == member_id, Recall.recall_type == recall_type)
+                          .with_for_update()).first()
+    if row is not None and row.last_event_at is not None and row.last_event_at > occurred:
+        return row  # an older plan change arriving late: the newer one stands
+    deliveries.cancel_queued(session, now, "the care plan changed the recall",
+                             cause_ref=f"recall:{member_id}:{recall_type}")
+    if row is None:
+        row = Recall(member_id=member_id, recall_type=recall_type)
+        session.add(row)
+    row.last_event_at = occurred
+    if event.get("status") == "closed":
+        row.care_plan_id, row.due_on, row.status, row.next_attempt_on, row.updated_at = \
+            str(event.get("care_plan_id") or "") or None, due_on, CLOSED, None, now
+        return row
+    row.care_plan_id = str(event.get("care_plan_id") or "") or None
+    row.due_on, row.attempts, row.status, row.updated_at = due_on, 0, ACTIVE, now
+    row.next_attempt_on = first_recall_attempt(due_on, today, settings)
+    return row
+
+
+def scan_step(session: Session, day: date, now: datetime, settings: Settings, zone: ZoneInfo,
+              store_is_postgresql: bool) -> tuple[int, int]:
+    """One batch of the day's recall messages; returns (recalls looked at, messages queued)."""
+    query = (select(Recall).where(Recall.status == ACTIVE, Recall.next_attempt_on <= day)
+             .order_by(Recall.next_attempt_on, Recall.id).limit(SCAN_BATCH))
+    if store_is_postgresql:
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    ahead = appointments.future_by_member(session, list({row.member_id for row in rows}), now)
+    plans = []
+    outcomes: dict[tuple[date | None, str], list[uuid.UUID]] = defaultdict(list)
+    for row in rows:
+        if row.member_id in ahead:
+            row.next_attempt_on = local_date(ahead[row.member_id], zone) + timedelta(days=1)
+            row.updated_at = now
+            continue
+        attempt = row.attempts + 1
+        plans.append(recall(str(row.member_id), row.recall_type, row.due_on, attempt, day, now, settings, zone))
+        following = next_recall_attempt(attempt, day, settings)
+        outcomes[(following, ACTIVE if following is not None else EXHAUSTED)].append(row.id)
+    # one statement per outcome instead of one per recall: the scan writes thousands of rows a day
+    for (following, status), ids in outcomes.items():
+        session.execute(update(Recall).where(Recall.id.in_(ids))
+                        .values(attempts=Recall.attempts + 1, next_attempt_on=following, status=status,
+                                updated_at=now).execution_options(synchronize_session=False))
+    queued = deliveries.queue_many(session, plans, now)
+    return len(rows), queued
+
+
+def close_member(session: Session, member_id: uuid.UUID, now: datetime) -> None:
+    for row in session.scalars(select(Recall).where(Recall.member_id == member_id)):
+        row.status, row.next_attempt_on, row.updated_at = CLOSED, None, now
+
+
+def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID, now: datetime) -> None:
+    """After a merge: recalls the survivor lacks move to it; the merged member's others are set aside."""
+    kept = set(session.scalars(select(Recall.recall_type).where(Recall.member_id == to_id)))
+    for row in session.scalars(select(Recall).where(Recall.member_id == from_id, Recall.status != CLOSED)):
+        if row.recall_type in kept:
+            row.status, row.next_attempt_on = MERGED, None
+        else:
+            row.member_id, row.merged_from = to_id, from_id
+        row.updated_at = now
+
+
+def move_back(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, today: date, now: datetime,
+              settings: Settings) -> None:
+    """An unmerge: what the merge moved goes back, what it set aside starts again."""
+    for row in session.scalars(select(Recall).where(Recall.member_id == survivor_id, Recall.merged_from == merged_id)):
+        row.member_id, row.merged_from, row.updated_at = merged_id, None, now
+    for row in session.scalars(select(Recall).where(Recall.member_id == merged_id, Recall.status == MERGED)):
+        row.status, row.updated_at = ACTIVE, now
+        row.next_attempt_on = first_recall_attempt(row.due_on, today, settings)

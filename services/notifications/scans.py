@@ -1,0 +1,122 @@
+"""Daily journeys: birthdays, festivals and seasons, recalls, and segment B's monthly reminder.
+
+Each is a batch job of the kit (``kit.jobs.run_batches``): it runs once per local day (segment B: once
+per month), batch by batch, each batch's messages committed with the job's cursor — so a crash or a
+restart resumes where it stopped, a second run of the day does nothing, and one replica runs it while
+the other skips. Scans only *queue* messages (due at the send time of that day); the scheduler sends.
+
+Members answer ``birthdays`` (by local month-day, from their index) and ``segment_members`` a page at
+a time; festivals and seasons reach every active member of our own audience copy; recalls are ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.kit.clock import local_date
+from services.kit.config import Group
+from services.kit.db import Store
+from services.kit.jobs import Outcome, run_batches
+from services.notifications import audience, deliveries, journeys, recalls
+from services.notifications.festivals import festivals_on, season_on
+from services.notifications.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MEMBERS_PAGE = 500
+AUDIENCE_PAGE = 1000
+JOBS = ("birthdays", "festivals", "recalls", "segment_b")
+
+
+class DailyJourneys:
+    def __init__(self, *, store: Store, settings: Settings, group: Group, members: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self.group = group
+        self.members = members
+
+    def run(self, now: datetime, jobs: tuple[str, ...] = JOBS, max_batches: int | None = None) -> dict[str, Any]:
+        """Run (or resume) today's jobs; each one's failure is logged and left for the next run."""
+        day = local_date(now, self.group.zone)
+        results: dict[str, Any] = {"day": day.isoformat()}
+        for job in jobs:
+            try:
+                outcome = getattr(self, f"_{job}")(day, now, max_batches)
+            except Exception as error:
+                log.warning("daily journey %s stopped; it resumes on the next run", job,
+                            extra={"job": job, "error": f"{type(error).__name__}: {error}"})
+                results[job] = {"error": f"{type(error).__name__}: {error}"}
+                continue
+            results[job] = None if outcome is None else {
+                "finished": outcome.finished, "processed": outcome.processed, "batches": outcome.batches,
+                "skipped": outcome.skipped}
+        return results
+
+    def _birthdays(self, day: date, now: datetime, max_batches: int | None) -> Outcome:
+        month_days = journeys.birthday_month_days(day)
+
+        def step(session: Session, cursor: Any) -> tuple[Any, int]:
+            index, page_cursor = (cursor["i"], cursor["c"]) if cursor else (0, None)
+            page = self.members.birthdays(month_days[index], limit=MEMBERS_PAGE, cursor=page_cursor)
+            plans = [journeys.birthday(member, day, now, self.settings, self.group.zone) for member in page["items"]]
+            deliveries.queue_many(session, plans, now)
+            if page.get("next_cursor"):
+                return {"i": index, "c": page["next_cursor"]}, len(plans)
+            if index + 1 < len(month_days):
+                return {"i": index + 1, "c": None}, len(plans)
+            return None, len(plans)
+
+        return run_batches(self.store, "notifications.birthdays", day.isoformat(), step, max_batches)
+
+    def _festivals(self, day: date, now: datetime, max_batches: int | None) -> Outcome | None:
+        festivals = festivals_on(day, self.settings.festivals)
+        season = season_on(day, self.settings.seasons)
+        if not festivals and not season:
+            return None
+
+        def step(session: Session, cursor: Any) -> tuple[Any, int]:
+            members = audience.active_page(session, cursor, AUDIENCE_PAGE)
+            plans = []
+            for member in members:
+                member_id = str(member.member_id)
+                plans += [journeys.festival(member_id, code, day, now, self.settings, self.group.zone)
+                          for code in festivals]
+                if season:
+                    plans.append(journeys.seasonal_tip(member_id, season, day, now, self.settings, self.group.zone))
+            deliveries.queue_many(session, plans, now)
+            next_cursor = str(members[-1].member_id) if len(members) == AUDIENCE_PAGE else None
+            return next_cursor, len(members)
+
+        return run_batches(self.store, "notifications.festivals", day.isoformat(), step, max_batches)
+
+    def _recalls(self, day: date, now: datetime, max_batches: int | None) -> Outcome:
+        def step(session: Session, cursor: Any) -> tuple[Any, int]:
+            looked_at, _queued = recalls.scan_step(session, day, now, self.settings, self.group.zone,
+                                                   self.store.is_postgresql)
+            # scanned recalls move past today, so the next batch starts afresh; the cursor counts batches
+            return ((cursor or 0) + 1 if looked_at == recalls.SCAN_BATCH else None), looked_at
+
+        return run_batches(self.store, "notifications.recalls", day.isoformat(), step, max_batches)
+
+    def _segment_b(self, day: date, now: datetime, max_batches: int | None) -> Outcome | None:
+        if day.day < self.settings.segment_b_day:
+            return None
+        branches = sorted(self.group.branches)
+
+        def step(session: Session, cursor: Any) -> tuple[Any, int]:
+            index, page_cursor = (cursor["i"], cursor["c"]) if cursor else (0, None)
+            page = self.members.segment_members("B", branches[index], limit=MEMBERS_PAGE, cursor=page_cursor)
+            plans = [journeys.segment_b_monthly(str(item["member_id"]), day, now, self.settings, self.group.zone)
+                     for item in page["items"]]
+            deliveries.queue_many(session, plans, now)
+            if page.get("next_cursor"):
+                return {"i": index, "c": page["next_cursor"]}, len(plans)
+            if index + 1 < len(branches):
+                return {"i": index + 1, "c": None}, len(plans)
+            return None, len(plans)
+
+        return run_batches(self.store, "notifications.segment_b", day.strftime("%Y-%m"), step, max_batches)
