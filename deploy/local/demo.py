@@ -36,3 +36,23 @@ def demo_members(count: int = 50, seed: int = 2026) -> list[dict[str, Any]]:
             "source": "desk",
         })
     return members
+
+
+CATEGORIES = [("cleaning", "CLN-01", 380_00), ("exam", "EXM-01", 150_00), ("treatment", "TRT-02", 1_200_00),
+              ("whitening", "WHT-01", 2_800_00), ("implant", "IMP-01", 9_800_00), ("orthodontics", "ORT-03", 6_500_00)]
+
+
+def demo_visits(member_count: int, seed: int = 7) -> list[tuple[int, dict[str, Any]]]:
+    """Paid visits of about half the demo members: (member index, bill); a few are big enough for a tier."""
+    rng = random.Random(seed)
+    visits = []
+    for index in range(0, member_count, 2):
+        for number in range(rng.randint(1, 3)):
+            category, code, amount = rng.choice(CATEGORIES)
+            method = rng.choice(["card", "mobile", "cash", "insurance"])
+            visits.append((index, {
+                "bill_id": f"DEMO-{index:03d}-{number}", "branch": BRANCHES[index % len(BRANCHES)],
+                "currency": "CNY", "items": [{"category": category, "code": code, "amount_minor": amount}],
+                "payments": [{"method": method, "amount_minor": amount}],
+            }))
+    return visits

@@ -2,7 +2,8 @@
 
 Migrates each service's SQLite database under ``var/``, starts every service and the gateway as its
 own ``nameko run`` process (logs in ``var/log/``), waits until the gateway is ready, loads the demo
-group's members through the API, and prints how to try it. Ctrl-C stops everything.
+group's members and their paid visits through the API (so points, tiers and messages follow from the
+events as in production), and prints how to try it. Ctrl-C stops everything.
 
 Environment: ``CARELOOP_PORT`` (gateway, default 8000), ``AMQP_URI`` (default the local broker, vhost
 ``/``), ``CARELOOP_DATA_KEYS``/``CARELOOP_INDEX_KEY`` (default: generated once into ``var/secrets.env``).
@@ -29,14 +30,14 @@ LOGS = VAR / "log"
 PIDS = VAR / "pids"
 PYTHON = sys.executable
 
-# service -> (module:class, metrics port)
-SERVICES = {
-    "members": ("services.members.service:MembersService", 9101),
-    "notifications": ("services.notifications.service:NotificationsService", 9104),
-    "points": ("services.points.service:PointsService", 9102),
-    "records": ("services.records.service:RecordsService", 9103),
-    "gateway": ("gateway.service:GatewayService", 9100),
-}
+def _processes() -> dict[str, tuple[str, int]]:
+    """service -> (module:class, metrics port), from deploy/services.yml (the list every deployment uses)."""
+    from deploy.entrypoint import processes
+
+    return {name: (spec["target"], spec["metrics_port"]) for name, spec in processes().items()}
+
+
+SERVICES = _processes()
 
 
 def secrets_env() -> dict[str, str]:
@@ -134,22 +135,47 @@ def demo_admin(env: dict[str, str]) -> str | None:
     return password
 
 
-def load_demo(url: str, key: str) -> int:
-    from deploy.local.demo import demo_members
+def _post(url: str, key: str, path: str, body: dict, idempotency_key: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}",
+                 "Idempotency-Key": idempotency_key})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
 
-    loaded = 0
+
+def load_demo(url: str, key: str) -> tuple[int, int]:
+    """Enrol the demo members and complete their visits through the API (again: the same answers)."""
+    from deploy.local.demo import demo_members, demo_visits
+
+    members = []
     for number, member in enumerate(demo_members()):
-        request = urllib.request.Request(
-            url + "/v1/members", data=json.dumps(member).encode(), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}",
-                     "Idempotency-Key": f"demo-member-{number}"})
-        try:
-            with urllib.request.urlopen(request, timeout=30):
-                loaded += 1
-        except urllib.error.HTTPError as error:
-            if error.code != 409:  # 409: enrolled by an earlier run under another key
-                raise SystemExit(f"demo member {number} refused: {error.code} {error.read().decode()}") from None
-    return loaded
+        status, body = _post(url, key, "/v1/members", member, f"demo-member-{number}")
+        if status == 409:  # enrolled by an earlier run whose answer is no longer kept
+            found = body.get("error", {}).get("details", {}).get("matches", [{}])[0].get("member_id")
+            members.append(found)
+            continue
+        if status != 201:
+            raise SystemExit(f"demo member {number} refused: {status} {body}")
+        members.append(body["id"])
+    visits = 0
+    for number, (member_index, bill) in enumerate(demo_visits(len(members))):
+        member_id = members[member_index]
+        if member_id is None:
+            continue
+        status, opened = _post(url, key, "/v1/visits", {"member_id": member_id, "branch": bill["branch"]},
+                               f"demo-visit-{number}")
+        if status != 201:
+            raise SystemExit(f"demo visit {number} refused: {status} {opened}")
+        status, body = _post(url, key, f"/v1/visits/{opened['id']}/complete", {**bill, "member_id": member_id},
+                             f"demo-bill-{number}")
+        if status not in (200, 409):
+            raise SystemExit(f"demo bill {number} refused: {status} {body}")
+        visits += 1
+    return len(members), visits
 
 
 def stop_pids() -> None:
@@ -179,12 +205,13 @@ def main() -> int:
         wait_ready(url, processes)
         key = demo_key(env)
         admin_password = demo_admin(env)
-        loaded = load_demo(url, key)
+        loaded, visits = load_demo(url, key)
+        metrics_ports = " ".join(f":{port} ({name})" for name, (_target, port) in SERVICES.items())
         print(f"""
-CareLoop is up at {url}  ({loaded} demo members in 3 branches; API document at {url}/openapi.json,
+CareLoop is up at {url}  ({loaded} demo members in 3 branches, {visits} paid visits; API at {url}/openapi.json,
 interactive at {url}/docs)
 Staff sign-in: demo.admin / {admin_password or "(see var/demo-admin-password)"}  (POST /v1/auth/login)
-Metrics: {url}/metrics (with the key), and per service on :9100 (gateway) :9101 (members) :9102 (points) :9103 (records) :9104 (notifications)
+Metrics: {url}/metrics (with the key), and per service on {metrics_ports}
 
 Try:
   export CARELOOP_KEY=$(cat var/demo-api-key)
@@ -193,6 +220,8 @@ Try:
        -d '{{"full_name": "Chen Jing", "phone": "13912345678", "birth_date": "1991-07-08", "home_branch": "SH01", "consents": {{"sms": true}}}}'
   curl -s "{url}/v1/members?phone=13912345678" -H "Authorization: Bearer $CARELOOP_KEY"
   curl -s {url}/v1/members/<id>/deliveries -H "Authorization: Bearer $CARELOOP_KEY"
+  curl -s {url}/v1/members/<id>/points -H "Authorization: Bearer $CARELOOP_KEY"
+  curl -s {url}/v1/members/<id>/tier -H "Authorization: Bearer $CARELOOP_KEY"
 
 Ctrl-C stops everything.""", flush=True)
         while all(process.poll() is None for process in processes.values()):
