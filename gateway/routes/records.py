@@ -176,15 +176,30 @@ class RecordRoutes:
         return self.records.refund_visit({**_body(request), "visit_id": visit_id, "bill_id": None})
 
     @route("POST", "/v1/his/bills", "his:bills", tags=VISITS, body=BillSchema,
-           summary="HIS webhook: a visit's bill; completes the visit once per bill id, however often it is sent",
+           summary="The HIS (with an API key) sends a visit's bill; completes the visit once per bill id, "
+                   "however often it is sent",
            responses={200: VisitSchema, 404: None, 409: None})
     def his_bill(self, request: Request) -> Any:
         return self.records.complete_visit(request.json_body)
 
     @route("POST", "/v1/his/refunds", "his:bills", tags=VISITS, body=RefundSchema,
-           summary="HIS webhook: a refund of a billed visit, once per refund id",
+           summary="The HIS (with an API key) sends a refund of a billed visit, once per refund id",
            responses={200: VisitSchema, 404: None, 409: None})
     def his_refund(self, request: Request) -> Any:
+        return self.records.refund_visit(request.json_body)
+
+    @route("POST", "/v1/webhooks/bills", "his:bills", tags=VISITS, body=BillSchema, webhook=True,
+           summary="The HIS pushes a visit's bill (signed webhook); completes the visit once per bill id",
+           description="The same as `POST /v1/his/bills` for an HIS that signs its pushes (HMAC over timestamp "
+                       "and body) instead of holding an API key. Redelivery is harmless: the bill id decides.",
+           responses={200: VisitSchema, 404: None, 409: None})
+    def his_bill_signed(self, request: Request) -> Any:
+        return self.records.complete_visit(request.json_body)
+
+    @route("POST", "/v1/webhooks/refunds", "his:bills", tags=VISITS, body=RefundSchema, webhook=True,
+           summary="The HIS pushes a refund of a billed visit (signed webhook), once per refund id",
+           responses={200: VisitSchema, 404: None, 409: None})
+    def his_refund_signed(self, request: Request) -> Any:
         return self.records.refund_visit(request.json_body)
 
     # --- appointments ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ would use it."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -153,3 +154,27 @@ def test_every_records_route_needs_credentials_and_is_in_the_api_document(suite)
     record = spec["paths"]["/v1/members/{member_id}/record"]["get"]
     assert record["x-roles"] == ["clinician", "integration"]
     assert spec["paths"]["/v1/his/bills"]["post"]["x-roles"] == ["integration"]
+
+
+def test_a_signed_his_bill_and_refund_complete_and_refund_once_within_the_integrations_branches(suite):
+    member_id = enrol(suite, 7)
+    his = suite.integration("integration", SH01)
+    bill = his_bill(member_id, "H-SIGNED-1")
+    first = suite.signed("POST", "/v1/webhooks/bills", bill, integration=his, headers={"Idempotency-Key": "hb-1"})
+    redelivered = int(time.time()) - 2  # a redelivery is signed afresh; the same signature twice is a replay
+    again = suite.signed("POST", "/v1/webhooks/bills", bill, integration=his, timestamp=redelivered,
+                         headers={"Idempotency-Key": "hb-2"})
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json()["id"] == first.json()["id"] and first.json()["status"] == "completed"
+    refund = {"refund_id": "R-SIGNED-1", "bill_id": "H-SIGNED-1", "payments": [{"method": "card", "amount_minor": 60000}]}
+    refunded = suite.signed("POST", "/v1/webhooks/refunds", refund, integration=his,
+                            headers={"Idempotency-Key": "hr-1"})
+    assert refunded.status_code == 200, refunded.text
+    assert suite.signed("POST", "/v1/webhooks/refunds", refund, integration=his, timestamp=redelivered,
+                        headers={"Idempotency-Key": "hr-2"}).status_code == 200
+    assert count(suite, "SELECT count(*) FROM kit_outbox WHERE event_type = 'visit_refunded'") == 1
+    elsewhere = suite.signed("POST", "/v1/webhooks/bills", {**his_bill(member_id, "H-SIGNED-2"), "branch": "SH02"},
+                             integration=his, headers={"Idempotency-Key": "hb-3"})
+    assert elsewhere.status_code == 403, elsewhere.text  # the Jing'an HIS does not bill for Pudong
+    assert suite.call("POST", "/v1/webhooks/bills", role="integration", branches=SH01,
+                      json=his_bill(member_id, "H-SIGNED-3")).status_code == 401  # an API key is not a signature
