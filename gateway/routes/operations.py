@@ -11,7 +11,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.http import query_args, route
 from gateway.readiness import Readiness
-from gateway.upstream import DeadlineProxy, Upstream
+from gateway.upstream import PeerProxy, Upstream
 from services.kit.errors import NotFound
 from services.kit.schemas import Schema, StrictInteger, load
 
@@ -110,6 +110,6 @@ class OperationRoutes:
 
     def _upstream(self, service: str) -> Any:
         for value in vars(self).values():
-            if isinstance(value, DeadlineProxy) and value.service_name == service:
+            if isinstance(value, PeerProxy) and value.service_name == service:
                 return value
         raise NotFound(f"No service {service!r}.")

@@ -7,6 +7,9 @@ so an RPC caller gets a 503 it may retry and an event handler is retried later b
 carries the same time to live, so a request nobody picked up in time is dropped by the broker.
 
 The caller's identity and request id travel on, as with any nameko call made from a worker.
+
+The gateway's ``Upstream`` is the same dependency with its own setting (``RPC_TIMEOUT``) and transient
+requests; a subclass names its setting, default and persistence in the three class attributes below.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet
+from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 
@@ -44,7 +48,8 @@ class PeerProxy:
                 with eventlet.Timeout(self._timeout):
                     return reply.result()
             except (eventlet.Timeout, UnknownService):
-                raise Unavailable(f"The {service} service did not answer in time; try again.") from None
+                raise Unavailable(f"The {service} service did not answer in time; try again (with the same "
+                                  "idempotency key if the request had one).", details={"retry_after": 1}) from None
 
         return call
 
@@ -52,13 +57,23 @@ class PeerProxy:
 class Peer(RpcProxy):
     """A dependency calling ``target_service`` with a deadline (``PEER_TIMEOUT`` seconds)."""
 
+    timeout_setting = "PEER_TIMEOUT"
+    default_timeout = DEFAULT_TIMEOUT
+    persistent = True
+    """Whether the broker writes each request to disk (nameko's default). A request that cannot outlive its
+    deadline gains nothing from it; publisher confirms stay on either way (they tell an unknown service
+    from a slow one)."""
+
     def __init__(self, target_service: str, timeout: float | None = None) -> None:
         self._timeout = timeout
         super().__init__(target_service)
 
     def setup(self) -> None:
-        self.timeout = float(self._timeout or self.container.config.get("PEER_TIMEOUT", DEFAULT_TIMEOUT))
+        configured = self.container.config.get(self.timeout_setting, self.default_timeout)
+        self.timeout = float(self._timeout or configured)
         self.options["expiration"] = self.timeout  # seconds; kombu sets the per-message TTL
+        if not self.persistent:
+            self.options["delivery_mode"] = NON_PERSISTENT
         super().setup()
 
     def get_dependency(self, worker_ctx: Any) -> PeerProxy:

@@ -21,7 +21,7 @@ class Echo(Service):
 
     @rpc
     def slow(self) -> str:
-        eventlet.sleep(3)
+        eventlet.sleep(8)
         return "late"
 
 
@@ -45,9 +45,10 @@ class Caller(Service):
 
 @pytest.fixture
 def caller(start_service, rpc):
-    # neither has a Database: any URL will do
-    start_service(Echo, database_url="sqlite://", PEER_TIMEOUT=0.5)
-    start_service(Caller, database_url="sqlite://", PEER_TIMEOUT=0.5)
+    # neither has a Database: any URL will do. The deadline leaves room for a first call on a busy machine
+    # (0.5 s was not always enough) and is still far below the slow peer's 8 s.
+    start_service(Echo, database_url="sqlite://", PEER_TIMEOUT=2)
+    start_service(Caller, database_url="sqlite://", PEER_TIMEOUT=2)
     return rpc()
 
 
