@@ -8,6 +8,7 @@ every service — the group's name, time zone, currency and branches — live in
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,48 @@ def load_config(path: str | Path) -> dict[str, Any]:
         return yaml.safe_load(handle) or {}
 
 
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+@dataclass(frozen=True)
+class BranchAlerts:
+    """Staff to alert about a branch's negative feedback and complaints (the branch manager, the desk lead).
+
+    Staff addresses, not members': e-mail addresses and E.164 mobile numbers. Empty: nobody is alerted,
+    and notifications records each such alert as suppressed (``no_recipient``).
+    """
+
+    email: tuple[str, ...] = ()
+    sms: tuple[str, ...] = ()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.email or self.sms)
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> BranchAlerts:
+        """Read a branch's ``alerts`` block; a misspelt address stops the start-up, naming the branch."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: alerts must be a mapping like {{email: [...], sms: [...]}}")
+        unknown = set(raw) - {"email", "sms"}
+        if unknown:
+            raise ValueError(f"{where}: alerts has unknown channels {sorted(unknown)} (email and sms are known)")
+        lists = {}
+        for channel, pattern, what in (("email", EMAIL, "an e-mail address"),
+                                       ("sms", E164, "an E.164 mobile number like +8613800138000")):
+            values = raw.get(channel) or []
+            if isinstance(values, str):
+                values = [values]
+            for value in values:
+                if not isinstance(value, str) or not pattern.match(value.strip()):
+                    raise ValueError(f"{where}: alerts.{channel} entry {value!r} is not {what}")
+            lists[channel] = tuple(dict.fromkeys(value.strip() for value in values))
+        return cls(**lists)
+
+
 @dataclass(frozen=True)
 class Branch:
     code: str
@@ -37,6 +80,7 @@ class Branch:
     address: str = ""
     phone: str = ""
     region: str = "CN"  # ISO 3166 region used to read local phone numbers entered at this branch
+    alerts: BranchAlerts = field(default_factory=BranchAlerts)  # staff alerted about negative feedback
 
 
 @dataclass(frozen=True)
@@ -73,7 +117,8 @@ def _load_group(path: str) -> Group:
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     branches = {
-        code: Branch(code=code, **{k: v for k, v in spec.items() if k != "code"})
+        code: Branch(code=code, **{k: v for k, v in spec.items() if k not in ("code", "alerts")},
+                     alerts=BranchAlerts.parse(spec.get("alerts"), f"{path}: branch {code}"))
         for code, spec in (raw.get("branches") or {}).items()
     }
     if not branches:

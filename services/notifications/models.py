@@ -1,8 +1,10 @@
 """The notifications service's tables: deliveries and their steps, preferences, the inbox, and the copies
 of other services' facts that journeys need (appointments, recalls, points for digests, the audience).
 
-No table holds a phone number, e-mail or account id: addresses are read from members at send time.
-The inbox keeps what was shown to the member, encrypted at rest.
+No table holds a member's phone number, e-mail or account id: addresses are read from members at send
+time. The inbox keeps what was shown to the member, encrypted at rest. Staff alerts (``staff_alerts``)
+are apart from members' deliveries, so that a member's history holds only messages to that member;
+they keep the staff address they went to (from the group file).
 """
 
 from __future__ import annotations
@@ -204,3 +206,40 @@ class AudienceMember(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_audience_status", "status", "member_id"),)
+
+
+class StaffAlert(Base):
+    """One alert to one staff address about one negative feedback or complaint (``alerts``): never a member's.
+
+    The same states as deliveries (queued, sending, sent, failed, suppressed). One row per feedback, channel
+    and address, ever; a negative feedback that nobody could be told about is one suppressed row with
+    channel ``none`` and reason ``no_recipient``.
+    """
+
+    __tablename__ = "staff_alerts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    feedback_id: Mapped[str] = mapped_column(String(64))
+    branch: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))  # email, sms, or none (suppressed: nobody to alert)
+    recipient: Mapped[str] = mapped_column(String(254))  # the staff address; "" when there is none
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)  # JSON: ids and scores for the template, no personal data
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str | None] = mapped_column(String(8))
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # a provider call may be under way
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("feedback_id", "channel", "recipient", name="uq_staff_alerts_feedback_recipient"),
+        Index("ix_staff_alerts_due", "state", "due_at"),
+        Index("ix_staff_alerts_branch", "branch", "created_at"),
+    )

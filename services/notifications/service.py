@@ -2,7 +2,8 @@
 
 Entrypoints only: events become queued deliveries (``journeys``, ``appointments``, ``digests``,
 ``recalls``), daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
-scheduler sends what is due (``schedule``). Staff read history, preview, set preferences and the inbox.
+scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``alerts``,
+``staff_alerts``). Staff read history, preview, set preferences and the inbox.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from services.notifications import (
     journeys,
     preferences,
     recalls,
+    staff_alerts,
     templates,
 )
 from services.notifications.festivals import festival_dates
@@ -155,6 +157,12 @@ class NotificationsService(Service):
         journeys.require(event, "visit_id")
         deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
 
+    @event_handler("records", "feedback_submitted")
+    def on_feedback_submitted(self, event: dict[str, Any]) -> None:
+        """Negative feedback and complaints alert the branch's staff (once per feedback and address)."""
+        journeys.require(event, "feedback_id", "branch", "kind")
+        staff_alerts.record(self.db.session, event, self.sending.group, self.sending.settings, utcnow())
+
     @event_handler("records", "care_plan_updated")
     def on_care_plan_updated(self, event: dict[str, Any]) -> None:
         journeys.require(event, "member_id", "next_recall_on")
@@ -170,6 +178,11 @@ class NotificationsService(Service):
                           renderer=tools.renderer, members=self.members, points=self.points, emit=self.events.emit,
                           replica=tools.replica)
 
+    def _alert_sender(self) -> staff_alerts.AlertSender:
+        tools = self.sending
+        return staff_alerts.AlertSender(store=self.db.store, settings=tools.settings, group=tools.group,
+                                        channels=tools.channels, renderer=tools.renderer, replica=tools.replica)
+
     def _daily(self) -> DailyJourneys:
         return DailyJourneys(store=self.db.store, settings=self.sending.settings, group=self.sending.group,
                              members=self.members)
@@ -178,6 +191,7 @@ class NotificationsService(Service):
     def send_due(self) -> None:
         """Send what is due, in bounded batches (every replica; rows are claimed, never shared)."""
         if self.sending.settings.scheduler:
+            self._alert_sender().run(utcnow(), max_batches=1)  # staff alerts first: urgent ones are due in minutes
             self._dispatcher().run(utcnow(), budget_seconds=self.sending.settings.dispatch_budget_seconds)
 
     @timer(interval=60)
@@ -188,10 +202,15 @@ class NotificationsService(Service):
 
     @rpc
     def dispatch_due(self, now: str | None = None, max_batches: int | None = None) -> dict[str, int]:
-        """One scheduler run at ``now`` (UTC ISO 8601; services only): what the timer does every second."""
+        """One scheduler run at ``now`` (UTC ISO 8601; services only): what the timer does every second.
+
+        Staff alerts' outcomes are counted under ``alerts_<outcome>``."""
         if self.caller.kind != "service":  # it reads contacts, which members gives to services only
             raise Forbidden("Only CareLoop services may run the scheduler.")
-        return self._dispatcher().run(self._now(now), max_batches=max_batches)
+        moment = self._now(now)
+        alerts = self._alert_sender().run(moment, max_batches=max_batches)
+        return {**self._dispatcher().run(moment, max_batches=max_batches),
+                **{f"alerts_{outcome}": count for outcome, count in alerts.items()}}
 
     @rpc
     def run_daily(self, now: str | None = None, jobs: list[str] | None = None) -> dict[str, Any]:
@@ -236,6 +255,16 @@ class NotificationsService(Service):
     def get_delivery(self, delivery_id: str) -> dict[str, Any]:
         delivery = deliveries.get(self.db.session, delivery_id)
         return deliveries.view_detail(delivery, deliveries.steps_of(self.db.session, delivery.id))
+
+    @rpc
+    def feedback_alerts(self, feedback_id: str) -> dict[str, Any]:
+        """The staff alerts of one feedback and where each is (operators: was the manager told?)."""
+        self.caller.require_role("group_admin", "branch_manager", "customer_service", "auditor",
+                                 action="read staff alerts")
+        rows = staff_alerts.of_feedback(self.db.session, str(feedback_id))
+        for branch in {row.branch for row in rows}:
+            self.caller.require_branch(branch, "read this branch's staff alerts")
+        return {"feedback_id": str(feedback_id), "items": [staff_alerts.view(row) for row in rows]}
 
     @rpc
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:

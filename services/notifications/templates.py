@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from services.kit.config import Group
 from services.kit.errors import Invalid
+from services.notifications.alerts import JOURNEY as STAFF_ALERT
 from services.notifications.journeys import JOURNEYS, link_for, parse_time
 from services.notifications.rules import CHANNELS
 
@@ -133,7 +134,7 @@ class Renderer:
 
     def render(self, journey: str, channel: str, language: str | None, context: dict[str, Any],
                member_name: str | None = None, home_branch: str | None = None, link: str | None = None) -> Rendered:
-        if journey not in JOURNEYS:
+        if journey not in JOURNEYS and journey != STAFF_ALERT:  # staff alerts: the group's language and English
             raise Invalid(f"Unknown journey {journey!r}.", {"journey": ["Unknown journey."]})
         if channel not in CHANNELS:
             raise Invalid(f"Unknown channel {channel!r}.", {"channel": ["Unknown channel."]})

@@ -55,3 +55,50 @@ def test_notification_settings_come_from_the_environment(monkeypatch):
     assert str(configured.quiet_hours.start) == "22:00:00"
     assert PROVIDERS["sms"].configured(configured.channels["sms"])
     assert configured.channels["sms"]["from"] == "+14155550100"  # text, not the number 14155550100
+
+
+GROUP_HEAD = """code: g
+name: G
+time_zone: Asia/Shanghai
+currency: CNY
+branches:
+"""
+
+
+def _group_file(tmp_path, branches: str):
+    from services.kit.config import _load_group
+
+    path = tmp_path / "group.yml"
+    path.write_text(GROUP_HEAD + branches)
+    return _load_group(str(path))
+
+
+def test_demo_branches_name_whom_to_alert_about_negative_feedback():
+    alerts = group_from_config({}).branch("SH01").alerts
+    assert alerts.email == ("manager.sh01@example.com",) and alerts.sms == ("+8613800000101",)
+    assert alerts.configured
+
+
+def test_a_branch_without_alerts_still_loads_with_nobody_to_alert(tmp_path):
+    group = _group_file(tmp_path, "  B1: {name: One}\n")
+    assert group.branch("B1").alerts.email == () and group.branch("B1").alerts.sms == ()
+    assert not group.branch("B1").alerts.configured
+
+
+def test_alerts_accept_one_address_or_a_list_and_drop_repeats(tmp_path):
+    group = _group_file(tmp_path, "  B1: {name: One, alerts: {email: a@example.com, "
+                                  "sms: ['+8613800000001', '+8613800000001']}}\n")
+    assert group.branch("B1").alerts.email == ("a@example.com",)
+    assert group.branch("B1").alerts.sms == ("+8613800000001",)
+
+
+@pytest.mark.parametrize(("alerts", "complaint"), [
+    ("{email: [not-an-address]}", "alerts.email entry 'not-an-address' is not an e-mail address"),
+    ("{sms: ['13800000001']}", "alerts.sms entry '13800000001' is not an E.164 mobile number"),
+    ("{wechat: [someone]}", "alerts has unknown channels ['wechat']"),
+    ("[a@example.com]", "alerts must be a mapping"),
+])
+def test_a_bad_alert_address_stops_the_start_up_naming_the_branch(tmp_path, alerts, complaint):
+    with pytest.raises(ValueError) as raised:
+        _group_file(tmp_path, f"  B1: {{name: One, alerts: {alerts}}}\n")
+    assert "branch B1" in str(raised.value) and complaint in str(raised.value)
