@@ -16,6 +16,7 @@ from services.kit.errors import Invalid
 from services.notifications.schemas import (
     DeliveryDetailSchema,
     DeliverySchema,
+    FeedbackAlertsSchema,
     FestivalCalendarSchema,
     InboxMessageSchema,
     InboxPageSchema,
@@ -51,6 +52,12 @@ class NotificationRoutes:
            body=ScheduleMessageSchema, responses={201: DeliverySchema, 404: None}, idempotent=True)
     def schedule_notification(self, request: Request) -> tuple[int, Any]:
         return 201, self.notifications.schedule(request.json_body, idempotency_key=idempotency_key(request))
+
+    @route("GET", "/v1/feedback/<feedback_id>/alerts", "complaints:handle", tags=TAGS,
+           summary="Whether the branch's managers were alerted about this feedback, by which channel, and when",
+           responses={200: FeedbackAlertsSchema})
+    def feedback_alerts(self, request: Request, feedback_id: str) -> Any:
+        return self.notifications.feedback_alerts(feedback_id)
 
     @route("GET", "/v1/notifications/<delivery_id>", "notifications:read", tags=TAGS,
            summary="One message: its state, why, and every step it went through",

@@ -163,3 +163,23 @@ class FestivalCalendarSchema(Schema):
     year = fields.Integer()
     festivals = fields.List(fields.Nested(FestivalDateSchema))
     seasons = fields.Dict(metadata={"description": "Local MM-DD -> season whose tip goes out that day."})
+
+
+class StaffAlertSchema(Schema):
+    id = fields.UUID()
+    feedback_id = fields.String()
+    branch = fields.String()
+    channel = fields.String(metadata={"description": "email, sms, or none (no one to alert at the branch)."})
+    urgent = fields.Boolean()
+    state = fields.String(metadata={"description": "queued, sending, sent, failed or suppressed."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why it failed or was suppressed."})
+    attempts = fields.Integer()
+    provider_id = fields.String(allow_none=True)
+    due_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+
+
+class FeedbackAlertsSchema(Schema):
+    feedback_id = fields.String()
+    items = fields.List(fields.Nested(StaffAlertSchema), metadata={"description": "One per channel and address; "
+                                                                                 "the address is not shown."})

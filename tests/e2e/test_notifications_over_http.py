@@ -111,3 +111,22 @@ def test_festival_calendar_and_credentials(suite):
     spec = suite.call("GET", "/openapi.json", role=None).json()
     assert {"/v1/notifications/preview", "/v1/members/{member_id}/inbox",
             "/v1/members/{member_id}/notification-preferences"} <= set(spec["paths"])
+
+
+def test_an_urgent_complaint_alerts_the_branch_and_its_managers_can_see_it(suite, member):
+    complaint = suite.call("POST", "/v1/feedback", role="front_desk", branches=("SH01",), json={
+        "member_id": member["id"], "kind": "complaint", "branch": "SH01", "urgent": True, "comment": "Waited 2 h"})
+    assert complaint.status_code == 201, complaint.text
+    path = f"/v1/feedback/{complaint.json()['id']}/alerts"
+
+    def alerts():
+        answer = suite.call("GET", path, role="branch_manager", branches=("SH01",))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["items"]
+
+    items = wait_for(alerts, timeout=30)
+    assert {item["channel"] for item in items} == {"email", "sms"}  # urgent: every channel, even at night
+    assert all(item["urgent"] and item["branch"] == "SH01" for item in items)
+    assert "recipient" not in items[0] and member["phone"] not in str(items)  # the address is not shown
+    assert suite.call("GET", path, role="branch_manager", branches=("SH02",)).status_code == 403
+    assert suite.call("GET", path, role="front_desk", branches=("SH01",)).status_code == 403
