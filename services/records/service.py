@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import eventlet
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.config import Group, group_from_config
-from services.kit.errors import Invalid, NotFound, Unavailable
+from services.kit.errors import Invalid, NotFound
 from services.kit.jobs import run_batches
+from services.kit.peers import Peer
 from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
 from services.records import (
@@ -69,7 +68,6 @@ REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",)
 BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
 FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
 FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
-PEER_TIMEOUT = 5.0
 
 
 def _changed_fields(arguments: dict[str, Any]) -> str:
@@ -86,7 +84,7 @@ class RecordsService(Service):
     name = "records"
     db = Database()
     events = Outbox()
-    members = RpcProxy("members")
+    members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
 
     @property
     def group(self) -> Group:
@@ -99,18 +97,8 @@ class RecordsService(Service):
     def _today(self) -> date:
         return local_date(utcnow(), self.group.zone)
 
-    def _ask_members(self, method: str, member_id: str) -> dict[str, Any]:
-        """Ask the members service, giving up after PEER_TIMEOUT (nameko alone would wait forever)."""
-        timeout = float(self.config.get("PEER_TIMEOUT", PEER_TIMEOUT))
-        try:
-            with eventlet.Timeout(timeout):
-                return getattr(self.members, method)(member_id)
-        except eventlet.Timeout:
-            raise Unavailable("The members service did not answer in time; try again.") from None
-
     def _patient(self, member_id: Any, lock: bool = True) -> Patient:
-        return patients.ensure(self.db.session, member_id, lambda m: self._ask_members("get_member", m), utcnow(),
-                               lock=lock)
+        return patients.ensure(self.db.session, member_id, self.members.get_member, utcnow(), lock=lock)
 
     # --- health data (clinical roles; audited) -------------------------------------------------
 
@@ -335,7 +323,7 @@ class RecordsService(Service):
         now = utcnow()
         if slot.starts_at <= now:
             raise Invalid("This slot has already started.", {"slot_id": ["The slot is in the past."]})
-        benefits = self._ask_members("benefits", member_id)
+        benefits = self.members.benefits(member_id)
         lifecycle.check_booking_day(local_date(slot.starts_at, self.group.zone), self._today(),
                                     int(benefits["booking_horizon_days"]), benefits["tier"])
 
