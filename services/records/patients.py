@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, NotFound
-from services.records.models import Patient
+from services.records.models import Patient, Visit
 
 MemberLookup = Callable[[str], dict[str, Any]]
 
@@ -53,6 +53,8 @@ def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime
     if patient is not None:
         return patient
     member = lookup(str(member_uuid))  # NotFound for a member that does not exist
+    if member.get("status") == "merged" and member.get("merged_into"):  # merged before its event came here
+        return ensure(session, member["merged_into"], lookup, now, lock=lock)
     if member.get("status") == "closed":
         raise Conflict("This membership is closed; no new records are kept for it.")
     referrer = member.get("referred_by")
@@ -85,6 +87,21 @@ def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datet
     if patient.enrolled_at is None:
         for name, value in values.items():
             setattr(patient, name, value)
+
+
+def recount(session: Session, patient: Patient) -> None:
+    """Recompute what visits leave on the patient row from the visits themselves (after a merge moved some)."""
+    patient.first_arrived_at = session.scalar(select(func.min(Visit.arrived_at))
+                                              .where(Visit.member_id == patient.member_id))
+    completed = session.execute(select(Visit.id, Visit.completed_on, Visit.treatment, Visit.qualifying_minor)
+                                .where(Visit.member_id == patient.member_id, Visit.status == "completed")
+                                .order_by(Visit.completed_on, Visit.completed_at, Visit.id)).all()
+    patient.completed_visits = len(completed)
+    patient.paid_visits = sum(1 for row in completed if row.qualifying_minor > 0)
+    last = completed[-1] if completed else None
+    patient.last_visit_id = last.id if last else None
+    patient.last_visit_on = last.completed_on if last else None
+    patient.treatment = last.treatment if last else None
 
 
 def referral_source(patient: Patient, given: str | None) -> str | None:
