@@ -186,7 +186,7 @@ def _move(session: Session, merge_id: str, row: Any, to: uuid.UUID, counts: Coun
     counts[row.__tablename__] += 1
 
 
-def _profile_union(survivor: dict[str, Any], merged: dict[str, Any], marker: str) -> tuple[dict, dict]:
+def profile_union(survivor: dict[str, Any], merged: dict[str, Any], marker: str) -> tuple[dict, dict]:
     """(the combined profile, what the merged one brought in that the survivor did not have)."""
     combined, brought = dict(survivor), {}
     for name in profiles.LIST_FIELDS:
@@ -201,7 +201,7 @@ def _profile_union(survivor: dict[str, Any], merged: dict[str, Any], marker: str
     return combined, brought
 
 
-def _chart_union(survivor: dict[str, dict], merged: dict[str, dict], merged_is_newer: bool) -> tuple[dict, dict]:
+def chart_union(survivor: dict[str, dict], merged: dict[str, dict], merged_is_newer: bool) -> tuple[dict, dict]:
     """(the combined chart, the teeth the merge set: ``{tooth: {"before", "after"}}``)."""
     combined, brought = dict(survivor), {}
     for tooth, state in merged.items():
@@ -276,7 +276,7 @@ def merge(session: Session, event: dict[str, Any], now: datetime) -> MergeOutcom
             outcome.plans.append(plan)
 
     # the two current profiles and charts: the duplicate's kept as it was, the survivor's combined
-    merged_profile = profiles._contents(session.get(HealthProfile, merged_id))
+    merged_profile = profiles.contents(session.get(HealthProfile, merged_id))
     survivor_profile_row = session.get(HealthProfile, survivor_id)
     merged_chart_row, survivor_chart_row = session.get(DentalChart, merged_id), session.get(DentalChart, survivor_id)
     merged_teeth = json.loads(merged_chart_row.teeth) if merged_chart_row else {}
@@ -289,8 +289,8 @@ def merge(session: Session, event: dict[str, Any], now: datetime) -> MergeOutcom
     for offset, row in enumerate(revisions, start=1):
         _move(session, merge_id, row, survivor_id, outcome.counts, new_version=version + offset)
     marker = NOTES_MARKER.format(merged_id=merged_id, merge_id=merge_id, on=isoformat(now)[:10])
-    survivor_profile = profiles._contents(survivor_profile_row)
-    combined, brought_profile = _profile_union(survivor_profile, merged_profile, marker)
+    survivor_profile = profiles.contents(survivor_profile_row)
+    combined, brought_profile = profile_union(survivor_profile, merged_profile, marker)
     if revisions or combined != survivor_profile:
         changed = [name for name in profiles.FIELDS if combined[name] != survivor_profile[name]]
         _save_profile(session, survivor_id, combined, version + len(revisions) + 1, changed, by, now)
@@ -301,7 +301,7 @@ def merge(session: Session, event: dict[str, Any], now: datetime) -> MergeOutcom
         _move(session, merge_id, row, survivor_id, outcome.counts, new_version=version + offset)
     merged_is_newer = merged_chart_row is not None and (
         survivor_chart_row is None or merged_chart_row.updated_at > survivor_chart_row.updated_at)
-    teeth, brought_teeth = _chart_union(survivor_teeth, merged_teeth, merged_is_newer)
+    teeth, brought_teeth = chart_union(survivor_teeth, merged_teeth, merged_is_newer)
     if changes or brought_teeth:
         _save_chart(session, survivor_id, teeth, version + len(changes) + 1,
                     _tooth_changes(survivor_teeth, teeth, list(brought_teeth)), by, now)
@@ -378,7 +378,7 @@ def _take_out_profile(session: Session, member_id: uuid.UUID, brought: dict[str,
     profile = session.get(HealthProfile, member_id)
     if profile is None:
         return
-    current = profiles._contents(profile)
+    current = profiles.contents(profile)
     after = dict(current)
     for name in profiles.LIST_FIELDS:
         after[name] = [entry for entry in current[name] if entry not in brought.get(name, [])]

@@ -1,7 +1,9 @@
 """The patients records knows: members seen by RPC or enrolment event, with the state visits leave.
 
 A member's first record in this service is created only after the members service confirmed the
-member exists (``ensure``), so a mistyped id never grows a record of its own. The patient row is
+member exists (``ensure``), so a mistyped id never grows a record of its own. Ids that come in are first
+resolved through merges (``membership.resolve``: a merged member's id names the survivor), and the row
+keeps the membership's status as members' events told it (``membership.py``). The patient row is
 locked by every change that depends on the member's history (completing a bill, booking), so two
 such changes for one member never both think they are the first.
 """
@@ -61,6 +63,7 @@ def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime
     session.execute(_insert(session).values(
         member_id=member_uuid, home_branch=member.get("home_branch"),
         referrer_id=uuid.UUID(referrer) if referrer else None, completed_visits=0, paid_visits=0, created_at=now,
+        membership_status="frozen" if member.get("status") == "frozen" else "active",
     ).on_conflict_do_nothing(index_elements=["member_id"]))
     return get(session, member_uuid, lock=lock)
 

@@ -103,8 +103,12 @@ class RecordsService(Service):
         return membership.resolve(self.db.session, member_id)
 
     def _patient(self, member_id: Any, lock: bool = True) -> Patient:
-        return patients.ensure(self.db.session, self._member_id(member_id), self.members.get_member, utcnow(),
-                               lock=lock)
+        session = self.db.session
+        patient = patients.ensure(session, self._member_id(member_id), self.members.get_member, utcnow(), lock=lock)
+        if patient.membership_status == "merged":  # merged while we waited for its row: the survivor's, then
+            patient = patients.ensure(session, self._member_id(member_id), self.members.get_member, utcnow(),
+                                      lock=lock)
+        return patient
 
     # --- health data (clinical roles; audited) -------------------------------------------------
 
