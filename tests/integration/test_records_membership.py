@@ -68,7 +68,9 @@ def status_of(records, member_id: str) -> str:
 def a_patient_with_history(rpc, proxy, number: int, allergies: list, notes: str, tooth: int, **profile) -> str:
     member_id = enrol(proxy, number)
     doctor = rpc(caller=CLINICIAN).records
-    rpc(caller=HIS).records.complete_visit(bill(member_id, f"B-{number}"))  # and a day-3 follow-up call
+    visit = rpc(caller=HIS).records.complete_visit(bill(member_id, f"B-{number}"))  # and a day-3 follow-up call
+    rpc(caller=FRONT_DESK).records.submit_feedback({"member_id": member_id, "kind": "survey", "visit_id": visit["id"],
+                                                    "satisfaction": "satisfied"})
     doctor.update_health_profile(member_id, {"allergies": allergies, "notes": notes, **profile}, "examination")
     doctor.update_chart(member_id, {"marks": [{"tooth": tooth, "finding": "crown"}]}, "examination")
     return member_id
@@ -99,7 +101,7 @@ def test_a_merge_moves_the_duplicates_record_to_the_survivor_once_and_audits_it(
     assert [r["version"] for r in doctor.health_profile_history(survivor, "review")["items"]] == [3, 2, 1]
     assert [c["version"] for c in doctor.chart_history(survivor, "review")["items"]] == [3, 2, 1]
     assert moves(records, merge_id) == {"visits": 2, "appointments": 1, "follow_ups": 1, "care_plans": 1,
-                                        "chart_changes": 1, "health_profile_revisions": 1}
+                                        "chart_changes": 1, "health_profile_revisions": 1, "feedback": 1}
     kept = query(records.database_url, "SELECT merged_before FROM record_merges WHERE merge_id = :m", m=merge_id)
     assert "Anxious" not in kept[0][0] and "Latex" not in kept[0][0]  # encrypted at rest
     trail = rpc(caller=AUDITOR).records.audit_trail({"member_id": duplicate})["items"]
