@@ -53,6 +53,8 @@ class Patient(Base):
     last_visit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     last_visit_on: Mapped[date | None] = mapped_column(Date)
     treatment: Mapped[str | None] = mapped_column(String(16))  # after the last completed visit
+    # members' status as its events told it: active, frozen, closed, or merged (an alias of another patient)
+    membership_status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (
@@ -368,3 +370,45 @@ class AuditEntry(Base):
         Index("ix_audit_trail_actor", "actor", "at", "id"),
         Index("ix_audit_trail_at", "at", "id"),
     )
+
+
+class RecordMerge(Base):
+    """One ``member_merged`` applied to the records: the merged member's profile and chart as they were
+    before (encrypted, to give them back on ``member_unmerged``) and what the merge added to the survivor's."""
+
+    __tablename__ = "record_merges"
+
+    merge_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    survivor_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    merged_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    status: Mapped[str] = mapped_column(String(16))  # merged, unmerged
+    merged_before: Mapped[str] = mapped_column(Encrypted("record_merges.merged_before"))  # JSON
+    brought: Mapped[str] = mapped_column(Encrypted("record_merges.brought"))  # JSON
+    merged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    unmerged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MergeMove(Base):
+    """One row a merge moved to the survivor (or closed): what ``member_unmerged`` puts back."""
+
+    __tablename__ = "merge_moves"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    merge_id: Mapped[str] = mapped_column(ForeignKey("record_merges.merge_id"))
+    table_name: Mapped[str] = mapped_column(String(32))
+    row_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # moved, closed
+    original_version: Mapped[int | None] = mapped_column(Integer)  # history rows are renumbered on the survivor
+
+    __table_args__ = (UniqueConstraint("merge_id", "table_name", "row_id", name="uq_merge_moves_row"),)
+
+
+class MemberAlias(Base):
+    """A merged member's id, which names the survivor in every call and event until the merge is reversed."""
+
+    __tablename__ = "member_aliases"
+
+    alias_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    merge_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

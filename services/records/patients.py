@@ -1,7 +1,9 @@
 """The patients records knows: members seen by RPC or enrolment event, with the state visits leave.
 
 A member's first record in this service is created only after the members service confirmed the
-member exists (``ensure``), so a mistyped id never grows a record of its own. The patient row is
+member exists (``ensure``), so a mistyped id never grows a record of its own. Ids that come in are first
+resolved through merges (``membership.resolve``: a merged member's id names the survivor), and the row
+keeps the membership's status as members' events told it (``membership.py``). The patient row is
 locked by every change that depends on the member's history (completing a bill, booking), so two
 such changes for one member never both think they are the first.
 """
@@ -14,13 +16,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, NotFound
-from services.records.models import Patient
+from services.records.models import Patient, Visit
 
 MemberLookup = Callable[[str], dict[str, Any]]
 
@@ -53,12 +55,15 @@ def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime
     if patient is not None:
         return patient
     member = lookup(str(member_uuid))  # NotFound for a member that does not exist
+    if member.get("status") == "merged" and member.get("merged_into"):  # merged before its event came here
+        return ensure(session, member["merged_into"], lookup, now, lock=lock)
     if member.get("status") == "closed":
         raise Conflict("This membership is closed; no new records are kept for it.")
     referrer = member.get("referred_by")
     session.execute(_insert(session).values(
         member_id=member_uuid, home_branch=member.get("home_branch"),
         referrer_id=uuid.UUID(referrer) if referrer else None, completed_visits=0, paid_visits=0, created_at=now,
+        membership_status="frozen" if member.get("status") == "frozen" else "active",
     ).on_conflict_do_nothing(index_elements=["member_id"]))
     return get(session, member_uuid, lock=lock)
 
@@ -85,6 +90,21 @@ def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datet
     if patient.enrolled_at is None:
         for name, value in values.items():
             setattr(patient, name, value)
+
+
+def recount(session: Session, patient: Patient) -> None:
+    """Recompute what visits leave on the patient row from the visits themselves (after a merge moved some)."""
+    patient.first_arrived_at = session.scalar(select(func.min(Visit.arrived_at))
+                                              .where(Visit.member_id == patient.member_id))
+    completed = session.execute(select(Visit.id, Visit.completed_on, Visit.treatment, Visit.qualifying_minor)
+                                .where(Visit.member_id == patient.member_id, Visit.status == "completed")
+                                .order_by(Visit.completed_on, Visit.completed_at, Visit.id)).all()
+    patient.completed_visits = len(completed)
+    patient.paid_visits = sum(1 for row in completed if row.qualifying_minor > 0)
+    last = completed[-1] if completed else None
+    patient.last_visit_id = last.id if last else None
+    patient.last_visit_on = last.completed_on if last else None
+    patient.treatment = last.treatment if last else None
 
 
 def referral_source(patient: Patient, given: str | None) -> str | None:

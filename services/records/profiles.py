@@ -26,7 +26,7 @@ def _json(value: Any) -> str:
                       default=lambda v: v.isoformat() if isinstance(v, date) else str(v))
 
 
-def _contents(profile: HealthProfile | None) -> dict[str, Any]:
+def contents(profile: HealthProfile | None) -> dict[str, Any]:
     if profile is None:
         return {**{name: [] for name in LIST_FIELDS}, "notes": None}
     contents: dict[str, Any] = {name: json.loads(getattr(profile, name) or "[]") for name in LIST_FIELDS}
@@ -36,7 +36,7 @@ def _contents(profile: HealthProfile | None) -> dict[str, Any]:
 
 def view(member_id: uuid.UUID, profile: HealthProfile | None) -> dict[str, Any]:
     return {
-        "member_id": str(member_id), **_contents(profile),
+        "member_id": str(member_id), **contents(profile),
         "version": profile.version if profile else 0,
         "updated_at": isoformat(profile.updated_at) if profile else None,
         "updated_by": profile.updated_by if profile else None,
@@ -57,7 +57,7 @@ def save(session: Session, patient: Patient, changes: dict[str, Any], caller: Id
     if expected is not None and expected != current:
         raise Conflict(f"The health profile changed since you read it (version {current}, you had {expected}); "
                        "read it again and redo your change.", details={"version": current})
-    before = _contents(profile)
+    before = contents(profile)
     after = dict(before)
     for name in FIELDS:
         if name in changes:

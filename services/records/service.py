@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import eventlet
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.config import Group, group_from_config
-from services.kit.errors import Invalid, NotFound, Unavailable
+from services.kit.errors import Invalid, NotFound
 from services.kit.jobs import run_batches
+from services.kit.peers import Peer
 from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
 from services.records import (
@@ -32,6 +31,7 @@ from services.records import (
     followups,
     kpis,
     lifecycle,
+    membership,
     patients,
     profiles,
     visits,
@@ -69,7 +69,6 @@ REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",)
 BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
 FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
 FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
-PEER_TIMEOUT = 5.0
 
 
 def _changed_fields(arguments: dict[str, Any]) -> str:
@@ -86,7 +85,7 @@ class RecordsService(Service):
     name = "records"
     db = Database()
     events = Outbox()
-    members = RpcProxy("members")
+    members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
 
     @property
     def group(self) -> Group:
@@ -99,18 +98,17 @@ class RecordsService(Service):
     def _today(self) -> date:
         return local_date(utcnow(), self.group.zone)
 
-    def _ask_members(self, method: str, member_id: str) -> dict[str, Any]:
-        """Ask the members service, giving up after PEER_TIMEOUT (nameko alone would wait forever)."""
-        timeout = float(self.config.get("PEER_TIMEOUT", PEER_TIMEOUT))
-        try:
-            with eventlet.Timeout(timeout):
-                return getattr(self.members, method)(member_id)
-        except eventlet.Timeout:
-            raise Unavailable("The members service did not answer in time; try again.") from None
+    def _member_id(self, member_id: Any) -> Any:
+        """The member an id names here: the survivor for a merged member's id (``membership.resolve``)."""
+        return membership.resolve(self.db.session, member_id)
 
     def _patient(self, member_id: Any, lock: bool = True) -> Patient:
-        return patients.ensure(self.db.session, member_id, lambda m: self._ask_members("get_member", m), utcnow(),
-                               lock=lock)
+        session = self.db.session
+        patient = patients.ensure(session, self._member_id(member_id), self.members.get_member, utcnow(), lock=lock)
+        if patient.membership_status == "merged":  # merged while we waited for its row: the survivor's, then
+            patient = patients.ensure(session, self._member_id(member_id), self.members.get_member, utcnow(),
+                                      lock=lock)
+        return patient
 
     # --- health data (clinical roles; audited) -------------------------------------------------
 
@@ -307,8 +305,7 @@ class RecordsService(Service):
     def list_visits(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """A member's visits, newest first."""
         self.caller.require_role(*access.STAFF_ROLES, action="see visits")
-        rows, next_cursor = visits.page(self.db.session, patients.parse_member_id(member_id), page_limit(limit),
-                                        cursor)
+        rows, next_cursor = visits.page(self.db.session, self._member_id(member_id), page_limit(limit), cursor)
         return {"items": visits.views(self.db.session, rows), "next_cursor": next_cursor}
 
     # --- appointments ------------------------------------------------------------------------
@@ -331,13 +328,14 @@ class RecordsService(Service):
         return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"],
                                         data["free_only"])}
 
-    def _check_horizon(self, member_id: str, slot: Any) -> None:
+    def _check_horizon(self, member_id: str, slot: Any) -> dict[str, Any]:
         now = utcnow()
         if slot.starts_at <= now:
             raise Invalid("This slot has already started.", {"slot_id": ["The slot is in the past."]})
-        benefits = self._ask_members("benefits", member_id)
+        benefits = self.members.benefits(member_id)
         lifecycle.check_booking_day(local_date(slot.starts_at, self.group.zone), self._today(),
                                     int(benefits["booking_horizon_days"]), benefits["tier"])
+        return benefits
 
     @rpc
     @idempotent
@@ -347,8 +345,9 @@ class RecordsService(Service):
         self.caller.require_role(*access.BOOKERS, action="book appointments")
         chosen = bookings.slot(self.db.session, data["slot_id"])
         self.caller.require_branch(chosen.branch, "book at this branch")
-        self._check_horizon(str(data["member_id"]), chosen)
         patient = self._patient(data["member_id"])
+        membership.check_may_book(patient.membership_status)  # as members' events told us
+        membership.check_may_book(self._check_horizon(str(patient.member_id), chosen).get("status"))  # and now
         appointment = bookings.book(self.db.session, patient, chosen, data["service_category"], self.group,
                                     self.caller, utcnow())
         self.events.emit("appointment_booked", bookings.booked_event(appointment))
@@ -404,7 +403,7 @@ class RecordsService(Service):
         data = load(AppointmentQuerySchema(), query)
         self.caller.require_role(*access.BOOKERS, action="see appointments")
         if data["member_id"] is not None:
-            rows = bookings.of_member(self.db.session, data["member_id"])
+            rows = bookings.of_member(self.db.session, self._member_id(data["member_id"]))
         else:
             self.group.branch(data["branch"])
             rows = bookings.of_branch_day(self.db.session, data["branch"], data["on"], self.group, data["doctor_id"])
@@ -446,7 +445,7 @@ class RecordsService(Service):
     @rpc
     def member_follow_ups(self, member_id: str, open_only: bool = True) -> dict[str, Any]:
         self.caller.require_role(*access.STAFF_ROLES, action="see follow-ups")
-        rows = worklists.of_member(self.db.session, patients.parse_member_id(member_id), bool(open_only))
+        rows = worklists.of_member(self.db.session, self._member_id(member_id), bool(open_only))
         return {"items": [worklists.view(row, self._today()) for row in rows]}
 
     @rpc
@@ -567,3 +566,34 @@ class RecordsService(Service):
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         """Remember the enrolment: a member who never comes is called (follow-up "never came")."""
         patients.enrolled(self.db.session, event, self.group.zone, utcnow())
+
+    @event_handler("members", "member_status_changed")
+    def on_member_status_changed(self, event: dict[str, Any]) -> None:
+        """Frozen: no new bookings. Closed: what was still to come stops; the health record is kept (retention
+        law; ``membership.py``)."""
+        membership.require(event, "member_id", "to_status")
+        now = utcnow()
+        closure = membership.change_status(self.db.session, event["member_id"], event["to_status"],
+                                           event.get("reason"), self.group, now)
+        for appointment in closure.appointments:
+            self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+        for visit in closure.visits:
+            self.events.emit("visit_cancelled", visits.cancelled_event(visit))
+        for plan in closure.plans:
+            self.events.emit("care_plan_updated", careplans.updated_event(plan))
+
+    @event_handler("members", "member_merged")
+    def on_member_merged(self, event: dict[str, Any]) -> None:
+        """The duplicate's record becomes part of the survivor's; its id names the survivor from now on."""
+        membership.require(event, "survivor_id", "merged_id", "merge_id")
+        outcome = membership.merge(self.db.session, event, utcnow())
+        for plan in outcome.plans if outcome else []:
+            self.events.emit("care_plan_updated", careplans.updated_event(plan))
+
+    @event_handler("members", "member_unmerged")
+    def on_member_unmerged(self, event: dict[str, Any]) -> None:
+        """A merge reversed: exactly what it moved goes back; the alias goes."""
+        membership.require(event, "survivor_id", "merged_id", "merge_id")
+        outcome = membership.unmerge(self.db.session, event, utcnow())
+        for plan in outcome.plans if outcome else []:
+            self.events.emit("care_plan_updated", careplans.updated_event(plan))

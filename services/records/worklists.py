@@ -107,6 +107,7 @@ def scan_step(session: Session, cursor: Any, today: date, now: datetime, practic
     interrupted_by = today - timedelta(days=practice.interrupted_after_days)
     window = timedelta(days=SCAN_WINDOW_DAYS)
     query = select(Patient).where(
+        Patient.membership_status == "active",  # no calls to a closed or frozen membership, nor a merged id
         (Patient.first_arrived_at.is_(None) & Patient.enrolled_on.between(never_came_by - window, never_came_by))
         | ((Patient.treatment == "ongoing") & Patient.last_visit_on.between(interrupted_by - window, interrupted_by))
     ).order_by(Patient.member_id).limit(SCAN_BATCH)
