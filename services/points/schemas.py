@@ -316,6 +316,19 @@ class StatusChangedSchema(EventSchema):
     to_status = fields.String(required=True, validate=validate.OneOf(("active", "frozen", "closed")))
 
 
+class MemberMergedSchema(EventSchema):
+    """``member_merged`` and ``member_unmerged``: the same three ids."""
+
+    survivor_id = fields.UUID(required=True)
+    merged_id = fields.UUID(required=True)
+    merge_id = fields.UUID(required=True)
+
+    @validates_schema
+    def _two_members(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("survivor_id") is not None and data.get("survivor_id") == data.get("merged_id"):
+            raise ValidationError("A member cannot be merged into itself.", "merged_id")
+
+
 # --- answers (for the OpenAPI document) ---------------------------------------------------------------
 
 class PostingSchema(Schema):
