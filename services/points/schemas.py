@@ -334,7 +334,8 @@ class MemberMergedSchema(EventSchema):
 class PostingSchema(Schema):
     id = fields.String()
     member_id = fields.String()
-    kind = fields.String(metadata={"description": "earn, redeem, return, reverse, expire, deduct"})
+    kind = fields.String(metadata={"description": "earn, redeem, return, reverse, expire, deduct; transfer_out, "
+                                                  "transfer_in (a member merge or its reversal)"})
     rule = fields.String(allow_none=True)
     points = fields.Integer(metadata={"description": "Signed: + credited, - taken."})
     balance_after = fields.Integer()
@@ -497,7 +498,8 @@ class WalletSchema(Schema):
 class WalletPostingSchema(Schema):
     id = fields.String()
     member_id = fields.String()
-    kind = fields.String(metadata={"description": "top_up, payment, refund"})
+    kind = fields.String(metadata={"description": "top_up, payment, refund; transfer_out, transfer_in (a member "
+                                                  "merge or its reversal)"})
     amount = fields.Nested(MoneySchema)
     principal = fields.Nested(MoneySchema)
     bonus = fields.Nested(MoneySchema)
