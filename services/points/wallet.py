@@ -20,7 +20,7 @@ from services.kit.paging import keyset_page
 from services.points import redemption
 from services.points.awards import Context
 from services.points.models import MemberCopy, WalletAccount, WalletPosting
-from services.points.roster import insert_ignoring_duplicate
+from services.points.roster import insert_ignoring_duplicate, survivor_of
 
 
 def check_currency(ctx: Context, money: dict[str, Any], field: str) -> int:
@@ -117,7 +117,8 @@ def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any]
         raise NotFound(f"No stored-value payment {payment_id} of member {member_id}.")
     if payment.kind != "payment":
         raise Invalid("Only a payment can be refunded.", {"payment_id": ["Not a payment."]})
-    wallet = lock_wallet(session, payment.member_id, ctx)
+    # a payment of a member since merged into another is refunded to the survivor's card
+    wallet = lock_wallet(session, survivor_of(session, payment.member_id), ctx)
     dedupe = f"refund:{key}"
     done = existing(session, dedupe)
     if done is not None:

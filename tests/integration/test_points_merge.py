@@ -116,6 +116,33 @@ def test_a_late_visit_and_an_earn_for_the_merged_id_land_on_the_survivor(world, 
     assert reconciled(world, survivor, duplicate)
 
 
+def test_refunds_after_the_merge_of_the_duplicate_s_visit_and_card_payment_apply_to_the_survivor(world, admin):
+    survivor, duplicate = world.member(), world.member()
+    world.give(survivor, 100)
+    visit = world.visit(duplicate, 100_00)  # 110 points
+    world.proxy.points.top_up(duplicate, {"amount": cny(100_00), "branch": "SH01"}, idempotency_key="t1")
+    payment = world.proxy.points.pay(duplicate, {"bill_id": "B-1", "amount": cny(60_00), "branch": "SH01"},
+                                     idempotency_key="p1")
+    merge(world, admin, survivor, duplicate)
+    world.refund(duplicate, visit, 100_00, full=True)
+    world.proxy.points.refund_payment(payment["id"], {"amount": cny(60_00), "reason": "treatment not given"},
+                                      idempotency_key="rf1")
+    assert account(world, survivor) == 100 and account(world, duplicate) == 0
+    assert lots(world, survivor) == [(100, "2027-12-31")]  # taken back from the lot the visit opened
+    assert world.proxy.points.wallet(survivor)["balance"] == cny(100_00)
+    assert reconciled(world, survivor, duplicate)
+
+
+def test_a_reversal_that_overtakes_its_merge_leaves_the_late_merge_without_effect(world):
+    survivor, duplicate = world.member(), world.member()
+    world.give(duplicate, 80)
+    event = {"survivor_id": survivor, "merged_id": duplicate, "merge_id": str(uuid.uuid4())}
+    world.deliver("members", "member_unmerged", event)
+    world.deliver("members", "member_merged", event)
+    assert account(world, duplicate) == 80 and account(world, survivor) == 0
+    assert world.balance(duplicate) == 80
+
+
 def test_a_merged_debt_moves_to_the_survivor_and_back(world, admin):
     survivor, duplicate = world.member(), world.member()
     world.give(survivor, 300)
