@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
-from services.points import earning, ledger
+from services.points import earning, ledger, roster
 from services.points import lots as lot_rules
 from services.points.ledger import Entry
 from services.points.models import MemberCopy, PointsPosting, VisitRefund
@@ -126,7 +126,9 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         return []
     refunded = sum(refund.refunded_minor for refund in refunds)
     full = any(refund.full for refund in refunds)
-    ledger.lock_accounts(session, {posting.member_id for posting in earned}, ctx.now)
+    # points earned by a member since merged into another are taken back from the survivor's account
+    accounts = {posting.member_id: roster.survivor_of(session, posting.member_id) for posting in earned}
+    ledger.lock_accounts(session, set(accounts.values()), ctx.now)
     postings = []
     for posting in earned:
         already = ledger.reversed_so_far(session, posting)
@@ -136,7 +138,7 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
         entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
                       dedupe_key=f"reverse:{posting.id}:{already + due}")
-        postings.append(ledger.reverse(session, posting.member_id, posting, due, entry, ctx.now))
+        postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now))
     return postings
 
 

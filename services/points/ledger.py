@@ -275,6 +275,10 @@ def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, point
     open_lots = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
     own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
                           .execution_options(populate_existing=True)).first()
+    if own is not None and own.member_id != member_id:  # the earn's lot moved to this account with a merge
+        own = session.scalars(select(PointsLot).where(PointsLot.moved_from_id == own.id,
+                                                      PointsLot.member_id == member_id)
+                              .execution_options(populate_existing=True)).first()
     if own is not None:
         open_lots.setdefault(own.id, own)
     as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
@@ -317,6 +321,85 @@ def give_back(session: Session, member_id: uuid.UUID, spent: PointsPosting, entr
         postings.append(expire(session, member_id, stale, Entry("expiry", None, entry.operator, entry.branch,
                                                                  "returned after the points' expiry date"), now))
     return postings
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Points carried into an account by a transfer: how many, until when, from which lot of the other."""
+
+    points: int
+    expires_on: date | None
+    from_lot_id: int | None
+    warned: bool = False
+
+
+def close_lots(session: Session, member_id: uuid.UUID, entry: Entry,
+               now: datetime) -> tuple[PointsPosting | None, list[Carried]]:
+    """Empty every open lot of the account (locked by the caller) with one ``transfer_out`` posting;
+    returns the posting (None if nothing was open) and what each lot held (a debt lot: negative)."""
+    lots = _open_lots(session, member_id)
+    net = sum(lot.remaining for lot in lots)
+    if not lots or net == 0:
+        return None, []
+    before = [Carried(lot.remaining, lot.expires_on, lot.id, lot.warned) for lot in lots]
+    posting = _posting(session, member_id, "transfer_out", -net, entry, now)
+    _move(session, posting, [(lot.id, -lot.remaining) for lot in lots])
+    for lot in lots:
+        lot.remaining = 0
+    session.flush()
+    return posting, before
+
+
+def credit(session: Session, member_id: uuid.UUID, kind: str, carried: list[Carried], entry: Entry,
+           now: datetime) -> tuple[PointsPosting, list[int]]:
+    """Open one lot per ``carried`` (each keeps its own expiry date) under one posting of ``kind``; a debt
+    of the account is paid off from them first, as from any points credited. Returns the posting and
+    the new lots' ids, in the order of ``carried``."""
+    points = sum(c.points for c in carried)
+    if points <= 0 or any(c.points <= 0 for c in carried):
+        raise ValueError("a transfer credits positive lots")
+    debt_before = max(-lock_account(session, member_id, now).balance, 0)
+    posting = _posting(session, member_id, kind, points, entry, now)
+    lot_ids = [session.execute(_INSERT_LOT, {
+        "member_id": member_id, "posting_id": None, "kind": "earn", "points": c.points, "remaining": c.points,
+        "expires_on": c.expires_on, "warned": c.warned, "moved_from_id": c.from_lot_id, "created_at": now,
+    }).scalar_one() for c in carried]
+    moves = [(lot_id, c.points) for lot_id, c in zip(lot_ids, carried, strict=True)]
+    _move(session, posting, moves + _settle_debt(session, member_id, debt_before, now))
+    return posting, lot_ids
+
+
+def charge(session: Session, member_id: uuid.UUID, kind: str, points: int, preferred: list[int], entry: Entry,
+           now: datetime) -> PointsPosting:
+    """Take ``points`` under one posting of ``kind``: from the ``preferred`` lots first, then the account's
+    other lots (spending order); what they cannot cover becomes debt, as for a reversal."""
+    if points <= 0:
+        raise ValueError("a transfer charges a positive number of points")
+    lock_account(session, member_id, now)
+    open_lots = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
+    as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
+    takes, debt = lot_rules.preferred_takes([as_rules[i] for i in preferred if i in as_rules], as_rules.values(),
+                                            points)
+    posting = _posting(session, member_id, kind, -points, entry, now)
+    moves = _apply_takes(open_lots, takes)
+    if debt:
+        debt_lot = _debt_lot(session, member_id, now)
+        debt_lot.remaining -= debt
+        moves.append((debt_lot.id, -debt))
+    _move(session, posting, moves)
+    session.flush()
+    return posting
+
+
+def expired_from(session: Session, lot_ids: list[int]) -> dict[int, int]:
+    """Points each lot lost to expiry postings (positive numbers), by lot id."""
+    if not lot_ids:
+        return {}
+    rows = session.execute(select(PointsLotMove.lot_id, func.sum(PointsLotMove.points))
+                           .join(PointsPosting, PointsPosting.id == PointsLotMove.posting_id)
+                           .where(PointsLotMove.lot_id.in_(lot_ids), PointsPosting.kind == "expire")
+                           .group_by(PointsLotMove.lot_id))
+    return {lot_id: -int(total or 0) for lot_id, total in rows}
 
 
 def expire(session: Session, member_id: uuid.UUID, expiring: list[PointsLot], entry: Entry,

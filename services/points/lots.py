@@ -65,6 +65,23 @@ def reversal_takes(own: Lot | None, others: Iterable[Lot], points: int) -> tuple
     return takes + rest, debt
 
 
+def preferred_takes(preferred: Iterable[Lot], others: Iterable[Lot], points: int) -> tuple[list[Take], int]:
+    """Take ``points`` from the ``preferred`` lots first (in spending order), then from the other lots;
+    returns the takes and the debt (what no lot could cover). A reversed merge takes back from the lots
+    the merge opened before touching the survivor's own points."""
+    preferred = list(preferred)
+    first, left = take(preferred, points)
+    chosen = {lot.id for lot in preferred}
+    rest, debt = take((lot for lot in others if lot.id not in chosen), left)
+    return first + rest, debt
+
+
+def still_owed(moved: int, expired_since: int) -> int:
+    """What a reversed merge owes back for a lot it moved: the points moved, less what expired on the
+    survivor since (those would have expired on the duplicate's account too)."""
+    return max(moved - max(expired_since, 0), 0)
+
+
 def is_expired(expires_on: date | None, today: date) -> bool:
     """A lot is spendable through its expiry date and expired from the next local day."""
     return expires_on is not None and expires_on < today

@@ -57,6 +57,8 @@ class MemberCopy(Base):
     status_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
     enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # set while this member is merged into another: what names this id applies to that member
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class PointsAccount(Base):
@@ -76,7 +78,8 @@ class PointsPosting(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
-    kind: Mapped[str] = mapped_column(String(16))  # earn, redeem, return, reverse, expire, deduct
+    # earn, redeem, return, reverse, expire, deduct; transfer_out / transfer_in: a merge or its reversal
+    kind: Mapped[str] = mapped_column(String(16))
     rule: Mapped[str | None] = mapped_column(String(16))  # for earn: spend, visit, referral, ...
     points: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
@@ -96,7 +99,8 @@ class PointsPosting(Base):
         Index("ix_points_postings_history", "member_id", "created_at", "id"),
         Index("ix_points_postings_source", "source", "source_ref"),
         CheckConstraint("(kind = 'earn' AND points > 0) OR (kind = 'return' AND points > 0) "
-                        "OR (kind IN ('redeem', 'reverse', 'expire', 'deduct') AND points < 0)",
+                        "OR (kind IN ('redeem', 'reverse', 'expire', 'deduct') AND points < 0) "
+                        "OR (kind IN ('transfer_out', 'transfer_in') AND points <> 0)",
                         name="sign_follows_kind"),
     )
 
@@ -115,6 +119,8 @@ class PointsLot(Base):
     expires_on: Mapped[date | None] = mapped_column(Date)
     warned: Mapped[bool] = mapped_column(Boolean, default=False)  # points_expiring sent
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # a lot opened by a merge (or its reversal) for the points of this lot of the other member
+    moved_from_id: Mapped[int | None] = mapped_column(ForeignKey("points_lots.id"))
 
     __table_args__ = (
         # spending and reversing read a member's open lots; the index holds only open ones
@@ -235,7 +241,7 @@ class WalletPosting(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallet_accounts.member_id"))
-    kind: Mapped[str] = mapped_column(String(12))  # top_up, payment, refund
+    kind: Mapped[str] = mapped_column(String(12))  # top_up, payment, refund, transfer_in, transfer_out
     principal_minor: Mapped[int] = mapped_column(BigInteger)
     bonus_minor: Mapped[int] = mapped_column(BigInteger)
     principal_after: Mapped[int] = mapped_column(BigInteger)
@@ -252,8 +258,10 @@ class WalletPosting(Base):
     __table_args__ = (
         Index("ix_wallet_postings_history", "member_id", "created_at", "id"),
         CheckConstraint("(kind IN ('top_up', 'refund') AND principal_minor >= 0 AND bonus_minor >= 0 "
-                        "AND principal_minor + bonus_minor > 0) OR (kind = 'payment' AND principal_minor <= 0 "
-                        "AND bonus_minor <= 0 AND principal_minor + bonus_minor < 0)", name="sign_follows_kind"),
+                        "AND principal_minor + bonus_minor > 0) OR (kind IN ('payment', 'transfer_out') AND principal_minor <= 0 "
+                        "AND bonus_minor <= 0 AND principal_minor + bonus_minor < 0) OR (kind = 'transfer_in' "
+                        "AND principal_minor >= 0 AND bonus_minor >= 0 AND principal_minor + bonus_minor > 0)",
+                        name="sign_follows_kind"),
     )
 
 
@@ -296,3 +304,39 @@ class Coupon(Base):
                         name="value_or_rate"),
         CheckConstraint("valid_until >= valid_from", name="window"),
     )
+
+
+class PointsMerge(Base):
+    """A members' merge as points applied it (``member_merged``), by the members service's merge id.
+
+    The row is written before anything moves, so a second ``member_merged`` for the same merge (another
+    event id) finds it and moves nothing; ``member_unmerged`` moves back what its moves record.
+    """
+
+    __tablename__ = "points_merges"
+
+    merge_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    survivor_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    merged_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    state: Mapped[str] = mapped_column(String(10))  # merged, unmerged
+    merged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # None: the reversal arrived first
+    unmerged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # stored value the survivor had already spent when the merge was reversed (settled by finance)
+    wallet_shortfall_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PointsMergeMove(Base):
+    """One thing a merge moved to the survivor: a lot (with its expiry), a debt, stored value or a coupon."""
+
+    __tablename__ = "points_merge_moves"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    merge_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_merges.merge_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # lot, debt, wallet, coupon
+    from_lot_id: Mapped[int | None] = mapped_column(ForeignKey("points_lots.id"))
+    to_lot_id: Mapped[int | None] = mapped_column(ForeignKey("points_lots.id"))
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    bonus_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    coupon_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

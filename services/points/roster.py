@@ -3,6 +3,10 @@
 Fed by the members service's events; a member points has not heard of yet (an event still on its
 way) is asked for once with ``members.get_member`` and remembered. Each fact carries the time it
 became true, so an older event arriving after a newer one changes nothing.
+
+A member merged into another (``member_merged``) keeps its copy with ``merged_into_id`` set: every
+lookup of its id answers the survivor's copy, so late events and calls naming the duplicate apply to
+the survivor. ``member_unmerged`` clears the alias.
 """
 
 from __future__ import annotations
@@ -63,11 +67,41 @@ def find(session: Session, member_id: Any) -> MemberCopy | None:
     return MemberCopy(**row._mapping) if row is not None else None
 
 
+MAX_MERGE_HOPS = 5  # a survivor merged in turn into another member: follow the chain this far
+
+
+def survivor_of(session: Session, member_id: uuid.UUID) -> uuid.UUID:
+    """The id whose account and copy stand for ``member_id``: itself, or the member it was merged into."""
+    for _hop in range(MAX_MERGE_HOPS):
+        alias = session.execute(select(MemberCopy.merged_into_id).where(MemberCopy.member_id == member_id)).scalar()
+        if alias is None:
+            return member_id
+        member_id = alias
+    return member_id
+
+
+def set_alias(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, now: datetime) -> None:
+    """From now on ``merged_id`` names ``survivor_id``."""
+    copy = _row(session, merged_id, now)
+    copy.merged_into_id, copy.updated_at = survivor_id, now
+
+
+def clear_alias(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, now: datetime) -> None:
+    """``merged_id`` names itself again (unless it was merged elsewhere since)."""
+    copy = _row(session, merged_id, now)
+    if copy.merged_into_id == survivor_id:
+        copy.merged_into_id, copy.updated_at = None, now
+
+
 def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime) -> MemberCopy:
-    """The member's copy; fetched from the members service when points has not heard of it
-    (``NotFound`` for a member that does not exist, ``Unavailable`` if members does not answer)."""
+    """The member's copy (the survivor's, for a merged member); fetched from the members service when
+    points has not heard of it (``NotFound`` for a member that does not exist, ``Unavailable`` if members
+    does not answer)."""
     key = parse_id(member_id)
     copy = find(session, key)
+    if copy is not None and copy.merged_into_id is not None:
+        key = survivor_of(session, copy.merged_into_id)
+        copy = find(session, key)
     if copy is not None and copy.enrolled_at is not None:
         return copy
     member = fetch(str(key))

@@ -316,12 +316,26 @@ class StatusChangedSchema(EventSchema):
     to_status = fields.String(required=True, validate=validate.OneOf(("active", "frozen", "closed")))
 
 
+class MemberMergedSchema(EventSchema):
+    """``member_merged`` and ``member_unmerged``: the same three ids."""
+
+    survivor_id = fields.UUID(required=True)
+    merged_id = fields.UUID(required=True)
+    merge_id = fields.UUID(required=True)
+
+    @validates_schema
+    def _two_members(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("survivor_id") is not None and data.get("survivor_id") == data.get("merged_id"):
+            raise ValidationError("A member cannot be merged into itself.", "merged_id")
+
+
 # --- answers (for the OpenAPI document) ---------------------------------------------------------------
 
 class PostingSchema(Schema):
     id = fields.String()
     member_id = fields.String()
-    kind = fields.String(metadata={"description": "earn, redeem, return, reverse, expire, deduct"})
+    kind = fields.String(metadata={"description": "earn, redeem, return, reverse, expire, deduct; transfer_out, "
+                                                  "transfer_in (a member merge or its reversal)"})
     rule = fields.String(allow_none=True)
     points = fields.Integer(metadata={"description": "Signed: + credited, - taken."})
     balance_after = fields.Integer()
@@ -484,7 +498,8 @@ class WalletSchema(Schema):
 class WalletPostingSchema(Schema):
     id = fields.String()
     member_id = fields.String()
-    kind = fields.String(metadata={"description": "top_up, payment, refund"})
+    kind = fields.String(metadata={"description": "top_up, payment, refund; transfer_out, transfer_in (a member "
+                                                  "merge or its reversal)"})
     amount = fields.Nested(MoneySchema)
     principal = fields.Nested(MoneySchema)
     bonus = fields.Nested(MoneySchema)

@@ -25,6 +25,7 @@ from services.points import (
     earning,
     expiry,
     ledger,
+    merges,
     reconciliation,
     redemption,
     roster,
@@ -44,6 +45,7 @@ from services.points.schemas import (
     EarnSchema,
     FeedbackSubmittedSchema,
     MemberEnrolledSchema,
+    MemberMergedSchema,
     PageQuerySchema,
     QuoteSchema,
     RedeemSchema,
@@ -71,6 +73,7 @@ SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for 
 TOPPED_UP = counter("careloop_wallet_topped_up_minor_total", "Stored value paid in (minor units)", ("kind", "branch"))
 WALLET_PAID = counter("careloop_wallet_paid_minor_total", "Bills paid from stored value (minor units)", ("branch",))
 COUPONS = counter("careloop_coupons_total", "Coupons by what happened to them", ("event", "source"))
+MERGES = counter("careloop_points_merges_total", "Member merges applied to points, and reversals", ("action",))
 MISMATCHES = gauge("careloop_points_reconciliation_mismatches",
                    "Accounts whose balance differs from their ledger at the last nightly check", ())
 OUTSTANDING = gauge("careloop_points_outstanding", "Points held by members, at the last nightly check", ())
@@ -536,6 +539,22 @@ class PointsService(Service):
     @event_handler("members", "member_status_changed")
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
         roster.status_changed(self.db.session, load(StatusChangedSchema(), event), utcnow())
+
+    @event_handler("members", "member_merged")
+    def on_member_merged(self, event: dict[str, Any]) -> None:
+        """Move the duplicate's points (lot by lot, dates kept), stored value and issued coupons to the
+        survivor; its id names the survivor from now on. Once per merge id (merges.py)."""
+        outcome = merges.merge(self.db.session, self._ctx(), load(MemberMergedSchema(), event))
+        if outcome.applied:
+            MERGES.labels("merge").inc()
+
+    @event_handler("members", "member_unmerged")
+    def on_member_unmerged(self, event: dict[str, Any]) -> None:
+        """Move back what the merge moved, by the rule finance agreed (merges.py); the alias goes."""
+        outcome = merges.unmerge(self.db.session, self._ctx(), load(MemberMergedSchema(), event))
+        self._announce(outcome.postings)  # lots given back after their date expire at once
+        if outcome.applied:
+            MERGES.labels("unmerge").inc()
 
     @event_handler("records", "visit_completed")
     def on_visit_completed(self, event: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from services.kit.paging import keyset_page
 from services.points import redemption
 from services.points.awards import Context
 from services.points.models import MemberCopy, WalletAccount, WalletPosting
-from services.points.roster import insert_ignoring_duplicate
+from services.points.roster import insert_ignoring_duplicate, survivor_of
 
 
 def check_currency(ctx: Context, money: dict[str, Any], field: str) -> int:
@@ -42,9 +42,10 @@ def existing(session: Session, dedupe_key: str) -> WalletPosting | None:
     return session.scalars(select(WalletPosting).where(WalletPosting.dedupe_key == dedupe_key)).first()
 
 
-def _post(session: Session, wallet: WalletAccount, ctx: Context, kind: str, principal: int, bonus: int,
+def post(session: Session, wallet: WalletAccount, ctx: Context, kind: str, principal: int, bonus: int,
           dedupe_key: str, branch: str | None, bill_id: str | None = None, refunds_id: int | None = None,
           reason: str | None = None) -> WalletPosting:
+    """Write a stored-value posting and move the wallet's balances (the caller locked the wallet)."""
     wallet.principal_minor += principal
     wallet.bonus_minor += bonus
     wallet.updated_at = ctx.now
@@ -76,7 +77,7 @@ def top_up(session: Session, ctx: Context, member: MemberCopy, data: dict[str, A
     if member.status != "active":
         raise Conflict(f"This membership is {member.status}: its card cannot be topped up.")
     wallet.largest_top_up_minor = max(wallet.largest_top_up_minor, amount)
-    return _post(session, wallet, ctx, "top_up", amount, bonus, dedupe, data["branch"], reason=data.get("note")), True
+    return post(session, wallet, ctx, "top_up", amount, bonus, dedupe, data["branch"], reason=data.get("note")), True
 
 
 def pay(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any], key: str) -> tuple[WalletPosting,
@@ -92,7 +93,7 @@ def pay(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any]
         raise Conflict(f"This membership is {member.status}: its card cannot be used.")
     principal, bonus = redemption.wallet_split(amount, wallet.principal_minor, wallet.bonus_minor,
                                                ctx.programme.wallet_spend_order)
-    return _post(session, wallet, ctx, "payment", -principal, -bonus, dedupe, data["branch"],
+    return post(session, wallet, ctx, "payment", -principal, -bonus, dedupe, data["branch"],
                  bill_id=data["bill_id"]), True
 
 
@@ -116,7 +117,8 @@ def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any]
         raise NotFound(f"No stored-value payment {payment_id} of member {member_id}.")
     if payment.kind != "payment":
         raise Invalid("Only a payment can be refunded.", {"payment_id": ["Not a payment."]})
-    wallet = lock_wallet(session, payment.member_id, ctx)
+    # a payment of a member since merged into another is refunded to the survivor's card
+    wallet = lock_wallet(session, survivor_of(session, payment.member_id), ctx)
     dedupe = f"refund:{key}"
     done = existing(session, dedupe)
     if done is not None:
@@ -126,7 +128,7 @@ def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any]
                                .where(WalletPosting.refunds_id == payment.id)).one()
     principal, bonus = redemption.refund_split(amount, (-payment.principal_minor, -payment.bonus_minor),
                                                (int(refunded[0]), int(refunded[1])))
-    return _post(session, wallet, ctx, "refund", principal, bonus, dedupe, data.get("branch") or payment.branch,
+    return post(session, wallet, ctx, "refund", principal, bonus, dedupe, data.get("branch") or payment.branch,
                  bill_id=payment.bill_id, refunds_id=payment.id, reason=data["reason"]), True
 
 

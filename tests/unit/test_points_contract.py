@@ -15,7 +15,8 @@ def test_points_consumes_the_events_the_contracts_name_for_it():
     consumed = {(source, event) for source, event, _queue in handler_queues(PointsService)}
     assert consumed == {
         ("members", "member_enrolled"), ("members", "tier_changed"), ("members", "segment_changed"),
-        ("members", "member_status_changed"), ("records", "visit_completed"), ("records", "visit_refunded"),
+        ("members", "member_status_changed"), ("members", "member_merged"), ("members", "member_unmerged"),
+        ("records", "visit_completed"), ("records", "visit_refunded"),
         ("records", "visit_cancelled"), ("records", "feedback_submitted")}
     assert "services.points.service:PointsService" in SERVICE_CLASSES
 

@@ -1,10 +1,21 @@
-"""Lots: expiry dates, the order points are spent in, what a reversal takes, when a lot is warned of."""
+"""Lots: expiry dates, the order points are spent in, what a reversal takes, when a lot is warned of,
+what a reversed merge takes back and owes."""
 
 from datetime import date
 
 import pytest
 
-from services.points.lots import Lot, expiry_date, is_expired, reversal_takes, spending_order, take, warning_due
+from services.points.lots import (
+    Lot,
+    expiry_date,
+    is_expired,
+    preferred_takes,
+    reversal_takes,
+    spending_order,
+    still_owed,
+    take,
+    warning_due,
+)
 
 
 @pytest.mark.parametrize(("earned", "years", "expires"), [
@@ -63,3 +74,26 @@ def test_a_reversal_takes_from_its_own_lot_first_then_the_others_then_debt():
     spent = Lot(3, 0, date(2027, 12, 31))
     assert reversal_takes(spent, [spent], 30) == ([], 30)
     assert reversal_takes(None, [], 7) == ([], 7)
+
+
+MOVED_IN = [Lot(10, 50, date(2027, 12, 31)), Lot(11, 200, date(2027, 6, 30))]
+OWN = [Lot(1, 100, date(2026, 12, 31)), Lot(2, 300, date(2027, 12, 31))]
+
+
+@pytest.mark.parametrize(("points", "takes", "debt"), [
+    (150, [(11, 150)], 0),  # the moved lots first, the first to expire first
+    (250, [(11, 200), (10, 50)], 0),
+    (300, [(11, 200), (10, 50), (1, 50)], 0),  # then the survivor's own lots, in spending order
+    (700, [(11, 200), (10, 50), (1, 100), (2, 300)], 50),  # then debt
+])
+def test_a_reversed_merge_takes_from_the_lots_it_opened_first_then_the_survivor_s_then_debt(points, takes, debt):
+    assert preferred_takes(MOVED_IN, MOVED_IN + OWN, points) == (takes, debt)
+
+
+def test_a_reversed_merge_whose_lots_were_spent_takes_from_the_survivor_s_lots():
+    assert preferred_takes([], OWN, 120) == ([(1, 100), (2, 20)], 0)
+
+
+@pytest.mark.parametrize(("moved", "expired", "owed"), [(500, 0, 500), (500, 200, 300), (500, 500, 0), (500, 600, 0)])
+def test_a_reversed_merge_owes_back_what_it_moved_less_what_expired_since(moved, expired, owed):
+    assert still_owed(moved, expired) == owed
