@@ -127,8 +127,17 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    for registry in _registries:
-        registry.drop_all()
+    count = sum(len(registry.pg_databases) for registry in _registries)
+    if count:
+        import sys
+        import time
+
+        started = time.monotonic()
+        print(f"\ndropping this run's {count} PostgreSQL test databases (each DROP is a checkpoint) ...",
+              file=sys.stderr, flush=True)
+        for registry in _registries:
+            registry.drop_all()
+        print(f"dropped in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
