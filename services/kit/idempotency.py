@@ -7,7 +7,7 @@ as ``Invalid`` (the caller reused a key by mistake). Without a key the command s
 
 This wraps every mutating command, so it is written in SQLAlchemy Core, two statements on the first call:
 the key is claimed by one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (SQLite >= 3.35 and PostgreSQL)
-and the answer stored by an ``UPDATE`` of that id. The ORM version (SELECT, then add and flush) cost a
+and the answer stored by an ``UPDATE`` of that id, both with their compiled form cached. The ORM version (SELECT, then add and flush) cost a
 round trip and a unit of work more per call.
 """
 
@@ -20,12 +20,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import utcnow
-from services.kit.db import worker_db_of
+from services.kit.db import UtcDateTime, worker_db_of
 from services.kit.errors import Invalid
 from services.kit.models import IdempotentCommand
 
@@ -45,24 +44,17 @@ def check_key(key: Any) -> str:
 
 
 _TABLE = IdempotentCommand.__table__
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_claims: dict[str, Any] = {}  # the claim statement per dialect, built once
 
+# Written as text: SQLAlchemy cannot cache the compiled form of its dialect inserts with ON CONFLICT
+# (they have no cache key), so they were compiled again on every call. SQLite (>= 3.35) and PostgreSQL
+# accept the same statement.
+_CLAIM = (text("INSERT INTO kit_idempotency (command, key, request_hash, created_at) "
+               "VALUES (:command, :key, :request_hash, :created_at) "
+               "ON CONFLICT (command, key) DO NOTHING RETURNING id")
+          .bindparams(bindparam("created_at", type_=UtcDateTime())))
 _LOOKUP = select(_TABLE.c.request_hash, _TABLE.c.response).where(
     _TABLE.c.command == bindparam("command"), _TABLE.c.key == bindparam("key"))
 _STORE_ANSWER = update(_TABLE).where(_TABLE.c.id == bindparam("claim_id")).values(response=bindparam("answer"))
-
-
-def _claim_statement(dialect: str) -> Any:
-    statement = _claims.get(dialect)
-    if statement is None:
-        statement = (_INSERTS[dialect](_TABLE)
-                     .values(command=bindparam("command"), key=bindparam("key"),
-                             request_hash=bindparam("request_hash"), created_at=bindparam("created_at"))
-                     .on_conflict_do_nothing(index_elements=["command", "key"])
-                     .returning(_TABLE.c.id))
-        _claims[dialect] = statement
-    return statement
 
 
 def claim(session: Session, command: str, key: str, fingerprint: str) -> int | None:
@@ -72,9 +64,8 @@ def claim(session: Session, command: str, key: str, fingerprint: str) -> int | N
     commits, does nothing (``ON CONFLICT``); if it rolls back, the twin's claim goes in. On SQLite the
     process gate already runs one transaction at a time.
     """
-    statement = _claim_statement(session.get_bind().dialect.name)
-    return session.execute(statement, {"command": command, "key": key, "request_hash": fingerprint,
-                                       "created_at": utcnow()}).scalar()
+    return session.execute(_CLAIM, {"command": command, "key": key, "request_hash": fingerprint,
+                                    "created_at": utcnow()}).scalar()
 
 
 def replay(session: Session, command: str, key: str, fingerprint: str) -> Any:
