@@ -37,7 +37,7 @@ from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDES
 log = logging.getLogger(__name__)
 
 
-_INSERT_EVENT = insert(OutboxEvent.__table__)
+_INSERT_EVENT = insert(OutboxEvent.__table__).inline()  # nobody needs the new row's id back
 
 
 def write_event(session: Session, event_type: str, payload: dict[str, Any],
