@@ -8,6 +8,7 @@ event acts as the service itself (kind ``system``).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,13 +53,25 @@ class Identity:
     def from_context(cls, raw: Any) -> Identity | None:
         if not raw:
             return None
-        data = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        if isinstance(raw, str):
+            return _identity_from_json(raw)
+        return cls._from_dict(dict(raw))
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Identity:
         return cls(kind=data["kind"], subject=data["subject"], role=data["role"],
                    branches=tuple(data.get("branches") or ()), name=data.get("name", ""))
 
     @classmethod
     def service(cls, name: str) -> Identity:
         return cls(kind="service", subject=name, role="service", branches=(ALL_BRANCHES,))
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_from_json(raw: str) -> Identity:
+    """Parsed once per distinct caller: the gateway sends the same text for every request of a credential,
+    and an ``Identity`` is frozen, so workers may share it."""
+    return Identity._from_dict(json.loads(raw))
 
 
 class Caller(DependencyProvider):

@@ -17,18 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import eventlet
 from eventlet.event import Event
-from nameko.amqp.publish import get_producer
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, utcnow
+from services.kit.confirms import BatchPublisher
 from services.kit.db import Database
 from services.kit.models import OutboxEvent
 from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
@@ -36,14 +37,21 @@ from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDES
 log = logging.getLogger(__name__)
 
 
+_INSERT_EVENT = insert(OutboxEvent.__table__).inline()  # nobody needs the new row's id back
+
+
 def write_event(session: Session, event_type: str, payload: dict[str, Any],
                 headers: dict[str, Any] | None = None) -> str:
-    """Add an event to the outbox in ``session``'s transaction; returns its ``event_id``."""
+    """Add an event to the outbox in ``session``'s transaction; returns its ``event_id``.
+
+    A Core INSERT run at once, not an ORM object flushed later: every command that emits pays for this,
+    and the row is never read back through the session, so the unit of work would be pure overhead.
+    """
     event_id = str(uuid.uuid4())
     now = utcnow()
     body = {"event_id": event_id, "occurred_at": isoformat(now), **payload}
-    session.add(OutboxEvent(event_id=event_id, event_type=event_type, payload=json.dumps(body),
-                            headers=json.dumps(headers or {}), created_at=now, attempts=0))
+    session.execute(_INSERT_EVENT, {"event_id": event_id, "event_type": event_type, "payload": json.dumps(body),
+                                    "headers": json.dumps(headers or {}), "created_at": now, "attempts": 0})
     session.info["outbox_dirty"] = True
     return event_id
 
@@ -75,6 +83,7 @@ class Outbox(DependencyProvider):
         self.batch_size = int(config.get("OUTBOX_BATCH", 200))
         self.poll_interval = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
         self.retention = timedelta(days=float(config.get("OUTBOX_RETENTION_DAYS", 7)))
+        self.publisher = BatchPublisher(self.amqp_uri, self.exchange)
         self._running = False
         self._wake = Event()
         self._last_stats = 0.0
@@ -101,6 +110,12 @@ class Outbox(DependencyProvider):
             self._wake.send(True)
 
     def _relay_forever(self) -> None:
+        try:
+            self._relay_until_stopped()
+        finally:
+            self.publisher.close()
+
+    def _relay_until_stopped(self) -> None:
         failures = 0
         while self._running:
             try:
@@ -119,27 +134,27 @@ class Outbox(DependencyProvider):
                 self._wake = Event()
 
     def relay_once(self) -> int:
-        """Publish one batch of unsent events; returns how many were published."""
+        """Publish one batch of unsent events; returns how many were published.
+
+        The batch is published, then confirmed by the broker as a whole (``kit.confirms``), and only then
+        marked sent, in the transaction that locked the rows: if anything fails, nothing is marked.
+        """
         store = self.database.store
+        table = OutboxEvent.__table__
         with store.transaction() as session:
-            query = (select(OutboxEvent).where(OutboxEvent.sent_at.is_(None))
-                     .order_by(OutboxEvent.id).limit(self.batch_size))
+            query = (select(table.c.id, table.c.event_type, table.c.payload, table.c.headers)
+                     .where(table.c.sent_at.is_(None)).order_by(table.c.id).limit(self.batch_size))
             if store.is_postgresql:
                 query = query.with_for_update(skip_locked=True)
-            rows = session.scalars(query).all()
+            rows = session.execute(query).all()
             if not rows:
                 return 0
-            with get_producer(self.amqp_uri, confirms=True) as producer:
-                for row in rows:
-                    row.attempts += 1
-                    producer.publish(
-                        json.loads(row.payload), exchange=self.exchange, routing_key=row.event_type,
-                        headers=json.loads(row.headers or "{}"), serializer="json", delivery_mode=2,
-                        declare=[self.exchange], retry=True,
-                        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-                    )
-                    row.sent_at = utcnow()
-                    OUTBOX_PUBLISHED.labels(self.container.service_name, row.event_type).inc()
+            self.publisher.publish((row.event_type, json.loads(row.payload), json.loads(row.headers or "{}"))
+                                   for row in rows)
+            session.execute(update(table).where(table.c.id.in_([row.id for row in rows]))
+                            .values(sent_at=utcnow(), attempts=table.c.attempts + 1))
+        for event_type, count in Counter(row.event_type for row in rows).items():
+            OUTBOX_PUBLISHED.labels(self.container.service_name, event_type).inc(count)
         return len(rows)
 
     def _housekeeping(self) -> None:

@@ -85,23 +85,33 @@ class Telemetry(DependencyProvider):
         if port:
             serve_metrics(int(port))
         self._started: dict[Any, float] = {}
+        self._children: dict[Any, tuple[Any, Any]] = {}
 
     def worker_setup(self, worker_ctx: Any) -> None:
         self._started[worker_ctx] = time.perf_counter()
         call_id_var.set(worker_ctx.call_id)
         request_id_var.set(worker_ctx.data.get("request_id"))
 
+    def _metrics_of(self, entrypoint: Any) -> tuple[Any, Any]:
+        """The calls counter and latency histogram of ``entrypoint``, looked up by labels once, not per call."""
+        children = self._children.get(entrypoint)
+        if children is None:
+            service, name = self.container.service_name, entrypoint.method_name
+            children = (ENTRYPOINT_CALLS.labels(service, name, entrypoint_kind(entrypoint)),
+                        ENTRYPOINT_LATENCY.labels(service, name))
+            self._children[entrypoint] = children
+        return children
+
     def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
         started = self._started.pop(worker_ctx, None)
-        service = self.container.service_name
-        name = worker_ctx.entrypoint.method_name
-        ENTRYPOINT_CALLS.labels(service, name, entrypoint_kind(worker_ctx.entrypoint)).inc()
+        calls, latency = self._metrics_of(worker_ctx.entrypoint)
+        calls.inc()
         if started is not None:
-            ENTRYPOINT_LATENCY.labels(service, name).observe(time.perf_counter() - started)
+            latency.observe(time.perf_counter() - started)
         if exc_info is not None:
             error = exc_info[1]
             label = error.code if isinstance(error, DomainError) else type(error).__name__
-            ENTRYPOINT_ERRORS.labels(service, name, label).inc()
+            ENTRYPOINT_ERRORS.labels(self.container.service_name, worker_ctx.entrypoint.method_name, label).inc()
 
     def worker_teardown(self, worker_ctx: Any) -> None:
         self._started.pop(worker_ctx, None)

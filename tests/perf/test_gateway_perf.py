@@ -48,6 +48,14 @@ ROUNDS = int(os.environ.get("CARELOOP_PERF_ROUNDS", "3"))
 NAMEKO = str(REPO / ".venv" / "bin" / "nameko")
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """Reads deploy/config.yml for its LOGGING section; nameko's env-var tags elsewhere stay plain text."""
+
+
+for _tag in ("!env_var", "!raw_env_var"):
+    ConfigLoader.add_constructor(_tag, lambda loader, node: loader.construct_scalar(node))
+
+
 def start(tmp: Path, name: str, target: str, config: dict[str, Any]) -> subprocess.Popen:
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
@@ -147,9 +155,9 @@ def test_gateway_get_member_against_the_bare_echo(amqp_uri, databases, tmp_path)
         pytest.skip("wrk is not installed (apt-get install wrk)")
     members_db = databases.fresh("sqlite", "members")
     gateway_db = databases.fresh("sqlite", "gateway")
-    logging_config = yaml.safe_load((REPO / "deploy" / "config.yml").read_text().replace("${SERVICE_NAME:careloop}",
+    logging_config = yaml.load((REPO / "deploy" / "config.yml").read_text().replace("${SERVICE_NAME:careloop}",
                                                                                           "perf").replace(
-        "${LOG_LEVEL:INFO}", "INFO"))["LOGGING"]
+        "${LOG_LEVEL:INFO}", "INFO"), Loader=ConfigLoader)["LOGGING"]
     base = {**service_config(amqp_uri), "LOGGING": logging_config, "max_workers": 10}
     ports = {"gateway": free_port(), "echo": free_port()}
     processes = [
