@@ -52,6 +52,19 @@ class World:
     def member(self) -> str:
         return self.enrol()["id"]
 
+    def known_to_points(self, member_id: str) -> None:
+        """Wait until points has applied the member's ``member_enrolled`` (until then points asks members)."""
+        store = store_for(self.members.database_url)
+        try:
+            with store.transaction() as session:
+                event_id = session.execute(text(
+                    "SELECT event_id FROM kit_outbox WHERE event_type = 'member_enrolled' AND payload LIKE :m"),
+                    {"m": f"%{member_id}%"}).scalar_one()
+        finally:
+            store.dispose()
+        wait_for(lambda: self.scalar("SELECT count(*) FROM kit_inbox WHERE event_id = :e", e=event_id),
+                 timeout=15, message="points to apply member_enrolled")
+
     def deliver(self, source: str, event_type: str, payload: dict[str, Any]) -> str:
         """Publish an event as ``source`` would and wait until points has applied it (its inbox row)."""
         event_id = str(uuid.uuid4())

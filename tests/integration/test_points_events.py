@@ -59,6 +59,9 @@ def test_a_survey_answer_earns_review_points_once_per_visit(world):
 
 def test_the_tier_from_tier_changed_multiplies_spend_and_an_older_change_does_not_undo_a_newer(world):
     member = world.member()
+    # these tier changes are made up (members never sent them): if points had to ask members about the member
+    # after them, members' answer (standard, and newer) would rightly win
+    world.known_to_points(member)
     world.deliver("members", "tier_changed", {"member_id": member, "from_tier": "standard", "to_tier": "gold",
                                               "direction": "up", "reason": "spend",
                                               "effective_at": "2026-11-22T10:00:00Z"})
