@@ -9,11 +9,15 @@
    accounts (PostgreSQL, data loaded with COPY): time and peak memory of each job in a process of its
    own. Streaming in batches means the memory stays flat as the data grows tenfold.
 
+``CARELOOP_PERF_PROFILE=<dir>`` runs each service process under cProfile and leaves ``<dir>/<name>.prof``
+(the figures are then not comparable with unprofiled runs).
+
 Figures are printed; copy them into tests/perf/RESULTS.md ("Points (issue 4)").
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -36,14 +40,18 @@ CALLERS = 20
 WARM_UP_SECONDS = 3
 MEASURE_SECONDS = float(os.environ.get("POINTS_PERF_SECONDS", "15"))
 ROUNDS = 2
+SEQUENCE = itertools.count(1)
 
 
 def start_process(target: str, name: str, amqp_uri: str, database_url: str, log: Path) -> subprocess.Popen:
     env = dict(os.environ, AMQP_URI=amqp_uri, DATABASE_URL=database_url, SERVICE_NAME=name, METRICS_PORT="0",
                LOG_LEVEL="WARNING", MAX_WORKERS="10", PYTHONWARNINGS="ignore",
                OUTBOX_RELAY=os.environ.get("POINTS_PERF_RELAY", "true"))
-    return subprocess.Popen([str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml", target],
-                            cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    command = [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml", target]
+    if os.environ.get("CARELOOP_PERF_PROFILE"):  # cProfile each process into <dir>/<name>.prof
+        command = [sys.executable, "-m", "cProfile", "-o",
+                   str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
@@ -75,9 +83,8 @@ def load(amqp_uri: str, call: Any, seconds: float, pid: int) -> dict[str, Any]:
 
     def caller(number: int) -> None:
         with ClusterRpcProxy(service_config(amqp_uri), timeout=30) as proxy:
-            sequence = 0
             while not window["stop"]:
-                sequence += 1
+                sequence = next(SEQUENCE)  # unique over all rounds: a repeated key would be a cheap replay
                 started = time.perf_counter()
                 try:
                     call(proxy, number, sequence)
