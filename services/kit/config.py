@@ -132,9 +132,18 @@ def _load_group(path: str) -> Group:
 
 
 def group_from_config(config: dict[str, Any]) -> Group:
-    """The group named by ``GROUP_FILE`` in a service's config (the shipped demo group by default)."""
-    path = config.get("GROUP_FILE") or DEFAULT_GROUP_FILE
-    path = Path(path)
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    return _load_group(str(path))
+    """The group named by ``GROUP_FILE`` in a service's config (the shipped demo group by default).
+
+    Services ask for it several times per call; the setting as written is the cache key, so the usual
+    case costs one dictionary lookup (the file is read once per process, see ``_load_group``)."""
+    setting = config.get("GROUP_FILE") or DEFAULT_GROUP_FILE
+    group = _groups_by_setting.get(setting)
+    if group is None:
+        path = Path(setting)
+        if not path.is_absolute():
+            path = REPO_ROOT / path
+        group = _groups_by_setting[setting] = _load_group(str(path))
+    return group
+
+
+_groups_by_setting: dict[Any, Group] = {}

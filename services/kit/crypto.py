@@ -16,6 +16,7 @@ prints a fresh set.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -64,7 +65,7 @@ class Keyring:
 
     def encrypt(self, plaintext: str, context: str) -> str:
         nonce = os.urandom(12)
-        sealed = AESGCM(self.keys[self.active]).encrypt(nonce, plaintext.encode(), context.encode())
+        sealed = _cipher(self.keys[self.active]).encrypt(nonce, plaintext.encode(), context.encode())
         return f"{FORMAT}.{self.active}.{base64.b64encode(nonce + sealed).decode()}"
 
     def decrypt(self, token: str, context: str) -> str:
@@ -72,11 +73,17 @@ class Keyring:
         if version != FORMAT or key_id not in self.keys:
             raise KeysMissing(f"cannot decrypt a value under key {key_id!r}: key not configured")
         blob = base64.b64decode(encoded)
-        return AESGCM(self.keys[key_id]).decrypt(blob[:12], blob[12:], context.encode()).decode()
+        return _cipher(self.keys[key_id]).decrypt(blob[:12], blob[12:], context.encode()).decode()
 
     def blind_index(self, value: str, context: str) -> str:
         digest = hmac.new(self.index_key, f"{context}\x00{value}".encode(), hashlib.sha256)
         return digest.hexdigest()[:40]
+
+
+@functools.lru_cache(maxsize=16)
+def _cipher(key: bytes) -> AESGCM:
+    """One AES-GCM object per key (thread-safe; building it costs a key schedule on every value)."""
+    return AESGCM(key)
 
 
 _keyring: Keyring | None = None

@@ -30,17 +30,17 @@ DEFAULT_TIMEOUT = 5.0
 class PeerProxy:
     """What a service method sees: ``self.members.get_member(member_id)``, bounded in time."""
 
-    def __init__(self, proxy: Any, timeout: float) -> None:
-        self._proxy = proxy
+    def __init__(self, make_proxy: Callable[[], Any], service_name: str, timeout: float) -> None:
+        self._make_proxy = make_proxy
+        self._proxy: Any = None
+        self.service_name = service_name
         self._timeout = timeout
 
-    @property
-    def service_name(self) -> str:
-        return self._proxy.service_name
-
     def __getattr__(self, method: str) -> Callable[..., Any]:
+        if self._proxy is None:  # made on first use: a gateway worker holds a dozen peers and calls one
+            self._proxy = self._make_proxy()
         method_proxy = getattr(self._proxy, method)
-        service = self._proxy.service_name
+        service = self.service_name
 
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -77,4 +77,4 @@ class Peer(RpcProxy):
         super().setup()
 
     def get_dependency(self, worker_ctx: Any) -> PeerProxy:
-        return PeerProxy(super().get_dependency(worker_ctx), self.timeout)
+        return PeerProxy(lambda: super(Peer, self).get_dependency(worker_ctx), self.target_service, self.timeout)

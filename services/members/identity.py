@@ -111,14 +111,22 @@ def mask_phone(e164: str | None) -> str | None:
     """``+8613800138000`` -> ``+86138****8000``: the country code and first digits stay readable."""
     if not e164:
         return e164
-    try:
-        country = str(phonenumbers.parse(e164).country_code)
-    except phonenumbers.NumberParseException:
-        country = ""
+    country = _country_code_of(e164)
     national = e164[1 + len(country):]
     if len(national) <= 7:
         return "+" + country + "*" * (len(national) - 2) + national[-2:]
     return "+" + country + national[:3] + "*" * (len(national) - 7) + national[-4:]
+
+
+def _country_code_of(e164: str) -> str:
+    """The calling code that starts ``e164`` ("" if none is known). Calling codes are prefix-free and 1 to
+    3 digits long, so the first known prefix is the one (a table lookup: parsing the number costs ~15 µs,
+    paid on every member read)."""
+    for length in (1, 2, 3):
+        prefix = e164[1:1 + length]
+        if prefix.isdigit() and int(prefix) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return prefix
+    return ""
 
 
 def mask_document(number: str | None) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -85,6 +85,25 @@ def parse_id(member_id: Any) -> uuid.UUID:
 
 def get(session: Session, member_id: Any, lock: bool = False) -> Member:
     return fetch(session, Member, member_id, "member", lock=lock)
+
+
+_VIEWED = Member.__table__.c
+_READ = select(_VIEWED.id, _VIEWED.card_number, _VIEWED.referral_code, _VIEWED.referred_by_id, _VIEWED.full_name,
+               _VIEWED.phone, _VIEWED.email, _VIEWED.gender, _VIEWED.birth_date, _VIEWED.preferred_language,
+               _VIEWED.consent_sms, _VIEWED.consent_email, _VIEWED.consent_wechat, _VIEWED.consent_line,
+               _VIEWED.consent_marketing, _VIEWED.document_type, _VIEWED.document_number, _VIEWED.home_branch,
+               _VIEWED.status, _VIEWED.tier, _VIEWED.source, _VIEWED.enrolled_at, _VIEWED.updated_at,
+               _VIEWED.merged_into_id).where(_VIEWED.id == bindparam("member"))
+
+
+def read(session: Session, member_id: Any) -> Any:
+    """What ``view`` shows of a member, for reading only: a prebuilt Core select of just those columns
+    (the most frequent call of the service; the ORM object, its unit of work and the decryption of
+    fields nobody shows cost as much again). The row reads like a ``Member`` for ``view``."""
+    row = session.execute(_READ, {"member": parse_id(member_id)}).first()
+    if row is None:
+        raise NotFound(f"No member {member_id}.")
+    return row
 
 
 def by_card(session: Session, card_number: str) -> Member:

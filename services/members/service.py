@@ -74,7 +74,7 @@ class MembersService(Service):
     def group(self) -> Group:
         return group_from_config(self.config)
 
-    def _view(self, member: Member) -> dict[str, Any]:
+    def _view(self, member: Member | Any) -> dict[str, Any]:
         role, kind = self.caller.role, self.caller.kind
         phone_roles = self.config.get("UNMASKED_PHONE_ROLES", PHONE_ROLES)
         document_roles = self.config.get("UNMASKED_DOCUMENT_ROLES", DOCUMENT_ROLES)
@@ -123,7 +123,7 @@ class MembersService(Service):
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:
-        return self._view(register.get(self.db.session, member_id))
+        return self._view(register.read(self.db.session, member_id))
 
     @rpc
     def get_member_by_card(self, card_number: str) -> dict[str, Any]:
