@@ -113,7 +113,12 @@ class Group:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_group(path: str) -> Group:
+def _load_group(setting: str | Path) -> Group:
+    """The group file named by ``setting`` (relative to the repository root unless absolute), read once per
+    process: the setting as written is the cache key, so services may ask for the group on every call."""
+    path = Path(setting)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     branches = {
@@ -132,18 +137,5 @@ def _load_group(path: str) -> Group:
 
 
 def group_from_config(config: dict[str, Any]) -> Group:
-    """The group named by ``GROUP_FILE`` in a service's config (the shipped demo group by default).
-
-    Services ask for it several times per call; the setting as written is the cache key, so the usual
-    case costs one dictionary lookup (the file is read once per process, see ``_load_group``)."""
-    setting = config.get("GROUP_FILE") or DEFAULT_GROUP_FILE
-    group = _groups_by_setting.get(setting)
-    if group is None:
-        path = Path(setting)
-        if not path.is_absolute():
-            path = REPO_ROOT / path
-        group = _groups_by_setting[setting] = _load_group(str(path))
-    return group
-
-
-_groups_by_setting: dict[Any, Group] = {}
+    """The group named by ``GROUP_FILE`` in a service's config (the shipped demo group by default)."""
+    return _load_group(config.get("GROUP_FILE") or DEFAULT_GROUP_FILE)
