@@ -7,6 +7,12 @@ became true, so an older event arriving after a newer one changes nothing.
 A member merged into another (``member_merged``) keeps its copy with ``merged_into_id`` set: every
 lookup of its id answers the survivor's copy, so late events and calls naming the duplicate apply to
 the survivor. ``member_unmerged`` clears the alias.
+
+An alias read and then acted on must not change in between: a merge committing after a command read
+"not merged" but before it locked the account would have the command credit (or charge) the emptied
+duplicate. So changes hold each id they resolve (``hold``: a shared ``kit.locks`` lock, taken before the
+alias is read and before any row lock) and a merge or its reversal takes the merged id's lock exclusively
+(``hold_for_merge``), first thing: the two wait for each other, never interleave. Reads need no lock.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.errors import Conflict, NotFound
+from services.kit.locks import serialise
 from services.points.models import MemberCopy
 
 Fetch = Callable[[str], dict[str, Any]]
@@ -68,11 +75,25 @@ def find(session: Session, member_id: Any) -> MemberCopy | None:
 
 
 MAX_MERGE_HOPS = 5  # a survivor merged in turn into another member: follow the chain this far
+ALIAS_LOCK = "points.member"
 
 
-def survivor_of(session: Session, member_id: uuid.UUID) -> uuid.UUID:
-    """The id whose account and copy stand for ``member_id``: itself, or the member it was merged into."""
+def hold(session: Session, member_id: uuid.UUID) -> None:
+    """Keep ``member_id``'s alias as it is until this transaction ends (a merge of it waits for us)."""
+    serialise(session, ALIAS_LOCK, member_id, shared=True)
+
+
+def hold_for_merge(session: Session, member_id: uuid.UUID) -> None:
+    """Wait until no change holds ``member_id``, and keep new ones out until this merge (or reversal) ends."""
+    serialise(session, ALIAS_LOCK, member_id)
+
+
+def survivor_of(session: Session, member_id: uuid.UUID, held: bool = False) -> uuid.UUID:
+    """The id whose account and copy stand for ``member_id``: itself, or the member it was merged into.
+    ``held``: hold every id of the chain (``hold``) before reading its alias, for a change that acts on it."""
     for _hop in range(MAX_MERGE_HOPS):
+        if held:
+            hold(session, member_id)
         alias = session.execute(select(MemberCopy.merged_into_id).where(MemberCopy.member_id == member_id)).scalar()
         if alias is None:
             return member_id
@@ -93,14 +114,16 @@ def clear_alias(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, 
         copy.merged_into_id, copy.updated_at = None, now
 
 
-def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime) -> MemberCopy:
+def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held: bool = False) -> MemberCopy:
     """The member's copy (the survivor's, for a merged member); fetched from the members service when
     points has not heard of it (``NotFound`` for a member that does not exist, ``Unavailable`` if members
-    does not answer)."""
+    does not answer). ``held``: for a change, the ids resolved are held until the transaction ends."""
     key = parse_id(member_id)
+    if held:
+        hold(session, key)
     copy = find(session, key)
     if copy is not None and copy.merged_into_id is not None:
-        key = survivor_of(session, copy.merged_into_id)
+        key = survivor_of(session, copy.merged_into_id, held=held)
         copy = find(session, key)
     if copy is not None and copy.enrolled_at is not None:
         return copy
