@@ -1,0 +1,85 @@
+"""Members' activity from events that arrive together, handled by two members replicas (PostgreSQL).
+
+A visit's ``visit_completed`` and its refunds both write the visit's row (``refunded_minor`` is read, added
+to and written back), and ``points_earned`` and the ``points_reversed`` of that posting both write the
+member's points rows. Every one of these handlers locks the member's row before it reads anything
+(``tier_ledger.member_for_event``), so they take turns: no refund is lost, none counted twice, whatever
+the order. The test shows that they really were handled at the same moment (they waited for each other's
+member row) and that every sum comes out right.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from nameko.standalone.events import event_dispatcher
+
+from services.kit.clock import isoformat, utcnow
+from services.members.service import MembersService
+from tests.harness import query, scalar, service_config, wait_for
+from tests.integration.overlap import LockWaits
+
+MEMBERS = 30
+VISITS_EACH = 3
+
+
+def _event(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), **payload}
+
+
+@pytest.mark.timeout(240)
+def test_a_visit_its_refunds_and_its_points_arriving_together_are_all_counted_once(start_service, rpc, amqp_uri):
+    first = start_service(MembersService, "postgresql")
+    start_service(MembersService, database_url=first.database_url)  # a second replica: its own engine
+    url, proxy = first.database_url, rpc()
+    members = [proxy.members.enrol({"full_name": f"Race Tester{n}", "phone": f"1370013{n:04d}",
+                                    "birth_date": "1990-01-01", "home_branch": "SH01"})["id"] for n in range(MEMBERS)]
+    publish = event_dispatcher(service_config(amqp_uri))
+
+    expected: dict[str, tuple[int, int, bool]] = {}  # visit -> (qualifying, refunded, full)
+    points: dict[str, int] = {}  # member -> points earned less reversed
+    spend: dict[str, int] = dict.fromkeys(members, 0)  # member -> what its visits count, refunds taken out
+    batches = []
+    for number in range(MEMBERS * VISITS_EACH):
+        member_id, visit_id = members[number % MEMBERS], str(uuid.uuid4())
+        paid = 100_00 + number * 1_00
+        refunds = [paid // 4, paid // 3] if number % 2 else [paid]
+        full = number % 2 == 0
+        expected[visit_id] = (paid, sum(refunds), full)
+        spend[member_id] += 0 if full else paid - sum(refunds)
+        earned, reversal = str(uuid.uuid4()), str(uuid.uuid4())
+        points[member_id] = points.get(member_id, 0) + paid // 100 - paid // 200
+        batch = [("records", "visit_completed", {
+            "visit_id": visit_id, "member_id": member_id, "branch": "SH01", "kind": "return",
+            "completed_at": "2026-11-20T02:00:00Z", "currency": "CNY", "qualifying_minor": paid})]
+        batch += [("records", "visit_refunded", {"visit_id": visit_id, "member_id": member_id, "full": full,
+                                                 "refund_id": str(uuid.uuid4()), "refunded_minor": minor,
+                                                 "currency": "CNY"}) for minor in refunds]
+        batch += [("points", "points_earned", {"member_id": member_id, "posting_id": earned, "points": paid // 100,
+                                               "rule": "spend", "earned_at": "2026-11-20T02:00:00Z"}),
+                  ("points", "points_reversed", {"member_id": member_id, "posting_id": reversal,
+                                                 "reverses_posting_id": earned, "points": paid // 200})]
+        batches += batch if number % 2 == 0 else batch[::-1]  # both orders
+    handled_before = scalar(url, "SELECT count(*) FROM kit_inbox")
+
+    with LockWaits(url) as waits:
+        for source, event_type, payload in batches:  # one visit's events go out back to back
+            publish(source, event_type, _event(payload))
+        wait_for(lambda: scalar(url, "SELECT count(*) FROM kit_inbox") == handled_before + len(batches),
+                 timeout=120, interval=0.2, message="both replicas to apply every event")
+
+    waited = waits.count("transactionid", "tuple")
+    print(f"\n{len(batches)} events of {len(expected)} visits: {waited} handlers waited for a member row")
+    assert waited >= 10, f"only {waited} handlers waited for another: the events were not handled together"
+
+    found = {row.visit_id: (row.qualifying_minor, row.refunded_minor, row.fully_refunded, row.completed)
+             for row in query(url, "SELECT * FROM member_visits")}
+    wrong = [visit_id for visit_id, (paid, refunded, full) in expected.items()
+             if found.get(visit_id) != (paid, refunded, full, True)]
+    assert not wrong, f"{len(wrong)} of {len(expected)} visits counted wrongly, e.g. {found.get(wrong[0])}"
+    assert scalar(url, "SELECT count(*) FROM member_visit_refunds") == sum(1 + n % 2 for n in range(len(expected)))
+    for member_id in members:
+        lifetime = proxy.members.tier(member_id)["lifetime"]
+        assert (lifetime["spend_minor"], lifetime["points_earned"]) == (spend[member_id], points[member_id])
