@@ -21,6 +21,7 @@ from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.locks import serialise
 from services.kit.paging import keyset_page
 from services.members import identity
 from services.members.identity import Match
@@ -137,6 +138,9 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     document = _document(data)
     full_name = " ".join(data["full_name"].split())
     indexes = indexes_for(full_name, phone, data["birth_date"], document)
+    # phone and document are unique in the table; name + date of birth is not (two people may share them),
+    # so two desks enrolling the same person at once take turns here, and the second is told of the first
+    serialise(session, "members.name_birth", indexes.name_birth)
     matches = find_matches(session, indexes)
     if matches:
         raise duplicate(matches)

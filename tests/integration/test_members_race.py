@@ -83,3 +83,33 @@ def test_a_visit_its_refunds_and_its_points_arriving_together_are_all_counted_on
     for member_id in members:
         lifetime = proxy.members.tier(member_id)["lifetime"]
         assert (lifetime["spend_minor"], lifetime["points_earned"]) == (spend[member_id], points[member_id])
+
+
+def test_six_desks_enrolling_one_name_and_birth_date_at_once_make_one_member(start_service, rpc):
+    """Name + date of birth is a duplicate without a unique index (two people may share them): before the
+    enrolment's lock, desks enrolling the same person with different phones at once each found no match."""
+    from datetime import date
+
+    from services.kit.errors import Conflict
+    from services.members.register import indexes_for
+    from tests.integration.overlap import advisory_keys
+
+    container = start_service(MembersService, "postgresql")
+    proxy = rpc()
+    rounds, made = 5, 0
+    names = [f"Same Person {chr(ord('A') + round_)}" for round_ in range(rounds)]
+    keys = advisory_keys(container.database_url, [
+        f"members.name_birth:{indexes_for(name, None, date(1988, 8, 8), None).name_birth}" for name in names])
+    with LockWaits(container.database_url) as waits:
+        for round_ in range(rounds):  # a round: six enrolments in the service's queue at once
+            person = {"full_name": names[round_], "birth_date": "1988-08-08", "home_branch": "SH01"}
+            replies = [proxy.members.enrol.call_async({**person, "phone": f"1360013{round_}{n:03d}"})
+                       for n in range(6)]
+            for reply in replies:
+                try:
+                    reply.result()
+                    made += 1
+                except Conflict as conflict:
+                    assert "name and date of birth" in conflict.message
+    assert made == rounds, f"{made} members made of {rounds} people"
+    assert waits.on(keys), "no enrolment waited for another: they did not run at the same time"
