@@ -4,9 +4,11 @@ Before the fix, an event naming the duplicate resolved "not merged" before the m
 for the duplicate's account (locked by the merge) and credited it after the merge had emptied it: points
 on an account nobody can see any more (every read of the duplicate's id shows the survivor). A refund of
 the duplicate's earlier visit took its points back from the emptied duplicate, as debt, while the
-survivor kept them. Here each of 100 duplicates has ``member_merged`` published together with a new
-visit's ``visit_completed`` and the full refund of an earlier visit; afterwards every duplicate's own
-account is empty and every point is on its survivor.
+survivor kept them. The same for stored value: a top-up or a card refund naming the duplicate landed on
+its emptied card. Here each of 60 duplicates has ``member_merged`` published together with a new visit's
+``visit_completed`` and the full refund of an earlier visit, while a desk tops up the duplicate's card and
+refunds one of its card payments; afterwards every duplicate's own account and card are empty and every
+point and every yuan is on its survivor.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from tests.harness import query, scalar, service_config, wait_for
 from tests.integration.overlap import LockWaits, advisory_keys, overlapping
 from tests.integration.test_points_visit_race import _completed, _enrolled
 
-PAIRS = 100
+PAIRS = 60
 PAID = 120_00  # earns 120 (spend) + 10 (visit) points
+
+
+def cny(amount: int) -> dict[str, Any]:
+    return {"amount": amount, "currency": "CNY"}
 
 
 def _event(payload: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +54,13 @@ def test_events_about_a_duplicate_handled_with_its_merge_end_on_the_survivor(sta
     for duplicate, visit_id in early.items():
         publish("records", "visit_completed", _event(_completed(visit_id, duplicate, PAID)))
     wait_for(lambda: scalar(url, inbox) == 3 * PAIRS, timeout=60, message="points to apply the set-up")
+    proxy = rpc()
+    payments = {}
+    for _survivor, duplicate in pairs:  # 200 on the duplicate's card, 50 of it paid for a bill
+        proxy.points.top_up(duplicate, {"amount": cny(200_00), "branch": "SH01"}, idempotency_key=f"t-{duplicate}")
+        payments[duplicate] = proxy.points.pay(duplicate, {"amount": cny(50_00), "branch": "SH01",
+                                                           "bill_id": f"B-{duplicate}"},
+                                               idempotency_key=f"p-{duplicate}")["id"]
 
     merges, later, events = {}, {}, []
     for number, (survivor, duplicate) in enumerate(pairs):
@@ -63,9 +76,19 @@ def test_events_about_a_duplicate_handled_with_its_merge_end_on_the_survivor(sta
         events += batch if number % 2 == 0 else batch[::-1]  # both orders
     keys = advisory_keys(url, [f"points.member:{duplicate}" for _survivor, duplicate in pairs])
     with LockWaits(url) as waits:
-        for source, event_type, payload in events:  # a duplicate's three events go out back to back
+        replies = []
+        for number, (source, event_type, payload) in enumerate(events):  # a duplicate's events back to back
             payload.update(_event({}))
             publish(source, event_type, payload)
+            if number % 3 == 2:  # and the desk at the same moment: a top-up and a card refund
+                duplicate = pairs[number // 3][1]
+                replies.append(proxy.points.top_up.call_async(duplicate, {"amount": cny(100_00), "branch": "SH01"},
+                                                              idempotency_key=f"t2-{duplicate}"))
+                replies.append(proxy.points.refund_payment.call_async(
+                    payments[duplicate], {"amount": cny(50_00), "reason": "bill cancelled"},
+                    idempotency_key=f"r-{duplicate}"))
+        for reply in replies:
+            reply.result()
         wait_for(lambda: scalar(url, inbox) == 3 * PAIRS + len(events), timeout=120, interval=0.2,
                  message="both replicas to apply every event")
         wait_for(lambda: scalar(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0, timeout=60,
@@ -103,6 +126,12 @@ def test_events_about_a_duplicate_handled_with_its_merge_end_on_the_survivor(sta
     wrong = [s for s, _d in pairs if balances[s][0] != 130]
     assert not stranded and not wrong, (f"{len(stranded)} of {PAIRS} duplicates kept points or debt after their "
                                         f"merge; {len(wrong)} survivors hold the wrong balance")
+    cards = {str(m): p + b for m, p, b in query(url, "SELECT member_id, principal_minor, bonus_minor "
+                                                      "FROM wallet_accounts")}
+    kept = [d for _s, d in pairs if cards.get(d, 0) != 0]
+    short = [s for s, _d in pairs if cards.get(s, 0) != 300_00]  # 200 - 50 moved, then 100 and 50 more
+    assert not kept and not short, (f"{len(kept)} of {PAIRS} duplicates' cards kept money after their merge; "
+                                    f"{len(short)} survivors' cards hold the wrong amount")
     assert scalar(url, "SELECT count(*) FROM points_postings WHERE kind = 'reverse'") == 2 * PAIRS
     report = rpc().points.reconcile(limit=10_000)
     assert report["ok"] and report["checked"] == 2 * PAIRS, report
