@@ -23,7 +23,7 @@ from tests.harness import scalar, service_config, wait_for
 from tests.integration.notifications.conftest import notification_settings
 from tests.integration.overlap import LockWaits
 
-APPOINTMENTS = 150
+APPOINTMENTS = 100
 
 
 @pytest.mark.timeout(240)
