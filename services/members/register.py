@@ -2,7 +2,8 @@
 
 Duplicates are found through blind indexes (same phone, same ID document, same name + date of birth)
 and refused with the member they match; the unique indexes on phone and document make the refusal
-hold when two desks enrol the same person at the same moment.
+hold when two desks enrol the same person at the same moment, and for name + date of birth (not unique:
+two people may share them) an enrolment takes a ``kit.locks`` lock on that blind index before it looks.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class PointsService(Service):
 
     def _member(self, member_id: str, held: bool = False) -> MemberCopy:
         """The member an id names now (the survivor of a merge). ``held``: for a change, which must also hold
-        the alias until it commits (``roster.hold``), so call it before locking any account."""
+        the alias until it commits (``roster.resolve``), so call it before locking any account."""
         return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow(), held=held)
 
     def _branch(self, branch: str, action: str) -> None:
