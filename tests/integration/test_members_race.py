@@ -113,3 +113,33 @@ def test_six_desks_enrolling_one_name_and_birth_date_at_once_make_one_member(sta
                     assert "name and date of birth" in conflict.message
     assert made == rounds, f"{made} members made of {rounds} people"
     assert waits.on(keys), "no enrolment waited for another: they did not run at the same time"
+
+
+@pytest.mark.timeout(240)
+def test_members_closed_while_the_night_grades_them_leave_the_segment_lists(start_service, rpc):
+    """The nightly segmentation read its batch of active members, then wrote their gradings; a closure
+    (or freeze, or merge) committing in between removed nothing (no grading yet) and the batch then wrote
+    one: a closed member left in the lists for good. Now the batch reads its members ``FOR SHARE``."""
+    from services.kit.caller import Identity
+
+    container = start_service(MembersService, "postgresql", SEGMENT_BATCH=10, NIGHTLY_AT="off")
+    url, proxy = container.database_url, rpc()
+    admin = rpc(caller=Identity(kind="staff", subject="admin-1", role="group_admin", branches=("*",))).members
+    members = [proxy.members.enrol({"full_name": f"Night Tester{n}", "phone": f"1350013{n:04d}",
+                                    "birth_date": "1990-01-01", "home_branch": "SH01"})["id"] for n in range(200)]
+    closing = members[1::2]
+    with LockWaits(url) as waits:
+        night = admin.run_nightly.call_async()
+        closures = [proxy.members.close_member.call_async(member_id, {"reason": "member_request"})
+                    for member_id in closing]
+        for reply in closures:
+            reply.result()
+        assert night.result()["jobs"]["segments"]["finished"]
+    waited = waits.count("transactionid", "tuple")
+    left = scalar(url, "SELECT count(*) FROM member_segments s JOIN members m ON m.id = s.member_id "
+                       "WHERE m.status <> 'active'")
+    print(f"\n{len(closing)} closures during the night's segmentation: {waited} waited for a batch; "
+          f"{left} closed members left in the lists")
+    assert left == 0, f"{left} closed members are still in the segment lists"
+    assert scalar(url, "SELECT count(*) FROM member_segments") == len(members) - len(closing)
+    assert waited > 0, "no closure ever waited for the night: they did not run at the same time"
