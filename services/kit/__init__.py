@@ -6,6 +6,7 @@
 | events that are never lost nor phantom | ``events = Outbox()`` → ``self.events.emit(type, payload)`` |
 | handle an event once, retried, dead-lettered | ``@event_handler("members", "member_enrolled")`` |
 | a retry-safe command | ``@rpc`` + ``@idempotent`` on a method taking ``idempotency_key`` |
+| one transaction at a time per aggregate (check, then act) | ``kit.locks.serialise(session, kind, key)`` |
 | errors callers can act on | ``Invalid``, ``NotFound``, ``Conflict``, ``Forbidden`` (``kit.errors``) |
 | validate input | ``load(Schema(), payload)`` (``kit.schemas``) |
 | who is calling | ``self.caller`` (``kit.caller.Identity``) |

@@ -2,7 +2,8 @@
 
 Duplicates are found through blind indexes (same phone, same ID document, same name + date of birth)
 and refused with the member they match; the unique indexes on phone and document make the refusal
-hold when two desks enrol the same person at the same moment.
+hold when two desks enrol the same person at the same moment, and for name + date of birth (not unique:
+two people may share them) an enrolment takes a ``kit.locks`` lock on that blind index before it looks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.locks import serialise
 from services.kit.paging import keyset_page
 from services.members import identity
 from services.members.identity import Match
@@ -137,6 +139,9 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     document = _document(data)
     full_name = " ".join(data["full_name"].split())
     indexes = indexes_for(full_name, phone, data["birth_date"], document)
+    # phone and document are unique in the table; name + date of birth is not (two people may share them),
+    # so two desks enrolling the same person at once take turns here, and the second is told of the first
+    serialise(session, "members.name_birth", indexes.name_birth)
     matches = find_matches(session, indexes)
     if matches:
         raise duplicate(matches)

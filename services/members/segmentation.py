@@ -86,11 +86,16 @@ def _changed(row: Any, branch: str, result: Grade, last_visit_on: date | None) -
 
 def grade_batch(session: Session, programme: Programme, bounds: Bounds, today: date, after: str | None,
                 size: int, emit: Emit) -> tuple[str | None, int]:
-    """Grade the next ``size`` active members after id ``after``; returns the last id (None at the end)."""
+    """Grade the next ``size`` active members after id ``after``; returns the last id (None at the end).
+
+    The members are read ``FOR SHARE`` (in id order, as every lock of members is taken): a freeze, closure or
+    merge committing meanwhile would otherwise find no grading to remove (``forget``) and the batch would
+    then write one for a member no longer active, left in the lists for good. Now it waits for the batch,
+    or the batch sees it (and skips the member)."""
     query = select(Member.id, Member.home_branch).where(Member.status == "active")
     if after:
         query = query.where(Member.id > uuid.UUID(after))
-    members = session.execute(query.order_by(Member.id).limit(size)).all()
+    members = session.execute(query.order_by(Member.id).limit(size).with_for_update(read=True, of=Member)).all()
     if not members:
         return None, 0
     # the batch is a contiguous range of ids: read its activity and gradings as index ranges

@@ -3,8 +3,9 @@ yearly review as bounded batches. Rules come from ``tiers``; this module reads a
 
 Locks: every change of a member's tier happens with the member's row locked (``FOR UPDATE`` on
 PostgreSQL; SQLite runs one transaction at a time), so an upgrade after an event and the nightly review
-of the same member never overwrite each other. Batches lock their members in id order, merges their
-two members in id order: no deadlock between them.
+of the same member never overwrite each other. Every transaction that locks several members locks them in
+id order — a batch of the review, a merge's two members, an event's member and the survivor it was merged
+into — so none waits for another that waits for it.
 """
 
 from __future__ import annotations
@@ -41,19 +42,44 @@ def actor_of(identity: Identity) -> str:
     return f"{identity.kind}:{identity.subject} ({identity.role})"
 
 
+def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | None = None) -> list[uuid.UUID] | None:
+    """The ids from ``wanted`` to the member it was merged into (and on), read from ``rows`` when given
+    (locked rows) or from the table; None if a member of the chain does not exist or it is too long."""
+    chain = [wanted]
+    for _hop in range(MERGE_HOPS):
+        found = rows.get(chain[-1]) if rows is not None else session.execute(
+            select(Member.id, Member.merged_into_id).where(Member.id == chain[-1])).first()
+        if found is None:
+            return None
+        if found.merged_into_id is None:
+            return chain
+        chain.append(found.merged_into_id)
+    return None
+
+
 def member_for_event(session: Session, member_id: str) -> Member:
-    """The member an event is about, locked; events about a merged member apply to the survivor."""
+    """The member an event is about, locked; events about a merged member apply to the survivor.
+
+    The ids of the merge chain are locked together in id order (as merges and the review lock), then the
+    chain is read again from the locked rows: a merge or reversal that committed while we waited is seen
+    and followed."""
     try:
         wanted = uuid.UUID(str(member_id))
     except ValueError:
         raise Invalid(f"Not a member id: {member_id!r}.", {"member_id": ["Not a member id."]}) from None
-    for _hop in range(MERGE_HOPS):
-        member = session.scalars(select(Member).where(Member.id == wanted).with_for_update()).first()
-        if member is None:
-            raise Invalid(f"No member {member_id}.", {"member_id": ["Unknown member."]})
-        if member.merged_into_id is None:
-            return member
-        wanted = member.merged_into_id
+    chain = _chain(session, wanted)
+    for _attempt in range(MERGE_HOPS):
+        if chain is None:
+            break
+        locked = {member.id: member for member in session.scalars(
+            select(Member).where(Member.id.in_(chain)).order_by(Member.id).with_for_update()
+            .execution_options(populate_existing=True))}
+        now_chain = _chain(session, wanted, locked)
+        if now_chain is not None:
+            return locked[now_chain[-1]]
+        chain = _chain(session, wanted)  # the chain changed while we waited: lock its new members too
+    if session.get(Member, wanted) is None:
+        raise Invalid(f"No member {member_id}.", {"member_id": ["Unknown member."]})
     raise Invalid(f"Member {member_id} was merged too many times over.", {"member_id": ["Merge chain too long."]})
 
 
@@ -112,18 +138,23 @@ def _due(query: Any, column: Any, today: date, cursor: Any) -> Any:
     return query.order_by(column, Member.id)
 
 
-def _batch(session: Session, column: Any, today: date, cursor: Any, size: int) -> list[Member]:
-    query = _due(select(Member).where(Member.status.in_(("active", "frozen"))), column, today, cursor).limit(size)
+def _batch(session: Session, column: Any, today: date, cursor: Any, size: int) -> tuple[list[Member], Any]:
+    """The next ``size`` members due (by date, then id), locked in id order (the order a merge locks two
+    members in: locked in date order, a batch and a merge could each wait for the other); and the cursor
+    after them (None at the end)."""
+    due = _due(select(Member.id, column).where(Member.status.in_(("active", "frozen"))), column, today, cursor)
+    found = session.execute(due.limit(size)).all()
+    after = {"day": found[-1][1].isoformat(), "id": str(found[-1][0])} if len(found) == size else None
+    if not found:
+        return [], after
+    # locked, the rows are read again: one that stopped being due meanwhile (a merge, an upgrade) drops out
+    query = (select(Member).where(Member.id.in_([row[0] for row in found]), Member.status.in_(("active", "frozen")),
+                                  column <= today).order_by(Member.id).execution_options(populate_existing=True))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Member)
-    return list(session.scalars(query))
-
-
-def _next_cursor(members: list[Member], column: str, size: int) -> dict[str, str] | None:
-    if len(members) < size:
-        return None
-    last = members[-1]
-    return {"day": getattr(last, column).isoformat(), "id": str(last.id)}
+    members = list(session.scalars(query))
+    members.sort(key=lambda member: (getattr(member, column.key), member.id))
+    return members, after
 
 
 def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: date, now: datetime,
@@ -133,8 +164,7 @@ def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
     The review judges the 12 months that ended yesterday. A member who earns less gets a notice of the
     tier announced (or, without notice days, drops at once); every reviewed member gets its next date.
     """
-    members = _batch(session, Member.tier_review_on, today, cursor, size)
-    cursor_out = _next_cursor(members, "tier_review_on", size)  # before the batch moves their dates on
+    members, cursor_out = _batch(session, Member.tier_review_on, today, cursor, size)
     first, last = tiers.window(today - timedelta(days=1))
     sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
     for member in members:
@@ -164,8 +194,7 @@ def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
 def notice_batch(session: Session, programme: Programme, zone: ZoneInfo, today: date, now: datetime,
                  cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
     """One batch of review notices ending on ``today``: drop the tier, or keep it if earned meanwhile."""
-    members = _batch(session, Member.tier_pending_on, today, cursor, size)
-    cursor_out = _next_cursor(members, "tier_pending_on", size)
+    members, cursor_out = _batch(session, Member.tier_pending_on, today, cursor, size)
     first, last = tiers.window(today - timedelta(days=1))
     sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
     for member in members:

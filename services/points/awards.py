@@ -2,6 +2,12 @@
 and online interactions, and manual adjustments. Rules come from ``earning.py``; postings from
 ``ledger.py``. Each award has a dedupe key of its own (the visit id, the refund id, the review id...),
 checked under the account lock, so a repeated event or command never posts twice.
+
+A visit's earn and its refunds (and cancellation) check each other's rows: the earn applies refunds that
+came first, a refund reverses what was earned. Handled at the same moment by two workers or replicas, each
+would find the other's rows not yet committed and both would do nothing. So everything about one visit
+runs under ``hold_visit`` (a ``kit.locks`` lock on the visit id), taken before anything else is read:
+``earn_visit``, ``record_refund`` and ``apply_refunds`` must be called under it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
+from services.kit.locks import serialise
 from services.points import earning, ledger, roster
 from services.points import lots as lot_rules
 from services.points.ledger import Entry
@@ -72,9 +79,19 @@ def member_facts(copy: MemberCopy) -> earning.MemberFacts:
     return earning.MemberFacts(tier=copy.tier, segment=copy.segment, has_referrer=copy.referrer_id is not None)
 
 
+VISIT_LOCK = "points.visit"
+
+
+def hold_visit(session: Session, visit_id: Any) -> None:
+    """One transaction at a time about this visit (its earn, refunds, cancellation), until it ends. Taken
+    first, before the member is resolved and before any row lock (the lock order of ``kit.locks``)."""
+    serialise(session, VISIT_LOCK, str(visit_id))
+
+
 def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,
                referrer: MemberCopy | None) -> list[PointsPosting]:
-    """Post every line a completed visit earns (the referrer's share to the referrer), once per visit."""
+    """Post every line a completed visit earns (the referrer's share to the referrer), once per visit.
+    Runs under ``hold_visit``."""
     if member.status != "active":
         return []
     visit_id = str(event["visit_id"])
@@ -84,10 +101,10 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         lines = [line for line in lines if not line.to_referrer]
     if not lines:
         return []
+    if ledger.posted(session, f"visit:{visit_id}:0"):  # final: a visit only earns under its lock
+        return []
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
     ledger.lock_accounts(session, beneficiaries, ctx.now)
-    if ledger.posted(session, f"visit:{visit_id}:0"):
-        return []
     expires_on = ctx.expires_on(facts.day)
     postings = []
     for number, line in enumerate(lines):
@@ -100,7 +117,7 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
 
 
 def record_refund(session: Session, event: dict[str, Any], now: datetime) -> bool:
-    """Remember a refund of a visit; False if this refund was seen before."""
+    """Remember a refund of a visit; False if this refund was seen before. Runs under ``hold_visit``."""
     refund_id = str(event["refund_id"])
     if session.get(VisitRefund, refund_id) is not None:
         return False
@@ -114,7 +131,8 @@ def record_refund(session: Session, event: dict[str, Any], now: datetime) -> boo
 
 def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsPosting]:
     """Take back what a visit earned, in proportion to everything refunded on it so far (all of it on
-    a full refund). Run after each refund and after the visit's earning (a refund may arrive first)."""
+    a full refund). Run after each refund and after the visit's earning (a refund may arrive first), under
+    ``hold_visit``: then the refunds and earns read here are all there are."""
     refunds = list(session.scalars(select(VisitRefund).where(VisitRefund.visit_id == visit_id)
                                    .order_by(VisitRefund.created_at)))
     if not refunds:
@@ -127,7 +145,8 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
     refunded = sum(refund.refunded_minor for refund in refunds)
     full = any(refund.full for refund in refunds)
     # points earned by a member since merged into another are taken back from the survivor's account
-    accounts = {posting.member_id: roster.survivor_of(session, posting.member_id) for posting in earned}
+    # (the aliases are held before the accounts are locked: a merge cannot move them in between)
+    accounts = {posting.member_id: roster.survivor_of(session, posting.member_id, held=True) for posting in earned}
     ledger.lock_accounts(session, set(accounts.values()), ctx.now)
     postings = []
     for posting in earned:

@@ -25,6 +25,10 @@ reversed: the members service merges the 12-month activity itself.
 
 Both are applied once per merge id (``points_merges`` is written first and read under lock), whatever the
 event id; a reversal that arrives before its merge is remembered, and the late merge then moves nothing.
+
+Both first take the merged member's alias lock exclusively (``roster.hold_for_merge``): a command or event
+naming that member either finished before (and the merge moves what it did) or starts after (and finds
+the alias), never reads "not merged" and then acts on an account the merge has just emptied.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ def _entry(ctx: Context, merge: PointsMerge, action: str, other: uuid.UUID) -> E
 
 def merge(session: Session, ctx: Context, data: dict[str, Any]) -> Outcome:
     """Move the duplicate's points, stored value and issued coupons to the survivor, once per merge id."""
+    roster.hold_for_merge(session, uuid.UUID(str(data["merged_id"])))
     row = _claim(session, data, ctx.now)
     if row.state != "new":
         return Outcome(False)
@@ -103,6 +108,7 @@ def merge(session: Session, ctx: Context, data: dict[str, Any]) -> Outcome:
 
 def unmerge(session: Session, ctx: Context, data: dict[str, Any]) -> Outcome:
     """Move back what the merge moved, by the rule in the module docstring, once per merge id."""
+    roster.hold_for_merge(session, uuid.UUID(str(data["merged_id"])))
     row = _claim(session, data, ctx.now)
     if row.state == "unmerged":
         return Outcome(False)

@@ -7,6 +7,13 @@ became true, so an older event arriving after a newer one changes nothing.
 A member merged into another (``member_merged``) keeps its copy with ``merged_into_id`` set: every
 lookup of its id answers the survivor's copy, so late events and calls naming the duplicate apply to
 the survivor. ``member_unmerged`` clears the alias.
+
+An alias read and then acted on must not change in between: a merge committing after a command read
+"not merged" but before it locked the account would have the command credit (or charge) the emptied
+duplicate. So changes hold each id they resolve (``held=True``: a shared ``kit.locks`` lock on the id, taken
+in the same round trip as the alias is read, before any row lock) and a merge or its reversal takes the
+merged id's lock exclusively (``hold_for_merge``), first thing: the two wait for each other, never
+interleave. Reads need no lock.
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.errors import Conflict, NotFound
+from services.kit.locks import lock_name, serialise, then
 from services.points.models import MemberCopy
 
 Fetch = Callable[[str], dict[str, Any]]
@@ -58,22 +66,49 @@ def _row(session: Session, member_id: uuid.UUID, now: datetime, lock: bool = Tru
     return session.scalars(query.execution_options(populate_existing=True)).one()
 
 
-_COPY = select(*MemberCopy.__table__.columns).where(MemberCopy.__table__.c.member_id == bindparam("member"))
+MAX_MERGE_HOPS = 5  # a survivor merged in turn into another member: follow the chain this far
+ALIAS_LOCK = "points.member"
+
+_COLUMNS = MemberCopy.__table__.columns
+_COPY = select(*_COLUMNS).where(MemberCopy.__table__.c.member_id == bindparam("member"))
+# the same read, after the id's shared alias lock, in one round trip (PostgreSQL; a command's hot path)
+_HELD_COPY = text(then(f"SELECT {', '.join(c.name for c in _COLUMNS)} FROM points_members WHERE member_id = :member",
+                       shared=True)).bindparams(bindparam("member", type_=Uuid())).columns(*_COLUMNS)
+_ALIAS = select(MemberCopy.merged_into_id).where(MemberCopy.member_id == bindparam("member"))
+_HELD_ALIAS = text(then("SELECT merged_into_id FROM points_members WHERE member_id = :member", shared=True)).bindparams(
+    bindparam("member", type_=Uuid())).columns(merged_into_id=Uuid())
 
 
-def find(session: Session, member_id: Any) -> MemberCopy | None:
-    """The copy as it is now, detached (read on every command: a plain prebuilt query, not the ORM)."""
-    row = session.execute(_COPY, {"member": parse_id(member_id)}).first()
+def _held(session: Session, held: bool) -> bool:
+    return held and session.get_bind().dialect.name == "postgresql"  # SQLite: the kit's gate serialises
+
+
+def find(session: Session, member_id: Any, held: bool = False) -> MemberCopy | None:
+    """The copy as it is now, detached (read on every command: a plain prebuilt query, not the ORM).
+    ``held``: the id's alias stays as read until the transaction ends (a merge of it waits)."""
+    key = parse_id(member_id)
+    if _held(session, held):
+        row = session.execute(_HELD_COPY, {"lock_name": lock_name(ALIAS_LOCK, key), "member": key}).first()
+    else:
+        row = session.execute(_COPY, {"member": key}).first()
     return MemberCopy(**row._mapping) if row is not None else None
 
 
-MAX_MERGE_HOPS = 5  # a survivor merged in turn into another member: follow the chain this far
+def hold_for_merge(session: Session, member_id: uuid.UUID) -> None:
+    """Wait until no change holds ``member_id``, and keep new ones out until this merge (or reversal) ends."""
+    serialise(session, ALIAS_LOCK, member_id)
 
 
-def survivor_of(session: Session, member_id: uuid.UUID) -> uuid.UUID:
-    """The id whose account and copy stand for ``member_id``: itself, or the member it was merged into."""
+def survivor_of(session: Session, member_id: uuid.UUID, held: bool = False) -> uuid.UUID:
+    """The id whose account and copy stand for ``member_id``: itself, or the member it was merged into.
+    ``held``: every id of the chain is held as its alias is read, for a change that acts on the account."""
+    held = _held(session, held)
     for _hop in range(MAX_MERGE_HOPS):
-        alias = session.execute(select(MemberCopy.merged_into_id).where(MemberCopy.member_id == member_id)).scalar()
+        if held:
+            alias = session.execute(_HELD_ALIAS, {"lock_name": lock_name(ALIAS_LOCK, member_id),
+                                                  "member": member_id}).scalar()
+        else:
+            alias = session.execute(_ALIAS, {"member": member_id}).scalar()
         if alias is None:
             return member_id
         member_id = alias
@@ -93,14 +128,14 @@ def clear_alias(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, 
         copy.merged_into_id, copy.updated_at = None, now
 
 
-def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime) -> MemberCopy:
+def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held: bool = False) -> MemberCopy:
     """The member's copy (the survivor's, for a merged member); fetched from the members service when
     points has not heard of it (``NotFound`` for a member that does not exist, ``Unavailable`` if members
-    does not answer)."""
+    does not answer). ``held``: for a change, the ids resolved are held until the transaction ends."""
     key = parse_id(member_id)
-    copy = find(session, key)
+    copy = find(session, key, held=held)
     if copy is not None and copy.merged_into_id is not None:
-        key = survivor_of(session, copy.merged_into_id)
+        key = survivor_of(session, copy.merged_into_id, held=held)
         copy = find(session, key)
     if copy is not None and copy.enrolled_at is not None:
         return copy

@@ -131,8 +131,10 @@ class PointsService(Service):
         operator = f"{caller.kind}:{caller.subject}" + (f" ({caller.role})" if caller.kind != "service" else "")
         return Context(self.programme, self.group.zone, self.group.currency, utcnow(), operator)
 
-    def _member(self, member_id: str) -> MemberCopy:
-        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow())
+    def _member(self, member_id: str, held: bool = False) -> MemberCopy:
+        """The member an id names now (the survivor of a merge). ``held``: for a change, which must also hold
+        the alias until it commits (``roster.resolve``), so call it before locking any account."""
+        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow(), held=held)
 
     def _branch(self, branch: str, action: str) -> None:
         self.group.branch(branch)
@@ -206,7 +208,7 @@ class PointsService(Service):
         self._branch(data["branch"], "give points at this branch")
         if data["rule"] == "adjust":
             self.caller.require_role(*MANAGERS, action="adjust points by hand")
-        member = self._member(member_id)
+        member = self._member(member_id, held=True)
         roster.require_active(member, "earn points")
         postings = awards.earn_command(self.db.session, self._ctx(), member, data, key)
         self._announce(postings)
@@ -221,7 +223,7 @@ class PointsService(Service):
         key = _required_key(idempotency_key)
         data = load(RedeemSchema(), request)
         self._branch(data["branch"], "redeem points at this branch")
-        member = self._member(member_id)
+        member = self._member(member_id, held=True)
         roster.require_active(member, "redeem points")
         ctx = self._ctx()
         record, postings, coupon = catalogue.redeem_reward(self.db.session, ctx, member, data, key)
@@ -253,7 +255,7 @@ class PointsService(Service):
         key = _required_key(idempotency_key or data["bill_id"])
         self._minor(data["bill"], "bill")
         self._branch(data["branch"], "redeem points at this branch")
-        member = self._member(member_id)
+        member = self._member(member_id, held=True)
         roster.require_active(member, "redeem points")
         ctx = self._ctx()
         record, postings = catalogue.deduct_cash(self.db.session, ctx, member, data, key)
@@ -353,7 +355,7 @@ class PointsService(Service):
         key = _required_key(idempotency_key)
         data = load(TopUpSchema(), top_up)
         self._branch(data["branch"], "top up cards at this branch")
-        member = self._member(member_id)
+        member = self._member(member_id, held=True)
         may_set_bonus = self.caller.kind == "service" or self.caller.role in BONUS_SETTERS
         posting, created = wallet.top_up(self.db.session, self._ctx(), member, data, key, may_set_bonus)
         if created:
@@ -369,7 +371,7 @@ class PointsService(Service):
         key = _required_key(idempotency_key)
         data = load(WalletPaymentSchema(), payment)
         self._branch(data["branch"], "take card payments at this branch")
-        member = self._member(member_id)
+        member = self._member(member_id, held=True)
         posting, created = wallet.pay(self.db.session, self._ctx(), member, data, key)
         if created:
             WALLET_PAID.labels(data["branch"]).inc(-(posting.principal_minor + posting.bonus_minor))
@@ -404,7 +406,7 @@ class PointsService(Service):
         terms = {**data, "value_minor": self._minor(data["value"], "value") if data["value"] else None,
                  "max_discount_minor": self._minor(data["max_discount"], "max_discount") if data["max_discount"] else None,
                  "min_spend_minor": self._minor(data["min_spend"], "min_spend") if data["min_spend"] else 0}
-        member = self._member(member_id)
+        member = self._member(member_id, held=True)
         issued, created = coupons.issue(self.db.session, self._ctx(), member, terms, f"issue:{key}")
         if created:
             self._coupon_issued(issued)
@@ -441,7 +443,7 @@ class PointsService(Service):
         _required_key(idempotency_key or data["bill_id"])
         self._minor(data["bill"], "bill")
         self._branch(data["branch"], "take coupons at this branch")
-        member = self._member(data["member_id"])
+        member = self._member(data["member_id"], held=True)
         used = coupons.redeem(self.db.session, self._ctx(), code, member, data)
         COUPONS.labels("redeemed", used.source).inc()
         return coupons.view(used)
@@ -520,11 +522,14 @@ class PointsService(Service):
         """Open the member's account; pay the referrer's bonus."""
         data = load(MemberEnrolledSchema(), event)
         now = utcnow()
+        known = roster.find(self.db.session, data["member_id"])
+        referrer_id = data["referrer_id"] or (known.referrer_id if known is not None else None)
+        # the referrer's alias is held before the new member's rows are locked (kit.locks: lock order)
+        referrer = self._member(str(referrer_id), held=True) if referrer_id else None
         member = roster.enrolled(self.db.session, data, now)
         ledger.lock_account(self.db.session, member.member_id, now)
-        if member.referrer_id is None:
+        if referrer is None:
             return
-        referrer = self._member(str(member.referrer_id))
         posting = awards.referral_bonus(self.db.session, self._ctx(), member, referrer)
         self._announce([posting] if posting else [])
 
@@ -561,16 +566,19 @@ class PointsService(Service):
         """Earn for a completed visit (once per visit), settle the bill's points deduction."""
         data = load(VisitCompletedSchema(), event)
         ctx = self._ctx()
-        member = self._member(data["member_id"])
+        awards.hold_visit(self.db.session, data["visit_id"])  # first: a refund of this visit may be at work
+        member = self._member(data["member_id"], held=True)
         referrer = None
         if data["first_paid_visit"] and member.referrer_id is not None:
-            referrer = self._member(str(member.referrer_id))
-        catalogue.settle_bill(self.db.session, ctx, data["bill_id"])
-        if member.status != "active":
+            referrer = self._member(str(member.referrer_id), held=True)
+        postings = []
+        if member.status == "active":
+            postings = awards.earn_visit(self.db.session, ctx, data, member, referrer)
+            postings += awards.apply_refunds(self.db.session, ctx, data["visit_id"])
+        else:
             SKIPPED.labels(member.status).inc()
-            return
-        postings = awards.earn_visit(self.db.session, ctx, data, member, referrer)
-        postings += awards.apply_refunds(self.db.session, ctx, data["visit_id"])
+        # after the accounts: cancelling a redemption locks its account, then the redemption
+        catalogue.settle_bill(self.db.session, ctx, data["bill_id"])
         self._announce(postings)
 
     @event_handler("records", "visit_refunded")
@@ -578,6 +586,7 @@ class PointsService(Service):
         """Take back what the visit earned, in proportion to what was refunded (debt if spent)."""
         data = load(VisitRefundedSchema(), event)
         ctx = self._ctx()
+        awards.hold_visit(self.db.session, data["visit_id"])  # first: the visit's earn may be at work
         if awards.record_refund(self.db.session, data, ctx.now):
             self._announce(awards.apply_refunds(self.db.session, ctx, data["visit_id"]))
 
@@ -588,6 +597,7 @@ class PointsService(Service):
         ctx = self._ctx()
         refund = {"refund_id": f"cancelled:{data['visit_id']}", "visit_id": data["visit_id"],
                   "member_id": data["member_id"], "refunded_minor": 0, "full": True}
+        awards.hold_visit(self.db.session, data["visit_id"])
         if awards.record_refund(self.db.session, refund, ctx.now):
             self._announce(awards.apply_refunds(self.db.session, ctx, data["visit_id"]))
 
@@ -595,6 +605,6 @@ class PointsService(Service):
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
         """Points for answering a satisfaction survey."""
         data = load(FeedbackSubmittedSchema(), event)
-        member = self._member(data["member_id"])
+        member = self._member(data["member_id"], held=True)
         self._announce(awards.review(self.db.session, self._ctx(), data, member))
 

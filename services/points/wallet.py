@@ -117,8 +117,10 @@ def refund(session: Session, ctx: Context, payment_id: Any, data: dict[str, Any]
         raise NotFound(f"No stored-value payment {payment_id} of member {member_id}.")
     if payment.kind != "payment":
         raise Invalid("Only a payment can be refunded.", {"payment_id": ["Not a payment."]})
-    # a payment of a member since merged into another is refunded to the survivor's card
-    wallet = lock_wallet(session, survivor_of(session, payment.member_id), ctx)
+    # a payment of a member since merged into another is refunded to the survivor's card; the alias is
+    # held until we commit (a merge moving the card waits), and every refund of the payment then locks
+    # the same card, under which the refunds so far are read
+    wallet = lock_wallet(session, survivor_of(session, payment.member_id, held=True), ctx)
     dedupe = f"refund:{key}"
     done = existing(session, dedupe)
     if done is not None:

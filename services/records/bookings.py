@@ -22,7 +22,7 @@ from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
-from services.records import lifecycle, visits
+from services.records import lifecycle, patients, visits
 from services.records.models import Appointment, Patient, Slot, Visit
 
 ACTIVE = lifecycle.ACTIVE_APPOINTMENT_STATUSES
@@ -136,6 +136,20 @@ def book(session: Session, patient: Patient, chosen: Slot, category: str, group:
 
 def get(session: Session, appointment_id: Any, lock: bool = False) -> Appointment:
     return fetch(session, Appointment, appointment_id, "appointment", lock=lock)
+
+
+def lock_with_patient(session: Session, appointment_id: Any) -> tuple[Appointment, Patient | None]:
+    """The appointment and its patient, both locked, the patient first (records' lock order: patient, then
+    visit, then appointment; a completion locks the patient, the visit, then changes the appointment)."""
+    key = _id(appointment_id, "appointment")
+    for _attempt in range(3):
+        member_id = get(session, key).member_id
+        patient = patients.get(session, member_id, lock=True)
+        appointment = session.scalars(select(Appointment).where(Appointment.id == key).with_for_update()
+                                      .execution_options(populate_existing=True)).one()
+        if appointment.member_id == member_id:  # not moved to another member (a merge) while we waited
+            return appointment, patient
+    raise Conflict("This appointment is being moved to another member's record at this moment; try again.")
 
 
 def _visit(session: Session, appointment: Appointment) -> Visit | None:

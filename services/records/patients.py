@@ -6,6 +6,11 @@ resolved through merges (``membership.resolve``: a merged member's id names the 
 keeps the membership's status as members' events told it (``membership.py``). The patient row is
 locked by every change that depends on the member's history (completing a bill, booking), so two
 such changes for one member never both think they are the first.
+
+Lock order (``kit.locks``): the patient row first, then the visit, then the appointment. A completion locks
+the patient and the visit and then moves the appointment; a cancellation, check-in, no-show, reschedule or
+a visit's move at the desk therefore also locks the patient before its appointment or visit
+(``visits.lock_with_patient``, ``bookings.lock_with_patient``), so no two of them wait on each other.
 """
 
 from __future__ import annotations

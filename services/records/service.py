@@ -225,9 +225,8 @@ class RecordsService(Service):
         target = load(VisitStatusSchema(), {"status": status})["status"]
         self.caller.require_role(*access.VISIT_WRITERS, action="change visits")
         session, now = self.db.session, utcnow()
-        visit = visits.get(session, visit_id, lock=True)
+        visit, patient = visits.lock_with_patient(session, visit_id)
         self.caller.require_branch(visit.branch, "change visits at this branch")
-        patient = patients.get(session, visit.member_id, lock=True)
         if visits.advance(visit, patient, target, self.group, now):
             self._after_visit_moved(visit, bookings.follow_visit(session, visit, now), now)
         return visits.one(session, visit)
@@ -359,7 +358,7 @@ class RecordsService(Service):
     def reschedule(self, appointment_id: str, slot_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
         data = load(RescheduleSchema(), {"slot_id": slot_id})
         self.caller.require_role(*access.BOOKERS, action="move appointments")
-        appointment = bookings.get(self.db.session, appointment_id, lock=True)
+        appointment, _patient = bookings.lock_with_patient(self.db.session, appointment_id)
         chosen = bookings.slot(self.db.session, data["slot_id"])
         self.caller.require_branch(appointment.branch, "move appointments of this branch")
         self.caller.require_branch(chosen.branch, "book at this branch")
@@ -373,9 +372,8 @@ class RecordsService(Service):
     def _move_appointment(self, appointment_id: str, target: str, reason: str | None = None) -> dict[str, Any]:
         self.caller.require_role(*access.BOOKERS, action="change appointments")
         session, now = self.db.session, utcnow()
-        appointment = bookings.get(session, appointment_id, lock=True)
+        appointment, patient = bookings.lock_with_patient(session, appointment_id)
         self.caller.require_branch(appointment.branch, "change appointments of this branch")
-        patient = patients.get(session, appointment.member_id, lock=True)
         changed, visit = bookings.move(session, appointment, patient, target, self.group, now, reason)
         if changed and target == "cancelled":
             self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
