@@ -13,9 +13,11 @@ the service method runs, in this order:
 6. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
 
 The caller's identity goes into the worker context, so every service called from the route sees it.
-The method returns a JSON-able value (200), ``(status, value)`` or a werkzeug ``Response``; a domain
-error becomes ``{"error": {"code", "message", "fields"}, "request_id"}`` with its status, anything
-else a 500 that says nothing of the internals (the log has it, under the request id).
+The method returns a JSON-able value (200), ``(status, value)``, ``(status, value, headers)`` or a werkzeug
+``Response``; a domain error becomes ``{"error": {"code", "message", "fields"}, "request_id"}`` with its
+status; a dependency that failed (the broker unreachable or its connection reset, a service not answering,
+the gateway's own database away) a 503 with ``Retry-After``; anything else a 500 that says nothing of the
+internals (the log has it, under the request id).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.idempotency import check_key, fingerprint, service_key
 from gateway.principal import Principal
 from services.kit.caller import Identity
+from services.kit.consumer import BROKER_ERRORS
+from services.kit.db import database_unavailable
 from services.kit.errors import (
     BadRequest,
     DomainError,
@@ -86,6 +90,20 @@ def error_response(error: DomainError, request_id: str) -> Response:
     if error.status in (409, 429, 503) and "retry_after" in error.details:
         headers["Retry-After"] = str(error.details["retry_after"])
     return json_response(error.status, {"error": error.to_dict(), "request_id": request_id}, request_id, headers)
+
+
+def dependency_failure(exc: BaseException) -> Unavailable | None:
+    """The 503 to answer when ``exc`` means a dependency failed — a service not answering, the broker
+    unreachable or its connection reset, the gateway's own database away — else None."""
+    again = "try again (with the same Idempotency-Key if you sent one)."
+    if isinstance(exc, (eventlet.Timeout, UnknownService)):
+        return Unavailable(f"A CareLoop service did not answer in time; {again}", details={"retry_after": 1})
+    if isinstance(exc, BROKER_ERRORS):
+        return Unavailable(f"The message broker cannot be reached just now; {again}", details={"retry_after": 5})
+    if database_unavailable(exc):
+        return Unavailable(f"The gateway's database cannot be reached just now; {again}",
+                           details={"retry_after": 5})
+    return None
 
 
 def new_request_id(environ: dict[str, Any]) -> str:
@@ -303,10 +321,11 @@ class Route(HttpRequestHandler):
         if isinstance(result, Response):
             result.headers["X-Request-Id"] = request_id
             return result
-        status = 200
+        status, headers = 200, None
         if isinstance(result, tuple):
-            status, result = result
-        return json_response(status, result, request_id)
+            status, result, *more = result
+            headers = more[0] if more else None
+        return json_response(status, result, request_id, headers)
 
     def _error(self, exc: Exception, request: Request, request_id: str) -> Response:
         if isinstance(exc, DomainError):
@@ -314,10 +333,10 @@ class Route(HttpRequestHandler):
         if isinstance(exc, RequestEntityTooLarge):
             return error_response(TooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."),
                                   request_id)
-        if isinstance(exc, (eventlet.Timeout, UnknownService)):
-            return error_response(Unavailable("A CareLoop service did not answer in time; try again "
-                                              "(with the same Idempotency-Key if you sent one).",
-                                              details={"retry_after": 1}), request_id)
+        unavailable = dependency_failure(exc)
+        if unavailable is not None:
+            log.warning("dependency failed behind %s %s: %s", request.method, self.url, type(exc).__name__)
+            return error_response(unavailable, request_id)
         where = f"{request.method} {self.url}"
         if isinstance(exc, RemoteError):
             log.error("service error behind %s: %s", where, exc.exc_type)

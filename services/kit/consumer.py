@@ -1,0 +1,184 @@
+"""The broker connection a CareLoop service consumes on: it outlives the broker and parks what it cannot decode.
+
+Every consuming entrypoint of the kit — ``@rpc``, ``@event_handler`` and the reply listener of ``Peer`` —
+shares this ``QueueConsumer`` (one connection per service process), in place of nameko's, which has three
+gaps:
+
+1. **An acknowledgement on a dead connection.** When the broker goes away under a worker, the ack (or
+   requeue) that ends it raises (``BrokenPipeError``, ``ConnectionResetError``) in the worker thread, and
+   nameko kills a container whose worker raises: the whole service exited. Here the failure is logged and
+   the worker ends normally. Nothing is lost: the broker put the unacknowledged message back when the
+   connection died and delivers it again; the inbox (events) or the idempotency key (commands) makes that
+   second delivery harmless.
+2. **Reconnecting.** kombu reconnects forever, waiting 2 s longer after each failure up to 30 s; here 1 s
+   longer up to ``RECONNECT_INTERVAL_MAX`` (5 s), so a service consumes again within seconds of the
+   broker's return, and each failed attempt is one warning line, not a stack trace.
+3. **A message that cannot be decoded** (bad JSON, a content type the service does not accept, a body the
+   serializer refuses) is acknowledged and dropped by kombu, its body written to the log. Here it is parked
+   in ``careloop.dead.<service>`` with its raw body as it came and the reason (``kit.deadletters``), and
+   acknowledged only after the broker confirmed the park; if the park fails, the message is put back.
+   Replayed, it is parked again (it cannot be decoded any better), never looped. An undecodable RPC request
+   cannot be answered (the reply would need the request's own encoding): it is parked and logged.
+
+``RpcConsumer`` adds the same care to RPC replies: a reply that cannot be sent because the broker is away
+is logged and the request put back (if the connection still lives), instead of killing the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import eventlet
+from kombu import Connection
+from kombu.exceptions import OperationalError
+from nameko.messaging import QueueConsumer as NamekoQueueConsumer
+from nameko.rpc import ReplyListener as NamekoReplyListener
+from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcConsumer as NamekoRpcConsumer
+
+from services.kit import deadletters
+from services.kit.telemetry import UNDECODABLE
+
+log = logging.getLogger(__name__)
+
+_transport = Connection("pyamqp://")  # never connected: only asked which errors mean "the broker is away"
+BROKER_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {*_transport.connection_errors, *_transport.channel_errors, OperationalError})
+"""Errors that mean the broker (or the connection to it) failed, not the message or the code: socket
+errors, AMQP connection and channel errors, kombu's ``OperationalError`` after its own retries."""
+
+RECONNECT_INTERVAL_START = 1.0
+RECONNECT_INTERVAL_STEP = 1.0
+RECONNECT_INTERVAL_MAX = 5.0
+PARK_RETRY_PAUSE = 1.0
+"""Seconds before an undecodable message whose park failed is put back (so a broker that refuses the park
+does not make the consumer spin on it)."""
+
+
+def _where(message: Any) -> str:
+    """Where a message was going, for a log line: its routing key (an event type or ``service.method``),
+    never its body or headers (which may hold personal data)."""
+    info = getattr(message, "delivery_info", None) or {}
+    return str(info.get("routing_key") or info.get("exchange") or "?")
+
+
+class QueueConsumer(NamekoQueueConsumer):
+    """nameko's queue consumer, with acknowledgements that survive a dead connection, quicker reconnects
+    and undecodable messages parked (see the module's docstring)."""
+
+    # -- acknowledgements ------------------------------------------------------------------------------
+
+    def ack_message(self, message: Any) -> None:
+        try:
+            super().ack_message(message)
+        except BROKER_ERRORS as error:
+            log.warning("could not acknowledge a message (the broker connection failed: %s); the broker "
+                        "delivers it again", type(error).__name__, extra={"routing_key": _where(message)})
+
+    def requeue_message(self, message: Any) -> None:
+        try:
+            super().requeue_message(message)
+        except BROKER_ERRORS as error:
+            log.warning("could not put a message back (the broker connection failed: %s); the broker "
+                        "delivers it again", type(error).__name__, extra={"routing_key": _where(message)})
+
+    # -- connection ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def establish_connection(self) -> Iterator[Any]:
+        with self.create_connection() as connection:
+            connection.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                         interval_start=RECONNECT_INTERVAL_START,
+                                         interval_step=RECONNECT_INTERVAL_STEP,
+                                         interval_max=RECONNECT_INTERVAL_MAX)
+            yield connection
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        log.warning("cannot reach the message broker (%s: %s); trying again in %.0f s", type(exc).__name__, exc,
+                    interval)
+
+    def on_connection_revived(self) -> None:
+        if self._consumers_ready.ready():  # not the first connection: a reconnection
+            log.warning("connected to the message broker again; consuming")
+
+    # -- messages --------------------------------------------------------------------------------------
+
+    def handle_message(self, provider: Any, body: Any, message: Any) -> None:
+        ident = f"{type(provider).__name__}.handle_message[{_where(message)}]"
+        self.container.spawn_managed_thread(partial(self._hand_over, provider, body, message), identifier=ident)
+
+    def _hand_over(self, provider: Any, body: Any, message: Any) -> None:
+        """Give a message to its entrypoint; a failure to do so (e.g. an error reply to a malformed request,
+        sent while the broker is away) puts the message back instead of killing the service."""
+        try:
+            provider.handle_message(body, message)
+        except Exception:
+            log.exception("could not hand a message to its entrypoint; putting it back",
+                          extra={"routing_key": _where(message)})
+            self.requeue_message(message)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        """kombu could not decode ``message``: park it (raw) and acknowledge it once parked, off the
+        consumer's own thread (a park waits for the broker's confirm)."""
+        self.container.spawn_managed_thread(partial(self._park_undecodable, message, exc),
+                                            identifier="park-undecodable")
+
+    def _park_undecodable(self, message: Any, exc: Exception) -> None:
+        service = self.container.service_name
+        queue = self._queue_of(message)
+        reason = f"undecodable message: {type(exc).__name__}: {exc}"
+        attempt = int((message.headers or {}).get(deadletters.ATTEMPT_HEADER, 1) or 1)
+        try:
+            deadletters.park(self.amqp_uri, service, message, reason, queue, attempt)
+        except Exception as error:  # the broker would not take the copy: keep the original
+            log.error("could not park an undecodable message (%s); putting it back", type(error).__name__,
+                      extra={"queue": queue, "content_type": message.content_type})
+            eventlet.sleep(PARK_RETRY_PAUSE)
+            self.requeue_message(message)
+            return
+        UNDECODABLE.labels(service, queue).inc()
+        log.error("parked an undecodable message in the dead-letter queue", extra={
+            "queue": queue, "content_type": message.content_type, "error": type(exc).__name__})
+        self.ack_message(message)
+
+    def _queue_of(self, message: Any) -> str:
+        """The queue ``message`` was consumed from (found by its consumer tag)."""
+        tag = (message.delivery_info or {}).get("consumer_tag")
+        for consumer in list(self._consumers.values()):
+            for queue_name, consumer_tag in getattr(consumer, "_active_tags", {}).items():
+                if consumer_tag == tag:
+                    return queue_name
+        return _where(message)
+
+
+class RpcConsumer(NamekoRpcConsumer):
+    """nameko's RPC consumer on the kit's queue consumer; a reply the broker cannot take is not fatal."""
+
+    queue_consumer = QueueConsumer()
+
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        try:
+            return super().handle_result(message, result, exc_info)
+        except BROKER_ERRORS as error:
+            # the caller gets no answer and retries (under its idempotency key); if this connection still
+            # lives the request is put back, else the broker has already taken it back
+            log.warning("could not send an RPC reply (%s); the request goes back to the queue",
+                        type(error).__name__, extra={"routing_key": _where(message)})
+            self.queue_consumer.requeue_message(message)
+            return result, exc_info
+
+
+class Rpc(NamekoRpc):
+    """nameko's ``@rpc`` entrypoint on the kit's consumer (``kit.service.rpc`` is the decorator to use)."""
+
+    rpc_consumer = RpcConsumer()
+
+
+class ReplyListener(NamekoReplyListener):
+    """The queue on which a service (or the gateway) receives the replies to its own RPC calls."""
+
+    queue_consumer = QueueConsumer()
