@@ -12,7 +12,9 @@ gaps:
    second delivery harmless.
 2. **Reconnecting.** kombu reconnects forever, waiting 2 s longer after each failure up to 30 s; here 1 s
    longer up to ``RECONNECT_INTERVAL_MAX`` (5 s), so a service consumes again within seconds of the
-   broker's return, and each failed attempt is one warning line, not a stack trace.
+   broker's return, and each failed attempt is one warning line, not a stack trace. And a service asked to
+   stop while the broker is away stops (nameko's would wait for the broker to cancel its consumers there,
+   forever).
 3. **A message that cannot be decoded** (bad JSON, a content type the service does not accept, a body the
    serializer refuses) is acknowledged and dropped by kombu, its body written to the log. Here it is parked
    in ``careloop.dead.<service>`` with its raw body as it came and the reason (``kit.deadletters``), and
@@ -66,9 +68,16 @@ def _where(message: Any) -> str:
     return str(info.get("routing_key") or info.get("exchange") or "?")
 
 
+class _StopReconnecting(Exception):
+    """Raised inside the reconnection loop to end it: the service is stopping."""
+
+
 class QueueConsumer(NamekoQueueConsumer):
     """nameko's queue consumer, with acknowledgements that survive a dead connection, quicker reconnects
     and undecodable messages parked (see the module's docstring)."""
+
+    _connected = False
+    """Whether the consumers are set up on a live connection (False from a connection loss to the reconnect)."""
 
     # -- acknowledgements ------------------------------------------------------------------------------
 
@@ -88,14 +97,41 @@ class QueueConsumer(NamekoQueueConsumer):
 
     # -- connection ------------------------------------------------------------------------------------
 
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().run(*args, **kwargs)
+        except _StopReconnecting:
+            log.info("stopped while the message broker was away")
+
     @contextlib.contextmanager
     def establish_connection(self) -> Iterator[Any]:
+        self._connected = False
+        self._drop_pending_removals()
         with self.create_connection() as connection:
             connection.ensure_connection(self.on_connection_error, self.connect_max_retries,
                                          interval_start=RECONNECT_INTERVAL_START,
                                          interval_step=RECONNECT_INTERVAL_STEP,
-                                         interval_max=RECONNECT_INTERVAL_MAX)
+                                         interval_max=RECONNECT_INTERVAL_MAX, callback=self._while_reconnecting)
             yield connection
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        self._connected = True
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+
+    def _while_reconnecting(self) -> None:
+        """Called every second while the broker cannot be reached: let entrypoints that are stopping go,
+        and end the loop once the service stops (or is killed)."""
+        self._drop_pending_removals()
+        if self.should_stop or (self._consumers_ready.ready() and not self._providers):
+            raise _StopReconnecting()
+
+    def _drop_pending_removals(self) -> None:
+        """Entrypoints that asked to stop while there is no connection: their consumers went with it, and
+        there is no consumer loop to cancel them (nameko's would make them wait for the broker)."""
+        pending, self._pending_remove_providers = self._pending_remove_providers, {}
+        for provider, removed in pending.items():
+            self._consumers.pop(provider, None)
+            removed.send()
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         log.warning("cannot reach the message broker (%s: %s); trying again in %.0f s", type(exc).__name__, exc,

@@ -21,13 +21,14 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.kit.clock import isoformat, utcnow
+from services.kit.consumer import QueueConsumer
 from services.members.service import MembersService
 from services.points.service import PointsService
-from tests.harness import query, scalar, service_config, wait_for
-from tests.nodes import rabbit_node  # noqa: F401 - the fixture
+from tests.harness import RABBIT_HOST, query, scalar, service_config, wait_for
+from tests.nodes import TcpProxy, rabbit_node  # noqa: F401 - the fixture
 
-VISITS = 240
-BURST = 120  # published at once just before the broker stops, so that work is in flight when it does
+VISITS = 400
+BURST = 300  # published at once just before the broker stops, so that work is in flight when it does
 DOWN_SECONDS = 10
 _phones = itertools.count(1)
 
@@ -190,3 +191,19 @@ def test_services_keep_running_through_a_broker_outage_and_apply_every_event_onc
     print(f"\nbroker down {DOWN_SECONDS} s with {in_flight} events in flight; RPC answered again "
           f"{answered_again:.1f} s and every event applied {all_applied:.1f} s after the broker was back; "
           f"{caller.failures} RPC calls failed meanwhile")
+
+
+def test_a_service_asked_to_stop_while_its_broker_is_away_stops(start_service, amqp_uri):
+    """SIGTERM during an outage (``nameko run`` stops its container): nameko's consumer would wait for the
+    broker to cancel its consumers, forever; the kit's lets them go and ends its reconnection loop."""
+    host = RABBIT_HOST
+    with TcpProxy(int(host.split(":")[1]), host.split(":")[0]) as proxy:
+        members = start_service(MembersService, AMQP_URI=amqp_uri.replace(f"@{host}/", f"@127.0.0.1:{proxy.port}/"))
+        consumer = members.shared_extensions[QueueConsumer]
+        proxy.cut()
+        wait_for(lambda: not consumer._connected, timeout=10, message="the consumer to notice the broker is gone")
+        started = time.monotonic()
+        with eventlet.Timeout(20):
+            members.stop()
+        assert time.monotonic() - started < 10
+        assert members._died.ready()
