@@ -105,11 +105,15 @@ def count_dead_letters(amqp_uri: str, service: str) -> int:
 
 
 def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> int:
-    """Send up to ``limit`` parked messages back to their handlers; returns how many."""
+    """Send up to ``limit`` parked messages back to their handlers; returns how many.
+
+    Only the messages parked when the replay starts: one that fails again and is parked again meanwhile
+    (an undecodable message always is) waits for the next replay instead of going round in this one."""
     replayed = 0
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
-        dead_letter_queue(service)(channel).declare()
+        _name, waiting, _consumers = dead_letter_queue(service)(channel).queue_declare()
+        limit = min(limit, waiting)
         try:
             while replayed < limit:
                 message = channel.basic_get(dead_letter_queue_name(service), no_ack=False)
