@@ -9,8 +9,10 @@ the service method runs, in this order:
    ``gateway.webhooks``) — else 401 — and its credential is limited;
 4. it must hold the route's permission (role in ``permissions.GRANTS``, and the key's narrower scope
    if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
-5. the body is read (1 MiB at most, JSON);
-6. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
+5. every path value must have its placeholder's declared shape (``gateway.paths``: a UUID, a coupon code...)
+   — else 404, or 422 where the route's convention says so — before any service is asked;
+6. the body is read (1 MiB at most, JSON);
+7. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
 
 The caller's identity goes into the worker context, so every service called from the route sees it.
 The method returns a JSON-able value (200), ``(status, value)``, ``(status, value, headers)`` or a werkzeug
@@ -43,6 +45,7 @@ from gateway import permissions
 from gateway.admission import Admission
 from gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.idempotency import check_key, fingerprint, service_key
+from gateway.paths import PathType, check_path, types_of
 from gateway.principal import Principal
 from services.kit.caller import Identity
 from services.kit.consumer import BROKER_ERRORS
@@ -157,7 +160,8 @@ class Route(HttpRequestHandler):
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,
                  responses: dict[int, Any] | None = None, idempotent: bool | None = None,
                  webhook: bool = False, description: str = "", branch_params: tuple[str, ...] = ("branch",),
-                 rate_limit: str | None = None, **kwargs: Any) -> None:
+                 rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
+                 **kwargs: Any) -> None:
         if not public and permission not in permissions.GRANTS:
             raise ValueError(f"{method} {url}: a route needs a known permission or public=True")
         if webhook and public:
@@ -173,6 +177,7 @@ class Route(HttpRequestHandler):
         self.webhook = webhook
         self.branch_params = branch_params
         self.rate_limit = rate_limit  # an extra per-address limit of Admission (e.g. "login")
+        self.path_types = types_of(url, path_types)  # every <placeholder> has a declared shape (gateway.paths)
         # every mutating route of a known caller takes an Idempotency-Key unless it opts out
         mutating = method.upper() in MUTATING
         self.idempotent = (mutating and not public) if idempotent is None else (idempotent and not public)
@@ -210,6 +215,7 @@ class Route(HttpRequestHandler):
             if principal is not None:
                 admission.per_credential.hit(principal.credential)
                 self._authorise(principal, request)
+            check_path(self.path_types, request.path_values)  # a malformed id goes no further
             request.principal = principal
             request.identity = principal.identity if principal is not None else None
             request.json_body = self._read_body(request, raw)

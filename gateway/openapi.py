@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from typing import Any
 
 from apispec import APISpec
@@ -22,6 +21,7 @@ from marshmallow import fields
 from gateway import permissions
 from gateway.http import Route
 from gateway.idempotency import MAX_KEY_LENGTH
+from gateway.paths import PLACEHOLDER, path_params
 from gateway.webhooks import INTEGRATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from services.kit.schemas import Schema
 
@@ -83,11 +83,7 @@ def routes_of(service_cls: type) -> list[tuple[str, Route]]:
 
 
 def _path(url: str) -> str:
-    return re.sub(r"<(?:[a-z]+:)?([a-zA-Z_]+)>", r"{\1}", url)
-
-
-def path_params(url: str) -> list[str]:
-    return re.findall(r"<(?:[a-z]+:)?([a-zA-Z_]+)>", url)
+    return PLACEHOLDER.sub(r"{\1}", url)
 
 
 def _schema_name(schema: Any) -> str:
@@ -148,8 +144,8 @@ def _operation(name: str, route: Route) -> dict[str, Any]:
     if route.description:
         operation["description"] = route.description
     parameters: list[dict[str, Any]] = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
-        for p in path_params(route.url)]
+        {"name": name, "in": "path", "required": True, "schema": path_type.openapi()}
+        for name, path_type in route.path_types.items()]
     if route.query_schema is not None:
         parameters.append({"in": "query", "schema": route.query_schema})
     if route.idempotent:

@@ -10,6 +10,7 @@ from marshmallow import validate
 from werkzeug.wrappers import Request, Response
 
 from gateway.http import query_args, route
+from gateway.paths import one_of
 from gateway.readiness import Readiness
 from gateway.upstream import PeerProxy, Upstream
 from services.kit.errors import NotFound
@@ -94,7 +95,8 @@ class OperationRoutes:
         return _docs_file("index.html", "text/html; charset=utf-8")
 
     @route("GET", "/docs/<asset>", public=True, summary="A file of the interactive API page", tags=TAGS,
-           responses={200: tuple(sorted(set(t.split(";")[0] for t in DOCS_ASSETS.values()))), 404: None})
+           responses={200: tuple(sorted(set(t.split(";")[0] for t in DOCS_ASSETS.values()))), 404: None},
+           path_types={"asset": one_of("file of the API page", tuple(sorted(DOCS_ASSETS)))})
     def docs_asset(self, request: Request, asset: str) -> Response:
         if asset not in DOCS_ASSETS:
             raise NotFound(f"No file {asset!r} in the API page.")
