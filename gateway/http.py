@@ -92,6 +92,8 @@ def error_response(error: DomainError, request_id: str) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="careloop"'
     if error.status in (409, 429, 503) and "retry_after" in error.details:
         headers["Retry-After"] = str(error.details["retry_after"])
+    elif error.status == 503:  # every 503 says when to try again
+        headers["Retry-After"] = "1"
     return json_response(error.status, {"error": error.to_dict(), "request_id": request_id}, request_id, headers)
 
 

@@ -37,7 +37,8 @@ ERROR_STATUSES = {
     422: "The input breaks a rule; `fields` says which",
     429: "Too many requests; see Retry-After",
     500: "Our error; quote the request id",
-    503: "A service did not answer in time; retry (same Idempotency-Key)",
+    503: "A dependency failed (a service did not answer, the broker or the gateway's database cannot be reached); "
+         "retry after Retry-After (same Idempotency-Key)",
 }
 DESCRIPTION = """Membership, loyalty and patient care for a hospital or dental group.
 
@@ -211,7 +212,7 @@ def document(service_cls: type) -> dict[str, Any]:
     spec.components.header("RequestId", REQUEST_ID_HEADER)
     for status, description in ERROR_STATUSES.items():
         headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
-        if status in (429,):
+        if status in (429, 503):
             headers["Retry-After"] = {"description": "Seconds to wait.", "required": True,
                                       "schema": {"type": "string", "pattern": "^[0-9]+$"}}
         if status == 401:

@@ -3,7 +3,8 @@
 The broker here is a private RabbitMQ node (``tests.nodes``), stopped for ~10 s while members and points
 (on PostgreSQL) are busy: handling a burst of ``visit_completed`` events, answering RPCs, points asking
 members about members it has not heard of (the peers' reply listener), both outbox relays publishing
-(points' ``points_earned`` to members, members' ``tier_changed`` to points). Before this was fixed the
+(points' ``points_earned`` to members, members' ``tier_changed`` to points). After it: every path again —
+consumers, RPC, the reply listener, both relays, the dead-letter publisher, a timer. Before this was fixed the
 first ack or RPC reply on the dead connection killed the container (nameko kills a container whose
 worker thread raises).
 """
@@ -19,6 +20,7 @@ import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
+from prometheus_client import REGISTRY
 
 from services.kit.clock import isoformat, utcnow
 from services.kit.consumer import QueueConsumer
@@ -114,16 +116,19 @@ def test_services_keep_running_through_a_broker_outage_and_apply_every_event_onc
     setup = ClusterRpcProxy(service_config(uri), timeout=15)
     proxy = setup.start()
     try:
-        member_ids = [proxy.members.enrol({
+        enrolled = [proxy.members.enrol({
             "full_name": f"Outage Tester {n}", "phone": f"1391{next(_phones):07d}", "birth_date": "1990-01-01",
-            "home_branch": "SH01"})["id"] for n in range(12)]
+            "home_branch": "SH01"})["id"] for n in range(18)]
     finally:
         setup.stop()
-    # points starts after the enrolments, so it has not heard of these members: each of its visit
-    # handlers asks members (the peers' reply listener is in play through the outage)
+    # points starts after the enrolments, so it has not heard of these members: it asks members about each
+    # the first time (the peers' reply listener); the "late" ones appear only in events sent after the
+    # broker is back, so those questions are asked on the reconnected listener
+    member_ids, late = enrolled[:12], enrolled[12:]
     points = start_service(PointsService, "postgresql", **settings)
 
-    events = [visit_event(member_ids[n % len(member_ids)]) for n in range(VISITS)]
+    events = [visit_event(member_ids[n % len(member_ids)]) for n in range(BURST)]
+    events += [visit_event(late[n % len(late)]) for n in range(VISITS - BURST)]
     publisher = Publisher(uri, events)
     caller = Caller(uri, member_ids)
     calls = eventlet.spawn(caller.run)
@@ -185,9 +190,19 @@ def test_services_keep_running_through_a_broker_outage_and_apply_every_event_onc
     wait_for(lambda: scalar(points.database_url, "SELECT count(*) FROM kit_inbox "
                                                  "WHERE consumer = 'points.on_tier_changed'") == changed,
              timeout=60, interval=0.5, message="tier_changed applied by points once each")
-    # nothing parked: no event needed the dead-letter queue
+    # points asked members about the late members after the outage, on the reconnected reply listener
+    assert scalar(points.database_url, "SELECT count(*) FROM points_members WHERE member_id IN ({})".format(
+        ", ".join(f"'{member}'" for member in late))) == len(late)
+    # nothing parked by the outage; a poison event sent now is parked by both (the dead-letter publisher
+    # works on the restarted broker), and the timers see it (the dead-letter gauge, every 30 s)
     assert rabbit_node.queue_depths().get("careloop.dead.points", 0) == 0
     assert rabbit_node.queue_depths().get("careloop.dead.members", 0) == 0
+    event_dispatcher(service_config(uri))("records", "visit_completed", {"event_id": str(uuid.uuid4()),
+                                                                         "visit_id": "poison"})
+    wait_for(lambda: all(rabbit_node.queue_depths().get(f"careloop.dead.{s}", 0) == 1 for s in ("points", "members")),
+             timeout=30, message="the poison event parked by both services")
+    wait_for(lambda: REGISTRY.get_sample_value("careloop_dead_letters", {"service": "points"}) == 1, timeout=45,
+             interval=1, message="the dead-letter gauge (a timer) to count it")
     print(f"\nbroker down {DOWN_SECONDS} s with {in_flight} events in flight; RPC answered again "
           f"{answered_again:.1f} s and every event applied {all_applied:.1f} s after the broker was back; "
           f"{caller.failures} RPC calls failed meanwhile")
