@@ -56,6 +56,8 @@ errors, AMQP connection and channel errors, kombu's ``OperationalError`` after i
 RECONNECT_INTERVAL_START = 1.0
 RECONNECT_INTERVAL_STEP = 1.0
 RECONNECT_INTERVAL_MAX = 5.0
+UNDECODABLE_REASON = "undecodable message"
+"""How the dead-letter queue's error header of an undecodable message begins."""
 PARK_RETRY_PAUSE = 1.0
 """Seconds before an undecodable message whose park failed is put back (so a broker that refuses the park
 does not make the consumer spin on it)."""
@@ -82,18 +84,18 @@ class QueueConsumer(NamekoQueueConsumer):
     # -- acknowledgements ------------------------------------------------------------------------------
 
     def ack_message(self, message: Any) -> None:
-        try:
-            super().ack_message(message)
-        except BROKER_ERRORS as error:
-            log.warning("could not acknowledge a message (the broker connection failed: %s); the broker "
-                        "delivers it again", type(error).__name__, extra={"routing_key": _where(message)})
+        self._settle(super().ack_message, "acknowledge", message)
 
     def requeue_message(self, message: Any) -> None:
+        self._settle(super().requeue_message, "put back", message)
+
+    @staticmethod
+    def _settle(settle: Any, what: str, message: Any) -> None:
         try:
-            super().requeue_message(message)
+            settle(message)
         except BROKER_ERRORS as error:
-            log.warning("could not put a message back (the broker connection failed: %s); the broker "
-                        "delivers it again", type(error).__name__, extra={"routing_key": _where(message)})
+            log.warning("could not %s a message (the broker connection failed: %s); the broker delivers it again",
+                        what, type(error).__name__, extra={"routing_key": _where(message)})
 
     # -- connection ------------------------------------------------------------------------------------
 
@@ -148,37 +150,41 @@ class QueueConsumer(NamekoQueueConsumer):
         self.container.spawn_managed_thread(partial(self._hand_over, provider, body, message), identifier=ident)
 
     def _hand_over(self, provider: Any, body: Any, message: Any) -> None:
-        """Give a message to its entrypoint; a failure to do so (e.g. an error reply to a malformed request,
-        sent while the broker is away) puts the message back instead of killing the service."""
+        """Give a message to its entrypoint. Whatever fails in doing so (not the worker: that has its own
+        error handling) would have killed the service: the message is parked instead, so that it cannot
+        fail the same way over and over (or put back, if even the park fails)."""
         try:
             provider.handle_message(body, message)
-        except Exception:
-            log.exception("could not hand a message to its entrypoint; putting it back",
-                          extra={"routing_key": _where(message)})
-            self.requeue_message(message)
+        except Exception as exc:
+            log.exception("could not hand a message to its entrypoint", extra={"routing_key": _where(message)})
+            self._park(message, "could not be handed to its entrypoint", exc)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """kombu could not decode ``message``: park it (raw) and acknowledge it once parked, off the
         consumer's own thread (a park waits for the broker's confirm)."""
-        self.container.spawn_managed_thread(partial(self._park_undecodable, message, exc),
+        self.container.spawn_managed_thread(partial(self._park, message, UNDECODABLE_REASON, exc),
                                             identifier="park-undecodable")
 
-    def _park_undecodable(self, message: Any, exc: Exception) -> None:
+    def _park(self, message: Any, why: str, exc: Exception) -> None:
+        """Park ``message`` in the service's dead-letter queue (the reason: ``why`` and ``exc``), then
+        acknowledge it; if the broker will not take the copy, put the original back (after a pause: no
+        spinning on a broker that refuses)."""
         service = self.container.service_name
         queue = self._queue_of(message)
-        reason = f"undecodable message: {type(exc).__name__}: {exc}"
-        attempt = int((message.headers or {}).get(deadletters.ATTEMPT_HEADER, 1) or 1)
+        content_type = getattr(message, "content_type", None)
+        reason = f"{why}: {type(exc).__name__}: {exc}"
         try:
-            deadletters.park(self.amqp_uri, service, message, reason, queue, attempt)
-        except Exception as error:  # the broker would not take the copy: keep the original
-            log.error("could not park an undecodable message (%s); putting it back", type(error).__name__,
-                      extra={"queue": queue, "content_type": message.content_type})
+            deadletters.park(self.amqp_uri, service, message, reason, queue, deadletters.attempt_of(message))
+        except Exception as error:
+            log.error("could not park a message (%s); putting it back", type(error).__name__,
+                      extra={"queue": queue, "content_type": content_type})
             eventlet.sleep(PARK_RETRY_PAUSE)
             self.requeue_message(message)
             return
-        UNDECODABLE.labels(service, queue).inc()
-        log.error("parked an undecodable message in the dead-letter queue", extra={
-            "queue": queue, "content_type": message.content_type, "error": type(exc).__name__})
+        if why == UNDECODABLE_REASON:
+            UNDECODABLE.labels(service, queue).inc()
+        log.error("parked a message in the dead-letter queue: %s", why, extra={
+            "queue": queue, "content_type": content_type, "error": type(exc).__name__})
         self.ack_message(message)
 
     def _queue_of(self, message: Any) -> str:

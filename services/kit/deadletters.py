@@ -51,6 +51,14 @@ def republish(amqp_uri: str, message: Any, exchange: str, routing_key: str, head
         )
 
 
+def attempt_of(message: Any) -> int:
+    """Which attempt this delivery is (our own header; 1 when absent or not a whole number)."""
+    try:
+        return max(int((message.headers or {}).get(ATTEMPT_HEADER, 1)), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def park(amqp_uri: str, service: str, message: Any, reason: str, origin_queue: str, attempt: int) -> None:
     """Put a copy of ``message`` in ``service``'s dead-letter queue with why, from where and when (confirmed
     by the broker on return; the caller acknowledges the original only then)."""

@@ -33,6 +33,7 @@ from services.kit.deadletters import (  # noqa: F401 - the header names and queu
     ERROR_HEADER,
     ORIGIN_HEADER,
     PARKED_AT_HEADER,
+    attempt_of,
     dead_letter_queue,
     dead_letter_queue_name,
     park,
@@ -124,7 +125,7 @@ class EventHandler(NamekoEventHandler):
             return result, exc_info
 
         error = exc_info[1]
-        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
+        attempt = attempt_of(message)
         description = f"{type(error).__name__}: {error}"
         permanent = isinstance(error, Invalid)
         try:
