@@ -130,9 +130,9 @@ run.PIDS.mkdir(parents=True, exist_ok=True); run.RUNNER_PID.write_text(str(os.ge
 run._stop_on_sigterm()
 sleeper = [sys.executable, "-c", "import time; time.sleep(600)", "nameko-stand-in"]
 supervisor = Supervisor([Child("one", sleeper), Child("two", sleeper)], pid_dir=run.PIDS, initial_delay=0.1)
-supervisor.start_all()
-print("supervising", flush=True)
-try:
+try:  # as in run.py: from the first start on, a SIGTERM stops what was started
+    supervisor.start_all()
+    print("supervising", flush=True)
     supervisor.run(should_stop=lambda: False, interval=0.05)
 except KeyboardInterrupt:
     supervisor.stop_all(timeout=5)
