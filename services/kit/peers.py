@@ -8,8 +8,9 @@ carries the same time to live, so a request nobody picked up in time is dropped 
 
 The caller's identity and request id travel on, as with any nameko call made from a worker.
 
-The broker being away is ``Unavailable`` too, and quickly: nameko's publisher would try for ~10 s to
-connect (and as long again to publish) before failing; a peer call tries twice within about a second
+The broker being away is ``Unavailable`` too, and quickly: nameko's publisher keeps trying to connect for
+seconds (3 s measured with the broker refusing connections, longer when it does not answer at all) before
+failing; a peer call tries twice within about a second
 (``PUBLISH_TRANSPORT_OPTIONS``, ``PUBLISH_RETRY_POLICY``: enough to replace a pooled connection a broker
 restart left stale). Replies come back on the kit's reply listener (``kit.consumer``), which reconnects
 after an outage like every other consumer of the service.
@@ -56,8 +57,9 @@ class PeerProxy:
     """What a service method sees: ``self.members.get_member(member_id)``, bounded in time."""
 
     def __init__(self, make_method: Callable[[str], Any], service_name: str, timeout: float) -> None:
-        self._make_method = make_method  # a method proxy is made on first use: a gateway worker holds a
-        self.service_name = service_name  # dozen peers and calls one
+        # method proxies are made only when a method is called: a gateway worker holds a dozen peers, calls one
+        self._make_method = make_method
+        self.service_name = service_name
         self._timeout = timeout
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
