@@ -4,7 +4,8 @@
 venv:
 	@scripts/bootstrap.sh
 
-## run: the whole suite with demo data on SQLite and the local RabbitMQ (Ctrl-C stops it)
+## run: the whole suite with demo data on SQLite and the local RabbitMQ; a process that dies is restarted
+## (var/log/runner.log); Ctrl-C or `make stop` stops it
 run: venv
 	@scripts/infra.sh rabbitmq
 	@.venv/bin/python -m deploy.local.run
@@ -23,6 +24,7 @@ perf: venv
 	@scripts/infra.sh rabbitmq postgresql
 	@.venv/bin/python -m pytest tests/perf -s -p no:randomly $(PYTEST_ARGS)
 
+## stop: stop a `make run` started in another terminal (its runner first, so nothing is restarted)
 stop:
 	@.venv/bin/python -m deploy.local.run --stop
 

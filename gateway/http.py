@@ -9,13 +9,17 @@ the service method runs, in this order:
    ``gateway.webhooks``) — else 401 — and its credential is limited;
 4. it must hold the route's permission (role in ``permissions.GRANTS``, and the key's narrower scope
    if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
-5. the body is read (1 MiB at most, JSON);
-6. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
+5. every path value must have its placeholder's declared shape (``gateway.paths``: a UUID, a coupon code...)
+   — else 404, or 422 where the route's convention says so — before any service is asked;
+6. the body is read (1 MiB at most, JSON);
+7. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
 
 The caller's identity goes into the worker context, so every service called from the route sees it.
-The method returns a JSON-able value (200), ``(status, value)`` or a werkzeug ``Response``; a domain
-error becomes ``{"error": {"code", "message", "fields"}, "request_id"}`` with its status, anything
-else a 500 that says nothing of the internals (the log has it, under the request id).
+The method returns a JSON-able value (200), ``(status, value)``, ``(status, value, headers)`` or a werkzeug
+``Response``; a domain error becomes ``{"error": {"code", "message", "fields"}, "request_id"}`` with its
+status; a dependency that failed (the broker unreachable or its connection reset, a service not answering,
+the gateway's own database away) a 503 with ``Retry-After``; anything else a 500 that says nothing of the
+internals (the log has it, under the request id).
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ from gateway import permissions
 from gateway.admission import Admission
 from gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.idempotency import check_key, fingerprint, service_key
+from gateway.paths import PathType, check_path, types_of
 from gateway.principal import Principal
 from services.kit.caller import Identity
+from services.kit.consumer import BROKER_ERRORS
+from services.kit.db import database_unavailable
 from services.kit.errors import (
     BadRequest,
     DomainError,
@@ -85,7 +92,23 @@ def error_response(error: DomainError, request_id: str) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="careloop"'
     if error.status in (409, 429, 503) and "retry_after" in error.details:
         headers["Retry-After"] = str(error.details["retry_after"])
+    elif error.status == 503:  # every 503 says when to try again
+        headers["Retry-After"] = "1"
     return json_response(error.status, {"error": error.to_dict(), "request_id": request_id}, request_id, headers)
+
+
+def dependency_failure(exc: BaseException) -> Unavailable | None:
+    """The 503 to answer when ``exc`` means a dependency failed — a service not answering, the broker
+    unreachable or its connection reset, the gateway's own database away — else None."""
+    again = "try again (with the same Idempotency-Key if you sent one)."
+    if isinstance(exc, (eventlet.Timeout, UnknownService)):
+        return Unavailable(f"A CareLoop service did not answer in time; {again}", details={"retry_after": 1})
+    if isinstance(exc, BROKER_ERRORS):
+        return Unavailable(f"The message broker cannot be reached just now; {again}", details={"retry_after": 5})
+    if database_unavailable(exc):
+        return Unavailable(f"The gateway's database cannot be reached just now; {again}",
+                           details={"retry_after": 5})
+    return None
 
 
 def new_request_id(environ: dict[str, Any]) -> str:
@@ -139,7 +162,8 @@ class Route(HttpRequestHandler):
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,
                  responses: dict[int, Any] | None = None, idempotent: bool | None = None,
                  webhook: bool = False, description: str = "", branch_params: tuple[str, ...] = ("branch",),
-                 rate_limit: str | None = None, **kwargs: Any) -> None:
+                 rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
+                 **kwargs: Any) -> None:
         if not public and permission not in permissions.GRANTS:
             raise ValueError(f"{method} {url}: a route needs a known permission or public=True")
         if webhook and public:
@@ -155,6 +179,7 @@ class Route(HttpRequestHandler):
         self.webhook = webhook
         self.branch_params = branch_params
         self.rate_limit = rate_limit  # an extra per-address limit of Admission (e.g. "login")
+        self.path_types = types_of(url, path_types)  # every <placeholder> has a declared shape (gateway.paths)
         # every mutating route of a known caller takes an Idempotency-Key unless it opts out
         mutating = method.upper() in MUTATING
         self.idempotent = (mutating and not public) if idempotent is None else (idempotent and not public)
@@ -192,6 +217,7 @@ class Route(HttpRequestHandler):
             if principal is not None:
                 admission.per_credential.hit(principal.credential)
                 self._authorise(principal, request)
+            check_path(self.path_types, request.path_values)  # a malformed id goes no further
             request.principal = principal
             request.identity = principal.identity if principal is not None else None
             request.json_body = self._read_body(request, raw)
@@ -303,10 +329,11 @@ class Route(HttpRequestHandler):
         if isinstance(result, Response):
             result.headers["X-Request-Id"] = request_id
             return result
-        status = 200
+        status, headers = 200, None
         if isinstance(result, tuple):
-            status, result = result
-        return json_response(status, result, request_id)
+            status, result, *more = result
+            headers = more[0] if more else None
+        return json_response(status, result, request_id, headers)
 
     def _error(self, exc: Exception, request: Request, request_id: str) -> Response:
         if isinstance(exc, DomainError):
@@ -314,10 +341,10 @@ class Route(HttpRequestHandler):
         if isinstance(exc, RequestEntityTooLarge):
             return error_response(TooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."),
                                   request_id)
-        if isinstance(exc, (eventlet.Timeout, UnknownService)):
-            return error_response(Unavailable("A CareLoop service did not answer in time; try again "
-                                              "(with the same Idempotency-Key if you sent one).",
-                                              details={"retry_after": 1}), request_id)
+        unavailable = dependency_failure(exc)
+        if unavailable is not None:
+            log.warning("dependency failed behind %s %s: %s", request.method, self.url, type(exc).__name__)
+            return error_response(unavailable, request_id)
         where = f"{request.method} {self.url}"
         if isinstance(exc, RemoteError):
             log.error("service error behind %s: %s", where, exc.exc_type)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from typing import Any
 
 from apispec import APISpec
@@ -22,6 +21,7 @@ from marshmallow import fields
 from gateway import permissions
 from gateway.http import Route
 from gateway.idempotency import MAX_KEY_LENGTH
+from gateway.paths import PLACEHOLDER, path_params
 from gateway.webhooks import INTEGRATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from services.kit.schemas import Schema
 
@@ -37,7 +37,8 @@ ERROR_STATUSES = {
     422: "The input breaks a rule; `fields` says which",
     429: "Too many requests; see Retry-After",
     500: "Our error; quote the request id",
-    503: "A service did not answer in time; retry (same Idempotency-Key)",
+    503: "A dependency failed (a service did not answer, the broker or the gateway's database cannot be reached); "
+         "retry after Retry-After (same Idempotency-Key)",
 }
 DESCRIPTION = """Membership, loyalty and patient care for a hospital or dental group.
 
@@ -83,11 +84,7 @@ def routes_of(service_cls: type) -> list[tuple[str, Route]]:
 
 
 def _path(url: str) -> str:
-    return re.sub(r"<(?:[a-z]+:)?([a-zA-Z_]+)>", r"{\1}", url)
-
-
-def path_params(url: str) -> list[str]:
-    return re.findall(r"<(?:[a-z]+:)?([a-zA-Z_]+)>", url)
+    return PLACEHOLDER.sub(r"{\1}", url)
 
 
 def _schema_name(schema: Any) -> str:
@@ -148,8 +145,8 @@ def _operation(name: str, route: Route) -> dict[str, Any]:
     if route.description:
         operation["description"] = route.description
     parameters: list[dict[str, Any]] = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
-        for p in path_params(route.url)]
+        {"name": name, "in": "path", "required": True, "schema": path_type.openapi()}
+        for name, path_type in route.path_types.items()]
     if route.query_schema is not None:
         parameters.append({"in": "query", "schema": route.query_schema})
     if route.idempotent:
@@ -215,7 +212,7 @@ def document(service_cls: type) -> dict[str, Any]:
     spec.components.header("RequestId", REQUEST_ID_HEADER)
     for status, description in ERROR_STATUSES.items():
         headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
-        if status in (429,):
+        if status in (429, 503):
             headers["Retry-After"] = {"description": "Seconds to wait.", "required": True,
                                       "schema": {"type": "string", "pattern": "^[0-9]+$"}}
         if status == 401:

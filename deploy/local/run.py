@@ -3,7 +3,9 @@
 Migrates each service's SQLite database under ``var/``, starts every service and the gateway as its
 own ``nameko run`` process (logs in ``var/log/``), waits until the gateway is ready, loads the demo
 group's members and their paid visits through the API (so points, tiers and messages follow from the
-events as in production), and prints how to try it. Ctrl-C stops everything.
+events as in production), and prints how to try it. A process that dies is started again with backoff
+(``deploy.local.supervise``; each restart is logged on the terminal and in ``var/log/runner.log``).
+Ctrl-C stops everything, and so does ``make stop`` (``--stop``) from another terminal.
 
 Environment: ``CARELOOP_PORT`` (gateway, default 8000), ``AMQP_URI`` (default the local broker, vhost
 ``/``), ``CARELOOP_DATA_KEYS``/``CARELOOP_INDEX_KEY`` (default: generated once into ``var/secrets.env``).
@@ -21,6 +23,9 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Any
+
+from deploy.local.supervise import Child, Supervisor
 
 warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
 
@@ -67,31 +72,24 @@ def migrate(env: dict[str, str]) -> None:
                        check=True)
 
 
-def start(env: dict[str, str], port: int) -> dict[str, subprocess.Popen]:
-    LOGS.mkdir(parents=True, exist_ok=True)
-    PIDS.mkdir(parents=True, exist_ok=True)
-    processes = {}
+def children(env: dict[str, str], port: int) -> list[Child]:
+    """Every service and the gateway as a ``nameko run`` process with its own environment and log."""
+    made = []
     for service, (target, metrics_port) in SERVICES.items():
         process_env = dict(env, SERVICE_NAME=service, METRICS_PORT=str(metrics_port),
                            DATABASE_URL=env.get(f"{service.upper()}_DATABASE_URL", ""),
                            WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        log = open(LOGS / f"{service}.log", "ab")
-        processes[service] = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml", target],
-            cwd=REPO, env=process_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        (PIDS / f"{service}.pid").write_text(str(processes[service].pid))
-    return processes
+        made.append(Child(service, [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml",
+                                    target], env=process_env, log_path=LOGS / f"{service}.log"))
+    return made
 
 
-def wait_ready(url: str, processes: dict[str, subprocess.Popen], seconds: int = 90) -> None:
+def wait_ready(url: str, supervisor: Supervisor, seconds: int = 90) -> None:
+    """Wait until the gateway says every dependency answers (restarting what dies meanwhile)."""
     deadline = time.monotonic() + seconds
     last = ""
     while time.monotonic() < deadline:
-        for service, process in processes.items():
-            if process.poll() is not None:
-                tail = (LOGS / f"{service}.log").read_text(errors="replace").splitlines()[-25:]
-                raise SystemExit(f"{service} stopped (exit {process.returncode}); end of var/log/{service}.log:\n"
-                                 + "\n".join(tail))
+        supervisor.poll()
         try:
             with urllib.request.urlopen(url + "/ready", timeout=5) as response:
                 if response.status == 200:
@@ -101,7 +99,10 @@ def wait_ready(url: str, processes: dict[str, subprocess.Popen], seconds: int = 
         except OSError as error:
             last = str(error)
         time.sleep(1)
-    raise SystemExit(f"the suite did not become ready in {seconds} s: {last}")
+    restarted = [child for child in supervisor.children.values() if child.restarts]
+    tails = "".join(f"\nend of var/log/{child.name}.log:\n" + "\n".join(
+        (LOGS / f"{child.name}.log").read_text(errors="replace").splitlines()[-25:]) for child in restarted)
+    raise SystemExit(f"the suite did not become ready in {seconds} s: {last}{tails}")
 
 
 def demo_key(env: dict[str, str]) -> str:
@@ -178,20 +179,75 @@ def load_demo(url: str, key: str) -> tuple[int, int]:
     return len(members), visits
 
 
+RUNNER_PID = PIDS / "runner.pid"
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pid_of(path: Path, marker: str) -> int | None:
+    """The pid in ``path`` if that process is alive and is ours (its command line names ``marker``): a
+    stale file must not make us signal whatever process got the number since."""
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if marker in _command_line(pid) else None
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _command_line(pid) == "":
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def stop_pids() -> None:
+    """Stop a running ``make run`` (its runner first, so that it restarts nothing), then any process of
+    the suite still listed under var/pids/ (left by a runner that was killed hard)."""
+    runner = _pid_of(RUNNER_PID, "deploy.local.run")
+    if runner is not None and runner != os.getpid():
+        os.kill(runner, signal.SIGTERM)
+        if not _wait_gone(runner, 40):
+            print(f"the runner (pid {runner}) did not stop in 40 s; stopping its processes directly")
     for pid_file in PIDS.glob("*.pid") if PIDS.exists() else []:
-        try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError, PermissionError):
-            pass
-        pid_file.unlink()
+        if pid_file == RUNNER_PID:
+            continue
+        pid = _pid_of(pid_file, "nameko")
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        pid_file.unlink(missing_ok=True)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (``make stop``) stops the runner the way Ctrl-C does."""
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main() -> int:
     if "--stop" in sys.argv:
         stop_pids()
         return 0
+    other = _pid_of(RUNNER_PID, "deploy.local.run")
+    if other is not None and other != os.getpid():
+        print(f"make run is already running (pid {other}); `make stop` stops it", file=sys.stderr)
+        return 1
     stop_pids()  # a previous run killed hard may have left processes behind
+    _stop_on_sigterm()
+    PIDS.mkdir(parents=True, exist_ok=True)
+    RUNNER_PID.write_text(str(os.getpid()))
     port = int(os.environ.get("CARELOOP_PORT", "8000"))
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, **secrets_env(), PYTHONWARNINGS="ignore")
@@ -200,9 +256,10 @@ def main() -> int:
     migrate(env)
     subprocess.run([PYTHON, "-W", "ignore", "-m", "services.kit.topology"], cwd=REPO, env=env, check=True)
     print("starting " + ", ".join(SERVICES) + " (logs in var/log/)")
-    processes = start(env, port)
+    supervisor = Supervisor(children(env, port), cwd=REPO, runner_log=LOGS / "runner.log", pid_dir=PIDS)
     try:
-        wait_ready(url, processes)
+        supervisor.start_all()
+        wait_ready(url, supervisor)
         key = demo_key(env)
         admin_password = demo_admin(env)
         loaded, visits = load_demo(url, key)
@@ -223,25 +280,18 @@ Try:
   curl -s {url}/v1/members/<id>/points -H "Authorization: Bearer $CARELOOP_KEY"
   curl -s {url}/v1/members/<id>/tier -H "Authorization: Bearer $CARELOOP_KEY"
 
-Ctrl-C stops everything.""", flush=True)
-        while all(process.poll() is None for process in processes.values()):
-            time.sleep(1)
-        dead = [name for name, process in processes.items() if process.poll() is not None]
-        print(f"{', '.join(dead)} stopped; see var/log/. Stopping the rest.")
-        return 1
+A process that dies is restarted (var/log/runner.log). Ctrl-C (or `make stop` elsewhere) stops everything.""",
+              flush=True)
+        supervisor.run(should_stop=lambda: False)
+        return 0
     except KeyboardInterrupt:
         print("\nstopping")
         return 0
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        stop_pids()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the stopping short
+            signal.signal(signum, signal.SIG_IGN)
+        supervisor.stop_all()
+        RUNNER_PID.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from marshmallow import validate
 from werkzeug.wrappers import Request, Response
 
 from gateway.http import query_args, route
+from gateway.paths import one_of
 from gateway.readiness import Readiness
 from gateway.upstream import PeerProxy, Upstream
 from services.kit.errors import NotFound
@@ -29,8 +30,12 @@ DOCS_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-
 
 
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}
-READY = {"type": "object", "required": ["status", "services"], "properties": {
+READY = {"type": "object", "required": ["status", "down", "checks", "services"], "properties": {
     "status": {"type": "string", "enum": ["ready", "not ready"]},
+    "down": {"type": "array", "items": {"type": "string"},
+             "description": "The dependencies that do not answer: broker, database (the gateway's), or a service"},
+    "checks": {"type": "object", "additionalProperties": {"type": "string"},
+               "description": "Each dependency: \"ok\" or \"down: <why>\""},
     "services": {"type": "object", "additionalProperties": {"type": "string"}}}}
 DEAD_LETTERS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
     "type": "object", "properties": {"handler_queue": {"type": "string", "nullable": True},
@@ -63,12 +68,14 @@ class OperationRoutes:
     def health(self, request: Request) -> Any:
         return {"status": "ok"}
 
-    @route("GET", "/ready", public=True, summary="The broker and every service answer", tags=TAGS,
-           responses={200: READY, 503: READY})
+    @route("GET", "/ready", public=True, tags=TAGS, responses={200: READY, 503: READY},
+           summary="The broker, the gateway's database and every service answer (503 naming those that do not)")
     def ready(self, request: Request) -> Any:
-        states = self.readiness()
-        ready = all(state == "ok" for state in states.values())
-        return (200 if ready else 503), {"status": "ready" if ready else "not ready", "services": states}
+        checks = self.readiness()
+        down = [name for name, state in checks.items() if state != "ok"]
+        services = {name: state for name, state in checks.items() if name not in ("broker", "database")}
+        body = {"status": "not ready" if down else "ready", "down": down, "checks": checks, "services": services}
+        return (503, body, {"Retry-After": "5"}) if down else body
 
     @route("GET", "/metrics", "ops:metrics", summary="Prometheus metrics of the gateway process", tags=TAGS,
            responses={200: "text/plain"})
@@ -88,7 +95,8 @@ class OperationRoutes:
         return _docs_file("index.html", "text/html; charset=utf-8")
 
     @route("GET", "/docs/<asset>", public=True, summary="A file of the interactive API page", tags=TAGS,
-           responses={200: tuple(sorted(set(t.split(";")[0] for t in DOCS_ASSETS.values()))), 404: None})
+           responses={200: tuple(sorted(set(t.split(";")[0] for t in DOCS_ASSETS.values()))), 404: None},
+           path_types={"asset": one_of("file of the API page", tuple(sorted(DOCS_ASSETS)))})
     def docs_asset(self, request: Request, asset: str) -> Response:
         if asset not in DOCS_ASSETS:
             raise NotFound(f"No file {asset!r} in the API page.")

@@ -6,14 +6,23 @@ be committed after the caller was told "done" (and lost if the process died in b
 gives dependency providers one more hook, ``before_result(worker_ctx, result, exc_info)``, that runs
 after the service method and before the entrypoint answers; the kit's database commits there, so a
 reply or an ack always follows a durable commit, and a failed commit turns into the worker's error.
+
+It also keeps the process alive when the answer cannot be given: nameko kills a container whose worker
+thread raises, so an RPC reply or an ack that failed because the broker went away used to end the whole
+service. The kit's consumer (``kit.consumer``) already absorbs those failures where they happen; whatever
+else escapes an entrypoint's ``handle_result`` is logged here (the entrypoint's name and the error's class,
+no payload) and the worker ends normally — its message, never acknowledged, is delivered again.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from nameko.containers import ServiceContainer
+
+log = logging.getLogger(__name__)
 
 CONTAINER_PATH = "services.kit.container.Container"
 
@@ -23,9 +32,14 @@ class Container(ServiceContainer):
                      handle_result: Any = None) -> Any:
         def finish(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
             result, exc_info = self._before_result(worker_ctx, result, exc_info)
-            if handle_result is not None:
+            if handle_result is None:
+                return result, exc_info
+            try:
                 return handle_result(worker_ctx, result, exc_info)
-            return result, exc_info
+            except Exception as error:
+                log.error("could not answer or acknowledge %s (%s); its message will be delivered again",
+                          worker_ctx.entrypoint.method_name, type(error).__name__, exc_info=True)
+                return result, exc_info
 
         return super().spawn_worker(entrypoint, args, kwargs, context_data=context_data,
                                     handle_result=finish)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 import uuid
 import weakref
@@ -28,11 +29,12 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import DateTime, create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from services.kit.errors import Conflict, NotFound
+from services.kit.errors import Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,44 @@ try:  # make psycopg2 wait cooperatively under eventlet (a no-op without eventle
     psycogreen.eventlet.patch_psycopg()
 except ImportError:  # pragma: no cover - psycopg2/psycogreen are pinned dependencies
     pass
+
+try:
+    from psycopg2 import Error as PsycopgError
+except ImportError:  # pragma: no cover
+    PsycopgError = None  # type: ignore[assignment,misc]
+
+UNREACHABLE_SQLSTATE_CLASSES = ("08", "57")
+"""SQLSTATE classes that mean the server cannot serve now: connection exceptions, and operator intervention
+(shutting down, starting up, connections terminated, a statement cancelled)."""
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached just now (refused, dropped, restarting, the
+    pool exhausted), as opposed to a statement it refused: the first is worth a retry, the second is not."""
+    if isinstance(error, (PoolTimeout, DisconnectionError)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if isinstance(error, (OperationalError, InterfaceError)) and PsycopgError is not None \
+            and isinstance(original, PsycopgError):
+        code = original.pgcode  # None: the client's side (no connection, connection lost)
+        return code is None or code[:2] in UNREACHABLE_SQLSTATE_CLASSES
+    return False
+
+
+def unavailable_instead(exc_info: Any) -> Any:
+    """``exc_info`` of an ``Unavailable`` (a domain error: RPC callers get a 503 to retry, event handlers are
+    retried later) in place of a database-unreachable error; other ``exc_info`` as given."""
+    if exc_info is None or not database_unavailable(exc_info[1]):
+        return exc_info
+    try:
+        raise Unavailable("The service's database cannot be reached just now; try again (with the same "
+                          "idempotency key if the request had one).", details={"retry_after": 5}) from exc_info[1]
+    except Unavailable:
+        return sys.exc_info()
 
 
 class UtcDateTime(TypeDecorator):
@@ -124,7 +164,7 @@ def create_store_engine(url: str, pool_size: int = 10,
                         ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -140,7 +180,8 @@ def create_store_engine(url: str, pool_size: int = 10,
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # hide_parameters: a statement's values (names, phone numbers) stay out of errors and so out of logs
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True)
     _ping_when_idle(engine, ping_after_idle)
     return engine
 
@@ -204,6 +245,16 @@ class Store:
         self.engine.dispose()
 
 
+def _rollback_quietly(session: Session) -> None:
+    """Roll back; a rollback that fails (the connection died) is only logged: the server rolls back a
+    transaction whose connection is gone, and the error that matters is the one that led here."""
+    try:
+        session.rollback()
+    except Exception as error:
+        log.warning("rollback failed (%s); the database discards the transaction with its connection",
+                    type(error).__name__)
+
+
 class WorkerDb:
     """What a service method sees as ``self.db``."""
 
@@ -246,9 +297,9 @@ class WorkerDb:
             if commit:
                 self.store.commit(session)
             else:
-                session.rollback()
+                _rollback_quietly(session)
         except BaseException:
-            session.rollback()
+            _rollback_quietly(session)
             raise
         finally:
             self.store.close_session(session)
@@ -276,6 +327,17 @@ class Database(DependencyProvider):
         return self._workers[worker_ctx]
 
     def before_result(self, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        """Commit the worker's transaction (or roll it back); a database that cannot be reached, whether
+        the service method or the commit found it so, becomes ``Unavailable`` (see ``unavailable_instead``)."""
+        try:
+            result, exc_info = self._settle(worker_ctx, result, exc_info)
+        except Exception:
+            result, exc_info = None, sys.exc_info()
+            if not database_unavailable(exc_info[1]):
+                raise
+        return result, unavailable_instead(exc_info)
+
+    def _settle(self, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         worker_db = self._workers.get(worker_ctx)
         if worker_db is None:
             return result, exc_info

@@ -1,9 +1,12 @@
-"""The dead-letter queue of a service: list what was parked and why, and replay it.
+"""The dead-letter queue of a service: park what cannot be handled, list it and why, replay it.
 
 ``python -m services.kit.deadletters list members`` / ``replay members [--limit N]`` (``AMQP_URI``
 from the environment, default the local broker). Every service also answers the ``dead_letters`` and
-``replay_dead_letters`` RPCs (``kit.operations``). Replaying sends each message back to the queue of
-the handler that failed, with its attempt count reset; the inbox keeps a replay from applying twice.
+``replay_dead_letters`` RPCs (``kit.service``). Two things park messages here, with the same headers:
+an event handler that keeps failing (``kit.handlers``) and a message that cannot even be decoded (bad
+JSON, a content type not accepted; ``kit.consumer``), whose raw body is kept as it came. Replaying sends
+each message back to the queue it came from, with its attempt count reset; the inbox keeps a replay from
+applying twice, and an undecodable message is simply parked again.
 """
 
 from __future__ import annotations
@@ -11,18 +14,58 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-from kombu import Connection
+from kombu import Connection, Queue
+from nameko.amqp.publish import get_producer
 
-from services.kit.handlers import (
-    ATTEMPT_HEADER,
-    ERROR_HEADER,
-    ORIGIN_HEADER,
-    PARKED_AT_HEADER,
-    dead_letter_queue,
-    dead_letter_queue_name,
-)
+ATTEMPT_HEADER = "x-careloop-attempt"
+ORIGIN_HEADER = "x-careloop-origin-queue"
+ERROR_HEADER = "x-careloop-error"
+PARKED_AT_HEADER = "x-careloop-parked-at"
+RAW_CONTENT_TYPE = "application/data"
+PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
+
+
+def dead_letter_queue_name(service: str) -> str:
+    return f"careloop.dead.{service}"
+
+
+def dead_letter_queue(service: str) -> Queue:
+    return Queue(dead_letter_queue_name(service), durable=True)
+
+
+def republish(amqp_uri: str, message: Any, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
+    """Publish a copy of ``message`` (its raw body, content type and encoding, its headers updated by
+    ``headers``) and return once the broker confirmed it; raises if it did not."""
+    merged = dict(message.headers or {})
+    merged.update(headers)
+    with get_producer(amqp_uri, confirms=True) as producer:
+        producer.publish(
+            message.body, exchange=exchange, routing_key=routing_key, headers=merged,
+            # a message without a content type is "application/data" to kombu: say so, or kombu would
+            # serialise the raw body again instead of passing it on as it is
+            content_type=message.content_type or RAW_CONTENT_TYPE, content_encoding=message.content_encoding or "binary",
+            delivery_mode=2, retry=True, retry_policy=PUBLISH_RETRY_POLICY,
+        )
+
+
+def attempt_of(message: Any) -> int:
+    """Which attempt this delivery is (our own header; 1 when absent or not a whole number)."""
+    try:
+        return max(int((message.headers or {}).get(ATTEMPT_HEADER, 1)), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def park(amqp_uri: str, service: str, message: Any, reason: str, origin_queue: str, attempt: int) -> None:
+    """Put a copy of ``message`` in ``service``'s dead-letter queue with why, from where and when (confirmed
+    by the broker on return; the caller acknowledges the original only then)."""
+    republish(amqp_uri, message, exchange="", routing_key=dead_letter_queue_name(service), headers={
+        ATTEMPT_HEADER: attempt, ERROR_HEADER: reason[:4000], ORIGIN_HEADER: origin_queue,
+        PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
+    })
 
 
 def _decode(message: Any) -> Any:
@@ -51,6 +94,7 @@ def list_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> list[dic
                     "attempts": headers.get(ATTEMPT_HEADER),
                     "error": headers.get(ERROR_HEADER),
                     "parked_at": headers.get(PARKED_AT_HEADER),
+                    "content_type": message.properties.get("content_type"),
                     "payload": body,
                 })
         finally:
@@ -69,11 +113,15 @@ def count_dead_letters(amqp_uri: str, service: str) -> int:
 
 
 def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> int:
-    """Send up to ``limit`` parked messages back to their handlers; returns how many."""
+    """Send up to ``limit`` parked messages back to their handlers; returns how many.
+
+    Only the messages parked when the replay starts: one that fails again and is parked again meanwhile
+    (an undecodable message always is) waits for the next replay instead of going round in this one."""
     replayed = 0
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
-        dead_letter_queue(service)(channel).declare()
+        _name, waiting, _consumers = dead_letter_queue(service)(channel).queue_declare()
+        limit = min(limit, waiting)
         try:
             while replayed < limit:
                 message = channel.basic_get(dead_letter_queue_name(service), no_ack=False)
@@ -86,9 +134,11 @@ def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> int:
                     break
                 headers[ATTEMPT_HEADER] = 1
                 producer = connection.Producer(channel=channel)
+                # the raw body as parked, whatever its content type: an undecodable one is parked again
                 producer.publish(message.body, exchange="", routing_key=origin, headers=headers,
-                                 content_type=message.content_type,
-                                 content_encoding=message.content_encoding, delivery_mode=2)
+                                 content_type=message.properties.get("content_type") or RAW_CONTENT_TYPE,
+                                 content_encoding=message.properties.get("content_encoding") or "binary",
+                                 delivery_mode=2)
                 channel.basic_ack(message.delivery_tag)
                 replayed += 1
         finally:

@@ -17,35 +17,38 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Exchange, Queue
-from nameko.amqp.publish import get_connection, get_producer
+from nameko.amqp.publish import get_connection
 from nameko.events import SERVICE_POOL
 from nameko.events import EventHandler as NamekoEventHandler
 from nameko.extensions import SharedExtension
 
 from services.kit import inbox
+from services.kit.consumer import QueueConsumer
 from services.kit.db import Database, worker_db_of
+from services.kit.deadletters import (  # noqa: F401 - the header names and queues, re-exported
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
+    ORIGIN_HEADER,
+    PARKED_AT_HEADER,
+    attempt_of,
+    dead_letter_queue,
+    dead_letter_queue_name,
+    park,
+    republish,
+)
 from services.kit.errors import Invalid
 from services.kit.telemetry import EVENTS_HANDLED
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_HEADER = "x-careloop-attempt"
-ORIGIN_HEADER = "x-careloop-origin-queue"
-ERROR_HEADER = "x-careloop-error"
-PARKED_AT_HEADER = "x-careloop-parked-at"
 DEFAULT_RETRY_DELAYS = (1, 5, 30, 120, 600)
 
 
 def retry_queue_name(delay_seconds: float) -> str:
     return f"careloop.retry.{int(round(delay_seconds * 1000))}ms"
-
-
-def dead_letter_queue_name(service: str) -> str:
-    return f"careloop.dead.{service}"
 
 
 def retry_topology(delay_seconds: float) -> tuple[Exchange, Queue]:
@@ -58,10 +61,6 @@ def retry_topology(delay_seconds: float) -> tuple[Exchange, Queue]:
         "x-dead-letter-exchange": "",
     })
     return exchange, queue
-
-
-def dead_letter_queue(service: str) -> Queue:
-    return Queue(dead_letter_queue_name(service), durable=True)
 
 
 class Redelivery(SharedExtension):
@@ -94,30 +93,17 @@ class Redelivery(SharedExtension):
         exchange, _queue = retry_topology(delay)
         # the routing key survives dead-lettering: after the TTL the default exchange routes the
         # message by it, straight back to the handler's queue
-        self._republish(message, exchange=exchange.name, routing_key=origin_queue,
-                        headers={ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error[:1000]})
+        republish(self.amqp_uri, message, exchange=exchange.name, routing_key=origin_queue,
+                  headers={ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: error[:1000]})
 
     def park(self, message: Any, attempt: int, error: str, origin_queue: str) -> None:
-        self._republish(message, exchange="", routing_key=self.dead_queue.name, headers={
-            ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:4000], ORIGIN_HEADER: origin_queue,
-            PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
-        })
-
-    def _republish(self, message: Any, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
-        merged = dict(message.headers or {})
-        merged.update(headers)
-        with get_producer(self.amqp_uri, confirms=True) as producer:
-            producer.publish(
-                message.body, exchange=exchange, routing_key=routing_key, headers=merged,
-                content_type=message.content_type, content_encoding=message.content_encoding,
-                delivery_mode=2, retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2,
-                                                           "interval_step": 0.5, "interval_max": 2},
-            )
+        park(self.amqp_uri, self.container.service_name, message, error, origin_queue, attempt)
 
 
 class EventHandler(NamekoEventHandler):
     uses_inbox = True
     redelivery = Redelivery()
+    queue_consumer = QueueConsumer()  # the kit's: survives the broker going away, parks what it cannot decode
 
     def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
         super().__init__(source_service, event_type, handler_type=SERVICE_POOL, reliable_delivery=True,
@@ -139,7 +125,7 @@ class EventHandler(NamekoEventHandler):
             return result, exc_info
 
         error = exc_info[1]
-        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
+        attempt = attempt_of(message)
         description = f"{type(error).__name__}: {error}"
         permanent = isinstance(error, Invalid)
         try:

@@ -8,54 +8,86 @@ carries the same time to live, so a request nobody picked up in time is dropped 
 
 The caller's identity and request id travel on, as with any nameko call made from a worker.
 
+The broker being away is ``Unavailable`` too, and quickly: nameko's publisher keeps trying to connect for
+seconds (3 s measured with the broker refusing connections, longer when it does not answer at all) before
+failing; a peer call tries twice within about a second
+(``PUBLISH_TRANSPORT_OPTIONS``, ``PUBLISH_RETRY_POLICY``: enough to replace a pooled connection a broker
+restart left stale). Replies come back on the kit's reply listener (``kit.consumer``), which reconnects
+after an outage like every other consumer of the service.
+
 The gateway's ``Upstream`` is the same dependency with its own setting (``RPC_TIMEOUT``) and transient
 requests; a subclass names its setting, default and persistence in the three class attributes below.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import eventlet
-from nameko.constants import NON_PERSISTENT
+from nameko.amqp.publish import Publisher
+from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
+from nameko.rpc import MethodProxy, RpcProxy
 
+from services.kit.consumer import BROKER_ERRORS, ReplyListener
 from services.kit.errors import Unavailable
 
 DEFAULT_TIMEOUT = 5.0
+PUBLISH_TRANSPORT_OPTIONS = {**DEFAULT_TRANSPORT_OPTIONS, "max_retries": 1, "interval_start": 0.2,
+                             "interval_step": 0.3, "interval_max": 0.5}
+"""How long a request's publish tries to (re)connect to the broker before giving up (~0.2 s, once)."""
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
+"""And how often the publish itself is tried again after a connection error (once more)."""
+
+
+class _QuickPublisher(Publisher):
+    transport_options = PUBLISH_TRANSPORT_OPTIONS
+    retry_policy = PUBLISH_RETRY_POLICY
+
+
+class QuickMethodProxy(MethodProxy):
+    """nameko's method proxy, whose publish gives up within about a second when the broker is away."""
+
+    publisher_cls = _QuickPublisher
 
 
 class PeerProxy:
     """What a service method sees: ``self.members.get_member(member_id)``, bounded in time."""
 
-    def __init__(self, make_proxy: Callable[[], Any], service_name: str, timeout: float) -> None:
-        self._make_proxy = make_proxy
-        self._proxy: Any = None
+    def __init__(self, make_method: Callable[[str], Any], service_name: str, timeout: float) -> None:
+        # method proxies are made only when a method is called: a gateway worker holds a dozen peers, calls one
+        self._make_method = make_method
         self.service_name = service_name
         self._timeout = timeout
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
-        if self._proxy is None:  # made on first use: a gateway worker holds a dozen peers and calls one
-            self._proxy = self._make_proxy()
-        method_proxy = getattr(self._proxy, method)
+        method_proxy = self._make_method(method)
         service = self.service_name
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + self._timeout
             try:
+                # the publish stays outside the timeout: interrupting it could cut a frame in half on a
+                # pooled connection; it gives up by itself within about a second (PUBLISH_*)
                 reply = method_proxy.call_async(*args, **kwargs)
-                with eventlet.Timeout(self._timeout):
+                with eventlet.Timeout(max(deadline - time.monotonic(), 0.01)):
                     return reply.result()
             except (eventlet.Timeout, UnknownService):
                 raise Unavailable(f"The {service} service did not answer in time; try again (with the same "
                                   "idempotency key if the request had one).", details={"retry_after": 1}) from None
+            except BROKER_ERRORS:
+                raise Unavailable("The message broker cannot be reached just now; try again (with the same "
+                                  "idempotency key if the request had one).", details={"retry_after": 5}) from None
 
         return call
 
 
 class Peer(RpcProxy):
     """A dependency calling ``target_service`` with a deadline (``PEER_TIMEOUT`` seconds)."""
+
+    rpc_reply_listener = ReplyListener()
 
     timeout_setting = "PEER_TIMEOUT"
     default_timeout = DEFAULT_TIMEOUT
@@ -77,4 +109,7 @@ class Peer(RpcProxy):
         super().setup()
 
     def get_dependency(self, worker_ctx: Any) -> PeerProxy:
-        return PeerProxy(lambda: super(Peer, self).get_dependency(worker_ctx), self.target_service, self.timeout)
+        def make_method(method: str) -> QuickMethodProxy:
+            return QuickMethodProxy(worker_ctx, self.target_service, method, self.rpc_reply_listener, **self.options)
+
+        return PeerProxy(make_method, self.target_service, self.timeout)

@@ -20,11 +20,11 @@ import logging
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.rpc import Rpc
 from nameko.timer import timer
 
 from services.kit import deadletters
 from services.kit.caller import Caller
+from services.kit.consumer import Rpc
 from services.kit.errors import DomainError
 from services.kit.schemas import page_limit
 from services.kit.telemetry import DEAD_LETTERS, Telemetry
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def rpc(fn: Any = None, **kwargs: Any) -> Any:
-    """nameko's ``@rpc``, with the kit's domain errors as expected (logged as warnings, not crashes)."""
+    """nameko's ``@rpc`` on the kit's consumer (``kit.consumer``: survives the broker going away), with the
+    kit's domain errors as expected (logged as warnings, not crashes)."""
     kwargs.setdefault("expected_exceptions", DomainError)
     decorator = Rpc.decorator(**kwargs)
     return decorator(fn) if fn is not None else decorator

@@ -43,6 +43,8 @@ OUTBOX_FAILURES = Counter("careloop_outbox_publish_failures_total", "Relay publi
 EVENTS_HANDLED = Counter("careloop_events_handled_total",
                          "Events by handler and outcome (ok, duplicate, retried, dead_lettered)",
                          ["service", "handler", "outcome"])
+UNDECODABLE = Counter("careloop_messages_undecodable_total",
+                      "Messages that could not be decoded, parked in the dead-letter queue", ["service", "queue"])
 DEAD_LETTERS = Gauge("careloop_dead_letters", "Events parked in the service's dead-letter queue", ["service"])
 
 _business: dict[str, Any] = {}
