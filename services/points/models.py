@@ -160,6 +160,23 @@ class VisitRefund(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class VisitOutcome(Base):
+    """What points made of one completed visit, written with its earn (or its lack of one) and updated with
+    each reversal: the cross-service audit (records) compares it with the bill."""
+
+    __tablename__ = "points_visit_outcomes"
+
+    visit_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # earned; nothing_due (the rules award nothing: zero amount, excluded items...); member_not_active
+    state: Mapped[str] = mapped_column(String(20))
+    earned_points: Mapped[int] = mapped_column(BigInteger)  # what the rules awarded (referrer's share included)
+    reversed_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    bill_minor: Mapped[int] = mapped_column(BigInteger)  # the qualifying spend the completion carried
+    completed_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Reward(Base):
     """An item of the rewards catalogue: a product, a gift card, or a coupon template."""
 
