@@ -469,7 +469,8 @@ class PointsService(Service):
         if not isinstance(visits, list) or len(visits) > outcomes.MAX_VISITS:
             raise Invalid(f"visits must be a list of at most {outcomes.MAX_VISITS}.", {"visits": ["Too many."]})
         asked = [{"visit_id": v} if isinstance(v, str) else v for v in visits]
-        return {"items": outcomes.effects(self.db.session, load(VisitAskSchema(many=True), asked))}
+        schema = VisitAskSchema()
+        return {"items": outcomes.effects(self.db.session, [load(schema, visit) for visit in asked])}
 
     @rpc
     def reconcile(self, member_id: str | None = None, cursor: str | None = None,
