@@ -15,7 +15,8 @@ from services.points.service import PointsService
 from tests.harness import query, scalar, store_for, wait_for
 from tests.integration.records_support import ADMIN, AUDITOR, FRONT_DESK, HIS, bill, enrol, start_records
 
-SETTLED = {"RECORDS_PRACTICE": {"audit_settle_minutes": 0}}  # the test waits for every event itself
+# the test waits for every event itself; pages of 4 visits: the walk goes over a page boundary
+SETTLED = {"RECORDS_PRACTICE": {"audit_settle_minutes": 0, "audit_batch": 4}}
 
 
 def _drained(records: Any, members: Any, points: Any) -> None:
