@@ -1,4 +1,5 @@
-"""What operators and orchestrators ask: liveness, readiness, metrics, the API document, dead letters."""
+"""What operators and orchestrators ask: liveness, readiness, metrics, the API document, dead letters, and the
+cross-service visit audit (records)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import prometheus_client
 from marshmallow import validate
 from werkzeug.wrappers import Request, Response
 
-from gateway.http import query_args, route
+from gateway.http import idempotency_key, query_args, route
 from gateway.paths import one_of
 from gateway.readiness import Readiness
 from gateway.upstream import PeerProxy, Upstream
 from services.kit.errors import NotFound
 from services.kit.schemas import Schema, StrictInteger, load
+from services.records.schemas import (
+    VisitAuditQuerySchema,
+    VisitAuditReportSchema,
+    VisitAuditRunSchema,
+    VisitAuditSchema,
+)
 
 TAGS = ("operations",)
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs_ui"
@@ -62,6 +69,7 @@ class OperationRoutes:
     readiness = Readiness()
     members = Upstream("members")
     notifications = Upstream("notifications")
+    records = Upstream("records")
 
     @route("GET", "/health", public=True, summary="The gateway process is up", tags=TAGS,
            responses={200: HEALTH})
@@ -115,6 +123,19 @@ class OperationRoutes:
     def replay_dead_letters(self, request: Request, service: str) -> Any:
         args = load(LimitQuerySchema(), query_args(request))
         return self._upstream(service).replay_dead_letters(limit=args.get("limit"))
+
+    @route("GET", "/v1/ops/audit/visits", "ops:audit", tags=TAGS, query=VisitAuditQuerySchema,
+           summary="The latest finished visit audit (or the one named) with a page of its findings: visits whose "
+                   "points or tier spend do not match their bill", responses={200: VisitAuditReportSchema, 404: None})
+    def visit_audit(self, request: Request) -> Any:
+        return self.records.visit_audit(query_args(request))
+
+    @route("POST", "/v1/ops/audit/visits", "ops:audit", tags=TAGS, body=VisitAuditRunSchema,
+           summary="Audit the completed visits of a window now (default: the lookback days up to the settle "
+                   "window) and answer the run; the same Idempotency-Key is the same run",
+           responses={200: VisitAuditSchema})
+    def run_visit_audit(self, request: Request) -> Any:
+        return self.records.audit_visits(request.json_body or {}, idempotency_key=idempotency_key(request))
 
     def _upstream(self, service: str) -> Any:
         for value in vars(self).values():
