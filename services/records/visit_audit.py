@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import eventlet
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -118,8 +119,13 @@ def walk(store: Store, audit_id: uuid.UUID, window: Window, peers: Peers, starte
         found: list[tuple[effects.Bill, effects.Finding]] = []
         if bills:
             asked = [{"visit_id": b.visit_id, "refunded_minor": b.refunded_minor, "full": b.full} for b in bills]
-            points = peers.points(asked)["items"]
-            members = peers.members([b.visit_id for b in bills])["items"]
+            asking_members = eventlet.spawn(peers.members, [b.visit_id for b in bills])  # both at once
+            try:
+                points = peers.points(asked)["items"]
+            except Exception:
+                asking_members.kill()
+                raise
+            members = asking_members.wait()["items"]
             found = judge(bills, points, members)
         with store.transaction() as session:
             session.add_all([VisitAuditFinding(audit_id=audit_id, visit_id=uuid.UUID(bill.visit_id),
