@@ -92,6 +92,13 @@ def bills_page(session: Session, window: Window, after: Position | None,
     return page, (rows[-1].completed_at, rows[-1].id) if rows else None
 
 
+def refunded_since(session: Session, visit_ids: set[str], since: datetime) -> set[str]:
+    """Which of these visits had a refund at or after ``since``."""
+    query = (select(VisitRefund.visit_id).where(VisitRefund.visit_id.in_([uuid.UUID(v) for v in visit_ids]),
+                                                VisitRefund.refunded_at >= since).distinct())
+    return {str(visit_id) for visit_id in session.scalars(query)}
+
+
 def judge(bills: list[effects.Bill], points: list[dict[str, Any]],
           members: list[dict[str, Any]]) -> list[tuple[effects.Bill, effects.Finding]]:
     """Every finding of a page, by the answers of points and members (in the order of ``bills``)."""
@@ -128,6 +135,10 @@ def walk(store: Store, audit_id: uuid.UUID, window: Window, peers: Peers, starte
             members = asking_members.wait()["items"]
             found = judge(bills, points, members)
         with store.transaction() as session:
+            if found:  # a refund made after the page was read is in flight, not a mismatch
+                late = refunded_since(session, {bill.visit_id for bill, _finding in found}, settled_before)
+                found = [(bill, finding) for bill, finding in found if bill.visit_id not in late]
+                bills, unsettled = [bill for bill in bills if bill.visit_id not in late], unsettled + len(late)
             session.add_all([VisitAuditFinding(audit_id=audit_id, visit_id=uuid.UUID(bill.visit_id),
                                                member_id=uuid.UUID(bill.member_id), kind=finding.kind,
                                                reason=finding.reason[:300], expected=finding.expected,

@@ -5,6 +5,7 @@ reported for exactly that visit; visits still inside the settle window are left 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import text
 
 from services.kit.errors import Forbidden
 from services.points.service import PointsService
+from services.records import visit_audit
 from tests.harness import query, scalar, store_for, wait_for
 from tests.integration.records_support import ADMIN, AUDITOR, FRONT_DESK, HIS, bill, enrol, start_records
 
@@ -108,3 +110,33 @@ def test_visits_inside_the_settle_window_are_left_out_and_other_roles_are_refuse
         rpc(caller=FRONT_DESK).records.audit_visits({})
     with pytest.raises(Forbidden):
         rpc(caller=FRONT_DESK).records.visit_audit({})
+
+
+def test_a_refund_made_while_the_audit_runs_is_in_flight_not_a_mismatch(start_service, rpc, backend):
+    """The page is read, then the visit is refunded and points reverses it, then points is asked: records'
+    page said "not refunded", points says "reversed". The walk reads the visit's refunds again before it
+    stores a finding, and counts the visit as unsettled instead."""
+    records, members, points, proxy = _world(start_service, rpc, backend, **SETTLED)
+    visits = _visits(proxy, rpc)
+    _drained(records, members, points)
+    his, suite = rpc(caller=HIS).records, rpc()
+    late = visits[3]  # not refunded so far
+
+    def points_after_a_refund(asked: list[dict[str, Any]]) -> dict[str, Any]:
+        his.refund_visit({"refund_id": "AR-LATE", "visit_id": late,
+                          "payments": [{"method": "card", "amount_minor": 20000}]})
+        _drained(records, members, points)
+        return suite.points.visit_effects(asked)
+
+    now = datetime.now(UTC)
+    window = visit_audit.Window(now - timedelta(days=1), now, timedelta(0))
+    store = store_for(records.database_url)
+    try:
+        audit, _new = visit_audit.claim(store, "manual:late", "manual", window, "test", now)
+        peers = visit_audit.Peers(points_after_a_refund, suite.members.visit_activity)
+        visit_audit.walk(store, audit.id, window, peers, now, 50)
+        with store.transaction() as session:
+            row = visit_audit.get(session, audit.id)
+            assert (row.visits_checked, row.visits_unsettled, row.mismatches) == (5, 1, 0)
+    finally:
+        store.dispose()
