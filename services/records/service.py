@@ -612,13 +612,14 @@ class RecordsService(Service):
         """A run of the visit audit (default: the latest finished) with a page of its findings."""
         self.caller.require_role(*access.VISIT_AUDITORS, action="see the visit audit")
         data = load(VisitAuditQuerySchema(), query or {})
+        after = visit_audit.finding_after(data["cursor"])
         session = self.db.session
         audit = visit_audit.get(session, data["audit_id"]) if data["audit_id"] else visit_audit.latest(session)
         if audit is None:
             if data["audit_id"]:
                 raise NotFound("No such visit audit.")
             return VisitAuditReportSchema().dump({"audit": None, "findings": [], "next_cursor": None})
-        rows, next_cursor = visit_audit.findings_page(session, audit.id, data["limit"], data["cursor"])
+        rows, next_cursor = visit_audit.findings_page(session, audit.id, data["limit"], after)
         return VisitAuditReportSchema().dump({
             "audit": visit_audit.view(audit, visit_audit.mismatches_by_kind(session, audit.id)),
             "findings": [visit_audit.finding_view(row) for row in rows], "next_cursor": next_cursor})

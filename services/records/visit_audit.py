@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
 from services.kit.db import Store
+from services.kit.errors import Invalid
 from services.kit.schemas import decode_cursor, encode_cursor
 from services.records import effects
 from services.records.models import Visit, VisitAudit, VisitAuditFinding, VisitRefund
@@ -169,13 +170,23 @@ def get(session: Session, audit_id: uuid.UUID) -> VisitAudit | None:
     return session.get(VisitAudit, audit_id)
 
 
-def findings_page(session: Session, audit_id: uuid.UUID, limit: int,
-                  cursor: str | None) -> tuple[list[VisitAuditFinding], str | None]:
+def finding_after(cursor: str | None) -> int | None:
+    """The finding a page cursor points after (``Invalid`` for a cursor this walk never made)."""
     after = decode_cursor(cursor)
+    if after is None:
+        return None
+    if not isinstance(after.get("f"), int):
+        raise Invalid("The page cursor is not valid; start again from the first page.",
+                      {"cursor": ["Not a valid cursor."]})
+    return after["f"]
+
+
+def findings_page(session: Session, audit_id: uuid.UUID, limit: int,
+                  after: int | None) -> tuple[list[VisitAuditFinding], str | None]:
     query = (select(VisitAuditFinding).where(VisitAuditFinding.audit_id == audit_id)
              .order_by(VisitAuditFinding.id).limit(limit + 1))
-    if after:
-        query = query.where(VisitAuditFinding.id > int(after["f"]))
+    if after is not None:
+        query = query.where(VisitAuditFinding.id > after)
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -32,6 +32,7 @@ def _paid_and_refunded_visit(suite) -> None:
 def test_an_operator_runs_the_visit_audit_reads_it_and_the_gauges_follow(start_suite):
     suite = start_suite(records_config={"RECORDS_PRACTICE": {"audit_settle_minutes": 0}})
     assert suite.call("GET", "/v1/ops/audit/visits").json() == {"audit": None, "findings": [], "next_cursor": None}
+    assert suite.call("GET", "/v1/ops/audit/visits?cursor=not-a-cursor").status_code == 422  # even with no run
     _paid_and_refunded_visit(suite)
 
     def clean_run(key: str):
@@ -54,5 +55,5 @@ def test_an_operator_runs_the_visit_audit_reads_it_and_the_gauges_follow(start_s
         assert suite.call("GET", "/v1/ops/audit/visits", role=role).status_code == 403, role
         refused = suite.call("POST", "/v1/ops/audit/visits", role=role, json={}, headers={"Idempotency-Key": "x"})
         assert refused.status_code == 403, role
-    bad = suite.call("GET", "/v1/ops/audit/visits?limit=0")
-    assert bad.status_code == 422
+    for bad in ("limit=0", "cursor=not-a-cursor", "cursor=eyJ4IjoxfQ", "audit_id=nope"):
+        assert suite.call("GET", f"/v1/ops/audit/visits?{bad}").status_code == 422, bad
