@@ -5,7 +5,8 @@ Each page is read, judged and written in short transactions of its own, with the
 members between them (never inside a transaction: on SQLite that would hold the database's one gate for
 the length of two RPCs). Visits completed within the settle window are left out (``until`` = start - settle),
 and so are visits refunded within it: their events may still be on their way, which is not a mismatch.
-A run is keyed (``nightly:<local day>`` or ``manual:<idempotency key>``): the same key is one run.
+A run is keyed (``nightly:<local day>`` or ``manual:<idempotency key>``): the same key is one run, started
+again only if it failed or was abandoned.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import eventlet
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,22 +50,40 @@ def run_key(trigger: str, key: str) -> str:
     return f"{trigger}:{hashlib.sha256(key.encode()).hexdigest()[:40]}" if trigger == "manual" else f"{trigger}:{key}"
 
 
+ABANDONED_AFTER = timedelta(hours=1)
+"""A run still "running" this long after it started died with its process: the next claim of its key
+starts it again (a run over 35 days of a large group takes minutes, tests/perf/RESULTS.md)."""
+
+
 def claim(store: Store, key: str, trigger: str, window: Window, by: str, now: datetime) -> tuple[VisitAudit, bool]:
-    """The run under ``key``: (new run, True), or (the run that already has this key, False)."""
+    """The run under ``key``: (new run, True); (the run that already has this key, False); or, when that
+    run failed or was abandoned, the same run started again from the beginning (True): a retry under the
+    same idempotency key, or the next hour's nightly check, repeats what did not finish."""
+    started = {"state": "running", "since": window.since, "until": window.until,
+               "settle_seconds": int(window.settle.total_seconds()), "visits_checked": 0, "visits_unsettled": 0,
+               "mismatches": 0, "started_at": now, "finished_at": None, "started_by": by[:80], "error": None}
     try:
         with store.transaction() as session:
-            audit = VisitAudit(id=uuid.uuid4(), run_key=key, trigger=trigger, state="running", since=window.since,
-                               until=window.until, settle_seconds=int(window.settle.total_seconds()),
-                               visits_checked=0, visits_unsettled=0, mismatches=0, started_at=now, started_by=by[:80])
+            audit = VisitAudit(id=uuid.uuid4(), run_key=key, trigger=trigger, **started)
             session.add(audit)
             session.flush()
             session.expunge(audit)
             return audit, True
     except IntegrityError:
-        with store.transaction() as session:
-            audit = session.scalars(select(VisitAudit).where(VisitAudit.run_key == key)).one()
-            session.expunge(audit)
-            return audit, False
+        pass
+    with store.transaction() as session:
+        # one claimant wins the row: PostgreSQL re-checks the condition on the row it waited for
+        again = session.execute(update(VisitAudit).where(
+            VisitAudit.run_key == key,
+            or_(VisitAudit.state == "failed",
+                and_(VisitAudit.state == "running", VisitAudit.started_at < now - ABANDONED_AFTER)))
+            .values(**started)).rowcount
+        audit = session.scalars(select(VisitAudit).where(VisitAudit.run_key == key)
+                                .execution_options(populate_existing=True)).one()
+        if again:
+            session.execute(delete(VisitAuditFinding).where(VisitAuditFinding.audit_id == audit.id))
+        session.expunge(audit)
+        return audit, bool(again)
 
 
 Position = tuple[datetime, uuid.UUID]

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from nameko.testing.services import entrypoint_hook
 from sqlalchemy import text
 
-from services.kit.errors import Forbidden
+from services.kit.errors import Forbidden, Unavailable
 from services.points.service import PointsService
 from services.records import visit_audit
 from tests.harness import query, scalar, store_for, wait_for
@@ -140,3 +141,27 @@ def test_a_refund_made_while_the_audit_runs_is_in_flight_not_a_mismatch(start_se
             assert (row.visits_checked, row.visits_unsettled, row.mismatches) == (5, 1, 0)
     finally:
         store.dispose()
+
+
+def test_a_run_that_failed_is_run_again_under_its_key_and_the_night_runs_once(start_service, rpc, backend):
+    records, members, points, proxy = _world(start_service, rpc, backend, RECORDS_PRACTICE={
+        "audit_settle_minutes": 0, "audit_nightly_hour": 0})
+    _visits(proxy, rpc)
+    _drained(records, members, points)
+    points.stop()
+    admin = rpc(caller=ADMIN).records
+    with pytest.raises(Unavailable):  # points is away: the run fails, and says why
+        admin.audit_visits({}, idempotency_key="retry-me")
+    (state, error), = query(records.database_url, "SELECT state, error FROM visit_audits")
+    assert state == "failed" and "points" in error
+
+    start_service(PointsService, database_url=points.database_url)
+    again = admin.audit_visits({}, idempotency_key="retry-me")
+    assert again["state"] == "finished" and again["visits_checked"] == 6 and again["mismatches"] == 0, again
+    assert scalar(records.database_url, "SELECT count(*) FROM visit_audits") == 1  # the same run, finished
+
+    with entrypoint_hook(records, "nightly_visit_audit") as night:  # the hourly check, twice: one run a day
+        night()
+        night()
+    nightly = query(records.database_url, "SELECT state, visits_checked FROM visit_audits WHERE trigger = 'nightly'")
+    assert [tuple(row) for row in nightly] == [("finished", 6)]
