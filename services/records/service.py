@@ -583,19 +583,13 @@ class RecordsService(Service):
         if window.since >= window.until:
             raise Invalid("since must be before until (and before the settle window).", {"since": ["Too late."]})
         store = self.db.store
-        audit, new = visit_audit.claim(store, visit_audit.run_key(trigger, key), trigger, window,
-                                       self.caller.subject, now)
-        if new:
-            peers = visit_audit.Peers(self.points.visit_effects, self.members.visit_activity)
-            try:
-                visit_audit.walk(store, audit.id, window, peers, now, practice.audit_batch)
-            except Exception as failed:
-                visit_audit.finish(store, audit.id, utcnow(), error=f"{type(failed).__name__}: {failed}")
-                raise
-            visit_audit.finish(store, audit.id, utcnow())
+        peers = visit_audit.Peers(self.points.visit_effects, self.members.visit_activity)
+        audit_id, ran = visit_audit.run(store, visit_audit.run_key(trigger, key), trigger, window, peers,
+                                        self.caller.subject, now, practice.audit_batch)
+        if ran:
             self.refresh_audit_gauges()
         with store.transaction() as session:
-            row = visit_audit.get(session, audit.id)
+            row = visit_audit.get(session, audit_id)
             return VisitAuditSchema().dump(visit_audit.view(row, visit_audit.mismatches_by_kind(session, row.id)))
 
     @rpc

@@ -23,7 +23,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
+from services.kit.clock import isoformat, utcnow
 from services.kit.db import Store
 from services.kit.errors import Invalid
 from services.kit.schemas import decode_cursor, encode_cursor
@@ -170,6 +170,21 @@ def walk(store: Store, audit_id: uuid.UUID, window: Window, peers: Peers, starte
         position = position_next
         if len(page) < batch:
             return
+
+
+def run(store: Store, key: str, trigger: str, window: Window, peers: Peers, by: str, now: datetime,
+        batch: int) -> tuple[uuid.UUID, bool]:
+    """Claim the run under ``key`` and, unless another has it or it finished, walk it to its end: (its id,
+    whether it ran here). A failure is stored with the run (and raised): the next claim starts it again."""
+    audit, new = claim(store, key, trigger, window, by, now)
+    if new:
+        try:
+            walk(store, audit.id, window, peers, now, batch)
+        except Exception as failed:
+            finish(store, audit.id, utcnow(), error=f"{type(failed).__name__}: {failed}")
+            raise
+        finish(store, audit.id, utcnow())
+    return audit.id, new
 
 
 def finish(store: Store, audit_id: uuid.UUID, now: datetime, error: str | None = None) -> None:
