@@ -7,15 +7,19 @@ import uuid
 
 import requests
 
-from tests.harness import wait_for
+from tests.harness import scalar, wait_for
 
 SH01 = ("SH01",)
 
 
 def _paid_and_refunded_visit(suite) -> None:
+    """A referred member's first paid visit (the referrer earns a share too), refunded in part."""
+    referrer = suite.call("POST", "/v1/members", role="front_desk", branches=SH01, json={
+        "full_name": "Audit Referrer", "phone": "13855557777", "birth_date": "1979-02-03", "home_branch": "SH01"},
+        headers={"Idempotency-Key": "enrol-referrer"}).json()
     member = suite.call("POST", "/v1/members", role="front_desk", branches=SH01, json={
-        "full_name": "Audit Person", "phone": "13855556666", "birth_date": "1980-02-03", "home_branch": "SH01"},
-        headers={"Idempotency-Key": "enrol-audit"}).json()
+        "full_name": "Audit Person", "phone": "13855556666", "birth_date": "1980-02-03", "home_branch": "SH01",
+        "referral_code": referrer["referral_code"]}, headers={"Idempotency-Key": "enrol-audit"}).json()
     visit = suite.call("POST", "/v1/visits", role="front_desk", branches=SH01,
                        json={"member_id": member["id"], "branch": "SH01"}).json()
     bill = {"bill_id": f"HIS-{uuid.uuid4().hex[:8]}", "member_id": member["id"], "branch": "SH01", "currency": "CNY",
@@ -43,6 +47,9 @@ def test_an_operator_runs_the_visit_audit_reads_it_and_the_gauges_follow(start_s
     keys = (f"audit-{n}" for n in range(1000))
     run = wait_for(lambda: clean_run(next(keys)), timeout=15, interval=0.3, message="a clean audit of the visit")
     assert run["state"] == "finished" and run["settle_seconds"] == 0
+    beneficiaries = scalar(suite.database_urls["points"], "SELECT count(DISTINCT member_id) FROM points_postings "
+                                                           "WHERE source = 'visit' AND kind = 'earn'")
+    assert beneficiaries == 2  # the referrer's share is part of what the visit earned, and reversed with it
     report = suite.call("GET", "/v1/ops/audit/visits", role="auditor")
     assert report.status_code == 200 and report.json()["audit"]["id"] == run["id"] and report.json()["findings"] == []
     assert suite.call("GET", f"/v1/ops/audit/visits?audit_id={run['id']}&limit=5").json()["audit"]["id"] == run["id"]
