@@ -177,6 +177,16 @@ class VisitOutcome(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class VisitOutcomesSince(Base):
+    """When points began noting visit outcomes (one row, written by the migration that made the table): a
+    visit completed before it that earned nothing has no note, and that is not a sign of a lost event."""
+
+    __tablename__ = "points_visit_outcomes_since"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Reward(Base):
     """An item of the rewards catalogue: a product, a gift card, or a coupon template."""
 

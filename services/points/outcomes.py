@@ -13,16 +13,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.points import earning
-from services.points.models import PointsPosting, VisitOutcome, VisitRefund
+from services.points.models import PointsPosting, VisitOutcome, VisitOutcomesSince, VisitRefund
 
 MAX_VISITS = 2000  # per call: the batch's ids go into IN lists
 
 
 def effects(session: Session, visits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One answer per visit asked, in the same order. Each visit: ``visit_id`` and what records says was
-    refunded (``refunded_minor``: the qualifying part, and ``full``); ``reversal_due`` applies the
-    reversal rule to those figures, not to the refunds points happened to receive."""
+    """One answer per visit asked, in the same order. Each visit: ``visit_id``, what records says was
+    refunded (``refunded_minor``: the qualifying part, and ``full``) and when it was completed
+    (``completed_at``, optional); ``reversal_due`` applies the reversal rule to those figures, not to the
+    refunds points happened to receive; ``noting`` says whether points was already noting outcomes when the
+    visit completed (before that, a visit that earned nothing has no note, and that is no sign of a loss)."""
     ids = [str(visit["visit_id"]) for visit in visits]
+    since = session.scalar(select(VisitOutcomesSince.since).where(VisitOutcomesSince.id == 1))
     outcomes = {row.visit_id: row for row in session.scalars(select(VisitOutcome).where(VisitOutcome.visit_id.in_(ids)))}
     earns: dict[str, list[Any]] = defaultdict(list)
     reversed_points: dict[str, int] = defaultdict(int)
@@ -46,9 +49,11 @@ def effects(session: Session, visits: list[dict[str, Any]]) -> list[dict[str, An
         refunded, full = int(visit.get("refunded_minor") or 0), bool(visit.get("full"))
         due = sum(earning.reversal_due(points, basis, refunded, full, 0) for points, basis in earns[visit_id])
         seen = refunds[visit_id]
+        completed_at = visit.get("completed_at")
         answers.append({
             "visit_id": visit_id,
             "seen": outcome is not None,
+            "noting": since is None or completed_at is None or completed_at >= since,
             "state": outcome.state if outcome is not None else None,
             "expected_points": outcome.earned_points if outcome is not None else None,
             "bill_minor": outcome.bill_minor if outcome is not None else None,

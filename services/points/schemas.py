@@ -522,6 +522,7 @@ class VisitAskSchema(Schema):
     visit_id = fields.String(required=True, validate=REF)
     refunded_minor = StrictInteger(load_default=0, validate=validate.Range(min=0))
     full = fields.Boolean(load_default=False)
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
 class ReconciliationSchema(Schema):

@@ -12,6 +12,7 @@ refunds make due; members counted the visit's qualifying spend and took its refu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 KINDS = {
@@ -40,6 +41,7 @@ class Bill:
     refunded_minor: int  # qualifying part refunded so far
     full: bool  # some refund was a full one
     refunds: int
+    completed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class PointsView:
     """Points' answer for one visit (``points.visit_effects``)."""
 
     seen: bool  # points noted the completion
+    noting: bool  # points was noting completions when this visit completed (False: before its upgrade)
     state: str | None  # earned, nothing_due, member_not_active
     expected_points: int | None
     earned_points: int
@@ -59,7 +62,8 @@ class PointsView:
 
     @classmethod
     def of(cls, answer: dict[str, Any]) -> PointsView:
-        return cls(bool(answer["seen"]), answer.get("state"), answer.get("expected_points"),
+        return cls(bool(answer["seen"]), bool(answer.get("noting", True)), answer.get("state"),
+                   answer.get("expected_points"),
                    int(answer["earned_points"]), int(answer["earn_postings"]), int(answer["reversed_points"]),
                    int(answer["reversal_due"]), int(answer["refunds_seen"]), int(answer["refunded_minor_seen"]),
                    bool(answer["full_refund_seen"]))
@@ -97,8 +101,9 @@ def points_findings(bill: Bill, points: PointsView) -> list[Finding]:
     """What is certainly wrong with the visit's points."""
     found: list[Finding] = []
     if not points.seen and points.earn_postings == 0:
-        # no note and no earn: the completion never reached points (a visit earning nothing is noted too)
-        if bill.qualifying_minor > 0:
+        # no note and no earn: the completion never reached points (a visit earning nothing is noted too,
+        # since points began noting)
+        if bill.qualifying_minor > 0 and points.noting:
             found.append(Finding("points_not_seen"))
     elif points.seen and points.state == "earned" and points.expected_points is not None:
         if points.earned_points < points.expected_points:

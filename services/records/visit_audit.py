@@ -108,7 +108,7 @@ def bills_page(session: Session, window: Window, after: Position | None,
     for row in rows:
         count, full, last = refunds.get(row.id, (0, False, None))
         page.append((effects.Bill(str(row.id), str(row.member_id), row.qualifying_minor,
-                                  row.refunded_qualifying_minor, full, count), last))
+                                  row.refunded_qualifying_minor, full, count, row.completed_at), last))
     return page, (rows[-1].completed_at, rows[-1].id) if rows else None
 
 
@@ -145,7 +145,8 @@ def walk(store: Store, audit_id: uuid.UUID, window: Window, peers: Peers, starte
         unsettled = len(page) - len(bills)
         found: list[tuple[effects.Bill, effects.Finding]] = []
         if bills:
-            asked = [{"visit_id": b.visit_id, "refunded_minor": b.refunded_minor, "full": b.full} for b in bills]
+            asked = [{"visit_id": b.visit_id, "refunded_minor": b.refunded_minor, "full": b.full,
+                      "completed_at": isoformat(b.completed_at) if b.completed_at else None} for b in bills]
             asking_members = eventlet.spawn(peers.members, [b.visit_id for b in bills])  # both at once
             try:
                 points = peers.points(asked)["items"]

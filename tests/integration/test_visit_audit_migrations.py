@@ -4,18 +4,21 @@ existed, and records' and points' migrated tables match their models (SQLite, a 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from services.kit.migrate import SERVICES_DIR, alembic_config, migrations_dir, upgrade
+from services.points import outcomes
 from services.points.models import Base as PointsBase
 from services.records.models import Base as RecordsBase
 
-AUDIT_TABLES = {"points_visit_outcomes", "visit_audits", "visit_audit_findings", "visits"}
+AUDIT_TABLES = {"points_visit_outcomes", "points_visit_outcomes_since", "visit_audits", "visit_audit_findings", "visits"}
 
 
 def test_outcomes_are_made_for_visits_that_earned_before_the_upgrade(tmp_path: Path):
@@ -42,8 +45,13 @@ def test_outcomes_are_made_for_visits_that_earned_before_the_upgrade(tmp_path: P
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT visit_id, member_id, state, earned_points, reversed_points, bill_minor "
                                        "FROM points_visit_outcomes")).all()
+        with Session(connection) as session:  # points began noting at the upgrade, not before
+            before, after = outcomes.effects(session, [
+                {"visit_id": "V2", "completed_at": datetime(2026, 1, 1, tzinfo=UTC)},
+                {"visit_id": "V3", "completed_at": datetime.now(UTC) + timedelta(minutes=1)}])
     engine.dispose()
     assert [tuple(row) for row in rows] == [("V1", member.hex, "earned", 350, 100, 30000)]
+    assert (before["seen"], before["noting"], after["seen"], after["noting"]) == (False, False, False, True)
 
 
 def test_the_audit_tables_match_their_models(tmp_path: Path):

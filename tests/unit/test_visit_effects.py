@@ -9,7 +9,7 @@ import pytest
 from services.records.effects import Bill, MembersView, PointsView, findings
 
 BILL = Bill("v1", "m1", qualifying_minor=30000, refunded_minor=0, full=False, refunds=0)
-EARNED = PointsView(seen=True, state="earned", expected_points=300, earned_points=300, earn_postings=1,
+EARNED = PointsView(seen=True, noting=True, state="earned", expected_points=300, earned_points=300, earn_postings=1,
                     reversed_points=0, reversal_due=0, refunds_seen=0, refunded_minor_seen=0, full_refund_seen=False)
 COUNTED = MembersView(known=True, completed=True, qualifying_minor=30000, refunded_minor=0, fully_refunded=False)
 REFUNDED = replace(BILL, refunded_minor=30000, full=True, refunds=1)
@@ -36,6 +36,9 @@ def kinds(bill: Bill, points: PointsView, members: MembersView | None = COUNTED)
      replace(COUNTED, qualifying_minor=0), []),
     # visit earned before the outcomes were kept: no note, but its earn is there
     (BILL, replace(EARNED, seen=False, state=None, expected_points=None), COUNTED, []),
+    # completed before points began noting outcomes (its upgrade), earned nothing: no note is expected
+    (BILL, replace(EARNED, seen=False, noting=False, state=None, expected_points=None, earned_points=0,
+                   earn_postings=0), COUNTED, []),
     # the points side
     (BILL, replace(EARNED, seen=False, state=None, expected_points=None, earned_points=0, earn_postings=0), COUNTED,
      ["points_not_seen"]),
@@ -71,7 +74,7 @@ def test_a_finding_states_its_figures():
 
 
 def test_points_answer_and_members_answer_are_read_from_the_rpc_shape():
-    points = PointsView.of({"visit_id": "v1", "seen": True, "state": "earned", "expected_points": 5,
+    points = PointsView.of({"visit_id": "v1", "seen": True, "noting": True, "state": "earned", "expected_points": 5,
                             "bill_minor": 500, "noted_reversed_points": 0, "earned_points": 5, "earn_postings": 1,
                             "reversed_points": 0, "reversal_due": 0, "refunds_seen": 0, "refunded_minor_seen": 0,
                             "full_refund_seen": False})

@@ -5,8 +5,9 @@ Revises: pts0002
 Create Date: 2026-12-06
 
 Adds ``points_visit_outcomes`` (written with each visit's earn, or its lack of one, and updated with each
-reversal). Visits that earned before this revision get a row from their earn and reverse postings; a
-visit that earned nothing before it has no row (the audit reports it as "not seen by points" if asked).
+reversal) and ``points_visit_outcomes_since`` (when this revision ran). Visits that earned before it get a
+row from their earn and reverse postings; a visit that earned nothing before it has no row, and the audit
+knows not to expect one (``outcomes.effects`` answers ``noting`` False for visits completed before).
 """
 
 from collections import defaultdict
@@ -34,6 +35,12 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('visit_id', name=op.f('pk_points_visit_outcomes'))
     )
+    since = op.create_table('points_visit_outcomes_since',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('since', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_points_visit_outcomes_since'))
+    )
+    op.bulk_insert(since, [{'id': 1, 'since': datetime.now(UTC)}])
     postings = sa.table('points_postings', sa.column('id'), sa.column('member_id', sa.Uuid()), sa.column('kind'),
                         sa.column('points'), sa.column('basis_minor'), sa.column('source'), sa.column('source_ref'),
                         sa.column('created_at', sa.DateTime(timezone=True)))
@@ -60,4 +67,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('points_visit_outcomes_since')
     op.drop_table('points_visit_outcomes')
