@@ -49,6 +49,8 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "notifications:inbox": ("group_admin", "customer_service", "integration"),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
+    # the cross-service visit audit: who runs ops and who reads the reconciliations
+    "ops:audit": ("group_admin", "auditor"),
     # the gateway's own: a caller's own session and identity; staff accounts; system credentials; the
     # security log (sign-ins, lockouts, credential changes)
     "auth:self": ROLES,

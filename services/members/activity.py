@@ -259,3 +259,28 @@ def move(session: Session, from_id: uuid.UUID, to_id: uuid.UUID, ids: dict[str, 
             session.execute(update(model).where(key.in_(keys)).values(member_id=to_id))
         moved[name] = keys
     return moved
+
+
+AUDIT_MAX_VISITS = 2000  # per ``visits_of`` call: the ids go into IN lists
+
+
+def visits_of(session: Session, visit_ids: list[str]) -> list[dict[str, Any]]:
+    """What each visit contributed to its member's tier spend and visit count, for the cross-service visit
+    audit (records compares it with the bill): two queries for the whole batch, answers in the order asked."""
+    ids = [str(visit_id) for visit_id in visit_ids]
+    rows = {row.visit_id: row for row in session.scalars(select(MemberVisit).where(MemberVisit.visit_id.in_(ids)))}
+    refunds = dict(session.execute(select(MemberVisitRefund.visit_id, func.count())
+                                   .where(MemberVisitRefund.visit_id.in_(ids)).group_by(MemberVisitRefund.visit_id)).all())
+    answers = []
+    for visit_id in ids:
+        row = rows.get(visit_id)
+        counts = row is not None and bool(row.completed) and not row.fully_refunded
+        qualifying, refunded = (row.qualifying_minor or 0, row.refunded_minor or 0) if row is not None else (0, 0)
+        answers.append({
+            "visit_id": visit_id, "known": row is not None, "member_id": str(row.member_id) if row else None,
+            "completed": bool(row.completed) if row else False, "qualifying_minor": qualifying,
+            "refunded_minor": refunded, "fully_refunded": bool(row.fully_refunded) if row else False,
+            "refunds": int(refunds.get(visit_id, 0)), "visits_counted": 1 if counts else 0,
+            "spend_counted_minor": max(qualifying - refunded, 0) if counts else 0,
+        })
+    return answers

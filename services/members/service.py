@@ -414,6 +414,17 @@ class MembersService(Service):
         return nightly.run(self.db.store, programme, self.group.zone, day, max_batches, sizes)
 
     @rpc
+    def visit_activity(self, visit_ids: list[str]) -> dict[str, Any]:
+        """What each visit contributed to tier spend and visit counts (the cross-service visit audit asks
+        once per batch of visits)."""
+        self.caller.require_role("group_admin", "auditor", action="audit visits")
+        if not isinstance(visit_ids, list) or len(visit_ids) > activity.AUDIT_MAX_VISITS \
+                or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in visit_ids):
+            raise Invalid(f"visit_ids must be a list of at most {activity.AUDIT_MAX_VISITS} visit ids.",
+                          {"visit_ids": ["Not a list of visit ids."]})
+        return {"items": activity.visits_of(self.db.session, visit_ids)}
+
+    @rpc
     def run_nightly(self, day: str | None = None, max_batches: int | None = None) -> dict[str, Any]:
         """Run (or continue) the night's tier reviews and segmentation now (group admins; once per day)."""
         self.caller.require_role("group_admin", action="run the nightly jobs")

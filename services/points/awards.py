@@ -28,7 +28,7 @@ from services.kit.locks import serialise
 from services.points import earning, ledger, roster
 from services.points import lots as lot_rules
 from services.points.ledger import Entry
-from services.points.models import MemberCopy, PointsPosting, VisitRefund
+from services.points.models import MemberCopy, PointsPosting, VisitOutcome, VisitRefund
 from services.points.programme import Programme
 from services.points.roster import parse_moment
 
@@ -93,6 +93,7 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     """Post every line a completed visit earns (the referrer's share to the referrer), once per visit.
     Runs under ``hold_visit``."""
     if member.status != "active":
+        note_visit(session, event, member, "member_not_active", 0, ctx.now)
         return []
     visit_id = str(event["visit_id"])
     facts = visit_facts(event, ctx.zone, ctx.now)
@@ -100,9 +101,11 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if referrer is None or referrer.status != "active":
         lines = [line for line in lines if not line.to_referrer]
     if not lines:
+        note_visit(session, event, member, "nothing_due", 0, ctx.now)
         return []
     if ledger.posted(session, f"visit:{visit_id}:0"):  # final: a visit only earns under its lock
         return []
+    note_visit(session, event, member, "earned", sum(line.points for line in lines), ctx.now)
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
     ledger.lock_accounts(session, beneficiaries, ctx.now)
     expires_on = ctx.expires_on(facts.day)
@@ -114,6 +117,19 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
                                     basis_minor=line.basis_minor))
     return postings
+
+
+def note_visit(session: Session, event: dict[str, Any], member: MemberCopy, state: str, points: int,
+               now: datetime) -> None:
+    """Remember what this visit's completion earned (or why nothing), once: the audit's expectation.
+    Runs under ``hold_visit``, in the transaction of the earn it describes."""
+    visit_id = str(event["visit_id"])
+    if session.get(VisitOutcome, visit_id) is not None:
+        return
+    session.add(VisitOutcome(visit_id=visit_id, member_id=member.member_id, state=state, earned_points=points,
+                             reversed_points=0, bill_minor=int(event.get("qualifying_minor") or 0),
+                             completed_seen_at=now, updated_at=now))
+    session.flush()
 
 
 def record_refund(session: Session, event: dict[str, Any], now: datetime) -> bool:
@@ -158,6 +174,10 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
                       dedupe_key=f"reverse:{posting.id}:{already + due}")
         postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now))
+    outcome = session.get(VisitOutcome, visit_id)
+    if postings and outcome is not None:
+        outcome.reversed_points += -sum(posting.points for posting in postings)
+        outcome.updated_at = ctx.now
     return postings
 
 

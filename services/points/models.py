@@ -160,6 +160,33 @@ class VisitRefund(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class VisitOutcome(Base):
+    """What points made of one completed visit, written with its earn (or its lack of one) and updated with
+    each reversal: the cross-service audit (records) compares it with the bill."""
+
+    __tablename__ = "points_visit_outcomes"
+
+    visit_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # earned; nothing_due (the rules award nothing: zero amount, excluded items...); member_not_active
+    state: Mapped[str] = mapped_column(String(20))
+    earned_points: Mapped[int] = mapped_column(BigInteger)  # what the rules awarded (referrer's share included)
+    reversed_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    bill_minor: Mapped[int] = mapped_column(BigInteger)  # the qualifying spend the completion carried
+    completed_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class VisitOutcomesSince(Base):
+    """When points began noting visit outcomes (one row, written by the migration that made the table): a
+    visit completed before it that earned nothing has no note, and that is not a sign of a lost event."""
+
+    __tablename__ = "points_visit_outcomes_since"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Reward(Base):
     """An item of the rewards catalogue: a product, a gift card, or a coupon template."""
 

@@ -517,6 +517,14 @@ class WalletPostingPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class VisitAskSchema(Schema):
+    """A visit the audit asks about, with what records says was refunded of its qualifying spend."""
+    visit_id = fields.String(required=True, validate=REF)
+    refunded_minor = StrictInteger(load_default=0, validate=validate.Range(min=0))
+    full = fields.Boolean(load_default=False)
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
 class ReconciliationSchema(Schema):
     checked = fields.Integer()
     ok = fields.Boolean()

@@ -26,6 +26,7 @@ from services.points import (
     expiry,
     ledger,
     merges,
+    outcomes,
     reconciliation,
     redemption,
     roster,
@@ -56,6 +57,7 @@ from services.points.schemas import (
     StatusChangedSchema,
     TierChangedSchema,
     TopUpSchema,
+    VisitAskSchema,
     VisitCancelledSchema,
     VisitCompletedSchema,
     VisitRefundedSchema,
@@ -460,6 +462,17 @@ class PointsService(Service):
     # --- audit and daily jobs -----------------------------------------------------------------------------
 
     @rpc
+    def visit_effects(self, visits: list[Any]) -> dict[str, Any]:
+        """What points made of each visit (noted outcome, ledger sums, reversal due for the refunds records
+        reports), for the cross-service visit audit: one call per batch of visits, never one per visit."""
+        self.caller.require_role(*AUDITORS, action="audit visits")
+        if not isinstance(visits, list) or len(visits) > outcomes.MAX_VISITS:
+            raise Invalid(f"visits must be a list of at most {outcomes.MAX_VISITS}.", {"visits": ["Too many."]})
+        asked = [{"visit_id": v} if isinstance(v, str) else v for v in visits]
+        schema = VisitAskSchema()
+        return {"items": outcomes.effects(self.db.session, [load(schema, visit) for visit in asked])}
+
+    @rpc
     def reconcile(self, member_id: str | None = None, cursor: str | None = None,
                   limit: int | None = None) -> dict[str, Any]:
         """Prove balances against ledgers: one member (both ledgers), or a page of points accounts."""
@@ -576,6 +589,7 @@ class PointsService(Service):
             postings = awards.earn_visit(self.db.session, ctx, data, member, referrer)
             postings += awards.apply_refunds(self.db.session, ctx, data["visit_id"])
         else:
+            awards.note_visit(self.db.session, data, member, "member_not_active", 0, ctx.now)
             SKIPPED.labels(member.status).inc()
         # after the accounts: cancelling a redemption locks its account, then the redemption
         catalogue.settle_bill(self.db.session, ctx, data["bill_id"])

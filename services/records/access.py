@@ -24,6 +24,7 @@ FEEDBACK_TAKERS = ("group_admin", "branch_manager", "front_desk", "customer_serv
 COMPLAINT_HANDLERS = ("group_admin", "branch_manager", "customer_service")
 KPI_READERS = ("group_admin", "branch_manager")
 AUDITORS = ("auditor",)
+VISIT_AUDITORS = ("group_admin", "auditor")  # the cross-service visit audit (ops)
 MIN_REASON, MAX_REASON = 3, 200
 
 

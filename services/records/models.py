@@ -168,6 +168,7 @@ class Visit(Base):
               postgresql_include=["kind", "status", "treatment", "referral_source"]),
         Index("ix_visits_branch_completed", "branch", "completed_on",
               postgresql_include=["member_id", "total_minor", "refunded_minor"]),
+        Index("ix_visits_completed", "completed_at", "id"),  # the visit audit's keyset walk
     )
 
 
@@ -412,3 +413,43 @@ class MemberAlias(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     merge_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class VisitAudit(Base):
+    """One run of the cross-service visit audit (``visit_audit.py``): the window it walked and what it found."""
+
+    __tablename__ = "visit_audits"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    run_key: Mapped[str] = mapped_column(String(80), unique=True)  # nightly:<local day>, or manual:<uuid>
+    trigger: Mapped[str] = mapped_column(String(16))  # nightly, manual
+    state: Mapped[str] = mapped_column(String(16))  # running, finished, failed
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)  # completed before this (now - the settle window)
+    settle_seconds: Mapped[int] = mapped_column(Integer)
+    visits_checked: Mapped[int] = mapped_column(Integer, default=0)
+    visits_unsettled: Mapped[int] = mapped_column(Integer, default=0)  # a refund within the settle window
+    mismatches: Mapped[int] = mapped_column(Integer, default=0)  # visits with at least one finding
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_by: Mapped[str] = mapped_column(String(80))
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_visit_audits_started", "started_at"),)
+
+
+class VisitAuditFinding(Base):
+    """A visit whose effects in points or members do not match its bill, as one audit run found it."""
+
+    __tablename__ = "visit_audit_findings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    audit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("visit_audits.id"))
+    visit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(300))
+    expected: Mapped[int | None] = mapped_column(BigInteger)
+    found: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_visit_audit_findings_audit", "audit_id", "id"),)

@@ -34,6 +34,12 @@ class Practice:
     # the full record read
     record_visits: int = 200  # visits returned with a member's full record (newest first; then paged)
 
+    # the cross-service visit audit (visit_audit.py)
+    audit_settle_minutes: int = 10  # visits completed or refunded this recently may still be in flight: left out
+    audit_lookback_days: int = 35  # the nightly run (and a run without ``since``) audits visits completed since
+    audit_nightly_hour: int = 3  # local hour from which the night's run starts (checked hourly)
+    audit_batch: int = 500  # visits per page: one call to points and one to members per page
+
 
 DEFAULT_PRACTICE = Practice()
 

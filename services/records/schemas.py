@@ -593,3 +593,52 @@ class RecordQuerySchema(Schema):
     visits_limit = StrictInteger(load_default=None, validate=validate.Range(min=1, max=500))
     limit = StrictInteger(load_default=None, validate=validate.Range(min=1, max=100))
     cursor = fields.String(load_default=None)
+
+
+# --- the cross-service visit audit ------------------------------------------------------------------
+
+class VisitAuditRunSchema(Schema):
+    """A run asked for now: the completed visits of a window (default: the lookback days up to the
+    settle window before now)."""
+    since = fields.AwareDateTime(load_default=None, allow_none=True,
+                                 metadata={"description": "Visits completed from (default: now less the lookback)"})
+    until = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+        "description": "Visits completed before (default and latest: now less the settle window)"})
+
+
+class VisitAuditQuerySchema(Schema):
+    audit_id = fields.UUID(load_default=None, allow_none=True,
+                           metadata={"description": "A run (default: the latest finished one)"})
+    limit = StrictInteger(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class VisitAuditSchema(Schema):
+    id = fields.String()
+    trigger = fields.String(metadata={"enum": ["nightly", "manual"]})
+    state = fields.String(metadata={"enum": ["running", "finished", "failed"]})
+    since = fields.String()
+    until = fields.String()
+    settle_seconds = fields.Integer()
+    visits_checked = fields.Integer()
+    visits_unsettled = fields.Integer(metadata={"description": "Refunded within the settle window: left out"})
+    mismatches = fields.Integer(metadata={"description": "Visits with at least one finding"})
+    mismatches_by_kind = fields.Dict(keys=fields.String(), values=fields.Integer())
+    started_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class VisitAuditFindingSchema(Schema):
+    visit_id = fields.String()
+    member_id = fields.String()
+    kind = fields.String()
+    reason = fields.String()
+    expected = fields.Integer(allow_none=True)
+    found = fields.Integer(allow_none=True)
+
+
+class VisitAuditReportSchema(Schema):
+    audit = fields.Nested(VisitAuditSchema, allow_none=True)
+    findings = fields.List(fields.Nested(VisitAuditFindingSchema))
+    next_cursor = fields.String(allow_none=True)

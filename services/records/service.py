@@ -7,7 +7,8 @@ refusals too); everything else checks role and branch here.
 
 from __future__ import annotations
 
-from datetime import date
+import uuid
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from nameko.timer import timer
@@ -16,10 +17,11 @@ from services.kit import Database, Forbidden, Outbox, Service, event_handler, id
 from services.kit.clock import local_date, utcnow
 from services.kit.config import Group, group_from_config
 from services.kit.errors import Invalid, NotFound
+from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
-from services.kit.telemetry import counter
+from services.kit.telemetry import counter, gauge
 from services.records import (
     access,
     audit,
@@ -34,10 +36,12 @@ from services.records import (
     membership,
     patients,
     profiles,
+    visit_audit,
     visits,
     worklists,
 )
 from services.records.audit import clinical
+from services.records.effects import KINDS as FINDING_KINDS
 from services.records.models import Patient, Visit
 from services.records.practice import Practice, practice_from_config
 from services.records.schemas import (
@@ -61,6 +65,10 @@ from services.records.schemas import (
     RescheduleSchema,
     ScheduleSchema,
     SlotQuerySchema,
+    VisitAuditQuerySchema,
+    VisitAuditReportSchema,
+    VisitAuditRunSchema,
+    VisitAuditSchema,
     VisitStatusSchema,
 )
 
@@ -69,6 +77,11 @@ REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",)
 BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
 FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
 FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
+
+AUDIT_MISMATCHES = gauge("careloop_audit_mismatches",
+                         "Visits whose effects in points or members do not match their bill, by kind "
+                         "(the latest finished visit audit)", ("kind",))
+AUDIT_LAST_RUN = gauge("careloop_audit_last_run_timestamp_seconds", "When the latest visit audit finished")
 
 
 def _changed_fields(arguments: dict[str, Any]) -> str:
@@ -86,6 +99,7 @@ class RecordsService(Service):
     db = Database()
     events = Outbox()
     members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
+    points = Peer("points")
 
     @property
     def group(self) -> Group:
@@ -557,6 +571,71 @@ class RecordsService(Service):
         self.caller.require_role(*access.AUDITORS, action="read the audit trail")
         rows, next_cursor = audit.trail(self.db.session, data)
         return {"items": [audit.view(row) for row in rows], "next_cursor": next_cursor}
+
+    # --- the cross-service visit audit (visit_audit.py) ---------------------------------------
+
+    def _audit(self, trigger: str, key: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+        practice, now = self.practice, utcnow()
+        settle = timedelta(minutes=practice.audit_settle_minutes)
+        latest_until = now - settle
+        window = visit_audit.Window(since or now - timedelta(days=practice.audit_lookback_days),
+                                    min(until or latest_until, latest_until), settle)
+        if window.since >= window.until:
+            raise Invalid("since must be before until (and before the settle window).", {"since": ["Too late."]})
+        store = self.db.store
+        peers = visit_audit.Peers(self.points.visit_effects, self.members.visit_activity)
+        audit_id, ran = visit_audit.run(store, visit_audit.run_key(trigger, key), trigger, window, peers,
+                                        self.caller.subject, now, practice.audit_batch)
+        if ran:
+            self.refresh_audit_gauges()
+        with store.transaction() as session:
+            row = visit_audit.get(session, audit_id)
+            return VisitAuditSchema().dump(visit_audit.view(row, visit_audit.mismatches_by_kind(session, row.id)))
+
+    @rpc
+    def audit_visits(self, window: dict[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Audit the completed visits of a window now (keyset pages; one call to points and one to members
+        per page) and answer the run. The same idempotency key answers the same run."""
+        self.caller.require_role(*access.VISIT_AUDITORS, action="audit visits")
+        data = load(VisitAuditRunSchema(), window or {})
+        return self._audit("manual", check_key(idempotency_key) if idempotency_key else str(uuid.uuid4()),
+                           data["since"], data["until"])
+
+    @rpc
+    def visit_audit(self, query: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A run of the visit audit (default: the latest finished) with a page of its findings."""
+        self.caller.require_role(*access.VISIT_AUDITORS, action="see the visit audit")
+        data = load(VisitAuditQuerySchema(), query or {})
+        after = visit_audit.finding_after(data["cursor"])
+        session = self.db.session
+        audit = visit_audit.get(session, data["audit_id"]) if data["audit_id"] else visit_audit.latest(session)
+        if audit is None:
+            if data["audit_id"]:
+                raise NotFound("No such visit audit.")
+            return VisitAuditReportSchema().dump({"audit": None, "findings": [], "next_cursor": None})
+        rows, next_cursor = visit_audit.findings_page(session, audit.id, data["limit"], after)
+        return VisitAuditReportSchema().dump({
+            "audit": visit_audit.view(audit, visit_audit.mismatches_by_kind(session, audit.id)),
+            "findings": [visit_audit.finding_view(row) for row in rows], "next_cursor": next_cursor})
+
+    @timer(interval=3600)
+    def nightly_visit_audit(self) -> None:
+        """Hourly: from ``audit_nightly_hour`` local time, the night's audit if it has not run (one run a day)."""
+        now = datetime.now(self.group.zone)
+        if now.hour >= self.practice.audit_nightly_hour:
+            self._audit("nightly", now.date().isoformat(), None, None)
+
+    @timer(interval=60)
+    def refresh_audit_gauges(self) -> None:
+        """The gauges from the latest finished run (every replica shows the same, a restart included)."""
+        with self.db.store.transaction() as session:
+            audit = visit_audit.latest(session)
+            by_kind = visit_audit.mismatches_by_kind(session, audit.id) if audit else {}
+        if audit is None:
+            return
+        for kind in FINDING_KINDS:
+            AUDIT_MISMATCHES.labels(kind).set(by_kind.get(kind, 0))
+        AUDIT_LAST_RUN.set(audit.finished_at.timestamp())
 
     # --- events ------------------------------------------------------------------------------
 

@@ -118,10 +118,11 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications, points, records and a gateway (with config ``overrides``) on SQLite."""
+    """Start members, notifications, points, records (with ``records_config``) and a gateway (with config
+    ``overrides``) on SQLite."""
     stores: list[Any] = []
 
-    def start(**overrides: Any) -> Suite:
+    def start(records_config: dict[str, Any] | None = None, **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port()}
         members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
@@ -129,7 +130,7 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
                                       NOTIFICATIONS={"scheduler": False})
         points = start_service(PointsService, METRICS_PORT=ports["points"])
-        records = start_service(RecordsService, METRICS_PORT=ports["records"])
+        records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                                 **{**GATEWAY_TEST_CONFIG, **overrides})

@@ -10,6 +10,7 @@ import yaml
 
 from deploy.k8s.generate import render
 from services.kit import telemetry
+from services.records import service as records_service
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SERVICES = yaml.safe_load((DEPLOY / "services.yml").read_text())
@@ -60,7 +61,8 @@ def test_group_config_map_is_a_valid_group():
 
 
 def test_alert_rules_and_dashboard_use_metrics_the_code_exports():
-    exported = {metric._name for metric in vars(telemetry).values() if hasattr(metric, "_name")}
+    exported = {metric._name for module in (telemetry, records_service)
+                for metric in vars(module).values() if hasattr(metric, "_name")}
     exported |= {"careloop_members_enrolled"}
     rules = (DEPLOY / "prometheus" / "alerts.yml").read_text() + (DEPLOY / "grafana" / "careloop.json").read_text()
     used = set(re.findall(r"careloop_[a-z_]+", rules))
@@ -103,3 +105,13 @@ def test_every_secret_setting_of_the_config_has_a_place_in_compose_and_kubernete
     secret = (DEPLOY / "k8s" / "secret.example.yaml").read_text()
     for name in wanted | {"CARELOOP_DATA_KEYS", "CARELOOP_INDEX_KEY", "CARELOOP_TOKEN_KEYS"}:
         assert f"{name}=" in env and f"{name}:" in secret, name
+
+
+def test_the_visit_audit_alerts_watch_its_gauges():
+    rules = {rule["alert"]: rule for group in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+             for rule in group["rules"]}
+    assert "careloop_audit_mismatches" in rules["CareLoopVisitEffectsMismatch"]["expr"]
+    assert "> 0" in rules["CareLoopVisitEffectsMismatch"]["expr"]
+    stale = rules["CareLoopVisitAuditStale"]
+    assert "careloop_audit_last_run_timestamp_seconds" in stale["expr"] and "26 * 3600" in stale["expr"]
+    assert "absent(careloop_audit_last_run_timestamp_seconds)" in stale["expr"]  # never run counts too
