@@ -38,6 +38,7 @@ from services.records import (
     worklists,
 )
 from services.records.audit import clinical
+from services.records.events import EVENTS
 from services.records.models import Patient, Visit
 from services.records.practice import Practice, practice_from_config
 from services.records.schemas import (
@@ -84,7 +85,7 @@ def _marked_teeth(arguments: dict[str, Any]) -> str:
 class RecordsService(Service):
     name = "records"
     db = Database()
-    events = Outbox()
+    events = Outbox(EVENTS)
     members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
 
     @property
