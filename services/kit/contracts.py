@@ -268,6 +268,9 @@ def _describe(field: fields.Field) -> str:
     kind = {UtcTime: "UTC time", fields.UUID: "uuid", fields.Date: "date", fields.Boolean: "bool",
             fields.Integer: "integer", fields.String: "string", fields.Dict: "object"}
     name = next((label for cls, label in kind.items() if isinstance(field, cls)), type(field).__name__)
+    choices = next((v.choices for v in field.validators if isinstance(v, marshmallow.validate.OneOf)), None)
+    if choices:
+        name += " (" + "/".join(f"`{choice}`" for choice in choices) + ")"
     return name + (" or null" if field.allow_none else "")
 
 
@@ -290,5 +293,7 @@ def render() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(render())
+if __name__ == "__main__":  # run as a script this module is a second copy: render with the imported one
+    from services.kit import contracts
+
+    print(contracts.render())
