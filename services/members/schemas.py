@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates
 
-from services.kit.schemas import Schema, StrictInteger
+from services.kit.schemas import Schema, StrictInteger, page_of
 
 GENDERS = ("female", "male", "other", "undisclosed")
 LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
@@ -139,9 +139,7 @@ class MemberSchema(Schema):
     merged_into = fields.String(allow_none=True, metadata={"description": "The member this one was merged into."})
 
 
-class MemberPageSchema(Schema):
-    items = fields.List(fields.Nested(MemberSchema))
-    next_cursor = fields.String(allow_none=True)
+MemberPageSchema = page_of(MemberSchema)
 
 
 class ContactSchema(Schema):
@@ -340,9 +338,7 @@ class TierChangeSchema(Schema):
     effective_at = fields.AwareDateTime()
 
 
-class TierHistoryPageSchema(Schema):
-    items = fields.List(fields.Nested(TierChangeSchema))
-    next_cursor = fields.String(allow_none=True)
+TierHistoryPageSchema = page_of(TierChangeSchema, "TierHistoryPageSchema")
 
 
 class ManualTierSchema(Schema):
@@ -444,9 +440,7 @@ class SegmentMemberSchema(Schema):
     changed_on = fields.Date(metadata={"description": "The night this member's grading last changed."})
 
 
-class SegmentPageSchema(Schema):
-    items = fields.List(fields.Nested(SegmentMemberSchema))
-    next_cursor = fields.String(allow_none=True)
+SegmentPageSchema = page_of(SegmentMemberSchema, "SegmentPageSchema")
 
 
 # --- merge and lifecycle -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from nameko.timer import timer
 
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import isoformat, local_date, utcnow
-from services.kit.config import Group, group_from_config
 from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
 from services.members import (
@@ -69,10 +68,6 @@ class MembersService(Service):
     name = "members"
     db = Database()
     events = Outbox()
-
-    @property
-    def group(self) -> Group:
-        return group_from_config(self.config)
 
     def _view(self, member: Member | Any) -> dict[str, Any]:
         role, kind = self.caller.role, self.caller.kind

@@ -25,8 +25,8 @@ from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, 
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
-from services.kit.db import UtcDateTime
 from services.kit.errors import Conflict
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.points import lots as lot_rules
 from services.points.models import PointsAccount, PointsLot, PointsLotMove, PointsPosting

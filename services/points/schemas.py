@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
 
-from services.kit.schemas import MoneySchema, Schema, StrictInteger
+from services.kit.schemas import MoneySchema, Schema, StrictInteger, page_of
 
 MAX_POINTS = 10_000_000
 MAX_MINOR = 10_000_000_000  # 100 million in a currency with cents: no bill or top-up is larger
@@ -350,9 +350,7 @@ class PostingSchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class PostingPageSchema(Schema):
-    items = fields.List(fields.Nested(PostingSchema))
-    next_cursor = fields.String(allow_none=True)
+PostingPageSchema = page_of(PostingSchema)
 
 
 class ExpiryScheduleSchema(Schema):
@@ -423,9 +421,7 @@ class RewardOutSchema(Schema):
     updated_at = fields.AwareDateTime()
 
 
-class RewardPageSchema(Schema):
-    items = fields.List(fields.Nested(RewardOutSchema))
-    next_cursor = fields.String(allow_none=True)
+RewardPageSchema = page_of(RewardOutSchema, "RewardPageSchema")
 
 
 class CouponSchema(Schema):
@@ -451,9 +447,7 @@ class CouponSchema(Schema):
     voided_reason = fields.String(allow_none=True)
 
 
-class CouponPageSchema(Schema):
-    items = fields.List(fields.Nested(CouponSchema))
-    next_cursor = fields.String(allow_none=True)
+CouponPageSchema = page_of(CouponSchema)
 
 
 class CouponCheckSchema(Schema):
@@ -482,9 +476,7 @@ class RedemptionOutSchema(Schema):
     coupon = fields.Nested(CouponSchema, allow_none=True)
 
 
-class RedemptionPageSchema(Schema):
-    items = fields.List(fields.Nested(RedemptionOutSchema))
-    next_cursor = fields.String(allow_none=True)
+RedemptionPageSchema = page_of(RedemptionOutSchema, "RedemptionPageSchema")
 
 
 class WalletSchema(Schema):
@@ -512,9 +504,7 @@ class WalletPostingSchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class WalletPostingPageSchema(Schema):
-    items = fields.List(fields.Nested(WalletPostingSchema))
-    next_cursor = fields.String(allow_none=True)
+WalletPostingPageSchema = page_of(WalletPostingSchema)
 
 
 class ReconciliationSchema(Schema):

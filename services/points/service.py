@@ -12,7 +12,7 @@ from nameko.timer import timer
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
-from services.kit.config import REPO_ROOT, Group, group_from_config
+from services.kit.config import REPO_ROOT
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -116,10 +116,6 @@ class PointsService(Service):
     members = Peer("members")
 
     # --- shared helpers ------------------------------------------------------------------------------
-
-    @property
-    def group(self) -> Group:
-        return group_from_config(self.config)
 
     @property
     def programme(self) -> Programme:

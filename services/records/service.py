@@ -14,7 +14,6 @@ from nameko.timer import timer
 
 from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
-from services.kit.config import Group, group_from_config
 from services.kit.errors import Invalid, NotFound
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -87,10 +86,6 @@ class RecordsService(Service):
     db = Database()
     events = Outbox(EVENTS)
     members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
-
-    @property
-    def group(self) -> Group:
-        return group_from_config(self.config)
 
     @property
     def practice(self) -> Practice:
