@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,7 +11,7 @@ from nameko.timer import timer
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
-from services.kit.config import REPO_ROOT
+from services.kit.config import resolve_path
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -94,8 +93,7 @@ JOB_BATCHES_PER_TICK = 50
 def _programme(path: str | None, inline: str) -> Programme:
     raw: dict[str, Any] = {}
     if path:
-        file = Path(path) if Path(path).is_absolute() else REPO_ROOT / path
-        with open(file, encoding="utf-8") as handle:
+        with open(resolve_path(path), encoding="utf-8") as handle:
             raw.update(yaml.safe_load(handle) or {})
     raw.update(json.loads(inline))
     return parse_programme(raw)
