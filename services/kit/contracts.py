@@ -46,9 +46,9 @@ from services.kit.schemas import summarise
 
 ENVELOPE = ("event_id", "occurred_at")
 
-#: the modules that declare events, in the order docs/events.md lists them (services move onto contracts
-#: one at a time: those not listed yet emit unchecked, documented by hand in docs/events.md)
-PRODUCERS = ("services.records.events",)
+#: the modules that declare events, in the order docs/events.md lists them
+PRODUCERS = ("services.members.events", "services.points.events", "services.records.events",
+             "services.notifications.events")
 #: the modules whose service classes consume events
 CONSUMERS = ("services.members.service", "services.points.service", "services.records.service",
              "services.notifications.service")

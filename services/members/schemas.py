@@ -8,13 +8,11 @@ from typing import Any
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates
 
 from services.kit.schemas import Schema, StrictInteger, page_of
+from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 
 GENDERS = ("female", "male", "other", "undisclosed")
-LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
-SOURCES = ("desk", "self_signup", "his", "import")
-STATUSES = ("active", "frozen", "closed", "merged")
+STATUSES = (*LIFECYCLE_STATUSES, "merged")
 VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
-TIER_REASONS = ("spend", "top_up", "points", "visits", "review", "merge", "manual", "points_purchase")
 DOCUMENT_TYPES = ("cn_resident_id", "passport", "hk_macau_permit", "taiwan_permit", "other")
 EARLIEST_BIRTH = date(1900, 1, 1)
 
@@ -448,10 +446,6 @@ SegmentPageSchema = page_of(SegmentMemberSchema, "SegmentPageSchema")
 class MergeRequestSchema(Schema):
     merged_id = fields.String(required=True, metadata={"description": "The duplicate: its history moves to this member."})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-
-
-STATUS_REASONS = ("member_request", "erasure_request", "dispute", "suspected_fraud", "deceased", "resolved",
-                  "other")
 
 
 class MemberStatusChangeSchema(Schema):

@@ -109,8 +109,8 @@ def apply_change(session: Session, member: Member, change: Change, programme: Pr
                      direction=change.direction, reason=change.reason, source_ref=source_ref, note=note,
                      actor=actor, effective_at=now)
     session.add(row)
-    emit("tier_changed", {"member_id": str(member.id), "from_tier": change.from_tier, "to_tier": change.to_tier,
-                          "direction": change.direction, "reason": change.reason, "effective_at": isoformat(now)})
+    emit("tier_changed", {"member_id": member.id, "from_tier": change.from_tier, "to_tier": change.to_tier,
+                          "direction": change.direction, "reason": change.reason, "effective_at": now})
     TIER_CHANGES.labels(change.direction, change.reason).inc()
     return row
 
@@ -184,9 +184,8 @@ def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
         elif decision.action == "notice" and member.tier_pending is None:
             member.tier_pending = decision.target
             member.tier_pending_on = today + timedelta(days=programme.review.notice_days)
-            emit("tier_review_notice", {"member_id": str(member.id), "current_tier": member.tier,
-                                        "next_tier": decision.target,
-                                        "effective_on": member.tier_pending_on.isoformat()})
+            emit("tier_review_notice", {"member_id": member.id, "current_tier": member.tier,
+                                        "next_tier": decision.target, "effective_on": member.tier_pending_on})
             REVIEW_NOTICES.inc()
         enrolled_on = local_date(member.enrolled_at, zone)
         since_on = local_date(member.tier_since or member.enrolled_at, zone)

@@ -311,7 +311,7 @@ class Dispatcher:
             delivery.attempts += 1
             delivery.reason, delivery.updated_at = None, now
             deliveries.add_step(session, delivery.id, state, now, channel=channel, provider_id=provider_id)
-            self.emit("notification_sent", {"delivery_id": str(delivery.id), "member_id": str(delivery.member_id),
+            self.emit("notification_sent", {"delivery_id": delivery.id, "member_id": delivery.member_id,
                                             "journey": delivery.journey, "channel": channel}, session=session)
             DELIVERIES.labels(delivery.journey, channel, state).inc()
             return state
@@ -369,7 +369,7 @@ class Dispatcher:
 
     def _fail(self, session: Session, delivery: Delivery, now: datetime, reason: str) -> None:
         self._close(session, delivery, now, FAILED, reason)
-        self.emit("notification_failed", {"delivery_id": str(delivery.id), "member_id": str(delivery.member_id),
+        self.emit("notification_failed", {"delivery_id": delivery.id, "member_id": delivery.member_id,
                                           "journey": delivery.journey, "channel": delivery.channel,
                                           "reason": reason}, session=session)
 

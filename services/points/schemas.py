@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
 
 from services.kit.schemas import MoneySchema, Schema, StrictInteger, page_of
+from services.points.events import COUPON_SOURCES
 
 MAX_POINTS = 10_000_000
 MAX_MINOR = 10_000_000_000  # 100 million in a currency with cents: no bill or top-up is larger
@@ -22,7 +23,7 @@ CATEGORY = validate.Length(min=1, max=24)
 VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 PAYMENT_METHODS = ("cash", "card", "mobile", "insurance", "stored_value", "stored_value_bonus", "points", "coupon")
 SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
-COUPON_SOURCES = ("birthday", "festival", "campaign", "manual")  # "redemption" coupons come from redeem
+ISSUED_SOURCES = tuple(source for source in COUPON_SOURCES if source != "redemption")  # those come from redeem
 REWARD_KINDS = ("product", "gift_card", "coupon")
 COUPON_STATES = ("issued", "redeemed", "expired", "void")
 
@@ -181,7 +182,7 @@ class WalletRefundSchema(Schema):
 class CouponIssueSchema(Schema):
     """A coupon to give a member (``points.issue_coupon``; notifications sends birthday coupons)."""
 
-    source = fields.String(required=True, validate=validate.OneOf(COUPON_SOURCES))
+    source = fields.String(required=True, validate=validate.OneOf(ISSUED_SOURCES))
     title = fields.String(required=True, validate=validate.Length(min=1, max=120))
     category = fields.String(load_default=None, allow_none=True, validate=CATEGORY,
                              metadata={"description": "Service category it applies to; null: the whole bill."})

@@ -31,6 +31,7 @@ from services.points import (
     wallet,
 )
 from services.points.awards import Context
+from services.points.events import EVENTS
 from services.points.models import MemberCopy
 from services.points.programme import Programme, parse_programme
 from services.points.schemas import (
@@ -110,7 +111,7 @@ def _required_key(key: str | None) -> str:
 class PointsService(Service):
     name = "points"
     db = Database()
-    events = Outbox()
+    events = Outbox(EVENTS)
     members = Peer("members")
 
     # --- shared helpers ------------------------------------------------------------------------------
@@ -221,7 +222,8 @@ class PointsService(Service):
         roster.require_active(member, "redeem points")
         ctx = self._ctx()
         record, postings, coupon = catalogue.redeem_reward(self.db.session, ctx, member, data, key)
-        self._announce(postings, kind="reward", reward_id=str(record.reward_id))
+        self._announce(postings, kind="reward", reward_id=record.reward_id, amount_minor=None, currency=None,
+                       bill_id=None)
         REDEEMED.labels("reward", data["branch"]).inc(record.points)
         if coupon is not None:
             self._coupon_issued(coupon)
@@ -272,9 +274,8 @@ class PointsService(Service):
         self._announce(postings)
         if postings:
             self.events.emit("redemption_cancelled", {
-                "member_id": str(record.member_id), "redemption_id": str(record.id), "kind": record.kind,
-                "posting_id": str(postings[0].id), "points": postings[0].points,
-                "reward_id": str(record.reward_id) if record.reward_id else None})
+                "member_id": record.member_id, "redemption_id": record.id, "kind": record.kind,
+                "posting_id": str(postings[0].id), "points": postings[0].points, "reward_id": record.reward_id})
         return catalogue.redemption_view(record, ctx.currency)
 
     @rpc

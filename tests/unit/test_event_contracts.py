@@ -1,13 +1,17 @@
 """Event contracts (kit.contracts): a producer cannot emit what its contract does not say."""
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from marshmallow import fields, validate
 
-from services.kit.contracts import ContractBroken, Contracts, Event, UtcTime, load_event
+from services.kit.clock import isoformat
+from services.kit.contracts import ContractBroken, Contracts, Event, UtcTime, declared, load_event
 from services.kit.errors import Invalid
+from services.members import events as members_events
+from services.points import events as points_events
 
 EVENTS = Contracts("clinic")
 
@@ -103,3 +107,45 @@ def test_a_contract_must_say_what_happened_give_a_sample_and_require_every_field
     contracts.event("d")(type("D", (Event,), {"__doc__": "D.", "sample": {"x": 1}, "x": fields.Integer(required=True)}))
     with pytest.raises(ValueError, match="twice"):
         contracts.event("d")(type("D2", (Event,), {"__doc__": "D.", "sample": {"x": 1}}))
+
+
+# --- every producer's declared contracts --------------------------------------------------------------
+
+DECLARED = [(contracts.producer, event_type, contract)
+            for contracts in declared() for event_type, contract in contracts.events.items()]
+
+
+def test_every_producer_in_the_docs_order_declares_its_events():
+    assert [contracts.producer for contracts in declared()] == ["members", "points", "records", "notifications"]
+    assert len(DECLARED) == 26
+
+
+@pytest.mark.parametrize(("producer", "event_type", "contract"), DECLARED,
+                         ids=[f"{producer}.{event_type}" for producer, event_type, _ in DECLARED])
+def test_a_declared_sample_goes_out_and_comes_back_unchanged(producer, event_type, contract):
+    contracts = next(c for c in declared() if c.producer == producer)
+    body = contracts.wire(event_type, contract.sample)
+    assert json.loads(json.dumps(body)) == body  # plain JSON: no value kombu would have to tag
+    envelope = {"event_id": "e1", "occurred_at": "2026-03-05T02:30:01Z"}
+    assert load_event(contract, {**body, **envelope}) == {
+        **contract.sample, "event_id": "e1", "occurred_at": datetime(2026, 3, 5, 2, 30, 1, tzinfo=UTC)}
+
+
+def test_a_time_goes_out_exactly_as_the_clock_formats_it_microseconds_and_all():
+    # notifications build a dedupe key from tier_changed's effective_at as sent: it must not change form
+    moment = datetime(2026, 3, 5, 2, 30, 0, 123456, tzinfo=UTC)
+    body = members_events.EVENTS.wire("tier_changed", {**members_events.TierChanged.sample, "effective_at": moment})
+    assert body["effective_at"] == isoformat(moment) == "2026-03-05T02:30:00.123456Z"
+    whole = datetime(2026, 3, 5, 2, 30, tzinfo=UTC)
+    assert members_events.EVENTS.wire("tier_changed", {**members_events.TierChanged.sample, "effective_at": whole})["effective_at"] == \
+        isoformat(whole) == "2026-03-05T02:30:00Z"
+
+
+def test_a_reward_redemption_names_no_bill_but_still_carries_the_keys():
+    reward = {**points_events.PointsRedeemed.sample, "kind": "reward", "reward_id": uuid.UUID(int=3), "amount_minor": None,
+              "currency": None, "bill_id": None}
+    body = points_events.EVENTS.wire("points_redeemed", reward)
+    assert (body["amount_minor"], body["currency"], body["bill_id"]) == (None, None, None)
+    without = {k: v for k, v in reward.items() if k not in ("amount_minor", "currency", "bill_id")}
+    with pytest.raises(ContractBroken, match="amount_minor: missing"):
+        points_events.EVENTS.wire("points_redeemed", without)
