@@ -22,9 +22,11 @@ LIFECYCLE_STATUSES = ("active", "frozen", "closed")
 """The statuses ``member_status_changed`` moves between (a merge sets ``merged`` and announces ``member_merged``)."""
 STATUS_REASONS = ("member_request", "erasure_request", "dispute", "suspected_fraud", "deceased", "resolved", "other")
 DIRECTIONS = ("up", "down")
-TIER_REASONS = ("spend", "top_up", "points", "visits", "review", "merge", "manual", "points_purchase")
-"""Why a tier changed: the qualifying path of an upgrade (``spend``/``top_up``/``points``/``visits``), the
-yearly review, a merge or its reversal, a group admin, a tier bought with points."""
+PATHS = ("spend", "top_up", "points", "visits")
+"""The programme's qualifying paths, in the order a tie is reported (also the ``reason`` of an upgrade)."""
+TIER_REASONS = (*PATHS, "review", "merge", "manual", "points_purchase")
+"""Why a tier changed: the qualifying path of an upgrade, the yearly review, a merge or its reversal, a group
+admin, a tier bought with points."""
 SEGMENTS = ("A", "B", "C")
 
 _MEMBER = uuid.UUID("4d2c9a10-0000-4000-8000-000000000001")
