@@ -7,16 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, Uuid
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kit.crypto import Encrypted
-from services.kit.db import UtcDateTime
-from services.kit.models import NAMING, BigId
+from services.kit.models import BigId, UtcDateTime, model_base
 
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+Base = model_base()
 
 
 class ApiKey(Base):

@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from gateway.staff import STAFF_ROLES, STATUSES
 from services.kit.caller import ROLES
-from services.kit.schemas import Schema, StrictInteger
+from services.kit.schemas import Schema, StrictInteger, page_of
 
 
 def _branches(**kwargs: object) -> fields.List:
@@ -55,9 +55,7 @@ class StaffSchema(Schema):
     last_login_at = fields.AwareDateTime(allow_none=True)
 
 
-class StaffPageSchema(Schema):
-    items = fields.List(fields.Nested(StaffSchema))
-    next_cursor = fields.String(allow_none=True)
+StaffPageSchema = page_of(StaffSchema)
 
 
 class TokenGrantSchema(Schema):
@@ -155,9 +153,7 @@ class IssuedApiKeySchema(ApiKeySchema):
     key = fields.String(metadata={"description": "The key itself: shown this once, never again."})
 
 
-class ApiKeyPageSchema(Schema):
-    items = fields.List(fields.Nested(ApiKeySchema))
-    next_cursor = fields.String(allow_none=True)
+ApiKeyPageSchema = page_of(ApiKeySchema)
 
 
 class ApiKeyQuerySchema(Schema):
@@ -208,9 +204,7 @@ class SecurityEventSchema(Schema):
     request_id = fields.String(allow_none=True)
 
 
-class SecurityEventPageSchema(Schema):
-    items = fields.List(fields.Nested(SecurityEventSchema))
-    next_cursor = fields.String(allow_none=True)
+SecurityEventPageSchema = page_of(SecurityEventSchema)
 
 
 class SecurityEventQuerySchema(Schema):

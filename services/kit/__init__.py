@@ -15,10 +15,11 @@
 | migrations | ``python -m services.kit.migrate <service>`` (kit tables, then the service's) |
 """
 
-from services.kit.db import Database, UtcDateTime
+from services.kit.db import Database
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from services.kit.handlers import event_handler
 from services.kit.idempotency import idempotent
+from services.kit.models import UtcDateTime
 from services.kit.outbox import Outbox
 from services.kit.schemas import Schema, load
 from services.kit.service import Service, rpc

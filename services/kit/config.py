@@ -22,6 +22,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_GROUP_FILE = REPO_ROOT / "config" / "group.yml"
 
 
+def resolve_path(setting: str | Path | None, default: Path | None = None) -> Path | None:
+    """A file named in a service's config: relative to the repository root unless absolute; ``default``
+    when the setting is empty."""
+    if not setting:
+        return default
+    path = Path(setting)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Load a nameko YAML config file exactly as ``nameko run --config`` does (env vars substituted)."""
     from nameko.cli.main import setup_yaml_parser
@@ -116,9 +125,7 @@ class Group:
 def _load_group(setting: str | Path) -> Group:
     """The group file named by ``setting`` (relative to the repository root unless absolute), read once per
     process: the setting as written is the cache key, so services may ask for the group on every call."""
-    path = Path(setting)
-    if not path.is_absolute():
-        path = REPO_ROOT / path
+    path = resolve_path(setting)
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     branches = {

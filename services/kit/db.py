@@ -21,19 +21,18 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
-from sqlalchemy import DateTime, create_engine, event, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
 
+from services.kit import inbox
 from services.kit.errors import Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -84,28 +83,6 @@ def unavailable_instead(exc_info: Any) -> Any:
                           "idempotency key if the request had one).", details={"retry_after": 5}) from exc_info[1]
     except Unavailable:
         return sys.exc_info()
-
-
-class UtcDateTime(TypeDecorator):
-    """A timezone-aware UTC datetime on every backend (SQLite stores it naive, we give it back aware)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; use kit.clock.utcnow()")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 _sqlite_gates: dict[str, Semaphore] = {}
@@ -341,8 +318,6 @@ class Database(DependencyProvider):
         worker_db = self._workers.get(worker_ctx)
         if worker_db is None:
             return result, exc_info
-        from services.kit import inbox
-
         if exc_info is not None or result is inbox.ALREADY_HANDLED:
             worker_db.finish(commit=False)
             return result, exc_info

@@ -27,6 +27,7 @@ from nameko.extensions import SharedExtension
 
 from services.kit import inbox
 from services.kit.consumer import QueueConsumer
+from services.kit.contracts import Event, load_event
 from services.kit.db import Database, worker_db_of
 from services.kit.deadletters import (  # noqa: F401 - the header names and queues, re-exported
     ATTEMPT_HEADER,
@@ -149,8 +150,20 @@ class EventHandler(NamekoEventHandler):
         return result, exc_info
 
 
-def event_handler(source_service: str, event_type: str, **kwargs: Any) -> Callable[[Callable], Callable]:
-    """Handle ``event_type`` events of ``source_service`` once each, with retries and dead letters."""
+def event_handler(source: str | type[Event], event_type: str | None = None,
+                  **kwargs: Any) -> Callable[[Callable], Callable]:
+    """Handle events once each, with retries and dead letters.
+
+    ``@event_handler(VisitCompleted)`` (a producer's contract, ``kit.contracts``) hands the handler the
+    payload loaded by that contract, in domain values; a body that does not match it is parked at once.
+    ``@event_handler("records", "visit_completed")`` hands over the raw body (services not yet on
+    contracts).
+    """
+    contract = None
+    if isinstance(source, type) and issubclass(source, Event):
+        contract, source, event_type = source, source.producer, source.event_type
+    if not source or not event_type:
+        raise TypeError("event_handler needs a declared contract, or a source service and an event type")
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -159,9 +172,9 @@ def event_handler(source_service: str, event_type: str, **kwargs: Any) -> Callab
             key = inbox.event_key(worker_db.worker_ctx) if worker_db is not None else None
             if key is not None and inbox.seen(worker_db.session, *key):
                 return inbox.ALREADY_HANDLED
-            return fn(self, payload)
+            return fn(self, load_event(contract, payload) if contract is not None else payload)
 
         guarded.__signature__ = inspect.signature(fn)  # nameko checks call signatures against this
-        return EventHandler.decorator(source_service, event_type, **kwargs)(guarded)
+        return EventHandler.decorator(source, event_type, **kwargs)(guarded)
 
     return decorate

@@ -24,9 +24,9 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import utcnow
-from services.kit.db import UtcDateTime, worker_db_of
+from services.kit.db import worker_db_of
 from services.kit.errors import Invalid
-from services.kit.models import IdempotentCommand
+from services.kit.models import IdempotentCommand, UtcDateTime
 
 MAX_KEY_LENGTH = 128
 

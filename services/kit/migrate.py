@@ -62,7 +62,7 @@ def run_env(target_metadata: MetaData, version_table: str = "alembic_version") -
     def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
         # Encryption and UTC handling are the application's business: the schema sees plain types.
         from services.kit.crypto import Encrypted
-        from services.kit.db import UtcDateTime
+        from services.kit.models import UtcDateTime
 
         if type_ == "type" and isinstance(obj, Encrypted):
             return "sa.Text()"

@@ -1,6 +1,8 @@
 """The transactional outbox: events are rows written with the change, published by a relay.
 
-A service emits with ``self.events.emit("member_enrolled", {...})``: the event becomes a row of
+A service declares its events (``kit.contracts``) and emits with ``self.events.emit("member_enrolled", {...})``
+in domain values; with ``events = Outbox(EVENTS)`` the payload is checked against its contract first (a
+mismatch is a ``ContractBroken`` in the producer's transaction). The event becomes a row of
 ``kit_outbox`` in the worker's transaction, so it exists if and only if the change committed. The relay
 (a managed thread of the service) publishes unsent rows in order to ``<service>.events`` — the exchange
 nameko's event handlers bind to — waits for the broker's confirm, then marks them sent. If the process
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, utcnow
 from services.kit.confirms import BatchPublisher
+from services.kit.contracts import Contracts
 from services.kit.db import Database
 from services.kit.models import OutboxEvent
 from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
@@ -65,6 +68,8 @@ class EventWriter:
 
     def emit(self, event_type: str, payload: dict[str, Any], session: Session | None = None) -> str:
         """Emit ``event_type`` with the change being made (in the worker's session unless given one)."""
+        if self._outbox.contracts is not None:
+            payload = self._outbox.contracts.wire(event_type, payload)
         if session is None:
             session = self._outbox.database.worker_db(self._worker_ctx).session
         headers = {"nameko.call_id_stack": self._worker_ctx.call_id_stack}
@@ -72,6 +77,10 @@ class EventWriter:
 
 
 class Outbox(DependencyProvider):
+    def __init__(self, contracts: Contracts | None = None) -> None:
+        """``contracts``: the service's declared events (every event it emits must be declared there)."""
+        self.contracts = contracts
+
     def setup(self) -> None:
         config = self.container.config
         self.database = next((d for d in self.container.dependencies if isinstance(d, Database)), None)

@@ -4,9 +4,11 @@ A nightly job that grades a thousand members may announce hundreds of changes pe
 one through the ORM (``outbox.write_event``) each costs a round trip. ``BatchEvents`` collects them and
 ``flush()`` writes them in the batch's transaction with a single executemany (multi-row ``VALUES`` on
 PostgreSQL), in the order emitted. The guarantees are the outbox's: the rows commit with the batch or
-not at all, and the relay publishes them after the commit (woken as for any outbox write).
+not at all, and the relay publishes them after the commit (woken as for any outbox write). As with
+``Outbox(EVENTS)``, each payload (domain values) is checked against the service's contract when it is
+emitted: a mismatch is a ``ContractBroken`` raised in the batch's transaction, and nothing is written.
 
-    events = BatchEvents(session)
+    events = BatchEvents(session, EVENTS)
     events("segment_changed", {...})      # same call shape as self.events.emit
     events.flush()                        # before the batch's transaction commits
 """
@@ -21,18 +23,26 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, utcnow
+from services.kit.contracts import Contracts
 from services.kit.models import OutboxEvent
 
 
-def write_events(session: Session, events: list[tuple[str, dict[str, Any]]],
+def write_events(session: Session, contracts: Contracts, events: list[tuple[str, dict[str, Any]]],
                  headers: dict[str, Any] | None = None) -> list[str]:
-    """Add ``(event_type, payload)`` events to the outbox in ``session``'s transaction; returns their ids."""
-    if not events:
+    """Add ``(event_type, payload)`` events (domain values, checked against ``contracts``) to the outbox in
+    ``session``'s transaction; returns their ids. One event that breaks its contract writes none."""
+    return _write(session, [(event_type, contracts.wire(event_type, payload)) for event_type, payload in events],
+                  headers)
+
+
+def _write(session: Session, bodies: list[tuple[str, dict[str, Any]]], headers: dict[str, Any] | None) -> list[str]:
+    """Write events already checked and in their JSON form."""
+    if not bodies:
         return []
     now = utcnow()
     encoded_headers = json.dumps(headers or {})
     rows, ids = [], []
-    for event_type, payload in events:
+    for event_type, payload in bodies:
         event_id = str(uuid.uuid4())
         body = {"event_id": event_id, "occurred_at": isoformat(now), **payload}
         rows.append({"event_id": event_id, "event_type": event_type, "payload": json.dumps(body),
@@ -44,16 +54,20 @@ def write_events(session: Session, events: list[tuple[str, dict[str, Any]]],
 
 
 class BatchEvents:
-    """An ``emit(event_type, payload)`` that keeps events until ``flush()`` writes them in one go."""
+    """An ``emit(event_type, payload)`` that keeps events until ``flush()`` writes them in one go.
 
-    def __init__(self, session: Session, headers: dict[str, Any] | None = None) -> None:
+    Each payload is checked against ``contracts`` at once (the emitter's stack names the mistake) and kept
+    in its JSON form."""
+
+    def __init__(self, session: Session, contracts: Contracts, headers: dict[str, Any] | None = None) -> None:
         self.session = session
+        self.contracts = contracts
         self.headers = headers
         self.pending: list[tuple[str, dict[str, Any]]] = []
 
     def __call__(self, event_type: str, payload: dict[str, Any]) -> None:
-        self.pending.append((event_type, payload))
+        self.pending.append((event_type, self.contracts.wire(event_type, payload)))
 
     def flush(self) -> list[str]:
         pending, self.pending = self.pending, []
-        return write_events(self.session, pending, self.headers)
+        return _write(self.session, pending, self.headers)

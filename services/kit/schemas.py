@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -81,3 +82,20 @@ class MoneySchema(Schema):
 
 def money(amount_minor: int, currency: str) -> dict[str, Any]:
     return {"amount": int(amount_minor), "currency": currency}
+
+
+@functools.cache
+def page_of(item: type[marshmallow.Schema], name: str | None = None) -> type[Schema]:
+    """The schema of one page of ``item``s: ``{"items": [...], "next_cursor": "..." or null}``.
+
+    ``VisitPageSchema = page_of(VisitSchema)``; the class is named after the item (``VisitPageSchema``) so
+    that the OpenAPI document names it as before (or ``name``), and asking twice gives the same class.
+    """
+    name = name or item.__name__.removesuffix("Schema") + "PageSchema"
+    return type(name, (Schema,), {
+        "items": fields.List(fields.Nested(item), required=True),
+        "next_cursor": fields.String(allow_none=True, metadata={
+            "description": "Pass as `cursor` for the next page; null on the last page."}),
+        "__module__": item.__module__,
+        "__doc__": f"One page of {item.__name__.removesuffix('Schema')} items.",
+    })

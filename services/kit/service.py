@@ -10,7 +10,8 @@ A service inherits ``Service``, adds the dependencies it needs and its entrypoin
         @rpc
         def balance(self, member_id: str) -> dict: ...
 
-Inherited: ``config``, ``caller`` (who is calling), ``telemetry`` (metrics and log context), and the
+Inherited: ``config``, ``caller`` (who is calling), ``telemetry`` (metrics and log context), ``group``
+(the group's time zone, currency and branches), and the
 RPCs ``ping`` (readiness), ``dead_letters`` and ``replay_dead_letters`` (group admins only).
 """
 
@@ -24,6 +25,7 @@ from nameko.timer import timer
 
 from services.kit import deadletters
 from services.kit.caller import Caller
+from services.kit.config import Group, group_from_config
 from services.kit.consumer import Rpc
 from services.kit.errors import DomainError
 from services.kit.schemas import page_limit
@@ -45,6 +47,11 @@ class Service:
     config = Config()
     caller = Caller()
     telemetry = Telemetry()
+
+    @property
+    def group(self) -> Group:
+        """The group this service serves (time zone, currency, branches), from ``GROUP_FILE``."""
+        return group_from_config(self.config)
 
     @rpc
     def ping(self) -> dict[str, Any]:

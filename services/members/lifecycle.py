@@ -97,7 +97,7 @@ def merge(session: Session, survivor: Member, merged: Member, programme: Program
                                  f"merge:{row.id}")
     elif programme.rank(earned.tier) >= programme.rank_or_top(survivor.tier):
         survivor.tier_pending = survivor.tier_pending_on = None  # the combined activity keeps the tier
-    emit("member_merged", {"survivor_id": str(survivor.id), "merged_id": str(merged.id), "merge_id": str(row.id)})
+    emit("member_merged", {"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": row.id})
     MERGES.labels("merge").inc()
     return row
 
@@ -162,7 +162,7 @@ def reverse(session: Session, row: MemberMerge, programme: Programme, zone: Zone
         tier_ledger.apply_change(session, survivor, tiers.Change(survivor.tier, fair, "down", "merge"), programme,
                                  zone, now, emit, actor, f"merge:{row.id}", "merge reversed")
     row.reversed_at, row.reversed_by, row.reverse_reason = now, actor, reason
-    emit("member_unmerged", {"survivor_id": str(survivor.id), "merged_id": str(merged.id), "merge_id": str(row.id)})
+    emit("member_unmerged", {"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": row.id})
     MERGES.labels("reverse").inc()
     return row
 
@@ -184,7 +184,7 @@ def _status_change(session: Session, member: Member, to_status: str, reason: str
     member.status, member.updated_at = to_status, now
     session.add(MemberStatusChange(member_id=member.id, from_status=from_status, to_status=to_status,
                                    reason=f"{reason}: {note}" if note else reason, actor=actor, changed_at=now))
-    emit("member_status_changed", {"member_id": str(member.id), "from_status": from_status, "to_status": to_status,
+    emit("member_status_changed", {"member_id": member.id, "from_status": from_status, "to_status": to_status,
                                    "reason": reason})
     STATUS_CHANGES.labels(to_status).inc()
 

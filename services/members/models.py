@@ -12,22 +12,18 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
     Uuid,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kit.crypto import Encrypted
-from services.kit.db import UtcDateTime
-from services.kit.models import NAMING, BigId
+from services.kit.models import BigId, UtcDateTime, model_base
 
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+Base = model_base()
 
 
 class Member(Base):

@@ -24,6 +24,7 @@ from services.kit.jobs import Outcome, run_batches
 from services.kit.outbox_batch import BatchEvents
 from services.kit.telemetry import counter, gauge
 from services.members import segmentation, tier_ledger
+from services.members.events import EVENTS
 from services.members.programme import Programme
 from services.members.segments import Bounds
 
@@ -46,7 +47,7 @@ def _with_events(step: Any) -> Any:
     """A batch step whose events are written together at the end of the batch (kit.outbox_batch)."""
 
     def run_step(session: Session, cursor: Any) -> tuple[Any, int]:
-        events = BatchEvents(session)
+        events = BatchEvents(session, EVENTS)
         result = step(session, cursor, events)
         events.flush()
         return result

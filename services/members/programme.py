@@ -14,14 +14,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from services.members.events import LANGUAGES
+
 CATEGORIES = ("exam", "treatment", "cleaning", "implant", "orthodontics", "whitening", "products")
 VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 REVIEW_BASES = ("anniversary", "tier_anniversary")
 BENEFIT_YEAR_BASES = ("anniversary", "calendar")
-PATHS = ("spend", "top_up", "points", "visits")
-"""The qualifying paths, in the order a tie is reported (also the ``reason`` of an upgrade)."""
 
-LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
 CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_BP = 10_000
 

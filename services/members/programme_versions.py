@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, utcnow
-from services.kit.config import REPO_ROOT
+from services.kit.config import REPO_ROOT, resolve_path
 from services.kit.errors import Conflict, Invalid
 from services.kit.schemas import load
 from services.members.models import Member, ProgrammeVersion
@@ -71,10 +71,7 @@ def _from_stored(document: str, currency: str) -> Programme:
 
 
 def file_path(config: dict[str, Any]) -> Path | None:
-    configured = config.get("PROGRAMME_FILE")
-    path = Path(configured) if configured else DEFAULT_FILE
-    if not path.is_absolute():
-        path = REPO_ROOT / path
+    path = resolve_path(config.get("PROGRAMME_FILE"), DEFAULT_FILE)
     return path if path.exists() else None
 
 

@@ -7,14 +7,12 @@ from typing import Any
 
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates
 
-from services.kit.schemas import Schema, StrictInteger
+from services.kit.schemas import Schema, StrictInteger, page_of
+from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 
 GENDERS = ("female", "male", "other", "undisclosed")
-LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
-SOURCES = ("desk", "self_signup", "his", "import")
-STATUSES = ("active", "frozen", "closed", "merged")
+STATUSES = (*LIFECYCLE_STATUSES, "merged")
 VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
-TIER_REASONS = ("spend", "top_up", "points", "visits", "review", "merge", "manual", "points_purchase")
 DOCUMENT_TYPES = ("cn_resident_id", "passport", "hk_macau_permit", "taiwan_permit", "other")
 EARLIEST_BIRTH = date(1900, 1, 1)
 
@@ -139,9 +137,7 @@ class MemberSchema(Schema):
     merged_into = fields.String(allow_none=True, metadata={"description": "The member this one was merged into."})
 
 
-class MemberPageSchema(Schema):
-    items = fields.List(fields.Nested(MemberSchema))
-    next_cursor = fields.String(allow_none=True)
+MemberPageSchema = page_of(MemberSchema)
 
 
 class ContactSchema(Schema):
@@ -340,9 +336,7 @@ class TierChangeSchema(Schema):
     effective_at = fields.AwareDateTime()
 
 
-class TierHistoryPageSchema(Schema):
-    items = fields.List(fields.Nested(TierChangeSchema))
-    next_cursor = fields.String(allow_none=True)
+TierHistoryPageSchema = page_of(TierChangeSchema, "TierHistoryPageSchema")
 
 
 class ManualTierSchema(Schema):
@@ -444,9 +438,7 @@ class SegmentMemberSchema(Schema):
     changed_on = fields.Date(metadata={"description": "The night this member's grading last changed."})
 
 
-class SegmentPageSchema(Schema):
-    items = fields.List(fields.Nested(SegmentMemberSchema))
-    next_cursor = fields.String(allow_none=True)
+SegmentPageSchema = page_of(SegmentMemberSchema, "SegmentPageSchema")
 
 
 # --- merge and lifecycle -------------------------------------------------------------------------------
@@ -454,10 +446,6 @@ class SegmentPageSchema(Schema):
 class MergeRequestSchema(Schema):
     merged_id = fields.String(required=True, metadata={"description": "The duplicate: its history moves to this member."})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-
-
-STATUS_REASONS = ("member_request", "erasure_request", "dispute", "suspected_fraud", "deceased", "resolved",
-                  "other")
 
 
 class MemberStatusChangeSchema(Schema):

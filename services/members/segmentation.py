@@ -131,7 +131,7 @@ def grade_batch(session: Session, programme: Programme, bounds: Bounds, today: d
         else:
             continue
         if announce:
-            emit("segment_changed", {"member_id": str(member_id), "from_segment": previous,
+            emit("segment_changed", {"member_id": member_id, "from_segment": previous,
                                      "to_segment": result.segment, "rfm": result.rfm, "churn_risk": result.churn_risk})
             SEGMENT_CHANGES.labels(result.segment).inc()
     if inserts:  # Core executemany: multi-row VALUES, no ORM bookkeeping for a thousand rows

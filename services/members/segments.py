@@ -24,7 +24,6 @@ from typing import Any
 
 from services.members.programme import MAX_BP, SegmentRules
 
-SEGMENTS = ("A", "B", "C")
 QUINTILES_BP = (2_000, 4_000, 6_000, 8_000)
 
 

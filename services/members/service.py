@@ -8,8 +8,7 @@ from typing import Any
 from nameko.timer import timer
 
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
-from services.kit.clock import isoformat, local_date, utcnow
-from services.kit.config import Group, group_from_config
+from services.kit.clock import local_date, utcnow
 from services.kit.schemas import page_limit
 from services.kit.telemetry import counter
 from services.members import (
@@ -23,6 +22,7 @@ from services.members import (
     segmentation,
     tier_ledger,
 )
+from services.members.events import EVENTS, SEGMENTS
 from services.members.models import Member
 from services.members.programme import Programme
 from services.members.schemas import (
@@ -45,7 +45,6 @@ from services.members.schemas import (
     VisitCompletedEvent,
     VisitRefundedEvent,
 )
-from services.members.segments import SEGMENTS
 
 ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
 UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
@@ -68,11 +67,7 @@ SETTINGS: dict[str, Any] = {
 class MembersService(Service):
     name = "members"
     db = Database()
-    events = Outbox()
-
-    @property
-    def group(self) -> Group:
-        return group_from_config(self.config)
+    events = Outbox(EVENTS)
 
     def _view(self, member: Member | Any) -> dict[str, Any]:
         role, kind = self.caller.role, self.caller.kind
@@ -113,10 +108,9 @@ class MembersService(Service):
         self.caller.require_branch(data["home_branch"], "enrol members at this branch")
         enrolled = register.enrol(self.db.session, data, self.group, utcnow(), self._programme().programme.entry_tier)
         self.events.emit("member_enrolled", {
-            "member_id": str(enrolled.id), "home_branch": enrolled.home_branch,
-            "referrer_id": str(enrolled.referred_by_id) if enrolled.referred_by_id else None,
+            "member_id": enrolled.id, "home_branch": enrolled.home_branch, "referrer_id": enrolled.referred_by_id,
             "preferred_language": enrolled.preferred_language, "source": enrolled.source,
-            "enrolled_at": isoformat(enrolled.enrolled_at),
+            "enrolled_at": enrolled.enrolled_at,
         })
         ENROLLED.labels(enrolled.home_branch, enrolled.source).inc()
         return self._view(enrolled)
@@ -144,7 +138,7 @@ class MembersService(Service):
         member = register.get(self.db.session, member_id, lock=True)
         changed = register.update(self.db.session, member, data, self.group, utcnow())
         if changed:
-            self.events.emit("member_updated", {"member_id": str(member.id), "changed": changed})
+            self.events.emit("member_updated", {"member_id": member.id, "changed": changed})
             UPDATED.labels(member.home_branch).inc()
         return self._view(member)
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from services.kit.aliases import follow
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.errors import Conflict, Invalid
@@ -34,7 +35,7 @@ Emit = Callable[[str, dict[str, Any]], Any]
 TIER_CHANGES = counter("careloop_members_tier_changes_total", "Tier changes", ("direction", "reason"))
 REVIEW_NOTICES = counter("careloop_members_tier_review_notices_total", "Review notices of a lower tier")
 
-MERGE_HOPS = 5
+CHAIN_LOCK_ATTEMPTS = 5  # merges committing while we wait for the chain's locks: read and lock again this often
 
 
 def actor_of(identity: Identity) -> str:
@@ -44,17 +45,18 @@ def actor_of(identity: Identity) -> str:
 
 def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | None = None) -> list[uuid.UUID] | None:
     """The ids from ``wanted`` to the member it was merged into (and on), read from ``rows`` when given
-    (locked rows) or from the table; None if a member of the chain does not exist or it is too long."""
-    chain = [wanted]
-    for _hop in range(MERGE_HOPS):
-        found = rows.get(chain[-1]) if rows is not None else session.execute(
-            select(Member.id, Member.merged_into_id).where(Member.id == chain[-1])).first()
+    (locked rows) or from the table; None if a member of the chain does not exist."""
+    def next_of(member_id: uuid.UUID) -> uuid.UUID | None:
+        found = rows.get(member_id) if rows is not None else session.execute(
+            select(Member.id, Member.merged_into_id).where(Member.id == member_id)).first()
         if found is None:
-            return None
-        if found.merged_into_id is None:
-            return chain
-        chain.append(found.merged_into_id)
-    return None
+            raise LookupError(member_id)
+        return found.merged_into_id
+
+    try:
+        return follow(next_of, wanted)
+    except LookupError:
+        return None
 
 
 def member_for_event(session: Session, member_id: str) -> Member:
@@ -68,7 +70,7 @@ def member_for_event(session: Session, member_id: str) -> Member:
     except ValueError:
         raise Invalid(f"Not a member id: {member_id!r}.", {"member_id": ["Not a member id."]}) from None
     chain = _chain(session, wanted)
-    for _attempt in range(MERGE_HOPS):
+    for _attempt in range(CHAIN_LOCK_ATTEMPTS):
         if chain is None:
             break
         locked = {member.id: member for member in session.scalars(
@@ -80,7 +82,8 @@ def member_for_event(session: Session, member_id: str) -> Member:
         chain = _chain(session, wanted)  # the chain changed while we waited: lock its new members too
     if session.get(Member, wanted) is None:
         raise Invalid(f"No member {member_id}.", {"member_id": ["Unknown member."]})
-    raise Invalid(f"Member {member_id} was merged too many times over.", {"member_id": ["Merge chain too long."]})
+    raise Invalid(f"Member {member_id}'s merges kept changing while it was being locked.",
+                  {"member_id": ["Merge chain kept changing."]})
 
 
 def window_as_of(day: date) -> tuple[date, date]:
@@ -106,8 +109,8 @@ def apply_change(session: Session, member: Member, change: Change, programme: Pr
                      direction=change.direction, reason=change.reason, source_ref=source_ref, note=note,
                      actor=actor, effective_at=now)
     session.add(row)
-    emit("tier_changed", {"member_id": str(member.id), "from_tier": change.from_tier, "to_tier": change.to_tier,
-                          "direction": change.direction, "reason": change.reason, "effective_at": isoformat(now)})
+    emit("tier_changed", {"member_id": member.id, "from_tier": change.from_tier, "to_tier": change.to_tier,
+                          "direction": change.direction, "reason": change.reason, "effective_at": now})
     TIER_CHANGES.labels(change.direction, change.reason).inc()
     return row
 
@@ -181,9 +184,8 @@ def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
         elif decision.action == "notice" and member.tier_pending is None:
             member.tier_pending = decision.target
             member.tier_pending_on = today + timedelta(days=programme.review.notice_days)
-            emit("tier_review_notice", {"member_id": str(member.id), "current_tier": member.tier,
-                                        "next_tier": decision.target,
-                                        "effective_on": member.tier_pending_on.isoformat()})
+            emit("tier_review_notice", {"member_id": member.id, "current_tier": member.tier,
+                                        "next_tier": decision.target, "effective_on": member.tier_pending_on})
             REVIEW_NOTICES.inc()
         enrolled_on = local_date(member.enrolled_at, zone)
         since_on = local_date(member.tier_since or member.enrolled_at, zone)

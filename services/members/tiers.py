@@ -19,7 +19,8 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from services.members.programme import PATHS, Programme, Thresholds
+from services.members.events import PATHS
+from services.members.programme import Programme, Thresholds
 
 WINDOW_MONTHS = 12
 
@@ -55,7 +56,7 @@ class Change:
     from_tier: str
     to_tier: str
     direction: str  # "up" or "down"
-    reason: str  # spend / top_up / points / visits / review / merge / manual / points_purchase
+    reason: str  # one of events.TIER_REASONS
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc, isoformat, local_date
 from services.kit.errors import Invalid
+from services.notifications.events import JOURNEY_CODES
 from services.notifications.rules import MARKETING, SERVICE, at_local
 from services.notifications.settings import Settings
 
@@ -55,6 +56,8 @@ JOURNEYS: dict[str, Journey] = {j.code: j for j in (
     Journey("results_ready", SERVICE, manual=True, sample={"branch": "SH01"}),
     Journey("member_day", MARKETING, manual=True, sample={"day": "2026-12-08"}),
 )}
+if tuple(JOURNEYS) != JOURNEY_CODES:  # the codes the events carry (events.py) name exactly these journeys
+    raise RuntimeError(f"journeys.JOURNEYS and events.JOURNEY_CODES differ: {set(JOURNEYS) ^ set(JOURNEY_CODES)}")
 
 
 @dataclass(frozen=True)

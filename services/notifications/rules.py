@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc
 from services.notifications.addresses import address_problem
+from services.notifications.events import CHANNELS
 
 SERVICE = "service"
 MARKETING = "marketing"
 CATEGORIES = (SERVICE, MARKETING)
 
-CHANNELS = ("wechat", "line", "sms", "email", "inbox")
-PUSH_CHANNELS = ("wechat", "line", "sms", "email")  # the inbox is read in the app: no consent to push needed
+PUSH_CHANNELS = tuple(c for c in CHANNELS if c != "inbox")  # the inbox is read in the app: no consent to push needed
 
 # why a message was not sent (recorded on the delivery, counted in metrics)
 NO_CONSENT = "no_consent"  # the member did not agree to this channel, or to marketing

@@ -123,6 +123,18 @@ def due_backlog(store: Store, now: datetime) -> int:
             Delivery.state == QUEUED, Delivery.due_at <= as_utc(now))) or 0)
 
 
+def sent_event(delivery: Delivery) -> dict[str, Any]:
+    """``notification_sent`` (services/notifications/events.py), once the delivery has its channel."""
+    return {"delivery_id": delivery.id, "member_id": delivery.member_id, "journey": delivery.journey,
+            "channel": delivery.channel}
+
+
+def failed_event(delivery: Delivery, reason: str) -> dict[str, Any]:
+    """``notification_failed`` (services/notifications/events.py)."""
+    return {"delivery_id": delivery.id, "member_id": delivery.member_id, "journey": delivery.journey,
+            "channel": delivery.channel, "reason": reason}
+
+
 class Dispatcher:
     """Sends what is due; one per scheduler run, with the worker's peers and the process's channels."""
 
@@ -311,8 +323,7 @@ class Dispatcher:
             delivery.attempts += 1
             delivery.reason, delivery.updated_at = None, now
             deliveries.add_step(session, delivery.id, state, now, channel=channel, provider_id=provider_id)
-            self.emit("notification_sent", {"delivery_id": str(delivery.id), "member_id": str(delivery.member_id),
-                                            "journey": delivery.journey, "channel": channel}, session=session)
+            self.emit("notification_sent", sent_event(delivery), session=session)
             DELIVERIES.labels(delivery.journey, channel, state).inc()
             return state
 
@@ -369,9 +380,7 @@ class Dispatcher:
 
     def _fail(self, session: Session, delivery: Delivery, now: datetime, reason: str) -> None:
         self._close(session, delivery, now, FAILED, reason)
-        self.emit("notification_failed", {"delivery_id": str(delivery.id), "member_id": str(delivery.member_id),
-                                          "journey": delivery.journey, "channel": delivery.channel,
-                                          "reason": reason}, session=session)
+        self.emit("notification_failed", failed_event(delivery, reason), session=session)
 
     def _close(self, session: Session, delivery: Delivery, now: datetime, state: str, reason: str,
                reason_code: str | None = None) -> None:

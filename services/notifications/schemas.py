@@ -6,10 +6,10 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from services.kit.schemas import Schema
+from services.kit.schemas import Schema, page_of
+from services.notifications.events import CHANNELS
 from services.notifications.journeys import JOURNEYS
 from services.notifications.models import STATES
-from services.notifications.rules import CHANNELS
 from services.notifications.templates import LANGUAGES
 
 MANUAL_JOURNEYS = tuple(code for code, journey in JOURNEYS.items() if journey.manual)
@@ -48,9 +48,7 @@ class DeliverySchema(Schema):
     delivered_at = fields.AwareDateTime(allow_none=True)
 
 
-class DeliveryPageSchema(Schema):
-    items = fields.List(fields.Nested(DeliverySchema))
-    next_cursor = fields.String(allow_none=True)
+DeliveryPageSchema = page_of(DeliverySchema)
 
 
 class DeliveryStepSchema(Schema):
@@ -148,9 +146,7 @@ class InboxMessageSchema(Schema):
     read_at = fields.AwareDateTime(allow_none=True)
 
 
-class InboxPageSchema(Schema):
-    items = fields.List(fields.Nested(InboxMessageSchema))
-    next_cursor = fields.String(allow_none=True)
+class InboxPageSchema(page_of(InboxMessageSchema)):
     unread = fields.Integer()
 
 

@@ -32,6 +32,7 @@ from services.notifications import (
     staff_alerts,
     templates,
 )
+from services.notifications.events import EVENTS
 from services.notifications.festivals import festival_dates
 from services.notifications.models import SUPPRESSED, Preference
 from services.notifications.scans import JOBS, DailyJourneys
@@ -47,7 +48,7 @@ from services.notifications.schemas import (
 class NotificationsService(Service):
     name = "notifications"
     db = Database()
-    events = Outbox()
+    events = Outbox(EVENTS)
     sending = Sending()
     members = Peer("members")
     points = Peer("points")

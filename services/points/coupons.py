@@ -178,7 +178,7 @@ def view(coupon: Coupon) -> dict[str, Any]:
 
 
 def issued_event(coupon: Coupon) -> dict[str, Any]:
-    return {"member_id": str(coupon.member_id), "coupon_id": str(coupon.id), "source": coupon.source,
+    return {"member_id": coupon.member_id, "coupon_id": coupon.id, "source": coupon.source,
             "category": coupon.category, "value_minor": coupon.value_minor, "rate_bp": coupon.rate_bp,
-            "currency": coupon.currency, "title": coupon.title, "valid_from": coupon.valid_from.isoformat(),
-            "valid_until": coupon.valid_until.isoformat()}
+            "currency": coupon.currency, "title": coupon.title, "valid_from": coupon.valid_from,
+            "valid_until": coupon.valid_until}

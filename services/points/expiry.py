@@ -74,8 +74,8 @@ def warn_step(ctx: Context, today: date, emit: Emit, batch: int = 1000) -> Step:
         if not rows:
             return None, 0
         for row in rows:
-            emit(session, "points_expiring", {"member_id": str(row.member_id), "lot_id": str(row.id),
-                                              "points": int(row.remaining), "expires_on": row.expires_on.isoformat()})
+            emit(session, "points_expiring", {"member_id": row.member_id, "lot_id": str(row.id),
+                                              "points": int(row.remaining), "expires_on": row.expires_on})
         session.execute(update(PointsLot).where(PointsLot.id.in_([row.id for row in rows])).values(warned=True))
         # warned lots leave the query, so the cursor only records progress
         return ([rows[-1].expires_on.isoformat(), rows[-1].id] if len(rows) == batch else None), len(rows)

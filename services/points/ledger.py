@@ -25,8 +25,8 @@ from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, 
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
-from services.kit.db import UtcDateTime
 from services.kit.errors import Conflict
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.points import lots as lot_rules
 from services.points.models import PointsAccount, PointsLot, PointsLotMove, PointsPosting
@@ -462,7 +462,7 @@ def expire_in_bulk(session: Session, groups: list[Expiring], balances: dict[uuid
 
 
 def expired_event(member_id: uuid.UUID, posting_id: int, points: int) -> tuple[str, dict[str, Any]]:
-    return "points_expired", {"member_id": str(member_id), "posting_id": str(posting_id), "points": -points}
+    return "points_expired", {"member_id": member_id, "posting_id": str(posting_id), "points": -points}
 
 
 def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, today: date, now: datetime,
@@ -536,13 +536,13 @@ def lot_view(lot: PointsLot) -> dict[str, Any]:
 
 
 def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
-    """The event a posting announces (docs/events.md), or None for postings nobody listens to."""
-    base = {"member_id": str(posting.member_id), "posting_id": str(posting.id)}
+    """The event a posting announces (services/points/events.py), or None for postings nobody listens to.
+    ``extra``: what a redemption adds (kind, reward_id, amount_minor, currency, bill_id)."""
+    base = {"member_id": posting.member_id, "posting_id": str(posting.id)}
     if posting.kind == "earn":
         return "points_earned", {**base, "points": posting.points, "rule": posting.rule,
                                  "source_ref": posting.source_ref, "branch": posting.branch,
-                                 "earned_at": isoformat(posting.created_at),
-                                 "expires_on": posting.expires_on.isoformat() if posting.expires_on else None}
+                                 "earned_at": posting.created_at, "expires_on": posting.expires_on}
     if posting.kind == "reverse":
         return "points_reversed", {**base, "reverses_posting_id": str(posting.reverses_id), "points": -posting.points,
                                    "reason": posting.reason, "source_ref": posting.source_ref}
@@ -550,6 +550,5 @@ def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]]
         return expired_event(posting.member_id, posting.id, posting.points)
     if posting.kind == "redeem":
         return "points_redeemed", {**base, "points": -posting.points, "branch": posting.branch,
-                                   "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,
-                                   **extra}
+                                   "redemption_id": posting.redemption_id, **extra}
     return None

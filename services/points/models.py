@@ -19,22 +19,19 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     Uuid,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from services.kit.db import UtcDateTime
-from services.kit.models import NAMING, BigId
+from services.kit.models import BigId, UtcDateTime, model_base
 
 OPEN = text("remaining <> 0")
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+Base = model_base()
 
 
 class MemberCopy(Base):

@@ -27,6 +27,7 @@ from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.kit.aliases import follow
 from services.kit.errors import Conflict, NotFound
 from services.kit.locks import lock_name, serialise, then
 from services.points.models import MemberCopy
@@ -66,7 +67,6 @@ def _row(session: Session, member_id: uuid.UUID, now: datetime, lock: bool = Tru
     return session.scalars(query.execution_options(populate_existing=True)).one()
 
 
-MAX_MERGE_HOPS = 5  # a survivor merged in turn into another member: follow the chain this far
 ALIAS_LOCK = "points.member"
 
 _COLUMNS = MemberCopy.__table__.columns
@@ -102,17 +102,14 @@ def hold_for_merge(session: Session, member_id: uuid.UUID) -> None:
 def survivor_of(session: Session, member_id: uuid.UUID, held: bool = False) -> uuid.UUID:
     """The id whose account and copy stand for ``member_id``: itself, or the member it was merged into.
     ``held``: every id of the chain is held as its alias is read, for a change that acts on the account."""
-    held = _held(session, held)
-    for _hop in range(MAX_MERGE_HOPS):
-        if held:
-            alias = session.execute(_HELD_ALIAS, {"lock_name": lock_name(ALIAS_LOCK, member_id),
-                                                  "member": member_id}).scalar()
-        else:
-            alias = session.execute(_ALIAS, {"member": member_id}).scalar()
-        if alias is None:
-            return member_id
-        member_id = alias
-    return member_id
+    if _held(session, held):
+        def next_of(member: uuid.UUID) -> uuid.UUID | None:
+            return session.execute(_HELD_ALIAS, {"lock_name": lock_name(ALIAS_LOCK, member),
+                                                 "member": member}).scalar()
+    else:
+        def next_of(member: uuid.UUID) -> uuid.UUID | None:
+            return session.execute(_ALIAS, {"member": member}).scalar()
+    return follow(next_of, member_id)[-1]
 
 
 def set_alias(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, now: datetime) -> None:

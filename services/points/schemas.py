@@ -12,7 +12,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
 
-from services.kit.schemas import MoneySchema, Schema, StrictInteger
+from services.kit.schemas import MoneySchema, Schema, StrictInteger, page_of
+from services.points.events import COUPON_SOURCES
 
 MAX_POINTS = 10_000_000
 MAX_MINOR = 10_000_000_000  # 100 million in a currency with cents: no bill or top-up is larger
@@ -22,7 +23,7 @@ CATEGORY = validate.Length(min=1, max=24)
 VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 PAYMENT_METHODS = ("cash", "card", "mobile", "insurance", "stored_value", "stored_value_bonus", "points", "coupon")
 SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
-COUPON_SOURCES = ("birthday", "festival", "campaign", "manual")  # "redemption" coupons come from redeem
+ISSUED_SOURCES = tuple(source for source in COUPON_SOURCES if source != "redemption")  # those come from redeem
 REWARD_KINDS = ("product", "gift_card", "coupon")
 COUPON_STATES = ("issued", "redeemed", "expired", "void")
 
@@ -181,7 +182,7 @@ class WalletRefundSchema(Schema):
 class CouponIssueSchema(Schema):
     """A coupon to give a member (``points.issue_coupon``; notifications sends birthday coupons)."""
 
-    source = fields.String(required=True, validate=validate.OneOf(COUPON_SOURCES))
+    source = fields.String(required=True, validate=validate.OneOf(ISSUED_SOURCES))
     title = fields.String(required=True, validate=validate.Length(min=1, max=120))
     category = fields.String(load_default=None, allow_none=True, validate=CATEGORY,
                              metadata={"description": "Service category it applies to; null: the whole bill."})
@@ -350,9 +351,7 @@ class PostingSchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class PostingPageSchema(Schema):
-    items = fields.List(fields.Nested(PostingSchema))
-    next_cursor = fields.String(allow_none=True)
+PostingPageSchema = page_of(PostingSchema)
 
 
 class ExpiryScheduleSchema(Schema):
@@ -423,9 +422,7 @@ class RewardOutSchema(Schema):
     updated_at = fields.AwareDateTime()
 
 
-class RewardPageSchema(Schema):
-    items = fields.List(fields.Nested(RewardOutSchema))
-    next_cursor = fields.String(allow_none=True)
+RewardPageSchema = page_of(RewardOutSchema, "RewardPageSchema")
 
 
 class CouponSchema(Schema):
@@ -451,9 +448,7 @@ class CouponSchema(Schema):
     voided_reason = fields.String(allow_none=True)
 
 
-class CouponPageSchema(Schema):
-    items = fields.List(fields.Nested(CouponSchema))
-    next_cursor = fields.String(allow_none=True)
+CouponPageSchema = page_of(CouponSchema)
 
 
 class CouponCheckSchema(Schema):
@@ -482,9 +477,7 @@ class RedemptionOutSchema(Schema):
     coupon = fields.Nested(CouponSchema, allow_none=True)
 
 
-class RedemptionPageSchema(Schema):
-    items = fields.List(fields.Nested(RedemptionOutSchema))
-    next_cursor = fields.String(allow_none=True)
+RedemptionPageSchema = page_of(RedemptionOutSchema, "RedemptionPageSchema")
 
 
 class WalletSchema(Schema):
@@ -512,9 +505,7 @@ class WalletPostingSchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class WalletPostingPageSchema(Schema):
-    items = fields.List(fields.Nested(WalletPostingSchema))
-    next_cursor = fields.String(allow_none=True)
+WalletPostingPageSchema = page_of(WalletPostingSchema)
 
 
 class VisitAskSchema(Schema):

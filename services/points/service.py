@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,7 +11,7 @@ from nameko.timer import timer
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
-from services.kit.config import REPO_ROOT, Group, group_from_config
+from services.kit.config import resolve_path
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -33,6 +32,7 @@ from services.points import (
     wallet,
 )
 from services.points.awards import Context
+from services.points.events import EVENTS
 from services.points.models import MemberCopy
 from services.points.programme import Programme, parse_programme
 from services.points.schemas import (
@@ -96,8 +96,7 @@ JOB_BATCHES_PER_TICK = 50
 def _programme(path: str | None, inline: str) -> Programme:
     raw: dict[str, Any] = {}
     if path:
-        file = Path(path) if Path(path).is_absolute() else REPO_ROOT / path
-        with open(file, encoding="utf-8") as handle:
+        with open(resolve_path(path), encoding="utf-8") as handle:
             raw.update(yaml.safe_load(handle) or {})
     raw.update(json.loads(inline))
     return parse_programme(raw)
@@ -114,14 +113,10 @@ def _required_key(key: str | None) -> str:
 class PointsService(Service):
     name = "points"
     db = Database()
-    events = Outbox()
+    events = Outbox(EVENTS)
     members = Peer("members")
 
     # --- shared helpers ------------------------------------------------------------------------------
-
-    @property
-    def group(self) -> Group:
-        return group_from_config(self.config)
 
     @property
     def programme(self) -> Programme:
@@ -229,7 +224,8 @@ class PointsService(Service):
         roster.require_active(member, "redeem points")
         ctx = self._ctx()
         record, postings, coupon = catalogue.redeem_reward(self.db.session, ctx, member, data, key)
-        self._announce(postings, kind="reward", reward_id=str(record.reward_id))
+        self._announce(postings, kind="reward", reward_id=record.reward_id, amount_minor=None, currency=None,
+                       bill_id=None)
         REDEEMED.labels("reward", data["branch"]).inc(record.points)
         if coupon is not None:
             self._coupon_issued(coupon)
@@ -280,9 +276,8 @@ class PointsService(Service):
         self._announce(postings)
         if postings:
             self.events.emit("redemption_cancelled", {
-                "member_id": str(record.member_id), "redemption_id": str(record.id), "kind": record.kind,
-                "posting_id": str(postings[0].id), "points": postings[0].points,
-                "reward_id": str(record.reward_id) if record.reward_id else None})
+                "member_id": record.member_id, "redemption_id": record.id, "kind": record.kind,
+                "posting_id": str(postings[0].id), "points": postings[0].points, "reward_id": record.reward_id})
         return catalogue.redemption_view(record, ctx.currency)
 
     @rpc

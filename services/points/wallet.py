@@ -166,5 +166,5 @@ def posting_view(posting: WalletPosting) -> dict[str, Any]:
 
 
 def topped_up_event(posting: WalletPosting) -> dict[str, Any]:
-    return {"member_id": str(posting.member_id), "topup_id": str(posting.id), "amount_minor": posting.principal_minor,
+    return {"member_id": posting.member_id, "topup_id": str(posting.id), "amount_minor": posting.principal_minor,
             "bonus_minor": posting.bonus_minor, "currency": posting.currency, "branch": posting.branch}

@@ -249,20 +249,17 @@ def view(appointment: Appointment) -> dict[str, Any]:
 
 
 def booked_event(appointment: Appointment) -> dict[str, Any]:
-    return {"appointment_id": str(appointment.id), "member_id": str(appointment.member_id),
-            "branch": appointment.branch, "doctor_id": appointment.doctor_id,
-            "starts_at": isoformat(appointment.starts_at), "ends_at": isoformat(appointment.ends_at),
+    return {"appointment_id": appointment.id, "member_id": appointment.member_id, "branch": appointment.branch,
+            "doctor_id": appointment.doctor_id, "starts_at": appointment.starts_at, "ends_at": appointment.ends_at,
             "service_category": appointment.service_category}
 
 
 def rescheduled_event(appointment: Appointment, previous: datetime) -> dict[str, Any]:
-    return {"appointment_id": str(appointment.id), "member_id": str(appointment.member_id),
-            "branch": appointment.branch, "doctor_id": appointment.doctor_id,
-            "previous_starts_at": isoformat(previous), "starts_at": isoformat(appointment.starts_at),
-            "ends_at": isoformat(appointment.ends_at)}
+    return {"appointment_id": appointment.id, "member_id": appointment.member_id, "branch": appointment.branch,
+            "doctor_id": appointment.doctor_id, "previous_starts_at": previous,
+            "starts_at": appointment.starts_at, "ends_at": appointment.ends_at}
 
 
 def cancelled_event(appointment: Appointment) -> dict[str, Any]:
-    return {"appointment_id": str(appointment.id), "member_id": str(appointment.member_id),
-            "branch": appointment.branch, "starts_at": isoformat(appointment.starts_at),
-            "reason": appointment.cancel_reason or "not given"}
+    return {"appointment_id": appointment.id, "member_id": appointment.member_id, "branch": appointment.branch,
+            "starts_at": appointment.starts_at, "reason": appointment.cancel_reason or "not given"}

@@ -80,7 +80,7 @@ def view(plan: CarePlan, with_texts: bool = True) -> dict[str, Any]:
 
 
 def updated_event(plan: CarePlan) -> dict[str, Any]:
-    """``care_plan_updated`` (docs/events.md), plus ``status``: a closed plan stops its recalls."""
-    return {"member_id": str(plan.member_id), "care_plan_id": str(plan.id), "recall_type": plan.recall_type,
-            "recall_interval_months": plan.recall_interval_months,
-            "next_recall_on": plan.next_recall_on.isoformat(), "status": plan.status}
+    """``care_plan_updated`` (services/records/events.py)."""
+    return {"member_id": plan.member_id, "care_plan_id": plan.id, "recall_type": plan.recall_type,
+            "recall_interval_months": plan.recall_interval_months, "next_recall_on": plan.next_recall_on,
+            "status": plan.status}

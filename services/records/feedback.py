@@ -106,6 +106,5 @@ def view(row: Feedback, now: datetime) -> dict[str, Any]:
 
 
 def submitted_event(row: Feedback) -> dict[str, Any]:
-    return {"feedback_id": str(row.id), "member_id": str(row.member_id),
-            "visit_id": str(row.visit_id) if row.visit_id else None, "branch": row.branch, "kind": row.kind,
-            "satisfaction": row.satisfaction, "nps": row.nps, "urgent": row.urgent}
+    return {"feedback_id": row.id, "member_id": row.member_id, "visit_id": row.visit_id, "branch": row.branch,
+            "kind": row.kind, "satisfaction": row.satisfaction, "nps": row.nps, "urgent": row.urgent}

@@ -25,9 +25,9 @@ from datetime import date
 from typing import Any
 
 from services.kit.errors import Conflict, Invalid
+from services.records.events import ITEM_CATEGORIES, PAYMENT_METHODS, VISIT_KINDS  # noqa: F401 - the words on the wire
 
 VISIT_STATUSES = ("booked", "arrived", "in_treatment", "completed", "cancelled", "no_show")
-VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 OPEN_STATUSES = ("booked", "arrived", "in_treatment")
 FINAL_STATUSES = ("completed", "cancelled", "no_show")
 VISIT_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -48,10 +48,7 @@ APPOINTMENT_TRANSITIONS: dict[str, frozenset[str]] = {
     "no_show": frozenset(),
 }
 
-ITEM_CATEGORIES = ("exam", "treatment", "cleaning", "implant", "orthodontics", "whitening", "products", "surgery",
-                   "imaging", "other")
 TREATING_CATEGORIES = frozenset({"treatment", "cleaning", "implant", "orthodontics", "whitening", "surgery"})
-PAYMENT_METHODS = ("cash", "card", "mobile", "insurance", "stored_value", "stored_value_bonus", "points", "coupon")
 NON_QUALIFYING_METHODS = frozenset({"points", "coupon", "stored_value_bonus"})
 TREATMENTS = ("none", "ongoing", "finished")
 """Where the patient's treatment stands after a visit: not treated, a course under way, finished."""

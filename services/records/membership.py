@@ -41,10 +41,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.kit.aliases import follow
 from services.kit.caller import Identity
 from services.kit.clock import isoformat
 from services.kit.config import Group
@@ -68,7 +69,6 @@ from services.records.models import (
 
 SYSTEM = Identity.service("records")
 STATUSES = ("active", "frozen", "closed")
-ALIAS_HOPS = 10  # a merged member merged again: follow the chain, never loop
 MOVED_TABLES = {model.__tablename__: model for model in (Visit, Appointment, FollowUp, Feedback, CarePlan,
                                                           ChartChange, HealthProfileRevision)}
 NOTES_MARKER = "--- From the record of merged member {merged_id} (merge {merge_id}, {on}) ---"
@@ -81,15 +81,13 @@ def require(event: dict[str, Any], *names: str) -> None:
         raise Invalid(f"The event lacks {', '.join(missing)}.", {name: ["Missing."] for name in missing})
 
 
+_ALIAS_OF = select(MemberAlias.member_id).where(MemberAlias.alias_id == bindparam("alias"))
+
+
 def resolve(session: Session, member_id: Any) -> uuid.UUID:
     """The member an id names in the records: the survivor for a merged member's id."""
-    current = patients.parse_member_id(member_id)
-    for _ in range(ALIAS_HOPS):
-        target = session.scalar(select(MemberAlias.member_id).where(MemberAlias.alias_id == current))
-        if target is None:
-            return current
-        current = target
-    return current
+    return follow(lambda current: session.scalar(_ALIAS_OF, {"alias": current}),
+                  patients.parse_member_id(member_id))[-1]
 
 
 def _insert_patient(session: Session, member_id: uuid.UUID, now: datetime) -> None:

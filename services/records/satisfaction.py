@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from services.records.events import FEEDBACK_KINDS, SATISFACTION_LEVELS
 from services.records.practice import Practice
 
-LEVELS = ("very_dissatisfied", "dissatisfied", "neutral", "satisfied", "very_satisfied")
+LEVELS = SATISFACTION_LEVELS
 SCORES = {level: score for score, level in enumerate(LEVELS, start=1)}  # 1 (very dissatisfied) .. 5
 NEGATIVE_LEVELS = frozenset({"very_dissatisfied", "dissatisfied"})
-KINDS = ("survey", "complaint")
+KINDS = FEEDBACK_KINDS
 CHANNELS = ("app", "sms", "wechat", "line", "phone", "desk", "web")
 COMPLAINT_STATUSES = ("received", "responded", "resolved")
 

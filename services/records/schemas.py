@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from services.kit.schemas import Schema, StrictInteger
+from services.kit.schemas import Schema, StrictInteger, page_of
 from services.records.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
 from services.records.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
 from services.records.kpis import PERIODS
@@ -101,9 +101,7 @@ class ProfileRevisionSchema(Schema):
     profile = fields.Nested(HealthProfileSchema)
 
 
-class ProfileRevisionPageSchema(Schema):
-    items = fields.List(fields.Nested(ProfileRevisionSchema))
-    next_cursor = fields.String(allow_none=True)
+ProfileRevisionPageSchema = page_of(ProfileRevisionSchema)
 
 
 # --- dental chart ---------------------------------------------------------------------------------
@@ -163,9 +161,7 @@ class ChartRevisionSchema(Schema):
     changed_by_role = fields.String()
 
 
-class ChartHistoryPageSchema(Schema):
-    items = fields.List(fields.Nested(ChartRevisionSchema))
-    next_cursor = fields.String(allow_none=True)
+ChartHistoryPageSchema = page_of(ChartRevisionSchema, "ChartHistoryPageSchema")
 
 
 # --- visits ---------------------------------------------------------------------------------------
@@ -274,9 +270,7 @@ class VisitSchema(Schema):
     completed_at = fields.AwareDateTime(allow_none=True)
 
 
-class VisitPageSchema(Schema):
-    items = fields.List(fields.Nested(VisitSchema))
-    next_cursor = fields.String(allow_none=True)
+VisitPageSchema = page_of(VisitSchema)
 
 
 # --- care plans -----------------------------------------------------------------------------------
@@ -441,9 +435,7 @@ class FollowUpSchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class FollowUpPageSchema(Schema):
-    items = fields.List(fields.Nested(FollowUpSchema))
-    next_cursor = fields.String(allow_none=True)
+FollowUpPageSchema = page_of(FollowUpSchema)
 
 
 # --- feedback -------------------------------------------------------------------------------------
@@ -512,9 +504,7 @@ class FeedbackSchema(Schema):
     resolved_at = fields.AwareDateTime(allow_none=True)
 
 
-class FeedbackPageSchema(Schema):
-    items = fields.List(fields.Nested(FeedbackSchema))
-    next_cursor = fields.String(allow_none=True)
+FeedbackPageSchema = page_of(FeedbackSchema)
 
 
 # --- KPIs and audit -------------------------------------------------------------------------------
@@ -568,9 +558,7 @@ class AuditEntrySchema(Schema):
     request_id = fields.String(allow_none=True)
 
 
-class AuditPageSchema(Schema):
-    items = fields.List(fields.Nested(AuditEntrySchema))
-    next_cursor = fields.String(allow_none=True)
+AuditPageSchema = page_of(AuditEntrySchema, "AuditPageSchema")
 
 
 class RecordSchema(Schema):

@@ -15,7 +15,6 @@ from nameko.timer import timer
 
 from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
-from services.kit.config import Group, group_from_config
 from services.kit.errors import Invalid, NotFound
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
@@ -42,6 +41,7 @@ from services.records import (
 )
 from services.records.audit import clinical
 from services.records.effects import KINDS as FINDING_KINDS
+from services.records.events import EVENTS
 from services.records.models import Patient, Visit
 from services.records.practice import Practice, practice_from_config
 from services.records.schemas import (
@@ -97,13 +97,9 @@ def _marked_teeth(arguments: dict[str, Any]) -> str:
 class RecordsService(Service):
     name = "records"
     db = Database()
-    events = Outbox()
+    events = Outbox(EVENTS)
     members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
     points = Peer("points")
-
-    @property
-    def group(self) -> Group:
-        return group_from_config(self.config)
 
     @property
     def practice(self) -> Practice:

@@ -284,11 +284,10 @@ def one(session: Session, visit: Visit) -> dict[str, Any]:
 
 
 def completed_event(session: Session, visit: Visit) -> dict[str, Any]:
-    """``visit_completed`` exactly as docs/events.md has it."""
+    """``visit_completed`` (services/records/events.py)."""
     return {
-        "visit_id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch,
-        "doctor_id": visit.doctor_id, "kind": visit.kind, "bill_id": visit.bill_id,
-        "completed_at": isoformat(visit.completed_at), "currency": visit.currency,
+        "visit_id": visit.id, "member_id": visit.member_id, "branch": visit.branch, "doctor_id": visit.doctor_id,
+        "kind": visit.kind, "bill_id": visit.bill_id, "completed_at": visit.completed_at, "currency": visit.currency,
         "items": _items(session, [visit.id])[visit.id], "payments": _payments(session, [visit.id])[visit.id],
         "qualifying_minor": visit.qualifying_minor, "first_visit": visit.first_visit,
         "first_paid_visit": visit.first_paid_visit, "referral_source": visit.referral_source,
@@ -296,10 +295,9 @@ def completed_event(session: Session, visit: Visit) -> dict[str, Any]:
 
 
 def refunded_event(visit: Visit, row: VisitRefund) -> dict[str, Any]:
-    return {"visit_id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch,
-            "refund_id": str(row.id), "refunded_minor": row.qualifying_minor, "currency": visit.currency,
-            "full": row.full}
+    return {"visit_id": visit.id, "member_id": visit.member_id, "branch": visit.branch, "refund_id": row.id,
+            "refunded_minor": row.qualifying_minor, "currency": visit.currency, "full": row.full}
 
 
 def cancelled_event(visit: Visit) -> dict[str, Any]:
-    return {"visit_id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch}
+    return {"visit_id": visit.id, "member_id": visit.member_id, "branch": visit.branch}

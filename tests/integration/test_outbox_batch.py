@@ -4,6 +4,7 @@ at all, published by the relay once each."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from services.kit import Database, Service, event_handler
 from services.kit.models import InboxEntry, OutboxEvent
 from services.kit.outbox_batch import BatchEvents
+from services.members.events import EVENTS
 from services.members.service import MembersService
 from tests.harness import store_for, wait_for
 
@@ -29,22 +31,23 @@ class Listener(Service):
 def test_batch_events_commit_in_order_with_the_batch_and_are_published_once(start_service, databases, backend):
     url = databases.fresh(backend, "members")
     store = store_for(url)
+    members = [uuid.UUID(int=n + 1) for n in range(3)]
     try:
         with store.transaction() as session:
-            events = BatchEvents(session)
-            for n in range(3):
-                events("member_updated", {"member_id": f"m{n}", "changed": ["tier"]})
+            events = BatchEvents(session, EVENTS)
+            for member in members:
+                events("member_updated", {"member_id": member, "changed": ["tier"]})
             ids = events.flush()
         with pytest.raises(RuntimeError), store.transaction() as session:
-            events = BatchEvents(session)
-            events("member_updated", {"member_id": "never", "changed": []})
+            events = BatchEvents(session, EVENTS)
+            events("member_updated", {"member_id": uuid.uuid4(), "changed": ["email"]})
             events.flush()
             raise RuntimeError("the batch failed")
         with store.transaction() as session:
             rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
             assert [row.event_id for row in rows] == ids
             bodies = [json.loads(row.payload) for row in rows]
-            assert [b["member_id"] for b in bodies] == ["m0", "m1", "m2"]
+            assert [b["member_id"] for b in bodies] == [str(member) for member in members]
             assert all(b["event_id"] == i and b["occurred_at"].endswith("Z") for b, i in zip(bodies, ids, strict=True))
     finally:
         store.dispose()
@@ -58,7 +61,7 @@ def test_batch_events_commit_in_order_with_the_batch_and_are_published_once(star
         wait_for(lambda: _inbox(listened) == 3, message="inbox rows")
     finally:
         listened.dispose()
-    assert sorted(RECEIVED) == ["m0", "m1", "m2"]
+    assert sorted(RECEIVED) == [str(member) for member in members]
 
 
 def _inbox(store) -> int:

@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from kombu import Connection, Exchange, Queue
 
 from services.kit.outbox import Outbox
 from services.kit.outbox_batch import BatchEvents
+from services.members.events import EVENTS
 from services.members.service import MembersService
 from tests.harness import query, store_for, wait_for
 
@@ -24,9 +26,9 @@ def write_backlog(url: str, count: int) -> list[str]:
     store = store_for(url)
     try:
         with store.transaction() as session:
-            events = BatchEvents(session)
+            events = BatchEvents(session, EVENTS)
             for n in range(count):
-                events("member_updated", {"member_id": f"m{n}", "changed": ["tier"]})
+                events("member_updated", {"member_id": uuid.UUID(int=n), "changed": ["tier"]})
             return events.flush()
     finally:
         store.dispose()

@@ -303,6 +303,7 @@ def test_expiry_in_small_batches_gives_each_member_one_posting_and_resumes_where
     from services.kit.jobs import run_batches
     from services.kit.outbox import write_event
     from services.points.awards import Context
+    from services.points.events import EVENTS
     from services.points.expiry import expire_lots_step
     from services.points.programme import DEFAULT_PROGRAMME
     from tests.harness import store_for
@@ -315,7 +316,8 @@ def test_expiry_in_small_batches_gives_each_member_one_posting_and_resumes_where
     ctx = Context(DEFAULT_PROGRAMME, group.zone, group.currency, utcnow(), "service:points")
     store = store_for(world.url)
     try:
-        step = expire_lots_step(ctx, date(2026, 1, 1), lambda session, kind, payload: write_event(session, kind, payload),
+        step = expire_lots_step(ctx, date(2026, 1, 1),
+                                lambda session, kind, payload: write_event(session, kind, EVENTS.wire(kind, payload)),
                                 batch=7)
         first = run_batches(store, "points_expiry", "2026-01-01", step, max_batches=1)
         assert (first.finished, first.processed) == (False, 6)  # one whole member; the next is left whole

@@ -4,9 +4,11 @@ idempotent, never negative, safe under concurrent payments, reconcilable."""
 from __future__ import annotations
 
 import pytest
+from nameko.exceptions import RemoteError
 
 from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from services.points import wallet
 from tests.integration.points_world import World
 
 OFFERS = {"top_up_offers": [{"min_minor": 1000_00, "bonus_minor": 50_00}, {"min_minor": 3000_00,
@@ -100,6 +102,23 @@ def test_bad_top_ups_are_refused_and_nothing_is_written(world, body, field):
     assert field in raised.value.fields
     assert world.scalar("SELECT count(*) FROM wallet_postings") == 0
     assert world.scalar("SELECT count(*) FROM kit_outbox WHERE event_type = 'topped_up'") == 0
+
+
+def test_a_top_up_whose_event_breaks_its_contract_fails_in_points_and_writes_nothing(world, monkeypatch):
+    member = world.member()
+    right = wallet.topped_up_event  # the emitter made wrong: the amount as a string, as it once was elsewhere
+    monkeypatch.setattr(wallet, "topped_up_event", lambda posting: {**right(posting), "amount_minor": "100000"})
+    top_up = {"amount": cny(1000_00), "branch": "SH01"}
+    with pytest.raises(RemoteError) as raised:
+        world.proxy.points.top_up(member, top_up, idempotency_key="till-9-0001")
+    assert raised.value.exc_type == "ContractBroken"
+    assert "points.topped_up does not match its contract: amount_minor: str" in raised.value.value
+    for table in ("wallet_postings", "wallet_accounts", "kit_outbox", "kit_idempotency"):
+        assert world.scalar(f"SELECT count(*) FROM {table}") == 0, table
+    monkeypatch.undo()
+    done = world.proxy.points.top_up(member, top_up, idempotency_key="till-9-0001")  # the key was not spent
+    assert done["principal"] == cny(1000_00)
+    assert [(e["amount_minor"], e["topup_id"]) for e in world.events("topped_up")] == [(1000_00, done["id"])]
 
 
 def test_the_desk_tops_up_only_at_its_branches_and_cannot_set_a_bonus_by_hand(world, rpc):

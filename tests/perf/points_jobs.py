@@ -38,6 +38,7 @@ def main(argv: list[str]) -> int:
     from services.kit.outbox import write_event
     from services.points import expiry, reconciliation
     from services.points.awards import Context
+    from services.points.events import EVENTS
     from services.points.programme import DEFAULT_PROGRAMME
 
     job, url, day = argv[0], argv[1], date.fromisoformat(argv[2])
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> int:
     totals: dict[str, Any] = {}
 
     def emit(session: Any, event_type: str, payload: dict[str, Any]) -> None:
-        write_event(session, event_type, payload)
+        write_event(session, event_type, EVENTS.wire(event_type, payload))
 
     if job == "expire":
         step = expiry.expire_lots_step(ctx, day, emit)

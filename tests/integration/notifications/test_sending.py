@@ -8,6 +8,7 @@ import json
 
 from sqlalchemy import text
 
+from services.notifications import schedule
 from tests.harness import store_for
 
 NOW = "2027-03-10T02:00:00Z"  # 10:00 in Shanghai: outside quiet hours
@@ -54,6 +55,27 @@ def test_sms_rate_limited_then_accepted_is_sent_once_after_a_retry(suite):
     assert "检查结果" in s.providers.accepted("sms")[0]["body"]["Body"]
     events = [e for e in outbox(s.notifications.database_url, "notification_sent") if e["delivery_id"] == sent["id"]]
     assert events == [{**events[0], "member_id": member["id"], "journey": "results_ready", "channel": "sms"}]
+
+
+def test_a_sent_message_whose_event_breaks_its_contract_is_not_recorded_sent_and_announces_nothing(
+        suite, monkeypatch):
+    s = suite()
+    member = s.enrol(**LI)
+    s.rpc.notifications.set_preferences(member["id"], {"channels": ["sms"]})
+    right = schedule.sent_event  # the emitter made wrong: the delivery id as a string
+    monkeypatch.setattr(schedule, "sent_event", lambda delivery: {**right(delivery), "delivery_id": str(delivery.id)})
+    delivery = results_ready(s, member["id"])
+
+    assert s.dispatch(NOW).get("retried") == 1  # the provider took it, but the outcome could not be written
+    waiting = s.rpc.notifications.get_delivery(delivery["id"])
+    assert waiting["state"] == "queued" and waiting["sent_at"] is None
+    assert waiting["reason"] == "retrying: unexpected error (ContractBroken)"
+    assert outbox(s.notifications.database_url, "notification_sent") == []
+
+    monkeypatch.undo()
+    s.dispatch(waiting["due_at"])
+    assert s.rpc.notifications.get_delivery(delivery["id"])["state"] == "sent"
+    assert [e["delivery_id"] for e in outbox(s.notifications.database_url, "notification_sent")] == [delivery["id"]]
 
 
 def test_sms_refused_with_400_fails_with_the_reason_and_is_never_retried(suite):

@@ -1,0 +1,299 @@
+"""Event contracts, declared once by the producing service and used by both ends.
+
+A producer declares each event it publishes in its own ``events.py``::
+
+    EVENTS = Contracts("records")
+
+    @EVENTS.event("visit_completed")
+    class VisitCompleted(Event):
+        \"\"\"A visit was completed with its bill: points earn, members count the spend.\"\"\"
+        visit_id = fields.UUID(required=True)
+        completed_at = UtcTime(required=True)
+        referral_source = fields.String(required=True, allow_none=True)
+        sample = {"visit_id": uuid.UUID(int=1), "completed_at": datetime(2026, 3, 5, 2, tzinfo=UTC), ...}
+
+- **Producer side**: ``EVENTS.wire("visit_completed", payload)`` checks the payload, given in domain values
+  (``UUID``, aware ``datetime``, ``date``, ``int``), against the contract *before* it is written: a missing
+  field, a null where none is allowed, a value of the wrong type or one the field's validator refuses, or a
+  field the contract does not declare is a ``ContractBroken`` raised in the producer's transaction (a bug
+  caught where it was made, not a dead letter in a consumer). It answers the JSON form the outbox stores.
+  Every field is ``required``: a field that may be absent is declared ``allow_none`` and sent as null.
+- **Consumer side**: ``load_event(VisitCompleted, body)`` answers the payload in domain values plus the
+  envelope (``event_id``, ``occurred_at``). Fields the consumer's copy of the contract does not know are
+  ignored (a producer may add fields; it never removes or renames one); a body that does not match is an
+  ``Invalid`` (parked at once by the kit's handlers: no retry can fix it).
+- ``python -m services.kit.contracts`` prints every declared event (the producers listed in ``PRODUCERS``)
+  as markdown, with its consumers found on the services' event handlers.
+
+Each contract carries a ``sample``: the contract tests load every producer's sample through every consumer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import importlib
+import inspect
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import marshmallow
+from marshmallow import EXCLUDE, RAISE, ValidationError, fields
+
+from services.kit.errors import Invalid
+from services.kit.schemas import summarise
+
+ENVELOPE = ("event_id", "occurred_at")
+
+#: the modules that declare events, in the order docs/events.md lists them
+PRODUCERS = ("services.members.events", "services.points.events", "services.records.events",
+             "services.notifications.events")
+#: the modules whose service classes consume events
+CONSUMERS = ("services.members.service", "services.points.service", "services.records.service",
+             "services.notifications.service")
+
+
+class ContractBroken(TypeError):
+    """A producer tried to emit an event that does not match its own contract (a programming error)."""
+
+
+class UtcTime(fields.DateTime):
+    """An aware UTC instant on the wire (ISO 8601 with ``Z``); a naive datetime is refused both ways."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValidationError("Must be an aware datetime.")
+        text = value.astimezone(dt.UTC).isoformat()
+        return text.removesuffix("+00:00") + "Z"
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            raise ValidationError("Must carry a time zone (UTC, ending in Z).")
+        return moment.astimezone(dt.UTC)
+
+
+class Event(marshmallow.Schema):
+    """Base of every event contract: its docstring says what happened and who acts on it."""
+
+    #: the event as its producer would emit it, in domain values (required: the contract tests use it)
+    sample: ClassVar[dict[str, Any]] = {}
+    #: set by ``Contracts.event``
+    producer: ClassVar[str] = ""
+    event_type: ClassVar[str] = ""
+
+    class Meta:
+        unknown = RAISE
+
+
+# what a domain value must be for each field class, checked before dumping: marshmallow's dump coerces
+# ("5" dumps as 5 through Integer), which would hide exactly the mistakes a contract is for
+_PYTHON_TYPES: tuple[tuple[type[fields.Field], tuple[type, ...]], ...] = (
+    (fields.Boolean, (bool,)),
+    (fields.Integer, (int,)),
+    (fields.Decimal, (decimal.Decimal,)),
+    (fields.Float, (int, float)),
+    (fields.Date, (dt.date,)),  # before DateTime: marshmallow's Date is a DateTime
+    (fields.DateTime, (dt.datetime,)),
+    (fields.UUID, (uuid.UUID,)),  # before String: marshmallow's UUID is a String
+    (fields.String, (str,)),
+    (fields.List, (list, tuple)),
+    (fields.Nested, (dict,)),
+    (fields.Dict, (dict,)),
+)
+
+
+def _type_errors(field: fields.Field, value: Any, path: str) -> Iterator[str]:
+    if value is None:
+        if not field.allow_none:
+            yield f"{path}: null, but the contract does not allow null"
+        return
+    if isinstance(field, fields.Raw) and type(field) is fields.Raw:
+        return
+    for kind, accepted in _PYTHON_TYPES:
+        if isinstance(field, kind):
+            wrong = not isinstance(value, accepted)
+            wrong |= kind is fields.Integer and isinstance(value, bool)
+            wrong |= kind is fields.Date and isinstance(value, dt.datetime)
+            wrong |= kind is fields.UUID and isinstance(value, str)  # a str may pass for a UUID: say which
+            if wrong:
+                yield f"{path}: {type(value).__name__} {value!r:.60}, the contract wants {accepted[0].__name__}"
+                return
+            break
+    if isinstance(field, fields.List):
+        for index, item in enumerate(value):
+            yield from _type_errors(field.inner, item, f"{path}[{index}]")
+    elif isinstance(field, fields.Nested):
+        yield from _payload_errors(field.schema, value, f"{path}.")
+
+
+def _payload_errors(schema: marshmallow.Schema, payload: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    declared = schema.fields
+    for name in sorted(set(payload) - set(declared)):
+        yield f"{prefix}{name}: not in the contract (declare it first)"
+    for name, field in declared.items():
+        if field.dump_only:
+            continue
+        if name not in payload:
+            yield f"{prefix}{name}: missing"
+            continue
+        yield from _type_errors(field, payload[name], f"{prefix}{name}")
+
+
+class Contracts:
+    """The events one service publishes: ``EVENTS = Contracts("members")`` in its ``events.py``."""
+
+    def __init__(self, producer: str) -> None:
+        self.producer = producer
+        self.events: dict[str, type[Event]] = {}
+        self._schemas: dict[str, Event] = {}
+
+    def event(self, event_type: str) -> Callable[[type[Event]], type[Event]]:
+        """Declare ``event_type`` with the decorated ``Event`` subclass as its contract."""
+
+        def declare(contract: type[Event]) -> type[Event]:
+            if event_type in self.events:
+                raise ValueError(f"{self.producer}.{event_type} is declared twice")
+            if not (contract.__doc__ or "").strip():
+                raise ValueError(f"{self.producer}.{event_type}: say in a docstring what happened")
+            if not contract.sample:
+                raise ValueError(f"{self.producer}.{event_type}: give a sample (the contract tests use it)")
+            for name, field in contract._declared_fields.items():
+                if field.required is False and field.load_default is marshmallow.missing:
+                    raise ValueError(f"{self.producer}.{event_type}.{name}: declare every field required "
+                                     "(allow_none=True for one that may be null)")
+            contract.producer, contract.event_type = self.producer, event_type
+            self.events[event_type] = contract
+            self._schemas[event_type] = contract()
+            return contract
+
+        return declare
+
+    def __contains__(self, event_type: str) -> bool:
+        return event_type in self.events
+
+    def __getitem__(self, event_type: str) -> type[Event]:
+        try:
+            return self.events[event_type]
+        except KeyError:
+            raise ContractBroken(f"{self.producer} declares no event {event_type!r}") from None
+
+    def wire(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` (domain values) checked against its contract and dumped to its JSON form."""
+        self[event_type]
+        schema = self._schemas[event_type]
+        if not isinstance(payload, dict):
+            raise ContractBroken(f"{self.producer}.{event_type}: the payload must be a dict")
+        errors = list(_payload_errors(schema, payload))
+        if not errors:
+            try:
+                body = schema.dump(payload)
+                schema.load(body)  # the field validators (ranges, choices, patterns) on what goes out
+            except (ValidationError, AttributeError, TypeError, ValueError) as error:
+                detail = error.messages if isinstance(error, ValidationError) else error
+                errors.append(f"{detail}")
+        if errors:
+            raise ContractBroken(f"{self.producer}.{event_type} does not match its contract: " + "; ".join(errors))
+        return body
+
+
+def load_event(contract: type[Event], body: Any) -> dict[str, Any]:
+    """A received event in domain values (with ``event_id`` and ``occurred_at``), or ``Invalid``."""
+    if not isinstance(body, dict):
+        raise Invalid("An event body must be a JSON object.", {"_schema": ["Expected an object."]})
+    envelope = {name: body.get(name) for name in ENVELOPE}
+    if not isinstance(envelope["event_id"], str) or not envelope["event_id"]:
+        raise Invalid("The event has no event_id.", {"event_id": ["Missing."]})
+    try:
+        data = _loader(contract).load({k: v for k, v in body.items() if k not in ENVELOPE})
+        envelope["occurred_at"] = (UtcTime().deserialize(envelope["occurred_at"])
+                                   if envelope["occurred_at"] is not None else None)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        raise Invalid(f"{contract.producer}.{contract.event_type}: {summarise(messages)}", messages) from None
+    return {**data, **envelope}
+
+
+_LOADERS: dict[type[Event], Event] = {}
+
+
+def _loader(contract: type[Event]) -> Event:
+    if contract not in _LOADERS:
+        _LOADERS[contract] = contract(unknown=EXCLUDE)
+    return _LOADERS[contract]
+
+
+# --- the documentation ------------------------------------------------------------------------------
+
+
+def declared() -> list[Contracts]:
+    """Every producer's contracts (importing ``PRODUCERS``)."""
+    found = []
+    for module_name in PRODUCERS:
+        module = importlib.import_module(module_name)
+        found.extend(value for value in vars(module).values() if isinstance(value, Contracts))
+    return found
+
+
+def consumers() -> dict[tuple[str, str], list[str]]:
+    """(producer, event type) -> ["service.handler", ...], read off the services' event handlers."""
+    from nameko.events import EventHandler
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for module_name in CONSUMERS:
+        module = importlib.import_module(module_name)
+        for cls in vars(module).values():
+            if not (inspect.isclass(cls) and cls.__module__ == module.__name__ and hasattr(cls, "name")):
+                continue
+            for method_name, method in inspect.getmembers(cls, inspect.isfunction):
+                for entrypoint in getattr(method, "nameko_entrypoints", ()):
+                    if isinstance(entrypoint, EventHandler):
+                        key = (entrypoint.source_service, entrypoint.event_type)
+                        found.setdefault(key, []).append(f"{cls.name}.{method_name}")
+    return found
+
+
+def _describe(field: fields.Field) -> str:
+    if isinstance(field, fields.List):
+        return f"list of {_describe(field.inner)}"
+    if isinstance(field, fields.Nested):
+        inner = ", ".join(f"`{name}` {_describe(f)}" for name, f in field.schema.fields.items())
+        return f"object ({inner})"
+    kind = {UtcTime: "UTC time", fields.UUID: "uuid", fields.Date: "date", fields.Boolean: "bool",
+            fields.Integer: "integer", fields.String: "string", fields.Dict: "object"}
+    name = next((label for cls, label in kind.items() if isinstance(field, cls)), type(field).__name__)
+    choices = next((v.choices for v in field.validators if isinstance(v, marshmallow.validate.OneOf)), None)
+    if choices:
+        name += " (" + "/".join(f"`{choice}`" for choice in choices) + ")"
+    return name + (" or null" if field.allow_none else "")
+
+
+def render() -> str:
+    """docs/events.md's generated part: every event, its fields, its consumers."""
+    handlers = consumers()
+    lines = []
+    for contracts in declared():
+        lines += [f"## {contracts.producer}", ""]
+        for event_type, contract in contracts.events.items():
+            schema = contract()
+            doc = " ".join(inspect.getdoc(contract).split())
+            by = ", ".join(f"`{h}`" for h in handlers.get((contracts.producer, event_type), [])) or "none"
+            lines += [f"### `{event_type}`", "", doc, "", f"Consumers: {by}.", "",
+                      "| field | type | meaning |", "| --- | --- | --- |"]
+            for name, field in schema.fields.items():
+                meaning = " ".join(str(field.metadata.get("description", "")).split())
+                lines.append(f"| `{name}` | {_describe(field)} | {meaning} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # run as a script this module is a second copy: render with the imported one
+    from services.kit import contracts
+
+    print(contracts.render())

@@ -1,0 +1,151 @@
+"""Event contracts (kit.contracts): a producer cannot emit what its contract does not say."""
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from marshmallow import fields, validate
+
+from services.kit.clock import isoformat
+from services.kit.contracts import ContractBroken, Contracts, Event, UtcTime, declared, load_event
+from services.kit.errors import Invalid
+from services.members import events as members_events
+from services.points import events as points_events
+
+EVENTS = Contracts("clinic")
+
+
+class Line(Event):
+    category = fields.String(required=True, validate=validate.OneOf(["treatment", "drug"]))
+    amount_minor = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+@EVENTS.event("visit_done")
+class VisitDone(Event):
+    """A visit was done."""
+
+    visit_id = fields.UUID(required=True)
+    done_at = UtcTime(required=True)
+    day = fields.Date(required=True)
+    paid = fields.Boolean(required=True)
+    referral = fields.String(required=True, allow_none=True)
+    lines = fields.List(fields.Nested(Line), required=True)
+
+    sample = {"visit_id": uuid.UUID(int=7), "done_at": datetime(2026, 3, 5, 2, 30, tzinfo=UTC),
+              "day": date(2026, 3, 5), "paid": True, "referral": None,
+              "lines": [{"category": "treatment", "amount_minor": 12800}]}
+
+
+def test_a_sample_goes_out_as_json_and_comes_back_as_itself():
+    body = EVENTS.wire("visit_done", VisitDone.sample)
+    assert body == {"visit_id": "00000000-0000-0000-0000-000000000007", "done_at": "2026-03-05T02:30:00Z",
+                    "day": "2026-03-05", "paid": True, "referral": None,
+                    "lines": [{"category": "treatment", "amount_minor": 12800}]}
+    received = load_event(VisitDone, {**body, "event_id": "e1", "occurred_at": "2026-03-05T02:30:01Z"})
+    assert received == {**VisitDone.sample, "event_id": "e1",
+                        "occurred_at": datetime(2026, 3, 5, 2, 30, 1, tzinfo=UTC)}
+
+
+def test_a_time_in_another_zone_goes_out_in_utc():
+    beijing = timezone(timedelta(hours=8))
+    body = EVENTS.wire("visit_done", {**VisitDone.sample, "done_at": datetime(2026, 3, 5, 10, 30, tzinfo=beijing)})
+    assert body["done_at"] == "2026-03-05T02:30:00Z"
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"visit_id": None}, "visit_id: null"),
+    ({"visit_id": "00000000-0000-0000-0000-000000000007"}, "visit_id: str"),
+    ({"done_at": "2026-03-05T02:30:00Z"}, "done_at: str"),
+    ({"done_at": datetime(2026, 3, 5, 2, 30)}, "aware"),
+    ({"day": datetime(2026, 3, 5, 2, 30, tzinfo=UTC)}, "day: datetime"),
+    ({"paid": 1}, "paid: int"),
+    ({"lines": [{"category": "treatment", "amount_minor": "12800"}]}, "lines[0].amount_minor: str"),
+    ({"lines": [{"category": "treatment", "amount_minor": True}]}, "lines[0].amount_minor: bool"),
+    ({"lines": [{"category": "surgery", "amount_minor": 1}]}, "Must be one of"),
+    ({"lines": [{"category": "drug", "amount_minor": -1}]}, "greater than or equal to 0"),
+    ({"lines": [{"category": "drug"}]}, "lines[0].amount_minor: missing"),
+    ({"branch": "SH01"}, "branch: not in the contract"),
+])
+def test_a_payload_that_breaks_the_contract_fails_in_the_producer(change, says):
+    with pytest.raises(ContractBroken) as raised:
+        EVENTS.wire("visit_done", {**VisitDone.sample, **change})
+    assert says in str(raised.value)
+    assert "clinic.visit_done" in str(raised.value)
+
+
+def test_a_missing_field_fails_even_when_it_may_be_null():
+    payload = {k: v for k, v in VisitDone.sample.items() if k != "referral"}
+    with pytest.raises(ContractBroken, match="referral: missing"):
+        EVENTS.wire("visit_done", payload)
+
+
+def test_an_undeclared_event_type_fails():
+    with pytest.raises(ContractBroken, match="declares no event 'visit_gone'"):
+        EVENTS.wire("visit_gone", {})
+
+
+def test_a_consumer_ignores_fields_added_later_but_refuses_a_broken_body():
+    body = {**EVENTS.wire("visit_done", VisitDone.sample), "event_id": "e1", "occurred_at": None, "newer": 1}
+    assert "newer" not in load_event(VisitDone, body)
+    with pytest.raises(Invalid, match="clinic.visit_done"):
+        load_event(VisitDone, {**body, "visit_id": "not-a-uuid"})
+    with pytest.raises(Invalid, match="event_id"):
+        load_event(VisitDone, {k: v for k, v in body.items() if k != "event_id"})
+    with pytest.raises(Invalid):
+        load_event(VisitDone, {**body, "done_at": "2026-03-05T02:30:00"})  # no zone: ambiguous
+
+
+def test_a_contract_must_say_what_happened_give_a_sample_and_require_every_field():
+    contracts = Contracts("clinic")
+    with pytest.raises(ValueError, match="docstring"):
+        contracts.event("a")(type("A", (Event,), {"sample": {"x": 1}, "x": fields.Integer(required=True)}))
+    with pytest.raises(ValueError, match="sample"):
+        contracts.event("b")(type("B", (Event,), {"__doc__": "B.", "x": fields.Integer(required=True)}))
+    with pytest.raises(ValueError, match="required"):
+        contracts.event("c")(type("C", (Event,), {"__doc__": "C.", "sample": {"x": 1}, "x": fields.Integer()}))
+    contracts.event("d")(type("D", (Event,), {"__doc__": "D.", "sample": {"x": 1}, "x": fields.Integer(required=True)}))
+    with pytest.raises(ValueError, match="twice"):
+        contracts.event("d")(type("D2", (Event,), {"__doc__": "D.", "sample": {"x": 1}}))
+
+
+# --- every producer's declared contracts --------------------------------------------------------------
+
+DECLARED = [(contracts.producer, event_type, contract)
+            for contracts in declared() for event_type, contract in contracts.events.items()]
+
+
+def test_every_producer_in_the_docs_order_declares_its_events():
+    assert [contracts.producer for contracts in declared()] == ["members", "points", "records", "notifications"]
+    assert len(DECLARED) == 26
+
+
+@pytest.mark.parametrize(("producer", "event_type", "contract"), DECLARED,
+                         ids=[f"{producer}.{event_type}" for producer, event_type, _ in DECLARED])
+def test_a_declared_sample_goes_out_and_comes_back_unchanged(producer, event_type, contract):
+    contracts = next(c for c in declared() if c.producer == producer)
+    body = contracts.wire(event_type, contract.sample)
+    assert json.loads(json.dumps(body)) == body  # plain JSON: no value kombu would have to tag
+    envelope = {"event_id": "e1", "occurred_at": "2026-03-05T02:30:01Z"}
+    assert load_event(contract, {**body, **envelope}) == {
+        **contract.sample, "event_id": "e1", "occurred_at": datetime(2026, 3, 5, 2, 30, 1, tzinfo=UTC)}
+
+
+def test_a_time_goes_out_exactly_as_the_clock_formats_it_microseconds_and_all():
+    # notifications build a dedupe key from tier_changed's effective_at as sent: it must not change form
+    moment = datetime(2026, 3, 5, 2, 30, 0, 123456, tzinfo=UTC)
+    body = members_events.EVENTS.wire("tier_changed", {**members_events.TierChanged.sample, "effective_at": moment})
+    assert body["effective_at"] == isoformat(moment) == "2026-03-05T02:30:00.123456Z"
+    whole = datetime(2026, 3, 5, 2, 30, tzinfo=UTC)
+    assert members_events.EVENTS.wire("tier_changed", {**members_events.TierChanged.sample, "effective_at": whole})["effective_at"] == \
+        isoformat(whole) == "2026-03-05T02:30:00Z"
+
+
+def test_a_reward_redemption_names_no_bill_but_still_carries_the_keys():
+    reward = {**points_events.PointsRedeemed.sample, "kind": "reward", "reward_id": uuid.UUID(int=3), "amount_minor": None,
+              "currency": None, "bill_id": None}
+    body = points_events.EVENTS.wire("points_redeemed", reward)
+    assert (body["amount_minor"], body["currency"], body["bill_id"]) == (None, None, None)
+    without = {k: v for k, v in reward.items() if k not in ("amount_minor", "currency", "bill_id")}
+    with pytest.raises(ContractBroken, match="amount_minor: missing"):
+        points_events.EVENTS.wire("points_redeemed", without)
