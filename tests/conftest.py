@@ -3,8 +3,10 @@
 - Unit tests need none of this and never touch the broker or a database.
 - ``amqp_uri``: a vhost created for this run (``rabbitmqctl add_vhost``) and deleted after it, so a
   running demo or a parallel run never consumes our messages.
-- ``backend``: integration tests that take it run twice, on SQLite and on PostgreSQL (a database per
-  test cloned from a migrated template; all dropped at the end of the run).
+- ``backend``: tests that take it run once per database, on PostgreSQL and on SQLite; every other test
+  runs on PostgreSQL, production's database. ``--backends sqlite`` (or ``postgresql``) narrows a run; a
+  ``@pytest.mark.backends("postgresql")`` marker says what a test can run on. PostgreSQL databases are cloned
+  from a migrated template, emptied after a test and reused; all dropped at the end of the run.
 - ``start_service(ServiceClass)``: a real nameko container on the run's vhost and a fresh database.
 - ``rpc``: a standalone cluster proxy, optionally acting as a given caller.
 """
