@@ -355,6 +355,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float 
         eventlet.sleep(interval)
 
 
+def events_handled(service: str, handler: str, outcome: str) -> float:
+    """How many events ``service.handler`` has acknowledged with ``outcome`` (ok, duplicate, retried,
+    dead_lettered) in this process: the one trace a redelivery dropped by the inbox leaves."""
+    from prometheus_client import REGISTRY
+
+    labels = {"service": service, "handler": handler, "outcome": outcome}
+    return REGISTRY.get_sample_value("careloop_events_handled_total", labels) or 0
+
+
+def queued_for(amqp_uri: str, service: str) -> int:
+    """Messages waiting for ``service``'s event handlers, ready or delivered and not yet acknowledged (the
+    broker's own count, ``rabbitmqctl list_queues``), its delay queues included: 0 means nothing in flight."""
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "messages"],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    rows = (line.rsplit("\t", 1) for line in out.splitlines() if "\t" in line)
+    return sum(int(count) for name, count in rows if f"--{service}." in name or name.startswith("careloop.retry"))
+
+
 def store_for(url: str) -> Any:
     from services.kit.db import Store
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
 
@@ -20,7 +19,7 @@ from services.kit.clock import utcnow
 from services.members.service import MembersService
 from services.notifications.models import Delivery
 from services.notifications.service import NotificationsService
-from tests.harness import query, scalar, service_config, wait_for
+from tests.harness import events_handled, query, queued_for, scalar, service_config, wait_for
 
 MEMBER = {"full_name": "Zhou Min", "phone": "13600136000", "birth_date": "1979-03-04", "home_branch": "HZ01"}
 
@@ -62,23 +61,27 @@ def tally(start_service, databases, backend):
     return start_service(Tally, database_url=databases.fresh(backend, "notifications"))
 
 
-def test_event_committed_while_relay_down_is_published_once_on_restart(start_service, rpc, backend, databases):
+def test_event_committed_while_relay_down_is_published_once_on_restart(start_service, rpc, backend, databases,
+                                                                       amqp_uri):
     url = databases.fresh(backend, "members")
     crashed = start_service(MembersService, database_url=url, OUTBOX_RELAY=False)
     notifications = start_service(NotificationsService, backend)
     proxy = rpc()
     member = proxy.members.enrol(MEMBER)
+    # unsent: nothing was published (only the relay publishes, and it is off), nor is anything on its way
     assert count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 1
-    eventlet.sleep(0.5)
+    assert queued_for(amqp_uri, "notifications") == 0
     assert proxy.notifications.deliveries(member["id"])["items"] == []
 
     crashed.kill()  # the process dies with the event committed but unpublished
     start_service(MembersService, database_url=url)
 
     wait_for(lambda: proxy.notifications.deliveries(member["id"])["items"], message="welcome delivery")
-    eventlet.sleep(0.5)
+    # the end of it: the relay has marked the row sent (the broker confirmed it) and nothing more is on its way
+    wait_for(lambda: count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0,
+             message="the outbox row marked sent")
+    wait_for(lambda: queued_for(amqp_uri, "notifications") == 0, message="notifications' queues drained")
     assert len(proxy.notifications.deliveries(member["id"])["items"]) == 1
-    assert count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
     assert count(notifications.database_url, "SELECT count(*) FROM kit_inbox") == 1
 
 
@@ -89,9 +92,11 @@ def test_the_same_event_delivered_twice_has_one_effect(start_service, rpc, backe
     (payload,) = [json.loads(row[0]) for row in query(
         members.database_url, "SELECT payload FROM kit_outbox WHERE event_type = 'member_enrolled'")]
     dispatch = event_dispatcher(service_config(amqp_uri))
+    duplicates = events_handled("tally", "count", "duplicate")
     for _ in range(2):  # a relay that crashed after the broker's confirm publishes again
         dispatch("members", "member_enrolled", payload)
-    eventlet.sleep(1)
+    wait_for(lambda: events_handled("tally", "count", "duplicate") == duplicates + 2,
+             message="both copies acknowledged as duplicates")
     assert count(tally.database_url, "SELECT count(*) FROM kit_inbox") == 1
     assert tallied(tally.database_url, member["id"]) == 1
 
