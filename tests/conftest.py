@@ -9,6 +9,8 @@
   from a migrated template, emptied after a test and reused; all dropped at the end of the run.
 - ``start_service(ServiceClass)``: a real nameko container on the run's vhost and a fresh database.
 - ``rpc``: a standalone cluster proxy, optionally acting as a given caller.
+- a run fails if the source tree changed during it (``git status``, ignored files included): tests write
+  under ``tmp_path`` only.
 """
 
 # eventlet first: nameko (and its pytest plugin since 2.13) relies on the caller to patch.
@@ -21,7 +23,10 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import os  # noqa: E402
+import tempfile  # noqa: E402
 
+# Hypothesis (schemathesis) keeps its caches in ./.hypothesis unless told otherwise: outside the source tree.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "careloop-hypothesis"))
 # Keys for field encryption in tests (never used anywhere else).
 os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
 os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")

@@ -179,7 +179,45 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     yield registry  # dropped by pytest_sessionfinish, not here: a fixture's teardown counts in a test's timeout
 
 
+def _source_tree() -> dict[str, str]:
+    """What ``git status`` says of the work tree (ignored files too), with a digest of each changed file."""
+    import hashlib
+
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-z"], cwd=REPO, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    state = {}
+    for entry in out.split("\0"):
+        path = entry[3:]
+        if not path or "__pycache__" in path or path.endswith(".pyc"):
+            continue  # Python's own bytecode cache, written by any import
+        target = REPO / path
+        digest = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else "dir"
+        state[path] = f"{entry[:2]} {digest}"
+    return state
+
+
+_tree_before: dict[str, str] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _tree_before.update(_source_tree())
+
+
+def _check_source_tree(session: pytest.Session) -> None:
+    """Fail the run if a test wrote into the source tree (tests write under tmp_path and /tmp only)."""
+    after = _source_tree()
+    changed = sorted(path for path in set(after) | set(_tree_before) if after.get(path) != _tree_before.get(path))
+    if changed:
+        import sys
+
+        print("\nthe source tree changed during this run (a test must write under tmp_path, never here):\n  "
+              + "\n  ".join(f"{path}: {_tree_before.get(path, 'absent')} -> {after.get(path, 'gone')}"
+                             for path in changed), file=sys.stderr, flush=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _check_source_tree(session)
     count = sum(len(registry.pg_databases) for registry in _registries)
     if count:
         import sys
