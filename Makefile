@@ -10,7 +10,7 @@ run: venv
 	@scripts/infra.sh rabbitmq
 	@.venv/bin/python -m deploy.local.run
 
-## test: lint, then unit, integration (SQLite and PostgreSQL) and end-to-end tests
+## test: lint, then unit, integration and end-to-end tests (PostgreSQL; SQLite too where quick)
 test: venv
 	@scripts/infra.sh rabbitmq postgresql
 	@.venv/bin/ruff check .
