@@ -20,6 +20,14 @@ from services.kit.errors import Forbidden, Invalid
 from services.kit.handlers import event_handler
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
+from services.members.events import (
+    MemberEnrolled,
+    MemberMerged,
+    MemberStatusChanged,
+    MemberUnmerged,
+    TierChanged,
+    TierReviewNotice,
+)
 from services.notifications import (
     appointments,
     audience,
@@ -43,6 +51,16 @@ from services.notifications.schemas import (
     NotificationPreviewRequestSchema,
     ScheduleMessageSchema,
 )
+from services.points.events import PointsEarned, PointsExpiring
+from services.records.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentRescheduled,
+    CarePlanUpdated,
+    FeedbackSubmitted,
+    VisitCancelled,
+    VisitCompleted,
+)
 
 
 class NotificationsService(Service):
@@ -64,17 +82,15 @@ class NotificationsService(Service):
 
     # -- members --------------------------------------------------------------------------------------------
 
-    @event_handler("members", "member_enrolled")
+    @event_handler(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id")
         now = utcnow()
-        audience.enrolled(self.db.session, uuid.UUID(event["member_id"]), event.get("home_branch"), now)
+        audience.enrolled(self.db.session, event["member_id"], event["home_branch"], now)
         self._queue(journeys.welcome(event, now), now)
 
-    @event_handler("members", "member_status_changed")
+    @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "to_status")
-        now, member_id, session = utcnow(), uuid.UUID(event["member_id"]), self.db.session
+        now, member_id, session = utcnow(), event["member_id"], self.db.session
         audience.set_status(session, member_id, event["to_status"], now)
         if event["to_status"] == "closed":  # an erasure request: never contact again, forget what we showed
             deliveries.cancel_queued(session, now, "member_closed: the membership is closed", member_id=member_id,
@@ -83,90 +99,77 @@ class NotificationsService(Service):
             preferences.forget(session, member_id)
             recalls.close_member(session, member_id, now)
 
-    @event_handler("members", "member_merged")
+    @event_handler(MemberMerged)
     def on_member_merged(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "survivor_id", "merged_id")
         now, session = utcnow(), self.db.session
-        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        survivor, merged = event["survivor_id"], event["merged_id"]
         audience.set_status(session, merged, "merged", now)
         deliveries.cancel_queued(session, now, f"merged into member {survivor}", member_id=merged)
         inbox.move(session, merged, survivor)
         preferences.copy_to_survivor(session, merged, survivor)
         recalls.move(session, merged, survivor, now)
 
-    @event_handler("members", "member_unmerged")
+    @event_handler(MemberUnmerged)
     def on_member_unmerged(self, event: dict[str, Any]) -> None:
         """A merge reversed: the member's inbox and recalls come back (messages cancelled by it stay so)."""
-        journeys.require(event, "survivor_id", "merged_id")
         now, session = utcnow(), self.db.session
-        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        survivor, merged = event["survivor_id"], event["merged_id"]
         audience.set_status(session, merged, "active", now)
         inbox.move_back(session, merged, survivor)
         recalls.move_back(session, merged, survivor, local_date(now, self.sending.group.zone), now,
                           self.sending.settings)
 
-    @event_handler("members", "tier_changed")
+    @event_handler(TierChanged)
     def on_tier_changed(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "to_tier")
         now = utcnow()
         self._queue(journeys.tier_upgrade(event, now), now)
 
-    @event_handler("members", "tier_review_notice")
+    @event_handler(TierReviewNotice)
     def on_tier_review_notice(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "effective_on")
         now = utcnow()
         self._queue(journeys.tier_review_notice(event, now, self.sending.group.zone), now)
 
     # -- points ---------------------------------------------------------------------------------------------
 
-    @event_handler("points", "points_earned")
+    @event_handler(PointsEarned)
     def on_points_earned(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "posting_id", "points")
         digests.points_earned(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
 
-    @event_handler("points", "points_expiring")
+    @event_handler(PointsExpiring)
     def on_points_expiring(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "lot_id", "points", "expires_on")
         digests.points_expiring(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
 
     # -- records --------------------------------------------------------------------------------------------
 
-    @event_handler("records", "appointment_booked")
+    @event_handler(AppointmentBooked)
     def on_appointment_booked(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "appointment_id", "member_id", "starts_at")
         appointments.booked(self.db.session, event, utcnow(), self.sending.settings)
 
-    @event_handler("records", "appointment_rescheduled")
+    @event_handler(AppointmentRescheduled)
     def on_appointment_rescheduled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "appointment_id", "member_id", "starts_at")
         appointments.booked(self.db.session, event, utcnow(), self.sending.settings, rescheduled=True)
 
-    @event_handler("records", "appointment_cancelled")
+    @event_handler(AppointmentCancelled)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "appointment_id", "member_id", "starts_at")
         appointments.cancelled(self.db.session, event, utcnow())
 
-    @event_handler("records", "visit_completed")
+    @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "visit_id", "member_id", "completed_at")
         now = utcnow()
         for plan in journeys.visit_messages(event, now, self.sending.settings, self.sending.group.zone):
             self._queue(plan, now)
 
-    @event_handler("records", "visit_cancelled")
+    @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "visit_id")
         deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
 
-    @event_handler("records", "feedback_submitted")
+    @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
         """Negative feedback and complaints alert the branch's staff (once per feedback and address)."""
-        journeys.require(event, "feedback_id", "branch", "kind")
         staff_alerts.record(self.db.session, event, self.sending.group, self.sending.settings, utcnow())
 
-    @event_handler("records", "care_plan_updated")
+    @event_handler(CarePlanUpdated)
     def on_care_plan_updated(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "next_recall_on")
         now = utcnow()
         recalls.plan_updated(self.db.session, event, local_date(now, self.sending.group.zone), now,
                              self.sending.settings)
