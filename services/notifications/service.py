@@ -46,9 +46,18 @@ from services.notifications.models import SUPPRESSED, Preference
 from services.notifications.scans import JOBS, DailyJourneys
 from services.notifications.schedule import Dispatcher, Sending
 from services.notifications.schemas import (
+    DeliveryDetailSchema,
+    DeliveryPageSchema,
+    DeliverySchema,
+    FeedbackAlertsSchema,
+    FestivalCalendarSchema,
+    InboxMessageSchema,
+    InboxPageSchema,
     NotificationCancelSchema,
     NotificationPreferencesChangeSchema,
+    NotificationPreferencesSchema,
     NotificationPreviewRequestSchema,
+    NotificationPreviewSchema,
     ScheduleMessageSchema,
 )
 from services.points.events import PointsEarned, PointsExpiring
@@ -239,7 +248,7 @@ class NotificationsService(Service):
         delivery = deliveries.queue(self.db.session, plan, now)
         if delivery is None:  # this cause was asked for before: the same message, not a second one
             delivery = deliveries.by_dedupe_key(self.db.session, plan.dedupe_key)
-        return deliveries.view(delivery)
+        return DeliverySchema().dump(delivery)
 
     @rpc
     def cancel(self, delivery_id: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -247,18 +256,17 @@ class NotificationsService(Service):
                                  action="cancel messages")
         data = load(NotificationCancelSchema(), request or {})
         by = f"{data['reason']} ({self.caller.kind} {self.caller.subject})"
-        return deliveries.view(deliveries.cancel(self.db.session, delivery_id, by, utcnow()))
+        return DeliverySchema().dump(deliveries.cancel(self.db.session, delivery_id, by, utcnow()))
 
     @rpc
     def deliveries(self, member_id: str, limit: int | None = None, cursor: str | None = None,
                    journey: str | None = None, state: str | None = None) -> dict[str, Any]:
         rows, next_cursor = deliveries.history(self.db.session, member_id, page_limit(limit), cursor, journey, state)
-        return {"items": [deliveries.view(row) for row in rows], "next_cursor": next_cursor}
+        return DeliveryPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def get_delivery(self, delivery_id: str) -> dict[str, Any]:
-        delivery = deliveries.get(self.db.session, delivery_id)
-        return deliveries.view_detail(delivery, deliveries.steps_of(self.db.session, delivery.id))
+        return DeliveryDetailSchema().dump(deliveries.get(self.db.session, delivery_id))
 
     @rpc
     def feedback_alerts(self, feedback_id: str) -> dict[str, Any]:
@@ -268,13 +276,14 @@ class NotificationsService(Service):
         rows = staff_alerts.of_feedback(self.db.session, str(feedback_id))
         for branch in {row.branch for row in rows}:
             self.caller.require_branch(branch, "read this branch's staff alerts")
-        return {"feedback_id": str(feedback_id), "items": [staff_alerts.view(row) for row in rows]}
+        return FeedbackAlertsSchema().dump({"feedback_id": str(feedback_id), "items": rows})
 
     @rpc
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:
         data = load(NotificationPreviewRequestSchema(), request)
         member = self.members.get_member(str(data["member_id"])) if data.get("member_id") else None
-        return templates.preview(self.sending.renderer, data, member, self.sending.settings.app_url)
+        return NotificationPreviewSchema().dump(templates.preview(self.sending.renderer, data, member,
+                                                                  self.sending.settings.app_url))
 
     @rpc
     def festivals(self, year: int) -> dict[str, Any]:
@@ -282,9 +291,10 @@ class NotificationsService(Service):
         if isinstance(year, bool) or not isinstance(year, int) or not 1901 <= year <= 2099:
             raise Invalid("year must be between 1901 and 2099.", {"year": ["Out of range."]})
         enabled = self.sending.settings.festivals
-        return {"year": year, "seasons": self.sending.settings.seasons,
-                "festivals": [{"festival": code, "date": day.isoformat()}
-                              for code, day in festival_dates(year).items() if code in enabled]}
+        return FestivalCalendarSchema().dump({
+            "year": year, "seasons": self.sending.settings.seasons,
+            "festivals": [{"festival": code, "date": day} for code, day in festival_dates(year).items()
+                          if code in enabled]})
 
     # -- preferences and the inbox ---------------------------------------------------------------------------
 
@@ -292,7 +302,7 @@ class NotificationsService(Service):
     def get_preferences(self, member_id: str) -> dict[str, Any]:
         member = self.members.get_member(member_id)
         row = self.db.session.get(Preference, deliveries.parse_uuid(member_id))
-        return preferences.view(member["id"], row, self.sending.settings.channel_order, member.get("consents"))
+        return NotificationPreferencesSchema().dump(preferences.of(member, row, self.sending.settings.channel_order))
 
     @rpc
     @idempotent
@@ -302,15 +312,15 @@ class NotificationsService(Service):
         member = self.members.get_member(member_id)
         row = preferences.change(self.db.session, uuid.UUID(member["id"]), data,
                                  f"{self.caller.kind}:{self.caller.subject}", utcnow())
-        return preferences.view(member["id"], row, self.sending.settings.channel_order, member.get("consents"))
+        return NotificationPreferencesSchema().dump(preferences.of(member, row, self.sending.settings.channel_order))
 
     @rpc
     def inbox(self, member_id: str, limit: int | None = None, cursor: str | None = None,
               unread_only: bool = False) -> dict[str, Any]:
         rows, next_cursor, unread = inbox.page(self.db.session, member_id, page_limit(limit), cursor, bool(unread_only))
-        return {"items": [inbox.view(row) for row in rows], "next_cursor": next_cursor, "unread": unread}
+        return InboxPageSchema().dump({"items": rows, "next_cursor": next_cursor, "unread": unread})
 
     @rpc
     def mark_read(self, member_id: str, message_id: str) -> dict[str, Any]:
-        return inbox.view(inbox.mark_read(self.db.session, member_id, message_id, utcnow()))
+        return InboxMessageSchema().dump(inbox.mark_read(self.db.session, member_id, message_id, utcnow()))
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.kit.clock import as_utc, isoformat, utcnow
+from services.kit.clock import as_utc, utcnow
 from services.kit.config import BranchAlerts, Group
 from services.kit.db import Store
 from services.kit.telemetry import counter
@@ -80,14 +80,6 @@ def record(session: Session, event: dict[str, Any], group: Group, settings: Sett
                 log.warning("negative feedback with nobody to alert", extra={
                     "feedback_id": feedback.feedback_id, "branch": feedback.branch, "reason": NO_RECIPIENT})
     return len(inserted)
-
-
-def view(alert: StaffAlert) -> dict[str, Any]:
-    """An alert for operators: where it is, and to which channel (the address is not repeated)."""
-    return {"id": str(alert.id), "feedback_id": alert.feedback_id, "branch": alert.branch, "channel": alert.channel,
-            "urgent": alert.urgent, "state": alert.state, "reason": alert.reason, "attempts": alert.attempts,
-            "provider_id": alert.provider_id, "due_at": isoformat(alert.due_at),
-            "sent_at": isoformat(alert.sent_at) if alert.sent_at else None}
 
 
 def of_feedback(session: Session, feedback_id: str) -> list[StaffAlert]:
