@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import as_utc, isoformat
 from services.notifications import deliveries
-from services.notifications.journeys import appointment_messages
 from services.notifications.models import Appointment
+from services.notifications.rules.journeys import appointment_messages
 from services.notifications.settings import Settings
 
 BOOKED, CANCELLED = "booked", "cancelled"

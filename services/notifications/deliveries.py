@@ -16,8 +16,8 @@ from services.kit.clock import isoformat
 from services.kit.errors import Invalid, NotFound
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.notifications.journeys import JOURNEYS, Plan
 from services.notifications.models import CANCELLED, QUEUED, STATES, Delivery, DeliveryStep
+from services.notifications.rules.journeys import JOURNEYS, Plan
 
 QUEUED_TOTAL = counter("careloop_notifications_queued_total", "Messages queued, by journey", ("journey",))
 

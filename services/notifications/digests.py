@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notifications import deliveries, journeys
+from services.notifications import deliveries
 from services.notifications.models import QUEUED, Delivery, DigestItem
-from services.notifications.rules import at_local
+from services.notifications.rules import journeys
+from services.notifications.rules.sending import at_local
 from services.notifications.settings import Settings
 
 EARNED, EXPIRING = "points_earned", "points_expiring"

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from services.notifications.models import Preference
-from services.notifications.rules import Preferences
+from services.notifications.rules.sending import Preferences
 
 
 def load(session: Session, member_id: uuid.UUID) -> Preferences:

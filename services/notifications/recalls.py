@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.notifications import appointments, deliveries
-from services.notifications.journeys import first_recall_attempt, next_recall_attempt, recall
 from services.notifications.models import Recall
+from services.notifications.rules.journeys import first_recall_attempt, next_recall_attempt, recall
 from services.notifications.settings import Settings
 
 ACTIVE, EXHAUSTED, CLOSED = "active", "exhausted", "closed"

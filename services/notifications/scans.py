@@ -21,8 +21,9 @@ from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.db import Store
 from services.kit.jobs import Outcome, run_batches
-from services.notifications import audience, deliveries, journeys, recalls
-from services.notifications.festivals import festivals_on, season_on
+from services.notifications import audience, deliveries, recalls
+from services.notifications.rules import journeys
+from services.notifications.rules.festivals import festivals_on, season_on
 from services.notifications.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ touches it. Each claimed delivery then goes through:
 
 1. the member's contact and consents (``members.get_contact``; no answer: retry later);
 2. for a birthday, the coupon (``points.issue_coupon``, idempotent per member and year);
-3. the rules (``rules.decide``): send now on which channel, wait for the morning, or suppress and why;
+3. the rules (``rules.sending.decide``): send now on which channel, wait for the morning, or suppress and why;
 4. the template, in the member's language, and the channel adapter;
 5. the outcome: sent/delivered (``notification_sent``), a retry with backoff, or failed
    (``notification_failed``).
@@ -47,7 +47,6 @@ from services.kit.telemetry import counter, gauge
 from services.notifications import deliveries, digests, preferences
 from services.notifications.channels import ChannelSet, build_channels
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
-from services.notifications.journeys import birthday_coupon_request, coupon_facts, link_for
 from services.notifications.models import (
     CANCELLED,
     DELIVERED,
@@ -58,7 +57,8 @@ from services.notifications.models import (
     SUPPRESSED,
     Delivery,
 )
-from services.notifications.rules import (
+from services.notifications.rules.journeys import birthday_coupon_request, coupon_facts, link_for
+from services.notifications.rules.sending import (
     MARKETING,
     UNKNOWN_MEMBER,
     Contact,

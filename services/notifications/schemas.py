@@ -13,8 +13,8 @@ from marshmallow import ValidationError, fields, validate, validates
 from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, page_of
 from services.notifications.events import CHANNELS
-from services.notifications.journeys import JOURNEYS
 from services.notifications.models import STATES
+from services.notifications.rules.journeys import JOURNEYS
 from services.notifications.templates import LANGUAGES
 
 MANUAL_JOURNEYS = tuple(code for code, journey in JOURNEYS.items() if journey.manual)

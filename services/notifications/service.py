@@ -1,9 +1,10 @@
 """The notifications service: care journeys from events and days, sent on the member's channel and terms.
 
-Entrypoints only: events become queued deliveries (``journeys``, ``appointments``, ``digests``,
+Entrypoints only: events become queued deliveries (``rules.journeys``, ``appointments``, ``digests``,
 ``recalls``), daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
-scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``alerts``,
-``staff_alerts``). Staff read history, preview, set preferences and the inbox.
+scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``rules.alerts``,
+``staff_alerts``). Staff read history, preview, set preferences and the inbox. The rooms: the package's
+docstring.
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ from services.notifications import (
     deliveries,
     digests,
     inbox,
-    journeys,
     preferences,
     recalls,
     staff_alerts,
     templates,
 )
+from services.notifications.access import ALERT_READERS, SENDERS
 from services.notifications.events import EVENTS
-from services.notifications.festivals import festival_dates
 from services.notifications.models import SUPPRESSED, Preference
+from services.notifications.rules import journeys
+from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
 from services.notifications.schedule import Dispatcher, Sending
 from services.notifications.schemas import (
@@ -239,8 +241,7 @@ class NotificationsService(Service):
     @idempotent
     def schedule(self, message: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Queue a message staff or a service asks for (results ready, member day) for a member."""
-        self.caller.require_role("group_admin", "branch_manager", "customer_service", "integration",
-                                 action="send messages to members")
+        self.caller.require_role(*SENDERS, action="send messages to members")
         data = load(ScheduleMessageSchema(), message)
         self.members.get_member(str(data["member_id"]))  # exists, and the caller may see it
         now = utcnow()
@@ -252,8 +253,7 @@ class NotificationsService(Service):
 
     @rpc
     def cancel(self, delivery_id: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.caller.require_role("group_admin", "branch_manager", "customer_service", "integration",
-                                 action="cancel messages")
+        self.caller.require_role(*SENDERS, action="cancel messages")
         data = load(NotificationCancelSchema(), request or {})
         by = f"{data['reason']} ({self.caller.kind} {self.caller.subject})"
         return DeliverySchema().dump(deliveries.cancel(self.db.session, delivery_id, by, utcnow()))
@@ -271,8 +271,7 @@ class NotificationsService(Service):
     @rpc
     def feedback_alerts(self, feedback_id: str) -> dict[str, Any]:
         """The staff alerts of one feedback and where each is (operators: was the manager told?)."""
-        self.caller.require_role("group_admin", "branch_manager", "customer_service", "auditor",
-                                 action="read staff alerts")
+        self.caller.require_role(*ALERT_READERS, action="read staff alerts")
         rows = staff_alerts.of_feedback(self.db.session, str(feedback_id))
         for branch in {row.branch for row in rows}:
             self.caller.require_branch(branch, "read this branch's staff alerts")

@@ -1,6 +1,6 @@
 """Staff alerts about negative feedback: recorded from ``feedback_submitted``, sent through the channel adapters.
 
-The rule (what is negative, who, which channel, when) is ``alerts``; this module keeps the rows
+The rule (what is negative, who, which channel, when) is ``rules.alerts``; this module keeps the rows
 (``staff_alerts``) and sends them the way the scheduler sends deliveries: claimed in batches (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL), rendered in the group's language, sent, then sent / retried with backoff on a
 transient provider answer / failed on a permanent one. They are not members' deliveries: no consent, cap
@@ -26,8 +26,11 @@ from services.kit.clock import as_utc, utcnow
 from services.kit.config import BranchAlerts, Group
 from services.kit.db import Store
 from services.kit.telemetry import counter
-from services.notifications.addresses import address_problem
-from services.notifications.alerts import (
+from services.notifications.channels import ChannelSet
+from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
+from services.notifications.models import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, StaffAlert
+from services.notifications.rules.addresses import address_problem
+from services.notifications.rules.alerts import (
     JOURNEY,
     NO_RECIPIENT,
     Feedback,
@@ -36,10 +39,7 @@ from services.notifications.alerts import (
     is_negative,
     needs_recipient,
 )
-from services.notifications.channels import ChannelSet
-from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
-from services.notifications.models import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, StaffAlert
-from services.notifications.rules import retry_delay
+from services.notifications.rules.sending import retry_delay
 from services.notifications.schedule import PROVIDER_FAILURES
 from services.notifications.settings import Settings
 from services.notifications.templates import Renderer

@@ -25,9 +25,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from services.kit.config import Group
 from services.kit.errors import Invalid
-from services.notifications.alerts import JOURNEY as STAFF_ALERT
 from services.notifications.events import CHANNELS
-from services.notifications.journeys import JOURNEYS, link_for, parse_time
+from services.notifications.rules.alerts import JOURNEY as STAFF_ALERT
+from services.notifications.rules.journeys import JOURNEYS, link_for, parse_time
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")

@@ -7,8 +7,8 @@ import pytest
 
 from services.kit.config import BranchAlerts, group_from_config
 from services.kit.contracts import load_event
-from services.notifications.alerts import SAMPLE, Feedback, alerts_for, context_of, is_negative, needs_recipient
-from services.notifications.rules import QuietHours
+from services.notifications.rules.alerts import SAMPLE, Feedback, alerts_for, context_of, is_negative, needs_recipient
+from services.notifications.rules.sending import QuietHours
 from services.notifications.templates import Renderer
 from services.records.events import EVENTS, FeedbackSubmitted
 

@@ -12,7 +12,7 @@ import pytest
 from services.kit.contracts import Event, load_event
 from services.kit.errors import Invalid
 from services.members.events import TierChanged
-from services.notifications import journeys
+from services.notifications.rules import journeys
 from services.notifications.settings import Settings, settings_from_config
 from services.records.events import AppointmentBooked, VisitCompleted
 

@@ -7,8 +7,8 @@ import pytest
 
 from services.kit.config import group_from_config
 from services.kit.errors import Invalid
-from services.notifications.journeys import JOURNEYS
-from services.notifications.rules import CHANNELS
+from services.notifications.rules.journeys import JOURNEYS
+from services.notifications.rules.sending import CHANNELS
 from services.notifications.templates import LANGUAGES, Renderer, preview
 
 RENDERER = Renderer(group_from_config({}))

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc, isoformat, local_date
 from services.notifications.events import JOURNEY_CODES
-from services.notifications.rules import MARKETING, SERVICE, at_local
+from services.notifications.rules.sending import MARKETING, SERVICE, at_local
 from services.notifications.settings import Settings
 
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc
 from services.kit.config import BranchAlerts
-from services.notifications.rules import QuietHours
+from services.notifications.rules.sending import QuietHours
 
 JOURNEY = "feedback_alert"  # the template name and the journey label on its deliveries and metrics
 NEGATIVE_SATISFACTION = ("dissatisfied", "very_dissatisfied")
