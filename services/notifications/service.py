@@ -188,15 +188,11 @@ class NotificationsService(Service):
     # -- the scheduler --------------------------------------------------------------------------------------
 
     def _dispatcher(self) -> Dispatcher:
-        tools = self.sending
-        return Dispatcher(store=self.db.store, settings=tools.settings, group=tools.group, channels=tools.channels,
-                          renderer=tools.renderer, members=self.members, points=self.points, emit=self.events.emit,
-                          replica=tools.replica)
+        return Dispatcher(store=self.db.store, tools=self.sending, members=self.members, points=self.points,
+                          emit=self.events.emit)
 
     def _alert_sender(self) -> staff_alerts.AlertSender:
-        tools = self.sending
-        return staff_alerts.AlertSender(store=self.db.store, settings=tools.settings, group=tools.group,
-                                        channels=tools.channels, renderer=tools.renderer, replica=tools.replica)
+        return staff_alerts.AlertSender(store=self.db.store, tools=self.sending)
 
     def _daily(self) -> DailyJourneys:
         return DailyJourneys(store=self.db.store, settings=self.sending.settings, group=self.sending.group,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,9 +23,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import as_utc, utcnow
 from services.kit.config import BranchAlerts, Group
-from services.kit.db import Store
 from services.kit.telemetry import counter
-from services.notifications.channels import ChannelSet
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
 from services.notifications.models import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, StaffAlert
 from services.notifications.rules.addresses import address_problem
@@ -40,9 +37,8 @@ from services.notifications.rules.alerts import (
     needs_recipient,
 )
 from services.notifications.rules.sending import retry_delay
-from services.notifications.schedule import PROVIDER_FAILURES
+from services.notifications.schedule import PROVIDER_FAILURES, Sender
 from services.notifications.settings import Settings
-from services.notifications.templates import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +93,8 @@ class Claimed:
     context: dict[str, Any]
 
 
-class AlertSender:
+class AlertSender(Sender):
     """Sends due staff alerts; one per scheduler run, with the process's channels and templates."""
-
-    def __init__(self, *, store: Store, settings: Settings, group: Group, channels: ChannelSet, renderer: Renderer,
-                 replica: str, rand: random.Random | None = None) -> None:
-        self.store = store
-        self.settings = settings
-        self.group = group
-        self.channels = channels
-        self.renderer = renderer
-        self.replica = replica
-        self.rand = rand or random.Random()
 
     def run(self, now: datetime, max_batches: int | None = None) -> dict[str, int]:
         tally: dict[str, int] = {}
