@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import as_utc, isoformat
 from services.notifications import deliveries
-from services.notifications.journeys import appointment_messages, parse_time
 from services.notifications.models import Appointment
+from services.notifications.rules.journeys import appointment_messages
 from services.notifications.settings import Settings
 
 BOOKED, CANCELLED = "booked", "cancelled"
 
 
 def _occurred(event: dict[str, Any], now: datetime) -> datetime:
-    return parse_time(event["occurred_at"]) if event.get("occurred_at") else as_utc(now)
+    """When records says the change happened (the envelope's ``occurred_at``; now if a producer sent none)."""
+    return event["occurred_at"] or as_utc(now)
 
 
 def _current(session: Session, event: dict[str, Any], occurred: datetime) -> tuple[Appointment | None, bool]:
@@ -38,27 +39,29 @@ def _current(session: Session, event: dict[str, Any], occurred: datetime) -> tup
 
 
 def booked(session: Session, event: dict[str, Any], now: datetime, settings: Settings, rescheduled: bool = False) -> int:
-    """Record a booking (or a new time) and queue its confirmation and reminders; returns how many."""
+    """Record a booking (or a new time) and queue its confirmation and reminders; returns how many.
+
+    ``event``: ``appointment_booked``, or ``appointment_rescheduled`` (``rescheduled``), in domain values.
+    """
     occurred = _occurred(event, now)
     row, news = _current(session, event, occurred)
     if not news:
         return 0
-    starts_at = parse_time(event["starts_at"])
-    # appointment_rescheduled does not repeat the service category: what we learnt at booking fills it in
-    event = {**event, "service_category": event.get("service_category") or (row.service_category if row else None)}
+    starts_at = event["starts_at"]
+    if rescheduled:  # appointment_rescheduled does not repeat the service category: what we learnt at booking
+        event = {**event, "service_category": row.service_category if row else None}
     if row is None:
-        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=uuid.UUID(event["member_id"]),
-                                branch=event.get("branch"), starts_at=starts_at, status=BOOKED,
+        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=event["member_id"],
+                                branch=event["branch"], starts_at=starts_at, status=BOOKED,
                                 service_category=event["service_category"], last_event_at=occurred))
     else:
         if rescheduled and row.starts_at != starts_at:
             deliveries.cancel_queued(session, now, f"appointment moved to {isoformat(starts_at)}",
                                      cause_ref=f"appointment:{row.appointment_id}")
-        row.starts_at, row.branch, row.status, row.last_event_at = starts_at, event.get("branch") or row.branch, \
-            BOOKED, occurred
+        row.starts_at, row.branch, row.status, row.last_event_at = starts_at, event["branch"], BOOKED, occurred
         row.service_category = event["service_category"]
     # a booked visit is what a recall asks for: no recall message while one is ahead
-    deliveries.cancel_queued(session, now, "an appointment is booked", member_id=uuid.UUID(event["member_id"]),
+    deliveries.cancel_queued(session, now, "an appointment is booked", member_id=event["member_id"],
                              journeys=("recall",))
     queued = 0
     for plan in appointment_messages(event, now, settings, rescheduled=rescheduled):
@@ -72,8 +75,8 @@ def cancelled(session: Session, event: dict[str, Any], now: datetime) -> int:
     occurred = _occurred(event, now)
     row, news = _current(session, event, occurred)
     if row is None:
-        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=uuid.UUID(event["member_id"]),
-                                branch=event.get("branch"), starts_at=parse_time(event["starts_at"]),
+        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=event["member_id"],
+                                branch=event["branch"], starts_at=event["starts_at"],
                                 status=CANCELLED, last_event_at=occurred))
     elif news:
         row.status, row.last_event_at = CANCELLED, occurred

@@ -16,8 +16,8 @@ from services.kit.clock import isoformat
 from services.kit.errors import Invalid, NotFound
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.notifications.journeys import JOURNEYS, Plan
 from services.notifications.models import CANCELLED, QUEUED, STATES, Delivery, DeliveryStep
+from services.notifications.rules.journeys import JOURNEYS, Plan
 
 QUEUED_TOTAL = counter("careloop_notifications_queued_total", "Messages queued, by journey", ("journey",))
 
@@ -138,33 +138,3 @@ def history(session: Session, member_id: str, limit: int, cursor: str | None, jo
     return keyset_page(session, query, Delivery.created_at, Delivery.id, limit, cursor, descending=True)
 
 
-def steps_of(session: Session, delivery_id: uuid.UUID) -> list[DeliveryStep]:
-    query = select(DeliveryStep).where(DeliveryStep.delivery_id == delivery_id).order_by(DeliveryStep.id)
-    return list(session.scalars(query))
-
-
-def _time(value: datetime | None) -> str | None:
-    return isoformat(value) if value is not None else None
-
-
-def view(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "id": str(delivery.id), "member_id": str(delivery.member_id), "journey": delivery.journey,
-        "channel": delivery.channel, "state": delivery.state, "reason": delivery.reason,
-        "due_at": isoformat(delivery.due_at), "created_at": isoformat(delivery.created_at),
-        "updated_at": isoformat(delivery.updated_at),
-        "category": delivery.category, "attempts": delivery.attempts, "language": delivery.language,
-        "provider_id": delivery.provider_id, "first_due_at": _time(delivery.first_due_at),
-        "expires_at": _time(delivery.expires_at), "sent_at": _time(delivery.sent_at),
-        "delivered_at": _time(delivery.delivered_at),
-    }
-
-
-def view_detail(delivery: Delivery, steps: list[DeliveryStep]) -> dict[str, Any]:
-    """One message with its context (ids and facts) and every step it went through."""
-    return {
-        **view(delivery),
-        "context": json.loads(delivery.context) if delivery.context else {},
-        "steps": [{"at": isoformat(step.at), "state": step.state, "channel": step.channel, "detail": step.detail,
-                   "provider_id": step.provider_id} for step in steps],
-    }

@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notifications import deliveries, journeys
+from services.notifications import deliveries
 from services.notifications.models import QUEUED, Delivery, DigestItem
-from services.notifications.rules import at_local
+from services.notifications.rules import journeys
+from services.notifications.rules.sending import at_local
 from services.notifications.settings import Settings
 
 EARNED, EXPIRING = "points_earned", "points_expiring"
@@ -38,19 +39,18 @@ def _queued(session: Session, dedupe_key: str) -> Delivery | None | bool:
 
 
 def points_earned(session: Session, event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> bool:
-    """Count a posting into its member's daily digest; False if it was counted before or earns nothing."""
-    points, posting = int(event.get("points") or 0), str(event["posting_id"])
-    if points <= 0 or _seen(session, EARNED, posting):
+    """Count a posting (points' ``points_earned``) into its member's daily digest; False if it was counted before."""
+    points, posting, member_id = event["points"], event["posting_id"], event["member_id"]
+    if _seen(session, EARNED, posting):
         return False
-    earned_at = journeys.parse_time(event["earned_at"]) if event.get("earned_at") else now
-    day, due = journeys.digest_slot(earned_at, settings, zone)
+    day, due = journeys.digest_slot(event["earned_at"], settings, zone)
     for _ in range(MAX_DAYS_AHEAD):
-        plan = journeys.points_digest(event["member_id"], day, due, zone)
+        plan = journeys.points_digest(str(member_id), day, due, zone)
         found = _queued(session, plan.dedupe_key)
         if found is None:
             found = deliveries.queue(session, plan, now) or _queued(session, plan.dedupe_key)
         if found:
-            session.add(DigestItem(kind=EARNED, item_ref=posting, member_id=uuid.UUID(event["member_id"]),
+            session.add(DigestItem(kind=EARNED, item_ref=posting, member_id=member_id,
                                    delivery_id=found.id, points=points, recorded_at=now))
             return True
         day += timedelta(days=1)
@@ -60,15 +60,15 @@ def points_earned(session: Session, event: dict[str, Any], now: datetime, settin
 
 def points_expiring(session: Session, event: dict[str, Any], now: datetime, settings: Settings,
                     zone: ZoneInfo) -> bool:
-    """Add a lot to its member's warning for that expiry date (one warning per date)."""
-    points, lot = int(event.get("points") or 0), str(event["lot_id"])
-    if points <= 0 or _seen(session, EXPIRING, lot):
+    """Add a lot (points' ``points_expiring``) to its member's warning for that expiry date (one warning per date)."""
+    points, lot = event["points"], event["lot_id"]
+    if _seen(session, EXPIRING, lot):
         return False
     plan = journeys.points_expiring(event, now, settings, zone)
     found = _queued(session, plan.dedupe_key)
     if found is None:
         found = deliveries.queue(session, plan, now) or _queued(session, plan.dedupe_key)
-    session.add(DigestItem(kind=EXPIRING, item_ref=lot, member_id=uuid.UUID(event["member_id"]),
+    session.add(DigestItem(kind=EXPIRING, item_ref=lot, member_id=event["member_id"],
                            delivery_id=found.id if found else None, points=points, recorded_at=now))
     return bool(found)
 

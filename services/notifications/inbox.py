@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
 from services.kit.errors import NotFound
 from services.kit.paging import keyset_page
 from services.notifications.deliveries import parse_uuid
@@ -57,8 +55,3 @@ def move_back(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID) ->
                                                InboxMessage.delivery_id.in_(sent_to_merged))
                     .values(member_id=merged_id))
 
-
-def view(row: InboxMessage) -> dict[str, Any]:
-    return {"id": str(row.id), "delivery_id": str(row.delivery_id), "journey": row.journey, "language": row.language,
-            "subject": row.subject, "body": row.body, "created_at": isoformat(row.created_at),
-            "read_at": isoformat(row.read_at) if row.read_at else None}

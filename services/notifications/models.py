@@ -24,7 +24,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.kit.crypto import Encrypted
 from services.kit.models import BigId, UtcDateTime, model_base
@@ -74,6 +74,9 @@ class Delivery(Base):
     attempt_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # a provider call may be under way
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    # read only (steps are written with ``deliveries.add_step``), loaded when a delivery is shown with them
+    steps: Mapped[list[DeliveryStep]] = relationship("DeliveryStep", order_by="DeliveryStep.id", viewonly=True)
 
     __table_args__ = (
         Index("ix_deliveries_member", "member_id", "created_at"),

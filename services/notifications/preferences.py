@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
 from services.notifications.models import Preference
-from services.notifications.rules import Preferences
+from services.notifications.rules.sending import Preferences
 
 
 def load(session: Session, member_id: uuid.UUID) -> Preferences:
@@ -64,16 +64,25 @@ def copy_to_survivor(session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> 
                            updated_by=merged.updated_by))
 
 
-def view(member_id: str, row: Preference | None, default_order: tuple[str, ...],
-         consents: dict[str, bool] | None) -> dict[str, Any]:
-    rules = as_rules(row)
-    return {
-        "member_id": member_id,
-        "channels": list(rules.channels) if rules.channels else None,
-        "effective_channels": list(rules.channels or default_order),
-        "marketing_opt_out": rules.marketing_opt_out,
-        "service_opt_out": rules.service_opt_out,
-        "consents": consents,
-        "updated_at": isoformat(row.updated_at) if row is not None else None,
-    }
+@dataclass(frozen=True)
+class MemberPreferences:
+    """A member's choices as they apply (``schemas.NotificationPreferencesSchema``): the group's order where
+    the member chose none, and the consents members keeps."""
+
+    member_id: str
+    channels: tuple[str, ...] | None
+    effective_channels: tuple[str, ...]
+    marketing_opt_out: bool
+    service_opt_out: bool
+    consents: dict[str, bool] | None
+    updated_at: datetime | None
+
+
+def of(member: dict[str, Any], row: Preference | None, default_order: tuple[str, ...]) -> MemberPreferences:
+    """``member`` as members answers it (its id and consents), with its row here (None: nothing chosen yet)."""
+    chosen = as_rules(row)
+    return MemberPreferences(member_id=member["id"], channels=chosen.channels,
+                             effective_channels=chosen.channels or default_order,
+                             marketing_opt_out=chosen.marketing_opt_out, service_opt_out=chosen.service_opt_out,
+                             consents=member.get("consents"), updated_at=row.updated_at if row is not None else None)
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.notifications import appointments, deliveries
-from services.notifications.journeys import first_recall_attempt, next_recall_attempt, parse_time, recall
 from services.notifications.models import Recall
+from services.notifications.rules.journeys import first_recall_attempt, next_recall_attempt, recall
 from services.notifications.settings import Settings
 
 ACTIVE, EXHAUSTED, CLOSED = "active", "exhausted", "closed"
@@ -32,12 +32,12 @@ def plan_updated(session: Session, event: dict[str, Any], today: date, now: date
                  settings: Settings) -> Recall | None:
     """A care plan set (or moved) a recall: start its messages afresh from the new due date.
 
-    A closed plan (``status: closed``, added by records) stops its recall: nothing more is sent.
+    ``event``: records' ``care_plan_updated`` in domain values. A closed plan (``status: closed``) stops its
+    recall: nothing more is sent.
     """
-    member_id = uuid.UUID(event["member_id"])
-    recall_type = str(event.get("recall_type") or "default")
-    due_on = date.fromisoformat(event["next_recall_on"])
-    occurred = parse_time(event["occurred_at"]) if event.get("occurred_at") else now
+    member_id, recall_type, due_on = event["member_id"], event["recall_type"], event["next_recall_on"]
+    care_plan_id = str(event["care_plan_id"])
+    occurred = event["occurred_at"] or now
     row = session.scalars(select(Recall).where(Recall.member_id == member_id, Recall.recall_type == recall_type)
                           .with_for_update()).first()
     if row is not None and row.last_event_at is not None and row.last_event_at > occurred:
@@ -48,11 +48,11 @@ def plan_updated(session: Session, event: dict[str, Any], today: date, now: date
         row = Recall(member_id=member_id, recall_type=recall_type)
         session.add(row)
     row.last_event_at = occurred
-    if event.get("status") == "closed":
+    if event["status"] == "closed":
         row.care_plan_id, row.due_on, row.status, row.next_attempt_on, row.updated_at = \
-            str(event.get("care_plan_id") or "") or None, due_on, CLOSED, None, now
+            care_plan_id, due_on, CLOSED, None, now
         return row
-    row.care_plan_id = str(event.get("care_plan_id") or "") or None
+    row.care_plan_id = care_plan_id
     row.due_on, row.attempts, row.status, row.updated_at = due_on, 0, ACTIVE, now
     row.next_attempt_on = first_recall_attempt(due_on, today, settings)
     return row

@@ -12,6 +12,7 @@ a time; festivals and seasons reach every active member of our own audience copy
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -21,8 +22,9 @@ from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.db import Store
 from services.kit.jobs import Outcome, run_batches
-from services.notifications import audience, deliveries, journeys, recalls
-from services.notifications.festivals import festivals_on, season_on
+from services.notifications import audience, deliveries, recalls
+from services.notifications.rules import journeys
+from services.notifications.rules.festivals import festivals_on, season_on
 from services.notifications.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,19 +59,10 @@ class DailyJourneys:
         return results
 
     def _birthdays(self, day: date, now: datetime, max_batches: int | None) -> Outcome:
-        month_days = journeys.birthday_month_days(day)
-
-        def step(session: Session, cursor: Any) -> tuple[Any, int]:
-            index, page_cursor = (cursor["i"], cursor["c"]) if cursor else (0, None)
-            page = self.members.birthdays(month_days[index], limit=MEMBERS_PAGE, cursor=page_cursor)
-            plans = [journeys.birthday(member, day, now, self.settings, self.group.zone) for member in page["items"]]
-            deliveries.queue_many(session, plans, now)
-            if page.get("next_cursor"):
-                return {"i": index, "c": page["next_cursor"]}, len(plans)
-            if index + 1 < len(month_days):
-                return {"i": index + 1, "c": None}, len(plans)
-            return None, len(plans)
-
+        step = _members_pages(
+            journeys.birthday_month_days(day), now,
+            lambda month_day, cursor: self.members.birthdays(month_day, limit=MEMBERS_PAGE, cursor=cursor),
+            lambda member: journeys.birthday(member, day, now, self.settings, self.group.zone))
         return run_batches(self.store, "notifications.birthdays", day.isoformat(), step, max_batches)
 
     def _festivals(self, day: date, now: datetime, max_batches: int | None) -> Outcome | None:
@@ -105,18 +98,27 @@ class DailyJourneys:
     def _segment_b(self, day: date, now: datetime, max_batches: int | None) -> Outcome | None:
         if day.day < self.settings.segment_b_day:
             return None
-        branches = sorted(self.group.branches)
-
-        def step(session: Session, cursor: Any) -> tuple[Any, int]:
-            index, page_cursor = (cursor["i"], cursor["c"]) if cursor else (0, None)
-            page = self.members.segment_members("B", branches[index], limit=MEMBERS_PAGE, cursor=page_cursor)
-            plans = [journeys.segment_b_monthly(str(item["member_id"]), day, now, self.settings, self.group.zone)
-                     for item in page["items"]]
-            deliveries.queue_many(session, plans, now)
-            if page.get("next_cursor"):
-                return {"i": index, "c": page["next_cursor"]}, len(plans)
-            if index + 1 < len(branches):
-                return {"i": index + 1, "c": None}, len(plans)
-            return None, len(plans)
-
+        step = _members_pages(
+            sorted(self.group.branches), now,
+            lambda branch, cursor: self.members.segment_members("B", branch, limit=MEMBERS_PAGE, cursor=cursor),
+            lambda item: journeys.segment_b_monthly(str(item["member_id"]), day, now, self.settings, self.group.zone))
         return run_batches(self.store, "notifications.segment_b", day.strftime("%Y-%m"), step, max_batches)
+
+
+def _members_pages(keys: list[str], now: datetime, page_of: Callable[[str, str | None], dict[str, Any]],
+                   plan_of: Callable[[dict[str, Any]], journeys.Plan]) -> Callable[[Session, Any], tuple[Any, int]]:
+    """A batch step over members' pages for each key in turn (month-days, branches): one page a batch, its
+    plans queued; the cursor is the key's index and members' page cursor."""
+
+    def step(session: Session, cursor: Any) -> tuple[Any, int]:
+        index, page_cursor = (cursor["i"], cursor["c"]) if cursor else (0, None)
+        page = page_of(keys[index], page_cursor)
+        plans = [plan_of(item) for item in page["items"]]
+        deliveries.queue_many(session, plans, now)
+        if page.get("next_cursor"):
+            return {"i": index, "c": page["next_cursor"]}, len(plans)
+        if index + 1 < len(keys):
+            return {"i": index + 1, "c": None}, len(plans)
+        return None, len(plans)
+
+    return step

@@ -7,7 +7,7 @@ touches it. Each claimed delivery then goes through:
 
 1. the member's contact and consents (``members.get_contact``; no answer: retry later);
 2. for a birthday, the coupon (``points.issue_coupon``, idempotent per member and year);
-3. the rules (``rules.decide``): send now on which channel, wait for the morning, or suppress and why;
+3. the rules (``rules.sending.decide``): send now on which channel, wait for the morning, or suppress and why;
 4. the template, in the member's language, and the channel adapter;
 5. the outcome: sent/delivered (``notification_sent``), a retry with backoff, or failed
    (``notification_failed``).
@@ -47,7 +47,6 @@ from services.kit.telemetry import counter, gauge
 from services.notifications import deliveries, digests, preferences
 from services.notifications.channels import ChannelSet, build_channels
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
-from services.notifications.journeys import birthday_coupon_request, coupon_facts, link_for
 from services.notifications.models import (
     CANCELLED,
     DELIVERED,
@@ -58,7 +57,8 @@ from services.notifications.models import (
     SUPPRESSED,
     Delivery,
 )
-from services.notifications.rules import (
+from services.notifications.rules.journeys import birthday_coupon_request, coupon_facts, link_for
+from services.notifications.rules.sending import (
     MARKETING,
     UNKNOWN_MEMBER,
     Contact,
@@ -135,21 +135,40 @@ def failed_event(delivery: Delivery, reason: str) -> dict[str, Any]:
             "channel": delivery.channel, "reason": reason}
 
 
-class Dispatcher:
+@dataclass(frozen=True)
+class SendingTools:
+    """What this process sends with: its settings, channels, templates and its name as a scheduler."""
+
+    settings: Settings
+    group: Group
+    channels: ChannelSet
+    renderer: Renderer
+    replica: str
+
+
+class Sender:
+    """What a scheduler run sends with (members' deliveries here, staff alerts in ``staff_alerts``): the
+    service's database and the process's ``SendingTools``."""
+
+    def __init__(self, *, store: Store, tools: SendingTools, rand: random.Random | None = None) -> None:
+        self.store = store
+        self.settings = tools.settings
+        self.group = tools.group
+        self.channels = tools.channels
+        self.renderer = tools.renderer
+        self.replica = tools.replica
+        self.rand = rand or random.Random()
+
+
+class Dispatcher(Sender):
     """Sends what is due; one per scheduler run, with the worker's peers and the process's channels."""
 
-    def __init__(self, *, store: Store, settings: Settings, group: Group, channels: ChannelSet, renderer: Renderer,
-                 members: Any, points: Any, emit: Any, replica: str, rand: random.Random | None = None) -> None:
-        self.store = store
-        self.settings = settings
-        self.group = group
-        self.channels = channels
-        self.renderer = renderer
+    def __init__(self, *, store: Store, tools: SendingTools, members: Any, points: Any, emit: Any,
+                 rand: random.Random | None = None) -> None:
+        super().__init__(store=store, tools=tools, rand=rand)
         self.members = members
         self.points = points
         self.emit = emit
-        self.replica = replica
-        self.rand = rand or random.Random()
 
     # -- the batch loop ------------------------------------------------------------------------------------
 
@@ -340,9 +359,7 @@ class Dispatcher:
             delivery = self._claimed(session, delivery_id)
             if delivery is None:
                 return "skipped"
-            delivery.attempts += 1
-            if channel:
-                delivery.channel = channel
+            self._attempted(delivery, channel)
             self._fail(session, delivery, now, reason)
             return FAILED
 
@@ -352,9 +369,7 @@ class Dispatcher:
             delivery = self._claimed(session, delivery_id)
             if delivery is None:
                 return "skipped"
-            delivery.attempts += 1
-            if channel:
-                delivery.channel = channel
+            self._attempted(delivery, channel)
             if delivery.attempts >= self.settings.max_attempts:
                 self._fail(session, delivery, now, f"gave up after {delivery.attempts} attempts: {reason}")
                 return FAILED
@@ -368,6 +383,13 @@ class Dispatcher:
                           f"attempt {delivery.attempts} failed: {reason}; next try {isoformat(next_try)}",
                           reason=f"retrying: {reason}")
             return "retried"
+
+    @staticmethod
+    def _attempted(delivery: Delivery, channel: str | None) -> None:
+        """Count an attempt (on ``channel``, when one was chosen) that did not send the message."""
+        delivery.attempts += 1
+        if channel:
+            delivery.channel = channel
 
     def _requeue(self, session: Session, delivery: Delivery, now: datetime, due: datetime, detail: str,
                  reason: str | None = None) -> None:
@@ -390,17 +412,6 @@ class Dispatcher:
         DELIVERIES.labels(delivery.journey, delivery.channel or "none", state).inc()
         if state == SUPPRESSED:
             SUPPRESSIONS.labels(delivery.journey, reason_code or "other").inc()
-
-
-@dataclass(frozen=True)
-class SendingTools:
-    """What this process sends with: its settings, channels, templates and its name as a scheduler."""
-
-    settings: Settings
-    group: Group
-    channels: ChannelSet
-    renderer: Renderer
-    replica: str
 
 
 class Sending(DependencyProvider):

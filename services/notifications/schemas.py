@@ -1,15 +1,20 @@
-"""The notifications service's contract: what its RPCs accept and return (also the gateway's OpenAPI)."""
+"""The notifications service's contract: what its RPCs accept and return (also the gateway's OpenAPI).
+
+The answers are these schemas' dumps (``DeliverySchema().dump(row)``): what the document says is what is sent.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates
 
+from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, page_of
 from services.notifications.events import CHANNELS
-from services.notifications.journeys import JOURNEYS
 from services.notifications.models import STATES
+from services.notifications.rules.journeys import JOURNEYS
 from services.notifications.templates import LANGUAGES
 
 MANUAL_JOURNEYS = tuple(code for code, journey in JOURNEYS.items() if journey.manual)
@@ -35,32 +40,41 @@ class DeliverySchema(Schema):
     state = fields.String(metadata={"description": ", ".join(STATES)})
     reason = fields.String(allow_none=True, metadata={"description": "Why it was suppressed, failed or cancelled "
                                                       "(or why it is waiting for a retry)."})
-    due_at = fields.AwareDateTime(metadata={"description": "When it is (next) due: moved by quiet hours and retries."})
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
+    due_at = UtcTime(metadata={"description": "When it is (next) due: moved by quiet hours and retries."})
+    created_at = UtcTime()
+    updated_at = UtcTime()
     category = fields.String(metadata={"description": "service or marketing"})
     attempts = fields.Integer()
     language = fields.String(allow_none=True)
     provider_id = fields.String(allow_none=True)
-    first_due_at = fields.AwareDateTime(allow_none=True)
-    expires_at = fields.AwareDateTime(allow_none=True)
-    sent_at = fields.AwareDateTime(allow_none=True)
-    delivered_at = fields.AwareDateTime(allow_none=True)
+    first_due_at = UtcTime(allow_none=True)
+    expires_at = UtcTime(allow_none=True)
+    sent_at = UtcTime(allow_none=True)
+    delivered_at = UtcTime(allow_none=True)
 
 
 DeliveryPageSchema = page_of(DeliverySchema)
 
 
 class DeliveryStepSchema(Schema):
-    at = fields.AwareDateTime()
+    at = UtcTime()
     state = fields.String()
     channel = fields.String(allow_none=True)
     detail = fields.String(allow_none=True)
     provider_id = fields.String(allow_none=True)
 
 
+class StoredFacts(fields.Dict):
+    """A JSON object kept as text (a delivery's context), answered as the object."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(json.loads(value) if value else {}, attr, obj, **kwargs)
+
+
 class DeliveryDetailSchema(DeliverySchema):
-    context = fields.Dict(metadata={"description": "The ids and facts the message was made from."})
+    """One message with its context (ids and facts) and every step it went through."""
+
+    context = StoredFacts(metadata={"description": "The ids and facts the message was made from."})
     steps = fields.List(fields.Nested(DeliveryStepSchema))
 
 
@@ -132,7 +146,7 @@ class NotificationPreferencesSchema(Schema):
     marketing_opt_out = fields.Boolean()
     service_opt_out = fields.Boolean()
     consents = fields.Dict(allow_none=True, metadata={"description": "The member's channel consents (from members)."})
-    updated_at = fields.AwareDateTime(allow_none=True)
+    updated_at = UtcTime(allow_none=True)
 
 
 class InboxMessageSchema(Schema):
@@ -142,8 +156,8 @@ class InboxMessageSchema(Schema):
     language = fields.String()
     subject = fields.String()
     body = fields.String()
-    created_at = fields.AwareDateTime()
-    read_at = fields.AwareDateTime(allow_none=True)
+    created_at = UtcTime()
+    read_at = UtcTime(allow_none=True)
 
 
 class InboxPageSchema(page_of(InboxMessageSchema)):
@@ -157,8 +171,8 @@ class FestivalDateSchema(Schema):
 
 class FestivalCalendarSchema(Schema):
     year = fields.Integer()
-    festivals = fields.List(fields.Nested(FestivalDateSchema))
     seasons = fields.Dict(metadata={"description": "Local MM-DD -> season whose tip goes out that day."})
+    festivals = fields.List(fields.Nested(FestivalDateSchema))
 
 
 class StaffAlertSchema(Schema):
@@ -171,8 +185,8 @@ class StaffAlertSchema(Schema):
     reason = fields.String(allow_none=True, metadata={"description": "Why it failed or was suppressed."})
     attempts = fields.Integer()
     provider_id = fields.String(allow_none=True)
-    due_at = fields.DateTime()
-    sent_at = fields.DateTime(allow_none=True)
+    due_at = UtcTime()
+    sent_at = UtcTime(allow_none=True)
 
 
 class FeedbackAlertsSchema(Schema):

@@ -1,9 +1,10 @@
 """The notifications service: care journeys from events and days, sent on the member's channel and terms.
 
-Entrypoints only: events become queued deliveries (``journeys``, ``appointments``, ``digests``,
+Entrypoints only: events become queued deliveries (``rules.journeys``, ``appointments``, ``digests``,
 ``recalls``), daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
-scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``alerts``,
-``staff_alerts``). Staff read history, preview, set preferences and the inbox.
+scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``rules.alerts``,
+``staff_alerts``). Staff read history, preview, set preferences and the inbox. The rooms: the package's
+docstring.
 """
 
 from __future__ import annotations
@@ -20,28 +21,56 @@ from services.kit.errors import Forbidden, Invalid
 from services.kit.handlers import event_handler
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
+from services.members.events import (
+    MemberEnrolled,
+    MemberMerged,
+    MemberStatusChanged,
+    MemberUnmerged,
+    TierChanged,
+    TierReviewNotice,
+)
 from services.notifications import (
     appointments,
     audience,
     deliveries,
     digests,
     inbox,
-    journeys,
     preferences,
     recalls,
     staff_alerts,
     templates,
 )
+from services.notifications.access import ALERT_READERS, SENDERS
 from services.notifications.events import EVENTS
-from services.notifications.festivals import festival_dates
 from services.notifications.models import SUPPRESSED, Preference
+from services.notifications.rules import journeys
+from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
 from services.notifications.schedule import Dispatcher, Sending
 from services.notifications.schemas import (
+    DeliveryDetailSchema,
+    DeliveryPageSchema,
+    DeliverySchema,
+    FeedbackAlertsSchema,
+    FestivalCalendarSchema,
+    InboxMessageSchema,
+    InboxPageSchema,
     NotificationCancelSchema,
     NotificationPreferencesChangeSchema,
+    NotificationPreferencesSchema,
     NotificationPreviewRequestSchema,
+    NotificationPreviewSchema,
     ScheduleMessageSchema,
+)
+from services.points.events import PointsEarned, PointsExpiring
+from services.records.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentRescheduled,
+    CarePlanUpdated,
+    FeedbackSubmitted,
+    VisitCancelled,
+    VisitCompleted,
 )
 
 
@@ -64,17 +93,15 @@ class NotificationsService(Service):
 
     # -- members --------------------------------------------------------------------------------------------
 
-    @event_handler("members", "member_enrolled")
+    @event_handler(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id")
         now = utcnow()
-        audience.enrolled(self.db.session, uuid.UUID(event["member_id"]), event.get("home_branch"), now)
+        audience.enrolled(self.db.session, event["member_id"], event["home_branch"], now)
         self._queue(journeys.welcome(event, now), now)
 
-    @event_handler("members", "member_status_changed")
+    @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "to_status")
-        now, member_id, session = utcnow(), uuid.UUID(event["member_id"]), self.db.session
+        now, member_id, session = utcnow(), event["member_id"], self.db.session
         audience.set_status(session, member_id, event["to_status"], now)
         if event["to_status"] == "closed":  # an erasure request: never contact again, forget what we showed
             deliveries.cancel_queued(session, now, "member_closed: the membership is closed", member_id=member_id,
@@ -83,90 +110,77 @@ class NotificationsService(Service):
             preferences.forget(session, member_id)
             recalls.close_member(session, member_id, now)
 
-    @event_handler("members", "member_merged")
+    @event_handler(MemberMerged)
     def on_member_merged(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "survivor_id", "merged_id")
         now, session = utcnow(), self.db.session
-        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        survivor, merged = event["survivor_id"], event["merged_id"]
         audience.set_status(session, merged, "merged", now)
         deliveries.cancel_queued(session, now, f"merged into member {survivor}", member_id=merged)
         inbox.move(session, merged, survivor)
         preferences.copy_to_survivor(session, merged, survivor)
         recalls.move(session, merged, survivor, now)
 
-    @event_handler("members", "member_unmerged")
+    @event_handler(MemberUnmerged)
     def on_member_unmerged(self, event: dict[str, Any]) -> None:
         """A merge reversed: the member's inbox and recalls come back (messages cancelled by it stay so)."""
-        journeys.require(event, "survivor_id", "merged_id")
         now, session = utcnow(), self.db.session
-        survivor, merged = uuid.UUID(event["survivor_id"]), uuid.UUID(event["merged_id"])
+        survivor, merged = event["survivor_id"], event["merged_id"]
         audience.set_status(session, merged, "active", now)
         inbox.move_back(session, merged, survivor)
         recalls.move_back(session, merged, survivor, local_date(now, self.sending.group.zone), now,
                           self.sending.settings)
 
-    @event_handler("members", "tier_changed")
+    @event_handler(TierChanged)
     def on_tier_changed(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "to_tier")
         now = utcnow()
         self._queue(journeys.tier_upgrade(event, now), now)
 
-    @event_handler("members", "tier_review_notice")
+    @event_handler(TierReviewNotice)
     def on_tier_review_notice(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "effective_on")
         now = utcnow()
         self._queue(journeys.tier_review_notice(event, now, self.sending.group.zone), now)
 
     # -- points ---------------------------------------------------------------------------------------------
 
-    @event_handler("points", "points_earned")
+    @event_handler(PointsEarned)
     def on_points_earned(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "posting_id", "points")
         digests.points_earned(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
 
-    @event_handler("points", "points_expiring")
+    @event_handler(PointsExpiring)
     def on_points_expiring(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "lot_id", "points", "expires_on")
         digests.points_expiring(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
 
     # -- records --------------------------------------------------------------------------------------------
 
-    @event_handler("records", "appointment_booked")
+    @event_handler(AppointmentBooked)
     def on_appointment_booked(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "appointment_id", "member_id", "starts_at")
         appointments.booked(self.db.session, event, utcnow(), self.sending.settings)
 
-    @event_handler("records", "appointment_rescheduled")
+    @event_handler(AppointmentRescheduled)
     def on_appointment_rescheduled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "appointment_id", "member_id", "starts_at")
         appointments.booked(self.db.session, event, utcnow(), self.sending.settings, rescheduled=True)
 
-    @event_handler("records", "appointment_cancelled")
+    @event_handler(AppointmentCancelled)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "appointment_id", "member_id", "starts_at")
         appointments.cancelled(self.db.session, event, utcnow())
 
-    @event_handler("records", "visit_completed")
+    @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "visit_id", "member_id", "completed_at")
         now = utcnow()
         for plan in journeys.visit_messages(event, now, self.sending.settings, self.sending.group.zone):
             self._queue(plan, now)
 
-    @event_handler("records", "visit_cancelled")
+    @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "visit_id")
         deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
 
-    @event_handler("records", "feedback_submitted")
+    @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
         """Negative feedback and complaints alert the branch's staff (once per feedback and address)."""
-        journeys.require(event, "feedback_id", "branch", "kind")
         staff_alerts.record(self.db.session, event, self.sending.group, self.sending.settings, utcnow())
 
-    @event_handler("records", "care_plan_updated")
+    @event_handler(CarePlanUpdated)
     def on_care_plan_updated(self, event: dict[str, Any]) -> None:
-        journeys.require(event, "member_id", "next_recall_on")
         now = utcnow()
         recalls.plan_updated(self.db.session, event, local_date(now, self.sending.group.zone), now,
                              self.sending.settings)
@@ -174,15 +188,11 @@ class NotificationsService(Service):
     # -- the scheduler --------------------------------------------------------------------------------------
 
     def _dispatcher(self) -> Dispatcher:
-        tools = self.sending
-        return Dispatcher(store=self.db.store, settings=tools.settings, group=tools.group, channels=tools.channels,
-                          renderer=tools.renderer, members=self.members, points=self.points, emit=self.events.emit,
-                          replica=tools.replica)
+        return Dispatcher(store=self.db.store, tools=self.sending, members=self.members, points=self.points,
+                          emit=self.events.emit)
 
     def _alert_sender(self) -> staff_alerts.AlertSender:
-        tools = self.sending
-        return staff_alerts.AlertSender(store=self.db.store, settings=tools.settings, group=tools.group,
-                                        channels=tools.channels, renderer=tools.renderer, replica=tools.replica)
+        return staff_alerts.AlertSender(store=self.db.store, tools=self.sending)
 
     def _daily(self) -> DailyJourneys:
         return DailyJourneys(store=self.db.store, settings=self.sending.settings, group=self.sending.group,
@@ -227,8 +237,7 @@ class NotificationsService(Service):
     @idempotent
     def schedule(self, message: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Queue a message staff or a service asks for (results ready, member day) for a member."""
-        self.caller.require_role("group_admin", "branch_manager", "customer_service", "integration",
-                                 action="send messages to members")
+        self.caller.require_role(*SENDERS, action="send messages to members")
         data = load(ScheduleMessageSchema(), message)
         self.members.get_member(str(data["member_id"]))  # exists, and the caller may see it
         now = utcnow()
@@ -236,42 +245,40 @@ class NotificationsService(Service):
         delivery = deliveries.queue(self.db.session, plan, now)
         if delivery is None:  # this cause was asked for before: the same message, not a second one
             delivery = deliveries.by_dedupe_key(self.db.session, plan.dedupe_key)
-        return deliveries.view(delivery)
+        return DeliverySchema().dump(delivery)
 
     @rpc
     def cancel(self, delivery_id: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.caller.require_role("group_admin", "branch_manager", "customer_service", "integration",
-                                 action="cancel messages")
+        self.caller.require_role(*SENDERS, action="cancel messages")
         data = load(NotificationCancelSchema(), request or {})
         by = f"{data['reason']} ({self.caller.kind} {self.caller.subject})"
-        return deliveries.view(deliveries.cancel(self.db.session, delivery_id, by, utcnow()))
+        return DeliverySchema().dump(deliveries.cancel(self.db.session, delivery_id, by, utcnow()))
 
     @rpc
     def deliveries(self, member_id: str, limit: int | None = None, cursor: str | None = None,
                    journey: str | None = None, state: str | None = None) -> dict[str, Any]:
         rows, next_cursor = deliveries.history(self.db.session, member_id, page_limit(limit), cursor, journey, state)
-        return {"items": [deliveries.view(row) for row in rows], "next_cursor": next_cursor}
+        return DeliveryPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def get_delivery(self, delivery_id: str) -> dict[str, Any]:
-        delivery = deliveries.get(self.db.session, delivery_id)
-        return deliveries.view_detail(delivery, deliveries.steps_of(self.db.session, delivery.id))
+        return DeliveryDetailSchema().dump(deliveries.get(self.db.session, delivery_id))
 
     @rpc
     def feedback_alerts(self, feedback_id: str) -> dict[str, Any]:
         """The staff alerts of one feedback and where each is (operators: was the manager told?)."""
-        self.caller.require_role("group_admin", "branch_manager", "customer_service", "auditor",
-                                 action="read staff alerts")
+        self.caller.require_role(*ALERT_READERS, action="read staff alerts")
         rows = staff_alerts.of_feedback(self.db.session, str(feedback_id))
         for branch in {row.branch for row in rows}:
             self.caller.require_branch(branch, "read this branch's staff alerts")
-        return {"feedback_id": str(feedback_id), "items": [staff_alerts.view(row) for row in rows]}
+        return FeedbackAlertsSchema().dump({"feedback_id": str(feedback_id), "items": rows})
 
     @rpc
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:
         data = load(NotificationPreviewRequestSchema(), request)
         member = self.members.get_member(str(data["member_id"])) if data.get("member_id") else None
-        return templates.preview(self.sending.renderer, data, member, self.sending.settings.app_url)
+        return NotificationPreviewSchema().dump(templates.preview(self.sending.renderer, data, member,
+                                                                  self.sending.settings.app_url))
 
     @rpc
     def festivals(self, year: int) -> dict[str, Any]:
@@ -279,9 +286,10 @@ class NotificationsService(Service):
         if isinstance(year, bool) or not isinstance(year, int) or not 1901 <= year <= 2099:
             raise Invalid("year must be between 1901 and 2099.", {"year": ["Out of range."]})
         enabled = self.sending.settings.festivals
-        return {"year": year, "seasons": self.sending.settings.seasons,
-                "festivals": [{"festival": code, "date": day.isoformat()}
-                              for code, day in festival_dates(year).items() if code in enabled]}
+        return FestivalCalendarSchema().dump({
+            "year": year, "seasons": self.sending.settings.seasons,
+            "festivals": [{"festival": code, "date": day} for code, day in festival_dates(year).items()
+                          if code in enabled]})
 
     # -- preferences and the inbox ---------------------------------------------------------------------------
 
@@ -289,7 +297,7 @@ class NotificationsService(Service):
     def get_preferences(self, member_id: str) -> dict[str, Any]:
         member = self.members.get_member(member_id)
         row = self.db.session.get(Preference, deliveries.parse_uuid(member_id))
-        return preferences.view(member["id"], row, self.sending.settings.channel_order, member.get("consents"))
+        return NotificationPreferencesSchema().dump(preferences.of(member, row, self.sending.settings.channel_order))
 
     @rpc
     @idempotent
@@ -299,15 +307,15 @@ class NotificationsService(Service):
         member = self.members.get_member(member_id)
         row = preferences.change(self.db.session, uuid.UUID(member["id"]), data,
                                  f"{self.caller.kind}:{self.caller.subject}", utcnow())
-        return preferences.view(member["id"], row, self.sending.settings.channel_order, member.get("consents"))
+        return NotificationPreferencesSchema().dump(preferences.of(member, row, self.sending.settings.channel_order))
 
     @rpc
     def inbox(self, member_id: str, limit: int | None = None, cursor: str | None = None,
               unread_only: bool = False) -> dict[str, Any]:
         rows, next_cursor, unread = inbox.page(self.db.session, member_id, page_limit(limit), cursor, bool(unread_only))
-        return {"items": [inbox.view(row) for row in rows], "next_cursor": next_cursor, "unread": unread}
+        return InboxPageSchema().dump({"items": rows, "next_cursor": next_cursor, "unread": unread})
 
     @rpc
     def mark_read(self, member_id: str, message_id: str) -> dict[str, Any]:
-        return inbox.view(inbox.mark_read(self.db.session, member_id, message_id, utcnow()))
+        return InboxMessageSchema().dump(inbox.mark_read(self.db.session, member_id, message_id, utcnow()))
 

@@ -12,7 +12,7 @@ from datetime import time, timedelta
 from typing import Any
 
 from services.notifications.events import CHANNELS
-from services.notifications.rules import QuietHours
+from services.notifications.rules.sending import QuietHours
 
 DEFAULT_BIRTHDAY_COUPON = {"category": "cleaning", "value_minor": 5000, "valid_days": 30}
 """Every tier's birthday coupon unless ``birthday_coupons`` names the tier: 50 CNY off a cleaning."""

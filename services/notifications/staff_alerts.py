@@ -1,6 +1,6 @@
 """Staff alerts about negative feedback: recorded from ``feedback_submitted``, sent through the channel adapters.
 
-The rule (what is negative, who, which channel, when) is ``alerts``; this module keeps the rows
+The rule (what is negative, who, which channel, when) is ``rules.alerts``; this module keeps the rows
 (``staff_alerts``) and sends them the way the scheduler sends deliveries: claimed in batches (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL), rendered in the group's language, sent, then sent / retried with backoff on a
 transient provider answer / failed on a permanent one. They are not members' deliveries: no consent, cap
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,12 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.kit.clock import as_utc, isoformat, utcnow
+from services.kit.clock import as_utc, utcnow
 from services.kit.config import BranchAlerts, Group
-from services.kit.db import Store
 from services.kit.telemetry import counter
-from services.notifications.addresses import address_problem
-from services.notifications.alerts import (
+from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
+from services.notifications.models import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, StaffAlert
+from services.notifications.rules.addresses import address_problem
+from services.notifications.rules.alerts import (
     JOURNEY,
     NO_RECIPIENT,
     Feedback,
@@ -36,13 +36,9 @@ from services.notifications.alerts import (
     is_negative,
     needs_recipient,
 )
-from services.notifications.channels import ChannelSet
-from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
-from services.notifications.models import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, StaffAlert
-from services.notifications.rules import retry_delay
-from services.notifications.schedule import PROVIDER_FAILURES
+from services.notifications.rules.sending import retry_delay
+from services.notifications.schedule import PROVIDER_FAILURES, Sender
 from services.notifications.settings import Settings
-from services.notifications.templates import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +78,6 @@ def record(session: Session, event: dict[str, Any], group: Group, settings: Sett
     return len(inserted)
 
 
-def view(alert: StaffAlert) -> dict[str, Any]:
-    """An alert for operators: where it is, and to which channel (the address is not repeated)."""
-    return {"id": str(alert.id), "feedback_id": alert.feedback_id, "branch": alert.branch, "channel": alert.channel,
-            "urgent": alert.urgent, "state": alert.state, "reason": alert.reason, "attempts": alert.attempts,
-            "provider_id": alert.provider_id, "due_at": isoformat(alert.due_at),
-            "sent_at": isoformat(alert.sent_at) if alert.sent_at else None}
-
-
 def of_feedback(session: Session, feedback_id: str) -> list[StaffAlert]:
     query = select(StaffAlert).where(StaffAlert.feedback_id == feedback_id).order_by(StaffAlert.created_at,
                                                                                      StaffAlert.channel)
@@ -105,18 +93,8 @@ class Claimed:
     context: dict[str, Any]
 
 
-class AlertSender:
+class AlertSender(Sender):
     """Sends due staff alerts; one per scheduler run, with the process's channels and templates."""
-
-    def __init__(self, *, store: Store, settings: Settings, group: Group, channels: ChannelSet, renderer: Renderer,
-                 replica: str, rand: random.Random | None = None) -> None:
-        self.store = store
-        self.settings = settings
-        self.group = group
-        self.channels = channels
-        self.renderer = renderer
-        self.replica = replica
-        self.rand = rand or random.Random()
 
     def run(self, now: datetime, max_batches: int | None = None) -> dict[str, int]:
         tally: dict[str, int] = {}

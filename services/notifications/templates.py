@@ -28,9 +28,9 @@ from services.kit.config import (
     Group,
 )
 from services.kit.errors import Invalid
-from services.notifications.alerts import JOURNEY as STAFF_ALERT
 from services.notifications.events import CHANNELS
-from services.notifications.journeys import JOURNEYS, link_for, parse_time
+from services.notifications.rules.alerts import JOURNEY as STAFF_ALERT
+from services.notifications.rules.journeys import JOURNEYS, link_for, parse_time
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 LOCALES = {"en": "en", "zh-Hans": "zh_Hans_CN", "zh-Hant": "zh_Hant", "es": "es"}
@@ -39,6 +39,8 @@ FALLBACK_LANGUAGE = "en"
 
 @dataclass(frozen=True)
 class Rendered:
+    journey: str
+    channel: str
     language: str
     subject: str
     text: str
@@ -154,7 +156,8 @@ class Renderer:
             layout = self.html_env.get_template("_email.html.j2")
             html = layout.render(subject=subject, paragraphs=[p for p in body.split("\n\n") if p.strip()],
                                  group_name=self.group.name, link=link, language=language)
-        return Rendered(language=language, subject=subject, text=text, body=body, html=html)
+        return Rendered(journey=journey, channel=channel, language=language, subject=subject, text=text, body=body,
+                        html=html)
 
     def _template(self, journey: str, channel: str, language: str) -> Any:
         try:
@@ -189,15 +192,12 @@ SAMPLE_NAMES = {"en": "Anna Smith", "zh-Hans": "李娜", "zh-Hant": "陳美玲",
 
 
 def preview(renderer: Renderer, request: dict[str, Any], member: dict[str, Any] | None,
-            app_url: str = "") -> dict[str, Any]:
+            app_url: str = "") -> Rendered:
     """A journey's message as it would go out: for a member (their name, language, branch) or a sample."""
     journey = request["journey"]
     context = {**JOURNEYS[journey].sample, **(request.get("context") or {})}
     language = request.get("language") or (member or {}).get("preferred_language")
     resolved = renderer.language_for(journey, language)
     name = member.get("full_name") if member else SAMPLE_NAMES.get(resolved)
-    rendered = renderer.render(journey, request["channel"], resolved, context, member_name=name,
-                               home_branch=(member or {}).get("home_branch"),
-                               link=link_for(journey, context, app_url))
-    return {"journey": journey, "channel": request["channel"], "language": rendered.language,
-            "subject": rendered.subject, "text": rendered.text, "body": rendered.body, "html": rendered.html}
+    return renderer.render(journey, request["channel"], resolved, context, member_name=name,
+                           home_branch=(member or {}).get("home_branch"), link=link_for(journey, context, app_url))

@@ -38,7 +38,7 @@ from sqlalchemy import text
 from services.kit.crypto import keyring
 from services.members.service import MembersService
 from services.notifications.deliveries import queue_many
-from services.notifications.journeys import Plan
+from services.notifications.rules.journeys import Plan
 from services.notifications.service import NotificationsService
 from tests.harness import store_for
 from tests.imitations import SMS_SID, SMS_TOKEN

@@ -6,9 +6,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.kit.config import BranchAlerts, group_from_config
-from services.notifications.alerts import SAMPLE, Feedback, alerts_for, context_of, is_negative, needs_recipient
-from services.notifications.rules import QuietHours
+from services.kit.contracts import load_event
+from services.notifications.rules.alerts import SAMPLE, Feedback, alerts_for, context_of, is_negative, needs_recipient
+from services.notifications.rules.sending import QuietHours
 from services.notifications.templates import Renderer
+from services.records.events import EVENTS, FeedbackSubmitted
 
 ZONE = ZoneInfo("Asia/Shanghai")
 QUIET = QuietHours.parse("21:00-08:00")
@@ -87,11 +89,14 @@ def test_sms_only_staff_are_enough_for_urgent_complaints_but_not_for_other_negat
 
 
 def test_the_alert_names_the_feedback_and_its_path_never_the_member():
-    context = context_of(Feedback.from_event({
-        "feedback_id": "f-9", "member_id": "m-1", "visit_id": "v-1", "branch": "SH01", "kind": "complaint",
-        "satisfaction": None, "nps": None, "urgent": True}))
-    assert context == {"feedback_id": "f-9", "branch": "SH01", "kind": "complaint", "satisfaction": None,
-                       "nps": None, "urgent": True, "path": "/v1/feedback/f-9"}
+    event = load_event(FeedbackSubmitted, {**EVENTS.wire("feedback_submitted", {
+        **FeedbackSubmitted.sample, "branch": "SH01", "kind": "complaint", "satisfaction": None, "nps": None,
+        "urgent": True}), "event_id": "e-1", "occurred_at": None})
+    feedback_id = str(FeedbackSubmitted.sample["feedback_id"])
+    context = context_of(Feedback.from_event(event))
+    assert context == {"feedback_id": feedback_id, "branch": "SH01", "kind": "complaint", "satisfaction": None,
+                       "nps": None, "urgent": True, "path": f"/v1/feedback/{feedback_id}"}
+    assert str(event["member_id"]) not in str(context)
 
 
 @pytest.mark.parametrize("language", ["zh-Hans", "en"])

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from services.notifications.festivals import festival_dates, festivals_on, season_on
+from services.notifications.rules.festivals import festival_dates, festivals_on, season_on
 from services.notifications.settings import DEFAULT_SEASONS
 
 

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import sys
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.kit.contracts import Event, load_event
 from services.kit.errors import Invalid
-from services.notifications import journeys
+from services.members.events import TierChanged
+from services.notifications.rules import journeys
 from services.notifications.settings import Settings, settings_from_config
+from services.records.events import AppointmentBooked, VisitCompleted
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SETTINGS = Settings()
+MEMBER = uuid.UUID("0b5e1c2d-0000-4000-8000-000000000001")
+APPOINTMENT = uuid.UUID("0b5e1c2d-0000-4000-8000-000000000002")
 
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def received(contract: type[Event], **changes: object) -> dict:
+    """What a handler is given: the producer's sample with ``changes``, sent and loaded through its contract."""
+    body = sys.modules[contract.__module__].EVENTS.wire(contract.event_type, {**contract.sample, **changes})
+    return load_event(contract, {**body, "event_id": "e-1", "occurred_at": "2027-03-01T00:00:00Z"})
+
+
 def appointment(starts_at: str) -> dict:
-    return {"appointment_id": "a-1", "member_id": "m-1", "branch": "SH01", "doctor_id": "d-1",
-            "starts_at": starts_at, "ends_at": starts_at, "service_category": "cleaning"}
+    return received(AppointmentBooked, appointment_id=APPOINTMENT, member_id=MEMBER, branch="SH01", doctor_id="d-1",
+                    starts_at=utc(starts_at), ends_at=utc(starts_at), service_category="cleaning")
 
 
 @pytest.mark.parametrize(("booked_at", "reminders"), [
@@ -35,7 +48,10 @@ def test_reminders_24_and_2_hours_before_only_if_still_ahead(booked_at, reminder
     assert plans[0].journey == "appointment_confirmation" and plans[0].due_at == utc(booked_at)
     assert [p.due_at for p in plans[1:]] == [utc(r) for r in reminders]
     assert all(p.expires_at == utc("2027-03-10T02:30:00Z") for p in plans)
-    assert {p.cause_ref for p in plans} == {"appointment:a-1"}
+    assert {p.cause_ref for p in plans} == {f"appointment:{APPOINTMENT}"}
+    assert plans[0].context == {"appointment_id": str(APPOINTMENT), "branch": "SH01", "starts_at": "2027-03-10T02:30:00Z",
+                                "ends_at": "2027-03-10T02:30:00Z", "service_category": "cleaning", "doctor_id": "d-1",
+                                "rescheduled": False}
 
 
 def test_a_past_appointment_gets_nothing_and_a_new_time_is_a_new_cause():
@@ -58,8 +74,10 @@ def test_points_digest_slot_cuts_at_the_digest_time(earned_at, day, due):
 
 
 def visit(**extra) -> dict:
-    return {"visit_id": "v-1", "member_id": "m-1", "branch": "SH01", "kind": "first", "first_visit": True,
-            "completed_at": "2027-03-10T03:00:00Z", "items": [{"category": "implant"}, {"category": "exam"}], **extra}
+    items = [{"category": "implant", "code": None, "amount_minor": 1}, {"category": "exam", "code": None,
+                                                                        "amount_minor": 1}]
+    return received(VisitCompleted, **{"member_id": MEMBER, "branch": "SH01", "kind": "first", "first_visit": True,
+                                       "completed_at": utc("2027-03-10T03:00:00Z"), "items": items, **extra})
 
 
 def test_post_visit_advice_within_hours_and_survey_a_week_later_at_send_time():
@@ -67,7 +85,9 @@ def test_post_visit_advice_within_hours_and_survey_a_week_later_at_send_time():
     assert advice.due_at == utc("2027-03-10T05:00:00Z") and advice.expires_at == utc("2027-03-13T03:00:00Z")
     assert advice.context["categories"] == ["exam", "implant"]
     assert survey.journey == "satisfaction_survey" and survey.due_at == utc("2027-03-17T02:00:00Z")
-    assert survey.dedupe_key == "satisfaction_survey:m-1"  # one per member: about the first visit
+    assert survey.dedupe_key == f"satisfaction_survey:{MEMBER}"  # one per member: about the first visit
+    assert survey.context == {"visit_id": str(VisitCompleted.sample["visit_id"]), "branch": "SH01",
+                              "completed_at": "2027-03-10T03:00:00Z"}
 
 
 @pytest.mark.parametrize(("now", "journeys_planned"), [
@@ -119,10 +139,14 @@ def test_recall_messages_repeat_every_six_weeks_at_most_four_times(attempts, fol
 
 
 def test_tier_congratulations_only_upwards():
-    up = {"member_id": "m-1", "from_tier": "silver", "to_tier": "gold", "direction": "up",
-          "effective_at": "2027-03-10T00:00:00Z"}
+    up = received(TierChanged, member_id=MEMBER, from_tier="silver", to_tier="gold", direction="up",
+                  effective_at=utc("2027-03-10T00:00:00Z"))
     assert journeys.tier_upgrade(up, utc("2027-03-10T00:00:00Z")).dedupe_key == \
-        "tier_upgrade:m-1:gold:2027-03-10T00:00:00Z"
+        f"tier_upgrade:{MEMBER}:gold:2027-03-10T00:00:00Z"
+    precise = received(TierChanged, member_id=MEMBER, to_tier="gold", direction="up",
+                       effective_at=utc("2027-03-10T00:00:00.250000Z"))  # the key keeps the time as it was sent
+    assert journeys.tier_upgrade(precise, utc("2027-03-10T00:00:00Z")).dedupe_key == \
+        f"tier_upgrade:{MEMBER}:gold:2027-03-10T00:00:00.250000Z"
     assert journeys.tier_upgrade({**up, "direction": "down"}, utc("2027-03-10T00:00:00Z")) is None
 
 
@@ -135,8 +159,10 @@ def test_a_manual_message_is_once_per_cause():
 
 
 def test_an_event_missing_what_a_journey_needs_is_invalid():
-    with pytest.raises(Invalid) as raised:
-        journeys.require({"member_id": "m-1", "starts_at": ""}, "member_id", "starts_at", "appointment_id")
+    body = {**AppointmentBooked.sample, "member_id": str(MEMBER), "event_id": "e-1", "occurred_at": None}
+    del body["starts_at"], body["appointment_id"]
+    with pytest.raises(Invalid) as raised:  # the handler's contract refuses it: parked at once, never retried
+        load_event(AppointmentBooked, body)
     assert set(raised.value.fields) == {"starts_at", "appointment_id"}
 
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.notifications.addresses import address_problem
-from services.notifications.rules import (
+from services.notifications.rules.addresses import address_problem
+from services.notifications.rules.sending import (
     Contact,
     Defer,
     Preferences,

@@ -7,8 +7,8 @@ import pytest
 
 from services.kit.config import group_from_config
 from services.kit.errors import Invalid
-from services.notifications.journeys import JOURNEYS
-from services.notifications.rules import CHANNELS
+from services.notifications.rules.journeys import JOURNEYS
+from services.notifications.rules.sending import CHANNELS
 from services.notifications.templates import LANGUAGES, Renderer, preview
 
 RENDERER = Renderer(group_from_config({}))
@@ -68,7 +68,8 @@ def test_preview_for_a_member_uses_their_name_language_and_branch():
     member = {"full_name": "Ana García", "preferred_language": "es", "home_branch": "HZ01"}
     shown = preview(RENDERER, {"journey": "recall", "channel": "sms", "context": {"recall_type": "implant_review"}},
                     member, "https://app.example")
-    assert shown["language"] == "es" and shown["text"].startswith("Ana García, su revisión del implante")
-    assert "+8657187001800" in shown["text"]  # Hangzhou's phone
+    assert shown.language == "es" and shown.text.startswith("Ana García, su revisión del implante")
+    assert (shown.journey, shown.channel) == ("recall", "sms")
+    assert "+8657187001800" in shown.text  # Hangzhou's phone
     sample = preview(RENDERER, {"journey": "welcome", "channel": "email", "language": "zh-Hant"}, None)
-    assert sample["subject"] == "歡迎加入Smile Dental Group" and sample["html"]
+    assert sample.subject == "歡迎加入Smile Dental Group" and sample.html

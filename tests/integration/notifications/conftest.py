@@ -3,17 +3,32 @@ provider imitations (SMS, LINE, WeChat over HTTP; a real SMTP server) in a proce
 
 from __future__ import annotations
 
+import sys
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import text
 
+from services.kit.clock import isoformat
+from services.kit.contracts import Event
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
 from tests.harness import service_config, store_for, wait_for
 from tests.providers import Providers
+
+OCCURRED_AT = datetime(2026, 11, 23, 8, tzinfo=UTC)
+
+
+def announce(contract: type[Event], occurred_at: datetime = OCCURRED_AT, **changes: Any) -> dict[str, Any]:
+    """``contract``'s event as its producer sends it: the declared sample with ``changes`` (domain values),
+    checked by the producer's own contract (a test cannot send what no producer sends), in its envelope."""
+    producer = sys.modules[contract.__module__].EVENTS
+    body = producer.wire(contract.event_type, {**contract.sample, **changes})
+    return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(occurred_at), **body}
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +73,9 @@ class Suite:
         self.notifications = notifications
         self._dispatch = event_dispatcher(service_config(amqp_uri))
 
-    def publish(self, source: str, event_type: str, payload: dict[str, Any]) -> None:
-        self._dispatch(source, event_type, payload)
+    def publish(self, contract: type[Event], body: dict[str, Any]) -> None:
+        """Publish ``body`` (``announce(contract, ...)``) as ``contract``'s producer does."""
+        self._dispatch(contract.producer, contract.event_type, body)
 
     def enrol(self, keep_welcome: bool = False, **member: Any) -> dict[str, Any]:
         """Enrol through members; its welcome message is cancelled unless the test is about it."""

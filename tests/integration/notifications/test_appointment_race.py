@@ -17,10 +17,11 @@ from datetime import timedelta
 import pytest
 from nameko.standalone.events import event_dispatcher
 
-from services.kit.clock import isoformat, utcnow
+from services.kit.clock import utcnow
 from services.notifications.service import NotificationsService
+from services.records.events import AppointmentBooked, AppointmentCancelled
 from tests.harness import scalar, service_config, wait_for
-from tests.integration.notifications.conftest import notification_settings
+from tests.integration.notifications.conftest import announce, notification_settings
 from tests.integration.overlap import LockWaits
 
 APPOINTMENTS = 100
@@ -39,18 +40,18 @@ def test_a_booking_and_its_cancellation_arriving_together_leave_no_message_queue
 
     pairs = []
     for number in range(APPOINTMENTS):
-        appointment = {"appointment_id": str(uuid.uuid4()), "member_id": str(uuid.uuid4()), "branch": "SH01",
-                       "starts_at": isoformat(starts + timedelta(minutes=number))}
-        booking = ("appointment_booked", {**appointment, "doctor_id": "dr-wang", "service_category": "cleaning",
-                                          "ends_at": isoformat(starts + timedelta(minutes=number + 30)),
-                                          "occurred_at": isoformat(booked_at)})
-        cancelling = ("appointment_cancelled", {**appointment, "reason": "patient called",
-                                                "occurred_at": isoformat(cancelled_at)})
+        appointment = {"appointment_id": uuid.uuid4(), "member_id": uuid.uuid4(), "branch": "SH01",
+                       "starts_at": starts + timedelta(minutes=number)}
+        booking = (AppointmentBooked, announce(AppointmentBooked, occurred_at=booked_at, **appointment,
+                                               doctor_id="dr-wang", service_category="cleaning",
+                                               ends_at=starts + timedelta(minutes=number + 30)))
+        cancelling = (AppointmentCancelled, announce(AppointmentCancelled, occurred_at=cancelled_at, **appointment,
+                                                     reason="patient called"))
         pairs += [booking, cancelling] if number % 2 == 0 else [cancelling, booking]  # both orders
 
     with LockWaits(url) as waits:
-        for event_type, payload in pairs:  # an appointment's two events go out back to back
-            publish("records", event_type, {"event_id": str(uuid.uuid4()), **payload})
+        for contract, body in pairs:  # an appointment's two events go out back to back
+            publish(contract.producer, contract.event_type, body)
         wait_for(lambda: scalar(url, "SELECT count(*) FROM kit_inbox") == len(pairs), timeout=120, interval=0.2,
                  message="both replicas to apply every event")
 

@@ -14,8 +14,9 @@ import yaml
 
 from services.notifications.service import NotificationsService
 from services.notifications.staff_alerts import ALERTS
+from services.records.events import FeedbackSubmitted
 from tests.harness import events_handled, query, wait_for
-from tests.integration.notifications.conftest import Suite, notification_settings
+from tests.integration.notifications.conftest import Suite, announce, notification_settings
 
 REPO = Path(__file__).resolve().parents[3]
 MANAGER = "manager.sh01@example.com"
@@ -23,9 +24,9 @@ MANAGER_SMS = "+8613800000101"
 
 
 def feedback(**facts: Any) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T08:00:00Z", "feedback_id": str(uuid.uuid4()),
-            "member_id": str(uuid.uuid4()), "visit_id": None, "branch": "SH01", "kind": "survey",
-            "satisfaction": None, "nps": None, "urgent": False, **facts}
+    return announce(FeedbackSubmitted, **{"feedback_id": uuid.uuid4(), "member_id": uuid.uuid4(), "visit_id": None,
+                                          "branch": "SH01", "kind": "survey", "satisfaction": None, "nps": None,
+                                          "urgent": False, **facts})
 
 
 def later(hours: float = 0) -> str:
@@ -59,7 +60,7 @@ def alerts_of(s: Suite, feedback_id: str) -> list[dict[str, Any]]:
 def test_an_urgent_complaint_mails_and_texts_the_manager_once_however_often_it_is_announced(alerting):
     s = alerting
     complaint = feedback(kind="complaint", urgent=True, satisfaction="very_dissatisfied")
-    s.publish("records", "feedback_submitted", complaint)
+    s.publish(FeedbackSubmitted, complaint)
     handled(s, 1)
 
     assert s.dispatch(later()).get("alerts_sent") == 2
@@ -71,8 +72,8 @@ def test_an_urgent_complaint_mails_and_texts_the_manager_once_however_often_it_i
     assert f"/v1/feedback/{complaint['feedback_id']}" in sms["body"]["Body"]
 
     duplicates = events_handled("notifications", "on_feedback_submitted", "duplicate")
-    s.publish("records", "feedback_submitted", complaint)  # redelivered
-    s.publish("records", "feedback_submitted", {**complaint, "event_id": str(uuid.uuid4())})  # re-announced
+    s.publish(FeedbackSubmitted, complaint)  # redelivered
+    s.publish(FeedbackSubmitted, {**complaint, "event_id": str(uuid.uuid4())})  # re-announced
     handled(s, 2)
     wait_for(lambda: events_handled("notifications", "on_feedback_submitted", "duplicate") == duplicates + 1,
              message="the redelivery acknowledged as a duplicate")
@@ -92,8 +93,8 @@ def test_a_detractor_survey_mails_the_manager_and_a_positive_one_alerts_nobody(a
     s = alerting
     detractor = feedback(nps=6, satisfaction="neutral")
     promoter = feedback(nps=7, satisfaction="satisfied")
-    s.publish("records", "feedback_submitted", promoter)
-    s.publish("records", "feedback_submitted", detractor)
+    s.publish(FeedbackSubmitted, promoter)
+    s.publish(FeedbackSubmitted, detractor)
     handled(s, 2)
 
     s.dispatch(later(13))  # past any quiet hours: a non-urgent alert may wait for the morning
@@ -110,8 +111,8 @@ def test_a_complaint_where_nobody_is_configured_is_recorded_as_suppressed_and_co
     suppressed = ALERTS.labels("HZ01", "none", "suppressed")
     before = suppressed._value.get()
     complaint = feedback(branch="HZ01", kind="complaint", urgent=True)
-    s.publish("records", "feedback_submitted", complaint)
-    s.publish("records", "feedback_submitted", {**complaint, "event_id": str(uuid.uuid4())})  # re-announced
+    s.publish(FeedbackSubmitted, complaint)
+    s.publish(FeedbackSubmitted, {**complaint, "event_id": str(uuid.uuid4())})  # re-announced
     handled(s, 2)
 
     s.dispatch(later(13))
@@ -125,7 +126,7 @@ def test_a_complaint_where_nobody_is_configured_is_recorded_as_suppressed_and_co
 def test_a_busy_mail_server_is_retried_later_and_a_refused_address_fails_with_the_reason(alerting):
     s = alerting
     complaint = feedback(branch="SH02", kind="complaint")
-    s.publish("records", "feedback_submitted", complaint)
+    s.publish(FeedbackSubmitted, complaint)
     handled(s, 1)
 
     outcome = s.dispatch(later(13))

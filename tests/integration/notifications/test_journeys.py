@@ -4,12 +4,23 @@ daily scans, each queued once per cause and sent on the member's terms."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.members.events import MemberMerged, MemberStatusChanged, MemberUnmerged, TierChanged
+from services.points.events import PointsEarned, PointsExpiring
 from services.points.service import PointsService
+from services.records.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentRescheduled,
+    CarePlanUpdated,
+    VisitCancelled,
+    VisitCompleted,
+)
 from tests.harness import wait_for
+from tests.integration.notifications.conftest import announce
 
 Y = datetime.now(UTC).year + 1
 """Event handlers run on the real clock: the facts they judge lie in the coming year."""
@@ -19,8 +30,12 @@ ANNA = {"full_name": "Anna Smith", "phone": "13800138000", "birth_date": "1990-0
 NO_PUSH = {**ANNA, "consents": {}}
 
 
-def event(**payload) -> dict:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T08:00:00Z", **payload}
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def member_id(member: dict) -> uuid.UUID:
+    return uuid.UUID(member["id"])
 
 
 def inbox_bodies(s, member_id: str) -> list[str]:
@@ -39,13 +54,13 @@ def test_welcome_reaches_the_inbox_in_the_members_language(suite):
 def test_tier_upgrade_congratulates_once_and_a_lowered_tier_says_nothing(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
-    upgrade = event(member_id=member["id"], from_tier="standard", to_tier="gold", direction="up", reason="spend",
-                    effective_at="2026-11-23T08:00:00Z")
-    s.publish("members", "tier_changed", upgrade)
-    s.publish("members", "tier_changed", upgrade)  # redelivered
-    s.publish("members", "tier_changed", {**upgrade, "event_id": str(uuid.uuid4())})  # re-announced
-    s.publish("members", "tier_changed", event(member_id=member["id"], from_tier="gold", to_tier="silver",
-                                               direction="down", reason="review", effective_at="2026-12-01T00:00:00Z"))
+    upgrade = announce(TierChanged, member_id=member_id(member), from_tier="standard", to_tier="gold", direction="up",
+                       reason="spend", effective_at=at("2026-11-23T08:00:00Z"))
+    s.publish(TierChanged, upgrade)
+    s.publish(TierChanged, upgrade)  # redelivered
+    s.publish(TierChanged, {**upgrade, "event_id": str(uuid.uuid4())})  # re-announced
+    s.publish(TierChanged, announce(TierChanged, member_id=member_id(member), from_tier="gold", to_tier="silver",
+                                    direction="down", reason="review", effective_at=at("2026-12-01T00:00:00Z")))
     wait_for(lambda: s.deliveries(member["id"], "tier_upgrade"), message="congratulations queued")
     s.dispatch(f"{Y}-01-05T02:00:00Z")
     (upgrade_message,) = s.deliveries(member["id"], "tier_upgrade")
@@ -56,16 +71,18 @@ def test_tier_upgrade_congratulates_once_and_a_lowered_tier_says_nothing(suite):
 def test_points_earned_make_one_daily_digest_not_one_message_per_posting(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
-    morning = event(member_id=member["id"], posting_id="p-1", points=120, rule="spend", source_ref="bill-1",
-                    branch="SH01", earned_at=f"{Y}-01-05T02:00:00Z", expires_on="2028-12-31")  # 10:00 local
-    s.publish("points", "points_earned", morning)
-    s.publish("points", "points_earned", {**morning, "event_id": str(uuid.uuid4())})  # the same posting again
-    s.publish("points", "points_earned", event(member_id=member["id"], posting_id="p-2", points=10, rule="visit",
-                                               source_ref="v-1", branch="SH01", earned_at=f"{Y}-01-05T07:00:00Z",
-                                               expires_on="2028-12-31"))
-    s.publish("points", "points_earned", event(member_id=member["id"], posting_id="p-3", points=30, rule="review",
-                                               source_ref="f-1", branch="SH01", earned_at=f"{Y}-01-05T12:00:00Z",
-                                               expires_on="2028-12-31"))  # 20:00 local: tomorrow's digest
+    morning = announce(PointsEarned, member_id=member_id(member), posting_id="1", points=120, rule="spend",
+                       source_ref="bill-1", branch="SH01", earned_at=at(f"{Y}-01-05T02:00:00Z"),
+                       expires_on=date(2028, 12, 31))  # 10:00 local
+    s.publish(PointsEarned, morning)
+    s.publish(PointsEarned, {**morning, "event_id": str(uuid.uuid4())})  # the same posting again
+    s.publish(PointsEarned, announce(PointsEarned, member_id=member_id(member), posting_id="2", points=10,
+                                     rule="visit", source_ref="v-1", branch="SH01",
+                                     earned_at=at(f"{Y}-01-05T07:00:00Z"), expires_on=date(2028, 12, 31)))
+    s.publish(PointsEarned, announce(PointsEarned, member_id=member_id(member), posting_id="3", points=30,
+                                     rule="review", source_ref="f-1", branch="SH01",
+                                     earned_at=at(f"{Y}-01-05T12:00:00Z"),
+                                     expires_on=date(2028, 12, 31)))  # 20:00 local: tomorrow's digest
     wait_for(lambda: s.handled("on_points_earned") == 4, message="every posting handled")
     digests = {d["due_at"]: d for d in s.deliveries(member["id"], "points_digest")}
     assert sorted(digests) == [f"{Y}-01-05T11:00:00Z", f"{Y}-01-06T11:00:00Z"]  # 19:00 local, each day
@@ -82,9 +99,9 @@ def test_points_earned_make_one_daily_digest_not_one_message_per_posting(suite):
 def test_points_expiring_on_one_day_make_one_warning(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
-    for lot, points in (("lot-1", 300), ("lot-2", 200)):
-        s.publish("points", "points_expiring", event(member_id=member["id"], lot_id=lot, points=points,
-                                                     expires_on=f"{Y}-12-31"))
+    for lot, points in (("1", 300), ("2", 200)):
+        s.publish(PointsExpiring, announce(PointsExpiring, member_id=member_id(member), lot_id=lot, points=points,
+                                           expires_on=date(Y, 12, 31)))
     wait_for(lambda: s.handled("on_points_expiring") == 2, message="both lots handled")
     s.dispatch(f"{Y}-12-01T02:00:00Z")
     (warning,) = s.deliveries(member["id"], "points_expiring")
@@ -92,16 +109,17 @@ def test_points_expiring_on_one_day_make_one_warning(suite):
     assert any(body.startswith(f"500 points expire on December 31, {Y}") for body in inbox_bodies(s, member["id"]))
 
 
-def booking(member_id: str, appointment_id: str, starts_at: str, occurred_at: str = "2026-11-23T08:00:00Z") -> dict:
-    return {**event(appointment_id=appointment_id, member_id=member_id, branch="SH02", doctor_id="d-1",
-                    starts_at=starts_at, ends_at=starts_at, service_category="implant"),
-            "occurred_at": occurred_at}
+def booking(member: dict, appointment_id: uuid.UUID, starts_at: str, occurred_at: str = "2026-11-23T08:00:00Z") -> dict:
+    return announce(AppointmentBooked, occurred_at=at(occurred_at), appointment_id=appointment_id,
+                    member_id=member_id(member), branch="SH02", doctor_id="d-1", starts_at=at(starts_at),
+                    ends_at=at(starts_at), service_category="implant")
 
 
 def test_appointment_confirmation_and_reminders_move_with_the_appointment_and_stop_when_cancelled(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
-    s.publish("records", "appointment_booked", booking(member["id"], "a-1", f"{Y}-04-01T02:30:00Z"))
+    appointment = uuid.uuid4()
+    s.publish(AppointmentBooked, booking(member, appointment, f"{Y}-04-01T02:30:00Z"))
     wait_for(lambda: len(s.deliveries(member["id"])) == 4, message="confirmation and two reminders")
     plan = {(d["journey"], d["due_at"]) for d in s.deliveries(member["id"]) if d["state"] == "queued"}
     assert ("appointment_reminder", f"{Y}-03-31T02:30:00Z") in plan  # 24 h before
@@ -113,10 +131,12 @@ def test_appointment_confirmation_and_reminders_move_with_the_appointment_and_st
     assert "arrange for someone to accompany you home" in confirmation  # implant preparation
     assert f"April 1, {Y}" in confirmation and "10:30" in confirmation
 
-    moved = {**booking(member["id"], "a-1", f"{Y}-04-02T06:00:00Z", "2026-11-23T09:00:00Z"),
-             "previous_starts_at": f"{Y}-04-01T02:30:00Z"}
-    del moved["service_category"]  # records does not repeat it on a reschedule
-    s.publish("records", "appointment_rescheduled", moved)
+    # records does not repeat the service category on a reschedule (its contract has none)
+    moved = announce(AppointmentRescheduled, occurred_at=at("2026-11-23T09:00:00Z"), appointment_id=appointment,
+                     member_id=member_id(member), branch="SH02", doctor_id="d-1",
+                     previous_starts_at=at(f"{Y}-04-01T02:30:00Z"), starts_at=at(f"{Y}-04-02T06:00:00Z"),
+                     ends_at=at(f"{Y}-04-02T06:00:00Z"))
+    s.publish(AppointmentRescheduled, moved)
     wait_for(lambda: len(s.deliveries(member["id"], "appointment_reminder")) == 4, message="reminders moved")
     s.dispatch(f"{Y}-03-02T02:00:00Z")
     moved_message = next(body for body in inbox_bodies(s, member["id"]) if "has moved" in body)
@@ -124,14 +144,14 @@ def test_appointment_confirmation_and_reminders_move_with_the_appointment_and_st
     reminders = {d["due_at"]: d["state"] for d in s.deliveries(member["id"], "appointment_reminder")}
     assert reminders == {f"{Y}-03-31T02:30:00Z": "cancelled", f"{Y}-04-01T00:30:00Z": "cancelled",
                          f"{Y}-04-01T06:00:00Z": "queued", f"{Y}-04-02T04:00:00Z": "queued"}
-    s.publish("records", "appointment_cancelled", {**event(appointment_id="a-1", member_id=member["id"],
-                                                           branch="SH02", starts_at=f"{Y}-04-02T06:00:00Z",
-                                                           reason="patient"), "occurred_at": "2026-11-23T10:00:00Z"})
+    s.publish(AppointmentCancelled, announce(AppointmentCancelled, occurred_at=at("2026-11-23T10:00:00Z"),
+                                             appointment_id=appointment, member_id=member_id(member), branch="SH02",
+                                             starts_at=at(f"{Y}-04-02T06:00:00Z"), reason="patient"))
     wait_for(lambda: all(d["state"] != "queued" for d in s.deliveries(member["id"])), message="all cancelled")
     # an old booking event arriving late does not bring the reminders back
-    s.publish("records", "appointment_booked", booking(member["id"], "a-1", f"{Y}-04-01T02:30:00Z"))
-    s.publish("members", "tier_changed", event(member_id=member["id"], to_tier="silver", direction="up",
-                                               effective_at="2026-11-23T11:00:00Z"))
+    s.publish(AppointmentBooked, booking(member, appointment, f"{Y}-04-01T02:30:00Z"))
+    s.publish(TierChanged, announce(TierChanged, member_id=member_id(member), from_tier="standard", to_tier="silver",
+                                    direction="up", effective_at=at("2026-11-23T11:00:00Z")))
     wait_for(lambda: s.deliveries(member["id"], "tier_upgrade"), message="a later event handled")
     assert all(d["state"] != "queued" for d in s.deliveries(member["id"]) if d["journey"] != "tier_upgrade")
 
@@ -140,7 +160,7 @@ def test_a_booking_within_24_hours_gets_only_the_reminders_still_ahead(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
     starts_at = (datetime.now(UTC) + timedelta(hours=20)).replace(microsecond=0)
-    s.publish("records", "appointment_booked", booking(member["id"], "a-2", starts_at.isoformat().replace("+00:00", "Z")))
+    s.publish(AppointmentBooked, booking(member, uuid.uuid4(), starts_at.isoformat()))
     wait_for(lambda: s.deliveries(member["id"], "appointment_confirmation"), message="confirmation")
     reminders = s.deliveries(member["id"], "appointment_reminder")
     two_hours_before = (starts_at - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
@@ -150,11 +170,13 @@ def test_a_booking_within_24_hours_gets_only_the_reminders_still_ahead(suite):
 def test_a_first_visit_brings_advice_within_hours_and_a_survey_a_week_later(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
-    completed = event(visit_id="v-1", member_id=member["id"], branch="SH01", doctor_id="d-1", kind="first",
-                      bill_id="b-1", completed_at=f"{Y}-05-10T03:00:00Z", currency="CNY",
-                      items=[{"category": "implant", "code": "IMP-1", "amount_minor": 800000}], payments=[],
-                      qualifying_minor=800000, first_visit=True, first_paid_visit=True, referral_source=None)
-    s.publish("records", "visit_completed", completed)
+    def completed(who: dict, visit_id: uuid.UUID) -> dict:
+        return announce(VisitCompleted, visit_id=visit_id, member_id=member_id(who), branch="SH01", doctor_id="d-1",
+                        kind="first", bill_id="b-1", completed_at=at(f"{Y}-05-10T03:00:00Z"), currency="CNY",
+                        items=[{"category": "implant", "code": "IMP-1", "amount_minor": 800000}], payments=[],
+                        qualifying_minor=800000, first_visit=True, first_paid_visit=True, referral_source=None)
+
+    s.publish(VisitCompleted, completed(member, uuid.uuid4()))
     wait_for(lambda: len(s.deliveries(member["id"])) == 3, message="advice and survey")
     due = {d["journey"]: d["due_at"] for d in s.deliveries(member["id"]) if d["journey"] != "welcome"}
     assert due["post_visit_advice"] == f"{Y}-05-10T05:00:00Z"  # two hours after
@@ -165,10 +187,10 @@ def test_a_first_visit_brings_advice_within_hours_and_a_survey_a_week_later(suit
     assert any(body.startswith("How was your first visit?") for body in inbox_bodies(s, member["id"]))
 
     another = s.enrol(**{**NO_PUSH, "phone": "13700137000", "full_name": "Wang Fang"})
-    s.publish("records", "visit_completed", {**completed, "event_id": str(uuid.uuid4()), "visit_id": "v-2",
-                                             "member_id": another["id"]})
+    second = uuid.uuid4()
+    s.publish(VisitCompleted, completed(another, second))
     wait_for(lambda: len(s.deliveries(another["id"])) == 3, message="advice and survey")
-    s.publish("records", "visit_cancelled", event(visit_id="v-2", member_id=another["id"], branch="SH01"))
+    s.publish(VisitCancelled, announce(VisitCancelled, visit_id=second, member_id=member_id(another), branch="SH01"))
     wait_for(lambda: {d["state"] for d in s.deliveries(another["id"]) if d["journey"] != "welcome"} == {"cancelled"},
              message="both cancelled with the visit")
 
@@ -178,10 +200,10 @@ def test_recalls_go_before_the_due_date_then_repeat_and_wait_for_a_booked_visit(
     member = s.enrol(**NO_PUSH)
     waiting = s.enrol(**{**NO_PUSH, "phone": "13700137000", "full_name": "Wang Fang"})
     for who in (member, waiting):
-        s.publish("records", "care_plan_updated", event(member_id=who["id"], care_plan_id=f"cp-{who['id'][:4]}",
-                                                        recall_type="cleaning", recall_interval_months=6,
-                                                        next_recall_on=f"{Y}-06-30"))
-    s.publish("records", "appointment_booked", booking(waiting["id"], "a-9", f"{Y}-06-10T02:00:00Z"))
+        s.publish(CarePlanUpdated, announce(CarePlanUpdated, member_id=member_id(who), care_plan_id=uuid.uuid4(),
+                                            recall_type="cleaning", recall_interval_months=6,
+                                            next_recall_on=date(Y, 6, 30)))
+    s.publish(AppointmentBooked, booking(waiting, uuid.uuid4(), f"{Y}-06-10T02:00:00Z"))
     wait_for(lambda: s.deliveries(waiting["id"], "appointment_confirmation"), message="the booking is known")
 
     early = s.rpc.notifications.run_daily(now=f"{Y}-06-01T16:30:00Z", jobs=["recalls"])  # 00:30, June 2 local
@@ -269,10 +291,10 @@ def test_a_closed_membership_stops_every_message_and_erases_the_inbox(suite):
     member = s.enrol(keep_welcome=True, **NO_PUSH)
     s.dispatch(f"{Y}-01-05T02:00:00Z")
     assert inbox_bodies(s, member["id"])
-    s.publish("records", "appointment_booked", booking(member["id"], "a-5", f"{Y}-04-01T02:30:00Z"))
+    s.publish(AppointmentBooked, booking(member, uuid.uuid4(), f"{Y}-04-01T02:30:00Z"))
     wait_for(lambda: len(s.deliveries(member["id"])) == 4, message="appointment messages")
-    s.publish("members", "member_status_changed", event(member_id=member["id"], from_status="active",
-                                                        to_status="closed", reason="erasure request"))
+    s.publish(MemberStatusChanged, announce(MemberStatusChanged, member_id=member_id(member), from_status="active",
+                                            to_status="closed", reason="erasure_request"))
     wait_for(lambda: not s.rpc.notifications.inbox(member["id"])["items"], message="inbox erased")
     states = {d["state"] for d in s.deliveries(member["id"]) if d["journey"] != "welcome"}
     assert states == {"suppressed"}
@@ -285,7 +307,8 @@ def test_a_merged_members_inbox_moves_to_the_survivor(suite):
     survivor = s.enrol(**NO_PUSH)
     merged = s.enrol(keep_welcome=True, **{**NO_PUSH, "phone": "13700137000", "full_name": "Anna Smyth"})
     s.dispatch(f"{Y}-01-05T02:00:00Z")
-    s.publish("members", "member_merged", event(survivor_id=survivor["id"], merged_id=merged["id"], merge_id="m-1"))
+    s.publish(MemberMerged, announce(MemberMerged, survivor_id=member_id(survivor), merged_id=member_id(merged),
+                                     merge_id=uuid.uuid4()))
     wait_for(lambda: s.rpc.notifications.inbox(survivor["id"])["items"], message="inbox moved")
     assert s.rpc.notifications.inbox(merged["id"])["items"] == []
 
@@ -295,19 +318,19 @@ def test_an_unmerge_brings_the_inbox_and_the_recalls_back(suite):
     survivor = s.enrol(**NO_PUSH)
     merged = s.enrol(keep_welcome=True, **{**NO_PUSH, "phone": "13700137000", "full_name": "Anna Smyth"})
     for who, kind in ((survivor, "cleaning"), (merged, "cleaning"), (merged, "implant_review")):
-        s.publish("records", "care_plan_updated", event(member_id=who["id"], care_plan_id=f"cp-{kind}",
-                                                        recall_type=kind, recall_interval_months=6,
-                                                        next_recall_on=f"{Y}-06-30", status="active"))
+        s.publish(CarePlanUpdated, announce(CarePlanUpdated, member_id=member_id(who), care_plan_id=uuid.uuid4(),
+                                            recall_type=kind, recall_interval_months=6,
+                                            next_recall_on=date(Y, 6, 30), status="active"))
     wait_for(lambda: s.handled("on_care_plan_updated") == 3, message="care plans")
     s.dispatch(f"{Y}-01-05T02:00:00Z")
-    merge = event(survivor_id=survivor["id"], merged_id=merged["id"], merge_id="m-2")
-    s.publish("members", "member_merged", merge)
+    merge = {"survivor_id": member_id(survivor), "merged_id": member_id(merged), "merge_id": uuid.uuid4()}
+    s.publish(MemberMerged, announce(MemberMerged, **merge))
     wait_for(lambda: s.rpc.notifications.inbox(survivor["id"])["items"], message="inbox moved")
     s.rpc.notifications.run_daily(now=f"{Y}-06-01T16:30:00Z", jobs=["recalls"])
     assert [d["state"] for d in s.deliveries(survivor["id"], "recall")] == ["queued", "queued"]  # its own and the moved one
     assert s.deliveries(merged["id"], "recall") == []
 
-    s.publish("members", "member_unmerged", {**merge, "event_id": str(uuid.uuid4())})
+    s.publish(MemberUnmerged, announce(MemberUnmerged, **merge))
     wait_for(lambda: s.rpc.notifications.inbox(merged["id"])["items"], message="inbox moved back")
     assert s.rpc.notifications.inbox(survivor["id"])["items"] == []
     s.rpc.notifications.run_daily(now=f"{Y}-06-02T16:30:00Z", jobs=["recalls"])
@@ -319,11 +342,11 @@ def test_an_unmerge_brings_the_inbox_and_the_recalls_back(suite):
 def test_a_closed_care_plan_stops_its_recall(suite):
     s = suite()
     member = s.enrol(**NO_PUSH)
-    plan = event(member_id=member["id"], care_plan_id="cp-1", recall_type="cleaning", recall_interval_months=6,
-                 next_recall_on=f"{Y}-06-30", status="active")
-    s.publish("records", "care_plan_updated", plan)
-    s.publish("records", "care_plan_updated", {**plan, "event_id": str(uuid.uuid4()), "status": "closed",
-                                               "occurred_at": "2026-11-23T09:00:00Z"})  # the later fact
+    plan = {"member_id": member_id(member), "care_plan_id": uuid.uuid4(), "recall_type": "cleaning",
+            "recall_interval_months": 6, "next_recall_on": date(Y, 6, 30)}
+    s.publish(CarePlanUpdated, announce(CarePlanUpdated, **plan, status="active"))
+    s.publish(CarePlanUpdated, announce(CarePlanUpdated, occurred_at=at("2026-11-23T09:00:00Z"), **plan,
+                                        status="closed"))  # the later fact
     wait_for(lambda: s.handled("on_care_plan_updated") == 2, message="both plan events")
     ran = s.rpc.notifications.run_daily(now=f"{Y}-06-01T16:30:00Z", jobs=["recalls"])
     assert ran["recalls"]["processed"] == 0 and s.deliveries(member["id"], "recall") == []

@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc
-from services.notifications.addresses import address_problem
 from services.notifications.events import CHANNELS
+from services.notifications.rules.addresses import address_problem
 
 SERVICE = "service"
 MARKETING = "marketing"

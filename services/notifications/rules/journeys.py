@@ -16,9 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc, isoformat, local_date
-from services.kit.errors import Invalid
 from services.notifications.events import JOURNEY_CODES
-from services.notifications.rules import MARKETING, SERVICE, at_local
+from services.notifications.rules.sending import MARKETING, SERVICE, at_local
 from services.notifications.settings import Settings
 
 
@@ -98,36 +97,43 @@ def end_of_day(day: date, zone: ZoneInfo) -> datetime:
 
 
 def welcome(event: dict[str, Any], now: datetime) -> Plan:
-    return Plan("welcome", event["member_id"], event["member_id"], now,
-                context={"home_branch": event.get("home_branch")})
+    """``member_enrolled`` (members' contract, in domain values)."""
+    member_id = str(event["member_id"])
+    return Plan("welcome", member_id, member_id, now, context={"home_branch": event["home_branch"]})
 
 
 def tier_upgrade(event: dict[str, Any], now: datetime) -> Plan | None:
     """Congratulations on an upgrade (never on a lowered tier: that had its 30-day notice)."""
-    if event.get("direction") != "up":
+    if event["direction"] != "up":
         return None
-    effective = event.get("effective_at") or event.get("occurred_at") or isoformat(now)
-    return Plan("tier_upgrade", event["member_id"], f"{event['member_id']}:{event['to_tier']}:{effective}", now,
-                context={"from_tier": event.get("from_tier"), "to_tier": event["to_tier"]})
+    member_id = str(event["member_id"])
+    # once per member, tier and effective time as members sent it (the contract's form is the clock's)
+    return Plan("tier_upgrade", member_id, f"{member_id}:{event['to_tier']}:{isoformat(event['effective_at'])}", now,
+                context={"from_tier": event["from_tier"], "to_tier": event["to_tier"]})
 
 
 def tier_review_notice(event: dict[str, Any], now: datetime, zone: ZoneInfo) -> Plan:
-    effective_on = date.fromisoformat(event["effective_on"])
-    return Plan("tier_review_notice", event["member_id"], f"{event['member_id']}:{event['effective_on']}", now,
+    member_id, effective_on = str(event["member_id"]), event["effective_on"]
+    return Plan("tier_review_notice", member_id, f"{member_id}:{effective_on.isoformat()}", now,
                 expires_at=end_of_day(effective_on, zone),
-                context={"current_tier": event.get("current_tier"), "next_tier": event.get("next_tier"),
-                         "effective_on": event["effective_on"]})
+                context={"current_tier": event["current_tier"], "next_tier": event["next_tier"],
+                         "effective_on": effective_on.isoformat()})
 
 
 def appointment_messages(appointment: dict[str, Any], now: datetime, settings: Settings,
                          rescheduled: bool = False) -> list[Plan]:
-    """Confirmation now and reminders before the start (only those still ahead), for this start time."""
-    starts_at = parse_time(appointment["starts_at"])
+    """Confirmation now and reminders before the start (only those still ahead), for this start time.
+
+    ``appointment``: records' ``appointment_booked`` or ``appointment_rescheduled`` in domain values, with the
+    ``service_category`` learnt at booking (a reschedule does not repeat it).
+    """
+    starts_at = appointment["starts_at"]
     if starts_at <= as_utc(now):
         return []
-    member_id, appointment_id = appointment["member_id"], appointment["appointment_id"]
-    context = {key: appointment.get(key) for key in ("appointment_id", "branch", "starts_at", "ends_at",
-                                                      "service_category", "doctor_id")}
+    member_id, appointment_id = str(appointment["member_id"]), str(appointment["appointment_id"])
+    context = {"appointment_id": appointment_id, "branch": appointment["branch"], "starts_at": isoformat(starts_at),
+               "ends_at": isoformat(appointment["ends_at"]), "service_category": appointment["service_category"],
+               "doctor_id": appointment["doctor_id"]}
     cause = f"{appointment_id}:{isoformat(starts_at)}"
     ref = f"appointment:{appointment_id}"
     plans = [Plan("appointment_confirmation", member_id, cause, as_utc(now), expires_at=starts_at,
@@ -144,18 +150,18 @@ def appointment_messages(appointment: dict[str, Any], now: datetime, settings: S
 
 def visit_messages(event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> list[Plan]:
     """Post-visit advice within hours (while it helps), and the survey a week after a first visit."""
-    completed_at = parse_time(event["completed_at"])
-    member_id, visit_id = event["member_id"], event["visit_id"]
-    categories = sorted({item.get("category") for item in event.get("items") or [] if item.get("category")})
-    base = {"visit_id": visit_id, "branch": event.get("branch"), "completed_at": isoformat(completed_at)}
+    completed_at = event["completed_at"]
+    member_id, visit_id = str(event["member_id"]), str(event["visit_id"])
+    categories = sorted({item["category"] for item in event["items"]})
+    base = {"visit_id": visit_id, "branch": event["branch"], "completed_at": isoformat(completed_at)}
     ref = f"visit:{visit_id}"
     plans = []
     advice_expires = completed_at + settings.post_visit_window
-    if event.get("kind") != "event" and as_utc(now) < advice_expires:
+    if event["kind"] != "event" and as_utc(now) < advice_expires:
         due = max(completed_at + settings.post_visit_delay, as_utc(now))
         plans.append(Plan("post_visit_advice", member_id, visit_id, due, expires_at=advice_expires,
                           context={**base, "categories": categories}, cause_ref=ref))
-    if event.get("first_visit"):
+    if event["first_visit"]:
         survey_day = local_date(completed_at, zone) + timedelta(days=settings.survey_after_days)
         due = day_at(survey_day, settings, zone, now)
         # one survey per member: it is about their first visit, whichever event says so
@@ -183,10 +189,10 @@ def points_digest(member_id: str, day: date, due_at: datetime, zone: ZoneInfo) -
 
 def points_expiring(event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> Plan:
     """One warning per member and expiry date, however many lots expire that day."""
-    expires_on = date.fromisoformat(event["expires_on"])
-    return Plan("points_expiring", event["member_id"], f"{event['member_id']}:{event['expires_on']}",
+    member_id, expires_on = str(event["member_id"]), event["expires_on"]
+    return Plan("points_expiring", member_id, f"{member_id}:{expires_on.isoformat()}",
                 as_utc(now) + settings.expiring_window, expires_at=at_local(expires_on, datetime.min.time(), zone),
-                context={"expires_on": event["expires_on"]})
+                context={"expires_on": expires_on.isoformat()})
 
 
 def birthday_month_days(day: date) -> list[str]:
@@ -269,13 +275,6 @@ def manual(request: dict[str, Any], now: datetime) -> Plan:
     return Plan(request["journey"], str(request["member_id"]), f"{request['member_id']}:{cause}", due,
                 expires_at=as_utc(request["expires_at"]) if request.get("expires_at") else None,
                 context=context, channel=request.get("channel"))
-
-
-def require(event: dict[str, Any], *names: str) -> None:
-    """Refuse an event missing what a journey needs: ``Invalid`` parks it at once (no retry can fix it)."""
-    missing = [name for name in names if event.get(name) in (None, "")]
-    if missing:
-        raise Invalid(f"The event lacks {', '.join(missing)}.", {name: ["Missing."] for name in missing})
 
 
 def birthday_coupon_request(spec: dict[str, Any], day: date, currency: str, title: str) -> dict[str, Any]:

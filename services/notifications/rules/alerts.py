@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from services.kit.clock import as_utc
 from services.kit.config import BranchAlerts
-from services.notifications.rules import QuietHours
+from services.notifications.rules.sending import QuietHours
 
 JOURNEY = "feedback_alert"  # the template name and the journey label on its deliveries and metrics
 NEGATIVE_SATISFACTION = ("dissatisfied", "very_dissatisfied")
@@ -44,10 +44,9 @@ class Feedback:
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Feedback:
-        nps = event.get("nps")
-        return cls(feedback_id=str(event["feedback_id"]), branch=str(event["branch"]), kind=str(event["kind"]),
-                   satisfaction=event.get("satisfaction"), nps=int(nps) if nps is not None else None,
-                   urgent=bool(event.get("urgent")))
+        """Records' ``feedback_submitted`` in domain values."""
+        return cls(feedback_id=str(event["feedback_id"]), branch=event["branch"], kind=event["kind"],
+                   satisfaction=event["satisfaction"], nps=event["nps"], urgent=event["urgent"])
 
     @property
     def urgent_complaint(self) -> bool:
