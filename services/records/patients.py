@@ -82,11 +82,9 @@ def known(session: Session, member_id: Any) -> Patient:
 
 
 def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datetime) -> None:
-    """Remember an enrolment (``member_enrolled``): the start of "left details but never came"."""
-    member_id = parse_member_id(event["member_id"])
-    enrolled_at = datetime.fromisoformat(str(event.get("enrolled_at") or event["occurred_at"]).replace("Z", "+00:00"))
-    referrer = event.get("referrer_id")
-    values = {"home_branch": event.get("home_branch"), "referrer_id": uuid.UUID(referrer) if referrer else None,
+    """Remember an enrolment (``member_enrolled``, in domain values): the start of "left details but never came"."""
+    member_id, enrolled_at = event["member_id"], event["enrolled_at"]
+    values = {"home_branch": event["home_branch"], "referrer_id": event["referrer_id"],
               "enrolled_at": enrolled_at, "enrolled_on": local_date(enrolled_at, zone)}
     session.execute(_insert(session).values(member_id=member_id, completed_visits=0, paid_visits=0,
                                             created_at=now, **values)

@@ -21,6 +21,7 @@ from services.kit.jobs import run_batches
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
 from services.kit.telemetry import counter, gauge
+from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
 from services.records import (
     access,
     audit,
@@ -635,19 +636,17 @@ class RecordsService(Service):
 
     # --- events ------------------------------------------------------------------------------
 
-    @event_handler("members", "member_enrolled")
+    @event_handler(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         """Remember the enrolment: a member who never comes is called (follow-up "never came")."""
         patients.enrolled(self.db.session, event, self.group.zone, utcnow())
 
-    @event_handler("members", "member_status_changed")
+    @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
         """Frozen: no new bookings. Closed: what was still to come stops; the health record is kept (retention
         law; ``membership.py``)."""
-        membership.require(event, "member_id", "to_status")
-        now = utcnow()
         closure = membership.change_status(self.db.session, event["member_id"], event["to_status"],
-                                           event.get("reason"), self.group, now)
+                                           event["reason"], self.group, utcnow())
         for appointment in closure.appointments:
             self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
         for visit in closure.visits:
@@ -655,18 +654,17 @@ class RecordsService(Service):
         for plan in closure.plans:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
-    @event_handler("members", "member_merged")
+    @event_handler(MemberMerged)
     def on_member_merged(self, event: dict[str, Any]) -> None:
         """The duplicate's record becomes part of the survivor's; its id names the survivor from now on."""
-        membership.require(event, "survivor_id", "merged_id", "merge_id")
-        outcome = membership.merge(self.db.session, event, utcnow())
+        outcome = membership.merge(self.db.session, event["survivor_id"], event["merged_id"], event["merge_id"],
+                                   utcnow())
         for plan in outcome.plans if outcome else []:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
-    @event_handler("members", "member_unmerged")
+    @event_handler(MemberUnmerged)
     def on_member_unmerged(self, event: dict[str, Any]) -> None:
         """A merge reversed: exactly what it moved goes back; the alias goes."""
-        membership.require(event, "survivor_id", "merged_id", "merge_id")
-        outcome = membership.unmerge(self.db.session, event, utcnow())
+        outcome = membership.unmerge(self.db.session, event["merge_id"], utcnow())
         for plan in outcome.plans if outcome else []:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
