@@ -24,6 +24,7 @@ from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.records import lifecycle, patients, visits
 from services.records.models import Appointment, Patient, Slot, Visit
+from services.records.schemas import With
 
 ACTIVE = lifecycle.ACTIVE_APPOINTMENT_STATUSES
 
@@ -78,8 +79,8 @@ def slot(session: Session, slot_id: Any) -> Slot:
     return found
 
 
-def slots(session: Session, branch: str, on: date, doctor_id: str | None, free_only: bool) -> list[dict[str, Any]]:
-    """A branch's slots on a day, each with whether it is free."""
+def slots(session: Session, branch: str, on: date, doctor_id: str | None, free_only: bool) -> list[With]:
+    """A branch's slots on a day, each with whether it is free (for ``SlotSchema``)."""
     query = (select(Slot, Appointment.id)
              .outerjoin(Appointment, and_(Appointment.slot_id == Slot.id, Appointment.status.in_(ACTIVE)))
              .where(Slot.branch == branch, Slot.local_day == on).order_by(Slot.starts_at, Slot.doctor_id))
@@ -89,9 +90,7 @@ def slots(session: Session, branch: str, on: date, doctor_id: str | None, free_o
     for row, taken_by in session.execute(query):
         if free_only and taken_by is not None:
             continue
-        found.append({"id": str(row.id), "branch": row.branch, "doctor_id": row.doctor_id,
-                      "starts_at": isoformat(row.starts_at), "ends_at": isoformat(row.ends_at),
-                      "free": taken_by is None})
+        found.append(With(row, free=taken_by is None))
     return found
 
 
@@ -235,17 +234,6 @@ def upcoming(session: Session, member_id: uuid.UUID, now: datetime) -> list[Appo
 
 def local_day(appointment: Appointment, group: Group) -> date:
     return local_date(appointment.starts_at, group.zone)
-
-
-def view(appointment: Appointment) -> dict[str, Any]:
-    return {
-        "id": str(appointment.id), "member_id": str(appointment.member_id), "slot_id": str(appointment.slot_id),
-        "branch": appointment.branch, "doctor_id": appointment.doctor_id,
-        "starts_at": isoformat(appointment.starts_at), "ends_at": isoformat(appointment.ends_at),
-        "service_category": appointment.service_category, "status": appointment.status,
-        "visit_id": str(appointment.visit_id) if appointment.visit_id else None,
-        "cancel_reason": appointment.cancel_reason,
-    }
 
 
 def booked_event(appointment: Appointment) -> dict[str, Any]:

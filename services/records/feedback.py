@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid
@@ -88,21 +88,6 @@ def complaints(session: Session, branch: str, status: str | None, limit: int,
     query = select(Feedback).where(Feedback.branch == branch, Feedback.kind == "complaint")
     query = query.where(Feedback.status == status) if status else query.where(Feedback.status != "resolved")
     return keyset_page(session, query, Feedback.response_due_at, Feedback.id, limit, cursor)
-
-
-def view(row: Feedback, now: datetime) -> dict[str, Any]:
-    overdue = (row.kind == "complaint" and row.first_response_at is None and row.response_due_at is not None
-               and row.response_due_at < now)
-    return {
-        "id": str(row.id), "member_id": str(row.member_id), "visit_id": str(row.visit_id) if row.visit_id else None,
-        "branch": row.branch, "kind": row.kind, "channel": row.channel, "satisfaction": row.satisfaction,
-        "nps": row.nps, "comment": row.comment, "urgent": row.urgent, "status": row.status,
-        "submitted_at": isoformat(row.submitted_at),
-        "response_due_at": isoformat(row.response_due_at) if row.response_due_at else None, "overdue": overdue,
-        "first_response_at": isoformat(row.first_response_at) if row.first_response_at else None,
-        "response": row.response, "resolution": row.resolution,
-        "resolved_at": isoformat(row.resolved_at) if row.resolved_at else None,
-    }
 
 
 def submitted_event(row: Feedback) -> dict[str, Any]:

@@ -118,6 +118,11 @@ def obsolete_on_completion() -> tuple[str, ...]:
     return ("never_came", "interrupted", "not_treated")
 
 
+def overdue(status: str, due_on: date, today: date) -> bool:
+    """An open task whose day has passed."""
+    return status == "open" and due_on < today
+
+
 def may_work(role: str, queue: str) -> bool:
     return role in SUPERVISORS or role in QUEUE_ROLES[queue]
 

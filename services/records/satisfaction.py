@@ -31,5 +31,11 @@ def response_due(submitted_at: datetime, urgent: bool, practice: Practice) -> da
     return submitted_at + timedelta(hours=practice.complaint_response_hours)
 
 
+def overdue(kind: str, first_response_at: datetime | None, response_due_at: datetime | None,
+            now: datetime) -> bool:
+    """A complaint not answered yet whose first answer was due before ``now``."""
+    return kind == "complaint" and first_response_at is None and response_due_at is not None and response_due_at < now
+
+
 def response_seconds(submitted_at: datetime, responded_at: datetime) -> int:
     return max(0, int((responded_at - submitted_at).total_seconds()))

@@ -46,31 +46,51 @@ from services.records.events import EVENTS
 from services.records.models import Patient, Visit
 from services.records.practice import Practice, practice_from_config
 from services.records.schemas import (
+    AppointmentListSchema,
     AppointmentQuerySchema,
+    AppointmentSchema,
+    AuditPageSchema,
     AuditQuerySchema,
     BillSchema,
     BookingSchema,
     CancellationSchema,
     CarePlanChangesSchema,
+    CarePlanListSchema,
+    CarePlanSchema,
+    ChartHistoryPageSchema,
     ChartMarksSchema,
     ComplaintQuerySchema,
     ComplaintResolutionSchema,
     ComplaintResponseSchema,
+    DentalChartSchema,
+    FeedbackPageSchema,
+    FeedbackSchema,
     FeedbackSubmissionSchema,
     FollowUpOutcomeSchema,
+    FollowUpPageSchema,
     FollowUpQuerySchema,
+    FollowUpSchema,
+    HealthProfileSchema,
     KpiQuerySchema,
+    KpiReportSchema,
     OpenVisitSchema,
     ProfileChangesSchema,
+    ProfileRevisionPageSchema,
+    RecordSchema,
     RefundSchema,
     RescheduleSchema,
     ScheduleSchema,
+    SlotListSchema,
     SlotQuerySchema,
     VisitAuditQuerySchema,
     VisitAuditReportSchema,
     VisitAuditRunSchema,
     VisitAuditSchema,
+    VisitPageSchema,
+    VisitSchema,
     VisitStatusSchema,
+    With,
+    at,
 )
 
 VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
@@ -131,22 +151,21 @@ class RecordsService(Service):
         session, now = self.db.session, utcnow()
         patient = self._patient(member_id, lock=False)
         rows, next_cursor = visits.page(session, patient.member_id, limit, None)
-        today = self._today()
-        return {
-            "member_id": str(patient.member_id),
-            "profile": profiles.read(session, patient.member_id),
-            "chart": charts.read(session, patient.member_id),
-            "care_plans": [careplans.view(p) for p in careplans.of_member(session, patient.member_id)],
-            "visits": {"items": visits.views(session, rows), "next_cursor": next_cursor},
-            "upcoming_appointments": [bookings.view(a) for a in bookings.upcoming(session, patient.member_id, now)],
-            "open_follow_ups": [worklists.view(t, today)
-                                for t in worklists.of_member(session, patient.member_id, limit=20)],
-        }
+        with at(today=self._today()):
+            return RecordSchema().dump({
+                "member_id": patient.member_id,
+                "profile": profiles.read(session, patient.member_id),
+                "chart": charts.read(session, patient.member_id),
+                "care_plans": careplans.of_member(session, patient.member_id),
+                "visits": {"items": visits.with_lines(session, rows), "next_cursor": next_cursor},
+                "upcoming_appointments": bookings.upcoming(session, patient.member_id, now),
+                "open_follow_ups": worklists.of_member(session, patient.member_id, limit=20),
+            })
 
     @rpc
     @clinical("profile", "read")
     def get_health_profile(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
-        return profiles.read(self.db.session, self._patient(member_id, lock=False).member_id)
+        return HealthProfileSchema().dump(profiles.read(self.db.session, self._patient(member_id, lock=False).member_id))
 
     @rpc
     @clinical("profile", "write", describe=_changed_fields)
@@ -155,19 +174,20 @@ class RecordsService(Service):
                               idempotency_key: str | None = None) -> dict[str, Any]:
         data = load(ProfileChangesSchema(), changes)
         profile, _changed = profiles.save(self.db.session, self._patient(member_id), data, self.caller, utcnow())
-        return profile
+        return HealthProfileSchema().dump(profile)
 
     @rpc
     @clinical("profile_history", "read")
     def health_profile_history(self, member_id: str, reason: str | None = None, limit: int | None = None,
                                cursor: str | None = None) -> dict[str, Any]:
         patient = self._patient(member_id, lock=False)
-        return profiles.history(self.db.session, patient.member_id, page_limit(limit), cursor)
+        return ProfileRevisionPageSchema().dump(profiles.history(self.db.session, patient.member_id, page_limit(limit),
+                                                                 cursor))
 
     @rpc
     @clinical("chart", "read")
     def get_chart(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
-        return charts.read(self.db.session, self._patient(member_id, lock=False).member_id)
+        return DentalChartSchema().dump(charts.read(self.db.session, self._patient(member_id, lock=False).member_id))
 
     @rpc
     @clinical("chart", "write", describe=_marked_teeth)
@@ -177,20 +197,20 @@ class RecordsService(Service):
         data = load(ChartMarksSchema(), marks)
         chart, _changes = charts.mark(self.db.session, self._patient(member_id), data["marks"], data["visit_id"],
                                       data["expected_version"], self.caller, utcnow())
-        return chart
+        return DentalChartSchema().dump(chart)
 
     @rpc
     @clinical("chart_history", "read")
     def chart_history(self, member_id: str, reason: str | None = None, limit: int | None = None,
                       cursor: str | None = None) -> dict[str, Any]:
         patient = self._patient(member_id, lock=False)
-        return charts.history(self.db.session, patient.member_id, page_limit(limit), cursor)
+        return ChartHistoryPageSchema().dump(charts.history(self.db.session, patient.member_id, page_limit(limit), cursor))
 
     @rpc
     @clinical("care_plan", "read")
     def get_care_plans(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
         patient = self._patient(member_id, lock=False)
-        return {"items": [careplans.view(p) for p in careplans.of_member(self.db.session, patient.member_id)]}
+        return CarePlanListSchema().dump({"items": careplans.of_member(self.db.session, patient.member_id)})
 
     @rpc
     @clinical("care_plan", "write")
@@ -204,15 +224,15 @@ class RecordsService(Service):
                                                utcnow())
         if recall_changed:
             self.events.emit("care_plan_updated", careplans.updated_event(saved))
-        return careplans.view(saved)
+        return CarePlanSchema().dump(saved)
 
     @rpc
     def get_recalls(self, member_id: str) -> dict[str, Any]:
         """A member's recall dates without the plans' clinical texts: for the desk and recall calls."""
         self.caller.require_role(*access.STAFF_ROLES, action="see recalls")
         patient = self._patient(member_id, lock=False)
-        return {"items": [careplans.view(p, with_texts=False)
-                          for p in careplans.of_member(self.db.session, patient.member_id)]}
+        without_texts = CarePlanListSchema(exclude=[f"items.{name}" for name in careplans.TEXTS])
+        return without_texts.dump({"items": careplans.of_member(self.db.session, patient.member_id)})
 
     # --- visits ------------------------------------------------------------------------------
 
@@ -228,7 +248,7 @@ class RecordsService(Service):
         opened = visits.open_visit(self.db.session, patient, data, self.group, now)
         if opened.status == "arrived":
             worklists.cancel_open(self.db.session, patient.member_id, followups.obsolete_on_arrival(), now)
-        return visits.one(self.db.session, opened)
+        return VisitSchema().dump(visits.one(self.db.session, opened))
 
     @rpc
     def advance_visit(self, visit_id: str, status: str) -> dict[str, Any]:
@@ -240,7 +260,7 @@ class RecordsService(Service):
         self.caller.require_branch(visit.branch, "change visits at this branch")
         if visits.advance(visit, patient, target, self.group, now):
             self._after_visit_moved(visit, bookings.follow_visit(session, visit, now), now)
-        return visits.one(session, visit)
+        return VisitSchema().dump(visits.one(session, visit))
 
     def _after_visit_moved(self, visit: Visit, appointment: Any, now: Any) -> None:
         session = self.db.session
@@ -272,7 +292,7 @@ class RecordsService(Service):
         visit, created = visits.complete(session, patient, data, self.group, now)
         if created:
             self._after_completion(visit, now)
-        return visits.one(session, visit)
+        return VisitSchema().dump(visits.one(session, visit))
 
     def _after_completion(self, visit: Visit, now: Any) -> None:
         session, practice = self.db.session, self.practice
@@ -283,7 +303,7 @@ class RecordsService(Service):
         tasks = followups.after_visit(str(visit.id), visit.kind, visit.treatment or "none", visit.outpatient_surgery,
                                       visit.completed_on, practice)
         self._tasks(tasks, visit.member_id, visit.branch, now, source_visit_id=visit.id)
-        categories = {item["category"] for item in visits.one(session, visit)["items"]}
+        categories = visits.categories(session, visit)
         for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now):
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
@@ -304,19 +324,19 @@ class RecordsService(Service):
         if created:
             self.events.emit("visit_refunded", visits.refunded_event(visit, row))
             REFUNDS.labels(visit.branch).inc()
-        return visits.one(session, visit)
+        return VisitSchema().dump(visits.one(session, visit))
 
     @rpc
     def get_visit(self, visit_id: str) -> dict[str, Any]:
         self.caller.require_role(*access.STAFF_ROLES, action="see visits")
-        return visits.one(self.db.session, visits.get(self.db.session, visit_id))
+        return VisitSchema().dump(visits.one(self.db.session, visits.get(self.db.session, visit_id)))
 
     @rpc
     def list_visits(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """A member's visits, newest first."""
         self.caller.require_role(*access.STAFF_ROLES, action="see visits")
         rows, next_cursor = visits.page(self.db.session, self._member_id(member_id), page_limit(limit), cursor)
-        return {"items": visits.views(self.db.session, rows), "next_cursor": next_cursor}
+        return VisitPageSchema().dump({"items": visits.with_lines(self.db.session, rows), "next_cursor": next_cursor})
 
     # --- appointments ------------------------------------------------------------------------
 
@@ -327,16 +347,16 @@ class RecordsService(Service):
         self.caller.require_role(*access.SCHEDULERS, action="publish doctors' schedules")
         self.caller.require_branch(data["branch"], "publish schedules at this branch")
         published = bookings.publish(self.db.session, data, self.group, self._today(), utcnow())
-        return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"], False)
-                if published else []}
+        return SlotListSchema().dump({"items": bookings.slots(self.db.session, data["branch"], data["on"],
+                                                              data["doctor_id"], False) if published else []})
 
     @rpc
     def list_slots(self, query: dict[str, Any]) -> dict[str, Any]:
         data = load(SlotQuerySchema(), query)
         self.caller.require_role(*access.BOOKERS, action="see slots")
         self.group.branch(data["branch"])
-        return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"],
-                                        data["free_only"])}
+        return SlotListSchema().dump({"items": bookings.slots(self.db.session, data["branch"], data["on"],
+                                                              data["doctor_id"], data["free_only"])})
 
     def _check_horizon(self, member_id: str, slot: Any) -> dict[str, Any]:
         now = utcnow()
@@ -362,7 +382,7 @@ class RecordsService(Service):
                                     self.caller, utcnow())
         self.events.emit("appointment_booked", bookings.booked_event(appointment))
         BOOKED.labels(appointment.branch).inc()
-        return bookings.view(appointment)
+        return AppointmentSchema().dump(appointment)
 
     @rpc
     @idempotent
@@ -378,7 +398,7 @@ class RecordsService(Service):
         previous = bookings.reschedule(self.db.session, appointment, chosen, utcnow())
         if previous is not None:
             self.events.emit("appointment_rescheduled", bookings.rescheduled_event(appointment, previous))
-        return bookings.view(appointment)
+        return AppointmentSchema().dump(appointment)
 
     def _move_appointment(self, appointment_id: str, target: str, reason: str | None = None) -> dict[str, Any]:
         self.caller.require_role(*access.BOOKERS, action="change appointments")
@@ -390,7 +410,7 @@ class RecordsService(Service):
             self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
         if visit is not None:
             self._after_visit_moved(visit, None, now)
-        return bookings.view(appointment)
+        return AppointmentSchema().dump(appointment)
 
     @rpc
     def cancel_appointment(self, appointment_id: str, reason: str | None = None) -> dict[str, Any]:
@@ -416,7 +436,7 @@ class RecordsService(Service):
         else:
             self.group.branch(data["branch"])
             rows = bookings.of_branch_day(self.db.session, data["branch"], data["on"], self.group, data["doctor_id"])
-        return {"items": [bookings.view(row) for row in rows]}
+        return AppointmentListSchema().dump({"items": rows})
 
     # --- follow-ups --------------------------------------------------------------------------
 
@@ -435,8 +455,8 @@ class RecordsService(Service):
         rows, next_cursor = worklists.queue(self.db.session, data["branch"],
                                             (data["queue"],) if data["queue"] else mine, data["due_by"],
                                             data["limit"], data["cursor"])
-        today = self._today()
-        return {"items": [worklists.view(row, today) for row in rows], "next_cursor": next_cursor}
+        with at(today=self._today()):
+            return FollowUpPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
@@ -449,13 +469,15 @@ class RecordsService(Service):
         if self.caller.kind != "service" and not followups.may_work(self.caller.role, task.queue):
             raise Forbidden(f"Your role ({self.caller.role}) does not work the {task.queue} queue.")
         worklists.record_outcome(self.db.session, task, data, self._today(), self.caller, utcnow())
-        return worklists.view(task, self._today())
+        with at(today=self._today()):
+            return FollowUpSchema().dump(task)
 
     @rpc
     def member_follow_ups(self, member_id: str, open_only: bool = True) -> dict[str, Any]:
         self.caller.require_role(*access.STAFF_ROLES, action="see follow-ups")
         rows = worklists.of_member(self.db.session, self._member_id(member_id), bool(open_only))
-        return {"items": [worklists.view(row, self._today()) for row in rows]}
+        with at(today=self._today()):
+            return FollowUpPageSchema().dump({"items": rows})  # one list: no next_cursor
 
     @rpc
     def scan_follow_ups(self, on: str | None = None) -> dict[str, Any]:
@@ -492,7 +514,8 @@ class RecordsService(Service):
         row = feedback.submit(session, patient, data, visit, self.group, self.practice, now)
         self.events.emit("feedback_submitted", feedback.submitted_event(row))
         FEEDBACK.labels(row.branch, row.kind).inc()
-        return feedback.view(row, now)
+        with at(now=now):
+            return FeedbackSchema().dump(row)
 
     def _complaint(self, feedback_id: str) -> Any:
         self.caller.require_role(*access.COMPLAINT_HANDLERS, action="handle complaints")
@@ -506,7 +529,8 @@ class RecordsService(Service):
         data = load(ComplaintResponseSchema(), answer)
         row, now = self._complaint(feedback_id), utcnow()
         feedback.respond(row, data["response"], self.caller, now)
-        return feedback.view(row, now)
+        with at(now=now):
+            return FeedbackSchema().dump(row)
 
     @rpc
     @idempotent
@@ -515,7 +539,8 @@ class RecordsService(Service):
         data = load(ComplaintResolutionSchema(), resolution)
         row, now = self._complaint(feedback_id), utcnow()
         feedback.resolve(row, data["resolution"], self.caller, now)
-        return feedback.view(row, now)
+        with at(now=now):
+            return FeedbackSchema().dump(row)
 
     @rpc
     def complaints(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -525,15 +550,16 @@ class RecordsService(Service):
         self.caller.require_branch(data["branch"], "see this branch's complaints")
         rows, next_cursor = feedback.complaints(self.db.session, data["branch"], data["status"], data["limit"],
                                                 data["cursor"])
-        now = utcnow()
-        return {"items": [feedback.view(row, now) for row in rows], "next_cursor": next_cursor}
+        with at(now=utcnow()):
+            return FeedbackPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def get_feedback(self, feedback_id: str) -> dict[str, Any]:
         self.caller.require_role(*access.COMPLAINT_HANDLERS, action="see feedback")
         row = feedback.get(self.db.session, feedback_id)
         self.caller.require_branch(row.branch, "see this branch's feedback")
-        return feedback.view(row, utcnow())
+        with at(now=utcnow()):
+            return FeedbackSchema().dump(row)
 
     # --- KPIs and audit ----------------------------------------------------------------------
 
@@ -549,7 +575,7 @@ class RecordsService(Service):
         target = self.practice.urgent_response_minutes * 60
         counted = figures.counts(self.db.session, branches, start, end, target)
         report: dict[str, Any] = {
-            "period": data["period"], "start": start.isoformat(), "end": end.isoformat(),
+            "period": data["period"], "start": start, "end": end,
             "branches": [{"branch": b, "figures": kpis.figures(counted[b], target)} for b in branches],
             "total": None,
         }
@@ -559,7 +585,7 @@ class RecordsService(Service):
                 total = total.plus(counted[branch])
             total.patients = figures.distinct_patients(self.db.session, branches, start, end)
             report["total"] = {"branch": None, "figures": kpis.figures(total, target)}
-        return report
+        return KpiReportSchema().dump(report)
 
     @rpc
     def audit_trail(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -567,7 +593,7 @@ class RecordsService(Service):
         data = load(AuditQuerySchema(), query)
         self.caller.require_role(*access.AUDITORS, action="read the audit trail")
         rows, next_cursor = audit.trail(self.db.session, data)
-        return {"items": [audit.view(row) for row in rows], "next_cursor": next_cursor}
+        return AuditPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     # --- the cross-service visit audit (visit_audit.py) ---------------------------------------
 
@@ -587,7 +613,7 @@ class RecordsService(Service):
             self.refresh_audit_gauges()
         with store.transaction() as session:
             row = visit_audit.get(session, audit_id)
-            return VisitAuditSchema().dump(visit_audit.view(row, visit_audit.mismatches_by_kind(session, row.id)))
+            return VisitAuditSchema().dump(With(row, mismatches_by_kind=visit_audit.mismatches_by_kind(session, row.id)))
 
     @rpc
     def audit_visits(self, window: dict[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -612,8 +638,8 @@ class RecordsService(Service):
             return VisitAuditReportSchema().dump({"audit": None, "findings": [], "next_cursor": None})
         rows, next_cursor = visit_audit.findings_page(session, audit.id, data["limit"], after)
         return VisitAuditReportSchema().dump({
-            "audit": visit_audit.view(audit, visit_audit.mismatches_by_kind(session, audit.id)),
-            "findings": [visit_audit.finding_view(row) for row in rows], "next_cursor": next_cursor})
+            "audit": With(audit, mismatches_by_kind=visit_audit.mismatches_by_kind(session, audit.id)),
+            "findings": rows, "next_cursor": next_cursor})
 
     @timer(interval=3600)
     def nightly_visit_audit(self) -> None:

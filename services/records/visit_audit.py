@@ -235,17 +235,3 @@ def mismatches_by_kind(session: Session, audit_id: uuid.UUID) -> dict[str, int]:
                                    .group_by(VisitAuditFinding.kind)).all())
     return {kind: int(counted.get(kind, 0)) for kind in effects.KINDS}
 
-
-def view(audit: VisitAudit, by_kind: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": str(audit.id), "trigger": audit.trigger, "state": audit.state, "since": isoformat(audit.since),
-        "until": isoformat(audit.until), "settle_seconds": audit.settle_seconds,
-        "visits_checked": audit.visits_checked, "visits_unsettled": audit.visits_unsettled,
-        "mismatches": audit.mismatches, "mismatches_by_kind": by_kind, "started_at": isoformat(audit.started_at),
-        "finished_at": isoformat(audit.finished_at) if audit.finished_at else None, "error": audit.error,
-    }
-
-
-def finding_view(row: VisitAuditFinding) -> dict[str, Any]:
-    return {"visit_id": str(row.visit_id), "member_id": str(row.member_id), "kind": row.kind, "reason": row.reason,
-            "expected": row.expected, "found": row.found}

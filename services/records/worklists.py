@@ -13,7 +13,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat
 from services.kit.db import fetch
 from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
@@ -132,13 +131,3 @@ def scan_step(session: Session, cursor: Any, today: date, now: datetime, practic
     next_cursor = str(batch[-1].member_id) if len(batch) == SCAN_BATCH else None
     return next_cursor, len(batch)
 
-
-def view(task: FollowUp, today: date) -> dict[str, Any]:
-    return {
-        "id": str(task.id), "member_id": str(task.member_id), "branch": task.branch, "state": task.state,
-        "queue": task.queue, "due_on": task.due_on.isoformat(), "overdue": task.status == "open" and task.due_on < today,
-        "status": task.status, "outcome": task.outcome, "notes": task.notes,
-        "next_appointment_id": str(task.next_appointment_id) if task.next_appointment_id else None,
-        "attempts": task.attempts, "source_visit_id": str(task.source_visit_id) if task.source_visit_id else None,
-        "created_at": isoformat(task.created_at),
-    }
