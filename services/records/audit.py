@@ -57,6 +57,18 @@ def _canonical(member_id: Any) -> str | None:
         return str(member_id)[:64]
 
 
+def changed_fields(arguments: dict[str, Any]) -> str:
+    """What a profile write says in the audit trail: the names of the fields it changes, never their values."""
+    changes = arguments.get("changes") if isinstance(arguments.get("changes"), dict) else {}
+    return "fields: " + ",".join(sorted(name for name in changes if name != "expected_version"))
+
+
+def marked_teeth(arguments: dict[str, Any]) -> str:
+    """What a chart write says in the audit trail: the teeth it marks."""
+    marks = (arguments.get("marks") or {}).get("marks") if isinstance(arguments.get("marks"), dict) else None
+    return "teeth: " + ",".join(sorted({str(m.get("tooth")) for m in marks or [] if isinstance(m, dict)}))
+
+
 def record_refusal(store: Store, caller: Identity, action: str, resource: str, member_id: Any,
                    reason: Any) -> None:
     """Write a refusal in its own transaction: it must outlive the error that rolls the worker back."""

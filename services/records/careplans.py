@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.records import recalls
 from services.records.models import CarePlan, Patient
+from services.records.rules import recalls
 
 TEXTS = ("guidance", "diet", "prevention")
 

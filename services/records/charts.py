@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from services.kit.caller import Identity
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
-from services.records import fdi
 from services.records.models import ChartChange, DentalChart, Patient, Visit
+from services.records.rules import fdi
 
 
 def read(session: Session, member_id: uuid.UUID) -> DentalChart:

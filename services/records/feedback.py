@@ -1,5 +1,5 @@
 """Feedback: satisfaction surveys (one per visit) and complaints with their response deadline, first
-answer and resolution. Comments, answers and resolutions are encrypted at rest. Rules: ``satisfaction.py``."""
+answer and resolution. Comments, answers and resolutions are encrypted at rest. Rules: ``rules/satisfaction.py``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from services.kit.config import Group
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
-from services.records import satisfaction
+from services.kit.telemetry import counter
 from services.records.models import Feedback, Patient, Visit
-from services.records.practice import Practice
+from services.records.rules import satisfaction
+from services.records.rules.practice import Practice
+
+FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
 
 
 def submit(session: Session, patient: Patient, data: dict[str, Any], visit: Visit | None, group: Group,

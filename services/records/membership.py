@@ -50,7 +50,7 @@ from services.kit.caller import Identity
 from services.kit.clock import isoformat
 from services.kit.config import Group
 from services.kit.errors import Conflict
-from services.records import audit, bookings, fdi, patients, profiles
+from services.records import audit, bookings, patients, profiles
 from services.records.models import (
     Appointment,
     CarePlan,
@@ -66,6 +66,7 @@ from services.records.models import (
     RecordMerge,
     Visit,
 )
+from services.records.rules import fdi
 
 SYSTEM = Identity.service("records")
 MOVED_TABLES = {model.__tablename__: model for model in (Visit, Appointment, FollowUp, Feedback, CarePlan,

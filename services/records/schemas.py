@@ -15,11 +15,11 @@ from marshmallow.experimental.context import Context
 
 from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of
-from services.records import fdi, followups, satisfaction
-from services.records.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
-from services.records.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
-from services.records.kpis import PERIODS
-from services.records.lifecycle import (
+from services.records.rules import fdi, followups, satisfaction
+from services.records.rules.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
+from services.records.rules.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
+from services.records.rules.kpis import PERIODS
+from services.records.rules.lifecycle import (
     APPOINTMENT_STATUSES,
     ITEM_CATEGORIES,
     PAYMENT_METHODS,
@@ -27,8 +27,8 @@ from services.records.lifecycle import (
     VISIT_KINDS,
     VISIT_STATUSES,
 )
-from services.records.recalls import MAX_INTERVAL_MONTHS, RECALL_TYPES
-from services.records.satisfaction import CHANNELS, COMPLAINT_STATUSES, KINDS, LEVELS
+from services.records.rules.recalls import MAX_INTERVAL_MONTHS, RECALL_TYPES
+from services.records.rules.satisfaction import CHANNELS, COMPLAINT_STATUSES, KINDS, LEVELS
 
 SEVERITIES = ("mild", "moderate", "severe", "life_threatening")
 BRANCH = validate.Length(min=1, max=16)

@@ -20,7 +20,6 @@ from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
-from services.kit.telemetry import counter, gauge
 from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
 from services.records import (
     access,
@@ -30,9 +29,6 @@ from services.records import (
     charts,
     feedback,
     figures,
-    followups,
-    kpis,
-    lifecycle,
     membership,
     patients,
     profiles,
@@ -41,10 +37,11 @@ from services.records import (
     worklists,
 )
 from services.records.audit import clinical
-from services.records.effects import KINDS as FINDING_KINDS
 from services.records.events import EVENTS
 from services.records.models import Patient, Visit
-from services.records.practice import Practice, practice_from_config
+from services.records.rules import followups, kpis, lifecycle
+from services.records.rules.effects import KINDS as FINDING_KINDS
+from services.records.rules.practice import Practice, practice_from_config
 from services.records.schemas import (
     AppointmentListSchema,
     AppointmentQuerySchema,
@@ -92,27 +89,7 @@ from services.records.schemas import (
     With,
     at,
 )
-
-VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
-REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",))
-BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
-FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
-FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
-
-AUDIT_MISMATCHES = gauge("careloop_audit_mismatches",
-                         "Visits whose effects in points or members do not match their bill, by kind "
-                         "(the latest finished visit audit)", ("kind",))
-AUDIT_LAST_RUN = gauge("careloop_audit_last_run_timestamp_seconds", "When the latest visit audit finished")
-
-
-def _changed_fields(arguments: dict[str, Any]) -> str:
-    changes = arguments.get("changes") if isinstance(arguments.get("changes"), dict) else {}
-    return "fields: " + ",".join(sorted(name for name in changes if name != "expected_version"))
-
-
-def _marked_teeth(arguments: dict[str, Any]) -> str:
-    marks = (arguments.get("marks") or {}).get("marks") if isinstance(arguments.get("marks"), dict) else None
-    return "teeth: " + ",".join(sorted({str(m.get("tooth")) for m in marks or [] if isinstance(m, dict)}))
+from services.records.visit_audit import AUDIT_LAST_RUN, AUDIT_MISMATCHES  # set by refresh_audit_gauges
 
 
 class RecordsService(Service):
@@ -168,7 +145,7 @@ class RecordsService(Service):
         return HealthProfileSchema().dump(profiles.read(self.db.session, self._patient(member_id, lock=False).member_id))
 
     @rpc
-    @clinical("profile", "write", describe=_changed_fields)
+    @clinical("profile", "write", describe=audit.changed_fields)
     @idempotent
     def update_health_profile(self, member_id: str, changes: dict[str, Any], reason: str | None = None,
                               idempotency_key: str | None = None) -> dict[str, Any]:
@@ -190,7 +167,7 @@ class RecordsService(Service):
         return DentalChartSchema().dump(charts.read(self.db.session, self._patient(member_id, lock=False).member_id))
 
     @rpc
-    @clinical("chart", "write", describe=_marked_teeth)
+    @clinical("chart", "write", describe=audit.marked_teeth)
     @idempotent
     def update_chart(self, member_id: str, marks: dict[str, Any], reason: str | None = None,
                      idempotency_key: str | None = None) -> dict[str, Any]:
@@ -279,7 +256,7 @@ class RecordsService(Service):
                source_visit_id: Any = None) -> None:
         if worklists.create(self.db.session, tasks, member_id, branch, now, source_visit_id):
             for task in tasks:
-                FOLLOW_UPS.labels(task.state).inc()
+                worklists.FOLLOW_UPS.labels(task.state).inc()
 
     @rpc
     def complete_visit(self, bill: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +274,7 @@ class RecordsService(Service):
     def _after_completion(self, visit: Visit, now: Any) -> None:
         session, practice = self.db.session, self.practice
         self.events.emit("visit_completed", visits.completed_event(session, visit))
-        VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
+        visits.VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
         bookings.follow_visit(session, visit, now)
         worklists.cancel_open(session, visit.member_id, followups.obsolete_on_completion(), now)
         tasks = followups.after_visit(str(visit.id), visit.kind, visit.treatment or "none", visit.outpatient_surgery,
@@ -323,7 +300,7 @@ class RecordsService(Service):
         row, created = visits.refund(session, visit, data, self.caller, utcnow())
         if created:
             self.events.emit("visit_refunded", visits.refunded_event(visit, row))
-            REFUNDS.labels(visit.branch).inc()
+            visits.REFUNDS.labels(visit.branch).inc()
         return VisitSchema().dump(visits.one(session, visit))
 
     @rpc
@@ -381,7 +358,7 @@ class RecordsService(Service):
         appointment = bookings.book(self.db.session, patient, chosen, data["service_category"], self.group,
                                     self.caller, utcnow())
         self.events.emit("appointment_booked", bookings.booked_event(appointment))
-        BOOKED.labels(appointment.branch).inc()
+        bookings.BOOKED.labels(appointment.branch).inc()
         return AppointmentSchema().dump(appointment)
 
     @rpc
@@ -482,7 +459,7 @@ class RecordsService(Service):
     @rpc
     def scan_follow_ups(self, on: str | None = None) -> dict[str, Any]:
         """Find patients who never came or whose treatment stopped, once per local day (resumable)."""
-        self.caller.require_role("group_admin", action="run the follow-up scan")
+        self.caller.require_role(*access.SCAN_RUNNERS, action="run the follow-up scan")
         try:
             day = date.fromisoformat(on) if on else self._today()
         except ValueError:
@@ -513,7 +490,7 @@ class RecordsService(Service):
         patient = self._patient(data["member_id"], lock=False)
         row = feedback.submit(session, patient, data, visit, self.group, self.practice, now)
         self.events.emit("feedback_submitted", feedback.submitted_event(row))
-        FEEDBACK.labels(row.branch, row.kind).inc()
+        feedback.FEEDBACK.labels(row.branch, row.kind).inc()
         with at(now=now):
             return FeedbackSchema().dump(row)
 
@@ -565,7 +542,7 @@ class RecordsService(Service):
 
     @rpc
     def kpis(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Visit KPIs per branch for one day, week, month or year (definitions: ``kpis.py``)."""
+        """Visit KPIs per branch for one day, week, month or year (definitions: ``rules/kpis.py``)."""
         data = load(KpiQuerySchema(), query)
         self.caller.require_role(*access.KPI_READERS, action="see KPIs")
         if data["branch"] is not None:

@@ -1,5 +1,5 @@
 """The cross-service visit audit: walk the completed visits of a window in keyset pages, ask points and
-members about each page in one call each, judge with ``effects.py``, store the run and its findings.
+members about each page in one call each, judge with ``rules/effects.py``, store the run and its findings.
 
 Each page is read, judged and written in short transactions of its own, with the calls to points and
 members between them (never inside a transaction: on SQLite that would hold the database's one gate for
@@ -27,8 +27,14 @@ from services.kit.clock import isoformat, utcnow
 from services.kit.db import Store
 from services.kit.errors import Invalid
 from services.kit.schemas import decode_cursor, encode_cursor
-from services.records import effects
+from services.kit.telemetry import gauge
 from services.records.models import Visit, VisitAudit, VisitAuditFinding, VisitRefund
+from services.records.rules import effects
+
+AUDIT_MISMATCHES = gauge("careloop_audit_mismatches",
+                         "Visits whose effects in points or members do not match their bill, by kind "
+                         "(the latest finished visit audit)", ("kind",))
+AUDIT_LAST_RUN = gauge("careloop_audit_last_run_timestamp_seconds", "When the latest visit audit finished")
 
 
 @dataclass(frozen=True)

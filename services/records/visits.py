@@ -1,5 +1,5 @@
 """Visits (encounters): opened at the desk or by an appointment, moved along their lifecycle, completed
-once per HIS bill, refunded once per HIS refund. The rules are in ``lifecycle.py``."""
+once per HIS bill, refunded once per HIS refund. The rules are in ``rules/lifecycle.py``."""
 
 from __future__ import annotations
 
@@ -20,9 +20,14 @@ from services.kit.config import Group
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
-from services.records import lifecycle, patients
+from services.kit.telemetry import counter
+from services.records import patients
 from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
+from services.records.rules import lifecycle
 from services.records.schemas import With
+
+VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
+REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",))
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far in the future an HIS clock may be and still be believed
 

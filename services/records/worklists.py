@@ -1,6 +1,6 @@
 """Follow-up task queues: tasks written once per fact (dedupe key), worked per branch and queue with
 the overdue first, and the daily scan that finds patients who never came or whose treatment stopped.
-The rules (which task, whose queue, when due) are in ``followups.py``."""
+The rules (which task, whose queue, when due) are in ``rules/followups.py``."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ from services.kit.caller import Identity
 from services.kit.db import fetch
 from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
-from services.records import followups
-from services.records.followups import Task
+from services.kit.telemetry import counter
 from services.records.models import Appointment, FollowUp, Patient
-from services.records.practice import Practice
+from services.records.rules import followups
+from services.records.rules.followups import Task
+from services.records.rules.practice import Practice
+
+FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
 
 SCAN_BATCH = 500
 SCAN_WINDOW_DAYS = 30  # a state that began longer ago was seen by earlier scans (or a missed day caught up)

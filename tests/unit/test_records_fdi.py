@@ -3,8 +3,8 @@
 import pytest
 
 from services.kit.errors import Invalid
-from services.records import fdi
-from services.records.fdi import MarkError, apply_marks, tooth
+from services.records.rules import fdi
+from services.records.rules.fdi import MarkError, apply_marks, tooth
 
 
 def test_the_notation_has_32_permanent_and_20_primary_teeth():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from services.kit.errors import Invalid
-from services.records.practice import Practice
+from services.records.rules.practice import Practice
 
 QUEUES = ("customer_service", "consultant", "clinician")
 QUEUE_ROLES: dict[str, tuple[str, ...]] = {

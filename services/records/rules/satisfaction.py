@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.records.events import FEEDBACK_KINDS, SATISFACTION_LEVELS
-from services.records.practice import Practice
+from services.records.rules.practice import Practice
 
 LEVELS = SATISFACTION_LEVELS
 SCORES = {level: score for score, level in enumerate(LEVELS, start=1)}  # 1 (very dissatisfied) .. 5
