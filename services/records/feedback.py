@@ -8,13 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import local_date
 from services.kit.config import Group
-from services.kit.db import fetch
+from services.kit.db import fetch, unique_or
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -43,13 +42,9 @@ def submit(session: Session, patient: Patient, data: dict[str, Any], visit: Visi
         submitted_on=local_date(now, group.zone),
         response_due_at=satisfaction.response_due(now, bool(data.get("urgent")), practice) if complaint else None,
     )
-    visit_ref = str(row.visit_id)
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        raise Conflict("This visit already has its survey answer.", details={"visit_id": visit_ref}) from None
+    with unique_or(session, Conflict("This visit already has its survey answer.",
+                                     details={"visit_id": str(row.visit_id)})):
+        session.add(row)
     return row
 
 

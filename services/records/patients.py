@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
+from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, NotFound
 from services.records.models import Patient, Visit
 
@@ -71,6 +72,20 @@ def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime
         membership_status="frozen" if member.get("status") == "frozen" else "active",
     ).on_conflict_do_nothing(index_elements=["member_id"]))
     return get(session, member_uuid, lock=lock)
+
+
+def lock_with_patient(session: Session, model: Any, row_id: Any, what: str) -> tuple[Any, Patient | None]:
+    """A member's visit or appointment (``model`` row ``row_id``) and its patient, both locked, the patient first
+    (the lock order above); a row moved to another member by a merge while we waited is read again."""
+    key = parse_uuid(row_id, what)
+    for _attempt in range(3):
+        member_id = fetch(session, model, key, what).member_id
+        patient = get(session, member_id, lock=True)
+        row = session.scalars(select(model).where(model.id == key).with_for_update()
+                              .execution_options(populate_existing=True)).one()
+        if row.member_id == member_id:  # not moved to another member (a merge) while we waited
+            return row, patient
+    raise Conflict(f"This {what} is being moved to another member's record at this moment; try again.")
 
 
 def known(session: Session, member_id: Any) -> Patient:

@@ -71,6 +71,13 @@ class With:
         return values[name] if name in values else getattr(self.__dict__["obj"], name)
 
 
+def list_of(item: type[Schema]) -> type[Schema]:
+    """``{"items": [...]}``, every one at once (no pages): ``SlotListSchema = list_of(SlotSchema)``."""
+    name = item.__name__.removesuffix("Schema") + "ListSchema"
+    return type(name, (Schema,), {"items": fields.List(fields.Nested(item)), "__module__": item.__module__,
+                                  "__qualname__": name})
+
+
 class Stored(fields.List):
     """A list kept as JSON text, in the JSON form its input schema gave it: shown as stored."""
 
@@ -372,8 +379,7 @@ class CarePlanSchema(Schema):
 
 
 
-class CarePlanListSchema(Schema):
-    items = fields.List(fields.Nested(CarePlanSchema))
+CarePlanListSchema = list_of(CarePlanSchema)
 
 
 # --- appointments ---------------------------------------------------------------------------------
@@ -411,8 +417,7 @@ class SlotSchema(Schema):
     free = fields.Boolean()
 
 
-class SlotListSchema(Schema):
-    items = fields.List(fields.Nested(SlotSchema))
+SlotListSchema = list_of(SlotSchema)
 
 
 class BookingSchema(Schema):
@@ -457,8 +462,7 @@ class AppointmentSchema(Schema):
     cancel_reason = fields.String(allow_none=True)
 
 
-class AppointmentListSchema(Schema):
-    items = fields.List(fields.Nested(AppointmentSchema))
+AppointmentListSchema = list_of(AppointmentSchema)
 
 
 # --- follow-ups -----------------------------------------------------------------------------------

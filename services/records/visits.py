@@ -41,17 +41,8 @@ def get(session: Session, visit_id: Any, lock: bool = False) -> Visit:
 
 
 def lock_with_patient(session: Session, visit_id: Any) -> tuple[Visit, Patient | None]:
-    """The visit and its patient, both locked: the patient first, as every change of a member's visits
-    and appointments locks them (patient, then visit, then appointment), so two never wait on each other."""
-    key = parse_id(visit_id)
-    for _attempt in range(3):
-        member_id = get(session, key).member_id
-        patient = patients.get(session, member_id, lock=True)
-        visit = session.scalars(select(Visit).where(Visit.id == key).with_for_update()
-                                .execution_options(populate_existing=True)).one()
-        if visit.member_id == member_id:  # not moved to another member (a merge) while we waited
-            return visit, patient
-    raise Conflict("This visit is being moved to another member's record at this moment; try again.")
+    """The visit and its patient, both locked, the patient first (``patients.lock_with_patient``)."""
+    return patients.lock_with_patient(session, Visit, visit_id, "visit")
 
 
 def by_bill(session: Session, bill_id: str, lock: bool = False) -> Visit | None:
