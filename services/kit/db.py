@@ -379,3 +379,15 @@ def fetch(session: Session, model: Any, key: Any, what: str, lock: bool = False)
     if row is None:
         raise NotFound(f"No {what} {key}.")
     return row
+
+
+@contextlib.contextmanager
+def unique_or(session: Session, conflict: Conflict) -> Iterator[None]:
+    """The changes made inside, in a savepoint and flushed: a unique index that refuses them undoes only them
+    and raises ``conflict`` (a slot taken meanwhile, a survey answered twice)."""
+    try:
+        with session.begin_nested():
+            yield
+            session.flush()
+    except IntegrityError:
+        raise conflict from None

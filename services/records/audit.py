@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, utcnow
+from services.kit.clock import utcnow
 from services.kit.db import Store, worker_db_of
 from services.kit.paging import keyset_page
 from services.kit.telemetry import call_id_var, counter, request_id_var
@@ -55,6 +55,18 @@ def _canonical(member_id: Any) -> str | None:
         return str(uuid.UUID(str(member_id)))
     except ValueError:
         return str(member_id)[:64]
+
+
+def changed_fields(arguments: dict[str, Any]) -> str:
+    """What a profile write says in the audit trail: the names of the fields it changes, never their values."""
+    changes = arguments.get("changes") if isinstance(arguments.get("changes"), dict) else {}
+    return "fields: " + ",".join(sorted(name for name in changes if name != "expected_version"))
+
+
+def marked_teeth(arguments: dict[str, Any]) -> str:
+    """What a chart write says in the audit trail: the teeth it marks."""
+    marks = (arguments.get("marks") or {}).get("marks") if isinstance(arguments.get("marks"), dict) else None
+    return "teeth: " + ",".join(sorted({str(m.get("tooth")) for m in marks or [] if isinstance(m, dict)}))
 
 
 def record_refusal(store: Store, caller: Identity, action: str, resource: str, member_id: Any,
@@ -113,12 +125,3 @@ def trail(session: Session, criteria: dict[str, Any]) -> tuple[list[AuditEntry],
     return keyset_page(session, query, AuditEntry.at, AuditEntry.id, criteria["limit"], criteria.get("cursor"),
                        descending=True)
 
-
-def view(row: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": row.id, "at": isoformat(row.at), "actor_kind": row.actor_kind, "actor": row.actor,
-        "actor_role": row.actor_role, "actor_branches": [b for b in row.actor_branches.split(",") if b],
-        "action": row.action, "resource": row.resource, "member_id": row.member_id,
-        "resource_id": row.resource_id, "reason": row.reason, "outcome": row.outcome, "detail": row.detail,
-        "request_id": row.request_id,
-    }

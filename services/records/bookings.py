@@ -20,10 +20,15 @@ from sqlalchemy.orm import Session
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
-from services.kit.db import fetch
+from services.kit.db import fetch, unique_or
 from services.kit.errors import Conflict, Invalid, NotFound
-from services.records import lifecycle, patients, visits
+from services.kit.telemetry import counter
+from services.records import patients, visits
 from services.records.models import Appointment, Patient, Slot, Visit
+from services.records.rules import lifecycle
+from services.records.schemas import With
+
+BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
 
 ACTIVE = lifecycle.ACTIVE_APPOINTMENT_STATUSES
 
@@ -78,8 +83,8 @@ def slot(session: Session, slot_id: Any) -> Slot:
     return found
 
 
-def slots(session: Session, branch: str, on: date, doctor_id: str | None, free_only: bool) -> list[dict[str, Any]]:
-    """A branch's slots on a day, each with whether it is free."""
+def slots(session: Session, branch: str, on: date, doctor_id: str | None, free_only: bool) -> list[With]:
+    """A branch's slots on a day, each with whether it is free (for ``SlotSchema``)."""
     query = (select(Slot, Appointment.id)
              .outerjoin(Appointment, and_(Appointment.slot_id == Slot.id, Appointment.status.in_(ACTIVE)))
              .where(Slot.branch == branch, Slot.local_day == on).order_by(Slot.starts_at, Slot.doctor_id))
@@ -89,9 +94,7 @@ def slots(session: Session, branch: str, on: date, doctor_id: str | None, free_o
     for row, taken_by in session.execute(query):
         if free_only and taken_by is not None:
             continue
-        found.append({"id": str(row.id), "branch": row.branch, "doctor_id": row.doctor_id,
-                      "starts_at": isoformat(row.starts_at), "ends_at": isoformat(row.ends_at),
-                      "free": taken_by is None})
+        found.append(With(row, free=taken_by is None))
     return found
 
 
@@ -109,13 +112,12 @@ def _check_member_free(session: Session, member_id: uuid.UUID, starts_at: dateti
 
 def _take(session: Session, appointment: Appointment) -> None:
     """Write the appointment's hold on its slot; the unique index refuses a slot already taken."""
-    slot_id = str(appointment.slot_id)
-    try:
-        with session.begin_nested():
-            session.add(appointment)
-            session.flush()
-    except IntegrityError:
-        raise Conflict("This slot has just been taken; choose another.", details={"slot_id": slot_id}) from None
+    with unique_or(session, _taken(appointment.slot_id)):
+        session.add(appointment)
+
+
+def _taken(slot_id: uuid.UUID) -> Conflict:
+    return Conflict("This slot has just been taken; choose another.", details={"slot_id": str(slot_id)})
 
 
 def book(session: Session, patient: Patient, chosen: Slot, category: str, group: Group, caller: Identity,
@@ -139,17 +141,8 @@ def get(session: Session, appointment_id: Any, lock: bool = False) -> Appointmen
 
 
 def lock_with_patient(session: Session, appointment_id: Any) -> tuple[Appointment, Patient | None]:
-    """The appointment and its patient, both locked, the patient first (records' lock order: patient, then
-    visit, then appointment; a completion locks the patient, the visit, then changes the appointment)."""
-    key = _id(appointment_id, "appointment")
-    for _attempt in range(3):
-        member_id = get(session, key).member_id
-        patient = patients.get(session, member_id, lock=True)
-        appointment = session.scalars(select(Appointment).where(Appointment.id == key).with_for_update()
-                                      .execution_options(populate_existing=True)).one()
-        if appointment.member_id == member_id:  # not moved to another member (a merge) while we waited
-            return appointment, patient
-    raise Conflict("This appointment is being moved to another member's record at this moment; try again.")
+    """The appointment and its patient, both locked, the patient first (``patients.lock_with_patient``)."""
+    return patients.lock_with_patient(session, Appointment, appointment_id, "appointment")
 
 
 def _visit(session: Session, appointment: Appointment) -> Visit | None:
@@ -163,14 +156,10 @@ def reschedule(session: Session, appointment: Appointment, chosen: Slot, now: da
     if appointment.status != "booked":
         raise Conflict(f"Only a booked appointment can be moved; this one is {appointment.status.replace('_', ' ')}.")
     _check_member_free(session, appointment.member_id, chosen.starts_at, chosen.ends_at, other_than=appointment.id)
-    previous, slot_id = appointment.starts_at, str(chosen.id)
-    try:
-        with session.begin_nested():  # the change inside the savepoint: a taken slot undoes only it
-            appointment.slot_id, appointment.branch, appointment.doctor_id = chosen.id, chosen.branch, chosen.doctor_id
-            appointment.starts_at, appointment.ends_at, appointment.updated_at = chosen.starts_at, chosen.ends_at, now
-            session.flush()
-    except IntegrityError:
-        raise Conflict("This slot has just been taken; choose another.", details={"slot_id": slot_id}) from None
+    previous = appointment.starts_at
+    with unique_or(session, _taken(chosen.id)):  # the change inside the savepoint: a taken slot undoes only it
+        appointment.slot_id, appointment.branch, appointment.doctor_id = chosen.id, chosen.branch, chosen.doctor_id
+        appointment.starts_at, appointment.ends_at, appointment.updated_at = chosen.starts_at, chosen.ends_at, now
     visit = _visit(session, appointment)
     if visit is not None and visit.status == "booked":
         visit.branch, visit.doctor_id, visit.scheduled_at, visit.visit_at = (
@@ -235,17 +224,6 @@ def upcoming(session: Session, member_id: uuid.UUID, now: datetime) -> list[Appo
 
 def local_day(appointment: Appointment, group: Group) -> date:
     return local_date(appointment.starts_at, group.zone)
-
-
-def view(appointment: Appointment) -> dict[str, Any]:
-    return {
-        "id": str(appointment.id), "member_id": str(appointment.member_id), "slot_id": str(appointment.slot_id),
-        "branch": appointment.branch, "doctor_id": appointment.doctor_id,
-        "starts_at": isoformat(appointment.starts_at), "ends_at": isoformat(appointment.ends_at),
-        "service_category": appointment.service_category, "status": appointment.status,
-        "visit_id": str(appointment.visit_id) if appointment.visit_id else None,
-        "cancel_reason": appointment.cancel_reason,
-    }
 
 
 def booked_event(appointment: Appointment) -> dict[str, Any]:

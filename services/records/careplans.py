@@ -11,9 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat
-from services.records import recalls
 from services.records.models import CarePlan, Patient
+from services.records.rules import recalls
 
 TEXTS = ("guidance", "diet", "prevention")
 
@@ -64,19 +63,6 @@ def reset_by_visit(session: Session, member_id: uuid.UUID, categories: set[str],
             plan.updated_at = now
             moved.append(plan)
     return moved
-
-
-def view(plan: CarePlan, with_texts: bool = True) -> dict[str, Any]:
-    result = {
-        "id": str(plan.id), "member_id": str(plan.member_id), "branch": plan.branch, "recall_type": plan.recall_type,
-        "recall_interval_months": plan.recall_interval_months,
-        "last_reset_on": plan.last_reset_on.isoformat() if plan.last_reset_on else None,
-        "next_recall_on": plan.next_recall_on.isoformat(), "status": plan.status, "version": plan.version,
-        "updated_at": isoformat(plan.updated_at), "updated_by": plan.updated_by,
-    }
-    if with_texts:
-        result.update({name: getattr(plan, name) for name in TEXTS})
-    return result
 
 
 def updated_event(plan: CarePlan) -> dict[str, Any]:

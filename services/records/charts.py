@@ -11,26 +11,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
-from services.records import fdi
 from services.records.models import ChartChange, DentalChart, Patient, Visit
+from services.records.rules import fdi
 
 
-def view(member_id: uuid.UUID, chart: DentalChart | None) -> dict[str, Any]:
-    teeth = json.loads(chart.teeth) if chart else {}
-    return {"member_id": str(member_id), "teeth": fdi.view_teeth(teeth), "version": chart.version if chart else 0,
-            "updated_at": isoformat(chart.updated_at) if chart else None,
-            "updated_by": chart.updated_by if chart else None}
-
-
-def read(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
-    return view(member_id, session.get(DentalChart, member_id))
+def read(session: Session, member_id: uuid.UUID) -> DentalChart:
+    """The member's chart (for ``DentalChartSchema``); an empty one, version 0, never stored, before the first."""
+    return session.get(DentalChart, member_id) or DentalChart(member_id=member_id, teeth="{}", version=0)
 
 
 def mark(session: Session, patient: Patient, marks: list[dict[str, Any]], visit_id: uuid.UUID | None,
-         expected_version: int | None, caller: Identity, now: datetime) -> tuple[dict[str, Any], list[dict]]:
+         expected_version: int | None, caller: Identity, now: datetime) -> tuple[DentalChart, list[dict]]:
     """Apply the marks (all or none); the new chart and what changed."""
     chart = session.scalars(select(DentalChart).where(DentalChart.member_id == patient.member_id)
                             .with_for_update()).first()
@@ -44,7 +37,7 @@ def mark(session: Session, patient: Patient, marks: list[dict[str, Any]], visit_
             raise Invalid("The visit named is not one of this member's.", {"visit_id": ["Not this member's visit."]})
     teeth, changes = fdi.apply_marks(json.loads(chart.teeth) if chart else {}, marks)
     if not changes:
-        return view(patient.member_id, chart), []
+        return chart or read(session, patient.member_id), []
     if chart is None:
         chart = DentalChart(member_id=patient.member_id, version=0)
         session.add(chart)
@@ -54,15 +47,12 @@ def mark(session: Session, patient: Patient, marks: list[dict[str, Any]], visit_
     session.add(ChartChange(id=uuid.uuid4(), member_id=patient.member_id, version=chart.version,
                             changes=json.dumps(changes, separators=(",", ":")), visit_id=visit_id, changed_at=now,
                             changed_by=caller.subject, changed_by_role=caller.role))
-    return view(patient.member_id, chart), changes
+    return chart, changes
 
 
-def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:  # a page
     """Every change to the chart, newest first: what changed, when, by whom, at which visit."""
     query = select(ChartChange).where(ChartChange.member_id == member_id)
     rows, next_cursor = keyset_page(session, query, ChartChange.changed_at, ChartChange.id, limit, cursor,
                                     descending=True)
-    items = [{"version": row.version, "changes": json.loads(row.changes),
-              "visit_id": str(row.visit_id) if row.visit_id else None, "changed_at": isoformat(row.changed_at),
-              "changed_by": row.changed_by, "changed_by_role": row.changed_by_role} for row in rows]
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": rows, "next_cursor": next_cursor}

@@ -112,14 +112,17 @@ class VisitCancelled(Event):
     sample = {"visit_id": _VISIT, "member_id": _MEMBER, "branch": "SH01"}
 
 
-@EVENTS.event("appointment_booked")
-class AppointmentBooked(Event):
-    """An appointment was booked. Notifications confirm it and queue its reminders."""
-
+class _Appointment(Event):
     appointment_id = fields.UUID(required=True)
     member_id = _member()
     branch = _branch()
     doctor_id = fields.String(required=True, allow_none=True)
+
+
+@EVENTS.event("appointment_booked")
+class AppointmentBooked(_Appointment):
+    """An appointment was booked. Notifications confirm it and queue its reminders."""
+
     starts_at = UtcTime(required=True)
     ends_at = UtcTime(required=True)
     service_category = fields.String(required=True, validate=validate.OneOf(ITEM_CATEGORIES))
@@ -129,13 +132,9 @@ class AppointmentBooked(Event):
 
 
 @EVENTS.event("appointment_rescheduled")
-class AppointmentRescheduled(Event):
+class AppointmentRescheduled(_Appointment):
     """An appointment moved to another time. Notifications move its reminders."""
 
-    appointment_id = fields.UUID(required=True)
-    member_id = _member()
-    branch = _branch()
-    doctor_id = fields.String(required=True, allow_none=True)
     previous_starts_at = UtcTime(required=True)
     starts_at = UtcTime(required=True)
     ends_at = UtcTime(required=True)

@@ -1,5 +1,5 @@
 """Feedback: satisfaction surveys (one per visit) and complaints with their response deadline, first
-answer and resolution. Comments, answers and resolutions are encrypted at rest. Rules: ``satisfaction.py``."""
+answer and resolution. Comments, answers and resolutions are encrypted at rest. Rules: ``rules/satisfaction.py``."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.config import Group
-from services.kit.db import fetch
+from services.kit.db import fetch, unique_or
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
-from services.records import satisfaction
+from services.kit.telemetry import counter
 from services.records.models import Feedback, Patient, Visit
-from services.records.practice import Practice
+from services.records.rules import satisfaction
+from services.records.rules.practice import Practice
+
+FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
 
 
 def submit(session: Session, patient: Patient, data: dict[str, Any], visit: Visit | None, group: Group,
@@ -40,13 +42,9 @@ def submit(session: Session, patient: Patient, data: dict[str, Any], visit: Visi
         submitted_on=local_date(now, group.zone),
         response_due_at=satisfaction.response_due(now, bool(data.get("urgent")), practice) if complaint else None,
     )
-    visit_ref = str(row.visit_id)
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        raise Conflict("This visit already has its survey answer.", details={"visit_id": visit_ref}) from None
+    with unique_or(session, Conflict("This visit already has its survey answer.",
+                                     details={"visit_id": str(row.visit_id)})):
+        session.add(row)
     return row
 
 
@@ -88,21 +86,6 @@ def complaints(session: Session, branch: str, status: str | None, limit: int,
     query = select(Feedback).where(Feedback.branch == branch, Feedback.kind == "complaint")
     query = query.where(Feedback.status == status) if status else query.where(Feedback.status != "resolved")
     return keyset_page(session, query, Feedback.response_due_at, Feedback.id, limit, cursor)
-
-
-def view(row: Feedback, now: datetime) -> dict[str, Any]:
-    overdue = (row.kind == "complaint" and row.first_response_at is None and row.response_due_at is not None
-               and row.response_due_at < now)
-    return {
-        "id": str(row.id), "member_id": str(row.member_id), "visit_id": str(row.visit_id) if row.visit_id else None,
-        "branch": row.branch, "kind": row.kind, "channel": row.channel, "satisfaction": row.satisfaction,
-        "nps": row.nps, "comment": row.comment, "urgent": row.urgent, "status": row.status,
-        "submitted_at": isoformat(row.submitted_at),
-        "response_due_at": isoformat(row.response_due_at) if row.response_due_at else None, "overdue": overdue,
-        "first_response_at": isoformat(row.first_response_at) if row.first_response_at else None,
-        "response": row.response, "resolution": row.resolution,
-        "resolved_at": isoformat(row.resolved_at) if row.resolved_at else None,
-    }
 
 
 def submitted_event(row: Feedback) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Three queries, each one pass over an index range (``ix_visits_branch_arrived``,
 ``ix_visits_branch_completed``, ``ix_feedback_branch_day``); no row reaches Python. The figures
-themselves (rates, averages, targets) are derived from these counts in ``kpis.py``.
+themselves (rates, averages, targets) are derived from these counts in ``rules/kpis.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from services.records.kpis import Counts
 from services.records.models import Feedback, Visit
+from services.records.rules.kpis import Counts
 
 
 def _count(condition: Any) -> Any:

@@ -49,8 +49,8 @@ from services.kit.aliases import follow
 from services.kit.caller import Identity
 from services.kit.clock import isoformat
 from services.kit.config import Group
-from services.kit.errors import Conflict, Invalid
-from services.records import audit, bookings, fdi, patients, profiles
+from services.kit.errors import Conflict
+from services.records import audit, bookings, patients, profiles
 from services.records.models import (
     Appointment,
     CarePlan,
@@ -66,19 +66,12 @@ from services.records.models import (
     RecordMerge,
     Visit,
 )
+from services.records.rules import fdi
 
 SYSTEM = Identity.service("records")
-STATUSES = ("active", "frozen", "closed")
 MOVED_TABLES = {model.__tablename__: model for model in (Visit, Appointment, FollowUp, Feedback, CarePlan,
                                                           ChartChange, HealthProfileRevision)}
 NOTES_MARKER = "--- From the record of merged member {merged_id} (merge {merge_id}, {on}) ---"
-
-
-def require(event: dict[str, Any], *names: str) -> None:
-    """``Invalid`` (parked at once as a dead letter) for an event without the fields its contract promises."""
-    missing = [name for name in names if not event.get(name)]
-    if missing:
-        raise Invalid(f"The event lacks {', '.join(missing)}.", {name: ["Missing."] for name in missing})
 
 
 _ALIAS_OF = select(MemberAlias.member_id).where(MemberAlias.alias_id == bindparam("alias"))
@@ -123,15 +116,15 @@ class Closure:
     follow_ups: int = 0
 
 
-def change_status(session: Session, member_id: Any, to_status: str, reason: str | None, group: Group,
+def change_status(session: Session, member_id: uuid.UUID, to_status: str, reason: str, group: Group,
                   now: datetime) -> Closure:
     """Apply ``member_status_changed``; on ``closed``, stop what was still to come (see the docstring)."""
-    patient = patient_of(session, patients.parse_member_id(member_id), now)  # the member named, not an alias's
-    patient.membership_status = to_status if to_status in STATUSES else patient.membership_status
+    patient = patient_of(session, member_id, now)  # the member named, not an alias's
+    patient.membership_status = to_status
     closure = Closure()
     if to_status != "closed":
         return closure
-    why = f"member_closed: {reason or 'other'}"
+    why = f"member_closed: {reason}"
     for appointment in bookings.upcoming(session, patient.member_id, now):
         changed, visit = bookings.move(session, appointment, patient, "cancelled", group, now, why)
         if changed:
@@ -247,12 +240,13 @@ def _history(session: Session, model: Any, member_id: uuid.UUID) -> list[Any]:
     return list(session.scalars(select(model).where(model.member_id == member_id).order_by(model.version)))
 
 
-def merge(session: Session, event: dict[str, Any], now: datetime) -> MergeOutcome | None:
+def merge(session: Session, survivor_id: uuid.UUID, merged_id: uuid.UUID, merge: uuid.UUID,
+          now: datetime) -> MergeOutcome | None:
     """Apply ``member_merged``; None if this merge was applied before (see the module's docstring)."""
-    merge_id = str(event["merge_id"])
+    merge_id = str(merge)
     if session.get(RecordMerge, merge_id) is not None:
         return None
-    survivor_id, merged_id = resolve(session, event["survivor_id"]), patients.parse_member_id(event["merged_id"])
+    survivor_id = resolve(session, survivor_id)
     survivor, merged = _locked_pair(session, survivor_id, merged_id, now)
     outcome, by = MergeOutcome(survivor_id, merged_id), f"records:merge {merge_id}"[:80]
     record = RecordMerge(merge_id=merge_id, survivor_id=survivor_id, merged_id=merged_id, status="merged",
@@ -316,9 +310,9 @@ def merge(session: Session, event: dict[str, Any], now: datetime) -> MergeOutcom
     return outcome
 
 
-def unmerge(session: Session, event: dict[str, Any], now: datetime) -> MergeOutcome | None:
+def unmerge(session: Session, merge: uuid.UUID, now: datetime) -> MergeOutcome | None:
     """Apply ``member_unmerged``: put back what that merge moved; None if there is nothing to reverse."""
-    merge_id = str(event["merge_id"])
+    merge_id = str(merge)
     record = session.scalars(select(RecordMerge).where(RecordMerge.merge_id == merge_id).with_for_update()).first()
     if record is None or record.status != "merged":
         return None

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
+from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, NotFound
 from services.records.models import Patient, Visit
 
@@ -73,6 +74,20 @@ def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime
     return get(session, member_uuid, lock=lock)
 
 
+def lock_with_patient(session: Session, model: Any, row_id: Any, what: str) -> tuple[Any, Patient | None]:
+    """A member's visit or appointment (``model`` row ``row_id``) and its patient, both locked, the patient first
+    (the lock order above); a row moved to another member by a merge while we waited is read again."""
+    key = parse_uuid(row_id, what)
+    for _attempt in range(3):
+        member_id = fetch(session, model, key, what).member_id
+        patient = get(session, member_id, lock=True)
+        row = session.scalars(select(model).where(model.id == key).with_for_update()
+                              .execution_options(populate_existing=True)).one()
+        if row.member_id == member_id:  # not moved to another member (a merge) while we waited
+            return row, patient
+    raise Conflict(f"This {what} is being moved to another member's record at this moment; try again.")
+
+
 def known(session: Session, member_id: Any) -> Patient:
     """A patient records already knows (for reads: nothing is created by looking)."""
     patient = get(session, parse_member_id(member_id))
@@ -82,11 +97,9 @@ def known(session: Session, member_id: Any) -> Patient:
 
 
 def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datetime) -> None:
-    """Remember an enrolment (``member_enrolled``): the start of "left details but never came"."""
-    member_id = parse_member_id(event["member_id"])
-    enrolled_at = datetime.fromisoformat(str(event.get("enrolled_at") or event["occurred_at"]).replace("Z", "+00:00"))
-    referrer = event.get("referrer_id")
-    values = {"home_branch": event.get("home_branch"), "referrer_id": uuid.UUID(referrer) if referrer else None,
+    """Remember an enrolment (``member_enrolled``, in domain values): the start of "left details but never came"."""
+    member_id, enrolled_at = event["member_id"], event["enrolled_at"]
+    values = {"home_branch": event["home_branch"], "referrer_id": event["referrer_id"],
               "enrolled_at": enrolled_at, "enrolled_on": local_date(enrolled_at, zone)}
     session.execute(_insert(session).values(member_id=member_id, completed_visits=0, paid_visits=0,
                                             created_at=now, **values)

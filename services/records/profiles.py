@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat
 from services.kit.errors import Conflict
 from services.kit.paging import keyset_page
 from services.records.models import HealthProfile, HealthProfileRevision, Patient
@@ -34,21 +33,13 @@ def contents(profile: HealthProfile | None) -> dict[str, Any]:
     return contents
 
 
-def view(member_id: uuid.UUID, profile: HealthProfile | None) -> dict[str, Any]:
-    return {
-        "member_id": str(member_id), **contents(profile),
-        "version": profile.version if profile else 0,
-        "updated_at": isoformat(profile.updated_at) if profile else None,
-        "updated_by": profile.updated_by if profile else None,
-    }
-
-
-def read(session: Session, member_id: uuid.UUID) -> dict[str, Any]:
-    return view(member_id, session.get(HealthProfile, member_id))
+def read(session: Session, member_id: uuid.UUID) -> HealthProfile:
+    """The member's profile (for ``HealthProfileSchema``); an empty one, version 0, never stored, before the first."""
+    return session.get(HealthProfile, member_id) or HealthProfile(member_id=member_id, version=0)
 
 
 def save(session: Session, patient: Patient, changes: dict[str, Any], caller: Identity,
-         now: datetime) -> tuple[dict[str, Any], list[str]]:
+         now: datetime) -> tuple[HealthProfile, list[str]]:
     """Apply ``changes`` (whole fields); the new profile and the names of the fields that changed."""
     profile = session.scalars(select(HealthProfile).where(HealthProfile.member_id == patient.member_id)
                               .with_for_update()).first()
@@ -64,7 +55,7 @@ def save(session: Session, patient: Patient, changes: dict[str, Any], caller: Id
             after[name] = json.loads(_json(changes[name])) if name in LIST_FIELDS else changes[name]
     changed = [name for name in FIELDS if after[name] != before[name]]
     if not changed:
-        return view(patient.member_id, profile), []
+        return profile or read(session, patient.member_id), []
     if profile is None:
         profile = HealthProfile(member_id=patient.member_id, version=0)
         session.add(profile)
@@ -75,7 +66,7 @@ def save(session: Session, patient: Patient, changes: dict[str, Any], caller: Id
     session.add(HealthProfileRevision(id=uuid.uuid4(), member_id=patient.member_id, version=profile.version,
                                       snapshot=_json(after), changed=",".join(changed), changed_at=now,
                                       changed_by=caller.subject, changed_by_role=caller.role))
-    return view(patient.member_id, profile), changed
+    return profile, changed
 
 
 def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -83,9 +74,4 @@ def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | No
     query = select(HealthProfileRevision).where(HealthProfileRevision.member_id == member_id)
     rows, next_cursor = keyset_page(session, query, HealthProfileRevision.changed_at, HealthProfileRevision.id,
                                     limit, cursor, descending=True)
-    items = [{"version": row.version, "changed": row.changed.split(","), "changed_at": isoformat(row.changed_at),
-              "changed_by": row.changed_by, "changed_by_role": row.changed_by_role,
-              "profile": {"member_id": str(member_id), **json.loads(row.snapshot), "version": row.version,
-                          "updated_at": isoformat(row.changed_at), "updated_by": row.changed_by}}
-             for row in rows]
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": rows, "next_cursor": next_cursor}

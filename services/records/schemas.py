@@ -6,15 +6,20 @@ Money is integer minor units (``amount_minor``), never a float; times are UTC IS
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, missing, validate, validates_schema
+from marshmallow.experimental.context import Context
 
+from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of
-from services.records.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
-from services.records.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
-from services.records.kpis import PERIODS
-from services.records.lifecycle import (
+from services.records.rules import fdi, followups, satisfaction
+from services.records.rules.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
+from services.records.rules.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
+from services.records.rules.kpis import PERIODS
+from services.records.rules.lifecycle import (
     APPOINTMENT_STATUSES,
     ITEM_CATEGORIES,
     PAYMENT_METHODS,
@@ -22,14 +27,62 @@ from services.records.lifecycle import (
     VISIT_KINDS,
     VISIT_STATUSES,
 )
-from services.records.recalls import MAX_INTERVAL_MONTHS, RECALL_TYPES
-from services.records.satisfaction import CHANNELS, COMPLAINT_STATUSES, KINDS, LEVELS
+from services.records.rules.recalls import MAX_INTERVAL_MONTHS, RECALL_TYPES
+from services.records.rules.satisfaction import CHANNELS, COMPLAINT_STATUSES, KINDS, LEVELS
 
 SEVERITIES = ("mild", "moderate", "severe", "life_threatening")
 BRANCH = validate.Length(min=1, max=16)
 SHORT = validate.Length(min=1, max=200)
 REFERRAL_SOURCE = validate.Regexp(r"^[a-z_]{2,24}:[A-Za-z0-9._-]{1,48}$",
                                   error="A referral source looks like 'staff:1234' or 'channel:dianping'.")
+
+# --- how the output schemas read what they show ------------------------------------------------------
+#
+# Entrypoints answer ``XSchema().dump(row)``: the schemas below are the answers, not a description of
+# them. A value the row does not hold comes from ``computed`` (a rule on the row, with the moment of the
+# answer from ``at``) or from a ``With`` (the row and what was loaded beside it).
+
+F = TypeVar("F", bound=fields.Field)
+
+
+def computed(field: F, of: Callable[[Any], Any]) -> F:
+    """``field`` (its type is what the OpenAPI document shows) dumping ``of(obj)`` instead of an attribute."""
+    field.get_value = lambda obj, attr, accessor=None, default=missing: of(obj)  # type: ignore[method-assign]
+    return field
+
+
+def at(**moments: Any) -> Context:
+    """``with at(now=..., today=...):`` around a dump whose schemas compare with the moment of the answer."""
+    return Context(moments)
+
+
+def _moment(name: str) -> Any:
+    return Context.get()[name]
+
+
+class With:
+    """``obj`` with values it does not hold itself (a visit with its bill lines, loaded in one query each)."""
+
+    def __init__(self, obj: Any, **values: Any) -> None:
+        self.obj, self.values = obj, values
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__["values"]
+        return values[name] if name in values else getattr(self.__dict__["obj"], name)
+
+
+def list_of(item: type[Schema]) -> type[Schema]:
+    """``{"items": [...]}``, every one at once (no pages): ``SlotListSchema = list_of(SlotSchema)``."""
+    name = item.__name__.removesuffix("Schema") + "ListSchema"
+    return type(name, (Schema,), {"items": fields.List(fields.Nested(item)), "__module__": item.__module__,
+                                  "__qualname__": name})
+
+
+class Stored(fields.List):
+    """A list kept as JSON text, in the JSON form its input schema gave it: shown as stored."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return json.loads(value or "[]") if isinstance(value, str) else list(value or [])
 
 # --- health profile -------------------------------------------------------------------------------
 
@@ -81,24 +134,32 @@ class ProfileChangesSchema(Schema):
 
 
 class HealthProfileSchema(Schema):
+    """Dumps a ``HealthProfile`` row (its lists are kept as JSON text)."""
+
     member_id = fields.String()
-    medical_history = fields.List(fields.Nested(ConditionSchema))
-    allergies = fields.List(fields.Nested(AllergySchema))
-    family_history = fields.List(fields.Nested(FamilyConditionSchema))
-    medication = fields.List(fields.Nested(MedicationSchema))
+    medical_history = Stored(fields.Nested(ConditionSchema))
+    allergies = Stored(fields.Nested(AllergySchema))
+    family_history = Stored(fields.Nested(FamilyConditionSchema))
+    medication = Stored(fields.Nested(MedicationSchema))
     notes = fields.String(allow_none=True)
     version = fields.Integer(metadata={"description": "0 until the first save."})
-    updated_at = fields.AwareDateTime(allow_none=True)
+    updated_at = UtcTime(allow_none=True)
     updated_by = fields.String(allow_none=True)
+
+
+def _as_saved(revision: Any) -> With:
+    """The profile as a revision saved it (its snapshot holds the lists and the notes)."""
+    return With(revision, **json.loads(revision.snapshot), updated_at=revision.changed_at,
+                updated_by=revision.changed_by)
 
 
 class ProfileRevisionSchema(Schema):
     version = fields.Integer()
-    changed = fields.List(fields.String())
-    changed_at = fields.AwareDateTime()
+    changed = computed(fields.List(fields.String()), lambda revision: revision.changed.split(","))
+    changed_at = UtcTime()
     changed_by = fields.String()
     changed_by_role = fields.String()
-    profile = fields.Nested(HealthProfileSchema)
+    profile = computed(fields.Nested(HealthProfileSchema), _as_saved)
 
 
 ProfileRevisionPageSchema = page_of(ProfileRevisionSchema)
@@ -134,14 +195,17 @@ class ToothSchema(Schema):
     crown = fields.Boolean()
     root_canal = fields.Boolean()
     mobility = fields.Integer(allow_none=True)
-    pocket_depths = fields.Dict(keys=fields.String(), values=fields.Integer())
+    pocket_depths = fields.Dict(keys=fields.String(), values=fields.Integer(), attribute="pockets")
 
 
 class DentalChartSchema(Schema):
+    """Dumps a ``DentalChart`` row (its teeth are kept as JSON text, by FDI number)."""
+
     member_id = fields.String()
-    teeth = fields.List(fields.Nested(ToothSchema), metadata={"description": "Teeth with something recorded."})
+    teeth = computed(fields.List(fields.Nested(ToothSchema), metadata={"description": "Teeth with something recorded."}),
+                     lambda chart: fdi.recorded(json.loads(chart.teeth or "{}")))
     version = fields.Integer()
-    updated_at = fields.AwareDateTime(allow_none=True)
+    updated_at = UtcTime(allow_none=True)
     updated_by = fields.String(allow_none=True)
 
 
@@ -154,9 +218,9 @@ class ChartChangeSchema(Schema):
 
 class ChartRevisionSchema(Schema):
     version = fields.Integer()
-    changes = fields.List(fields.Nested(ChartChangeSchema))
+    changes = computed(fields.List(fields.Nested(ChartChangeSchema)), lambda change: json.loads(change.changes))
     visit_id = fields.String(allow_none=True)
-    changed_at = fields.AwareDateTime()
+    changed_at = UtcTime()
     changed_by = fields.String()
     changed_by_role = fields.String()
 
@@ -236,15 +300,17 @@ class RefundSchema(Schema):
 
 
 class RefundOutSchema(Schema):
-    refund_id = fields.String()
+    refund_id = fields.String(attribute="id")
     his_refund_id = fields.String()
     total_minor = fields.Integer()
     qualifying_minor = fields.Integer()
     full = fields.Boolean()
-    refunded_at = fields.AwareDateTime()
+    refunded_at = UtcTime()
 
 
 class VisitSchema(Schema):
+    """Dumps a visit with its bill lines (``visits.with_lines``)."""
+
     id = fields.String()
     member_id = fields.String()
     branch = fields.String()
@@ -265,9 +331,9 @@ class VisitSchema(Schema):
     first_visit = fields.Boolean()
     first_paid_visit = fields.Boolean()
     referral_source = fields.String(allow_none=True)
-    visit_at = fields.AwareDateTime()
-    arrived_at = fields.AwareDateTime(allow_none=True)
-    completed_at = fields.AwareDateTime(allow_none=True)
+    visit_at = UtcTime()
+    arrived_at = UtcTime(allow_none=True)
+    completed_at = UtcTime(allow_none=True)
 
 
 VisitPageSchema = page_of(VisitSchema)
@@ -294,24 +360,26 @@ class CarePlanChangesSchema(Schema):
 
 
 class CarePlanSchema(Schema):
+    """Dumps a ``CarePlan``; ``CarePlanSchema(exclude=careplans.TEXTS)`` leaves out the clinical texts."""
+
     id = fields.String()
     member_id = fields.String()
     branch = fields.String()
     recall_type = fields.String()
     recall_interval_months = fields.Integer()
-    guidance = fields.String(allow_none=True)
-    diet = fields.String(allow_none=True)
-    prevention = fields.String(allow_none=True)
     last_reset_on = fields.Date(allow_none=True)
     next_recall_on = fields.Date()
     status = fields.String()
     version = fields.Integer()
-    updated_at = fields.AwareDateTime()
+    updated_at = UtcTime()
     updated_by = fields.String()
+    guidance = fields.String(allow_none=True)
+    diet = fields.String(allow_none=True)
+    prevention = fields.String(allow_none=True)
 
 
-class CarePlanListSchema(Schema):
-    items = fields.List(fields.Nested(CarePlanSchema))
+
+CarePlanListSchema = list_of(CarePlanSchema)
 
 
 # --- appointments ---------------------------------------------------------------------------------
@@ -344,13 +412,12 @@ class SlotSchema(Schema):
     id = fields.String()
     branch = fields.String()
     doctor_id = fields.String()
-    starts_at = fields.AwareDateTime()
-    ends_at = fields.AwareDateTime()
+    starts_at = UtcTime()
+    ends_at = UtcTime()
     free = fields.Boolean()
 
 
-class SlotListSchema(Schema):
-    items = fields.List(fields.Nested(SlotSchema))
+SlotListSchema = list_of(SlotSchema)
 
 
 class BookingSchema(Schema):
@@ -387,16 +454,15 @@ class AppointmentSchema(Schema):
     slot_id = fields.String()
     branch = fields.String()
     doctor_id = fields.String()
-    starts_at = fields.AwareDateTime()
-    ends_at = fields.AwareDateTime()
+    starts_at = UtcTime()
+    ends_at = UtcTime()
     service_category = fields.String()
     status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
     visit_id = fields.String(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
 
 
-class AppointmentListSchema(Schema):
-    items = fields.List(fields.Nested(AppointmentSchema))
+AppointmentListSchema = list_of(AppointmentSchema)
 
 
 # --- follow-ups -----------------------------------------------------------------------------------
@@ -425,14 +491,14 @@ class FollowUpSchema(Schema):
     state = fields.String(validate=validate.OneOf(STATES))
     queue = fields.String(validate=validate.OneOf(QUEUES))
     due_on = fields.Date()
-    overdue = fields.Boolean()
+    overdue = computed(fields.Boolean(), lambda task: followups.overdue(task.status, task.due_on, _moment("today")))
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
     outcome = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
     next_appointment_id = fields.String(allow_none=True)
     attempts = fields.Integer()
     source_visit_id = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
+    created_at = UtcTime()
 
 
 FollowUpPageSchema = page_of(FollowUpSchema)
@@ -495,13 +561,14 @@ class FeedbackSchema(Schema):
     comment = fields.String(allow_none=True)
     urgent = fields.Boolean()
     status = fields.String()
-    submitted_at = fields.AwareDateTime()
-    response_due_at = fields.AwareDateTime(allow_none=True)
-    overdue = fields.Boolean()
-    first_response_at = fields.AwareDateTime(allow_none=True)
+    submitted_at = UtcTime()
+    response_due_at = UtcTime(allow_none=True)
+    overdue = computed(fields.Boolean(), lambda row: satisfaction.overdue(row.kind, row.first_response_at,
+                                                                          row.response_due_at, _moment("now")))
+    first_response_at = UtcTime(allow_none=True)
     response = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
-    resolved_at = fields.AwareDateTime(allow_none=True)
+    resolved_at = UtcTime(allow_none=True)
 
 
 FeedbackPageSchema = page_of(FeedbackSchema)
@@ -543,11 +610,12 @@ class AuditQuerySchema(Schema):
 
 class AuditEntrySchema(Schema):
     id = fields.Integer()
-    at = fields.AwareDateTime()
+    at = UtcTime()
     actor_kind = fields.String()
     actor = fields.String()
     actor_role = fields.String()
-    actor_branches = fields.List(fields.String())
+    actor_branches = computed(fields.List(fields.String()),
+                              lambda row: [branch for branch in row.actor_branches.split(",") if branch])
     action = fields.String()
     resource = fields.String()
     member_id = fields.String(allow_none=True)
@@ -602,18 +670,20 @@ class VisitAuditQuerySchema(Schema):
 
 
 class VisitAuditSchema(Schema):
+    """Dumps a ``VisitAudit`` with its ``mismatches_by_kind`` (a ``With``)."""
+
     id = fields.String()
     trigger = fields.String(metadata={"enum": ["nightly", "manual"]})
     state = fields.String(metadata={"enum": ["running", "finished", "failed"]})
-    since = fields.String()
-    until = fields.String()
+    since = UtcTime()
+    until = UtcTime()
     settle_seconds = fields.Integer()
     visits_checked = fields.Integer()
     visits_unsettled = fields.Integer(metadata={"description": "Refunded within the settle window: left out"})
     mismatches = fields.Integer(metadata={"description": "Visits with at least one finding"})
     mismatches_by_kind = fields.Dict(keys=fields.String(), values=fields.Integer())
-    started_at = fields.String()
-    finished_at = fields.String(allow_none=True)
+    started_at = UtcTime()
+    finished_at = UtcTime(allow_none=True)
     error = fields.String(allow_none=True)
 
 

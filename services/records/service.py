@@ -20,7 +20,7 @@ from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
 from services.kit.schemas import page_limit
-from services.kit.telemetry import counter, gauge
+from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
 from services.records import (
     access,
     audit,
@@ -29,9 +29,6 @@ from services.records import (
     charts,
     feedback,
     figures,
-    followups,
-    kpis,
-    lifecycle,
     membership,
     patients,
     profiles,
@@ -40,58 +37,59 @@ from services.records import (
     worklists,
 )
 from services.records.audit import clinical
-from services.records.effects import KINDS as FINDING_KINDS
 from services.records.events import EVENTS
 from services.records.models import Patient, Visit
-from services.records.practice import Practice, practice_from_config
+from services.records.rules import followups, kpis, lifecycle
+from services.records.rules.effects import KINDS as FINDING_KINDS
+from services.records.rules.practice import Practice, practice_from_config
 from services.records.schemas import (
+    AppointmentListSchema,
     AppointmentQuerySchema,
+    AppointmentSchema,
+    AuditPageSchema,
     AuditQuerySchema,
     BillSchema,
     BookingSchema,
     CancellationSchema,
     CarePlanChangesSchema,
+    CarePlanListSchema,
+    CarePlanSchema,
+    ChartHistoryPageSchema,
     ChartMarksSchema,
     ComplaintQuerySchema,
     ComplaintResolutionSchema,
     ComplaintResponseSchema,
+    DentalChartSchema,
+    FeedbackPageSchema,
+    FeedbackSchema,
     FeedbackSubmissionSchema,
     FollowUpOutcomeSchema,
+    FollowUpPageSchema,
     FollowUpQuerySchema,
+    FollowUpSchema,
+    HealthProfileSchema,
     KpiQuerySchema,
+    KpiReportSchema,
     OpenVisitSchema,
     ProfileChangesSchema,
+    ProfileRevisionPageSchema,
+    RecordSchema,
     RefundSchema,
     RescheduleSchema,
     ScheduleSchema,
+    SlotListSchema,
     SlotQuerySchema,
     VisitAuditQuerySchema,
     VisitAuditReportSchema,
     VisitAuditRunSchema,
     VisitAuditSchema,
+    VisitPageSchema,
+    VisitSchema,
     VisitStatusSchema,
+    With,
+    at,
 )
-
-VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
-REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",))
-BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
-FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
-FEEDBACK = counter("careloop_records_feedback_total", "Feedback received", ("branch", "kind"))
-
-AUDIT_MISMATCHES = gauge("careloop_audit_mismatches",
-                         "Visits whose effects in points or members do not match their bill, by kind "
-                         "(the latest finished visit audit)", ("kind",))
-AUDIT_LAST_RUN = gauge("careloop_audit_last_run_timestamp_seconds", "When the latest visit audit finished")
-
-
-def _changed_fields(arguments: dict[str, Any]) -> str:
-    changes = arguments.get("changes") if isinstance(arguments.get("changes"), dict) else {}
-    return "fields: " + ",".join(sorted(name for name in changes if name != "expected_version"))
-
-
-def _marked_teeth(arguments: dict[str, Any]) -> str:
-    marks = (arguments.get("marks") or {}).get("marks") if isinstance(arguments.get("marks"), dict) else None
-    return "teeth: " + ",".join(sorted({str(m.get("tooth")) for m in marks or [] if isinstance(m, dict)}))
+from services.records.visit_audit import AUDIT_LAST_RUN, AUDIT_MISMATCHES  # set by refresh_audit_gauges
 
 
 class RecordsService(Service):
@@ -130,66 +128,66 @@ class RecordsService(Service):
         session, now = self.db.session, utcnow()
         patient = self._patient(member_id, lock=False)
         rows, next_cursor = visits.page(session, patient.member_id, limit, None)
-        today = self._today()
-        return {
-            "member_id": str(patient.member_id),
-            "profile": profiles.read(session, patient.member_id),
-            "chart": charts.read(session, patient.member_id),
-            "care_plans": [careplans.view(p) for p in careplans.of_member(session, patient.member_id)],
-            "visits": {"items": visits.views(session, rows), "next_cursor": next_cursor},
-            "upcoming_appointments": [bookings.view(a) for a in bookings.upcoming(session, patient.member_id, now)],
-            "open_follow_ups": [worklists.view(t, today)
-                                for t in worklists.of_member(session, patient.member_id, limit=20)],
-        }
+        with at(today=self._today()):
+            return RecordSchema().dump({
+                "member_id": patient.member_id,
+                "profile": profiles.read(session, patient.member_id),
+                "chart": charts.read(session, patient.member_id),
+                "care_plans": careplans.of_member(session, patient.member_id),
+                "visits": {"items": visits.with_lines(session, rows), "next_cursor": next_cursor},
+                "upcoming_appointments": bookings.upcoming(session, patient.member_id, now),
+                "open_follow_ups": worklists.of_member(session, patient.member_id, limit=20),
+            })
 
     @rpc
     @clinical("profile", "read")
     def get_health_profile(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
-        return profiles.read(self.db.session, self._patient(member_id, lock=False).member_id)
+        return HealthProfileSchema().dump(profiles.read(self.db.session, self._patient(member_id, lock=False).member_id))
 
     @rpc
-    @clinical("profile", "write", describe=_changed_fields)
+    @clinical("profile", "write", describe=audit.changed_fields)
     @idempotent
     def update_health_profile(self, member_id: str, changes: dict[str, Any], reason: str | None = None,
                               idempotency_key: str | None = None) -> dict[str, Any]:
         data = load(ProfileChangesSchema(), changes)
         profile, _changed = profiles.save(self.db.session, self._patient(member_id), data, self.caller, utcnow())
-        return profile
+        return HealthProfileSchema().dump(profile)
 
     @rpc
     @clinical("profile_history", "read")
     def health_profile_history(self, member_id: str, reason: str | None = None, limit: int | None = None,
                                cursor: str | None = None) -> dict[str, Any]:
         patient = self._patient(member_id, lock=False)
-        return profiles.history(self.db.session, patient.member_id, page_limit(limit), cursor)
+        return ProfileRevisionPageSchema().dump(profiles.history(self.db.session, patient.member_id, page_limit(limit),
+                                                                 cursor))
 
     @rpc
     @clinical("chart", "read")
     def get_chart(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
-        return charts.read(self.db.session, self._patient(member_id, lock=False).member_id)
+        return DentalChartSchema().dump(charts.read(self.db.session, self._patient(member_id, lock=False).member_id))
 
     @rpc
-    @clinical("chart", "write", describe=_marked_teeth)
+    @clinical("chart", "write", describe=audit.marked_teeth)
     @idempotent
     def update_chart(self, member_id: str, marks: dict[str, Any], reason: str | None = None,
                      idempotency_key: str | None = None) -> dict[str, Any]:
         data = load(ChartMarksSchema(), marks)
         chart, _changes = charts.mark(self.db.session, self._patient(member_id), data["marks"], data["visit_id"],
                                       data["expected_version"], self.caller, utcnow())
-        return chart
+        return DentalChartSchema().dump(chart)
 
     @rpc
     @clinical("chart_history", "read")
     def chart_history(self, member_id: str, reason: str | None = None, limit: int | None = None,
                       cursor: str | None = None) -> dict[str, Any]:
         patient = self._patient(member_id, lock=False)
-        return charts.history(self.db.session, patient.member_id, page_limit(limit), cursor)
+        return ChartHistoryPageSchema().dump(charts.history(self.db.session, patient.member_id, page_limit(limit), cursor))
 
     @rpc
     @clinical("care_plan", "read")
     def get_care_plans(self, member_id: str, reason: str | None = None) -> dict[str, Any]:
         patient = self._patient(member_id, lock=False)
-        return {"items": [careplans.view(p) for p in careplans.of_member(self.db.session, patient.member_id)]}
+        return CarePlanListSchema().dump({"items": careplans.of_member(self.db.session, patient.member_id)})
 
     @rpc
     @clinical("care_plan", "write")
@@ -203,15 +201,15 @@ class RecordsService(Service):
                                                utcnow())
         if recall_changed:
             self.events.emit("care_plan_updated", careplans.updated_event(saved))
-        return careplans.view(saved)
+        return CarePlanSchema().dump(saved)
 
     @rpc
     def get_recalls(self, member_id: str) -> dict[str, Any]:
         """A member's recall dates without the plans' clinical texts: for the desk and recall calls."""
         self.caller.require_role(*access.STAFF_ROLES, action="see recalls")
         patient = self._patient(member_id, lock=False)
-        return {"items": [careplans.view(p, with_texts=False)
-                          for p in careplans.of_member(self.db.session, patient.member_id)]}
+        without_texts = CarePlanListSchema(exclude=[f"items.{name}" for name in careplans.TEXTS])
+        return without_texts.dump({"items": careplans.of_member(self.db.session, patient.member_id)})
 
     # --- visits ------------------------------------------------------------------------------
 
@@ -227,7 +225,7 @@ class RecordsService(Service):
         opened = visits.open_visit(self.db.session, patient, data, self.group, now)
         if opened.status == "arrived":
             worklists.cancel_open(self.db.session, patient.member_id, followups.obsolete_on_arrival(), now)
-        return visits.one(self.db.session, opened)
+        return VisitSchema().dump(visits.one(self.db.session, opened))
 
     @rpc
     def advance_visit(self, visit_id: str, status: str) -> dict[str, Any]:
@@ -239,7 +237,7 @@ class RecordsService(Service):
         self.caller.require_branch(visit.branch, "change visits at this branch")
         if visits.advance(visit, patient, target, self.group, now):
             self._after_visit_moved(visit, bookings.follow_visit(session, visit, now), now)
-        return visits.one(session, visit)
+        return VisitSchema().dump(visits.one(session, visit))
 
     def _after_visit_moved(self, visit: Visit, appointment: Any, now: Any) -> None:
         session = self.db.session
@@ -258,7 +256,7 @@ class RecordsService(Service):
                source_visit_id: Any = None) -> None:
         if worklists.create(self.db.session, tasks, member_id, branch, now, source_visit_id):
             for task in tasks:
-                FOLLOW_UPS.labels(task.state).inc()
+                worklists.FOLLOW_UPS.labels(task.state).inc()
 
     @rpc
     def complete_visit(self, bill: dict[str, Any]) -> dict[str, Any]:
@@ -271,18 +269,18 @@ class RecordsService(Service):
         visit, created = visits.complete(session, patient, data, self.group, now)
         if created:
             self._after_completion(visit, now)
-        return visits.one(session, visit)
+        return VisitSchema().dump(visits.one(session, visit))
 
     def _after_completion(self, visit: Visit, now: Any) -> None:
         session, practice = self.db.session, self.practice
         self.events.emit("visit_completed", visits.completed_event(session, visit))
-        VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
+        visits.VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
         bookings.follow_visit(session, visit, now)
         worklists.cancel_open(session, visit.member_id, followups.obsolete_on_completion(), now)
         tasks = followups.after_visit(str(visit.id), visit.kind, visit.treatment or "none", visit.outpatient_surgery,
                                       visit.completed_on, practice)
         self._tasks(tasks, visit.member_id, visit.branch, now, source_visit_id=visit.id)
-        categories = {item["category"] for item in visits.one(session, visit)["items"]}
+        categories = visits.categories(session, visit)
         for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now):
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
@@ -302,20 +300,20 @@ class RecordsService(Service):
         row, created = visits.refund(session, visit, data, self.caller, utcnow())
         if created:
             self.events.emit("visit_refunded", visits.refunded_event(visit, row))
-            REFUNDS.labels(visit.branch).inc()
-        return visits.one(session, visit)
+            visits.REFUNDS.labels(visit.branch).inc()
+        return VisitSchema().dump(visits.one(session, visit))
 
     @rpc
     def get_visit(self, visit_id: str) -> dict[str, Any]:
         self.caller.require_role(*access.STAFF_ROLES, action="see visits")
-        return visits.one(self.db.session, visits.get(self.db.session, visit_id))
+        return VisitSchema().dump(visits.one(self.db.session, visits.get(self.db.session, visit_id)))
 
     @rpc
     def list_visits(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """A member's visits, newest first."""
         self.caller.require_role(*access.STAFF_ROLES, action="see visits")
         rows, next_cursor = visits.page(self.db.session, self._member_id(member_id), page_limit(limit), cursor)
-        return {"items": visits.views(self.db.session, rows), "next_cursor": next_cursor}
+        return VisitPageSchema().dump({"items": visits.with_lines(self.db.session, rows), "next_cursor": next_cursor})
 
     # --- appointments ------------------------------------------------------------------------
 
@@ -326,16 +324,16 @@ class RecordsService(Service):
         self.caller.require_role(*access.SCHEDULERS, action="publish doctors' schedules")
         self.caller.require_branch(data["branch"], "publish schedules at this branch")
         published = bookings.publish(self.db.session, data, self.group, self._today(), utcnow())
-        return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"], False)
-                if published else []}
+        return SlotListSchema().dump({"items": bookings.slots(self.db.session, data["branch"], data["on"],
+                                                              data["doctor_id"], False) if published else []})
 
     @rpc
     def list_slots(self, query: dict[str, Any]) -> dict[str, Any]:
         data = load(SlotQuerySchema(), query)
         self.caller.require_role(*access.BOOKERS, action="see slots")
         self.group.branch(data["branch"])
-        return {"items": bookings.slots(self.db.session, data["branch"], data["on"], data["doctor_id"],
-                                        data["free_only"])}
+        return SlotListSchema().dump({"items": bookings.slots(self.db.session, data["branch"], data["on"],
+                                                              data["doctor_id"], data["free_only"])})
 
     def _check_horizon(self, member_id: str, slot: Any) -> dict[str, Any]:
         now = utcnow()
@@ -360,8 +358,8 @@ class RecordsService(Service):
         appointment = bookings.book(self.db.session, patient, chosen, data["service_category"], self.group,
                                     self.caller, utcnow())
         self.events.emit("appointment_booked", bookings.booked_event(appointment))
-        BOOKED.labels(appointment.branch).inc()
-        return bookings.view(appointment)
+        bookings.BOOKED.labels(appointment.branch).inc()
+        return AppointmentSchema().dump(appointment)
 
     @rpc
     @idempotent
@@ -377,7 +375,7 @@ class RecordsService(Service):
         previous = bookings.reschedule(self.db.session, appointment, chosen, utcnow())
         if previous is not None:
             self.events.emit("appointment_rescheduled", bookings.rescheduled_event(appointment, previous))
-        return bookings.view(appointment)
+        return AppointmentSchema().dump(appointment)
 
     def _move_appointment(self, appointment_id: str, target: str, reason: str | None = None) -> dict[str, Any]:
         self.caller.require_role(*access.BOOKERS, action="change appointments")
@@ -389,7 +387,7 @@ class RecordsService(Service):
             self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
         if visit is not None:
             self._after_visit_moved(visit, None, now)
-        return bookings.view(appointment)
+        return AppointmentSchema().dump(appointment)
 
     @rpc
     def cancel_appointment(self, appointment_id: str, reason: str | None = None) -> dict[str, Any]:
@@ -415,7 +413,7 @@ class RecordsService(Service):
         else:
             self.group.branch(data["branch"])
             rows = bookings.of_branch_day(self.db.session, data["branch"], data["on"], self.group, data["doctor_id"])
-        return {"items": [bookings.view(row) for row in rows]}
+        return AppointmentListSchema().dump({"items": rows})
 
     # --- follow-ups --------------------------------------------------------------------------
 
@@ -434,8 +432,8 @@ class RecordsService(Service):
         rows, next_cursor = worklists.queue(self.db.session, data["branch"],
                                             (data["queue"],) if data["queue"] else mine, data["due_by"],
                                             data["limit"], data["cursor"])
-        today = self._today()
-        return {"items": [worklists.view(row, today) for row in rows], "next_cursor": next_cursor}
+        with at(today=self._today()):
+            return FollowUpPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
@@ -448,18 +446,20 @@ class RecordsService(Service):
         if self.caller.kind != "service" and not followups.may_work(self.caller.role, task.queue):
             raise Forbidden(f"Your role ({self.caller.role}) does not work the {task.queue} queue.")
         worklists.record_outcome(self.db.session, task, data, self._today(), self.caller, utcnow())
-        return worklists.view(task, self._today())
+        with at(today=self._today()):
+            return FollowUpSchema().dump(task)
 
     @rpc
     def member_follow_ups(self, member_id: str, open_only: bool = True) -> dict[str, Any]:
         self.caller.require_role(*access.STAFF_ROLES, action="see follow-ups")
         rows = worklists.of_member(self.db.session, self._member_id(member_id), bool(open_only))
-        return {"items": [worklists.view(row, self._today()) for row in rows]}
+        with at(today=self._today()):
+            return FollowUpPageSchema().dump({"items": rows})  # one list: no next_cursor
 
     @rpc
     def scan_follow_ups(self, on: str | None = None) -> dict[str, Any]:
         """Find patients who never came or whose treatment stopped, once per local day (resumable)."""
-        self.caller.require_role("group_admin", action="run the follow-up scan")
+        self.caller.require_role(*access.SCAN_RUNNERS, action="run the follow-up scan")
         try:
             day = date.fromisoformat(on) if on else self._today()
         except ValueError:
@@ -490,8 +490,9 @@ class RecordsService(Service):
         patient = self._patient(data["member_id"], lock=False)
         row = feedback.submit(session, patient, data, visit, self.group, self.practice, now)
         self.events.emit("feedback_submitted", feedback.submitted_event(row))
-        FEEDBACK.labels(row.branch, row.kind).inc()
-        return feedback.view(row, now)
+        feedback.FEEDBACK.labels(row.branch, row.kind).inc()
+        with at(now=now):
+            return FeedbackSchema().dump(row)
 
     def _complaint(self, feedback_id: str) -> Any:
         self.caller.require_role(*access.COMPLAINT_HANDLERS, action="handle complaints")
@@ -505,7 +506,8 @@ class RecordsService(Service):
         data = load(ComplaintResponseSchema(), answer)
         row, now = self._complaint(feedback_id), utcnow()
         feedback.respond(row, data["response"], self.caller, now)
-        return feedback.view(row, now)
+        with at(now=now):
+            return FeedbackSchema().dump(row)
 
     @rpc
     @idempotent
@@ -514,7 +516,8 @@ class RecordsService(Service):
         data = load(ComplaintResolutionSchema(), resolution)
         row, now = self._complaint(feedback_id), utcnow()
         feedback.resolve(row, data["resolution"], self.caller, now)
-        return feedback.view(row, now)
+        with at(now=now):
+            return FeedbackSchema().dump(row)
 
     @rpc
     def complaints(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -524,21 +527,22 @@ class RecordsService(Service):
         self.caller.require_branch(data["branch"], "see this branch's complaints")
         rows, next_cursor = feedback.complaints(self.db.session, data["branch"], data["status"], data["limit"],
                                                 data["cursor"])
-        now = utcnow()
-        return {"items": [feedback.view(row, now) for row in rows], "next_cursor": next_cursor}
+        with at(now=utcnow()):
+            return FeedbackPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def get_feedback(self, feedback_id: str) -> dict[str, Any]:
         self.caller.require_role(*access.COMPLAINT_HANDLERS, action="see feedback")
         row = feedback.get(self.db.session, feedback_id)
         self.caller.require_branch(row.branch, "see this branch's feedback")
-        return feedback.view(row, utcnow())
+        with at(now=utcnow()):
+            return FeedbackSchema().dump(row)
 
     # --- KPIs and audit ----------------------------------------------------------------------
 
     @rpc
     def kpis(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Visit KPIs per branch for one day, week, month or year (definitions: ``kpis.py``)."""
+        """Visit KPIs per branch for one day, week, month or year (definitions: ``rules/kpis.py``)."""
         data = load(KpiQuerySchema(), query)
         self.caller.require_role(*access.KPI_READERS, action="see KPIs")
         if data["branch"] is not None:
@@ -548,7 +552,7 @@ class RecordsService(Service):
         target = self.practice.urgent_response_minutes * 60
         counted = figures.counts(self.db.session, branches, start, end, target)
         report: dict[str, Any] = {
-            "period": data["period"], "start": start.isoformat(), "end": end.isoformat(),
+            "period": data["period"], "start": start, "end": end,
             "branches": [{"branch": b, "figures": kpis.figures(counted[b], target)} for b in branches],
             "total": None,
         }
@@ -558,7 +562,7 @@ class RecordsService(Service):
                 total = total.plus(counted[branch])
             total.patients = figures.distinct_patients(self.db.session, branches, start, end)
             report["total"] = {"branch": None, "figures": kpis.figures(total, target)}
-        return report
+        return KpiReportSchema().dump(report)
 
     @rpc
     def audit_trail(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -566,7 +570,7 @@ class RecordsService(Service):
         data = load(AuditQuerySchema(), query)
         self.caller.require_role(*access.AUDITORS, action="read the audit trail")
         rows, next_cursor = audit.trail(self.db.session, data)
-        return {"items": [audit.view(row) for row in rows], "next_cursor": next_cursor}
+        return AuditPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     # --- the cross-service visit audit (visit_audit.py) ---------------------------------------
 
@@ -586,7 +590,7 @@ class RecordsService(Service):
             self.refresh_audit_gauges()
         with store.transaction() as session:
             row = visit_audit.get(session, audit_id)
-            return VisitAuditSchema().dump(visit_audit.view(row, visit_audit.mismatches_by_kind(session, row.id)))
+            return VisitAuditSchema().dump(With(row, mismatches_by_kind=visit_audit.mismatches_by_kind(session, row.id)))
 
     @rpc
     def audit_visits(self, window: dict[str, Any] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -611,8 +615,8 @@ class RecordsService(Service):
             return VisitAuditReportSchema().dump({"audit": None, "findings": [], "next_cursor": None})
         rows, next_cursor = visit_audit.findings_page(session, audit.id, data["limit"], after)
         return VisitAuditReportSchema().dump({
-            "audit": visit_audit.view(audit, visit_audit.mismatches_by_kind(session, audit.id)),
-            "findings": [visit_audit.finding_view(row) for row in rows], "next_cursor": next_cursor})
+            "audit": With(audit, mismatches_by_kind=visit_audit.mismatches_by_kind(session, audit.id)),
+            "findings": rows, "next_cursor": next_cursor})
 
     @timer(interval=3600)
     def nightly_visit_audit(self) -> None:
@@ -635,19 +639,17 @@ class RecordsService(Service):
 
     # --- events ------------------------------------------------------------------------------
 
-    @event_handler("members", "member_enrolled")
+    @event_handler(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         """Remember the enrolment: a member who never comes is called (follow-up "never came")."""
         patients.enrolled(self.db.session, event, self.group.zone, utcnow())
 
-    @event_handler("members", "member_status_changed")
+    @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
         """Frozen: no new bookings. Closed: what was still to come stops; the health record is kept (retention
         law; ``membership.py``)."""
-        membership.require(event, "member_id", "to_status")
-        now = utcnow()
         closure = membership.change_status(self.db.session, event["member_id"], event["to_status"],
-                                           event.get("reason"), self.group, now)
+                                           event["reason"], self.group, utcnow())
         for appointment in closure.appointments:
             self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
         for visit in closure.visits:
@@ -655,18 +657,17 @@ class RecordsService(Service):
         for plan in closure.plans:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
-    @event_handler("members", "member_merged")
+    @event_handler(MemberMerged)
     def on_member_merged(self, event: dict[str, Any]) -> None:
         """The duplicate's record becomes part of the survivor's; its id names the survivor from now on."""
-        membership.require(event, "survivor_id", "merged_id", "merge_id")
-        outcome = membership.merge(self.db.session, event, utcnow())
+        outcome = membership.merge(self.db.session, event["survivor_id"], event["merged_id"], event["merge_id"],
+                                   utcnow())
         for plan in outcome.plans if outcome else []:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
-    @event_handler("members", "member_unmerged")
+    @event_handler(MemberUnmerged)
     def on_member_unmerged(self, event: dict[str, Any]) -> None:
         """A merge reversed: exactly what it moved goes back; the alias goes."""
-        membership.require(event, "survivor_id", "merged_id", "merge_id")
-        outcome = membership.unmerge(self.db.session, event, utcnow())
+        outcome = membership.unmerge(self.db.session, event["merge_id"], utcnow())
         for plan in outcome.plans if outcome else []:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))

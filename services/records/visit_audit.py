@@ -1,5 +1,5 @@
 """The cross-service visit audit: walk the completed visits of a window in keyset pages, ask points and
-members about each page in one call each, judge with ``effects.py``, store the run and its findings.
+members about each page in one call each, judge with ``rules/effects.py``, store the run and its findings.
 
 Each page is read, judged and written in short transactions of its own, with the calls to points and
 members between them (never inside a transaction: on SQLite that would hold the database's one gate for
@@ -27,8 +27,14 @@ from services.kit.clock import isoformat, utcnow
 from services.kit.db import Store
 from services.kit.errors import Invalid
 from services.kit.schemas import decode_cursor, encode_cursor
-from services.records import effects
+from services.kit.telemetry import gauge
 from services.records.models import Visit, VisitAudit, VisitAuditFinding, VisitRefund
+from services.records.rules import effects
+
+AUDIT_MISMATCHES = gauge("careloop_audit_mismatches",
+                         "Visits whose effects in points or members do not match their bill, by kind "
+                         "(the latest finished visit audit)", ("kind",))
+AUDIT_LAST_RUN = gauge("careloop_audit_last_run_timestamp_seconds", "When the latest visit audit finished")
 
 
 @dataclass(frozen=True)
@@ -235,17 +241,3 @@ def mismatches_by_kind(session: Session, audit_id: uuid.UUID) -> dict[str, int]:
                                    .group_by(VisitAuditFinding.kind)).all())
     return {kind: int(counted.get(kind, 0)) for kind in effects.KINDS}
 
-
-def view(audit: VisitAudit, by_kind: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": str(audit.id), "trigger": audit.trigger, "state": audit.state, "since": isoformat(audit.since),
-        "until": isoformat(audit.until), "settle_seconds": audit.settle_seconds,
-        "visits_checked": audit.visits_checked, "visits_unsettled": audit.visits_unsettled,
-        "mismatches": audit.mismatches, "mismatches_by_kind": by_kind, "started_at": isoformat(audit.started_at),
-        "finished_at": isoformat(audit.finished_at) if audit.finished_at else None, "error": audit.error,
-    }
-
-
-def finding_view(row: VisitAuditFinding) -> dict[str, Any]:
-    return {"visit_id": str(row.visit_id), "member_id": str(row.member_id), "kind": row.kind, "reason": row.reason,
-            "expected": row.expected, "found": row.found}

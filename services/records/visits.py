@@ -1,5 +1,5 @@
 """Visits (encounters): opened at the desk or by an appointment, moved along their lifecycle, completed
-once per HIS bill, refunded once per HIS refund. The rules are in ``lifecycle.py``."""
+once per HIS bill, refunded once per HIS refund. The rules are in ``rules/lifecycle.py``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
-from services.records import lifecycle, patients
+from services.kit.telemetry import counter
+from services.records import patients
 from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
+from services.records.rules import lifecycle
+from services.records.schemas import With
+
+VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
+REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",))
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far in the future an HIS clock may be and still be believed
 
@@ -35,17 +41,8 @@ def get(session: Session, visit_id: Any, lock: bool = False) -> Visit:
 
 
 def lock_with_patient(session: Session, visit_id: Any) -> tuple[Visit, Patient | None]:
-    """The visit and its patient, both locked: the patient first, as every change of a member's visits
-    and appointments locks them (patient, then visit, then appointment), so two never wait on each other."""
-    key = parse_id(visit_id)
-    for _attempt in range(3):
-        member_id = get(session, key).member_id
-        patient = patients.get(session, member_id, lock=True)
-        visit = session.scalars(select(Visit).where(Visit.id == key).with_for_update()
-                                .execution_options(populate_existing=True)).one()
-        if visit.member_id == member_id:  # not moved to another member (a merge) while we waited
-            return visit, patient
-    raise Conflict("This visit is being moved to another member's record at this moment; try again.")
+    """The visit and its patient, both locked, the patient first (``patients.lock_with_patient``)."""
+    return patients.lock_with_patient(session, Visit, visit_id, "visit")
 
 
 def by_bill(session: Session, bill_id: str, lock: bool = False) -> Visit | None:
@@ -246,41 +243,25 @@ def _refunds(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dic
                         VisitRefund.qualifying_minor, VisitRefund.full, VisitRefund.refunded_at)
                  .where(VisitRefund.visit_id.in_(ids)).order_by(VisitRefund.refunded_at))
         for row in session.execute(query):
-            found[row.visit_id].append(refund_view(row))
+            found[row.visit_id].append(row._asdict())
     return found
 
 
-def refund_view(row: Any) -> dict[str, Any]:
-    """A refund (an ORM row or a plain row with the same names) as the contract shows it."""
-    return {"refund_id": str(row.id), "his_refund_id": row.his_refund_id, "total_minor": row.total_minor,
-            "qualifying_minor": row.qualifying_minor, "full": row.full, "refunded_at": isoformat(row.refunded_at)}
-
-
-def views(session: Session, visits: list[Visit]) -> list[dict[str, Any]]:
-    """Visits as the contract shows them, items, payments and refunds loaded in three queries."""
+def with_lines(session: Session, visits: list[Visit]) -> list[With]:
+    """Visits with their items, payments and refunds (for ``VisitSchema``), loaded in three queries."""
     ids = [visit.id for visit in visits]
     items, payments, refunds = _items(session, ids), _payments(session, ids), _refunds(session, ids)
-    return [view(visit, items[visit.id], payments[visit.id], refunds[visit.id]) for visit in visits]
+    return [With(visit, items=items[visit.id], payments=payments[visit.id], refunds=refunds[visit.id])
+            for visit in visits]
 
 
-def view(visit: Visit, items: list[dict[str, Any]], payments: list[dict[str, Any]],
-         refunds: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": str(visit.id), "member_id": str(visit.member_id), "branch": visit.branch, "doctor_id": visit.doctor_id,
-        "kind": visit.kind, "status": visit.status,
-        "appointment_id": str(visit.appointment_id) if visit.appointment_id else None, "bill_id": visit.bill_id,
-        "currency": visit.currency, "total_minor": visit.total_minor, "qualifying_minor": visit.qualifying_minor,
-        "refunded_minor": visit.refunded_minor, "items": items, "payments": payments, "refunds": refunds,
-        "treatment": visit.treatment, "outpatient_surgery": visit.outpatient_surgery,
-        "first_visit": visit.first_visit, "first_paid_visit": visit.first_paid_visit,
-        "referral_source": visit.referral_source, "visit_at": isoformat(visit.visit_at),
-        "arrived_at": isoformat(visit.arrived_at) if visit.arrived_at else None,
-        "completed_at": isoformat(visit.completed_at) if visit.completed_at else None,
-    }
+def one(session: Session, visit: Visit) -> With:
+    return with_lines(session, [visit])[0]
 
 
-def one(session: Session, visit: Visit) -> dict[str, Any]:
-    return views(session, [visit])[0]
+def categories(session: Session, visit: Visit) -> set[str]:
+    """The item categories of a visit's bill (what a recall reset looks at)."""
+    return {item["category"] for item in _items(session, [visit.id])[visit.id]}
 
 
 def completed_event(session: Session, visit: Visit) -> dict[str, Any]:

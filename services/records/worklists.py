@@ -1,6 +1,6 @@
 """Follow-up task queues: tasks written once per fact (dedupe key), worked per branch and queue with
 the overdue first, and the daily scan that finds patients who never came or whose treatment stopped.
-The rules (which task, whose queue, when due) are in ``followups.py``."""
+The rules (which task, whose queue, when due) are in ``rules/followups.py``."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat
 from services.kit.db import fetch
 from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
-from services.records import followups
-from services.records.followups import Task
+from services.kit.telemetry import counter
 from services.records.models import Appointment, FollowUp, Patient
-from services.records.practice import Practice
+from services.records.rules import followups
+from services.records.rules.followups import Task
+from services.records.rules.practice import Practice
+
+FOLLOW_UPS = counter("careloop_records_follow_ups_created_total", "Follow-up tasks created", ("state",))
 
 SCAN_BATCH = 500
 SCAN_WINDOW_DAYS = 30  # a state that began longer ago was seen by earlier scans (or a missed day caught up)
@@ -132,13 +134,3 @@ def scan_step(session: Session, cursor: Any, today: date, now: datetime, practic
     next_cursor = str(batch[-1].member_id) if len(batch) == SCAN_BATCH else None
     return next_cursor, len(batch)
 
-
-def view(task: FollowUp, today: date) -> dict[str, Any]:
-    return {
-        "id": str(task.id), "member_id": str(task.member_id), "branch": task.branch, "state": task.state,
-        "queue": task.queue, "due_on": task.due_on.isoformat(), "overdue": task.status == "open" and task.due_on < today,
-        "status": task.status, "outcome": task.outcome, "notes": task.notes,
-        "next_appointment_id": str(task.next_appointment_id) if task.next_appointment_id else None,
-        "attempts": task.attempts, "source_visit_id": str(task.source_visit_id) if task.source_visit_id else None,
-        "created_at": isoformat(task.created_at),
-    }

@@ -27,7 +27,7 @@ from nameko.standalone.events import event_dispatcher
 from services.kit.clock import isoformat, utcnow
 from services.points.earning import reversal_due
 from services.points.service import PointsService
-from services.records.effects import Bill, PointsView, findings
+from services.records.rules.effects import Bill, PointsView, findings
 from tests.harness import query, scalar, service_config, wait_for
 from tests.integration.overlap import LockWaits, advisory_keys, overlapping
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.kit.errors import Conflict, Forbidden, Invalid
-from services.records.recalls import next_recall
+from services.records.rules.recalls import next_recall
 from tests.integration.records_support import (
     AUDITOR,
     CLINICIAN,

@@ -11,8 +11,10 @@ from datetime import timedelta
 import pytest
 from nameko.standalone.events import event_dispatcher
 
-from services.kit.clock import isoformat, utcnow
+from services.kit.clock import isoformat, local_date, utcnow
 from services.kit.errors import Conflict
+from services.members.events import EVENTS as MEMBERS_EVENTS
+from services.members.events import MemberEnrolled
 from tests.harness import query, scalar, service_config, wait_for
 from tests.integration.records_support import (
     ADMIN,
@@ -20,6 +22,7 @@ from tests.integration.records_support import (
     CLINICIAN,
     FRONT_DESK,
     HIS,
+    ZONE,
     bill,
     enrol,
     events,
@@ -199,3 +202,26 @@ def test_a_frozen_member_cannot_book_until_active_again_and_keeps_their_appointm
     admin.unfreeze_member(member_id, {"reason": "resolved"})
     wait_for(lambda: status_of(records, member_id) == "active", timeout=15, message="records to see the reactivation")
     assert desk.book({"member_id": member_id, "slot_id": slot(desk, 3)})["status"] == "booked"
+
+
+def test_members_events_are_read_by_their_contract_and_a_broken_one_is_parked_at_once(suite, rpc):
+    """Records reads what members' contract declares: an enrolment built from the contract's sample starts the
+    "never came" clock on its ``enrolled_at``; one that breaks the contract is parked, never half applied."""
+    records, _members, _proxy, amqp_uri = suite
+    dispatch = event_dispatcher(service_config(amqp_uri))
+    member_id, enrolled_at = uuid.uuid4(), utcnow() - timedelta(days=3)
+    body = MEMBERS_EVENTS.wire("member_enrolled", {**MemberEnrolled.sample, "member_id": member_id,
+                                                   "referrer_id": None, "enrolled_at": enrolled_at})
+    dispatch("members", "member_enrolled", {**body, "event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow())})
+    on = wait_for(lambda: query(records.database_url, "SELECT enrolled_on, home_branch FROM patients "
+                                                      "WHERE enrolled_on IS NOT NULL"),
+                  timeout=15, message="records to take the enrolment")
+    assert [(str(day), branch) for day, branch in on] == [(local_date(enrolled_at, ZONE).isoformat(), "SH01")]
+
+    broken_id = str(uuid.uuid4())
+    dispatch("members", "member_enrolled", {**body, "member_id": str(uuid.uuid4()), "enrolled_at": None,
+                                            "event_id": broken_id, "occurred_at": isoformat(utcnow())})
+    parked = wait_for(lambda: [d for d in rpc(caller=ADMIN).records.dead_letters() if d["event_id"] == broken_id],
+                      timeout=15, message="the broken enrolment parked")
+    assert parked[0]["attempts"] == 1 and "enrolled_at" in parked[0]["error"]  # parked at once: no retry fixes it
+    assert scalar(records.database_url, "SELECT count(*) FROM patients") == 1

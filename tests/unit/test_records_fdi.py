@@ -3,8 +3,8 @@
 import pytest
 
 from services.kit.errors import Invalid
-from services.records import fdi
-from services.records.fdi import MarkError, apply_marks, tooth
+from services.records.rules import fdi
+from services.records.rules.fdi import MarkError, apply_marks, tooth
 
 
 def test_the_notation_has_32_permanent_and_20_primary_teeth():
@@ -143,10 +143,10 @@ def test_repeating_a_mark_changes_nothing():
     assert again == chart and changes == []
 
 
-def test_view_lists_recorded_teeth_in_fdi_order_with_names():
+def test_recorded_lists_teeth_in_fdi_order_with_names():
     chart, _ = chart_after({"tooth": 48, "finding": "missing"}, {"tooth": 11, "finding": "crown"},
                            {"tooth": 55, "finding": "caries", "surfaces": ["D"]})
-    teeth = fdi.view_teeth(chart)
+    teeth = fdi.recorded(chart)
     assert [t["tooth"] for t in teeth] == [11, 48, 55]
     assert teeth[0]["name"] == "upper right central incisor" and teeth[0]["crown"] is True
     assert teeth[1]["state"] == "missing" and teeth[2]["caries"] == ["D"]

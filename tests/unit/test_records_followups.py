@@ -5,9 +5,9 @@ from datetime import date
 import pytest
 
 from services.kit.errors import Invalid
-from services.records import followups
-from services.records.followups import PatientState
-from services.records.practice import DEFAULT_PRACTICE, practice_from_config
+from services.records.rules import followups
+from services.records.rules.followups import PatientState
+from services.records.rules.practice import DEFAULT_PRACTICE, practice_from_config
 
 DAY = date(2026, 11, 23)
 

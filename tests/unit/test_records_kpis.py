@@ -6,9 +6,10 @@ import pytest
 
 from services.kit.caller import Identity
 from services.kit.errors import Forbidden, Invalid
-from services.records import access, kpis, recalls, satisfaction
-from services.records.kpis import Counts, figures, period_bounds, ratio
-from services.records.practice import DEFAULT_PRACTICE
+from services.records import access
+from services.records.rules import kpis, recalls, satisfaction
+from services.records.rules.kpis import Counts, figures, period_bounds, ratio
+from services.records.rules.practice import DEFAULT_PRACTICE
 
 
 @pytest.mark.parametrize(("period", "on", "start", "end"), [

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from services.kit.errors import Conflict, Invalid
-from services.records import lifecycle
+from services.records.rules import lifecycle
 
 ALLOWED = {
     ("booked", "arrived"), ("booked", "cancelled"), ("booked", "no_show"),

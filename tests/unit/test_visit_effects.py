@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from services.records.effects import Bill, MembersView, PointsView, findings
+from services.records.rules.effects import Bill, MembersView, PointsView, findings
 
 BILL = Bill("v1", "m1", qualifying_minor=30000, refunded_minor=0, full=False, refunds=0)
 EARNED = PointsView(seen=True, noting=True, state="earned", expected_points=300, earned_points=300, earn_postings=1,

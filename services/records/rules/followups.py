@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from services.kit.errors import Invalid
-from services.records.practice import Practice
+from services.records.rules.practice import Practice
 
 QUEUES = ("customer_service", "consultant", "clinician")
 QUEUE_ROLES: dict[str, tuple[str, ...]] = {
@@ -116,6 +116,11 @@ def obsolete_on_arrival() -> tuple[str, ...]:
 def obsolete_on_completion() -> tuple[str, ...]:
     """Open tasks (of earlier visits) that a newly completed visit makes pointless."""
     return ("never_came", "interrupted", "not_treated")
+
+
+def overdue(status: str, due_on: date, today: date) -> bool:
+    """An open task whose day has passed."""
+    return status == "open" and due_on < today
 
 
 def may_work(role: str, queue: str) -> bool:

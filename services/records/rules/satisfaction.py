@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.records.events import FEEDBACK_KINDS, SATISFACTION_LEVELS
-from services.records.practice import Practice
+from services.records.rules.practice import Practice
 
 LEVELS = SATISFACTION_LEVELS
 SCORES = {level: score for score, level in enumerate(LEVELS, start=1)}  # 1 (very dissatisfied) .. 5
@@ -29,6 +29,12 @@ def response_due(submitted_at: datetime, urgent: bool, practice: Practice) -> da
     if urgent:
         return submitted_at + timedelta(minutes=practice.urgent_response_minutes)
     return submitted_at + timedelta(hours=practice.complaint_response_hours)
+
+
+def overdue(kind: str, first_response_at: datetime | None, response_due_at: datetime | None,
+            now: datetime) -> bool:
+    """A complaint not answered yet whose first answer was due before ``now``."""
+    return kind == "complaint" and first_response_at is None and response_due_at is not None and response_due_at < now
 
 
 def response_seconds(submitted_at: datetime, responded_at: datetime) -> int:

@@ -264,13 +264,6 @@ def apply_marks(chart: dict[str, dict[str, Any]], marks: list[dict[str, Any]]
     return result, changes
 
 
-def view_teeth(chart: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The recorded teeth in FDI order, each with its name and full state."""
-    teeth = []
-    for key in sorted(chart, key=int):
-        t = tooth(key)
-        state = {**EMPTY, **chart[key]}
-        teeth.append({"tooth": t.code, "name": t.name, "state": state["state"], "caries": state["caries"],
-                      "filled": state["filled"], "crown": state["crown"], "root_canal": state["root_canal"],
-                      "mobility": state["mobility"], "pocket_depths": state["pockets"]})
-    return teeth
+def recorded(chart: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recorded teeth in FDI order, each with its number, its name and its full state."""
+    return [{"tooth": tooth(key).code, "name": tooth(key).name, **EMPTY, **chart[key]} for key in sorted(chart, key=int)]
