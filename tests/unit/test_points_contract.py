@@ -8,7 +8,8 @@ from gateway.openapi import routes_of
 from gateway.routes.points import PointsRoutes
 from services.kit.errors import Invalid
 from services.kit.topology import SERVICE_CLASSES, handler_queues
-from services.points.service import PointsService, _programme
+from services.points.service import PointsService
+from services.points.settings import load_programme
 
 
 def test_points_consumes_the_events_the_contracts_name_for_it():
@@ -24,12 +25,12 @@ def test_points_consumes_the_events_the_contracts_name_for_it():
 def test_a_group_s_programme_file_overrides_the_defaults(tmp_path):
     path = tmp_path / "points.yml"
     path.write_text("visit_points: 15\ncampaigns:\n  - {code: md, name: Member day, days_of_month: [18], multiplier: 2}\n")
-    programme = _programme(str(path), "{}")
+    programme = load_programme(str(path), "{}")
     assert programme.visit_points == 15 and programme.campaigns[0].multiplier_bp == 20_000
-    assert _programme(str(path), '{"visit_points": 20}').visit_points == 20  # inline settings win
+    assert load_programme(str(path), '{"visit_points": 20}').visit_points == 20  # inline settings win
     path.write_text("visit_points: 1.5\n")
     with pytest.raises(Invalid):
-        _programme(str(path), '{"x": 1}')
+        load_programme(str(path), '{"x": 1}')
 
 
 def test_every_points_route_names_a_granted_permission_and_money_changes_are_idempotent():
