@@ -44,3 +44,22 @@ def test_every_points_route_names_a_granted_permission_and_money_changes_are_ide
     assert "front_desk" in permissions.roles_with("points:redeem")
     assert "front_desk" not in permissions.roles_with("rewards:manage")
     assert "clinician" not in permissions.roles_with("wallet:topup")
+
+
+def test_records_visit_completed_as_its_contract_loads_it_is_a_visit_the_engine_quotes():
+    from zoneinfo import ZoneInfo
+
+    from services.kit.contracts import load_event
+    from services.points.awards import visit_facts
+    from services.points.rules.earning import MemberFacts, quote_visit
+    from services.points.rules.programme import DEFAULT_PROGRAMME
+    from services.records.events import EVENTS, VisitCompleted
+
+    body = {**EVENTS.wire("visit_completed", {**VisitCompleted.sample, "items": [
+        {"category": "cleaning", "code": None, "amount_minor": 28000}]}), "event_id": "e1", "occurred_at": None}
+    visit = visit_facts(load_event(VisitCompleted, body), ZoneInfo("Asia/Shanghai"))
+    assert (visit.branch, visit.kind, visit.day.isoformat(), visit.qualifying_minor) == ("SH01", "return",
+                                                                                        "2026-03-05", 25000)
+    assert visit.items[0].code == "" and [p.method for p in visit.payments] == ["card", "points"]
+    lines = quote_visit(DEFAULT_PROGRAMME, visit, MemberFacts(tier="standard", segment=None, has_referrer=False))
+    assert [(line.rule, line.points) for line in lines] == [("spend", 250), ("visit", 10)]
