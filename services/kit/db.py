@@ -391,3 +391,14 @@ def unique_or(session: Session, conflict: Conflict) -> Iterator[None]:
             session.flush()
     except IntegrityError:
         raise conflict from None
+
+
+def first_found(session: Session, query: Any, missing: str, lock: bool = False) -> Any:
+    """The first row ``query`` selects, locked ``FOR UPDATE`` and read afresh if asked; ``NotFound(missing)``
+    when there is none (for rows found by something other than a UUID key, or with a filter of their own)."""
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFound(missing)
+    return row

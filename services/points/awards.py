@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.locks import serialise
-from services.points import earning, ledger, roster
-from services.points import lots as lot_rules
+from services.kit.telemetry import counter
+from services.points import ledger, roster
 from services.points.ledger import Entry
 from services.points.models import MemberCopy, PointsPosting, VisitOutcome, VisitRefund
-from services.points.programme import Programme
-from services.points.roster import parse_moment
+from services.points.rules import earning
+from services.points.rules import lots as lot_rules
+from services.points.rules.programme import Programme
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ class Context:
         return lot_rules.expiry_date(earned_on, self.programme.lot_expiry_years_after)
 
 
-def visit_facts(event: dict[str, Any], zone: ZoneInfo, fallback: datetime) -> earning.Visit:
-    completed = parse_moment(event.get("completed_at")) or fallback
+def visit_facts(event: dict[str, Any], zone: ZoneInfo) -> earning.Visit:
+    """A ``visit_completed`` (records' contract, in domain values) in the engine's terms."""
     return earning.Visit(
-        branch=event.get("branch") or "", kind=event.get("kind") or "return", day=local_date(completed, zone),
-        items=tuple(earning.Item(i["category"], i["amount_minor"], i.get("code") or "") for i in event.get("items") or ()),
-        payments=tuple(earning.Payment(p["method"], p["amount_minor"]) for p in event.get("payments") or ()),
-        qualifying_minor=event.get("qualifying_minor"), first_paid_visit=bool(event.get("first_paid_visit")),
+        branch=event["branch"], kind=event["kind"], day=local_date(event["completed_at"], zone),
+        items=tuple(earning.Item(i["category"], i["amount_minor"], i["code"] or "") for i in event["items"]),
+        payments=tuple(earning.Payment(p["method"], p["amount_minor"]) for p in event["payments"]),
+        qualifying_minor=event["qualifying_minor"], first_paid_visit=event["first_paid_visit"],
     )
 
 
@@ -79,6 +80,8 @@ def member_facts(copy: MemberCopy) -> earning.MemberFacts:
     return earning.MemberFacts(tier=copy.tier, segment=copy.segment, has_referrer=copy.referrer_id is not None)
 
 
+SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for memberships that may not earn",
+                  ("reason",))
 VISIT_LOCK = "points.visit"
 
 
@@ -96,7 +99,7 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         note_visit(session, event, member, "member_not_active", 0, ctx.now)
         return []
     visit_id = str(event["visit_id"])
-    facts = visit_facts(event, ctx.zone, ctx.now)
+    facts = visit_facts(event, ctx.zone)
     lines = earning.quote_visit(ctx.programme, facts, member_facts(member))
     if referrer is None or referrer.status != "active":
         lines = [line for line in lines if not line.to_referrer]
@@ -127,7 +130,7 @@ def note_visit(session: Session, event: dict[str, Any], member: MemberCopy, stat
     if session.get(VisitOutcome, visit_id) is not None:
         return
     session.add(VisitOutcome(visit_id=visit_id, member_id=member.member_id, state=state, earned_points=points,
-                             reversed_points=0, bill_minor=int(event.get("qualifying_minor") or 0),
+                             reversed_points=0, bill_minor=event["qualifying_minor"],
                              completed_seen_at=now, updated_at=now))
     session.flush()
 
@@ -137,10 +140,8 @@ def record_refund(session: Session, event: dict[str, Any], now: datetime) -> boo
     refund_id = str(event["refund_id"])
     if session.get(VisitRefund, refund_id) is not None:
         return False
-    session.add(VisitRefund(refund_id=refund_id, visit_id=str(event["visit_id"]),
-                            member_id=uuid.UUID(str(event["member_id"])),
-                            refunded_minor=int(event.get("refunded_minor") or 0), full=bool(event.get("full")),
-                            created_at=now))
+    session.add(VisitRefund(refund_id=refund_id, visit_id=str(event["visit_id"]), member_id=event["member_id"],
+                            refunded_minor=event["refunded_minor"], full=event["full"], created_at=now))
     session.flush()
     return True
 
@@ -197,17 +198,17 @@ def referral_bonus(session: Session, ctx: Context, referred: MemberCopy, referre
 
 def review(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy) -> list[PointsPosting]:
     """Points for answering a satisfaction survey: once per visit (or per feedback without a visit)."""
-    if event.get("kind", "survey") != "survey" or member.status != "active":
+    if event["kind"] != "survey" or member.status != "active":
         return []
-    points = earning.review_award(ctx.programme, event.get("satisfaction"))
+    points = earning.review_award(ctx.programme, event["satisfaction"])
     if points == 0:
         return []
-    key = f"review:visit:{event['visit_id']}" if event.get("visit_id") else f"review:{event['feedback_id']}"
+    key = f"review:visit:{event['visit_id']}" if event["visit_id"] else f"review:{event['feedback_id']}"
     ledger.lock_account(session, member.member_id, ctx.now)
     if ledger.posted(session, key):
         return []
-    entry = Entry("feedback", str(event["feedback_id"]), ctx.operator, event.get("branch"),
-                  f"survey answered ({event.get('satisfaction')})", dedupe_key=key)
+    entry = Entry("feedback", str(event["feedback_id"]), ctx.operator, event["branch"],
+                  f"survey answered ({event['satisfaction']})", dedupe_key=key)
     if points > 0:
         return [ledger.earn(session, member.member_id, points, "review", entry, ctx.expires_on(ctx.today), ctx.now)]
     return ledger.deduct(session, member.member_id, -points, entry, ctx.today, ctx.now, cap_at_balance=True)

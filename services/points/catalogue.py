@@ -17,30 +17,19 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
+from services.kit.db import first_found, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.paging import keyset_page
-from services.points import coupons, ledger, redemption
+from services.points import coupons, ledger
 from services.points.awards import Context
 from services.points.ledger import Entry
 from services.points.models import Coupon, MemberCopy, PointsPosting, Redemption, Reward
-
-
-def parse_uuid(value: Any, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"No {what} {value}.") from None
+from services.points.rules import redemption
 
 
 def get_reward(session: Session, reward_id: Any, lock: bool = False) -> Reward:
-    query = select(Reward).where(Reward.id == parse_uuid(reward_id, "reward"))
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    reward = session.scalars(query).first()
-    if reward is None:
-        raise NotFound(f"No reward {reward_id}.")
-    return reward
+    return first_found(session, select(Reward).where(Reward.id == parse_uuid(reward_id, "reward")),
+                       f"No reward {reward_id}.", lock)
 
 
 def create_reward(session: Session, data: dict[str, Any], now: Any) -> Reward:
@@ -233,29 +222,3 @@ def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | No
                                                                                               str | None]:
     query = select(Redemption).where(Redemption.member_id == member_id)
     return keyset_page(session, query, Redemption.created_at, Redemption.id, limit, cursor, descending=True)
-
-
-def reward_view(reward: Reward, currency: str) -> dict[str, Any]:
-    coupon = None
-    if reward.kind == "coupon":
-        coupon = {"category": reward.coupon_category, "rate_bp": reward.coupon_rate_bp,
-                  "value": {"amount": reward.coupon_value_minor, "currency": currency}
-                  if reward.coupon_value_minor is not None else None,
-                  "valid_days": reward.coupon_valid_days}
-    return {"id": str(reward.id), "code": reward.code, "name": reward.name, "description": reward.description,
-            "kind": reward.kind, "points_price": reward.points_price, "stock": reward.stock,
-            "tiers": [t for t in reward.tiers.split(",") if t], "coupon": coupon, "active": reward.active,
-            "updated_at": isoformat(reward.updated_at)}
-
-
-def redemption_view(record: Redemption, currency: str) -> dict[str, Any]:
-    return {
-        "id": str(record.id), "member_id": str(record.member_id), "kind": record.kind,
-        "reward_id": str(record.reward_id) if record.reward_id else None, "quantity": record.quantity,
-        "points": record.points, "state": record.state, "bill_id": record.bill_id,
-        "amount": {"amount": record.amount_minor, "currency": currency} if record.amount_minor is not None else None,
-        "branch": record.branch, "operator": record.operator, "posting_id": str(record.posting_id),
-        "return_posting_id": str(record.return_posting_id) if record.return_posting_id else None,
-        "coupon_id": str(record.coupon_id) if record.coupon_id else None, "reason": record.reason,
-        "created_at": isoformat(record.created_at), "updated_at": isoformat(record.updated_at),
-    }

@@ -17,13 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
-from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.db import first_found
+from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
+from services.kit.telemetry import counter
 from services.points.awards import Context
 from services.points.models import Coupon, MemberCopy
-from services.points.redemption import CouponTerms, coupon_discount
+from services.points.rules.redemption import CouponTerms, coupon_discount
 
+COUPONS = counter("careloop_coupons_total", "Coupons by what happened to them", ("event", "source"))
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud at a desk
 CODE_LENGTH = 10
 CODE_ATTEMPTS = 5
@@ -82,13 +84,7 @@ def issue(session: Session, ctx: Context, member: MemberCopy, terms: dict[str, A
 
 
 def get(session: Session, code: str, lock: bool = False) -> Coupon:
-    query = select(Coupon).where(Coupon.code == normalise_code(code))
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    coupon = session.scalars(query).first()
-    if coupon is None:
-        raise NotFound(f"No coupon {code}.")
-    return coupon
+    return first_found(session, select(Coupon).where(Coupon.code == normalise_code(code)), f"No coupon {code}.", lock)
 
 
 def terms_of(coupon: Coupon) -> CouponTerms:
@@ -157,24 +153,6 @@ def of_member(session: Session, member_id: uuid.UUID, state: str | None, limit: 
     if state:
         query = query.where(Coupon.state == state)
     return keyset_page(session, query, Coupon.issued_at, Coupon.id, limit, cursor, descending=True)
-
-
-def view(coupon: Coupon) -> dict[str, Any]:
-    def money(amount: int | None) -> dict[str, Any] | None:
-        return {"amount": amount, "currency": coupon.currency} if amount is not None else None
-
-    return {
-        "id": str(coupon.id), "code": coupon.code, "member_id": str(coupon.member_id), "source": coupon.source,
-        "title": coupon.title, "category": coupon.category, "value": money(coupon.value_minor),
-        "rate_bp": coupon.rate_bp, "max_discount": money(coupon.max_discount_minor),
-        "min_spend": money(coupon.min_spend_minor), "valid_from": coupon.valid_from.isoformat(),
-        "valid_until": coupon.valid_until.isoformat(), "state": coupon.state,
-        "redemption_id": str(coupon.redemption_id) if coupon.redemption_id else None,
-        "issued_at": isoformat(coupon.issued_at),
-        "redeemed_at": isoformat(coupon.redeemed_at) if coupon.redeemed_at else None,
-        "redeemed_bill_id": coupon.redeemed_bill_id, "redeemed_branch": coupon.redeemed_branch,
-        "discount": money(coupon.discount_minor), "voided_reason": coupon.voided_reason,
-    }
 
 
 def issued_event(coupon: Coupon) -> dict[str, Any]:

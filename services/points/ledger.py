@@ -24,12 +24,12 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
 from services.kit.errors import Conflict
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
-from services.points import lots as lot_rules
+from services.kit.telemetry import counter
 from services.points.models import PointsAccount, PointsLot, PointsLotMove, PointsPosting
+from services.points.rules import lots as lot_rules
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ class Account:
 # ON CONFLICT DO UPDATE takes the row lock on PostgreSQL (SQLite is serialised by the kit's gate); the
 # same SQL runs on both. Written as text because SQLAlchemy cannot cache an upsert construct: building
 # and compiling it on every call cost more than the rest of an earn.
+EARNED = counter("careloop_points_earned_total", "Points earned", ("rule", "branch"))
+REDEEMED = counter("careloop_points_redeemed_total", "Points spent on rewards and bills", ("kind", "branch"))
+REVERSED = counter("careloop_points_reversed_total", "Points taken back by refunds", ())
+EXPIRED = counter("careloop_points_expired_total", "Points expired", ())
+
 _UPSERT = text(
     "INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at) "
     "VALUES (:member, :delta, :earned, :now, :now) "
@@ -284,12 +289,7 @@ def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, point
     as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
     takes, debt = lot_rules.reversal_takes(as_rules.get(own.id) if own else None, as_rules.values(), points)
     posting = _posting(session, member_id, "reverse", -points, entry, now, reverses_id=earned.id, earned=-points)
-    moves = _apply_takes(open_lots, takes)
-    if debt:
-        debt_lot = _debt_lot(session, member_id, now)
-        debt_lot.remaining -= debt
-        moves.append((debt_lot.id, -debt))
-    _move(session, posting, moves)
+    _settle(session, member_id, posting, open_lots, takes, debt, now)
     return posting
 
 
@@ -381,12 +381,7 @@ def charge(session: Session, member_id: uuid.UUID, kind: str, points: int, prefe
     takes, debt = lot_rules.preferred_takes([as_rules[i] for i in preferred if i in as_rules], as_rules.values(),
                                             points)
     posting = _posting(session, member_id, kind, -points, entry, now)
-    moves = _apply_takes(open_lots, takes)
-    if debt:
-        debt_lot = _debt_lot(session, member_id, now)
-        debt_lot.remaining -= debt
-        moves.append((debt_lot.id, -debt))
-    _move(session, posting, moves)
+    _settle(session, member_id, posting, open_lots, takes, debt, now)
     session.flush()
     return posting
 
@@ -492,7 +487,7 @@ def open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
 
 def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | None, today: date,
             warning_days: int) -> dict[str, Any]:
-    """Balance, debt and what expires when: what the desk reads to a member."""
+    """Balance, debt and what expires when: what the desk reads to a member (``BalanceSchema``)."""
     balance = account.balance if account else 0
     by_date = session.execute(
         select(PointsLot.expires_on, func.sum(PointsLot.remaining))
@@ -505,34 +500,37 @@ def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | Non
         if lot_rules.is_expired(when, today):
             stale += int(points)  # expires with the nightly job or the next spend, whichever comes first
             continue
-        expiring.append({"expires_on": when.isoformat(), "points": int(points)})
+        expiring.append({"expires_on": when, "points": int(points)})
         if lot_rules.warning_due(when, today, warning_days):
             soon += int(points)
     return {
-        "member_id": str(member_id), "balance": balance - stale, "spendable": max(balance - stale, 0),
+        "member_id": member_id, "balance": balance - stale, "spendable": max(balance - stale, 0),
         "debt": max(-balance, 0),
         "earned_total": account.earned_total if account else 0, "expiring_within_warning": soon,
         "expiry_schedule": expiring,
     }
 
 
-def posting_view(posting: PointsPosting) -> dict[str, Any]:
-    return {
-        "id": str(posting.id), "member_id": str(posting.member_id), "kind": posting.kind, "rule": posting.rule,
-        "points": posting.points, "balance_after": posting.balance_after, "source": posting.source,
-        "source_ref": posting.source_ref, "branch": posting.branch, "operator": posting.operator,
-        "reason": posting.reason, "reverses_posting_id": str(posting.reverses_id) if posting.reverses_id else None,
-        "redemption_id": str(posting.redemption_id) if posting.redemption_id else None,
-        "expires_on": posting.expires_on.isoformat() if posting.expires_on else None,
-        "created_at": isoformat(posting.created_at),
-    }
+def count(posting: PointsPosting) -> None:
+    """Count a posting in the points metrics (earned, reversed, expired; redemptions count where they happen)."""
+    if posting.kind == "earn":
+        EARNED.labels(posting.rule, posting.branch or "").inc(posting.points)
+    elif posting.kind == "reverse":
+        REVERSED.inc(-posting.points)
+    elif posting.kind == "expire":
+        EXPIRED.inc(-posting.points)
 
 
-def lot_view(lot: PointsLot) -> dict[str, Any]:
-    return {"id": str(lot.id), "kind": lot.kind, "points": lot.points, "remaining": lot.remaining,
-            "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
-            "earned_by_posting_id": str(lot.posting_id) if lot.posting_id else None,
-            "created_at": isoformat(lot.created_at)}
+def _settle(session: Session, member_id: uuid.UUID, posting: PointsPosting, open_lots: dict[int, PointsLot],
+            takes: list[tuple[int, int]], debt: int, now: datetime) -> None:
+    """Record ``posting``'s moves: ``takes`` out of the open lots, and what they could not cover (``debt``) onto
+    the member's debt lot."""
+    moves = _apply_takes(open_lots, takes)
+    if debt:
+        debt_lot = _debt_lot(session, member_id, now)
+        debt_lot.remaining -= debt
+        moves.append((debt_lot.id, -debt))
+    _move(session, posting, moves)
 
 
 def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]] | None:

@@ -42,13 +42,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from services.kit.errors import Invalid
+from services.kit.telemetry import counter
 from services.points import ledger, roster, wallet
 from services.points.awards import Context
 from services.points.ledger import Carried, Entry
-from services.points.lots import still_owed
 from services.points.models import Coupon, PointsMerge, PointsMergeMove, PointsPosting, WalletAccount
+from services.points.rules.lots import still_owed
 
 log = logging.getLogger(__name__)
+
+MERGES = counter("careloop_points_merges_total", "Member merges applied to points, and reversals", ("action",))
 
 
 @dataclass
@@ -62,11 +66,12 @@ class Outcome:
 
 
 def _claim(session: Session, data: dict[str, Any], now: datetime) -> PointsMerge:
-    merge_id = uuid.UUID(str(data["merge_id"]))
+    if data["survivor_id"] == data["merged_id"]:  # members never sends it; no retry could apply it
+        raise Invalid("A member cannot be merged into itself.", {"merged_id": ["Same as survivor_id."]})
+    merge_id = data["merge_id"]
     roster.insert_ignoring_duplicate(session, PointsMerge, {
-        "merge_id": merge_id, "survivor_id": uuid.UUID(str(data["survivor_id"])),
-        "merged_id": uuid.UUID(str(data["merged_id"])), "state": "new", "merged_at": None, "unmerged_at": None,
-        "wallet_shortfall_minor": 0}, ["merge_id"])
+        "merge_id": merge_id, "survivor_id": data["survivor_id"], "merged_id": data["merged_id"], "state": "new",
+        "merged_at": None, "unmerged_at": None, "wallet_shortfall_minor": 0}, ["merge_id"])
     query = select(PointsMerge).where(PointsMerge.merge_id == merge_id).with_for_update()
     return session.scalars(query.execution_options(populate_existing=True)).one()
 
@@ -78,7 +83,7 @@ def _entry(ctx: Context, merge: PointsMerge, action: str, other: uuid.UUID) -> E
 
 def merge(session: Session, ctx: Context, data: dict[str, Any]) -> Outcome:
     """Move the duplicate's points, stored value and issued coupons to the survivor, once per merge id."""
-    roster.hold_for_merge(session, uuid.UUID(str(data["merged_id"])))
+    roster.hold_for_merge(session, data["merged_id"])
     row = _claim(session, data, ctx.now)
     if row.state != "new":
         return Outcome(False)
@@ -108,7 +113,7 @@ def merge(session: Session, ctx: Context, data: dict[str, Any]) -> Outcome:
 
 def unmerge(session: Session, ctx: Context, data: dict[str, Any]) -> Outcome:
     """Move back what the merge moved, by the rule in the module docstring, once per merge id."""
-    roster.hold_for_merge(session, uuid.UUID(str(data["merged_id"])))
+    roster.hold_for_merge(session, data["merged_id"])
     row = _claim(session, data, ctx.now)
     if row.state == "unmerged":
         return Outcome(False)

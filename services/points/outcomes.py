@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.points import earning
 from services.points.models import PointsPosting, VisitOutcome, VisitOutcomesSince, VisitRefund
+from services.points.rules import earning
 
 MAX_VISITS = 2000  # per call: the batch's ids go into IN lists
 

@@ -16,9 +16,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.kit.telemetry import gauge
 from services.points.models import PointsAccount, PointsLot, PointsPosting, WalletAccount, WalletPosting
+from services.points.rules.programme import Programme
 
 log = logging.getLogger(__name__)
+
+MISMATCHES = gauge("careloop_points_reconciliation_mismatches",
+                   "Accounts whose balance differs from their ledger at the last nightly check", ())
+OUTSTANDING = gauge("careloop_points_outstanding", "Points held by members, at the last nightly check", ())
+LIABILITY = gauge("careloop_points_liability_minor",
+                  "What the points held are worth as cash deduction (minor units), at the last nightly check", ())
+WALLET_OUTSTANDING = gauge("careloop_wallet_outstanding_minor", "Stored value held by members, at the last check",
+                           ("part",))
 
 MAX_REPORTED = 100
 
@@ -45,12 +55,6 @@ class Report:
         for mismatch in other.mismatches:
             self.add(mismatch)
         self.mismatch_count += other.mismatch_count - len(other.mismatches)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"checked": self.checked, "ok": self.mismatch_count == 0, "mismatch_count": self.mismatch_count,
-                "mismatches": self.mismatches, "points_outstanding": self.points_outstanding,
-                "wallet_principal_minor": self.wallet_principal_minor,
-                "wallet_bonus_minor": self.wallet_bonus_minor}
 
 
 def _in_one_snapshot(session: Session, key: Any, held: list[Any], sums: list[tuple[Any, Any, tuple[Any, ...]]],
@@ -146,3 +150,12 @@ def nightly_step(batch: int, finished: Any) -> Any:
         return state, report.checked
 
     return step
+
+
+def gauge_totals(totals: dict[str, Any], programme: Programme) -> None:
+    """The nightly check's totals in the gauges (the liability at the programme's cash deduction rate)."""
+    MISMATCHES.set(totals["mismatches"])
+    OUTSTANDING.set(totals["points_outstanding"])
+    LIABILITY.set(totals["points_outstanding"] * programme.currency_minor_per_unit // programme.cash_points_per_unit)
+    WALLET_OUTSTANDING.labels("principal").set(totals["wallet_principal_minor"])
+    WALLET_OUTSTANDING.labels("bonus").set(totals["wallet_bonus_minor"])

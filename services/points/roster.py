@@ -152,11 +152,13 @@ def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held:
 
 
 def enrolled(session: Session, event: dict[str, Any], now: datetime) -> MemberCopy:
-    copy = _row(session, parse_id(event["member_id"]), now)
-    copy.home_branch = event.get("home_branch") or copy.home_branch
-    if event.get("referrer_id"):
-        copy.referrer_id = parse_id(event["referrer_id"])
-    copy.enrolled_at = parse_moment(event.get("enrolled_at")) or parse_moment(event.get("occurred_at")) or now
+    """A ``member_enrolled`` (members' contract): members does not send the enrolment time, so the event's
+    ``occurred_at`` (written in the enrolment's transaction) stands for it."""
+    copy = _row(session, event["member_id"], now)
+    copy.home_branch = event["home_branch"]
+    if event["referrer_id"] is not None:
+        copy.referrer_id = event["referrer_id"]
+    copy.enrolled_at = event["occurred_at"] or now
     copy.updated_at = now
     return copy
 
@@ -166,22 +168,21 @@ def _newer(current: datetime | None, moment: datetime | None) -> bool:
 
 
 def tier_changed(session: Session, event: dict[str, Any], now: datetime) -> None:
-    copy = _row(session, parse_id(event["member_id"]), now)
-    moment = parse_moment(event.get("effective_at")) or parse_moment(event.get("occurred_at"))
-    if _newer(copy.tier_as_of, moment):
-        copy.tier, copy.tier_as_of, copy.updated_at = event["to_tier"], moment or now, now
+    copy = _row(session, event["member_id"], now)
+    if _newer(copy.tier_as_of, event["effective_at"]):
+        copy.tier, copy.tier_as_of, copy.updated_at = event["to_tier"], event["effective_at"], now
 
 
 def segment_changed(session: Session, event: dict[str, Any], now: datetime) -> None:
-    copy = _row(session, parse_id(event["member_id"]), now)
-    moment = parse_moment(event.get("occurred_at"))
+    copy = _row(session, event["member_id"], now)
+    moment = event["occurred_at"]
     if _newer(copy.segment_as_of, moment):
         copy.segment, copy.segment_as_of, copy.updated_at = event["to_segment"], moment or now, now
 
 
 def status_changed(session: Session, event: dict[str, Any], now: datetime) -> None:
-    copy = _row(session, parse_id(event["member_id"]), now)
-    moment = parse_moment(event.get("occurred_at"))
+    copy = _row(session, event["member_id"], now)
+    moment = event["occurred_at"]
     if _newer(copy.status_as_of, moment):
         copy.status, copy.status_as_of, copy.updated_at = event["to_status"], moment or now, now
 

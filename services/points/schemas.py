@@ -1,5 +1,6 @@
-"""The points service's contract: what its RPCs accept and return (also the gateway's OpenAPI), and
-the events it reads from other services.
+"""The points service's contract: what its RPCs accept and return (also the gateway's OpenAPI).
+
+The events points reads are loaded by their producers' contracts (``services/<producer>/events.py``).
 
 Money is ``{"amount": <integer minor units>, "currency": "CNY"}`` (``kit.schemas.MoneySchema``);
 points are whole numbers. Commands refuse unknown fields; event payloads ignore fields they do not
@@ -8,21 +9,23 @@ know, because a producer may add fields (docs/events.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, missing, validate, validates_schema
+from marshmallow.experimental.context import Context
+from marshmallow.utils import get_value
 
+from services.kit.contracts import UtcTime
 from services.kit.schemas import MoneySchema, Schema, StrictInteger, page_of
 from services.points.events import COUPON_SOURCES
+from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 
 MAX_POINTS = 10_000_000
 MAX_MINOR = 10_000_000_000  # 100 million in a currency with cents: no bill or top-up is larger
 BRANCH = validate.Length(min=1, max=16)
 REF = validate.Length(min=1, max=128)
 CATEGORY = validate.Length(min=1, max=24)
-VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
-PAYMENT_METHODS = ("cash", "card", "mobile", "insurance", "stored_value", "stored_value_bonus", "points", "coupon")
-SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
 ISSUED_SOURCES = tuple(source for source in COUPON_SOURCES if source != "redemption")  # those come from redeem
 REWARD_KINDS = ("product", "gift_card", "coupon")
 COUPON_STATES = ("issued", "redeemed", "expired", "void")
@@ -233,104 +236,34 @@ class DailyJobsSchema(Schema):
     max_batches = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000))
 
 
-# --- events read from other services (extra fields ignored: producers may add some) ------------------
+# --- answers: what the entrypoints dump (and the OpenAPI document shows) --------------------------------
 
-class Lenient(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-class EventSchema(Lenient):
-    event_id = fields.String(required=True)
-    occurred_at = fields.String(load_default=None)
+CURRENCY = Context[str]
+"""The group's currency, for answers about rows that do not store one: ``with CURRENCY(currency): dump``."""
 
 
-class ItemEventSchema(Lenient):
-    category = fields.String(required=True, validate=CATEGORY)
-    code = fields.String(load_default="", allow_none=True)
-    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_MINOR))
+class Money(fields.Nested):
+    """Money read off an object as ``{"amount", "currency"}`` (null when the amount is): ``amount`` names the
+    integer minor units (an attribute, or a function of the object); the currency is the object's own
+    ``currency``, else the group's (``CURRENCY``)."""
+
+    def __init__(self, amount: str | Callable[[Any], int | None], **kwargs: Any) -> None:
+        super().__init__(MoneySchema, **kwargs)
+        self.amount = amount
+
+    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kwargs: Any) -> dict[str, Any] | None:
+        minor = self.amount(obj) if callable(self.amount) else get_value(obj, self.amount)
+        if minor is None:
+            return None
+        currency = get_value(obj, "currency")
+        return {"amount": int(minor), "currency": CURRENCY.get() if currency in (None, missing) else currency}
 
 
-class PaymentEventSchema(Lenient):
-    method = fields.String(required=True)
-    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_MINOR))
+def computed(field: fields.Field, value: Callable[[Any], Any]) -> fields.Field:
+    """``field`` (its type is what the OpenAPI document shows) holding ``value(obj)``, computed from the object."""
+    field.get_value = lambda obj, attr, accessor=None, default=missing: value(obj)  # type: ignore[method-assign]
+    return field
 
-
-class VisitCompletedSchema(EventSchema):
-    visit_id = fields.String(required=True, validate=REF)
-    member_id = fields.String(required=True, validate=REF)
-    branch = fields.String(required=True, validate=BRANCH)
-    kind = fields.String(load_default="return")
-    bill_id = fields.String(load_default=None, allow_none=True)
-    completed_at = fields.String(load_default=None, allow_none=True)
-    currency = fields.String(load_default=None, allow_none=True)
-    items = fields.List(fields.Nested(ItemEventSchema), load_default=list)
-    payments = fields.List(fields.Nested(PaymentEventSchema), load_default=list)
-    qualifying_minor = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    first_visit = fields.Boolean(load_default=False)
-    first_paid_visit = fields.Boolean(load_default=False)
-
-
-class VisitRefundedSchema(EventSchema):
-    visit_id = fields.String(required=True, validate=REF)
-    member_id = fields.String(required=True, validate=REF)
-    refund_id = fields.String(required=True, validate=REF)
-    refunded_minor = StrictInteger(load_default=0, validate=validate.Range(min=0))
-    full = fields.Boolean(load_default=False)
-    branch = fields.String(load_default=None, allow_none=True)
-
-
-class VisitCancelledSchema(EventSchema):
-    visit_id = fields.String(required=True, validate=REF)
-    member_id = fields.String(required=True, validate=REF)
-
-
-class FeedbackSubmittedSchema(EventSchema):
-    feedback_id = fields.String(required=True, validate=REF)
-    member_id = fields.String(required=True, validate=REF)
-    visit_id = fields.String(load_default=None, allow_none=True)
-    branch = fields.String(load_default=None, allow_none=True)
-    kind = fields.String(load_default="survey")
-    satisfaction = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SATISFACTION))
-
-
-class MemberEnrolledSchema(EventSchema):
-    member_id = fields.String(required=True, validate=REF)
-    home_branch = fields.String(load_default=None, allow_none=True)
-    referrer_id = fields.String(load_default=None, allow_none=True)
-    enrolled_at = fields.String(load_default=None, allow_none=True)
-
-
-class TierChangedSchema(EventSchema):
-    member_id = fields.String(required=True, validate=REF)
-    to_tier = fields.String(required=True, validate=validate.Length(min=1, max=24))
-    effective_at = fields.String(load_default=None, allow_none=True)
-
-
-class SegmentChangedSchema(EventSchema):
-    member_id = fields.String(required=True, validate=REF)
-    to_segment = fields.String(required=True, validate=validate.OneOf(("A", "B", "C")))
-
-
-class StatusChangedSchema(EventSchema):
-    member_id = fields.String(required=True, validate=REF)
-    to_status = fields.String(required=True, validate=validate.OneOf(("active", "frozen", "closed")))
-
-
-class MemberMergedSchema(EventSchema):
-    """``member_merged`` and ``member_unmerged``: the same three ids."""
-
-    survivor_id = fields.UUID(required=True)
-    merged_id = fields.UUID(required=True)
-    merge_id = fields.UUID(required=True)
-
-    @validates_schema
-    def _two_members(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if data.get("survivor_id") is not None and data.get("survivor_id") == data.get("merged_id"):
-            raise ValidationError("A member cannot be merged into itself.", "merged_id")
-
-
-# --- answers (for the OpenAPI document) ---------------------------------------------------------------
 
 class PostingSchema(Schema):
     id = fields.String()
@@ -345,10 +278,10 @@ class PostingSchema(Schema):
     branch = fields.String(allow_none=True)
     operator = fields.String()
     reason = fields.String(allow_none=True)
-    reverses_posting_id = fields.String(allow_none=True)
+    reverses_posting_id = fields.String(attribute="reverses_id", allow_none=True)
     redemption_id = fields.String(allow_none=True)
     expires_on = fields.Date(allow_none=True)
-    created_at = fields.AwareDateTime()
+    created_at = UtcTime()
 
 
 PostingPageSchema = page_of(PostingSchema)
@@ -375,8 +308,8 @@ class LotSchema(Schema):
     points = fields.Integer()
     remaining = fields.Integer()
     expires_on = fields.Date(allow_none=True)
-    earned_by_posting_id = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
+    earned_by_posting_id = fields.String(attribute="posting_id", allow_none=True)
+    created_at = UtcTime()
 
 
 class LotListSchema(Schema):
@@ -387,7 +320,8 @@ class QuoteLineSchema(Schema):
     rule = fields.String()
     points = fields.Integer()
     description = fields.String()
-    beneficiary = fields.String(metadata={"description": "member, or referrer (the referral bonus)"})
+    beneficiary = computed(fields.String(metadata={"description": "member, or referrer (the referral bonus)"}),
+                           lambda line: "referrer" if line.to_referrer else "member")
     basis_minor = fields.Integer(allow_none=True)
     campaign = fields.String(allow_none=True)
     multiplier_bp = fields.Integer(allow_none=True)
@@ -408,6 +342,15 @@ class CashLimitResultSchema(Schema):
     max_amount = fields.Nested(MoneySchema)
 
 
+class RewardCouponSchema(Schema):
+    """What a coupon reward gives (``RewardOutSchema.coupon``)."""
+
+    category = fields.String(attribute="coupon_category", allow_none=True)
+    rate_bp = fields.Integer(attribute="coupon_rate_bp", allow_none=True)
+    value = Money("coupon_value_minor", allow_none=True)
+    valid_days = fields.Integer(attribute="coupon_valid_days")
+
+
 class RewardOutSchema(Schema):
     id = fields.String()
     code = fields.String()
@@ -416,10 +359,11 @@ class RewardOutSchema(Schema):
     kind = fields.String()
     points_price = fields.Integer()
     stock = fields.Integer(allow_none=True)
-    tiers = fields.List(fields.String())
-    coupon = fields.Dict(allow_none=True)
+    tiers = computed(fields.List(fields.String()), lambda reward: [t for t in reward.tiers.split(",") if t])
+    coupon = computed(fields.Dict(allow_none=True), lambda reward: RewardCouponSchema().dump(reward)
+                      if reward.kind == "coupon" else None)
     active = fields.Boolean()
-    updated_at = fields.AwareDateTime()
+    updated_at = UtcTime()
 
 
 RewardPageSchema = page_of(RewardOutSchema, "RewardPageSchema")
@@ -432,19 +376,19 @@ class CouponSchema(Schema):
     source = fields.String()
     title = fields.String()
     category = fields.String(allow_none=True)
-    value = fields.Nested(MoneySchema, allow_none=True)
+    value = Money("value_minor", allow_none=True)
     rate_bp = fields.Integer(allow_none=True)
-    max_discount = fields.Nested(MoneySchema, allow_none=True)
-    min_spend = fields.Nested(MoneySchema, allow_none=True)
+    max_discount = Money("max_discount_minor", allow_none=True)
+    min_spend = Money("min_spend_minor", allow_none=True)
     valid_from = fields.Date()
     valid_until = fields.Date()
     state = fields.String(validate=validate.OneOf(COUPON_STATES))
     redemption_id = fields.String(allow_none=True)
-    issued_at = fields.AwareDateTime()
-    redeemed_at = fields.AwareDateTime(allow_none=True)
+    issued_at = UtcTime()
+    redeemed_at = UtcTime(allow_none=True)
     redeemed_bill_id = fields.String(allow_none=True)
     redeemed_branch = fields.String(allow_none=True)
-    discount = fields.Nested(MoneySchema, allow_none=True)
+    discount = Money("discount_minor", allow_none=True)
     voided_reason = fields.String(allow_none=True)
 
 
@@ -465,16 +409,16 @@ class RedemptionOutSchema(Schema):
     points = fields.Integer()
     state = fields.String(metadata={"description": "pending, fulfilled, cancelled"})
     bill_id = fields.String(allow_none=True)
-    amount = fields.Nested(MoneySchema, allow_none=True)
+    amount = Money("amount_minor", allow_none=True)
     branch = fields.String(allow_none=True)
     operator = fields.String()
     posting_id = fields.String()
     return_posting_id = fields.String(allow_none=True)
     coupon_id = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
-    coupon = fields.Nested(CouponSchema, allow_none=True)
+    created_at = UtcTime()
+    updated_at = UtcTime()
+    coupon = fields.Nested(CouponSchema, allow_none=True)  # redeem's answer only
 
 
 RedemptionPageSchema = page_of(RedemptionOutSchema, "RedemptionPageSchema")
@@ -482,10 +426,10 @@ RedemptionPageSchema = page_of(RedemptionOutSchema, "RedemptionPageSchema")
 
 class WalletSchema(Schema):
     member_id = fields.String()
-    balance = fields.Nested(MoneySchema)
-    principal = fields.Nested(MoneySchema, metadata={"description": "Money the member paid in."})
-    bonus = fields.Nested(MoneySchema, metadata={"description": "Bonus given with top-ups (not refundable)."})
-    largest_top_up = fields.Nested(MoneySchema)
+    balance = Money(lambda held: held["principal_minor"] + held["bonus_minor"])
+    principal = Money("principal_minor", metadata={"description": "Money the member paid in."})
+    bonus = Money("bonus_minor", metadata={"description": "Bonus given with top-ups (not refundable)."})
+    largest_top_up = Money("largest_top_up_minor")
 
 
 class WalletPostingSchema(Schema):
@@ -493,16 +437,16 @@ class WalletPostingSchema(Schema):
     member_id = fields.String()
     kind = fields.String(metadata={"description": "top_up, payment, refund; transfer_out, transfer_in (a member "
                                                   "merge or its reversal)"})
-    amount = fields.Nested(MoneySchema)
-    principal = fields.Nested(MoneySchema)
-    bonus = fields.Nested(MoneySchema)
-    balance_after = fields.Nested(MoneySchema)
+    amount = Money(lambda posting: posting.principal_minor + posting.bonus_minor)
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")
+    balance_after = Money(lambda posting: posting.principal_after + posting.bonus_after)
     bill_id = fields.String(allow_none=True)
-    refunds_payment_id = fields.String(allow_none=True)
+    refunds_payment_id = fields.String(attribute="refunds_id", allow_none=True)
     branch = fields.String(allow_none=True)
     operator = fields.String()
     reason = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
+    created_at = UtcTime()
 
 
 WalletPostingPageSchema = page_of(WalletPostingSchema)
@@ -517,11 +461,13 @@ class VisitAskSchema(Schema):
 
 
 class ReconciliationSchema(Schema):
-    checked = fields.Integer()
-    ok = fields.Boolean()
-    mismatch_count = fields.Integer()
-    mismatches = fields.List(fields.Dict())
-    points_outstanding = fields.Integer()
-    wallet_principal_minor = fields.Integer()
-    wallet_bonus_minor = fields.Integer()
+    """A ``reconciliation.Report`` (``report``) and the cursor of the next page."""
+
+    checked = fields.Integer(attribute="report.checked")
+    ok = computed(fields.Boolean(), lambda answer: answer["report"].mismatch_count == 0)
+    mismatch_count = fields.Integer(attribute="report.mismatch_count")
+    mismatches = fields.List(fields.Dict(), attribute="report.mismatches")
+    points_outstanding = fields.Integer(attribute="report.points_outstanding")
+    wallet_principal_minor = fields.Integer(attribute="report.wallet_principal_minor")
+    wallet_bonus_minor = fields.Integer(attribute="report.wallet_bonus_minor")
     next_cursor = fields.String(allow_none=True)

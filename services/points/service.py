@@ -1,105 +1,86 @@
-"""The points service: the points ledger, earning rules, rewards, stored value and coupons."""
+"""The points service class: its dependencies and entrypoints (the rooms: services/points/__init__.py)."""
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any
 
-import yaml
 from nameko.timer import timer
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
-from services.kit.config import resolve_path
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
-from services.kit.schemas import decode_cursor, encode_cursor, money, page_limit
-from services.kit.telemetry import counter, gauge
+from services.kit.schemas import Schema, decode_cursor, encode_cursor, money, page_limit
+from services.members.events import (
+    MemberEnrolled,
+    MemberMerged,
+    MemberStatusChanged,
+    MemberUnmerged,
+    SegmentChanged,
+    TierChanged,
+)
 from services.points import (
+    access,
     awards,
     catalogue,
     coupons,
-    earning,
     expiry,
     ledger,
     merges,
     outcomes,
     reconciliation,
-    redemption,
     roster,
+    settings,
     wallet,
 )
 from services.points.awards import Context
 from services.points.events import EVENTS
 from services.points.models import MemberCopy
-from services.points.programme import Programme, parse_programme
+from services.points.rules import earning, redemption
+from services.points.rules.programme import Programme
 from services.points.schemas import (
+    CURRENCY,
+    BalanceSchema,
     CancellationSchema,
     CashDeductionSchema,
+    CashLimitResultSchema,
     CashLimitSchema,
+    CouponCheckSchema,
     CouponIssueSchema,
+    CouponPageSchema,
     CouponQuerySchema,
+    CouponSchema,
     CouponUseSchema,
     DailyJobsSchema,
     EarnSchema,
-    FeedbackSubmittedSchema,
-    MemberEnrolledSchema,
-    MemberMergedSchema,
+    LotListSchema,
     PageQuerySchema,
+    PostingPageSchema,
+    PostingSchema,
+    QuoteResultSchema,
     QuoteSchema,
+    ReconciliationSchema,
     RedeemSchema,
+    RedemptionOutSchema,
+    RedemptionPageSchema,
     RewardChangesSchema,
+    RewardOutSchema,
+    RewardPageSchema,
     RewardQuerySchema,
     RewardSchema,
-    SegmentChangedSchema,
-    StatusChangedSchema,
-    TierChangedSchema,
     TopUpSchema,
     VisitAskSchema,
-    VisitCancelledSchema,
-    VisitCompletedSchema,
-    VisitRefundedSchema,
     VoidSchema,
     WalletPaymentSchema,
+    WalletPostingPageSchema,
+    WalletPostingSchema,
     WalletRefundSchema,
+    WalletSchema,
 )
+from services.records.events import FeedbackSubmitted, VisitCancelled, VisitCompleted, VisitRefunded
 
-EARNED = counter("careloop_points_earned_total", "Points earned", ("rule", "branch"))
-REDEEMED = counter("careloop_points_redeemed_total", "Points spent on rewards and bills", ("kind", "branch"))
-REVERSED = counter("careloop_points_reversed_total", "Points taken back by refunds", ())
-EXPIRED = counter("careloop_points_expired_total", "Points expired", ())
-SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for memberships that may not earn",
-                  ("reason",))
-TOPPED_UP = counter("careloop_wallet_topped_up_minor_total", "Stored value paid in (minor units)", ("kind", "branch"))
-WALLET_PAID = counter("careloop_wallet_paid_minor_total", "Bills paid from stored value (minor units)", ("branch",))
-COUPONS = counter("careloop_coupons_total", "Coupons by what happened to them", ("event", "source"))
-MERGES = counter("careloop_points_merges_total", "Member merges applied to points, and reversals", ("action",))
-MISMATCHES = gauge("careloop_points_reconciliation_mismatches",
-                   "Accounts whose balance differs from their ledger at the last nightly check", ())
-OUTSTANDING = gauge("careloop_points_outstanding", "Points held by members, at the last nightly check", ())
-LIABILITY = gauge("careloop_points_liability_minor",
-                  "What the points held are worth as cash deduction (minor units), at the last nightly check", ())
-WALLET_OUTSTANDING = gauge("careloop_wallet_outstanding_minor", "Stored value held by members, at the last check",
-                           ("part",))
-
-MANAGERS = ("group_admin", "branch_manager")
-AUDITORS = ("group_admin", "auditor")
-COUPON_ISSUERS = ("group_admin", "branch_manager", "customer_service", "integration")
-BONUS_SETTERS = ("group_admin", "branch_manager", "integration")
-REFUNDERS = ("group_admin", "branch_manager", "integration")
 JOB_BATCHES_PER_TICK = 50
-
-
-@functools.lru_cache(maxsize=8)
-def _programme(path: str | None, inline: str) -> Programme:
-    raw: dict[str, Any] = {}
-    if path:
-        with open(resolve_path(path), encoding="utf-8") as handle:
-            raw.update(yaml.safe_load(handle) or {})
-    raw.update(json.loads(inline))
-    return parse_programme(raw)
 
 
 def _required_key(key: str | None) -> str:
@@ -120,13 +101,17 @@ class PointsService(Service):
 
     @property
     def programme(self) -> Programme:
-        return _programme(self.config.get("POINTS_PROGRAMME_FILE"),
-                          json.dumps(self.config.get("POINTS_PROGRAMME") or {}, sort_keys=True, default=str))
+        return settings.programme_of(self.config)
 
     def _ctx(self) -> Context:
         caller = self.caller
         operator = f"{caller.kind}:{caller.subject}" + (f" ({caller.role})" if caller.kind != "service" else "")
         return Context(self.programme, self.group.zone, self.group.currency, utcnow(), operator)
+
+    def _dump(self, schema: Schema, answer: Any) -> dict[str, Any]:
+        """``schema``'s dump of ``answer``, in the group's currency (for rows that store none: rewards, redemptions)."""
+        with CURRENCY(self.group.currency):
+            return schema.dump(answer)
 
     def _member(self, member_id: str, held: bool = False) -> MemberCopy:
         """The member an id names now (the survivor of a merge). ``held``: for a change, which must also hold
@@ -142,12 +127,7 @@ class PointsService(Service):
             announced = ledger.event_of(posting, **extra)
             if announced is not None:
                 self.events.emit(*announced)
-            if posting.kind == "earn":
-                EARNED.labels(posting.rule, posting.branch or "").inc(posting.points)
-            elif posting.kind == "reverse":
-                REVERSED.inc(-posting.points)
-            elif posting.kind == "expire":
-                EXPIRED.inc(-posting.points)
+            ledger.count(posting)
 
     # --- points: reading --------------------------------------------------------------------------------
 
@@ -156,20 +136,20 @@ class PointsService(Service):
         member = self._member(member_id)
         ctx = self._ctx()
         account = ledger.find_account(self.db.session, member.member_id)
-        return ledger.summary(self.db.session, member.member_id, account, ctx.today,
-                              ctx.programme.expiry_warning_days)
+        return BalanceSchema().dump(ledger.summary(self.db.session, member.member_id, account, ctx.today,
+                                                   ctx.programme.expiry_warning_days))
 
     @rpc
     def history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         page = load(PageQuerySchema(), {"limit": limit or 20, "cursor": cursor})
         member = self._member(member_id)
         rows, next_cursor = ledger.history(self.db.session, member.member_id, page["limit"], page["cursor"])
-        return {"items": [ledger.posting_view(row) for row in rows], "next_cursor": next_cursor}
+        return PostingPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def lots(self, member_id: str) -> dict[str, Any]:
         member = self._member(member_id)
-        return {"items": [ledger.lot_view(lot) for lot in ledger.open_lots(self.db.session, member.member_id)]}
+        return LotListSchema().dump({"items": ledger.open_lots(self.db.session, member.member_id)})
 
     @rpc
     def quote(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
@@ -179,10 +159,10 @@ class PointsService(Service):
         visit = awards.bill_facts(data, ctx)
         member = self._member(member_id)
         lines = earning.quote_visit(ctx.programme, visit, awards.member_facts(member))
-        return {"member_id": str(member.member_id), "tier": member.tier,
-                "qualifying": money(earning.qualifying_spend(ctx.programme, visit), ctx.currency),
-                "lines": [line.as_dict() for line in lines],
-                "total_to_member": sum(line.points for line in lines if not line.to_referrer)}
+        return QuoteResultSchema().dump({
+            "member_id": member.member_id, "tier": member.tier,
+            "qualifying": money(earning.qualifying_spend(ctx.programme, visit), ctx.currency), "lines": lines,
+            "total_to_member": sum(line.points for line in lines if not line.to_referrer)})
 
     def _minor(self, amount: dict[str, Any], field: str) -> int:
         if amount["currency"] != self.group.currency:
@@ -204,12 +184,12 @@ class PointsService(Service):
         data = load(EarnSchema(), award)
         self._branch(data["branch"], "give points at this branch")
         if data["rule"] == "adjust":
-            self.caller.require_role(*MANAGERS, action="adjust points by hand")
+            self.caller.require_role(*access.ADJUSTERS, action="adjust points by hand")
         member = self._member(member_id, held=True)
         roster.require_active(member, "earn points")
         postings = awards.earn_command(self.db.session, self._ctx(), member, data, key)
         self._announce(postings)
-        return ledger.posting_view(postings[-1])
+        return PostingSchema().dump(postings[-1])
 
     # --- points: spending ---------------------------------------------------------------------------------
 
@@ -226,11 +206,11 @@ class PointsService(Service):
         record, postings, coupon = catalogue.redeem_reward(self.db.session, ctx, member, data, key)
         self._announce(postings, kind="reward", reward_id=record.reward_id, amount_minor=None, currency=None,
                        bill_id=None)
-        REDEEMED.labels("reward", data["branch"]).inc(record.points)
+        ledger.REDEEMED.labels("reward", data["branch"]).inc(record.points)
         if coupon is not None:
             self._coupon_issued(coupon)
-        return {**catalogue.redemption_view(record, ctx.currency),
-                "coupon": coupons.view(coupon) if coupon is not None else None}
+        return {**self._dump(RedemptionOutSchema(), record),
+                "coupon": CouponSchema().dump(coupon) if coupon is not None else None}
 
     @rpc
     def cash_deduction_limit(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
@@ -241,8 +221,8 @@ class PointsService(Service):
         account = ledger.find_account(self.db.session, member.member_id)
         balance = ledger.summary(self.db.session, member.member_id, account, ctx.today, 0)["spendable"]
         points, worth = redemption.cash_limit(self.programme, self._minor(data["bill"], "bill"), balance)
-        return {"member_id": str(member.member_id), "balance": balance, "max_points": points,
-                "max_amount": money(worth, self.group.currency)}
+        return CashLimitResultSchema().dump({"member_id": member.member_id, "balance": balance, "max_points": points,
+                                             "max_amount": money(worth, self.group.currency)})
 
     @rpc
     @idempotent
@@ -260,8 +240,8 @@ class PointsService(Service):
         if postings:
             self._announce(postings, kind="cash_deduction", reward_id=None, amount_minor=record.amount_minor,
                            currency=ctx.currency, bill_id=record.bill_id)
-            REDEEMED.labels("cash_deduction", data["branch"]).inc(record.points)
-        return catalogue.redemption_view(record, ctx.currency)
+            ledger.REDEEMED.labels("cash_deduction", data["branch"]).inc(record.points)
+        return self._dump(RedemptionOutSchema(), record)
 
     @rpc
     @idempotent
@@ -278,7 +258,7 @@ class PointsService(Service):
             self.events.emit("redemption_cancelled", {
                 "member_id": record.member_id, "redemption_id": record.id, "kind": record.kind,
                 "posting_id": str(postings[0].id), "points": postings[0].points, "reward_id": record.reward_id})
-        return catalogue.redemption_view(record, ctx.currency)
+        return self._dump(RedemptionOutSchema(), record)
 
     @rpc
     @idempotent
@@ -288,15 +268,14 @@ class PointsService(Service):
         ctx = self._ctx()
         record = catalogue.get_redemption(self.db.session, redemption_id, member_id=member_id)
         self.caller.require_branch(record.branch, "hand over rewards at this branch")
-        return catalogue.redemption_view(catalogue.fulfil(self.db.session, ctx, redemption_id), ctx.currency)
+        return self._dump(RedemptionOutSchema(), catalogue.fulfil(self.db.session, ctx, redemption_id))
 
     @rpc
     def redemptions(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         page = load(PageQuerySchema(), {"limit": limit or 20, "cursor": cursor})
         member = self._member(member_id)
         rows, next_cursor = catalogue.history(self.db.session, member.member_id, page["limit"], page["cursor"])
-        currency = self.group.currency
-        return {"items": [catalogue.redemption_view(row, currency) for row in rows], "next_cursor": next_cursor}
+        return self._dump(RedemptionPageSchema(), {"items": rows, "next_cursor": next_cursor})
 
     # --- rewards catalogue --------------------------------------------------------------------------------
 
@@ -305,30 +284,30 @@ class PointsService(Service):
         data = load(RewardQuerySchema(), query or {})
         rows, next_cursor = catalogue.list_rewards(self.db.session, data.get("tier"), data["include_inactive"],
                                                    data["limit"], data["cursor"])
-        return {"items": [catalogue.reward_view(r, self.group.currency) for r in rows], "next_cursor": next_cursor}
+        return self._dump(RewardPageSchema(), {"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def get_reward(self, reward_id: str) -> dict[str, Any]:
-        return catalogue.reward_view(catalogue.get_reward(self.db.session, reward_id), self.group.currency)
+        return self._dump(RewardOutSchema(), catalogue.get_reward(self.db.session, reward_id))
 
     @rpc
     @idempotent
     def create_reward(self, reward: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        self.caller.require_role("group_admin", action="change the rewards catalogue")
+        self.caller.require_role(*access.CATALOGUE_EDITORS, action="change the rewards catalogue")
         data = load(RewardSchema(), reward)
         if data.get("coupon") and data["coupon"].get("value"):
             self._minor(data["coupon"]["value"], "coupon")
         created = catalogue.create_reward(self.db.session, data, utcnow())
-        return catalogue.reward_view(created, self.group.currency)
+        return self._dump(RewardOutSchema(), created)
 
     @rpc
     @idempotent
     def change_reward(self, reward_id: str, changes: dict[str, Any],
                       idempotency_key: str | None = None) -> dict[str, Any]:
-        self.caller.require_role("group_admin", action="change the rewards catalogue")
+        self.caller.require_role(*access.CATALOGUE_EDITORS, action="change the rewards catalogue")
         data = load(RewardChangesSchema(), changes)
         changed = catalogue.change_reward(self.db.session, reward_id, data, utcnow())
-        return catalogue.reward_view(changed, self.group.currency)
+        return self._dump(RewardOutSchema(), changed)
 
     # --- stored value -------------------------------------------------------------------------------------
 
@@ -336,14 +315,14 @@ class PointsService(Service):
     def wallet(self, member_id: str) -> dict[str, Any]:
         member = self._member(member_id)
         held = self.db.session.get(wallet.WalletAccount, member.member_id)
-        return wallet.summary(member.member_id, held, self.group.currency)
+        return WalletSchema().dump(wallet.summary(member.member_id, held, self.group.currency))
 
     @rpc
     def wallet_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         page = load(PageQuerySchema(), {"limit": limit or 20, "cursor": cursor})
         member = self._member(member_id)
         rows, next_cursor = wallet.history(self.db.session, member.member_id, page["limit"], page["cursor"])
-        return {"items": [wallet.posting_view(row) for row in rows], "next_cursor": next_cursor}
+        return WalletPostingPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
@@ -353,13 +332,13 @@ class PointsService(Service):
         data = load(TopUpSchema(), top_up)
         self._branch(data["branch"], "top up cards at this branch")
         member = self._member(member_id, held=True)
-        may_set_bonus = self.caller.kind == "service" or self.caller.role in BONUS_SETTERS
+        may_set_bonus = self.caller.kind == "service" or self.caller.role in access.BONUS_SETTERS
         posting, created = wallet.top_up(self.db.session, self._ctx(), member, data, key, may_set_bonus)
         if created:
             self.events.emit("topped_up", wallet.topped_up_event(posting))
-            TOPPED_UP.labels("principal", data["branch"]).inc(posting.principal_minor)
-            TOPPED_UP.labels("bonus", data["branch"]).inc(posting.bonus_minor)
-        return wallet.posting_view(posting)
+            wallet.TOPPED_UP.labels("principal", data["branch"]).inc(posting.principal_minor)
+            wallet.TOPPED_UP.labels("bonus", data["branch"]).inc(posting.bonus_minor)
+        return WalletPostingSchema().dump(posting)
 
     @rpc
     @idempotent
@@ -371,8 +350,8 @@ class PointsService(Service):
         member = self._member(member_id, held=True)
         posting, created = wallet.pay(self.db.session, self._ctx(), member, data, key)
         if created:
-            WALLET_PAID.labels(data["branch"]).inc(-(posting.principal_minor + posting.bonus_minor))
-        return wallet.posting_view(posting)
+            wallet.PAID.labels(data["branch"]).inc(-(posting.principal_minor + posting.bonus_minor))
+        return WalletPostingSchema().dump(posting)
 
     @rpc
     @idempotent
@@ -381,24 +360,24 @@ class PointsService(Service):
         """Give (part of) a card payment back to the card."""
         key = _required_key(idempotency_key)
         data = load(WalletRefundSchema(), refund)
-        self.caller.require_role(*REFUNDERS, action="refund card payments")
+        self.caller.require_role(*access.REFUNDERS, action="refund card payments")
         if data.get("branch"):
             self._branch(data["branch"], "refund card payments at this branch")
         posting, _created = wallet.refund(self.db.session, self._ctx(), payment_id, data, key, member_id)
-        return wallet.posting_view(posting)
+        return WalletPostingSchema().dump(posting)
 
     # --- coupons ----------------------------------------------------------------------------------------
 
     def _coupon_issued(self, coupon: Any) -> None:
         self.events.emit("coupon_issued", coupons.issued_event(coupon))
-        COUPONS.labels("issued", coupon.source).inc()
+        coupons.COUPONS.labels("issued", coupon.source).inc()
 
     @rpc
     @idempotent
     def issue_coupon(self, member_id: str, coupon: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Give a member a coupon (birthday, festival, campaign, or by hand); once per idempotency key."""
         key = _required_key(idempotency_key)
-        self.caller.require_role(*COUPON_ISSUERS, action="issue coupons")
+        self.caller.require_role(*access.COUPON_ISSUERS, action="issue coupons")
         data = load(CouponIssueSchema(), coupon)
         terms = {**data, "value_minor": self._minor(data["value"], "value") if data["value"] else None,
                  "max_discount_minor": self._minor(data["max_discount"], "max_discount") if data["max_discount"] else None,
@@ -407,7 +386,7 @@ class PointsService(Service):
         issued, created = coupons.issue(self.db.session, self._ctx(), member, terms, f"issue:{key}")
         if created:
             self._coupon_issued(issued)
-        return coupons.view(issued)
+        return CouponSchema().dump(issued)
 
     @rpc
     def coupons(self, member_id: str, state: str | None = None, limit: int | None = None,
@@ -417,11 +396,11 @@ class PointsService(Service):
         member = self._member(member_id)
         rows, next_cursor = coupons.of_member(self.db.session, member.member_id, query.get("state"),
                                               query["limit"], query.get("cursor"))
-        return {"items": [coupons.view(row) for row in rows], "next_cursor": next_cursor}
+        return CouponPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
     def get_coupon(self, code: str) -> dict[str, Any]:
-        return coupons.view(coupons.get(self.db.session, code))
+        return CouponSchema().dump(coupons.get(self.db.session, code))
 
     @rpc
     def check_coupon(self, code: str, use: dict[str, Any]) -> dict[str, Any]:
@@ -430,7 +409,7 @@ class PointsService(Service):
         self._minor(data["bill"], "bill")
         member = self._member(data["member_id"])
         coupon, discount = coupons.check(self.db.session, self._ctx(), code, member, data)
-        return {"coupon": coupons.view(coupon), "discount": money(discount, coupon.currency)}
+        return CouponCheckSchema().dump({"coupon": coupon, "discount": {"amount": discount, "currency": coupon.currency}})
 
     @rpc
     @idempotent
@@ -442,17 +421,17 @@ class PointsService(Service):
         self._branch(data["branch"], "take coupons at this branch")
         member = self._member(data["member_id"], held=True)
         used = coupons.redeem(self.db.session, self._ctx(), code, member, data)
-        COUPONS.labels("redeemed", used.source).inc()
-        return coupons.view(used)
+        coupons.COUPONS.labels("redeemed", used.source).inc()
+        return CouponSchema().dump(used)
 
     @rpc
     @idempotent
     def void_coupon(self, code: str, voiding: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        self.caller.require_role(*MANAGERS, action="void coupons")
+        self.caller.require_role(*access.COUPON_VOIDERS, action="void coupons")
         data = load(VoidSchema(), voiding)
         voided = coupons.void(self.db.session, self._ctx(), code, data["reason"])
-        COUPONS.labels("voided", voided.source).inc()
-        return coupons.view(voided)
+        coupons.COUPONS.labels("voided", voided.source).inc()
+        return CouponSchema().dump(voided)
 
     # --- audit and daily jobs -----------------------------------------------------------------------------
 
@@ -460,7 +439,7 @@ class PointsService(Service):
     def visit_effects(self, visits: list[Any]) -> dict[str, Any]:
         """What points made of each visit (noted outcome, ledger sums, reversal due for the refunds records
         reports), for the cross-service visit audit: one call per batch of visits, never one per visit."""
-        self.caller.require_role(*AUDITORS, action="audit visits")
+        self.caller.require_role(*access.AUDITORS, action="audit visits")
         if not isinstance(visits, list) or len(visits) > outcomes.MAX_VISITS:
             raise Invalid(f"visits must be a list of at most {outcomes.MAX_VISITS}.", {"visits": ["Too many."]})
         asked = [{"visit_id": v} if isinstance(v, str) else v for v in visits]
@@ -471,19 +450,21 @@ class PointsService(Service):
     def reconcile(self, member_id: str | None = None, cursor: str | None = None,
                   limit: int | None = None) -> dict[str, Any]:
         """Prove balances against ledgers: one member (both ledgers), or a page of points accounts."""
-        self.caller.require_role(*AUDITORS, "integration", action="reconcile the ledgers")
+        self.caller.require_role(*access.RECONCILERS, action="reconcile the ledgers")
         if member_id is not None:
             member = roster.parse_id(member_id)
-            return {**reconciliation.check_member(self.db.session, member).as_dict(), "next_cursor": None}
+            return ReconciliationSchema().dump({"report": reconciliation.check_member(self.db.session, member),
+                                                "next_cursor": None})
         after = decode_cursor(cursor)
         report, last = reconciliation.check_points(self.db.session, roster.parse_id(after["m"]) if after else None,
                                                    page_limit(limit, 1000, 10_000))
-        return {**report.as_dict(), "next_cursor": encode_cursor({"m": str(last)}) if last else None}
+        return ReconciliationSchema().dump({"report": report,
+                                            "next_cursor": encode_cursor({"m": str(last)}) if last else None})
 
     @rpc
     def run_daily_jobs(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run (or continue) the daily jobs for a local day now; what the nightly timer does."""
-        self.caller.require_role(*AUDITORS, action="run the daily jobs")
+        self.caller.require_role(*access.AUDITORS, action="run the daily jobs")
         data = load(DailyJobsSchema(), request or {})
         return self._daily_jobs(data["day"], data["max_batches"])
 
@@ -509,111 +490,100 @@ class PointsService(Service):
             "expire_coupons": run_batches(store, "coupon_expiry", key, expiry.expire_coupons_step(ctx, today),
                                           max_batches),
             "reconcile": run_batches(store, "points_reconciliation", key,
-                                     reconciliation.nightly_step(1000, self._record_reconciliation), max_batches),
+                                     reconciliation.nightly_step(1000, self._reconciled), max_batches),
         }
         return {name: {"finished": o.finished, "processed": o.processed, "batches": o.batches, "skipped": o.skipped}
                 for name, o in outcomes.items()}
 
-    def _record_reconciliation(self, totals: dict[str, Any]) -> None:
-        programme = self.programme
-        MISMATCHES.set(totals["mismatches"])
-        OUTSTANDING.set(totals["points_outstanding"])
-        LIABILITY.set(totals["points_outstanding"] * programme.currency_minor_per_unit
-                      // programme.cash_points_per_unit)
-        WALLET_OUTSTANDING.labels("principal").set(totals["wallet_principal_minor"])
-        WALLET_OUTSTANDING.labels("bonus").set(totals["wallet_bonus_minor"])
+    def _reconciled(self, totals: dict[str, Any]) -> None:
+        reconciliation.gauge_totals(totals, self.programme)
 
     # --- events from other services -----------------------------------------------------------------------
 
-    @event_handler("members", "member_enrolled")
+    @event_handler(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         """Open the member's account; pay the referrer's bonus."""
-        data = load(MemberEnrolledSchema(), event)
         now = utcnow()
-        known = roster.find(self.db.session, data["member_id"])
-        referrer_id = data["referrer_id"] or (known.referrer_id if known is not None else None)
+        known = roster.find(self.db.session, event["member_id"])
+        referrer_id = event["referrer_id"] or (known.referrer_id if known is not None else None)
         # the referrer's alias is held before the new member's rows are locked (kit.locks: lock order)
         referrer = self._member(str(referrer_id), held=True) if referrer_id else None
-        member = roster.enrolled(self.db.session, data, now)
+        member = roster.enrolled(self.db.session, event, now)
         ledger.lock_account(self.db.session, member.member_id, now)
         if referrer is None:
             return
         posting = awards.referral_bonus(self.db.session, self._ctx(), member, referrer)
         self._announce([posting] if posting else [])
 
-    @event_handler("members", "tier_changed")
+    @event_handler(TierChanged)
     def on_tier_changed(self, event: dict[str, Any]) -> None:
-        roster.tier_changed(self.db.session, load(TierChangedSchema(), event), utcnow())
+        roster.tier_changed(self.db.session, event, utcnow())
 
-    @event_handler("members", "segment_changed")
+    @event_handler(SegmentChanged)
     def on_segment_changed(self, event: dict[str, Any]) -> None:
-        roster.segment_changed(self.db.session, load(SegmentChangedSchema(), event), utcnow())
+        roster.segment_changed(self.db.session, event, utcnow())
 
-    @event_handler("members", "member_status_changed")
+    @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
-        roster.status_changed(self.db.session, load(StatusChangedSchema(), event), utcnow())
+        roster.status_changed(self.db.session, event, utcnow())
 
-    @event_handler("members", "member_merged")
+    @event_handler(MemberMerged)
     def on_member_merged(self, event: dict[str, Any]) -> None:
         """Move the duplicate's points (lot by lot, dates kept), stored value and issued coupons to the
         survivor; its id names the survivor from now on. Once per merge id (merges.py)."""
-        outcome = merges.merge(self.db.session, self._ctx(), load(MemberMergedSchema(), event))
+        outcome = merges.merge(self.db.session, self._ctx(), event)
         if outcome.applied:
-            MERGES.labels("merge").inc()
+            merges.MERGES.labels("merge").inc()
 
-    @event_handler("members", "member_unmerged")
+    @event_handler(MemberUnmerged)
     def on_member_unmerged(self, event: dict[str, Any]) -> None:
         """Move back what the merge moved, by the rule finance agreed (merges.py); the alias goes."""
-        outcome = merges.unmerge(self.db.session, self._ctx(), load(MemberMergedSchema(), event))
+        outcome = merges.unmerge(self.db.session, self._ctx(), event)
         self._announce(outcome.postings)  # lots given back after their date expire at once
         if outcome.applied:
-            MERGES.labels("unmerge").inc()
+            merges.MERGES.labels("unmerge").inc()
 
-    @event_handler("records", "visit_completed")
+    @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         """Earn for a completed visit (once per visit), settle the bill's points deduction."""
-        data = load(VisitCompletedSchema(), event)
         ctx = self._ctx()
-        awards.hold_visit(self.db.session, data["visit_id"])  # first: a refund of this visit may be at work
-        member = self._member(data["member_id"], held=True)
+        awards.hold_visit(self.db.session, event["visit_id"])  # first: a refund of this visit may be at work
+        member = self._member(event["member_id"], held=True)
         referrer = None
-        if data["first_paid_visit"] and member.referrer_id is not None:
+        if event["first_paid_visit"] and member.referrer_id is not None:
             referrer = self._member(str(member.referrer_id), held=True)
         postings = []
         if member.status == "active":
-            postings = awards.earn_visit(self.db.session, ctx, data, member, referrer)
-            postings += awards.apply_refunds(self.db.session, ctx, data["visit_id"])
+            postings = awards.earn_visit(self.db.session, ctx, event, member, referrer)
+            postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
         else:
-            awards.note_visit(self.db.session, data, member, "member_not_active", 0, ctx.now)
-            SKIPPED.labels(member.status).inc()
+            awards.note_visit(self.db.session, event, member, "member_not_active", 0, ctx.now)
+            awards.SKIPPED.labels(member.status).inc()
         # after the accounts: cancelling a redemption locks its account, then the redemption
-        catalogue.settle_bill(self.db.session, ctx, data["bill_id"])
+        catalogue.settle_bill(self.db.session, ctx, event["bill_id"])
         self._announce(postings)
 
-    @event_handler("records", "visit_refunded")
+    @event_handler(VisitRefunded)
     def on_visit_refunded(self, event: dict[str, Any]) -> None:
         """Take back what the visit earned, in proportion to what was refunded (debt if spent)."""
-        data = load(VisitRefundedSchema(), event)
         ctx = self._ctx()
-        awards.hold_visit(self.db.session, data["visit_id"])  # first: the visit's earn may be at work
-        if awards.record_refund(self.db.session, data, ctx.now):
-            self._announce(awards.apply_refunds(self.db.session, ctx, data["visit_id"]))
+        awards.hold_visit(self.db.session, event["visit_id"])  # first: the visit's earn may be at work
+        if awards.record_refund(self.db.session, event, ctx.now):
+            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"])))
 
-    @event_handler("records", "visit_cancelled")
+    @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
         """A cancelled visit keeps nothing it earned (a no-op for a visit that earned nothing)."""
-        data = load(VisitCancelledSchema(), event)
         ctx = self._ctx()
-        refund = {"refund_id": f"cancelled:{data['visit_id']}", "visit_id": data["visit_id"],
-                  "member_id": data["member_id"], "refunded_minor": 0, "full": True}
-        awards.hold_visit(self.db.session, data["visit_id"])
+        refund = {"refund_id": f"cancelled:{event['visit_id']}", "visit_id": event["visit_id"],
+                  "member_id": event["member_id"], "refunded_minor": 0, "full": True}
+        awards.hold_visit(self.db.session, event["visit_id"])
         if awards.record_refund(self.db.session, refund, ctx.now):
-            self._announce(awards.apply_refunds(self.db.session, ctx, data["visit_id"]))
+            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"])))
 
-    @event_handler("records", "feedback_submitted")
+    @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
         """Points for answering a satisfaction survey."""
-        data = load(FeedbackSubmittedSchema(), event)
-        member = self._member(data["member_id"], held=True)
-        self._announce(awards.review(self.db.session, self._ctx(), data, member))
+        member = self._member(event["member_id"], held=True)
+        self._announce(awards.review(self.db.session, self._ctx(), event, member))
 

@@ -14,13 +14,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.paging import keyset_page
-from services.points import redemption
+from services.kit.telemetry import counter
 from services.points.awards import Context
 from services.points.models import MemberCopy, WalletAccount, WalletPosting
 from services.points.roster import insert_ignoring_duplicate, survivor_of
+from services.points.rules import redemption
+
+TOPPED_UP = counter("careloop_wallet_topped_up_minor_total", "Stored value paid in (minor units)", ("kind", "branch"))
+PAID = counter("careloop_wallet_paid_minor_total", "Bills paid from stored value (minor units)", ("branch",))
 
 
 def check_currency(ctx: Context, money: dict[str, Any], field: str) -> int:
@@ -40,6 +43,17 @@ def lock_wallet(session: Session, member_id: uuid.UUID, ctx: Context) -> WalletA
 
 def existing(session: Session, dedupe_key: str) -> WalletPosting | None:
     return session.scalars(select(WalletPosting).where(WalletPosting.dedupe_key == dedupe_key)).first()
+
+
+def _claim(session: Session, ctx: Context, member: MemberCopy, dedupe_key: str,
+           refused: str) -> tuple[WalletAccount, WalletPosting | None]:
+    """The member's wallet, locked, and the posting already made under ``dedupe_key`` (a retried command), if any;
+    a frozen or closed membership's card is ``refused`` anything new."""
+    wallet = lock_wallet(session, member.member_id, ctx)
+    done = existing(session, dedupe_key)
+    if done is None and member.status != "active":
+        raise Conflict(f"This membership is {member.status}: {refused}.")
+    return wallet, done
 
 
 def post(session: Session, wallet: WalletAccount, ctx: Context, kind: str, principal: int, bonus: int,
@@ -69,13 +83,10 @@ def top_up(session: Session, ctx: Context, member: MemberCopy, data: dict[str, A
         bonus = check_currency(ctx, data["bonus"], "bonus")
     else:
         bonus = redemption.top_up_bonus(ctx.programme.top_up_offers, amount)
-    wallet = lock_wallet(session, member.member_id, ctx)
     dedupe = f"top_up:{key}"
-    done = existing(session, dedupe)
+    wallet, done = _claim(session, ctx, member, dedupe, "its card cannot be topped up")
     if done is not None:
         return done, False
-    if member.status != "active":
-        raise Conflict(f"This membership is {member.status}: its card cannot be topped up.")
     wallet.largest_top_up_minor = max(wallet.largest_top_up_minor, amount)
     return post(session, wallet, ctx, "top_up", amount, bonus, dedupe, data["branch"], reason=data.get("note")), True
 
@@ -84,13 +95,10 @@ def pay(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any]
                                                                                                     bool]:
     """Pay (part of) a bill from the card: principal and bonus drawn as the programme says."""
     amount = check_currency(ctx, data["amount"], "amount")
-    wallet = lock_wallet(session, member.member_id, ctx)
     dedupe = f"payment:{key}"
-    done = existing(session, dedupe)
+    wallet, done = _claim(session, ctx, member, dedupe, "its card cannot be used")
     if done is not None:
         return done, False
-    if member.status != "active":
-        raise Conflict(f"This membership is {member.status}: its card cannot be used.")
     principal, bonus = redemption.wallet_split(amount, wallet.principal_minor, wallet.bonus_minor,
                                                ctx.programme.wallet_spend_order)
     return post(session, wallet, ctx, "payment", -principal, -bonus, dedupe, data["branch"],
@@ -140,29 +148,11 @@ def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | No
     return keyset_page(session, query, WalletPosting.created_at, WalletPosting.id, limit, cursor, descending=True)
 
 
-def money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": int(amount), "currency": currency}
-
-
 def summary(member_id: uuid.UUID, wallet: WalletAccount | None, currency: str) -> dict[str, Any]:
-    principal = wallet.principal_minor if wallet else 0
-    bonus = wallet.bonus_minor if wallet else 0
-    return {"member_id": str(member_id), "balance": money(principal + bonus, currency),
-            "principal": money(principal, currency), "bonus": money(bonus, currency),
-            "largest_top_up": money(wallet.largest_top_up_minor if wallet else 0, currency)}
-
-
-def posting_view(posting: WalletPosting) -> dict[str, Any]:
-    c = posting.currency
-    return {
-        "id": str(posting.id), "member_id": str(posting.member_id), "kind": posting.kind,
-        "amount": money(posting.principal_minor + posting.bonus_minor, c),
-        "principal": money(posting.principal_minor, c), "bonus": money(posting.bonus_minor, c),
-        "balance_after": money(posting.principal_after + posting.bonus_after, c),
-        "bill_id": posting.bill_id, "refunds_payment_id": str(posting.refunds_id) if posting.refunds_id else None,
-        "branch": posting.branch, "operator": posting.operator, "reason": posting.reason,
-        "created_at": isoformat(posting.created_at),
-    }
+    """What the card holds (``WalletSchema``): nothing yet for a member who never topped up."""
+    return {"member_id": member_id, "principal_minor": wallet.principal_minor if wallet else 0,
+            "bonus_minor": wallet.bonus_minor if wallet else 0,
+            "largest_top_up_minor": wallet.largest_top_up_minor if wallet else 0, "currency": currency}
 
 
 def topped_up_event(posting: WalletPosting) -> dict[str, Any]:

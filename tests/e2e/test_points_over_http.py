@@ -3,9 +3,14 @@ would use them."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import requests
 from sqlalchemy import text
 
+from services.records import events as records_events
+from services.records.events import VisitCompleted
 from tests.harness import store_for, wait_for
 
 DESK = ("front_desk", ("SH01",))
@@ -172,13 +177,14 @@ def test_a_completed_visit_earns_and_the_points_service_is_ready_measured_and_do
     from tests.harness import service_config
 
     member = enrol(suite)
-    event_dispatcher(service_config(amqp_uri))("records", "visit_completed", {
-        "event_id": "e2e-visit-1", "occurred_at": "2026-11-23T01:00:00Z", "visit_id": "V-e2e-1",
-        "member_id": member, "branch": "SH01", "doctor_id": "d1", "kind": "first", "bill_id": "HIS-e2e-1",
-        "completed_at": "2026-11-23T01:00:00Z", "currency": "CNY",
+    completed = records_events.EVENTS.wire("visit_completed", {
+        **VisitCompleted.sample, "visit_id": uuid.uuid4(), "member_id": uuid.UUID(member), "doctor_id": "d1",
+        "kind": "first", "bill_id": "HIS-e2e-1", "completed_at": datetime(2026, 11, 23, 1, tzinfo=UTC),
         "items": [{"category": "cleaning", "code": "C1", "amount_minor": 300_00}],
         "payments": [{"method": "mobile", "amount_minor": 300_00}], "qualifying_minor": 300_00,
-        "first_visit": True, "first_paid_visit": True, "referral_source": None})
+        "first_visit": True, "first_paid_visit": True})
+    event_dispatcher(service_config(amqp_uri))("records", "visit_completed", {
+        "event_id": "e2e-visit-1", "occurred_at": "2026-11-23T01:00:00Z", **completed})
     wait_for(lambda: as_(suite, DESK, "GET", f"/v1/members/{member}/points").json()["balance"] == 310,
              message="points for the visit")
     assert suite.call("GET", "/ready", role=None).json()["services"]["points"] == "ok"

@@ -1,8 +1,9 @@
 """A running members + points pair for the points tests, and the few helpers they share.
 
 Members are enrolled through the members service's RPC (points learns of them from ``member_enrolled``
-or, when that event has not arrived yet, by asking members); other services' events (``records``) are
-published as those services would, and a helper waits until points has applied each one.
+or, when that event has not arrived yet, by asking members); other services' events are built from their
+producer's contract (its ``sample``, changed as a test needs, checked by ``EVENTS.wire``: a test cannot send
+what no producer sends), published as that producer would, and a helper waits until points has applied each.
 """
 
 from __future__ import annotations
@@ -11,17 +12,33 @@ import itertools
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import text
 
 from services.kit.clock import isoformat, utcnow
+from services.kit.contracts import Contracts, Event
+from services.members import events as members_events
 from services.members.service import MembersService
 from services.points.service import PointsService
+from services.records import events as records_events
+from services.records.events import VisitCompleted, VisitRefunded
 from tests.harness import service_config, store_for, wait_for
 
 _numbers = itertools.count(1)
+_PRODUCERS: dict[str, Contracts] = {"members": members_events.EVENTS, "records": records_events.EVENTS}
+
+
+def wire(contract: type[Event], **changes: Any) -> dict[str, Any]:
+    """The body ``contract``'s producer sends: its sample with ``changes`` (domain values), checked and dumped."""
+    return _PRODUCERS[contract.producer].wire(contract.event_type, {**contract.sample, **changes})
+
+
+def moment(text: str) -> datetime:
+    """``"2026-11-20T02:00:00Z"`` as an aware datetime."""
+    return datetime.fromisoformat(text)
 
 
 @dataclass
@@ -65,31 +82,30 @@ class World:
         wait_for(lambda: self.scalar("SELECT count(*) FROM kit_inbox WHERE event_id = :e", e=event_id),
                  timeout=15, message="points to apply member_enrolled")
 
-    def deliver(self, source: str, event_type: str, payload: dict[str, Any]) -> str:
-        """Publish an event as ``source`` would and wait until points has applied it (its inbox row)."""
+    def deliver(self, contract: type[Event], **changes: Any) -> str:
+        """Publish ``contract``'s sample with ``changes`` as its producer would, and wait until points has applied
+        it (its inbox row)."""
         event_id = str(uuid.uuid4())
-        event_dispatcher(service_config(self.amqp_uri))(source, event_type, {
-            "event_id": event_id, "occurred_at": isoformat(utcnow()), **payload})
+        event_dispatcher(service_config(self.amqp_uri))(contract.producer, contract.event_type, {
+            "event_id": event_id, "occurred_at": isoformat(utcnow()), **wire(contract, **changes)})
         wait_for(lambda: self.scalar("SELECT count(*) FROM kit_inbox WHERE event_id = :e", e=event_id),
-                 timeout=15, message=f"points to apply {event_type}")
+                 timeout=15, message=f"points to apply {contract.event_type}")
         return event_id
 
-    def visit(self, member_id: str, paid_minor: int, visit_id: str | None = None, **facts: Any) -> str:
+    def visit(self, member_id: str, paid_minor: int, visit_id: str | None = None,
+              completed_at: str = "2026-11-20T02:00:00Z", **facts: Any) -> str:
         """A completed visit paid ``paid_minor`` in cash (unless ``payments`` say otherwise)."""
-        visit_id = visit_id or f"V-{uuid.uuid4().hex[:10]}"
-        payload = {"visit_id": visit_id, "member_id": member_id, "branch": "SH01", "doctor_id": "d1", "kind": "return",
-                   "bill_id": f"B-{visit_id}", "completed_at": "2026-11-20T02:00:00Z", "currency": "CNY",
-                   "items": [{"category": "treatment", "code": "T1", "amount_minor": paid_minor}],
-                   "payments": [{"method": "cash", "amount_minor": paid_minor}], "qualifying_minor": paid_minor,
-                   "first_visit": False, "first_paid_visit": False, "referral_source": None}
-        payload.update(facts)
-        self.deliver("records", "visit_completed", payload)
+        visit_id = visit_id or str(uuid.uuid4())
+        bill = {"doctor_id": "d1", "bill_id": f"B-{visit_id}", "qualifying_minor": paid_minor,
+                "items": [{"category": "treatment", "code": "T1", "amount_minor": paid_minor}],
+                "payments": [{"method": "cash", "amount_minor": paid_minor}]}
+        self.deliver(VisitCompleted, **{**bill, "visit_id": uuid.UUID(visit_id), "member_id": uuid.UUID(member_id),
+                                        "completed_at": moment(completed_at), **facts})
         return visit_id
 
     def refund(self, member_id: str, visit_id: str, refunded_minor: int, full: bool = False) -> None:
-        self.deliver("records", "visit_refunded", {
-            "visit_id": visit_id, "member_id": member_id, "branch": "SH01", "refund_id": f"R-{uuid.uuid4().hex[:8]}",
-            "refunded_minor": refunded_minor, "currency": "CNY", "full": full})
+        self.deliver(VisitRefunded, visit_id=uuid.UUID(visit_id), member_id=uuid.UUID(member_id),
+                     refund_id=uuid.uuid4(), refunded_minor=refunded_minor, full=full)
 
     def reward(self, price: int, stock: int | None = 100, **extra: Any) -> dict[str, Any]:
         body = {"code": f"R{next(_numbers)}", "name": "Electric toothbrush", "kind": "product",

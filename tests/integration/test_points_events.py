@@ -3,11 +3,16 @@ campaigns, cancelled visits; and the quote that says in advance what a bill earn
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from nameko.standalone.events import event_dispatcher
 
 from services.kit.errors import Conflict
-from tests.harness import wait_for
-from tests.integration.points_world import World
+from services.members.events import MemberStatusChanged, SegmentChanged, TierChanged
+from services.records.events import FeedbackSubmitted, VisitCancelled, VisitCompleted
+from tests.harness import service_config, wait_for
+from tests.integration.points_world import World, moment, wire
 
 MEMBER_DAY = {"campaigns": [
     {"code": "member-day", "name": "Member day", "days_of_month": [18], "multiplier": 2},
@@ -46,14 +51,12 @@ def test_a_fully_refunded_first_paid_visit_takes_the_referrer_s_visit_bonus_back
 
 
 def test_a_survey_answer_earns_review_points_once_per_visit(world):
-    member = world.member()
-    for feedback_id in ("F1", "F2"):  # a second survey of the same visit earns nothing more
-        world.deliver("records", "feedback_submitted", {
-            "feedback_id": feedback_id, "member_id": member, "visit_id": "V-9", "branch": "SH01", "kind": "survey",
-            "satisfaction": "very_satisfied", "nps": 10, "urgent": False})
-    world.deliver("records", "feedback_submitted", {
-        "feedback_id": "F3", "member_id": member, "visit_id": "V-10", "branch": "SH01", "kind": "complaint",
-        "satisfaction": None, "nps": None, "urgent": True})
+    member, visit = world.member(), uuid.uuid4()
+    for _answer in range(2):  # a second survey of the same visit earns nothing more
+        world.deliver(FeedbackSubmitted, feedback_id=uuid.uuid4(), member_id=uuid.UUID(member), visit_id=visit,
+                      kind="survey", satisfaction="very_satisfied", nps=10, urgent=False)
+    world.deliver(FeedbackSubmitted, feedback_id=uuid.uuid4(), member_id=uuid.UUID(member), visit_id=uuid.uuid4(),
+                  kind="complaint", satisfaction=None, nps=None, urgent=True)
     assert [(p["rule"], p["points"]) for p in world.postings(member)] == [("review", 30)]
 
 
@@ -62,12 +65,10 @@ def test_the_tier_from_tier_changed_multiplies_spend_and_an_older_change_does_no
     # these tier changes are made up (members never sent them): if points had to ask members about the member
     # after them, members' answer (standard, and newer) would rightly win
     world.known_to_points(member)
-    world.deliver("members", "tier_changed", {"member_id": member, "from_tier": "standard", "to_tier": "gold",
-                                              "direction": "up", "reason": "spend",
-                                              "effective_at": "2026-11-22T10:00:00Z"})
-    world.deliver("members", "tier_changed", {"member_id": member, "from_tier": "standard", "to_tier": "silver",
-                                              "direction": "up", "reason": "spend",
-                                              "effective_at": "2026-11-21T10:00:00Z"})  # late, and older
+    world.deliver(TierChanged, member_id=uuid.UUID(member), from_tier="standard", to_tier="gold", direction="up",
+                  reason="spend", effective_at=moment("2026-11-22T10:00:00Z"))
+    world.deliver(TierChanged, member_id=uuid.UUID(member), from_tier="standard", to_tier="silver", direction="up",
+                  reason="spend", effective_at=moment("2026-11-21T10:00:00Z"))  # late, and older
     world.visit(member, 100_00)
     assert [(p["rule"], p["points"]) for p in world.postings(member)] == [("spend", 150), ("visit", 10)]
 
@@ -75,8 +76,8 @@ def test_the_tier_from_tier_changed_multiplies_spend_and_an_older_change_does_no
 def test_a_frozen_membership_neither_earns_nor_redeems_until_it_is_active_again(world):
     member = world.member()
     world.give(member, 500)
-    world.deliver("members", "member_status_changed", {"member_id": member, "from_status": "active",
-                                                       "to_status": "frozen", "reason": "dispute"})
+    world.deliver(MemberStatusChanged, member_id=uuid.UUID(member), from_status="active", to_status="frozen",
+                  reason="dispute")
     world.visit(member, 100_00)
     reward = world.reward(price=100)
     with pytest.raises(Conflict) as raised:
@@ -86,16 +87,16 @@ def test_a_frozen_membership_neither_earns_nor_redeems_until_it_is_active_again(
         world.proxy.points.earn(member, {"rule": "activity", "source_ref": "talk", "branch": "SH01"},
                                 idempotency_key="f2")
     assert world.balance(member) == 500
-    world.deliver("members", "member_status_changed", {"member_id": member, "from_status": "frozen",
-                                                       "to_status": "active", "reason": "resolved"})
+    world.deliver(MemberStatusChanged, member_id=uuid.UUID(member), from_status="frozen", to_status="active",
+                  reason="resolved")
     world.proxy.points.redeem(member, {"reward_id": reward["id"], "branch": "SH01"}, idempotency_key="f3")
     assert world.balance(member) == 400
 
 
 def test_member_day_and_a_segment_campaign_add_their_own_lines(world):
     member = world.member()
-    world.deliver("members", "segment_changed", {"member_id": member, "from_segment": "C", "to_segment": "A",
-                                                 "rfm": {"r": 5, "f": 5, "m": 5}, "churn_risk": False})
+    world.deliver(SegmentChanged, member_id=uuid.UUID(member), from_segment="C", to_segment="A",
+                  rfm={"r": 5, "f": 5, "m": 5}, churn_risk=False)
     world.visit(member, 100_00, completed_at="2026-11-18T04:00:00Z")  # the 18th in Shanghai
     world.visit(member, 100_00, completed_at="2026-11-18T17:00:00Z")  # already the 19th in Shanghai
     lines = [(p["rule"], p["points"]) for p in world.postings(member)]
@@ -137,19 +138,15 @@ def test_online_interactions_stop_at_the_daily_cap(world):
 def test_a_cancelled_visit_keeps_nothing_it_earned(world):
     member = world.member()
     visit_id = world.visit(member, 80_00)
-    world.deliver("records", "visit_cancelled", {"visit_id": visit_id, "member_id": member, "branch": "SH01"})
+    world.deliver(VisitCancelled, visit_id=uuid.UUID(visit_id), member_id=uuid.UUID(member))
     assert world.balance(member) == 0
     assert [p["kind"] for p in world.postings(member)] == ["earn", "earn", "reverse", "reverse"]
 
 
 def test_an_event_that_cannot_be_read_is_parked_not_retried(world):
-    from nameko.standalone.events import event_dispatcher
-
-    from tests.harness import service_config
-
+    body = wire(VisitCompleted, member_id=uuid.UUID(world.member()))  # broken below as no producer could send it
     event_dispatcher(service_config(world.amqp_uri))("records", "visit_completed", {
-        "event_id": "bad-1", "visit_id": "V-bad", "member_id": world.member(), "branch": "SH01",
-        "payments": [{"method": "cash", "amount_minor": 10.5}]})
+        **body, "event_id": "bad-1", "payments": [{"method": "cash", "amount_minor": "ten"}]})
     parked = wait_for(lambda: world.proxy.points.dead_letters(), message="a parked event")
     assert parked[0]["event_id"] == "bad-1" and parked[0]["attempts"] == 1
     assert world.scalar("SELECT count(*) FROM points_postings") == 0

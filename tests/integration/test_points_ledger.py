@@ -87,8 +87,9 @@ def test_refund_after_partial_spending_reverses_exactly_what_was_earned_and_leav
 
 def test_a_refund_arriving_before_its_visit_is_applied_when_the_visit_earns(world):
     member = world.member()
-    world.refund(member, "V-early", 0, full=True)
-    world.visit(member, 300_00, visit_id="V-early")
+    early = str(uuid.uuid4())
+    world.refund(member, early, 0, full=True)
+    world.visit(member, 300_00, visit_id=early)
     assert world.balance(member) == 0
     assert sorted(p["kind"] for p in world.postings(member)) == ["earn", "earn", "reverse", "reverse"]
 
@@ -305,7 +306,7 @@ def test_expiry_in_small_batches_gives_each_member_one_posting_and_resumes_where
     from services.points.awards import Context
     from services.points.events import EVENTS
     from services.points.expiry import expire_lots_step
-    from services.points.programme import DEFAULT_PROGRAMME
+    from services.points.rules.programme import DEFAULT_PROGRAMME
     from tests.harness import store_for
 
     members = [world.member() for _ in range(3)]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from services.kit.caller import Identity
+from services.members.events import MemberMerged, MemberUnmerged
 from tests.harness import wait_for
 from tests.integration.points_world import World, member_key
 
@@ -96,9 +97,9 @@ def test_merge_moves_each_lot_with_its_date_stored_value_and_issued_coupons_and_
 def test_a_redelivered_merge_or_the_same_merge_under_another_event_id_moves_nothing_more(world):
     survivor, duplicate = world.member(), world.member()
     world.give(duplicate, 250)
-    event = {"survivor_id": survivor, "merged_id": duplicate, "merge_id": str(uuid.uuid4())}
-    world.deliver("members", "member_merged", event)
-    world.deliver("members", "member_merged", event)  # another event id, the same merge
+    event = {"survivor_id": uuid.UUID(survivor), "merged_id": uuid.UUID(duplicate), "merge_id": uuid.uuid4()}
+    world.deliver(MemberMerged, **event)
+    world.deliver(MemberMerged, **event)  # another event id, the same merge
     assert account(world, survivor) == 250 and account(world, duplicate) == 0
     assert [p["kind"] for p in world.postings(survivor)] == ["transfer_in"]
     assert world.scalar("SELECT count(*) FROM kit_inbox WHERE consumer = 'points.on_member_merged'") == 2
@@ -136,9 +137,9 @@ def test_refunds_after_the_merge_of_the_duplicate_s_visit_and_card_payment_apply
 def test_a_reversal_that_overtakes_its_merge_leaves_the_late_merge_without_effect(world):
     survivor, duplicate = world.member(), world.member()
     world.give(duplicate, 80)
-    event = {"survivor_id": survivor, "merged_id": duplicate, "merge_id": str(uuid.uuid4())}
-    world.deliver("members", "member_unmerged", event)
-    world.deliver("members", "member_merged", event)
+    event = {"survivor_id": uuid.UUID(survivor), "merged_id": uuid.UUID(duplicate), "merge_id": uuid.uuid4()}
+    world.deliver(MemberUnmerged, **event)
+    world.deliver(MemberMerged, **event)
     assert account(world, duplicate) == 80 and account(world, survivor) == 0
     assert world.balance(duplicate) == 80
 

@@ -21,10 +21,12 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 
 from services.kit.clock import isoformat, utcnow
+from services.members.events import MemberMerged
 from services.points.service import PointsService
 from tests.harness import query, scalar, service_config, wait_for
 from tests.integration.overlap import LockWaits, advisory_keys, overlapping
-from tests.integration.test_points_visit_race import _completed, _enrolled
+from tests.integration.points_world import wire
+from tests.integration.test_points_visit_race import _completed, _enrolled, _refunded
 
 PAIRS = 60
 PAID = 120_00  # earns 120 (spend) + 10 (visit) points
@@ -66,12 +68,10 @@ def test_events_about_a_duplicate_handled_with_its_merge_end_on_the_survivor(sta
     for number, (survivor, duplicate) in enumerate(pairs):
         merges[duplicate], later[duplicate] = str(uuid.uuid4()), str(uuid.uuid4())
         batch = [
-            ("members", "member_merged", {"survivor_id": survivor, "merged_id": duplicate,
-                                          "merge_id": merges[duplicate]}),
+            ("members", "member_merged", wire(MemberMerged, survivor_id=uuid.UUID(survivor),
+                                              merged_id=uuid.UUID(duplicate), merge_id=uuid.UUID(merges[duplicate]))),
             ("records", "visit_completed", _completed(later[duplicate], duplicate, PAID)),
-            ("records", "visit_refunded", {"visit_id": early[duplicate], "member_id": duplicate, "branch": "SH01",
-                                           "refund_id": str(uuid.uuid4()), "refunded_minor": PAID,
-                                           "currency": "CNY", "full": True}),
+            ("records", "visit_refunded", _refunded(early[duplicate], duplicate, str(uuid.uuid4()), PAID, True)),
         ]
         events += batch if number % 2 == 0 else batch[::-1]  # both orders
     keys = advisory_keys(url, [f"points.member:{duplicate}" for _survivor, duplicate in pairs])

@@ -19,34 +19,42 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from nameko.standalone.events import event_dispatcher
 
 from services.kit.clock import isoformat, utcnow
-from services.points.earning import reversal_due
+from services.members.events import MemberEnrolled
+from services.points.rules.earning import reversal_due
 from services.points.service import PointsService
+from services.records.events import VisitCompleted, VisitRefunded
 from services.records.rules.effects import Bill, PointsView, findings
 from tests.harness import query, scalar, service_config, wait_for
 from tests.integration.overlap import LockWaits, advisory_keys, overlapping
+from tests.integration.points_world import wire
 
 VISITS = int(os.environ.get("CARELOOP_RACE_VISITS", "1000"))
 MEMBERS = max(VISITS // 5, 1)
-COMPLETED_AT = "2026-11-20T02:00:00Z"  # a plain day: no campaign
+COMPLETED_AT = datetime(2026, 11, 20, 2, tzinfo=UTC)  # a plain day: no campaign
 
 
 def _enrolled(member_id: str) -> dict[str, Any]:
-    return {"member_id": member_id, "home_branch": "SH01", "referrer_id": None, "preferred_language": "en",
-            "source": "desk", "enrolled_at": "2026-01-05T02:00:00Z"}
+    return wire(MemberEnrolled, member_id=uuid.UUID(member_id), referrer_id=None, preferred_language="en",
+                source="desk")
 
 
 def _completed(visit_id: str, member_id: str, paid: int) -> dict[str, Any]:
-    return {"visit_id": visit_id, "member_id": member_id, "branch": "SH01", "doctor_id": "d1", "kind": "return",
-            "bill_id": f"B-{visit_id}", "completed_at": COMPLETED_AT, "currency": "CNY",
-            "items": [{"category": "treatment", "code": "T1", "amount_minor": paid}],
-            "payments": [{"method": "cash", "amount_minor": paid}], "qualifying_minor": paid,
-            "first_visit": False, "first_paid_visit": False, "referral_source": None}
+    return wire(VisitCompleted, visit_id=uuid.UUID(visit_id), member_id=uuid.UUID(member_id), doctor_id="d1",
+                bill_id=f"B-{visit_id}", completed_at=COMPLETED_AT,
+                items=[{"category": "treatment", "code": "T1", "amount_minor": paid}],
+                payments=[{"method": "cash", "amount_minor": paid}], qualifying_minor=paid)
+
+
+def _refunded(visit_id: str, member_id: str, refund_id: str, minor: int, full: bool) -> dict[str, Any]:
+    return wire(VisitRefunded, visit_id=uuid.UUID(visit_id), member_id=uuid.UUID(member_id),
+                refund_id=uuid.UUID(refund_id), refunded_minor=minor, full=full)
 
 
 def _refunds(number: int, paid: int) -> list[tuple[int, bool]]:
@@ -78,8 +86,7 @@ def test_refunds_delivered_with_their_completion_are_each_reversed_once_by_two_r
         refunds = [(str(uuid.uuid4()), minor, full) for minor, full in _refunds(number, paid)]
         visits[visit_id] = {"member_id": member_id, "paid": paid, "refunds": refunds}
         pair = [("visit_completed", _completed(visit_id, member_id, paid))] + [
-            ("visit_refunded", {"visit_id": visit_id, "member_id": member_id, "branch": "SH01", "refund_id": refund_id,
-                                "refunded_minor": minor, "currency": "CNY", "full": full})
+            ("visit_refunded", _refunded(visit_id, member_id, refund_id, minor, full))
             for refund_id, minor, full in refunds]
         events += pair if number % 2 == 0 else pair[::-1]  # both orders
     for event_type, payload in events:

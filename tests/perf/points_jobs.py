@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     from services.points import expiry, reconciliation
     from services.points.awards import Context
     from services.points.events import EVENTS
-    from services.points.programme import DEFAULT_PROGRAMME
+    from services.points.rules.programme import DEFAULT_PROGRAMME
 
     job, url, day = argv[0], argv[1], date.fromisoformat(argv[2])
     group = group_from_config({})

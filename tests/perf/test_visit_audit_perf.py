@@ -23,9 +23,9 @@ import pytest
 from services.kit.caller import Identity
 from services.members.models import MemberVisit, MemberVisitRefund
 from services.members.service import MembersService
-from services.points.earning import reversal_due
 from services.points.models import PointsAccount, PointsPosting, VisitOutcome
 from services.points.models import VisitRefund as PointsRefund
+from services.points.rules.earning import reversal_due
 from services.points.service import PointsService
 from services.records import visit_audit
 from services.records.models import Patient, Visit

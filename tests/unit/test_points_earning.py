@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from services.kit.errors import Invalid
-from services.points.earning import (
+from services.points.rules.earning import (
     Item,
     MemberFacts,
     Payment,
@@ -19,7 +19,7 @@ from services.points.earning import (
     review_award,
     spend_points,
 )
-from services.points.programme import DEFAULT_PROGRAMME, Campaign, parse_programme
+from services.points.rules.programme import DEFAULT_PROGRAMME, Campaign, parse_programme
 
 P = DEFAULT_PROGRAMME
 DAY = date(2026, 11, 20)  # a Friday

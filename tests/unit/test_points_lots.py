@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from services.points.lots import (
+from services.points.rules.lots import (
     Lot,
     expiry_date,
     is_expired,

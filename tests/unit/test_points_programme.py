@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from services.kit.errors import Invalid
-from services.points.programme import DEFAULT_PROGRAMME, parse_programme
+from services.points.rules.programme import DEFAULT_PROGRAMME, parse_programme
 
 
 def test_the_shipped_defaults_are_the_spec_s():

@@ -3,8 +3,8 @@
 import pytest
 
 from services.kit.errors import Conflict, Invalid
-from services.points.programme import DEFAULT_PROGRAMME, TopUpOffer, parse_programme
-from services.points.redemption import (
+from services.points.rules.programme import DEFAULT_PROGRAMME, TopUpOffer, parse_programme
+from services.points.rules.redemption import (
     CouponTerms,
     cash_limit,
     cash_value_minor,

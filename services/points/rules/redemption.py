@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from services.kit.errors import Conflict, Invalid
-from services.points.programme import ONE_X, Programme, TopUpOffer
+from services.points.rules.programme import ONE_X, Programme, TopUpOffer
 
 
 def points_step(programme: Programme) -> int:

@@ -17,11 +17,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.kit.errors import Invalid
+from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 
 ONE_X = 10_000  # a multiplier of 1x in basis points
-VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
-PAYMENT_METHODS = ("cash", "card", "mobile", "insurance", "stored_value", "stored_value_bonus", "points", "coupon")
 WALLET_ORDERS = ("proportional", "principal_first", "bonus_first")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.kit.errors import Invalid
-from services.points.programme import ONE_X, Campaign, Programme
+from services.points.rules.programme import ONE_X, Campaign, Programme
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,6 @@ class Line:
     basis_minor: int | None = None
     campaign: str | None = None
     multiplier_bp: int | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        return {"rule": self.rule, "points": self.points, "description": self.description,
-                "beneficiary": "referrer" if self.to_referrer else "member", "basis_minor": self.basis_minor,
-                "campaign": self.campaign, "multiplier_bp": self.multiplier_bp}
 
 
 def qualifying_spend(programme: Programme, visit: Visit) -> int:
