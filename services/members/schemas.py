@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from marshmallow import EXCLUDE, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates
 
 from services.kit.schemas import Schema, StrictInteger, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 
 GENDERS = ("female", "male", "other", "undisclosed")
 STATUSES = (*LIFECYCLE_STATUSES, "merged")
-VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 DOCUMENT_TYPES = ("cn_resident_id", "passport", "hk_macau_permit", "taiwan_permit", "other")
 EARLIEST_BIRTH = date(1900, 1, 1)
 
@@ -239,62 +238,6 @@ class ProgrammeInForceSchema(Schema):
     programme = fields.Nested(ProgrammeSchema)
     history = fields.List(fields.Nested(ProgrammeVersionSchema),
                           metadata={"description": "The latest stored versions, newest first (reads only)."})
-
-
-# --- events members consumes (other services' contracts, docs/events.md; unknown fields ignored) -----
-
-class _Event(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    event_id = fields.String(required=True)
-    occurred_at = fields.AwareDateTime(required=True)
-
-
-class VisitCompletedEvent(_Event):
-    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    member_id = fields.String(required=True)
-    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
-    kind = fields.String(required=True, validate=validate.OneOf(VISIT_KINDS))
-    completed_at = fields.AwareDateTime(required=True)
-    currency = fields.String(required=True)
-    qualifying_minor = StrictInteger(required=True, validate=validate.Range(min=0))
-
-
-class VisitRefundedEvent(_Event):
-    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    member_id = fields.String(required=True)
-    refund_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    refunded_minor = StrictInteger(required=True, validate=validate.Range(min=0))
-    currency = fields.String(required=True)
-    full = fields.Boolean(load_default=False)
-
-
-class VisitCancelledEvent(_Event):
-    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    member_id = fields.String(required=True)
-
-
-class PointsEarnedEvent(_Event):
-    member_id = fields.String(required=True)
-    posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    points = StrictInteger(required=True, validate=validate.Range(min=0))
-    rule = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=24))
-    earned_at = fields.AwareDateTime(load_default=None, allow_none=True)
-
-
-class PointsReversedEvent(_Event):
-    member_id = fields.String(required=True)
-    posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    reverses_posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    points = StrictInteger(required=True, validate=validate.Range(min=0))
-
-
-class ToppedUpEvent(_Event):
-    member_id = fields.String(required=True)
-    topup_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0))
-    currency = fields.String(required=True)
 
 
 # --- tiers, benefits, quotas, prices -------------------------------------------------------------------

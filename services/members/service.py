@@ -33,18 +33,14 @@ from services.members.schemas import (
     MemberStatusChangeSchema,
     MergeRequestSchema,
     MergeReversalSchema,
-    PointsEarnedEvent,
-    PointsReversedEvent,
     PriceRequestSchema,
     ProgrammeChangeSchema,
     QuotaUndoRequestSchema,
     QuotaUseRequestSchema,
     SegmentQuerySchema,
-    ToppedUpEvent,
-    VisitCancelledEvent,
-    VisitCompletedEvent,
-    VisitRefundedEvent,
 )
+from services.points.events import PointsEarned, PointsReversed, ToppedUp
+from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
 
 ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
 UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
@@ -159,45 +155,38 @@ class MembersService(Service):
 
     # --- activity from other services' events --------------------------------------------------------
 
-    @event_handler("records", "visit_completed")
-    def on_visit_completed(self, event: dict[str, Any]) -> None:
-        data = load(VisitCompletedEvent(), event)
+    @event_handler(VisitCompleted)
+    def on_visit_completed(self, data: dict[str, Any]) -> None:
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_visit(self.db.session, member.id, data, self.group.zone, utcnow()):
             self._reassess(member, f"visit:{data['visit_id']}")
 
-    @event_handler("records", "visit_refunded")
-    def on_visit_refunded(self, event: dict[str, Any]) -> None:
+    @event_handler(VisitRefunded)
+    def on_visit_refunded(self, data: dict[str, Any]) -> None:
         """A refund takes its spend back out; it never lowers the tier before the next review."""
-        data = load(VisitRefundedEvent(), event)
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         activity.record_refund(self.db.session, member.id, data, self._today(), utcnow())
 
-    @event_handler("records", "visit_cancelled")
-    def on_visit_cancelled(self, event: dict[str, Any]) -> None:
-        data = load(VisitCancelledEvent(), event)
+    @event_handler(VisitCancelled)
+    def on_visit_cancelled(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        quotas.undo_for_visit(self.db.session, member.id, data["visit_id"], utcnow(), EVENT_ACTOR)
+        quotas.undo_for_visit(self.db.session, member.id, str(data["visit_id"]), utcnow(), EVENT_ACTOR)
 
-    @event_handler("points", "points_earned")
-    def on_points_earned(self, event: dict[str, Any]) -> None:
-        data = load(PointsEarnedEvent(), event)
+    @event_handler(PointsEarned)
+    def on_points_earned(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        day = local_date(data["earned_at"] or data["occurred_at"], self.group.zone)
-        if activity.record_points(self.db.session, member.id, data, day):
+        if activity.record_points(self.db.session, member.id, data, local_date(data["earned_at"], self.group.zone)):
             self._reassess(member, f"points:{data['posting_id']}")
 
-    @event_handler("points", "points_reversed")
-    def on_points_reversed(self, event: dict[str, Any]) -> None:
-        data = load(PointsReversedEvent(), event)
+    @event_handler(PointsReversed)
+    def on_points_reversed(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         activity.record_points_reversal(self.db.session, member.id, data, self._today())
 
-    @event_handler("points", "topped_up")
-    def on_topped_up(self, event: dict[str, Any]) -> None:
-        data = load(ToppedUpEvent(), event)
+    @event_handler(ToppedUp)
+    def on_topped_up(self, data: dict[str, Any]) -> None:
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_top_up(self.db.session, member.id, data, local_date(data["occurred_at"], self.group.zone)):

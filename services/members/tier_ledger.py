@@ -59,16 +59,12 @@ def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | Non
         return None
 
 
-def member_for_event(session: Session, member_id: str) -> Member:
+def member_for_event(session: Session, wanted: uuid.UUID) -> Member:
     """The member an event is about, locked; events about a merged member apply to the survivor.
 
     The ids of the merge chain are locked together in id order (as merges and the review lock), then the
     chain is read again from the locked rows: a merge or reversal that committed while we waited is seen
     and followed."""
-    try:
-        wanted = uuid.UUID(str(member_id))
-    except ValueError:
-        raise Invalid(f"Not a member id: {member_id!r}.", {"member_id": ["Not a member id."]}) from None
     chain = _chain(session, wanted)
     for _attempt in range(CHAIN_LOCK_ATTEMPTS):
         if chain is None:
@@ -81,8 +77,8 @@ def member_for_event(session: Session, member_id: str) -> Member:
             return locked[now_chain[-1]]
         chain = _chain(session, wanted)  # the chain changed while we waited: lock its new members too
     if session.get(Member, wanted) is None:
-        raise Invalid(f"No member {member_id}.", {"member_id": ["Unknown member."]})
-    raise Invalid(f"Member {member_id}'s merges kept changing while it was being locked.",
+        raise Invalid(f"No member {wanted}.", {"member_id": ["Unknown member."]})
+    raise Invalid(f"Member {wanted}'s merges kept changing while it was being locked.",
                   {"member_id": ["Merge chain kept changing."]})
 
 
