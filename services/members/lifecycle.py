@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
@@ -167,17 +167,6 @@ def reverse(session: Session, row: MemberMerge, programme: Programme, zone: Zone
     return row
 
 
-def merge_view(row: MemberMerge, survivor_tier: str | None = None) -> dict[str, Any]:
-    record = json.loads(row.record)
-    moved = {name: len(ids) for name, ids in record["activity"].items()}
-    moved["quota_uses"] = len(record["quota_uses"])
-    moved["referrals"] = len(record["referrals"])
-    return {"merge_id": str(row.id), "survivor_id": str(row.survivor_id), "merged_id": str(row.merged_id),
-            "reason": row.reason, "merged_at": isoformat(row.merged_at), "merged_by": row.merged_by,
-            "moved": moved, "survivor_tier": survivor_tier,
-            "reversed_at": isoformat(row.reversed_at) if row.reversed_at else None, "reversed_by": row.reversed_by}
-
-
 def _status_change(session: Session, member: Member, to_status: str, reason: str, note: str | None, now: datetime,
                    emit: Emit, actor: str) -> None:
     from_status = member.status
@@ -239,8 +228,7 @@ def close(session: Session, member: Member, reason: str, note: str | None, now: 
     return True
 
 
-def status_history(session: Session, member_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
-    rows = session.scalars(select(MemberStatusChange).where(MemberStatusChange.member_id == member_id)
-                           .order_by(MemberStatusChange.id.desc()).limit(limit))
-    return [{"from_status": r.from_status, "to_status": r.to_status, "reason": r.reason, "actor": r.actor,
-             "changed_at": isoformat(r.changed_at)} for r in rows]
+def status_history(session: Session, member_id: uuid.UUID, limit: int = 50) -> list[MemberStatusChange]:
+    """The membership's status changes, newest first."""
+    return list(session.scalars(select(MemberStatusChange).where(MemberStatusChange.member_id == member_id)
+                                .order_by(MemberStatusChange.id.desc()).limit(limit)))

@@ -17,7 +17,7 @@ from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
@@ -299,39 +299,3 @@ def birthdays(session: Session, month_day: str, limit: int, cursor: str | None) 
         raise Invalid("month_day must look like 03-15.", {"month_day": ["Expected MM-DD."]})
     query = select(Member).where(Member.birth_mmdd == month_day, Member.status == "active")
     return keyset_page(session, query, Member.birth_mmdd, Member.id, limit, cursor)
-
-
-def view(member: Member, reveal_phone: bool = False, reveal_document: bool = False) -> dict[str, Any]:
-    """A member as the contract shows it; phone and ID number masked unless revealed."""
-    document = None
-    if member.document_number:
-        number = member.document_number if reveal_document else identity.mask_document(member.document_number)
-        document = {"type": member.document_type, "number": number}
-    return {
-        "id": str(member.id), "card_number": member.card_number, "referral_code": member.referral_code,
-        "referred_by": str(member.referred_by_id) if member.referred_by_id else None,
-        "full_name": member.full_name,
-        "phone": member.phone if reveal_phone else identity.mask_phone(member.phone),
-        "email": member.email if reveal_phone else identity.mask_email(member.email),
-        "gender": member.gender, "birth_date": member.birth_date,
-        "preferred_language": member.preferred_language, "consents": consents_of(member),
-        "id_document": document, "home_branch": member.home_branch, "status": member.status,
-        "tier": member.tier, "source": member.source,
-        "enrolled_at": isoformat(member.enrolled_at), "updated_at": isoformat(member.updated_at),
-        "merged_into": str(member.merged_into_id) if member.merged_into_id else None,
-    }
-
-
-def consents_of(member: Member) -> dict[str, bool]:
-    return {"sms": member.consent_sms, "email": member.consent_email, "wechat": member.consent_wechat,
-            "line": member.consent_line, "marketing": member.consent_marketing}
-
-
-def contact(member: Member) -> dict[str, Any]:
-    return {
-        "member_id": str(member.id), "full_name": member.full_name, "phone": member.phone,
-        "email": member.email, "wechat_openid": member.wechat_openid, "line_user_id": member.line_user_id,
-        "preferred_language": member.preferred_language, "consents": consents_of(member),
-        "home_branch": member.home_branch, "status": member.status, "tier": member.tier,
-        "birth_mmdd": member.birth_mmdd,
-    }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, post_dump, validate, validates
 
+from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of
+from services.members import identity
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
+from services.members.programme import programme_document
 
 GENDERS = ("female", "male", "other", "undisclosed")
 STATUSES = (*LIFECYCLE_STATUSES, "merged")
@@ -114,16 +118,38 @@ class IdDocumentOutSchema(Schema):
     number = fields.String(metadata={"description": "Masked unless the caller's role may see it."})
 
 
-class MemberSchema(Schema):
+class StoredDate(fields.Date):
+    """A date kept as ISO text (an encrypted column holds text): dumped as it is kept."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value if value is None or isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
+
+
+class _MemberOut(Schema):
+    """Dumps a ``Member`` row: consents are read off its ``consent_<channel>`` columns, the ID document off
+    its two columns; every other field is the column of the same name (or ``attribute=``)."""
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "consents":
+            return {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields}
+        if attr == "id_document":
+            return {"type": obj.document_type, "number": obj.document_number} if obj.document_number else None
+        return super().get_attribute(obj, attr, default)
+
+
+class MemberSchema(_MemberOut):
+    """A member; phone and email, and the ID number, masked unless ``reveal_phone`` / ``reveal_document``
+    (the caller's role may see them: ``access.py``)."""
+
     id = fields.String()
     card_number = fields.String()
     referral_code = fields.String()
-    referred_by = fields.String(allow_none=True)
+    referred_by = fields.String(allow_none=True, attribute="referred_by_id")
     full_name = fields.String(allow_none=True)
     phone = fields.String(allow_none=True, metadata={"description": "E.164; masked unless the role may see it."})
     email = fields.String(allow_none=True)
     gender = fields.String()
-    birth_date = fields.Date(allow_none=True)
+    birth_date = StoredDate(allow_none=True)
     preferred_language = fields.String()
     consents = fields.Nested(ConsentsSchema)
     id_document = fields.Nested(IdDocumentOutSchema, allow_none=True)
@@ -131,18 +157,31 @@ class MemberSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     tier = fields.String()
     source = fields.String()
-    enrolled_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
-    merged_into = fields.String(allow_none=True, metadata={"description": "The member this one was merged into."})
+    enrolled_at = UtcTime()
+    updated_at = UtcTime()
+    merged_into = fields.String(allow_none=True, attribute="merged_into_id",
+                                metadata={"description": "The member this one was merged into."})
+
+    def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reveal_phone, self.reveal_document = reveal_phone, reveal_document
+
+    @post_dump
+    def _mask(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if not self.reveal_phone:
+            data["phone"], data["email"] = identity.mask_phone(data["phone"]), identity.mask_email(data["email"])
+        if not self.reveal_document and data["id_document"]:
+            data["id_document"]["number"] = identity.mask_document(data["id_document"]["number"])
+        return data
 
 
 MemberPageSchema = page_of(MemberSchema)
 
 
-class ContactSchema(Schema):
+class ContactSchema(_MemberOut):
     """What notifications needs to reach a member (service-to-service only)."""
 
-    member_id = fields.String()
+    member_id = fields.String(attribute="id")
     full_name = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
@@ -154,6 +193,18 @@ class ContactSchema(Schema):
     status = fields.String()
     tier = fields.String()
     birth_mmdd = fields.String(allow_none=True)
+
+
+class BirthdaySchema(Schema):
+    """A member with a birthday on the day asked (for greetings)."""
+
+    member_id = fields.String(attribute="id")
+    preferred_language = fields.String()
+    home_branch = fields.String()
+    tier = fields.String()
+
+
+BirthdayPageSchema = page_of(BirthdaySchema)
 
 
 # --- the tier programme (a document: the config file, a stored version, the API) ----------------------
@@ -228,7 +279,7 @@ class ProgrammeChangeSchema(Schema):
 class ProgrammeVersionSchema(Schema):
     version = fields.Integer()
     note = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
+    created_at = UtcTime()
     created_by = fields.String(allow_none=True)
 
 
@@ -238,6 +289,18 @@ class ProgrammeInForceSchema(Schema):
     programme = fields.Nested(ProgrammeSchema)
     history = fields.List(fields.Nested(ProgrammeVersionSchema),
                           metadata={"description": "The latest stored versions, newest first (reads only)."})
+
+    def __init__(self, *, history: list[Any] | None = None, **kwargs: Any) -> None:
+        """``history``: the ``ProgrammeVersion`` rows to list (leave the field out with ``exclude``)."""
+        super().__init__(**kwargs)
+        self._history = history
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "programme":
+            return programme_document(obj.programme)
+        if attr == "history":
+            return self._history
+        return super().get_attribute(obj, attr, default)
 
 
 # --- tiers, benefits, quotas, prices -------------------------------------------------------------------
@@ -256,7 +319,7 @@ class TierStatusSchema(Schema):
     status = fields.String()
     tier = fields.String()
     tier_names = fields.Dict(keys=fields.String(), values=fields.String())
-    tier_since = fields.AwareDateTime(allow_none=True)
+    tier_since = UtcTime(allow_none=True)
     next_review_on = fields.Date(allow_none=True)
     pending = fields.Dict(allow_none=True, metadata={"description": "{tier, effective_on} after a review notice."})
     window = fields.Dict(metadata={"description": "{from, to}: the 12 months counted (local days)."})
@@ -276,7 +339,7 @@ class TierChangeSchema(Schema):
     source_ref = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
     actor = fields.String()
-    effective_at = fields.AwareDateTime()
+    effective_at = UtcTime()
 
 
 TierHistoryPageSchema = page_of(TierChangeSchema, "TierHistoryPageSchema")
@@ -323,12 +386,20 @@ class QuotaUndoRequestSchema(Schema):
     visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
-class QuotaUseSchema(QuotaSchema):
-    member_id = fields.String()
-    visit_id = fields.String()
+class QuotaUseSchema(Schema):
+    """A quota use (``quotas.Standing``: the use, and the member's count for its benefit year)."""
+
+    member_id = fields.String(attribute="use.member_id")
+    benefit = fields.String(attribute="use.benefit")
+    visit_id = fields.String(attribute="use.visit_id")
+    benefit_year = fields.Integer(attribute="use.benefit_year",
+                                  metadata={"description": "The calendar year in which the benefit year starts."})
+    allowed = fields.Integer()
+    used = fields.Integer()
+    remaining = fields.Integer()
     state = fields.String(validate=validate.OneOf(("used", "undone")))
-    used_at = fields.AwareDateTime()
-    undone_at = fields.AwareDateTime(allow_none=True)
+    used_at = UtcTime(attribute="use.used_at")
+    undone_at = UtcTime(allow_none=True, attribute="use.undone_at")
 
 
 class BillItemSchema(Schema):
@@ -371,6 +442,9 @@ class SegmentQuerySchema(Schema):
 
 
 class SegmentMemberSchema(Schema):
+    """A member's grading (``MemberSegment``)."""
+
+
     member_id = fields.String()
     home_branch = fields.String()
     segment = fields.String()
@@ -379,6 +453,11 @@ class SegmentMemberSchema(Schema):
     last_visit_on = fields.Date(allow_none=True)
     usual_interval_days = fields.Integer(allow_none=True)
     changed_on = fields.Date(metadata={"description": "The night this member's grading last changed."})
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "rfm":
+            return {"r": obj.rfm_r, "f": obj.rfm_f, "m": obj.rfm_m}
+        return super().get_attribute(obj, attr, default)
 
 
 SegmentPageSchema = page_of(SegmentMemberSchema, "SegmentPageSchema")
@@ -404,13 +483,39 @@ class MergeReversalSchema(Schema):
 
 
 class MergeSchema(Schema):
-    merge_id = fields.String()
+    """A merge (``MemberMerge``): what it moved counted from its record; ``survivor_tier`` is given (null in
+    a member's list of merges)."""
+
+    merge_id = fields.String(attribute="id")
     survivor_id = fields.String()
     merged_id = fields.String()
     reason = fields.String()
-    merged_at = fields.AwareDateTime()
+    merged_at = UtcTime()
     merged_by = fields.String()
     moved = fields.Dict(keys=fields.String(), values=fields.Integer())
     survivor_tier = fields.String()
-    reversed_at = fields.AwareDateTime(allow_none=True)
+    reversed_at = UtcTime(allow_none=True)
     reversed_by = fields.String(allow_none=True)
+
+    def __init__(self, *, survivor_tier: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._survivor_tier = survivor_tier
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "survivor_tier":
+            return self._survivor_tier
+        if attr == "moved":
+            record = json.loads(obj.record)
+            return {**{name: len(ids) for name, ids in record["activity"].items()},
+                    "quota_uses": len(record["quota_uses"]), "referrals": len(record["referrals"])}
+        return super().get_attribute(obj, attr, default)
+
+
+class StatusChangeSchema(Schema):
+    """One change of a membership's status (``MemberStatusChange``)."""
+
+    from_status = fields.String()
+    to_status = fields.String()
+    reason = fields.String()
+    actor = fields.String()
+    changed_at = UtcTime()

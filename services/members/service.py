@@ -26,18 +26,29 @@ from services.members.events import EVENTS, SEGMENTS
 from services.members.models import Member
 from services.members.programme import Programme
 from services.members.schemas import (
+    BirthdayPageSchema,
+    ContactSchema,
     EnrolmentSchema,
     FindMembersSchema,
     ManualTierSchema,
     MemberChangesSchema,
+    MemberPageSchema,
+    MemberSchema,
     MemberStatusChangeSchema,
     MergeRequestSchema,
     MergeReversalSchema,
+    MergeSchema,
     PriceRequestSchema,
     ProgrammeChangeSchema,
+    ProgrammeInForceSchema,
     QuotaUndoRequestSchema,
     QuotaUseRequestSchema,
+    QuotaUseSchema,
+    SegmentMemberSchema,
+    SegmentPageSchema,
     SegmentQuerySchema,
+    StatusChangeSchema,
+    TierHistoryPageSchema,
 )
 from services.points.events import PointsEarned, PointsReversed, ToppedUp
 from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
@@ -69,8 +80,8 @@ class MembersService(Service):
         role, kind = self.caller.role, self.caller.kind
         phone_roles = self.config.get("UNMASKED_PHONE_ROLES", PHONE_ROLES)
         document_roles = self.config.get("UNMASKED_DOCUMENT_ROLES", DOCUMENT_ROLES)
-        return register.view(member, reveal_phone=kind == "service" or role in phone_roles,
-                             reveal_document=kind == "service" or role in document_roles)
+        return MemberSchema(reveal_phone=kind == "service" or role in phone_roles,
+                            reveal_document=kind == "service" or role in document_roles).dump(member)
 
     def _programme(self) -> programme_versions.InForce:
         return programme_versions.in_force(self.db.session, self.config, self.group.currency)
@@ -124,7 +135,7 @@ class MembersService(Service):
         criteria = load(FindMembersSchema(), query)
         members, next_cursor = register.find(self.db.session, criteria, self.group)
         # lists always mask: a list is what gets photographed, printed and left on a desk
-        return {"items": [register.view(member) for member in members], "next_cursor": next_cursor}
+        return MemberPageSchema().dump({"items": members, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
@@ -142,16 +153,14 @@ class MembersService(Service):
     def birthdays(self, month_day: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """Who has a birthday on ``month_day`` (``MM-DD``): for greetings, a page at a time."""
         members, next_cursor = register.birthdays(self.db.session, month_day, page_limit(limit, 500, 5000), cursor)
-        items = [{"member_id": str(m.id), "preferred_language": m.preferred_language,
-                  "home_branch": m.home_branch, "tier": m.tier} for m in members]
-        return {"items": items, "next_cursor": next_cursor}
+        return BirthdayPageSchema().dump({"items": members, "next_cursor": next_cursor})
 
     @rpc
     def get_contact(self, member_id: str) -> dict[str, Any]:
         """How to reach a member, consents included: for other services (notifications), not people."""
         if self.caller.kind != "service":
             raise Forbidden("Contact details are only given to CareLoop services.")
-        return register.contact(register.get(self.db.session, member_id))
+        return ContactSchema().dump(register.get(self.db.session, member_id))
 
     # --- activity from other services' events --------------------------------------------------------
 
@@ -209,7 +218,7 @@ class MembersService(Service):
     def tier_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         member = register.get(self.db.session, member_id)
         items, next_cursor = tier_ledger.history(self.db.session, member.id, page_limit(limit, 50, 200), cursor)
-        return {"items": items, "next_cursor": next_cursor}
+        return TierHistoryPageSchema().dump({"items": items, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
@@ -247,16 +256,16 @@ class MembersService(Service):
             self.group.branch(data["branch"])
             self.caller.require_branch(data["branch"], "use benefits at this branch")
         member = register.get(self.db.session, member_id, lock=True)
-        return quotas.use(self.db.session, member, self._programme().programme, self.group.zone, benefit,
-                          data["visit_id"], data["branch"], utcnow(), self._actor())
+        return QuotaUseSchema().dump(quotas.use(self.db.session, member, self._programme().programme, self.group.zone,
+                                                benefit, data["visit_id"], data["branch"], utcnow(), self._actor()))
 
     @rpc
     def undo_quota(self, member_id: str, benefit: str, undo: dict[str, Any]) -> dict[str, Any]:
         """Give back a quota use (the visit was cancelled); undoing twice is one undo."""
         data = load(QuotaUndoRequestSchema(), undo)
         member = register.get(self.db.session, member_id, lock=True)
-        return quotas.undo(self.db.session, member, self._programme().programme, benefit, data["visit_id"], utcnow(),
-                           self._actor())
+        return QuotaUseSchema().dump(quotas.undo(self.db.session, member, self._programme().programme, benefit,
+                                                 data["visit_id"], utcnow(), self._actor()))
 
     @rpc
     def price(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
@@ -292,20 +301,21 @@ class MembersService(Service):
             raise Forbidden("Give one of your branches: you may not list members of every branch.")
         items, next_cursor = segmentation.members_in(self.db.session, segment, query["branch"], query["churn_risk"],
                                                      query["limit"], query["cursor"])
-        return {"items": items, "next_cursor": next_cursor}
+        return SegmentPageSchema().dump({"items": items, "next_cursor": next_cursor})
 
     @rpc
     def member_segment(self, member_id: str) -> dict[str, Any]:
         """The member's segment, RFM scores and churn risk (as last graded; null before the first night)."""
         member = register.get(self.db.session, member_id)
-        return {"member_id": str(member.id), "grading": segmentation.of_member(self.db.session, member.id)}
+        grading = segmentation.of_member(self.db.session, member.id)
+        return {"member_id": str(member.id), "grading": SegmentMemberSchema().dump(grading) if grading else None}
 
     # --- the programme -------------------------------------------------------------------------------
 
     @rpc
     def get_programme(self) -> dict[str, Any]:
-        inforce = self._programme()
-        return {**inforce.view(), "history": programme_versions.versions(self.db.session, 20)}
+        history = programme_versions.versions(self.db.session, 20)
+        return ProgrammeInForceSchema(history=history).dump(self._programme())
 
     @rpc
     @idempotent
@@ -315,7 +325,7 @@ class MembersService(Service):
         data = load(ProgrammeChangeSchema(), change)
         stored = programme_versions.store(self.db.session, self.config, self.group.currency, data["programme"],
                                           data["note"], data["expected_version"], self._actor())
-        return stored.view()
+        return ProgrammeInForceSchema(exclude=("history",)).dump(stored)
 
     # --- merges and lifecycle ------------------------------------------------------------------------
 
@@ -331,7 +341,7 @@ class MembersService(Service):
         done = lifecycle.already_merged(self.db.session, survivor, merged)
         row = done or lifecycle.merge(self.db.session, survivor, merged, self._programme().programme,
                                       self.group.zone, data["reason"], utcnow(), self.events.emit, self._actor())
-        return lifecycle.merge_view(row, survivor.tier)
+        return MergeSchema(survivor_tier=survivor.tier).dump(row)
 
     @rpc
     @idempotent
@@ -344,12 +354,12 @@ class MembersService(Service):
                                        "reverse merges of this branch")
         row = lifecycle.reverse(self.db.session, row, self._programme().programme, self.group.zone, data["reason"],
                                 utcnow(), self.events.emit, self._actor())
-        return lifecycle.merge_view(row, register.get(self.db.session, row.survivor_id).tier)
+        return MergeSchema(survivor_tier=register.get(self.db.session, row.survivor_id).tier).dump(row)
 
     @rpc
     def member_merges(self, member_id: str) -> dict[str, Any]:
         member = register.get(self.db.session, member_id)
-        return {"items": [lifecycle.merge_view(row) for row in lifecycle.merges_of(self.db.session, member.id)]}
+        return {"items": MergeSchema(many=True).dump(lifecycle.merges_of(self.db.session, member.id))}
 
     @rpc
     def freeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
@@ -382,7 +392,7 @@ class MembersService(Service):
     @rpc
     def status_history(self, member_id: str) -> dict[str, Any]:
         member = register.get(self.db.session, member_id)
-        return {"items": lifecycle.status_history(self.db.session, member.id)}
+        return {"items": StatusChangeSchema(many=True).dump(lifecycle.status_history(self.db.session, member.id))}
 
     # --- the night -----------------------------------------------------------------------------------
 

@@ -227,17 +227,11 @@ def status(session: Session, programme: Programme, member: Member, today: date, 
     }
 
 
-def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+def history(session: Session, member_id: uuid.UUID, limit: int,
+            cursor: str | None) -> tuple[list[TierChange], str | None]:
     """The member's tier changes, newest first, a page at a time."""
-    rows, next_cursor = keyset_page(session, select(TierChange).where(TierChange.member_id == member_id),
-                                    TierChange.id, TierChange.id, limit, cursor, descending=True)
-    return [history_view(row) for row in rows], next_cursor
-
-
-def history_view(row: TierChange) -> dict[str, Any]:
-    return {"id": row.id, "from_tier": row.from_tier, "to_tier": row.to_tier, "direction": row.direction,
-            "reason": row.reason, "source_ref": row.source_ref, "note": row.note, "actor": row.actor,
-            "effective_at": isoformat(row.effective_at)}
+    return keyset_page(session, select(TierChange).where(TierChange.member_id == member_id),
+                       TierChange.id, TierChange.id, limit, cursor, descending=True)
 
 
 def set_by_hand(session: Session, member: Member, programme: Programme, zone: ZoneInfo, tier: str, reason: str,
