@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
+from services.kit.crypto import Encrypted
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
@@ -31,6 +32,7 @@ from services.members import activity, quotas, segmentation, tier_ledger, tiers
 from services.members.models import Member, MemberMerge, MemberNameToken, MemberStatusChange
 from services.members.programme import Programme
 from services.members.register import parse_id
+from services.members.schemas import ConsentsSchema
 from services.members.tier_ledger import Emit
 
 STATUS_CHANGES = counter("careloop_members_status_changes_total", "Member status changes", ("to_status",))
@@ -38,8 +40,9 @@ MERGES = counter("careloop_members_merges_total", "Merges of duplicate members, 
 
 _MERGED_FIELDS = ("status", "tier", "tier_review_on", "tier_pending", "tier_pending_on", "phone_index",
                   "document_index", "name_index", "name_birth_index")
-_ERASED = ("full_name", "phone", "email", "birth_date", "birth_mmdd", "document_type", "document_number",
-           "wechat_openid", "line_user_id", "name_index", "name_birth_index", "phone_index", "document_index")
+_ERASED = (*(column.key for column in Member.__table__.columns if isinstance(column.type, Encrypted)),
+           "birth_mmdd", "document_type", "name_index", "name_birth_index", "phone_index", "document_index")
+"""What closing a membership erases: every encrypted (personal) column, and what is derived from them."""
 
 
 def lock_pair(session: Session, first_id: Any, second_id: Any) -> tuple[Member, Member]:
@@ -218,8 +221,8 @@ def close(session: Session, member: Member, reason: str, note: str | None, now: 
     for name in _ERASED:
         setattr(member, name, None)
     member.gender = "undisclosed"
-    member.consent_sms = member.consent_email = member.consent_wechat = False
-    member.consent_line = member.consent_marketing = False
+    for channel in ConsentsSchema().fields:
+        setattr(member, f"consent_{channel}", False)
     member.consents_updated_at = now
     member.tier_review_on = member.tier_pending = member.tier_pending_on = None
     session.execute(delete(MemberNameToken).where(MemberNameToken.member_id == member.id))

@@ -27,11 +27,19 @@ from services.kit.paging import keyset_page
 from services.members import identity
 from services.members.identity import Match
 from services.members.models import Member, MemberNameToken
-from services.members.schemas import DOCUMENT_TYPES
+from services.members.schemas import DOCUMENT_TYPES, EnrolmentSchema, MemberChangesSchema
 from services.members.segmentation import follow_branch
 from services.members.tiers import next_anniversary
 
 CARD_ATTEMPTS = 5
+
+ENROLLED_AS_GIVEN = tuple(name for name in EnrolmentSchema().fields if name not in {
+    "full_name", "phone", "birth_date", "id_document", "consents", "preferred_language", "referral_code"})
+"""The enrolment's fields stored as given, each in the member's column of the same name (the others are
+normalised, indexed or looked up in ``enrol``): a new plain field needs its column and its schema field only."""
+CHANGED_AS_GIVEN = tuple(name for name in MemberChangesSchema().fields if name not in {
+    "full_name", "phone", "birth_date", "id_document", "consents", "home_branch"})
+"""The same for a change (``update``)."""
 
 
 @dataclass(frozen=True)
@@ -146,19 +154,16 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     if matches:
         raise duplicate(matches)
     referrer = _referrer(session, data.get("referral_code"))
-    consents = data["consents"]
     member = Member(
         id=uuid.uuid4(), referred_by_id=referrer.id if referrer else None,
         full_name=full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
-        phone=phone, phone_index=indexes.phone, email=data.get("email"),
+        phone=phone, phone_index=indexes.phone,
         birth_date=data["birth_date"].isoformat(), birth_mmdd=identity.birthday_key(data["birth_date"]),
-        gender=data["gender"], document_type=document[0] if document else None,
+        document_type=document[0] if document else None,
         document_number=document[1] if document else None, document_index=indexes.document,
-        wechat_openid=data.get("wechat_openid"), line_user_id=data.get("line_user_id"),
         preferred_language=data.get("preferred_language") or group.default_language,
-        consent_sms=consents["sms"], consent_email=consents["email"], consent_wechat=consents["wechat"],
-        consent_line=consents["line"], consent_marketing=consents["marketing"], consents_updated_at=now,
-        home_branch=data["home_branch"], status="active", tier=entry_tier, source=data["source"],
+        **{f"consent_{channel}": granted for channel, granted in data["consents"].items()}, consents_updated_at=now,
+        status="active", tier=entry_tier, **{name: data[name] for name in ENROLLED_AS_GIVEN},
         enrolled_at=now, updated_at=now, tier_since=now,
         tier_review_on=next_anniversary(local_date(now, group.zone), local_date(now, group.zone)),
     )
@@ -221,7 +226,7 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
         document = _document(changes)
         put("id_document", "document_type", document[0] if document else None)
         put("id_document", "document_number", document[1] if document else None)
-    for field in ("email", "gender", "preferred_language", "wechat_openid", "line_user_id"):
+    for field in CHANGED_AS_GIVEN:
         if field in changes:
             put(field, field, changes[field])
     for channel, granted in (changes.get("consents") or {}).items():
