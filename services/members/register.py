@@ -27,7 +27,7 @@ from services.kit.paging import keyset_page
 from services.members import identity
 from services.members.identity import Match
 from services.members.models import Member, MemberNameToken
-from services.members.schemas import DOCUMENT_TYPES, EnrolmentSchema, MemberChangesSchema
+from services.members.schemas import DOCUMENT_TYPES, EnrolmentSchema, MemberChangesSchema, MemberSchema
 from services.members.segmentation import follow_branch
 from services.members.tiers import next_anniversary
 
@@ -97,19 +97,14 @@ def get(session: Session, member_id: Any, lock: bool = False) -> Member:
     return fetch(session, Member, member_id, "member", lock=lock)
 
 
-_VIEWED = Member.__table__.c
-_READ = select(_VIEWED.id, _VIEWED.card_number, _VIEWED.referral_code, _VIEWED.referred_by_id, _VIEWED.full_name,
-               _VIEWED.phone, _VIEWED.email, _VIEWED.gender, _VIEWED.birth_date, _VIEWED.preferred_language,
-               _VIEWED.consent_sms, _VIEWED.consent_email, _VIEWED.consent_wechat, _VIEWED.consent_line,
-               _VIEWED.consent_marketing, _VIEWED.document_type, _VIEWED.document_number, _VIEWED.home_branch,
-               _VIEWED.status, _VIEWED.tier, _VIEWED.source, _VIEWED.enrolled_at, _VIEWED.updated_at,
-               _VIEWED.merged_into_id).where(_VIEWED.id == bindparam("member"))
+_READ = select(*(Member.__table__.c[name] for name in MemberSchema.columns())).where(
+    Member.__table__.c.id == bindparam("member"))
 
 
 def read(session: Session, member_id: Any) -> Any:
-    """What ``view`` shows of a member, for reading only: a prebuilt Core select of just those columns
+    """What ``MemberSchema`` shows of a member, for reading only: a prebuilt Core select of just those columns
     (the most frequent call of the service; the ORM object, its unit of work and the decryption of
-    fields nobody shows cost as much again). The row reads like a ``Member`` for ``view``."""
+    fields nobody shows cost as much again). The row dumps like a ``Member``."""
     row = session.execute(_READ, {"member": parse_id(member_id)}).first()
     if row is None:
         raise NotFound(f"No member {member_id}.")

@@ -129,6 +129,18 @@ class _MemberOut(Schema):
     """Dumps a ``Member`` row: consents are read off its ``consent_<channel>`` columns, the ID document off
     its two columns; every other field is the column of the same name (or ``attribute=``)."""
 
+    SPREAD: dict[str, tuple[str, ...]] = {
+        "consents": tuple(f"consent_{channel}" for channel in ConsentsSchema._declared_fields),
+        "id_document": ("document_type", "document_number"),
+    }
+    """The fields kept in several columns."""
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """The ``Member`` columns a dump reads (what a read for this schema must select)."""
+        names = [field.attribute or name for name, field in cls._declared_fields.items()]
+        return [column for name in names for column in cls.SPREAD.get(name, (name,))]
+
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
         if attr == "consents":
             return {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields}
