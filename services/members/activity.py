@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from services.kit.clock import local_date
 from services.kit.errors import Invalid
 from services.members.models import MemberActivity, MemberPoints, MemberTopUp, MemberVisit, MemberVisitRefund
-from services.members.tiers import Activity
+from services.members.rules.tiers import Activity
 
 
 @dataclass(frozen=True)

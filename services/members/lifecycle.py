@@ -28,10 +28,11 @@ from services.kit.crypto import Encrypted
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
-from services.members import activity, quotas, segmentation, tier_ledger, tiers
+from services.members import activity, quotas, segmentation, tier_ledger
 from services.members.models import Member, MemberMerge, MemberNameToken, MemberStatusChange
-from services.members.programme import Programme
 from services.members.register import parse_id
+from services.members.rules import tiers
+from services.members.rules.programme import Programme
 from services.members.schemas import ConsentsSchema
 from services.members.tier_ledger import Emit
 

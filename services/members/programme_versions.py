@@ -24,7 +24,7 @@ from services.kit.config import REPO_ROOT, resolve_path
 from services.kit.errors import Conflict, Invalid
 from services.kit.schemas import load
 from services.members.models import Member, ProgrammeVersion
-from services.members.programme import (
+from services.members.rules.programme import (
     DEFAULT_PROGRAMME,
     Programme,
     problems,

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
-from services.members.benefits import BenefitYear, benefit_year
 from services.members.models import Member, QuotaUse
-from services.members.programme import Programme
+from services.members.rules.benefits import BenefitYear, benefit_year
+from services.members.rules.programme import Programme
 
 QUOTA_USES = counter("careloop_members_quota_uses_total", "Quota uses by benefit and outcome", ("benefit", "outcome"))
 

@@ -24,14 +24,17 @@ from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.locks import serialise
 from services.kit.paging import keyset_page
-from services.members import identity
-from services.members.identity import Match
+from services.kit.telemetry import counter
 from services.members.models import Member, MemberNameToken
+from services.members.rules import identity
+from services.members.rules.identity import Match
+from services.members.rules.tiers import next_anniversary
 from services.members.schemas import DOCUMENT_TYPES, EnrolmentSchema, MemberChangesSchema, MemberSchema
 from services.members.segmentation import follow_branch
-from services.members.tiers import next_anniversary
 
 CARD_ATTEMPTS = 5
+ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
+UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
 
 ENROLLED_AS_GIVEN = tuple(name for name in EnrolmentSchema().fields if name not in {
     "full_name", "phone", "birth_date", "id_document", "consents", "preferred_language", "referral_code"})
@@ -164,6 +167,7 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     )
     _insert_with_fresh_codes(session, member, group, indexes)
     _write_tokens(session, member.id, full_name)
+    ENROLLED.labels(member.home_branch, member.source).inc()
     return member
 
 
@@ -249,6 +253,7 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
     except IntegrityError:
         raise duplicate(find_matches(session, indexes, exclude=member.id) or [
             Match(str(member.id), member.card_number, ("phone",))]) from None
+    UPDATED.labels(member.home_branch).inc()
     return changed
 
 

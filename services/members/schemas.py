@@ -10,9 +10,9 @@ from marshmallow import ValidationError, fields, post_dump, validate, validates
 
 from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of
-from services.members import identity
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
-from services.members.programme import programme_document
+from services.members.rules import identity
+from services.members.rules.programme import programme_document
 
 GENDERS = ("female", "male", "other", "undisclosed")
 STATUSES = (*LIFECYCLE_STATUSES, "merged")

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.members import activity, tiers
+from services.members import activity
 from services.members.models import Member, MemberActivity, MemberSegment, MemberVisit
-from services.members.programme import MAX_BP, Programme
-from services.members.segments import QUINTILES_BP, Bounds, Facts, Grade, grade, quintile_ranks, rank_for_share
+from services.members.rules import tiers
+from services.members.rules.programme import MAX_BP, Programme
+from services.members.rules.segments import QUINTILES_BP, Bounds, Facts, Grade, grade, quintile_ranks, rank_for_share
 
 Emit = Callable[[str, dict[str, Any]], Any]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from nameko.timer import timer
@@ -10,10 +10,9 @@ from nameko.timer import timer
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.schemas import page_limit
-from services.kit.telemetry import counter
 from services.members import (
+    access,
     activity,
-    benefits,
     lifecycle,
     nightly,
     programme_versions,
@@ -24,7 +23,8 @@ from services.members import (
 )
 from services.members.events import EVENTS, SEGMENTS
 from services.members.models import Member
-from services.members.programme import Programme
+from services.members.rules import benefits
+from services.members.rules.programme import Programme
 from services.members.schemas import (
     BirthdayPageSchema,
     ContactSchema,
@@ -50,25 +50,11 @@ from services.members.schemas import (
     StatusChangeSchema,
     TierHistoryPageSchema,
 )
+from services.members.settings import nightly_starts, setting
 from services.points.events import PointsEarned, PointsReversed, ToppedUp
 from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
 
-ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
-UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
-
-# Who sees a member's phone / ID number in full (others see them masked). Config may override.
-PHONE_ROLES = ("group_admin", "branch_manager", "front_desk", "customer_service", "integration")
-DOCUMENT_ROLES = ("group_admin", "integration")
 EVENT_ACTOR = "service:members (event)"
-
-SETTINGS: dict[str, Any] = {
-    "NIGHTLY_AT": "02:00",  # local time (group zone) after which the night's jobs run; "off": never by timer
-    "NIGHTLY_MAX_BATCHES": 20,  # batches per job and timer tick (a tick a minute): keeps each worker short
-    "TIER_REVIEW_BATCH": 500,  # members per review / notice batch (one transaction each)
-    "SEGMENT_BATCH": 1000,  # members per segmentation batch (one transaction each)
-}
-"""The members service's settings (nameko config keys) and their defaults; also PROGRAMME_FILE
-(default config/programme.yml, see programme_versions) and UNMASKED_PHONE_ROLES/UNMASKED_DOCUMENT_ROLES."""
 
 
 class MembersService(Service):
@@ -77,11 +63,7 @@ class MembersService(Service):
     events = Outbox(EVENTS)
 
     def _view(self, member: Member | Any) -> dict[str, Any]:
-        role, kind = self.caller.role, self.caller.kind
-        phone_roles = self.config.get("UNMASKED_PHONE_ROLES", PHONE_ROLES)
-        document_roles = self.config.get("UNMASKED_DOCUMENT_ROLES", DOCUMENT_ROLES)
-        return MemberSchema(reveal_phone=kind == "service" or role in phone_roles,
-                            reveal_document=kind == "service" or role in document_roles).dump(member)
+        return MemberSchema(**access.reveals(self.caller, self.config)).dump(member)
 
     def _programme(self) -> programme_versions.InForce:
         return programme_versions.in_force(self.db.session, self.config, self.group.currency)
@@ -119,7 +101,6 @@ class MembersService(Service):
             "preferred_language": enrolled.preferred_language, "source": enrolled.source,
             "enrolled_at": enrolled.enrolled_at,
         })
-        ENROLLED.labels(enrolled.home_branch, enrolled.source).inc()
         return self._view(enrolled)
 
     @rpc
@@ -146,7 +127,6 @@ class MembersService(Service):
         changed = register.update(self.db.session, member, data, self.group, utcnow())
         if changed:
             self.events.emit("member_updated", {"member_id": member.id, "changed": changed})
-            UPDATED.labels(member.home_branch).inc()
         return self._view(member)
 
     @rpc
@@ -225,7 +205,7 @@ class MembersService(Service):
     def change_tier(self, member_id: str, change: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Set a tier by hand (group admins: ``manual``) or after a points purchase (services: ``points_purchase``)."""
         data = load(ManualTierSchema(), change)
-        self.caller.require_role("group_admin", action="set a member's tier by hand")
+        self.caller.require_role(*access.TIER_SETTERS, action="set a member's tier by hand")
         if data["reason"] == "points_purchase" and self.caller.kind != "service":
             raise Forbidden("Only the points service records a tier bought with points.")
         member = self._locked(member_id)
@@ -321,7 +301,7 @@ class MembersService(Service):
     @idempotent
     def set_programme(self, change: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Put a new version of the programme in force (group admins). Tiers move on the next event or review."""
-        self.caller.require_role("group_admin", action="change the tier programme")
+        self.caller.require_role(*access.TIER_SETTERS, action="change the tier programme")
         data = load(ProgrammeChangeSchema(), change)
         stored = programme_versions.store(self.db.session, self.config, self.group.currency, data["programme"],
                                           data["note"], data["expected_version"], self._actor())
@@ -396,21 +376,18 @@ class MembersService(Service):
 
     # --- the night -----------------------------------------------------------------------------------
 
-    def _setting(self, key: str) -> Any:
-        return self.config.get(key, SETTINGS[key])
-
     def _night(self, day: date, max_batches: int | None) -> dict[str, Any]:
         with self.db.store.transaction() as session:
             programme: Programme = programme_versions.in_force(session, self.config, self.group.currency).programme
-        sizes = nightly.BatchSizes(reviews=int(self._setting("TIER_REVIEW_BATCH")),
-                                   segments=int(self._setting("SEGMENT_BATCH")))
+        sizes = nightly.BatchSizes(reviews=int(setting(self.config, "TIER_REVIEW_BATCH")),
+                                   segments=int(setting(self.config, "SEGMENT_BATCH")))
         return nightly.run(self.db.store, programme, self.group.zone, day, max_batches, sizes)
 
     @rpc
     def visit_activity(self, visit_ids: list[str]) -> dict[str, Any]:
         """What each visit contributed to tier spend and visit counts (the cross-service visit audit asks
         once per batch of visits)."""
-        self.caller.require_role("group_admin", "auditor", action="audit visits")
+        self.caller.require_role(*access.AUDITORS, action="audit visits")
         if not isinstance(visit_ids, list) or len(visit_ids) > activity.AUDIT_MAX_VISITS \
                 or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in visit_ids):
             raise Invalid(f"visit_ids must be a list of at most {activity.AUDIT_MAX_VISITS} visit ids.",
@@ -420,7 +397,7 @@ class MembersService(Service):
     @rpc
     def run_nightly(self, day: str | None = None, max_batches: int | None = None) -> dict[str, Any]:
         """Run (or continue) the night's tier reviews and segmentation now (group admins; once per day)."""
-        self.caller.require_role("group_admin", action="run the nightly jobs")
+        self.caller.require_role(*access.TIER_SETTERS, action="run the nightly jobs")
         today = self._today()
         try:
             wanted = date.fromisoformat(day) if day else today
@@ -434,12 +411,8 @@ class MembersService(Service):
     @timer(interval=60)
     def nightly_tick(self) -> None:
         """After ``NIGHTLY_AT`` local time: continue the day's jobs, ``NIGHTLY_MAX_BATCHES`` batches a tick."""
-        starts = self._setting("NIGHTLY_AT")
-        if starts in ("off", False, None):
-            return
-        if isinstance(starts, int):  # YAML 1.1 reads an unquoted 02:00 as 120 (base 60): minutes
-            starts = f"{starts // 60:02d}:{starts % 60:02d}"
+        starts = nightly_starts(self.config)
         now = datetime.now(self.group.zone)
-        if now.time() < time.fromisoformat(str(starts)):
+        if starts is None or now.time() < starts:
             return
-        self._night(now.date(), int(self._setting("NIGHTLY_MAX_BATCHES")))
+        self._night(now.date(), int(setting(self.config, "NIGHTLY_MAX_BATCHES")))

@@ -25,10 +25,11 @@ from services.kit.clock import isoformat, local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.members import activity, tiers
+from services.members import activity
 from services.members.models import Member, TierChange
-from services.members.programme import Programme
-from services.members.tiers import Activity, Change
+from services.members.rules import tiers
+from services.members.rules.programme import Programme
+from services.members.rules.tiers import Activity, Change
 
 Emit = Callable[[str, dict[str, Any]], Any]
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from services.kit.errors import Conflict, Forbidden, Invalid
-from services.members.tiers import next_anniversary
+from services.members.rules.tiers import next_anniversary
 from services.records.events import VisitCompleted
 from tests.harness import wait_for
 from tests.integration.members_world import handled, posting_number, start_world, today
