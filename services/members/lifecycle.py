@@ -188,15 +188,23 @@ def _refuse_if_gone(member: Member) -> None:
                        details={"merged_into": str(member.merged_into_id)})
 
 
+def _move(session: Session, member: Member, from_status: str, to_status: str, refusal: str, reason: str,
+          note: str | None, now: datetime, emit: Emit, actor: str) -> bool:
+    """``from_status`` -> ``to_status``; False if the membership is there already, ``refusal`` from elsewhere."""
+    _refuse_if_gone(member)
+    if member.status == to_status:
+        return False
+    if member.status != from_status:
+        raise Conflict(f"This membership is {member.status}; {refusal}.")
+    _status_change(session, member, to_status, reason, note, now, emit, actor)
+    return True
+
+
 def freeze(session: Session, member: Member, reason: str, note: str | None, now: datetime, emit: Emit,
            actor: str) -> bool:
     """Active -> frozen; False if already frozen."""
-    _refuse_if_gone(member)
-    if member.status == "frozen":
+    if not _move(session, member, "active", "frozen", "it cannot be frozen", reason, note, now, emit, actor):
         return False
-    if member.status != "active":
-        raise Conflict(f"This membership is {member.status}; it cannot be frozen.")
-    _status_change(session, member, "frozen", reason, note, now, emit, actor)
     segmentation.forget(session, member.id)
     return True
 
@@ -204,13 +212,7 @@ def freeze(session: Session, member: Member, reason: str, note: str | None, now:
 def unfreeze(session: Session, member: Member, reason: str, note: str | None, now: datetime, emit: Emit,
              actor: str) -> bool:
     """Frozen -> active; False if already active. The caller then reassesses the tier."""
-    _refuse_if_gone(member)
-    if member.status == "active":
-        return False
-    if member.status != "frozen":
-        raise Conflict(f"This membership is {member.status}; it cannot be reactivated.")
-    _status_change(session, member, "active", reason, note, now, emit, actor)
-    return True
+    return _move(session, member, "frozen", "active", "it cannot be reactivated", reason, note, now, emit, actor)
 
 
 def close(session: Session, member: Member, reason: str, note: str | None, now: datetime, emit: Emit,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -43,14 +44,23 @@ class IdDocumentSchema(Schema):
     number = fields.String(required=True, validate=validate.Length(min=1, max=40))
 
 
-def _check_birth_date(value: date) -> None:
-    if value > date.today():
-        raise ValidationError("Date of birth cannot be in the future.")
-    if value < EARLIEST_BIRTH:
-        raise ValidationError("Date of birth is before 1900.")
+class _PersonChecks(Schema):
+    """The checks an enrolment and a change share: a name that is more than spaces, a plausible birth date."""
+
+    @validates("birth_date")
+    def _birth_date(self, value: date, **_: Any) -> None:
+        if value > date.today():
+            raise ValidationError("Date of birth cannot be in the future.")
+        if value < EARLIEST_BIRTH:
+            raise ValidationError("Date of birth is before 1900.")
+
+    @validates("full_name")
+    def _full_name(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("A name is needed.")
 
 
-class EnrolmentSchema(Schema):
+class EnrolmentSchema(_PersonChecks):
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     phone = fields.String(required=True, validate=validate.Length(min=3, max=32),
                           metadata={"description": "Mobile number; local numbers are read in the home branch's region."})
@@ -66,17 +76,8 @@ class EnrolmentSchema(Schema):
     line_user_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     source = fields.String(load_default="desk", validate=validate.OneOf(SOURCES))
 
-    @validates("birth_date")
-    def _birth_date(self, value: date, **_: Any) -> None:
-        _check_birth_date(value)
 
-    @validates("full_name")
-    def _full_name(self, value: str, **_: Any) -> None:
-        if not value.strip():
-            raise ValidationError("A name is needed.")
-
-
-class MemberChangesSchema(Schema):
+class MemberChangesSchema(_PersonChecks):
     """A partial update: only the fields given change."""
 
     full_name = fields.String(validate=validate.Length(min=1, max=100))
@@ -90,15 +91,6 @@ class MemberChangesSchema(Schema):
     home_branch = fields.String(validate=validate.Length(min=1, max=16))
     wechat_openid = fields.String(allow_none=True, validate=validate.Length(max=64))
     line_user_id = fields.String(allow_none=True, validate=validate.Length(max=64))
-
-    @validates("birth_date")
-    def _birth_date(self, value: date, **_: Any) -> None:
-        _check_birth_date(value)
-
-    @validates("full_name")
-    def _full_name(self, value: str, **_: Any) -> None:
-        if not value.strip():
-            raise ValidationError("A name is needed.")
 
 
 class FindMembersSchema(Schema):
@@ -125,7 +117,19 @@ class StoredDate(fields.Date):
         return value if value is None or isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
 
 
-class _MemberOut(Schema):
+class Out(Schema):
+    """An output schema some of whose fields are computed from the object dumped (or given to the schema's
+    constructor): ``computed()`` maps such a field's attribute to a function of the object."""
+
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {}
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        compute = self.computed().get(attr)
+        return compute(obj) if compute is not None else super().get_attribute(obj, attr, default)
+
+
+class _MemberOut(Out):
     """Dumps a ``Member`` row: consents are read off its ``consent_<channel>`` columns, the ID document off
     its two columns; every other field is the column of the same name (or ``attribute=``)."""
 
@@ -141,12 +145,12 @@ class _MemberOut(Schema):
         names = [field.attribute or name for name, field in cls._declared_fields.items()]
         return [column for name in names for column in cls.SPREAD.get(name, (name,))]
 
-    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        if attr == "consents":
-            return {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields}
-        if attr == "id_document":
-            return {"type": obj.document_type, "number": obj.document_number} if obj.document_number else None
-        return super().get_attribute(obj, attr, default)
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {
+            "consents": lambda obj: {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields},
+            "id_document": lambda obj: ({"type": obj.document_type, "number": obj.document_number}
+                                        if obj.document_number else None),
+        }
 
 
 class MemberSchema(_MemberOut):
@@ -295,7 +299,7 @@ class ProgrammeVersionSchema(Schema):
     created_by = fields.String(allow_none=True)
 
 
-class ProgrammeInForceSchema(Schema):
+class ProgrammeInForceSchema(Out):
     version = fields.Integer(metadata={"description": "0: the group's file or the shipped defaults."})
     source = fields.String(validate=validate.OneOf(("database", "file", "defaults")))
     programme = fields.Nested(ProgrammeSchema)
@@ -307,12 +311,8 @@ class ProgrammeInForceSchema(Schema):
         super().__init__(**kwargs)
         self._history = history
 
-    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        if attr == "programme":
-            return programme_document(obj.programme)
-        if attr == "history":
-            return self._history
-        return super().get_attribute(obj, attr, default)
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {"programme": lambda obj: programme_document(obj.programme), "history": lambda _: self._history}
 
 
 # --- tiers, benefits, quotas, prices -------------------------------------------------------------------
@@ -453,7 +453,7 @@ class SegmentQuerySchema(Schema):
     cursor = fields.String(load_default=None, allow_none=True)
 
 
-class SegmentMemberSchema(Schema):
+class SegmentMemberSchema(Out):
     """A member's grading (``MemberSegment``)."""
 
 
@@ -466,10 +466,8 @@ class SegmentMemberSchema(Schema):
     usual_interval_days = fields.Integer(allow_none=True)
     changed_on = fields.Date(metadata={"description": "The night this member's grading last changed."})
 
-    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        if attr == "rfm":
-            return {"r": obj.rfm_r, "f": obj.rfm_f, "m": obj.rfm_m}
-        return super().get_attribute(obj, attr, default)
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {"rfm": lambda obj: {"r": obj.rfm_r, "f": obj.rfm_f, "m": obj.rfm_m}}
 
 
 SegmentPageSchema = page_of(SegmentMemberSchema, "SegmentPageSchema")
@@ -494,7 +492,7 @@ class MergeReversalSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
-class MergeSchema(Schema):
+class MergeSchema(Out):
     """A merge (``MemberMerge``): what it moved counted from its record; ``survivor_tier`` is given (null in
     a member's list of merges)."""
 
@@ -513,14 +511,15 @@ class MergeSchema(Schema):
         super().__init__(**kwargs)
         self._survivor_tier = survivor_tier
 
-    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        if attr == "survivor_tier":
-            return self._survivor_tier
-        if attr == "moved":
-            record = json.loads(obj.record)
-            return {**{name: len(ids) for name, ids in record["activity"].items()},
-                    "quota_uses": len(record["quota_uses"]), "referrals": len(record["referrals"])}
-        return super().get_attribute(obj, attr, default)
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {"survivor_tier": lambda _: self._survivor_tier, "moved": _moved}
+
+
+def _moved(merge: Any) -> dict[str, int]:
+    """How many rows of each kind a merge moved, counted from its record."""
+    record = json.loads(merge.record)
+    return {**{name: len(ids) for name, ids in record["activity"].items()},
+            "quota_uses": len(record["quota_uses"]), "referrals": len(record["referrals"])}
 
 
 class StatusChangeSchema(Schema):

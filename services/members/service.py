@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -341,32 +342,32 @@ class MembersService(Service):
         member = register.get(self.db.session, member_id)
         return {"items": MergeSchema(many=True).dump(lifecycle.merges_of(self.db.session, member.id))}
 
+    def _change_status(self, member_id: str, change: dict[str, Any],
+                       move: Callable[..., bool]) -> tuple[Member, bool]:
+        """The member, locked, moved by ``move`` (``lifecycle.freeze``...), and whether its status changed."""
+        data = load(MemberStatusChangeSchema(), change)
+        member = self._locked(member_id)
+        return member, move(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
+                            self._actor())
+
     @rpc
     def freeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Active -> frozen: no earning, redeeming, quota use or discount. Freezing twice is one freeze."""
-        data = load(MemberStatusChangeSchema(), change)
-        member = self._locked(member_id)
-        lifecycle.freeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                         self._actor())
+        member, _ = self._change_status(member_id, change, lifecycle.freeze)
         return self._view(member)
 
     @rpc
     def unfreeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Frozen -> active; the tier is re-evaluated at once on the activity kept meanwhile."""
-        data = load(MemberStatusChangeSchema(), change)
-        member = self._locked(member_id)
-        if lifecycle.unfreeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                              self._actor()):
+        member, moved = self._change_status(member_id, change, lifecycle.unfreeze)
+        if moved:
             self._reassess(member, "reactivated")
         return self._view(member)
 
     @rpc
     def close_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Close the membership and erase personal data (id, card number and anonymised ledgers stay)."""
-        data = load(MemberStatusChangeSchema(), change)
-        member = self._locked(member_id)
-        lifecycle.close(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                        self._actor())
+        member, _ = self._change_status(member_id, change, lifecycle.close)
         return self._view(member)
 
     @rpc

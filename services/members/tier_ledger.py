@@ -157,6 +157,15 @@ def _batch(session: Session, column: Any, today: date, cursor: Any, size: int) -
     return members, after
 
 
+def _qualifications(session: Session, programme: Programme, members: list[Member],
+                    today: date) -> list[tuple[Member, tiers.Qualification]]:
+    """Each member of a batch with what its 12 months that ended yesterday qualify it for (one query)."""
+    first, last = tiers.window(today - timedelta(days=1))
+    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
+    return [(member, tiers.evaluate(programme, sums[member.id].activity if member.id in sums else Activity()))
+            for member in members]
+
+
 def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: date, now: datetime,
                  cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
     """One batch of the yearly reviews due on ``today`` (and any missed before): ``run_batches`` step.
@@ -165,11 +174,7 @@ def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
     tier announced (or, without notice days, drops at once); every reviewed member gets its next date.
     """
     members, cursor_out = _batch(session, Member.tier_review_on, today, cursor, size)
-    first, last = tiers.window(today - timedelta(days=1))
-    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
-    for member in members:
-        found = sums.get(member.id)
-        qualification = tiers.evaluate(programme, found.activity if found else Activity())
+    for member, qualification in _qualifications(session, programme, members, today):
         decision = tiers.review(programme, member.tier, qualification)
         source = f"review:{today.isoformat()}"
         if decision.action == "raise" and member.status == "active":
@@ -194,11 +199,7 @@ def notice_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
                  cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
     """One batch of review notices ending on ``today``: drop the tier, or keep it if earned meanwhile."""
     members, cursor_out = _batch(session, Member.tier_pending_on, today, cursor, size)
-    first, last = tiers.window(today - timedelta(days=1))
-    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
-    for member in members:
-        found = sums.get(member.id)
-        qualification = tiers.evaluate(programme, found.activity if found else Activity())
+    for member, qualification in _qualifications(session, programme, members, today):
         change = tiers.end_of_notice(programme, member.tier, member.tier_pending or member.tier, qualification)
         member.tier_pending = member.tier_pending_on = None
         if change is not None:
