@@ -27,6 +27,7 @@ from services.members.models import Member
 from services.members.rules import benefits
 from services.members.rules.programme import Programme
 from services.members.schemas import (
+    BenefitsSchema,
     BirthdayPageSchema,
     ContactSchema,
     EnrolmentSchema,
@@ -40,6 +41,7 @@ from services.members.schemas import (
     MergeReversalSchema,
     MergeSchema,
     PriceRequestSchema,
+    PriceSchema,
     ProgrammeChangeSchema,
     ProgrammeInForceSchema,
     QuotaUndoRequestSchema,
@@ -50,6 +52,7 @@ from services.members.schemas import (
     SegmentQuerySchema,
     StatusChangeSchema,
     TierHistoryPageSchema,
+    TierStatusSchema,
 )
 from services.members.settings import nightly_starts, setting
 from services.points.events import PointsEarned, PointsReversed, ToppedUp
@@ -193,7 +196,8 @@ class MembersService(Service):
         def names(code: str) -> dict[str, str]:
             return dict(programme.tier(code).names) if code in programme.codes else {}
 
-        return tier_ledger.status(self.db.session, programme, member, self._today(), names, self.group.currency)
+        return TierStatusSchema().dump(tier_ledger.status(self.db.session, programme, member, self._today(), names,
+                                                          self.group.currency))
 
     @rpc
     def tier_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
@@ -225,9 +229,10 @@ class MembersService(Service):
         allowed: dict[str, int] = granted.pop("quotas")  # type: ignore[assignment]
         year = quotas.year_of(programme, member, self.group.zone, self._today())
         used = quotas.used_in(self.db.session, member.id, year.label)
-        return {"member_id": str(member.id), "tier": member.tier, "status": member.status, **granted,
-                "quotas": benefits.quota_lines(allowed, used, year),
-                "benefit_year_starts_on": year.starts_on.isoformat(), "benefit_year_ends_on": year.ends_on.isoformat()}
+        return BenefitsSchema().dump({
+            "member_id": member.id, "tier": member.tier, "status": member.status, **granted,
+            "quotas": benefits.quota_lines(allowed, used, year),
+            "benefit_year_starts_on": year.starts_on, "benefit_year_ends_on": year.ends_on})
 
     @rpc
     def use_quota(self, member_id: str, benefit: str, use: dict[str, Any]) -> dict[str, Any]:
@@ -262,8 +267,8 @@ class MembersService(Service):
         birthday_month = bool(member.birth_mmdd) and int(member.birth_mmdd[:2]) == on.month
         priced = benefits.price(programme, member.tier, data["items"], birthday_month,
                                 entitled=member.status == "active")
-        return {"member_id": str(member.id), "tier": member.tier, "currency": self.group.currency, **priced,
-                "rounding": "per line, half up to a whole minor unit"}
+        return PriceSchema().dump({"member_id": member.id, "tier": member.tier, "currency": self.group.currency,
+                                   **priced, "rounding": "per line, half up to a whole minor unit"})
 
     # --- segments ------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -210,7 +210,8 @@ def notice_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
 
 def status(session: Session, programme: Programme, member: Member, today: date, names_of: Callable[[str], Any],
            currency: str) -> dict[str, Any]:
-    """The tier page: tier, since when, next review, any notice, the 12 months counted, what is missing."""
+    """The tier page (``TierStatusSchema``): tier, since when, next review, any notice, the 12 months counted,
+    what is missing."""
     first, last = tiers.window(today)
     counted = activity.activity_of(session, member.id, first, last, programme.tier_visit_kinds)
     qualification = tiers.evaluate(programme, counted)
@@ -218,11 +219,9 @@ def status(session: Session, programme: Programme, member: Member, today: date, 
                if member.tier_pending and member.tier_pending_on else None)
     return {
         "member_id": str(member.id), "status": member.status, "tier": member.tier, "tier_names": names_of(member.tier),
-        "tier_since": isoformat(member.tier_since) if member.tier_since else None,
-        "next_review_on": member.tier_review_on.isoformat() if member.tier_review_on else None,
+        "tier_since": member.tier_since, "next_review_on": member.tier_review_on,
         "pending": pending, "window": {"from": first.isoformat(), "to": last.isoformat()}, "currency": currency,
-        "activity": {"spend_minor": counted.spend_minor, "largest_top_up_minor": counted.largest_top_up_minor,
-                     "points": counted.points, "visits": counted.visits},
+        "activity": counted,
         "qualifies_for": {"tier": qualification.tier, "paths": list(qualification.paths)},
         "next": tiers.missing_for(programme, member.tier, counted),
         "lifetime": activity.lifetime(session, member.id),
