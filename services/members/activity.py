@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from services.kit.clock import local_date
 from services.kit.errors import Invalid
 from services.members.models import MemberActivity, MemberPoints, MemberTopUp, MemberVisit, MemberVisitRefund
-from services.members.tiers import Activity
+from services.members.rules.tiers import Activity
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,17 @@ def _visit(session: Session, visit_id: str, member_id: uuid.UUID) -> MemberVisit
 def record_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo,
                  now: datetime) -> bool:
     """Keep a completed visit; False if it was already known."""
-    visit = _visit(session, data["visit_id"], member_id)
+    visit_id = str(data["visit_id"])
+    visit = _visit(session, visit_id, member_id)
     if visit is not None and visit.completed:
         return False
     if visit is None:
-        visit = MemberVisit(visit_id=data["visit_id"], member_id=member_id, refunded_minor=0, fully_refunded=False)
+        visit = MemberVisit(visit_id=visit_id, member_id=member_id, refunded_minor=0, fully_refunded=False)
         session.add(visit)
     visit.completed = True
     visit.completed_at = data["completed_at"]
     visit.day = local_date(data["completed_at"], zone)
-    visit.branch, visit.kind = data.get("branch"), data["kind"]
+    visit.branch, visit.kind = data["branch"], data["kind"]
     visit.qualifying_minor = data["qualifying_minor"]
     session.flush()
     refresh_summary(session, member_id, now)
@@ -64,13 +65,14 @@ def record_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], z
 
 def record_refund(session: Session, member_id: uuid.UUID, data: dict[str, Any], today: date, now: datetime) -> bool:
     """Take a refund's qualifying part back out of its visit; False if this refund was already kept."""
-    if session.get(MemberVisitRefund, data["refund_id"]) is not None:
+    refund_id, visit_id = str(data["refund_id"]), str(data["visit_id"])
+    if session.get(MemberVisitRefund, refund_id) is not None:
         return False
-    session.add(MemberVisitRefund(refund_id=data["refund_id"], visit_id=data["visit_id"], member_id=member_id,
+    session.add(MemberVisitRefund(refund_id=refund_id, visit_id=visit_id, member_id=member_id,
                                   refunded_minor=data["refunded_minor"], full=data["full"], recorded_at=now))
-    visit = _visit(session, data["visit_id"], member_id)
+    visit = _visit(session, visit_id, member_id)
     if visit is None:  # the refund overtook the completion: keep it on a visit still to come
-        visit = MemberVisit(visit_id=data["visit_id"], member_id=member_id, day=today, completed=False,
+        visit = MemberVisit(visit_id=visit_id, member_id=member_id, day=today, completed=False,
                             qualifying_minor=0, refunded_minor=0, fully_refunded=False)
         session.add(visit)
     visit.refunded_minor = (visit.refunded_minor or 0) + data["refunded_minor"]
@@ -94,7 +96,7 @@ def record_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], 
     """Keep points earned (on ``day``, local); False if the posting was already kept."""
     if session.get(MemberPoints, data["posting_id"]) is not None:
         return False
-    rule = data.get("rule")
+    rule = data["rule"]
     session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id, day=day,
                              points=tier_points(rule, data["points"]), rule=rule))
     # reversals that overtook this posting belong to its day, so that they leave the window with it

@@ -23,14 +23,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
+from services.kit.crypto import Encrypted
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
-from services.members import activity, quotas, segmentation, tier_ledger, tiers
+from services.members import activity, quotas, segmentation, tier_ledger
 from services.members.models import Member, MemberMerge, MemberNameToken, MemberStatusChange
-from services.members.programme import Programme
 from services.members.register import parse_id
+from services.members.rules import tiers
+from services.members.rules.programme import Programme
+from services.members.schemas import ConsentsSchema
 from services.members.tier_ledger import Emit
 
 STATUS_CHANGES = counter("careloop_members_status_changes_total", "Member status changes", ("to_status",))
@@ -38,8 +41,9 @@ MERGES = counter("careloop_members_merges_total", "Merges of duplicate members, 
 
 _MERGED_FIELDS = ("status", "tier", "tier_review_on", "tier_pending", "tier_pending_on", "phone_index",
                   "document_index", "name_index", "name_birth_index")
-_ERASED = ("full_name", "phone", "email", "birth_date", "birth_mmdd", "document_type", "document_number",
-           "wechat_openid", "line_user_id", "name_index", "name_birth_index", "phone_index", "document_index")
+_ERASED = (*(column.key for column in Member.__table__.columns if isinstance(column.type, Encrypted)),
+           "birth_mmdd", "document_type", "name_index", "name_birth_index", "phone_index", "document_index")
+"""What closing a membership erases: every encrypted (personal) column, and what is derived from them."""
 
 
 def lock_pair(session: Session, first_id: Any, second_id: Any) -> tuple[Member, Member]:
@@ -167,17 +171,6 @@ def reverse(session: Session, row: MemberMerge, programme: Programme, zone: Zone
     return row
 
 
-def merge_view(row: MemberMerge, survivor_tier: str | None = None) -> dict[str, Any]:
-    record = json.loads(row.record)
-    moved = {name: len(ids) for name, ids in record["activity"].items()}
-    moved["quota_uses"] = len(record["quota_uses"])
-    moved["referrals"] = len(record["referrals"])
-    return {"merge_id": str(row.id), "survivor_id": str(row.survivor_id), "merged_id": str(row.merged_id),
-            "reason": row.reason, "merged_at": isoformat(row.merged_at), "merged_by": row.merged_by,
-            "moved": moved, "survivor_tier": survivor_tier,
-            "reversed_at": isoformat(row.reversed_at) if row.reversed_at else None, "reversed_by": row.reversed_by}
-
-
 def _status_change(session: Session, member: Member, to_status: str, reason: str, note: str | None, now: datetime,
                    emit: Emit, actor: str) -> None:
     from_status = member.status
@@ -195,15 +188,23 @@ def _refuse_if_gone(member: Member) -> None:
                        details={"merged_into": str(member.merged_into_id)})
 
 
+def _move(session: Session, member: Member, from_status: str, to_status: str, refusal: str, reason: str,
+          note: str | None, now: datetime, emit: Emit, actor: str) -> bool:
+    """``from_status`` -> ``to_status``; False if the membership is there already, ``refusal`` from elsewhere."""
+    _refuse_if_gone(member)
+    if member.status == to_status:
+        return False
+    if member.status != from_status:
+        raise Conflict(f"This membership is {member.status}; {refusal}.")
+    _status_change(session, member, to_status, reason, note, now, emit, actor)
+    return True
+
+
 def freeze(session: Session, member: Member, reason: str, note: str | None, now: datetime, emit: Emit,
            actor: str) -> bool:
     """Active -> frozen; False if already frozen."""
-    _refuse_if_gone(member)
-    if member.status == "frozen":
+    if not _move(session, member, "active", "frozen", "it cannot be frozen", reason, note, now, emit, actor):
         return False
-    if member.status != "active":
-        raise Conflict(f"This membership is {member.status}; it cannot be frozen.")
-    _status_change(session, member, "frozen", reason, note, now, emit, actor)
     segmentation.forget(session, member.id)
     return True
 
@@ -211,13 +212,7 @@ def freeze(session: Session, member: Member, reason: str, note: str | None, now:
 def unfreeze(session: Session, member: Member, reason: str, note: str | None, now: datetime, emit: Emit,
              actor: str) -> bool:
     """Frozen -> active; False if already active. The caller then reassesses the tier."""
-    _refuse_if_gone(member)
-    if member.status == "active":
-        return False
-    if member.status != "frozen":
-        raise Conflict(f"This membership is {member.status}; it cannot be reactivated.")
-    _status_change(session, member, "active", reason, note, now, emit, actor)
-    return True
+    return _move(session, member, "frozen", "active", "it cannot be reactivated", reason, note, now, emit, actor)
 
 
 def close(session: Session, member: Member, reason: str, note: str | None, now: datetime, emit: Emit,
@@ -229,8 +224,8 @@ def close(session: Session, member: Member, reason: str, note: str | None, now: 
     for name in _ERASED:
         setattr(member, name, None)
     member.gender = "undisclosed"
-    member.consent_sms = member.consent_email = member.consent_wechat = False
-    member.consent_line = member.consent_marketing = False
+    for channel in ConsentsSchema().fields:
+        setattr(member, f"consent_{channel}", False)
     member.consents_updated_at = now
     member.tier_review_on = member.tier_pending = member.tier_pending_on = None
     session.execute(delete(MemberNameToken).where(MemberNameToken.member_id == member.id))
@@ -239,8 +234,7 @@ def close(session: Session, member: Member, reason: str, note: str | None, now: 
     return True
 
 
-def status_history(session: Session, member_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
-    rows = session.scalars(select(MemberStatusChange).where(MemberStatusChange.member_id == member_id)
-                           .order_by(MemberStatusChange.id.desc()).limit(limit))
-    return [{"from_status": r.from_status, "to_status": r.to_status, "reason": r.reason, "actor": r.actor,
-             "changed_at": isoformat(r.changed_at)} for r in rows]
+def status_history(session: Session, member_id: uuid.UUID, limit: int = 50) -> list[MemberStatusChange]:
+    """The membership's status changes, newest first."""
+    return list(session.scalars(select(MemberStatusChange).where(MemberStatusChange.member_id == member_id)
+                                .order_by(MemberStatusChange.id.desc()).limit(limit)))

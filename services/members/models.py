@@ -64,7 +64,7 @@ class Member(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    # the member's standing in the tier programme (see services/members/tiers.py)
+    # the member's standing in the tier programme (see services/members/rules/tiers.py)
     tier_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     tier_review_on: Mapped[date | None] = mapped_column(Date)  # next yearly review (local day); None: never
     tier_pending: Mapped[str | None] = mapped_column(String(24))  # the tier a review notice announced ...

@@ -25,8 +25,8 @@ from services.kit.outbox_batch import BatchEvents
 from services.kit.telemetry import counter, gauge
 from services.members import segmentation, tier_ledger
 from services.members.events import EVENTS
-from services.members.programme import Programme
-from services.members.segments import Bounds
+from services.members.rules.programme import Programme
+from services.members.rules.segments import Bounds
 
 log = logging.getLogger(__name__)
 

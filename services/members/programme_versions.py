@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat, utcnow
+from services.kit.clock import utcnow
 from services.kit.config import REPO_ROOT, resolve_path
 from services.kit.errors import Conflict, Invalid
 from services.kit.schemas import load
 from services.members.models import Member, ProgrammeVersion
-from services.members.programme import (
+from services.members.rules.programme import (
     DEFAULT_PROGRAMME,
     Programme,
     problems,
@@ -41,9 +41,6 @@ class InForce:
     programme: Programme
     version: int  # 0 unless a stored version is in force
     source: str  # "database", "file" or "defaults"
-
-    def view(self) -> dict[str, Any]:
-        return {"version": self.version, "source": self.source, "programme": programme_document(self.programme)}
 
 
 def parse(document: Any, currency: str) -> Programme:
@@ -112,7 +109,6 @@ def store(session: Session, config: dict[str, Any], currency: str, document: Any
     return InForce(programme, version, "database")
 
 
-def versions(session: Session, limit: int) -> list[dict[str, Any]]:
-    rows = session.scalars(select(ProgrammeVersion).order_by(ProgrammeVersion.version.desc()).limit(limit))
-    return [{"version": row.version, "note": row.note, "created_at": isoformat(row.created_at),
-             "created_by": row.created_by} for row in rows]
+def versions(session: Session, limit: int) -> list[ProgrammeVersion]:
+    """The latest stored versions, newest first."""
+    return list(session.scalars(select(ProgrammeVersion).order_by(ProgrammeVersion.version.desc()).limit(limit)))

@@ -9,19 +9,19 @@ row lock orders them; SQLite runs one transaction at a time).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
-from services.members.benefits import BenefitYear, benefit_year
 from services.members.models import Member, QuotaUse
-from services.members.programme import Programme
+from services.members.rules.benefits import BenefitYear, benefit_year
+from services.members.rules.programme import Programme
 
 QUOTA_USES = counter("careloop_members_quota_uses_total", "Quota uses by benefit and outcome", ("benefit", "outcome"))
 
@@ -46,11 +46,21 @@ def _allowed(programme: Programme, member: Member, benefit: str) -> int:
     return quotas.get(benefit, 0)
 
 
-def _view(use: QuotaUse, allowed: int, used: int) -> dict[str, Any]:
-    return {"member_id": str(use.member_id), "benefit": use.benefit, "visit_id": use.visit_id,
-            "benefit_year": use.benefit_year, "allowed": allowed, "used": used,
-            "remaining": max(allowed - used, 0), "state": "undone" if use.undone_at else "used",
-            "used_at": isoformat(use.used_at), "undone_at": isoformat(use.undone_at) if use.undone_at else None}
+@dataclass(frozen=True)
+class Standing:
+    """A quota use and the member's count for its benefit and benefit year (``QuotaUseSchema`` shows it)."""
+
+    use: QuotaUse
+    allowed: int
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.allowed - self.used, 0)
+
+    @property
+    def state(self) -> str:
+        return "undone" if self.use.undone_at else "used"
 
 
 def _find(session: Session, member_id: uuid.UUID, benefit: str, visit_id: str) -> QuotaUse | None:
@@ -59,12 +69,12 @@ def _find(session: Session, member_id: uuid.UUID, benefit: str, visit_id: str) -
 
 
 def use(session: Session, member: Member, programme: Programme, zone: ZoneInfo, benefit: str, visit_id: str,
-        branch: str | None, now: datetime, actor: str) -> dict[str, Any]:
+        branch: str | None, now: datetime, actor: str) -> Standing:
     """Use one of the member's ``benefit`` for ``visit_id``; 409 when none is left. ``member`` is locked."""
     allowed = _allowed(programme, member, benefit)
     existing = _find(session, member.id, benefit, visit_id)
     if existing is not None and existing.undone_at is None:  # the same use again: answer it again
-        return _view(existing, allowed, used_in(session, member.id, existing.benefit_year).get(benefit, 0))
+        return Standing(existing, allowed, used_in(session, member.id, existing.benefit_year).get(benefit, 0))
     if member.status != "active":
         raise Conflict(f"This membership is {member.status}: its benefits cannot be used.")
     year = year_of(programme, member, zone, local_date(now, zone))
@@ -85,11 +95,11 @@ def use(session: Session, member: Member, programme: Programme, zone: ZoneInfo, 
         session.add(row)
     session.flush()
     QUOTA_USES.labels(benefit, "used").inc()
-    return _view(row, allowed, used + 1)
+    return Standing(row, allowed, used + 1)
 
 
 def undo(session: Session, member: Member, programme: Programme, benefit: str, visit_id: str, now: datetime,
-         actor: str) -> dict[str, Any]:
+         actor: str) -> Standing:
     """Give back the use of ``benefit`` for ``visit_id`` (the visit was cancelled); undoing twice is one undo."""
     allowed = _allowed(programme, member, benefit)
     existing = _find(session, member.id, benefit, visit_id)
@@ -99,7 +109,7 @@ def undo(session: Session, member: Member, programme: Programme, benefit: str, v
         existing.undone_at, existing.undone_by = now, actor
         session.flush()
         QUOTA_USES.labels(benefit, "undone").inc()
-    return _view(existing, allowed, used_in(session, member.id, existing.benefit_year).get(benefit, 0))
+    return Standing(existing, allowed, used_in(session, member.id, existing.benefit_year).get(benefit, 0))
 
 
 def undo_for_visit(session: Session, member_id: uuid.UUID, visit_id: str, now: datetime, actor: str) -> int:

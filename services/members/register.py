@@ -17,21 +17,32 @@ from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.locks import serialise
 from services.kit.paging import keyset_page
-from services.members import identity
-from services.members.identity import Match
+from services.kit.telemetry import counter
 from services.members.models import Member, MemberNameToken
-from services.members.schemas import DOCUMENT_TYPES
+from services.members.rules import identity
+from services.members.rules.identity import Match
+from services.members.rules.tiers import next_anniversary
+from services.members.schemas import DOCUMENT_TYPES, EnrolmentSchema, MemberChangesSchema, MemberSchema
 from services.members.segmentation import follow_branch
-from services.members.tiers import next_anniversary
 
 CARD_ATTEMPTS = 5
+ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
+UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
+
+ENROLLED_AS_GIVEN = tuple(name for name in EnrolmentSchema().fields if name not in {
+    "full_name", "phone", "birth_date", "id_document", "consents", "preferred_language", "referral_code"})
+"""The enrolment's fields stored as given, each in the member's column of the same name (the others are
+normalised, indexed or looked up in ``enrol``): a new plain field needs its column and its schema field only."""
+CHANGED_AS_GIVEN = tuple(name for name in MemberChangesSchema().fields if name not in {
+    "full_name", "phone", "birth_date", "id_document", "consents", "home_branch"})
+"""The same for a change (``update``)."""
 
 
 @dataclass(frozen=True)
@@ -89,19 +100,14 @@ def get(session: Session, member_id: Any, lock: bool = False) -> Member:
     return fetch(session, Member, member_id, "member", lock=lock)
 
 
-_VIEWED = Member.__table__.c
-_READ = select(_VIEWED.id, _VIEWED.card_number, _VIEWED.referral_code, _VIEWED.referred_by_id, _VIEWED.full_name,
-               _VIEWED.phone, _VIEWED.email, _VIEWED.gender, _VIEWED.birth_date, _VIEWED.preferred_language,
-               _VIEWED.consent_sms, _VIEWED.consent_email, _VIEWED.consent_wechat, _VIEWED.consent_line,
-               _VIEWED.consent_marketing, _VIEWED.document_type, _VIEWED.document_number, _VIEWED.home_branch,
-               _VIEWED.status, _VIEWED.tier, _VIEWED.source, _VIEWED.enrolled_at, _VIEWED.updated_at,
-               _VIEWED.merged_into_id).where(_VIEWED.id == bindparam("member"))
+_READ = select(*(Member.__table__.c[name] for name in MemberSchema.columns())).where(
+    Member.__table__.c.id == bindparam("member"))
 
 
 def read(session: Session, member_id: Any) -> Any:
-    """What ``view`` shows of a member, for reading only: a prebuilt Core select of just those columns
+    """What ``MemberSchema`` shows of a member, for reading only: a prebuilt Core select of just those columns
     (the most frequent call of the service; the ORM object, its unit of work and the decryption of
-    fields nobody shows cost as much again). The row reads like a ``Member`` for ``view``."""
+    fields nobody shows cost as much again). The row dumps like a ``Member``."""
     row = session.execute(_READ, {"member": parse_id(member_id)}).first()
     if row is None:
         raise NotFound(f"No member {member_id}.")
@@ -146,24 +152,22 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     if matches:
         raise duplicate(matches)
     referrer = _referrer(session, data.get("referral_code"))
-    consents = data["consents"]
     member = Member(
         id=uuid.uuid4(), referred_by_id=referrer.id if referrer else None,
         full_name=full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
-        phone=phone, phone_index=indexes.phone, email=data.get("email"),
+        phone=phone, phone_index=indexes.phone,
         birth_date=data["birth_date"].isoformat(), birth_mmdd=identity.birthday_key(data["birth_date"]),
-        gender=data["gender"], document_type=document[0] if document else None,
+        document_type=document[0] if document else None,
         document_number=document[1] if document else None, document_index=indexes.document,
-        wechat_openid=data.get("wechat_openid"), line_user_id=data.get("line_user_id"),
         preferred_language=data.get("preferred_language") or group.default_language,
-        consent_sms=consents["sms"], consent_email=consents["email"], consent_wechat=consents["wechat"],
-        consent_line=consents["line"], consent_marketing=consents["marketing"], consents_updated_at=now,
-        home_branch=data["home_branch"], status="active", tier=entry_tier, source=data["source"],
+        **{f"consent_{channel}": granted for channel, granted in data["consents"].items()}, consents_updated_at=now,
+        status="active", tier=entry_tier, **{name: data[name] for name in ENROLLED_AS_GIVEN},
         enrolled_at=now, updated_at=now, tier_since=now,
         tier_review_on=next_anniversary(local_date(now, group.zone), local_date(now, group.zone)),
     )
     _insert_with_fresh_codes(session, member, group, indexes)
     _write_tokens(session, member.id, full_name)
+    ENROLLED.labels(member.home_branch, member.source).inc()
     return member
 
 
@@ -221,7 +225,7 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
         document = _document(changes)
         put("id_document", "document_type", document[0] if document else None)
         put("id_document", "document_number", document[1] if document else None)
-    for field in ("email", "gender", "preferred_language", "wechat_openid", "line_user_id"):
+    for field in CHANGED_AS_GIVEN:
         if field in changes:
             put(field, field, changes[field])
     for channel, granted in (changes.get("consents") or {}).items():
@@ -249,6 +253,7 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
     except IntegrityError:
         raise duplicate(find_matches(session, indexes, exclude=member.id) or [
             Match(str(member.id), member.card_number, ("phone",))]) from None
+    UPDATED.labels(member.home_branch).inc()
     return changed
 
 
@@ -299,39 +304,3 @@ def birthdays(session: Session, month_day: str, limit: int, cursor: str | None) 
         raise Invalid("month_day must look like 03-15.", {"month_day": ["Expected MM-DD."]})
     query = select(Member).where(Member.birth_mmdd == month_day, Member.status == "active")
     return keyset_page(session, query, Member.birth_mmdd, Member.id, limit, cursor)
-
-
-def view(member: Member, reveal_phone: bool = False, reveal_document: bool = False) -> dict[str, Any]:
-    """A member as the contract shows it; phone and ID number masked unless revealed."""
-    document = None
-    if member.document_number:
-        number = member.document_number if reveal_document else identity.mask_document(member.document_number)
-        document = {"type": member.document_type, "number": number}
-    return {
-        "id": str(member.id), "card_number": member.card_number, "referral_code": member.referral_code,
-        "referred_by": str(member.referred_by_id) if member.referred_by_id else None,
-        "full_name": member.full_name,
-        "phone": member.phone if reveal_phone else identity.mask_phone(member.phone),
-        "email": member.email if reveal_phone else identity.mask_email(member.email),
-        "gender": member.gender, "birth_date": member.birth_date,
-        "preferred_language": member.preferred_language, "consents": consents_of(member),
-        "id_document": document, "home_branch": member.home_branch, "status": member.status,
-        "tier": member.tier, "source": member.source,
-        "enrolled_at": isoformat(member.enrolled_at), "updated_at": isoformat(member.updated_at),
-        "merged_into": str(member.merged_into_id) if member.merged_into_id else None,
-    }
-
-
-def consents_of(member: Member) -> dict[str, bool]:
-    return {"sms": member.consent_sms, "email": member.consent_email, "wechat": member.consent_wechat,
-            "line": member.consent_line, "marketing": member.consent_marketing}
-
-
-def contact(member: Member) -> dict[str, Any]:
-    return {
-        "member_id": str(member.id), "full_name": member.full_name, "phone": member.phone,
-        "email": member.email, "wechat_openid": member.wechat_openid, "line_user_id": member.line_user_id,
-        "preferred_language": member.preferred_language, "consents": consents_of(member),
-        "home_branch": member.home_branch, "status": member.status, "tier": member.tier,
-        "birth_mmdd": member.birth_mmdd,
-    }

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from marshmallow import EXCLUDE, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, post_dump, validate, validates
 
+from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
+from services.members.rules import identity
+from services.members.rules.programme import programme_document
 
 GENDERS = ("female", "male", "other", "undisclosed")
 STATUSES = (*LIFECYCLE_STATUSES, "merged")
-VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 DOCUMENT_TYPES = ("cn_resident_id", "passport", "hk_macau_permit", "taiwan_permit", "other")
 EARLIEST_BIRTH = date(1900, 1, 1)
 
@@ -40,14 +44,23 @@ class IdDocumentSchema(Schema):
     number = fields.String(required=True, validate=validate.Length(min=1, max=40))
 
 
-def _check_birth_date(value: date) -> None:
-    if value > date.today():
-        raise ValidationError("Date of birth cannot be in the future.")
-    if value < EARLIEST_BIRTH:
-        raise ValidationError("Date of birth is before 1900.")
+class _PersonChecks(Schema):
+    """The checks an enrolment and a change share: a name that is more than spaces, a plausible birth date."""
+
+    @validates("birth_date")
+    def _birth_date(self, value: date, **_: Any) -> None:
+        if value > date.today():
+            raise ValidationError("Date of birth cannot be in the future.")
+        if value < EARLIEST_BIRTH:
+            raise ValidationError("Date of birth is before 1900.")
+
+    @validates("full_name")
+    def _full_name(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("A name is needed.")
 
 
-class EnrolmentSchema(Schema):
+class EnrolmentSchema(_PersonChecks):
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     phone = fields.String(required=True, validate=validate.Length(min=3, max=32),
                           metadata={"description": "Mobile number; local numbers are read in the home branch's region."})
@@ -63,17 +76,8 @@ class EnrolmentSchema(Schema):
     line_user_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     source = fields.String(load_default="desk", validate=validate.OneOf(SOURCES))
 
-    @validates("birth_date")
-    def _birth_date(self, value: date, **_: Any) -> None:
-        _check_birth_date(value)
 
-    @validates("full_name")
-    def _full_name(self, value: str, **_: Any) -> None:
-        if not value.strip():
-            raise ValidationError("A name is needed.")
-
-
-class MemberChangesSchema(Schema):
+class MemberChangesSchema(_PersonChecks):
     """A partial update: only the fields given change."""
 
     full_name = fields.String(validate=validate.Length(min=1, max=100))
@@ -87,15 +91,6 @@ class MemberChangesSchema(Schema):
     home_branch = fields.String(validate=validate.Length(min=1, max=16))
     wechat_openid = fields.String(allow_none=True, validate=validate.Length(max=64))
     line_user_id = fields.String(allow_none=True, validate=validate.Length(max=64))
-
-    @validates("birth_date")
-    def _birth_date(self, value: date, **_: Any) -> None:
-        _check_birth_date(value)
-
-    @validates("full_name")
-    def _full_name(self, value: str, **_: Any) -> None:
-        if not value.strip():
-            raise ValidationError("A name is needed.")
 
 
 class FindMembersSchema(Schema):
@@ -115,16 +110,62 @@ class IdDocumentOutSchema(Schema):
     number = fields.String(metadata={"description": "Masked unless the caller's role may see it."})
 
 
-class MemberSchema(Schema):
+class StoredDate(fields.Date):
+    """A date kept as ISO text (an encrypted column holds text): dumped as it is kept."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value if value is None or isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
+
+
+class Out(Schema):
+    """An output schema some of whose fields are computed from the object dumped (or given to the schema's
+    constructor): ``computed()`` maps such a field's attribute to a function of the object."""
+
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {}
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        compute = self.computed().get(attr)
+        return compute(obj) if compute is not None else super().get_attribute(obj, attr, default)
+
+
+class _MemberOut(Out):
+    """Dumps a ``Member`` row: consents are read off its ``consent_<channel>`` columns, the ID document off
+    its two columns; every other field is the column of the same name (or ``attribute=``)."""
+
+    SPREAD: dict[str, tuple[str, ...]] = {
+        "consents": tuple(f"consent_{channel}" for channel in ConsentsSchema._declared_fields),
+        "id_document": ("document_type", "document_number"),
+    }
+    """The fields kept in several columns."""
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """The ``Member`` columns a dump reads (what a read for this schema must select)."""
+        names = [field.attribute or name for name, field in cls._declared_fields.items()]
+        return [column for name in names for column in cls.SPREAD.get(name, (name,))]
+
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {
+            "consents": lambda obj: {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields},
+            "id_document": lambda obj: ({"type": obj.document_type, "number": obj.document_number}
+                                        if obj.document_number else None),
+        }
+
+
+class MemberSchema(_MemberOut):
+    """A member; phone and email, and the ID number, masked unless ``reveal_phone`` / ``reveal_document``
+    (the caller's role may see them: ``access.py``)."""
+
     id = fields.String()
     card_number = fields.String()
     referral_code = fields.String()
-    referred_by = fields.String(allow_none=True)
+    referred_by = fields.String(allow_none=True, attribute="referred_by_id")
     full_name = fields.String(allow_none=True)
     phone = fields.String(allow_none=True, metadata={"description": "E.164; masked unless the role may see it."})
     email = fields.String(allow_none=True)
     gender = fields.String()
-    birth_date = fields.Date(allow_none=True)
+    birth_date = StoredDate(allow_none=True)
     preferred_language = fields.String()
     consents = fields.Nested(ConsentsSchema)
     id_document = fields.Nested(IdDocumentOutSchema, allow_none=True)
@@ -132,18 +173,31 @@ class MemberSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     tier = fields.String()
     source = fields.String()
-    enrolled_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
-    merged_into = fields.String(allow_none=True, metadata={"description": "The member this one was merged into."})
+    enrolled_at = UtcTime()
+    updated_at = UtcTime()
+    merged_into = fields.String(allow_none=True, attribute="merged_into_id",
+                                metadata={"description": "The member this one was merged into."})
+
+    def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reveal_phone, self.reveal_document = reveal_phone, reveal_document
+
+    @post_dump
+    def _mask(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if not self.reveal_phone:
+            data["phone"], data["email"] = identity.mask_phone(data["phone"]), identity.mask_email(data["email"])
+        if not self.reveal_document and data["id_document"]:
+            data["id_document"]["number"] = identity.mask_document(data["id_document"]["number"])
+        return data
 
 
 MemberPageSchema = page_of(MemberSchema)
 
 
-class ContactSchema(Schema):
+class ContactSchema(_MemberOut):
     """What notifications needs to reach a member (service-to-service only)."""
 
-    member_id = fields.String()
+    member_id = fields.String(attribute="id")
     full_name = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
@@ -155,6 +209,18 @@ class ContactSchema(Schema):
     status = fields.String()
     tier = fields.String()
     birth_mmdd = fields.String(allow_none=True)
+
+
+class BirthdaySchema(Schema):
+    """A member with a birthday on the day asked (for greetings)."""
+
+    member_id = fields.String(attribute="id")
+    preferred_language = fields.String()
+    home_branch = fields.String()
+    tier = fields.String()
+
+
+BirthdayPageSchema = page_of(BirthdaySchema)
 
 
 # --- the tier programme (a document: the config file, a stored version, the API) ----------------------
@@ -229,72 +295,24 @@ class ProgrammeChangeSchema(Schema):
 class ProgrammeVersionSchema(Schema):
     version = fields.Integer()
     note = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
+    created_at = UtcTime()
     created_by = fields.String(allow_none=True)
 
 
-class ProgrammeInForceSchema(Schema):
+class ProgrammeInForceSchema(Out):
     version = fields.Integer(metadata={"description": "0: the group's file or the shipped defaults."})
     source = fields.String(validate=validate.OneOf(("database", "file", "defaults")))
     programme = fields.Nested(ProgrammeSchema)
     history = fields.List(fields.Nested(ProgrammeVersionSchema),
                           metadata={"description": "The latest stored versions, newest first (reads only)."})
 
+    def __init__(self, *, history: list[Any] | None = None, **kwargs: Any) -> None:
+        """``history``: the ``ProgrammeVersion`` rows to list (leave the field out with ``exclude``)."""
+        super().__init__(**kwargs)
+        self._history = history
 
-# --- events members consumes (other services' contracts, docs/events.md; unknown fields ignored) -----
-
-class _Event(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    event_id = fields.String(required=True)
-    occurred_at = fields.AwareDateTime(required=True)
-
-
-class VisitCompletedEvent(_Event):
-    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    member_id = fields.String(required=True)
-    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
-    kind = fields.String(required=True, validate=validate.OneOf(VISIT_KINDS))
-    completed_at = fields.AwareDateTime(required=True)
-    currency = fields.String(required=True)
-    qualifying_minor = StrictInteger(required=True, validate=validate.Range(min=0))
-
-
-class VisitRefundedEvent(_Event):
-    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    member_id = fields.String(required=True)
-    refund_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    refunded_minor = StrictInteger(required=True, validate=validate.Range(min=0))
-    currency = fields.String(required=True)
-    full = fields.Boolean(load_default=False)
-
-
-class VisitCancelledEvent(_Event):
-    visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    member_id = fields.String(required=True)
-
-
-class PointsEarnedEvent(_Event):
-    member_id = fields.String(required=True)
-    posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    points = StrictInteger(required=True, validate=validate.Range(min=0))
-    rule = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=24))
-    earned_at = fields.AwareDateTime(load_default=None, allow_none=True)
-
-
-class PointsReversedEvent(_Event):
-    member_id = fields.String(required=True)
-    posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    reverses_posting_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    points = StrictInteger(required=True, validate=validate.Range(min=0))
-
-
-class ToppedUpEvent(_Event):
-    member_id = fields.String(required=True)
-    topup_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount_minor = StrictInteger(required=True, validate=validate.Range(min=0))
-    currency = fields.String(required=True)
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {"programme": lambda obj: programme_document(obj.programme), "history": lambda _: self._history}
 
 
 # --- tiers, benefits, quotas, prices -------------------------------------------------------------------
@@ -313,7 +331,7 @@ class TierStatusSchema(Schema):
     status = fields.String()
     tier = fields.String()
     tier_names = fields.Dict(keys=fields.String(), values=fields.String())
-    tier_since = fields.AwareDateTime(allow_none=True)
+    tier_since = UtcTime(allow_none=True)
     next_review_on = fields.Date(allow_none=True)
     pending = fields.Dict(allow_none=True, metadata={"description": "{tier, effective_on} after a review notice."})
     window = fields.Dict(metadata={"description": "{from, to}: the 12 months counted (local days)."})
@@ -333,7 +351,7 @@ class TierChangeSchema(Schema):
     source_ref = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
     actor = fields.String()
-    effective_at = fields.AwareDateTime()
+    effective_at = UtcTime()
 
 
 TierHistoryPageSchema = page_of(TierChangeSchema, "TierHistoryPageSchema")
@@ -359,12 +377,12 @@ class BenefitsSchema(Schema):
     member_id = fields.String()
     tier = fields.String()
     status = fields.String()
+    discounts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    birthday_month_discount_bp = fields.Integer()
     booking_horizon_days = fields.Integer()
     priority_booking = fields.Boolean()
     dedicated_advisor = fields.Boolean()
     event_invitations = fields.Boolean()
-    birthday_month_discount_bp = fields.Integer()
-    discounts = fields.Dict(keys=fields.String(), values=fields.Integer())
     quotas = fields.List(fields.Nested(QuotaSchema))
     benefit_year_starts_on = fields.Date()
     benefit_year_ends_on = fields.Date()
@@ -380,12 +398,20 @@ class QuotaUndoRequestSchema(Schema):
     visit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
-class QuotaUseSchema(QuotaSchema):
-    member_id = fields.String()
-    visit_id = fields.String()
+class QuotaUseSchema(Schema):
+    """A quota use (``quotas.Standing``: the use, and the member's count for its benefit year)."""
+
+    member_id = fields.String(attribute="use.member_id")
+    benefit = fields.String(attribute="use.benefit")
+    visit_id = fields.String(attribute="use.visit_id")
+    benefit_year = fields.Integer(attribute="use.benefit_year",
+                                  metadata={"description": "The calendar year in which the benefit year starts."})
+    allowed = fields.Integer()
+    used = fields.Integer()
+    remaining = fields.Integer()
     state = fields.String(validate=validate.OneOf(("used", "undone")))
-    used_at = fields.AwareDateTime()
-    undone_at = fields.AwareDateTime(allow_none=True)
+    used_at = UtcTime(attribute="use.used_at")
+    undone_at = UtcTime(allow_none=True, attribute="use.undone_at")
 
 
 class BillItemSchema(Schema):
@@ -427,7 +453,10 @@ class SegmentQuerySchema(Schema):
     cursor = fields.String(load_default=None, allow_none=True)
 
 
-class SegmentMemberSchema(Schema):
+class SegmentMemberSchema(Out):
+    """A member's grading (``MemberSegment``)."""
+
+
     member_id = fields.String()
     home_branch = fields.String()
     segment = fields.String()
@@ -436,6 +465,9 @@ class SegmentMemberSchema(Schema):
     last_visit_on = fields.Date(allow_none=True)
     usual_interval_days = fields.Integer(allow_none=True)
     changed_on = fields.Date(metadata={"description": "The night this member's grading last changed."})
+
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {"rfm": lambda obj: {"r": obj.rfm_r, "f": obj.rfm_f, "m": obj.rfm_m}}
 
 
 SegmentPageSchema = page_of(SegmentMemberSchema, "SegmentPageSchema")
@@ -460,14 +492,41 @@ class MergeReversalSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
-class MergeSchema(Schema):
-    merge_id = fields.String()
+class MergeSchema(Out):
+    """A merge (``MemberMerge``): what it moved counted from its record; ``survivor_tier`` is given (null in
+    a member's list of merges)."""
+
+    merge_id = fields.String(attribute="id")
     survivor_id = fields.String()
     merged_id = fields.String()
     reason = fields.String()
-    merged_at = fields.AwareDateTime()
+    merged_at = UtcTime()
     merged_by = fields.String()
     moved = fields.Dict(keys=fields.String(), values=fields.Integer())
     survivor_tier = fields.String()
-    reversed_at = fields.AwareDateTime(allow_none=True)
+    reversed_at = UtcTime(allow_none=True)
     reversed_by = fields.String(allow_none=True)
+
+    def __init__(self, *, survivor_tier: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._survivor_tier = survivor_tier
+
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        return {"survivor_tier": lambda _: self._survivor_tier, "moved": _moved}
+
+
+def _moved(merge: Any) -> dict[str, int]:
+    """How many rows of each kind a merge moved, counted from its record."""
+    record = json.loads(merge.record)
+    return {**{name: len(ids) for name, ids in record["activity"].items()},
+            "quota_uses": len(record["quota_uses"]), "referrals": len(record["referrals"])}
+
+
+class StatusChangeSchema(Schema):
+    """One change of a membership's status (``MemberStatusChange``)."""
+
+    from_status = fields.String()
+    to_status = fields.String()
+    reason = fields.String()
+    actor = fields.String()
+    changed_at = UtcTime()

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.members import activity, tiers
+from services.members import activity
 from services.members.models import Member, MemberActivity, MemberSegment, MemberVisit
-from services.members.programme import MAX_BP, Programme
-from services.members.segments import QUINTILES_BP, Bounds, Facts, Grade, grade, quintile_ranks, rank_for_share
+from services.members.rules import tiers
+from services.members.rules.programme import MAX_BP, Programme
+from services.members.rules.segments import QUINTILES_BP, Bounds, Facts, Grade, grade, quintile_ranks, rank_for_share
 
 Emit = Callable[[str, dict[str, Any]], Any]
 
@@ -151,23 +152,14 @@ def follow_branch(session: Session, member_id: uuid.UUID, branch: str) -> None:
 
 
 def members_in(session: Session, segment: str, branch: str | None, churn: bool | None, limit: int,
-               cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+               cursor: str | None) -> tuple[list[MemberSegment], str | None]:
     query = select(MemberSegment).where(MemberSegment.segment == segment)
     if branch:
         query = query.where(MemberSegment.home_branch == branch)
     if churn is not None:
         query = query.where(MemberSegment.churn_risk.is_(churn))
-    rows, next_cursor = keyset_page(session, query, MemberSegment.member_id, MemberSegment.member_id, limit, cursor)
-    return [view(row) for row in rows], next_cursor
+    return keyset_page(session, query, MemberSegment.member_id, MemberSegment.member_id, limit, cursor)
 
 
-def of_member(session: Session, member_id: uuid.UUID) -> dict[str, Any] | None:
-    row = session.get(MemberSegment, member_id)
-    return view(row) if row is not None else None
-
-
-def view(row: MemberSegment) -> dict[str, Any]:
-    return {"member_id": str(row.member_id), "home_branch": row.home_branch, "segment": row.segment,
-            "rfm": {"r": row.rfm_r, "f": row.rfm_f, "m": row.rfm_m}, "churn_risk": row.churn_risk,
-            "last_visit_on": row.last_visit_on.isoformat() if row.last_visit_on else None,
-            "usual_interval_days": row.usual_interval_days, "changed_on": row.changed_on.isoformat()}
+def of_member(session: Session, member_id: uuid.UUID) -> MemberSegment | None:
+    return session.get(MemberSegment, member_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 from nameko.timer import timer
@@ -10,10 +11,9 @@ from nameko.timer import timer
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.schemas import page_limit
-from services.kit.telemetry import counter
 from services.members import (
+    access,
     activity,
-    benefits,
     lifecycle,
     nightly,
     programme_versions,
@@ -24,44 +24,41 @@ from services.members import (
 )
 from services.members.events import EVENTS, SEGMENTS
 from services.members.models import Member
-from services.members.programme import Programme
+from services.members.rules import benefits
+from services.members.rules.programme import Programme
 from services.members.schemas import (
+    BenefitsSchema,
+    BirthdayPageSchema,
+    ContactSchema,
     EnrolmentSchema,
     FindMembersSchema,
     ManualTierSchema,
     MemberChangesSchema,
+    MemberPageSchema,
+    MemberSchema,
     MemberStatusChangeSchema,
     MergeRequestSchema,
     MergeReversalSchema,
-    PointsEarnedEvent,
-    PointsReversedEvent,
+    MergeSchema,
     PriceRequestSchema,
+    PriceSchema,
     ProgrammeChangeSchema,
+    ProgrammeInForceSchema,
     QuotaUndoRequestSchema,
     QuotaUseRequestSchema,
+    QuotaUseSchema,
+    SegmentMemberSchema,
+    SegmentPageSchema,
     SegmentQuerySchema,
-    ToppedUpEvent,
-    VisitCancelledEvent,
-    VisitCompletedEvent,
-    VisitRefundedEvent,
+    StatusChangeSchema,
+    TierHistoryPageSchema,
+    TierStatusSchema,
 )
+from services.members.settings import nightly_starts, setting
+from services.points.events import PointsEarned, PointsReversed, ToppedUp
+from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
 
-ENROLLED = counter("careloop_members_enrolled_total", "Members enrolled", ("branch", "source"))
-UPDATED = counter("careloop_members_updated_total", "Member records changed", ("branch",))
-
-# Who sees a member's phone / ID number in full (others see them masked). Config may override.
-PHONE_ROLES = ("group_admin", "branch_manager", "front_desk", "customer_service", "integration")
-DOCUMENT_ROLES = ("group_admin", "integration")
 EVENT_ACTOR = "service:members (event)"
-
-SETTINGS: dict[str, Any] = {
-    "NIGHTLY_AT": "02:00",  # local time (group zone) after which the night's jobs run; "off": never by timer
-    "NIGHTLY_MAX_BATCHES": 20,  # batches per job and timer tick (a tick a minute): keeps each worker short
-    "TIER_REVIEW_BATCH": 500,  # members per review / notice batch (one transaction each)
-    "SEGMENT_BATCH": 1000,  # members per segmentation batch (one transaction each)
-}
-"""The members service's settings (nameko config keys) and their defaults; also PROGRAMME_FILE
-(default config/programme.yml, see programme_versions) and UNMASKED_PHONE_ROLES/UNMASKED_DOCUMENT_ROLES."""
 
 
 class MembersService(Service):
@@ -70,11 +67,7 @@ class MembersService(Service):
     events = Outbox(EVENTS)
 
     def _view(self, member: Member | Any) -> dict[str, Any]:
-        role, kind = self.caller.role, self.caller.kind
-        phone_roles = self.config.get("UNMASKED_PHONE_ROLES", PHONE_ROLES)
-        document_roles = self.config.get("UNMASKED_DOCUMENT_ROLES", DOCUMENT_ROLES)
-        return register.view(member, reveal_phone=kind == "service" or role in phone_roles,
-                             reveal_document=kind == "service" or role in document_roles)
+        return MemberSchema(**access.reveals(self.caller, self.config)).dump(member)
 
     def _programme(self) -> programme_versions.InForce:
         return programme_versions.in_force(self.db.session, self.config, self.group.currency)
@@ -112,7 +105,6 @@ class MembersService(Service):
             "preferred_language": enrolled.preferred_language, "source": enrolled.source,
             "enrolled_at": enrolled.enrolled_at,
         })
-        ENROLLED.labels(enrolled.home_branch, enrolled.source).inc()
         return self._view(enrolled)
 
     @rpc
@@ -128,7 +120,7 @@ class MembersService(Service):
         criteria = load(FindMembersSchema(), query)
         members, next_cursor = register.find(self.db.session, criteria, self.group)
         # lists always mask: a list is what gets photographed, printed and left on a desk
-        return {"items": [register.view(member) for member in members], "next_cursor": next_cursor}
+        return MemberPageSchema().dump({"items": members, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
@@ -139,65 +131,55 @@ class MembersService(Service):
         changed = register.update(self.db.session, member, data, self.group, utcnow())
         if changed:
             self.events.emit("member_updated", {"member_id": member.id, "changed": changed})
-            UPDATED.labels(member.home_branch).inc()
         return self._view(member)
 
     @rpc
     def birthdays(self, month_day: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         """Who has a birthday on ``month_day`` (``MM-DD``): for greetings, a page at a time."""
         members, next_cursor = register.birthdays(self.db.session, month_day, page_limit(limit, 500, 5000), cursor)
-        items = [{"member_id": str(m.id), "preferred_language": m.preferred_language,
-                  "home_branch": m.home_branch, "tier": m.tier} for m in members]
-        return {"items": items, "next_cursor": next_cursor}
+        return BirthdayPageSchema().dump({"items": members, "next_cursor": next_cursor})
 
     @rpc
     def get_contact(self, member_id: str) -> dict[str, Any]:
         """How to reach a member, consents included: for other services (notifications), not people."""
         if self.caller.kind != "service":
             raise Forbidden("Contact details are only given to CareLoop services.")
-        return register.contact(register.get(self.db.session, member_id))
+        return ContactSchema().dump(register.get(self.db.session, member_id))
 
     # --- activity from other services' events --------------------------------------------------------
 
-    @event_handler("records", "visit_completed")
-    def on_visit_completed(self, event: dict[str, Any]) -> None:
-        data = load(VisitCompletedEvent(), event)
+    @event_handler(VisitCompleted)
+    def on_visit_completed(self, data: dict[str, Any]) -> None:
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_visit(self.db.session, member.id, data, self.group.zone, utcnow()):
             self._reassess(member, f"visit:{data['visit_id']}")
 
-    @event_handler("records", "visit_refunded")
-    def on_visit_refunded(self, event: dict[str, Any]) -> None:
+    @event_handler(VisitRefunded)
+    def on_visit_refunded(self, data: dict[str, Any]) -> None:
         """A refund takes its spend back out; it never lowers the tier before the next review."""
-        data = load(VisitRefundedEvent(), event)
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         activity.record_refund(self.db.session, member.id, data, self._today(), utcnow())
 
-    @event_handler("records", "visit_cancelled")
-    def on_visit_cancelled(self, event: dict[str, Any]) -> None:
-        data = load(VisitCancelledEvent(), event)
+    @event_handler(VisitCancelled)
+    def on_visit_cancelled(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        quotas.undo_for_visit(self.db.session, member.id, data["visit_id"], utcnow(), EVENT_ACTOR)
+        quotas.undo_for_visit(self.db.session, member.id, str(data["visit_id"]), utcnow(), EVENT_ACTOR)
 
-    @event_handler("points", "points_earned")
-    def on_points_earned(self, event: dict[str, Any]) -> None:
-        data = load(PointsEarnedEvent(), event)
+    @event_handler(PointsEarned)
+    def on_points_earned(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        day = local_date(data["earned_at"] or data["occurred_at"], self.group.zone)
-        if activity.record_points(self.db.session, member.id, data, day):
+        if activity.record_points(self.db.session, member.id, data, local_date(data["earned_at"], self.group.zone)):
             self._reassess(member, f"points:{data['posting_id']}")
 
-    @event_handler("points", "points_reversed")
-    def on_points_reversed(self, event: dict[str, Any]) -> None:
-        data = load(PointsReversedEvent(), event)
+    @event_handler(PointsReversed)
+    def on_points_reversed(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         activity.record_points_reversal(self.db.session, member.id, data, self._today())
 
-    @event_handler("points", "topped_up")
-    def on_topped_up(self, event: dict[str, Any]) -> None:
-        data = load(ToppedUpEvent(), event)
+    @event_handler(ToppedUp)
+    def on_topped_up(self, data: dict[str, Any]) -> None:
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_top_up(self.db.session, member.id, data, local_date(data["occurred_at"], self.group.zone)):
@@ -214,20 +196,21 @@ class MembersService(Service):
         def names(code: str) -> dict[str, str]:
             return dict(programme.tier(code).names) if code in programme.codes else {}
 
-        return tier_ledger.status(self.db.session, programme, member, self._today(), names, self.group.currency)
+        return TierStatusSchema().dump(tier_ledger.status(self.db.session, programme, member, self._today(), names,
+                                                          self.group.currency))
 
     @rpc
     def tier_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         member = register.get(self.db.session, member_id)
         items, next_cursor = tier_ledger.history(self.db.session, member.id, page_limit(limit, 50, 200), cursor)
-        return {"items": items, "next_cursor": next_cursor}
+        return TierHistoryPageSchema().dump({"items": items, "next_cursor": next_cursor})
 
     @rpc
     @idempotent
     def change_tier(self, member_id: str, change: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Set a tier by hand (group admins: ``manual``) or after a points purchase (services: ``points_purchase``)."""
         data = load(ManualTierSchema(), change)
-        self.caller.require_role("group_admin", action="set a member's tier by hand")
+        self.caller.require_role(*access.TIER_SETTERS, action="set a member's tier by hand")
         if data["reason"] == "points_purchase" and self.caller.kind != "service":
             raise Forbidden("Only the points service records a tier bought with points.")
         member = self._locked(member_id)
@@ -246,9 +229,10 @@ class MembersService(Service):
         allowed: dict[str, int] = granted.pop("quotas")  # type: ignore[assignment]
         year = quotas.year_of(programme, member, self.group.zone, self._today())
         used = quotas.used_in(self.db.session, member.id, year.label)
-        return {"member_id": str(member.id), "tier": member.tier, "status": member.status, **granted,
-                "quotas": benefits.quota_lines(allowed, used, year),
-                "benefit_year_starts_on": year.starts_on.isoformat(), "benefit_year_ends_on": year.ends_on.isoformat()}
+        return BenefitsSchema().dump({
+            "member_id": member.id, "tier": member.tier, "status": member.status, **granted,
+            "quotas": benefits.quota_lines(allowed, used, year),
+            "benefit_year_starts_on": year.starts_on, "benefit_year_ends_on": year.ends_on})
 
     @rpc
     def use_quota(self, member_id: str, benefit: str, use: dict[str, Any]) -> dict[str, Any]:
@@ -258,16 +242,16 @@ class MembersService(Service):
             self.group.branch(data["branch"])
             self.caller.require_branch(data["branch"], "use benefits at this branch")
         member = register.get(self.db.session, member_id, lock=True)
-        return quotas.use(self.db.session, member, self._programme().programme, self.group.zone, benefit,
-                          data["visit_id"], data["branch"], utcnow(), self._actor())
+        return QuotaUseSchema().dump(quotas.use(self.db.session, member, self._programme().programme, self.group.zone,
+                                                benefit, data["visit_id"], data["branch"], utcnow(), self._actor()))
 
     @rpc
     def undo_quota(self, member_id: str, benefit: str, undo: dict[str, Any]) -> dict[str, Any]:
         """Give back a quota use (the visit was cancelled); undoing twice is one undo."""
         data = load(QuotaUndoRequestSchema(), undo)
         member = register.get(self.db.session, member_id, lock=True)
-        return quotas.undo(self.db.session, member, self._programme().programme, benefit, data["visit_id"], utcnow(),
-                           self._actor())
+        return QuotaUseSchema().dump(quotas.undo(self.db.session, member, self._programme().programme, benefit,
+                                                 data["visit_id"], utcnow(), self._actor()))
 
     @rpc
     def price(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
@@ -283,8 +267,8 @@ class MembersService(Service):
         birthday_month = bool(member.birth_mmdd) and int(member.birth_mmdd[:2]) == on.month
         priced = benefits.price(programme, member.tier, data["items"], birthday_month,
                                 entitled=member.status == "active")
-        return {"member_id": str(member.id), "tier": member.tier, "currency": self.group.currency, **priced,
-                "rounding": "per line, half up to a whole minor unit"}
+        return PriceSchema().dump({"member_id": member.id, "tier": member.tier, "currency": self.group.currency,
+                                   **priced, "rounding": "per line, half up to a whole minor unit"})
 
     # --- segments ------------------------------------------------------------------------------------
 
@@ -303,30 +287,31 @@ class MembersService(Service):
             raise Forbidden("Give one of your branches: you may not list members of every branch.")
         items, next_cursor = segmentation.members_in(self.db.session, segment, query["branch"], query["churn_risk"],
                                                      query["limit"], query["cursor"])
-        return {"items": items, "next_cursor": next_cursor}
+        return SegmentPageSchema().dump({"items": items, "next_cursor": next_cursor})
 
     @rpc
     def member_segment(self, member_id: str) -> dict[str, Any]:
         """The member's segment, RFM scores and churn risk (as last graded; null before the first night)."""
         member = register.get(self.db.session, member_id)
-        return {"member_id": str(member.id), "grading": segmentation.of_member(self.db.session, member.id)}
+        grading = segmentation.of_member(self.db.session, member.id)
+        return {"member_id": str(member.id), "grading": SegmentMemberSchema().dump(grading) if grading else None}
 
     # --- the programme -------------------------------------------------------------------------------
 
     @rpc
     def get_programme(self) -> dict[str, Any]:
-        inforce = self._programme()
-        return {**inforce.view(), "history": programme_versions.versions(self.db.session, 20)}
+        history = programme_versions.versions(self.db.session, 20)
+        return ProgrammeInForceSchema(history=history).dump(self._programme())
 
     @rpc
     @idempotent
     def set_programme(self, change: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Put a new version of the programme in force (group admins). Tiers move on the next event or review."""
-        self.caller.require_role("group_admin", action="change the tier programme")
+        self.caller.require_role(*access.TIER_SETTERS, action="change the tier programme")
         data = load(ProgrammeChangeSchema(), change)
         stored = programme_versions.store(self.db.session, self.config, self.group.currency, data["programme"],
                                           data["note"], data["expected_version"], self._actor())
-        return stored.view()
+        return ProgrammeInForceSchema(exclude=("history",)).dump(stored)
 
     # --- merges and lifecycle ------------------------------------------------------------------------
 
@@ -342,7 +327,7 @@ class MembersService(Service):
         done = lifecycle.already_merged(self.db.session, survivor, merged)
         row = done or lifecycle.merge(self.db.session, survivor, merged, self._programme().programme,
                                       self.group.zone, data["reason"], utcnow(), self.events.emit, self._actor())
-        return lifecycle.merge_view(row, survivor.tier)
+        return MergeSchema(survivor_tier=survivor.tier).dump(row)
 
     @rpc
     @idempotent
@@ -355,63 +340,60 @@ class MembersService(Service):
                                        "reverse merges of this branch")
         row = lifecycle.reverse(self.db.session, row, self._programme().programme, self.group.zone, data["reason"],
                                 utcnow(), self.events.emit, self._actor())
-        return lifecycle.merge_view(row, register.get(self.db.session, row.survivor_id).tier)
+        return MergeSchema(survivor_tier=register.get(self.db.session, row.survivor_id).tier).dump(row)
 
     @rpc
     def member_merges(self, member_id: str) -> dict[str, Any]:
         member = register.get(self.db.session, member_id)
-        return {"items": [lifecycle.merge_view(row) for row in lifecycle.merges_of(self.db.session, member.id)]}
+        return {"items": MergeSchema(many=True).dump(lifecycle.merges_of(self.db.session, member.id))}
+
+    def _change_status(self, member_id: str, change: dict[str, Any],
+                       move: Callable[..., bool]) -> tuple[Member, bool]:
+        """The member, locked, moved by ``move`` (``lifecycle.freeze``...), and whether its status changed."""
+        data = load(MemberStatusChangeSchema(), change)
+        member = self._locked(member_id)
+        return member, move(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
+                            self._actor())
 
     @rpc
     def freeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Active -> frozen: no earning, redeeming, quota use or discount. Freezing twice is one freeze."""
-        data = load(MemberStatusChangeSchema(), change)
-        member = self._locked(member_id)
-        lifecycle.freeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                         self._actor())
+        member, _ = self._change_status(member_id, change, lifecycle.freeze)
         return self._view(member)
 
     @rpc
     def unfreeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Frozen -> active; the tier is re-evaluated at once on the activity kept meanwhile."""
-        data = load(MemberStatusChangeSchema(), change)
-        member = self._locked(member_id)
-        if lifecycle.unfreeze(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                              self._actor()):
+        member, moved = self._change_status(member_id, change, lifecycle.unfreeze)
+        if moved:
             self._reassess(member, "reactivated")
         return self._view(member)
 
     @rpc
     def close_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """Close the membership and erase personal data (id, card number and anonymised ledgers stay)."""
-        data = load(MemberStatusChangeSchema(), change)
-        member = self._locked(member_id)
-        lifecycle.close(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                        self._actor())
+        member, _ = self._change_status(member_id, change, lifecycle.close)
         return self._view(member)
 
     @rpc
     def status_history(self, member_id: str) -> dict[str, Any]:
         member = register.get(self.db.session, member_id)
-        return {"items": lifecycle.status_history(self.db.session, member.id)}
+        return {"items": StatusChangeSchema(many=True).dump(lifecycle.status_history(self.db.session, member.id))}
 
     # --- the night -----------------------------------------------------------------------------------
-
-    def _setting(self, key: str) -> Any:
-        return self.config.get(key, SETTINGS[key])
 
     def _night(self, day: date, max_batches: int | None) -> dict[str, Any]:
         with self.db.store.transaction() as session:
             programme: Programme = programme_versions.in_force(session, self.config, self.group.currency).programme
-        sizes = nightly.BatchSizes(reviews=int(self._setting("TIER_REVIEW_BATCH")),
-                                   segments=int(self._setting("SEGMENT_BATCH")))
+        sizes = nightly.BatchSizes(reviews=int(setting(self.config, "TIER_REVIEW_BATCH")),
+                                   segments=int(setting(self.config, "SEGMENT_BATCH")))
         return nightly.run(self.db.store, programme, self.group.zone, day, max_batches, sizes)
 
     @rpc
     def visit_activity(self, visit_ids: list[str]) -> dict[str, Any]:
         """What each visit contributed to tier spend and visit counts (the cross-service visit audit asks
         once per batch of visits)."""
-        self.caller.require_role("group_admin", "auditor", action="audit visits")
+        self.caller.require_role(*access.AUDITORS, action="audit visits")
         if not isinstance(visit_ids, list) or len(visit_ids) > activity.AUDIT_MAX_VISITS \
                 or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in visit_ids):
             raise Invalid(f"visit_ids must be a list of at most {activity.AUDIT_MAX_VISITS} visit ids.",
@@ -421,7 +403,7 @@ class MembersService(Service):
     @rpc
     def run_nightly(self, day: str | None = None, max_batches: int | None = None) -> dict[str, Any]:
         """Run (or continue) the night's tier reviews and segmentation now (group admins; once per day)."""
-        self.caller.require_role("group_admin", action="run the nightly jobs")
+        self.caller.require_role(*access.TIER_SETTERS, action="run the nightly jobs")
         today = self._today()
         try:
             wanted = date.fromisoformat(day) if day else today
@@ -435,12 +417,8 @@ class MembersService(Service):
     @timer(interval=60)
     def nightly_tick(self) -> None:
         """After ``NIGHTLY_AT`` local time: continue the day's jobs, ``NIGHTLY_MAX_BATCHES`` batches a tick."""
-        starts = self._setting("NIGHTLY_AT")
-        if starts in ("off", False, None):
-            return
-        if isinstance(starts, int):  # YAML 1.1 reads an unquoted 02:00 as 120 (base 60): minutes
-            starts = f"{starts // 60:02d}:{starts % 60:02d}"
+        starts = nightly_starts(self.config)
         now = datetime.now(self.group.zone)
-        if now.time() < time.fromisoformat(str(starts)):
+        if starts is None or now.time() < starts:
             return
-        self._night(now.date(), int(self._setting("NIGHTLY_MAX_BATCHES")))
+        self._night(now.date(), int(setting(self.config, "NIGHTLY_MAX_BATCHES")))

@@ -21,14 +21,15 @@ from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.members import activity, tiers
+from services.members import activity
 from services.members.models import Member, TierChange
-from services.members.programme import Programme
-from services.members.tiers import Activity, Change
+from services.members.rules import tiers
+from services.members.rules.programme import Programme
+from services.members.rules.tiers import Activity, Change
 
 Emit = Callable[[str, dict[str, Any]], Any]
 
@@ -59,16 +60,12 @@ def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | Non
         return None
 
 
-def member_for_event(session: Session, member_id: str) -> Member:
+def member_for_event(session: Session, wanted: uuid.UUID) -> Member:
     """The member an event is about, locked; events about a merged member apply to the survivor.
 
     The ids of the merge chain are locked together in id order (as merges and the review lock), then the
     chain is read again from the locked rows: a merge or reversal that committed while we waited is seen
     and followed."""
-    try:
-        wanted = uuid.UUID(str(member_id))
-    except ValueError:
-        raise Invalid(f"Not a member id: {member_id!r}.", {"member_id": ["Not a member id."]}) from None
     chain = _chain(session, wanted)
     for _attempt in range(CHAIN_LOCK_ATTEMPTS):
         if chain is None:
@@ -81,8 +78,8 @@ def member_for_event(session: Session, member_id: str) -> Member:
             return locked[now_chain[-1]]
         chain = _chain(session, wanted)  # the chain changed while we waited: lock its new members too
     if session.get(Member, wanted) is None:
-        raise Invalid(f"No member {member_id}.", {"member_id": ["Unknown member."]})
-    raise Invalid(f"Member {member_id}'s merges kept changing while it was being locked.",
+        raise Invalid(f"No member {wanted}.", {"member_id": ["Unknown member."]})
+    raise Invalid(f"Member {wanted}'s merges kept changing while it was being locked.",
                   {"member_id": ["Merge chain kept changing."]})
 
 
@@ -160,6 +157,15 @@ def _batch(session: Session, column: Any, today: date, cursor: Any, size: int) -
     return members, after
 
 
+def _qualifications(session: Session, programme: Programme, members: list[Member],
+                    today: date) -> list[tuple[Member, tiers.Qualification]]:
+    """Each member of a batch with what its 12 months that ended yesterday qualify it for (one query)."""
+    first, last = tiers.window(today - timedelta(days=1))
+    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
+    return [(member, tiers.evaluate(programme, sums[member.id].activity if member.id in sums else Activity()))
+            for member in members]
+
+
 def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: date, now: datetime,
                  cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
     """One batch of the yearly reviews due on ``today`` (and any missed before): ``run_batches`` step.
@@ -168,11 +174,7 @@ def review_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
     tier announced (or, without notice days, drops at once); every reviewed member gets its next date.
     """
     members, cursor_out = _batch(session, Member.tier_review_on, today, cursor, size)
-    first, last = tiers.window(today - timedelta(days=1))
-    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
-    for member in members:
-        found = sums.get(member.id)
-        qualification = tiers.evaluate(programme, found.activity if found else Activity())
+    for member, qualification in _qualifications(session, programme, members, today):
         decision = tiers.review(programme, member.tier, qualification)
         source = f"review:{today.isoformat()}"
         if decision.action == "raise" and member.status == "active":
@@ -197,11 +199,7 @@ def notice_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
                  cursor: Any, size: int, emit: Emit) -> tuple[Any, int]:
     """One batch of review notices ending on ``today``: drop the tier, or keep it if earned meanwhile."""
     members, cursor_out = _batch(session, Member.tier_pending_on, today, cursor, size)
-    first, last = tiers.window(today - timedelta(days=1))
-    sums = activity.window_sums(session, [m.id for m in members], first, last, programme.tier_visit_kinds)
-    for member in members:
-        found = sums.get(member.id)
-        qualification = tiers.evaluate(programme, found.activity if found else Activity())
+    for member, qualification in _qualifications(session, programme, members, today):
         change = tiers.end_of_notice(programme, member.tier, member.tier_pending or member.tier, qualification)
         member.tier_pending = member.tier_pending_on = None
         if change is not None:
@@ -212,7 +210,8 @@ def notice_batch(session: Session, programme: Programme, zone: ZoneInfo, today: 
 
 def status(session: Session, programme: Programme, member: Member, today: date, names_of: Callable[[str], Any],
            currency: str) -> dict[str, Any]:
-    """The tier page: tier, since when, next review, any notice, the 12 months counted, what is missing."""
+    """The tier page (``TierStatusSchema``): tier, since when, next review, any notice, the 12 months counted,
+    what is missing."""
     first, last = tiers.window(today)
     counted = activity.activity_of(session, member.id, first, last, programme.tier_visit_kinds)
     qualification = tiers.evaluate(programme, counted)
@@ -220,28 +219,20 @@ def status(session: Session, programme: Programme, member: Member, today: date, 
                if member.tier_pending and member.tier_pending_on else None)
     return {
         "member_id": str(member.id), "status": member.status, "tier": member.tier, "tier_names": names_of(member.tier),
-        "tier_since": isoformat(member.tier_since) if member.tier_since else None,
-        "next_review_on": member.tier_review_on.isoformat() if member.tier_review_on else None,
+        "tier_since": member.tier_since, "next_review_on": member.tier_review_on,
         "pending": pending, "window": {"from": first.isoformat(), "to": last.isoformat()}, "currency": currency,
-        "activity": {"spend_minor": counted.spend_minor, "largest_top_up_minor": counted.largest_top_up_minor,
-                     "points": counted.points, "visits": counted.visits},
+        "activity": counted,
         "qualifies_for": {"tier": qualification.tier, "paths": list(qualification.paths)},
         "next": tiers.missing_for(programme, member.tier, counted),
         "lifetime": activity.lifetime(session, member.id),
     }
 
 
-def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+def history(session: Session, member_id: uuid.UUID, limit: int,
+            cursor: str | None) -> tuple[list[TierChange], str | None]:
     """The member's tier changes, newest first, a page at a time."""
-    rows, next_cursor = keyset_page(session, select(TierChange).where(TierChange.member_id == member_id),
-                                    TierChange.id, TierChange.id, limit, cursor, descending=True)
-    return [history_view(row) for row in rows], next_cursor
-
-
-def history_view(row: TierChange) -> dict[str, Any]:
-    return {"id": row.id, "from_tier": row.from_tier, "to_tier": row.to_tier, "direction": row.direction,
-            "reason": row.reason, "source_ref": row.source_ref, "note": row.note, "actor": row.actor,
-            "effective_at": isoformat(row.effective_at)}
+    return keyset_page(session, select(TierChange).where(TierChange.member_id == member_id),
+                       TierChange.id, TierChange.id, limit, cursor, descending=True)
 
 
 def set_by_hand(session: Session, member: Member, programme: Programme, zone: ZoneInfo, tier: str, reason: str,

@@ -1,5 +1,5 @@
 """Tiers, benefits, segments, merges and lifecycle through the gateway, as the desk, managers and the HIS
-would use them. Activity arrives as the events records and points publish (docs/events.md)."""
+would use them. Activity arrives as the events points publishes (built from its contracts)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 
 from services.kit.clock import isoformat, utcnow
+from services.points.events import EVENTS
 from tests.harness import service_config, wait_for
 
 PERSON = {"full_name": "Wang Fang", "phone": "13800138111", "birth_date": "1979-06-15", "home_branch": "SH01"}
@@ -19,16 +20,17 @@ OTHER = {"full_name": "Wang Fang", "phone": "13900139222", "birth_date": "1980-0
 def publish(amqp_uri):
     dispatch = event_dispatcher(service_config(amqp_uri))
 
-    def send(source: str, event_type: str, payload: dict) -> None:
-        dispatch(source, event_type, {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), **payload})
+    def send(event_type: str, **changes: object) -> None:
+        """Points' ``event_type`` (its contract's sample with ``changes``), checked as points checks it."""
+        payload = EVENTS.wire(event_type, {**EVENTS[event_type].sample, **changes})
+        dispatch("points", event_type, {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), **payload})
 
     return send
 
 
 def top_up(publish, member_id: str, amount_minor: int) -> None:
-    publish("points", "topped_up", {"member_id": member_id, "topup_id": f"t-{uuid.uuid4().hex[:10]}",
-                                    "amount_minor": amount_minor, "bonus_minor": 0, "currency": "CNY",
-                                    "branch": "SH01"})
+    publish("topped_up", member_id=uuid.UUID(member_id), topup_id=str(uuid.uuid4().int % 10**15),
+            amount_minor=amount_minor, bonus_minor=0, currency="CNY", branch="SH01")
 
 
 def enrol(suite, body=PERSON) -> str:

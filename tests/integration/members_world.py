@@ -1,5 +1,6 @@
 """Helpers for the members tests: a running members service, events published as records and points
-would publish them (docs/events.md), and reads of what the service wrote."""
+publish them (built from their contracts' samples, checked by ``EVENTS.wire``), and reads of what the
+service wrote."""
 
 from __future__ import annotations
 
@@ -16,11 +17,36 @@ from sqlalchemy import text
 
 from services.kit.clock import isoformat, local_date, utcnow
 from services.kit.config import group_from_config
+from services.kit.contracts import Event
 from services.members.service import MembersService
+from services.points.events import EVENTS as POINTS_EVENTS
+from services.points.events import PointsEarned, PointsReversed, ToppedUp
+from services.records.events import EVENTS as RECORDS_EVENTS
+from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
 from tests.harness import service_config, store_for, wait_for
 
 ZONE = group_from_config({}).zone
 _phones = itertools.count(1)
+
+
+OUTCOMES = ("ok", "duplicate", "dead_lettered")
+PRODUCERS = {"records": RECORDS_EVENTS, "points": POINTS_EVENTS}
+
+
+def wire(contract: type[Event], **changes: Any) -> dict[str, Any]:
+    """``contract``'s sample with ``changes`` as its producer would put it on the wire (with its envelope):
+    a test cannot send what no producer sends."""
+    payload = PRODUCERS[contract.producer].wire(contract.event_type, {**contract.sample, **changes})
+    return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), **payload}
+
+
+def posting_number() -> str:
+    """A points posting (or wallet posting) number, as points numbers them: digits, unique enough."""
+    return str(uuid.uuid4().int % 10**15)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return uuid.uuid4() if value is None else value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def today() -> date:
@@ -51,57 +77,54 @@ class World:
         return member["id"]
 
     # --- events, as the producing services publish them ---
-    def publish(self, source: str, event_type: str, payload: dict[str, Any], event_id: str | None = None,
-                handler: str | None = None) -> dict[str, Any]:
-        """Publish an event; with ``handler``, wait until members handled it (applied or deduplicated)."""
-        body = {"event_id": event_id or str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), **payload}
-        handler_name = handler
-        before = (handled(handler_name, "ok") + handled(handler_name, "duplicate")
-                  + handled(handler_name, "dead_lettered")) if handler_name else 0
+    def send(self, source: str, event_type: str, body: dict[str, Any], handler: str | None = None) -> dict[str, Any]:
+        """Send a body as it goes on the wire (``event_id`` added if absent); with ``handler``, wait until members
+        handled it (applied, deduplicated or parked)."""
+        body = {"event_id": str(uuid.uuid4()), **body}
+        before = sum(handled(handler, outcome) for outcome in OUTCOMES) if handler else 0
         self.dispatch(source, event_type, body)
         self.published.append(body)
-        if handler_name:
-            wait_for(lambda: handled(handler_name, "ok") + handled(handler_name, "duplicate")
-                     + handled(handler_name, "dead_lettered") > before, message=f"{handler_name} handled")
+        if handler:
+            wait_for(lambda: sum(handled(handler, outcome) for outcome in OUTCOMES) > before,
+                     message=f"{handler} handled")
         return body
 
-    def visit(self, member_id: str, qualifying_minor: int, kind: str = "return", visit_id: str | None = None,
+    def publish(self, contract: type[Event], handler: str | None = None, **changes: Any) -> dict[str, Any]:
+        """Publish ``contract``'s sample with ``changes`` (domain values), checked as its producer checks it."""
+        return self.send(contract.producer, contract.event_type, wire(contract, **changes), handler)
+
+    def visit(self, member_id: str, qualifying_minor: int, kind: str = "return", visit_id: Any = None,
               completed_at: datetime | None = None, wait: bool = True) -> dict[str, Any]:
-        return self.publish("records", "visit_completed", {
-            "visit_id": visit_id or f"v-{uuid.uuid4().hex[:12]}", "member_id": member_id, "branch": "SH01",
-            "doctor_id": "d-1", "kind": kind, "bill_id": f"b-{uuid.uuid4().hex[:8]}",
-            "completed_at": isoformat(completed_at or utcnow()), "currency": "CNY",
-            "items": [{"category": "treatment", "code": "T1", "amount_minor": qualifying_minor}],
-            "payments": [{"method": "card", "amount_minor": qualifying_minor}],
-            "qualifying_minor": qualifying_minor, "first_visit": False, "first_paid_visit": False,
-            "referral_source": None}, handler="on_visit_completed" if wait else None)
+        return self.publish(
+            VisitCompleted, "on_visit_completed" if wait else None, visit_id=_uuid(visit_id),
+            member_id=uuid.UUID(member_id), kind=kind, bill_id=f"b-{uuid.uuid4().hex[:8]}",
+            completed_at=completed_at or utcnow(),
+            items=[{"category": "treatment", "code": "T1", "amount_minor": qualifying_minor}],
+            payments=[{"method": "card", "amount_minor": qualifying_minor}], qualifying_minor=qualifying_minor)
 
-    def refund(self, member_id: str, visit_id: str, refunded_minor: int, full: bool = False) -> dict[str, Any]:
-        return self.publish("records", "visit_refunded", {
-            "visit_id": visit_id, "member_id": member_id, "branch": "SH01", "refund_id": f"r-{uuid.uuid4().hex[:12]}",
-            "refunded_minor": refunded_minor, "currency": "CNY", "full": full}, handler="on_visit_refunded")
+    def refund(self, member_id: str, visit_id: Any, refunded_minor: int, full: bool = False) -> dict[str, Any]:
+        return self.publish(VisitRefunded, "on_visit_refunded", visit_id=_uuid(visit_id),
+                            member_id=uuid.UUID(member_id), refund_id=uuid.uuid4(), refunded_minor=refunded_minor,
+                            full=full)
 
-    def cancel(self, member_id: str, visit_id: str) -> dict[str, Any]:
-        return self.publish("records", "visit_cancelled", {"visit_id": visit_id, "member_id": member_id,
-                                                           "branch": "SH01"}, handler="on_visit_cancelled")
+    def cancel(self, member_id: str, visit_id: Any) -> dict[str, Any]:
+        return self.publish(VisitCancelled, "on_visit_cancelled", visit_id=_uuid(visit_id),
+                            member_id=uuid.UUID(member_id))
 
     def top_up(self, member_id: str, amount_minor: int, bonus_minor: int = 0) -> dict[str, Any]:
-        return self.publish("points", "topped_up", {
-            "member_id": member_id, "topup_id": f"t-{uuid.uuid4().hex[:12]}", "amount_minor": amount_minor,
-            "bonus_minor": bonus_minor, "currency": "CNY", "branch": "SH01"}, handler="on_topped_up")
+        return self.publish(ToppedUp, "on_topped_up", member_id=uuid.UUID(member_id), topup_id=posting_number(),
+                            amount_minor=amount_minor, bonus_minor=bonus_minor)
 
     def earn(self, member_id: str, points: int, posting_id: str | None = None,
              earned_at: datetime | None = None, rule: str = "spend") -> dict[str, Any]:
         earned = earned_at or utcnow()
-        return self.publish("points", "points_earned", {
-            "member_id": member_id, "posting_id": posting_id or f"p-{uuid.uuid4().hex[:12]}", "points": points,
-            "rule": rule, "source_ref": "b-1", "branch": "SH01", "earned_at": isoformat(earned),
-            "expires_on": (earned.date() + timedelta(days=400)).isoformat()}, handler="on_points_earned")
+        return self.publish(PointsEarned, "on_points_earned", member_id=uuid.UUID(member_id),
+                            posting_id=posting_id or posting_number(), points=points, rule=rule, earned_at=earned,
+                            expires_on=earned.date() + timedelta(days=400))
 
     def reverse_points(self, member_id: str, reverses: str, points: int) -> dict[str, Any]:
-        return self.publish("points", "points_reversed", {
-            "member_id": member_id, "posting_id": f"p-{uuid.uuid4().hex[:12]}", "reverses_posting_id": reverses,
-            "points": points, "reason": "refund", "source_ref": "b-1"}, handler="on_points_reversed")
+        return self.publish(PointsReversed, "on_points_reversed", member_id=uuid.UUID(member_id),
+                            posting_id=posting_number(), reverses_posting_id=reverses, points=points)
 
     # --- what the service wrote ---
     def rows(self, sql: str, **params: Any) -> list[Any]:

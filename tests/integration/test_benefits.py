@@ -3,6 +3,8 @@ when a visit is cancelled, one winner among concurrent uses) and discounted pric
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from services.kit.caller import Identity
@@ -41,23 +43,24 @@ def test_benefits_list_quotas_with_their_use_this_benefit_year(world):
 
 def test_quota_use_is_idempotent_on_the_visit_refused_when_used_up_and_undone_on_cancel(world, rpc):
     member = silver(world)
+    second = str(uuid.uuid4())  # a visit of records (the one it cancels below)
     desk = rpc(caller=DESK).members
     used = desk.use_quota(member, "free_cleaning", {"visit_id": "v-1", "branch": "SH01"})
     assert (used["state"], used["used"], used["remaining"]) == ("used", 1, 0)
     assert desk.use_quota(member, "free_cleaning", {"visit_id": "v-1", "branch": "SH01"}) == used
     with pytest.raises(Conflict) as refused:
-        desk.use_quota(member, "free_cleaning", {"visit_id": "v-2", "branch": "SH01"})
+        desk.use_quota(member, "free_cleaning", {"visit_id": second, "branch": "SH01"})
     # nameko carries error details as text (kit.errors): compare them as such
     assert refused.value.details == {"benefit": "free_cleaning", "allowed": "1", "used": "1",
                                      "benefit_year": str(used["benefit_year"])}
     undone = desk.undo_quota(member, "free_cleaning", {"visit_id": "v-1"})
     assert (undone["state"], undone["remaining"]) == ("undone", 1)
     assert desk.undo_quota(member, "free_cleaning", {"visit_id": "v-1"})["remaining"] == 1  # twice is once
-    desk.use_quota(member, "free_cleaning", {"visit_id": "v-2"})
-    world.cancel(member, "v-2")  # records cancels the visit: the use comes back
+    desk.use_quota(member, "free_cleaning", {"visit_id": second})
+    world.cancel(member, second)  # records cancels the visit: the use comes back
     assert cleaning(world.proxy.members.benefits(member))["remaining"] == 1
     rows = world.rows("SELECT visit_id, undone_at IS NOT NULL FROM quota_uses ORDER BY id")
-    assert [(r[0], bool(r[1])) for r in rows] == [("v-1", True), ("v-2", True)]
+    assert [(r[0], bool(r[1])) for r in rows] == [("v-1", True), (second, True)]
 
 
 def test_a_quota_the_tier_does_not_give_or_the_programme_does_not_know_is_refused(world):

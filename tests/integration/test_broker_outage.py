@@ -37,7 +37,7 @@ _phones = itertools.count(1)
 
 
 def visit_event(member_id: str) -> dict[str, Any]:
-    visit_id = f"V-{uuid.uuid4().hex[:12]}"
+    visit_id = str(uuid.uuid4())
     return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), "visit_id": visit_id,
             "member_id": member_id, "branch": "SH01", "doctor_id": "d1", "kind": "return",
             "bill_id": f"B-{visit_id}", "completed_at": isoformat(utcnow()), "currency": "CNY",

@@ -23,7 +23,7 @@ MEMBER = {"full_name": "Tang Li", "phone": "13300133000", "birth_date": "1985-09
 
 
 def visit(member_id: str) -> dict:
-    visit_id = f"V-{uuid.uuid4().hex[:10]}"
+    visit_id = str(uuid.uuid4())
     return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), "visit_id": visit_id,
             "member_id": member_id, "branch": "SH01", "doctor_id": "d1", "kind": "return", "bill_id": f"B-{visit_id}",
             "completed_at": isoformat(utcnow()), "currency": "CNY",

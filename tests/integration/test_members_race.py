@@ -11,22 +11,27 @@ member row) and that every sum comes out right.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from nameko.standalone.events import event_dispatcher
 
-from services.kit.clock import isoformat, utcnow
+from services.kit.contracts import Event
 from services.members.service import MembersService
+from services.points.events import PointsEarned, PointsReversed
+from services.records.events import VisitCompleted, VisitRefunded
 from tests.harness import query, scalar, service_config, wait_for
+from tests.integration.members_world import posting_number, wire
 from tests.integration.overlap import LockWaits
 
 MEMBERS = 30
 VISITS_EACH = 3
+COMPLETED_AT = datetime(2026, 11, 20, 2, tzinfo=UTC)
 
 
-def _event(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), **payload}
+def _event(contract: type[Event], **changes: Any) -> tuple[type[Event], dict[str, Any]]:
+    return contract, wire(contract, **changes)
 
 
 @pytest.mark.timeout(240)
@@ -49,24 +54,22 @@ def test_a_visit_its_refunds_and_its_points_arriving_together_are_all_counted_on
         full = number % 2 == 0
         expected[visit_id] = (paid, sum(refunds), full)
         spend[member_id] += 0 if full else paid - sum(refunds)
-        earned, reversal = str(uuid.uuid4()), str(uuid.uuid4())
+        earned, reversal = posting_number(), posting_number()
         points[member_id] = points.get(member_id, 0) + paid // 100 - paid // 200
-        batch = [("records", "visit_completed", {
-            "visit_id": visit_id, "member_id": member_id, "branch": "SH01", "kind": "return",
-            "completed_at": "2026-11-20T02:00:00Z", "currency": "CNY", "qualifying_minor": paid})]
-        batch += [("records", "visit_refunded", {"visit_id": visit_id, "member_id": member_id, "full": full,
-                                                 "refund_id": str(uuid.uuid4()), "refunded_minor": minor,
-                                                 "currency": "CNY"}) for minor in refunds]
-        batch += [("points", "points_earned", {"member_id": member_id, "posting_id": earned, "points": paid // 100,
-                                               "rule": "spend", "earned_at": "2026-11-20T02:00:00Z"}),
-                  ("points", "points_reversed", {"member_id": member_id, "posting_id": reversal,
-                                                 "reverses_posting_id": earned, "points": paid // 200})]
+        ids = {"visit_id": uuid.UUID(visit_id), "member_id": uuid.UUID(member_id)}
+        batch = [_event(VisitCompleted, **ids, kind="return", completed_at=COMPLETED_AT, qualifying_minor=paid)]
+        batch += [_event(VisitRefunded, **ids, full=full, refund_id=uuid.uuid4(), refunded_minor=minor)
+                  for minor in refunds]
+        batch += [_event(PointsEarned, member_id=ids["member_id"], posting_id=earned, points=paid // 100, rule="spend",
+                        earned_at=COMPLETED_AT),
+                  _event(PointsReversed, member_id=ids["member_id"], posting_id=reversal, reverses_posting_id=earned,
+                        points=paid // 200)]
         batches += batch if number % 2 == 0 else batch[::-1]  # both orders
     handled_before = scalar(url, "SELECT count(*) FROM kit_inbox")
 
     with LockWaits(url) as waits:
-        for source, event_type, payload in batches:  # one visit's events go out back to back
-            publish(source, event_type, _event(payload))
+        for contract, body in batches:  # one visit's events go out back to back
+            publish(contract.producer, contract.event_type, body)
         wait_for(lambda: scalar(url, "SELECT count(*) FROM kit_inbox") == handled_before + len(batches),
                  timeout=120, interval=0.2, message="both replicas to apply every event")
 

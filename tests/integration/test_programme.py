@@ -8,7 +8,7 @@ import pytest
 
 from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden, Invalid
-from services.members.programme import DEFAULT_PROGRAMME, programme_document
+from services.members.rules.programme import DEFAULT_PROGRAMME, programme_document
 from tests.integration.members_world import start_world
 
 ADMIN = Identity(kind="staff", subject="u0", role="group_admin", branches=("*",))
@@ -74,7 +74,7 @@ def test_a_tier_members_hold_cannot_be_dropped(world, rpc):
 
 
 def test_lower_thresholds_reach_members_at_their_next_review(world, rpc):
-    from services.members.tiers import next_anniversary
+    from services.members.rules.tiers import next_anniversary
     from tests.integration.members_world import today
 
     member = world.enrol()

@@ -3,15 +3,16 @@ never demote mid-year; the review lowers by one step after notice."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 
-from services.kit.clock import utcnow
 from services.kit.errors import Conflict, Forbidden, Invalid
-from services.members.tiers import next_anniversary
+from services.members.rules.tiers import next_anniversary
+from services.records.events import VisitCompleted
 from tests.harness import wait_for
-from tests.integration.members_world import handled, start_world, today
+from tests.integration.members_world import handled, posting_number, start_world, today
 
 SILVER = 500_000
 
@@ -41,8 +42,8 @@ def test_a_visit_crossing_silver_upgrades_at_once_with_one_event_and_one_history
     world.dispatch("records", "visit_completed", crossing)
     wait_for(lambda: handled("on_visit_completed", "duplicate") > duplicates, message="duplicate acknowledged")
     # the same visit announced again under a new event id: kept once by its visit id
-    world.publish("records", "visit_completed", {k: v for k, v in crossing.items() if k != "event_id"},
-                  handler="on_visit_completed")
+    world.send("records", "visit_completed", {k: v for k, v in crossing.items() if k != "event_id"},
+               handler="on_visit_completed")
     assert world.proxy.members.tier(member)["activity"]["spend_minor"] == SILVER
     assert len(world.events("tier_changed", member_id=member)) == 1
     assert len(world.proxy.members.tier_history(member)["items"]) == 1
@@ -76,8 +77,9 @@ def test_points_reversed_and_refunds_lower_the_count_but_never_the_tier_mid_year
 def test_a_managers_adjustment_moves_no_member_up_a_tier(world):
     member = world.enrol()
     opening = world.earn(member, 60_000, rule="adjust")["posting_id"]  # an opening balance brought over
-    world.reverse_points(member, "p-adjust-late", 500)  # a reversal that overtakes its adjustment
-    world.earn(member, 500, posting_id="p-adjust-late", rule="adjust")
+    late = posting_number()
+    world.reverse_points(member, late, 500)  # a reversal that overtakes its adjustment
+    world.earn(member, 500, posting_id=late, rule="adjust")
     world.reverse_points(member, opening, 10_000)
     tier = world.proxy.members.tier(member)
     assert tier["tier"] == "standard" and tier["activity"]["points"] == 0
@@ -87,11 +89,13 @@ def test_a_managers_adjustment_moves_no_member_up_a_tier(world):
 
 def test_facts_arriving_out_of_order_add_up_the_same(world):
     member = world.enrol()
-    world.refund(member, "v-late", 100_000)  # the refund overtook its visit
-    world.visit(member, SILVER, visit_id="v-late")
+    late_visit = uuid.uuid4()
+    world.refund(member, late_visit, 100_000)  # the refund overtook its visit
+    world.visit(member, SILVER, visit_id=late_visit)
     assert world.proxy.members.tier(member)["activity"]["spend_minor"] == SILVER - 100_000
-    world.reverse_points(member, "p-late", 1_000)  # the reversal overtook its posting
-    world.earn(member, 5_000, posting_id="p-late")
+    late_posting = posting_number()
+    world.reverse_points(member, late_posting, 1_000)  # the reversal overtook its posting
+    world.earn(member, 5_000, posting_id=late_posting)
     tier = world.proxy.members.tier(member)
     assert tier["activity"]["points"] == 4_000 and tier["tier"] == "standard"
 
@@ -199,14 +203,12 @@ def test_only_group_admins_run_the_night_and_never_a_future_day(world, rpc):
 def test_a_bad_event_is_parked_at_once_and_changes_nothing(world):
     member = world.enrol()
     parked = handled("on_visit_completed", "dead_lettered")
-    world.publish("records", "visit_completed", {
-        "visit_id": "v-usd", "member_id": member, "kind": "return", "completed_at": utcnow().isoformat(),
-        "currency": "USD", "qualifying_minor": 900_000})
-    world.publish("records", "visit_completed", {
-        "visit_id": "v-nobody", "member_id": "00000000-0000-0000-0000-000000000000", "kind": "return",
-        "completed_at": utcnow().isoformat(), "currency": "CNY", "qualifying_minor": 900_000})
+    in_usd = world.publish(VisitCompleted, visit_id=uuid.uuid4(), member_id=uuid.UUID(member), currency="USD",
+                           qualifying_minor=900_000)["visit_id"]
+    of_nobody = world.publish(VisitCompleted, visit_id=uuid.uuid4(), member_id=uuid.UUID(int=0),
+                              qualifying_minor=900_000)["visit_id"]
     wait_for(lambda: handled("on_visit_completed", "dead_lettered") >= parked + 2, message="parked")
-    assert {d["payload"]["visit_id"] for d in world.proxy.members.dead_letters()} >= {"v-usd", "v-nobody"}
+    assert {d["payload"]["visit_id"] for d in world.proxy.members.dead_letters()} >= {in_usd, of_nobody}
     assert world.proxy.members.tier(member)["tier"] == "standard"
     assert world.rows("SELECT count(*) FROM member_visits")[0][0] == 0
 

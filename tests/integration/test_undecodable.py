@@ -106,7 +106,7 @@ def test_undecodable_events_and_rpc_requests_are_parked_raw_with_the_reason(star
     proxy = rpc()
     member = proxy.members.enrol({"full_name": "Guo Wen", "phone": "13500135000", "birth_date": "1980-02-03",
                                   "home_branch": "SH01"})
-    visit_id = f"V-{uuid.uuid4().hex[:8]}"
+    visit_id = str(uuid.uuid4())
     event_dispatcher(service_config(amqp_uri))("records", "visit_completed", {
         "event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), "visit_id": visit_id,
         "member_id": member["id"], "branch": "SH01", "doctor_id": "d1", "kind": "return", "bill_id": f"B-{visit_id}",

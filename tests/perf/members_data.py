@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from services.members.tiers import next_anniversary
+from services.members.rules.tiers import next_anniversary
 
 BRANCHES = ("SH01", "SH02", "HZ01")
 TIERS = (("standard", 70), ("silver", 20), ("gold", 8), ("diamond", 2))

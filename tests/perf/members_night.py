@@ -33,7 +33,7 @@ from services.kit.config import group_from_config  # noqa: E402
 from services.kit.db import Store  # noqa: E402
 from services.members import nightly, segmentation, tier_ledger  # noqa: E402
 from services.members.models import Member  # noqa: E402
-from services.members.programme import DEFAULT_PROGRAMME  # noqa: E402
+from services.members.rules.programme import DEFAULT_PROGRAMME  # noqa: E402
 
 INTERESTING = re.compile(r"FROM (members|member_visits|member_points|member_top_ups|member_segments|member_activity)\b")
 

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from services.members.benefits import BenefitYear, benefit_year, discount_minor, price, quota_lines
-from services.members.programme import DEFAULT_PROGRAMME
+from services.members.rules.benefits import BenefitYear, benefit_year, discount_minor, price, quota_lines
+from services.members.rules.programme import DEFAULT_PROGRAMME
 
 P = DEFAULT_PROGRAMME
 

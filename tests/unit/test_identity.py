@@ -3,7 +3,7 @@
 import pytest
 
 from services.kit.errors import Invalid
-from services.members import identity
+from services.members.rules import identity
 
 
 @pytest.mark.parametrize(("raw", "region", "expected"), [

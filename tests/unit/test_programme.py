@@ -9,14 +9,14 @@ import pytest
 import yaml
 
 from services.kit.errors import Invalid
-from services.members.programme import (
+from services.members.programme_versions import parse
+from services.members.rules.programme import (
     DEFAULT_PROGRAMME,
     SegmentRules,
     problems,
     programme_document,
     programme_from_document,
 )
-from services.members.programme_versions import parse
 
 
 def test_ladder_order_and_start():

@@ -4,8 +4,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.members.programme import SegmentRules
-from services.members.segments import (
+from services.members.rules.programme import SegmentRules
+from services.members.rules.segments import (
     Bounds,
     Facts,
     churn_risk,

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from services.members.programme import DEFAULT_PROGRAMME, ReviewRules
-from services.members.tiers import (
+from services.members.rules.programme import DEFAULT_PROGRAMME, ReviewRules
+from services.members.rules.tiers import (
     Activity,
     Change,
     add_months,

@@ -186,7 +186,7 @@ def upgrade() -> None:
 
 def _schedule_existing_members(batch: int = 1000) -> None:
     from services.kit.config import group_from_config
-    from services.members.tiers import next_anniversary
+    from services.members.rules.tiers import next_anniversary
 
     zone = group_from_config({"GROUP_FILE": os.environ.get("GROUP_FILE")}).zone
     bind = op.get_bind()

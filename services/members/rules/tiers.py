@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from services.members.events import PATHS
-from services.members.programme import Programme, Thresholds
+from services.members.rules.programme import Programme, Thresholds
 
 WINDOW_MONTHS = 12
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from services.members.events import LANGUAGES
+from services.records.events import VISIT_KINDS
 
 CATEGORIES = ("exam", "treatment", "cleaning", "implant", "orthodontics", "whitening", "products")
-VISIT_KINDS = ("first", "return", "emergency", "free_clinic", "event")
 REVIEW_BASES = ("anniversary", "tier_anniversary")
 BENEFIT_YEAR_BASES = ("anniversary", "calendar")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from services.members.programme import MAX_BP, Programme
-from services.members.tiers import anniversary, last_anniversary
+from services.members.rules.programme import MAX_BP, Programme
+from services.members.rules.tiers import anniversary, last_anniversary
 
 
 @dataclass(frozen=True)

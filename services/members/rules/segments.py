@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.members.programme import MAX_BP, SegmentRules
+from services.members.rules.programme import MAX_BP, SegmentRules
 
 QUINTILES_BP = (2_000, 4_000, 6_000, 8_000)
 
