@@ -146,6 +146,17 @@ def _payload_errors(schema: marshmallow.Schema, payload: dict[str, Any], prefix:
         yield from _type_errors(field, payload[name], f"{prefix}{name}")
 
 
+def _strict_integers(declared: Any) -> None:
+    """Money and points are whole numbers: a consumer refuses ``10.5`` or ``"10"`` instead of reading 10."""
+    for field in declared:
+        if isinstance(field, fields.Integer):
+            field.strict = True
+        elif isinstance(field, fields.List):
+            _strict_integers([field.inner])
+        elif isinstance(field, fields.Nested) and isinstance(field.nested, type):
+            _strict_integers(field.nested._declared_fields.values())
+
+
 class Contracts:
     """The events one service publishes: ``EVENTS = Contracts("members")`` in its ``events.py``."""
 
@@ -168,6 +179,7 @@ class Contracts:
                 if field.required is False and field.load_default is marshmallow.missing:
                     raise ValueError(f"{self.producer}.{event_type}.{name}: declare every field required "
                                      "(allow_none=True for one that may be null)")
+            _strict_integers(contract._declared_fields.values())
             contract.producer, contract.event_type = self.producer, event_type
             self.events[event_type] = contract
             self._schemas[event_type] = contract()

@@ -149,3 +149,11 @@ def test_a_reward_redemption_names_no_bill_but_still_carries_the_keys():
     without = {k: v for k, v in reward.items() if k not in ("amount_minor", "currency", "bill_id")}
     with pytest.raises(ContractBroken, match="amount_minor: missing"):
         points_events.EVENTS.wire("points_redeemed", without)
+
+
+@pytest.mark.parametrize("amount", [10.5, 10.0, "10", True])
+def test_a_consumer_refuses_an_amount_that_is_not_a_whole_number(amount):
+    body = {**EVENTS.wire("visit_done", VisitDone.sample), "event_id": "e1", "occurred_at": None}
+    body["lines"] = [{"category": "drug", "amount_minor": amount}]
+    with pytest.raises(Invalid):
+        load_event(VisitDone, body)
