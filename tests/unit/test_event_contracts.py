@@ -157,3 +157,11 @@ def test_a_consumer_refuses_an_amount_that_is_not_a_whole_number(amount):
     body["lines"] = [{"category": "drug", "amount_minor": amount}]
     with pytest.raises(Invalid):
         load_event(VisitDone, body)
+
+
+def test_docs_events_md_says_what_the_declarations_say():
+    from services.kit import contracts
+
+    page = contracts.DOCS.read_text(encoding="utf-8")
+    assert contracts.documented(page) == contracts.render(), (
+        "docs/events.md is stale: run python -m services.kit.contracts --write")
