@@ -175,6 +175,7 @@ def event_handler(source: str | type[Event], event_type: str | None = None,
             return fn(self, load_event(contract, payload) if contract is not None else payload)
 
         guarded.__signature__ = inspect.signature(fn)  # nameko checks call signatures against this
+        guarded.contract = contract  # what the handler reads (the contract tests check every consumer)
         return EventHandler.decorator(source, event_type, **kwargs)(guarded)
 
     return decorate
