@@ -37,7 +37,7 @@ from gateway.staff import Accounts, Lifetimes
 from gateway.tokens import LEEWAY_SECONDS, AccessClaims, TokenKeys, looks_like_jwt
 from gateway.webhooks import DEFAULT_TOLERANCE, WebhookVerifier
 from services.kit.caller import ALL_BRANCHES, ROLES, Identity
-from services.kit.clock import as_utc, isoformat, utcnow
+from services.kit.clock import as_utc, utcnow
 from services.kit.config import group_from_config
 from services.kit.db import Store
 from services.kit.errors import Invalid, NotFound
@@ -61,27 +61,24 @@ def parse_api_key(token: str) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class IssuedKey:
-    key: str  # shown once; never stored
-    key_id: str
-    role: str
-    branches: tuple[str, ...]
-    view: dict[str, Any] | None = None
+    """A new key: its stored row (read through this object) and the key itself, shown once and never stored."""
+
+    row: ApiKey
+    key: str
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "row":
+            raise AttributeError(name)
+        return getattr(self.row, name)
 
 
-def key_view(row: ApiKey) -> dict[str, Any]:
-    now = utcnow()
+def key_status(row: ApiKey) -> str:
+    """active, expired or revoked, now."""
     if row.revoked_at is not None:
-        status = "revoked"
-    elif row.expires_at is not None and as_utc(row.expires_at) <= now:
-        status = "expired"
-    else:
-        status = "active"
-    return {"key_id": row.key_id, "name": row.name, "role": row.role,
-            "branches": [b for b in row.branches.split(",") if b],
-            "permissions": sorted(parse_scope(row.permissions) or []), "family": row.family or row.key_id,
-            "rotated_from": row.rotated_from, "status": status, "created_at": isoformat(row.created_at),
-            "expires_at": isoformat(row.expires_at) if row.expires_at else None,
-            "revoked_at": isoformat(row.revoked_at) if row.revoked_at else None}
+        return "revoked"
+    if row.expires_at is not None and as_utc(row.expires_at) <= utcnow():
+        return "expired"
+    return "active"
 
 
 def issue_api_key(store: Store, name: str, role: str, branches: tuple[str, ...],
@@ -103,8 +100,7 @@ def issue_api_key(store: Store, name: str, role: str, branches: tuple[str, ...],
         security_events.record(session, "api_key_rotated" if _rotated_from else "api_key_created", actor=actor,
                                target=f"key:{key_id}", role=role, branches=row.branches, permissions=scope,
                                rotated_from=_rotated_from)
-    return IssuedKey(key=f"{KEY_PREFIX}_{key_id}_{secret}", key_id=key_id, role=role, branches=branches,
-                     view=key_view(row))
+    return IssuedKey(row, f"{KEY_PREFIX}_{key_id}_{secret}")
 
 
 def rotate_api_key(store: Store, key_id: str, overlap: timedelta, actor: str | None = None) -> IssuedKey:
@@ -137,15 +133,16 @@ def revoke_api_key(store: Store, key_id: str, actor: str | None = None) -> bool:
         return True
 
 
-def get_api_key(store: Store, key_id: str) -> dict[str, Any]:
+def get_api_key(store: Store, key_id: str) -> ApiKey:
     with store.transaction() as session:
         row = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
         if row is None:
             raise NotFound(f"No API key {key_id}.")
-        return key_view(row)
+        return row
 
 
 def list_api_keys(store: Store, criteria: dict[str, Any]) -> dict[str, Any]:
+    """A page of keys (rows), oldest first."""
     query = select(ApiKey)
     if criteria.get("role"):
         query = query.where(ApiKey.role == criteria["role"])
@@ -159,7 +156,7 @@ def list_api_keys(store: Store, criteria: dict[str, Any]) -> dict[str, Any]:
     with store.transaction() as session:
         rows, cursor = keyset_page(session, query, ApiKey.created_at, ApiKey.id, criteria["limit"],
                                    criteria.get("cursor"))
-        return {"items": [key_view(row) for row in rows], "next_cursor": cursor}
+        return {"items": rows, "next_cursor": cursor}
 
 
 class Authenticator(DependencyProvider):

@@ -76,16 +76,18 @@ def check_branches(branches: list[str], group: Group) -> str:
     return ",".join(dict.fromkeys(codes))
 
 
-def view(user: StaffUser, locked_until: datetime | None = None) -> dict[str, Any]:
-    return {
-        "id": str(user.id), "username": user.username, "display_name": user.display_name, "role": user.role,
-        "branches": [b for b in user.branches.split(",") if b], "status": user.status,
-        "password_change_required": user.password_change_required,
-        "locked_until": isoformat(locked_until) if locked_until else None,
-        "created_at": isoformat(user.created_at), "updated_at": isoformat(user.updated_at),
-        "password_changed_at": isoformat(user.password_changed_at),
-        "last_login_at": isoformat(user.last_login_at) if user.last_login_at else None,
-    }
+@dataclass(frozen=True)
+class Account:
+    """A staff account as answered (``StaffSchema``): the stored user, read through this object, and until
+    when sign-in is locked, if it is."""
+
+    user: StaffUser
+    locked_until: datetime | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "user":
+            raise AttributeError(name)
+        return getattr(self.user, name)
 
 
 def _get(session: Session, user_id: str, lock: bool = False) -> StaffUser:
@@ -120,7 +122,7 @@ class Accounts:
 
     # -- people -------------------------------------------------------------------------------
 
-    def create(self, data: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    def create(self, data: dict[str, Any], actor: str | None) -> Account:
         username = normalise_username(data["username"])
         if not USERNAME.match(username):
             raise Invalid("A user name is 3-64 characters: letters, digits, dot, dash, underscore.",
@@ -144,12 +146,12 @@ class Accounts:
                                        role=user.role, branches=branches)
         except IntegrityError:
             raise Conflict(f"The user name {username!r} is taken.", {"username": ["Taken."]}) from None
-        return view(user)
+        return Account(user)
 
-    def get(self, user_id: str) -> dict[str, Any]:
+    def get(self, user_id: str) -> Account:
         with self.store.transaction() as session:
             user = _get(session, user_id)
-            return view(user, lockout.locked_until(session, user.username, utcnow()))
+            return Account(user, lockout.locked_until(session, user.username, utcnow()))
 
     def find(self, criteria: dict[str, Any]) -> dict[str, Any]:
         query = select(StaffUser)
@@ -169,9 +171,9 @@ class Accounts:
         with self.store.transaction() as session:
             rows, cursor = keyset_page(session, query, StaffUser.created_at, StaffUser.id, criteria["limit"],
                                        criteria.get("cursor"))
-            return {"items": [view(row) for row in rows], "next_cursor": cursor}
+            return {"items": [Account(row) for row in rows], "next_cursor": cursor}
 
-    def change(self, user_id: str, changes: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    def change(self, user_id: str, changes: dict[str, Any], actor: str | None) -> Account:
         now = utcnow()
         ended: list[str] = []
         with self.store.transaction() as session:
@@ -202,7 +204,7 @@ class Accounts:
                     ended = _end_sessions(session, user.id, "account_changed", now)
                 security_events.record(session, "staff_updated", actor=actor, target=f"user:{user.id}",
                                        changed=changed, sessions_ended=len(ended))
-            result = view(user, lockout.locked_until(session, user.username, now))
+            result = Account(user, lockout.locked_until(session, user.username, now))
         self.on_sessions_ended(ended)
         return result
 
@@ -214,7 +216,7 @@ class Accounts:
         if not others:
             raise Conflict(f"You cannot {action} the last active group admin; make someone else group admin first.")
 
-    def reset_password(self, user_id: str, password: str, actor: str | None) -> dict[str, Any]:
+    def reset_password(self, user_id: str, password: str, actor: str | None) -> Account:
         """A group admin sets a temporary password; the person must choose their own at next sign-in."""
         with self.store.transaction() as session:
             user = _get(session, user_id)
@@ -229,16 +231,16 @@ class Accounts:
             ended = _end_sessions(session, user.id, "password_reset", now)
             security_events.record(session, "password_reset", actor=actor, target=f"user:{user.id}",
                                    sessions_ended=len(ended))
-            result = view(user)
+            result = Account(user)
         self.on_sessions_ended(ended)
         return result
 
-    def unlock(self, user_id: str, actor: str | None) -> dict[str, Any]:
+    def unlock(self, user_id: str, actor: str | None) -> Account:
         with self.store.transaction() as session:
             user = _get(session, user_id)
             lockout.unlock(session, user.username)
             security_events.record(session, "account_unlocked", actor=actor, target=f"user:{user.id}")
-            return view(user)
+            return Account(user)
 
     def end_sessions(self, user_id: str, actor: str | None, reason: str = "revoked") -> dict[str, Any]:
         with self.store.transaction() as session:
@@ -251,7 +253,7 @@ class Accounts:
 
     # -- signing in ----------------------------------------------------------------------------
 
-    def sign_in(self, username: Any, password: Any, address: str) -> dict[str, Any]:
+    def sign_in(self, username: Any, password: Any, address: str) -> Account:
         username = normalise_username(username)
         if not isinstance(password, str):
             raise Invalid("The password must be text.", {"password": ["Not a string."]})
@@ -290,7 +292,7 @@ class Accounts:
             grant = self._open_session(session, user, now)
             security_events.record(session, "login_succeeded", actor=f"user:{user.id}", target=f"user:{user.id}",
                                    address=address, session_id=grant["session_id"])
-            grant["user"] = view(user)
+            grant["user"] = Account(user)
         LOGINS.labels("ok").inc()
         return grant
 
@@ -368,7 +370,7 @@ class Accounts:
         token.used_at = now
         staff_session.refreshed_at = now
         grant = self._grant(session, user, staff_session, now)
-        grant["user"] = view(user)
+        grant["user"] = Account(user)
         return grant
 
     def sign_out(self, user_id: str, session_id: str) -> None:
@@ -382,7 +384,7 @@ class Accounts:
                                    session_id=session_id)
         self.on_sessions_ended([session_id])
 
-    def change_own_password(self, user_id: str, session_id: str, current: Any, new: Any) -> dict[str, Any]:
+    def change_own_password(self, user_id: str, session_id: str, current: Any, new: Any) -> Account:
         with self.store.transaction() as session:
             user = _get(session, user_id)
             password_hash, username, display_name = user.password_hash, user.username, user.display_name
@@ -400,7 +402,7 @@ class Accounts:
             ended = _end_sessions(session, user.id, "password_changed", now, keep=session_id)
             security_events.record(session, "password_changed", actor=f"user:{user_id}", target=f"user:{user_id}",
                                    other_sessions_ended=len(ended))
-            result = view(user)
+            result = Account(user)
         self.on_sessions_ended([*ended, session_id])  # the current one's cached rights change too
         return result
 

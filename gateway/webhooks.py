@@ -22,8 +22,9 @@ import hmac
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +33,7 @@ from gateway import security_events
 from gateway.models import WebhookIntegration, WebhookReceipt, WebhookSecret
 from gateway.principal import Principal, check_scope, parse_scope
 from services.kit.caller import Identity
-from services.kit.clock import as_utc, isoformat, utcnow
+from services.kit.clock import as_utc, utcnow
 from services.kit.db import Store
 from services.kit.errors import Conflict, Invalid, NotFound, Unauthenticated
 
@@ -147,18 +148,38 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def view(row: WebhookIntegration, secrets_: list[WebhookSecret] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Integration:
+    """An integration as answered (``WebhookIntegrationSchema``): the stored row, read through this object,
+    and the secrets looked at (none: it shows no active secret)."""
+
+    row: WebhookIntegration
+    secrets: tuple[WebhookSecret, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "row":
+            raise AttributeError(name)
+        return getattr(self.row, name)
+
+
+class Issued(NamedTuple):
+    """An integration and its new signing secret, shown once (``IssuedWebhookSecretSchema``)."""
+
+    integration: Integration
+    secret: str
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.integration, name)
+
+
+def active_secrets(integration: Integration) -> list[WebhookSecret]:
+    """The secrets that verify now."""
     now = utcnow()
-    active = [s for s in secrets_ or [] if s.expires_at is None or as_utc(s.expires_at) > now]
-    return {"id": row.id, "name": row.name, "role": row.role, "branches": [b for b in row.branches.split(",") if b],
-            "permissions": sorted(parse_scope(row.permissions) or []), "created_at": isoformat(row.created_at),
-            "disabled_at": isoformat(row.disabled_at) if row.disabled_at else None,
-            "active_secrets": len(active),
-            "secret_expiries": sorted(isoformat(s.expires_at) for s in active if s.expires_at)}
+    return [s for s in integration.secrets if s.expires_at is None or as_utc(s.expires_at) > now]
 
 
 def create_integration(store: Store, slug: str, name: str, role: str, branches: str,
-                       wanted: list[str] | None, actor: str | None) -> tuple[dict[str, Any], str]:
+                       wanted: list[str] | None, actor: str | None) -> Issued:
     if not SLUG.match(slug or ""):
         raise Invalid("An integration id is 2-64 characters: a-z, 0-9 and dashes.", {"id": ["Not a valid id."]})
     scope = check_scope(role, wanted)
@@ -176,10 +197,10 @@ def create_integration(store: Store, slug: str, name: str, role: str, branches: 
                                    role=role, branches=branches, permissions=scope)
     except IntegrityError:
         raise Conflict(f"An integration {slug!r} exists already.", {"id": ["Taken."]}) from None
-    return view(row, [stored]), secret
+    return Issued(Integration(row, (stored,)), secret)
 
 
-def rotate_secret(store: Store, slug: str, overlap: timedelta, actor: str | None) -> tuple[dict[str, Any], str]:
+def rotate_secret(store: Store, slug: str, overlap: timedelta, actor: str | None) -> Issued:
     """A new secret; the current ones stay valid for ``overlap`` so the sender can switch."""
     secret = new_secret()
     now = utcnow()
@@ -195,11 +216,10 @@ def rotate_secret(store: Store, slug: str, overlap: timedelta, actor: str | None
         session.add(fresh)
         security_events.record(session, "webhook_secret_rotated", actor=actor, target=f"webhook:{slug}",
                                overlap_seconds=int(overlap.total_seconds()))
-        result = view(row, [*current, fresh])
-    return result, secret
+    return Issued(Integration(row, (*current, fresh)), secret)
 
 
-def disable_integration(store: Store, slug: str, actor: str | None) -> dict[str, Any]:
+def disable_integration(store: Store, slug: str, actor: str | None) -> Integration:
     with store.transaction() as session:
         row = session.get(WebhookIntegration, slug)
         if row is None:
@@ -207,14 +227,14 @@ def disable_integration(store: Store, slug: str, actor: str | None) -> dict[str,
         if row.disabled_at is None:
             row.disabled_at = utcnow()
             security_events.record(session, "webhook_integration_disabled", actor=actor, target=f"webhook:{slug}")
-        return view(row)
+        return Integration(row)
 
 
-def list_integrations(store: Store) -> list[dict[str, Any]]:
+def list_integrations(store: Store) -> list[Integration]:
     with store.transaction() as session:
         rows = session.scalars(select(WebhookIntegration).order_by(WebhookIntegration.id)).all()
         secrets_ = session.scalars(select(WebhookSecret)).all()
         by_integration: dict[str, list[WebhookSecret]] = {}
         for secret in secrets_:
             by_integration.setdefault(secret.integration_id, []).append(secret)
-        return [view(row, by_integration.get(row.id, [])) for row in rows]
+        return [Integration(row, tuple(by_integration.get(row.id, ()))) for row in rows]
