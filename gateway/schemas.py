@@ -10,8 +10,8 @@ from marshmallow import fields, missing, validate
 
 from gateway import permissions
 from gateway.auth import key_status
-from gateway.staff import STAFF_ROLES, STATUSES
-from gateway.webhooks import active_secrets
+from gateway.auth.staff import STAFF_ROLES, STATUSES
+from gateway.auth.webhooks import active_secrets
 from services.kit.caller import ROLES
 from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of

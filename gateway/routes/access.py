@@ -8,8 +8,16 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from gateway import security_events, webhooks
-from gateway.auth import get_api_key, issue_api_key, list_api_keys, revoke_api_key, rotate_api_key
+from gateway.auth import (
+    get_api_key,
+    issue_api_key,
+    list_api_keys,
+    revoke_api_key,
+    rotate_api_key,
+    security_events,
+    webhooks,
+)
+from gateway.auth.staff import check_branches
 from gateway.http import query_args, route
 from gateway.schemas import (
     ApiKeyCreateSchema,
@@ -25,7 +33,6 @@ from gateway.schemas import (
     WebhookIntegrationListSchema,
     WebhookIntegrationSchema,
 )
-from gateway.staff import check_branches
 from services.kit.config import group_from_config
 from services.kit.schemas import load
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import lockout
+from gateway.auth import lockout
+from gateway.auth.passwords import Passwords
+from gateway.auth.staff import Accounts, Lifetimes
+from gateway.auth.tokens import TokenKeys
+from gateway.auth.webhooks import WebhookVerifier, create_integration, signed_headers
 from gateway.idempotency import IdempotencyStore, Stored
-from gateway.passwords import Passwords
-from gateway.staff import Accounts, Lifetimes
-from gateway.tokens import TokenKeys
-from gateway.webhooks import WebhookVerifier, create_integration, signed_headers
 from services.kit.clock import utcnow
 from services.kit.config import group_from_config
 from services.kit.errors import Conflict, Invalid, RateLimited, Unauthenticated

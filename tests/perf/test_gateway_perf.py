@@ -36,7 +36,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from gateway.auth import Authenticator, issue_api_key
-from gateway.tokens import TokenKeys
+from gateway.auth.tokens import TokenKeys
 from services.kit.clock import utcnow
 from tests.e2e.conftest import free_port
 from tests.harness import REPO, service_config, store_for
@@ -130,7 +130,7 @@ def auth_cost_us(store_url: str) -> dict[str, float]:
     token, _ = keys.issue_access("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002",
                                  "front_desk", ("*",), utcnow(), 900)
     token_request = Request(EnvironBuilder(headers={"Authorization": f"Bearer {token}"}).get_environ())
-    from gateway.principal import Principal
+    from gateway.auth.principal import Principal
     from services.kit.caller import Identity
 
     identity = Identity("staff", "00000000-0000-0000-0000-000000000001", "front_desk", ("*",))

@@ -1,14 +1,14 @@
 """Operator commands for the gateway's credentials.
 
-    python -m gateway.credentials create-admin --username wang.li --name "Wang Li"        (the first group admin)
-    python -m gateway.credentials unlock-staff <user name>
-    python -m gateway.credentials create-api-key --name "HIS Jing'an" --role integration --branches SH01 \\
+    python -m gateway.auth.credentials create-admin --username wang.li --name "Wang Li"        (the first group admin)
+    python -m gateway.auth.credentials unlock-staff <user name>
+    python -m gateway.auth.credentials create-api-key --name "HIS Jing'an" --role integration --branches SH01 \\
         [--permissions members:read,members:enrol] [--expires-in-days 365]
-    python -m gateway.credentials rotate-api-key <key id> [--overlap-hours 24]
-    python -m gateway.credentials revoke-api-key <key id>
-    python -m gateway.credentials list-api-keys
-    python -m gateway.credentials create-webhook-integration --id his-jingan --name "HIS Jing'an" --branches SH01
-    python -m gateway.credentials rotate-webhook-secret <integration id> [--overlap-hours 24]
+    python -m gateway.auth.credentials rotate-api-key <key id> [--overlap-hours 24]
+    python -m gateway.auth.credentials revoke-api-key <key id>
+    python -m gateway.auth.credentials list-api-keys
+    python -m gateway.auth.credentials create-webhook-integration --id his-jingan --name "HIS Jing'an" --branches SH01
+    python -m gateway.auth.credentials rotate-webhook-secret <integration id> [--overlap-hours 24]
 
 The database is ``GATEWAY_DATABASE_URL`` (default ``var/gateway.db``); webhook secrets and the security
 log need the data keys (``CARELOOP_DATA_KEYS``, ``CARELOOP_INDEX_KEY``). A new key or secret is printed
@@ -28,12 +28,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway import lockout, webhooks
-from gateway.auth import issue_api_key, list_api_keys, revoke_api_key, rotate_api_key
+from gateway.auth import issue_api_key, list_api_keys, lockout, revoke_api_key, rotate_api_key, webhooks
+from gateway.auth.passwords import Passwords
+from gateway.auth.staff import Account, Accounts, Lifetimes, check_branches
 from gateway.models import StaffUser
-from gateway.passwords import Passwords
 from gateway.schemas import ApiKeySchema
-from gateway.staff import Account, Accounts, Lifetimes, check_branches
 from services.kit.caller import ROLES
 from services.kit.clock import utcnow
 from services.kit.config import group_from_config
@@ -67,7 +66,7 @@ def create_admin(store: Store, username: str, name: str, password: str, another:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.credentials", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m gateway.auth.credentials", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     admin = commands.add_parser("create-admin", help="create a group admin (the first one)")

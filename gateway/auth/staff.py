@@ -1,7 +1,7 @@
 """Staff accounts and their sessions: create and change people, sign in, refresh, sign out.
 
 A person has one role and the branches they work at. Signing in gives a short-lived access token and
-a refresh token (``gateway.tokens``); a session ends on sign-out, when its refresh token is reused,
+a refresh token (``gateway.auth.tokens``); a session ends on sign-out, when its refresh token is reused,
 when it reaches its absolute lifetime, or when a group admin (or the person, by changing their
 password) ends it. Changing a person's role, branches or status ends their sessions, so that the new
 rights apply at once (within the gateway's cache time on other replicas).
@@ -22,10 +22,10 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway import lockout, security_events
+from gateway.auth import lockout, security_events
+from gateway.auth.passwords import Passwords, check_strength
+from gateway.auth.tokens import TokenKeys, hash_refresh_token, new_refresh_token
 from gateway.models import RefreshToken, StaffSession, StaffUser
-from gateway.passwords import Passwords, check_strength
-from gateway.tokens import TokenKeys, hash_refresh_token, new_refresh_token
 from services.kit.caller import ALL_BRANCHES
 from services.kit.clock import as_utc, isoformat, utcnow
 from services.kit.config import Group
