@@ -27,6 +27,7 @@ from gateway.auth import lockout
 from gateway.auth.api_keys import hash_secret, parse_api_key
 from gateway.auth.passwords import Passwords
 from gateway.auth.principal import Principal, parse_scope
+from gateway.auth.recent import Recent
 from gateway.auth.staff import Accounts, Lifetimes
 from gateway.auth.tokens import LEEWAY_SECONDS, AccessClaims, TokenKeys, looks_like_jwt
 from gateway.auth.webhooks import DEFAULT_TOLERANCE, WebhookVerifier
@@ -46,8 +47,8 @@ class Authenticator(DependencyProvider):
         self.cache_seconds = float(config.get("AUTH_CACHE_SECONDS", 30))
         self.token_keys = TokenKeys.from_config(config)
         self.lifetimes = Lifetimes.from_config(config)
-        self._keys: dict[str, tuple[float, str, Principal | None]] = {}
-        self._sessions: dict[str, tuple[float, Principal | None]] = {}
+        self._keys: Recent[tuple[str, Principal | None]] = Recent(self.cache_seconds, 10_000)
+        self._sessions: Recent[Principal | None] = Recent(self.cache_seconds, 50_000)
         self._tokens: dict[bytes, AccessClaims] = {}  # verified access tokens by SHA-256, until they expire
 
     def start(self) -> None:
@@ -79,14 +80,7 @@ class Authenticator(DependencyProvider):
         return principal.identity if principal is not None else None
 
     def _api_key(self, key_id: str, secret: str) -> Principal | None:
-        now = time.monotonic()
-        cached = self._keys.get(key_id)
-        if cached is None or cached[0] < now:
-            cached = (now + self.cache_seconds, *self._load_key(key_id))
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[key_id] = cached
-        expires, secret_hash, principal = cached
+        secret_hash, principal = self._keys.get(key_id, lambda: self._load_key(key_id))
         if principal is None or not hmac.compare_digest(secret_hash, hash_secret(secret)):
             return None
         return principal
@@ -114,14 +108,7 @@ class Authenticator(DependencyProvider):
             if len(self._tokens) > 50_000:
                 self._tokens.clear()
             self._tokens[digest] = claims
-        now = time.monotonic()
-        cached = self._sessions.get(claims.session_id)
-        if cached is None or cached[0] < now:
-            cached = (now + self.cache_seconds, self._load_session(claims.session_id))
-            if len(self._sessions) > 50_000:
-                self._sessions.clear()
-            self._sessions[claims.session_id] = cached
-        principal = cached[1]
+        principal = self._sessions.get(claims.session_id, lambda: self._load_session(claims.session_id))
         if principal is None or principal.identity.subject != claims.user_id:
             return None
         return principal
@@ -147,10 +134,10 @@ class Authenticator(DependencyProvider):
 
     def forget_sessions(self, session_ids: list[str]) -> None:
         for session_id in session_ids:
-            self._sessions.pop(session_id, None)
+            self._sessions.forget(session_id)
 
     def forget_key(self, key_id: str) -> None:
-        self._keys.pop(key_id, None)
+        self._keys.forget(key_id)
 
     def get_dependency(self, worker_ctx: Any) -> Authenticator:
         return self

@@ -222,18 +222,10 @@ class Accounts:
             user = _get(session, user_id)
             username, display_name = user.username, user.display_name
         check_strength(password, username, display_name)
-        password_hash = self.passwords.hash(password)
-        now = utcnow()
-        with self.store.transaction() as session:
-            user = _get(session, user_id, lock=True)
-            user.password_hash, user.password_changed_at, user.updated_at = password_hash, now, now
-            user.password_change_required = True
-            ended = _end_sessions(session, user.id, "password_reset", now)
-            security_events.record(session, "password_reset", actor=actor, target=f"user:{user.id}",
-                                   sessions_ended=len(ended))
-            result = Account(user)
+        user, ended = self._set_password(user_id, self.passwords.hash(password), required=True,
+                                         event="password_reset", actor=actor, count="sessions_ended")
         self.on_sessions_ended(ended)
-        return result
+        return Account(user)
 
     def unlock(self, user_id: str, actor: str | None) -> Account:
         with self.store.transaction() as session:
@@ -393,18 +385,23 @@ class Accounts:
         check_strength(new, username, display_name)
         if new == current:
             raise Invalid("Choose a password different from the current one.", {"new_password": ["Unchanged."]})
-        new_hash = self.passwords.hash(new)
+        user, ended = self._set_password(user_id, self.passwords.hash(new), required=False, event="password_changed",
+                                         actor=f"user:{user_id}", count="other_sessions_ended", keep=session_id)
+        self.on_sessions_ended([*ended, session_id])  # the current one's cached rights change too
+        return Account(user)
+
+    def _set_password(self, user_id: str, password_hash: str, *, required: bool, event: str, actor: str | None,
+                      count: str, keep: str | None = None) -> tuple[StaffUser, list[str]]:
+        """Store a new hash (hashed before, outside the transaction), end the person's sessions but ``keep``,
+        and log ``event`` with how many ended under ``count``."""
         now = utcnow()
         with self.store.transaction() as session:
             user = _get(session, user_id, lock=True)
-            user.password_hash, user.password_changed_at, user.updated_at = new_hash, now, now
-            user.password_change_required = False
-            ended = _end_sessions(session, user.id, "password_changed", now, keep=session_id)
-            security_events.record(session, "password_changed", actor=f"user:{user_id}", target=f"user:{user_id}",
-                                   other_sessions_ended=len(ended))
-            result = Account(user)
-        self.on_sessions_ended([*ended, session_id])  # the current one's cached rights change too
-        return result
+            user.password_hash, user.password_changed_at, user.updated_at = password_hash, now, now
+            user.password_change_required = required
+            ended = _end_sessions(session, user.id, event, now, keep=keep)
+            security_events.record(session, event, actor=actor, target=f"user:{user.id}", **{count: len(ended)})
+        return user, ended
 
     def count_active_admins(self) -> int:
         with self.store.transaction() as session:

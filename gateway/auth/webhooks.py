@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import security_events
 from gateway.auth.principal import Principal, check_scope, parse_scope
+from gateway.auth.recent import Recent
 from gateway.models import WebhookIntegration, WebhookReceipt, WebhookSecret
 from services.kit.caller import Identity
 from services.kit.clock import as_utc, utcnow
@@ -61,9 +62,8 @@ class WebhookVerifier:
 
     def __init__(self, store: Store, cache_seconds: float, tolerance: float = DEFAULT_TOLERANCE) -> None:
         self.store = store
-        self.cache_seconds = cache_seconds
         self.tolerance = tolerance
-        self._cache: dict[str, tuple[float, Principal | None, tuple[str, ...]]] = {}
+        self._integrations: Recent[tuple[Principal | None, tuple[str, ...]]] = Recent(cache_seconds, 1000)
 
     def verify(self, headers: Any, body: bytes, address: str) -> tuple[Principal, bool]:
         """The integration behind a validly signed request, and whether this signature is new (False:
@@ -82,7 +82,7 @@ class WebhookVerifier:
             self._reject(integration, address, "stale_timestamp")
             raise Unauthenticated(f"The request was signed more than {int(self.tolerance // 60)} minutes away from "
                                   "now; re-sign it with the current time (check the sender's clock).")
-        principal, secrets_ = self._integration(integration)
+        principal, secrets_ = self._integrations.get(integration, lambda: self._load(integration))
         valid = False
         for secret in secrets_:
             expected = sign(secret, stamp, body)
@@ -92,16 +92,6 @@ class WebhookVerifier:
             self._reject(integration, address, "bad_signature")
             raise Unauthenticated("The signature does not match this integration's secret.")
         return principal, self._remember(integration, given)
-
-    def _integration(self, slug: str) -> tuple[Principal | None, tuple[str, ...]]:
-        now = time.monotonic()
-        cached = self._cache.get(slug)
-        if cached is None or cached[0] < now:
-            cached = (now + self.cache_seconds, *self._load(slug))
-            if len(self._cache) > 1000:
-                self._cache.clear()
-            self._cache[slug] = cached
-        return cached[1], cached[2]
 
     def _load(self, slug: str) -> tuple[Principal | None, tuple[str, ...]]:
         now = utcnow()
@@ -136,7 +126,7 @@ class WebhookVerifier:
                                    reason=reason)
 
     def forget(self, slug: str) -> None:
-        self._cache.pop(slug, None)
+        self._integrations.forget(slug)
 
     def purge(self) -> None:
         cutoff = utcnow() - timedelta(seconds=2 * self.tolerance)
