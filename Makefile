@@ -1,5 +1,5 @@
 # CareLoop: the two commands (README) and a few helpers.
-.PHONY: run test lint perf stop clean venv
+.PHONY: run test lint perf stop clean venv audit lock
 
 venv:
 	@scripts/bootstrap.sh
@@ -10,7 +10,7 @@ run: venv
 	@scripts/infra.sh rabbitmq
 	@.venv/bin/python -m deploy.local.run
 
-## test: lint, then unit, integration (SQLite and PostgreSQL) and end-to-end tests
+## test: lint, then unit, integration and end-to-end tests (PostgreSQL; SQLite too where quick)
 test: venv
 	@scripts/infra.sh rabbitmq postgresql
 	@.venv/bin/ruff check .
@@ -27,6 +27,15 @@ perf: venv
 ## stop: stop a `make run` started in another terminal (its runner first, so nothing is restarted)
 stop:
 	@.venv/bin/python -m deploy.local.run --stop
+
+## audit: pip-audit over the locked runtime and development sets; says NOT AUDITED (exit 2) where no
+## vulnerability database (osv.dev, PyPI's JSON API) can be reached, as on a machine that sees only a package index
+audit: venv
+	@.venv/bin/python scripts/audit.py
+
+## lock: re-lock requirements.txt and requirements-dev.txt (with hashes) from the .in files
+lock:
+	@scripts/lock.sh
 
 clean:
 	rm -rf var .pytest_cache

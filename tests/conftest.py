@@ -3,10 +3,14 @@
 - Unit tests need none of this and never touch the broker or a database.
 - ``amqp_uri``: a vhost created for this run (``rabbitmqctl add_vhost``) and deleted after it, so a
   running demo or a parallel run never consumes our messages.
-- ``backend``: integration tests that take it run twice, on SQLite and on PostgreSQL (a database per
-  test cloned from a migrated template; all dropped at the end of the run).
+- ``backend``: tests that take it run once per database, on PostgreSQL and on SQLite; every other test
+  runs on PostgreSQL, production's database. ``--backends sqlite`` (or ``postgresql``) narrows a run; a
+  ``@pytest.mark.backends("postgresql")`` marker says what a test can run on. PostgreSQL databases are cloned
+  from a migrated template, emptied after a test and reused; all dropped at the end of the run.
 - ``start_service(ServiceClass)``: a real nameko container on the run's vhost and a fresh database.
 - ``rpc``: a standalone cluster proxy, optionally acting as a given caller.
+- a run fails if the source tree changed during it (``git status``, ignored files included): tests write
+  under ``tmp_path`` only.
 """
 
 # eventlet first: nameko (and its pytest plugin since 2.13) relies on the caller to patch.
@@ -19,7 +23,10 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import os  # noqa: E402
+import tempfile  # noqa: E402
 
+# Hypothesis (schemathesis) keeps its caches in ./.hypothesis unless told otherwise: outside the source tree.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "careloop-hypothesis"))
 # Keys for field encryption in tests (never used anywhere else).
 os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
 os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")

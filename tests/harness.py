@@ -44,12 +44,20 @@ def amqp_uri() -> Iterator[str]:
 
 
 class Databases:
-    """Fresh, migrated databases per test, cloned from a template per backend and service."""
+    """Fresh, migrated databases per test, cloned from a template per backend and service.
+
+    On PostgreSQL a database that ``start_service`` made for a test is emptied when the test's services have
+    stopped (one ``TRUNCATE`` of every table but ``alembic_version``) and handed to a later test, instead of
+    a ``CREATE DATABASE`` per service and test and a ``DROP DATABASE`` (a checkpoint) per database at the
+    end: measured here, create 0.11-0.17 s and drop 0.2-0.5 s apiece, the emptying ~0.05 s."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.templates: dict[tuple[str, str], str] = {}
         self.pg_databases: list[str] = []
+        self.idle: dict[str, list[str]] = {}  # service -> emptied databases ready for another test
+        self.tables: dict[str, list[str]] = {}  # service -> its template's tables
+        self.reused = 0
 
     def _pg_admin(self, sql: str) -> None:
         import psycopg2
@@ -79,6 +87,7 @@ class Databases:
                 self._pg_admin(f'CREATE DATABASE "{name}"')
                 self.pg_databases.append(name)
                 upgrade(service, self._pg_url(name))
+                self.tables[service] = self._tables_of(name)
                 self.templates[key] = name
         return self.templates[key]
 
@@ -93,6 +102,50 @@ class Databases:
         self._pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         self.pg_databases.append(name)
         return self._pg_url(name)
+
+    def borrow(self, backend: str, service: str) -> str:
+        """A fresh database for ``service``: on PostgreSQL an emptied one when there is one, else a new one."""
+        if backend == "postgresql" and self.idle.get(service):
+            self.reused += 1
+            return self._pg_url(self.idle[service].pop())
+        return self.fresh(backend, service)
+
+    def _tables_of(self, name: str) -> list[str]:
+        import psycopg2
+
+        connection = psycopg2.connect(self._pg_url(name).replace("+psycopg2", ""))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+                return [row[0] for row in cursor.fetchall()]
+        finally:
+            connection.close()
+
+    def give_back(self, service: str, url: str) -> None:
+        """Empty a PostgreSQL database a test has finished with and keep it for the next test of ``service``.
+
+        Only if its tables are still the template's (a test that changed the schema leaves it to be dropped)
+        and nothing holds a lock on them (``lock_timeout``: a stuck session leaves it to be dropped too)."""
+        import psycopg2
+
+        name = url.rsplit("/", 1)[1]
+        tables = self.tables.get(service)
+        if not tables or name not in self.pg_databases or self._tables_of(name) != tables:
+            return
+        emptied = [table for table in tables if table != "alembic_version"]
+        connection = psycopg2.connect(url.replace("+psycopg2", ""))
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                if emptied:
+                    cursor.execute("TRUNCATE " + ", ".join(f'"{table}"' for table in emptied)
+                                   + " RESTART IDENTITY CASCADE")
+        except psycopg2.Error:
+            return
+        finally:
+            connection.close()
+        self.idle.setdefault(service, []).append(name)
 
     def drop_all(self) -> None:
         """Drop this run's PostgreSQL databases, on one connection. Each DROP DATABASE makes PostgreSQL
@@ -126,23 +179,104 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     yield registry  # dropped by pytest_sessionfinish, not here: a fixture's teardown counts in a test's timeout
 
 
+def _source_tree() -> dict[str, str]:
+    """What ``git status`` says of the work tree (ignored files too), with a digest of each changed file."""
+    import hashlib
+
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-z"], cwd=REPO, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    state = {}
+    for entry in out.split("\0"):
+        path = entry[3:]
+        if not path or "__pycache__" in path or path.endswith(".pyc"):
+            continue  # Python's own bytecode cache, written by any import
+        target = REPO / path
+        digest = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else "dir"
+        state[path] = f"{entry[:2]} {digest}"
+    return state
+
+
+_tree_before: dict[str, str] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _tree_before.update(_source_tree())
+
+
+def _check_source_tree(session: pytest.Session) -> None:
+    """Fail the run if a test wrote into the source tree (tests write under tmp_path and /tmp only)."""
+    after = _source_tree()
+    changed = sorted(path for path in set(after) | set(_tree_before) if after.get(path) != _tree_before.get(path))
+    if changed:
+        import sys
+
+        print("\nthe source tree changed during this run (a test must write under tmp_path, never here):\n  "
+              + "\n  ".join(f"{path}: {_tree_before.get(path, 'absent')} -> {after.get(path, 'gone')}"
+                             for path in changed), file=sys.stderr, flush=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _check_source_tree(session)
     count = sum(len(registry.pg_databases) for registry in _registries)
     if count:
         import sys
         import time
 
         started = time.monotonic()
-        print(f"\ndropping this run's {count} PostgreSQL test databases (each DROP is a checkpoint) ...",
-              file=sys.stderr, flush=True)
+        reused = sum(registry.reused for registry in _registries)
+        print(f"\ndropping this run's {count} PostgreSQL test databases (each DROP is a checkpoint; {reused} "
+              "times a test was given an emptied one instead of a new one) ...", file=sys.stderr, flush=True)
         for registry in _registries:
             registry.drop_all()
         print(f"dropped in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
+BACKENDS = ("postgresql", "sqlite")  # PostgreSQL first: production's database is the one every test runs on
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--backends", default=",".join(BACKENDS),
+                     help="databases to run on, comma separated (postgresql, sqlite): tests that take `backend` "
+                          "run once per backend; every other test runs on the first")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): the only databases this test can run on")
+
+
+def chosen_backends(config: pytest.Config) -> list[str]:
+    names = [name.strip() for name in config.getoption("--backends").split(",") if name.strip()]
+    unknown = set(names) - set(BACKENDS)
+    if unknown or not names:
+        raise pytest.UsageError(f"--backends takes {', '.join(BACKENDS)}; got {', '.join(sorted(unknown)) or 'none'}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``backend``: each chosen backend (``--backends``) this test's ``backends`` marker allows."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    names = chosen_backends(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None:
+        names = [name for name in names if name in marker.args]
+    metafunc.parametrize("backend", names)
+
+
+def primary_backend(request: pytest.FixtureRequest) -> str:
+    """The test's own ``backend`` when it takes one; otherwise the first chosen (PostgreSQL by default)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "backend" in callspec.params:
+        return callspec.params["backend"]
+    names = chosen_backends(request.config)
+    marker = request.node.get_closest_marker("backends")
+    if marker is not None:
+        allowed = [name for name in names if name in marker.args]
+        if not allowed:
+            pytest.skip(f"runs only on {', '.join(marker.args)}, not chosen by --backends")
+        return allowed[0]
+    return names[0]
 
 
 def service_config(amqp_uri: str, database_url: str | None = None, **overrides: Any) -> dict[str, Any]:
@@ -193,10 +327,14 @@ def start_service(amqp_uri: str, databases: Databases,
     from nameko.containers import get_container_cls
 
     started: list[Any] = []
+    borrowed: list[tuple[str, str]] = []
 
-    def start(service_cls: type, backend: str = "sqlite", database_url: str | None = None,
+    def start(service_cls: type, backend: str | None = None, database_url: str | None = None,
               **overrides: Any) -> Any:
-        url = database_url or databases.fresh(backend, service_cls.name)
+        url = database_url
+        if url is None:
+            url = databases.borrow(backend or primary_backend(request), service_cls.name)
+            borrowed.append((service_cls.name, url))
         config = service_config(amqp_uri, url, **overrides)
         container = get_container_cls(config)(service_cls, config)
         container.database_url = url
@@ -211,6 +349,9 @@ def start_service(amqp_uri: str, databases: Databases,
     # each stop waits up to a second for its consumer loop; stop them side by side
     list(eventlet.GreenPool(len(started) or 1).imap(_stop, started))
     delete_queues(amqp_uri, sorted(queues))
+    for service, url in borrowed:
+        if url.startswith("postgresql"):
+            databases.give_back(service, url)
 
 
 def _stop(container: Any) -> None:
@@ -251,6 +392,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float 
         if eventlet.hubs.get_hub().clock() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         eventlet.sleep(interval)
+
+
+def events_handled(service: str, handler: str, outcome: str) -> float:
+    """How many events ``service.handler`` has acknowledged with ``outcome`` (ok, duplicate, retried,
+    dead_lettered) in this process: the one trace a redelivery dropped by the inbox leaves."""
+    from prometheus_client import REGISTRY
+
+    labels = {"service": service, "handler": handler, "outcome": outcome}
+    return REGISTRY.get_sample_value("careloop_events_handled_total", labels) or 0
+
+
+def queued_for(amqp_uri: str, service: str) -> int:
+    """Messages waiting for ``service``'s event handlers, ready or delivered and not yet acknowledged (the
+    broker's own count, ``rabbitmqctl list_queues``), its delay queues included: 0 means nothing in flight."""
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "messages"],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    rows = (line.rsplit("\t", 1) for line in out.splitlines() if "\t" in line)
+    return sum(int(count) for name, count in rows if f"--{service}." in name or name.startswith("careloop.retry"))
 
 
 def store_for(url: str) -> Any:

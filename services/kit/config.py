@@ -19,6 +19,8 @@ import yaml
 from services.kit.errors import Invalid
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
+"""The languages CareLoop speaks (messages, templates, a member's preference)."""
 DEFAULT_GROUP_FILE = REPO_ROOT / "config" / "group.yml"
 
 
@@ -136,6 +138,8 @@ def _load_group(setting: str | Path) -> Group:
     if not branches:
         raise ValueError(f"{path}: a group needs at least one branch")
     ZoneInfo(raw["time_zone"])  # fail at start-up on a misspelt zone, not at the first birthday
+    if raw.get("default_language", "zh-Hans") not in LANGUAGES:
+        raise ValueError(f"{path}: default_language must be one of {', '.join(LANGUAGES)}")
     return Group(
         code=raw["code"], name=raw["name"], time_zone=raw["time_zone"], currency=raw["currency"],
         region=raw.get("region", "CN"), card_prefix=str(raw.get("card_prefix", "88")),

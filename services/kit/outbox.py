@@ -9,6 +9,11 @@ nameko's event handlers bind to — waits for the broker's confirm, then marks t
 dies between the confirm and the mark, the event is published again on restart; consumers dedupe by
 ``event_id`` (kit.inbox), so delivery is at least once and the effect exactly once.
 
+Fault injection: with ``CARELOOP_OUTBOX_PAUSE_FILE`` set in its environment, the relay of that process stops
+after it has locked a batch of committed events and before it publishes them, writes its pid to that file
+and waits there, so that a test can SIGKILL the process at the worst moment (tests/integration/
+test_event_guarantees.py). Never set outside tests.
+
 Several replicas on PostgreSQL share the work with ``FOR UPDATE SKIP LOCKED``. Events carry an
 ``event_id`` and ``occurred_at`` (UTC ISO 8601) added here; consumers must not rely on order across
 aggregates.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -92,6 +98,7 @@ class Outbox(DependencyProvider):
         self.batch_size = int(config.get("OUTBOX_BATCH", 200))
         self.poll_interval = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
         self.retention = timedelta(days=float(config.get("OUTBOX_RETENTION_DAYS", 7)))
+        self.pause_file = os.environ.get("CARELOOP_OUTBOX_PAUSE_FILE")  # fault injection, see the docstring
         self.publisher = BatchPublisher(self.amqp_uri, self.exchange)
         self._running = False
         self._wake = Event()
@@ -158,6 +165,8 @@ class Outbox(DependencyProvider):
             rows = session.execute(query).all()
             if not rows:
                 return 0
+            if self.pause_file:
+                self._pause_before_publish(len(rows))
             self.publisher.publish((row.event_type, json.loads(row.payload), json.loads(row.headers or "{}"))
                                    for row in rows)
             session.execute(update(table).where(table.c.id.in_([row.id for row in rows]))
@@ -165,6 +174,15 @@ class Outbox(DependencyProvider):
         for event_type, count in Counter(row.event_type for row in rows).items():
             OUTBOX_PUBLISHED.labels(self.container.service_name, event_type).inc(count)
         return len(rows)
+
+    def _pause_before_publish(self, count: int) -> None:
+        """Fault injection: committed events locked, none published; say so and wait to be killed."""
+        log.warning("outbox relay paused before publishing %d events (CARELOOP_OUTBOX_PAUSE_FILE)", count)
+        with open(self.pause_file, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()} {count}\n")
+        while self._running:
+            eventlet.sleep(0.1)
+        raise RuntimeError("stopped while paused before publishing (fault injection)")
 
     def _housekeeping(self) -> None:
         now = eventlet.hubs.get_hub().clock()

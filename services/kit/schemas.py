@@ -22,11 +22,35 @@ def load(schema: marshmallow.Schema, data: Any, partial: bool = False) -> Any:
     """Validate ``data`` against ``schema``; on failure raise ``Invalid`` with per-field messages."""
     if not isinstance(data, dict):
         raise Invalid("The request body must be a JSON object.", {"_schema": ["Expected an object."]})
+    where = _nul_in(data)
+    if where is not None:  # PostgreSQL refuses NUL in text outright: a 500 later, an answer now
+        raise Invalid(f"Invalid input. {where}: must not contain NUL characters.",
+                      {where: ["Must not contain NUL characters."]})
     try:
         return schema.load(data, partial=partial)
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
         raise Invalid(summarise(messages), messages) from None
+
+
+def _nul_in(value: Any, path: str = "") -> str | None:
+    """The path of the first string (key or value) in ``value`` holding a NUL character, or None."""
+    if isinstance(value, str):
+        return (path or "_schema") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return path or "_schema"
+            found = _nul_in(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found = _nul_in(item, path)
+            if found is not None:
+                return found
+    return None
 
 
 def summarise(messages: dict[str, Any]) -> str:

@@ -11,11 +11,11 @@ from datetime import UTC, date, datetime
 
 from marshmallow import fields, validate
 
+from services.kit.config import LANGUAGES  # noqa: F401 - one list for the group
 from services.kit.contracts import Contracts, Event, UtcTime
 
 EVENTS = Contracts("members")
 
-LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
 SOURCES = ("desk", "self_signup", "his", "import")
 """Where an enrolment came from."""
 LIFECYCLE_STATUSES = ("active", "frozen", "closed")

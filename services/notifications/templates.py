@@ -23,14 +23,16 @@ from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
 
-from services.kit.config import Group
+from services.kit.config import (
+    LANGUAGES,  # noqa: F401 - one list for the group
+    Group,
+)
 from services.kit.errors import Invalid
 from services.notifications.alerts import JOURNEY as STAFF_ALERT
 from services.notifications.events import CHANNELS
 from services.notifications.journeys import JOURNEYS, link_for, parse_time
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es")
 LOCALES = {"en": "en", "zh-Hans": "zh_Hans_CN", "zh-Hant": "zh_Hant", "es": "es"}
 FALLBACK_LANGUAGE = "en"
 

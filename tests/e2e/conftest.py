@@ -119,7 +119,8 @@ class Suite:
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
     """Start members, notifications, points, records (with ``records_config``) and a gateway (with config
-    ``overrides``) on SQLite."""
+    ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
+    takes ``backend``."""
     stores: list[Any] = []
 
     def start(records_config: dict[str, Any] | None = None, **overrides: Any) -> Suite:
@@ -148,5 +149,5 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
 
 @pytest.fixture
 def suite(start_suite: Callable[..., Suite]) -> Suite:
-    """Members, notifications, points, records and the gateway on SQLite, the gateway on a free local port."""
+    """Members, notifications, points, records and the gateway (PostgreSQL), the gateway on a free local port."""
     return start_suite()

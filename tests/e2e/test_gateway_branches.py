@@ -38,17 +38,13 @@ def test_an_api_key_of_branch_a_is_scoped_the_same_way(suite):
 
 @pytest.mark.parametrize("path", ["/v1/follow-ups", "/v1/kpis"])
 def test_a_token_of_branch_a_cannot_list_follow_ups_or_kpis_of_branch_b(start_service, path):
-    """Runs once the records service (issue 6) is merged and its routes are on the gateway."""
-    records = pytest.importorskip("services.records.service")
+    from gateway.service import GatewayService
+    from services.members.service import MembersService
+    from services.records.service import RecordsService
     from tests.e2e.conftest import GATEWAY_TEST_CONFIG, Suite, free_port
     from tests.harness import store_for
 
-    service_cls = next(value for value in vars(records).values()
-                       if isinstance(value, type) and getattr(value, "name", None) == "records")
-    start_service(service_cls)
-    from gateway.service import GatewayService
-    from services.members.service import MembersService
-
+    start_service(RecordsService)
     start_service(MembersService)
     port = free_port()
     gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", **GATEWAY_TEST_CONFIG)

@@ -160,17 +160,20 @@ def test_a_signed_his_bill_and_refund_complete_and_refund_once_within_the_integr
     member_id = enrol(suite, 7)
     his = suite.integration("integration", SH01)
     bill = his_bill(member_id, "H-SIGNED-1")
-    first = suite.signed("POST", "/v1/webhooks/bills", bill, integration=his, headers={"Idempotency-Key": "hb-1"})
-    redelivered = int(time.time()) - 2  # a redelivery is signed afresh; the same signature twice is a replay
-    again = suite.signed("POST", "/v1/webhooks/bills", bill, integration=his, timestamp=redelivered,
+    # a redelivery is signed afresh (the same signature twice is a replay): its timestamp is set apart from
+    # the first's, not read from the clock again (two seconds into a slow first request they were equal)
+    signed_at = int(time.time())
+    first = suite.signed("POST", "/v1/webhooks/bills", bill, integration=his, timestamp=signed_at,
+                         headers={"Idempotency-Key": "hb-1"})
+    again = suite.signed("POST", "/v1/webhooks/bills", bill, integration=his, timestamp=signed_at - 2,
                          headers={"Idempotency-Key": "hb-2"})
     assert first.status_code == again.status_code == 200, first.text
     assert again.json()["id"] == first.json()["id"] and first.json()["status"] == "completed"
     refund = {"refund_id": "R-SIGNED-1", "bill_id": "H-SIGNED-1", "payments": [{"method": "card", "amount_minor": 60000}]}
-    refunded = suite.signed("POST", "/v1/webhooks/refunds", refund, integration=his,
+    refunded = suite.signed("POST", "/v1/webhooks/refunds", refund, integration=his, timestamp=signed_at,
                             headers={"Idempotency-Key": "hr-1"})
     assert refunded.status_code == 200, refunded.text
-    assert suite.signed("POST", "/v1/webhooks/refunds", refund, integration=his, timestamp=redelivered,
+    assert suite.signed("POST", "/v1/webhooks/refunds", refund, integration=his, timestamp=signed_at - 2,
                         headers={"Idempotency-Key": "hr-2"}).status_code == 200
     assert count(suite, "SELECT count(*) FROM kit_outbox WHERE event_type = 'visit_refunded'") == 1
     elsewhere = suite.signed("POST", "/v1/webhooks/bills", {**his_bill(member_id, "H-SIGNED-2"), "branch": "SH02"},

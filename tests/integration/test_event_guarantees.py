@@ -1,6 +1,7 @@
 """The kit's event guarantees with real services, broker and databases.
 
-- an event committed while the relay was down is published when the service comes back, once;
+- an event committed but not yet published when its process is killed (SIGKILL of a real ``nameko run``
+  process, its relay held between the commit and the publish) is published when it comes back, once;
 - the same event delivered twice has one effect (inbox);
 - a failing handler is retried with backoff, then parked; the operator lists and replays it;
 - a payload no retry can fix (Invalid) is parked at once.
@@ -9,9 +10,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
 
@@ -20,7 +25,7 @@ from services.kit.clock import utcnow
 from services.members.service import MembersService
 from services.notifications.models import Delivery
 from services.notifications.service import NotificationsService
-from tests.harness import query, scalar, service_config, wait_for
+from tests.harness import REPO, events_handled, query, queued_for, scalar, service_config, wait_for
 
 MEMBER = {"full_name": "Zhou Min", "phone": "13600136000", "birth_date": "1979-03-04", "home_branch": "HZ01"}
 
@@ -62,23 +67,66 @@ def tally(start_service, databases, backend):
     return start_service(Tally, database_url=databases.fresh(backend, "notifications"))
 
 
-def test_event_committed_while_relay_down_is_published_once_on_restart(start_service, rpc, backend, databases):
+def consumers_of(amqp_uri: str, queue: str) -> int:
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name",
+                          "consumers"], check=True, capture_output=True, text=True, timeout=60).stdout
+    return sum(int(line.rsplit("\t", 1)[1]) for line in out.splitlines() if line.split("\t", 1)[0] == queue)
+
+
+@pytest.fixture
+def members_process(amqp_uri: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """``members_process(url, **env)``: members as its own ``nameko run`` process (as deployed), serving RPC."""
+    started: list[subprocess.Popen] = []
+
+    def start(url: str, **env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"members-{len(started)}.log", "wb")
+        process = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml",
+             "services.members.service:MembersService"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "AMQP_URI": amqp_uri, "DATABASE_URL": url, "SERVICE_NAME": "members",
+                 "METRICS_PORT": "0", "LOG_LEVEL": "INFO", **env})
+        log.close()
+        started.append(process)
+        wait_for(lambda: process.poll() is not None or consumers_of(amqp_uri, "rpc-members") > 0, timeout=60,
+                 interval=0.2, message="the members process consuming its RPC queue")
+        assert process.poll() is None, (tmp_path / f"members-{len(started) - 1}.log").read_text()
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.mark.backends("postgresql")  # on SQLite the paused relay holds the file's write lock: nobody could look
+def test_event_committed_but_unpublished_when_the_process_is_killed_is_published_once_on_restart(
+        start_service, rpc, backend, databases, amqp_uri, members_process, tmp_path):
     url = databases.fresh(backend, "members")
-    crashed = start_service(MembersService, database_url=url, OUTBOX_RELAY=False)
+    paused = tmp_path / "relay-paused"
+    # a real members process whose relay stops between the commit and the publish, and waits there
+    crashing = members_process(url, CARELOOP_OUTBOX_PAUSE_FILE=str(paused))
     notifications = start_service(NotificationsService, backend)
     proxy = rpc()
     member = proxy.members.enrol(MEMBER)
+    wait_for(paused.exists, timeout=15, message="the relay paused with the event locked, before publishing")
+    assert paused.read_text().split() == [str(crashing.pid), "1"]
     assert count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 1
-    eventlet.sleep(0.5)
+    assert queued_for(amqp_uri, "notifications") == 0  # nothing published, nothing on its way
+
+    os.kill(crashing.pid, signal.SIGKILL)  # the process dies with the event committed but unpublished
+    assert crashing.wait(timeout=15) == -signal.SIGKILL
     assert proxy.notifications.deliveries(member["id"])["items"] == []
 
-    crashed.kill()  # the process dies with the event committed but unpublished
-    start_service(MembersService, database_url=url)
-
+    members_process(url)  # the restart: its relay publishes what the dead one had not
     wait_for(lambda: proxy.notifications.deliveries(member["id"])["items"], message="welcome delivery")
-    eventlet.sleep(0.5)
+    # the end of it: the relay has marked the row sent (the broker confirmed it) and nothing more is on its way
+    wait_for(lambda: count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0,
+             message="the outbox row marked sent")
+    wait_for(lambda: queued_for(amqp_uri, "notifications") == 0, message="notifications' queues drained")
     assert len(proxy.notifications.deliveries(member["id"])["items"]) == 1
-    assert count(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
     assert count(notifications.database_url, "SELECT count(*) FROM kit_inbox") == 1
 
 
@@ -89,9 +137,11 @@ def test_the_same_event_delivered_twice_has_one_effect(start_service, rpc, backe
     (payload,) = [json.loads(row[0]) for row in query(
         members.database_url, "SELECT payload FROM kit_outbox WHERE event_type = 'member_enrolled'")]
     dispatch = event_dispatcher(service_config(amqp_uri))
+    duplicates = events_handled("tally", "count", "duplicate")
     for _ in range(2):  # a relay that crashed after the broker's confirm publishes again
         dispatch("members", "member_enrolled", payload)
-    eventlet.sleep(1)
+    wait_for(lambda: events_handled("tally", "count", "duplicate") == duplicates + 2,
+             message="both copies acknowledged as duplicates")
     assert count(tally.database_url, "SELECT count(*) FROM kit_inbox") == 1
     assert tallied(tally.database_url, member["id"]) == 1
 

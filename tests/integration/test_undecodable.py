@@ -11,7 +11,6 @@ import subprocess
 import uuid
 from typing import Any
 
-import eventlet
 import pytest
 from kombu import Connection
 from nameko.standalone.events import event_dispatcher
@@ -143,14 +142,18 @@ def dead_letters_refused(amqp_uri):
 
 
 def test_an_undecodable_message_whose_park_is_refused_is_kept_not_acknowledged(start_service, amqp_uri,
-                                                                               dead_letters_refused):
+                                                                               dead_letters_refused, caplog):
     start_service(MembersService)
     before = undecodable_count("members", EVENT_QUEUE)
+
+    def refused() -> int:
+        return sum(1 for record in caplog.records if record.getMessage().startswith("could not park a message"))
+
     publish_raw(amqp_uri, EVENT_QUEUE, b"{broken", "application/json", "utf-8")
     # each park is nacked: the message goes back to its queue and is tried again a second later, never dropped
     vhost = amqp_uri.rsplit("/", 1)[1]
-    for _ in range(3):
-        eventlet.sleep(1)
+    for attempt in range(1, 4):
+        wait_for(lambda attempt=attempt: refused() >= attempt, timeout=15, message=f"park {attempt} refused")
         assert messages_in(vhost, EVENT_QUEUE) == 1 and parked(amqp_uri, "members") == []
     assert undecodable_count("members", EVENT_QUEUE) == before
     dead_letters_refused()  # the dead-letter queue takes messages again

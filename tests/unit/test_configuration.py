@@ -102,3 +102,9 @@ def test_a_bad_alert_address_stops_the_start_up_naming_the_branch(tmp_path, aler
     with pytest.raises(ValueError) as raised:
         _group_file(tmp_path, f"  B1: {{name: One, alerts: {alerts}}}\n")
     assert "branch B1" in str(raised.value) and complaint in str(raised.value)
+
+
+def test_a_default_language_careloop_does_not_speak_stops_the_start_up(tmp_path):
+    # before, members enrolled with it and every member_enrolled then broke its contract
+    with pytest.raises(ValueError, match="default_language must be one of en, zh-Hans, zh-Hant, es"):
+        _group_file(tmp_path, "  B1: {name: One}\ndefault_language: fr\n")

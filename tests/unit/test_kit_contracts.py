@@ -73,3 +73,16 @@ def test_page_limit_refuses_out_of_range(limit):
 def test_page_limit_default():
     assert page_limit(None) == 20
     assert page_limit(100) == 100
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({**VALID, "full_name": "Li\x00Na"}, "full_name"),
+    ({**VALID, "consents": {"sms\x00": True}}, "consents"),
+    ({**VALID, "tags": ["a", "b\x00"]}, "tags"),
+])
+def test_a_nul_anywhere_in_input_is_invalid_before_the_database_sees_it(body, field):
+    # PostgreSQL refuses NUL in text (a 500 from deep inside a command); SQLite would store it
+    with pytest.raises(Invalid) as raised:
+        load(EnrolmentSchema(), body)
+    assert field in raised.value.fields
+    assert "NUL" in str(raised.value)

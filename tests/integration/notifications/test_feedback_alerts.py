@@ -9,13 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import eventlet
 import pytest
 import yaml
 
 from services.notifications.service import NotificationsService
 from services.notifications.staff_alerts import ALERTS
-from tests.harness import query, wait_for
+from tests.harness import events_handled, query, wait_for
 from tests.integration.notifications.conftest import Suite, notification_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -71,10 +70,12 @@ def test_an_urgent_complaint_mails_and_texts_the_manager_once_however_often_it_i
     assert sms["body"]["To"] == MANAGER_SMS and "紧急投诉" in sms["body"]["Body"]
     assert f"/v1/feedback/{complaint['feedback_id']}" in sms["body"]["Body"]
 
+    duplicates = events_handled("notifications", "on_feedback_submitted", "duplicate")
     s.publish("records", "feedback_submitted", complaint)  # redelivered
     s.publish("records", "feedback_submitted", {**complaint, "event_id": str(uuid.uuid4())})  # re-announced
     handled(s, 2)
-    eventlet.sleep(0.3)  # the redelivery, dropped by the inbox, leaves no trace to wait for
+    wait_for(lambda: events_handled("notifications", "on_feedback_submitted", "duplicate") == duplicates + 1,
+             message="the redelivery acknowledged as a duplicate")
     assert not any(key.startswith("alerts_") for key in s.dispatch(later()))
     assert len(s.providers.mail()) == 1 and len(s.providers.accepted("sms")) == 1
     alerts = alerts_of(s, complaint["feedback_id"])

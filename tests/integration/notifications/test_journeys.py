@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.members.service import MembersService
+from services.points.service import PointsService
 from tests.harness import wait_for
 
 Y = datetime.now(UTC).year + 1
@@ -227,8 +227,7 @@ def test_29_february_birthdays_are_greeted_on_28_february_in_common_years(suite,
 
 
 def test_birthday_coupon_is_issued_through_points_once(suite, start_service, backend):
-    points_service = pytest.importorskip("services.points.service")
-    start_service(points_service.PointsService, backend)
+    start_service(PointsService, backend)
     s = suite()
     member = s.enrol(**{**ANNA, "consents": {}})
     s.rpc.notifications.run_daily(now="2027-03-09T16:30:00Z", jobs=["birthdays"])
@@ -258,8 +257,6 @@ def test_mid_autumn_greets_active_members_who_accept_marketing(suite):
 
 
 def test_segment_b_gets_its_monthly_reminder(suite):
-    if not hasattr(MembersService, "segment_members"):
-        pytest.skip("members.segment_members is being built in the members service")
     s = suite()
     ran = s.rpc.notifications.run_daily(now="2027-05-01T01:00:00Z", jobs=["segment_b"])
     assert ran["segment_b"]["finished"]
