@@ -12,7 +12,7 @@ import eventlet
 from nameko.extensions import SharedExtension
 from sqlalchemy import delete
 
-from gateway import lockout
+from gateway.auth import lockout
 from gateway.idempotency import IdempotencyStore
 from gateway.models import RefreshToken, StaffSession
 from gateway.ratelimit import ClientAddress, Limit, Limiter

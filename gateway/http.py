@@ -6,7 +6,7 @@ the service method runs, in this order:
 1. the request gets a request id (``X-Request-Id``, echoed on every response and in every log line);
 2. the client's address is limited (``gateway.ratelimit``);
 3. the caller is authenticated (``gateway.auth``; on ``webhook=True`` routes by HMAC signature only,
-   ``gateway.webhooks``) — else 401 — and its credential is limited;
+   ``gateway.auth.webhooks``) — else 401 — and its credential is limited;
 4. it must hold the route's permission (role in ``permissions.GRANTS``, and the key's narrower scope
    if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
 5. every path value must have its placeholder's declared shape (``gateway.paths``: a UUID, a coupon code...)
@@ -43,10 +43,10 @@ from werkzeug.wrappers import Request, Response
 
 from gateway import permissions
 from gateway.admission import Admission
+from gateway.auth.principal import Principal
 from gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.idempotency import check_key, fingerprint, service_key
 from gateway.paths import PathType, check_path, types_of
-from gateway.principal import Principal
 from services.kit.caller import Identity
 from services.kit.consumer import BROKER_ERRORS
 from services.kit.db import database_unavailable

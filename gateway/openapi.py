@@ -19,10 +19,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
 from gateway import permissions
+from gateway.auth.webhooks import INTEGRATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from gateway.http import Route
 from gateway.idempotency import MAX_KEY_LENGTH
 from gateway.paths import PLACEHOLDER, path_params
-from gateway.webhooks import INTEGRATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from services.kit.schemas import Schema
 
 VERSION = "1.0.0"

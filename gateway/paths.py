@@ -10,7 +10,7 @@ The shapes are those of the values the services make: UUIDs (``uuid.uuid4()`` pr
 records, notifications, points and the gateway's staff), coupon codes (``points.coupons``: 10 letters and
 digits without 0/O/1/I/L, dashes allowed as a desk may type them, any case), benefit codes (members'
 programme: lower-case, digits, ``_``), wallet payment ids (points: the posting's number), API key ids
-(``gateway.auth``: 12 letters and digits), webhook integration ids (``gateway.webhooks.SLUG``).
+(``gateway.auth``: 12 letters and digits), webhook integration ids (``gateway.auth.webhooks.SLUG``).
 Patterns are ASCII-only on purpose: Python's ``int`` and ``uuid.UUID`` accept Unicode digits and spaces.
 """
 

@@ -4,7 +4,7 @@ Each limit is a rate and a burst, kept with GCRA (the token bucket as one timest
 no background work, fair under steady load. Limits are per gateway process: with N replicas a
 client may reach N times the figure, so set them per replica. Defaults (``deploy/config.yml``):
 per credential 50/s with bursts of 200, per address 100/s with bursts of 400, sign-in attempts per
-address 10/min with bursts of 10 (the lockout in ``gateway.lockout`` counts failures on top).
+address 10/min with bursts of 10 (the lockout in ``gateway.auth.lockout`` counts failures on top).
 
 Addresses: the peer address, or — when the peer is one of ``TRUSTED_PROXIES`` (CIDRs of the
 ingress) — the nearest untrusted address of ``X-Forwarded-For``.

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from gateway.security_events import KINDS as SECURITY_EVENT_KINDS
-from gateway.staff import STAFF_ROLES, STATUSES
+from marshmallow import fields, missing, validate
+
+from gateway import permissions
+from gateway.auth import key_status
+from gateway.auth.security_events import KINDS as SECURITY_EVENT_KINDS
+from gateway.auth.staff import STAFF_ROLES, STATUSES
+from gateway.auth.webhooks import active_secrets
 from services.kit.caller import ROLES
+from services.kit.contracts import UtcTime
 from services.kit.schemas import Schema, StrictInteger, page_of
+
+F = TypeVar("F", bound=fields.Field)
+
+
+def computed(field_class: type[F], compute: Callable[[Any], Any], **kwargs: Any) -> F:
+    """A ``field_class`` field (documented as one) whose value ``compute(obj)`` derives from the whole object."""
+
+    class Computed(field_class):  # type: ignore[valid-type, misc]
+        def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+            return compute(obj)
+
+    return Computed(**kwargs)
+
+
+class CommaList(fields.List):
+    """Codes stored as one comma-separated column (branches, permissions), answered as a list of strings."""
+
+    def __init__(self, sort: bool = False, **kwargs: Any) -> None:
+        super().__init__(fields.String(), **kwargs)
+        self.sort = sort
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        codes = [code for code in (value or "").split(",") if code]
+        return super()._serialize(sorted(set(codes)) if self.sort else codes, attr, obj, **kwargs)
 
 
 def _branches(**kwargs: object) -> fields.List:
@@ -45,15 +77,14 @@ class StaffSchema(Schema):
     username = fields.String()
     display_name = fields.String()
     role = fields.String(validate=validate.OneOf(STAFF_ROLES))
-    branches = fields.List(fields.String())
+    branches = CommaList()
     status = fields.String(validate=validate.OneOf(STATUSES))
     password_change_required = fields.Boolean()
-    locked_until = fields.AwareDateTime(allow_none=True,
-                                        metadata={"description": "Set while sign-in is locked after failures."})
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
-    password_changed_at = fields.AwareDateTime()
-    last_login_at = fields.AwareDateTime(allow_none=True)
+    locked_until = UtcTime(allow_none=True, metadata={"description": "Set while sign-in is locked after failures."})
+    created_at = UtcTime()
+    updated_at = UtcTime()
+    password_changed_at = UtcTime()
+    last_login_at = UtcTime(allow_none=True)
 
 
 StaffPageSchema = page_of(StaffSchema)
@@ -72,12 +103,16 @@ class TokenGrantSchema(Schema):
 
 
 class MeSchema(Schema):
-    kind = fields.String(metadata={"description": "staff, system"})
-    subject = fields.String()
-    role = fields.String(validate=validate.OneOf(ROLES))
-    branches = fields.List(fields.String())
-    name = fields.String()
-    permissions = fields.List(fields.String(), metadata={"description": "What this credential may do."})
+    """Dumps a ``Principal``."""
+
+    kind = fields.String(attribute="identity.kind", metadata={"description": "staff, system"})
+    subject = fields.String(attribute="identity.subject")
+    role = fields.String(attribute="identity.role", validate=validate.OneOf(ROLES))
+    branches = fields.List(fields.String(), attribute="identity.branches")
+    name = fields.String(attribute="identity.name")
+    permissions = computed(fields.List, lambda principal: [p for p in sorted(permissions.GRANTS) if principal.may(p)],
+                           cls_or_instance=fields.String(),
+                           metadata={"description": "What this credential may do."})
     session_id = fields.String(allow_none=True)
     password_change_required = fields.Boolean()
 
@@ -140,14 +175,14 @@ class ApiKeySchema(Schema):
     key_id = fields.String()
     name = fields.String()
     role = fields.String()
-    branches = fields.List(fields.String())
-    permissions = fields.List(fields.String())
+    branches = CommaList()
+    permissions = CommaList(sort=True)
     family = fields.String(metadata={"description": "The first key of its rotation line."})
     rotated_from = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf(("active", "expired", "revoked")))
-    created_at = fields.AwareDateTime()
-    expires_at = fields.AwareDateTime(allow_none=True)
-    revoked_at = fields.AwareDateTime(allow_none=True)
+    status = computed(fields.String, key_status, validate=validate.OneOf(("active", "expired", "revoked")))
+    created_at = UtcTime()
+    expires_at = UtcTime(allow_none=True)
+    revoked_at = UtcTime(allow_none=True)
 
 
 class IssuedApiKeySchema(ApiKeySchema):
@@ -178,12 +213,13 @@ class WebhookIntegrationSchema(Schema):
     id = fields.String()
     name = fields.String()
     role = fields.String()
-    branches = fields.List(fields.String())
-    permissions = fields.List(fields.String())
-    created_at = fields.AwareDateTime()
-    disabled_at = fields.AwareDateTime(allow_none=True)
-    active_secrets = fields.Integer()
-    secret_expiries = fields.List(fields.AwareDateTime())
+    branches = CommaList()
+    permissions = CommaList(sort=True)
+    created_at = UtcTime()
+    disabled_at = UtcTime(allow_none=True)
+    active_secrets = computed(fields.Integer, lambda integration: len(active_secrets(integration)))
+    secret_expiries = computed(fields.List, lambda integration: sorted(
+        s.expires_at for s in active_secrets(integration) if s.expires_at), cls_or_instance=UtcTime())
 
 
 class IssuedWebhookSecretSchema(WebhookIntegrationSchema):
@@ -196,12 +232,12 @@ class WebhookIntegrationListSchema(Schema):
 
 class SecurityEventSchema(Schema):
     id = fields.Integer()
-    occurred_at = fields.AwareDateTime()
+    occurred_at = UtcTime()
     kind = fields.String()
     actor = fields.String(allow_none=True)
     target = fields.String(allow_none=True)
     address = fields.String(allow_none=True)
-    detail = fields.Dict()
+    detail = computed(fields.Dict, lambda row: json.loads(row.detail or "{}"))
     request_id = fields.String(allow_none=True)
 
 

@@ -59,7 +59,7 @@ def secrets_env() -> dict[str, str]:
         path.chmod(0o600)
         print(f"generated local encryption keys in {path.relative_to(REPO)} (keep it: the data needs it)")
     if "CARELOOP_TOKEN_KEYS=" not in path.read_text():
-        from gateway.tokens import generate_key
+        from gateway.auth.tokens import generate_key
 
         with path.open("a") as handle:
             handle.write(f"CARELOOP_TOKEN_KEYS={generate_key()}\n")
@@ -109,7 +109,7 @@ def demo_key(env: dict[str, str]) -> str:
     path = VAR / "demo-api-key"
     if path.exists():
         return path.read_text().strip()
-    result = subprocess.run([PYTHON, "-W", "ignore", "-m", "gateway.credentials", "create-api-key", "--name",
+    result = subprocess.run([PYTHON, "-W", "ignore", "-m", "gateway.auth.credentials", "create-api-key", "--name",
                              "demo admin", "--role", "group_admin", "--branches", "*"],
                             cwd=REPO, env=env, check=True, capture_output=True, text=True)
     key = result.stdout.strip()
@@ -126,7 +126,7 @@ def demo_admin(env: dict[str, str]) -> str | None:
     import secrets
 
     password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
-    result = subprocess.run([PYTHON, "-W", "ignore", "-m", "gateway.credentials", "create-admin", "--username",
+    result = subprocess.run([PYTHON, "-W", "ignore", "-m", "gateway.auth.credentials", "create-admin", "--username",
                              "demo.admin", "--name", "Demo Group Admin", "--password-stdin"],
                             cwd=REPO, env=env, input=password + "\n", capture_output=True, text=True)
     if result.returncode != 0:  # an admin exists already (made by hand): leave it alone

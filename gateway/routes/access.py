@@ -8,8 +8,16 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from gateway import security_events, webhooks
-from gateway.auth import get_api_key, issue_api_key, list_api_keys, revoke_api_key, rotate_api_key
+from gateway.auth import (
+    get_api_key,
+    issue_api_key,
+    list_api_keys,
+    revoke_api_key,
+    rotate_api_key,
+    security_events,
+    webhooks,
+)
+from gateway.auth.staff import check_branches
 from gateway.http import query_args, route
 from gateway.schemas import (
     ApiKeyCreateSchema,
@@ -25,7 +33,6 @@ from gateway.schemas import (
     WebhookIntegrationListSchema,
     WebhookIntegrationSchema,
 )
-from gateway.staff import check_branches
 from services.kit.config import group_from_config
 from services.kit.schemas import load
 
@@ -41,7 +48,7 @@ class AccessRoutes:
     @route("GET", "/v1/api-keys", PERMISSION, summary="List API keys (never their secrets)", tags=("credentials",),
            query=ApiKeyQuerySchema, responses={200: ApiKeyPageSchema})
     def list_api_keys(self, request: Request) -> Any:
-        return list_api_keys(self.db.store, load(ApiKeyQuerySchema(), query_args(request)))
+        return ApiKeyPageSchema().dump(list_api_keys(self.db.store, load(ApiKeyQuerySchema(), query_args(request))))
 
     @route("POST", "/v1/api-keys", PERMISSION, summary="Issue an API key for a system (shown once)",
            tags=("credentials",), body=ApiKeyCreateSchema, responses={201: IssuedApiKeySchema, 422: None})
@@ -51,12 +58,12 @@ class AccessRoutes:
         issued = issue_api_key(self.db.store, data["name"], data["role"], tuple(branches.split(",")),
                                expires_at=data["expires_at"], permissions=data["permissions"],
                                actor=request.principal.credential)
-        return 201, {**issued.view, "key": issued.key}
+        return 201, IssuedApiKeySchema().dump(issued)
 
     @route("GET", "/v1/api-keys/<key_id>", PERMISSION, summary="Read an API key (never its secret)",
            tags=("credentials",), responses={200: ApiKeySchema, 404: None})
     def get_api_key(self, request: Request, key_id: str) -> Any:
-        return get_api_key(self.db.store, key_id)
+        return ApiKeySchema().dump(get_api_key(self.db.store, key_id))
 
     @route("POST", "/v1/api-keys/<key_id>/rotate", PERMISSION,
            summary="Issue the successor of a key; the old one keeps working for the overlap",
@@ -64,7 +71,7 @@ class AccessRoutes:
     def rotate_api_key(self, request: Request, key_id: str) -> tuple[int, Any]:
         issued = rotate_api_key(self.db.store, key_id, _overlap(request), actor=request.principal.credential)
         self.auth.forget_key(key_id)
-        return 201, {**issued.view, "key": issued.key}
+        return 201, IssuedApiKeySchema().dump(issued)
 
     @route("POST", "/v1/api-keys/<key_id>/revoke", PERMISSION, summary="Revoke an API key now",
            tags=("credentials",), responses={200: ApiKeySchema, 404: None})
@@ -72,12 +79,12 @@ class AccessRoutes:
         get_api_key(self.db.store, key_id)  # 404 for an unknown key
         revoke_api_key(self.db.store, key_id, actor=request.principal.credential)
         self.auth.forget_key(key_id)
-        return get_api_key(self.db.store, key_id)
+        return ApiKeySchema().dump(get_api_key(self.db.store, key_id))
 
     @route("GET", "/v1/webhook-integrations", PERMISSION, summary="List the systems that send signed webhooks",
            tags=("credentials",), responses={200: WebhookIntegrationListSchema})
     def list_webhook_integrations(self, request: Request) -> Any:
-        return {"items": webhooks.list_integrations(self.db.store)}
+        return WebhookIntegrationListSchema().dump({"items": webhooks.list_integrations(self.db.store)})
 
     @route("POST", "/v1/webhook-integrations", PERMISSION,
            summary="Register a system that sends signed webhooks (its secret is shown once)",
@@ -86,26 +93,26 @@ class AccessRoutes:
     def create_webhook_integration(self, request: Request) -> tuple[int, Any]:
         data = load(WebhookIntegrationCreateSchema(), request.json_body)
         branches = check_branches(data["branches"], group_from_config(self.config))
-        view, secret = webhooks.create_integration(self.db.store, data["id"], data["name"], data["role"], branches,
-                                                   data["permissions"], request.principal.credential)
-        return 201, {**view, "secret": secret}
+        issued = webhooks.create_integration(self.db.store, data["id"], data["name"], data["role"], branches,
+                                             data["permissions"], request.principal.credential)
+        return 201, IssuedWebhookSecretSchema().dump(issued)
 
     @route("POST", "/v1/webhook-integrations/<integration_id>/rotate-secret", PERMISSION,
            summary="A new signing secret; the old one keeps verifying for the overlap", tags=("credentials",),
            body=OverlapSchema, responses={201: IssuedWebhookSecretSchema, 404: None, 422: None})
     def rotate_webhook_secret(self, request: Request, integration_id: str) -> tuple[int, Any]:
-        view, secret = webhooks.rotate_secret(self.db.store, integration_id, _overlap(request),
-                                              request.principal.credential)
+        issued = webhooks.rotate_secret(self.db.store, integration_id, _overlap(request),
+                                        request.principal.credential)
         self.auth.webhooks.forget(integration_id)
-        return 201, {**view, "secret": secret}
+        return 201, IssuedWebhookSecretSchema().dump(issued)
 
     @route("POST", "/v1/webhook-integrations/<integration_id>/disable", PERMISSION,
            summary="Stop accepting an integration's webhooks", tags=("credentials",),
            responses={200: WebhookIntegrationSchema, 404: None})
     def disable_webhook_integration(self, request: Request, integration_id: str) -> Any:
-        view = webhooks.disable_integration(self.db.store, integration_id, request.principal.credential)
+        integration = webhooks.disable_integration(self.db.store, integration_id, request.principal.credential)
         self.auth.webhooks.forget(integration_id)
-        return view
+        return WebhookIntegrationSchema().dump(integration)
 
     @route("GET", "/v1/security-events", "audit:security",
            summary="The gateway's security log: sign-ins, lockouts, sessions, staff and credential changes",
@@ -113,5 +120,4 @@ class AccessRoutes:
     def security_events(self, request: Request) -> Any:
         criteria = load(SecurityEventQuerySchema(), query_args(request))
         with self.db.store.transaction() as session:
-            items, cursor = security_events.page(session, criteria)
-        return {"items": items, "next_cursor": cursor}
+            return SecurityEventPageSchema().dump(security_events.page(session, criteria))

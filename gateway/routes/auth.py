@@ -6,7 +6,6 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from gateway import permissions
 from gateway.http import SELF_PERMISSION, route
 from gateway.schemas import (
     LoginSchema,
@@ -37,31 +36,27 @@ class AuthRoutes:
            tags=TAGS, body=LoginSchema, responses={200: TokenGrantSchema, 401: None, 403: None, 422: None})
     def login(self, request: Request) -> Any:
         data = load(LoginSchema(), request.json_body)
-        return self.auth.accounts.sign_in(data["username"], data["password"], request.client_address)
+        return TokenGrantSchema().dump(self.auth.accounts.sign_in(data["username"], data["password"],
+                                                                   request.client_address))
 
     @route("POST", "/v1/auth/refresh", public=True, rate_limit="login",
            summary="A new token pair for a refresh token (each refresh token works once)",
            tags=TAGS, body=RefreshSchema, responses={200: TokenGrantSchema, 401: None, 422: None})
     def refresh(self, request: Request) -> Any:
         data = load(RefreshSchema(), request.json_body)
-        return self.auth.accounts.refresh(data["refresh_token"], request.client_address)
+        return TokenGrantSchema().dump(self.auth.accounts.refresh(data["refresh_token"], request.client_address))
 
     @route("POST", "/v1/auth/logout", SELF_PERMISSION, summary="Sign out: end this session and its tokens",
            tags=TAGS, responses={200: SignedOutSchema})
     def logout(self, request: Request) -> Any:
         principal = _staff_session(request)
         self.auth.accounts.sign_out(principal.identity.subject, principal.session_id)
-        return {"signed_out": True}
+        return SignedOutSchema().dump({"signed_out": True})
 
     @route("GET", "/v1/auth/me", SELF_PERMISSION, summary="Who this token or key is and what it may do", tags=TAGS,
            responses={200: MeSchema})
     def me(self, request: Request) -> Any:
-        principal = request.principal
-        identity = principal.identity
-        held = [p for p in sorted(permissions.GRANTS) if principal.may(p)]
-        return {"kind": identity.kind, "subject": identity.subject, "role": identity.role,
-                "branches": list(identity.branches), "name": identity.name, "permissions": held,
-                "session_id": principal.session_id, "password_change_required": principal.password_change_required}
+        return MeSchema().dump(request.principal)
 
     @route("POST", "/v1/auth/password", SELF_PERMISSION, summary="Change your own password",
            description="Ends your other sessions; this one stays signed in.", tags=TAGS,
@@ -69,5 +64,5 @@ class AuthRoutes:
     def change_password(self, request: Request) -> Any:
         principal = _staff_session(request)
         data = load(PasswordChangeSchema(), request.json_body)
-        return self.auth.accounts.change_own_password(principal.identity.subject, principal.session_id,
-                                                      data["current_password"], data["new_password"])
+        return StaffSchema().dump(self.auth.accounts.change_own_password(
+            principal.identity.subject, principal.session_id, data["current_password"], data["new_password"]))

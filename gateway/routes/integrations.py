@@ -1,5 +1,5 @@
 """Pushes from the HIS/EMR as signed webhooks (``webhook=True``: HMAC over timestamp and body, replays
-refused; see ``gateway.webhooks``). Other services' webhook routes live beside their other routes."""
+refused; see ``gateway.auth.webhooks``). Other services' webhook routes live beside their other routes."""
 
 from __future__ import annotations
 

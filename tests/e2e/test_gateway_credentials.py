@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from gateway import webhooks
+from gateway.auth import webhooks
 from tests.harness import query
 
 LI_NA = {"full_name": "Li Na", "phone": "13900139000", "birth_date": "1985-02-03", "home_branch": "SH01"}

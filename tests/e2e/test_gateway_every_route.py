@@ -11,10 +11,10 @@ import re
 
 import pytest
 
+from gateway.auth.staff import STAFF_ROLES
 from gateway.openapi import routes_of
 from gateway.permissions import GRANTS, allowed
 from gateway.service import GatewayService
-from gateway.staff import STAFF_ROLES
 from services.kit.caller import ROLES
 
 ROUTES = routes_of(GatewayService)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway import webhooks
+from gateway.auth import webhooks
 from services.kit.config import REPO_ROOT, load_config
 from services.kit.logs import JsonFormatter
 

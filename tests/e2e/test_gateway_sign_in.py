@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gateway import credentials
+from gateway.auth import credentials
 from tests.e2e.conftest import STRONG_PASSWORD
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import lockout
+from gateway.auth import lockout
+from gateway.auth.passwords import Passwords
+from gateway.auth.staff import Accounts, Lifetimes
+from gateway.auth.tokens import TokenKeys
+from gateway.auth.webhooks import WebhookVerifier, create_integration, signed_headers
 from gateway.idempotency import IdempotencyStore, Stored
-from gateway.passwords import Passwords
-from gateway.staff import Accounts, Lifetimes
-from gateway.tokens import TokenKeys
-from gateway.webhooks import WebhookVerifier, create_integration, signed_headers
 from services.kit.clock import utcnow
 from services.kit.config import group_from_config
 from services.kit.errors import Conflict, Invalid, RateLimited, Unauthenticated
@@ -77,8 +77,8 @@ def test_staff_find_by_branch_matches_whole_codes_and_all_branch_staff(accounts)
         made[username] = accounts.create({"username": username, "display_name": username.title(),
                                           "role": "front_desk", "branches": branches, "password": PASSWORD}, None)
     found = accounts.find({"branch": "SH01", "limit": 10})
-    assert {user["username"] for user in found["items"]} == {"sh-one", "sh-both", "everywhere"}
-    assert [u["username"] for u in accounts.find({"q": "EVERY", "limit": 10})["items"]] == ["everywhere"]
+    assert {user.username for user in found["items"]} == {"sh-one", "sh-both", "everywhere"}
+    assert [u.username for u in accounts.find({"q": "EVERY", "limit": 10})["items"]] == ["everywhere"]
 
 
 def test_sign_in_refresh_and_a_reused_refresh_token_ends_the_session(accounts):

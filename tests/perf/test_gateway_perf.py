@@ -36,7 +36,8 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from gateway.auth import Authenticator, issue_api_key
-from gateway.tokens import TokenKeys
+from gateway.auth.recent import Recent
+from gateway.auth.tokens import TokenKeys
 from services.kit.clock import utcnow
 from tests.e2e.conftest import free_port
 from tests.harness import REPO, service_config, store_for
@@ -124,18 +125,17 @@ def auth_cost_us(store_url: str) -> dict[str, float]:
     keys = TokenKeys.from_config({})
     auth = Authenticator.__new__(Authenticator)
     auth.database, auth.cache_seconds, auth.token_keys = SimpleNamespace(store=store_for(store_url)), 30.0, keys
-    auth._keys, auth._sessions, auth._tokens = {}, {}, {}
+    auth._keys, auth._sessions, auth._tokens = Recent(30.0, 10_000), Recent(30.0, 50_000), {}
     key = issue_api_key(auth.database.store, "perf", "front_desk", ("*",)).key
     key_request = Request(EnvironBuilder(headers={"Authorization": f"Bearer {key}"}).get_environ())
     token, _ = keys.issue_access("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002",
                                  "front_desk", ("*",), utcnow(), 900)
     token_request = Request(EnvironBuilder(headers={"Authorization": f"Bearer {token}"}).get_environ())
-    from gateway.principal import Principal
+    from gateway.auth.principal import Principal
     from services.kit.caller import Identity
 
     identity = Identity("staff", "00000000-0000-0000-0000-000000000001", "front_desk", ("*",))
-    auth._sessions["00000000-0000-0000-0000-000000000002"] = (time.monotonic() + 3600,
-                                                              Principal(identity, credential="user:x"))
+    auth._sessions.put("00000000-0000-0000-0000-000000000002", Principal(identity, credential="user:x"))
     assert auth.principal(key_request) is not None and auth.principal(token_request) is not None
     number = 20_000
 

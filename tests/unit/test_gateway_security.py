@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import jwt
 import pytest
 
-from gateway import idempotency, passwords, webhooks
+from gateway import idempotency
+from gateway.auth import passwords, webhooks
+from gateway.auth.tokens import TokenKeys, TokenKeysMissing, hash_refresh_token, looks_like_jwt, new_refresh_token
 from gateway.ratelimit import ClientAddress, Limit, Limiter
-from gateway.tokens import TokenKeys, TokenKeysMissing, hash_refresh_token, looks_like_jwt, new_refresh_token
 from services.kit.errors import Invalid, RateLimited
 
 KEY_A = base64.b64encode(b"a" * 32).decode()

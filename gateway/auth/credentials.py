@@ -1,14 +1,14 @@
 """Operator commands for the gateway's credentials.
 
-    python -m gateway.credentials create-admin --username wang.li --name "Wang Li"        (the first group admin)
-    python -m gateway.credentials unlock-staff <user name>
-    python -m gateway.credentials create-api-key --name "HIS Jing'an" --role integration --branches SH01 \\
+    python -m gateway.auth.credentials create-admin --username wang.li --name "Wang Li"        (the first group admin)
+    python -m gateway.auth.credentials unlock-staff <user name>
+    python -m gateway.auth.credentials create-api-key --name "HIS Jing'an" --role integration --branches SH01 \\
         [--permissions members:read,members:enrol] [--expires-in-days 365]
-    python -m gateway.credentials rotate-api-key <key id> [--overlap-hours 24]
-    python -m gateway.credentials revoke-api-key <key id>
-    python -m gateway.credentials list-api-keys
-    python -m gateway.credentials create-webhook-integration --id his-jingan --name "HIS Jing'an" --branches SH01
-    python -m gateway.credentials rotate-webhook-secret <integration id> [--overlap-hours 24]
+    python -m gateway.auth.credentials rotate-api-key <key id> [--overlap-hours 24]
+    python -m gateway.auth.credentials revoke-api-key <key id>
+    python -m gateway.auth.credentials list-api-keys
+    python -m gateway.auth.credentials create-webhook-integration --id his-jingan --name "HIS Jing'an" --branches SH01
+    python -m gateway.auth.credentials rotate-webhook-secret <integration id> [--overlap-hours 24]
 
 The database is ``GATEWAY_DATABASE_URL`` (default ``var/gateway.db``); webhook secrets and the security
 log need the data keys (``CARELOOP_DATA_KEYS``, ``CARELOOP_INDEX_KEY``). A new key or secret is printed
@@ -28,11 +28,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway import lockout, webhooks
-from gateway.auth import issue_api_key, list_api_keys, revoke_api_key, rotate_api_key
+from gateway.auth import issue_api_key, list_api_keys, lockout, revoke_api_key, rotate_api_key, webhooks
+from gateway.auth.passwords import Passwords
+from gateway.auth.staff import Account, Accounts, Lifetimes, check_branches
 from gateway.models import StaffUser
-from gateway.passwords import Passwords
-from gateway.staff import Accounts, Lifetimes, check_branches
+from gateway.schemas import ApiKeySchema
 from services.kit.caller import ROLES
 from services.kit.clock import utcnow
 from services.kit.config import group_from_config
@@ -56,7 +56,7 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
-def create_admin(store: Store, username: str, name: str, password: str, another: bool = False) -> dict:
+def create_admin(store: Store, username: str, name: str, password: str, another: bool = False) -> Account:
     accounts = _accounts(store)
     if accounts.count_active_admins() and not another:
         raise SystemExit("an active group admin exists already; create more through the API "
@@ -66,7 +66,7 @@ def create_admin(store: Store, username: str, name: str, password: str, another:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.credentials", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m gateway.auth.credentials", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     admin = commands.add_parser("create-admin", help="create a group admin (the first one)")
@@ -115,7 +115,7 @@ def _run(store: Store, args: argparse.Namespace) -> int:
 
     if args.command == "create-admin":
         user = create_admin(store, args.username, args.name, _read_password(args.password_stdin), args.another)
-        print(f"group admin {user['username']} created ({user['id']}); sign in at POST /v1/auth/login")
+        print(f"group admin {user.username} created ({user.id}); sign in at POST /v1/auth/login")
     elif args.command == "unlock-staff":
         with store.transaction() as session:
             user = session.scalars(select(StaffUser).where(StaffUser.username == args.username.lower())).first()
@@ -142,19 +142,17 @@ def _run(store: Store, args: argparse.Namespace) -> int:
         while True:
             page = list_api_keys(store, {"limit": 100, "cursor": cursor})
             for item in page["items"]:
-                print(json.dumps(item, ensure_ascii=False))
+                print(json.dumps(ApiKeySchema().dump(item), ensure_ascii=False))
             cursor = page["next_cursor"]
             if cursor is None:
                 break
     elif args.command == "create-webhook-integration":
         branches = check_branches(split(args.branches), group_from_config({}))
-        _view, secret = webhooks.create_integration(store, args.id, args.name, args.role, branches,
-                                                    split(args.permissions) or None, OPERATOR)
-        print(secret)
+        print(webhooks.create_integration(store, args.id, args.name, args.role, branches,
+                                          split(args.permissions) or None, OPERATOR).secret)
     elif args.command == "rotate-webhook-secret":
-        _view, secret = webhooks.rotate_secret(store, args.integration_id, timedelta(hours=args.overlap_hours),
-                                               OPERATOR)
-        print(secret)
+        print(webhooks.rotate_secret(store, args.integration_id, timedelta(hours=args.overlap_hours),
+                                     OPERATOR).secret)
         print(f"the old secret keeps verifying for {args.overlap_hours:g} h", file=sys.stderr)
     return 0
 

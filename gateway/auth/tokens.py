@@ -9,7 +9,7 @@
 
 Keys: ``TOKEN_KEYS`` (config) or ``CARELOOP_TOKEN_KEYS`` (environment) = ``kid=<base64 ≥ 32 bytes>,...``;
 ``TOKEN_KEY_ID`` / ``CARELOOP_TOKEN_KEY_ID`` = the signing key (default: the last listed).
-``python -m gateway.tokens generate`` prints a fresh key.
+``python -m gateway.auth.tokens generate`` prints a fresh key.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class TokenKeys:
         raw = config.get("TOKEN_KEYS") or env.get("CARELOOP_TOKEN_KEYS")
         if not raw:
             raise TokenKeysMissing("Set CARELOOP_TOKEN_KEYS (kid=<base64 of 32+ random bytes>); "
-                                   "`python -m gateway.tokens generate` makes one.")
+                                   "`python -m gateway.auth.tokens generate` makes one.")
         keys: dict[str, bytes] = {}
         for item in str(raw).split(","):
             kid, _, encoded = item.strip().partition("=")
@@ -122,5 +122,5 @@ if __name__ == "__main__":  # pragma: no cover - operator command
     if sys.argv[1:] == ["generate"]:
         print(f"CARELOOP_TOKEN_KEYS={generate_key()}")
     else:
-        print("usage: python -m gateway.tokens generate", file=sys.stderr)
+        print("usage: python -m gateway.auth.tokens generate", file=sys.stderr)
         sys.exit(2)

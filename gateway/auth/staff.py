@@ -1,7 +1,7 @@
 """Staff accounts and their sessions: create and change people, sign in, refresh, sign out.
 
 A person has one role and the branches they work at. Signing in gives a short-lived access token and
-a refresh token (``gateway.tokens``); a session ends on sign-out, when its refresh token is reused,
+a refresh token (``gateway.auth.tokens``); a session ends on sign-out, when its refresh token is reused,
 when it reaches its absolute lifetime, or when a group admin (or the person, by changing their
 password) ends it. Changing a person's role, branches or status ends their sessions, so that the new
 rights apply at once (within the gateway's cache time on other replicas).
@@ -22,10 +22,10 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway import lockout, security_events
+from gateway.auth import lockout, security_events
+from gateway.auth.passwords import Passwords, check_strength
+from gateway.auth.tokens import TokenKeys, hash_refresh_token, new_refresh_token
 from gateway.models import RefreshToken, StaffSession, StaffUser
-from gateway.passwords import Passwords, check_strength
-from gateway.tokens import TokenKeys, hash_refresh_token, new_refresh_token
 from services.kit.caller import ALL_BRANCHES
 from services.kit.clock import as_utc, isoformat, utcnow
 from services.kit.config import Group
@@ -76,16 +76,18 @@ def check_branches(branches: list[str], group: Group) -> str:
     return ",".join(dict.fromkeys(codes))
 
 
-def view(user: StaffUser, locked_until: datetime | None = None) -> dict[str, Any]:
-    return {
-        "id": str(user.id), "username": user.username, "display_name": user.display_name, "role": user.role,
-        "branches": [b for b in user.branches.split(",") if b], "status": user.status,
-        "password_change_required": user.password_change_required,
-        "locked_until": isoformat(locked_until) if locked_until else None,
-        "created_at": isoformat(user.created_at), "updated_at": isoformat(user.updated_at),
-        "password_changed_at": isoformat(user.password_changed_at),
-        "last_login_at": isoformat(user.last_login_at) if user.last_login_at else None,
-    }
+@dataclass(frozen=True)
+class Account:
+    """A staff account as answered (``StaffSchema``): the stored user, read through this object, and until
+    when sign-in is locked, if it is."""
+
+    user: StaffUser
+    locked_until: datetime | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "user":
+            raise AttributeError(name)
+        return getattr(self.user, name)
 
 
 def _get(session: Session, user_id: str, lock: bool = False) -> StaffUser:
@@ -120,7 +122,7 @@ class Accounts:
 
     # -- people -------------------------------------------------------------------------------
 
-    def create(self, data: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    def create(self, data: dict[str, Any], actor: str | None) -> Account:
         username = normalise_username(data["username"])
         if not USERNAME.match(username):
             raise Invalid("A user name is 3-64 characters: letters, digits, dot, dash, underscore.",
@@ -144,12 +146,12 @@ class Accounts:
                                        role=user.role, branches=branches)
         except IntegrityError:
             raise Conflict(f"The user name {username!r} is taken.", {"username": ["Taken."]}) from None
-        return view(user)
+        return Account(user)
 
-    def get(self, user_id: str) -> dict[str, Any]:
+    def get(self, user_id: str) -> Account:
         with self.store.transaction() as session:
             user = _get(session, user_id)
-            return view(user, lockout.locked_until(session, user.username, utcnow()))
+            return Account(user, lockout.locked_until(session, user.username, utcnow()))
 
     def find(self, criteria: dict[str, Any]) -> dict[str, Any]:
         query = select(StaffUser)
@@ -169,9 +171,9 @@ class Accounts:
         with self.store.transaction() as session:
             rows, cursor = keyset_page(session, query, StaffUser.created_at, StaffUser.id, criteria["limit"],
                                        criteria.get("cursor"))
-            return {"items": [view(row) for row in rows], "next_cursor": cursor}
+            return {"items": [Account(row) for row in rows], "next_cursor": cursor}
 
-    def change(self, user_id: str, changes: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    def change(self, user_id: str, changes: dict[str, Any], actor: str | None) -> Account:
         now = utcnow()
         ended: list[str] = []
         with self.store.transaction() as session:
@@ -202,7 +204,7 @@ class Accounts:
                     ended = _end_sessions(session, user.id, "account_changed", now)
                 security_events.record(session, "staff_updated", actor=actor, target=f"user:{user.id}",
                                        changed=changed, sessions_ended=len(ended))
-            result = view(user, lockout.locked_until(session, user.username, now))
+            result = Account(user, lockout.locked_until(session, user.username, now))
         self.on_sessions_ended(ended)
         return result
 
@@ -214,31 +216,23 @@ class Accounts:
         if not others:
             raise Conflict(f"You cannot {action} the last active group admin; make someone else group admin first.")
 
-    def reset_password(self, user_id: str, password: str, actor: str | None) -> dict[str, Any]:
+    def reset_password(self, user_id: str, password: str, actor: str | None) -> Account:
         """A group admin sets a temporary password; the person must choose their own at next sign-in."""
         with self.store.transaction() as session:
             user = _get(session, user_id)
             username, display_name = user.username, user.display_name
         check_strength(password, username, display_name)
-        password_hash = self.passwords.hash(password)
-        now = utcnow()
-        with self.store.transaction() as session:
-            user = _get(session, user_id, lock=True)
-            user.password_hash, user.password_changed_at, user.updated_at = password_hash, now, now
-            user.password_change_required = True
-            ended = _end_sessions(session, user.id, "password_reset", now)
-            security_events.record(session, "password_reset", actor=actor, target=f"user:{user.id}",
-                                   sessions_ended=len(ended))
-            result = view(user)
+        user, ended = self._set_password(user_id, self.passwords.hash(password), required=True,
+                                         event="password_reset", actor=actor, count="sessions_ended")
         self.on_sessions_ended(ended)
-        return result
+        return Account(user)
 
-    def unlock(self, user_id: str, actor: str | None) -> dict[str, Any]:
+    def unlock(self, user_id: str, actor: str | None) -> Account:
         with self.store.transaction() as session:
             user = _get(session, user_id)
             lockout.unlock(session, user.username)
             security_events.record(session, "account_unlocked", actor=actor, target=f"user:{user.id}")
-            return view(user)
+            return Account(user)
 
     def end_sessions(self, user_id: str, actor: str | None, reason: str = "revoked") -> dict[str, Any]:
         with self.store.transaction() as session:
@@ -251,7 +245,7 @@ class Accounts:
 
     # -- signing in ----------------------------------------------------------------------------
 
-    def sign_in(self, username: Any, password: Any, address: str) -> dict[str, Any]:
+    def sign_in(self, username: Any, password: Any, address: str) -> Account:
         username = normalise_username(username)
         if not isinstance(password, str):
             raise Invalid("The password must be text.", {"password": ["Not a string."]})
@@ -290,7 +284,7 @@ class Accounts:
             grant = self._open_session(session, user, now)
             security_events.record(session, "login_succeeded", actor=f"user:{user.id}", target=f"user:{user.id}",
                                    address=address, session_id=grant["session_id"])
-            grant["user"] = view(user)
+            grant["user"] = Account(user)
         LOGINS.labels("ok").inc()
         return grant
 
@@ -368,7 +362,7 @@ class Accounts:
         token.used_at = now
         staff_session.refreshed_at = now
         grant = self._grant(session, user, staff_session, now)
-        grant["user"] = view(user)
+        grant["user"] = Account(user)
         return grant
 
     def sign_out(self, user_id: str, session_id: str) -> None:
@@ -382,7 +376,7 @@ class Accounts:
                                    session_id=session_id)
         self.on_sessions_ended([session_id])
 
-    def change_own_password(self, user_id: str, session_id: str, current: Any, new: Any) -> dict[str, Any]:
+    def change_own_password(self, user_id: str, session_id: str, current: Any, new: Any) -> Account:
         with self.store.transaction() as session:
             user = _get(session, user_id)
             password_hash, username, display_name = user.password_hash, user.username, user.display_name
@@ -391,18 +385,23 @@ class Accounts:
         check_strength(new, username, display_name)
         if new == current:
             raise Invalid("Choose a password different from the current one.", {"new_password": ["Unchanged."]})
-        new_hash = self.passwords.hash(new)
+        user, ended = self._set_password(user_id, self.passwords.hash(new), required=False, event="password_changed",
+                                         actor=f"user:{user_id}", count="other_sessions_ended", keep=session_id)
+        self.on_sessions_ended([*ended, session_id])  # the current one's cached rights change too
+        return Account(user)
+
+    def _set_password(self, user_id: str, password_hash: str, *, required: bool, event: str, actor: str | None,
+                      count: str, keep: str | None = None) -> tuple[StaffUser, list[str]]:
+        """Store a new hash (hashed before, outside the transaction), end the person's sessions but ``keep``,
+        and log ``event`` with how many ended under ``count``."""
         now = utcnow()
         with self.store.transaction() as session:
             user = _get(session, user_id, lock=True)
-            user.password_hash, user.password_changed_at, user.updated_at = new_hash, now, now
-            user.password_change_required = False
-            ended = _end_sessions(session, user.id, "password_changed", now, keep=session_id)
-            security_events.record(session, "password_changed", actor=f"user:{user_id}", target=f"user:{user_id}",
-                                   other_sessions_ended=len(ended))
-            result = view(user)
-        self.on_sessions_ended([*ended, session_id])  # the current one's cached rights change too
-        return result
+            user.password_hash, user.password_changed_at, user.updated_at = password_hash, now, now
+            user.password_change_required = required
+            ended = _end_sessions(session, user.id, event, now, keep=keep)
+            security_events.record(session, event, actor=actor, target=f"user:{user.id}", **{count: len(ended)})
+        return user, ended
 
     def count_active_admins(self) -> int:
         with self.store.transaction() as session:

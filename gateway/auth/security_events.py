@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.models import SecurityEvent
-from services.kit.clock import isoformat, utcnow
+from services.kit.clock import utcnow
 from services.kit.paging import keyset_page
 from services.kit.telemetry import request_id_var
 
@@ -33,8 +33,8 @@ def record(session: Session, kind: str, *, actor: str | None = None, target: str
                               request_id=request_id_var.get()))
 
 
-def page(session: Session, criteria: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, filtered by kind, actor or target."""
+def page(session: Session, criteria: dict[str, Any]) -> dict[str, Any]:
+    """A page of events (rows), newest first, filtered by kind, actor or target."""
     query = select(SecurityEvent)
     for name in ("kind", "actor", "target"):
         if criteria.get(name):
@@ -43,10 +43,4 @@ def page(session: Session, criteria: dict[str, Any]) -> tuple[list[dict[str, Any
         query = query.where(SecurityEvent.occurred_at >= criteria["since"])
     rows, cursor = keyset_page(session, query, SecurityEvent.occurred_at, SecurityEvent.id, criteria["limit"],
                                criteria.get("cursor"), descending=True)
-    return [view(row) for row in rows], cursor
-
-
-def view(row: SecurityEvent) -> dict[str, Any]:
-    return {"id": row.id, "occurred_at": isoformat(row.occurred_at), "kind": row.kind, "actor": row.actor,
-            "target": row.target, "address": row.address, "detail": json.loads(row.detail or "{}"),
-            "request_id": row.request_id}
+    return {"items": rows, "next_cursor": cursor}
