@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from gateway import webhooks
-from gateway.auth import issue_api_key
+from gateway.auth import issue_api_key, webhooks
 from gateway.service import GatewayService
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
