@@ -316,6 +316,7 @@ class PostgresCluster:
         if not (self.data / "PG_VERSION").exists():
             self.socket_dir.mkdir(exist_ok=True)
             if self._as:
+                self._let_postgres_in()
                 shutil.chown(self.base_dir, "postgres")
                 shutil.chown(self.socket_dir, "postgres")
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
@@ -327,6 +328,14 @@ class PostgresCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
                   "start", timeout=timeout + 10)
         self.running = True
+
+    def _let_postgres_in(self) -> None:
+        """The postgres user must pass through the folders above ours (pytest's are 0700, root's)."""
+        top = Path(tempfile.gettempdir()).resolve()
+        folder = self.base_dir.resolve().parent
+        while folder != top and top in folder.parents:
+            folder.chmod(folder.stat().st_mode | 0o001)
+            folder = folder.parent
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
         """``fast`` ends the clients' sessions and shuts down cleanly; ``immediate`` is a crash."""
