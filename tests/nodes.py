@@ -44,7 +44,9 @@ Every switch returns once the proxy process has applied it. Both classes are con
 
 ``PostgresCluster`` — a PostgreSQL cluster of the test's own (the machine's ``initdb``/``pg_ctl`` from
 /usr/lib/postgresql/<version>/bin, trust authentication, run as user ``postgres`` when we are root), on a
-free port with its data in a temporary folder; stopped and started again on the same data::
+free port with its data in a temporary folder of its own (as root: the folder is the postgres user's, so
+leave ``base_dir`` out — pytest keeps its own temporary folders root-only); stopped and started again on the
+same data::
 
     cluster = PostgresCluster()              # port chosen free now; nothing created yet
     cluster.start()                          # initdb on first start; returns once it accepts connections
@@ -316,7 +318,6 @@ class PostgresCluster:
         if not (self.data / "PG_VERSION").exists():
             self.socket_dir.mkdir(exist_ok=True)
             if self._as:
-                self._let_postgres_in()
                 shutil.chown(self.base_dir, "postgres")
                 shutil.chown(self.socket_dir, "postgres")
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
@@ -328,14 +329,6 @@ class PostgresCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
                   "start", timeout=timeout + 10)
         self.running = True
-
-    def _let_postgres_in(self) -> None:
-        """The postgres user must pass through the folders above ours (pytest's are 0700, root's)."""
-        top = Path(tempfile.gettempdir()).resolve()
-        folder = self.base_dir.resolve().parent
-        while folder != top and top in folder.parents:
-            folder.chmod(folder.stat().st_mode | 0o001)
-            folder = folder.parent
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
         """``fast`` ends the clients' sessions and shuts down cleanly; ``immediate`` is a crash."""

@@ -38,7 +38,7 @@ class Stack:
         self.logs = base / "log"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.rabbit = RabbitNode(base / "rabbit")
-        self.pg = PostgresCluster(base / "pg")
+        self.pg = PostgresCluster()  # a folder of its own: pytest keeps its tmp root-only, the server runs as postgres
         self.broker_proxies: dict[str, TcpProxy] = {}
         self.db_proxies: dict[str, TcpProxy] = {}
         self.gateway_urls: list[str] = []
