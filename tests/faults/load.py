@@ -54,7 +54,7 @@ class Load:
         self.random = random.Random(seed)
         self.counter = itertools.count(1)
         self.http = requests.Session()
-        self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=64))
+        self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=512))
         self._running = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()

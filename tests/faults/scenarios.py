@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,7 @@ class Row:
     recover_s: float
     verdict: Verdict
     restarts: dict[str, int] = field(default_factory=dict)
-    latencies: list[tuple[float, float]] = field(default_factory=list)
+    unacknowledged: dict[str, int] = field(default_factory=dict)  # "<kind> <status>" -> operations
 
     def line(self) -> str:
         return (f"{self.scenario:<22} {self.operations:>10} {self.acknowledged:>12} {self.lost:>5} "
@@ -148,11 +149,14 @@ def run(stack: Stack, load: Load, scenario: Scenario, seconds: float, lead: floa
     return Row(scenario.name, len(ops), sum(op.acked for op in ops), len(verdict.lost), len(verdict.duplicated),
                sum(op.fives for op in ops), recover, verdict,
                {name: count - restarts.get(name, 0) for name, count in after.items() if count - restarts.get(name, 0)},
-               [(op.started, op.latency) for op in ops if op.acked])
+               dict(Counter(f"{op.kind} {op.status}" for op in ops if not op.acked)))
 
 
 def report(rows: list[Row]) -> str:
     lines = [HEADER, *(row.line() for row in rows)]
+    lines.append("not acknowledged (operation, last status; 0 = no answer), restarts by the runner:")
+    for row in rows:
+        lines.append(f"  {row.scenario}: {row.unacknowledged or '-'}; restarts {row.restarts or '-'}")
     for row in rows:
         for kind, items in (("lost", row.verdict.lost), ("duplicated", row.verdict.duplicated),
                             ("problem", row.verdict.problems)):
