@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.faults.scenarios import ROWS, report
+
+    if ROWS:
+        terminalreporter.section("fault suite")
+        terminalreporter.write_line(report(ROWS))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

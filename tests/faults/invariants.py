@@ -26,6 +26,7 @@ class Verdict:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a broken invariant
 
     @property
     def clean(self) -> bool:
@@ -160,12 +161,16 @@ def _points_and_wallet(stack: Any, ops: list[Op], all_ops: list[Op], verdict: Ve
 
 
 def _appointments(stack: Any, ops: list[Op], verdict: Verdict) -> None:
-    rows = _rows(stack, "records", "SELECT id, slot_id, status FROM appointments")
-    status = {str(aid): state for aid, _slot, state in rows}
-    for slot, count in Counter(str(slot) for _aid, slot, _state in rows).items():
+    rows = _rows(stack, "records", "SELECT id, slot_id, status, member_id FROM appointments")
+    status = {str(aid): state for aid, _slot, state, _member in rows}
+    holder = {str(slot): str(member) for _aid, slot, _state, member in rows}
+    for slot, count in Counter(str(slot) for _aid, slot, _state, _member in rows).items():
         if count > 1:
             verdict.duplicated.append(f"slot {slot} booked {count} times")
     for op in ops:
+        if op.kind == "book" and not op.acked and holder.get(op.data["slot_id"]) == op.data["member_id"]:
+            verdict.notes.append(f"booking {op.key}: answered {op.status} after {op.attempts} attempts, yet the "
+                                 "slot is booked for this very member (a retry of a booking whose answer was lost)")
         if op.kind == "book" and op.acked and op.data["appointment_id"] not in status:
             verdict.lost.append(f"booking {op.key}: acknowledged, appointment missing")
         if op.kind == "cancel" and op.acked and status.get(op.data["appointment_id"]) != "cancelled":

@@ -4,8 +4,9 @@
 (signed webhooks), full refunds sent right after the bill's answer or at the same moment as the bill,
 redemptions, stored-value top-ups and payments, bookings and their cancellation. Every operation has an
 idempotency key and is recorded (``Op``): acknowledged (2xx) or not, its status, latency, how many 5xx it
-met. A 503 (or a refused connection) is retried with the same key after ``Retry-After``, as a client would,
-for up to ``GIVE_UP`` seconds; a refund whose bill is not there yet (404) is retried the same way.
+met. A 503, a 409 with ``Retry-After`` (the key's first request still running, or lost with a gateway that
+died) or a refused connection is retried with the same key after ``Retry-After``, as a client would, for up
+to ``GIVE_UP`` seconds; a refund whose bill is not there yet (404) is retried the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from requests.adapters import HTTPAdapter
 
 from gateway import webhooks
 
-GIVE_UP = 45.0
+GIVE_UP = 75.0
 RUN = uuid.uuid4().hex[:6]
 
 
@@ -141,7 +142,10 @@ class Load:
                     op.acked = True
                     op.data["answer"] = response.json() if response.content else {}
                     break
-                retry = response.status_code == 503 or (retry_404 and response.status_code == 404)
+                # 503: a dependency is away; 409 with Retry-After: this key's first request is still running
+                # (or died with its gateway: after the gateway's stale time, 50 s, a retry takes it over)
+                retry = response.status_code == 503 or (retry_404 and response.status_code == 404) or (
+                    response.status_code == 409 and "Retry-After" in response.headers)
                 if not retry:
                     op.data["answer"] = response.text[:300]
                     break
@@ -149,7 +153,7 @@ class Load:
             except requests.RequestException as error:  # the gateway is away: try again, as a client would
                 op.status = 0
                 op.data["answer"] = repr(error)[:300]
-            if time.monotonic() - started + wait > GIVE_UP or not self._running.is_set() and op.attempts > 20:
+            if time.monotonic() - started + wait > GIVE_UP:
                 break
             # a webhook signature is good once: a retry in the same second would be a replay, so wait >= 1 s
             time.sleep(min(max(wait, 1.0), 5.0))

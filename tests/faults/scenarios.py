@@ -51,6 +51,9 @@ class Row:
                 f"{self.duplicated:>10} {self.fives:>4} {self.recover_s:>10.1f}")
 
 
+ROWS: list[Row] = []
+"""Every scenario run in this session, for the table printed at the end (tests/faults/conftest.py)."""
+
 HEADER = f"{'scenario':<22} {'operations':>10} {'acknowledged':>12} {'lost':>5} {'duplicated':>10} {'5xx':>4} " \
          f"{'recover s':>10}"
 
@@ -159,7 +162,7 @@ def report(rows: list[Row]) -> str:
         lines.append(f"  {row.scenario}: {row.unacknowledged or '-'}; restarts {row.restarts or '-'}")
     for row in rows:
         for kind, items in (("lost", row.verdict.lost), ("duplicated", row.verdict.duplicated),
-                            ("problem", row.verdict.problems)):
+                            ("problem", row.verdict.problems), ("note", row.verdict.notes)):
             lines.extend(f"  {row.scenario}: {kind}: {item}" for item in items[:10])
     return "\n".join(lines)
 

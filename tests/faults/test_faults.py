@@ -16,27 +16,18 @@ import pytest
 
 from tests.faults.invariants import check, drain
 from tests.faults.load import RUN, Load, Op
-from tests.faults.scenarios import SCENARIOS, Row, describe, report, run
+from tests.faults.scenarios import ROWS, SCENARIOS, describe, run
 from tests.faults.stack import Stack
-
-ROWS: list[Row] = []
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = Stack(Path(tmp_path_factory.mktemp("faults")))
     try:
         started.start()
         yield started
     finally:
         started.close()
-        if ROWS:
-            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-            text = "\nfault suite (logs: " + str(started.logs) + ")\n" + report(ROWS)
-            if reporter is not None:
-                reporter.write_line(text)
-            else:
-                print(text)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +48,7 @@ def _prove(stack: Stack, load: Load, index: int, seconds: float) -> None:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("index", range(len(SCENARIOS)), ids=[scenario.name for scenario in SCENARIOS])
 def test_nothing_acknowledged_is_lost_or_doubled_under(stack: Stack, load: Load, index: int) -> None:
-    _prove(stack, load, index, seconds=20)
+    _prove(stack, load, index, seconds=18)
 
 
 @pytest.mark.faults_full
