@@ -1,6 +1,6 @@
 """Each fault once under a steady mixed load, on real processes, a private broker and a private PostgreSQL.
 
-Bounded form (marker ``faults``, in the default test run): every scenario once with about 20 s of load, all
+Bounded form (marker ``faults``, in the default test run): every scenario once with about 15 s of load, all
 on one stack. ``make faults`` runs the longer form (``faults_full``: 90 s of load around each fault).
 After each scenario: drain, then the invariants (tests/faults/invariants.py); the table is printed at the
 end of the module. What each scenario proves: tests/faults/README.md.
@@ -48,7 +48,7 @@ def _prove(stack: Stack, load: Load, index: int, seconds: float) -> None:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("index", range(len(SCENARIOS)), ids=[scenario.name for scenario in SCENARIOS])
 def test_nothing_acknowledged_is_lost_or_doubled_under(stack: Stack, load: Load, index: int) -> None:
-    _prove(stack, load, index, seconds=18)
+    _prove(stack, load, index, seconds=15)
 
 
 @pytest.mark.faults_full
