@@ -49,6 +49,7 @@ class Stack:
         self._thread: threading.Thread | None = None
         self.api_key = ""
         self.integration: tuple[str, str] = ("", "")
+        self.last_ready = ""
 
     # -- starting -----------------------------------------------------------------------------------
 
@@ -132,16 +133,20 @@ class Stack:
 
     def ready(self) -> bool:
         try:
-            return requests.get(self.gateway_urls[0] + "/ready", timeout=3).status_code == 200
-        except requests.RequestException:
+            response = requests.get(self.gateway_urls[0] + "/ready", timeout=3)
+        except requests.RequestException as error:
+            self.last_ready = repr(error)
             return False
+        self.last_ready = f"{response.status_code} {response.text[:500]}"
+        return response.status_code == 200
 
     def wait_ready(self, seconds: float) -> float:
         """Seconds until the gateway's /ready answers 200 (every dependency answers); fails after ``seconds``."""
         started = time.monotonic()
         while not self.ready():
             if time.monotonic() - started > seconds:
-                raise AssertionError(f"the suite was not ready in {seconds:.0f} s:\n{self.log_tails()}")
+                raise AssertionError(f"the suite was not ready in {seconds:.0f} s (/ready: {self.last_ready}; "
+                                     f"logs: {self.logs}):\n{self.log_tails()}")
             time.sleep(0.25)
         return time.monotonic() - started
 
