@@ -133,7 +133,7 @@ class Stack:
 
     def ready(self) -> bool:
         try:
-            response = requests.get(self.gateway_urls[0] + "/ready", timeout=3)
+            response = requests.get(self.gateway_urls[0] + "/ready", timeout=10)
         except requests.RequestException as error:
             self.last_ready = repr(error)
             return False
