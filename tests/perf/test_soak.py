@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def test_soak_a_fault_every_five_minutes(stack: Stack) -> None:
     drained = drain(stack, 300)
     rss_end = stack.rss_kib()
     verdict = check(stack, load.ops, load.ops, dead_expected)
+    killed = Counter(SCENARIOS[index % len(SCENARIOS)].kills for index in range(number))
+    for name, count in stack.restarts().items():
+        if count > killed[name]:  # processes survive the broker and the database going away (issue 15)
+            verdict.problems.append(f"process {name} restarted {count} times, killed {killed[name]} times")
     for scenario in pending_after:
         scenario.after(stack)
 
