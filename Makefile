@@ -1,5 +1,5 @@
 # CareLoop: the two commands (README) and a few helpers.
-.PHONY: run test lint perf stop clean venv audit lock
+.PHONY: run test lint perf faults soak stop clean venv audit lock
 
 venv:
 	@scripts/bootstrap.sh
@@ -22,7 +22,15 @@ lint: venv
 ## perf: the benchmarks under tests/perf (minutes; figures go to the terminal, see tests/perf/RESULTS.md)
 perf: venv
 	@scripts/infra.sh rabbitmq postgresql
-	@.venv/bin/python -m pytest tests/perf -s -p no:randomly $(PYTEST_ARGS)
+	@.venv/bin/python -m pytest tests/perf -s -p no:randomly -m "not soak" $(PYTEST_ARGS)
+
+## faults: the fault-injection suite with long load around each fault (tests/faults/README.md; ~25 min)
+faults: venv
+	@CARELOOP_FAULTS_FULL=1 .venv/bin/python -m pytest tests/faults -p no:randomly -m faults_full $(PYTEST_ARGS)
+
+## soak: an hour of mixed load with a fault every 5 minutes (CARELOOP_SOAK_MINUTES to shorten)
+soak: venv
+	@.venv/bin/python -m pytest tests/perf/test_soak.py -s -p no:randomly -m soak $(PYTEST_ARGS)
 
 ## stop: stop a `make run` started in another terminal (its runner first, so nothing is restarted)
 stop:

@@ -1,7 +1,9 @@
-"""Infrastructure a test may break on purpose: a private RabbitMQ node and a TCP proxy it can cut.
+"""Infrastructure a test may break on purpose: a private RabbitMQ node, a private PostgreSQL cluster and a
+TCP proxy it can cut.
 
-Never stop the machine's shared RabbitMQ (127.0.0.1:5672): a test that needs the broker to go away starts
-its own node here, on free ports and with its own data folder, and stops that one.
+Never stop the machine's shared RabbitMQ (127.0.0.1:5672) or PostgreSQL (127.0.0.1:5432): a test that needs
+the broker or the database to go away starts its own here, on free ports and with its own data folder, and
+stops that one.
 
 ``RabbitNode`` — a RabbitMQ node of the test's own (no management plugin), stopped and started again on
 the same ports and the same data folder, so durable queues and persistent messages survive, as in a
@@ -39,6 +41,21 @@ or database)::
     proxy.close()                   # ends the proxy process and every connection through it
 
 Every switch returns once the proxy process has applied it. Both classes are context managers.
+
+``PostgresCluster`` — a PostgreSQL cluster of the test's own (the machine's ``initdb``/``pg_ctl`` from
+/usr/lib/postgresql/<version>/bin, trust authentication, run as user ``postgres`` when we are root), on a
+free port with its data in a temporary folder of its own (as root: the folder is the postgres user's, so
+leave ``base_dir`` out — pytest keeps its own temporary folders root-only); stopped and started again on the
+same data::
+
+    cluster = PostgresCluster()              # port chosen free now; nothing created yet
+    cluster.start()                          # initdb on first start; returns once it accepts connections
+    cluster.create_database("points")        # and ``cluster.url("points")`` -> a SQLAlchemy URL
+    cluster.url("points", port=proxy.port)   # the same database reached another way (a ``TcpProxy``)
+    cluster.stop()                           # fast shutdown (clients' sessions are ended)
+    cluster.stop(mode="immediate")           # a crash: no checkpoint, recovery on the next start
+    cluster.restart(down_for=5)
+    cluster.close()                          # stop; delete the folder if the cluster made it
 """
 
 from __future__ import annotations
@@ -254,6 +271,119 @@ def rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
         yield node
     finally:
         node.close()
+
+
+# -- a private PostgreSQL cluster ------------------------------------------------------------------
+
+def _postgres_bin() -> Path:
+    """The newest /usr/lib/postgresql/<version>/bin (``CARELOOP_PG_BIN`` to choose another)."""
+    if os.environ.get("CARELOOP_PG_BIN"):
+        return Path(os.environ["CARELOOP_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda path: int(path.parts[-3]))
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)")
+    return found[-1].parent
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster: ``start``, ``stop``, ``start`` again on the same data."""
+
+    def __init__(self, base_dir: Path | str | None = None, *, port: int | None = None) -> None:
+        self._own_dir = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="careloop-pg-"))
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.data = self.base_dir / "data"
+        self.socket_dir = self.base_dir / "socket"
+        self.log = self.base_dir / "postgresql.log"
+        self.bin = _postgres_bin()
+        # initdb refuses to run as root: the server runs as the postgres user then, and owns the folder
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.running = False
+
+    def _run(self, *argv: str, timeout: float = 120) -> str:
+        result = subprocess.run([*self._as, *argv], capture_output=True, text=True, timeout=timeout,
+                                cwd=self.base_dir)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stderr or result.stdout}\n"
+                               f"{self.log_tail()}")
+        return result.stdout
+
+    def start(self, timeout: float = 90) -> None:
+        """initdb on the first start; start the server; return once it accepts connections."""
+        if self.running:
+            return
+        if _port_open(self.port):
+            raise RuntimeError(f"port {self.port} is taken by someone else; cannot start PostgreSQL there")
+        if not (self.data / "PG_VERSION").exists():
+            self.socket_dir.mkdir(exist_ok=True)
+            if self._as:
+                shutil.chown(self.base_dir, "postgres")
+                shutil.chown(self.socket_dir, "postgres")
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                      "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+            with (self.data / "postgresql.conf").open("a") as conf:
+                conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                           f"unix_socket_directories = '{self.socket_dir}'\nmax_connections = 400\n"
+                           "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
+                  "start", timeout=timeout + 10)
+        self.running = True
+
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        """``fast`` ends the clients' sessions and shuts down cleanly; ``immediate`` is a crash."""
+        if not self.running:
+            return
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", str(int(timeout)), "stop",
+                  timeout=timeout + 10)
+        self.running = False
+
+    def restart(self, down_for: float = 0.0, mode: str = "fast") -> None:
+        self.stop(mode)
+        time.sleep(down_for)
+        self.start()
+
+    def url(self, database: str, port: int | None = None) -> str:
+        """A SQLAlchemy URL of ``database`` (``port``: reach it another way, e.g. through a ``TcpProxy``)."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{port or self.port}/{database}"
+
+    def execute(self, sql: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement in autocommit (CREATE DATABASE and the like); rows if it returns any."""
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=database)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
+    def create_database(self, name: str) -> str:
+        self.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        try:
+            if self.running:
+                self.stop("immediate")
+        finally:
+            if self._own_dir:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
 
 
 # -- the TCP proxy --------------------------------------------------------------------------------

@@ -143,7 +143,12 @@ class Outbox(DependencyProvider):
                 log.exception("outbox relay could not publish; will retry")
                 eventlet.sleep(min(0.5 * 2 ** failures, 10))
                 continue
-            self._housekeeping()
+            try:
+                self._housekeeping()
+            except Exception:
+                # this is a managed thread: an exception leaving it kills the whole service (nameko), and the
+                # database going away between the publish and the backlog gauge's read must not do that
+                log.exception("outbox housekeeping (backlog gauge, purge) failed; will try again")
             if published < self.batch_size:
                 with eventlet.Timeout(self.poll_interval, False):
                     self._wake.wait()
