@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from marshmallow import fields, missing, validate
+from marshmallow import fields, validate
 
 from gateway import permissions
 from gateway.auth import key_status
@@ -14,20 +13,9 @@ from gateway.auth.security_events import KINDS as SECURITY_EVENT_KINDS
 from gateway.auth.staff import STAFF_ROLES, STATUSES
 from gateway.auth.webhooks import active_secrets
 from services.kit.caller import ROLES
-from services.kit.contracts import UtcTime
-from services.kit.schemas import Schema, StrictInteger, page_of
+from services.kit.schemas import Schema, StrictInteger, UtcTime, computed, page_of
 
 F = TypeVar("F", bound=fields.Field)
-
-
-def computed(field_class: type[F], compute: Callable[[Any], Any], **kwargs: Any) -> F:
-    """A ``field_class`` field (documented as one) whose value ``compute(obj)`` derives from the whole object."""
-
-    class Computed(field_class):  # type: ignore[valid-type, misc]
-        def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
-            return compute(obj)
-
-    return Computed(**kwargs)
 
 
 class CommaList(fields.List):
@@ -110,9 +98,8 @@ class MeSchema(Schema):
     role = fields.String(attribute="identity.role", validate=validate.OneOf(ROLES))
     branches = fields.List(fields.String(), attribute="identity.branches")
     name = fields.String(attribute="identity.name")
-    permissions = computed(fields.List, lambda principal: [p for p in sorted(permissions.GRANTS) if principal.may(p)],
-                           cls_or_instance=fields.String(),
-                           metadata={"description": "What this credential may do."})
+    permissions = computed(fields.List(fields.String(), metadata={"description": "What this credential may do."}),
+                           lambda principal: [p for p in sorted(permissions.GRANTS) if principal.may(p)])
     session_id = fields.String(allow_none=True)
     password_change_required = fields.Boolean()
 
@@ -179,7 +166,7 @@ class ApiKeySchema(Schema):
     permissions = CommaList(sort=True)
     family = fields.String(metadata={"description": "The first key of its rotation line."})
     rotated_from = fields.String(allow_none=True)
-    status = computed(fields.String, key_status, validate=validate.OneOf(("active", "expired", "revoked")))
+    status = computed(fields.String(validate=validate.OneOf(("active", "expired", "revoked"))), key_status)
     created_at = UtcTime()
     expires_at = UtcTime(allow_none=True)
     revoked_at = UtcTime(allow_none=True)
@@ -217,9 +204,9 @@ class WebhookIntegrationSchema(Schema):
     permissions = CommaList(sort=True)
     created_at = UtcTime()
     disabled_at = UtcTime(allow_none=True)
-    active_secrets = computed(fields.Integer, lambda integration: len(active_secrets(integration)))
-    secret_expiries = computed(fields.List, lambda integration: sorted(
-        s.expires_at for s in active_secrets(integration) if s.expires_at), cls_or_instance=UtcTime())
+    active_secrets = computed(fields.Integer(), lambda integration: len(active_secrets(integration)))
+    secret_expiries = computed(fields.List(UtcTime()), lambda integration: sorted(
+        s.expires_at for s in active_secrets(integration) if s.expires_at))
 
 
 class IssuedWebhookSecretSchema(WebhookIntegrationSchema):
@@ -237,7 +224,7 @@ class SecurityEventSchema(Schema):
     actor = fields.String(allow_none=True)
     target = fields.String(allow_none=True)
     address = fields.String(allow_none=True)
-    detail = computed(fields.Dict, lambda row: json.loads(row.detail or "{}"))
+    detail = computed(fields.Dict(), lambda row: json.loads(row.detail or "{}"))
     request_id = fields.String(allow_none=True)
 
 

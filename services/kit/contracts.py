@@ -44,7 +44,7 @@ import marshmallow
 from marshmallow import EXCLUDE, RAISE, ValidationError, fields
 
 from services.kit.errors import Invalid
-from services.kit.schemas import summarise
+from services.kit.schemas import UtcTime, summarise
 
 ENVELOPE = ("event_id", "occurred_at")
 
@@ -58,27 +58,6 @@ CONSUMERS = ("services.members.service", "services.points.service", "services.re
 
 class ContractBroken(TypeError):
     """A producer tried to emit an event that does not match its own contract (a programming error)."""
-
-
-class UtcTime(fields.DateTime):
-    """An aware UTC instant on the wire (ISO 8601 with ``Z``); a naive datetime is refused both ways."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(format="iso", **kwargs)
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValidationError("Must be an aware datetime.")
-        text = value.astimezone(dt.UTC).isoformat()
-        return text.removesuffix("+00:00") + "Z"
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
-        moment = super()._deserialize(value, attr, data, **kwargs)
-        if moment.tzinfo is None:
-            raise ValidationError("Must carry a time zone (UTC, ending in Z).")
-        return moment.astimezone(dt.UTC)
 
 
 class Event(marshmallow.Schema):

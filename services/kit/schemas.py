@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import marshmallow
-from marshmallow import RAISE, ValidationError, fields
+from marshmallow import RAISE, ValidationError, fields, missing
 
 from services.kit.errors import Invalid
 
@@ -123,3 +125,54 @@ def page_of(item: type[marshmallow.Schema], name: str | None = None) -> type[Sch
         "__module__": item.__module__,
         "__doc__": f"One page of {item.__name__.removesuffix('Schema')} items.",
     })
+
+
+class UtcTime(fields.DateTime):
+    """An aware UTC instant on the wire (ISO 8601 with ``Z``); a naive datetime is refused both ways."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValidationError("Must be an aware datetime.")
+        text = value.astimezone(dt.UTC).isoformat()
+        return text.removesuffix("+00:00") + "Z"
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            raise ValidationError("Must carry a time zone (UTC, ending in Z).")
+        return moment.astimezone(dt.UTC)
+
+
+F = TypeVar("F", bound=fields.Field)
+
+
+def computed(field: F, of: Callable[[Any], Any]) -> F:
+    """``field`` (its type is what the OpenAPI document shows) dumping ``of(obj)``, worked out from the whole
+    object, instead of an attribute: ``overdue = computed(fields.Boolean(), lambda task: ...)``."""
+    field.get_value = lambda obj, attr, accessor=None, default=missing: of(obj)  # type: ignore[method-assign]
+    return field
+
+
+class With:
+    """``obj`` with values it does not hold itself (a visit with its bill lines loaded in one query, a key
+    with its secret shown once): ``Schema().dump(With(row, lines=...))``."""
+
+    def __init__(self, obj: Any, **values: Any) -> None:
+        self.obj, self.values = obj, values
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__["values"]
+        return values[name] if name in values else getattr(self.__dict__["obj"], name)
+
+
+@functools.cache
+def list_of(item: type[marshmallow.Schema]) -> type[Schema]:
+    """``{"items": [...]}``, every one at once (no pages): ``SlotListSchema = list_of(SlotSchema)``."""
+    name = item.__name__.removesuffix("Schema") + "ListSchema"
+    return type(name, (Schema,), {"items": fields.List(fields.Nested(item)), "__module__": item.__module__,
+                                  "__qualname__": name})

@@ -9,8 +9,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_dump, validate, validates
 
-from services.kit.contracts import UtcTime
-from services.kit.schemas import Schema, StrictInteger, page_of
+from services.kit.schemas import Schema, StrictInteger, UtcTime, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 from services.members.rules import identity
 from services.members.rules.programme import programme_document

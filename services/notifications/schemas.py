@@ -10,8 +10,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from services.kit.contracts import UtcTime
-from services.kit.schemas import Schema, page_of
+from services.kit.schemas import Schema, UtcTime, page_of
 from services.notifications.events import CHANNELS
 from services.notifications.models import STATES
 from services.notifications.rules.journeys import JOURNEYS

@@ -16,8 +16,7 @@ from marshmallow import ValidationError, fields, missing, validate, validates_sc
 from marshmallow.experimental.context import Context
 from marshmallow.utils import get_value
 
-from services.kit.contracts import UtcTime
-from services.kit.schemas import MoneySchema, Schema, StrictInteger, page_of
+from services.kit.schemas import MoneySchema, Schema, StrictInteger, UtcTime, computed, page_of
 from services.points.events import COUPON_SOURCES
 from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 
@@ -257,12 +256,6 @@ class Money(fields.Nested):
             return None
         currency = get_value(obj, "currency")
         return {"amount": int(minor), "currency": CURRENCY.get() if currency in (None, missing) else currency}
-
-
-def computed(field: fields.Field, value: Callable[[Any], Any]) -> fields.Field:
-    """``field`` (its type is what the OpenAPI document shows) holding ``value(obj)``, computed from the object."""
-    field.get_value = lambda obj, attr, accessor=None, default=missing: value(obj)  # type: ignore[method-assign]
-    return field
 
 
 class PostingSchema(Schema):

@@ -22,11 +22,11 @@ from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
 from services.kit.db import fetch, unique_or
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.schemas import With
 from services.kit.telemetry import counter
 from services.records import patients, visits
 from services.records.models import Appointment, Patient, Slot, Visit
 from services.records.rules import lifecycle
-from services.records.schemas import With
 
 BOOKED = counter("careloop_records_appointments_booked_total", "Appointments booked", ("branch",))
 

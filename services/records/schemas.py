@@ -7,14 +7,12 @@ Money is integer minor units (``amount_minor``), never a float; times are UTC IS
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
-from marshmallow import ValidationError, fields, missing, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 from marshmallow.experimental.context import Context
 
-from services.kit.contracts import UtcTime
-from services.kit.schemas import Schema, StrictInteger, page_of
+from services.kit.schemas import Schema, StrictInteger, UtcTime, With, computed, list_of, page_of
 from services.records.rules import fdi, followups, satisfaction
 from services.records.rules.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
 from services.records.rules.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
@@ -45,12 +43,6 @@ REFERRAL_SOURCE = validate.Regexp(r"^[a-z_]{2,24}:[A-Za-z0-9._-]{1,48}$",
 F = TypeVar("F", bound=fields.Field)
 
 
-def computed(field: F, of: Callable[[Any], Any]) -> F:
-    """``field`` (its type is what the OpenAPI document shows) dumping ``of(obj)`` instead of an attribute."""
-    field.get_value = lambda obj, attr, accessor=None, default=missing: of(obj)  # type: ignore[method-assign]
-    return field
-
-
 def at(**moments: Any) -> Context:
     """``with at(now=..., today=...):`` around a dump whose schemas compare with the moment of the answer."""
     return Context(moments)
@@ -58,24 +50,6 @@ def at(**moments: Any) -> Context:
 
 def _moment(name: str) -> Any:
     return Context.get()[name]
-
-
-class With:
-    """``obj`` with values it does not hold itself (a visit with its bill lines, loaded in one query each)."""
-
-    def __init__(self, obj: Any, **values: Any) -> None:
-        self.obj, self.values = obj, values
-
-    def __getattr__(self, name: str) -> Any:
-        values = self.__dict__["values"]
-        return values[name] if name in values else getattr(self.__dict__["obj"], name)
-
-
-def list_of(item: type[Schema]) -> type[Schema]:
-    """``{"items": [...]}``, every one at once (no pages): ``SlotListSchema = list_of(SlotSchema)``."""
-    name = item.__name__.removesuffix("Schema") + "ListSchema"
-    return type(name, (Schema,), {"items": fields.List(fields.Nested(item)), "__module__": item.__module__,
-                                  "__qualname__": name})
 
 
 class Stored(fields.List):

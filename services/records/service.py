@@ -19,7 +19,7 @@ from services.kit.errors import Invalid, NotFound
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
-from services.kit.schemas import page_limit
+from services.kit.schemas import With, page_limit
 from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
 from services.records import (
     access,
@@ -86,7 +86,6 @@ from services.records.schemas import (
     VisitPageSchema,
     VisitSchema,
     VisitStatusSchema,
-    With,
     at,
 )
 from services.records.visit_audit import AUDIT_LAST_RUN, AUDIT_MISMATCHES  # set by refresh_audit_gauges

@@ -20,11 +20,11 @@ from services.kit.config import Group
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
+from services.kit.schemas import With
 from services.kit.telemetry import counter
 from services.records import patients
 from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
 from services.records.rules import lifecycle
-from services.records.schemas import With
 
 VISITS_COMPLETED = counter("careloop_records_visits_completed_total", "Visits completed", ("branch", "kind"))
 REFUNDS = counter("careloop_records_refunds_total", "Visit refunds", ("branch",))
