@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import requests
 from requests.adapters import HTTPAdapter
 
-from gateway import webhooks
+from gateway.auth import webhooks
 
 GIVE_UP = 75.0
 RUN = uuid.uuid4().hex[:6]
