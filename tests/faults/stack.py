@@ -118,8 +118,7 @@ class Stack:
             time.sleep(0.2)
 
     def _credentials(self) -> None:
-        from gateway import webhooks
-        from gateway.auth import issue_api_key
+        from gateway.auth import issue_api_key, webhooks
         from services.kit.db import Store
 
         store = Store(self.pg.url("gateway"), pool_size=1)

@@ -17,7 +17,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 
 from services.kit.clock import isoformat, utcnow
-from services.points.programme import Programme
+from services.points.rules.programme import Programme
 from services.points.service import PointsService
 from tests.harness import query, scalar, service_config, wait_for
 from tests.integration.overlap import LockWaits, advisory_keys
