@@ -15,5 +15,4 @@ How it is split (a room per concern; the gateway has no ``rules/``: what it deci
   ``principal``, ``passwords``, ``tokens``; the rest reads and writes the gateway's tables.
 - ``permissions.py`` — which roles hold which permission (the gateway's access table).
 - ``schemas.py`` — the contract of the gateway's own routes; ``models.py`` and ``migrations/`` — its tables.
-- ``webhooks.py`` — the old place of ``auth.webhooks``, kept only for the test harness's imports.
 """

@@ -3,12 +3,17 @@
 | need | use |
 | --- | --- |
 | a database session committed before the reply/ack | ``db = Database()`` → ``self.db.session`` |
-| events that are never lost nor phantom | ``events = Outbox()`` → ``self.events.emit(type, payload)`` |
-| handle an event once, retried, dead-lettered | ``@event_handler("members", "member_enrolled")`` |
+| an event's contract, declared once by its producer | ``EVENTS = Contracts("members")``, ``@EVENTS.event("member_enrolled")`` in ``events.py`` (``kit.contracts``) |
+| events that are never lost nor phantom | ``events = Outbox(EVENTS)`` → ``self.events.emit(type, payload)`` (checked against its contract) |
+| handle an event once, retried, dead-lettered | ``@event_handler(MemberEnrolled)`` (the producer's contract: the payload in domain values) |
 | a retry-safe command | ``@rpc`` + ``@idempotent`` on a method taking ``idempotency_key`` |
 | one transaction at a time per aggregate (check, then act) | ``kit.locks.serialise(session, kind, key)`` |
 | errors callers can act on | ``Invalid``, ``NotFound``, ``Conflict``, ``Forbidden`` (``kit.errors``) |
-| validate input | ``load(Schema(), payload)`` (``kit.schemas``) |
+| validate input | ``load(Schema(), payload)`` (``kit.schemas``; NUL refused everywhere) |
+| answer in the shape the OpenAPI document says | ``OutSchema().dump(obj)``; ``page_of``, ``list_of``, ``computed``, ``With``, ``UtcTime`` (``kit.schemas``) |
+| a merged member's id, followed | ``kit.aliases.follow(next_of, start)`` |
+| a service's tables | ``Base = model_base()``, ``UtcDateTime`` (``kit.models``) |
+| the group (zone, currency, branches) | ``self.group`` (inherited); a file named in config: ``kit.config.resolve_path`` |
 | who is calling | ``self.caller`` (``kit.caller.Identity``) |
 | metrics and log context | inherited from ``Service``; business counters via ``kit.telemetry.counter`` |
 | personal data at rest | ``Encrypted("table.column")`` columns, ``blind_index`` (``kit.crypto``) |
