@@ -13,7 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
-from services.kit.errors import Invalid, NotFound
+from services.kit.db import fetch
+from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.notifications.models import CANCELLED, QUEUED, STATES, Delivery, DeliveryStep
@@ -110,13 +111,7 @@ def cancel(session: Session, delivery_id: str, reason: str, now: datetime) -> De
 
 
 def get(session: Session, delivery_id: str, lock: bool = False) -> Delivery:
-    query = select(Delivery).where(Delivery.id == parse_uuid(delivery_id, "delivery_id"))
-    if lock:
-        query = query.with_for_update()
-    delivery = session.scalars(query).first()
-    if delivery is None:
-        raise NotFound(f"No message {delivery_id}.")
-    return delivery
+    return fetch(session, Delivery, delivery_id, "message", lock=lock)
 
 
 def by_dedupe_key(session: Session, dedupe_key: str) -> Delivery:
