@@ -19,22 +19,24 @@ from nameko.standalone.events import event_dispatcher
 from services.kit import Conflict
 from services.kit.clock import isoformat, utcnow
 from services.points.service import PointsService
+from services.records.events import VisitCompleted
 from tests.harness import scalar, service_config, wait_for
 from tests.integration.overlap import LockWaits
-from tests.integration.points_world import World
+from tests.integration.points_world import World, moment, wire
 
 PAIRS = 40
 GIVEN, DEDUCTED, CASH_EARNS = 20_000, 15_000, 160  # a 300 CNY bill: half in points, 150 CNY cash earns 150 + 10
 
 
 def _completed(member_id: str, bill_id: str) -> dict[str, Any]:
-    visit_id = f"V-{uuid.uuid4().hex[:10]}"
-    return {"event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow()), "visit_id": visit_id,
-            "member_id": member_id, "branch": "SH01", "doctor_id": "d1", "kind": "return", "bill_id": bill_id,
-            "completed_at": "2026-11-20T02:00:00Z", "currency": "CNY",
-            "items": [{"category": "treatment", "code": "T1", "amount_minor": 300_00}],
-            "payments": [{"method": "cash", "amount_minor": 150_00}, {"method": "points", "amount_minor": 150_00}],
-            "qualifying_minor": 150_00, "first_visit": False, "first_paid_visit": False, "referral_source": None}
+    """records' ``visit_completed`` for a 300 CNY bill paid half in cash, half in points (built through its
+    contract, as records sends it)."""
+    body = wire(VisitCompleted, visit_id=uuid.uuid4(), member_id=uuid.UUID(member_id), bill_id=bill_id,
+                completed_at=moment("2026-11-20T02:00:00Z"), doctor_id="d1",
+                items=[{"category": "treatment", "code": "T1", "amount_minor": 300_00}],
+                payments=[{"method": "cash", "amount_minor": 150_00}, {"method": "points", "amount_minor": 150_00}],
+                qualifying_minor=150_00, first_visit=False, first_paid_visit=False, referral_source=None)
+    return {**body, "event_id": str(uuid.uuid4()), "occurred_at": isoformat(utcnow())}
 
 
 def cancel(desk: Any, redemption_id: str) -> Any:
