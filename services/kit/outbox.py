@@ -92,7 +92,7 @@ class Outbox(DependencyProvider):
         self.batch_size = int(config.get("OUTBOX_BATCH", 200))
         self.poll_interval = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
         self.retention = timedelta(days=float(config.get("OUTBOX_RETENTION_DAYS", 7)))
-        self.publisher = BatchPublisher(self.amqp_uri, self.exchange)
+        self.publisher = BatchPublisher(self.amqp_uri, self.exchange, serializer=self.container.serializer)
         self._running = False
         self._wake = Event()
         self._last_stats = 0.0

@@ -16,8 +16,9 @@ Values cross exactly as they did with kombu's ``json``, never changed silently:
   — goes through kombu's own encoder, which keeps today's value or raises ``TypeError`` as it always did.
   orjson would have written a UUID as a bare string and NaN as ``null``: that is why the check is by
   exact type and not left to orjson.
-- reading: orjson, unless the body holds an envelope (``"__type__"``) or is something orjson refuses
-  that Python's ``json`` accepts (``NaN``, lone surrogates): then kombu's decoder, as before.
+- reading: orjson, unless the body holds an envelope (``"__type__"``), a number orjson would read as a
+  float (an integer beyond 64 bits: 19 digits in a row), or is something orjson refuses that Python's
+  ``json`` accepts (``NaN``, lone surrogates): then kombu's decoder, as before.
 
 Why: nameko encodes each RPC reply twice (a "can it be serialised" check, then the publish) and kombu's
 encoder builds a ``JSONEncoder`` per call; for the kit's small messages this is several times faster
@@ -27,6 +28,7 @@ encoder builds a ``JSONEncoder`` per call; for the kit's small messages this is 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -44,6 +46,10 @@ NAMEKO_CONFIG: dict[str, Any] = {
 
 _ENVELOPE = b'"__type__"'
 _ENVELOPE_TEXT = '"__type__"'
+_LONG_NUMBER = re.compile(rb"\d{19}")
+_LONG_NUMBER_TEXT = re.compile(r"\d{19}")
+"""orjson reads an integer outside [-2**63, 2**64) as a float: 19 digits in a row may be one (or a long
+float, or digits in a string); those bodies are read by Python's json, which keeps big integers."""
 
 
 def _plain(value: Any) -> bool:
@@ -94,8 +100,9 @@ def loads(body: bytes | bytearray | memoryview | str) -> Any:
     """Decode a JSON body as kombu's ``json`` would (envelopes back into their Python objects)."""
     if isinstance(body, memoryview):
         body = body.tobytes()
-    envelope = _ENVELOPE_TEXT if isinstance(body, str) else _ENVELOPE
-    if envelope not in body:
+    text = isinstance(body, str)
+    if (_ENVELOPE_TEXT if text else _ENVELOPE) not in body and \
+            (_LONG_NUMBER_TEXT if text else _LONG_NUMBER).search(body) is None:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:  # NaN, Infinity, lone surrogates: Python's json reads them

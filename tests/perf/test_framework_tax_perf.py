@@ -19,8 +19,8 @@ them. Each measure prints calls/s, p50/p99 and the CPU ms per call of the caller
 echo's. ``test_worker_pool_sizes`` runs the kit-serializer echo with several ``max_workers`` (nameko's
 prefetch is the same number) beside the raw echo at 20 callers.
 
-``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile (``<dir>/<name>.prof``; figures are
-then not comparable). ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
+``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile counting CPU time once they answer
+(``<dir>/<name>.prof``, ``tests/perf/profiled.py``; figures are then not comparable). ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
 Figures go to tests/perf/RESULTS.md ("Framework tax (issue 17)").
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,9 +58,9 @@ def start_echo(tmp: Path, name: str, target: str, amqp_uri: str, kit_serializer:
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
     command = [NAMEKO, "run", "--config", str(path), target]
-    if os.environ.get("CARELOOP_PERF_PROFILE"):
-        command = [sys.executable, "-m", "cProfile", "-o",
-                   str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command]
+    if os.environ.get("CARELOOP_PERF_PROFILE"):  # CPU time, from wait_ready() on (tests/perf/profiled.py)
+        command = [sys.executable, "-m", "tests.perf.profiled",
+                   str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command[1:]]
     return subprocess.Popen(command, cwd=REPO, stdout=(tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
@@ -99,6 +100,8 @@ def wait_ready(amqp_uri: str, echoes: dict[str, tuple[str, str, subprocess.Popen
             assert process.poll() is None, f"{target} stopped; see its log"
             try:
                 measure(mode, amqp_uri, target, 1, process, kit, seconds=0.2, warm_up=0.1)
+                if os.environ.get("CARELOOP_PERF_PROFILE") and mode == "nameko":
+                    process.send_signal(signal.SIGUSR1)  # the profile starts now: steady state only
                 break
             except AssertionError:
                 if attempt == 29:
