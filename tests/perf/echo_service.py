@@ -32,6 +32,16 @@ class KitSerializerEcho(EchoService):
     name = "perf_echo_kit_serializer"
 
 
+class KitEcho(Service):
+    """The echo as a CareLoop service: the kit's container, consumer and replies, caller identity, telemetry."""
+
+    name = "perf_kit_echo"
+
+    @kit_rpc
+    def echo(self, *args: Any, **kwargs: Any) -> Any:
+        return [args, kwargs]
+
+
 class KitFloorService(Service):
     name = "perf_kit_floor"
     db = Database()

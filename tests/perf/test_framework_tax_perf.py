@@ -2,7 +2,7 @@
 
 ``pytest tests/perf/test_framework_tax_perf.py -m perf -s -p no:randomly`` (RabbitMQ running; ~4 minutes)
 
-Three echoes answer the same call (``echo(number, sequence, {"rule": …, "branch": …})`` → ``[args, kwargs]``),
+Four echoes answer the same call (``echo(number, sequence, {"rule": …, "branch": …})`` → ``[args, kwargs]``),
 each in a process of its own, on a vhost of the run:
 
 - **raw AMQP**: a py-amqp consumer answering on the request's ``reply_to``; the callers publish with
@@ -11,7 +11,9 @@ each in a process of its own, on a vhost of the run:
 - **nameko echo, default serializer**: ``tests.perf.echo_service:EchoService`` under ``nameko run``, called
   through standalone ``ClusterRpcProxy``s, kombu's ``json``;
 - **nameko echo, kit serializer**: the same with ``serializer: careloop-json`` (``services/kit/serializer.py``)
-  on both ends.
+  on both ends;
+- **kit service echo**: ``KitEcho``, the echo as a CareLoop ``Service`` (the kit's container, consumer and
+  replies, caller identity, telemetry) with the kit's serializer — what every service pays per call.
 
 The callers (greenthreads, each with its own connection or proxy) run in a process of their own per
 measure; rounds interleave the three at 1 and at 20 callers so that the machine's other load hits all of
@@ -49,12 +51,16 @@ ROUNDS = int(os.environ.get("TAX_ROUNDS", "3"))
 WORKERS = [int(n) for n in os.environ.get("TAX_WORKERS", "10,20,40").split(",")]
 RAW_QUEUE = "perf.raw_echo"
 NAMEKO = str(REPO / ".venv" / "bin" / "nameko")
+KIT_SERVICE = {"SERVICE_CONTAINER_CLS": "services.kit.container.Container", "METRICS_PORT": 0,
+               "RPC_REPLY_CONFIRMS": os.environ.get("TAX_REPLY_CONFIRMS", "") == "1"}
+"""The kit service echo's settings as deploy/config.yml gives them (``TAX_REPLY_CONFIRMS=1``: wait for
+the broker's confirm of each reply, as nameko does)."""
 
 
 def start_echo(tmp: Path, name: str, target: str, amqp_uri: str, kit_serializer: bool,
-               max_workers: int = 10) -> subprocess.Popen:
+               max_workers: int = 10, **settings: Any) -> subprocess.Popen:
     config: dict[str, Any] = {"AMQP_URI": amqp_uri, "max_workers": max_workers,
-                              **(NAMEKO_CONFIG if kit_serializer else {})}
+                              **(NAMEKO_CONFIG if kit_serializer else {}), **settings}
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
     command = [NAMEKO, "run", "--config", str(path), target]
@@ -121,9 +127,11 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
     raw = start_raw(tmp_path, amqp_uri)
     default = start_echo(tmp_path, "perf_echo", "tests.perf.echo_service:EchoService", amqp_uri, False)
     kit = start_echo(tmp_path, "perf_echo_kit_serializer", "tests.perf.echo_service:KitSerializerEcho", amqp_uri, True)
+    service = start_echo(tmp_path, "perf_kit_echo", "tests.perf.echo_service:KitEcho", amqp_uri, True, **KIT_SERVICE)
     echoes = {"raw AMQP": ("raw", RAW_QUEUE, raw, False),
               "nameko echo, default serializer": ("nameko", "perf_echo", default, False),
-              "nameko echo, kit serializer": ("nameko", "perf_echo_kit_serializer", kit, True)}
+              "nameko echo, kit serializer": ("nameko", "perf_echo_kit_serializer", kit, True),
+              "kit service echo": ("nameko", "perf_kit_echo", service, True)}
     try:
         wait_ready(amqp_uri, echoes)
         rows, ratios = [], {}
@@ -143,7 +151,7 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
               + ("met" if statistics.median(kit_ratios) >= 0.5 else "NOT met")
               + f" (median {statistics.median(kit_ratios)})")
     finally:
-        for process in (raw, default, kit):
+        for process in (raw, default, kit, service):
             stop(process)
 
 

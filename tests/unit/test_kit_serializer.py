@@ -62,9 +62,9 @@ VALUES = [
     {"at": datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC), "naive": datetime(2026, 3, 4, 5, 6, 7),
      "shanghai": datetime(2026, 3, 4, 13, 0, tzinfo=timezone(timedelta(hours=8)))},
     {"day": date(2026, 3, 4), "clock": time(8, 30), "price": Decimal("12.30"), "id": uuid.UUID(int=7)},
-    {"text": "plain bytes".encode(), "binary": b"\xff\x00\x80"},
+    {"text": b"plain bytes", "binary": b"\xff\x00\x80"},
     # what kombu's json changes, changed the same way: non-str keys become strings, tuples lists
-    {1: "one", None: "none", True: "yes", 2.5: "x"},
+    {1: "one", None: "none", False: "no", 2.5: "x"},
     ((1, 2), [3, (4,)]),
     # enums that are ints or strings cross as their values; non-finite floats and huge ints as before
     {"tier": Tier.SILVER, "channel": Channel.SMS},
