@@ -219,12 +219,13 @@ class RpcConsumer(NamekoRpcConsumer):
 
     nameko builds, for every reply, a ``Responder``, a ``Publisher``, the RPC exchange and a kombu
     ``Connection`` (only to find its pool of producers), encodes the answer twice (a "can it be
-    serialised" check, then the publish) and waits for the broker to confirm the reply. Here the pool and
-    the exchange are looked up once, the reply is encoded once, and the confirm is waited for only if
-    ``RPC_REPLY_CONFIRMS`` is set (default: not). A confirm proves little for a reply: it lands in the
-    caller's non-durable reply queue, gone with a broker restart confirmed or not; a reply that is lost
-    (a broker failing between the publish and the acknowledgement of the request) leaves the caller to
-    time out and retry under its idempotency key — as when the broker restarts after a confirmed reply.
+    serialised" check, then the publish), and publishes it persistent into the caller's reply queue (which
+    is durable) with a publisher confirm: the broker writes each reply to disk and the worker waits for it.
+    Here the pool and the exchange are looked up once, the reply is encoded once and sent transient, and
+    the confirm is waited for only if ``RPC_REPLY_CONFIRMS`` is set (default: not). A reply is of use only
+    to a caller still waiting for it (seconds: ``PEER_TIMEOUT``, ``RPC_TIMEOUT``); one lost with a broker
+    failure between its publish and the acknowledgement of the request leaves the caller to time out and
+    retry under its idempotency key, as a lost request does (the gateway's requests are transient already).
     A publish on a dead connection still fails at once, and the request is put back as before.
     """
 
@@ -268,7 +269,7 @@ class RpcConsumer(NamekoRpcConsumer):
             producer.publish(body, content_type=content_type, content_encoding=encoding,
                              exchange=self._reply_exchange, routing_key=message.properties["reply_to"],
                              correlation_id=message.properties.get("correlation_id"), headers={},
-                             delivery_mode=NON_PERSISTENT,  # a reply queue is not durable: nothing to write
+                             delivery_mode=NON_PERSISTENT,
                              retry=True, retry_policy=DEFAULT_RETRY_POLICY)
         return result, exc_info
 
