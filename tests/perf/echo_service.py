@@ -42,6 +42,13 @@ class KitEcho(Service):
         return [args, kwargs]
 
 
+class KitEchoBefore(KitEcho):
+    """``KitEcho`` under another name, to run from a checkout of older code beside today's
+    (``TAX_BEFORE`` in ``test_framework_tax_perf.py``)."""
+
+    name = "perf_kit_echo_before"
+
+
 class KitFloorService(Service):
     name = "perf_kit_floor"
     db = Database()

@@ -21,6 +21,9 @@ them. Each measure prints calls/s, p50/p99 and the CPU ms per call of the caller
 echo's. ``test_worker_pool_sizes`` runs the kit-serializer echo with several ``max_workers`` (nameko's
 prefetch is the same number) beside the raw echo at 20 callers.
 
+``TAX_BEFORE=<dir>`` adds the kit service echo as older code had it, run from ``<dir>`` (e.g.
+``git archive <commit> | tar -x -C <dir>``, with ``.venv`` linked; ``echo_service.py`` is copied in) on
+nameko's default serializer: before and after in one run.
 ``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile counting CPU time once they answer
 (``<dir>/<name>.prof``, ``tests/perf/profiled.py``; figures are then not comparable). ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
 Figures go to tests/perf/RESULTS.md ("Framework tax (issue 17)").
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -48,6 +52,7 @@ pytestmark = pytest.mark.perf
 SECONDS = float(os.environ.get("TAX_SECONDS", "8"))
 WARM_UP = 2.0
 ROUNDS = int(os.environ.get("TAX_ROUNDS", "3"))
+BEFORE = Path(os.environ["TAX_BEFORE"]) if os.environ.get("TAX_BEFORE") else None
 WORKERS = [int(n) for n in os.environ.get("TAX_WORKERS", "10,20,40").split(",")]
 RAW_QUEUE = "perf.raw_echo"
 NAMEKO = str(REPO / ".venv" / "bin" / "nameko")
@@ -58,7 +63,7 @@ the broker's confirm of each reply, as nameko does)."""
 
 
 def start_echo(tmp: Path, name: str, target: str, amqp_uri: str, kit_serializer: bool,
-               max_workers: int = 10, **settings: Any) -> subprocess.Popen:
+               max_workers: int = 10, cwd: Path = REPO, **settings: Any) -> subprocess.Popen:
     config: dict[str, Any] = {"AMQP_URI": amqp_uri, "max_workers": max_workers,
                               **(NAMEKO_CONFIG if kit_serializer else {}), **settings}
     path = tmp / f"{name}.yml"
@@ -67,7 +72,7 @@ def start_echo(tmp: Path, name: str, target: str, amqp_uri: str, kit_serializer:
     if os.environ.get("CARELOOP_PERF_PROFILE"):  # CPU time, from wait_ready() on (tests/perf/profiled.py)
         command = [sys.executable, "-m", "tests.perf.profiled",
                    str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command[1:]]
-    return subprocess.Popen(command, cwd=REPO, stdout=(tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
+    return subprocess.Popen(command, cwd=cwd, stdout=(tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
@@ -132,6 +137,11 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
               "nameko echo, default serializer": ("nameko", "perf_echo", default, False),
               "nameko echo, kit serializer": ("nameko", "perf_echo_kit_serializer", kit, True),
               "kit service echo": ("nameko", "perf_kit_echo", service, True)}
+    if BEFORE:  # the kit as it was, from a checkout of older code, on nameko's default serializer
+        shutil.copy(REPO / "tests" / "perf" / "echo_service.py", BEFORE / "tests" / "perf" / "echo_service.py")
+        before = start_echo(tmp_path, "perf_kit_echo_before", "tests.perf.echo_service:KitEchoBefore", amqp_uri,
+                            False, cwd=BEFORE, **KIT_SERVICE)
+        echoes["kit service echo, before"] = ("nameko", "perf_kit_echo_before", before, False)
     try:
         wait_ready(amqp_uri, echoes)
         rows, ratios = [], {}
@@ -151,7 +161,7 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
               + ("met" if statistics.median(kit_ratios) >= 0.5 else "NOT met")
               + f" (median {statistics.median(kit_ratios)})")
     finally:
-        for process in (raw, default, kit, service):
+        for _mode, _target, process, _kit in echoes.values():
             stop(process)
 
 
