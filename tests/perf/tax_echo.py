@@ -153,6 +153,14 @@ if __name__ == "__main__":
         serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         mode, uri, target, callers, warm, seconds, pid = sys.argv[2:9]
-        result = load(mode, uri, target, int(callers), float(warm), float(seconds), int(pid), "kit" in sys.argv[9:])
+        arguments = (mode, uri, target, int(callers), float(warm), float(seconds), int(pid), "kit" in sys.argv[9:])
+        if os.environ.get("CARELOOP_PERF_PROFILE") and float(seconds) >= 1:  # the callers' CPU, whole run
+            import cProfile
+
+            profiler = cProfile.Profile(time.process_time)
+            result = profiler.runcall(load, *arguments)
+            profiler.dump_stats(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"callers-{mode}-{target}-{callers}.prof")
+        else:
+            result = load(*arguments)
         print(json.dumps(result), flush=True)
         os._exit(0)  # the proxies' consumers need no orderly goodbye

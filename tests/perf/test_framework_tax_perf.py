@@ -25,7 +25,8 @@ prefetch is the same number) beside the raw echo at 20 callers.
 ``git archive <commit> | tar -x -C <dir>``, with ``.venv`` linked; ``echo_service.py`` is copied in) on
 nameko's default serializer: before and after in one run.
 ``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile counting CPU time once they answer
-(``<dir>/<name>.prof``, ``tests/perf/profiled.py``; figures are then not comparable). ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
+(``<dir>/<name>.prof``, ``tests/perf/profiled.py``) and each load process too
+(``<dir>/callers-<mode>-<target>-<callers>.prof``); figures are then not comparable. ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
 Figures go to tests/perf/RESULTS.md ("Framework tax (issue 17)").
 """
 
