@@ -22,7 +22,7 @@ echo's. ``test_worker_pool_sizes`` runs the kit-serializer echo with several ``m
 prefetch is the same number) beside the raw echo at 20 callers.
 
 ``TAX_BEFORE=<dir>`` adds the kit service echo as older code had it, run from ``<dir>`` (e.g.
-``git archive <commit> | tar -x -C <dir>``, with ``.venv`` linked; ``echo_service.py`` is copied in) on
+``git archive <commit> | tar -x -C <dir>``, with ``.venv`` linked; ``echo_service.py`` and ``profiled.py`` are copied in) on
 nameko's default serializer: before and after in one run.
 ``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile counting CPU time once they answer
 (``<dir>/<name>.prof``, ``tests/perf/profiled.py``) and each load process too
@@ -139,7 +139,8 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
               "nameko echo, kit serializer": ("nameko", "perf_echo_kit_serializer", kit, True),
               "kit service echo": ("nameko", "perf_kit_echo", service, True)}
     if BEFORE:  # the kit as it was, from a checkout of older code, on nameko's default serializer
-        shutil.copy(REPO / "tests" / "perf" / "echo_service.py", BEFORE / "tests" / "perf" / "echo_service.py")
+        for module in ("echo_service.py", "profiled.py"):
+            shutil.copy(REPO / "tests" / "perf" / module, BEFORE / "tests" / "perf" / module)
         before = start_echo(tmp_path, "perf_kit_echo_before", "tests.perf.echo_service:KitEchoBefore", amqp_uri,
                             False, cwd=BEFORE, **KIT_SERVICE)
         echoes["kit service echo, before"] = ("nameko", "perf_kit_echo_before", before, False)
