@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.kit import Service, errors, rpc
@@ -28,6 +29,10 @@ class Answers(Service):
     @rpc
     def typed(self) -> dict[str, Any]:
         return TYPED
+
+    @rpc
+    def unserializable(self) -> Any:
+        return {"answer": object()}
 
     @rpc
     def fail(self, kind: str) -> None:
@@ -56,3 +61,14 @@ def test_answers_and_domain_errors_cross_a_broker_intact(answers, rpc, amqp_uri,
                 proxy.serializer_answers.fail(error_cls.__name__)
             assert raised.value.fields == {"field": ["Why not."]}
             assert raised.value.details == {"member_id": "m1", "matches": ["phone"]}
+
+
+@pytest.mark.parametrize("confirms", [False, True])
+def test_an_answer_that_cannot_be_encoded_is_an_error_and_the_service_goes_on(start_service, rpc, confirms):
+    # the kit's replies (kit.consumer.RpcConsumer), with and without waiting for the broker's confirm
+    start_service(Answers, database_url="sqlite://", RPC_REPLY_CONFIRMS=confirms)
+    proxy = rpc()
+    with pytest.raises(RemoteError) as raised:
+        proxy.serializer_answers.unserializable()
+    assert raised.value.exc_type == "UnserializableValueError"
+    assert proxy.serializer_answers.answer("again") == {"answer": ANSWER, "echo": "again"}
