@@ -46,10 +46,12 @@ NAMEKO_CONFIG: dict[str, Any] = {
 
 _ENVELOPE = b'"__type__"'
 _ENVELOPE_TEXT = '"__type__"'
-_LONG_NUMBER = re.compile(rb"\d{19}")
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
 _LONG_NUMBER_TEXT = re.compile(r"\d{19}")
 """orjson reads an integer outside [-2**63, 2**64) as a float: 19 digits in a row may be one (or a long
-float, or digits in a string); those bodies are read by Python's json, which keeps big integers."""
+float, or digits in a string); those bodies are read by Python's json, which keeps big integers. Found by
+``translate`` and a substring search on bytes (~0.3 µs for a small reply; a regex took 3.7 µs)."""
 
 
 def _plain(value: Any) -> bool:
@@ -100,9 +102,11 @@ def loads(body: bytes | bytearray | memoryview | str) -> Any:
     """Decode a JSON body as kombu's ``json`` would (envelopes back into their Python objects)."""
     if isinstance(body, memoryview):
         body = body.tobytes()
-    text = isinstance(body, str)
-    if (_ENVELOPE_TEXT if text else _ENVELOPE) not in body and \
-            (_LONG_NUMBER_TEXT if text else _LONG_NUMBER).search(body) is None:
+    if isinstance(body, str):
+        plain = _ENVELOPE_TEXT not in body and _LONG_NUMBER_TEXT.search(body) is None
+    else:
+        plain = _ENVELOPE not in body and _NINETEEN_DIGITS not in body.translate(_DIGITS_AS_ZEROS)
+    if plain:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:  # NaN, Infinity, lone surrogates: Python's json reads them
