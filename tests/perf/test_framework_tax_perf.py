@@ -18,7 +18,7 @@ each in a process of its own, on a vhost of the run:
 The callers (greenthreads, each with its own connection or proxy) run in a process of their own per
 measure; rounds interleave the three at 1 and at 20 callers so that the machine's other load hits all of
 them. Each measure prints calls/s, p50/p99 and the CPU ms per call of the callers' process and of the
-echo's. ``test_worker_pool_sizes`` runs the kit-serializer echo with several ``max_workers`` (nameko's
+echo's. ``test_worker_pool_sizes`` runs the kit service echo with several ``max_workers`` (nameko's
 prefetch is the same number) beside the raw echo at 20 callers.
 
 ``TAX_BEFORE=<dir>`` adds the kit service echo as older code had it, run from ``<dir>`` (e.g.
@@ -169,7 +169,7 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
 
 @pytest.mark.timeout(1800)
 def test_worker_pool_sizes(amqp_uri, tmp_path):
-    """20 callers against the kit-serializer echo with each ``max_workers`` (= prefetch), beside the raw echo;
+    """20 callers against the kit service echo with each ``max_workers`` (= prefetch), beside the raw echo;
     one echo at a time (they share the queue's name), started afresh for each measure."""
     raw = start_raw(tmp_path, amqp_uri)
     try:
@@ -177,12 +177,12 @@ def test_worker_pool_sizes(amqp_uri, tmp_path):
         for round_number in range(1, ROUNDS + 1):
             rows.append(("raw AMQP", 20, round_number, measure("raw", amqp_uri, RAW_QUEUE, 20, raw)))
             for workers in WORKERS:
-                process = start_echo(tmp_path, f"perf_echo_w{workers}", "tests.perf.echo_service:KitSerializerEcho",
-                                     amqp_uri, True, max_workers=workers)
+                process = start_echo(tmp_path, f"perf_kit_echo_w{workers}", "tests.perf.echo_service:KitEcho",
+                                     amqp_uri, True, max_workers=workers, **KIT_SERVICE)
                 try:
-                    wait_ready(amqp_uri, {"echo": ("nameko", "perf_echo_kit_serializer", process, True)})
-                    rows.append((f"kit-serializer echo, max_workers {workers}", 20, round_number,
-                                 measure("nameko", amqp_uri, "perf_echo_kit_serializer", 20, process, True)))
+                    wait_ready(amqp_uri, {"echo": ("nameko", "perf_kit_echo", process, True)})
+                    rows.append((f"kit service echo, max_workers {workers}", 20, round_number,
+                                 measure("nameko", amqp_uri, "perf_kit_echo", 20, process, True)))
                 finally:
                     stop(process)
         print("\nWORKER POOL SIZES (load average {:.1f} {:.1f} {:.1f})\n".format(*os.getloadavg()) + table(rows))
