@@ -280,6 +280,8 @@ def primary_backend(request: pytest.FixtureRequest) -> str:
 
 
 def service_config(amqp_uri: str, database_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    from services.kit.serializer import NAMEKO_CONFIG
+
     config = {
         "AMQP_URI": amqp_uri,
         "SERVICE_CONTAINER_CLS": "services.kit.container.Container",
@@ -288,6 +290,7 @@ def service_config(amqp_uri: str, database_url: str | None = None, **overrides: 
         "OUTBOX_POLL_SECONDS": 0.2,
         "max_workers": 10,
         "parent_calls_tracked": 10,
+        **NAMEKO_CONFIG,  # the kit's serializer, as deploy/config.yml
     }
     if database_url:
         config["DATABASE_URL"] = database_url

@@ -23,10 +23,12 @@ CONFIRM_TIMEOUT_SECONDS = 30.0
 class BatchPublisher:
     """Publishes ``(routing_key, body, headers)`` messages to one exchange; owns its connection."""
 
-    def __init__(self, amqp_uri: str, exchange: Exchange, confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS) -> None:
+    def __init__(self, amqp_uri: str, exchange: Exchange, confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
+                 serializer: str = "json") -> None:
         self.amqp_uri = amqp_uri
         self.exchange = exchange
         self.confirm_timeout = confirm_timeout
+        self.serializer = serializer  # the service's (nameko's ``serializer`` config key)
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._next_tag = 0
@@ -63,7 +65,7 @@ class BatchPublisher:
             self._unconfirmed.clear()
             self._nacked = 0
             for routing_key, body, headers in messages:
-                producer.publish(body, routing_key=routing_key, headers=headers, serializer="json",
+                producer.publish(body, routing_key=routing_key, headers=headers, serializer=self.serializer,
                                  delivery_mode=2)
                 self._next_tag += 1
                 self._unconfirmed.add(self._next_tag)

@@ -99,7 +99,7 @@ class Outbox(DependencyProvider):
         self.poll_interval = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
         self.retention = timedelta(days=float(config.get("OUTBOX_RETENTION_DAYS", 7)))
         self.pause_file = os.environ.get("CARELOOP_OUTBOX_PAUSE_FILE")  # fault injection, see the docstring
-        self.publisher = BatchPublisher(self.amqp_uri, self.exchange)
+        self.publisher = BatchPublisher(self.amqp_uri, self.exchange, serializer=self.container.serializer)
         self._running = False
         self._wake = Event()
         self._last_stats = 0.0

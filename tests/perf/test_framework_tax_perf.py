@@ -1,0 +1,190 @@
+"""The framework tax: nameko's RPC against the raw AMQP round trip it is built on, in one run (issue 17).
+
+``pytest tests/perf/test_framework_tax_perf.py -m perf -s -p no:randomly`` (RabbitMQ running; ~4 minutes)
+
+Four echoes answer the same call (``echo(number, sequence, {"rule": …, "branch": …})`` → ``[args, kwargs]``),
+each in a process of its own, on a vhost of the run:
+
+- **raw AMQP**: a py-amqp consumer answering on the request's ``reply_to``; the callers publish with
+  RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``), one connection each, JSON bodies, no confirms,
+  no framework — the ceiling;
+- **nameko echo, default serializer**: ``tests.perf.echo_service:EchoService`` under ``nameko run``, called
+  through standalone ``ClusterRpcProxy``s, kombu's ``json``;
+- **nameko echo, kit serializer**: the same with ``serializer: careloop-json`` (``services/kit/serializer.py``)
+  on both ends;
+- **kit service echo**: ``KitEcho``, the echo as a CareLoop ``Service`` (the kit's container, consumer and
+  replies, caller identity, telemetry) with the kit's serializer — what every service pays per call.
+
+The callers (greenthreads, each with its own connection or proxy) run in a process of their own per
+measure; rounds interleave the three at 1 and at 20 callers so that the machine's other load hits all of
+them. Each measure prints calls/s, p50/p99 and the CPU ms per call of the callers' process and of the
+echo's. ``test_worker_pool_sizes`` runs the kit service echo with several ``max_workers`` (nameko's
+prefetch is the same number) beside the raw echo at 20 callers.
+
+``TAX_BEFORE=<dir>`` adds the kit service echo as older code had it, run from ``<dir>`` (e.g.
+``git archive <commit> | tar -x -C <dir>``, with ``.venv`` linked; ``echo_service.py`` and ``profiled.py`` are copied in) on
+nameko's default serializer: before and after in one run.
+``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile counting CPU time once they answer
+(``<dir>/<name>.prof``, ``tests/perf/profiled.py``) and each load process too
+(``<dir>/callers-<mode>-<target>-<callers>.prof``); figures are then not comparable. ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
+Figures go to tests/perf/RESULTS.md ("Framework tax (issue 17)").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.kit.serializer import NAMEKO_CONFIG
+from tests.harness import REPO
+
+pytestmark = pytest.mark.perf
+
+SECONDS = float(os.environ.get("TAX_SECONDS", "8"))
+WARM_UP = 2.0
+ROUNDS = int(os.environ.get("TAX_ROUNDS", "3"))
+BEFORE = Path(os.environ["TAX_BEFORE"]) if os.environ.get("TAX_BEFORE") else None
+WORKERS = [int(n) for n in os.environ.get("TAX_WORKERS", "10,20,40").split(",")]
+RAW_QUEUE = "perf.raw_echo"
+NAMEKO = str(REPO / ".venv" / "bin" / "nameko")
+KIT_SERVICE = {"SERVICE_CONTAINER_CLS": "services.kit.container.Container", "METRICS_PORT": 0,
+               "RPC_REPLY_CONFIRMS": os.environ.get("TAX_REPLY_CONFIRMS", "") == "1"}
+"""The kit service echo's settings as deploy/config.yml gives them (``TAX_REPLY_CONFIRMS=1``: wait for
+the broker's confirm of each reply, as nameko does)."""
+
+
+def start_echo(tmp: Path, name: str, target: str, amqp_uri: str, kit_serializer: bool,
+               max_workers: int = 10, cwd: Path = REPO, **settings: Any) -> subprocess.Popen:
+    config: dict[str, Any] = {"AMQP_URI": amqp_uri, "max_workers": max_workers,
+                              **(NAMEKO_CONFIG if kit_serializer else {}), **settings}
+    path = tmp / f"{name}.yml"
+    path.write_text(yaml.safe_dump(config))
+    command = [NAMEKO, "run", "--config", str(path), target]
+    if os.environ.get("CARELOOP_PERF_PROFILE"):  # CPU time, from wait_ready() on (tests/perf/profiled.py)
+        command = [sys.executable, "-m", "tests.perf.profiled",
+                   str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command[1:]]
+    return subprocess.Popen(command, cwd=cwd, stdout=(tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def start_raw(tmp: Path, amqp_uri: str, prefetch: int = 10) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "tests.perf.tax_echo", "serve", amqp_uri, RAW_QUEUE,
+                                str(prefetch)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=(tmp / "raw.log").open("ab"), start_new_session=True, text=True)
+    assert process.stdout.readline().strip() == "ready", "the raw echo did not start; see raw.log"
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def measure(mode: str, amqp_uri: str, target: str, callers: int, server: subprocess.Popen, kit: bool = False,
+            seconds: float = SECONDS, warm_up: float = WARM_UP) -> dict[str, Any]:
+    """One load process: ``callers`` callers for ``seconds`` after ``warm_up``; its JSON report."""
+    command = [sys.executable, "-W", "ignore", "-m", "tests.perf.tax_echo", "load", mode, amqp_uri, target,
+               str(callers), str(warm_up), str(seconds), str(server.pid), *(["kit"] if kit else [])]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=seconds + 120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["error_count"] == 0, report
+    return report
+
+
+def wait_ready(amqp_uri: str, echoes: dict[str, tuple[str, str, subprocess.Popen, bool]]) -> None:
+    """Each echo answered a short load once (the services take a few seconds to start)."""
+    for _name, (mode, target, process, kit) in echoes.items():
+        for attempt in range(30):
+            assert process.poll() is None, f"{target} stopped; see its log"
+            try:
+                measure(mode, amqp_uri, target, 1, process, kit, seconds=0.2, warm_up=0.1)
+                if os.environ.get("CARELOOP_PERF_PROFILE") and mode == "nameko":
+                    process.send_signal(signal.SIGUSR1)  # the profile starts now: steady state only
+                break
+            except AssertionError:
+                if attempt == 29:
+                    raise
+
+
+def table(rows: list[tuple[str, int, int, dict[str, Any]]]) -> str:
+    lines = ["| echo | callers | round | calls/s | p50 / p99 ms | CPU ms/call: callers + echo |", "| --- " * 6 + "|"]
+    for name, callers, round_number, m in rows:
+        lines.append(f"| {name} | {callers} | {round_number} | {m['per_second']} | {m['p50_ms']} / {m['p99_ms']} "
+                     f"| {m['caller_cpu_ms']} + {m['server_cpu_ms']} |")
+    return "\n".join(lines)
+
+
+@pytest.mark.timeout(1800)
+def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
+    raw = start_raw(tmp_path, amqp_uri)
+    default = start_echo(tmp_path, "perf_echo", "tests.perf.echo_service:EchoService", amqp_uri, False)
+    kit = start_echo(tmp_path, "perf_echo_kit_serializer", "tests.perf.echo_service:KitSerializerEcho", amqp_uri, True)
+    service = start_echo(tmp_path, "perf_kit_echo", "tests.perf.echo_service:KitEcho", amqp_uri, True, **KIT_SERVICE)
+    echoes = {"raw AMQP": ("raw", RAW_QUEUE, raw, False),
+              "nameko echo, default serializer": ("nameko", "perf_echo", default, False),
+              "nameko echo, kit serializer": ("nameko", "perf_echo_kit_serializer", kit, True),
+              "kit service echo": ("nameko", "perf_kit_echo", service, True)}
+    if BEFORE:  # the kit as it was, from a checkout of older code, on nameko's default serializer
+        for module in ("echo_service.py", "profiled.py"):
+            shutil.copy(REPO / "tests" / "perf" / module, BEFORE / "tests" / "perf" / module)
+        before = start_echo(tmp_path, "perf_kit_echo_before", "tests.perf.echo_service:KitEchoBefore", amqp_uri,
+                            False, cwd=BEFORE, **KIT_SERVICE)
+        echoes["kit service echo, before"] = ("nameko", "perf_kit_echo_before", before, False)
+    try:
+        wait_ready(amqp_uri, echoes)
+        rows, ratios = [], {}
+        for round_number in range(1, ROUNDS + 1):
+            for callers in (1, 20):
+                figures = {name: measure(mode, amqp_uri, target, callers, process, kit_serializer)
+                           for name, (mode, target, process, kit_serializer) in echoes.items()}
+                rows += [(name, callers, round_number, m) for name, m in figures.items()]
+                raw_rate = figures["raw AMQP"]["per_second"]
+                for name in list(echoes)[1:]:
+                    ratios.setdefault((name, callers), []).append(round(figures[name]["per_second"] / raw_rate, 2))
+        print("\nFRAMEWORK TAX (load average {:.1f} {:.1f} {:.1f})\n".format(*os.getloadavg()) + table(rows))
+        for (name, callers), values in ratios.items():
+            print(f"{name} / raw AMQP at {callers} callers, each round: {values} (median {statistics.median(values)})")
+        kit_ratios = ratios[("nameko echo, kit serializer", 20)] + ratios[("nameko echo, kit serializer", 1)]
+        print("target nameko echo >= 0.5 x raw AMQP with the kit's serializer: "
+              + ("met" if statistics.median(kit_ratios) >= 0.5 else "NOT met")
+              + f" (median {statistics.median(kit_ratios)})")
+    finally:
+        for _mode, _target, process, _kit in echoes.values():
+            stop(process)
+
+
+@pytest.mark.timeout(1800)
+def test_worker_pool_sizes(amqp_uri, tmp_path):
+    """20 callers against the kit service echo with each ``max_workers`` (= prefetch), beside the raw echo;
+    one echo at a time (they share the queue's name), started afresh for each measure."""
+    raw = start_raw(tmp_path, amqp_uri)
+    try:
+        rows = []
+        for round_number in range(1, ROUNDS + 1):
+            rows.append(("raw AMQP", 20, round_number, measure("raw", amqp_uri, RAW_QUEUE, 20, raw)))
+            for workers in WORKERS:
+                process = start_echo(tmp_path, f"perf_kit_echo_w{workers}", "tests.perf.echo_service:KitEcho",
+                                     amqp_uri, True, max_workers=workers, **KIT_SERVICE)
+                try:
+                    wait_ready(amqp_uri, {"echo": ("nameko", "perf_kit_echo", process, True)})
+                    rows.append((f"kit service echo, max_workers {workers}", 20, round_number,
+                                 measure("nameko", amqp_uri, "perf_kit_echo", 20, process, True)))
+                finally:
+                    stop(process)
+        print("\nWORKER POOL SIZES (load average {:.1f} {:.1f} {:.1f})\n".format(*os.getloadavg()) + table(rows))
+    finally:
+        stop(raw)
