@@ -33,8 +33,12 @@ SERVICES = list(processes())  # members, points, records, notifications, gateway
 class Stack:
     """Every CareLoop process, supervised, on a private broker and database, each link through a proxy."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, proxied: bool = True, env: dict[str, dict[str, str]] | None = None) -> None:
+        """``proxied=False``: every link goes straight to the broker and the database (benchmarks: no proxy
+        processes on the CPUs; nothing can then be cut). ``env``: extra environment per service."""
         self.base = base
+        self.proxied = proxied
+        self.env = env or {}
         self.logs = base / "log"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.rabbit = RabbitNode(base / "rabbit")
@@ -61,10 +65,11 @@ class Stack:
         for service in SERVICES:
             self.pg.create_database(service)
             upgrade(service, self.pg.url(service))
-            self.broker_proxies[service] = TcpProxy(self.rabbit.port)
-            self.db_proxies[service] = TcpProxy(self.pg.port)
-            self.broker_proxies[service].start()
-            self.db_proxies[service].start()
+            if self.proxied:
+                self.broker_proxies[service] = TcpProxy(self.rabbit.port)
+                self.db_proxies[service] = TcpProxy(self.pg.port)
+                self.broker_proxies[service].start()
+                self.db_proxies[service].start()
         subprocess.run([sys.executable, "-W", "ignore", "-m", "services.kit.topology"], cwd=REPO, check=True,
                        env=dict(os.environ, AMQP_URI=self.rabbit.amqp_uri()), capture_output=True)
         for service in SERVICES:
@@ -78,16 +83,18 @@ class Stack:
         """Start (and supervise) one more process of ``service``; a gateway replica listens on its own port."""
         target = processes()[service]["target"]
         name = service if replica == 1 else f"{service}-{replica}"
+        broker, database = self.broker_proxies.get(service), self.db_proxies.get(service)
         env = dict(os.environ, SERVICE_NAME=service, METRICS_PORT=str(free_port()), LOG_LEVEL="WARNING",
                    PYTHONWARNINGS="ignore",
-                   AMQP_URI=self.rabbit.amqp_uri(port=self.broker_proxies[service].port),
-                   DATABASE_URL=self.pg.url(service, port=self.db_proxies[service].port))
+                   AMQP_URI=self.rabbit.amqp_uri(port=broker.port if broker else None),
+                   DATABASE_URL=self.pg.url(service, port=database.port if database else None))
         if service == "records":
             env["AUDIT_SETTLE_MINUTES"] = "0"  # the checks run after a drain: nothing is in flight any more
         if service == "gateway":
             port = free_port()
             env["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{port}"
             self.gateway_urls.append(f"http://127.0.0.1:{port}")
+        env.update(self.env.get(service, {}))
         child = Child(name, [NAMEKO, "run", "--config", "deploy/config.yml", target], env=env,
                       log_path=self.logs / f"{name}.log")
         with self._lock:

@@ -1,0 +1,191 @@
+"""Helpers of the paid-visit flow and replica benchmarks (tests/perf/test_flow_perf.py).
+
+``OpenLoop`` posts signed HIS bills on the clock (each at its own instant, whatever the answers do);
+``outcomes`` reads, per bill, when each service committed its part, from the services' own databases:
+the commit time of the consumer's inbox row (``pg_xact_commit_timestamp(xmin)``; the cluster runs with
+``track_commit_timestamp = on``), which is in the same transaction as the handler's effects — so it is the
+moment those effects became visible to any reader (the API included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import eventlet
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import create_engine, text
+
+from gateway.auth import webhooks
+
+
+@dataclass
+class Bill:
+    step: str
+    bill_id: str
+    member: str
+    due: float  # when the scheduler meant to send it (time.time())
+    sent: float = 0.0
+    answered: float = 0.0
+    status: int = 0
+
+
+class OpenLoop:
+    """Signed ``POST /v1/webhooks/bills`` at a fixed rate, one green thread per bill, spread over the gateways."""
+
+    def __init__(self, urls: list[str], integration: tuple[str, str], members: list[str]) -> None:
+        self.urls = urls
+        self.integration = integration
+        self.members = members
+        self.http = requests.Session()
+        self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=2000))
+        self.run = uuid.uuid4().hex[:6]
+        self.count = 0
+
+    def step(self, label: str, rate: float, seconds: float) -> list[Bill]:
+        bills: list[Bill] = []
+        pool = eventlet.GreenPool(100_000)
+        began = time.time()
+        for number in range(int(rate * seconds)):
+            due = began + number / rate
+            pause = due - time.time()
+            if pause > 0:
+                eventlet.sleep(pause)
+            self.count += 1
+            bill = Bill(label, f"FLOW-{self.run}-{self.count}", self.members[self.count % len(self.members)], due)
+            bills.append(bill)
+            pool.spawn_n(self._send, bill)
+        pool.waitall()
+        return bills
+
+    def _send(self, bill: Bill) -> None:
+        amount = 50_00 + (self.count * 7919) % 1_950_00 // 100 * 100
+        body = json.dumps({"bill_id": bill.bill_id, "member_id": bill.member, "branch": "SH01", "currency": "CNY",
+                           "items": [{"category": "treatment", "code": "T1", "amount_minor": amount}],
+                           "payments": [{"method": "card", "amount_minor": amount}]}).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": bill.bill_id,
+                   **webhooks.signed_headers(*self.integration, body)}
+        bill.sent = time.time()
+        try:
+            response = self.http.post(self.urls[self.count % len(self.urls)] + "/v1/webhooks/bills", data=body,
+                                      headers=headers, timeout=60)
+            bill.status = response.status_code
+        except requests.RequestException:
+            bill.status = 0
+        bill.answered = time.time()
+
+
+def _rows(url: str, sql: str) -> list[Any]:
+    engine = create_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(text(sql)))
+    finally:
+        engine.dispose()
+
+
+COMMITTED = "extract(epoch from coalesce(pg_xact_commit_timestamp(xmin), handled_at))"
+
+
+def outcomes(pg: Any, bills: list[Bill]) -> dict[str, dict[str, float]]:
+    """Per acknowledged bill: wall-clock times at which points, members and notifications committed their part
+    (``points``: the earn; ``members``: the visit and every points_earned of it; ``notifications``: the same);
+    a bill missing a part has no entry for it."""
+    wanted = {bill.bill_id for bill in bills if 200 <= bill.status < 300}
+    visits = {}  # visit_completed event id -> (bill id, visit id)
+    for event_id, bill_id, visit_id in _rows(pg.url("records"), (
+            "SELECT event_id, payload::json->>'bill_id', payload::json->>'visit_id' FROM kit_outbox "
+            "WHERE event_type = 'visit_completed'")):
+        if bill_id in wanted:
+            visits[event_id] = (bill_id, visit_id)
+    by_visit = {visit: bill for bill, visit in visits.values()}
+    earned: dict[str, list[str]] = {}  # bill -> points_earned event ids
+    for event_id, source in _rows(pg.url("points"), (
+            "SELECT event_id, payload::json->>'source_ref' FROM kit_outbox WHERE event_type = 'points_earned'")):
+        if source in by_visit:
+            earned.setdefault(by_visit[source], []).append(event_id)
+    bill_of_event = {event: bill for event, (bill, _visit) in visits.items()}
+    bill_of_event.update({event: bill for bill, events in earned.items() for event in events})
+
+    def committed(service: str, consumers: tuple[str, ...]) -> dict[str, dict[str, float]]:
+        names = ", ".join(f"'{service}.{consumer}'" for consumer in consumers)
+        found: dict[str, dict[str, float]] = {}
+        for consumer, event_id, at in _rows(pg.url(service), (
+                f"SELECT consumer, event_id, {COMMITTED} FROM kit_inbox WHERE consumer IN ({names})")):
+            if event_id in bill_of_event:
+                found.setdefault(bill_of_event[event_id], {})[f"{consumer}:{event_id}"] = float(at)
+        return found
+
+    points = committed("points", ("on_visit_completed",))
+    members = committed("members", ("on_visit_completed", "on_points_earned"))
+    notes = committed("notifications", ("on_visit_completed", "on_points_earned"))
+    result: dict[str, dict[str, float]] = {}
+    for bill_id, _visit in visits.values():
+        needed = 1 + len(earned.get(bill_id, []))  # the visit, and each points_earned it caused
+        times: dict[str, float] = {}
+        if bill_id in points:
+            times["points"] = max(points[bill_id].values())
+        for name, seen in (("members", members), ("notifications", notes)):
+            if len(seen.get(bill_id, {})) >= needed:
+                times[name] = max(seen[bill_id].values())
+        result[bill_id] = times
+    return result
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
+
+
+# -- CPU per process --------------------------------------------------------------------------------------
+
+def _stat(pid: int) -> tuple[int, float]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and every live process under it."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(entry.name)], cpu[int(entry.name)] = _stat(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def postmaster_pid(pg: Any) -> int:
+    return int((pg.data / "postmaster.pid").read_text().split()[0])
+
+
+class CpuMeter:
+    """CPU seconds per process (CareLoop's, PostgreSQL's whole cluster, RabbitMQ's node) between two reads."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+
+    def read(self) -> dict[str, float]:
+        roots = {name: child.pid for name, child in self.stack.children().items() if child.pid}
+        roots["postgresql"] = postmaster_pid(self.stack.pg)
+        roots["rabbitmq"] = self.stack.rabbit._process.pid  # noqa: SLF001 - the node's process tree
+        return {name: tree_cpu(pid) for name, pid in roots.items()}
+
+    @staticmethod
+    def per(before: dict[str, float], after: dict[str, float], count: int, scale: float = 1000.0) -> dict[str, float]:
+        """Milliseconds of CPU per unit of work, per process (``count`` units done between the reads)."""
+        return {name: round((after[name] - before.get(name, 0.0)) / max(count, 1) * scale, 2) for name in after}
