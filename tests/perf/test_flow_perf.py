@@ -221,6 +221,7 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
             done = settle(stack, bills)
             rows.append(summarise(label, rate, bills, done, CpuMeter.per(before, meter.read(), len(bills))))
             print(f"\nFLOW STEP {json.dumps(rows[-1])}", flush=True)
+        drain(stack, 900)
         ceilings.append(wrk(echo_url, 10, 10))
     finally:
         stop(echo)
