@@ -183,9 +183,17 @@ class CpuMeter:
         roots = {name: child.pid for name, child in self.stack.children().items() if child.pid}
         roots["postgresql"] = postmaster_pid(self.stack.pg)
         roots["rabbitmq"] = self.stack.rabbit._process.pid  # noqa: SLF001 - the node's process tree
-        return {name: tree_cpu(pid) for name, pid in roots.items()}
+        found = {name: tree_cpu(pid) for name, pid in roots.items()}
+        # PostgreSQL's share per service database: its backends' CPU (pooled connections live on)
+        for pid, database in _rows(self.stack.pg.url("postgres"), (
+                "SELECT pid, datname FROM pg_stat_activity WHERE datname IS NOT NULL AND pid <> pg_backend_pid()")):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                key = f"pg:{database}"
+                found[key] = found.get(key, 0.0) + _stat(pid)[1]
+        return found
 
     @staticmethod
     def per(before: dict[str, float], after: dict[str, float], count: int, scale: float = 1000.0) -> dict[str, float]:
         """Milliseconds of CPU per unit of work, per process (``count`` units done between the reads)."""
-        return {name: round((after[name] - before.get(name, 0.0)) / max(count, 1) * scale, 2) for name in after}
+        return {name: round((after[name] - before.get(name, 0.0)) / max(count, 1) * scale, 2) for name in after
+                if not name.startswith("pg:postgres")}
