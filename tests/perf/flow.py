@@ -139,6 +139,14 @@ def outcomes(pg: Any, bills: list[Bill]) -> dict[str, dict[str, float]]:
     return result
 
 
+def completed(pg: Any, bills: list[Bill]) -> int:
+    """How many of ``bills`` records completed, whatever their sender heard (a sender that gave up waiting
+    still cost the suite the whole flow)."""
+    wanted = {bill.bill_id for bill in bills}
+    return sum(1 for (bill_id,) in _rows(pg.url("records"), (
+        "SELECT payload::json->>'bill_id' FROM kit_outbox WHERE event_type = 'visit_completed'")) if bill_id in wanted)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return float("nan")
