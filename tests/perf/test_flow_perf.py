@@ -52,7 +52,7 @@ pytestmark = pytest.mark.perf
 RATES = tuple(int(rate) for rate in os.environ.get("CARELOOP_FLOW_RATES", "10,20,50,100").split(","))
 STEP_SECONDS = float(os.environ.get("CARELOOP_FLOW_STEP_SECONDS", "75"))
 LONG_SECONDS = float(os.environ.get("CARELOOP_FLOW_SECONDS", "300"))
-LONG_RATE = 50
+LONG_RATE = int(os.environ.get("CARELOOP_FLOW_LONG_RATE", "50"))
 MEMBERS = 200
 WINDOW = 10.0  # seconds at each end of a step compared for "lag growing"
 REPLICA_SECONDS = float(os.environ.get("CARELOOP_REPLICA_SECONDS", "15"))
@@ -213,7 +213,7 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
         wrk(echo_url, 10, 3)  # warm
         ceilings.append(wrk(echo_url, 10, 10))
         settle(stack, sender.step("warm-up", 10, 5))
-        plan = [(f"{rate}/s", rate, STEP_SECONDS) for rate in RATES] + [("long 50/s", LONG_RATE, LONG_SECONDS)]
+        plan = [(f"{rate}/s", rate, STEP_SECONDS) for rate in RATES] + [(f"long {LONG_RATE}/s", LONG_RATE, LONG_SECONDS)]
         for label, rate, seconds in plan:
             before = meter.read()
             bills = sender.step(label, rate, seconds)
