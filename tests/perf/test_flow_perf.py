@@ -100,16 +100,20 @@ def start_echo(stack: Stack) -> tuple[str, list[subprocess.Popen]]:
         processes.append(subprocess.Popen([NAMEKO, "run", "--config", "deploy/config.yml", target], cwd=REPO, env=env,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     url = f"http://127.0.0.1:{port}/echo/warm"
-    deadline = time.monotonic() + 60
+    wait_http(url)
+    return url, processes
+
+
+def wait_http(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
     while True:
         try:
             if requests.get(url, timeout=5).status_code == 200:
-                break
+                return
         except requests.RequestException:
             pass
-        assert time.monotonic() < deadline, "the echo did not answer"
+        assert time.monotonic() < deadline, f"{url} did not answer in {seconds:.0f} s"
         time.sleep(0.3)
-    return url, processes
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -358,7 +362,7 @@ def test_earn_with_one_and_two_replicas(stack: Stack, members: list[str], tmp_pa
         stack.add_process("gateway", replica=2)
         wait_consumers(stack, "rpc-points", 2)
         stack.wait_ready(60)
-        requests.get(stack.gateway_urls[-1] + "/health", timeout=10).raise_for_status()
+        wait_http(stack.gateway_urls[-1] + "/health")
         wrk(stack.gateway_urls[-1] + "/health", 2, 2)  # warm the new gateway's workers
         two_rpc = rpc_earn(stack, members, REPLICA_SECONDS, f"{number}b")
         two_http = http_earn(stack, members, REPLICA_SECONDS, f"{number}b", tmp_path)
