@@ -196,12 +196,15 @@ class CpuMeter:
         for pid, database in _rows(self.stack.pg.url("postgres"), (
                 "SELECT pid, datname FROM pg_stat_activity WHERE datname IS NOT NULL AND pid <> pg_backend_pid()")):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                key = f"pg:{database}"
-                found[key] = found.get(key, 0.0) + _stat(pid)[1]
+                found[f"pg:{database}:{pid}"] = _stat(pid)[1]
         return found
 
     @staticmethod
     def per(before: dict[str, float], after: dict[str, float], count: int, scale: float = 1000.0) -> dict[str, float]:
         """Milliseconds of CPU per unit of work, per process (``count`` units done between the reads)."""
-        return {name: round((after[name] - before.get(name, 0.0)) / max(count, 1) * scale, 2) for name in after
-                if not name.startswith("pg:postgres")}
+        spent = {name: after[name] - before.get(name, 0.0) for name in after if not name.startswith("pg:")}
+        for name in after:  # a backend counts only if it lived through both reads (a new one: all of its life)
+            if name.startswith("pg:") and not name.startswith("pg:postgres:"):
+                database = name.rsplit(":", 1)[0]
+                spent[database] = spent.get(database, 0.0) + after[name] - before.get(name, 0.0)
+        return {name: round(value / max(count, 1) * scale, 2) for name, value in spent.items()}
