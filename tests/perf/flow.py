@@ -156,9 +156,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 # -- CPU per process --------------------------------------------------------------------------------------
 
-def _stat(pid: int) -> tuple[int, float]:
+def _stat(pid: int, reaped: bool = True) -> tuple[int, float]:
+    """Parent pid and CPU seconds of ``pid``, with (``reaped``) that of its children that ended and were waited
+    for (a PostgreSQL backend that ended counts in the postmaster's); the live ones are counted on their own."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+    return int(fields[1]), ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu(root: int) -> float:
@@ -196,7 +199,7 @@ class CpuMeter:
         for pid, database in _rows(self.stack.pg.url("postgres"), (
                 "SELECT pid, datname FROM pg_stat_activity WHERE datname IS NOT NULL AND pid <> pg_backend_pid()")):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                found[f"pg:{database}:{pid}"] = _stat(pid)[1]
+                found[f"pg:{database}:{pid}"] = _stat(pid, reaped=False)[1]
         return found
 
     @staticmethod
