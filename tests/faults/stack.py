@@ -31,7 +31,8 @@ SERVICES = list(processes())  # members, points, records, notifications, gateway
 
 
 class Stack:
-    """Every CareLoop process, supervised, on a private broker and database, each link through a proxy."""
+    """Every CareLoop process, supervised, on a private broker and database, each link through a proxy (unless
+    ``proxied=False``: the benchmarks of tests/perf/test_flow_perf.py)."""
 
     def __init__(self, base: Path, proxied: bool = True, env: dict[str, dict[str, str]] | None = None) -> None:
         """``proxied=False``: every link goes straight to the broker and the database (benchmarks: no proxy
