@@ -234,11 +234,10 @@ def declared() -> list[Contracts]:
     return found
 
 
-def consumers() -> dict[tuple[str, str], list[str]]:
-    """(producer, event type) -> ["service.handler", ...], read off the services' event handlers."""
+def handlers() -> Iterator[tuple[str, str, str, type[Event] | None]]:
+    """(``service.handler``, producer, event type, the contract it reads) for every service's event handler."""
     from nameko.events import EventHandler
 
-    found: dict[tuple[str, str], list[str]] = {}
     for module_name in CONSUMERS:
         module = importlib.import_module(module_name)
         for cls in vars(module).values():
@@ -247,8 +246,15 @@ def consumers() -> dict[tuple[str, str], list[str]]:
             for method_name, method in inspect.getmembers(cls, inspect.isfunction):
                 for entrypoint in getattr(method, "nameko_entrypoints", ()):
                     if isinstance(entrypoint, EventHandler):
-                        key = (entrypoint.source_service, entrypoint.event_type)
-                        found.setdefault(key, []).append(f"{cls.name}.{method_name}")
+                        yield (f"{cls.name}.{method_name}", entrypoint.source_service, entrypoint.event_type,
+                               getattr(method, "contract", None))
+
+
+def consumers() -> dict[tuple[str, str], list[str]]:
+    """(producer, event type) -> ["service.handler", ...], read off the services' event handlers."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for handler, producer, event_type, _contract in handlers():
+        found.setdefault((producer, event_type), []).append(handler)
     return found
 
 

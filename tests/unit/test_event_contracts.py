@@ -167,34 +167,13 @@ def test_docs_events_md_says_what_the_declarations_say():
         "docs/events.md is stale: run python -m services.kit.contracts --write")
 
 
-def _handlers():
-    """(service.handler, producer, event type, the contract it reads) for every service's event handler."""
-    import importlib
-    import inspect
-
-    from nameko.events import EventHandler
-
-    from services.kit import contracts
-
-    for module_name in contracts.CONSUMERS:
-        module = importlib.import_module(module_name)
-        for cls in vars(module).values():
-            if not (inspect.isclass(cls) and cls.__module__ == module.__name__ and hasattr(cls, "name")):
-                continue
-            for name, method in inspect.getmembers(cls, inspect.isfunction):
-                for entrypoint in getattr(method, "nameko_entrypoints", ()):
-                    if isinstance(entrypoint, EventHandler):
-                        yield (f"{cls.name}.{name}", entrypoint.source_service, entrypoint.event_type,
-                               getattr(method, "contract", None))
-
-
 def test_every_consumer_reads_the_producers_declared_contract_and_its_sample_loads():
     from services.kit import contracts
 
     declared = {(c.producer, event_type): contract
                 for c in contracts.declared() for event_type, contract in c.events.items()}
     seen = 0
-    for handler, producer, event_type, contract in _handlers():
+    for handler, producer, event_type, contract in contracts.handlers():
         assert (producer, event_type) in declared, f"{handler} consumes {producer}.{event_type}, which nobody declares"
         assert contract is declared[(producer, event_type)], f"{handler} does not read {producer}.{event_type}'s contract"
         producers = next(c for c in contracts.declared() if c.producer == producer)
