@@ -462,6 +462,20 @@ def _reset(sock: socket.socket) -> None:
         sock.close()
 
 
+def stop_process_groups(processes: list[subprocess.Popen], timeout: float = 15) -> None:
+    """SIGTERM every process group still running, then wait for each; SIGKILL (and reap) one that does not
+    end within ``timeout`` (processes started with ``start_new_session=True``)."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
 def _serve_proxy(port: int, target: tuple[str, int]) -> None:  # pragma: no cover - runs in the proxy process
     """The proxy process: one selector loop; commands on stdin (open, cut, blackhole, count), answers on stdout."""
     selector = selectors.DefaultSelector()

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from tests.faults.load import Load
 from tests.faults.stack import NAMEKO, REPO, Stack
 from tests.harness import service_config
 from tests.nodes import free_port
+from tests.nodes import stop_process_groups as stop
 from tests.perf.flow import CpuMeter, OpenLoop, completed, outcomes, percentile
 
 pytestmark = pytest.mark.perf
@@ -116,16 +116,6 @@ def wait_http(url: str, seconds: float = 60) -> None:
         time.sleep(0.3)
 
 
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def wrk(url: str, connections: int, seconds: float, script: Path | None = None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from gateway.auth.tokens import TokenKeys
 from services.kit.clock import utcnow
 from tests.e2e.conftest import free_port
 from tests.harness import REPO, service_config, store_for
+from tests.nodes import stop_process_groups
 
 pytestmark = [pytest.mark.perf, pytest.mark.timeout(1800)]
 
@@ -201,14 +201,7 @@ def test_gateway_get_member_against_the_bare_echo(amqp_uri, databases, tmp_path)
         serial_me = wrk(gateway + "/v1/auth/me", 1, auth)
         cost = auth_cost_us(gateway_db)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(processes)
 
     load = os.getloadavg()
     print(f"\nGateway (issue 8) — {DURATION} s per run, {ROUNDS} alternating rounds (median round shown), "
