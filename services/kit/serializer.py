@@ -58,34 +58,25 @@ def _plain(value: Any) -> bool:
     """Whether ``value`` holds only the exact built-in JSON types (what orjson and kombu write alike)."""
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _plain(item):
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind is str or kind is int or kind is bool or value is None or (
+            kind is float and math.isfinite(value))
+    for item in items:  # scalars checked here, not by a call each: this runs on every message
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if not math.isfinite(item):
                 return False
-        return True
-    if kind is list or kind is tuple:
-        for item in value:
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _plain(item):
-                return False
-        return True
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    return False
+        elif not _plain(item):
+            return False
+    return True
 
 
 def dumps(value: Any) -> bytes | str:
