@@ -8,6 +8,7 @@
 | handle an event once, retried, dead-lettered | ``@event_handler(MemberEnrolled)`` (the producer's contract: the payload in domain values) |
 | a retry-safe command | ``@rpc`` + ``@idempotent`` on a method taking ``idempotency_key`` |
 | one transaction at a time per aggregate (check, then act) | ``kit.locks.serialise(session, kind, key)`` |
+| a row nothing reads back in the transaction, written with the commit (one round trip with ``COMMIT``) | ``kit.commit.at_commit(session, AtCommit(sql), params)`` |
 | errors callers can act on | ``Invalid``, ``NotFound``, ``Conflict``, ``Forbidden`` (``kit.errors``) |
 | validate input | ``load(Schema(), payload)`` (``kit.schemas``; NUL refused everywhere) |
 | answer in the shape the OpenAPI document says | ``OutSchema().dump(obj)``; ``page_of``, ``list_of``, ``computed``, ``With``, ``UtcTime`` (``kit.schemas``) |

@@ -33,6 +33,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.kit import inbox
+from services.kit.commit import AT_COMMIT, forget_rolled_back, mark_savepoint, run_at_commit
 from services.kit.errors import Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,84 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             raise DisconnectionError(f"pooled connection was dropped: {error}") from error
 
 
-def create_store_engine(url: str, pool_size: int = 10,
-                        ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Engine:
+BEGIN_PENDING = "careloop_begin_pending"
+ENDED_ALONE = "careloop_ended_alone"
+"""In a pooled connection's ``info``: whether the last commit or rollback cost a round trip of its own (for the
+round-trip test; the kit sends those outside SQLAlchemy's cursor events)."""
+_TRANSACTION_IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: no transaction open on the server
+
+
+def _begin_with_first_statement(engine: Engine) -> None:
+    """PostgreSQL: send a transaction's ``BEGIN`` with its first statement, and let a command's last statement
+    carry the ``COMMIT`` (``Store.commit``), instead of a round trip for each.
+
+    psycopg2 (not in autocommit) sends ``BEGIN`` as a query of its own before a transaction's first statement:
+    one round trip per transaction spent on nothing. Here the driver connection is in autocommit and the kit
+    opens the transaction itself: when SQLAlchemy begins one, the next statement on that connection goes as
+    ``BEGIN;<statement>`` (psycopg2 binds parameters on the client, so both travel in one query). At commit or
+    rollback, ``COMMIT`` / ``ROLLBACK`` is sent only if the server says a transaction is open (libpq knows it
+    from the last reply, no round trip): a transaction whose last statement already ended with ``COMMIT``
+    costs nothing more. A connection returned to the pool mid-transaction is rolled back the same way.
+    Statements SQLAlchemy runs outside a transaction of its own (the dialect's first-connect queries, the
+    idle ping) autocommit, as they read only. Not for alembic (``migrate``), which sets isolation levels.
+    Server-side cursors (``stream_results``/``yield_per`` on PostgreSQL) are not available on these engines:
+    psycopg2 refuses a named cursor in autocommit; batch jobs work a batch per transaction from a cursor of
+    their own (``kit.jobs``).
+    A statement run after the piggybacked ``COMMIT`` and before the session's own commit would autocommit
+    alone; ``Store.commit`` flushes the session first so that nothing is left to run then.
+    """
+    @event.listens_for(engine, "connect")
+    def _autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.autocommit = True
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.info[BEGIN_PENDING] = True
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _with_begin(connection: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
+                    executemany: bool) -> tuple[str, Any]:
+        if connection.info.pop(BEGIN_PENDING, False):
+            if executemany:  # the statement runs once per row: BEGIN must not go with each
+                cursor.execute("BEGIN")
+            else:
+                statement = "BEGIN;" + statement
+        return statement, parameters
+
+    def _end(dbapi_connection: Any, info: dict, sql: str) -> None:
+        info.pop(BEGIN_PENDING, None)
+        info[ENDED_ALONE] = False
+        if dbapi_connection is None or dbapi_connection.closed:
+            return  # the connection is gone, and its transaction with it on the server
+        if dbapi_connection.get_transaction_status() != _TRANSACTION_IDLE:
+            info[ENDED_ALONE] = True
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.close()
+
+    def _end_transaction(connection: Any, sql: str) -> None:
+        if connection.invalidated:  # dropped by the server, its transaction with it; asking would reconnect
+            return
+        pooled = connection.connection
+        _end(pooled.dbapi_connection, pooled.info, sql)
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        _end_transaction(connection, "COMMIT")
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Any) -> None:
+        _end_transaction(connection, "ROLLBACK")
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
+        _end(dbapi_connection, record.info, "ROLLBACK")
+
+
+def create_store_engine(url: str, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+                        begin_with_first_statement: bool = False) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5}, hide_parameters=True)
@@ -160,6 +237,8 @@ def create_store_engine(url: str, pool_size: int = 10,
     # hide_parameters: a statement's values (names, phone numbers) stay out of errors and so out of logs
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True)
     _ping_when_idle(engine, ping_after_idle)
+    if begin_with_first_statement:
+        _begin_with_first_statement(engine)
     return engine
 
 
@@ -168,10 +247,14 @@ class Store:
 
     def __init__(self, url: str, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> None:
         self.url = normalise_url(url)
-        self.engine = create_store_engine(self.url, pool_size=pool_size, ping_after_idle=ping_after_idle)
+        self.engine = create_store_engine(self.url, pool_size=pool_size, ping_after_idle=ping_after_idle,
+                                          begin_with_first_statement=True)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgresql = self.engine.dialect.name == "postgresql"
         self._make_session = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._make_session, "before_commit", run_at_commit)
+        event.listen(self._make_session, "after_transaction_create", mark_savepoint)
+        event.listen(self._make_session, "after_soft_rollback", forget_rolled_back)
         self._gate = _sqlite_gate(str(self.engine.url.database)) if self.is_sqlite else None
         self._commit_listeners: list[Callable[[], None]] = []
 
@@ -196,6 +279,19 @@ class Store:
                 self._gate.release()
 
     def commit(self, session: Session) -> None:
+        """Commit ``session``; on PostgreSQL what was left for the commit (``at_commit``) goes with the
+        ``COMMIT`` in one query, after the ORM's pending changes are flushed."""
+        pending = session.info.get(AT_COMMIT)
+        if pending and self.is_postgresql:
+            session.flush()
+            parts, params = [], {}
+            for n, (statement, values) in enumerate(pending):
+                sql, named = statement.pyformat(n, values)
+                parts.append(sql)
+                params.update(named)
+            parts.append("COMMIT")
+            session.connection().exec_driver_sql(";".join(parts), params)
+            del session.info[AT_COMMIT]
         session.commit()
         if session.info.pop("outbox_dirty", False):
             for listener in list(self._commit_listeners):
@@ -323,7 +419,7 @@ class Database(DependencyProvider):
             return result, exc_info
         entry = inbox.entry_for(worker_ctx)
         if entry is not None:
-            worker_db.session.add(entry)
+            inbox.record(worker_db.session, entry)
         try:
             worker_db.finish(commit=True)
         except IntegrityError as exc:

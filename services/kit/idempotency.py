@@ -6,9 +6,10 @@ repeat with the same arguments gets that answer back; a repeat with *different* 
 as ``Invalid`` (the caller reused a key by mistake). Without a key the command simply runs.
 
 This wraps every mutating command, so it is written in SQLAlchemy Core, two statements on the first call:
-the key is claimed by one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (SQLite >= 3.35 and PostgreSQL)
-and the answer stored by an ``UPDATE`` of that id, both with their compiled form cached. The ORM version (SELECT, then add and flush) cost a
-round trip and a unit of work more per call.
+the key is claimed by one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (SQLite >= 3.35 and PostgreSQL;
+on PostgreSQL it usually carries the transaction's ``BEGIN``) and the answer stored by an ``UPDATE`` of that
+id left for the commit (``kit.db.at_commit``: on PostgreSQL it travels with the ``COMMIT``). The ORM version
+(SELECT, then add and flush) cost a round trip and a unit of work more per call.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from services.kit.clock import utcnow
+from services.kit.commit import AtCommit, at_commit
 from services.kit.db import worker_db_of
 from services.kit.errors import Invalid
 from services.kit.models import IdempotentCommand, UtcDateTime
@@ -54,7 +56,7 @@ _CLAIM = (text("INSERT INTO kit_idempotency (command, key, request_hash, created
           .bindparams(bindparam("created_at", type_=UtcDateTime())))
 _LOOKUP = select(_TABLE.c.request_hash, _TABLE.c.response).where(
     _TABLE.c.command == bindparam("command"), _TABLE.c.key == bindparam("key"))
-_STORE_ANSWER = update(_TABLE).where(_TABLE.c.id == bindparam("claim_id")).values(response=bindparam("answer"))
+_STORE_ANSWER = AtCommit("UPDATE kit_idempotency SET response = :answer WHERE id = :claim_id")
 
 
 def claim(session: Session, command: str, key: str, fingerprint: str) -> int | None:
@@ -99,7 +101,7 @@ def idempotent(fn: Callable) -> Callable:
         if claim_id is None:
             return replay(session, command, key, fingerprint)
         result = fn(self, *args, **kwargs)
-        session.execute(_STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(result)})
+        at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(result)})
         return result
 
     wrapper.__signature__ = signature  # nameko checks call signatures against this

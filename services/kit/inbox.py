@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from services.kit.clock import utcnow
-from services.kit.models import InboxEntry
+from services.kit.commit import AtCommit, at_commit
+from services.kit.models import InboxEntry, UtcDateTime
 
 ALREADY_HANDLED = type("AlreadyHandled", (), {"__repr__": lambda self: "ALREADY_HANDLED"})()
 """What a guarded handler returns for an event its service has already applied."""
@@ -35,6 +36,16 @@ def entry_for(worker_ctx: Any) -> InboxEntry | None:
     if key is None:
         return None
     return InboxEntry(consumer=key[0], event_id=key[1], handled_at=utcnow())
+
+
+_RECORD = AtCommit("INSERT INTO kit_inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :handled_at)",
+                   handled_at=UtcDateTime())
+
+
+def record(session: Any, entry: InboxEntry) -> None:
+    """Write ``entry`` with the handler's commit (on PostgreSQL in the query that commits)."""
+    at_commit(session, _RECORD, {"consumer": entry.consumer, "event_id": entry.event_id,
+                                 "handled_at": entry.handled_at})
 
 
 def seen(session: Any, consumer: str, event_id: str) -> bool:

@@ -33,34 +33,37 @@ import eventlet
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, utcnow
+from services.kit.commit import AtCommit, at_commit
 from services.kit.confirms import BatchPublisher
 from services.kit.contracts import Contracts
 from services.kit.db import Database
-from services.kit.models import OutboxEvent
+from services.kit.models import OutboxEvent, UtcDateTime
 from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
 
 
-_INSERT_EVENT = insert(OutboxEvent.__table__).inline()  # nobody needs the new row's id back
+_INSERT_EVENT = AtCommit("INSERT INTO kit_outbox (event_id, event_type, payload, headers, created_at, attempts) "
+                         "VALUES (:event_id, :event_type, :payload, :headers, :created_at, 0)",
+                         created_at=UtcDateTime())
 
 
 def write_event(session: Session, event_type: str, payload: dict[str, Any],
                 headers: dict[str, Any] | None = None) -> str:
     """Add an event to the outbox in ``session``'s transaction; returns its ``event_id``.
 
-    A Core INSERT run at once, not an ORM object flushed later: every command that emits pays for this,
-    and the row is never read back through the session, so the unit of work would be pure overhead.
+    The row is written when the transaction commits (``kit.db.at_commit``: on PostgreSQL in the same query
+    as the ``COMMIT``), never before: nothing reads it back in the transaction, and a rollback drops it.
     """
     event_id = str(uuid.uuid4())
     now = utcnow()
     body = {"event_id": event_id, "occurred_at": isoformat(now), **payload}
-    session.execute(_INSERT_EVENT, {"event_id": event_id, "event_type": event_type, "payload": json.dumps(body),
-                                    "headers": json.dumps(headers or {}), "created_at": now, "attempts": 0})
+    at_commit(session, _INSERT_EVENT, {"event_id": event_id, "event_type": event_type, "payload": json.dumps(body),
+                                       "headers": json.dumps(headers or {}), "created_at": now})
     session.info["outbox_dirty"] = True
     return event_id
 

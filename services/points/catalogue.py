@@ -91,14 +91,14 @@ def available_to(reward: Reward, tier: str) -> bool:
 
 def redeem_reward(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any],
                   key: str) -> tuple[Redemption, list[PointsPosting], Coupon | None]:
-    """Spend points on a reward: the member's account first, then the reward's stock, both locked."""
-    reward = get_reward(session, data["reward_id"])
+    """Spend points on a reward: the member's account first, then the reward's stock, both locked (the reward
+    is read once, locked; a refusal rolls the account's lock back with the rest)."""
+    account = ledger.lock_account(session, member.member_id, ctx.now)  # the account first, then the reward
+    reward = get_reward(session, data["reward_id"], lock=True)
     if not reward.active:
         raise Conflict(f"The reward {reward.name} is not offered any more.")
     if not available_to(reward, member.tier):
         raise Conflict(f"The reward {reward.name} is not available to {member.tier} members.")
-    ledger.lock_account(session, member.member_id, ctx.now)  # the account first, then the reward
-    reward = get_reward(session, reward.id, lock=True)
     quantity = data["quantity"]
     if reward.stock is not None and reward.stock < quantity:
         raise Conflict(f"The reward {reward.name} is out of stock ({reward.stock} left).",
@@ -109,7 +109,8 @@ def redeem_reward(session: Session, ctx: Context, member: MemberCopy, data: dict
                         created_at=ctx.now, updated_at=ctx.now)
     entry = Entry("reward", reward.code, ctx.operator, data["branch"], f"{quantity} x {reward.name}",
                   dedupe_key=f"redeem:{key}", redemption_id=record.id)
-    postings = ledger.spend(session, member.member_id, record.points, "redeem", entry, ctx.today, ctx.now)
+    postings = ledger.spend(session, member.member_id, record.points, "redeem", entry, ctx.today, ctx.now,
+                            locked=account)
     record.posting_id = postings[-1].id
     if reward.stock is not None:
         reward.stock -= quantity
@@ -134,7 +135,7 @@ def coupon_terms_of(reward: Reward, ctx: Context) -> dict[str, Any]:
 def deduct_cash(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any],
                 key: str) -> tuple[Redemption, list[PointsPosting]]:
     """Take points off a bill (at most the programme's share of it); one deduction per bill."""
-    ledger.lock_account(session, member.member_id, ctx.now)
+    account = ledger.lock_account(session, member.member_id, ctx.now)
     bill_id, points = data["bill_id"], data["points"]
     existing = session.scalars(select(Redemption).where(
         Redemption.kind == "cash_deduction", Redemption.bill_id == bill_id, Redemption.state != "cancelled")).first()
@@ -149,7 +150,7 @@ def deduct_cash(session: Session, ctx: Context, member: MemberCopy, data: dict[s
                         branch=data["branch"], operator=ctx.operator[:160], created_at=ctx.now, updated_at=ctx.now)
     entry = Entry("cash_deduction", bill_id, ctx.operator, data["branch"],
                   f"{value} minor units off bill {bill_id}", dedupe_key=f"cash:{key}", redemption_id=record.id)
-    postings = ledger.spend(session, member.member_id, points, "redeem", entry, ctx.today, ctx.now)
+    postings = ledger.spend(session, member.member_id, points, "redeem", entry, ctx.today, ctx.now, locked=account)
     record.posting_id = postings[-1].id
     session.add(record)
     session.flush()

@@ -247,12 +247,13 @@ def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: 
 
 
 def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry: Entry, today: date,
-          now: datetime) -> list[PointsPosting]:
+          now: datetime, locked: Account | None = None) -> list[PointsPosting]:
     """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
-    Returns the postings made: an expiry of stale lots if there were any, then the spend (last)."""
+    Returns the postings made: an expiry of stale lots if there were any, then the spend (last).
+    ``locked``: the account as the caller locked it in this transaction (saves locking it again)."""
     if points <= 0:
         raise ValueError("a spend takes a positive number of points")
-    balance = lock_account(session, member_id, now).balance
+    balance = (locked or lock_account(session, member_id, now)).balance
     lots = _open_lots(session, member_id)
     postings = []
     stale = _stale(lots, today)

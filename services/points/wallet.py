@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.errors import Conflict, Invalid, NotFound
@@ -19,7 +20,7 @@ from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.points.awards import Context
 from services.points.models import MemberCopy, WalletAccount, WalletPosting
-from services.points.roster import insert_ignoring_duplicate, survivor_of
+from services.points.roster import survivor_of
 from services.points.rules import redemption
 
 TOPPED_UP = counter("careloop_wallet_topped_up_minor_total", "Stored value paid in (minor units)", ("kind", "branch"))
@@ -34,11 +35,17 @@ def check_currency(ctx: Context, money: dict[str, Any], field: str) -> int:
 
 
 def lock_wallet(session: Session, member_id: uuid.UUID, ctx: Context) -> WalletAccount:
-    insert_ignoring_duplicate(session, WalletAccount, {
-        "member_id": member_id, "currency": ctx.currency, "principal_minor": 0, "bonus_minor": 0,
-        "largest_top_up_minor": 0, "created_at": ctx.now, "updated_at": ctx.now}, ["member_id"])
-    query = select(WalletAccount).where(WalletAccount.member_id == member_id).with_for_update()
-    return session.scalars(query.execution_options(populate_existing=True)).one()
+    """The member's wallet, created on first use, locked until the transaction ends, in one round trip: an
+    upsert whose ``DO UPDATE`` (a no-op change) takes the row lock as ``FOR UPDATE`` would, waits for a
+    concurrent holder, and returns the row as that holder committed it."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(WalletAccount).values(
+        member_id=member_id, currency=ctx.currency, principal_minor=0, bonus_minor=0, largest_top_up_minor=0,
+        created_at=ctx.now, updated_at=ctx.now)
+    statement = statement.on_conflict_do_update(index_elements=["member_id"],
+                                                set_={"member_id": statement.excluded.member_id})
+    return session.scalars(statement.returning(WalletAccount),
+                           execution_options={"populate_existing": True}).one()
 
 
 def existing(session: Session, dedupe_key: str) -> WalletPosting | None:

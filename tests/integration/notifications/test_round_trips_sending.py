@@ -1,0 +1,33 @@
+"""Database round trips of the delivery send path on PostgreSQL (how they are counted:
+``tests/integration/test_round_trips.py``): each transaction that names the delivery, from its claim for
+sending to the record of the provider's answer and the ``notification_sent`` event."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.notifications.test_sending import LI, NOW, results_ready
+from tests.integration.test_round_trips import Trips
+
+SEND_CEILINGS = [3, 4, 4]
+"""Round trips of each transaction naming the delivery, as measured when the kit's command path landed."""
+
+
+@pytest.mark.backends("postgresql")
+def test_sending_a_delivery_stays_within_its_round_trips(suite):
+    s = suite()
+    member = s.enrol(**LI)
+    s.rpc.notifications.set_preferences(member["id"], {"channels": ["sms"]})
+    delivery = results_ready(s, member["id"])
+    trips = Trips(s.notifications)
+    try:
+        assert s.dispatch(NOW).get("sent") == 1
+        transactions = trips.all_of(delivery["id"])
+    finally:
+        trips.close()
+    for queries in transactions:
+        print("transaction", *(query[:200].replace("\n", " ") for query in queries), sep="\n  ")
+    counts = [len(queries) for queries in transactions]
+    print(f"\nround trips per transaction naming the delivery: {counts}")
+    over = [(n, ceiling) for n, ceiling in zip(counts, SEND_CEILINGS, strict=False) if n > ceiling]
+    assert len(counts) <= len(SEND_CEILINGS) and not over, f"measured {counts}, ceilings {SEND_CEILINGS}"

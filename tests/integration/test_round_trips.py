@@ -1,0 +1,211 @@
+"""Database round trips per command on PostgreSQL: a regression fails here, not in a benchmark weeks later.
+
+How they are counted: SQLAlchemy's ``before_cursor_execute`` on the service's own engine sees every query the
+kit and the service send (the transaction's ``BEGIN`` travels inside the first one as ``BEGIN;...``, the
+``COMMIT`` inside the last one as ``...;COMMIT``: ``kit.db``). A ``COMMIT`` or ``ROLLBACK`` sent on its own
+(when the last query did not carry it) is not a cursor execute of SQLAlchemy's: the kit sends it on the
+driver's cursor from the engine's ``commit``/``rollback`` event and notes it in the pooled connection's
+``info`` (``kit.db.ENDED_ALONE``), which this test reads in its own listener of those events (run after the
+kit's) and counts as one more round trip. The idle ping (a connection unused for 2 s) is not counted.
+
+Only the command's own queries count: the engine is shared by the worker, the outbox relay and the event
+handlers, so queries are grouped by transaction (in the green thread that began it) and the command's is the
+one that sent its unique marker (the idempotency key, or the event's visit id) as a parameter.
+
+The kit floor (an idempotent command writing one event) and the earn have the issue's ceilings (3 and 4);
+the other commands' ceilings are what they measured when the kit's command path landed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import eventlet
+import pytest
+from sqlalchemy import event
+
+from services.kit.db import ENDED_ALONE, Database
+from tests.integration.points_world import World
+from tests.integration.records_support import FRONT_DESK, HIS, bill, enrol, local_today, start_records
+from tests.perf.echo_service import KitFloorService
+
+
+class Trips:
+    """The queries of each transaction on a container's engine (from SQLAlchemy's begin to its commit or
+    rollback, in the green thread that began it)."""
+
+    def __init__(self, container: Any) -> None:
+        database = next(d for d in container.dependencies if isinstance(d, Database))
+        self.engine = database.store.engine
+        self.transactions: list[list[tuple[str, Any]]] = []
+        self.current: dict[Any, list[tuple[str, Any]]] = {}  # green thread -> its open transaction's queries
+        event.listen(self.engine, "begin", self._began)
+        event.listen(self.engine, "before_cursor_execute", self._executed)
+        event.listen(self.engine, "commit", self._committed)  # after the kit's, which sends what is needed
+        event.listen(self.engine, "rollback", self._rolled_back)
+
+    def close(self) -> None:
+        event.remove(self.engine, "begin", self._began)
+        event.remove(self.engine, "before_cursor_execute", self._executed)
+        event.remove(self.engine, "commit", self._committed)
+        event.remove(self.engine, "rollback", self._rolled_back)
+
+    def _began(self, _connection: Any) -> None:
+        self.current[eventlet.getcurrent()] = queries = []
+        self.transactions.append(queries)
+
+    def _executed(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        queries = self.current.get(eventlet.getcurrent())
+        if queries is not None:
+            queries.append((statement, parameters))
+
+    def _ended(self, connection: Any, what: str) -> None:
+        queries = self.current.pop(eventlet.getcurrent(), None)
+        if queries is not None and connection.connection.info.get(ENDED_ALONE):
+            queries.append((what, None))
+
+    def _committed(self, connection: Any) -> None:
+        self._ended(connection, "COMMIT (a trip of its own)")
+
+    def _rolled_back(self, connection: Any) -> None:
+        self._ended(connection, "ROLLBACK (a trip of its own)")
+
+    def of(self, marker: str) -> list[str]:
+        """The queries of the (first) transaction that sent ``marker`` in a parameter."""
+        return self.all_of(marker)[0]
+
+    def all_of(self, marker: str) -> list[list[str]]:
+        """The queries of each transaction that sent ``marker`` in a parameter, in order."""
+        found = [[statement for statement, _ in queries] for queries in self.transactions
+                 if any(marker in repr(parameters) for _, parameters in queries)]
+        if not found:
+            raise AssertionError(f"no query carried {marker!r}")
+        return found
+
+
+def check(trips: Trips, marker: str, ceiling: int) -> list[str]:
+    queries = trips.of(marker)
+    listing = "\n".join(f"  {query[:140]}" for query in queries)
+    assert len(queries) <= ceiling, f"{len(queries)} round trips (ceiling {ceiling}):\n{listing}"
+    assert queries[0].startswith("BEGIN;"), "the BEGIN should travel with the first query"
+    assert queries[-1].endswith("COMMIT"), "the COMMIT should travel with the last query"
+    return queries
+
+
+def test_the_kit_floor_costs_two_round_trips(start_service, rpc, databases):
+    # a database with the kit's tables (the floor has none of its own)
+    floor = start_service(KitFloorService, database_url=databases.fresh("postgresql", "notifications"),
+                          OUTBOX_RELAY=False)
+    proxy = rpc()
+    proxy.perf_kit_floor.record("m-1", {"source_ref": "warm"}, idempotency_key=uuid.uuid4().hex)  # pool warm
+    trips = Trips(floor)
+    try:
+        key = uuid.uuid4().hex
+        proxy.perf_kit_floor.record("m-1", {"source_ref": "r"}, idempotency_key=key)
+        queries = check(trips, key, 3)
+    finally:
+        trips.close()
+    assert len(queries) == 2  # the claim (with BEGIN); the outbox row, the answer and COMMIT
+
+
+@pytest.fixture
+def world(start_service, rpc, amqp_uri):
+    return World.start(start_service, rpc, "postgresql", amqp_uri, OUTBOX_RELAY=False)
+
+
+CNY = "CNY"
+
+
+def cny(amount: int) -> dict[str, Any]:
+    return {"amount": amount, "currency": CNY}
+
+
+POINTS_CEILINGS = {"earn": 4, "redeem": 12, "top_up": 7, "pay": 7, "issue_coupon": 7, "redeem_coupon": 5,
+                   "reverse (visit_refunded)": 21, "enrol": 10, "update_member": 4}
+"""The issue's ceiling for earn; the others as measured when the kit's command path landed (2026-12-06), before
+their own statements were reworked: lower them as they come down."""
+
+
+def test_points_and_members_commands_stay_within_their_round_trips(world):
+    member = world.member()
+    world.known_to_points(member)
+    world.give(member, 1000)  # warm: the member's copy and account exist, the pools have connections
+    visit_id = world.visit(member, 200_00)
+    points, members = world.proxy.points, world.proxy.members
+    reward = world.reward(price=100, stock=5)
+    points.top_up(member, {"amount": cny(500_00), "branch": "SH01"}, idempotency_key=uuid.uuid4().hex)
+    measured: dict[str, list[str]] = {}
+    trips, member_trips = Trips(world.points), Trips(world.members)
+    try:
+        def run(name: str, call: Any, marker: str | None = None, on: Trips = trips) -> Any:
+            key = uuid.uuid4().hex
+            answer = call(key)
+            measured[name] = on.of(marker or key)
+            return answer
+
+        run("earn", lambda key: points.earn(member, {"rule": "adjust", "points": 40, "reason": "round trips",
+                                                     "source_ref": "rt", "branch": "SH01"}, idempotency_key=key))
+        run("redeem", lambda key: points.redeem(member, {"reward_id": reward["id"], "branch": "SH01"},
+                                                idempotency_key=key))
+        run("top_up", lambda key: points.top_up(member, {"amount": cny(100_00), "branch": "SH01"},
+                                                idempotency_key=key))
+        run("pay", lambda key: points.pay(member, {"bill_id": f"B-{key}", "amount": cny(10_00), "branch": "SH01"},
+                                          idempotency_key=key))
+        coupon = run("issue_coupon", lambda key: points.issue_coupon(member, BIRTHDAY, idempotency_key=key))
+        bill = f"B-{uuid.uuid4().hex}"
+        run("redeem_coupon", lambda key: points.redeem_coupon(coupon["code"], {
+            "member_id": member, "bill_id": bill, "bill": cny(300_00), "branch": "SH01"}, idempotency_key=key))
+        world.refund(member, visit_id, 100_00)
+        measured["reverse (visit_refunded)"] = trips.of(visit_id)
+        enrolled = run("enrol", lambda key: members.enrol(
+            {"full_name": "Round Trip", "phone": f"1390099{uuid.uuid4().int % 10000:04d}",
+             "birth_date": "1990-01-01", "home_branch": "SH01"}, idempotency_key=key), on=member_trips)
+        run("update_member", lambda key: members.update_member(enrolled["id"], {"preferred_language": "en"},
+                                                               idempotency_key=key), on=member_trips)
+    finally:
+        trips.close()
+        member_trips.close()
+    report = {name: len(queries) for name, queries in measured.items()}
+    for name, queries in measured.items():
+        print(name, *(query[:200].replace("\n", " ") for query in queries), sep="\n  ")
+    print(f"\nround trips per command: {report}")
+    over = {name: (count, POINTS_CEILINGS[name]) for name, count in report.items() if count > POINTS_CEILINGS[name]}
+    assert not over, f"over their ceilings (measured, ceiling): {over}"
+
+
+BIRTHDAY = {"source": "birthday", "title": "Happy birthday: 50 off", "value": cny(50_00), "min_spend": cny(100_00),
+            "valid_days": 30}
+
+
+RECORDS_CEILINGS = {"book": 11, "complete_visit": 18}
+"""As measured when the kit's command path landed (2026-12-06): lower them as they come down."""
+
+
+def test_records_commands_stay_within_their_round_trips(start_service, rpc):
+    records, _members = start_records(start_service, "postgresql", OUTBOX_RELAY=False)
+    proxy = rpc()
+    member_id = enrol(proxy, 9001)
+    desk, his = rpc(caller=FRONT_DESK).records, rpc(caller=HIS).records
+    slots = desk.publish_slots({"branch": "SH01", "doctor_id": "dr-wang",
+                                "on": (local_today() + timedelta(days=1)).isoformat(), "start": "09:00",
+                                "end": "10:00", "slot_minutes": 30})["items"]
+    his.complete_visit(bill(member_id, f"B-warm-{uuid.uuid4().hex}"))  # warm: the patient's row, the pool
+    trips = Trips(records)
+    measured = {}
+    try:
+        key = uuid.uuid4().hex
+        desk.book({"member_id": member_id, "slot_id": slots[1]["id"]}, idempotency_key=key)
+        measured["book"] = trips.of(key)
+        bill_id = f"B-{uuid.uuid4().hex}"
+        his.complete_visit(bill(member_id, bill_id))
+        measured["complete_visit"] = trips.of(bill_id)
+    finally:
+        trips.close()
+    report = {name: len(queries) for name, queries in measured.items()}
+    for name, queries in measured.items():
+        print(name, *(query[:200].replace("\n", " ") for query in queries), sep="\n  ")
+    print(f"\nround trips per command: {report}")
+    over = {name: (count, RECORDS_CEILINGS[name]) for name, count in report.items() if count > RECORDS_CEILINGS[name]}
+    assert not over, f"over their ceilings (measured, ceiling): {over}"
