@@ -104,7 +104,7 @@ PATH_TYPES: dict[str, PathType] = {
                         "free_cleaning", max_length=40),
     "segment": one_of("segment", ("A", "B", "C"), status=422),
     "year": PathType("year", r"[0-9]{4}", "a year is four digits, e.g. 2027", "2027", status=422, max_length=4),
-    "service": one_of("service", ("members", "notifications", "points", "records")),
+    "service": one_of("service", ("interfaces", "members", "notifications", "points", "records")),
     "key_id": PathType("API key", r"[A-Za-z0-9]{12}", "API key ids are 12 letters and digits", "Q3vX9kLm2PzA",
                        max_length=12),
     "integration_id": PathType("webhook integration", r"[a-z0-9][a-z0-9-]{1,63}",

@@ -19,7 +19,7 @@ from services.kit.consumer import ReplyListener
 from services.kit.db import Database
 from services.kit.peers import QuickMethodProxy
 
-DEFAULT_SERVICES = ("members", "notifications", "points", "records")
+DEFAULT_SERVICES = ("interfaces", "members", "notifications", "points", "records")
 
 
 def _why(error: BaseException) -> str:

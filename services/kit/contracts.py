@@ -50,10 +50,10 @@ ENVELOPE = ("event_id", "occurred_at")
 
 #: the modules that declare events, in the order docs/events.md lists them
 PRODUCERS = ("services.members.events", "services.points.events", "services.records.events",
-             "services.notifications.events")
+             "services.notifications.events", "services.interfaces.events")
 #: the modules whose service classes consume events
 CONSUMERS = ("services.members.service", "services.points.service", "services.records.service",
-             "services.notifications.service")
+             "services.notifications.service", "services.interfaces.service")
 
 
 class ContractBroken(TypeError):
@@ -279,6 +279,8 @@ def render() -> str:
     lines = []
     for contracts in declared():
         lines += [f"### {contracts.producer}", ""]
+        if not contracts.events:
+            lines += ["None yet.", ""]
         for event_type, contract in contracts.events.items():
             schema = contract()
             doc = " ".join(inspect.getdoc(contract).split())

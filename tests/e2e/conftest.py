@@ -14,6 +14,7 @@ import requests
 
 from gateway.auth import issue_api_key, webhooks
 from gateway.service import GatewayService
+from services.interfaces.service import InterfacesService
 from services.members.service import MembersService
 from services.notifications.service import NotificationsService
 from services.points.service import PointsService
@@ -117,20 +118,21 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications, points, records (with ``records_config``) and a gateway (with config
+    """Start members, notifications, points, records (with ``records_config``), interfaces and a gateway (with config
     ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
     takes ``backend``."""
     stores: list[Any] = []
 
     def start(records_config: dict[str, Any] | None = None, **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
-                 "records": free_port()}
+                 "records": free_port(), "interfaces": free_port()}
         members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
         # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
                                       NOTIFICATIONS={"scheduler": False})
         points = start_service(PointsService, METRICS_PORT=ports["points"])
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
+        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"])
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                                 **{**GATEWAY_TEST_CONFIG, **overrides})
@@ -139,6 +141,7 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
         return Suite(f"http://127.0.0.1:{port}", store,
                      {"members": members.database_url, "notifications": notifications.database_url,
                       "points": points.database_url, "records": records.database_url,
+                      "interfaces": interfaces.database_url,
                       "gateway": gateway.database_url}, ports)
 
     yield start
@@ -148,5 +151,5 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
 
 @pytest.fixture
 def suite(start_suite: Callable[..., Suite]) -> Suite:
-    """Members, notifications, points, records and the gateway (PostgreSQL), the gateway on a free local port."""
+    """Members, notifications, points, records, interfaces and the gateway (PostgreSQL), the gateway on a free local port."""
     return start_suite()

@@ -131,7 +131,7 @@ def test_health_ready_metrics_and_openapi(suite):
     ready = suite.call("GET", "/ready", role=None)
     assert ready.status_code == 200
     services = ready.json()["services"]
-    assert {"members", "notifications"} <= set(services) and set(services.values()) == {"ok"}
+    assert {"members", "notifications", "interfaces"} <= set(services) and set(services.values()) == {"ok"}
     suite.call("POST", "/v1/members", json=LI_NA)
     gateway_metrics = suite.call("GET", "/metrics").text
     assert 'careloop_entrypoint_latency_seconds_bucket{entrypoint="enrol_member"' in gateway_metrics
