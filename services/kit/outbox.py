@@ -42,6 +42,8 @@ from services.kit.confirms import BatchPublisher
 from services.kit.contracts import Contracts
 from services.kit.db import Database
 from services.kit.models import OutboxEvent, UtcDateTime
+from services.kit.retention import purge as purge_expired
+from services.kit.retention import retention
 from services.kit.telemetry import OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ class Outbox(DependencyProvider):
         self.batch_size = int(config.get("OUTBOX_BATCH", 200))
         self.poll_interval = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
         self.retention = timedelta(days=float(config.get("OUTBOX_RETENTION_DAYS", 7)))
+        self.inbox_retention = retention(config, "INBOX_RETENTION_DAYS")
+        self.idempotency_retention = retention(config, "IDEMPOTENCY_RETENTION_DAYS")
         self.pause_file = os.environ.get("CARELOOP_OUTBOX_PAUSE_FILE")  # fault injection, see the docstring
         self.publisher = BatchPublisher(self.amqp_uri, self.exchange, serializer=self.container.serializer)
         self._running = False
@@ -200,6 +204,7 @@ class Outbox(DependencyProvider):
         if now - self._last_purge >= 3600:
             self._last_purge = now
             self.purge_sent()
+            purge_expired(self.database.store, self.inbox_retention, self.idempotency_retention)
 
     def refresh_stats(self) -> None:
         with self.database.store.transaction() as session:
