@@ -41,3 +41,10 @@ def test_every_alert_is_tested_firing_and_not_firing():
     assert alerts - fired == set(), "alerts never tested firing"
     assert alerts - quiet == set(), "alerts never tested staying quiet"
     assert (fired | quiet) <= alerts, "tests of alerts that do not exist"
+
+
+def test_the_runbook_says_what_to_do_for_every_alert():
+    runbook = (PROMETHEUS.parent / "RUNBOOK.md").read_text()
+    alerts = {rule["alert"] for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule}
+    assert {alert for alert in alerts if f"| `{alert}`" not in runbook} == set()
