@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,9 @@ def test_a_node_stopped_mid_load_loses_nothing_and_doubles_nothing(tmp_path: Pat
              f"{min(v[1] for v in during.values())} / {min(v[1] for v in after.values())})"),
             ("load; seconds before / node down / after", f"{LOAD_RATE:g} ops/s; {BEFORE:g} / {DOWN:g} / {AFTER:g}"),
             ("operations sent / acknowledged", f"{len(load.ops)} / {sum(op.acked for op in load.ops)}"),
+            ("not acknowledged, by kind and last status", ", ".join(
+                f"{kind} {status}: {count}" for (kind, status), count in sorted(Counter(
+                    (op.kind, op.status) for op in load.ops if not op.acked).items())) or "none"),
             ("paid bills sent / acknowledged", f"{len(bills)} / {len(acked)}"),
             ("acknowledged bills lost / doubled", f"{len(verdict.lost)} / {len(verdict.duplicated)}"),
             ("other invariants broken", f"{len(verdict.problems)}"),
