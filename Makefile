@@ -1,5 +1,5 @@
 # CareLoop: the two commands (README) and a few helpers.
-.PHONY: run test lint perf faults soak stop clean venv audit lock
+.PHONY: run test lint perf faults soak cluster stop clean venv audit lock
 
 venv:
 	@scripts/bootstrap.sh
@@ -12,7 +12,7 @@ run: venv
 
 ## test: lint, then unit, integration and end-to-end tests (PostgreSQL; SQLite too where quick)
 test: venv
-	@scripts/infra.sh rabbitmq postgresql
+	@scripts/infra.sh rabbitmq postgresql prometheus
 	@.venv/bin/ruff check .
 	@.venv/bin/python -m pytest $(PYTEST_ARGS)
 
@@ -31,6 +31,12 @@ faults: venv
 ## soak: an hour of mixed load with a fault every 5 minutes (CARELOOP_SOAK_MINUTES to shorten)
 soak: venv
 	@.venv/bin/python -m pytest tests/perf/test_soak.py -s -p no:randomly -m soak $(PYTEST_ARGS)
+
+## cluster: a 3-node RabbitMQ cluster on loopback with quorum queues, paid-bill load, one node stopped and
+## restarted; prints the table of deploy/README.md (~5 min; tests/perf/test_rabbit_cluster.py)
+cluster: venv
+	@scripts/infra.sh postgresql
+	@.venv/bin/python -m pytest tests/perf/test_rabbit_cluster.py -s -p no:randomly $(PYTEST_ARGS)
 
 ## stop: stop a `make run` started in another terminal (its runner first, so nothing is restarted)
 stop:

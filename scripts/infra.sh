@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the brokers and databases the suite needs are running; start them when installed.
-#   scripts/infra.sh rabbitmq [postgresql]
+#   scripts/infra.sh rabbitmq [postgresql] [prometheus]
+# prometheus: Debian's `prometheus` package (the server and promtool: the alert rules' tests and the live
+# scrape test need both), installed with apt-get when missing.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -47,10 +49,29 @@ MSG
   fi
 }
 
+ensure_prometheus() {
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Prometheus and promtool (apt-get install prometheus)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 &&
+        apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; } \
+      || { echo "apt-get install prometheus failed" >&2; return 1; }
+  else
+    cat >&2 <<MSG
+promtool and prometheus are not installed (the alert rules' tests need them). Install Debian's package:
+  sudo apt-get install prometheus        (or put Prometheus 2.4x's prometheus and promtool on PATH)
+MSG
+    return 1
+  fi
+}
+
 for what in "$@"; do
   case "$what" in
     rabbitmq) ensure_rabbitmq ;;
     postgresql) ensure_postgresql ;;
+    prometheus) ensure_prometheus ;;
     *) echo "unknown service $what" >&2; exit 2 ;;
   esac
 done

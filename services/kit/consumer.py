@@ -56,7 +56,7 @@ from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 from nameko.rpc import get_rpc_exchange
 
-from services.kit import deadletters
+from services.kit import deadletters, queues
 from services.kit.telemetry import UNDECODABLE
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,7 @@ class RpcConsumer(NamekoRpcConsumer):
     def setup(self) -> None:
         super().setup()
         config = self.container.config
+        self.queue.queue_arguments = queues.consumer_arguments(config, None)  # classic or quorum (kit.queues)
         confirms = bool(config.get(REPLY_CONFIRMS_SETTING, False))
         self._reply_exchange = get_rpc_exchange(config)
         self._reply_producers = producers[Connection(

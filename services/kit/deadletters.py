@@ -20,6 +20,8 @@ from typing import Any
 from kombu import Connection, Queue
 from nameko.amqp.publish import get_producer
 
+from services.kit import queues
+
 ATTEMPT_HEADER = "x-careloop-attempt"
 ORIGIN_HEADER = "x-careloop-origin-queue"
 ERROR_HEADER = "x-careloop-error"
@@ -32,8 +34,16 @@ def dead_letter_queue_name(service: str) -> str:
     return f"careloop.dead.{service}"
 
 
-def dead_letter_queue(service: str) -> Queue:
-    return Queue(dead_letter_queue_name(service), durable=True)
+def dead_letter_queue(service: str, config: Any = None) -> Queue:
+    """Classic or quorum as ``config`` (or the environment's ``QUEUE_TYPE``) says (``kit.queues``)."""
+    return Queue(dead_letter_queue_name(service), durable=True, queue_arguments=queues.parking_arguments(config))
+
+
+def origin_of(headers: dict[str, Any]) -> str | None:
+    """The handler queue a parked message came from: ours, or the broker's when it dead-lettered the message
+    itself (a quorum queue's delivery limit: ``x-death``)."""
+    deaths = headers.get("x-death") or [{}]
+    return headers.get(ORIGIN_HEADER) or deaths[0].get("queue")
 
 
 def republish(amqp_uri: str, message: Any, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
@@ -75,12 +85,12 @@ def _decode(message: Any) -> Any:
         return message.body if isinstance(message.body, str) else repr(message.body)
 
 
-def list_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> list[dict[str, Any]]:
+def list_dead_letters(amqp_uri: str, service: str, limit: int = 100, config: Any = None) -> list[dict[str, Any]]:
     """Look at up to ``limit`` parked messages without removing them."""
     found = []
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
-        dead_letter_queue(service)(channel).declare()
+        dead_letter_queue(service, config)(channel).declare()
         try:
             while len(found) < limit:
                 message = channel.basic_get(dead_letter_queue_name(service), no_ack=False)
@@ -89,7 +99,7 @@ def list_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> list[dic
                 headers = message.headers or {}
                 body = _decode(message)
                 found.append({
-                    "handler_queue": headers.get(ORIGIN_HEADER),
+                    "handler_queue": origin_of(headers),
                     "event_id": body.get("event_id") if isinstance(body, dict) else None,
                     "attempts": headers.get(ATTEMPT_HEADER),
                     "error": headers.get(ERROR_HEADER),
@@ -102,17 +112,17 @@ def list_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> list[dic
     return found
 
 
-def count_dead_letters(amqp_uri: str, service: str) -> int:
+def count_dead_letters(amqp_uri: str, service: str, config: Any = None) -> int:
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
         try:
-            _name, count, _consumers = dead_letter_queue(service)(channel).queue_declare(passive=False)
+            _name, count, _consumers = dead_letter_queue(service, config)(channel).queue_declare(passive=False)
             return int(count)
         finally:
             channel.close()
 
 
-def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> int:
+def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100, config: Any = None) -> int:
     """Send up to ``limit`` parked messages back to their handlers; returns how many.
 
     Only the messages parked when the replay starts: one that fails again and is parked again meanwhile
@@ -120,7 +130,7 @@ def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> int:
     replayed = 0
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
-        _name, waiting, _consumers = dead_letter_queue(service)(channel).queue_declare()
+        _name, waiting, _consumers = dead_letter_queue(service, config)(channel).queue_declare()
         limit = min(limit, waiting)
         try:
             while replayed < limit:
@@ -128,7 +138,9 @@ def replay_dead_letters(amqp_uri: str, service: str, limit: int = 100) -> int:
                 if message is None:
                     break
                 headers = dict(message.headers or {})
-                origin = headers.pop(ORIGIN_HEADER, None)
+                origin = origin_of(headers)
+                headers.pop(ORIGIN_HEADER, None)
+                headers.pop("x-death", None)
                 if not origin:
                     channel.basic_reject(message.delivery_tag, requeue=True)
                     break

@@ -25,7 +25,7 @@ from nameko.events import SERVICE_POOL
 from nameko.events import EventHandler as NamekoEventHandler
 from nameko.extensions import SharedExtension
 
-from services.kit import inbox
+from services.kit import inbox, queues
 from services.kit.consumer import QueueConsumer
 from services.kit.contracts import Event, load_event
 from services.kit.db import Database, worker_db_of
@@ -52,15 +52,14 @@ def retry_queue_name(delay_seconds: float) -> str:
     return f"careloop.retry.{int(round(delay_seconds * 1000))}ms"
 
 
-def retry_topology(delay_seconds: float) -> tuple[Exchange, Queue]:
+def retry_topology(delay_seconds: float, config: Any = None) -> tuple[Exchange, Queue]:
     """A fanout exchange and a queue whose messages wait ``delay`` and then return, via the default
-    exchange, to the queue named by their routing key (the handler's own queue)."""
+    exchange, to the queue named by their routing key (the handler's own queue); classic or quorum as
+    ``config`` says (``kit.queues``)."""
     name = retry_queue_name(delay_seconds)
     exchange = Exchange(name, type="fanout", durable=True)
-    queue = Queue(name, exchange, durable=True, queue_arguments={
-        "x-message-ttl": int(round(delay_seconds * 1000)),
-        "x-dead-letter-exchange": "",
-    })
+    queue = Queue(name, exchange, durable=True,
+                  queue_arguments=queues.delay_arguments(config, int(round(delay_seconds * 1000))))
     return exchange, queue
 
 
@@ -71,14 +70,14 @@ class Redelivery(SharedExtension):
         config = self.container.config
         self.amqp_uri = config["AMQP_URI"]
         self.delays = [float(d) for d in config.get("EVENT_RETRY_DELAYS", DEFAULT_RETRY_DELAYS)]
-        self.dead_queue = dead_letter_queue(self.container.service_name)
+        self.dead_queue = dead_letter_queue(self.container.service_name, config)
 
     def start(self) -> None:
         with get_connection(self.amqp_uri) as connection:
             channel = connection.channel()
             try:
                 for delay in self.delays:
-                    _exchange, queue = retry_topology(delay)
+                    _exchange, queue = retry_topology(delay, self.container.config)
                     queue(channel).declare()
                 self.dead_queue(channel).declare()
             finally:
@@ -115,6 +114,8 @@ class EventHandler(NamekoEventHandler):
             raise RuntimeError(f"{self.container.service_name}.{self.method_name}: an event handler "
                                "needs a Database dependency for its inbox")
         super().setup()
+        self.queue.queue_arguments = queues.consumer_arguments(
+            self.container.config, dead_letter_queue_name(self.container.service_name))
 
     def handle_result(self, message: Any, worker_ctx: Any, result: Any = None,
                       exc_info: Any = None) -> tuple[Any, Any]:

@@ -60,18 +60,21 @@ class Service:
     @rpc
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         self.caller.require_role("group_admin", action="read dead letters")
-        return deadletters.list_dead_letters(self.config["AMQP_URI"], self.name, page_limit(limit, 50, 500))
+        return deadletters.list_dead_letters(self.config["AMQP_URI"], self.name, page_limit(limit, 50, 500),
+                                             config=self.config)
 
     @rpc
     def replay_dead_letters(self, limit: int | None = None) -> dict[str, int]:
         self.caller.require_role("group_admin", action="replay dead letters")
         limit = page_limit(limit, 100, 10_000)
-        return {"replayed": deadletters.replay_dead_letters(self.config["AMQP_URI"], self.name, limit)}
+        return {"replayed": deadletters.replay_dead_letters(self.config["AMQP_URI"], self.name, limit,
+                                                                config=self.config)}
 
     @timer(interval=30)
     def measure_dead_letters(self) -> None:
         """Keep the dead-letter gauge current for alerting."""
         try:
-            DEAD_LETTERS.labels(self.name).set(deadletters.count_dead_letters(self.config["AMQP_URI"], self.name))
+            DEAD_LETTERS.labels(self.name).set(deadletters.count_dead_letters(self.config["AMQP_URI"], self.name,
+                                                                                     config=self.config))
         except Exception:  # the broker being away is reported by /ready, not by this gauge
             log.warning("could not count dead letters", exc_info=True)

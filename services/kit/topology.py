@@ -18,6 +18,8 @@ from typing import Any
 from kombu import Connection, Exchange, Queue
 from nameko.constants import PERSISTENT
 
+from services.kit import queues
+from services.kit.deadletters import dead_letter_queue_name
 from services.kit.handlers import DEFAULT_RETRY_DELAYS, EventHandler, dead_letter_queue, retry_topology
 
 SERVICE_CLASSES = (
@@ -45,21 +47,24 @@ def handler_queues(service_cls: type) -> list[tuple[str, str, str]]:
     return found
 
 
-def declare(amqp_uri: str, service_classes: list[type], retry_delays: Any = DEFAULT_RETRY_DELAYS) -> list[str]:
-    """Declare exchanges, handler queues and bindings, delay and dead-letter queues; returns queue names."""
+def declare(amqp_uri: str, service_classes: list[type], retry_delays: Any = DEFAULT_RETRY_DELAYS,
+            config: Any = None) -> list[str]:
+    """Declare exchanges, handler queues and bindings, delay and dead-letter queues; returns queue names.
+    Classic or quorum as ``config`` (else the environment's ``QUEUE_TYPE``) says (``kit.queues``)."""
     declared = []
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
         try:
             for delay in retry_delays:
-                _exchange, queue = retry_topology(float(delay))
+                _exchange, queue = retry_topology(float(delay), config)
                 queue(channel).declare()
             for service_cls in service_classes:
-                dead_letter_queue(service_cls.name)(channel).declare()
+                dead_letter_queue(service_cls.name, config)(channel).declare()
                 for source, event_type, name in handler_queues(service_cls):
                     exchange = Exchange(f"{source}.events", type="topic", durable=True, delivery_mode=PERSISTENT)
                     Queue(name, exchange=exchange, routing_key=event_type, durable=True,
-                          auto_delete=False, exclusive=False)(channel).declare()
+                          auto_delete=False, exclusive=False, queue_arguments=queues.consumer_arguments(
+                              config, dead_letter_queue_name(service_cls.name)))(channel).declare()
                     declared.append(name)
         finally:
             channel.close()
