@@ -149,7 +149,7 @@ class _Patient:
 
 def _read(data: dict[str, Any], group: Group) -> _Patient:
     phones = []
-    for raw in data["phones"]:
+    for raw in ([data["phone"]] if data.get("phone") else []) + data["phones"]:
         try:
             phones.append(identity.parse_phone(raw, group.region_of(data["home_branch"])))
         except Invalid:  # a landline or a typo does not make a patient unknown: matched on the rest
@@ -192,7 +192,7 @@ def _enrolment(data: dict[str, Any], patient: _Patient) -> dict[str, Any]:
     given = {"full_name": patient.full_name, "phone": patient.phones[0], "birth_date": patient.birth.isoformat(),
              "gender": data["gender"], "home_branch": data["home_branch"], "source": data["source"],
              "consents": data["consents"], "email": data.get("email")}
-    for name in ("preferred_language", "id_document"):
+    for name in ("preferred_language", "id_document", "referral_code", "wechat_openid", "line_user_id"):
         if data.get(name):
             given[name] = data[name]
     return load(EnrolmentSchema(), given)

@@ -559,6 +559,8 @@ class PatientSchema(_PersonChecks):
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     birth_date = fields.Date(required=True)
     gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=3, max=32),
+                          metadata={"description": "The mobile (as in an enrolment): the same as first of phones."})
     phones = fields.List(fields.String(validate=validate.Length(min=3, max=32)), load_default=list,
                          validate=validate.Length(max=5),
                          metadata={"description": "Phone numbers as sent, the member's mobile first; local numbers "
@@ -573,6 +575,9 @@ class PatientSchema(_PersonChecks):
     consents = fields.Nested(ConsentsSchema, load_default=lambda: ConsentsSchema().load({}))
     source = fields.String(load_default="his", validate=validate.OneOf(SOURCES),
                            metadata={"description": "The enrolment's source if the patient is enrolled."})
+    referral_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
+    wechat_openid = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    line_user_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
 
 IDENTITY_OUTCOMES = ("matched", "enrolled", "probable")
