@@ -35,6 +35,7 @@ from services.members.schemas import (
     FindMembersSchema,
     IdentifierListSchema,
     IdentifiersChangeSchema,
+    IdentifierSchema,
     IdentityAnswerSchema,
     ManualTierSchema,
     MemberChangesSchema,
@@ -165,9 +166,10 @@ class MembersService(Service):
         return IdentifierListSchema().dump({"items": identities.listed(self.db.session, member, self._card_system())})
 
     @rpc
-    def find_by_identifier(self, system: str, value: str) -> dict[str, Any]:
-        """The member an identifier names (a merged member's survivor); 404 when none."""
-        return self._view(identities.find(self.db.session, str(system), str(value), self._card_system()))
+    def find_by_identifier(self, identifier: dict[str, Any]) -> dict[str, Any]:
+        """The member an identifier (``{"system", "value"}``) names (a merged member's survivor); 404 when none."""
+        data = load(IdentifierSchema(), identifier)
+        return self._view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:

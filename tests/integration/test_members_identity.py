@@ -35,8 +35,8 @@ def test_nobody_matches_so_the_patient_is_enrolled_with_the_identifier(members):
     assert answer["identifiers_added"] == [{"system": HIS, "value": "MRN-0001"}]
     assert proxy.identifiers(member["id"])["items"] == [{"system": CARD, "value": member["card_number"]},
                                                         {"system": HIS, "value": "MRN-0001"}]
-    assert proxy.find_by_identifier(HIS, " MRN-0001 ")["id"] == member["id"]
-    assert proxy.find_by_identifier(CARD, member["card_number"])["id"] == member["id"]
+    assert proxy.find_by_identifier({"system": HIS, "value": " MRN-0001 "})["id"] == member["id"]
+    assert proxy.find_by_identifier({"system": CARD, "value": member["card_number"]})["id"] == member["id"]
     # the MRN is personal: encrypted at rest, found through its blind index
     stored = query(container.database_url, "SELECT value, value_index FROM member_identifiers")
     assert len(stored) == 1 and "MRN-0001" not in stored[0][0] and "MRN-0001" not in stored[0][1]
@@ -103,7 +103,7 @@ def test_identifiers_are_one_member_each_and_the_card_system_is_the_card(members
     with pytest.raises(Invalid):
         proxy.add_identifiers(li["id"], {"identifiers": []})
     with pytest.raises(NotFound):
-        proxy.find_by_identifier(HIS, "MRN-404")
+        proxy.find_by_identifier({"system": HIS, "value": "MRN-404"})
 
 
 def test_without_a_mobile_nobody_can_be_enrolled_and_roles_and_branches_are_checked(members, rpc):
@@ -123,7 +123,7 @@ def test_a_closed_membership_forgets_its_identifiers(members):
     proxy.close_member(zhou["id"], {"reason": "erasure_request"})
     assert scalar(container.database_url, "SELECT count(*) FROM member_identifiers") == 0
     with pytest.raises(NotFound):
-        proxy.find_by_identifier(HIS, "MRN-0001")
+        proxy.find_by_identifier({"system": HIS, "value": "MRN-0001"})
 
 
 @pytest.mark.timeout(120)
