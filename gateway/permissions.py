@@ -2,6 +2,12 @@
 
 A route names one permission; a caller passes if its role holds it. Branch limits (a branch manager
 sees the KPIs of their own branches) are checked on top, where a branch is in the request.
+
+Routes without a permission here are ``public=True``: health, readiness, the API document, sign-in — and
+the providers' delivery receipts (``/v1/receipts/sms``, ``/line``, ``/wechat``, ``provider_signed=True``),
+which no staff token or API key opens: each is authenticated by its provider's own signature (Twilio's
+X-Twilio-Signature, LINE's X-Line-Signature, WeChat's signature of the query), checked by notifications,
+which holds the providers' secrets (``gateway/routes/receipts.py``).
 """
 
 from __future__ import annotations

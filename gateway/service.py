@@ -15,6 +15,7 @@ from gateway.routes.members import MemberRoutes
 from gateway.routes.notifications import NotificationRoutes
 from gateway.routes.operations import OperationRoutes
 from gateway.routes.points import PointsRoutes
+from gateway.routes.receipts import ReceiptRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.staff import StaffRoutes
 from services.kit.db import Database
@@ -22,7 +23,7 @@ from services.kit.telemetry import Telemetry
 
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
-                     StaffRoutes, AccessRoutes, IntegrationRoutes):
+                     StaffRoutes, AccessRoutes, IntegrationRoutes, ReceiptRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -192,3 +192,14 @@ class FeedbackAlertsSchema(Schema):
     feedback_id = fields.String()
     items = fields.List(fields.Nested(StaffAlertSchema), metadata={"description": "One per channel and address; "
                                                                                  "the address is not shown."})
+
+
+class ReceiptOutcomeSchema(Schema):
+    """What a provider callback did: how many receipts it carried and what each changed."""
+
+    received = fields.Integer(metadata={"description": "Receipts and other events in the callback."})
+    delivered = fields.Integer(metadata={"description": "Messages now delivered."})
+    failed = fields.Integer(metadata={"description": "Messages now failed (the provider's reason recorded)."})
+    unchanged = fields.Integer(metadata={"description": "Already in the state the receipt says (a repeat)."})
+    unknown = fields.Integer(metadata={"description": "Not a message of ours (e.g. a staff alert)."})
+    ignored = fields.Integer(metadata={"description": "Other events, or receipts contradicting a final state."})

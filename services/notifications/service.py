@@ -37,6 +37,7 @@ from services.notifications import (
     inbox,
     preferences,
     recalls,
+    receipts,
     staff_alerts,
     templates,
 )
@@ -46,7 +47,7 @@ from services.notifications.models import SUPPRESSED, Preference
 from services.notifications.rules import journeys
 from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
-from services.notifications.schedule import Dispatcher, Sending
+from services.notifications.schedule import Dispatcher, Sending, failed_event
 from services.notifications.schemas import (
     DeliveryDetailSchema,
     DeliveryPageSchema,
@@ -60,6 +61,7 @@ from services.notifications.schemas import (
     NotificationPreferencesSchema,
     NotificationPreviewRequestSchema,
     NotificationPreviewSchema,
+    ReceiptOutcomeSchema,
     ScheduleMessageSchema,
 )
 from services.points.events import PointsEarned, PointsExpiring
@@ -263,6 +265,19 @@ class NotificationsService(Service):
     @rpc
     def get_delivery(self, delivery_id: str) -> dict[str, Any]:
         return DeliveryDetailSchema().dump(deliveries.get(self.db.session, delivery_id))
+
+    @rpc
+    def provider_receipt(self, channel: str, callback: dict[str, Any]) -> dict[str, int]:
+        """A provider's delivery receipt (SMS status callback, WeChat template report, LINE webhook), checked
+        by the provider's signature here, where its secret is; idempotent by state (a repeat changes nothing)."""
+        return ReceiptOutcomeSchema().dump(receipts.record(self.db.session, channel, callback, self.sending.settings,
+                                                           utcnow(), self.events.emit, failed_event))
+
+    @rpc
+    def wechat_server_check(self, query: dict[str, str]) -> str:
+        """WeChat's check of our server URL when it is set up: its ``echostr`` back if the signature is ours."""
+        receipts.check_wechat_server(query, self.sending.settings)
+        return str(query.get("echostr") or "")
 
     @rpc
     def feedback_alerts(self, feedback_id: str) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from services.notifications.rules.sending import QuietHours
 DEFAULT_BIRTHDAY_COUPON = {"category": "cleaning", "value_minor": 5000, "valid_days": 30}
 """Every tier's birthday coupon unless ``birthday_coupons`` names the tier: 50 CNY off a cleaning."""
 
+SMS_RECEIPT_PATH = "/v1/receipts/sms"
+"""The gateway's route for SMS status callbacks (``gateway/routes/receipts.py``)."""
+
 DEFAULT_SEASONS = {"03-01": "spring", "06-01": "summer", "09-01": "autumn", "12-01": "winter"}
 """Local month-day on which each season's oral-health tip goes out."""
 
@@ -71,6 +74,7 @@ class Settings:
     segment_b_day: int = 1  # day of the month of segment B's health reminder
     daily_batches_per_tick: int = 20  # bounded work per daily-timer tick (the rest resumes next tick)
     app_url: str = ""  # the members' app: survey and appointment links (none when empty)
+    public_url: str = ""  # PUBLIC_BASE_URL, the gateway as the world reaches it: absolute links, receipt URLs
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider settings (secrets inside)
 
     def coupon_for(self, tier: str | None) -> dict[str, Any] | None:
@@ -83,6 +87,7 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
     """The ``NOTIFICATIONS`` mapping of a nameko config as ``Settings`` (missing keys: the defaults)."""
     raw = dict(config.get("NOTIFICATIONS") or {})
     base = Settings()
+    public_url = str(config.get("PUBLIC_BASE_URL") or "").rstrip("/")  # top level: the gateway reads it too
     order = raw.get("channel_order") or base.channel_order
     if isinstance(order, str):
         order = [part.strip() for part in order.split(",") if part.strip()]
@@ -121,5 +126,16 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
         segment_b_day=int(raw.get("segment_b_day", base.segment_b_day)),
         daily_batches_per_tick=int(raw.get("daily_batches_per_tick", base.daily_batches_per_tick)),
         app_url=str(raw.get("app_url") or "").rstrip("/"),
-        channels={name: dict(value or {}) for name, value in (raw.get("channels") or {}).items()},
+        public_url=public_url,
+        channels=_with_callbacks({name: dict(value or {}) for name, value in (raw.get("channels") or {}).items()},
+                                 public_url),
     )
+
+
+def _with_callbacks(channels: dict[str, dict[str, Any]], public_url: str) -> dict[str, dict[str, Any]]:
+    """SMS asks for status callbacks at the gateway's receipt route when the public URL is known (unless
+    ``status_callback`` names another address)."""
+    sms = channels.get("sms")
+    if sms is not None and public_url and not sms.get("status_callback"):
+        sms["status_callback"] = f"{public_url}{SMS_RECEIPT_PATH}"
+    return channels
