@@ -89,6 +89,8 @@ PATH_TYPES: dict[str, PathType] = {
     "appointment_id": uuid_of("appointment"),
     "feedback_id": uuid_of("feedback"),
     "task_id": uuid_of("follow-up task"),
+    "entry_id": uuid_of("waitlist entry"),
+    "offer_id": uuid_of("waitlist offer"),
     "merge_id": uuid_of("merge"),
     "delivery_id": uuid_of("notification"),
     "message_id": uuid_of("inbox message"),

@@ -18,12 +18,14 @@ from gateway.routes.points import PointsRoutes
 from gateway.routes.receipts import ReceiptRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.staff import StaffRoutes
+from gateway.routes.waitlist import WaitlistRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
-                     StaffRoutes, AccessRoutes, IntegrationRoutes, ReceiptRoutes):
+                     StaffRoutes, AccessRoutes, IntegrationRoutes, ReceiptRoutes,
+                     WaitlistRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -73,6 +73,8 @@ from services.records.events import (
     FeedbackSubmitted,
     VisitCancelled,
     VisitCompleted,
+    WaitlistOfferClosed,
+    WaitlistSlotOffered,
 )
 
 
@@ -175,6 +177,20 @@ class NotificationsService(Service):
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
         deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
+
+    @event_handler(WaitlistSlotOffered)
+    def on_waitlist_slot_offered(self, event: dict[str, Any]) -> None:
+        now = utcnow()
+        self._queue(journeys.waitlist_offer(event, now), now)
+
+    @event_handler(WaitlistOfferClosed)
+    def on_waitlist_offer_closed(self, event: dict[str, Any]) -> None:
+        """The slot went to another patient: an offer not yet sent is taken back; one sent is followed up."""
+        now, session = utcnow(), self.db.session
+        deliveries.cancel_queued(session, now, "the slot went to another waiting patient",
+                                 cause_ref=f"waitlist_offer:{event['offer_id']}")
+        if deliveries.went_out(session, f"waitlist_offer:{event['offer_id']}"):
+            self._queue(journeys.waitlist_gone(event, now), now)
 
     @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:

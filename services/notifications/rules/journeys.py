@@ -54,6 +54,11 @@ JOURNEYS: dict[str, Journey] = {j.code: j for j in (
     Journey("segment_b_monthly", MARKETING, sample={"month": "2026-12"}),
     Journey("results_ready", SERVICE, manual=True, sample={"branch": "SH01"}),
     Journey("member_day", MARKETING, manual=True, sample={"day": "2026-12-08"}),
+    Journey("waitlist_offer", SERVICE, sample={"offer_id": "o-1", "branch": "SH01", "doctor_id": "d-7",
+                                               "starts_at": "2026-12-01T02:30:00Z", "service_category": "cleaning",
+                                               "expires_at": "2026-11-30T06:00:00Z"}),
+    Journey("waitlist_gone", SERVICE, sample={"offer_id": "o-1", "branch": "SH01",
+                                              "starts_at": "2026-12-01T02:30:00Z"}),
 )}
 if tuple(JOURNEYS) != JOURNEY_CODES:  # the codes the events carry (events.py) name exactly these journeys
     raise RuntimeError(f"journeys.JOURNEYS and events.JOURNEY_CODES differ: {set(JOURNEYS) ^ set(JOURNEY_CODES)}")
@@ -264,7 +269,26 @@ def link_for(journey: str, context: dict[str, Any], app_url: str) -> str | None:
         return f"{app_url}/points"
     if journey == "birthday":
         return f"{app_url}/coupons"
+    if journey == "waitlist_offer" and context.get("offer_id"):
+        return f"{app_url}/waitlist/offers/{context['offer_id']}"
     return None
+
+
+def waitlist_offer(event: dict[str, Any], now: datetime) -> Plan:
+    """A cancelled slot offered to a waiting patient (records' ``waitlist_slot_offered``): now, until it lapses."""
+    member_id, offer_id = str(event["member_id"]), str(event["offer_id"])
+    return Plan("waitlist_offer", member_id, offer_id, now, expires_at=as_utc(event["expires_at"]),
+                cause_ref=f"waitlist_offer:{offer_id}",
+                context={"offer_id": offer_id, "branch": event["branch"], "doctor_id": event["doctor_id"],
+                         "starts_at": isoformat(event["starts_at"]), "service_category": event["service_category"],
+                         "expires_at": isoformat(event["expires_at"])})
+
+
+def waitlist_gone(event: dict[str, Any], now: datetime) -> Plan:
+    """The offered slot went to another patient (records' ``waitlist_offer_closed``); sent before the slot."""
+    member_id, offer_id = str(event["member_id"]), str(event["offer_id"])
+    return Plan("waitlist_gone", member_id, offer_id, now, expires_at=as_utc(event["starts_at"]),
+                context={"offer_id": offer_id, "branch": event["branch"], "starts_at": isoformat(event["starts_at"])})
 
 
 def manual(request: dict[str, Any], now: datetime) -> Plan:
