@@ -91,6 +91,7 @@ PATH_TYPES: dict[str, PathType] = {
     "task_id": uuid_of("follow-up task"),
     "entry_id": uuid_of("waitlist entry"),
     "offer_id": uuid_of("waitlist offer"),
+    "recall_id": uuid_of("recall"),
     "merge_id": uuid_of("merge"),
     "delivery_id": uuid_of("notification"),
     "message_id": uuid_of("inbox message"),

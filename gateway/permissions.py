@@ -53,6 +53,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "notifications:send": ("group_admin", "branch_manager", "customer_service", "integration"),
     "notifications:preferences": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
     "notifications:inbox": ("group_admin", "customer_service", "integration"),
+    "recalls:reactivation": ("group_admin", "branch_manager", "customer_service"),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
     # the cross-service visit audit: who runs ops and who reads the reconciliations

@@ -41,9 +41,9 @@ from services.notifications import (
     staff_alerts,
     templates,
 )
-from services.notifications.access import ALERT_READERS, SENDERS
+from services.notifications.access import ALERT_READERS, REACTIVATORS, SENDERS
 from services.notifications.events import EVENTS
-from services.notifications.models import SUPPRESSED, Preference
+from services.notifications.models import SUPPRESSED, AudienceMember, Preference
 from services.notifications.rules import journeys
 from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
@@ -61,6 +61,9 @@ from services.notifications.schemas import (
     NotificationPreferencesSchema,
     NotificationPreviewRequestSchema,
     NotificationPreviewSchema,
+    ReactivationItemSchema,
+    ReactivationListSchema,
+    ReactivationQuerySchema,
     ReceiptOutcomeSchema,
     ScheduleMessageSchema,
 )
@@ -156,13 +159,23 @@ class NotificationsService(Service):
 
     # -- records --------------------------------------------------------------------------------------------
 
+    def _hold_recalls(self, event: dict[str, Any], now: datetime) -> None:
+        """A visit booked (or moved) ahead: the patient's queued recall messages wait for it."""
+        row = appointments.booked_ahead(self.db.session, str(event["appointment_id"]), now)
+        if row is not None:
+            recalls.hold_for_booking(self.db.session, row.member_id, row.starts_at, self.sending.group.zone, now)
+
     @event_handler(AppointmentBooked)
     def on_appointment_booked(self, event: dict[str, Any]) -> None:
-        appointments.booked(self.db.session, event, utcnow(), self.sending.settings)
+        now = utcnow()
+        appointments.booked(self.db.session, event, now, self.sending.settings)
+        self._hold_recalls(event, now)
 
     @event_handler(AppointmentRescheduled)
     def on_appointment_rescheduled(self, event: dict[str, Any]) -> None:
-        appointments.booked(self.db.session, event, utcnow(), self.sending.settings, rescheduled=True)
+        now = utcnow()
+        appointments.booked(self.db.session, event, now, self.sending.settings, rescheduled=True)
+        self._hold_recalls(event, now)
 
     @event_handler(AppointmentCancelled)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
@@ -288,6 +301,30 @@ class NotificationsService(Service):
         by the provider's signature here, where its secret is; idempotent by state (a repeat changes nothing)."""
         return ReceiptOutcomeSchema().dump(receipts.record(self.db.session, channel, callback, self.sending.settings,
                                                            utcnow(), self.events.emit, failed_event))
+
+    @rpc
+    def reactivation_list(self, query: dict[str, Any]) -> dict[str, Any]:
+        """A branch's recall reactivation list: unanswered recalls to call, longest overdue first."""
+        data = load(ReactivationQuerySchema(), query)
+        self.caller.require_role(*REACTIVATORS, action="work the reactivation list")
+        self.sending.group.branch(data["branch"])
+        self.caller.require_branch(data["branch"], "see this branch's reactivation list")
+        rows = recalls.reactivation(self.db.session, data["branch"], self.sending.settings.reactivation_contact_cap,
+                                    utcnow(), data["limit"])
+        return ReactivationListSchema().dump({"items": rows})
+
+    @rpc
+    @idempotent
+    def record_reactivation(self, recall_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Customer service called a member of the reactivation list (counted against the contact cap)."""
+        self.caller.require_role(*REACTIVATORS, action="work the reactivation list")
+        session = self.db.session
+        row = recalls.get(session, recall_id, lock=True)
+        home = session.get(AudienceMember, row.member_id)
+        if home is not None and home.home_branch:
+            self.caller.require_branch(home.home_branch, "work this branch's reactivation list")
+        recalls.record_contact(session, row, self.sending.settings.reactivation_contact_cap, utcnow())
+        return ReactivationItemSchema().dump(row)
 
     @rpc
     def wechat_server_check(self, query: dict[str, str]) -> str:

@@ -66,6 +66,7 @@ class Settings:
     recall_lead_days: int = 28  # first recall message this long before the recall is due
     recall_repeat_days: int = 42  # then again every six weeks
     recall_max_attempts: int = 4  # then the member goes to the reactivation list (customer service)
+    reactivation_contact_cap: int = 2  # calls from the reactivation list per recall; then off the list
     birthday_coupons: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # tier -> coupon (None: none)
     birthday_coupon: dict[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_BIRTHDAY_COUPON))
     festivals: tuple[str, ...] = ("new_year", "spring_festival", "lantern", "dragon_boat", "mid_autumn",
@@ -119,6 +120,7 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
         recall_lead_days=int(raw.get("recall_lead_days", base.recall_lead_days)),
         recall_repeat_days=int(raw.get("recall_repeat_days", base.recall_repeat_days)),
         recall_max_attempts=int(raw.get("recall_max_attempts", base.recall_max_attempts)),
+        reactivation_contact_cap=int(raw.get("reactivation_contact_cap", base.reactivation_contact_cap)),
         birthday_coupons=dict(raw.get("birthday_coupons") or {}),
         birthday_coupon=(raw["birthday_coupon"] if "birthday_coupon" in raw else base.birthday_coupon),
         festivals=tuple(raw.get("festivals") or base.festivals),

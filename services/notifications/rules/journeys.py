@@ -60,6 +60,10 @@ JOURNEYS: dict[str, Journey] = {j.code: j for j in (
     Journey("waitlist_gone", SERVICE, sample={"offer_id": "o-1", "branch": "SH01",
                                               "starts_at": "2026-12-01T02:30:00Z"}),
 )}
+OUTREACH_JOURNEYS = ("recall",)
+"""Service messages we start rather than the member (a recall): "do not contact" stops them as it stops
+marketing; confirmations, reminders, results and offers the member asked for still go."""
+
 if tuple(JOURNEYS) != JOURNEY_CODES:  # the codes the events carry (events.py) name exactly these journeys
     raise RuntimeError(f"journeys.JOURNEYS and events.JOURNEY_CODES differ: {set(JOURNEYS) ^ set(JOURNEY_CODES)}")
 
@@ -249,7 +253,9 @@ def next_recall_attempt(attempts: int, today: date, settings: Settings) -> date 
 
 def recall(member_id: str, recall_type: str, due_on: date, attempt: int, day: date, now: datetime,
            settings: Settings, zone: ZoneInfo) -> Plan:
-    return Plan("recall", member_id, f"{member_id}:{recall_type}:{due_on.isoformat()}:{attempt}",
+    # the day too: an attempt held back because the patient had booked (``recalls.postpone``) goes out again
+    # as the same attempt on a later day
+    return Plan("recall", member_id, f"{member_id}:{recall_type}:{due_on.isoformat()}:{attempt}:{day.isoformat()}",
                 day_at(day, settings, zone, now), expires_at=end_of_day(day + timedelta(days=6), zone),
                 context={"recall_type": recall_type, "due_on": due_on.isoformat(), "attempt": attempt},
                 cause_ref=f"recall:{member_id}:{recall_type}")
