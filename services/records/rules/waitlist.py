@@ -20,12 +20,12 @@ def choose(entries: Sequence[Any], doctor_id: str, how_many: int) -> list[Any]:
     chosen: list[Any] = []
     seen: set[Any] = set()
     for entry in entries:
+        if len(chosen) >= how_many:
+            break
         if entry.doctor_id not in (None, doctor_id) or entry.member_id in seen:
             continue
         chosen.append(entry)
         seen.add(entry.member_id)
-        if len(chosen) == how_many:
-            break
     return chosen
 
 
