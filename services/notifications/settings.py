@@ -60,6 +60,9 @@ class Settings:
     digest_time: time = time(19, 0)  # local time of the daily points digest
     expiring_window: timedelta = timedelta(minutes=15)  # lots expiring the same day join one message
     reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
+    # a branch's own reminder schedule (``reminder_hours_by_branch: {SH01: [168, 48, 2]}``: a week, two days
+    # and two hours before), else ``reminder_offsets``
+    branch_reminder_offsets: dict[str, tuple[timedelta, ...]] = field(default_factory=dict)
     post_visit_delay: timedelta = timedelta(hours=2)
     post_visit_window: timedelta = timedelta(days=3)  # post-visit advice is pointless after this
     survey_after_days: int = 7
@@ -77,6 +80,10 @@ class Settings:
     app_url: str = ""  # the members' app: survey and appointment links (none when empty)
     public_url: str = ""  # PUBLIC_BASE_URL, the gateway as the world reaches it: absolute links, receipt URLs
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider settings (secrets inside)
+
+    def reminders_for(self, branch: str | None) -> tuple[timedelta, ...]:
+        """How long before an appointment at ``branch`` its reminders go."""
+        return self.branch_reminder_offsets.get(branch or "", self.reminder_offsets)
 
     def coupon_for(self, tier: str | None) -> dict[str, Any] | None:
         if tier and tier in self.birthday_coupons:
@@ -114,6 +121,8 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
                                                         base.expiring_window.total_seconds()))),
         reminder_offsets=(tuple(timedelta(hours=float(h)) for h in offsets) if offsets
                           else base.reminder_offsets),
+        branch_reminder_offsets={str(branch): tuple(timedelta(hours=float(h)) for h in hours)
+                                 for branch, hours in (raw.get("reminder_hours_by_branch") or {}).items()},
         post_visit_delay=timedelta(hours=float(raw.get("post_visit_delay_hours", 2))),
         post_visit_window=timedelta(days=float(raw.get("post_visit_window_days", 3))),
         survey_after_days=int(raw.get("survey_after_days", base.survey_after_days)),

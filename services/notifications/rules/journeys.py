@@ -147,7 +147,7 @@ def appointment_messages(appointment: dict[str, Any], now: datetime, settings: S
     ref = f"appointment:{appointment_id}"
     plans = [Plan("appointment_confirmation", member_id, cause, as_utc(now), expires_at=starts_at,
                   context={**context, "rescheduled": rescheduled}, cause_ref=ref)]
-    for offset in settings.reminder_offsets:
+    for offset in settings.reminders_for(appointment["branch"]):
         due = starts_at - offset
         # a reminder whose moment already passed at booking adds nothing to the confirmation just sent
         if due > as_utc(now):
