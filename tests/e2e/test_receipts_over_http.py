@@ -8,26 +8,20 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.imitations import SMS_TOKEN
-from tests.providers import Providers
+from tests.integration.notifications import conftest as notification_fixtures
+
+providers = notification_fixtures.providers  # the provider imitations' process (session fixture)
 
 PUBLIC = "https://care.example.test"
 LINE_SECRET, WECHAT_SERVER_TOKEN = "line-channel-secret", "wechat-server-token"
 DAYTIME = f"{datetime.now(UTC).year + 1}-03-10T02:00:00Z"  # 10:00 in Shanghai
 OPENID, LINE_USER = "oW2dq5Nf0F9vKzZ1t4f0PaYc3Qk8", "U" + "0123456789abcdef" * 2
-
-
-@pytest.fixture(scope="module")
-def providers() -> Iterator[Providers]:
-    started = Providers()
-    yield started
-    started.stop()
 
 
 @pytest.fixture

@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
-from services.kit.migrate import upgrade
 from services.notifications.models import Base as NotificationsBase
 from services.records.models import Base as RecordsBase
+from tests.integration.test_visit_audit_migrations import migrated_differences
 
 
 @pytest.mark.parametrize(("service", "metadata", "tables"), [
@@ -19,11 +16,4 @@ from services.records.models import Base as RecordsBase
     ("notifications", NotificationsBase.metadata, {"preferences", "recalls"}),
 ])
 def test_the_new_tables_match_their_models(tmp_path: Path, service, metadata, tables):
-    url = f"sqlite:///{tmp_path / f'{service}.db'}"
-    upgrade(service, url)
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), metadata)
-    engine.dispose()
-    ours = [d for d in differences if any(table in repr(d) for table in tables)]
-    assert not ours, (service, ours)
+    assert not migrated_differences(tmp_path, service, metadata, tables), service
