@@ -11,7 +11,8 @@ the service method runs, in this order:
    if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
 5. every path value must have its placeholder's declared shape (``gateway.paths``: a UUID, a coupon code...)
    — else 404, or 422 where the route's convention says so — before any service is asked;
-6. the body is read (1 MiB at most, JSON);
+6. the body is read (1 MiB at most, JSON; on ``provider_signed=True`` routes — providers' delivery receipts —
+   kept as sent, form or XML, for the service that checks the provider's signature);
 7. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
 
 The caller's identity goes into the worker context, so every service called from the route sees it.
@@ -163,13 +164,17 @@ class Route(HttpRequestHandler):
                  responses: dict[int, Any] | None = None, idempotent: bool | None = None,
                  webhook: bool = False, description: str = "", branch_params: tuple[str, ...] = ("branch",),
                  rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
-                 **kwargs: Any) -> None:
+                 provider_signed: bool = False, **kwargs: Any) -> None:
+        # a provider's callback (delivery receipts): no staff or system credential, signed the provider's
+        # way and checked by the service that holds the provider's secret; its body is passed on as sent
+        public = public or provider_signed
         if not public and permission not in permissions.GRANTS:
             raise ValueError(f"{method} {url}: a route needs a known permission or public=True")
         if webhook and public:
             raise ValueError(f"{method} {url}: a webhook route is authenticated by its signature, not public")
         self.permission = permission
         self.public = public
+        self.provider_signed = provider_signed
         self.summary = summary
         self.description = description
         self.tags = tags
@@ -314,6 +319,9 @@ class Route(HttpRequestHandler):
             return None
         if raw is None:
             raw = self._read_raw(request)
+        if self.provider_signed:  # form, XML or JSON as the provider posts it, for its signature
+            request.raw_body = raw
+            return None
         if not raw:
             if self.body_schema is not None:
                 raise BadRequest("A JSON body is needed.")

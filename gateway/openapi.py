@@ -176,6 +176,12 @@ def _operation(name: str, route: Route) -> dict[str, Any]:
         operation["security"] = [{"staffToken": []}, {"apiKey": []}]
     else:
         operation["security"] = []
+    if route.provider_signed:  # no credential of ours: the provider's signature, checked by notifications
+        operation["x-provider-signed"] = True
+        operation["description"] = (route.description + " " if route.description else "") + (
+            "Authenticated by the provider's own signature (no staff token or API key); the body as the "
+            "provider sends it (form, XML or JSON).")
+        statuses |= {400, 401}
     if not route.public:
         operation["x-permission"] = route.permission
         operation["x-roles"] = list(permissions.roles_with(route.permission))

@@ -2,6 +2,12 @@
 
 A route names one permission; a caller passes if its role holds it. Branch limits (a branch manager
 sees the KPIs of their own branches) are checked on top, where a branch is in the request.
+
+Routes without a permission here are ``public=True``: health, readiness, the API document, sign-in — and
+the providers' delivery receipts (``/v1/receipts/sms``, ``/line``, ``/wechat``, ``provider_signed=True``),
+which no staff token or API key opens: each is authenticated by its provider's own signature (Twilio's
+X-Twilio-Signature, LINE's X-Line-Signature, WeChat's signature of the query), checked by notifications,
+which holds the providers' secrets (``gateway/routes/receipts.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "notifications:send": ("group_admin", "branch_manager", "customer_service", "integration"),
     "notifications:preferences": ("group_admin", "branch_manager", "front_desk", "customer_service", "integration"),
     "notifications:inbox": ("group_admin", "customer_service", "integration"),
+    "recalls:reactivation": ("group_admin", "branch_manager", "customer_service"),
     "ops:metrics": ("group_admin", "monitoring"),
     "ops:dead-letters": ("group_admin",),
     # the cross-service visit audit: who runs ops and who reads the reconciliations

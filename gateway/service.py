@@ -16,14 +16,17 @@ from gateway.routes.members import MemberRoutes
 from gateway.routes.notifications import NotificationRoutes
 from gateway.routes.operations import OperationRoutes
 from gateway.routes.points import PointsRoutes
+from gateway.routes.receipts import ReceiptRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.staff import StaffRoutes
+from gateway.routes.waitlist import WaitlistRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
-                     StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes):
+                     StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
+                     WaitlistRoutes):
     name = "gateway"
     config = Config()
     db = Database()

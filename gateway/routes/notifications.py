@@ -24,6 +24,9 @@ from services.notifications.schemas import (
     NotificationPreferencesSchema,
     NotificationPreviewRequestSchema,
     NotificationPreviewSchema,
+    ReactivationItemSchema,
+    ReactivationListSchema,
+    ReactivationQuerySchema,
     ScheduleMessageSchema,
 )
 
@@ -105,3 +108,15 @@ class NotificationRoutes:
            summary="Mark an inbox message read", responses={200: InboxMessageSchema, 404: None})
     def read_inbox_message(self, request: Request, member_id: str, message_id: str) -> Any:
         return self.notifications.mark_read(member_id, message_id)
+
+    @route("GET", "/v1/recalls/reactivation", "recalls:reactivation", tags=TAGS, query=ReactivationQuerySchema,
+           summary="A branch's recall reactivation list: unanswered recalls to call (not do-not-contact, under the "
+                   "contact cap, nothing booked)", responses={200: ReactivationListSchema})
+    def reactivation_list(self, request: Request) -> Any:
+        return self.notifications.reactivation_list(query_args(request))
+
+    @route("POST", "/v1/recalls/<recall_id>/reactivation-contacts", "recalls:reactivation", tags=TAGS,
+           summary="Record a call to a member of the reactivation list (409 at the contact cap or do-not-contact)",
+           responses={200: ReactivationItemSchema, 404: None, 409: None}, idempotent=True)
+    def record_reactivation(self, request: Request, recall_id: str) -> Any:
+        return self.notifications.record_reactivation(recall_id, idempotency_key=idempotency_key(request))

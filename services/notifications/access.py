@@ -12,3 +12,6 @@ SENDERS = ("group_admin", "branch_manager", "customer_service", "integration")
 
 ALERT_READERS = ("group_admin", "branch_manager", "customer_service", "auditor")
 """May read the staff alerts of a feedback (``feedback_alerts``), for their own branches."""
+
+REACTIVATORS = ("group_admin", "branch_manager", "customer_service")
+"""Work the recall reactivation list of their own branches (``reactivation_list``, ``record_reactivation``)."""

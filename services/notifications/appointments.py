@@ -60,14 +60,18 @@ def booked(session: Session, event: dict[str, Any], now: datetime, settings: Set
                                      cause_ref=f"appointment:{row.appointment_id}")
         row.starts_at, row.branch, row.status, row.last_event_at = starts_at, event["branch"], BOOKED, occurred
         row.service_category = event["service_category"]
-    # a booked visit is what a recall asks for: no recall message while one is ahead
-    deliveries.cancel_queued(session, now, "an appointment is booked", member_id=event["member_id"],
-                             journeys=("recall",))
+    # a booked visit is what a recall asks for: its queued messages are held back (``recalls.hold_for_booking``)
     queued = 0
     for plan in appointment_messages(event, now, settings, rescheduled=rescheduled):
         if deliveries.queue(session, plan, now) is not None:
             queued += 1
     return queued
+
+
+def booked_ahead(session: Session, appointment_id: str, now: datetime) -> Appointment | None:
+    """The appointment if it is (still) booked and ahead."""
+    row = session.get(Appointment, appointment_id)
+    return row if row is not None and row.status == BOOKED and as_utc(row.starts_at) > as_utc(now) else None
 
 
 def cancelled(session: Session, event: dict[str, Any], now: datetime) -> int:

@@ -17,7 +17,16 @@ from services.kit.db import fetch
 from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
-from services.notifications.models import CANCELLED, QUEUED, STATES, Delivery, DeliveryStep
+from services.notifications.models import (
+    CANCELLED,
+    DELIVERED,
+    QUEUED,
+    SENDING,
+    SENT,
+    STATES,
+    Delivery,
+    DeliveryStep,
+)
 from services.notifications.rules.journeys import JOURNEYS, Plan
 
 QUEUED_TOTAL = counter("careloop_notifications_queued_total", "Messages queued, by journey", ("journey",))
@@ -116,6 +125,12 @@ def get(session: Session, delivery_id: str, lock: bool = False) -> Delivery:
 
 def by_dedupe_key(session: Session, dedupe_key: str) -> Delivery:
     return session.scalars(select(Delivery).where(Delivery.dedupe_key == dedupe_key)).one()
+
+
+def went_out(session: Session, dedupe_key: str) -> bool:
+    """Whether the message of this cause was handed to a channel (or is being): sent, delivered, sending."""
+    state = session.scalars(select(Delivery.state).where(Delivery.dedupe_key == dedupe_key)).first()
+    return state in (SENDING, SENT, DELIVERED)
 
 
 def history(session: Session, member_id: str, limit: int, cursor: str | None, journey: str | None = None,

@@ -112,6 +112,8 @@ class Preference(Base):
     channels: Mapped[str | None] = mapped_column(Text)  # JSON list in the member's order; null: the default
     marketing_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     service_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # no marketing and no outreach (recalls, reactivation calls), whatever the consents say
+    do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str | None] = mapped_column(String(160))
 
@@ -163,6 +165,8 @@ class Recall(Base):
     next_attempt_on: Mapped[date | None] = mapped_column(Date)  # local day of the next message; null: none
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))  # active, exhausted (reactivation list), closed
+    reactivation_contacts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # calls made
+    last_contacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the last reactivation call
     merged_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # moved here by a merge (an unmerge moves it back)
     last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # of the care plan event applied last
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -172,6 +176,8 @@ class Recall(Base):
         # the daily scan: active recalls whose next message is due, in id order
         Index("ix_recalls_due", "next_attempt_on", "id", postgresql_where=text("status = 'active'"),
               sqlite_where=text("status = 'active'")),
+        # the reactivation list: exhausted recalls, longest overdue first
+        Index("ix_recalls_reactivation", "status", "due_on", "id"),
     )
 
 

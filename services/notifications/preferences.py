@@ -2,7 +2,8 @@
 
 Channel consents belong to members (the member agreed to be contacted by SMS, e-mail, WeChat, LINE,
 and to marketing at all); notifications reads them at send time and never keeps a copy. What lives here
-is what only concerns messages: which channel first, and "no marketing" / "no service messages".
+is what only concerns messages: which channel first, "no marketing" / "no service messages", and "do not
+contact" (no marketing and no outreach such as recalls; the reactivation list leaves the member out).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def as_rules(row: Preference | None) -> Preferences:
         return Preferences()
     channels = tuple(json.loads(row.channels)) if row.channels else None
     return Preferences(channels=channels, marketing_opt_out=row.marketing_opt_out,
-                       service_opt_out=row.service_opt_out)
+                       service_opt_out=row.service_opt_out, do_not_contact=bool(row.do_not_contact))
 
 
 def change(session: Session, member_id: uuid.UUID, changes: dict[str, Any], by: str, now: datetime) -> Preference:
@@ -38,11 +39,11 @@ def change(session: Session, member_id: uuid.UUID, changes: dict[str, Any], by: 
     row = session.get(Preference, member_id, with_for_update=True)
     if row is None:
         row = Preference(member_id=member_id, channels=None, marketing_opt_out=False, service_opt_out=False,
-                         updated_at=now)
+                         do_not_contact=False, updated_at=now)
         session.add(row)
     if "channels" in changes:
         row.channels = json.dumps(list(changes["channels"])) if changes["channels"] else None
-    for flag in ("marketing_opt_out", "service_opt_out"):
+    for flag in ("marketing_opt_out", "service_opt_out", "do_not_contact"):
         if flag in changes:
             setattr(row, flag, bool(changes[flag]))
     row.updated_at, row.updated_by = now, by[:160]
@@ -60,7 +61,8 @@ def copy_to_survivor(session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> 
     if merged is None or session.get(Preference, to_id) is not None:
         return
     session.add(Preference(member_id=to_id, channels=merged.channels, marketing_opt_out=merged.marketing_opt_out,
-                           service_opt_out=merged.service_opt_out, updated_at=merged.updated_at,
+                           service_opt_out=merged.service_opt_out, do_not_contact=merged.do_not_contact,
+                           updated_at=merged.updated_at,
                            updated_by=merged.updated_by))
 
 
@@ -74,6 +76,7 @@ class MemberPreferences:
     effective_channels: tuple[str, ...]
     marketing_opt_out: bool
     service_opt_out: bool
+    do_not_contact: bool
     consents: dict[str, bool] | None
     updated_at: datetime | None
 
@@ -84,5 +87,5 @@ def of(member: dict[str, Any], row: Preference | None, default_order: tuple[str,
     return MemberPreferences(member_id=member["id"], channels=chosen.channels,
                              effective_channels=chosen.channels or default_order,
                              marketing_opt_out=chosen.marketing_opt_out, service_opt_out=chosen.service_opt_out,
-                             consents=member.get("consents"), updated_at=row.updated_at if row is not None else None)
+                             do_not_contact=chosen.do_not_contact, consents=member.get("consents"), updated_at=row.updated_at if row is not None else None)
 

@@ -44,7 +44,7 @@ from services.kit.config import Group, group_from_config
 from services.kit.db import Database, Store
 from services.kit.errors import DomainError, NotFound, Unavailable
 from services.kit.telemetry import counter, gauge
-from services.notifications import deliveries, digests, preferences
+from services.notifications import appointments, deliveries, digests, preferences, recalls
 from services.notifications.channels import ChannelSet, build_channels
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
 from services.notifications.models import (
@@ -57,8 +57,14 @@ from services.notifications.models import (
     SUPPRESSED,
     Delivery,
 )
-from services.notifications.rules.journeys import birthday_coupon_request, coupon_facts, link_for
+from services.notifications.rules.journeys import (
+    OUTREACH_JOURNEYS,
+    birthday_coupon_request,
+    coupon_facts,
+    link_for,
+)
 from services.notifications.rules.sending import (
+    APPOINTMENT_AHEAD,
     MARKETING,
     UNKNOWN_MEMBER,
     Contact,
@@ -248,8 +254,18 @@ class Dispatcher(Sender):
                 if context["points"] <= 0:
                     self._close(session, delivery, now, CANCELLED, "nothing to summarise")
                     return CANCELLED
+            if snapshot.journey == "recall":  # checked when it is due to go, not when it was queued
+                ahead = appointments.future_by_member(session, [snapshot.member_id], now)
+                if ahead:
+                    starts = ahead[snapshot.member_id]
+                    recalls.postpone(session, snapshot.member_id, str(context.get("recall_type")),
+                                     int(context.get("attempt") or 0), starts, self.group.zone, now)
+                    self._close(session, delivery, now, SUPPRESSED, f"{APPOINTMENT_AHEAD}: the patient has booked "
+                                f"for {isoformat(starts)}; the recall waits for that visit",
+                                reason_code=APPOINTMENT_AHEAD)
+                    return SUPPRESSED
             decision = decide(
-                category=snapshot.category, contact=contact, prefs=preferences.load(session, snapshot.member_id),
+                category=snapshot.category, outreach=snapshot.journey in OUTREACH_JOURNEYS, contact=contact, prefs=preferences.load(session, snapshot.member_id),
                 requested_channel=snapshot.requested_channel, available=self.channels.available,
                 default_order=self.settings.channel_order, now=now, zone=self.group.zone,
                 quiet=self.settings.quiet_hours, expires_at=snapshot.expires_at,

@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from services.kit.schemas import Schema, UtcTime, page_of
+from services.kit.schemas import Schema, UtcTime, list_of, page_of
 from services.notifications.events import CHANNELS
 from services.notifications.models import STATES
 from services.notifications.rules.journeys import JOURNEYS
@@ -131,6 +131,7 @@ class NotificationPreferencesChangeSchema(Schema):
                            metadata={"description": "Channels in the member's order; null: the group's default."})
     marketing_opt_out = fields.Boolean()
     service_opt_out = fields.Boolean()
+    do_not_contact = fields.Boolean(metadata={"description": "No marketing and no recalls or reactivation calls."})
 
     @validates("channels")
     def _channels(self, value: list[str] | None, **_: Any) -> None:
@@ -144,6 +145,7 @@ class NotificationPreferencesSchema(Schema):
     effective_channels = fields.List(fields.String(), metadata={"description": "The order used when sending."})
     marketing_opt_out = fields.Boolean()
     service_opt_out = fields.Boolean()
+    do_not_contact = fields.Boolean(metadata={"description": "No marketing and no recalls or reactivation calls."})
     consents = fields.Dict(allow_none=True, metadata={"description": "The member's channel consents (from members)."})
     updated_at = UtcTime(allow_none=True)
 
@@ -192,3 +194,34 @@ class FeedbackAlertsSchema(Schema):
     feedback_id = fields.String()
     items = fields.List(fields.Nested(StaffAlertSchema), metadata={"description": "One per channel and address; "
                                                                                  "the address is not shown."})
+
+
+class ReceiptOutcomeSchema(Schema):
+    """What a provider callback did: how many receipts it carried and what each changed."""
+
+    received = fields.Integer(metadata={"description": "Receipts and other events in the callback."})
+    delivered = fields.Integer(metadata={"description": "Messages now delivered."})
+    failed = fields.Integer(metadata={"description": "Messages now failed (the provider's reason recorded)."})
+    unchanged = fields.Integer(metadata={"description": "Already in the state the receipt says (a repeat)."})
+    unknown = fields.Integer(metadata={"description": "Not a message of ours (e.g. a staff alert)."})
+    ignored = fields.Integer(metadata={"description": "Other events, or receipts contradicting a final state."})
+
+
+class ReactivationQuerySchema(Schema):
+    branch = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
+
+
+class ReactivationItemSchema(Schema):
+    """A recall whose messages went unanswered: a member for customer service to call."""
+
+    id = fields.String(metadata={"description": "The recall's id (to record a call)."})
+    member_id = fields.String()
+    recall_type = fields.String()
+    due_on = fields.Date()
+    attempts = fields.Integer(metadata={"description": "Recall messages sent."})
+    reactivation_contacts = fields.Integer(metadata={"description": "Calls recorded so far."})
+    last_contacted_at = UtcTime(allow_none=True)
+
+
+ReactivationListSchema = list_of(ReactivationItemSchema)

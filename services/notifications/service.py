@@ -37,16 +37,17 @@ from services.notifications import (
     inbox,
     preferences,
     recalls,
+    receipts,
     staff_alerts,
     templates,
 )
-from services.notifications.access import ALERT_READERS, SENDERS
+from services.notifications.access import ALERT_READERS, REACTIVATORS, SENDERS
 from services.notifications.events import EVENTS
-from services.notifications.models import SUPPRESSED, Preference
+from services.notifications.models import SUPPRESSED, AudienceMember, Preference
 from services.notifications.rules import journeys
 from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
-from services.notifications.schedule import Dispatcher, Sending
+from services.notifications.schedule import Dispatcher, Sending, failed_event
 from services.notifications.schemas import (
     DeliveryDetailSchema,
     DeliveryPageSchema,
@@ -60,6 +61,10 @@ from services.notifications.schemas import (
     NotificationPreferencesSchema,
     NotificationPreviewRequestSchema,
     NotificationPreviewSchema,
+    ReactivationItemSchema,
+    ReactivationListSchema,
+    ReactivationQuerySchema,
+    ReceiptOutcomeSchema,
     ScheduleMessageSchema,
 )
 from services.points.events import PointsEarned, PointsExpiring
@@ -71,6 +76,8 @@ from services.records.events import (
     FeedbackSubmitted,
     VisitCancelled,
     VisitCompleted,
+    WaitlistOfferClosed,
+    WaitlistSlotOffered,
 )
 
 
@@ -152,13 +159,23 @@ class NotificationsService(Service):
 
     # -- records --------------------------------------------------------------------------------------------
 
+    def _hold_recalls(self, event: dict[str, Any], now: datetime) -> None:
+        """A visit booked (or moved) ahead: the patient's queued recall messages wait for it."""
+        row = appointments.booked_ahead(self.db.session, str(event["appointment_id"]), now)
+        if row is not None:
+            recalls.hold_for_booking(self.db.session, row.member_id, row.starts_at, self.sending.group.zone, now)
+
     @event_handler(AppointmentBooked)
     def on_appointment_booked(self, event: dict[str, Any]) -> None:
-        appointments.booked(self.db.session, event, utcnow(), self.sending.settings)
+        now = utcnow()
+        appointments.booked(self.db.session, event, now, self.sending.settings)
+        self._hold_recalls(event, now)
 
     @event_handler(AppointmentRescheduled)
     def on_appointment_rescheduled(self, event: dict[str, Any]) -> None:
-        appointments.booked(self.db.session, event, utcnow(), self.sending.settings, rescheduled=True)
+        now = utcnow()
+        appointments.booked(self.db.session, event, now, self.sending.settings, rescheduled=True)
+        self._hold_recalls(event, now)
 
     @event_handler(AppointmentCancelled)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
@@ -173,6 +190,20 @@ class NotificationsService(Service):
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
         deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
+
+    @event_handler(WaitlistSlotOffered)
+    def on_waitlist_slot_offered(self, event: dict[str, Any]) -> None:
+        now = utcnow()
+        self._queue(journeys.waitlist_offer(event, now), now)
+
+    @event_handler(WaitlistOfferClosed)
+    def on_waitlist_offer_closed(self, event: dict[str, Any]) -> None:
+        """The slot went to another patient: an offer not yet sent is taken back; one sent is followed up."""
+        now, session = utcnow(), self.db.session
+        deliveries.cancel_queued(session, now, "the slot went to another waiting patient",
+                                 cause_ref=f"waitlist_offer:{event['offer_id']}")
+        if deliveries.went_out(session, f"waitlist_offer:{event['offer_id']}"):
+            self._queue(journeys.waitlist_gone(event, now), now)
 
     @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
@@ -263,6 +294,43 @@ class NotificationsService(Service):
     @rpc
     def get_delivery(self, delivery_id: str) -> dict[str, Any]:
         return DeliveryDetailSchema().dump(deliveries.get(self.db.session, delivery_id))
+
+    @rpc
+    def provider_receipt(self, channel: str, callback: dict[str, Any]) -> dict[str, int]:
+        """A provider's delivery receipt (SMS status callback, WeChat template report, LINE webhook), checked
+        by the provider's signature here, where its secret is; idempotent by state (a repeat changes nothing)."""
+        return ReceiptOutcomeSchema().dump(receipts.record(self.db.session, channel, callback, self.sending.settings,
+                                                           utcnow(), self.events.emit, failed_event))
+
+    @rpc
+    def reactivation_list(self, query: dict[str, Any]) -> dict[str, Any]:
+        """A branch's recall reactivation list: unanswered recalls to call, longest overdue first."""
+        data = load(ReactivationQuerySchema(), query)
+        self.caller.require_role(*REACTIVATORS, action="work the reactivation list")
+        self.sending.group.branch(data["branch"])
+        self.caller.require_branch(data["branch"], "see this branch's reactivation list")
+        rows = recalls.reactivation(self.db.session, data["branch"], self.sending.settings.reactivation_contact_cap,
+                                    utcnow(), data["limit"])
+        return ReactivationListSchema().dump({"items": rows})
+
+    @rpc
+    @idempotent
+    def record_reactivation(self, recall_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Customer service called a member of the reactivation list (counted against the contact cap)."""
+        self.caller.require_role(*REACTIVATORS, action="work the reactivation list")
+        session = self.db.session
+        row = recalls.get(session, recall_id, lock=True)
+        home = session.get(AudienceMember, row.member_id)
+        if home is not None and home.home_branch:
+            self.caller.require_branch(home.home_branch, "work this branch's reactivation list")
+        recalls.record_contact(session, row, self.sending.settings.reactivation_contact_cap, utcnow())
+        return ReactivationItemSchema().dump(row)
+
+    @rpc
+    def wechat_server_check(self, query: dict[str, str]) -> str:
+        """WeChat's check of our server URL when it is set up: its ``echostr`` back if the signature is ours."""
+        receipts.check_wechat_server(query, self.sending.settings)
+        return str(query.get("echostr") or "")
 
     @rpc
     def feedback_alerts(self, feedback_id: str) -> dict[str, Any]:

@@ -154,7 +154,10 @@ class AlertSender(Sender):
         problem = address_problem(claimed.channel, claimed.recipient)
         if problem:
             return self._outcome(claimed, now, fail=f"invalid_address: {problem}")
-        rendered = self.renderer.render(JOURNEY, claimed.channel, self.group.default_language, claimed.context)
+        context = claimed.context
+        if self.settings.public_url and str(context.get("path", "")).startswith("/"):  # an absolute link
+            context = {**context, "path": self.settings.public_url + context["path"]}
+        rendered = self.renderer.render(JOURNEY, claimed.channel, self.group.default_language, context)
         with self.store.transaction() as session:
             alert = self._claimed(session, claimed.id)
             if alert is None:

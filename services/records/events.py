@@ -160,6 +160,41 @@ class AppointmentCancelled(Event):
               "reason": "patient asked"}
 
 
+_OFFER = uuid.UUID("6f1c2a4e-0000-4000-8000-000000000004")
+WAITLIST_CLOSE_REASONS = ("taken",)
+
+
+@EVENTS.event("waitlist_slot_offered")
+class WaitlistSlotOffered(Event):
+    """A cancelled slot is offered to a patient on the branch's waitlist (with others: first to accept gets
+    it). Notifications send the offer."""
+
+    offer_id = fields.UUID(required=True)
+    member_id = _member()
+    branch = _branch()
+    doctor_id = fields.String(required=True)
+    starts_at = UtcTime(required=True)
+    service_category = fields.String(required=True, validate=validate.OneOf(ITEM_CATEGORIES))
+    expires_at = UtcTime(required=True, metadata={"description": "The offer lapses then."})
+
+    sample = {"offer_id": _OFFER, "member_id": _MEMBER, "branch": "SH01", "doctor_id": "dr-wang", "starts_at": _AT,
+              "service_category": "cleaning", "expires_at": datetime(2026, 3, 4, 6, tzinfo=UTC)}
+
+
+@EVENTS.event("waitlist_offer_closed")
+class WaitlistOfferClosed(Event):
+    """An offered slot went to another waiting patient. Notifications tell this one it is gone (and take
+    back the offer if it has not gone out yet)."""
+
+    offer_id = fields.UUID(required=True)
+    member_id = _member()
+    branch = _branch()
+    starts_at = UtcTime(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(WAITLIST_CLOSE_REASONS))
+
+    sample = {"offer_id": _OFFER, "member_id": _MEMBER, "branch": "SH01", "starts_at": _AT, "reason": "taken"}
+
+
 @EVENTS.event("feedback_submitted")
 class FeedbackSubmitted(Event):
     """A survey answer or a complaint arrived. Points may award review points; notifications alert the

@@ -275,6 +275,52 @@ class Appointment(Base):
     )
 
 
+class WaitlistEntry(Base):
+    """A patient waiting for an earlier slot at a branch (with one doctor, or any), between two local days."""
+
+    __tablename__ = "waitlist_entries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.member_id"))
+    branch: Mapped[str] = mapped_column(String(16))
+    doctor_id: Mapped[str | None] = mapped_column(String(64))  # null: any doctor of the branch
+    service_category: Mapped[str] = mapped_column(String(24))
+    earliest_on: Mapped[date] = mapped_column(Date)
+    latest_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # waiting, booked, withdrawn
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the appointment an accepted offer made
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        # who is offered a cancelled slot: waiting entries of the branch, first come first served
+        Index("ix_waitlist_entries_waiting", "branch", "status", "created_at"),
+        Index("ix_waitlist_entries_member", "member_id", "status"),
+    )
+
+
+class WaitlistOffer(Base):
+    """A cancelled slot offered to one waiting patient; of the offers of one slot, the first accepted wins."""
+
+    __tablename__ = "waitlist_offers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("waitlist_entries.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    slot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slots.id"))
+    status: Mapped[str] = mapped_column(String(16))  # open, accepted, gone (taken by another), lapsed
+    offered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+    __table_args__ = (
+        UniqueConstraint("entry_id", "slot_id", name="uq_waitlist_offers_entry_slot"),
+        Index("ix_waitlist_offers_slot", "slot_id", "status"),
+    )
+
+
 class FollowUp(Base):
     """A callback task."""
 

@@ -13,7 +13,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from marshmallow.experimental.context import Context
 
 from services.kit.schemas import Schema, StrictInteger, UtcTime, With, computed, list_of, page_of
-from services.records.rules import fdi, followups, satisfaction
+from services.records.rules import fdi, followups, satisfaction, waitlist
 from services.records.rules.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
 from services.records.rules.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
 from services.records.rules.kpis import PERIODS
@@ -437,6 +437,57 @@ class AppointmentSchema(Schema):
 
 
 AppointmentListSchema = list_of(AppointmentSchema)
+
+
+# --- the waitlist --------------------------------------------------------------------------------
+
+
+class WaitlistJoinSchema(Schema):
+    member_id = fields.UUID(required=True)
+    branch = fields.String(required=True, validate=BRANCH)
+    doctor_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64),
+                              metadata={"description": "This doctor only; any doctor of the branch if absent."})
+    service_category = fields.String(load_default="exam", validate=validate.OneOf(ITEM_CATEGORIES))
+    earliest_on = fields.Date(required=True, metadata={"description": "First local day the patient could come."})
+    latest_on = fields.Date(required=True, metadata={"description": "Last local day the patient could come."})
+
+
+class WaitlistQuerySchema(Schema):
+    branch = fields.String(required=True, validate=BRANCH)
+    status = fields.String(load_default="waiting", allow_none=True, validate=validate.OneOf(waitlist.ENTRY_STATUSES))
+
+
+class WaitlistEntrySchema(Schema):
+    id = fields.String()
+    member_id = fields.String()
+    branch = fields.String()
+    doctor_id = fields.String(allow_none=True)
+    service_category = fields.String()
+    earliest_on = fields.Date()
+    latest_on = fields.Date()
+    status = fields.String(validate=validate.OneOf(waitlist.ENTRY_STATUSES))
+    appointment_id = fields.String(allow_none=True)
+    created_at = UtcTime()
+
+
+WaitlistEntryListSchema = list_of(WaitlistEntrySchema)
+
+
+class WaitlistOfferSchema(Schema):
+    id = fields.String()
+    entry_id = fields.String()
+    member_id = fields.String()
+    slot_id = fields.String()
+    status = fields.String(validate=validate.OneOf(waitlist.OFFER_STATUSES))
+    offered_at = UtcTime()
+    expires_at = UtcTime()
+    answered_at = UtcTime(allow_none=True)
+    appointment_id = fields.String(allow_none=True)
+
+
+class WaitlistAcceptedSchema(Schema):
+    offer = fields.Nested(WaitlistOfferSchema)
+    appointment = fields.Nested(AppointmentSchema)
 
 
 # --- follow-ups -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from services.records import (
     profiles,
     visit_audit,
     visits,
+    waitlist,
     worklists,
 )
 from services.records.audit import clinical
@@ -86,6 +87,11 @@ from services.records.schemas import (
     VisitPageSchema,
     VisitSchema,
     VisitStatusSchema,
+    WaitlistAcceptedSchema,
+    WaitlistEntryListSchema,
+    WaitlistEntrySchema,
+    WaitlistJoinSchema,
+    WaitlistQuerySchema,
     at,
 )
 from services.records.visit_audit import AUDIT_LAST_RUN, AUDIT_MISMATCHES  # set by refresh_audit_gauges
@@ -384,9 +390,17 @@ class RecordsService(Service):
         changed, visit = bookings.move(session, appointment, patient, target, self.group, now, reason)
         if changed and target == "cancelled":
             self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+            self._offer_to_waitlist(appointment, now)
         if visit is not None:
             self._after_visit_moved(visit, None, now)
         return AppointmentSchema().dump(appointment)
+
+    def _offer_to_waitlist(self, appointment: Any, now: Any) -> None:
+        """The freed slot goes to the first matching waiting patients (an offer event each)."""
+        session = self.db.session
+        slot = bookings.slot(session, appointment.slot_id)
+        for offer in waitlist.offer_slot(session, slot, appointment.member_id, self.practice, self.group, now):
+            self.events.emit("waitlist_slot_offered", waitlist.offered_event(session, offer, slot))
 
     @rpc
     def cancel_appointment(self, appointment_id: str, reason: str | None = None) -> dict[str, Any]:
@@ -413,6 +427,55 @@ class RecordsService(Service):
             self.group.branch(data["branch"])
             rows = bookings.of_branch_day(self.db.session, data["branch"], data["on"], self.group, data["doctor_id"])
         return AppointmentListSchema().dump({"items": rows})
+
+    # --- the waitlist ------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def join_waitlist(self, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Put a patient on a branch's waitlist for an earlier slot (one doctor or any, a window of days)."""
+        data = load(WaitlistJoinSchema(), request)
+        self.caller.require_role(*access.BOOKERS, action="put patients on the waitlist")
+        self.caller.require_branch(data["branch"], "use this branch's waitlist")
+        patient = self._patient(data["member_id"])
+        membership.check_may_book(patient.membership_status)
+        entry = waitlist.join(self.db.session, patient, data, self.group, self.caller, utcnow())
+        return WaitlistEntrySchema().dump(entry)
+
+    @rpc
+    def list_waitlist(self, query: dict[str, Any]) -> dict[str, Any]:
+        """A branch's waitlist, oldest first (waiting patients unless ``status`` says otherwise)."""
+        data = load(WaitlistQuerySchema(), query)
+        self.caller.require_role(*access.BOOKERS, action="see the waitlist")
+        self.group.branch(data["branch"])
+        self.caller.require_branch(data["branch"], "see this branch's waitlist")
+        return WaitlistEntryListSchema().dump({"items": waitlist.of_branch(self.db.session, data["branch"],
+                                                                           data["status"])})
+
+    @rpc
+    def withdraw_waitlist(self, entry_id: str) -> dict[str, Any]:
+        self.caller.require_role(*access.BOOKERS, action="change the waitlist")
+        entry = waitlist.get(self.db.session, entry_id, lock=True)
+        self.caller.require_branch(entry.branch, "change this branch's waitlist")
+        return WaitlistEntrySchema().dump(waitlist.withdraw(self.db.session, entry, utcnow()))
+
+    @rpc
+    @idempotent
+    def accept_waitlist_offer(self, offer_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        """The patient takes an offered slot: booked if nobody was first (else 409, the slot is gone)."""
+        self.caller.require_role(*access.BOOKERS, action="book appointments")
+        session, now = self.db.session, utcnow()
+        offered = waitlist.offer(session, offer_id)
+        slot = bookings.slot(session, offered.slot_id)
+        self.caller.require_branch(slot.branch, "book at this branch")
+        accepted, appointment, closed, booked_now = waitlist.accept(session, offer_id, self._patient, self.group,
+                                                                    self.caller, now)
+        if booked_now:  # not a retry that found it booked already
+            self.events.emit("appointment_booked", bookings.booked_event(appointment))
+            bookings.BOOKED.labels(appointment.branch).inc()
+        for other in closed:
+            self.events.emit("waitlist_offer_closed", waitlist.closed_event(other, slot))
+        return WaitlistAcceptedSchema().dump({"offer": accepted, "appointment": appointment})
 
     # --- follow-ups --------------------------------------------------------------------------
 

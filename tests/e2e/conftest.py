@@ -118,18 +118,21 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications, points, records (with ``records_config``), interfaces and a gateway (with config
-    ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
+    """Start members, notifications (with ``notifications_config``), points, records (with ``records_config``),
+    interfaces and a gateway (with config ``overrides``) on the test's database: PostgreSQL unless ``--backends``
+    chose SQLite first, or the test
     takes ``backend``."""
     stores: list[Any] = []
 
-    def start(records_config: dict[str, Any] | None = None, **overrides: Any) -> Suite:
+    def start(records_config: dict[str, Any] | None = None, notifications_config: dict[str, Any] | None = None,
+              **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port(), "interfaces": free_port()}
         members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
         # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
+        extra = dict(notifications_config or {})
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
-                                      NOTIFICATIONS={"scheduler": False})
+                                      **{**extra, "NOTIFICATIONS": {**extra.get("NOTIFICATIONS", {}), "scheduler": False}})
         points = start_service(PointsService, METRICS_PORT=ports["points"])
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
         interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"])

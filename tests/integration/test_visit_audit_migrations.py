@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -54,13 +55,18 @@ def test_outcomes_are_made_for_visits_that_earned_before_the_upgrade(tmp_path: P
     assert (before["seen"], before["noting"], after["seen"], after["noting"]) == (False, False, False, True)
 
 
+def migrated_differences(tmp_path: Path, service: str, metadata: Any, tables: set[str]) -> list[Any]:
+    """What ``service``'s migrations, run on a new SQLite file, build otherwise than ``metadata`` for ``tables``."""
+    url = f"sqlite:///{tmp_path / f'{service}.db'}"
+    upgrade(service, url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
+    return [d for d in differences if any(table in repr(d) for table in tables)]
+
+
 def test_the_audit_tables_match_their_models(tmp_path: Path):
     for service, metadata in (("points", PointsBase.metadata), ("records", RecordsBase.metadata)):
-        url = f"sqlite:///{tmp_path / f'{service}.db'}"
-        upgrade(service, url)
-        engine = create_engine(url)
-        with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), metadata)
-        engine.dispose()
-        ours = [d for d in differences if any(table in repr(d) for table in AUDIT_TABLES)]
+        ours = migrated_differences(tmp_path, service, metadata, AUDIT_TABLES)
         assert not ours, (service, ours)

@@ -54,6 +54,17 @@ def test_reminders_24_and_2_hours_before_only_if_still_ahead(booked_at, reminder
                                 "rescheduled": False}
 
 
+def test_a_branch_with_its_own_schedule_reminds_a_week_two_days_and_two_hours_before():
+    settings = settings_from_config({"NOTIFICATIONS": {"reminder_hours_by_branch": {"SH01": [168, 48, 2]}}})
+    plans = journeys.appointment_messages(appointment("2027-03-10T02:30:00Z"), utc("2027-03-01T00:00:00Z"), settings)
+    assert [(p.due_at, p.context["hours_before"]) for p in plans[1:]] == [
+        (utc("2027-03-03T02:30:00Z"), 168), (utc("2027-03-08T02:30:00Z"), 48), (utc("2027-03-10T00:30:00Z"), 2)]
+    assert len({p.dedupe_key for p in plans}) == 4
+    other = journeys.appointment_messages({**appointment("2027-03-10T02:30:00Z"), "branch": "SH02"},
+                                          utc("2027-03-01T00:00:00Z"), settings)
+    assert [p.context["hours_before"] for p in other[1:]] == [24, 2]  # the group's schedule elsewhere
+
+
 def test_a_past_appointment_gets_nothing_and_a_new_time_is_a_new_cause():
     assert journeys.appointment_messages(appointment("2027-03-10T02:30:00Z"), utc("2027-03-10T02:30:00Z"),
                                          SETTINGS) == []

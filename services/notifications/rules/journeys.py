@@ -54,7 +54,16 @@ JOURNEYS: dict[str, Journey] = {j.code: j for j in (
     Journey("segment_b_monthly", MARKETING, sample={"month": "2026-12"}),
     Journey("results_ready", SERVICE, manual=True, sample={"branch": "SH01"}),
     Journey("member_day", MARKETING, manual=True, sample={"day": "2026-12-08"}),
+    Journey("waitlist_offer", SERVICE, sample={"offer_id": "o-1", "branch": "SH01", "doctor_id": "d-7",
+                                               "starts_at": "2026-12-01T02:30:00Z", "service_category": "cleaning",
+                                               "expires_at": "2026-11-30T06:00:00Z"}),
+    Journey("waitlist_gone", SERVICE, sample={"offer_id": "o-1", "branch": "SH01",
+                                              "starts_at": "2026-12-01T02:30:00Z"}),
 )}
+OUTREACH_JOURNEYS = ("recall",)
+"""Service messages we start rather than the member (a recall): "do not contact" stops them as it stops
+marketing; confirmations, reminders, results and offers the member asked for still go."""
+
 if tuple(JOURNEYS) != JOURNEY_CODES:  # the codes the events carry (events.py) name exactly these journeys
     raise RuntimeError(f"journeys.JOURNEYS and events.JOURNEY_CODES differ: {set(JOURNEYS) ^ set(JOURNEY_CODES)}")
 
@@ -138,7 +147,7 @@ def appointment_messages(appointment: dict[str, Any], now: datetime, settings: S
     ref = f"appointment:{appointment_id}"
     plans = [Plan("appointment_confirmation", member_id, cause, as_utc(now), expires_at=starts_at,
                   context={**context, "rescheduled": rescheduled}, cause_ref=ref)]
-    for offset in settings.reminder_offsets:
+    for offset in settings.reminders_for(appointment["branch"]):
         due = starts_at - offset
         # a reminder whose moment already passed at booking adds nothing to the confirmation just sent
         if due > as_utc(now):
@@ -244,7 +253,9 @@ def next_recall_attempt(attempts: int, today: date, settings: Settings) -> date 
 
 def recall(member_id: str, recall_type: str, due_on: date, attempt: int, day: date, now: datetime,
            settings: Settings, zone: ZoneInfo) -> Plan:
-    return Plan("recall", member_id, f"{member_id}:{recall_type}:{due_on.isoformat()}:{attempt}",
+    # the day too: an attempt held back because the patient had booked (``recalls.postpone``) goes out again
+    # as the same attempt on a later day
+    return Plan("recall", member_id, f"{member_id}:{recall_type}:{due_on.isoformat()}:{attempt}:{day.isoformat()}",
                 day_at(day, settings, zone, now), expires_at=end_of_day(day + timedelta(days=6), zone),
                 context={"recall_type": recall_type, "due_on": due_on.isoformat(), "attempt": attempt},
                 cause_ref=f"recall:{member_id}:{recall_type}")
@@ -264,7 +275,26 @@ def link_for(journey: str, context: dict[str, Any], app_url: str) -> str | None:
         return f"{app_url}/points"
     if journey == "birthday":
         return f"{app_url}/coupons"
+    if journey == "waitlist_offer" and context.get("offer_id"):
+        return f"{app_url}/waitlist/offers/{context['offer_id']}"
     return None
+
+
+def waitlist_offer(event: dict[str, Any], now: datetime) -> Plan:
+    """A cancelled slot offered to a waiting patient (records' ``waitlist_slot_offered``): now, until it lapses."""
+    member_id, offer_id = str(event["member_id"]), str(event["offer_id"])
+    return Plan("waitlist_offer", member_id, offer_id, now, expires_at=as_utc(event["expires_at"]),
+                cause_ref=f"waitlist_offer:{offer_id}",
+                context={"offer_id": offer_id, "branch": event["branch"], "doctor_id": event["doctor_id"],
+                         "starts_at": isoformat(event["starts_at"]), "service_category": event["service_category"],
+                         "expires_at": isoformat(event["expires_at"])})
+
+
+def waitlist_gone(event: dict[str, Any], now: datetime) -> Plan:
+    """The offered slot went to another patient (records' ``waitlist_offer_closed``); sent before the slot."""
+    member_id, offer_id = str(event["member_id"]), str(event["offer_id"])
+    return Plan("waitlist_gone", member_id, offer_id, now, expires_at=as_utc(event["starts_at"]),
+                context={"offer_id": offer_id, "branch": event["branch"], "starts_at": isoformat(event["starts_at"])})
 
 
 def manual(request: dict[str, Any], now: datetime) -> Plan:

@@ -33,8 +33,10 @@ MEMBER_CLOSED = "member_closed"  # the membership was closed (erasure): never co
 MEMBER_MERGED = "member_merged"  # merged into another member: that one is written to instead
 UNKNOWN_MEMBER = "unknown_member"  # the member does not exist (any more)
 EXPIRED = "expired"  # the message's moment passed before it could be sent (retries, outages)
+DO_NOT_CONTACT = "do_not_contact"  # the member asked not to be contacted: no marketing, no recalls
+APPOINTMENT_AHEAD = "appointment_ahead"  # a recall to a patient who has booked since it was queued
 SUPPRESSION_REASONS = (NO_CONSENT, OPTED_OUT, QUIET_HOURS, CAP, INVALID_ADDRESS, NO_ADDRESS, MEMBER_CLOSED,
-                       MEMBER_MERGED, UNKNOWN_MEMBER, EXPIRED)
+                       MEMBER_MERGED, UNKNOWN_MEMBER, EXPIRED, DO_NOT_CONTACT, APPOINTMENT_AHEAD)
 
 CAP_WINDOW = timedelta(days=7)
 
@@ -121,6 +123,7 @@ class Preferences:
     channels: tuple[str, ...] | None = None
     marketing_opt_out: bool = False
     service_opt_out: bool = False
+    do_not_contact: bool = False  # no marketing and no outreach (recalls), whatever the consents say
 
 
 @dataclass(frozen=True)
@@ -173,14 +176,19 @@ def choose_channel(contact: Contact, prefs: Preferences, requested: str | None, 
 
 def decide(*, category: str, contact: Contact, prefs: Preferences, requested_channel: str | None,
            available: set[str] | frozenset[str], default_order: tuple[str, ...], now: datetime, zone: ZoneInfo,
-           quiet: QuietHours, expires_at: datetime | None, marketing_sent: int, cap: int) -> Send | Suppress | Defer:
-    """Send now (on which channel), wait (quiet hours) or suppress (why) one message to one member."""
+           quiet: QuietHours, expires_at: datetime | None, marketing_sent: int, cap: int,
+           outreach: bool = False) -> Send | Suppress | Defer:
+    """Send now (on which channel), wait (quiet hours) or suppress (why) one message to one member.
+
+    ``outreach``: a service message we start, not the member (a recall): "do not contact" stops it too."""
     if contact.status == "closed":
         return Suppress(MEMBER_CLOSED, "the membership is closed")
     if contact.status == "merged":
         return Suppress(MEMBER_MERGED, "merged into another member")
     if expires_at is not None and as_utc(now) >= as_utc(expires_at):
         return Suppress(EXPIRED, "its moment passed before it could be sent")
+    if prefs.do_not_contact and (category == MARKETING or outreach):
+        return Suppress(DO_NOT_CONTACT, "the member asked not to be contacted")
     if category == MARKETING:
         if prefs.marketing_opt_out:
             return Suppress(OPTED_OUT, "the member opted out of marketing messages")

@@ -31,6 +31,11 @@ class Practice:
     finished_call_after_days: int = 3  # SPEC: treatment finished, day 3
     event_call_after_days: int = 1  # free clinic / event attendee
 
+    # the waitlist (waitlist.py): a cancelled slot is offered to this many waiting patients at once, first to
+    # accept gets it; an offer not taken within this many hours lapses
+    waitlist_offers_per_slot: int = 3
+    waitlist_offer_hours: int = 4
+
     # the full record read
     record_visits: int = 200  # visits returned with a member's full record (newest first; then paged)
 
