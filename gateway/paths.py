@@ -90,6 +90,7 @@ PATH_TYPES: dict[str, PathType] = {
     "feedback_id": uuid_of("feedback"),
     "task_id": uuid_of("follow-up task"),
     "merge_id": uuid_of("merge"),
+    "family_id": uuid_of("family"),
     "delivery_id": uuid_of("notification"),
     "message_id": uuid_of("inbox message"),
     "redemption_id": uuid_of("redemption"),

@@ -480,3 +480,60 @@ class ReconciliationSchema(Schema):
     wallet_principal_minor = fields.Integer(attribute="report.wallet_principal_minor")
     wallet_bonus_minor = fields.Integer(attribute="report.wallet_bonus_minor")
     next_cursor = fields.String(allow_none=True)
+
+
+# --- family transfers and balances ----------------------------------------------------------------------
+
+class PointsTransferSchema(Schema):
+    """Points moved from one member of a family to another (where the programme allows it)."""
+    from_member_id = fields.UUID(required=True)
+    to_member_id = fields.UUID(required=True)
+    points = StrictInteger(required=True, validate=validate.Range(min=1, max=10_000_000))
+    branch = fields.String(required=True, validate=BRANCH)
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class WalletTransferSchema(Schema):
+    """Stored value moved from one member of a family to another (where the programme allows it)."""
+    from_member_id = fields.UUID(required=True)
+    to_member_id = fields.UUID(required=True)
+    amount = fields.Nested(PositiveMoneySchema, required=True)
+    branch = fields.String(required=True, validate=BRANCH)
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class FamilyTransferSchema(Schema):
+    id = fields.String()
+    family_id = fields.String()
+    from_member_id = fields.String()
+    to_member_id = fields.String()
+    kind = fields.String(metadata={"description": "points or wallet"})
+    points = fields.Integer()
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")
+    out_posting_id = fields.String(metadata={"description": "The giver's transfer_out posting (points or wallet)."})
+    in_posting_id = fields.String(metadata={"description": "The receiver's transfer_in posting."})
+    branch = fields.String(allow_none=True)
+    operator = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = UtcTime()
+
+
+class FamilyMemberBalanceSchema(Schema):
+    member_id = fields.String()
+    relation = fields.String()
+    points = fields.Integer(metadata={"description": "Points held (never negative; a debt is apart)."})
+    debt = fields.Integer()
+    pending = fields.Integer(metadata={"description": "Points locked in the refund window."})
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")
+
+
+class FamilyBalancesSchema(Schema):
+    """A family's balances: each member's and the family's totals."""
+    family_id = fields.String()
+    contact_member_id = fields.String()
+    members = fields.List(fields.Nested(FamilyMemberBalanceSchema))
+    points = fields.Integer()
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")

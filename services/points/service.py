@@ -33,6 +33,7 @@ from services.points import (
     reconciliation,
     roster,
     settings,
+    transfers,
     wallet,
 )
 from services.points.awards import Context
@@ -55,8 +56,11 @@ from services.points.schemas import (
     CouponUseSchema,
     DailyJobsSchema,
     EarnSchema,
+    FamilyBalancesSchema,
+    FamilyTransferSchema,
     LotListSchema,
     PageQuerySchema,
+    PointsTransferSchema,
     PostingPageSchema,
     PostingSchema,
     QuoteResultSchema,
@@ -79,6 +83,7 @@ from services.points.schemas import (
     WalletPostingSchema,
     WalletRefundSchema,
     WalletSchema,
+    WalletTransferSchema,
 )
 from services.records.events import FeedbackSubmitted, VisitCancelled, VisitCompleted, VisitRefunded
 
@@ -462,6 +467,51 @@ class PointsService(Service):
         voided = coupons.void(self.db.session, self._ctx(), code, data["reason"])
         coupons.COUPONS.labels("voided", voided.source).inc()
         return CouponSchema().dump(voided)
+
+    # --- family accounts --------------------------------------------------------------------------------
+
+    def _family_pair(self, family_id: str, data: dict[str, Any], allowed: bool, what: str) -> tuple[Any, Any, Any]:
+        """The family (from members), then both members resolved and held in id order, before any account lock."""
+        transfers.refused_unless(allowed, what)
+        self._branch(data["branch"], f"transfer {what} at this branch")
+        family = self.members.get_family(family_id)
+        transfers.check_family(family, data["from_member_id"], data["to_member_id"])
+        held = {member_id: self._member(str(member_id), held=True)
+                for member_id in sorted((data["from_member_id"], data["to_member_id"]), key=str)}
+        giver, receiver = held[data["from_member_id"]], held[data["to_member_id"]]
+        roster.require_active(giver, f"transfer {what}")
+        roster.require_active(receiver, f"receive {what}")
+        return roster.parse_id(family["id"]), giver, receiver
+
+    @rpc
+    def family_balances(self, family_id: str) -> dict[str, Any]:
+        """Each family member's points and stored value, and the family's totals."""
+        family = self.members.get_family(family_id)
+        return self._dump(FamilyBalancesSchema(), transfers.balances(self.db.session, family, self.group.currency))
+
+    @rpc
+    @idempotent
+    def transfer_points(self, family_id: str, transfer: dict[str, Any],
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """Move points between members of one family (``family_points_transfer``); lots keep their dates."""
+        key = _required_key(idempotency_key)
+        data = load(PointsTransferSchema(), transfer)
+        family, giver, receiver = self._family_pair(family_id, data, self.programme.family_points_transfer, "points")
+        row, postings = transfers.move_points(self.db.session, self._ctx(), family, giver, receiver, data, key)
+        self._announce(postings)
+        return self._dump(FamilyTransferSchema(), row)
+
+    @rpc
+    @idempotent
+    def transfer_stored_value(self, family_id: str, transfer: dict[str, Any],
+                              idempotency_key: str | None = None) -> dict[str, Any]:
+        """Move stored value between members of one family (``family_wallet_transfer``)."""
+        key = _required_key(idempotency_key)
+        data = load(WalletTransferSchema(), transfer)
+        family, giver, receiver = self._family_pair(family_id, data, self.programme.family_wallet_transfer,
+                                                    "stored value")
+        row = transfers.move_stored_value(self.db.session, self._ctx(), family, giver, receiver, data, key)
+        return self._dump(FamilyTransferSchema(), row)
 
     # --- audit and daily jobs -----------------------------------------------------------------------------
 
