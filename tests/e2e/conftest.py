@@ -117,19 +117,20 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications, points, records (with ``records_config``) and a gateway (with config
+    """Start members, notifications, points (with ``points_config``), records (with ``records_config``) and a gateway (with config
     ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
     takes ``backend``."""
     stores: list[Any] = []
 
-    def start(records_config: dict[str, Any] | None = None, **overrides: Any) -> Suite:
+    def start(records_config: dict[str, Any] | None = None, points_config: dict[str, Any] | None = None,
+              **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port()}
         members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
         # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
                                       NOTIFICATIONS={"scheduler": False})
-        points = start_service(PointsService, METRICS_PORT=ports["points"])
+        points = start_service(PointsService, METRICS_PORT=ports["points"], **(points_config or {}))
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
