@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.e2e.test_points_over_http import DESK, as_
 
+
 def enrol(suite, name: str, phone: str) -> str:
     created = suite.call("POST", "/v1/members", json={"full_name": name, "phone": phone, "birth_date": "2016-04-05",
                                                       "home_branch": "SH01"})
