@@ -24,6 +24,10 @@ from services.members.models import Family, FamilyChange, FamilyMember, Member
 CHANGES = counter("careloop_members_family_changes_total", "Family accounts created, members linked and unlinked",
                   ("action",))
 RELATIONS = ("contact", "adult", "minor")
+GUARDIAN_REACH = frozenset({"phone", "email", "wechat_openid", "line_user_id", "preferred_language", "consent_sms",
+                            "consent_email", "consent_wechat", "consent_line", "consent_marketing"})
+"""What of a minor's contact answer is the family contact person's: where and in which language messages go,
+and the consents that allow them (the guardian's). Name, status, tier, branch and birthday stay the minor's."""
 
 
 def _audit(session: Session, family: Family, member_id: uuid.UUID, action: str, relation: str | None,
@@ -110,3 +114,26 @@ def of_member(session: Session, member_id: uuid.UUID) -> Family:
 def history(session: Session, family_id: uuid.UUID) -> list[FamilyChange]:
     return list(session.scalars(select(FamilyChange).where(FamilyChange.family_id == family_id)
                                 .order_by(FamilyChange.id)))
+
+
+class ReachedThrough:
+    """A minor as ``ContactSchema`` dumps it, reached through their guardian (``GUARDIAN_REACH``)."""
+
+    def __init__(self, minor: Member, guardian: Member) -> None:
+        self._minor, self._guardian = minor, guardian
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._guardian if name in GUARDIAN_REACH else self._minor, name)
+
+
+def reached_as(session: Session, member: Member) -> Member | ReachedThrough:
+    """How to reach ``member``: a minor of a family is reached through the family's contact person (while that
+    person is an active member); everyone else directly."""
+    row = session.get(FamilyMember, member.id)
+    if row is None or row.relation != "minor":
+        return member
+    family = session.get(Family, row.family_id)
+    guardian = session.get(Member, family.contact_member_id) if family is not None else None
+    if guardian is None or guardian.id == member.id or guardian.status != "active":
+        return member
+    return ReachedThrough(member, guardian)

@@ -150,7 +150,8 @@ class MembersService(Service):
         """How to reach a member, consents included: for other services (notifications), not people."""
         if self.caller.kind != "service":
             raise Forbidden("Contact details are only given to CareLoop services.")
-        return ContactSchema().dump(register.get(self.db.session, member_id))
+        member = register.get(self.db.session, member_id)
+        return ContactSchema().dump(families.reached_as(self.db.session, member))  # a minor: via the guardian
 
     # --- activity from other services' events --------------------------------------------------------
 

@@ -66,6 +66,15 @@ def test_a_family_links_and_unlinks_members_with_an_audit_and_one_family_per_mem
     assert history[-1]["reason"] == "turned 18, own account" and history[-1]["actor"]
 
 
+def test_a_minor_s_messages_go_to_the_family_s_contact_person(world):
+    parent, child, adult = world.enrol(), world.enrol(), world.enrol()
+    _family(world, parent["id"], (child["id"], "minor"), (adult["id"], "adult"))
+    reached = world.proxy.members.get_contact(child["id"])  # what notifications asks before each message
+    assert (reached["member_id"], reached["phone"]) == (child["id"], parent["phone"])
+    assert reached["consents"] == world.proxy.members.get_contact(parent["id"])["consents"]
+    assert world.proxy.members.get_contact(adult["id"])["phone"] == adult["phone"]  # an adult: directly
+
+
 def test_points_and_stored_value_move_within_a_family_once_per_key_and_reconcile(world):
     parent, child, stranger = world.member(), world.member(), world.member()
     family = _family(world, parent, (child, "minor"))
