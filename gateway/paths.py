@@ -93,6 +93,7 @@ PATH_TYPES: dict[str, PathType] = {
     "offer_id": uuid_of("waitlist offer"),
     "recall_id": uuid_of("recall"),
     "merge_id": uuid_of("merge"),
+    "family_id": uuid_of("family"),
     "delivery_id": uuid_of("notification"),
     "message_id": uuid_of("inbox message"),
     "redemption_id": uuid_of("redemption"),

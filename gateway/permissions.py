@@ -26,6 +26,10 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "members:status": ("group_admin", "branch_manager", "customer_service"),
     "members:close": ("group_admin", "branch_manager"),
     "members:audit": ("group_admin", "branch_manager", "auditor"),
+    # family accounts (issue 20): members link and unlink with audit; transfers within a family (points)
+    "families:read": (*_STAFF, "auditor", "integration"),
+    "families:manage": ("group_admin", "branch_manager", "front_desk", "customer_service"),
+    "families:transfer": _DESK,
     "tiers:manage": ("group_admin",),
     "benefits:use": ("group_admin", "branch_manager", "front_desk", "integration"),
     "segments:read": ("group_admin", "branch_manager", "customer_service"),

@@ -10,6 +10,7 @@ from nameko.dependency_providers import Config
 from gateway.auth import Authenticator
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
+from gateway.routes.families import FamilyRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
@@ -26,7 +27,7 @@ from services.kit.telemetry import Telemetry
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
-                     WaitlistRoutes):
+                     WaitlistRoutes, FamilyRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -39,6 +39,7 @@ from services.points.schemas import (
     RewardPageSchema,
     RewardQuerySchema,
     RewardSchema,
+    TierPurchaseSchema,
     TopUpSchema,
     VoidSchema,
     WalletPaymentSchema,
@@ -113,6 +114,12 @@ class PointsRoutes:
     def points_fulfil_redemption(self, request: Request, member_id: str, redemption_id: str) -> Any:
         return self.points.fulfil_redemption(redemption_id, member_id=member_id,
                                              idempotency_key=idempotency_key(request))
+
+    @route("POST", f"{MEMBER_POINTS}/tier-purchases", "points:redeem",
+           summary="Buy a tier upgrade with points (where the programme prices it)", tags=POINTS,
+           body=TierPurchaseSchema, responses={201: RedemptionOutSchema, 404: None, 409: None}, idempotent=True)
+    def points_buy_tier(self, request: Request, member_id: str) -> tuple[int, Any]:
+        return 201, self.points.buy_tier(member_id, request.json_body, idempotency_key=idempotency_key(request))
 
     @route("POST", f"{MEMBER_POINTS}/cash-deductions", "points:redeem",
            summary="Take points off a bill (default 100 points = 1 CNY, at most half the bill)", tags=POINTS,

@@ -53,14 +53,39 @@ class QuickMethodProxy(MethodProxy):
     publisher_cls = _QuickPublisher
 
 
+class _AsService:
+    """A worker context whose calls carry no caller: the peer sees the calling service, not the person."""
+
+    def __init__(self, worker_ctx: Any) -> None:
+        self._worker_ctx = worker_ctx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._worker_ctx, name)
+
+    @property
+    def context_data(self) -> dict[str, Any]:
+        data = dict(self._worker_ctx.context_data)
+        data.pop("caller", None)
+        return data
+
+
 class PeerProxy:
     """What a service method sees: ``self.members.get_member(member_id)``, bounded in time."""
 
-    def __init__(self, make_method: Callable[[str], Any], service_name: str, timeout: float) -> None:
+    def __init__(self, make_method: Callable[[str], Any], service_name: str, timeout: float,
+                 as_service: Callable[[], PeerProxy] | None = None) -> None:
         # method proxies are made only when a method is called: a gateway worker holds a dozen peers, calls one
         self._make_method = make_method
         self.service_name = service_name
         self._timeout = timeout
+        self._as_service = as_service
+
+    def as_service(self) -> PeerProxy:
+        """The same peer, called by this service itself rather than on behalf of the person it serves: for a
+        step the person may not take directly but the service may (points recording a tier it sold)."""
+        if self._as_service is None:
+            return self
+        return self._as_service()
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         method_proxy = self._make_method(method)
@@ -109,7 +134,11 @@ class Peer(RpcProxy):
         super().setup()
 
     def get_dependency(self, worker_ctx: Any) -> PeerProxy:
-        def make_method(method: str) -> QuickMethodProxy:
-            return QuickMethodProxy(worker_ctx, self.target_service, method, self.rpc_reply_listener, **self.options)
+        def proxy(ctx: Any) -> PeerProxy:
+            def make_method(method: str) -> QuickMethodProxy:
+                return QuickMethodProxy(ctx, self.target_service, method, self.rpc_reply_listener, **self.options)
 
-        return PeerProxy(make_method, self.target_service, self.timeout)
+            return PeerProxy(make_method, self.target_service, self.timeout,
+                             (lambda: proxy(_AsService(worker_ctx))) if ctx is worker_ctx else None)
+
+        return proxy(worker_ctx)

@@ -293,3 +293,44 @@ class MemberStatusChange(Base):
     reason: Mapped[str] = mapped_column(String(500))
     actor: Mapped[str] = mapped_column(String(200))
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Family(Base):
+    """A family account: its contact person (the guardian of its minors) and its home branch."""
+
+    __tablename__ = "families"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    contact_member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    home_branch: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the last member left
+
+
+class FamilyMember(Base):
+    """A member's place in a family (one family at most): contact, adult or minor."""
+
+    __tablename__ = "family_members"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("families.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(12))
+    linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    linked_by: Mapped[str] = mapped_column(String(200))
+
+
+class FamilyChange(Base):
+    """The audit of a family: created, each member linked and unlinked (who, when, why)."""
+
+    __tablename__ = "family_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("families.id"), index=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    action: Mapped[str] = mapped_column(String(16))  # created, linked, unlinked
+    relation: Mapped[str | None] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -604,3 +604,55 @@ class IdentityAnswerSchema(Schema):
     def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields["member"].nested = MemberSchema(reveal_phone=reveal_phone, reveal_document=reveal_document)
+# --- family accounts -----------------------------------------------------------------------------------
+
+FAMILY_RELATIONS = ("adult", "minor")  # besides the contact person, who opens the family
+
+
+class FamilyCreateSchema(Schema):
+    """A family opened by its contact person (the guardian of its minors) at a branch."""
+
+    contact_member_id = fields.UUID(required=True)
+    branch = fields.String(required=True, validate=validate.Length(min=1, max=16))
+
+
+class FamilyLinkSchema(Schema):
+    member_id = fields.UUID(required=True)
+    relation = fields.String(required=True, validate=validate.OneOf(FAMILY_RELATIONS))
+
+
+class FamilyUnlinkSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class FamilyMemberSchema(Schema):
+    member_id = fields.String()
+    relation = fields.String(metadata={"description": "contact, adult or minor"})
+    linked_at = UtcTime()
+
+
+class FamilySchema(Schema):
+    """A family account (``families.view``)."""
+
+    id = fields.String()
+    contact_member_id = fields.String(metadata={"description": "The contact person: minors' guardian."})
+    home_branch = fields.String()
+    members = fields.List(fields.Nested(FamilyMemberSchema))
+    created_at = UtcTime()
+    updated_at = UtcTime()
+    ended_at = UtcTime(allow_none=True)
+
+
+class FamilyChangeSchema(Schema):
+    """One line of a family's audit: created, linked, unlinked."""
+
+    member_id = fields.String()
+    action = fields.String()
+    relation = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    actor = fields.String()
+    changed_at = UtcTime()
+
+
+class FamilyHistorySchema(Schema):
+    items = fields.List(fields.Nested(FamilyChangeSchema))

@@ -14,6 +14,7 @@ from services.kit.schemas import page_limit
 from services.members import (
     access,
     activity,
+    families,
     identities,
     lifecycle,
     nightly,
@@ -32,6 +33,11 @@ from services.members.schemas import (
     BirthdayPageSchema,
     ContactSchema,
     EnrolmentSchema,
+    FamilyCreateSchema,
+    FamilyHistorySchema,
+    FamilyLinkSchema,
+    FamilySchema,
+    FamilyUnlinkSchema,
     FindMembersSchema,
     IdentifierListSchema,
     IdentifiersChangeSchema,
@@ -208,7 +214,8 @@ class MembersService(Service):
         """How to reach a member, consents included: for other services (notifications), not people."""
         if self.caller.kind != "service":
             raise Forbidden("Contact details are only given to CareLoop services.")
-        return ContactSchema().dump(register.get(self.db.session, member_id))
+        member = register.get(self.db.session, member_id)
+        return ContactSchema().dump(families.reached_as(self.db.session, member))  # a minor: via the guardian
 
     # --- activity from other services' events --------------------------------------------------------
 
@@ -281,6 +288,60 @@ class MembersService(Service):
         tier_ledger.set_by_hand(self.db.session, member, self._programme().programme, self.group.zone, data["tier"],
                                 data["reason"], data["note"], utcnow(), self.events.emit, self._actor(), None)
         return self.tier(member_id)
+
+    # --- family accounts -----------------------------------------------------------------------------
+
+    def _family_answer(self, family: Any) -> dict[str, Any]:
+        return FamilySchema().dump(families.view(self.db.session, family))
+
+    @rpc
+    @idempotent
+    def create_family(self, family: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Open a family with its contact person (the guardian of its minors) as first member."""
+        data = load(FamilyCreateSchema(), family)
+        self.group.branch(data["branch"])
+        self.caller.require_branch(data["branch"], "open family accounts at this branch")
+        contact = self._locked(str(data["contact_member_id"]))
+        return self._family_answer(families.create(self.db.session, contact, data["branch"], self._actor(), utcnow()))
+
+    @rpc
+    def get_family(self, family_id: str) -> dict[str, Any]:
+        return self._family_answer(families.get(self.db.session, family_id))
+
+    @rpc
+    def member_family(self, member_id: str) -> dict[str, Any]:
+        """The family a member belongs to (404: none)."""
+        member = register.get(self.db.session, member_id)
+        return self._family_answer(families.of_member(self.db.session, member.id))
+
+    @rpc
+    @idempotent
+    def link_family_member(self, family_id: str, link: dict[str, Any],
+                           idempotency_key: str | None = None) -> dict[str, Any]:
+        """Link a member to a family (audited); a member belongs to one family at most."""
+        data = load(FamilyLinkSchema(), link)
+        family = families.get(self.db.session, family_id, lock=True)  # the family first, then the member
+        self.caller.require_branch(family.home_branch, "change family accounts of this branch")
+        member = self._locked(str(data["member_id"]))
+        families.link(self.db.session, family, member, data["relation"], self._actor(), utcnow())
+        return self._family_answer(family)
+
+    @rpc
+    @idempotent
+    def unlink_family_member(self, family_id: str, member_id: str, unlink: dict[str, Any],
+                             idempotency_key: str | None = None) -> dict[str, Any]:
+        """Take a member out of a family (audited, with the reason)."""
+        data = load(FamilyUnlinkSchema(), unlink)
+        family = families.get(self.db.session, family_id, lock=True)
+        self.caller.require_branch(family.home_branch, "change family accounts of this branch")
+        member = register.get(self.db.session, member_id)
+        families.unlink(self.db.session, family, member.id, data["reason"], self._actor(), utcnow())
+        return self._family_answer(family)
+
+    @rpc
+    def family_history(self, family_id: str) -> dict[str, Any]:
+        family = families.get(self.db.session, family_id)
+        return FamilyHistorySchema().dump({"items": families.history(self.db.session, family.id)})
 
     # --- benefits and quotas -------------------------------------------------------------------------
 

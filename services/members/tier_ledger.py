@@ -244,6 +244,11 @@ def set_by_hand(session: Session, member: Member, programme: Programme, zone: Zo
         raise Invalid(f"The programme has no tier {tier!r}.", {"tier": [f"One of {', '.join(programme.codes)}."]}) from None
     if member.status not in ("active", "frozen"):
         raise Conflict(f"This membership is {member.status}; its tier cannot change.")
+    if reason == "points_purchase" and (member.status != "active" or target <= programme.rank_or_top(member.tier)):
+        # a purchase only ever raises an active member's tier (points refunds the points when this refuses)
+        raise Conflict(f"A {tier} upgrade cannot be bought: the member holds {member.tier}"
+                       + (f" and is {member.status}." if member.status != "active" else " already, or higher."),
+                       {"tier": ["Not above the member's tier."]})
     if tier == member.tier:
         return None
     direction = "up" if target > programme.rank_or_top(member.tier) else "down"

@@ -8,8 +8,9 @@ How the rooms split (issue 16):
 - beside ``service.py``, the modules that read and write points' tables for those rules, named for the
   domain: ``ledger`` (postings, lots, accounts), ``awards`` (what earns, posted), ``catalogue`` (rewards and
   redemptions), ``coupons``, ``wallet`` (stored value), ``merges``, ``roster`` (points' copy of members),
-  ``expiry`` (the nightly expiry steps), ``outcomes`` (what each visit earned, for the audit),
-  ``reconciliation``. Each defines the metrics of what it counts.
+  ``expiry`` (the nightly expiry steps), ``holds`` (pending points: locked for the refund window, released
+  by a daily step), ``transfers`` (family transfers and balances), ``outcomes`` (what each visit earned, for
+  the audit), ``reconciliation``. Each defines the metrics of what it counts.
 - ``access.py`` (which roles may do what), ``settings.py`` (reading the programme file), ``events.py`` (the
   contracts of what points announces), ``schemas.py`` (what the RPCs take and answer), ``models.py``,
   ``migrations/``.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.locks import serialise
 from services.kit.telemetry import counter
-from services.points import ledger, roster
+from services.points import holds, ledger, roster
 from services.points.ledger import Entry
 from services.points.models import MemberCopy, PointsPosting, VisitOutcome, VisitRefund
 from services.points.rules import earning
@@ -82,7 +82,7 @@ def member_facts(copy: MemberCopy) -> earning.MemberFacts:
 
 SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for memberships that may not earn",
                   ("reason",))
-VISIT_LOCK = "points.visit"
+VISIT_LOCK = holds.VISIT_LOCK
 
 
 def hold_visit(session: Session, visit_id: Any) -> None:
@@ -106,7 +106,8 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not lines:
         note_visit(session, event, member, "nothing_due", 0, ctx.now)
         return []
-    if ledger.posted(session, f"visit:{visit_id}:0"):  # final: a visit only earns under its lock
+    first = f"visit:{visit_id}:0"
+    if ledger.posted(session, first) or holds.locked(session, first):  # final: a visit only earns under its lock
         return []
     note_visit(session, event, member, "earned", sum(line.points for line in lines), ctx.now)
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
@@ -117,6 +118,11 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         beneficiary = referrer.member_id if line.to_referrer and referrer else member.member_id
         entry = Entry("visit", visit_id, ctx.operator, facts.branch or None, line.description,
                       dedupe_key=f"visit:{visit_id}:{number}")
+        days = ctx.programme.pending_for(line.rule)
+        if days:  # locked for the refund window, released by the daily job (holds.py): nothing to announce
+            holds.lock(session, beneficiary, visit_id, line.points, line.rule, entry, expires_on,
+                       facts.day + timedelta(days=days), line.basis_minor, ctx.now)
+            continue
         postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
                                     basis_minor=line.basis_minor))
     return postings
@@ -154,30 +160,49 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
                                    .order_by(VisitRefund.created_at)))
     if not refunds:
         return []
-    earned = list(session.scalars(select(PointsPosting).where(
+    locked = holds.of_visit(session, visit_id)
+    taken_before = [(hold, *holds.already_taken(session, hold)) for hold in locked]
+    released = {earn.id for _hold, _already, earn in taken_before if earn is not None}
+    # a visit's lines: its earns (an earn that released a hold belongs to that hold's line) and its holds
+    earned = [posting for posting in session.scalars(select(PointsPosting).where(
         PointsPosting.source == "visit", PointsPosting.source_ref == visit_id, PointsPosting.kind == "earn")
-        .order_by(PointsPosting.id)))
-    if not earned:
+        .order_by(PointsPosting.id)) if posting.id not in released]
+    if not earned and not locked:
         return []
     refunded = sum(refund.refunded_minor for refund in refunds)
     full = any(refund.full for refund in refunds)
     # points earned by a member since merged into another are taken back from the survivor's account
-    # (the aliases are held before the accounts are locked: a merge cannot move them in between)
-    accounts = {posting.member_id: roster.survivor_of(session, posting.member_id, held=True) for posting in earned}
-    ledger.lock_accounts(session, set(accounts.values()), ctx.now)
-    postings = []
+    # (the aliases are held before the accounts are locked: a merge cannot move them in between); points
+    # still locked are cancelled on the account that holds them
+    owners = {posting.member_id for posting in earned} | {earn.member_id for _h, _a, earn in taken_before if earn}
+    accounts = {owner: roster.survivor_of(session, owner, held=True) for owner in sorted(owners, key=str)}
+    ledger.lock_accounts(session, set(accounts.values()) | {hold.member_id for hold in locked}, ctx.now)
+    reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
+    postings, taken = [], 0
+    for hold, already, earn in taken_before:
+        due = earning.reversal_due(hold.points, hold.basis_minor, refunded, full, already)
+        if due <= 0:
+            continue
+        if earn is None:  # inside the window: the points were never credited, so no debt
+            holds.cancel(session, hold, due, Entry("visit", visit_id, ctx.operator, hold.branch, reason,
+                                                   dedupe_key=f"cancel:{hold.id}:{already + due}"), ctx.now)
+        else:
+            entry = Entry("visit", visit_id, ctx.operator, hold.branch, reason,
+                          dedupe_key=f"reverse:{earn.id}:{already + due}")
+            postings.append(ledger.reverse(session, accounts[earn.member_id], earn, due, entry, ctx.now))
+        taken += due
     for posting in earned:
         already = ledger.reversed_so_far(session, posting)
         due = earning.reversal_due(posting.points, posting.basis_minor, refunded, full, already)
         if due <= 0:
             continue
-        reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
         entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
                       dedupe_key=f"reverse:{posting.id}:{already + due}")
         postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now))
+        taken += due
     outcome = session.get(VisitOutcome, visit_id)
-    if postings and outcome is not None:
-        outcome.reversed_points += -sum(posting.points for posting in postings)
+    if taken and outcome is not None:
+        outcome.reversed_points += taken
         outcome.updated_at = ctx.now
     return postings
 

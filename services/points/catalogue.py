@@ -125,6 +125,29 @@ def redeem_reward(session: Session, ctx: Context, member: MemberCopy, data: dict
     return record, postings, coupon
 
 
+def buy_tier(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any],
+             key: str) -> tuple[Redemption, list[PointsPosting]]:
+    """Spend the programme's price of a tier (``tier_upgrade_prices``); the redemption is final at once.
+    The caller has the members service place the tier before this transaction commits (service.buy_tier)."""
+    tier = data["tier"]
+    price = ctx.programme.tier_upgrade_prices.get(tier)
+    if price is None:
+        offered = ", ".join(sorted(ctx.programme.tier_upgrade_prices)) or "none"
+        raise Invalid(f"The {tier} tier cannot be bought with points (tiers offered: {offered}).",
+                      {"tier": [f"Not offered for points (offered: {offered})."]})
+    account = ledger.lock_account(session, member.member_id, ctx.now)
+    record = Redemption(id=uuid.uuid4(), member_id=member.member_id, kind="tier_upgrade", reward_id=None, quantity=1,
+                        points=price, state="fulfilled", branch=data["branch"], operator=ctx.operator[:160],
+                        reason=f"tier {tier}", created_at=ctx.now, updated_at=ctx.now)
+    entry = Entry("tier_upgrade", tier, ctx.operator, data["branch"], f"{tier} tier bought with points",
+                  dedupe_key=f"tier:{key}", redemption_id=record.id)
+    postings = ledger.spend(session, member.member_id, price, "redeem", entry, ctx.today, ctx.now, locked=account)
+    record.posting_id = postings[-1].id
+    session.add(record)
+    session.flush()
+    return record, postings
+
+
 def coupon_terms_of(reward: Reward, ctx: Context) -> dict[str, Any]:
     days = reward.coupon_valid_days or 90
     return {"source": "redemption", "title": reward.name, "category": reward.coupon_category,

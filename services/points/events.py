@@ -20,7 +20,7 @@ EVENTS = Contracts("points")
 
 EARN_RULES = ("spend", "visit", "referral", "activity", "review", "interaction", "campaign", "adjust")
 """The rule a ``points_earned`` was earned by (what the earning rules pay, and a manager's adjustment)."""
-REDEMPTION_KINDS = ("reward", "cash_deduction")
+REDEMPTION_KINDS = ("reward", "cash_deduction", "tier_upgrade")
 COUPON_SOURCES = ("redemption", "birthday", "festival", "campaign", "manual")
 """Where a coupon came from: a reward bought with points, or issued (``points.issue_coupon``) for the rest."""
 

@@ -506,7 +506,7 @@ def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | Non
             soon += int(points)
     return {
         "member_id": member_id, "balance": balance - stale, "spendable": max(balance - stale, 0),
-        "debt": max(-balance, 0),
+        "debt": max(-balance, 0), "pending": account.pending if account else 0,
         "earned_total": account.earned_total if account else 0, "expiring_within_warning": soon,
         "expiry_schedule": expiring,
     }

@@ -64,8 +64,12 @@ class PointsAccount(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)  # negative only as debt from a reversal
     earned_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    # points locked in the refund window (``points_holds``): shown, never spendable, not in ``balance``
+    pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (CheckConstraint("pending >= 0", name="pending_not_negative"),)
 
 
 class PointsPosting(Base):
@@ -75,7 +79,8 @@ class PointsPosting(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
-    # earn, redeem, return, reverse, expire, deduct; transfer_out / transfer_in: a merge or its reversal
+    # earn, redeem, return, reverse, expire, deduct; transfer_out / transfer_in: a merge, its reversal or a
+    # family transfer
     kind: Mapped[str] = mapped_column(String(16))
     rule: Mapped[str | None] = mapped_column(String(16))  # for earn: spend, visit, referral, ...
     points: Mapped[int] = mapped_column(BigInteger)
@@ -98,6 +103,61 @@ class PointsPosting(Base):
         CheckConstraint("(kind = 'earn' AND points > 0) OR (kind = 'return' AND points > 0) "
                         "OR (kind IN ('redeem', 'reverse', 'expire', 'deduct') AND points < 0) "
                         "OR (kind IN ('transfer_out', 'transfer_in') AND points <> 0)",
+                        name="sign_follows_kind"),
+    )
+
+
+class PointsHold(Base):
+    """Points of one visit line locked until ``release_on`` (the refund window): what is still locked
+    (``remaining``: less what refunds cancelled, 0 once released) and the ``earn`` posting that released
+    them. The release job reads the holds due; a visit's refunds read its holds."""
+
+    __tablename__ = "points_holds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)  # the line's, as its earn would have had
+    visit_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    basis_minor: Mapped[int | None] = mapped_column(BigInteger)
+    branch: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    expires_on: Mapped[date] = mapped_column(Date)  # the expiry date of the lot the release opens
+    release_on: Mapped[date] = mapped_column(Date)  # the local day the points become spendable
+    released_posting_id: Mapped[int | None] = mapped_column(ForeignKey("points_postings.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_points_holds_due", "release_on", "id", postgresql_where=text("remaining > 0"),
+              sqlite_where=text("remaining > 0")),
+        CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_in_range"),
+    )
+
+
+class PendingPosting(Base):
+    """One entry of a member's pending (locked) points ledger, append-only like the points ledger: ``lock``
+    (+, a visit line locked), ``cancel`` (-, a refund inside the window), ``release`` (-, made spendable by
+    the earn posting ``holds.released_posting_id``). ``points_accounts.pending`` is their sum."""
+
+    __tablename__ = "points_pending_postings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
+    hold_id: Mapped[int] = mapped_column(ForeignKey("points_holds.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    points: Mapped[int] = mapped_column(BigInteger)
+    pending_after: Mapped[int] = mapped_column(BigInteger)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    operator: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_points_pending_postings_history", "member_id", "created_at", "id"),
+        CheckConstraint("(kind = 'lock' AND points > 0) OR (kind IN ('cancel', 'release') AND points < 0)",
                         name="sign_follows_kind"),
     )
 
@@ -364,3 +424,33 @@ class PointsMergeMove(Base):
     principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     bonus_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     coupon_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class FamilyTransfer(Base):
+    """Points or stored value moved from one member of a family to another: one ``transfer_out`` posting on
+    the giver's ledger and one ``transfer_in`` on the receiver's, written together (``dedupe_key``: once per
+    idempotency key)."""
+
+    __tablename__ = "points_family_transfers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    from_member_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    to_member_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # points, wallet
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    principal_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    bonus_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    out_posting_id: Mapped[int] = mapped_column(BigInteger)  # of points_postings or wallet_postings (kind)
+    in_posting_id: Mapped[int] = mapped_column(BigInteger)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    branch: Mapped[str | None] = mapped_column(String(16))
+    operator: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("from_member_id <> to_member_id", name="two_members"),
+        CheckConstraint("(kind = 'points' AND points > 0) OR (kind = 'wallet' AND principal_minor >= 0 "
+                        "AND bonus_minor >= 0 AND principal_minor + bonus_minor > 0)", name="something_moves"),
+    )

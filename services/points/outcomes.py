@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.points import holds
 from services.points.models import PointsPosting, VisitOutcome, VisitOutcomesSince, VisitRefund
 from services.points.rules import earning
 
@@ -29,15 +30,22 @@ def effects(session: Session, visits: list[dict[str, Any]]) -> list[dict[str, An
     outcomes = {row.visit_id: row for row in session.scalars(select(VisitOutcome).where(VisitOutcome.visit_id.in_(ids)))}
     earns: dict[str, list[Any]] = defaultdict(list)
     reversed_points: dict[str, int] = defaultdict(int)
+    # a line locked in the refund window (holds.py) counts when locked: the hold is the line, the earn that
+    # released it is not another one, and what a refund cancelled inside the window counts as reversed
+    locked, cancelled, released = holds.of_visits(session, ids)
     postings = session.execute(
-        select(PointsPosting.source_ref, PointsPosting.kind, PointsPosting.points, PointsPosting.basis_minor)
+        select(PointsPosting.id, PointsPosting.source_ref, PointsPosting.kind, PointsPosting.points,
+               PointsPosting.basis_minor)
         .where(PointsPosting.source == "visit", PointsPosting.source_ref.in_(ids),
                PointsPosting.kind.in_(("earn", "reverse"))))
-    for visit_id, kind, points, basis in postings:
-        if kind == "earn":
+    for posting_id, visit_id, kind, points, basis in postings:
+        if kind == "earn" and posting_id not in released:
             earns[visit_id].append((points, basis))
-        else:
+        elif kind == "reverse":
             reversed_points[visit_id] += -points
+    for visit_id, lines in locked.items():
+        earns[visit_id].extend(lines)
+        reversed_points[visit_id] += cancelled.get(visit_id, 0)
     refunds: dict[str, list[Any]] = defaultdict(list)
     for visit_id, refunded, full in session.execute(
             select(VisitRefund.visit_id, VisitRefund.refunded_minor, VisitRefund.full)

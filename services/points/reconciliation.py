@@ -1,6 +1,7 @@
 """Reconciliation: proof that every balance is what its ledger says.
 
-Points: for each account, ``balance = sum of its postings = sum of its open lots``. Stored value: for
+Points: for each account, ``balance = sum of its postings = sum of its open lots``, and its pending (locked)
+points ``pending = sum of its pending ledger = what its holds still lock`` (holds.py). Stored value: for
 each wallet, principal and bonus each equal the sum of their postings. Checked a batch of accounts at
 a time (a range of member ids, one grouped query per table), so memory stays flat however many
 accounts there are; the nightly job walks all of them and keeps the gauges current.
@@ -17,7 +18,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.kit.telemetry import gauge
-from services.points.models import PointsAccount, PointsLot, PointsPosting, WalletAccount, WalletPosting
+from services.points.models import (
+    PendingPosting,
+    PointsAccount,
+    PointsHold,
+    PointsLot,
+    PointsPosting,
+    WalletAccount,
+    WalletPosting,
+)
 from services.points.rules.programme import Programme
 
 log = logging.getLogger(__name__)
@@ -84,17 +93,22 @@ def check_points(session: Session, after: uuid.UUID | None, limit: int,
                  only: uuid.UUID | None = None) -> tuple[Report, uuid.UUID | None]:
     """Check up to ``limit`` points accounts after ``after`` (in member-id order); returns the report
     and the last member id checked (None when there are no more)."""
-    rows = _in_one_snapshot(session, PointsAccount.member_id, [PointsAccount.balance],
+    rows = _in_one_snapshot(session, PointsAccount.member_id, [PointsAccount.balance, PointsAccount.pending],
                             [(PointsPosting.member_id, PointsPosting.points, ()),
-                             (PointsLot.member_id, PointsLot.remaining, (PointsLot.remaining != 0,))],
+                             (PointsLot.member_id, PointsLot.remaining, (PointsLot.remaining != 0,)),
+                             (PendingPosting.member_id, PendingPosting.points, ()),
+                             (PointsHold.member_id, PointsHold.remaining, (PointsHold.remaining > 0,))],
                             after, limit, only)
     report = Report()
-    for member_id, balance, in_postings, in_lots in rows:
+    for member_id, balance, pending, in_postings, in_lots, pending_postings, in_holds in rows:
         report.checked += 1
         report.points_outstanding += max(balance, 0)
         if not balance == in_postings == in_lots:
             report.add({"ledger": "points", "member_id": str(member_id), "balance": balance,
                         "sum_of_postings": int(in_postings), "sum_of_open_lots": int(in_lots)})
+        elif not pending == pending_postings == in_holds:
+            report.add({"ledger": "pending points", "member_id": str(member_id), "pending": pending,
+                        "sum_of_pending_entries": int(pending_postings), "sum_of_holds": int(in_holds)})
     return report, (rows[-1].member_id if len(rows) == limit else None)
 
 

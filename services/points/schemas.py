@@ -98,6 +98,12 @@ class RedeemSchema(Schema):
     note = fields.String(validate=validate.Length(max=500))
 
 
+class TierPurchaseSchema(Schema):
+    """A tier bought with points, at the price the programme sets (``tier_upgrade_prices``)."""
+    tier = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    branch = fields.String(required=True, validate=BRANCH)
+
+
 class CashDeductionSchema(Schema):
     """Points off a bill: ``points`` worth at most the programme's share of ``bill``."""
 
@@ -262,7 +268,7 @@ class PostingSchema(Schema):
     id = fields.String()
     member_id = fields.String()
     kind = fields.String(metadata={"description": "earn, redeem, return, reverse, expire, deduct; transfer_out, "
-                                                  "transfer_in (a member merge or its reversal)"})
+                                                  "transfer_in (a member merge, its reversal, a family transfer)"})
     rule = fields.String(allow_none=True)
     points = fields.Integer(metadata={"description": "Signed: + credited, - taken."})
     balance_after = fields.Integer()
@@ -285,11 +291,19 @@ class ExpiryScheduleSchema(Schema):
     points = fields.Integer()
 
 
+class PendingScheduleSchema(Schema):
+    release_on = fields.Date()
+    points = fields.Integer()
+
+
 class BalanceSchema(Schema):
     member_id = fields.String()
     balance = fields.Integer(metadata={"description": "Negative only as debt left by a refund."})
     spendable = fields.Integer()
     debt = fields.Integer()
+    pending = fields.Integer(metadata={"description": "Points locked in the refund window: not in the balance, "
+                                                      "not spendable, released by the daily job."})
+    pending_schedule = fields.List(fields.Nested(PendingScheduleSchema))
     earned_total = fields.Integer()
     expiring_within_warning = fields.Integer()
     expiry_schedule = fields.List(fields.Nested(ExpiryScheduleSchema))
@@ -396,7 +410,7 @@ class CouponCheckSchema(Schema):
 class RedemptionOutSchema(Schema):
     id = fields.String()
     member_id = fields.String()
-    kind = fields.String(metadata={"description": "reward or cash_deduction"})
+    kind = fields.String(metadata={"description": "reward, cash_deduction or tier_upgrade"})
     reward_id = fields.String(allow_none=True)
     quantity = fields.Integer()
     points = fields.Integer()
@@ -412,6 +426,8 @@ class RedemptionOutSchema(Schema):
     created_at = UtcTime()
     updated_at = UtcTime()
     coupon = fields.Nested(CouponSchema, allow_none=True)  # redeem's answer only
+    tier = fields.Dict(allow_none=True, metadata={"description": "buy_tier's answer only: the member's tier "
+                                                                 "as the members service placed it"})
 
 
 RedemptionPageSchema = page_of(RedemptionOutSchema, "RedemptionPageSchema")
@@ -464,3 +480,60 @@ class ReconciliationSchema(Schema):
     wallet_principal_minor = fields.Integer(attribute="report.wallet_principal_minor")
     wallet_bonus_minor = fields.Integer(attribute="report.wallet_bonus_minor")
     next_cursor = fields.String(allow_none=True)
+
+
+# --- family transfers and balances ----------------------------------------------------------------------
+
+class PointsTransferSchema(Schema):
+    """Points moved from one member of a family to another (where the programme allows it)."""
+    from_member_id = fields.UUID(required=True)
+    to_member_id = fields.UUID(required=True)
+    points = StrictInteger(required=True, validate=validate.Range(min=1, max=10_000_000))
+    branch = fields.String(required=True, validate=BRANCH)
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class WalletTransferSchema(Schema):
+    """Stored value moved from one member of a family to another (where the programme allows it)."""
+    from_member_id = fields.UUID(required=True)
+    to_member_id = fields.UUID(required=True)
+    amount = fields.Nested(PositiveMoneySchema, required=True)
+    branch = fields.String(required=True, validate=BRANCH)
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class FamilyTransferSchema(Schema):
+    id = fields.String()
+    family_id = fields.String()
+    from_member_id = fields.String()
+    to_member_id = fields.String()
+    kind = fields.String(metadata={"description": "points or wallet"})
+    points = fields.Integer()
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")
+    out_posting_id = fields.String(metadata={"description": "The giver's transfer_out posting (points or wallet)."})
+    in_posting_id = fields.String(metadata={"description": "The receiver's transfer_in posting."})
+    branch = fields.String(allow_none=True)
+    operator = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = UtcTime()
+
+
+class FamilyMemberBalanceSchema(Schema):
+    member_id = fields.String()
+    relation = fields.String()
+    points = fields.Integer(metadata={"description": "Points held (never negative; a debt is apart)."})
+    debt = fields.Integer()
+    pending = fields.Integer(metadata={"description": "Points locked in the refund window."})
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")
+
+
+class FamilyBalancesSchema(Schema):
+    """A family's balances: each member's and the family's totals."""
+    family_id = fields.String()
+    contact_member_id = fields.String()
+    members = fields.List(fields.Nested(FamilyMemberBalanceSchema))
+    points = fields.Integer()
+    principal = Money("principal_minor")
+    bonus = Money("bonus_minor")

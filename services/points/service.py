@@ -26,12 +26,14 @@ from services.points import (
     catalogue,
     coupons,
     expiry,
+    holds,
     ledger,
     merges,
     outcomes,
     reconciliation,
     roster,
     settings,
+    transfers,
     wallet,
 )
 from services.points.awards import Context
@@ -54,8 +56,11 @@ from services.points.schemas import (
     CouponUseSchema,
     DailyJobsSchema,
     EarnSchema,
+    FamilyBalancesSchema,
+    FamilyTransferSchema,
     LotListSchema,
     PageQuerySchema,
+    PointsTransferSchema,
     PostingPageSchema,
     PostingSchema,
     QuoteResultSchema,
@@ -69,6 +74,7 @@ from services.points.schemas import (
     RewardPageSchema,
     RewardQuerySchema,
     RewardSchema,
+    TierPurchaseSchema,
     TopUpSchema,
     VisitAskSchema,
     VoidSchema,
@@ -77,6 +83,7 @@ from services.points.schemas import (
     WalletPostingSchema,
     WalletRefundSchema,
     WalletSchema,
+    WalletTransferSchema,
 )
 from services.records.events import FeedbackSubmitted, VisitCancelled, VisitCompleted, VisitRefunded
 
@@ -136,8 +143,9 @@ class PointsService(Service):
         member = self._member(member_id)
         ctx = self._ctx()
         account = ledger.find_account(self.db.session, member.member_id)
-        return BalanceSchema().dump(ledger.summary(self.db.session, member.member_id, account, ctx.today,
-                                                   ctx.programme.expiry_warning_days))
+        summary = ledger.summary(self.db.session, member.member_id, account, ctx.today,
+                                 ctx.programme.expiry_warning_days)
+        return BalanceSchema().dump({**summary, "pending_schedule": holds.schedule(self.db.session, member.member_id)})
 
     @rpc
     def history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
@@ -211,6 +219,33 @@ class PointsService(Service):
             self._coupon_issued(coupon)
         return {**self._dump(RedemptionOutSchema(), record),
                 "coupon": CouponSchema().dump(coupon) if coupon is not None else None}
+
+    @rpc
+    @idempotent
+    def buy_tier(self, member_id: str, purchase: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """A tier upgrade bought with points, where the programme prices it (``tier_upgrade_prices``).
+
+        No half state, by ordering rather than compensation: points spends first in its open transaction,
+        then asks members to place the tier (``change_tier``, reason ``points_purchase``, idempotent under a
+        key derived from this one), and commits only after members answered. Members refusing (a tier not
+        above the member's, a membership not active) or not answering rolls the spend back: nothing happened.
+        The one window left — members placed the tier, then points failed to commit — is a failure the
+        caller sees (503) and retries under the same key: members replays its answer, points spends once.
+        A compensating reverse would need a second transaction that can fail the same way; this needs none.
+        """
+        key = _required_key(idempotency_key)
+        data = load(TierPurchaseSchema(), purchase)
+        self._branch(data["branch"], "sell tier upgrades at this branch")
+        member = self._member(member_id, held=True)
+        roster.require_active(member, "buy a tier upgrade")
+        record, postings = catalogue.buy_tier(self.db.session, self._ctx(), member, data, key)
+        tier = self.members.as_service().change_tier(str(member.member_id), {
+            "tier": data["tier"], "reason": "points_purchase",
+            "note": f"bought with {record.points} points (redemption {record.id})"},
+            idempotency_key=f"points-tier:{key}")
+        self._announce(postings, kind="tier_upgrade", reward_id=None, amount_minor=None, currency=None, bill_id=None)
+        ledger.REDEEMED.labels("tier_upgrade", data["branch"]).inc(record.points)
+        return {**self._dump(RedemptionOutSchema(), record), "tier": tier}
 
     @rpc
     def cash_deduction_limit(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
@@ -433,6 +468,51 @@ class PointsService(Service):
         coupons.COUPONS.labels("voided", voided.source).inc()
         return CouponSchema().dump(voided)
 
+    # --- family accounts --------------------------------------------------------------------------------
+
+    def _family_pair(self, family_id: str, data: dict[str, Any], allowed: bool, what: str) -> tuple[Any, Any, Any]:
+        """The family (from members), then both members resolved and held in id order, before any account lock."""
+        transfers.refused_unless(allowed, what)
+        self._branch(data["branch"], f"transfer {what} at this branch")
+        family = self.members.get_family(family_id)
+        transfers.check_family(family, data["from_member_id"], data["to_member_id"])
+        held = {member_id: self._member(str(member_id), held=True)
+                for member_id in sorted((data["from_member_id"], data["to_member_id"]), key=str)}
+        giver, receiver = held[data["from_member_id"]], held[data["to_member_id"]]
+        roster.require_active(giver, f"transfer {what}")
+        roster.require_active(receiver, f"receive {what}")
+        return roster.parse_id(family["id"]), giver, receiver
+
+    @rpc
+    def family_balances(self, family_id: str) -> dict[str, Any]:
+        """Each family member's points and stored value, and the family's totals."""
+        family = self.members.get_family(family_id)
+        return self._dump(FamilyBalancesSchema(), transfers.balances(self.db.session, family, self.group.currency))
+
+    @rpc
+    @idempotent
+    def transfer_points(self, family_id: str, transfer: dict[str, Any],
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """Move points between members of one family (``family_points_transfer``); lots keep their dates."""
+        key = _required_key(idempotency_key)
+        data = load(PointsTransferSchema(), transfer)
+        family, giver, receiver = self._family_pair(family_id, data, self.programme.family_points_transfer, "points")
+        row, postings = transfers.move_points(self.db.session, self._ctx(), family, giver, receiver, data, key)
+        self._announce(postings)
+        return self._dump(FamilyTransferSchema(), row)
+
+    @rpc
+    @idempotent
+    def transfer_stored_value(self, family_id: str, transfer: dict[str, Any],
+                              idempotency_key: str | None = None) -> dict[str, Any]:
+        """Move stored value between members of one family (``family_wallet_transfer``)."""
+        key = _required_key(idempotency_key)
+        data = load(WalletTransferSchema(), transfer)
+        family, giver, receiver = self._family_pair(family_id, data, self.programme.family_wallet_transfer,
+                                                    "stored value")
+        row = transfers.move_stored_value(self.db.session, self._ctx(), family, giver, receiver, data, key)
+        return self._dump(FamilyTransferSchema(), row)
+
     # --- audit and daily jobs -----------------------------------------------------------------------------
 
     @rpc
@@ -470,7 +550,8 @@ class PointsService(Service):
 
     @timer(interval=60)
     def nightly(self) -> None:
-        """Each local day, once: expire lots, warn of expiring ones, expire coupons, reconcile."""
+        """Each local day, once: expire lots, warn of expiring ones, expire coupons, release pending points whose
+        refund window ended, reconcile."""
         self._daily_jobs(None, JOB_BATCHES_PER_TICK)
 
     def _daily_jobs(self, day: Any, max_batches: int | None) -> dict[str, Any]:
@@ -489,6 +570,8 @@ class PointsService(Service):
                                          max_batches),
             "expire_coupons": run_batches(store, "coupon_expiry", key, expiry.expire_coupons_step(ctx, today),
                                           max_batches),
+            "release_pending": run_batches(store, "points_pending_release", key,
+                                           holds.release_step(ctx.operator, ctx.now, today, emit), max_batches),
             "reconcile": run_batches(store, "points_reconciliation", key,
                                      reconciliation.nightly_step(1000, self._reconciled), max_batches),
         }

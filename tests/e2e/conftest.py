@@ -118,13 +118,13 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications (with ``notifications_config``), points, records (with ``records_config``),
-    interfaces and a gateway (with config ``overrides``) on the test's database: PostgreSQL unless ``--backends``
-    chose SQLite first, or the test
-    takes ``backend``."""
+    """Start members, notifications (with ``notifications_config``), points (with ``points_config``), records
+    (with ``records_config``), interfaces and a gateway (with config ``overrides``) on the test's database:
+    PostgreSQL unless ``--backends`` chose SQLite first, or the test takes ``backend``."""
     stores: list[Any] = []
 
     def start(records_config: dict[str, Any] | None = None, notifications_config: dict[str, Any] | None = None,
+              points_config: dict[str, Any] | None = None,
               **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port(), "interfaces": free_port()}
@@ -133,7 +133,7 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
         extra = dict(notifications_config or {})
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
                                       **{**extra, "NOTIFICATIONS": {**extra.get("NOTIFICATIONS", {}), "scheduler": False}})
-        points = start_service(PointsService, METRICS_PORT=ports["points"])
+        points = start_service(PointsService, METRICS_PORT=ports["points"], **(points_config or {}))
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
         interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"])
         port = free_port()

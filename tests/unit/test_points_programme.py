@@ -71,3 +71,40 @@ def test_the_programme_reads_back_as_plain_json():
                                         "starts_on": "2026-01-01"}]})
     plain = p.as_dict()
     assert plain["campaigns"][0]["starts_on"] == "2026-01-01" and plain["visit_points"] == 10
+
+
+def test_pending_points_tier_prices_and_family_transfers_are_off_unless_configured():
+    p = DEFAULT_PROGRAMME
+    assert (p.pending_days, p.tier_upgrade_prices, p.family_points_transfer, p.family_wallet_transfer) == (
+        0, {}, False, False)
+    assert p.pending_for("spend") == 0
+
+
+@pytest.mark.parametrize("raw, rule, days", [
+    ({"pending_days": 14}, "spend", 14),
+    ({"pending_days": 14}, "referral", 14),  # no rule named: every rule a visit pays
+    ({"pending_days": 7, "pending_rules": ["spend", "campaign"]}, "campaign", 7),
+    ({"pending_days": 7, "pending_rules": ["spend"]}, "visit", 0),
+    ({"pending_days": 0, "pending_rules": ["spend"]}, "spend", 0),
+])
+def test_a_rule_s_points_are_locked_for_the_days_the_programme_says(raw, rule, days):
+    assert parse_programme(raw).pending_for(rule) == days
+
+
+@pytest.mark.parametrize("raw, where", [
+    ({"pending_days": -1}, "pending_days"),
+    ({"pending_rules": ["review"]}, "pending_rules"),
+    ({"tier_upgrade_prices": {"gold": 0}}, "tier_upgrade_prices.gold"),
+    ({"tier_upgrade_prices": {"gold": 1.5}}, "tier_upgrade_prices.gold"),
+    ({"family_points_transfer": "yes"}, "family_points_transfer"),
+])
+def test_pending_prices_and_transfer_settings_are_refused_by_name_when_unreadable(raw, where):
+    with pytest.raises(Invalid) as refused:
+        parse_programme(raw)
+    assert where in refused.value.fields
+
+
+def test_tier_prices_and_transfer_switches_are_read():
+    p = parse_programme({"tier_upgrade_prices": {"silver": 3000, "gold": 12000}, "family_points_transfer": True})
+    assert p.tier_upgrade_prices == {"silver": 3000, "gold": 12000}
+    assert (p.family_points_transfer, p.family_wallet_transfer) == (True, False)

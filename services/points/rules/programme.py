@@ -22,6 +22,7 @@ from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 ONE_X = 10_000  # a multiplier of 1x in basis points
 SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
 WALLET_ORDERS = ("proportional", "principal_first", "bonus_first")
+VISIT_RULES = ("spend", "visit", "campaign", "referral")  # the rules a completed visit may pay
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,21 @@ class Programme:
     # stored value: which part of the balance a payment draws on; automatic top-up bonuses
     wallet_spend_order: str = "proportional"
     top_up_offers: tuple[TopUpOffer, ...] = ()
+    # pending points: a visit's points stay locked this many days (the refund window) before they can be
+    # spent, for the rules named (empty: every rule a visit pays); 0 switches it off (SPEC: optional, per rule)
+    pending_days: int = 0
+    pending_rules: tuple[str, ...] = ()
+    # tier upgrade bought with points: the price of each tier that can be bought (none: not offered)
+    tier_upgrade_prices: dict[str, int] = field(default_factory=dict)
+    # family accounts: may points / stored value move between members of one family (off by default)
+    family_points_transfer: bool = False
+    family_wallet_transfer: bool = False
+
+    def pending_for(self, rule: str) -> int:
+        """The days a visit's points of ``rule`` stay locked (0: spendable at once)."""
+        if self.pending_days and (not self.pending_rules or rule in self.pending_rules):
+            return self.pending_days
+        return 0
 
     def tier_multiplier_bp(self, tier: str | None) -> int:
         return self.tier_multipliers_bp.get(tier or "", ONE_X)
@@ -216,7 +232,7 @@ def parse_programme(raw: dict[str, Any] | None, base: Programme = DEFAULT_PROGRA
             changes[name] = _whole(raw[name], name, minimum=1)
     for name in ("spend_points_per_unit", "visit_points", "activity_points", "referral_enrolment_points",
                  "referral_first_paid_visit_points", "interaction_daily_cap", "lot_expiry_years_after",
-                 "expiry_warning_days"):
+                 "expiry_warning_days", "pending_days"):
         if name in raw:
             changes[name] = _whole(raw[name], name, maximum=100 if name == "lot_expiry_years_after" else None)
     if "cash_max_share_bp" in raw:
@@ -245,6 +261,15 @@ def parse_programme(raw: dict[str, Any] | None, base: Programme = DEFAULT_PROGRA
         if len(set(codes)) != len(codes):
             raise _fail("campaigns", "campaign codes must be unique")
         changes["campaigns"] = campaigns
+    if "pending_rules" in raw:
+        changes["pending_rules"] = _codes(raw["pending_rules"], "pending_rules", VISIT_RULES)
+    if "tier_upgrade_prices" in raw:
+        changes["tier_upgrade_prices"] = _points_map(raw["tier_upgrade_prices"], "tier_upgrade_prices", minimum=1)
+    for name in ("family_points_transfer", "family_wallet_transfer"):
+        if name in raw:
+            if not isinstance(raw[name], bool):
+                raise _fail(name, "must be true or false")
+            changes[name] = raw[name]
     if "wallet_spend_order" in raw:
         if raw["wallet_spend_order"] not in WALLET_ORDERS:
             raise _fail("wallet_spend_order", f"must be one of {', '.join(WALLET_ORDERS)}")
