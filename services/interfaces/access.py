@@ -9,3 +9,6 @@ from __future__ import annotations
 
 REVIEWERS = ("group_admin", "branch_manager")
 """List, read and resolve the identity reviews of their branches (the front desk's managers)."""
+
+HL7_SENDERS = ("integration",)
+"""Who may send HL7 messages over HTTP (MLLP has no caller: the sending facility's configuration decides)."""

@@ -64,3 +64,40 @@ class IdentityReviewLog(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_identity_review_log_review", "review_id", "id"),)
+
+
+class Hl7Message(Base):
+    """One HL7 v2 message received (MLLP or HTTP), keyed by who sent it and its control id (MSH-4, MSH-10):
+    a resend finds its row and gets the same ACK, with no second effect. The message and its ACK are
+    personal data (PID): encrypted. ``ack`` is empty while the message is being handled (a resend arriving
+    then waits on this row: the claim is the row's insert)."""
+
+    __tablename__ = "hl7_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))  # MSH-4: the sending facility (the integration)
+    control_id: Mapped[str] = mapped_column(String(64))  # MSH-10
+    message_type: Mapped[str] = mapped_column(String(16))  # "ADT^A04", "DFT^P03", ...
+    received_via: Mapped[str] = mapped_column(String(200))  # "mllp" or "http:<kind>:<subject>"
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    original: Mapped[str] = mapped_column(Encrypted("hl7_messages.original"))  # as decoded (MSH-18)
+    ack_code: Mapped[str | None] = mapped_column(String(2))  # AA, AE, AR
+    ack: Mapped[str | None] = mapped_column(Encrypted("hl7_messages.ack"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the member it was about, when one
+
+    __table_args__ = (UniqueConstraint("facility", "control_id", name="uq_hl7_messages_control_id"),)
+
+
+class Hl7Patient(Base):
+    """Which member a sending facility's patient id (PID-3) is: written when an A04 registers or matches a
+    patient, read by A08, A40 and DFT. The id is personal data: kept only as a keyed hash (blind index)."""
+
+    __tablename__ = "hl7_patients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))
+    patient_index: Mapped[str] = mapped_column(String(40))  # blind_index(PID-3.1, "hl7_patients.patient")
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("facility", "patient_index", name="uq_hl7_patients_facility_patient"),)
