@@ -51,6 +51,9 @@ def deployment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         container["livenessProbe"] = {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 20,
                                       "periodSeconds": 20}
         container["readinessProbe"] = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5}
+    if "mllp_port" in spec:
+        container["ports"].append({"name": "mllp", "containerPort": spec["mllp_port"]})
+        container["env"].append({"name": "HL7_MLLP_PORT", "value": str(spec["mllp_port"])})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": f"careloop-{name}", "labels": labels(name)},
@@ -79,6 +82,11 @@ def render() -> str:
         docs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                      "metadata": {"name": f"careloop-{name}"},
                      "spec": {"minAvailable": 1, "selector": {"matchLabels": labels(name)}}})
+        if "mllp_port" in spec:  # HL7 over MLLP: a TCP Service over every replica (expose it to the HIS only)
+            docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"careloop-{name}-mllp"},
+                         "spec": {"selector": labels(name),
+                                  "ports": [{"name": "mllp", "port": spec["mllp_port"], "targetPort": "mllp",
+                                             "protocol": "TCP"}]}})
     return HEADER + yaml.safe_dump_all(docs, sort_keys=False)
 
 

@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from services.interfaces.hl7.messages import DUPLICATE_KEY, Patient, Refused
@@ -29,7 +29,7 @@ INDEX_CONTEXT = "hl7_patients.patient"
 _LINK = (text("INSERT INTO hl7_patients (facility, patient_index, member_id, linked_at) "
               "VALUES (:facility, :patient_index, :member_id, :linked_at) "
               "ON CONFLICT (facility, patient_index) DO NOTHING")
-         .bindparams(bindparam("linked_at", type_=UtcDateTime())))
+         .bindparams(bindparam("linked_at", type_=UtcDateTime()), bindparam("member_id", type_=Uuid())))
 
 
 def member_of(session: Session, facility: str, patient_id: str) -> uuid.UUID | None:
