@@ -11,7 +11,7 @@ the service method runs, in this order:
    if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
 5. every path value must have its placeholder's declared shape (``gateway.paths``: a UUID, a coupon code...)
    — else 404, or 422 where the route's convention says so — before any service is asked;
-6. the body is read (1 MiB at most, JSON);
+6. the body is read (1 MiB at most; JSON, or bytes of the media type a route names as ``body``, e.g. HL7);
 7. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
 
 The caller's identity goes into the worker context, so every service called from the route sees it.
@@ -314,6 +314,13 @@ class Route(HttpRequestHandler):
             return None
         if raw is None:
             raw = self._read_raw(request)
+        if isinstance(self.body_schema, (str, tuple)):  # a body that is not JSON: the route reads its bytes
+            media_types = (self.body_schema,) if isinstance(self.body_schema, str) else self.body_schema
+            if not raw:
+                raise BadRequest(f"A body is needed ({media_types[0]}).")
+            if request.mimetype not in media_types:
+                raise BadRequest(f"Send the body as {' or '.join(media_types)}.")
+            return None
         if not raw:
             if self.body_schema is not None:
                 raise BadRequest("A JSON body is needed.")
