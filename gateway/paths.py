@@ -90,6 +90,8 @@ PATH_TYPES: dict[str, PathType] = {
     "feedback_id": uuid_of("feedback"),
     "task_id": uuid_of("follow-up task"),
     "merge_id": uuid_of("merge"),
+    "subscription_id": uuid_of("webhook subscription"),
+    "webhook_delivery_id": uuid_of("webhook delivery"),
     "delivery_id": uuid_of("notification"),
     "message_id": uuid_of("inbox message"),
     "redemption_id": uuid_of("redemption"),

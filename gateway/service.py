@@ -17,12 +17,13 @@ from gateway.routes.operations import OperationRoutes
 from gateway.routes.points import PointsRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.staff import StaffRoutes
+from gateway.routes.subscriptions import SubscriptionRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
 
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
-                     StaffRoutes, AccessRoutes, IntegrationRoutes):
+                     StaffRoutes, AccessRoutes, IntegrationRoutes, SubscriptionRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -12,3 +12,8 @@ REVIEWERS = ("group_admin", "branch_manager")
 
 HL7_SENDERS = ("integration",)
 """Who may send HL7 messages over HTTP (MLLP has no caller: the sending facility's configuration decides)."""
+
+SUBSCRIPTION_MANAGERS = ("group_admin",)
+"""Who creates, disables and replays outbound webhook subscriptions (they send data out of CareLoop)."""
+SUBSCRIPTION_READERS = ("group_admin", "auditor")
+"""Who lists subscriptions and reads their delivery logs."""

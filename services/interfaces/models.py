@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kit.crypto import Encrypted
@@ -101,3 +101,70 @@ class Hl7Patient(Base):
     linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("facility", "patient_index", name="uq_hl7_patients_facility_patient"),)
+
+
+# outbound webhook delivery states
+PENDING = "pending"  # waiting for its next attempt (``next_attempt_at``)
+DELIVERED = "delivered"  # the target answered 2xx
+PARKED = "parked"  # no 2xx for the whole retry window (or the target left the allowlist): replay by hand
+DELIVERY_STATES = (PENDING, DELIVERED, PARKED)
+
+
+class WebhookSubscription(Base):
+    """An integration's wish to be told of one event type at a URL, signed with its secret (encrypted: signing
+    needs it in the clear). ``disabled_at``: no new deliveries."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    integration: Mapped[str] = mapped_column(String(64))  # who it is for (the gateway's integration id)
+    event_type: Mapped[str] = mapped_column(String(40))
+    target_url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(Encrypted("webhook_subscriptions.secret"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_webhook_subscriptions_event", "event_type", "disabled_at"),)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription, until delivered or parked; one per (subscription, event id)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the JSON sent (an event carries ids, never personal data)
+    state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the retry window starts here (a replay restarts it)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_log", "subscription_id", "created_at", "id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: when, what the target answered (status, or the error), how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
