@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 
 TIMESTAMP_HEADER = "X-CareLoop-Timestamp"
 SIGNATURE_HEADER = "X-CareLoop-Signature"
@@ -26,11 +27,12 @@ def signature_headers(secret: str, body: bytes, timestamp: int | None = None) ->
     return {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(secret, stamp, body)}
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: float = 300) -> bool:
+def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance: float = 300) -> bool:
     """Whether a request carries a valid signature of ``body`` by ``secret``, signed within ``tolerance`` s
-    (what a receiver of CareLoop's deliveries checks)."""
-    stamp = headers.get(TIMESTAMP_HEADER, "")
+    (what a receiver of CareLoop's deliveries checks; header names in any case)."""
+    headers = {name.lower(): value for name, value in headers.items()}
+    stamp = headers.get(TIMESTAMP_HEADER.lower(), "")
     if not stamp.isdigit() or abs(time.time() - int(stamp)) > tolerance:
         return False
-    given = [part.strip() for part in headers.get(SIGNATURE_HEADER, "").split(",")]
+    given = [part.strip() for part in headers.get(SIGNATURE_HEADER.lower(), "").split(",")]
     return any(hmac.compare_digest(sign(secret, stamp, body), candidate) for candidate in given)

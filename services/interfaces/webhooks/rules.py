@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from services.kit.clock import isoformat
 from services.kit.errors import Invalid
 
 EVENT_TYPES = ("member_enrolled", "member_updated", "tier_changed", "visit_completed", "visit_refunded",
@@ -57,5 +58,5 @@ def next_attempt(first_at: datetime, attempts: int, now: datetime, base_seconds:
 def body_of(event_type: str, event_id: str, occurred_at: datetime | None, data: dict[str, Any]) -> str:
     """What a subscriber receives: the event as its producer's contract dumps it, with its id and time."""
     return json.dumps({"event_id": event_id, "event_type": event_type,
-                       "occurred_at": occurred_at.isoformat() if occurred_at else None, "data": data},
+                       "occurred_at": isoformat(occurred_at) if occurred_at else None, "data": data},
                       ensure_ascii=False, separators=(",", ":"), sort_keys=True)
