@@ -37,7 +37,7 @@ def pid(mrn: str, family: str = "Wang", given: str = "Xiaoming", born: str = "19
 
 
 def pv1(branch: str = "SH01", visit: str = "") -> str:
-    return f"PV1|1|O|DENT^^^{branch}|||||dr-wang^Wang^Lei||||||||||{visit}"
+    return f"PV1|1|O|DENT^^^{branch}||||dr-wang^Wang^Lei||||||||||||{visit}"
 
 
 class Mllp:
@@ -153,8 +153,8 @@ def test_dft_p03_earns_points_once(world):
     # a resend with a new control id (the HIS re-posting the visit): the bill id decides, no second visit
     assert mllp.send(dft.replace("|D-1|", "|D-2|"))["code"] == "AA"
     assert mllp.send(dft)["text"] == paid["text"]
-    visits = query(records.database_url, "SELECT id FROM visits")
-    assert len(visits) == 1
+    visits = query(records.database_url, "SELECT bill_id, doctor_id, branch FROM visits")
+    assert [(v.bill_id, v.doctor_id, v.branch) for v in visits] == [("V-20261206-1", "dr-wang", "SH01")]
     wait_for(lambda: scalar(points.database_url, "SELECT count(*) FROM kit_inbox "
                                                  "WHERE consumer = 'points.on_visit_completed'") == 1,
              timeout=30, message="points to apply the visit")
