@@ -19,6 +19,7 @@
 | metrics and log context | inherited from ``Service``; business counters via ``kit.telemetry.counter`` |
 | personal data at rest | ``Encrypted("table.column")`` columns, ``blind_index`` (``kit.crypto``) |
 | migrations | ``python -m services.kit.migrate <service>`` (kit tables, then the service's) |
+| sign or verify a webhook (HMAC over timestamp and body) | ``kit.signing`` |
 """
 
 from services.kit.db import Database
