@@ -35,7 +35,7 @@ class IntegrationRoutes:
     @route("POST", "/v1/hl7", "hl7:send", body=HL7_MEDIA_TYPES, idempotent=False, tags=("hl7",),
            summary="The HIS sends one HL7 v2 message (2.3 to 2.5.1; API key); the answer is its ACK",
            description="ADT^A04 registers, ADT^A08 updates, ADT^A40 merges (reversibly), DFT^P03 completes a paid "
-                       "visit. The body is one message as the HIS writes it; its character set is MSH-18's (UTF-8, "
+                       "visit, SIU^S12 books and SIU^S15 cancels an appointment. The body is one message as the HIS writes it; its character set is MSH-18's (UTF-8, "
                        "GB 18030-2000, BIG-5). The answer is always 200 with the ACK: MSA-1 `AA` done, `AE` with an "
                        "ERR segment naming the field, `AR` not taken (not HL7, a type or version not taken, a "
                        "facility or branch not allowed). MSH-10 is the idempotency key: the same facility's message "

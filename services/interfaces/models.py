@@ -103,6 +103,20 @@ class Hl7Patient(Base):
     __table_args__ = (UniqueConstraint("facility", "patient_index", name="uq_hl7_patients_facility_patient"),)
 
 
+class Hl7Appointment(Base):
+    """Which appointment a sending facility's appointment id (SIU SCH-1) was booked as (for its S15)."""
+
+    __tablename__ = "hl7_appointments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))
+    placer_id: Mapped[str] = mapped_column(String(100))
+    appointment_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("facility", "placer_id", name="uq_hl7_appointments_placer"),)
+
+
 # outbound webhook delivery states
 PENDING = "pending"  # waiting for its next attempt (``next_attempt_at``)
 DELIVERED = "delivered"  # the target answered 2xx

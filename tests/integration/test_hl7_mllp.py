@@ -224,3 +224,35 @@ def test_many_connections_at_once(world):
     assert list(eventlet.GreenPool(10).imap(send, range(10))) == ["AA"] * 10
     assert _member_count(world["members"]) == 1
     assert scalar(world["interfaces"].database_url, "SELECT count(*) FROM hl7_messages") == 1
+
+
+def test_siu_s12_books_a_free_slot_and_s15_cancels_it(world, rpc):
+    from datetime import timedelta
+
+    from tests.integration.records_support import ZONE, local_today
+
+    mllp = world["mllp"]
+    day = local_today() + timedelta(days=1)
+    rpc(caller=ADMIN).records.publish_slots({"branch": "SH01", "doctor_id": "dr-zhao", "on": day.isoformat(),
+                                             "start": "09:00", "end": "10:00", "slot_minutes": 30})
+    assert mllp.send(message("ADT^A04", "R-1", pid("MRN-S"), pv1()))["code"] == "AA"
+    at = f"{day:%Y%m%d}0930"
+    s12 = message("SIU^S12^SIU_S12", "S-1", f"SCH|APT-1^HIS01||||||^^^{at}", pid("MRN-S"),
+                  "RGS|1", f"AIS|1||cleaning^Cleaning|{at}", "AIL|1||DENT^^^SH01", "AIP|1||dr-zhao^Zhao^Min")
+    booked = mllp.send(s12)
+    assert booked["code"] == "AA", booked["text"]
+    assert mllp.send(s12)["text"] == booked["text"]
+    rows = query(world["records"].database_url, "SELECT status, service_category, starts_at FROM appointments")
+    assert [(r.status, r.service_category) for r in rows] == [("booked", "cleaning")]
+    assert rows[0].starts_at.astimezone(ZONE).strftime("%H:%M") == "09:30"
+    # the same HIS appointment id again under a new control id: AE, no second booking
+    again = mllp.send(s12.replace("|S-1|", "|S-2|"))
+    assert again["code"] == "AE" and again["err"][2] == "SCH^1^1"
+    no_slot = mllp.send(message("SIU^S12", "S-3", f"SCH|APT-2||||||^^^{day:%Y%m%d}1700", pid("MRN-S"),
+                                f"AIS|1||exam|{day:%Y%m%d}1700", "AIL|1||DENT^^^SH01", "AIP|1||dr-zhao"))
+    assert no_slot["code"] == "AE" and no_slot["err"][2] == "AIS^1^4", no_slot["text"]
+    cancelled = mllp.send(message("SIU^S15", "S-4", "SCH|APT-1||||||^patient asked", pid("MRN-S"),
+                                  "AIL|1||DENT^^^SH01"))
+    assert cancelled["code"] == "AA", cancelled["text"]
+    assert [r.status for r in query(world["records"].database_url, "SELECT status FROM appointments")] == [
+        "cancelled"]

@@ -107,3 +107,28 @@ def test_the_ack_echoes_the_control_id_and_says_where_and_why():
     assert messages.ack(old, None, "AE", "bad", "PID-8", "103").rstrip("\r").split("\r")[2] == (
         "ERR|PID^1^8^103&Table value not found&HL70357")
     assert messages.ack(inbound, None, "AA").count("\r") == 2  # MSH and MSA only
+
+
+@pytest.mark.parametrize(("value", "utc"), [("202612070930", "2026-12-07T01:30:00+00:00"),
+                                            ("20261207093015", "2026-12-07T01:30:15+00:00"),
+                                            ("202612070930+0000", "2026-12-07T09:30:00+00:00"),
+                                            ("20261207093000-0500", "2026-12-07T14:30:00+00:00")])
+def test_a_timestamp_without_offset_is_the_group_s_local_time(value, utc):
+    from zoneinfo import ZoneInfo
+
+    assert messages.hl7_moment(value, "AIS-4", ZoneInfo("Asia/Shanghai")).isoformat() == utc
+
+
+def test_an_siu_names_its_appointment_start_doctor_and_branch():
+    from zoneinfo import ZoneInfo
+
+    inbound = messages.read(raw("SCH|APT-9^HIS01|F-1|||||^^^202612070930", "PID|1||M1",
+                                "AIS|1||cleaning|202612071000", "AIL|1||DENT^^^SH02", "AIP|1||dr-zhao^Zhao",
+                                kind="SIU^S12"))
+    wanted = messages.appointment(inbound.message, ZoneInfo("Asia/Shanghai"), booking=True)
+    assert (wanted.placer_id, wanted.doctor_id, wanted.service, wanted.starts_at.isoformat()) == (
+        "APT-9", "dr-zhao", "cleaning", "2026-12-07T02:00:00+00:00")  # AIS-4 before SCH-11
+    assert messages.branch_of(inbound.message) == "SH02"
+    with pytest.raises(Refused) as refused:
+        messages.appointment(messages.read(raw("SCH|APT-9", kind="SIU^S12")).message, ZoneInfo("UTC"), booking=True)
+    assert refused.value.location == "AIS-4"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import hl7
 
@@ -24,6 +25,8 @@ HANDLED = {
     ("ADT", "A08"): "update",
     ("ADT", "A40"): "merge",
     ("DFT", "P03"): "bill",
+    ("SIU", "S12"): "book",
+    ("SIU", "S15"): "cancel",
 }
 """The messages taken (MSH-9.1, MSH-9.2) and what each does."""
 
@@ -308,12 +311,17 @@ class Bill:
 
 
 def branch_of(message: Any) -> str | None:
-    """PV1-3.4 (assigned location's facility): the branch the message is for; None when not given."""
-    try:
-        pv1 = message.segment("PV1")
-    except KeyError:
-        return None
-    return _component(pv1, 3, 1, 4) or None
+    """The branch the message is for: AIL-3.4 (a scheduled location's facility), else PV1-3.4 (the assigned
+    location's); None when neither is given."""
+    for name in ("AIL", "PV1"):
+        try:
+            segment = message.segment(name)
+        except KeyError:
+            continue
+        found = _component(segment, 3, 1, 4)
+        if found:
+            return found
+    return None
 
 
 def bill(message: Any, categories: tuple[str, ...], methods: tuple[str, ...]) -> Bill:
@@ -374,6 +382,66 @@ def minor_units(value: str, location: str) -> int:
     if not amount.is_finite() or scaled != scaled.to_integral_value() or amount < 0:
         raise field_error(location, f"{location} {value!r} is not an amount of at most two decimals, at least 0.")
     return int(scaled)
+
+
+# --- the appointment (SIU: SCH, AIS, AIP) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Appointment:
+    placer_id: str  # SCH-1.1 (else SCH-2.1): the HIS's appointment id
+    starts_at: datetime | None  # AIS-4, else SCH-11.4 (UTC)
+    doctor_id: str | None  # AIP-3.1
+    service: str | None  # AIS-3.1
+    reason: str | None  # SCH-6.2 (or .1): why it was cancelled
+
+
+def appointment(message: Any, zone: ZoneInfo, booking: bool) -> Appointment:
+    """An SIU's appointment; a booking (S12) needs its start and doctor, a cancellation (S15) only its id."""
+    sch = _segment(message, "SCH")
+    placer = _component(sch, 1) or _component(sch, 2)
+    if not placer:
+        raise field_error("SCH-1", "SCH-1 (placer appointment id) or SCH-2 must name the appointment.",
+                          REQUIRED_MISSING)
+    ais = _optional(message, "AIS")
+    aip = _optional(message, "AIP")
+    start_text, where = (_component(ais, 4), "AIS-4") if ais is not None else ("", "AIS-4")
+    if not start_text:
+        start_text, where = _component(sch, 11, 1, 4), "SCH-11"
+    starts_at = hl7_moment(start_text, where, zone) if start_text else None
+    doctor = _component(aip, 3) if aip is not None else ""
+    if booking and starts_at is None:
+        raise field_error("AIS-4", "AIS-4 (start date/time) or SCH-11.4 is needed to book.", REQUIRED_MISSING)
+    if booking and not doctor:
+        raise field_error("AIP-3", "AIP-3 (the doctor) is needed to book.", REQUIRED_MISSING)
+    return Appointment(placer_id=placer[:100], starts_at=starts_at, doctor_id=doctor[:64] or None,
+                       service=(_component(ais, 3) if ais is not None else "") or None,
+                       reason=(_component(sch, 6, 1, 2) or _component(sch, 6)) or None)
+
+
+def _optional(message: Any, name: str) -> Any:
+    try:
+        return message.segment(name)
+    except KeyError:
+        return None
+
+
+def hl7_moment(value: str, location: str, zone: ZoneInfo) -> datetime:
+    """A TS (YYYYMMDDHHMM[SS][+/-ZZZZ]) as a UTC instant; without an offset it is the group's local time."""
+    match = re.fullmatch(r"(\d{12})(\d{2})?(?:\.\d+)?([+-]\d{4})?", value.strip())
+    if match is None:
+        raise field_error(location, f"{location} {value!r} is not a date and time (YYYYMMDDHHMM[SS][+ZZZZ]).")
+    digits, seconds, offset = match.groups()
+    try:
+        naive = datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10]), int(digits[10:12]),
+                         int(seconds or 0))
+    except ValueError:
+        raise field_error(location, f"{location} {value!r} is not a valid date and time.") from None
+    if offset:
+        sign = 1 if offset[0] == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+        return naive.replace(tzinfo=tz).astimezone(UTC)
+    return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
 # --- the ACK ----------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ What each message does (``messages.HANDLED``):
 - ADT^A08 update: the registered patient's member gets the PID's fields (members' ``update_member``);
 - ADT^A40 merge: MRG-1's member is merged into PID-3's (members' reversible ``merge_members``);
 - DFT^P03 bill: the visit is completed and paid (records' ``complete_visit``, once per bill id, exactly as a
-  bill webhook: points and tiers follow from ``visit_completed``).
+  bill webhook: points and tiers follow from ``visit_completed``);
+- SIU^S12 book: the doctor's (AIP-3) free slot starting at AIS-4 is booked for the patient (records' ``book``:
+  its horizon and double-booking rules); SIU^S15 cancel: the appointment SCH-1 was booked as is cancelled.
 
 The calls to other services carry an idempotency key made from (facility, control id): a first attempt
 that failed half-way (a service unreachable: nothing is logged, the sender is told to send again) repeats
@@ -24,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.interfaces.hl7 import log, messages, patients
+from services.interfaces.hl7 import appointments, log, messages, patients
 from services.interfaces.hl7.messages import Inbound, Refused
 from services.kit.caller import Identity
 from services.kit.config import Group
@@ -38,7 +40,8 @@ MESSAGES = counter("careloop_hl7_messages_total", "HL7 messages answered, by mes
 PATIENT_FIELDS = {"full_name": "PID-5", "birth_date": "PID-7", "gender": "PID-8", "phone": "PID-13",
                   "id_document": "PID-3", "home_branch": "PV1-3", "member_id": "PID-3", "merged_id": "MRG-1",
                   "bill_id": "PV1-19", "branch": "PV1-3", "doctor_id": "PV1-7", "currency": "FT1-11",
-                  "items": "FT1", "payments": "FT1"}
+                  "items": "FT1", "payments": "FT1", "slot_id": "AIS-4", "service_category": "AIS-3",
+                  "appointment_id": "SCH-1"}
 """Where in the message a field an owning service refused came from (for the ERR segment)."""
 
 
@@ -183,7 +186,42 @@ def _bill(session: Session, peers: Peers, inbound: Inbound, branch: str, group: 
     return member_id
 
 
-ACTIONS = {"register": _register, "update": _update, "merge": _merge, "bill": _bill}
+def _book(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
+          now: datetime) -> uuid.UUID:
+    member_id = _registered(session, inbound, messages.patient(inbound.message, changes_only=True).patient_id,
+                            "PID-3")
+    wanted = messages.appointment(inbound.message, group.zone, booking=True)
+    if appointments.booked_as(session, inbound.facility, wanted.placer_id) is not None:
+        raise messages.field_error("SCH-1", f"Appointment {wanted.placer_id} was booked already (SCH-1).",
+                                   messages.DUPLICATE_KEY)
+    local_day = wanted.starts_at.astimezone(group.zone).date()  # type: ignore[union-attr] - required to book
+    slots = peers.records.list_slots({"branch": branch, "on": local_day.isoformat(), "doctor_id": wanted.doctor_id,
+                                      "free_only": True})["items"]
+    slot = next((s for s in slots if datetime.fromisoformat(s["starts_at"].replace("Z", "+00:00")) == wanted.starts_at),
+                None)
+    if slot is None:
+        raise messages.field_error("AIS-4", f"Doctor {wanted.doctor_id} has no free slot at that time (AIS-4, AIP-3).",
+                                   messages.UNKNOWN_KEY)
+    category = wanted.service.lower() if wanted.service and wanted.service.lower() in ITEM_CATEGORIES else "exam"
+    booked = peers.records.book({"member_id": str(member_id), "slot_id": slot["id"], "service_category": category},
+                                idempotency_key=_key(inbound))
+    appointments.remember(session, inbound.facility, wanted.placer_id, booked["id"], now)
+    return member_id
+
+
+def _cancel(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
+            now: datetime) -> uuid.UUID | None:
+    wanted = messages.appointment(inbound.message, group.zone, booking=False)
+    appointment_id = appointments.booked_as(session, inbound.facility, wanted.placer_id)
+    if appointment_id is None:
+        raise messages.field_error("SCH-1", f"No appointment {wanted.placer_id} was booked by this facility (SCH-1).",
+                                   messages.UNKNOWN_KEY)
+    cancelled = peers.records.cancel_appointment(str(appointment_id), (wanted.reason or "cancelled by the HIS")[:200])
+    return uuid.UUID(cancelled["member_id"]) if cancelled.get("member_id") else None
+
+
+ACTIONS = {"register": _register, "update": _update, "merge": _merge, "bill": _bill, "book": _book,
+           "cancel": _cancel}
 
 
 def _count(message_type: str, done: Done) -> Done:

@@ -1,4 +1,4 @@
-"""HL7 v2: the message log (facility + control id -> ACK, for resends) and the facility patient links
+"""HL7 v2: the message log (facility + control id -> ACK, for resends), the facility patient and appointment links
 
 Revision ID: int0002
 Revises: int0001
@@ -39,8 +39,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hl7_patients')),
     sa.UniqueConstraint('facility', 'patient_index', name='uq_hl7_patients_facility_patient')
     )
+    op.create_table('hl7_appointments',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('facility', sa.String(length=64), nullable=False),
+    sa.Column('placer_id', sa.String(length=100), nullable=False),
+    sa.Column('appointment_id', sa.Uuid(), nullable=False),
+    sa.Column('booked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_hl7_appointments')),
+    sa.UniqueConstraint('facility', 'placer_id', name='uq_hl7_appointments_placer')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('hl7_appointments')
     op.drop_table('hl7_patients')
     op.drop_table('hl7_messages')
