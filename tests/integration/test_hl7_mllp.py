@@ -244,7 +244,9 @@ def test_siu_s12_books_a_free_slot_and_s15_cancels_it(world, rpc):
     assert mllp.send(s12)["text"] == booked["text"]
     rows = query(world["records"].database_url, "SELECT status, service_category, starts_at FROM appointments")
     assert [(r.status, r.service_category) for r in rows] == [("booked", "cleaning")]
-    assert rows[0].starts_at.astimezone(ZONE).strftime("%H:%M") == "09:30"
+    starts = rows[0].starts_at  # SQLite gives the stored text back
+    starts = datetime.fromisoformat(starts) if isinstance(starts, str) else starts
+    assert starts.replace(tzinfo=starts.tzinfo or UTC).astimezone(ZONE).strftime("%H:%M") == "09:30"
     # the same HIS appointment id again under a new control id: AE, no second booking
     again = mllp.send(s12.replace("|S-1|", "|S-2|"))
     assert again["code"] == "AE" and again["err"][2] == "SCH^1^1"
