@@ -258,3 +258,17 @@ def test_siu_s12_books_a_free_slot_and_s15_cancels_it(world, rpc):
     assert cancelled["code"] == "AA", cancelled["text"]
     assert [r.status for r in query(world["records"].database_url, "SELECT status FROM appointments")] == [
         "cancelled"]
+
+
+def test_identity_a_sure_match_links_and_a_probable_one_creates_nobody(world):
+    mllp, members = world["mllp"], world["members"]
+    assert mllp.send(message("ADT^A04", "I-1", pid("MRN-I1", given="Jun", phone="13800001111"), pv1()))["code"] == "AA"
+    # another facility id, same person (same phone, name and birth date): linked to the same member
+    sure = mllp.send(message("ADT^A04", "I-2", pid("MRN-I2", given="Jun", phone="13800001111"), pv1()))
+    assert sure["code"] == "AA" and _member_count(members) == 1
+    # same name and birth date, another phone: probably the same person, not surely -> AE, nobody created
+    probable = mllp.send(message("ADT^A04", "I-3", pid("MRN-I3", given="Jun", phone="13800002222"), pv1()))
+    assert probable["code"] == "AE" and probable["err"][3].startswith("205^"), probable["text"]
+    assert _member_count(members) == 1
+    rows = query(world["interfaces"].database_url, "SELECT control_id, member_id FROM hl7_messages ORDER BY id")
+    assert rows[0].member_id == rows[1].member_id and rows[2].member_id is None

@@ -119,8 +119,11 @@ class MllpServer(Entrypoint):
             done.send((result, exc_info))
             return result, exc_info
 
-        self.container.spawn_worker(self, (message,), {}, context_data={}, handle_result=handle_result)
-        result, exc_info = done.wait()
+        try:
+            self.container.spawn_worker(self, (message,), {}, context_data={}, handle_result=handle_result)
+            result, exc_info = done.wait()
+        except Exception:  # the container is stopping: nothing was done, the sender sends it again
+            result, exc_info = None, True
         if exc_info is not None:
             result = self.container.service_cls.hl7_unavailable(message)
         ack, codec = result
