@@ -11,8 +11,9 @@ the service method runs, in this order:
    if any) — else 403 — and any ``branch`` named in the path or query must be one of its branches;
 5. every path value must have its placeholder's declared shape (``gateway.paths``: a UUID, a coupon code...)
    — else 404, or 422 where the route's convention says so — before any service is asked;
-6. the body is read (1 MiB at most, JSON; on ``provider_signed=True`` routes — providers' delivery receipts —
-   kept as sent, form or XML, for the service that checks the provider's signature);
+6. the body is read (1 MiB at most; JSON, or bytes of the media type a route names as ``body``, e.g. HL7;
+   on ``provider_signed=True`` routes — providers' delivery receipts — kept as sent, form or XML, for the
+   service that checks the provider's signature);
 7. on a mutating route with an ``Idempotency-Key``, a stored answer is replayed (``gateway.idempotency``).
 
 The caller's identity goes into the worker context, so every service called from the route sees it.
@@ -321,6 +322,13 @@ class Route(HttpRequestHandler):
             raw = self._read_raw(request)
         if self.provider_signed:  # form, XML or JSON as the provider posts it, for its signature
             request.raw_body = raw
+            return None
+        if isinstance(self.body_schema, (str, tuple)):  # a body that is not JSON: the route reads its bytes
+            media_types = (self.body_schema,) if isinstance(self.body_schema, str) else self.body_schema
+            if not raw:
+                raise BadRequest(f"A body is needed ({media_types[0]}).")
+            if request.mimetype not in media_types:
+                raise BadRequest(f"Send the body as {' or '.join(media_types)}.")
             return None
         if not raw:
             if self.body_schema is not None:

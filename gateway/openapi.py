@@ -161,7 +161,11 @@ def _operation(name: str, route: Route) -> dict[str, Any]:
             {"name": TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"},
              "description": "Unix seconds when the request was signed (at most 5 minutes ago)."}]
     operation["parameters"] = parameters
-    if route.body_schema is not None:
+    if isinstance(route.body_schema, (str, tuple)):  # not JSON: the route reads the bytes as sent
+        media_types = (route.body_schema,) if isinstance(route.body_schema, str) else route.body_schema
+        operation["requestBody"] = {"required": True, "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in media_types}}
+    elif route.body_schema is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body_schema}}}
     for status, schema in sorted(route.responses.items()):
         operation["responses"][str(status)] = _answer(status, schema)

@@ -94,6 +94,8 @@ PATH_TYPES: dict[str, PathType] = {
     "recall_id": uuid_of("recall"),
     "merge_id": uuid_of("merge"),
     "family_id": uuid_of("family"),
+    "subscription_id": uuid_of("webhook subscription"),
+    "webhook_delivery_id": uuid_of("webhook delivery"),
     "delivery_id": uuid_of("notification"),
     "message_id": uuid_of("inbox message"),
     "redemption_id": uuid_of("redemption"),

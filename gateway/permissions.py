@@ -44,6 +44,9 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "visits:read": (*_STAFF, "integration"),
     "visits:write": ("group_admin", "branch_manager", "front_desk", "clinician", "integration"),
     "his:bills": ("integration",),
+    "hl7:send": ("integration",),
+    "subscriptions:manage": ("group_admin",),  # outbound webhooks: they send data out of CareLoop
+    "subscriptions:read": ("group_admin", "auditor"),  # HL7 v2 over HTTP (the sending facility's branches are checked too)
     "appointments:read": (*_STAFF, "integration"),
     "appointments:write": (*_STAFF, "integration"),
     "schedules:write": ("group_admin", "branch_manager", "front_desk"),

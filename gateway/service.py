@@ -20,6 +20,7 @@ from gateway.routes.points import PointsRoutes
 from gateway.routes.receipts import ReceiptRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.staff import StaffRoutes
+from gateway.routes.subscriptions import SubscriptionRoutes
 from gateway.routes.waitlist import WaitlistRoutes
 from services.kit.db import Database
 from services.kit.telemetry import Telemetry
@@ -27,7 +28,7 @@ from services.kit.telemetry import Telemetry
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
-                     WaitlistRoutes, FamilyRoutes):
+                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes):
     name = "gateway"
     config = Config()
     db = Database()

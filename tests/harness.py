@@ -290,6 +290,8 @@ def service_config(amqp_uri: str, database_url: str | None = None, **overrides: 
         "OUTBOX_POLL_SECONDS": 0.2,
         "max_workers": 10,
         "parent_calls_tracked": 10,
+        "HL7_MLLP_HOST": "127.0.0.1",  # interfaces' MLLP listener: loopback, on a free port (never the demo's 2575)
+        "HL7_MLLP_PORT": 0,
         **NAMEKO_CONFIG,  # the kit's serializer, as deploy/config.yml
     }
     if database_url:

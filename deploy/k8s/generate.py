@@ -70,6 +70,9 @@ def deployment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         container["livenessProbe"] = {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 20,
                                       "periodSeconds": 20}
         container["readinessProbe"] = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5}
+    if "mllp_port" in spec:
+        container["ports"].append({"name": "mllp", "containerPort": spec["mllp_port"]})
+        container["env"].append({"name": "HL7_MLLP_PORT", "value": str(spec["mllp_port"])})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": f"careloop-{name}", "labels": labels(name)},
@@ -149,6 +152,11 @@ def render_services() -> str:
                          "metadata": {"name": f"careloop-{name}", "labels": labels(name)},
                          "spec": {"selector": labels(name), "ports": [{"name": "http", "port": 80,
                                                                        "targetPort": "http"}]}})
+        if "mllp_port" in spec:  # HL7 over MLLP: a TCP Service over every replica (expose it to the HIS only)
+            docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"careloop-{name}-mllp"},
+                         "spec": {"selector": labels(name),
+                                  "ports": [{"name": "mllp", "port": spec["mllp_port"], "targetPort": "mllp",
+                                             "protocol": "TCP"}]}})
     what = ("Per process: Deployment (nameko competing consumers share its queues), PodDisruptionBudget,\n"
             "# CPU autoscaler, metrics Service, NetworkPolicy; the gateway's HTTP Service.")
     return HEADER.format(what=what) + yaml.safe_dump_all(docs, sort_keys=False)

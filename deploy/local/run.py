@@ -251,6 +251,8 @@ def main() -> int:
     port = int(os.environ.get("CARELOOP_PORT", "8000"))
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, **secrets_env(), PYTHONWARNINGS="ignore")
+    env.setdefault("HL7_FACILITIES", "DEMOHIS=SH01,SH02,HZ01")  # the demo's HIS may send HL7 (MSH-4 DEMOHIS)
+    mllp_port = env.get("HL7_MLLP_PORT", "2575")
     os.environ.update(secrets_env())
     print("migrating databases under var/")
     migrate(env)
@@ -279,6 +281,8 @@ Try:
   curl -s {url}/v1/members/<id>/deliveries -H "Authorization: Bearer $CARELOOP_KEY"
   curl -s {url}/v1/members/<id>/points -H "Authorization: Bearer $CARELOOP_KEY"
   curl -s {url}/v1/members/<id>/tier -H "Authorization: Bearer $CARELOOP_KEY"
+
+HL7 v2 over MLLP on port {mllp_port} (MSH-4 DEMOHIS), or one message per POST {url}/v1/hl7 with an integration key.
 
 A process that dies is restarted (var/log/runner.log). Ctrl-C (or `make stop` elsewhere) stops everything.""",
               flush=True)

@@ -9,7 +9,8 @@ A sending system (an integration) signs every request with its secret::
 A request more than ``WEBHOOK_TOLERANCE_SECONDS`` (300) old or ahead is refused, and so is a second
 arrival of the same signature inside that window (a replay) — unless it carries the
 ``Idempotency-Key`` of an answered request with the same body, which is then answered again with no
-second effect (a sender's immediate retry of identical bytes). Senders re-sign each attempt. While a secret is rotated
+second effect (a sender's immediate retry of identical bytes). Senders re-sign each attempt. The scheme itself
+is ``services.kit.signing`` (outbound deliveries are signed the same way). While a secret is rotated
 both the old and the new one verify (the sender may send both signatures, comma-separated).
 Secrets are stored encrypted (``kit.crypto``) because verifying needs them in the clear.
 Routes opt in with ``@route(..., webhook=True)``: such a route accepts only signed requests.
@@ -37,18 +38,12 @@ from services.kit.caller import Identity
 from services.kit.clock import as_utc, utcnow
 from services.kit.db import Store
 from services.kit.errors import Conflict, Invalid, NotFound, Unauthenticated
+from services.kit.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 INTEGRATION_HEADER = "X-CareLoop-Integration"
-TIMESTAMP_HEADER = "X-CareLoop-Timestamp"
-SIGNATURE_HEADER = "X-CareLoop-Signature"
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
-
-
-def sign(secret: str, timestamp: int | str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"v1={digest}"
 
 
 def signed_headers(integration: str, secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:

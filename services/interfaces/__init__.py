@@ -1,5 +1,6 @@
-"""Interfaces: what CareLoop owes the outside world — the identity review queue today; the HL7 message log,
-outbound webhooks and import/export jobs as they arrive. It never owns a member: members are members'.
+"""Interfaces: what CareLoop owes the outside world — the identity review queue, HL7 v2 over MLLP and HTTP
+with its message log (``hl7/``), outbound webhook subscriptions and deliveries (``webhooks/``); import and export
+jobs as they arrive. It never owns a member: members are members'.
 
 How the rooms split (docs/shape.md):
 

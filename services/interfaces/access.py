@@ -9,3 +9,11 @@ from __future__ import annotations
 
 REVIEWERS = ("group_admin", "branch_manager")
 """List, read and resolve the identity reviews of their branches (the front desk's managers)."""
+
+HL7_SENDERS = ("integration",)
+"""Who may send HL7 messages over HTTP (MLLP has no caller: the sending facility's configuration decides)."""
+
+SUBSCRIPTION_MANAGERS = ("group_admin",)
+"""Who creates, disables and replays outbound webhook subscriptions (they send data out of CareLoop)."""
+SUBSCRIPTION_READERS = ("group_admin", "auditor")
+"""Who lists subscriptions and reads their delivery logs."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kit.crypto import Encrypted
@@ -64,3 +64,121 @@ class IdentityReviewLog(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_identity_review_log_review", "review_id", "id"),)
+
+
+class Hl7Message(Base):
+    """One HL7 v2 message received (MLLP or HTTP), keyed by who sent it and its control id (MSH-4, MSH-10):
+    a resend finds its row and gets the same ACK, with no second effect. The message and its ACK are
+    personal data (PID): encrypted. ``ack`` is empty while the message is being handled (a resend arriving
+    then waits on this row: the claim is the row's insert)."""
+
+    __tablename__ = "hl7_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))  # MSH-4: the sending facility (the integration)
+    control_id: Mapped[str] = mapped_column(String(64))  # MSH-10
+    message_type: Mapped[str] = mapped_column(String(16))  # "ADT^A04", "DFT^P03", ...
+    received_via: Mapped[str] = mapped_column(String(200))  # "mllp" or "http:<kind>:<subject>"
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    original: Mapped[str] = mapped_column(Encrypted("hl7_messages.original"))  # as decoded (MSH-18)
+    ack_code: Mapped[str | None] = mapped_column(String(2))  # AA, AE, AR
+    ack: Mapped[str | None] = mapped_column(Encrypted("hl7_messages.ack"))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the member it was about, when one
+
+    __table_args__ = (UniqueConstraint("facility", "control_id", name="uq_hl7_messages_control_id"),)
+
+
+class Hl7Patient(Base):
+    """Which member a sending facility's patient id (PID-3) is: written when an A04 registers or matches a
+    patient, read by A08, A40 and DFT. The id is personal data: kept only as a keyed hash (blind index)."""
+
+    __tablename__ = "hl7_patients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))
+    patient_index: Mapped[str] = mapped_column(String(40))  # blind_index(PID-3.1, "hl7_patients.patient")
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("facility", "patient_index", name="uq_hl7_patients_facility_patient"),)
+
+
+class Hl7Appointment(Base):
+    """Which appointment a sending facility's appointment id (SIU SCH-1) was booked as (for its S15)."""
+
+    __tablename__ = "hl7_appointments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility: Mapped[str] = mapped_column(String(64))
+    placer_id: Mapped[str] = mapped_column(String(100))
+    appointment_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("facility", "placer_id", name="uq_hl7_appointments_placer"),)
+
+
+# outbound webhook delivery states
+PENDING = "pending"  # waiting for its next attempt (``next_attempt_at``)
+DELIVERED = "delivered"  # the target answered 2xx
+PARKED = "parked"  # no 2xx for the whole retry window (or the target left the allowlist): replay by hand
+DELIVERY_STATES = (PENDING, DELIVERED, PARKED)
+
+
+class WebhookSubscription(Base):
+    """An integration's wish to be told of one event type at a URL, signed with its secret (encrypted: signing
+    needs it in the clear). ``disabled_at``: no new deliveries."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    integration: Mapped[str] = mapped_column(String(64))  # who it is for (the gateway's integration id)
+    event_type: Mapped[str] = mapped_column(String(40))
+    target_url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(Encrypted("webhook_subscriptions.secret"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_webhook_subscriptions_event", "event_type", "disabled_at"),)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription, until delivered or parked; one per (subscription, event id)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the JSON sent (an event carries ids, never personal data)
+    state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the retry window starts here (a replay restarts it)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_log", "subscription_id", "created_at", "id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: when, what the target answered (status, or the error), how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)

@@ -10,25 +10,47 @@ queue, for a branch manager to ``resolve_review``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+import eventlet
+from nameko.timer import timer
 
 from services.interfaces import access, reviews
 from services.interfaces.events import EVENTS
+from services.interfaces.hl7 import receive
+from services.interfaces.hl7.mllp import mllp
 from services.interfaces.schemas import (
     RESOLVED,
     ArrivalSchema,
+    DeliveryQuerySchema,
+    Hl7AnswerSchema,
     IdentityResultSchema,
+    IssuedSubscriptionSchema,
     ResolutionSchema,
     ReviewDetailSchema,
     ReviewPageSchema,
     ReviewQuerySchema,
     ReviewSchema,
+    SubscriptionListSchema,
+    SubscriptionQuerySchema,
+    SubscriptionRequestSchema,
+    SubscriptionSchema,
+    WebhookDeliveryPageSchema,
+    WebhookDeliverySchema,
 )
-from services.interfaces.settings import setting
-from services.kit import Database, Outbox, Service, idempotent, load, rpc
+from services.interfaces.settings import allowed_hosts, hl7_facilities, setting
+from services.interfaces.webhooks import deliveries, rules, sender, subscriptions
+from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
+from services.kit.contracts import ENVELOPE, Event
 from services.kit.peers import Peer
 from services.kit.schemas import With
+from services.members.events import MemberEnrolled, MemberUpdated, TierChanged
+from services.points.events import PointsEarned, PointsRedeemed
+from services.records.events import AppointmentBooked, AppointmentCancelled, VisitCompleted, VisitRefunded
+
+HTTP = sender.session()
 
 
 class InterfacesService(Service):
@@ -36,6 +58,7 @@ class InterfacesService(Service):
     db = Database()
     events = Outbox(EVENTS)
     members = Peer("members")
+    records = Peer("records")
 
     def _actor(self) -> str:
         caller = self.caller
@@ -110,3 +133,141 @@ class InterfacesService(Service):
             member_id = created["member"]["id"]
         reviews.resolved(self.db.session, review, RESOLVED[data["action"]], member_id, self._actor(), utcnow())
         return ReviewSchema().dump(review)
+
+    # --- HL7 v2 ------------------------------------------------------------------------------------
+
+    @mllp
+    def receive_mllp(self, message: bytes) -> tuple[str, str]:
+        """One message from the MLLP listener (``hl7/mllp.py``): its ACK and character set, which the listener
+        encodes, frames and sends after this worker's transaction committed."""
+        done = self._hl7(message, "mllp")
+        return done.ack, done.codec
+
+    @rpc
+    def receive_hl7(self, message: bytes | str) -> dict[str, Any]:
+        """One message sent over HTTP (``POST /v1/hl7``), answered ``{"ack", "ack_code"}``. Retry-safe without
+        an idempotency key: the sender's control id (MSH-10) is the key, kept in the message log."""
+        self.caller.require_role(*access.HL7_SENDERS, action="send HL7 messages")
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        if not isinstance(message, bytes):
+            raise Invalid("An HL7 message is text or bytes.", {"message": ["Not a message."]})
+        return Hl7AnswerSchema().dump(self._hl7(message, f"http:{self.caller.kind}:{self.caller.subject}"))
+
+    def _hl7(self, message: bytes, via: str) -> receive.Done:
+        return receive.take(self.db.session, receive.Peers(self.members, self.records), message, via, self.caller,
+                            hl7_facilities(self.config), self.group, utcnow())
+
+    @staticmethod
+    def hl7_unavailable(message: bytes) -> tuple[str, str]:
+        """The MLLP answer when the message could not be handled now (nothing kept: send it again)."""
+        return receive.unavailable(message, utcnow()), "utf-8"
+
+    # --- outbound webhooks -------------------------------------------------------------------------
+
+    @rpc
+    @idempotent
+    def subscribe(self, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Subscribe an integration to an event type at a URL on the allowlist (else 422, nothing stored);
+        answers the subscription with its signing secret, shown this once."""
+        self.caller.require_role(*access.SUBSCRIPTION_MANAGERS, action="manage webhook subscriptions")
+        data = load(SubscriptionRequestSchema(), request)
+        row, secret = subscriptions.create(self.db.session, data, allowed_hosts(self.config), self._actor(), utcnow())
+        return IssuedSubscriptionSchema().dump(With(row, secret=secret))
+
+    @rpc
+    def webhook_subscriptions(self, query: dict[str, Any]) -> dict[str, Any]:
+        self.caller.require_role(*access.SUBSCRIPTION_READERS, action="read webhook subscriptions")
+        data = load(SubscriptionQuerySchema(), query)
+        return SubscriptionListSchema().dump({"items": subscriptions.listed(self.db.session, data["integration"])})
+
+    @rpc
+    def unsubscribe(self, subscription_id: str) -> dict[str, Any]:
+        """No new deliveries for this subscription (those pending still go)."""
+        self.caller.require_role(*access.SUBSCRIPTION_MANAGERS, action="manage webhook subscriptions")
+        return SubscriptionSchema().dump(subscriptions.disable(self.db.session, subscription_id, utcnow()))
+
+    @rpc
+    def webhook_deliveries(self, subscription_id: str, query: dict[str, Any]) -> dict[str, Any]:
+        """A subscription's delivery log, newest first, each delivery with its attempts."""
+        self.caller.require_role(*access.SUBSCRIPTION_READERS, action="read webhook deliveries")
+        data = load(DeliveryQuerySchema(), query)
+        rows, next_cursor = deliveries.page(self.db.session, subscription_id, data["limit"], data["cursor"])
+        return WebhookDeliveryPageSchema().dump({"items": [With(row, log=log) for row, log in rows],
+                                                 "next_cursor": next_cursor})
+
+    @rpc
+    @idempotent
+    def replay_webhook_delivery(self, subscription_id: str, delivery_id: str,
+                                idempotency_key: str | None = None) -> dict[str, Any]:
+        """Send a delivery again now, with a fresh retry window (a parked one, or one the subscriber lost)."""
+        self.caller.require_role(*access.SUBSCRIPTION_MANAGERS, action="replay webhook deliveries")
+        row, log = deliveries.replay(self.db.session, subscription_id, delivery_id, utcnow())
+        return WebhookDeliverySchema().dump(With(row, log=log))
+
+    @timer(interval=1)
+    def send_webhooks(self) -> None:
+        """POST what is due (every replica; rows are claimed, never shared), a batch per tick, side by side."""
+        config = self.config
+        if not setting(config, "WEBHOOK_SENDING"):
+            return
+        due = deliveries.claim_due(self.db.store, utcnow(), int(setting(config, "WEBHOOK_BATCH")),
+                                   float(setting(config, "WEBHOOK_LEASE_SECONDS")))
+        if due:
+            list(eventlet.GreenPool(min(len(due), 10)).imap(self._deliver, due))
+
+    def _deliver(self, due: deliveries.Due) -> str:
+        config, hosts = self.config, allowed_hosts(self.config)
+        retry = deliveries.Retry(float(setting(config, "WEBHOOK_RETRY_BASE_SECONDS")),
+                                 float(setting(config, "WEBHOOK_RETRY_MAX_SECONDS")),
+                                 timedelta(hours=float(setting(config, "WEBHOOK_RETRY_HOURS"))))
+        try:
+            rules.check_target(due.target_url, hosts)
+        except Invalid:  # the allowlist changed since it subscribed: parked, never sent
+            return deliveries.record(self.db.store, due, sender.Outcome(False, None, None, 0), utcnow(), retry,
+                                     refused="target host no longer on the allowlist")
+        outcome = sender.post(HTTP, due.target_url, due.secret, due.body, {
+            "X-CareLoop-Event": due.event_type, "X-CareLoop-Delivery": str(due.id),
+            "X-CareLoop-Subscription": str(due.subscription_id)}, float(setting(config, "WEBHOOK_TIMEOUT_SECONDS")))
+        return deliveries.record(self.db.store, due, outcome, utcnow(), retry)
+
+    def _fan_out(self, contract: type[Event], event: dict[str, Any]) -> None:
+        data = contract().dump({k: v for k, v in event.items() if k not in ENVELOPE})
+        body = rules.body_of(contract.event_type, str(event["event_id"]), event["occurred_at"], data)
+        deliveries.fan_out(self.db.session, contract.event_type, str(event["event_id"]), body, utcnow())
+
+    @event_handler(MemberEnrolled)
+    def on_member_enrolled(self, event: dict[str, Any]) -> None:
+        self._fan_out(MemberEnrolled, event)
+
+    @event_handler(MemberUpdated)
+    def on_member_updated(self, event: dict[str, Any]) -> None:
+        self._fan_out(MemberUpdated, event)
+
+    @event_handler(TierChanged)
+    def on_tier_changed(self, event: dict[str, Any]) -> None:
+        self._fan_out(TierChanged, event)
+
+    @event_handler(VisitCompleted)
+    def on_visit_completed(self, event: dict[str, Any]) -> None:
+        self._fan_out(VisitCompleted, event)
+
+    @event_handler(VisitRefunded)
+    def on_visit_refunded(self, event: dict[str, Any]) -> None:
+        self._fan_out(VisitRefunded, event)
+
+    @event_handler(PointsEarned)
+    def on_points_earned(self, event: dict[str, Any]) -> None:
+        self._fan_out(PointsEarned, event)
+
+    @event_handler(PointsRedeemed)
+    def on_points_redeemed(self, event: dict[str, Any]) -> None:
+        self._fan_out(PointsRedeemed, event)
+
+    @event_handler(AppointmentBooked)
+    def on_appointment_booked(self, event: dict[str, Any]) -> None:
+        self._fan_out(AppointmentBooked, event)
+
+    @event_handler(AppointmentCancelled)
+    def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
+        self._fan_out(AppointmentCancelled, event)

@@ -20,6 +20,7 @@
 | personal data at rest | ``Encrypted("table.column")`` columns, ``blind_index`` (``kit.crypto``) |
 | migrations | ``python -m services.kit.migrate <service>`` (kit tables, then the service's) |
 | queues replicated on a RabbitMQ cluster | ``QUEUE_TYPE: quorum`` in the config: every queue the kit declares (``kit.queues``) |
+| sign or verify a webhook (HMAC over timestamp and body) | ``kit.signing`` |
 """
 
 from services.kit.db import Database

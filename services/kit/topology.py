@@ -23,6 +23,7 @@ from services.kit.deadletters import dead_letter_queue_name
 from services.kit.handlers import DEFAULT_RETRY_DELAYS, EventHandler, dead_letter_queue, retry_topology
 
 SERVICE_CLASSES = (
+    "services.interfaces.service:InterfacesService",
     "services.members.service:MembersService",
     "services.notifications.service:NotificationsService",
     "services.points.service:PointsService",

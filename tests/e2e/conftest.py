@@ -119,12 +119,12 @@ class Suite:
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
     """Start members, notifications (with ``notifications_config``), points (with ``points_config``), records
-    (with ``records_config``), interfaces and a gateway (with config ``overrides``) on the test's database:
-    PostgreSQL unless ``--backends`` chose SQLite first, or the test takes ``backend``."""
+    (with ``records_config``), interfaces (with ``interfaces_config``) and a gateway (with config ``overrides``)
+    on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test takes ``backend``."""
     stores: list[Any] = []
 
     def start(records_config: dict[str, Any] | None = None, notifications_config: dict[str, Any] | None = None,
-              points_config: dict[str, Any] | None = None,
+              points_config: dict[str, Any] | None = None, interfaces_config: dict[str, Any] | None = None,
               **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port(), "interfaces": free_port()}
@@ -135,7 +135,7 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
                                       **{**extra, "NOTIFICATIONS": {**extra.get("NOTIFICATIONS", {}), "scheduler": False}})
         points = start_service(PointsService, METRICS_PORT=ports["points"], **(points_config or {}))
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
-        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"])
+        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"], **(interfaces_config or {}))
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                                 **{**GATEWAY_TEST_CONFIG, **overrides})

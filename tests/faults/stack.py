@@ -91,6 +91,8 @@ class Stack:
                    DATABASE_URL=self.pg.url(service, port=database.port if database else None))
         if service == "records":
             env["AUDIT_SETTLE_MINUTES"] = "0"  # the checks run after a drain: nothing is in flight any more
+        if service == "interfaces":  # replicas side by side, beside a demo that may hold 2575
+            env["HL7_MLLP_PORT"] = "0"
         if service == "gateway":
             port = free_port()
             env["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{port}"

@@ -1,0 +1,57 @@
+"""Webhook subscriptions: created with a fresh signing secret (shown once), listed, disabled."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.interfaces.models import WebhookSubscription
+from services.interfaces.webhooks import rules
+from services.kit.db import parse_uuid
+from services.kit.errors import NotFound
+
+SECRET_PREFIX = "whsec_"
+
+
+def create(session: Session, data: dict[str, Any], allowed_hosts: tuple[str, ...], actor: str,
+           now: datetime) -> tuple[WebhookSubscription, str]:
+    """A subscription and its secret (the only time the secret is shown); a target off the allowlist is
+    ``Invalid`` and nothing is stored."""
+    rules.check_target(data["target_url"], allowed_hosts)
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    row = WebhookSubscription(id=uuid.uuid4(), integration=data["integration"], event_type=data["event_type"],
+                              target_url=data["target_url"], secret=secret, created_at=now, created_by=actor)
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def get(session: Session, subscription_id: Any) -> WebhookSubscription:
+    row = session.get(WebhookSubscription, parse_uuid(subscription_id, "subscription"))
+    if row is None:
+        raise NotFound(f"No webhook subscription {subscription_id}.")
+    return row
+
+
+def listed(session: Session, integration: str | None) -> list[WebhookSubscription]:
+    query = select(WebhookSubscription).order_by(WebhookSubscription.created_at, WebhookSubscription.id)
+    if integration:
+        query = query.where(WebhookSubscription.integration == integration)
+    return list(session.scalars(query))
+
+
+def disable(session: Session, subscription_id: Any, now: datetime) -> WebhookSubscription:
+    row = get(session, subscription_id)
+    if row.disabled_at is None:
+        row.disabled_at = now
+    return row
+
+
+def active_for(session: Session, event_type: str) -> list[WebhookSubscription]:
+    return list(session.scalars(select(WebhookSubscription).where(
+        WebhookSubscription.event_type == event_type, WebhookSubscription.disabled_at.is_(None))))

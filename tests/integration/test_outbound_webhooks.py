@@ -1,0 +1,157 @@
+"""Outbound webhooks with a local HTTP receiver (real RabbitMQ; PostgreSQL, and SQLite): a subscription to
+``tier_changed`` receives the event signed with its secret; a target that fails twice then recovers gets the
+event exactly once more (three attempts, one 2xx, logged); a target whose retry window runs out is parked and
+a replay delivers it; a target outside the allowlist is refused at subscription time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import eventlet
+import pytest
+from eventlet import wsgi
+
+from services.interfaces.service import InterfacesService
+from services.kit import signing
+from services.kit.caller import Identity
+from services.kit.errors import Forbidden, Invalid
+from services.members.service import MembersService
+from tests.harness import query, scalar, wait_for
+
+ADMIN = Identity(kind="staff", subject="admin-1", role="group_admin", branches=("*",))
+FRONT_DESK = Identity(kind="staff", subject="desk-1", role="front_desk", branches=("SH01",))
+QUICK = {"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,*.example.org", "WEBHOOK_RETRY_BASE_SECONDS": 0.2,
+         "WEBHOOK_RETRY_MAX_SECONDS": 0.5}
+
+
+class Receiver:
+    """A local HTTP target: records every request, answers the scripted statuses first, then 204."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[int] = []
+        self.sock = eventlet.listen(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks"
+        self.thread = eventlet.spawn(wsgi.server, self.sock, self._app, log_output=False)
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        status = self.script.pop(0) if self.script else 204
+        self.requests.append({"headers": headers, "body": body, "status": status})
+        start_response(f"{status} Scripted", [("Content-Length", "0")])
+        return [b""]
+
+    def stop(self) -> None:
+        self.thread.kill()
+        self.sock.close()
+
+
+@pytest.fixture
+def world(start_service, rpc, backend):
+    members = start_service(MembersService, backend)
+    interfaces = start_service(InterfacesService, backend, **QUICK)
+    receiver = Receiver()
+    yield members, interfaces, receiver, rpc(caller=ADMIN)
+    receiver.stop()
+
+
+def _member(admin: Any) -> str:
+    return admin.members.enrol({"full_name": "Chen Jing", "phone": "13800138555", "birth_date": "1980-02-03",
+                                "home_branch": "SH01"})["id"]
+
+
+def _subscribe(admin: Any, url: str, event_type: str = "tier_changed") -> dict[str, Any]:
+    return admin.interfaces.subscribe({"integration": "crm-east", "event_type": event_type, "target_url": url},
+                                      idempotency_key=f"sub-{event_type}-{url}")
+
+
+def test_tier_changed_is_received_signed(world):
+    _members, interfaces, receiver, admin = world
+    subscription = _subscribe(admin, receiver.url)
+    assert subscription["secret"].startswith("whsec_") and subscription["active"] is True
+    # the secret is stored encrypted
+    assert subscription["secret"] not in scalar(interfaces.database_url, "SELECT secret FROM webhook_subscriptions")
+    member_id = _member(admin)
+    admin.members.change_tier(member_id, {"tier": "gold", "note": "VIP"}, idempotency_key="t-1")
+    wait_for(lambda: receiver.requests, timeout=20, message="the delivery")
+    received = receiver.requests[0]
+    headers = received["headers"]
+    assert signing.verify(subscription["secret"], headers, received["body"])
+    assert not signing.verify("whsec_someone-else", headers, received["body"])
+    body = json.loads(received["body"])
+    assert body["event_type"] == "tier_changed" and headers["X-Careloop-Event"] == "tier_changed"
+    assert (body["data"]["member_id"], body["data"]["from_tier"], body["data"]["to_tier"]) == (
+        member_id, "standard", "gold")
+    log = admin.interfaces.webhook_deliveries(subscription["id"], {})["items"]
+    assert [(d["state"], d["attempts"], d["id"]) for d in log] == [("delivered", 1, headers["X-Careloop-Delivery"])]
+    assert [a["status"] for a in log[0]["log"]] == [204]
+    # the enrolment was not subscribed to: nothing else was sent
+    assert len(receiver.requests) == 1
+
+
+def test_a_target_failing_twice_then_recovering_gets_the_event_exactly_once_more(world):
+    _members, interfaces, receiver, admin = world
+    subscription = _subscribe(admin, receiver.url)
+    receiver.script = [503, 500]
+    member_id = _member(admin)
+    admin.members.change_tier(member_id, {"tier": "silver", "note": "promo"}, idempotency_key="t-2")
+    wait_for(lambda: scalar(interfaces.database_url, "SELECT count(*) FROM webhook_deliveries "
+                                                     "WHERE state = 'delivered'") == 1, timeout=30,
+             message="the delivery to succeed")
+    assert [r["status"] for r in receiver.requests] == [503, 500, 204]
+    assert len({r["headers"]["X-Careloop-Delivery"] for r in receiver.requests}) == 1  # one delivery, three tries
+    # nothing more comes: the delivered event is not sent again (a few ticks of the sender pass)
+    ticks = scalar(interfaces.database_url, "SELECT count(*) FROM webhook_attempts")
+    eventlet.sleep(1.5)
+    assert len(receiver.requests) == 3 and scalar(interfaces.database_url,
+                                                  "SELECT count(*) FROM webhook_attempts") == ticks == 3
+    log = admin.interfaces.webhook_deliveries(subscription["id"], {})["items"][0]
+    assert [a["status"] for a in log["log"]] == [503, 500, 204] and log["attempts"] == 3
+
+
+def test_a_delivery_whose_window_ran_out_is_parked_and_replayed_by_hand(start_service, rpc, backend):
+    start_service(MembersService, backend)
+    interfaces = start_service(InterfacesService, backend, **{**QUICK, "WEBHOOK_RETRY_HOURS": 0.0002})  # ~0.7 s
+    receiver = Receiver()
+    admin = rpc(caller=ADMIN)
+    try:
+        subscription = _subscribe(admin, receiver.url, "member_enrolled")
+        receiver.script = [500] * 50
+        _member(admin)
+        wait_for(lambda: scalar(interfaces.database_url, "SELECT count(*) FROM webhook_deliveries "
+                                                         "WHERE state = 'parked'") == 1, timeout=30, message="parking")
+        tried = len(receiver.requests)
+        assert tried >= 1
+        receiver.script = []
+        delivery = admin.interfaces.webhook_deliveries(subscription["id"], {})["items"][0]
+        replayed = admin.interfaces.replay_webhook_delivery(subscription["id"], delivery["id"], idempotency_key="r-1")
+        assert replayed["state"] == "pending"
+        wait_for(lambda: scalar(interfaces.database_url, "SELECT count(*) FROM webhook_deliveries "
+                                                         "WHERE state = 'delivered'") == 1, timeout=20, message="replay")
+        assert receiver.requests[-1]["status"] == 204 and len(receiver.requests) == tried + 1
+    finally:
+        receiver.stop()
+
+
+def test_a_target_outside_the_allowlist_is_refused_at_subscription(world):
+    _members, interfaces, _receiver, admin = world
+    for url in ("http://10.0.0.5/hooks", "http://169.254.169.254/latest/meta-data", "https://evil.example.com/x",
+                "https://example.org/x", "ftp://127.0.0.1/x", "http://user:pw@127.0.0.1/x"):
+        with pytest.raises(Invalid) as refused:
+            admin.interfaces.subscribe({"integration": "crm-east", "event_type": "tier_changed", "target_url": url})
+        assert "target_url" in refused.value.fields, url
+    assert admin.interfaces.subscribe({"integration": "crm-east", "event_type": "points_earned",
+                                       "target_url": "https://crm.example.org/hooks"})["active"] is True
+    assert scalar(interfaces.database_url, "SELECT count(*) FROM webhook_subscriptions") == 1
+
+
+def test_only_group_admins_manage_subscriptions(world, rpc):
+    _members, _interfaces, receiver, _admin = world
+    with pytest.raises(Forbidden):
+        rpc(caller=FRONT_DESK).interfaces.subscribe({"integration": "crm-east", "event_type": "tier_changed",
+                                                     "target_url": receiver.url})
+    assert query(_interfaces.database_url, "SELECT id FROM webhook_subscriptions") == []
