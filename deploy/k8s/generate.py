@@ -153,7 +153,7 @@ def render_services() -> str:
                          "spec": {"selector": labels(name), "ports": [{"name": "http", "port": 80,
                                                                        "targetPort": "http"}]}})
         if "mllp_port" in spec:  # HL7 over MLLP: a TCP Service over every replica (expose it to the HIS only)
-            docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"careloop-{name}-mllp"},
+            docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"careloop-{name}-mllp", "labels": labels(name)},
                          "spec": {"selector": labels(name),
                                   "ports": [{"name": "mllp", "port": spec["mllp_port"], "targetPort": "mllp",
                                              "protocol": "TCP"}]}})

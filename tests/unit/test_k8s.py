@@ -120,7 +120,8 @@ def test_only_the_gateway_is_reachable_from_outside_and_services_reach_only_brok
     for name, spec in PROCESSES.items():
         policy = policies[f"careloop-{name}"]["spec"]
         open_ports = [rule["ports"][0]["port"] for rule in policy["ingress"] if "from" not in rule]
-        assert open_ports == ([spec["http_port"]] if "http_port" in spec else []), name
+        # from outside: the gateway's HTTP and the interfaces' MLLP (the HIS's interface engine), nothing else
+        assert open_ports == [spec[port] for port in ("http_port", "mllp_port") if port in spec], name
         reached = [peer.get("podSelector", {}).get("matchLabels") or peer.get("ipBlock", {}).get("cidr")
                    for rule in policy["egress"] for peer in rule["to"]]
         expected = [{"k8s-app": "kube-dns"}, {"app.kubernetes.io/name": "careloop-rabbitmq"},
