@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the brokers and databases the suite needs are running; start them when installed.
-#   scripts/infra.sh rabbitmq [postgresql]
+#   scripts/infra.sh rabbitmq [postgresql] [chromium]
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -47,10 +47,28 @@ MSG
   fi
 }
 
+ensure_chromium() {
+  # the console's browser tests drive Debian's Chromium through Playwright (never `playwright install`)
+  [ -x /usr/bin/chromium ] && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium (apt-get install chromium) for the console's browser tests"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; then
+      apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null || true
+    fi
+  fi
+  [ -x /usr/bin/chromium ] && return 0
+  cat >&2 <<MSG
+/usr/bin/chromium is missing: the console's browser tests (tests/e2e/console/) need Debian's chromium.
+Install it as root (apt-get install chromium); apt-get was not available or did not succeed here.
+MSG
+  return 1
+}
+
 for what in "$@"; do
   case "$what" in
     rabbitmq) ensure_rabbitmq ;;
     postgresql) ensure_postgresql ;;
+    chromium) ensure_chromium ;;
     *) echo "unknown service $what" >&2; exit 2 ;;
   esac
 done
