@@ -214,7 +214,7 @@ class ConsolePages:
         values = form(request, *names, required=names)
         summary = self._desk_summary(request, member_id, action, values)
         member = self.members.get_member(member_id)
-        return render(request, "review.html", m=member, action=action, values=values, summary=summary,
+        return render(request, "review.html", m=member, action=action, values=values, summary=summary, tab="",
                       key=request.form.get("idempotency_key", ""))
 
     def _desk_summary(self, request: Request, member_id: str, action: str, values: dict[str, str]) -> list[Any]:
@@ -244,7 +244,7 @@ class ConsolePages:
             amount = _minor(values["amount"], "amount")
             self.records.complete_visit({
                 "bill_id": values["bill_id"], "member_id": member_id, "branch": branch, "currency": "CNY",
-                "items": [{"category": values["category"], "code": "", "amount_minor": amount}],
+                "items": [{"category": values["category"], "code": f"DESK-{values['category']}"[:32], "amount_minor": amount}],
                 "payments": [{"method": "card", "amount_minor": amount}]})
             done_value = values["bill_id"]
         elif action == "redeem":
