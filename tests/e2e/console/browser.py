@@ -49,7 +49,9 @@ def main() -> None:
                 if op == "close":
                     break
                 if op == "page":
-                    result = getattr(page, command["method"])(*command.get("args", ()), **command.get("kwargs", {}))
+                    attribute = getattr(page, command["method"])  # a method, or a property such as url
+                    result = (attribute(*command.get("args", ()), **command.get("kwargs", {}))
+                              if callable(attribute) else attribute)
                 elif op == "cookies":
                     result = context.cookies()
                 elif op == "clear_cookies":
