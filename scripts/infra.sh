@@ -48,12 +48,17 @@ MSG
 }
 
 ensure_chromium() {
-  # the console's browser tests drive Debian's Chromium through Playwright (never `playwright install`)
-  [ -x /usr/bin/chromium ] && return 0
+  # the console's browser tests drive Debian's Chromium through Playwright (never `playwright install`);
+  # a Chinese font makes the zh-Hans / zh-Hant screenshots readable
+  local wanted=()
+  [ -x /usr/bin/chromium ] || wanted+=(chromium)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || wanted+=(fonts-wqy-microhei)
+  [ ${#wanted[@]} -eq 0 ] && return 0
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing Debian's chromium (apt-get install chromium) for the console's browser tests"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; then
-      apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null || true
+    echo "installing ${wanted[*]} (apt-get) for the console's browser tests"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null; then
+      apt-get update -q >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null || true
     fi
   fi
   [ -x /usr/bin/chromium ] && return 0

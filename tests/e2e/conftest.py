@@ -117,15 +117,17 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members, notifications, points, records (with ``records_config``) and a gateway (with config
-    ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
+    """Start members (on ``members_database_url`` if given, e.g. a seeded benchmark database), notifications,
+    points, records (with ``records_config``) and a gateway (with config ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
     takes ``backend``."""
     stores: list[Any] = []
 
-    def start(records_config: dict[str, Any] | None = None, **overrides: Any) -> Suite:
+    def start(records_config: dict[str, Any] | None = None, members_database_url: str | None = None,
+              **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port()}
-        members = start_service(MembersService, METRICS_PORT=ports["members"], NIGHTLY_AT="off")
+        members = start_service(MembersService, database_url=members_database_url, METRICS_PORT=ports["members"],
+                                NIGHTLY_AT="off")
         # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
                                       NOTIFICATIONS={"scheduler": False})
