@@ -169,6 +169,42 @@ MESSAGES: dict[str, M] = {
 }
 
 
+WORDS: dict[str, M] = {
+    # members' statuses
+    "active": _m("active", "正常", "正常", "activo"), "frozen": _m("frozen", "冻结", "凍結", "congelado"),
+    "closed": _m("closed", "已注销", "已註銷", "cerrado"), "merged": _m("merged", "已合并", "已合併", "fusionado"),
+    # visit kinds and statuses, appointment statuses
+    "first": _m("first visit", "初诊", "初診", "primera visita"), "return": _m("return visit", "复诊", "複診", "revisión"),
+    "emergency": _m("emergency", "急诊", "急診", "urgencia"), "free_clinic": _m("free clinic", "义诊", "義診", "consulta gratuita"),
+    "event": _m("event", "活动", "活動", "evento"), "booked": _m("booked", "已预约", "已預約", "reservada"),
+    "arrived": _m("arrived", "已到诊", "已到診", "llegó"), "in_treatment": _m("in treatment", "治疗中", "治療中", "en tratamiento"),
+    "completed": _m("completed", "已完成", "已完成", "completada"), "cancelled": _m("cancelled", "已取消", "已取消", "cancelada"),
+    "no_show": _m("no-show", "爽约", "爽約", "no se presentó"), "checked_in": _m("checked in", "已签到", "已簽到", "registrada"),
+    # bill items
+    "exam": _m("exam", "检查", "檢查", "revisión"), "treatment": _m("treatment", "治疗", "治療", "tratamiento"),
+    "cleaning": _m("cleaning", "洁牙", "潔牙", "limpieza"), "implant": _m("implant", "种植", "植牙", "implante"),
+    "orthodontics": _m("orthodontics", "正畸", "矯正", "ortodoncia"), "whitening": _m("whitening", "美白", "美白", "blanqueamiento"),
+    "products": _m("products", "商品", "商品", "productos"), "surgery": _m("surgery", "手术", "手術", "cirugía"),
+    "imaging": _m("imaging", "影像", "影像", "imagen"), "other": _m("other", "其他", "其他", "otro"),
+    # follow-up queues, states and outcomes
+    "customer_service": _m("customer service", "客服", "客服", "atención al cliente"),
+    "consultant": _m("consultant", "咨询师", "諮詢師", "asesor"), "clinician": _m("clinician", "医生", "醫師", "clínico"),
+    "never_came": _m("never came", "未到诊", "未到診", "nunca vino"), "not_treated": _m("not treated", "未成交", "未成交", "sin tratar"),
+    "interrupted": _m("treatment interrupted", "治疗中断", "治療中斷", "tratamiento interrumpido"),
+    "outpatient_surgery": _m("outpatient surgery", "门诊手术", "門診手術", "cirugía ambulatoria"),
+    "treatment_finished": _m("treatment finished", "治疗完成", "治療完成", "tratamiento terminado"),
+    "event_attendee": _m("event attendee", "活动参与者", "活動參與者", "asistente a evento"),
+    "reached": _m("reached", "已联系", "已聯絡", "contactado"),
+    "appointment_booked": _m("appointment booked", "已预约", "已預約", "cita reservada"),
+    "no_answer": _m("no answer", "无人接听", "無人接聽", "no contesta"),
+    "call_back_later": _m("call back later", "稍后回电", "稍後回電", "volver a llamar"),
+    "declined": _m("declined", "拒绝", "拒絕", "rechazó"), "wrong_number": _m("wrong number", "号码错误", "號碼錯誤", "número equivocado"),
+    "do_not_contact": _m("do not contact", "勿再联系", "勿再聯絡", "no contactar"),
+    "open": _m("open", "待办", "待辦", "abierta"), "done": _m("done", "已完成", "已完成", "hecha"),
+}
+"""The services' vocabularies as people read them (``Translator.word``); a code not here is shown as it is."""
+
+
 class Translator:
     """The words, dates and money of one language."""
 
@@ -181,6 +217,12 @@ class Translator:
     def __call__(self, message_id: str, **values: Any) -> str:
         text = MESSAGES[message_id][self.language]
         return text.format(**values) if values else text
+
+    def word(self, code: str | None) -> str:
+        """A vocabulary code of a service (a status, a queue, an outcome...) in this language."""
+        if code is None:
+            return "—"
+        return WORDS[code][self.language] if code in WORDS else code
 
     def money(self, amount_minor: int | None, currency: str | None = None) -> str:
         if amount_minor is None:

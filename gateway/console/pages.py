@@ -93,6 +93,10 @@ class ConsolePages:
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response
 
+    @page("GET", "/console", public=True)
+    def console_root(self, request: Request) -> Response:
+        return redirect("/console/", 308)
+
     @page("GET", LOGIN_PATH, public=True)
     def console_login_form(self, request: Request) -> Response:
         return render(request, "login.html", next=_next_path(request.args.get("next")), failed=None)
@@ -107,7 +111,7 @@ class ConsolePages:
             return render(request, "login.html", 401, next=_next_path(values["next"]),
                           failed=request.t("wrong_credentials"))
         if grant["password_change_required"]:
-            accounts.sign_out(grant["user"].id and str(grant["user"].id), grant["session_id"])
+            accounts.sign_out(str(grant["user"].id), grant["session_id"])
             return render(request, "login.html", 403, next=_next_path(values["next"]),
                           failed=request.t("password_change_required"))
         response = redirect(_next_path(values["next"]), 303)
@@ -221,7 +225,7 @@ class ConsolePages:
         t = request.t
         if action == "earn":
             return [(t("bill_id"), values["bill_id"]), (t("bill_amount"), t.money(_minor(values["amount"], "amount"))),
-                    (t("category"), values["category"])]
+                    (t("category"), t.word(values["category"]))]
         if action == "top-up":
             return [(t("amount"), t.money(_minor(values["amount"], "amount")))]
         if action == "redeem":

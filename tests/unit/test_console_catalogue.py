@@ -53,3 +53,16 @@ def test_a_session_cookie_and_a_csrf_token_hold_only_for_their_session():
     assert cookies.csrf_valid(KEYS, sid, token)
     assert not cookies.csrf_valid(KEYS, "another-session", token)
     assert not cookies.csrf_valid(KEYS, sid, None)
+
+
+def test_every_code_the_console_shows_has_its_words_in_every_language():
+    from gateway.console.i18n import WORDS
+    from services.records.events import ITEM_CATEGORIES, VISIT_KINDS
+    from services.records.rules.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
+    from services.records.rules.lifecycle import APPOINTMENT_STATUSES, VISIT_STATUSES
+
+    shown = {*ITEM_CATEGORIES, *VISIT_KINDS, *OUTCOMES, *QUEUES, *STATES, *TASK_STATUSES, *APPOINTMENT_STATUSES,
+             *VISIT_STATUSES, "active", "frozen", "closed", "merged"}
+    assert shown <= set(WORDS), sorted(shown - set(WORDS))
+    assert all(set(texts) == set(LANGUAGES) for texts in WORDS.values())
+    assert Translator("zh-Hant").word("no_answer") == "無人接聽" and Translator("en").word("unknown") == "unknown"

@@ -119,7 +119,7 @@ def test_double_click_redeems_once_and_forms_without_csrf_or_session_change_noth
     assert browser.page("url").startswith(f"{suite.base_url}/console/login")
 
 
-def test_kpi_dashboard_shows_the_kpi_api_figures_and_screens_in_every_language(suite, open_browser, screenshots):
+def test_kpi_dashboard_equals_the_kpi_api_follow_ups_are_worked_and_screens_in_every_language(suite, open_browser, screenshots):
     today = date.today().isoformat()
     members = [enrol(suite, f"Patient {i}", f"1390000000{i}") for i in range(3)]
     for i, member in enumerate(members):
@@ -138,6 +138,17 @@ def test_kpi_dashboard_shows_the_kpi_api_figures_and_screens_in_every_language(s
                                      ".map(r => [r.dataset.kpi, r.dataset.value]))")
     assert shown and all(shown[name] == ("" if figures[name] is None else str(figures[name])) for name in shown), \
         (shown, figures)
+
+    # each bill made a callback task: customer service works them in the console's queue
+    caller, _ = signed_in(suite, open_browser, "customer_service")
+    assert caller.goto("/console/follow-ups") == 200
+    assert caller.count("#follow-ups tbody tr") == 3
+    caller.page("select_option", "#follow-ups tbody tr:first-child select[name=outcome]", "reached")
+    caller.page("fill", "#follow-ups tbody tr:first-child input[name=notes]", "Doing well")
+    caller.page("click", "#follow-ups tbody tr:first-child button")
+    caller.page("wait_for_function", "document.querySelectorAll('#follow-ups tbody tr').length === 2")
+    queue = suite.call("GET", "/v1/follow-ups?branch=SH01", role="customer_service", branches=SH01).json()
+    assert len(queue["items"]) == 2
 
     for language in ("en", "zh-Hans", "zh-Hant", "es"):
         browser.goto(f"/console/language?lang={language}&next=/console/kpis")
