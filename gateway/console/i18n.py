@@ -166,6 +166,12 @@ MESSAGES: dict[str, M] = {
                                    "Elija primero una contraseña nueva (POST /v1/auth/password) y vuelva a entrar."),
     "fix_fields": _m("Please correct: {fields}", "请更正：{fields}", "請更正：{fields}", "Corrija: {fields}"),
     "back": _m("Back", "返回", "返回", "Volver"),
+    "enrol": _m("Enrol a member", "新会员登记", "新會員登記", "Dar de alta"),
+    "sms_consent": _m("Agrees to SMS", "同意接收短信", "同意接收簡訊", "Acepta SMS"),
+    "referral_code": _m("Referral code (optional)", "推荐码（可选）", "推薦碼（選填）", "Código de referido (opcional)"),
+    "duplicate": _m("Already a member? {message}", "可能已是会员：{message}", "可能已是會員：{message}",
+                    "¿Ya es socio? {message}"),
+    "open_match": _m("Open the matching member", "打开匹配的会员", "開啟相符的會員", "Abrir el socio coincidente"),
 }
 
 

@@ -33,7 +33,7 @@ from gateway.idempotency import service_key
 from gateway.paths import one_of
 from gateway.upstream import Upstream
 from services.kit.config import LANGUAGES
-from services.kit.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from services.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from services.records.events import ITEM_CATEGORIES
 from services.records.rules.followups import OUTCOMES
 from services.records.rules.kpis import PERIODS, TARGETS
@@ -199,6 +199,30 @@ class ConsolePages:
         member = self.members.get_member(member_id)
         record = self.records.get_record(member_id, "console: health record tab", visits_limit=10)
         return render(request, "health.html", m=member, record=record, tab="health")
+
+    # --- enrolment -----------------------------------------------------------------------------------
+
+    @page("GET", "/console/enrol", "members:enrol")
+    def console_enrol_form(self, request: Request) -> Response:
+        return render(request, "enrol.html", values={}, key=uuid.uuid4().hex, problem=None, matches=[])
+
+    @page("POST", "/console/enrol", "members:enrol")
+    def console_enrol(self, request: Request) -> Response:
+        values = form(request, "full_name", "phone", "birth_date", "referral_code", "idempotency_key")
+        data = {"full_name": values["full_name"], "phone": values["phone"], "birth_date": values["birth_date"],
+                "home_branch": working_branch(request), "preferred_language": request.language,
+                "consents": {"sms": request.form.get("sms") == "yes"},
+                "referral_code": values["referral_code"] or None}
+        try:
+            member = self.members.enrol(data, idempotency_key=_key(request))
+        except Conflict as duplicate:  # the warning names the match; the desk opens it instead
+            return render(request, "enrol.html", 409, values=values, key=values["idempotency_key"],
+                          problem=request.t("duplicate", message=str(duplicate)),
+                          matches=duplicate.details.get("matches", []))
+        except Invalid as invalid:
+            return render(request, "enrol.html", 422, values=values, key=values["idempotency_key"],
+                          problem=str(invalid), matches=[])
+        return redirect(f"/console/members/{member['id']}", 303)
 
     # --- desk actions ---------------------------------------------------------------------------------
 

@@ -38,6 +38,15 @@ def points_of(suite, member_id: str) -> int:
 def test_front_desk_finds_by_phone_earns_for_a_bill_and_sees_the_new_balance(suite, open_browser):
     member = enrol(suite, "Lin Hui", "13833334444")
     browser, _user = signed_in(suite, open_browser, "front_desk")
+    # enrolling the same phone again: the warning names the member it matches
+    assert browser.goto("/console/enrol") == 200
+    browser.page("fill", "#enrol-name", "Lin Hui")
+    browser.page("fill", "#enrol-phone", "13833334444")
+    browser.page("fill", "#enrol-birth", "1988-04-09")
+    browser.page("click", "#enrol-submit")
+    browser.page("wait_for_selector", "#enrol-problem")
+    assert member["card_number"] in browser.text("#enrol-problem")
+    assert browser.page("get_attribute", "a.match", "href") == f"/console/members/{member['id']}"
     assert browser.goto("/console/") == 200
     browser.page("type", "#find", "13833334444", delay=20)  # as you type: no Enter needed for the results
     browser.page("wait_for_selector", "#results a.result")
