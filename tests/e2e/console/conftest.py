@@ -54,7 +54,13 @@ class Browser:
         return self.page("inner_text", selector)
 
     def count(self, selector: str) -> int:
-        return self.page("evaluate", f"document.querySelectorAll({selector!r}).length")
+        """How many elements match; -1 while the page is between two documents (a form's redirect)."""
+        try:
+            return self.page("evaluate", f"document.querySelectorAll({selector!r}).length")
+        except AssertionError as error:
+            if "context was destroyed" in str(error) or "navigat" in str(error):
+                return -1
+            raise
 
     def value(self, selector: str) -> str:
         return self.page("input_value", selector)

@@ -155,7 +155,7 @@ def test_kpi_dashboard_equals_the_kpi_api_follow_ups_are_worked_and_screens_in_e
     caller.page("select_option", "#follow-ups tbody tr:first-child select[name=outcome]", "reached")
     caller.page("fill", "#follow-ups tbody tr:first-child input[name=notes]", "Doing well")
     caller.page("click", "#follow-ups tbody tr:first-child button")
-    caller.page("wait_for_function", "document.querySelectorAll('#follow-ups tbody tr').length === 2")
+    wait_for(lambda: caller.count("#follow-ups tbody tr") == 2, message="the worked task leaves the queue")
     queue = suite.call("GET", "/v1/follow-ups?branch=SH01", role="customer_service", branches=SH01).json()
     assert len(queue["items"]) == 2
 
