@@ -207,6 +207,11 @@ WORDS: dict[str, M] = {
     "declined": _m("declined", "拒绝", "拒絕", "rechazó"), "wrong_number": _m("wrong number", "号码错误", "號碼錯誤", "número equivocado"),
     "do_not_contact": _m("do not contact", "勿再联系", "勿再聯絡", "no contactar"),
     "open": _m("open", "待办", "待辦", "abierta"), "done": _m("done", "已完成", "已完成", "hecha"),
+    # the tier programme's qualifying paths and the default ladder (a programme's own names win)
+    "spend": _m("spend", "消费", "消費", "gasto"), "top_up": _m("top-ups", "储值", "儲值", "recargas"),
+    "points": _m("points", "积分", "積分", "puntos"), "visits": _m("visits", "到诊次数", "到診次數", "visitas"),
+    "standard": _m("standard", "普通", "普通", "estándar"), "silver": _m("silver", "银卡", "銀卡", "plata"),
+    "gold": _m("gold", "金卡", "金卡", "oro"), "diamond": _m("diamond", "钻石", "鑽石", "diamante"),
 }
 """The services' vocabularies as people read them (``Translator.word``); a code not here is shown as it is."""
 
@@ -229,6 +234,11 @@ class Translator:
         if code is None:
             return "—"
         return WORDS[code][self.language] if code in WORDS else code
+
+    def tier(self, code: str | None, names: dict[str, str] | None = None) -> str:
+        """A tier's name: the programme's own if it names it otherwise than its code, else the ladder's words."""
+        named = (names or {}).get(code or "")
+        return named if named and named != code else self.word(code)
 
     def money(self, amount_minor: int | None, currency: str | None = None) -> str:
         if amount_minor is None:
