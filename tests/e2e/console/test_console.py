@@ -75,6 +75,7 @@ def test_clinician_opens_the_health_record_and_front_desk_has_no_tab_and_a_403(s
     member = enrol(suite, "Zhou Min", "13855556666")
     clinician, _ = signed_in(suite, open_browser, "clinician")
     assert clinician.goto(f"/console/members/{member['id']}") == 200
+    assert "13855556666" not in clinician.page("content")  # masked for a clinician in the HTML, not only on screen
     clinician.page("click", "#tab-health")
     clinician.page("wait_for_selector", "#health-record")
     assert clinician.page("url") == f"{suite.base_url}/console/members/{member['id']}/health"
@@ -85,6 +86,7 @@ def test_clinician_opens_the_health_record_and_front_desk_has_no_tab_and_a_403(s
     assert desk.goto(f"/console/members/{member['id']}") == 200
     assert desk.count("#tab-health") == 0
     assert desk.goto(f"/console/members/{member['id']}/health") == 403
+    assert desk.goto("/console/kpis") == 403 and desk.goto("/console/follow-ups") == 403  # the API's grants
 
 
 def test_double_click_redeems_once_and_forms_without_csrf_or_session_change_nothing(suite, open_browser):
