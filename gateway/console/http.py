@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from eventlet.event import Event
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
@@ -38,7 +36,7 @@ from gateway.admission import Admission
 from gateway.auth.principal import Principal
 from gateway.console import cookies
 from gateway.console.i18n import LANGUAGE_NAMES, Translator, choose_language
-from gateway.http import GatewayWebServer, dependency_failure, new_request_id
+from gateway.http import GatewayWebServer, begin_request, dependency_failure, run_worker
 from gateway.paths import PathType, check_path, types_of
 from services.kit.config import group_from_config
 from services.kit.errors import DomainError, Forbidden, Invalid, NotFound
@@ -87,11 +85,7 @@ class Page(HttpRequestHandler):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = new_request_id(request.environ)
-        token = request_id_var.set(request_id)
-        request.request_id = request_id
-        request.shallow = False
-        request.max_content_length = 64 * 1024
+        request_id, token = begin_request(request, 64 * 1024)
         request.page = self
         request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
         request.t = Translator(request.language, self.group.currency, self.group.zone)
@@ -100,11 +94,7 @@ class Page(HttpRequestHandler):
         response: Response | None = None
         try:
             admission = self.admission
-            address = admission.client_address(request.environ)
-            request.client_address = address
-            admission.per_address.hit(address)
-            if self.rate_limit:
-                admission.limiters[self.rate_limit].hit(address)
+            request.client_address = admission.admit(request.environ, self.rate_limit)
             keys = admission.auth.token_keys
             session_id = cookies.read_session_cookie(keys, request.cookies.get(cookies.SESSION_COOKIE))
             if session_id is not None:
@@ -156,13 +146,7 @@ class Page(HttpRequestHandler):
             raise Forbidden("Choose a new password first.", details={"password_change_required": True})
 
     def _run(self, request: Request, principal: Principal | None) -> Response:
-        context = {"request_id": request.request_id}
-        if principal is not None:
-            context["caller"] = principal.context
-        event = Event()
-        self.container.spawn_worker(self, (request,), request.path_values, context_data=context,
-                                    handle_result=partial(self.handle_result, event))
-        return event.wait()
+        return run_worker(self, request, principal)
 
     def _error(self, exc: Exception, request: Request) -> Response:
         t = request.t

@@ -51,6 +51,13 @@ def _next_path(value: str | None) -> str:
     return value if value and value.startswith("/console") and not value.startswith("//") else "/console/"
 
 
+def _remember(request: Request, cookie: str, value: str, next_path: str | None) -> Response:
+    """Back to where the person was, with a choice (language, branch) remembered for a good while."""
+    response = redirect(_next_path(next_path), 303)
+    set_cookie(request, response, cookie, value, max_age=400 * 86400)
+    return response
+
+
 def _key(request: Request) -> str | None:
     """The form's idempotency key, as the service sees it (per credential, like the API's)."""
     key = request.form.get("idempotency_key", "").strip()
@@ -132,18 +139,14 @@ class ConsolePages:
         language = request.args.get("lang", "")
         if language not in LANGUAGES:
             raise NotFound(f"No language {language!r}.")
-        response = redirect(_next_path(request.args.get("next")), 303)
-        set_cookie(request, response, cookies.LANGUAGE_COOKIE, language, max_age=400 * 86400)
-        return response
+        return _remember(request, cookies.LANGUAGE_COOKIE, language, request.args.get("next"))
 
     @page("POST", "/console/branch", "auth:self")
     def console_branch(self, request: Request) -> Response:
         branch = request.form.get("branch", "")
         if not request.identity.can_see_branch(branch) or branch not in request.page.group.branches:
             raise Forbidden(f"Branch {branch} is not one of yours.")
-        response = redirect(_next_path(request.form.get("next")), 303)
-        set_cookie(request, response, cookies.BRANCH_COOKIE, branch, max_age=400 * 86400)
-        return response
+        return _remember(request, cookies.BRANCH_COOKIE, branch, request.form.get("next"))
 
     # --- find, member 360, health record ---------------------------------------------------------------
 
@@ -236,14 +239,18 @@ class ConsolePages:
     @page("POST", "/console/members/<member_id>/desk/<action>/review", "members:read",
           path_types={"action": one_of("desk action", ("earn", "redeem", "top-up", "benefit"))})
     def console_desk_review(self, request: Request, member_id: str, action: str) -> Response:
-        permission, names = self.DESK[action]
-        if not request.principal.may(permission):
-            raise Forbidden(f"Your role may not do this ({permission}).")
-        values = form(request, *names, required=names)
+        values = self._desk_form(request, action)
         summary = self._desk_summary(request, member_id, action, values)
         member = self.members.get_member(member_id)
         return render(request, "review.html", m=member, action=action, values=values, summary=summary, tab="",
                       key=request.form.get("idempotency_key", ""))
+
+    def _desk_form(self, request: Request, action: str) -> dict[str, str]:
+        """The action's fields, once the caller's role holds the action's own permission (the API's)."""
+        permission, names = self.DESK[action]
+        if not request.principal.may(permission):
+            raise Forbidden(f"Your role may not do this ({permission}).")
+        return form(request, *names, required=names)
 
     def _desk_summary(self, request: Request, member_id: str, action: str, values: dict[str, str]) -> list[Any]:
         t = request.t
@@ -261,10 +268,7 @@ class ConsolePages:
     @page("POST", "/console/members/<member_id>/desk/<action>", "members:read",
           path_types={"action": one_of("desk action", ("earn", "redeem", "top-up", "benefit"))})
     def console_desk(self, request: Request, member_id: str, action: str) -> Response:
-        permission, names = self.DESK[action]
-        if not request.principal.may(permission):
-            raise Forbidden(f"Your role may not do this ({permission}).")
-        values = form(request, *names, required=names)
+        values = self._desk_form(request, action)
         branch = working_branch(request)
         key = _key(request)
         done_value = ""
