@@ -110,7 +110,7 @@ def test_double_click_redeems_once_and_forms_without_csrf_or_session_change_noth
     assert len(redemptions) == 1, redemptions
     assert points_of(suite, member["id"]) == 700
 
-    # the same confirmation posted again (a reload, a resent form): the service answers the first one
+    # forms without the session's CSRF token change nothing
     browser.goto(f"/console/members/{member['id']}")
     csrf = browser.value("#top-up-form input[name=csrf_token]")
     key = browser.value("#top-up-form input[name=idempotency_key]")
@@ -121,11 +121,20 @@ def test_double_click_redeems_once_and_forms_without_csrf_or_session_change_noth
     wallet = suite.call("GET", f"/v1/members/{member['id']}/wallet").json()
     assert wallet["balance"]["amount"] == 0
 
+    # the same top-up through the page: review, confirm, the balance shown
+    browser.page("fill", "#top-up-amount", "500")
+    browser.page("click", "#top-up-review")
+    browser.page("click", "#confirm")
+    browser.page("wait_for_selector", "#done")
+    assert suite.call("GET", f"/v1/members/{member['id']}/wallet").json()["balance"]["amount"] == 50_000
+    assert "500.00" in browser.text("#wallet-balance")
+
     revoked = suite.call("POST", f"/v1/staff/{user['id']}/sessions/revoke")
     assert revoked.status_code == 200, revoked.text
-    answer = browser.post(f"/console/members/{member['id']}/desk/top-up", {**top_up, "csrf_token": csrf})
+    answer = browser.post(f"/console/members/{member['id']}/desk/top-up",
+                          {**top_up, "idempotency_key": "another", "csrf_token": csrf})
     assert answer["status"] == 403  # the session ended: its own valid token changes nothing
-    assert suite.call("GET", f"/v1/members/{member['id']}/wallet").json()["balance"]["amount"] == 0
+    assert suite.call("GET", f"/v1/members/{member['id']}/wallet").json()["balance"]["amount"] == 50_000
     assert browser.goto(f"/console/members/{member['id']}") == 200  # a page: back to the sign-in form
     assert browser.page("url").startswith(f"{suite.base_url}/console/login")
 
