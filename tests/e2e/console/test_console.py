@@ -10,10 +10,13 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+import pytest
+
 from tests.e2e.conftest import STRONG_PASSWORD
 from tests.harness import wait_for
 
 SH01 = ("SH01",)
+pytestmark = pytest.mark.timeout(300)  # a browser and the suite on a shared 2-core machine: room above 120 s
 
 
 def enrol(suite, name: str, phone: str) -> dict:
