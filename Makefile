@@ -12,7 +12,7 @@ run: venv
 
 ## test: lint, then unit, integration and end-to-end tests (PostgreSQL; SQLite too where quick)
 test: venv
-	@scripts/infra.sh rabbitmq postgresql prometheus
+	@scripts/infra.sh rabbitmq postgresql prometheus chromium
 	@.venv/bin/ruff check .
 	@.venv/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -13,6 +13,8 @@ How it is split (a room per concern; the gateway has no ``rules/``: what it deci
 - ``auth/`` — authentication: principals, API keys, staff accounts and sessions, tokens, passwords,
   lockout, webhook signatures, the security log, the operator commands (see ``gateway.auth``). Pure:
   ``principal``, ``passwords``, ``tokens``; the rest reads and writes the gateway's tables.
+- ``console/`` — the staff console: HTML pages under ``/console`` (``@page``, cookie sessions bound to the
+  staff sessions of ``auth``, CSRF), calling the same RPCs as the routes (see ``gateway.console``).
 - ``permissions.py`` — which roles hold which permission (the gateway's access table).
 - ``schemas.py`` — the contract of the gateway's own routes; ``models.py`` and ``migrations/`` — its tables.
 """

@@ -88,3 +88,11 @@ class Admission(SharedExtension):
 
     def client_address(self, environ: dict[str, Any]) -> str:
         return self.address.of(environ)
+
+    def admit(self, environ: dict[str, Any], rate_limit: str | None = None) -> str:
+        """The client's address, once it passed the per-address limit (and the route's extra one, if any)."""
+        address = self.client_address(environ)
+        self.per_address.hit(address)
+        if rate_limit:
+            self.limiters[rate_limit].hit(address)
+        return address

@@ -118,6 +118,17 @@ def new_request_id(environ: dict[str, Any]) -> str:
     return given if REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
+def begin_request(request: Request, max_body: int) -> tuple[str, Any]:
+    """Give the request its id (also for this green thread's log lines: reset the returned token at the
+    end) and a body limit; the body is read in full (not streamed)."""
+    request_id = new_request_id(request.environ)
+    token = request_id_var.set(request_id)
+    request.request_id = request_id
+    request.shallow = False
+    request.max_content_length = max_body
+    return request_id, token
+
+
 class GatewayWsgiApp(WsgiApp):
     """nameko's WSGI app, with JSON answers (and a request id, and an access log line) for paths and
     methods no route serves."""
@@ -196,21 +207,13 @@ class Route(HttpRequestHandler):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id = new_request_id(request.environ)
-        token = request_id_var.set(request_id)
-        request.request_id = request_id
-        request.shallow = False
-        request.max_content_length = MAX_BODY_BYTES
+        request_id, token = begin_request(request, MAX_BODY_BYTES)
         principal: Principal | None = None
         response: Response | None = None
         claim: tuple[str, str] | None = None
         try:
             admission = self.admission
-            address = admission.client_address(request.environ)
-            request.client_address = address
-            admission.per_address.hit(address)
-            if self.rate_limit:
-                admission.limiters[self.rate_limit].hit(address)
+            address = request.client_address = admission.admit(request.environ, self.rate_limit)
             raw = None
             fresh_signature = True
             if self.webhook:
@@ -259,14 +262,7 @@ class Route(HttpRequestHandler):
         return response
 
     def _run(self, request: Request, principal: Principal | None) -> Response:
-        context = {"request_id": request.request_id}
-        if principal is not None:
-            context["caller"] = principal.context
-        event = Event()
-        self.container.spawn_worker(self, (request,), request.path_values, context_data=context,
-                                    handle_result=partial(self.handle_result, event))
-        result = event.wait()
-        return self._to_response(result, request.request_id)
+        return self._to_response(run_worker(self, request, principal), request.request_id)
 
     def _replayed(self, stored: Any, request_id: str) -> Response:
         response = Response(stored.body, status=stored.status, headers={**JSON_HEADERS, "Idempotent-Replayed": "true"})
@@ -372,6 +368,18 @@ class Route(HttpRequestHandler):
 
 
 route = Route.decorator
+
+
+def run_worker(entrypoint: HttpRequestHandler, request: Request, principal: Principal | None) -> Any:
+    """Run the entrypoint's service method in a worker whose context carries the request id and the
+    caller's identity (so every service called sees it); its result, or its exception raised."""
+    context = {"request_id": request.request_id}
+    if principal is not None:
+        context["caller"] = principal.context
+    event = Event()
+    entrypoint.container.spawn_worker(entrypoint, (request,), request.path_values, context_data=context,
+                                      handle_result=partial(entrypoint.handle_result, event))
+    return event.wait()
 
 
 def query_args(request: Request, integers: tuple[str, ...] = ("limit",)) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
+from gateway.console.pages import ConsolePages
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
 from gateway.routes.families import FamilyRoutes
@@ -28,7 +29,7 @@ from services.kit.telemetry import Telemetry
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
-                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes):
+                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages):
     name = "gateway"
     config = Config()
     db = Database()

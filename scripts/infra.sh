@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the brokers and databases the suite needs are running; start them when installed.
-#   scripts/infra.sh rabbitmq [postgresql] [prometheus]
+#   scripts/infra.sh rabbitmq [postgresql] [prometheus] [chromium]
 # prometheus: Debian's `prometheus` package (the server and promtool: the alert rules' tests and the live
 # scrape test need both), installed with apt-get when missing.
 set -euo pipefail
@@ -67,11 +67,34 @@ MSG
   fi
 }
 
+ensure_chromium() {
+  # the console's browser tests drive Debian's Chromium through Playwright (never `playwright install`);
+  # a Chinese font makes the zh-Hans / zh-Hant screenshots readable
+  local wanted=()
+  [ -x /usr/bin/chromium ] || wanted+=(chromium)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || wanted+=(fonts-wqy-microhei)
+  [ ${#wanted[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing ${wanted[*]} (apt-get) for the console's browser tests"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null; then
+      apt-get update -q >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${wanted[@]}" >/dev/null || true
+    fi
+  fi
+  [ -x /usr/bin/chromium ] && return 0
+  cat >&2 <<MSG
+/usr/bin/chromium is missing: the console's browser tests (tests/e2e/console/) need Debian's chromium.
+Install it as root (apt-get install chromium); apt-get was not available or did not succeed here.
+MSG
+  return 1
+}
+
 for what in "$@"; do
   case "$what" in
     rabbitmq) ensure_rabbitmq ;;
     postgresql) ensure_postgresql ;;
     prometheus) ensure_prometheus ;;
+    chromium) ensure_chromium ;;
     *) echo "unknown service $what" >&2; exit 2 ;;
   esac
 done

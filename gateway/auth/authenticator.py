@@ -108,10 +108,15 @@ class Authenticator(DependencyProvider):
             if len(self._tokens) > 50_000:
                 self._tokens.clear()
             self._tokens[digest] = claims
-        principal = self._sessions.get(claims.session_id, lambda: self._load_session(claims.session_id))
+        principal = self.session_principal(claims.session_id)
         if principal is None or principal.identity.subject != claims.user_id:
             return None
         return principal
+
+    def session_principal(self, session_id: str) -> Principal | None:
+        """The principal of an open staff session (None once it ended): access tokens and the console's
+        cookie both name one."""
+        return self._sessions.get(session_id, lambda: self._load_session(session_id))
 
     def _load_session(self, session_id: str) -> Principal | None:
         try:

@@ -1,0 +1,279 @@
+"""The console's words in the gateway's four languages, and dates and money in the reader's locale (Babel).
+
+``MESSAGES`` maps a message id to its text per language; ``tests/unit/test_console_catalogue.py`` checks
+that every id has every language and that the templates use no id missing here. Texts may hold
+``{name}`` placeholders, filled by ``Translator.__call__``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
+
+from services.kit.config import LANGUAGES
+
+BABEL_LOCALES = {"en": "en_GB", "zh-Hans": "zh_Hans_CN", "zh-Hant": "zh_Hant_TW", "es": "es_ES"}
+LANGUAGE_NAMES = {"en": "English", "zh-Hans": "简体中文", "zh-Hant": "繁體中文", "es": "Español"}
+
+M = dict[str, str]
+
+
+def _m(en: str, hans: str, hant: str, es: str) -> M:
+    return {"en": en, "zh-Hans": hans, "zh-Hant": hant, "es": es}
+
+
+MESSAGES: dict[str, M] = {
+    "app": _m("CareLoop console", "CareLoop 控制台", "CareLoop 控制台", "Consola CareLoop"),
+    "sign_in": _m("Sign in", "登录", "登入", "Iniciar sesión"),
+    "sign_out": _m("Sign out", "退出", "登出", "Cerrar sesión"),
+    "username": _m("User name", "用户名", "使用者名稱", "Usuario"),
+    "password": _m("Password", "密码", "密碼", "Contraseña"),
+    "language": _m("Language", "语言", "語言", "Idioma"),
+    "branch": _m("Branch", "门店", "門店", "Sucursal"),
+    "switch_branch": _m("Switch branch", "切换门店", "切換門店", "Cambiar sucursal"),
+    "all_branches": _m("All branches", "全部门店", "全部門店", "Todas las sucursales"),
+    "find": _m("Find a member", "查找会员", "查找會員", "Buscar socio"),
+    "find_hint": _m("Phone, card number or name — results appear as you type; Enter opens the first.",
+                    "手机号、卡号或姓名——边输入边显示结果；回车打开第一个。",
+                    "手機號、卡號或姓名——邊輸入邊顯示結果；Enter 開啟第一個。",
+                    "Teléfono, número de tarjeta o nombre: los resultados aparecen al escribir; Intro abre el primero."),
+    "no_results": _m("No member found.", "没有找到会员。", "沒有找到會員。", "No se encontró ningún socio."),
+    "shortcuts": _m("Shortcuts: / find · g f follow-ups · g k KPIs", "快捷键：/ 查找 · g f 回访 · g k 指标",
+                    "快捷鍵：/ 查找 · g f 回訪 · g k 指標", "Atajos: / buscar · g f seguimientos · g k KPI"),
+    "member": _m("Member", "会员", "會員", "Socio"),
+    "name": _m("Name", "姓名", "姓名", "Nombre"),
+    "phone": _m("Phone", "手机号", "手機號", "Teléfono"),
+    "card": _m("Card number", "卡号", "卡號", "Número de tarjeta"),
+    "status": _m("Status", "状态", "狀態", "Estado"),
+    "home_branch": _m("Home branch", "所属门店", "所屬門店", "Sucursal de origen"),
+    "birth_date": _m("Date of birth", "出生日期", "出生日期", "Fecha de nacimiento"),
+    "id_document": _m("ID document", "证件", "證件", "Documento"),
+    "tier": _m("Tier", "等级", "等級", "Nivel"),
+    "next_tier": _m("Next tier: {tier}", "下一等级：{tier}", "下一等級：{tier}", "Siguiente nivel: {tier}"),
+    "still_needed": _m("Still needed", "尚需", "尚需", "Falta"),
+    "top_tier": _m("Top tier reached.", "已是最高等级。", "已是最高等級。", "Nivel máximo alcanzado."),
+    "points": _m("Points", "积分", "積分", "Puntos"),
+    "balance": _m("Balance", "余额", "餘額", "Saldo"),
+    "expiring_soonest": _m("Expiring soonest", "最先到期", "最先到期", "Caducan antes"),
+    "expires_on": _m("Expires on", "到期日", "到期日", "Caduca el"),
+    "never": _m("never", "永不", "永不", "nunca"),
+    "stored_value": _m("Stored value", "储值", "儲值", "Saldo prepago"),
+    "principal": _m("Paid in", "本金", "本金", "Aportado"),
+    "bonus": _m("Bonus", "赠送", "贈送", "Bonificación"),
+    "coupons": _m("Coupons", "优惠券", "優惠券", "Cupones"),
+    "benefits": _m("Benefits and quotas this year", "本年度权益与额度", "本年度權益與額度",
+                   "Beneficios y cupos de este año"),
+    "left": _m("left", "剩余", "剩餘", "quedan"),
+    "visits": _m("Visits", "就诊", "就診", "Visitas"),
+    "appointments": _m("Appointments", "预约", "預約", "Citas"),
+    "follow_ups": _m("Follow-ups", "回访", "回訪", "Seguimientos"),
+    "open_follow_ups": _m("Open follow-ups", "待办回访", "待辦回訪", "Seguimientos abiertos"),
+    "health_record": _m("Health record", "健康档案", "健康檔案", "Historia clínica"),
+    "overview": _m("Overview", "概览", "概覽", "Resumen"),
+    "none": _m("None.", "无。", "無。", "Ninguno."),
+    "date": _m("Date", "日期", "日期", "Fecha"),
+    "kind": _m("Kind", "类型", "類型", "Tipo"),
+    "amount": _m("Amount", "金额", "金額", "Importe"),
+    "queue": _m("Queue", "队列", "佇列", "Cola"),
+    "due_on": _m("Due", "到期", "到期", "Vence"),
+    "overdue": _m("overdue", "已逾期", "已逾期", "vencido"),
+    "desk": _m("At the desk", "前台操作", "前台操作", "En recepción"),
+    "earn_for_bill": _m("Earn points for a bill", "按账单积分", "按帳單積分", "Sumar puntos por una factura"),
+    "bill_id": _m("Bill number (HIS)", "账单号（HIS）", "帳單號（HIS）", "Número de factura (HIS)"),
+    "bill_amount": _m("Amount paid (CNY)", "实付金额（元）", "實付金額（元）", "Importe pagado (CNY)"),
+    "category": _m("Treatment", "项目", "項目", "Tratamiento"),
+    "redeem": _m("Redeem a reward", "兑换礼品", "兌換禮品", "Canjear una recompensa"),
+    "reward": _m("Reward", "礼品", "禮品", "Recompensa"),
+    "quantity": _m("Quantity", "数量", "數量", "Cantidad"),
+    "top_up": _m("Top up stored value", "储值充值", "儲值充值", "Recargar saldo"),
+    "use_benefit": _m("Use a benefit", "使用权益", "使用權益", "Usar un beneficio"),
+    "benefit": _m("Benefit", "权益", "權益", "Beneficio"),
+    "visit_ref": _m("Visit (id or bill number)", "就诊（编号或账单号）", "就診（編號或帳單號）",
+                    "Visita (id o número de factura)"),
+    "confirm": _m("Confirm", "确认", "確認", "Confirmar"),
+    "cancel": _m("Cancel", "取消", "取消", "Cancelar"),
+    "review": _m("Review", "核对", "核對", "Revisar"),
+    "confirm_prompt": _m("Check the details, then confirm. It is done once, however often you press.",
+                         "请核对后确认。无论按几次，只执行一次。", "請核對後確認。無論按幾次，只執行一次。",
+                         "Revise los datos y confirme. Se hace una sola vez, aunque pulse varias."),
+    "done_earn": _m("Bill {bill} recorded: its points follow in a moment.", "账单 {bill} 已记录，积分稍后到账。",
+                    "帳單 {bill} 已記錄，積分稍後到帳。", "Factura {bill} registrada: sus puntos llegan en un momento."),
+    "done_redeem": _m("Redeemed: {points} points.", "已兑换：{points} 积分。", "已兌換：{points} 積分。",
+                      "Canjeado: {points} puntos."),
+    "done_top_up": _m("Topped up.", "充值成功。", "儲值成功。", "Recarga hecha."),
+    "done_benefit": _m("Benefit used.", "权益已使用。", "權益已使用。", "Beneficio usado."),
+    "follow_up_queue": _m("Follow-up queue", "回访队列", "回訪佇列", "Cola de seguimientos"),
+    "outcome": _m("Outcome", "结果", "結果", "Resultado"),
+    "notes": _m("Notes", "备注", "備註", "Notas"),
+    "record_outcome": _m("Record the outcome", "记录结果", "記錄結果", "Registrar el resultado"),
+    "next_appointment": _m("Next appointment (id)", "下次预约（编号）", "下次預約（編號）", "Próxima cita (id)"),
+    "retry_on": _m("Call again on", "再次联系日期", "再次聯絡日期", "Volver a llamar el"),
+    "next_page": _m("Next page", "下一页", "下一頁", "Página siguiente"),
+    "kpis": _m("KPI dashboard", "指标看板", "指標看板", "Panel de KPI"),
+    "period": _m("Period", "周期", "週期", "Periodo"),
+    "day": _m("Day", "日", "日", "Día"),
+    "week": _m("Week", "周", "週", "Semana"),
+    "month": _m("Month", "月", "月", "Mes"),
+    "year": _m("Year", "年", "年", "Año"),
+    "on_day": _m("On", "日期", "日期", "Fecha"),
+    "show": _m("Show", "显示", "顯示", "Mostrar"),
+    "figure": _m("Figure", "指标", "指標", "Indicador"),
+    "value": _m("Value", "数值", "數值", "Valor"),
+    "target": _m("Target", "目标", "目標", "Objetivo"),
+    "met": _m("met", "达标", "達標", "cumplido"),
+    "missed": _m("missed", "未达标", "未達標", "no cumplido"),
+    "total": _m("Group", "集团", "集團", "Grupo"),
+    "kpi.first_visit_arrivals": _m("First-visit arrivals", "初诊到诊", "初診到診", "Primeras visitas"),
+    "kpi.return_visit_arrivals": _m("Return-visit arrivals", "复诊到诊", "複診到診", "Visitas de retorno"),
+    "kpi.first_visit_conversion_bp": _m("First-visit conversion", "初诊成交率", "初診成交率",
+                                        "Conversión de primeras visitas"),
+    "kpi.referral_share_bp": _m("Referral share of first visits", "转介绍占比", "轉介紹佔比",
+                                "Parte de primeras visitas referidas"),
+    "kpi.nps": _m("NPS", "净推荐值", "淨推薦值", "NPS"),
+    "kpi.complaint_rate_bp": _m("Complaint rate", "投诉率", "投訴率", "Tasa de quejas"),
+    "kpi.urgent_response_average_seconds": _m("Urgent response time", "紧急响应时间", "緊急回應時間",
+                                              "Tiempo de respuesta urgente"),
+    "kpi.completed_visits": _m("Completed visits", "完成就诊", "完成就診", "Visitas completadas"),
+    "kpi.revenue_minor": _m("Revenue", "收入", "收入", "Ingresos"),
+    "kpi.average_ticket_minor": _m("Average ticket", "客单价", "客單價", "Ticket medio"),
+    "kpi.satisfied_share_bp": _m("Satisfied", "满意率", "滿意率", "Satisfechos"),
+    "health_profile": _m("Health profile", "健康资料", "健康資料", "Perfil de salud"),
+    "allergies": _m("Allergies", "过敏", "過敏", "Alergias"),
+    "medications": _m("Medication", "用药", "用藥", "Medicación"),
+    "conditions": _m("Conditions", "疾病", "疾病", "Enfermedades"),
+    "access_audited": _m("Every opening of this record is audited.", "每次查看本档案都会被审计。",
+                         "每次查看本檔案都會被稽核。", "Cada apertura de esta historia queda auditada."),
+    "error": _m("Something went wrong", "出错了", "出錯了", "Algo salió mal"),
+    "forbidden": _m("You may not open this page.", "您无权打开此页面。", "您無權開啟此頁面。",
+                    "No puede abrir esta página."),
+    "not_found": _m("Not found.", "未找到。", "未找到。", "No encontrado."),
+    "csrf_failed": _m("This form has expired or did not come from this console; reload the page and try again.",
+                      "表单已过期或并非来自本控制台；请刷新页面后重试。", "表單已過期或並非來自本控制台；請重新整理頁面後重試。",
+                      "El formulario caducó o no viene de esta consola; recargue la página e inténtelo de nuevo."),
+    "unavailable": _m("A CareLoop service did not answer; wait a moment and try again.",
+                      "CareLoop 服务暂时没有响应，请稍后重试。", "CareLoop 服務暫時沒有回應，請稍後重試。",
+                      "Un servicio de CareLoop no respondió; espere un momento y vuelva a intentarlo."),
+    "wrong_credentials": _m("The user name or password is wrong.", "用户名或密码错误。", "使用者名稱或密碼錯誤。",
+                            "Usuario o contraseña incorrectos."),
+    "password_change_required": _m("Choose a new password first (POST /v1/auth/password), then sign in here.",
+                                   "请先修改密码（POST /v1/auth/password），再在此登录。",
+                                   "請先修改密碼（POST /v1/auth/password），再在此登入。",
+                                   "Elija primero una contraseña nueva (POST /v1/auth/password) y vuelva a entrar."),
+    "fix_fields": _m("Please correct: {fields}", "请更正：{fields}", "請更正：{fields}", "Corrija: {fields}"),
+    "back": _m("Back", "返回", "返回", "Volver"),
+    "enrol": _m("Enrol a member", "新会员登记", "新會員登記", "Dar de alta"),
+    "sms_consent": _m("Agrees to SMS", "同意接收短信", "同意接收簡訊", "Acepta SMS"),
+    "referral_code": _m("Referral code (optional)", "推荐码（可选）", "推薦碼（選填）", "Código de referido (opcional)"),
+    "duplicate": _m("Already a member? {message}", "可能已是会员：{message}", "可能已是會員：{message}",
+                    "¿Ya es socio? {message}"),
+    "open_match": _m("Open the matching member", "打开匹配的会员", "開啟相符的會員", "Abrir el socio coincidente"),
+}
+
+
+WORDS: dict[str, M] = {
+    # members' statuses
+    "active": _m("active", "正常", "正常", "activo"), "frozen": _m("frozen", "冻结", "凍結", "congelado"),
+    "closed": _m("closed", "已注销", "已註銷", "cerrado"), "merged": _m("merged", "已合并", "已合併", "fusionado"),
+    # visit kinds and statuses, appointment statuses
+    "first": _m("first visit", "初诊", "初診", "primera visita"), "return": _m("return visit", "复诊", "複診", "revisión"),
+    "emergency": _m("emergency", "急诊", "急診", "urgencia"), "free_clinic": _m("free clinic", "义诊", "義診", "consulta gratuita"),
+    "event": _m("event", "活动", "活動", "evento"), "booked": _m("booked", "已预约", "已預約", "reservada"),
+    "arrived": _m("arrived", "已到诊", "已到診", "llegó"), "in_treatment": _m("in treatment", "治疗中", "治療中", "en tratamiento"),
+    "completed": _m("completed", "已完成", "已完成", "completada"), "cancelled": _m("cancelled", "已取消", "已取消", "cancelada"),
+    "no_show": _m("no-show", "爽约", "爽約", "no se presentó"), "checked_in": _m("checked in", "已签到", "已簽到", "registrada"),
+    # bill items
+    "exam": _m("exam", "检查", "檢查", "revisión"), "treatment": _m("treatment", "治疗", "治療", "tratamiento"),
+    "cleaning": _m("cleaning", "洁牙", "潔牙", "limpieza"), "implant": _m("implant", "种植", "植牙", "implante"),
+    "orthodontics": _m("orthodontics", "正畸", "矯正", "ortodoncia"), "whitening": _m("whitening", "美白", "美白", "blanqueamiento"),
+    "products": _m("products", "商品", "商品", "productos"), "surgery": _m("surgery", "手术", "手術", "cirugía"),
+    "imaging": _m("imaging", "影像", "影像", "imagen"), "other": _m("other", "其他", "其他", "otro"),
+    # follow-up queues, states and outcomes
+    "customer_service": _m("customer service", "客服", "客服", "atención al cliente"),
+    "consultant": _m("consultant", "咨询师", "諮詢師", "asesor"), "clinician": _m("clinician", "医生", "醫師", "clínico"),
+    "never_came": _m("never came", "未到诊", "未到診", "nunca vino"), "not_treated": _m("not treated", "未成交", "未成交", "sin tratar"),
+    "interrupted": _m("treatment interrupted", "治疗中断", "治療中斷", "tratamiento interrumpido"),
+    "outpatient_surgery": _m("outpatient surgery", "门诊手术", "門診手術", "cirugía ambulatoria"),
+    "treatment_finished": _m("treatment finished", "治疗完成", "治療完成", "tratamiento terminado"),
+    "event_attendee": _m("event attendee", "活动参与者", "活動參與者", "asistente a evento"),
+    "reached": _m("reached", "已联系", "已聯絡", "contactado"),
+    "appointment_booked": _m("appointment booked", "已预约", "已預約", "cita reservada"),
+    "no_answer": _m("no answer", "无人接听", "無人接聽", "no contesta"),
+    "call_back_later": _m("call back later", "稍后回电", "稍後回電", "volver a llamar"),
+    "declined": _m("declined", "拒绝", "拒絕", "rechazó"), "wrong_number": _m("wrong number", "号码错误", "號碼錯誤", "número equivocado"),
+    "do_not_contact": _m("do not contact", "勿再联系", "勿再聯絡", "no contactar"),
+    "open": _m("open", "待办", "待辦", "abierta"), "done": _m("done", "已完成", "已完成", "hecha"),
+    # the tier programme's qualifying paths and the default ladder (a programme's own names win)
+    "spend": _m("spend", "消费", "消費", "gasto"), "top_up": _m("top-ups", "储值", "儲值", "recargas"),
+    "points": _m("points", "积分", "積分", "puntos"), "visits": _m("visits", "到诊次数", "到診次數", "visitas"),
+    "standard": _m("standard", "普通", "普通", "estándar"), "silver": _m("silver", "银卡", "銀卡", "plata"),
+    "gold": _m("gold", "金卡", "金卡", "oro"), "diamond": _m("diamond", "钻石", "鑽石", "diamante"),
+}
+"""The services' vocabularies as people read them (``Translator.word``); a code not here is shown as it is."""
+
+
+class Translator:
+    """The words, dates and money of one language."""
+
+    def __init__(self, language: str, currency: str = "CNY", zone: Any = None) -> None:
+        self.language = language if language in LANGUAGES else "en"
+        self.locale = Locale.parse(BABEL_LOCALES[self.language])
+        self.currency = currency
+        self.zone = zone
+
+    def __call__(self, message_id: str, **values: Any) -> str:
+        text = MESSAGES[message_id][self.language]
+        return text.format(**values) if values else text
+
+    def word(self, code: str | None) -> str:
+        """A vocabulary code of a service (a status, a queue, an outcome...) in this language."""
+        if code is None:
+            return "—"
+        return WORDS[code][self.language] if code in WORDS else code
+
+    def tier(self, code: str | None, names: dict[str, str] | None = None) -> str:
+        """A tier's name: the programme's own if it names it otherwise than its code, else the ladder's words."""
+        named = (names or {}).get(code or "")
+        return named if named and named != code else self.word(code)
+
+    def money(self, amount_minor: int | None, currency: str | None = None) -> str:
+        if amount_minor is None:
+            return "—"
+        return format_currency(Decimal(int(amount_minor)).scaleb(-2), currency or self.currency, locale=self.locale)
+
+    def number(self, value: int | None) -> str:
+        return "—" if value is None else format_decimal(value, locale=self.locale)
+
+    def basis_points(self, value: int | None) -> str:
+        return "—" if value is None else format_percent(Decimal(int(value)).scaleb(-4), "#,##0.0%",
+                                                        locale=self.locale)
+
+    def date(self, value: str | date | None) -> str:
+        if not value:
+            return "—"
+        return format_date(date.fromisoformat(value) if isinstance(value, str) else value, "medium",
+                           locale=self.locale)
+
+    def moment(self, value: str | datetime | None) -> str:
+        if not value:
+            return "—"
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return format_datetime(moment, "short", tzinfo=self.zone, locale=self.locale)
+
+
+def choose_language(cookie: str | None, accept_language: Any) -> str:
+    """The remembered choice, else the browser's first language we have, else English."""
+    if cookie in LANGUAGES:
+        return cookie
+    for offered, _quality in accept_language or ():
+        tag = str(offered).lower()
+        if tag.startswith("zh"):
+            return "zh-Hant" if any(x in tag for x in ("hant", "tw", "hk", "mo")) else "zh-Hans"
+        for language in LANGUAGES:
+            if tag.split("-")[0] == language:
+                return language
+    return "en"
