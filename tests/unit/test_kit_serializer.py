@@ -23,9 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _domain_errors(cls: type = errors.DomainError) -> list[type]:
+    """Every domain error a service can raise (the gateway's own, e.g. the console's CSRF refusal, never
+    cross RPC)."""
     found = []
     for sub in cls.__subclasses__():
-        found += [sub, *_domain_errors(sub)]
+        found += [sub] if sub.__module__.startswith("services.") else []
+        found += _domain_errors(sub)
     return found
 
 
