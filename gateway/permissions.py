@@ -71,6 +71,8 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "coupons:redeem": _DESK,
     "coupons:void": ("group_admin", "branch_manager"),
     "rewards:manage": ("group_admin",),
+    # identity reviews (issue 18): the front desk's managers decide who a probable match is
+    "identity:review": ("group_admin", "branch_manager"),
 }
 
 

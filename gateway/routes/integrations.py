@@ -7,23 +7,38 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from gateway.http import idempotency_key, route
+from gateway.http import caller, idempotency_key, route
 from gateway.upstream import Upstream
-from services.members.schemas import EnrolmentSchema, MemberSchema
+from services.interfaces.schemas import ReviewReceiptSchema
+from services.members.schemas import MemberSchema, PatientSchema
 
 TAGS = ("webhooks",)
+STATUS = {"enrolled": 201, "matched": 200}
 
 
 class IntegrationRoutes:
-    members = Upstream("members")
+    interfaces = Upstream("interfaces")
 
     @route("POST", "/v1/webhooks/patients", "members:enrol", webhook=True,
-           summary="The HIS registers a patient (signed webhook; enrols a member with source his)",
-           description="Send Idempotency-Key (e.g. the HIS patient id) so that a redelivery enrols once; "
-                       "a patient already enrolled is 409 naming the member.",
-           tags=TAGS, body=EnrolmentSchema, responses={201: MemberSchema, 409: None})
+           summary="The HIS registers a patient (signed webhook): linked to the member it surely is, enrolled "
+                   "(source his) if nobody, or put in review if someone probably is",
+           description="Through the identity rule (interfaces.identify): 200 with the member when the patient "
+                       "surely is one (same identifier, ID document, or phone under the same name; the "
+                       "patient's identifiers are added to it); 201 with the new member when nobody matched; "
+                       "202 with the review when a member probably is the patient (same name and birth date "
+                       "with another phone, same phone under another name): no member is created until a "
+                       "branch manager resolves it (/v1/identity/reviews). Send Idempotency-Key (e.g. the HIS "
+                       "patient id): a redelivery gets the same answer and queues one review.",
+           tags=TAGS, body=PatientSchema, responses={200: MemberSchema, 201: MemberSchema, 202: ReviewReceiptSchema})
     def his_patient_registered(self, request: Request) -> tuple[int, Any]:
         patient = request.json_body
         if isinstance(patient, dict):
             patient = {**patient, "source": "his"}
-        return 201, self.members.enrol(patient, idempotency_key=idempotency_key(request))
+        answer = self.interfaces.identify({
+            "patient": patient, "source": caller(request).subject,  # webhook:<integration id>
+            "source_ref": request.headers.get("Idempotency-Key") or None,
+            "original": request.get_data(as_text=True), "original_format": "application/json",
+        }, idempotency_key=idempotency_key(request))
+        if answer["outcome"] == "review":
+            return 202, ReviewReceiptSchema().dump(answer["review"])
+        return STATUS[answer["outcome"]], answer["member"]

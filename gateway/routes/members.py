@@ -12,6 +12,9 @@ from services.members.schemas import (
     BenefitsSchema,
     EnrolmentSchema,
     FindMembersSchema,
+    IdentifierListSchema,
+    IdentifiersChangeSchema,
+    IdentifierSchema,
     ManualTierSchema,
     MemberChangesSchema,
     MemberPageSchema,
@@ -51,6 +54,24 @@ class MemberRoutes:
            tags=TAGS, query=FindMembersSchema, responses={200: MemberPageSchema})
     def find_members(self, request: Request) -> Any:
         return self.members.find_members(query_args(request))
+
+    @route("GET", "/v1/members/by-identifier", "members:read", tags=TAGS, query=IdentifierSchema,
+           summary="The member an identifier names (a HIS's MRN under its system URI, or the card number under "
+                   "the group's card system)", responses={200: MemberSchema, 404: None})
+    def member_by_identifier(self, request: Request) -> Any:
+        return self.members.find_by_identifier(query_args(request, integers=()))
+
+    @route("GET", "/v1/members/<member_id>/identifiers", "members:read", tags=TAGS,
+           summary="A member's identifiers: the card number first, then other systems' (MRNs)",
+           responses={200: IdentifierListSchema, 404: None})
+    def member_identifiers(self, request: Request, member_id: str) -> Any:
+        return self.members.identifiers(member_id)
+
+    @route("POST", "/v1/members/<member_id>/identifiers", "members:update", tags=TAGS, body=IdentifiersChangeSchema,
+           summary="Give a member identifiers of other systems (one another member holds: 409 naming it)",
+           responses={200: IdentifierListSchema, 404: None, 409: None}, idempotent=True)
+    def add_member_identifiers(self, request: Request, member_id: str) -> Any:
+        return self.members.add_identifiers(member_id, request.json_body, idempotency_key=idempotency_key(request))
 
     @route("GET", "/v1/members/<member_id>", "members:read", summary="Read a member", tags=TAGS,
            responses={200: MemberSchema, 404: None})

@@ -12,6 +12,8 @@ from services.kit.caller import Identity
 
 PHONE_ROLES = ("group_admin", "branch_manager", "front_desk", "customer_service", "integration")
 DOCUMENT_ROLES = ("group_admin", "integration")
+ENROLLERS = ("group_admin", "branch_manager", "front_desk", "integration")
+"""Who identifies incoming patients (``identify``: links or enrols) and adds identifiers to members."""
 TIER_SETTERS = ("group_admin",)
 """Who sets a tier by hand, changes the programme and runs the night's jobs."""
 AUDITORS = ("group_admin", "auditor")

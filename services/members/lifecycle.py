@@ -28,7 +28,7 @@ from services.kit.crypto import Encrypted
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
-from services.members import activity, quotas, segmentation, tier_ledger
+from services.members import activity, identities, quotas, segmentation, tier_ledger
 from services.members.models import Member, MemberMerge, MemberNameToken, MemberStatusChange
 from services.members.register import parse_id
 from services.members.rules import tiers
@@ -229,6 +229,7 @@ def close(session: Session, member: Member, reason: str, note: str | None, now: 
     member.consents_updated_at = now
     member.tier_review_on = member.tier_pending = member.tier_pending_on = None
     session.execute(delete(MemberNameToken).where(MemberNameToken.member_id == member.id))
+    identities.forget(session, member.id)
     segmentation.forget(session, member.id)
     _status_change(session, member, "closed", reason, note, now, emit, actor)
     return True

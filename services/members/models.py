@@ -92,6 +92,28 @@ class MemberNameToken(Base):
     __table_args__ = (Index("ix_member_name_tokens_token", "token_index", "member_id"),)
 
 
+class MemberIdentifier(Base):
+    """An identifier another system gives the member: (system URI, value), e.g. a HIS's medical record
+    number under that HIS's system. One (system, value) is one member, held by the database. The value is
+    personal (an MRN): encrypted, found through its blind index. The card number is not kept here: it is
+    the identifier under the group's card system (``identities``)."""
+
+    __tablename__ = "member_identifiers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    system: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Encrypted("member_identifiers.value"))
+    value_index: Mapped[str] = mapped_column(String(40))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    added_by: Mapped[str] = mapped_column(String(200))  # "<kind>:<subject> (<role>)"
+
+    __table_args__ = (
+        UniqueConstraint("system", "value_index", name="uq_member_identifiers_system_value"),
+        Index("ix_member_identifiers_member", "member_id", "id"),
+    )
+
+
 class ProgrammeVersion(Base):
     """A version of the tier programme stored by a group admin; the newest one is in force."""
 

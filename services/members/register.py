@@ -64,10 +64,14 @@ def indexes_for(full_name: str, phone: str | None, birth: date | None,
     )
 
 
-def find_matches(session: Session, indexes: Indexes, exclude: uuid.UUID | None = None) -> list[Match]:
+def find_matches(session: Session, indexes: Indexes, exclude: uuid.UUID | None = None,
+                 other_phones: tuple[str, ...] = ()) -> list[Match]:
+    """The members an enrolment would duplicate: same phone (``indexes.phone`` or one of ``other_phones``,
+    blind indexes), same ID document, same name and date of birth; with whether each has the same name."""
+    phones = tuple(dict.fromkeys(phone for phone in (indexes.phone, *other_phones) if phone))
     conditions = [Member.name_birth_index == indexes.name_birth]
-    if indexes.phone:
-        conditions.append(Member.phone_index == indexes.phone)
+    if phones:
+        conditions.append(Member.phone_index.in_(phones) if len(phones) > 1 else Member.phone_index == phones[0])
     if indexes.document:
         conditions.append(Member.document_index == indexes.document)
     query = select(Member).where(or_(*conditions), Member.status != "closed")
@@ -76,11 +80,11 @@ def find_matches(session: Session, indexes: Indexes, exclude: uuid.UUID | None =
     matches = []
     for member in session.scalars(query.limit(5)):
         reasons = [reason for reason, hit in (
-            ("phone", indexes.phone and member.phone_index == indexes.phone),
+            ("phone", member.phone_index is not None and member.phone_index in phones),
             ("id_document", indexes.document and member.document_index == indexes.document),
             ("name_and_birth_date", member.name_birth_index == indexes.name_birth),
         ) if hit]
-        matches.append(Match(str(member.id), member.card_number, tuple(reasons)))
+        matches.append(Match(str(member.id), member.card_number, tuple(reasons), member.name_index == indexes.name))
     return matches
 
 
@@ -139,7 +143,11 @@ def _document(data: dict[str, Any]) -> tuple[str, str] | None:
     return document["type"], identity.normalise_document(document["type"], document["number"])
 
 
-def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard") -> Member:
+def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard",
+          despite_name_and_birth_date: bool = False) -> Member:
+    """Enrol a new member; a duplicate (``find_matches``) is a ``Conflict`` naming it. With
+    ``despite_name_and_birth_date`` (a person decided, in the identity review, that this is someone else),
+    a member matched on name and date of birth alone does not stop it (phone and ID document still do)."""
     group.branch(data["home_branch"])
     phone = identity.parse_phone(data["phone"], group.region_of(data["home_branch"]))
     document = _document(data)
@@ -149,6 +157,8 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     # so two desks enrolling the same person at once take turns here, and the second is told of the first
     serialise(session, "members.name_birth", indexes.name_birth)
     matches = find_matches(session, indexes)
+    if despite_name_and_birth_date:
+        matches = [match for match in matches if set(match.matched_on) != {"name_and_birth_date"}]
     if matches:
         raise duplicate(matches)
     referrer = _referrer(session, data.get("referral_code"))
@@ -182,7 +192,9 @@ def _insert_with_fresh_codes(session: Session, member: Member, group: Group, ind
                 session.flush()
             return
         except IntegrityError:
-            matches = find_matches(session, indexes, exclude=member.id)
+            # only a unique column can refuse the row: card, referral code, phone, document
+            matches = [match for match in find_matches(session, indexes, exclude=member.id)
+                       if {"phone", "id_document"} & set(match.matched_on)]
             if matches:  # enrolled by another desk a moment ago
                 raise duplicate(matches) from None
     raise Conflict("Could not draw a free card number; please try again.")

@@ -529,3 +529,78 @@ class StatusChangeSchema(Schema):
     reason = fields.String()
     actor = fields.String()
     changed_at = UtcTime()
+
+
+# --- identifiers and identity (issue 18) -----------------------------------------------------------------
+
+
+class IdentifierSchema(Schema):
+    """An identifier another system gives a member: a HIS's medical record number under that HIS's system
+    URI; the card number under the group's card system (``urn:careloop:<group>:card`` unless configured)."""
+
+    system = fields.String(required=True, validate=validate.Length(min=3, max=200),
+                           metadata={"description": "The issuing system's URI, e.g. urn:oid:2.16.840.1.113883.2.4.6.3 "
+                                                    "or https://his.example.org/mrn."})
+    value = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class IdentifiersChangeSchema(Schema):
+    identifiers = fields.List(fields.Nested(IdentifierSchema), required=True, validate=validate.Length(min=1, max=10))
+
+
+class IdentifierListSchema(Schema):
+    items = fields.List(fields.Nested(IdentifierSchema), required=True)
+
+
+class PatientSchema(_PersonChecks):
+    """A patient as another system sends it (HIS webhook, FHIR Patient, HL7 PID, an import row), for
+    ``members.identify``: who it is, linked or enrolled by the identity rule."""
+
+    full_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    birth_date = fields.Date(required=True)
+    gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=3, max=32),
+                          metadata={"description": "The mobile (as in an enrolment): the same as first of phones."})
+    phones = fields.List(fields.String(validate=validate.Length(min=3, max=32)), load_default=list,
+                         validate=validate.Length(max=5),
+                         metadata={"description": "Phone numbers as sent, the member's mobile first; local numbers "
+                                                  "are read in the home branch's region; numbers that are not valid "
+                                                  "mobiles are ignored for matching. Enrolment takes the first mobile."})
+    email = fields.Email(load_default=None, allow_none=True)
+    id_document = fields.Nested(IdDocumentSchema, load_default=None, allow_none=True)
+    identifiers = fields.List(fields.Nested(IdentifierSchema), load_default=list, validate=validate.Length(max=10))
+    home_branch = fields.String(required=True, validate=validate.Length(min=1, max=16),
+                                metadata={"description": "The branch the patient came through (enrolled there)."})
+    preferred_language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
+    consents = fields.Nested(ConsentsSchema, load_default=lambda: ConsentsSchema().load({}))
+    source = fields.String(load_default="his", validate=validate.OneOf(SOURCES),
+                           metadata={"description": "The enrolment's source if the patient is enrolled."})
+    referral_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
+    wechat_openid = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    line_user_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+
+IDENTITY_OUTCOMES = ("matched", "enrolled", "probable")
+
+
+class CandidateSchema(Schema):
+    member_id = fields.String()
+    card_number = fields.String()
+    matched_on = fields.List(fields.String(), metadata={
+        "description": "identifier, phone, id_document, name_and_birth_date."})
+
+
+class IdentityAnswerSchema(Schema):
+    """What ``identify`` did: ``matched`` (a sure match: the patient's identifiers were added to ``member``),
+    ``enrolled`` (nobody matched: ``member`` is new) or ``probable`` (someone may be this patient: nothing
+    changed, ``candidates`` are for a person to choose from)."""
+
+    outcome = fields.String(required=True, validate=validate.OneOf(IDENTITY_OUTCOMES))
+    member = fields.Nested(MemberSchema, allow_none=True)
+    matched_on = fields.List(fields.String(), metadata={"description": "Why the match is sure (``matched``)."})
+    candidates = fields.List(fields.Nested(CandidateSchema))
+    identifiers_added = fields.List(fields.Nested(IdentifierSchema))
+
+    def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fields["member"].nested = MemberSchema(reveal_phone=reveal_phone, reveal_document=reveal_document)

@@ -14,6 +14,7 @@ from services.kit.schemas import page_limit
 from services.members import (
     access,
     activity,
+    identities,
     lifecycle,
     nightly,
     programme_versions,
@@ -32,6 +33,10 @@ from services.members.schemas import (
     ContactSchema,
     EnrolmentSchema,
     FindMembersSchema,
+    IdentifierListSchema,
+    IdentifiersChangeSchema,
+    IdentifierSchema,
+    IdentityAnswerSchema,
     ManualTierSchema,
     MemberChangesSchema,
     MemberPageSchema,
@@ -40,6 +45,7 @@ from services.members.schemas import (
     MergeRequestSchema,
     MergeReversalSchema,
     MergeSchema,
+    PatientSchema,
     PriceRequestSchema,
     PriceSchema,
     ProgrammeChangeSchema,
@@ -54,7 +60,7 @@ from services.members.schemas import (
     TierHistoryPageSchema,
     TierStatusSchema,
 )
-from services.members.settings import nightly_starts, setting
+from services.members.settings import card_system, nightly_starts, setting
 from services.points.events import PointsEarned, PointsReversed, ToppedUp
 from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
 
@@ -100,12 +106,70 @@ class MembersService(Service):
         data = load(EnrolmentSchema(), member)
         self.caller.require_branch(data["home_branch"], "enrol members at this branch")
         enrolled = register.enrol(self.db.session, data, self.group, utcnow(), self._programme().programme.entry_tier)
+        self._announce_enrolled(enrolled)
+        return self._view(enrolled)
+
+    def _announce_enrolled(self, enrolled: Member) -> None:
         self.events.emit("member_enrolled", {
             "member_id": enrolled.id, "home_branch": enrolled.home_branch, "referrer_id": enrolled.referred_by_id,
             "preferred_language": enrolled.preferred_language, "source": enrolled.source,
             "enrolled_at": enrolled.enrolled_at,
         })
-        return self._view(enrolled)
+
+    # --- identifiers and identity (issue 18) ---------------------------------------------------------
+
+    def _card_system(self) -> str:
+        return card_system(self.config, self.group.code)
+
+    @rpc
+    @idempotent
+    def identify(self, patient: dict[str, Any], create_new: bool = False,
+                 idempotency_key: str | None = None) -> dict[str, Any]:
+        """Who an incoming patient is (``PatientSchema``): the identity rule every adapter goes through (the
+        interfaces service's ``identify`` calls it and queues the probable ones for review).
+
+        - **matched**: the same identifier, the same ID document, or the same phone under the same name —
+          one member: the patient's identifiers are added to it (again: nothing more);
+        - **probable**: the same name and date of birth with another phone, the same phone under another
+          name, or sure matches of two members — nothing changes; ``candidates`` name the members;
+        - **enrolled**: nobody matched: a new member (``member_enrolled``), with the identifiers.
+
+        ``create_new`` (a person decided, in a review): enrol, even beside a member with the same name and
+        date of birth. The caller must be allowed at the patient's ``home_branch``. Two identical arrivals at
+        once make one member (``identities``: locks, then the unique constraints decide)."""
+        data = load(PatientSchema(), patient)
+        self.caller.require_role(*access.ENROLLERS, action="identify or enrol patients")
+        self.caller.require_branch(data["home_branch"], "enrol members at this branch")
+        done = identities.identify(self.db.session, data, self.group, self._card_system(), utcnow(), self._actor(),
+                                   self._programme().programme.entry_tier, create_new=bool(create_new))
+        if done.outcome == "enrolled":
+            self._announce_enrolled(done.member)
+        return IdentityAnswerSchema(**access.reveals(self.caller, self.config)).dump(done)
+
+    @rpc
+    @idempotent
+    def add_identifiers(self, member_id: str, change: dict[str, Any],
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """Give the member identifiers of other systems (``{"identifiers": [{"system", "value"}]}``); those
+        it has are skipped; one another member holds is a 409 naming that member."""
+        data = load(IdentifiersChangeSchema(), change)
+        self.caller.require_role(*access.ENROLLERS, action="add identifiers to members")
+        member = register.get(self.db.session, member_id)
+        identities.add(self.db.session, member, identities.normalised(data["identifiers"]), self._card_system(),
+                       utcnow(), self._actor())
+        return IdentifierListSchema().dump({"items": identities.listed(self.db.session, member, self._card_system())})
+
+    @rpc
+    def identifiers(self, member_id: str) -> dict[str, Any]:
+        """The member's identifiers: the card number (the group's card system) first, then the others."""
+        member = register.get(self.db.session, member_id)
+        return IdentifierListSchema().dump({"items": identities.listed(self.db.session, member, self._card_system())})
+
+    @rpc
+    def find_by_identifier(self, identifier: dict[str, Any]) -> dict[str, Any]:
+        """The member an identifier (``{"system", "value"}``) names (a merged member's survivor); 404 when none."""
+        data = load(IdentifierSchema(), identifier)
+        return self._view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:

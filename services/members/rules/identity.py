@@ -146,14 +146,66 @@ def mask_email(email: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Match:
-    """An existing member that an enrolment or change would duplicate, and on what."""
+    """An existing member that an enrolment or change would duplicate, and on what.
+
+    ``matched_on``: ``identifier`` (an external identifier, ``identify`` only), ``phone``, ``id_document``,
+    ``name_and_birth_date``; ``same_name``: the member's name is the one given (normal forms equal)."""
 
     member_id: str
     card_number: str
     matched_on: tuple[str, ...]
+    same_name: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {"member_id": self.member_id, "card_number": self.card_number, "matched_on": list(self.matched_on)}
+
+
+SURE, PROBABLE, NONE = "sure", "probable", "none"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Who an incoming patient is: ``sure`` (``member_id``), ``probable`` (``candidates`` for a person to
+    choose from) or ``none`` (nobody: enrol)."""
+
+    outcome: str
+    member_id: str | None = None
+    matched_on: tuple[str, ...] = ()
+    candidates: tuple[Match, ...] = ()
+
+
+def is_sure(match: Match) -> bool:
+    """The same external identifier, the same ID document, or the same phone under the same name."""
+    reasons = set(match.matched_on)
+    return bool(reasons & {"identifier", "id_document"}) or ("phone" in reasons and match.same_name)
+
+
+def judge(matches: list[Match] | tuple[Match, ...]) -> Verdict:
+    """The identity rule over the members an incoming patient matched (one ``Match`` per member).
+
+    - exactly one member surely matched (``is_sure``): that member, whatever else matched less surely;
+    - two or more members surely matched (an identifier of one, the phone of another...): probable, all of
+      them — a person must say which, nothing is merged or linked silently;
+    - none surely, some matched (same name and birth date with another phone; the same phone under another
+      name): probable;
+    - none matched at all: none.
+    """
+    sure = [match for match in matches if is_sure(match)]
+    if len(sure) == 1:
+        return Verdict(SURE, sure[0].member_id, sure[0].matched_on)
+    if matches:
+        return Verdict(PROBABLE, candidates=tuple(sorted(matches, key=lambda m: (not is_sure(m), m.member_id))))
+    return Verdict(NONE)
+
+
+def normalise_identifier(system: str, value: str) -> tuple[str, str]:
+    """An identifier's system and value as stored and looked up: surrounding spaces dropped (a value is
+    compared exactly otherwise: systems differ on case), width-normalised (NFKC)."""
+    system = unicodedata.normalize("NFKC", system).strip()
+    value = unicodedata.normalize("NFKC", value).strip()
+    if not system or not value:
+        raise Invalid("An identifier needs a system and a value.", {"identifiers": ["Empty system or value."]})
+    return system, value
 
 
 def birthday_key(birth_date: date) -> str:
