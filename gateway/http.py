@@ -157,6 +157,7 @@ class GatewayWebServer(WebServer):
 class Route(HttpRequestHandler):
     server = GatewayWebServer()
     admission = Admission()
+    in_openapi = True  # the FHIR routes (gateway.fhir) are described by their CapabilityStatement instead
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,

@@ -188,11 +188,13 @@ class MembersService(Service):
 
     @rpc
     @idempotent
-    def update_member(self, member_id: str, changes: dict[str, Any],
-                      idempotency_key: str | None = None) -> dict[str, Any]:
+    def update_member(self, member_id: str, changes: dict[str, Any], idempotency_key: str | None = None,
+                      expected_version: int | None = None) -> dict[str, Any]:
+        """A partial change of a member's details; with ``expected_version`` (a FHIR ``If-Match``) only if the
+        member is still at that version (412 otherwise)."""
         data = load(MemberChangesSchema(), changes)
         member = register.get(self.db.session, member_id, lock=True)
-        changed = register.update(self.db.session, member, data, self.group, utcnow())
+        changed = register.update(self.db.session, member, data, self.group, utcnow(), expected_version)
         if changed:
             self.events.emit("member_updated", {"member_id": member.id, "changed": changed})
         return self._view(member)

@@ -1,0 +1,196 @@
+"""The FHIR routes: HTTP in FHIR's terms → the owning service's RPCs → FHIR resources back.
+
+Patient is a member (``members``); a Patient arriving (create, conditional create) goes through the identity
+rule (``interfaces.identify``), like every patient that arrives from outside.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from werkzeug.wrappers import Request
+
+from gateway.fhir import capability, patient
+from gateway.fhir.http import FHIR_JSON, count_of, fhir_route, outcome, searchset
+from gateway.http import caller, idempotency_key
+from gateway.upstream import Upstream
+from services.kit.errors import BadRequest, Invalid, NotFound
+
+STARTED = datetime.now(UTC).isoformat(timespec="seconds")
+IF_MATCH = re.compile(r'^(?:W/)?"?([0-9]{1,9})"?$')
+REVIEW_SYSTEM = "urn:careloop:identity-review"
+
+PATIENT_SEARCH = (
+    ("identifier", "token", "system|value: the card number under the group's card system, or a HIS's MRN "
+                            "under its system"),
+    ("telecom", "token", "the mobile phone (phone|<number> or <number>; local numbers read in the group's region)"),
+    ("phone", "token", "the mobile phone"),
+    ("name", "string", "a word of the full name"),
+    ("family", "string", "the family name (the full name's first word)"),
+    ("given", "string", "a given name (a later word of the full name)"),
+    ("birthdate", "date", "the date of birth (YYYY-MM-DD, eq): narrows a search by another parameter"),
+)
+PATIENT_PARAMS = frozenset(name for name, _kind, _doc in PATIENT_SEARCH) | {"_count", "_cursor"}
+
+
+def _token(value: str) -> tuple[str | None, str]:
+    system, bar, code = value.partition("|")
+    return (system or None, code) if bar else (None, value)
+
+
+def _version(request: Request) -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    found = IF_MATCH.match(header.strip())
+    if found is None:
+        raise BadRequest('If-Match must be W/"<versionId>" (the Patient\'s meta.versionId).')
+    return int(found.group(1))
+
+
+def _etag(resource: dict[str, Any]) -> dict[str, str]:
+    return {"ETag": f'W/"{resource["meta"]["versionId"]}"'}
+
+
+def _narrowed(resource: dict[str, Any], args: Any, primary: str) -> bool:
+    """Whether a Patient found by ``primary`` also meets the query's other parameters."""
+    name = (resource.get("name") or [{}])[0]
+    words = [word.casefold() for word in (name.get("text") or "").split()]
+    for key, value in args.items(multi=True):
+        wanted = value.casefold()
+        if key == primary or key in ("_count", "_cursor"):
+            continue
+        if key == "birthdate" and resource.get("birthDate") != value.removeprefix("eq"):
+            return False
+        if key == "family" and not (words and words[0].startswith(wanted)):
+            return False
+        if key == "given" and not any(word.startswith(wanted) for word in words[1:]):
+            return False
+        if key == "name" and not any(word.startswith(wanted) for word in words):
+            return False
+        if key in ("telecom", "phone"):
+            digits = re.sub(r"\D", "", _token(value)[1]).lstrip("0")
+            phones = [re.sub(r"\D", "", item["value"]) for item in resource.get("telecom", ())
+                      if item["system"] == "phone"]
+            if not digits or not any(phone.endswith(digits) for phone in phones):
+                return False
+        if key == "identifier" and {"system": _token(value)[0], "value": _token(value)[1]} not in \
+                resource.get("identifier", ()):
+            return False
+    return True
+
+
+class FhirRoutes:
+    members = Upstream("members")
+    interfaces = Upstream("interfaces")
+
+    def _patient(self, member: dict[str, Any]) -> dict[str, Any]:
+        return patient.resource(member, self.members.identifiers(member["id"])["items"])
+
+    @fhir_route("GET", "/fhir/metadata", public=True, summary="The FHIR CapabilityStatement")
+    def fhir_metadata(self, request: Request) -> Any:
+        return capability.statement(type(self), STARTED)
+
+    # --- Patient (a member) ---------------------------------------------------------------------------
+
+    @fhir_route("GET", "/fhir/Patient/<member_id>", "members:read", resource="Patient", interaction="read",
+                summary="Read a Patient (a member)")
+    def fhir_patient(self, request: Request, member_id: str) -> Any:
+        resource = self._patient(self.members.get_member(member_id))
+        return 200, resource, _etag(resource)
+
+    @fhir_route("GET", "/fhir/Patient", "members:read", resource="Patient", interaction="search-type",
+                search=PATIENT_SEARCH, summary="Search Patients")
+    def fhir_patients(self, request: Request) -> Any:
+        args = request.args
+        unknown = sorted(set(args) - PATIENT_PARAMS)
+        if unknown:
+            raise BadRequest(f"Unknown search parameters: {', '.join(unknown)}.",
+                             {name: ["Not a search parameter of Patient here (see /fhir/metadata)."] for name in unknown})
+        count = count_of(args)
+        cursor = args.get("_cursor")
+        members: list[dict[str, Any]] = []
+        next_cursor = None
+        if "identifier" in args:
+            primary = "identifier"
+            system, value = _token(args["identifier"])
+            if not system or not value:
+                raise Invalid("identifier must be system|value.", {"identifier": ["system|value"]})
+            try:
+                members = [self.members.find_by_identifier({"system": system, "value": value})]
+            except NotFound:
+                members = []
+        else:
+            primary = next((key for key in ("phone", "telecom", "name", "family", "given") if key in args), None)
+            if primary is None:
+                raise Invalid("Search by identifier, telecom, phone, name, family or given (birthdate and the "
+                              "others narrow it).", {"_query": ["Give identifier, telecom, phone, name, family or "
+                                                                "given."]})
+            criterion = ({"phone": _token(args[primary])[1]} if primary in ("phone", "telecom")
+                         else {"q": args[primary]})
+            page = self.members.find_members({**criterion, "limit": count, "cursor": cursor})
+            # a list masks phones: each entry is read as a Patient read would be (what the caller may see)
+            members = [self.members.get_member(item["id"]) for item in page["items"]]
+            next_cursor = page["next_cursor"]
+        resources = [self._patient(member) for member in members]
+        resources = [resource for resource in resources if _narrowed(resource, args, primary)]
+        return searchset(request, resources, next_cursor, "Patient")
+
+    @fhir_route("POST", "/fhir/Patient", "members:enrol", resource="Patient", interaction="create",
+                conditional_create=True, summary="Create a Patient (through the identity rule)")
+    def fhir_create_patient(self, request: Request) -> Any:
+        principal = request.principal
+        fields = patient.member_fields(request.json_body, tuple(principal.identity.branches))
+        condition = request.headers.get("If-None-Exist")
+        if condition is not None:
+            self._check_condition(condition, fields["identifiers"])
+        answer = self.interfaces.identify({
+            "patient": {**fields, "source": "his"}, "source": f"fhir:{caller(request).subject}",
+            "source_ref": request.headers.get("Idempotency-Key") or None,
+            "original": request.get_data(as_text=True), "original_format": FHIR_JSON,
+        }, idempotency_key=idempotency_key(request))
+        if answer["outcome"] == "review":
+            review = answer["review"]
+            body = outcome(202, f"A member probably is this patient: it waits for a branch manager in identity "
+                                f"review {review['id']} (branch {review['branch']}); no Patient was created.",
+                           code="informational", severity="information")
+            body["issue"][0]["details"] = {"coding": [{"system": REVIEW_SYSTEM, "code": review["id"]}]}
+            return 202, body
+        resource = self._patient(answer["member"])
+        status = 201 if answer["outcome"] == "enrolled" else 200
+        location = f"{request.host_url.rstrip('/')}/fhir/Patient/{resource['id']}/_history/{resource['meta']['versionId']}"
+        return status, resource, {**_etag(resource), "Location": location}
+
+    @staticmethod
+    def _check_condition(condition: str, identifiers: list[dict[str, str]]) -> None:
+        """``If-None-Exist: identifier=system|value`` naming one of the Patient's identifiers: the database's
+        unique (system, value) makes concurrent conditional creates one member (a search first would not)."""
+        pairs = parse_qsl(condition.removeprefix("?"), keep_blank_values=True)
+        if len(pairs) != 1 or pairs[0][0] != "identifier":
+            raise BadRequest("If-None-Exist must be identifier=system|value (the only condition served).",
+                             {"If-None-Exist": ["identifier=system|value"]})
+        system, value = _token(pairs[0][1])
+        if not system or not value:
+            raise BadRequest("If-None-Exist must be identifier=system|value.", {"If-None-Exist": ["system|value"]})
+        if {"system": system, "value": value} not in identifiers:
+            raise Invalid("If-None-Exist must name one of the Patient's own identifiers.",
+                          {"If-None-Exist": ["Not among the Patient's identifiers."]})
+
+    @fhir_route("PUT", "/fhir/Patient/<member_id>", "members:update", resource="Patient", interaction="update",
+                versioned_update=True, summary="Update a Patient (If-Match: W/\"<versionId>\"; stale: 412)")
+    def fhir_update_patient(self, request: Request, member_id: str) -> Any:
+        expected = _version(request)
+        change, identifiers = patient.changes(request.json_body, member_id,
+                                              tuple(request.principal.identity.branches))
+        key = idempotency_key(request)
+        member = self.members.update_member(member_id, change, idempotency_key=key, expected_version=expected)
+        held = self.members.identifiers(member_id)["items"]
+        new = [item for item in identifiers if item not in held]
+        if new:
+            held = self.members.add_identifiers(member_id, {"identifiers": new},
+                                                idempotency_key=f"{key}:identifiers" if key else None)["items"]
+        resource = patient.resource(member, held)
+        return 200, resource, _etag(resource)
