@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request
 
-from gateway.fhir import capability, patient
+from gateway.fhir import capability, encounter, patient
 from gateway.fhir.http import FHIR_JSON, count_of, fhir_route, outcome, searchset
 from gateway.http import caller, idempotency_key
 from gateway.upstream import Upstream
@@ -34,6 +34,23 @@ PATIENT_SEARCH = (
     ("birthdate", "date", "the date of birth (YYYY-MM-DD, eq): narrows a search by another parameter"),
 )
 PATIENT_PARAMS = frozenset(name for name, _kind, _doc in PATIENT_SEARCH) | {"_count", "_cursor"}
+ENCOUNTER_SEARCH = (
+    ("patient", "reference", "Patient/<member id> (required)"),
+    ("date", "date", "the visit's day (UTC), with eq, ge, gt, le or lt; twice for a range"),
+    ("status", "token", "planned, arrived, in-progress, finished, cancelled (comma-separated: any of them)"),
+)
+ENCOUNTER_PARAMS = frozenset(name for name, _kind, _doc in ENCOUNTER_SEARCH) | {"_count", "_cursor"}
+DATE_TESTS = {"eq": str.__eq__, "ge": str.__ge__, "gt": str.__gt__, "le": str.__le__, "lt": str.__lt__}
+DAY = re.compile(r"^(eq|ge|gt|le|lt)?([0-9]{4}-[0-9]{2}-[0-9]{2})$")
+
+
+def _date_test(value: str) -> Any:
+    """A FHIR date search value (``ge2026-12-01``) as a test of a ``YYYY-MM-DD`` day."""
+    found = DAY.match(value)
+    if found is None:
+        raise Invalid("date must be YYYY-MM-DD with an optional eq, ge, gt, le or lt.", {"date": ["e.g. ge2026-12-01"]})
+    test, day = DATE_TESTS[found.group(1) or "eq"], found.group(2)
+    return lambda other: bool(other) and test(other, day)
 
 
 def _token(value: str) -> tuple[str | None, str]:
@@ -86,6 +103,7 @@ def _narrowed(resource: dict[str, Any], args: Any, primary: str) -> bool:
 class FhirRoutes:
     members = Upstream("members")
     interfaces = Upstream("interfaces")
+    records = Upstream("records")
 
     def _patient(self, member: dict[str, Any]) -> dict[str, Any]:
         return patient.resource(member, self.members.identifiers(member["id"])["items"])
@@ -194,3 +212,38 @@ class FhirRoutes:
                                                 idempotency_key=f"{key}:identifiers" if key else None)["items"]
         resource = patient.resource(member, held)
         return 200, resource, _etag(resource)
+
+    # --- Encounter (a visit) --------------------------------------------------------------------------
+
+    @fhir_route("GET", "/fhir/Encounter/<visit_id>", "visits:read", resource="Encounter", interaction="read",
+                summary="Read an Encounter (a visit with its bill)")
+    def fhir_encounter(self, request: Request, visit_id: str) -> Any:
+        return encounter.resource(self.records.get_visit(visit_id))
+
+    @fhir_route("GET", "/fhir/Encounter", "visits:read", resource="Encounter", interaction="search-type",
+                search=ENCOUNTER_SEARCH, summary="Search a patient's Encounters")
+    def fhir_encounters(self, request: Request) -> Any:
+        args = request.args
+        unknown = sorted(set(args) - ENCOUNTER_PARAMS)
+        if unknown:
+            raise BadRequest(f"Unknown search parameters: {', '.join(unknown)}.",
+                             {name: ["Not a search parameter of Encounter here (see /fhir/metadata)."]
+                              for name in unknown})
+        if "patient" not in args:
+            raise Invalid("Search Encounters by patient (date and status narrow it).", {"patient": ["Required."]})
+        member_id = args["patient"].removeprefix("Patient/")
+        dates = [_date_test(value) for value in args.getlist("date")]
+        statuses = set(",".join(args.getlist("status")).split(",")) - {""}
+        page = self.records.list_visits(member_id, limit=count_of(args), cursor=args.get("_cursor"))
+        resources = [encounter.resource(visit) for visit in page["items"]]
+        resources = [item for item in resources if (not statuses or item["status"] in statuses)
+                     and all(test(item.get("period", {}).get("start", "")[:10]) for test in dates)]
+        return searchset(request, resources, page["next_cursor"], "Encounter")
+
+    @fhir_route("POST", "/fhir/Encounter", "his:bills", resource="Encounter", interaction="create",
+                summary="Create a finished Encounter: the HIS's bill completes the visit (once per identifier)")
+    def fhir_create_encounter(self, request: Request) -> Any:
+        visit = self.records.complete_visit(encounter.bill(request.json_body))
+        resource = encounter.resource(visit)
+        location = f"{request.host_url.rstrip('/')}/fhir/Encounter/{resource['id']}"
+        return 201, resource, {"Location": location}
