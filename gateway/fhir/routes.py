@@ -13,9 +13,10 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request
 
-from gateway.fhir import capability, encounter, patient
+from gateway.fhir import capability, clinical, encounter, patient
 from gateway.fhir.http import FHIR_JSON, count_of, fhir_route, outcome, searchset
 from gateway.http import caller, idempotency_key
+from gateway.routes.records import reason
 from gateway.upstream import Upstream
 from services.kit.errors import BadRequest, Invalid, NotFound
 
@@ -40,6 +41,8 @@ ENCOUNTER_SEARCH = (
     ("status", "token", "planned, arrived, in-progress, finished, cancelled (comma-separated: any of them)"),
 )
 ENCOUNTER_PARAMS = frozenset(name for name, _kind, _doc in ENCOUNTER_SEARCH) | {"_count", "_cursor"}
+BY_PATIENT = (("patient", "reference", "Patient/<member id> (required)"),)
+CLINICAL_PARAMS = frozenset({"patient", "reason"})
 DATE_TESTS = {"eq": str.__eq__, "ge": str.__ge__, "gt": str.__gt__, "le": str.__le__, "lt": str.__lt__}
 DAY = re.compile(r"^(eq|ge|gt|le|lt)?([0-9]{4}-[0-9]{2}-[0-9]{2})$")
 
@@ -247,3 +250,66 @@ class FhirRoutes:
         resource = encounter.resource(visit)
         location = f"{request.host_url.rstrip('/')}/fhir/Encounter/{resource['id']}"
         return 201, resource, {"Location": location}
+
+    # --- the health record (clinical: records:read, a reason, audited by records) -------------------------
+
+    def _clinical_search(self, request: Request) -> str:
+        """The patient of a clinical search (``patient=Patient/<id>``); other parameters are refused."""
+        unknown = sorted(set(request.args) - CLINICAL_PARAMS)
+        if unknown:
+            raise BadRequest(f"Unknown search parameters: {', '.join(unknown)}.",
+                             {name: ["Not a search parameter here (see /fhir/metadata)."] for name in unknown})
+        if "patient" not in request.args:
+            raise Invalid("Search by patient.", {"patient": ["Required: Patient/<member id>."]})
+        return request.args["patient"].removeprefix("Patient/")
+
+    @fhir_route("GET", "/fhir/AllergyIntolerance", "records:read", resource="AllergyIntolerance",
+                interaction="search-type", search=BY_PATIENT,
+                summary="A patient's allergies (clinical: X-Access-Reason; audited)")
+    def fhir_allergies(self, request: Request) -> Any:
+        profile = self.records.get_health_profile(self._clinical_search(request), reason(request))
+        return searchset(request, clinical.allergies(profile), None, "AllergyIntolerance")
+
+    @fhir_route("GET", "/fhir/Condition", "records:read", resource="Condition", interaction="search-type",
+                search=BY_PATIENT, summary="A patient's medical history (clinical: X-Access-Reason; audited)")
+    def fhir_conditions(self, request: Request) -> Any:
+        profile = self.records.get_health_profile(self._clinical_search(request), reason(request))
+        return searchset(request, clinical.conditions(profile), None, "Condition")
+
+    @fhir_route("GET", "/fhir/CarePlan", "records:read", resource="CarePlan", interaction="search-type",
+                search=BY_PATIENT, summary="A patient's care plans (clinical: X-Access-Reason; audited)")
+    def fhir_care_plans(self, request: Request) -> Any:
+        plans = self.records.get_care_plans(self._clinical_search(request), reason(request))["items"]
+        return searchset(request, [clinical.care_plan(plan) for plan in plans], None, "CarePlan")
+
+    # --- Appointment ----------------------------------------------------------------------------------
+
+    @fhir_route("GET", "/fhir/Appointment/<appointment_id>", "appointments:read", resource="Appointment",
+                interaction="read", summary="Read an Appointment")
+    def fhir_appointment(self, request: Request, appointment_id: str) -> Any:
+        return clinical.appointment(self.records.get_appointment(appointment_id))
+
+    @fhir_route("GET", "/fhir/Appointment", "appointments:read", resource="Appointment", interaction="search-type",
+                search=BY_PATIENT, summary="A patient's appointments")
+    def fhir_appointments(self, request: Request) -> Any:
+        booked = self.records.list_appointments({"member_id": self._clinical_search(request)})["items"]
+        return searchset(request, [clinical.appointment(item) for item in booked], None, "Appointment")
+
+    @fhir_route("POST", "/fhir/Appointment", "appointments:write", resource="Appointment", interaction="create",
+                summary="Book a slot (Slot/<id>) for a patient: the booking horizon and double-booking rules apply")
+    def fhir_book(self, request: Request) -> Any:
+        booked = self.records.book(clinical.booking(request.json_body), idempotency_key=idempotency_key(request))
+        resource = clinical.appointment(booked)
+        return 201, resource, {"Location": f"{request.host_url.rstrip('/')}/fhir/Appointment/{resource['id']}"}
+
+    @fhir_route("PUT", "/fhir/Appointment/<appointment_id>", "appointments:write", resource="Appointment",
+                interaction="update", summary="Cancel an Appointment (status cancelled; cancelationReason.text)")
+    def fhir_cancel_appointment(self, request: Request, appointment_id: str) -> Any:
+        body = request.json_body if isinstance(request.json_body, dict) else {}
+        if body.get("resourceType") != "Appointment" or body.get("id") != appointment_id:
+            raise BadRequest("The body must be the Appointment with the id in the URL.")
+        if body.get("status") != "cancelled":
+            raise Invalid("The only change served is a cancellation (status cancelled); book again to move it.",
+                          {"status": ["cancelled"]})
+        reason_text = (body.get("cancelationReason") or {}).get("text")
+        return clinical.appointment(self.records.cancel_appointment(appointment_id, reason_text))
