@@ -313,3 +313,27 @@ class FhirRoutes:
                           {"status": ["cancelled"]})
         reason_text = (body.get("cancelationReason") or {}).get("text")
         return clinical.appointment(self.records.cancel_appointment(appointment_id, reason_text))
+
+    # --- Patient/$everything --------------------------------------------------------------------------
+
+    @fhir_route("GET", "/fhir/Patient/<member_id>/$everything", "records:read", resource="Patient",
+                operation="$everything",
+                summary="The patient and their record (clinical: X-Access-Reason; audited), visits a page at a time")
+    def fhir_everything(self, request: Request, member_id: str) -> Any:
+        unknown = sorted(set(request.args) - {"_count", "_cursor", "reason"})
+        if unknown:
+            raise BadRequest(f"Unknown parameters: {', '.join(unknown)}.",
+                             {name: ["$everything takes _count (and _cursor from its next link)."] for name in unknown})
+        cursor = request.args.get("_cursor")
+        resources: list[dict[str, Any]] = []
+        if cursor is None:  # the first page: the patient and the whole record; the next pages: more visits
+            why = reason(request)
+            profile = self.records.get_health_profile(member_id, why)
+            resources = [self._patient(self.members.get_member(member_id)), *clinical.allergies(profile),
+                         *clinical.conditions(profile),
+                         *(clinical.care_plan(plan) for plan in self.records.get_care_plans(member_id, why)["items"]),
+                         *(clinical.appointment(item) for item in
+                           self.records.list_appointments({"member_id": member_id})["items"])]
+        page = self.records.list_visits(member_id, limit=count_of(request.args), cursor=cursor)
+        resources += [encounter.resource(visit) for visit in page["items"]]
+        return searchset(request, resources, page["next_cursor"], "Patient")

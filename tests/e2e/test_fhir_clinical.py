@@ -86,3 +86,30 @@ def test_an_appointment_is_booked_found_double_booking_refused_and_cancelled(sui
     assert moved.status_code == 422
     again = suite.call("POST", "/fhir/Appointment", role="integration", json=proposal(bo), headers=FHIR)
     assert again.status_code == 201, again.text  # the slot is free again
+
+
+def test_everything_gives_the_patient_and_record_then_visits_a_page_at_a_time(suite):
+    member_id = enrol(suite, "13900139104")
+    suite.call("PATCH", f"/v1/members/{member_id}/record", role="clinician", branches=SH01,
+               headers={**REASON, "Idempotency-Key": "fhir-p-2"},
+               json={"allergies": [{"substance": "Latex", "severity": "mild"}]})
+    for n in range(3):
+        bill = {"bill_id": f"EV-{n}", "member_id": member_id, "branch": "SH01", "currency": "CNY",
+                "items": [{"category": "exam", "code": "EX", "amount_minor": 1000}],
+                "payments": [{"method": "cash", "amount_minor": 1000}]}
+        assert suite.call("POST", "/v1/his/bills", role="integration", json=bill).status_code == 200
+    url, kinds, pages = f"/fhir/Patient/{member_id}/$everything?_count=2", [], 0
+    while url:
+        response = suite.call("GET", url, role="clinician", branches=SH01, headers=REASON)
+        assert response.status_code == 200, response.text
+        bundle = Bundle.model_validate(response.json())
+        kinds.append([entry.resource.get_resource_type() for entry in bundle.entry or ()])
+        following = [link.url for link in bundle.link if link.relation == "next"]
+        url = following[0].removeprefix(suite.base_url) if following else None
+        pages += 1
+        assert pages < 5
+    assert kinds[0][:2] == ["Patient", "AllergyIntolerance"] and kinds[0][-2:] == ["Encounter", "Encounter"]
+    assert sum(page.count("Encounter") for page in kinds) == 3 and kinds[1:] == [["Encounter"]]
+    refused = suite.call("GET", f"/fhir/Patient/{member_id}/$everything", role="front_desk", branches=SH01,
+                         headers=REASON)
+    assert refused.status_code == 403
