@@ -136,6 +136,13 @@ class GatewayWsgiApp(WsgiApp):
                 body = error_body("not_found", "No such route; see /openapi.json.", request_id)
             access_log.info("request", extra={"request_id": request_id, "method": environ.get("REQUEST_METHOD"),
                                               "route": None, "status": status, "duration_ms": 0.0})
+            if environ.get("PATH_INFO", "").startswith("/fhir/"):  # FHIR clients read an OperationOutcome
+                from gateway.fhir.http import fhir_response, outcome
+
+                message = (f"{environ.get('REQUEST_METHOD')} is not served here." if status == 405 else
+                           "Not served by this FHIR server; see /fhir/metadata.")
+                answer = fhir_response(status, outcome(status, message, code="not-supported"), request_id, headers)
+                return answer(environ, start_response)
             return json_response(status, body, request_id, headers)(environ, start_response)
         request = Request(environ, shallow=True)
         request.path_values = values
