@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request
 from gateway.fhir import capability, clinical, encounter, patient
 from gateway.fhir.http import FHIR_JSON, count_of, fhir_route, outcome, searchset
 from gateway.http import caller, idempotency_key
+from gateway.paths import UUID_EXAMPLE, UUID_PATTERN, PathType
 from gateway.routes.records import reason
 from gateway.upstream import Upstream
 from services.kit.errors import BadRequest, Invalid, NotFound
@@ -41,6 +42,8 @@ ENCOUNTER_SEARCH = (
     ("status", "token", "planned, arrived, in-progress, finished, cancelled (comma-separated: any of them)"),
 )
 ENCOUNTER_PARAMS = frozenset(name for name, _kind, _doc in ENCOUNTER_SEARCH) | {"_count", "_cursor"}
+ENTRY_ID = {"entry_id": PathType("health-record entry", rf"{UUID_PATTERN}-[1-9][0-9]{{0,2}}",
+                                 "ids are <member id>-<position>", f"{UUID_EXAMPLE}-1", max_length=40)}
 BY_PATIENT = (("patient", "reference", "Patient/<member id> (required)"),)
 CLINICAL_PARAMS = frozenset({"patient", "reason"})
 DATE_TESTS = {"eq": str.__eq__, "ge": str.__ge__, "gt": str.__gt__, "le": str.__le__, "lt": str.__lt__}
@@ -269,6 +272,25 @@ class FhirRoutes:
     def fhir_allergies(self, request: Request) -> Any:
         profile = self.records.get_health_profile(self._clinical_search(request), reason(request))
         return searchset(request, clinical.allergies(profile), None, "AllergyIntolerance")
+
+    def _entry(self, request: Request, entry_id: str, of_profile: Any) -> dict[str, Any]:
+        """The profile entry ``<member id>-<position>`` (``clinical.allergies`` / ``conditions``)."""
+        member_id, _dash, position = entry_id.rpartition("-")
+        entries = of_profile(self.records.get_health_profile(member_id, reason(request)))
+        if int(position) > len(entries):
+            raise NotFound(f"No such entry in the health profile (it has {len(entries)}).")
+        return entries[int(position) - 1]
+
+    @fhir_route("GET", "/fhir/AllergyIntolerance/<entry_id>", "records:read", resource="AllergyIntolerance",
+                interaction="read", path_types=ENTRY_ID,
+                summary="An allergy of the health profile (clinical: X-Access-Reason; audited)")
+    def fhir_allergy(self, request: Request, entry_id: str) -> Any:
+        return self._entry(request, entry_id, clinical.allergies)
+
+    @fhir_route("GET", "/fhir/Condition/<entry_id>", "records:read", resource="Condition", interaction="read",
+                path_types=ENTRY_ID, summary="A condition of the medical history (clinical: X-Access-Reason; audited)")
+    def fhir_condition(self, request: Request, entry_id: str) -> Any:
+        return self._entry(request, entry_id, clinical.conditions)
 
     @fhir_route("GET", "/fhir/Condition", "records:read", resource="Condition", interaction="search-type",
                 search=BY_PATIENT, summary="A patient's medical history (clinical: X-Access-Reason; audited)")

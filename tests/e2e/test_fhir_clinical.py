@@ -38,6 +38,10 @@ def test_allergies_conditions_and_care_plans_are_clinical_reads_with_a_reason_an
     assert entries[0].resource.reaction[0].severity == "severe"
     conditions = suite.call("GET", "/fhir/Condition", role="integration", params=query, headers={**FHIR, **REASON})
     assert [e["resource"]["code"]["text"] for e in conditions.json()["entry"]] == ["Hypertension"]
+    one = suite.call("GET", f"/fhir/AllergyIntolerance/{member_id}-1", role="clinician", branches=SH01, headers=REASON)
+    assert one.status_code == 200 and one.json()["code"]["text"] == "Penicillin", one.text
+    assert suite.call("GET", f"/fhir/Condition/{member_id}-2", role="clinician", branches=SH01,
+                      headers=REASON).status_code == 404
     plans = suite.call("GET", "/fhir/CarePlan", role="clinician", branches=SH01, params=query,
                        headers={**FHIR, **REASON})
     assert plans.status_code == 200, plans.text
@@ -49,7 +53,7 @@ def test_allergies_conditions_and_care_plans_are_clinical_reads_with_a_reason_an
     assert desk.status_code == 403 and desk.json()["issue"][0]["code"] == "forbidden"
     trail = suite.call("GET", "/v1/audit", role="auditor", params={"member_id": member_id}).json()["items"]
     reads = [(entry["action"], entry["reason"]) for entry in trail if entry["action"] == "read"]
-    assert reads.count(("read", REASON["X-Access-Reason"])) == 3, trail
+    assert reads.count(("read", REASON["X-Access-Reason"])) == 5, trail
 
 
 def test_an_appointment_is_booked_found_double_booking_refused_and_cancelled(suite):

@@ -98,7 +98,7 @@ def test_the_capability_statement_is_generated_from_the_routes_and_valid():
     served = {item.type: {i.code for i in item.interaction or ()} for item in parsed.rest[0].resource}
     assert served == {"Patient": {"read", "search-type", "create", "update"},
                       "Encounter": {"read", "search-type", "create"},
-                      "AllergyIntolerance": {"search-type"}, "Condition": {"search-type"},
+                      "AllergyIntolerance": {"read", "search-type"}, "Condition": {"read", "search-type"},
                       "CarePlan": {"search-type"}, "Appointment": {"read", "search-type", "create", "update"}}
     patient_entry = next(item for item in parsed.rest[0].resource if item.type == "Patient")
     assert [operation.name for operation in patient_entry.operation] == ["everything"]
