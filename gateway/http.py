@@ -165,6 +165,7 @@ class Route(HttpRequestHandler):
     server = GatewayWebServer()
     admission = Admission()
     in_openapi = True  # the FHIR routes (gateway.fhir) are described by their CapabilityStatement instead
+    body_types: tuple[str, ...] = ("application/json",)  # the Content-Types a body may have, the first preferred
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,
@@ -326,8 +327,8 @@ class Route(HttpRequestHandler):
             if self.body_schema is not None:
                 raise BadRequest("A JSON body is needed.")
             return None
-        if request.mimetype != "application/json":
-            raise BadRequest("Send the body as JSON (Content-Type: application/json).")
+        if request.mimetype not in self.body_types:
+            raise BadRequest(f"Send the body as JSON (Content-Type: {self.body_types[0]}).")
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

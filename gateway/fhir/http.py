@@ -59,6 +59,7 @@ class FhirRoute(Route):
     """A gateway route under ``/fhir`` (see the module's docstring)."""
 
     in_openapi = False
+    body_types = BODY_TYPES
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, resource: str | None = None,
                  interaction: str = "read", search: tuple[tuple[str, str, str], ...] = (),
@@ -71,20 +72,6 @@ class FhirRoute(Route):
         self.conditional_create = conditional_create
         self.versioned_update = versioned_update
         super().__init__(method, url, permission, **kwargs)
-
-    def _read_body(self, request: Request, raw: bytes | None = None) -> Any:
-        if request.method in ("GET", "HEAD", "DELETE"):
-            return None
-        if raw is None:
-            raw = self._read_raw(request)
-        if not raw:
-            raise BadRequest("A FHIR resource is needed as the body.")
-        if request.mimetype not in BODY_TYPES:
-            raise BadRequest(f"Send the resource as {FHIR_JSON} (or application/json).")
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BadRequest(f"The body is not valid JSON: {error}.") from None
 
     def _to_response(self, result: Any, request_id: str) -> Response:
         if isinstance(result, Response):

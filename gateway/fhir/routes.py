@@ -59,6 +59,14 @@ def _date_test(value: str) -> Any:
     return lambda other: bool(other) and test(other, day)
 
 
+def _only(args: Any, known: frozenset[str] | set[str], what: str) -> None:
+    """Refuse parameters this server does not serve (rather than ignore them and answer too much)."""
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise BadRequest(f"Unknown parameters: {', '.join(unknown)}.",
+                         {name: [f"Not a parameter of {what} here (see /fhir/metadata)."] for name in unknown})
+
+
 def _token(value: str) -> tuple[str | None, str]:
     system, bar, code = value.partition("|")
     return (system or None, code) if bar else (None, value)
@@ -130,10 +138,7 @@ class FhirRoutes:
                 search=PATIENT_SEARCH, summary="Search Patients")
     def fhir_patients(self, request: Request) -> Any:
         args = request.args
-        unknown = sorted(set(args) - PATIENT_PARAMS)
-        if unknown:
-            raise BadRequest(f"Unknown search parameters: {', '.join(unknown)}.",
-                             {name: ["Not a search parameter of Patient here (see /fhir/metadata)."] for name in unknown})
+        _only(args, PATIENT_PARAMS, "a Patient search")
         count = count_of(args)
         cursor = args.get("_cursor")
         members: list[dict[str, Any]] = []
@@ -230,11 +235,7 @@ class FhirRoutes:
                 search=ENCOUNTER_SEARCH, summary="Search a patient's Encounters")
     def fhir_encounters(self, request: Request) -> Any:
         args = request.args
-        unknown = sorted(set(args) - ENCOUNTER_PARAMS)
-        if unknown:
-            raise BadRequest(f"Unknown search parameters: {', '.join(unknown)}.",
-                             {name: ["Not a search parameter of Encounter here (see /fhir/metadata)."]
-                              for name in unknown})
+        _only(args, ENCOUNTER_PARAMS, "an Encounter search")
         if "patient" not in args:
             raise Invalid("Search Encounters by patient (date and status narrow it).", {"patient": ["Required."]})
         member_id = args["patient"].removeprefix("Patient/")
@@ -258,10 +259,7 @@ class FhirRoutes:
 
     def _clinical_search(self, request: Request) -> str:
         """The patient of a clinical search (``patient=Patient/<id>``); other parameters are refused."""
-        unknown = sorted(set(request.args) - CLINICAL_PARAMS)
-        if unknown:
-            raise BadRequest(f"Unknown search parameters: {', '.join(unknown)}.",
-                             {name: ["Not a search parameter here (see /fhir/metadata)."] for name in unknown})
+        _only(request.args, CLINICAL_PARAMS, "this search")
         if "patient" not in request.args:
             raise Invalid("Search by patient.", {"patient": ["Required: Patient/<member id>."]})
         return request.args["patient"].removeprefix("Patient/")
@@ -342,10 +340,7 @@ class FhirRoutes:
                 operation="$everything",
                 summary="The patient and their record (clinical: X-Access-Reason; audited), visits a page at a time")
     def fhir_everything(self, request: Request, member_id: str) -> Any:
-        unknown = sorted(set(request.args) - {"_count", "_cursor", "reason"})
-        if unknown:
-            raise BadRequest(f"Unknown parameters: {', '.join(unknown)}.",
-                             {name: ["$everything takes _count (and _cursor from its next link)."] for name in unknown})
+        _only(request.args, {"_count", "_cursor", "reason"}, "$everything")
         cursor = request.args.get("_cursor")
         resources: list[dict[str, Any]] = []
         if cursor is None:  # the first page: the patient and the whole record; the next pages: more visits

@@ -132,6 +132,8 @@ def test_refusals_are_operation_outcomes_with_the_right_status(suite):
 
 @pytest.mark.timeout(180)
 def test_twenty_conditional_creates_of_one_patient_at_once_make_one_member(suite):
+    if not suite.database_urls["members"].startswith("postgresql"):
+        pytest.skip("the race is shown on PostgreSQL (pg_locks)")
     body = a_patient(mrn="MRN-RACE", phone="+8613811117201", family="Race", given="Once")
     condition = {"If-None-Exist": f"identifier={HIS}|MRN-RACE"}
     pool = eventlet.GreenPool(20)
