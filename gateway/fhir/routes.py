@@ -119,8 +119,10 @@ class FhirRoutes:
     interfaces = Upstream("interfaces")
     records = Upstream("records")
 
-    def _patient(self, member: dict[str, Any]) -> dict[str, Any]:
-        return patient.resource(member, self.members.identifiers(member["id"])["items"])
+    def _patient(self, member_id: str) -> dict[str, Any]:
+        """The Patient of a member: one call (``members.get_patient``: the member with its identifiers)."""
+        view = self.members.get_patient(member_id)
+        return patient.resource(view, view["identifiers"])
 
     @fhir_route("GET", "/fhir/metadata", public=True, summary="The FHIR CapabilityStatement")
     def fhir_metadata(self, request: Request) -> Any:
@@ -131,7 +133,7 @@ class FhirRoutes:
     @fhir_route("GET", "/fhir/Patient/<member_id>", "members:read", resource="Patient", interaction="read",
                 summary="Read a Patient (a member)")
     def fhir_patient(self, request: Request, member_id: str) -> Any:
-        resource = self._patient(self.members.get_member(member_id))
+        resource = self._patient(member_id)
         return 200, resource, _etag(resource)
 
     @fhir_route("GET", "/fhir/Patient", "members:read", resource="Patient", interaction="search-type",
@@ -141,7 +143,7 @@ class FhirRoutes:
         _only(args, PATIENT_PARAMS, "a Patient search")
         count = count_of(args)
         cursor = args.get("_cursor")
-        members: list[dict[str, Any]] = []
+        resources: list[dict[str, Any]] = []
         next_cursor = None
         if "identifier" in args:
             primary = "identifier"
@@ -149,9 +151,10 @@ class FhirRoutes:
             if not system or not value:
                 raise Invalid("identifier must be system|value.", {"identifier": ["system|value"]})
             try:
-                members = [self.members.find_by_identifier({"system": system, "value": value})]
+                view = self.members.find_patient({"system": system, "value": value})
+                resources = [patient.resource(view, view["identifiers"])]
             except NotFound:
-                members = []
+                resources = []
         else:
             primary = next((key for key in ("phone", "telecom", "name", "family", "given") if key in args), None)
             if primary is None:
@@ -162,9 +165,8 @@ class FhirRoutes:
                          else {"q": args[primary]})
             page = self.members.find_members({**criterion, "limit": count, "cursor": cursor})
             # a list masks phones: each entry is read as a Patient read would be (what the caller may see)
-            members = [self.members.get_member(item["id"]) for item in page["items"]]
+            resources = [self._patient(item["id"]) for item in page["items"]]
             next_cursor = page["next_cursor"]
-        resources = [self._patient(member) for member in members]
         resources = [resource for resource in resources if _narrowed(resource, args, primary)]
         return searchset(request, resources, next_cursor, "Patient")
 
@@ -188,7 +190,7 @@ class FhirRoutes:
                            code="informational", severity="information")
             body["issue"][0]["details"] = {"coding": [{"system": REVIEW_SYSTEM, "code": review["id"]}]}
             return 202, body
-        resource = self._patient(answer["member"])
+        resource = self._patient(answer["member"]["id"])
         status = 201 if answer["outcome"] == "enrolled" else 200
         location = f"{request.host_url.rstrip('/')}/fhir/Patient/{resource['id']}/_history/{resource['meta']['versionId']}"
         return status, resource, {**_etag(resource), "Location": location}
@@ -346,7 +348,7 @@ class FhirRoutes:
         if cursor is None:  # the first page: the patient and the whole record; the next pages: more visits
             why = reason(request)
             profile = self.records.get_health_profile(member_id, why)
-            resources = [self._patient(self.members.get_member(member_id)), *clinical.allergies(profile),
+            resources = [self._patient(member_id), *clinical.allergies(profile),
                          *clinical.conditions(profile),
                          *(clinical.care_plan(plan) for plan in self.records.get_care_plans(member_id, why)["items"]),
                          *(clinical.appointment(item) for item in

@@ -606,3 +606,10 @@ class IdentityAnswerSchema(Schema):
     def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields["member"].nested = MemberSchema(reveal_phone=reveal_phone, reveal_document=reveal_document)
+
+
+class PatientViewSchema(MemberSchema):
+    """A member with its identifiers (the card number under the group's card system first, then other
+    systems'): what the FHIR facade answers as a Patient, in one call."""
+
+    identifiers = fields.List(fields.Nested(IdentifierSchema))

@@ -10,7 +10,7 @@ from nameko.timer import timer
 
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
-from services.kit.schemas import page_limit
+from services.kit.schemas import With, page_limit
 from services.members import (
     access,
     activity,
@@ -46,6 +46,7 @@ from services.members.schemas import (
     MergeReversalSchema,
     MergeSchema,
     PatientSchema,
+    PatientViewSchema,
     PriceRequestSchema,
     PriceSchema,
     ProgrammeChangeSchema,
@@ -170,6 +171,21 @@ class MembersService(Service):
         """The member an identifier (``{"system", "value"}``) names (a merged member's survivor); 404 when none."""
         data = load(IdentifierSchema(), identifier)
         return self._view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
+
+    def _patient_view(self, member: Any) -> dict[str, Any]:
+        identifiers = identities.listed(self.db.session, member, self._card_system())
+        return PatientViewSchema(**access.reveals(self.caller, self.config)).dump(With(member, identifiers=identifiers))
+
+    @rpc
+    def get_patient(self, member_id: str) -> dict[str, Any]:
+        """A member with its identifiers (``PatientViewSchema``): the FHIR facade's Patient read, one call."""
+        return self._patient_view(register.read(self.db.session, member_id))
+
+    @rpc
+    def find_patient(self, identifier: dict[str, Any]) -> dict[str, Any]:
+        """``find_by_identifier`` with the member's identifiers (``PatientViewSchema``); 404 when none."""
+        data = load(IdentifierSchema(), identifier)
+        return self._patient_view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:

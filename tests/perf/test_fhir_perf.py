@@ -3,8 +3,8 @@ in the same run (issue 18, item 1).
 
 The same processes as the gateway benchmark (``test_gateway_perf``: ``nameko run`` of members and the
 gateway on SQLite, ``wrk`` with 10 connections, rounds alternating, the median round shown, CPU per request
-from /proc). A search by identifier is two RPCs (``members.find_by_identifier``, ``members.identifiers``), the
-REST read one.
+from /proc). A search by identifier is one RPC (``members.find_patient``: the member with its identifiers), as
+the REST read is.
 
     CARELOOP_PERF_SECONDS=5 CARELOOP_PERF_ROUNDS=1 .venv/bin/python -m pytest tests/perf/test_fhir_perf.py -m perf -s -p no:randomly
 
