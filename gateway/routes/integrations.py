@@ -29,7 +29,8 @@ class IntegrationRoutes:
                        "with another phone, same phone under another name): no member is created until a "
                        "branch manager resolves it (/v1/identity/reviews). Send Idempotency-Key (e.g. the HIS "
                        "patient id): a redelivery gets the same answer and queues one review.",
-           tags=TAGS, body=PatientSchema, responses={200: MemberSchema, 201: MemberSchema, 202: ReviewReceiptSchema})
+           tags=TAGS, body=PatientSchema,
+           responses={200: MemberSchema, 201: MemberSchema, 202: ReviewReceiptSchema, 409: None})
     def his_patient_registered(self, request: Request) -> tuple[int, Any]:
         patient = request.json_body
         if isinstance(patient, dict):

@@ -24,6 +24,7 @@ from services.interfaces.schemas import (
     ReviewQuerySchema,
     ReviewSchema,
 )
+from services.interfaces.settings import setting
 from services.kit import Database, Outbox, Service, idempotent, load, rpc
 from services.kit.clock import utcnow
 from services.kit.peers import Peer
@@ -71,7 +72,8 @@ class InterfacesService(Service):
         self.caller.require_role(*access.REVIEWERS, action="read identity reviews")
         self.group.branch(data["branch"])
         self.caller.require_branch(data["branch"], "read this branch's identity reviews")
-        rows, next_cursor = reviews.page(self.db.session, data["branch"], data["status"], data["limit"], data["cursor"])
+        limit = min(data["limit"], setting(self.config, "REVIEW_PAGE_MAX"))
+        rows, next_cursor = reviews.page(self.db.session, data["branch"], data["status"], limit, data["cursor"])
         return ReviewPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc

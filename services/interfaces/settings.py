@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 SETTINGS: dict[str, Any] = {
-    "REVIEW_PAGE_MAX": 200,  # the most identity reviews one list call answers
+    "REVIEW_PAGE_MAX": 200,  # the most identity reviews one list call answers (a lower ``limit`` is kept)
 }
 
 

@@ -62,6 +62,9 @@ def test_review_routes_refuse_other_branches_bad_ids_and_bad_resolutions(suite):
     bad = suite.call("POST", f"/v1/identity/reviews/{missing}/resolve", json={"action": "merge"})
     assert bad.status_code == 422 and "action" in bad.json()["error"]["fields"]
     assert suite.call("GET", "/v1/identity/reviews").status_code == 422  # which branch?
+    # a broken patient from the HIS: 422 naming the field (members judged it, through interfaces)
+    broken = suite.signed("POST", "/v1/webhooks/patients", {**ZHOU, "birth_date": "someday"})
+    assert broken.status_code == 422 and "birth_date" in broken.json()["error"]["fields"], broken.text
     doc = suite.call("GET", "/openapi.json", role=None).json()
     assert {"/v1/identity/reviews", "/v1/identity/reviews/{review_id}",
             "/v1/identity/reviews/{review_id}/resolve"} <= set(doc["paths"])

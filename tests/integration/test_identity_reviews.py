@@ -152,3 +152,16 @@ def test_two_managers_resolving_at_once_resolve_once(start_service, rpc):
     assert sorted(outcomes).count("409") == 3, outcomes
     assert scalar(first.database_url, "SELECT count(*) FROM identity_review_log WHERE action IN ('linked', 'created')") == 1
     assert waits.count("transactionid", "tuple") > 0, "no resolution waited for another: they did not overlap"
+
+
+def test_reviews_come_a_page_at_a_time_no_larger_than_the_setting(start_service, rpc, backend):
+    start_service(MembersService, backend)
+    start_service(InterfacesService, backend, REVIEW_PAGE_MAX=2)
+    his, manager = rpc(caller=INTEGRATION).interfaces, rpc(caller=MANAGER).interfaces
+    his.identify(arrival(ZHOU))
+    queued = [his.identify(arrival({**NAMESAKE, "phones": [f"1393333000{n}"], "identifiers": []}))["review"]["id"]
+              for n in range(3)]
+    first = manager.identity_reviews({"branch": "SH01", "limit": 50})
+    assert [item["id"] for item in first["items"]] == queued[:2] and first["next_cursor"]
+    rest = manager.identity_reviews({"branch": "SH01", "cursor": first["next_cursor"]})
+    assert [item["id"] for item in rest["items"]] == queued[2:] and rest["next_cursor"] is None

@@ -142,3 +142,14 @@ def test_identical_arrivals_at_once_make_one_member(start_service, rpc):
     assert scalar(url, "SELECT count(*) FROM members") == 1
     assert scalar(url, "SELECT count(*) FROM member_identifiers") == 1
     assert waits.count("advisory") > 0, "no arrival waited for another: they did not overlap"
+
+
+def test_a_merged_member_s_identifiers_lead_to_the_survivor(members):
+    _container, proxy = members
+    duplicate = proxy.identify(PATIENT)["member"]
+    survivor = proxy.enrol({"full_name": "Zhou Minli", "phone": "13700002222", "birth_date": "1985-03-04",
+                            "home_branch": "SH01"})
+    proxy.merge_members(survivor["id"], {"merged_id": duplicate["id"], "reason": "the same person"})
+    assert proxy.find_by_identifier({"system": HIS, "value": "MRN-0001"})["id"] == survivor["id"]
+    again = proxy.identify(PATIENT)  # the HIS sends the patient again: linked to the survivor
+    assert (again["outcome"], again["member"]["id"]) == ("matched", survivor["id"])
