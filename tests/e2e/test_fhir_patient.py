@@ -70,6 +70,14 @@ def test_a_patient_created_reads_back_valid_and_whole_and_every_search_finds_it(
     for query in ({"identifier": f"{HIS}|MRN-nobody"}, {"family": "Lin", "birthdate": "1979-11-24"}):
         assert fhir(suite, "GET", "/fhir/Patient", params=query).json().get("entry") is None, query
 
+    # the same name and birth date with another phone and MRN: probably her — a review, no second member
+    namesake = fhir(suite, "POST", "/fhir/Patient", a_patient(mrn="MRN-7002", phone="+8613811117009"))
+    assert namesake.status_code == 202, namesake.text
+    issue = OperationOutcome.model_validate(namesake.json()).issue[0]
+    assert issue.severity == "information" and issue.details.coding[0].system == "urn:careloop:identity-review"
+    found = fhir(suite, "GET", "/fhir/Patient", params={"family": "Lin", "given": "Wei"}).json()
+    assert [entry["resource"]["id"] for entry in found["entry"]] == [patient_id]
+
 
 def test_search_pages_with_a_next_link_until_the_last_page(suite):
     ids = set()
