@@ -149,6 +149,13 @@ class GatewayWsgiApp(WsgiApp):
                 body = error_body("not_found", "No such route; see /openapi.json.", request_id)
             access_log.info("request", extra={"request_id": request_id, "method": environ.get("REQUEST_METHOD"),
                                               "route": None, "status": status, "duration_ms": 0.0})
+            if environ.get("PATH_INFO", "").startswith("/fhir/"):  # FHIR clients read an OperationOutcome
+                from gateway.fhir.http import fhir_response, outcome
+
+                message = (f"{environ.get('REQUEST_METHOD')} is not served here." if status == 405 else
+                           "Not served by this FHIR server; see /fhir/metadata.")
+                answer = fhir_response(status, outcome(status, message, code="not-supported"), request_id, headers)
+                return answer(environ, start_response)
             return json_response(status, body, request_id, headers)(environ, start_response)
         request = Request(environ, shallow=True)
         request.path_values = values
@@ -170,6 +177,8 @@ class GatewayWebServer(WebServer):
 class Route(HttpRequestHandler):
     server = GatewayWebServer()
     admission = Admission()
+    in_openapi = True  # the FHIR routes (gateway.fhir) are described by their CapabilityStatement instead
+    body_types: tuple[str, ...] = ("application/json",)  # the Content-Types a body may have, the first preferred
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,
@@ -330,8 +339,8 @@ class Route(HttpRequestHandler):
             if self.body_schema is not None:
                 raise BadRequest("A JSON body is needed.")
             return None
-        if request.mimetype != "application/json":
-            raise BadRequest("Send the body as JSON (Content-Type: application/json).")
+        if request.mimetype not in self.body_types:
+            raise BadRequest(f"Send the body as JSON (Content-Type: {self.body_types[0]}).")
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

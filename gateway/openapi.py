@@ -58,7 +58,10 @@ Mutating routes take `Idempotency-Key`: the same key and body give the first ans
 (`Idempotent-Replayed: true`), the same key with another body is 422. Money is
 `{"amount": <integer minor units>, "currency": "CNY"}`; times are UTC ISO 8601, dates `YYYY-MM-DD`.
 Every answer carries `X-Request-Id`. Limits: 1 MiB bodies; requests per credential and per address
-(429 with `Retry-After`)."""
+(429 with `Retry-After`).
+
+**FHIR R4.** The FHIR facade under `/fhir` (Patient, ...) is not in this document: its description is FHIR's
+own, the CapabilityStatement at `GET /fhir/metadata`."""
 
 
 class ErrorDetailSchema(Schema):
@@ -233,9 +236,12 @@ def document(service_cls: type) -> dict[str, Any]:
         })
     by_path: dict[str, dict[str, Any]] = {}
     for name, route in routes_of(service_cls):
+        if not route.in_openapi:  # the FHIR facade: described by its CapabilityStatement (/fhir/metadata)
+            continue
         by_path.setdefault(_path(route.url), {})[route.method.lower()] = _operation(name, route)
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
-    document["tags"] = [{"name": tag} for tag in sorted({t for _n, r in routes_of(service_cls) for t in r.tags})]
+    document["tags"] = [{"name": tag} for tag in sorted({t for _n, r in routes_of(service_cls) if r.in_openapi
+                                                         for t in r.tags})]
     return document

@@ -1,6 +1,7 @@
 """The gateway: one HTTP front door for staff and the HIS/EMR, mapping routes to service RPCs.
 
-It holds no business rule. Routes live in ``gateway/routes/<service>.py`` as mixins, composed here.
+It holds no business rule. Routes live in ``gateway/routes/<service>.py`` as mixins, composed here; the FHIR
+facade's in ``gateway/fhir/routes.py``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
 from gateway.console.pages import ConsolePages
+from gateway.fhir.routes import FhirRoutes
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
 from gateway.routes.families import FamilyRoutes
@@ -29,7 +31,7 @@ from services.kit.telemetry import Telemetry
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
-                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages):
+                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -67,6 +67,14 @@ class Conflict(DomainError):
 
 
 @deserialize_to_instance
+class PreconditionFailed(DomainError):
+    """The caller changed what it read at an older version (``If-Match``); read it again, then change it."""
+
+    code = "precondition_failed"
+    status = 412
+
+
+@deserialize_to_instance
 class Forbidden(DomainError):
     code = "forbidden"
     status = 403

@@ -63,6 +63,7 @@ class Member(Base):
     source: Mapped[str] = mapped_column(String(16), default="desk")
     enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # +1 per change of details
 
     # the member's standing in the tier programme (see services/members/rules/tiers.py)
     tier_since: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -21,7 +21,7 @@ from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
-from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from services.kit.locks import serialise
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -206,8 +206,15 @@ def _write_tokens(session: Session, member_id: uuid.UUID, full_name: str) -> Non
         session.add(MemberNameToken(member_id=member_id, token_index=blind_index(token, "members.name_token")))
 
 
-def update(session: Session, member: Member, changes: dict[str, Any], group: Group, now: datetime) -> list[str]:
-    """Apply a partial change; returns the names of the fields that really changed."""
+def update(session: Session, member: Member, changes: dict[str, Any], group: Group, now: datetime,
+           expected_version: int | None = None) -> list[str]:
+    """Apply a partial change; returns the names of the fields that really changed. A change that really
+    changes something adds one to the member's ``version``; ``expected_version`` (a FHIR ``If-Match``) must be
+    the version now (the member is locked by the caller), else ``PreconditionFailed``."""
+    if expected_version is not None and member.version != expected_version:
+        raise PreconditionFailed(f"The member is at version {member.version}, not {expected_version}: read it "
+                                 "again and make the change on what it is now.",
+                                 details={"version": member.version})
     if member.status == "closed":
         raise Conflict("This membership is closed; its personal data was erased.")
     if member.status == "merged":
@@ -259,6 +266,7 @@ def update(session: Session, member: Member, changes: dict[str, Any], group: Gro
     if "full_name" in changed:
         _write_tokens(session, member.id, member.full_name or "")
     member.updated_at = now
+    member.version = (member.version or 1) + 1
     try:
         with session.begin_nested():
             session.flush()

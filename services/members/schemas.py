@@ -176,6 +176,8 @@ class MemberSchema(_MemberOut):
     updated_at = UtcTime()
     merged_into = fields.String(allow_none=True, attribute="merged_into_id",
                                 metadata={"description": "The member this one was merged into."})
+    version = fields.Integer(metadata={"description": "1 at enrolment, +1 at each change of the member's details "
+                                                     "(FHIR meta.versionId; If-Match)."})
 
     def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -656,3 +658,10 @@ class FamilyChangeSchema(Schema):
 
 class FamilyHistorySchema(Schema):
     items = fields.List(fields.Nested(FamilyChangeSchema))
+
+
+class PatientViewSchema(MemberSchema):
+    """A member with its identifiers (the card number under the group's card system first, then other
+    systems'): what the FHIR facade answers as a Patient, in one call."""
+
+    identifiers = fields.List(fields.Nested(IdentifierSchema))

@@ -10,7 +10,7 @@ from nameko.timer import timer
 
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
-from services.kit.schemas import page_limit
+from services.kit.schemas import With, page_limit
 from services.members import (
     access,
     activity,
@@ -52,6 +52,7 @@ from services.members.schemas import (
     MergeReversalSchema,
     MergeSchema,
     PatientSchema,
+    PatientViewSchema,
     PriceRequestSchema,
     PriceSchema,
     ProgrammeChangeSchema,
@@ -177,6 +178,21 @@ class MembersService(Service):
         data = load(IdentifierSchema(), identifier)
         return self._view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
 
+    def _patient_view(self, member: Any) -> dict[str, Any]:
+        identifiers = identities.listed(self.db.session, member, self._card_system())
+        return PatientViewSchema(**access.reveals(self.caller, self.config)).dump(With(member, identifiers=identifiers))
+
+    @rpc
+    def get_patient(self, member_id: str) -> dict[str, Any]:
+        """A member with its identifiers (``PatientViewSchema``): the FHIR facade's Patient read, one call."""
+        return self._patient_view(register.read(self.db.session, member_id))
+
+    @rpc
+    def find_patient(self, identifier: dict[str, Any]) -> dict[str, Any]:
+        """``find_by_identifier`` with the member's identifiers (``PatientViewSchema``); 404 when none."""
+        data = load(IdentifierSchema(), identifier)
+        return self._patient_view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
+
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:
         return self._view(register.read(self.db.session, member_id))
@@ -194,11 +210,13 @@ class MembersService(Service):
 
     @rpc
     @idempotent
-    def update_member(self, member_id: str, changes: dict[str, Any],
-                      idempotency_key: str | None = None) -> dict[str, Any]:
+    def update_member(self, member_id: str, changes: dict[str, Any], idempotency_key: str | None = None,
+                      expected_version: int | None = None) -> dict[str, Any]:
+        """A partial change of a member's details; with ``expected_version`` (a FHIR ``If-Match``) only if the
+        member is still at that version (412 otherwise)."""
         data = load(MemberChangesSchema(), changes)
         member = register.get(self.db.session, member_id, lock=True)
-        changed = register.update(self.db.session, member, data, self.group, utcnow())
+        changed = register.update(self.db.session, member, data, self.group, utcnow(), expected_version)
         if changed:
             self.events.emit("member_updated", {"member_id": member.id, "changed": changed})
         return self._view(member)

@@ -418,6 +418,12 @@ class RecordsService(Service):
         return self._move_appointment(appointment_id, "no_show")
 
     @rpc
+    def get_appointment(self, appointment_id: str) -> dict[str, Any]:
+        """One appointment (who may see appointments; the FHIR facade's Appointment read)."""
+        self.caller.require_role(*access.BOOKERS, action="see appointments")
+        return AppointmentSchema().dump(bookings.get(self.db.session, appointment_id))
+
+    @rpc
     def list_appointments(self, query: dict[str, Any]) -> dict[str, Any]:
         data = load(AppointmentQuerySchema(), query)
         self.caller.require_role(*access.BOOKERS, action="see appointments")

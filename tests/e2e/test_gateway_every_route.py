@@ -24,10 +24,21 @@ def concrete(url: str) -> str:
     return re.sub(r"<(?:[a-z]+:)?([a-zA-Z_]+)>", r"walker-\1", url)
 
 
+def error_of(response) -> dict:
+    """The refusal's code and permission: the REST error body, or a FHIR route's OperationOutcome."""
+    body = response.json()
+    if body.get("resourceType") == "OperationOutcome":
+        issue = body["issue"][0]
+        codes = [coding["code"] for coding in issue.get("details", {}).get("coding", ())]
+        return {"code": {"login": "unauthenticated"}.get(issue["code"], issue["code"]),
+                "details": {"permission": codes[0]} if codes else {}}
+    return body["error"]
+
+
 def refused_for_permission(response, permission: str) -> bool:
     if response.status_code != 403:
         return False
-    error = response.json()["error"]
+    error = error_of(response)
     return error["code"] == "forbidden" and error.get("details", {}).get("permission") == permission
 
 
@@ -59,7 +70,7 @@ def test_every_route_without_credentials_is_401_and_every_role_is_let_in_or_refu
             continue
         anonymous = call(suite, route.method, path, {})
         assert anonymous.status_code == 401, where
-        assert anonymous.json()["error"]["code"] == "unauthenticated", where
+        assert error_of(anonymous)["code"] == "unauthenticated", where
         forged = call(suite, route.method, path, {"Authorization": "Bearer cl_nokey_nosecret"})
         assert forged.status_code == 401, where
         if route.webhook:

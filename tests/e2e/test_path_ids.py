@@ -62,6 +62,16 @@ def lone_gateway(start_service: Any) -> Any:
     store.dispose()
 
 
+def error_of(response: requests.Response) -> dict[str, Any]:
+    """The error's code and message: the REST error body, or a FHIR route's OperationOutcome."""
+    body = response.json()
+    if body.get("resourceType") == "OperationOutcome":
+        issue = body["issue"][0]
+        return {"code": {"not-found": "not_found", "processing": "invalid"}.get(issue["code"], issue["code"]),
+                "message": issue["diagnostics"]}
+    return body["error"]
+
+
 def send(base: str, key: Any, route: Any, path: str) -> requests.Response:
     headers = {} if route.public else {"Authorization": f"Bearer {key(roles_with(route.permission)[0])}"}
     body = {"json": {}} if route.method in ("POST", "PUT", "PATCH") else {}
@@ -88,7 +98,7 @@ def test_every_malformed_kind_on_every_route_is_refused_before_any_rpc(lone_gate
                 response = send(base, key, route, concrete(route.url, values))
                 where = f"{route.method} {route.url} ({name}) <{placeholder}> = {kind}"
                 assert response.status_code == path_type.status, (where, response.status_code, response.text)
-                error = response.json()["error"]
+                error = error_of(response)
                 assert error["code"] == ("not_found" if path_type.status == 404 else "invalid"), where
                 assert "\x00" not in error["message"] and len(error["message"]) < 300, where  # not echoed
                 refused += 1
