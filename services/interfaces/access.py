@@ -9,3 +9,6 @@ from __future__ import annotations
 
 REVIEWERS = ("group_admin", "branch_manager")
 """List, read and resolve the identity reviews of their branches (the front desk's managers)."""
+
+IMPORTERS = ("group_admin", "branch_manager")
+"""Upload, check, commit, cancel and read imports: group admins for any branch, branch managers for theirs."""

@@ -79,6 +79,12 @@ def replay(session: Session, command: str, key: str, fingerprint: str) -> Any:
     return json.loads(response) if response is not None else None
 
 
+def store_answer(session: Session, claim_id: int, answer: Any) -> None:
+    """Keep ``answer`` as the claimed key's answer, written with the commit (for commands that claim keys
+    themselves, one per item of a batch: ``members.batches``)."""
+    at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(answer)})
+
+
 def idempotent(fn: Callable) -> Callable:
     signature = inspect.signature(fn)
     if "idempotency_key" not in signature.parameters:
@@ -101,7 +107,7 @@ def idempotent(fn: Callable) -> Callable:
         if claim_id is None:
             return replay(session, command, key, fingerprint)
         result = fn(self, *args, **kwargs)
-        at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(result)})
+        store_answer(session, claim_id, result)
         return result
 
     wrapper.__signature__ = signature  # nameko checks call signatures against this

@@ -139,12 +139,55 @@ def _document(data: dict[str, Any]) -> tuple[str, str] | None:
     return document["type"], identity.normalise_document(document["type"], document["number"])
 
 
-def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard") -> Member:
+@dataclass(frozen=True)
+class Person:
+    """An enrolment's identity in normal form, with its blind indexes (what duplicates are found by)."""
+
+    full_name: str
+    phone: str
+    document: tuple[str, str] | None
+    indexes: Indexes
+
+
+def person_of(data: dict[str, Any], group: Group) -> Person:
+    """The normal form of a loaded enrolment; ``Invalid`` for an unknown branch, a bad phone or document."""
     group.branch(data["home_branch"])
     phone = identity.parse_phone(data["phone"], group.region_of(data["home_branch"]))
     document = _document(data)
     full_name = " ".join(data["full_name"].split())
-    indexes = indexes_for(full_name, phone, data["birth_date"], document)
+    return Person(full_name, phone, document, indexes_for(full_name, phone, data["birth_date"], document))
+
+
+def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[Match]]:
+    """``find_matches`` for many enrolments in one query: position in ``people`` -> its matches."""
+    if not people:
+        return {}
+    phones = {p.phone for p in people if p.phone}
+    documents = {p.document for p in people if p.document}
+    names = {p.name_birth for p in people}
+    conditions = [Member.name_birth_index.in_(names)]
+    if phones:
+        conditions.append(Member.phone_index.in_(phones))
+    if documents:
+        conditions.append(Member.document_index.in_(documents))
+    found = session.execute(select(Member.id, Member.card_number, Member.phone_index, Member.document_index,
+                                   Member.name_birth_index).where(or_(*conditions), Member.status != "closed")).all()
+    by_position: dict[int, list[Match]] = {}
+    for position, person in enumerate(people):
+        for member in found:
+            reasons = tuple(reason for reason, hit in (
+                ("phone", person.phone and member.phone_index == person.phone),
+                ("id_document", person.document and member.document_index == person.document),
+                ("name_and_birth_date", member.name_birth_index == person.name_birth),
+            ) if hit)
+            if reasons:
+                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons))
+    return by_position
+
+
+def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard") -> Member:
+    person = person_of(data, group)
+    phone, document, full_name, indexes = person.phone, person.document, person.full_name, person.indexes
     # phone and document are unique in the table; name + date of birth is not (two people may share them),
     # so two desks enrolling the same person at once take turns here, and the second is told of the first
     serialise(session, "members.name_birth", indexes.name_birth)

@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_dump, validate, validates
 
-from services.kit.schemas import Schema, StrictInteger, UtcTime, page_of
+from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 from services.members.rules import identity
 from services.members.rules.programme import programme_document
@@ -529,3 +529,39 @@ class StatusChangeSchema(Schema):
     reason = fields.String()
     actor = fields.String()
     changed_at = UtcTime()
+
+
+class ImportRowSchema(Schema):
+    """One row of an import: its idempotency key (the job and the row) and the enrolment as read."""
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    member = fields.Dict(required=True)
+
+
+class ImportBatchSchema(Schema):
+    rows = fields.List(fields.Nested(ImportRowSchema), required=True, validate=validate.Length(min=1, max=2000))
+
+
+class MatchSchema(Schema):
+    member_id = fields.String()
+    card_number = fields.String()
+    matched_on = fields.List(fields.String())
+
+
+class ImportRowOutcomeSchema(Schema):
+    """What became of one row: ``valid`` (checked, not enrolled), ``enrolled``, ``present`` (an existing
+    member matches it: ``matches``), ``invalid`` (``errors`` per field); ``identity``: short digests of its
+    identifiers, equal for two rows of one file that are the same person."""
+
+    key = fields.String()
+    status = fields.String(validate=validate.OneOf(("valid", "enrolled", "present", "invalid")))
+    member_id = fields.String()
+    card_number = fields.String()
+    message = fields.String()
+    errors = fields.Dict()
+    matches = fields.List(fields.Nested(MatchSchema))
+    identity = fields.List(fields.String())
+    replayed = fields.Boolean(metadata={"description": "Enrolled by an earlier call with the same key."})
+
+
+ImportOutcomesSchema = list_of(ImportRowOutcomeSchema)

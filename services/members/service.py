@@ -14,6 +14,7 @@ from services.kit.schemas import page_limit
 from services.members import (
     access,
     activity,
+    batches,
     lifecycle,
     nightly,
     programme_versions,
@@ -32,6 +33,8 @@ from services.members.schemas import (
     ContactSchema,
     EnrolmentSchema,
     FindMembersSchema,
+    ImportBatchSchema,
+    ImportOutcomesSchema,
     ManualTierSchema,
     MemberChangesSchema,
     MemberPageSchema,
@@ -100,12 +103,29 @@ class MembersService(Service):
         data = load(EnrolmentSchema(), member)
         self.caller.require_branch(data["home_branch"], "enrol members at this branch")
         enrolled = register.enrol(self.db.session, data, self.group, utcnow(), self._programme().programme.entry_tier)
+        self._announce(enrolled)
+        return self._view(enrolled)
+
+    def _announce(self, enrolled: Member) -> None:
         self.events.emit("member_enrolled", {
             "member_id": enrolled.id, "home_branch": enrolled.home_branch, "referrer_id": enrolled.referred_by_id,
             "preferred_language": enrolled.preferred_language, "source": enrolled.source,
             "enrolled_at": enrolled.enrolled_at,
         })
-        return self._view(enrolled)
+
+    @rpc
+    def check_enrolments(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's dry run: each row checked by the enrolment's rules and against existing members."""
+        rows = load(ImportBatchSchema(), batch)["rows"]
+        return ImportOutcomesSchema().dump({"items": batches.check(self.db.session, rows, self.group, self.caller)})
+
+    @rpc
+    def enrol_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's commit: each row enrolled once under its own idempotency key (``batches``)."""
+        rows = load(ImportBatchSchema(), batch)["rows"]
+        outcomes = batches.enrol_each(self.db.session, rows, self.group, self.caller, utcnow(),
+                                      self._programme().programme.entry_tier, self._announce)
+        return ImportOutcomesSchema().dump({"items": outcomes})
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:
