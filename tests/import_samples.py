@@ -30,9 +30,11 @@ BAD_ROWS = {
 def person(i: int, traditional: bool = False) -> list[Any]:
     """Person ``i``: unique by phone and by name (three characters from ``i``)."""
     surnames, given = (SURNAMES_TRADITIONAL, GIVEN_TRADITIONAL) if traditional else (SURNAMES, GIVEN)
-    name = surnames[i % 20] + given[(i // 20) % 25] + given[(i // 500) % 25] + (str(i // 12500) if i >= 12500 else "")
-    birth = date(1950, 1, 1) + timedelta(days=(i * 37) % 20000)
-    return [name, f"139{i:08d}", birth.isoformat(), "女" if i % 2 else "男", "SH01", f"OLD{i:06d}"]
+    g = len(given)
+    name = surnames[i % 20] + given[(i // 20) % g] + given[(i // (20 * g)) % g]
+    return [name + (str(i // (20 * g * g)) if i >= 20 * g * g else ""), f"139{i:08d}",
+            (date(1950, 1, 1) + timedelta(days=(i * 37) % 20000)).isoformat(), "女" if i % 2 else "男", "SH01",
+            f"OLD{i:06d}"]
 
 
 def members(n: int, bad: Iterable[tuple[int, str]] = ()) -> Iterator[list[Any]]:

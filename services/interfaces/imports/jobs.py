@@ -72,7 +72,7 @@ def audit(session: Session, job: ImportJob, action: str, caller: Identity, now: 
 def get(session: Session, job_id: Any, caller: Identity, lock: bool = False) -> ImportJob:
     job = fetch(session, ImportJob, job_id, "import", lock=lock)
     allowed = json.loads(job.branches) if job.branches else None
-    if allowed is not None and not caller.all_branches and not set(allowed) <= set(caller.branches):
+    if not caller.all_branches and (allowed is None or not set(allowed) <= set(caller.branches)):
         raise Forbidden("This import is of another branch's.")
     return job
 
