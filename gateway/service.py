@@ -10,6 +10,7 @@ from nameko.dependency_providers import Config
 from gateway.auth import Authenticator
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
+from gateway.routes.imports import ImportRoutes
 from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.notifications import NotificationRoutes
@@ -22,7 +23,7 @@ from services.kit.telemetry import Telemetry
 
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
-                     StaffRoutes, AccessRoutes, IntegrationRoutes):
+                     StaffRoutes, AccessRoutes, IntegrationRoutes, ImportRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -117,7 +117,7 @@ class Suite:
 
 
 @pytest.fixture
-def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
+def start_suite(start_service: Any, tmp_path: Any) -> Iterator[Callable[..., Suite]]:
     """Start members, notifications, points, records (with ``records_config``), interfaces and a gateway (with config
     ``overrides``) on the test's database: PostgreSQL unless ``--backends`` chose SQLite first, or the test
     takes ``backend``."""
@@ -132,7 +132,8 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
                                       NOTIFICATIONS={"scheduler": False})
         points = start_service(PointsService, METRICS_PORT=ports["points"])
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
-        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"])
+        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"],
+                                   IMPORT_DIR=str(tmp_path / f"imports-{len(stores)}"))
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                                 **{**GATEWAY_TEST_CONFIG, **overrides})

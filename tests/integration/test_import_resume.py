@@ -1,5 +1,6 @@
 """An import killed half-way (SIGKILL of the interfaces process doing it) resumes where it stopped and ends
-with exactly the file's members, none twice (issue 19). 5,000 rows here; 100,000 in the ``perf`` form."""
+with exactly the file's members, none twice (issue 19). 5,000 rows here; 100,000 in
+``tests/perf/test_import_perf.py``."""
 
 from __future__ import annotations
 
@@ -82,10 +83,3 @@ def test_an_import_killed_half_way_resumes_and_imports_each_row_once(
         start_service, rpc, backend, databases, interfaces_process, tmp_path):
     killed_half_way_then_resumed(5000, 250, start_service, rpc, databases, interfaces_process, tmp_path, 300)
 
-
-@pytest.mark.perf
-@pytest.mark.timeout(3600)
-@pytest.mark.backends("postgresql")
-def test_an_import_of_100000_killed_half_way_resumes_and_imports_each_row_once(
-        start_service, rpc, backend, databases, interfaces_process, tmp_path):
-    killed_half_way_then_resumed(100_000, 500, start_service, rpc, databases, interfaces_process, tmp_path, 3000)
