@@ -3,6 +3,9 @@ dry run, row-by-row report, commit in batches, a second import of the same file,
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden
 from services.members.service import MembersService
 from tests import import_samples
-from tests.harness import scalar, wait_for
+from tests.harness import REPO, scalar, wait_for
 
 ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*",))
 MANAGER = Identity(kind="staff", subject="m1", role="branch_manager", branches=("HZ01",))
@@ -139,3 +142,16 @@ def test_a_branch_manager_imports_for_their_branches_only(suite, rpc, tmp_path):
     admin_job = upload(proxy, path)
     with pytest.raises(Forbidden):
         manager.interfaces.get_import(admin_job["id"])
+
+
+def test_the_command_line_checks_a_sheet_with_a_progress_bar_and_writes_the_report(suite, amqp_uri, tmp_path):
+    members, _interfaces, _proxy = suite
+    path = import_samples.write_xlsx(tmp_path / "members.xlsx", import_samples.members(30, [(4, "phone")]))
+    done = subprocess.run([sys.executable, "-m", "services.interfaces.imports", str(path), "--dry-run"],
+                          cwd=REPO, env={**os.environ, "AMQP_URI": amqp_uri, "COLUMNS": "100"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "checking" in done.stderr and "valid 29, invalid 1" in done.stderr
+    lines = (tmp_path / "members.report.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "row,column,value,message" and lines[1].startswith("6,手机号,12345,")
+    assert scalar(members.database_url, "SELECT count(*) FROM members") == 0
