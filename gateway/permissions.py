@@ -54,6 +54,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # imports (issue 19): group admins, and branch managers for their branches (checked by interfaces)
     "imports:read": ("group_admin", "branch_manager"),
     "imports:write": ("group_admin", "branch_manager"),
+    "exports:read": ("group_admin", "integration"),
     # the gateway's own: a caller's own session and identity; staff accounts; system credentials; the
     # security log (sign-ins, lockouts, credential changes)
     "auth:self": ROLES,

@@ -10,6 +10,7 @@ from nameko.dependency_providers import Config
 from gateway.auth import Authenticator
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
+from gateway.routes.exports import ExportRoutes
 from gateway.routes.imports import ImportRoutes
 from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
@@ -23,7 +24,8 @@ from services.kit.telemetry import Telemetry
 
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
-                     StaffRoutes, AccessRoutes, IntegrationRoutes, ImportRoutes):
+                     StaffRoutes, AccessRoutes, IntegrationRoutes, ImportRoutes,
+                     ExportRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -23,7 +23,7 @@ from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.locks import serialise
-from services.kit.paging import keyset_page
+from services.kit.paging import cursor_after, keyset_page
 from services.kit.telemetry import counter
 from services.members.models import Member, MemberNameToken
 from services.members.rules import identity
@@ -347,3 +347,12 @@ def birthdays(session: Session, month_day: str, limit: int, cursor: str | None) 
         raise Invalid("month_day must look like 03-15.", {"month_day": ["Expected MM-DD."]})
     query = select(Member).where(Member.birth_mmdd == month_day, Member.status == "active")
     return keyset_page(session, query, Member.birth_mmdd, Member.id, limit, cursor)
+
+
+def changed_since(session: Session, limit: int, cursor: str | None) -> tuple[list[Member], str | None, bool]:
+    """Members in the order they last changed (``updated_at``, id) after ``cursor``: a page, the cursor to
+    continue from (also on the last page: the next export starts there) and whether more are waiting."""
+    members, next_cursor = keyset_page(session, select(Member), Member.updated_at, Member.id, limit, cursor)
+    if next_cursor is not None:
+        return members, next_cursor, True
+    return members, cursor_after(members[-1], Member.updated_at, Member.id) if members else cursor, False

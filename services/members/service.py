@@ -32,6 +32,8 @@ from services.members.schemas import (
     BirthdayPageSchema,
     ContactSchema,
     EnrolmentSchema,
+    ExportCursorSchema,
+    ExportQuerySchema,
     FindMembersSchema,
     ImportBatchSchema,
     ImportOutcomesSchema,
@@ -126,6 +128,15 @@ class MembersService(Service):
         outcomes = batches.enrol_each(self.db.session, rows, self.group, self.caller, utcnow(),
                                       self._programme().programme.entry_tier, self._announce)
         return ImportOutcomesSchema().dump({"items": outcomes})
+
+    @rpc
+    def export_members(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The warehouse's export: members in the order they changed, from the cursor the last export ended at."""
+        self.caller.require_role(*access.EXPORTERS, action="export members")
+        criteria = load(ExportQuerySchema(), query)
+        members, cursor, more = register.changed_since(self.db.session, criteria["limit"], criteria["since"])
+        items = MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)
+        return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:
