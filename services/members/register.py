@@ -187,18 +187,27 @@ def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[M
 
 def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard") -> Member:
     person = person_of(data, group)
-    phone, document, full_name, indexes = person.phone, person.document, person.full_name, person.indexes
     # phone and document are unique in the table; name + date of birth is not (two people may share them),
     # so two desks enrolling the same person at once take turns here, and the second is told of the first
-    serialise(session, "members.name_birth", indexes.name_birth)
-    matches = find_matches(session, indexes)
+    serialise(session, "members.name_birth", person.indexes.name_birth)
+    matches = find_matches(session, person.indexes)
     if matches:
         raise duplicate(matches)
-    referrer = _referrer(session, data.get("referral_code"))
-    member = Member(
+    member = new_member(data, person, _referrer(session, data.get("referral_code")), group, now, entry_tier)
+    _insert_with_fresh_codes(session, member, group, person.indexes)
+    _write_tokens(session, member.id, person.full_name)
+    ENROLLED.labels(member.home_branch, member.source).inc()
+    return member
+
+
+def new_member(data: dict[str, Any], person: Person, referrer: Member | None, group: Group, now: datetime,
+               entry_tier: str) -> Member:
+    """The ``Member`` row of a checked enrolment, not yet inserted and without its card and referral codes."""
+    document, indexes = person.document, person.indexes
+    return Member(
         id=uuid.uuid4(), referred_by_id=referrer.id if referrer else None,
-        full_name=full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
-        phone=phone, phone_index=indexes.phone,
+        full_name=person.full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
+        phone=person.phone, phone_index=indexes.phone,
         birth_date=data["birth_date"].isoformat(), birth_mmdd=identity.birthday_key(data["birth_date"]),
         document_type=document[0] if document else None,
         document_number=document[1] if document else None, document_index=indexes.document,
@@ -208,10 +217,31 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
         enrolled_at=now, updated_at=now, tier_since=now,
         tier_review_on=next_anniversary(local_date(now, group.zone), local_date(now, group.zone)),
     )
-    _insert_with_fresh_codes(session, member, group, indexes)
-    _write_tokens(session, member.id, full_name)
-    ENROLLED.labels(member.home_branch, member.source).inc()
-    return member
+
+
+def enrol_checked(session: Session, enrolments: list[tuple[dict[str, Any], Person]], group: Group, now: datetime,
+                  entry_tier: str) -> list[Member] | None:
+    """Insert many enrolments already checked against the register under their name + birth locks (imports),
+    in one multi-row insert; None, with nothing written, when one collides (a desk enrolled the same person a
+    moment ago, or a card number drawn twice): the caller then enrols them one by one."""
+    members = []
+    for data, person in enrolments:
+        member = new_member(data, person, _referrer(session, data.get("referral_code")), group, now, entry_tier)
+        member.card_number = identity.new_card_number(group.card_prefix)
+        member.referral_code = identity.new_referral_code()
+        members.append(member)
+    try:
+        with session.begin_nested():
+            session.add_all(members)
+            session.flush()
+            session.add_all([MemberNameToken(member_id=member.id, token_index=blind_index(token, "members.name_token"))
+                             for member in members for token in identity.name_tokens(member.full_name or "")])
+            session.flush()
+    except IntegrityError:
+        return None
+    for member in members:
+        ENROLLED.labels(member.home_branch, member.source).inc()
+    return members
 
 
 def _insert_with_fresh_codes(session: Session, member: Member, group: Group, indexes: Indexes) -> None:
