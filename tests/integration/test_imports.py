@@ -12,7 +12,7 @@ import pytest
 
 from services.interfaces.service import InterfacesService
 from services.kit.caller import Identity
-from services.kit.errors import Conflict, Forbidden
+from services.kit.errors import Conflict, Forbidden, Invalid, TooLarge
 from services.members.service import MembersService
 from tests import import_samples
 from tests.harness import REPO, scalar, wait_for
@@ -155,3 +155,37 @@ def test_the_command_line_checks_a_sheet_with_a_progress_bar_and_writes_the_repo
     lines = (tmp_path / "members.report.csv").read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "row,column,value,message" and lines[1].startswith("6,手机号,12345,")
     assert scalar(members.database_url, "SELECT count(*) FROM members") == 0
+
+
+def test_a_cancelled_commit_stops_after_the_batch_in_hand(start_service, rpc, backend, tmp_path):
+    members = start_service(MembersService, backend)
+    interfaces = start_service(InterfacesService, backend, IMPORT_DIR=str(tmp_path / "imports"), IMPORT_BATCH_ROWS=50)
+    proxy = rpc(caller=ADMIN, timeout=60)
+    job = upload(proxy, import_samples.write_csv(tmp_path / "m.csv", import_samples.members(3000)))
+    proxy.interfaces.start_import_check(job["id"])
+    settled(proxy, job["id"], "validated")
+    proxy.interfaces.commit_import(job["id"], idempotency_key="c")
+    wait_for(lambda: proxy.interfaces.get_import(job["id"])["processed_rows"] > 0, timeout=60, message="started")
+    assert proxy.interfaces.cancel_import(job["id"])["state"] == "cancelled"
+    wait_for(lambda: scalar(interfaces.database_url, "SELECT count(*) FROM kit_job_runs WHERE job = 'import_commit' "
+                                                     "AND finished_at IS NOT NULL"), message="the run ended")
+    job = proxy.interfaces.get_import(job["id"])
+    assert job["state"] == "cancelled" and 0 < job["counts"]["imported"] < 3000
+    assert scalar(members.database_url, "SELECT count(*) FROM members") == job["counts"]["imported"]
+    with pytest.raises(Conflict):
+        proxy.interfaces.commit_import(job["id"], idempotency_key="c2")
+
+
+def test_an_upload_past_the_size_limit_or_out_of_order_is_refused(start_service, rpc, backend, tmp_path):
+    start_service(InterfacesService, backend, IMPORT_DIR=str(tmp_path / "imports"), IMPORT_MAX_BYTES=1000)
+    proxy = rpc(caller=ADMIN)
+    job = proxy.interfaces.create_import({"kind": "members", "filename": "m.csv"})
+    proxy.interfaces.add_import_chunk(job["id"], {"offset": 0, "data": b"a" * 600})
+    proxy.interfaces.add_import_chunk(job["id"], {"offset": 0, "data": b"a" * 600})  # a retry: written once
+    with pytest.raises(Conflict):
+        proxy.interfaces.add_import_chunk(job["id"], {"offset": 700, "data": b"b"})
+    with pytest.raises(TooLarge):
+        proxy.interfaces.add_import_chunk(job["id"], {"offset": 600, "data": b"b" * 401})
+    assert proxy.interfaces.get_import(job["id"])["size_bytes"] == 600
+    with pytest.raises(Invalid):
+        proxy.interfaces.create_import({"kind": "members", "filename": "m.pdf"})
