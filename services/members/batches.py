@@ -47,8 +47,9 @@ def _identity_keys(indexes: register.Indexes) -> list[str]:
                                 ("name_birth", indexes.name_birth)) if value]
 
 
-def _loaded(row: dict[str, Any], group: Group, caller: Identity) -> tuple[dict[str, Any], register.Person]:
-    data = load(EnrolmentSchema(), row["member"])
+def _loaded(row: dict[str, Any], group: Group, caller: Identity,
+            schema: EnrolmentSchema | None = None) -> tuple[dict[str, Any], register.Person]:
+    data = load(schema or EnrolmentSchema(), row["member"])  # one schema for a whole batch: building it costs
     caller.require_branch(data["home_branch"], "enrol members at this branch")
     return data, register.person_of(data, group)
 
@@ -57,9 +58,10 @@ def check(session: Session, rows: list[dict[str, Any]], group: Group, caller: Id
     outcomes: list[dict[str, Any]] = []
     people: list[register.Indexes] = []
     positions: list[int] = []
+    schema = EnrolmentSchema()
     for row in rows:
         try:
-            _data, person = _loaded(row, group, caller)
+            _data, person = _loaded(row, group, caller, schema)
         except (Invalid, Forbidden) as error:
             outcomes.append({"key": row["key"], "status": "invalid", "message": error.message,
                              "errors": getattr(error, "fields", {}) or {"home_branch": [error.message]}})
@@ -103,12 +105,13 @@ def _enrol_together(session: Session, rows: list[dict[str, Any]], group: Group, 
     claims = claim_many(session, COMMAND, [(key, fingerprint) for key, fingerprint, _row in keyed])
     outcomes: dict[str, dict[str, Any]] = {}
     fresh = []
+    schema = EnrolmentSchema()
     for key, fingerprint, row in keyed:
         if key not in claims:
             outcomes[key] = {**replay(session, COMMAND, key, fingerprint), "replayed": True}
             continue
         try:
-            data, person = _loaded(row, group, caller)
+            data, person = _loaded(row, group, caller, schema)
         except (Invalid, Forbidden) as error:
             outcomes[key] = _refusal(key, error)
             continue
