@@ -47,7 +47,7 @@ class ExportRoutes:
            summary="Members changed since the cursor, as CSV (UTF-8, a header; gzip=true to compress)",
            description="Keep the X-Export-Cursor header of the answer and send it as `since` next time: the "
                        "next export holds only what changed after this one.",
-           responses={200: {"type": "string", "format": "binary"}})
+           responses={200: ("text/csv", "application/gzip")})
     def export_members(self, request: Request) -> Response:
         args = load(ExportQuerySchema(), query_args(request))
         spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
