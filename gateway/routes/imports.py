@@ -58,7 +58,7 @@ class ImportRoutes:
            summary="The job's file (.csv or .xlsx), streamed; sending it again writes it once",
            description="The body is the file as it is on disk. The largest accepted is the interfaces "
                        "service's IMPORT_MAX_BYTES (512 MiB unless configured).",
-           responses={200: ImportJobSchema})
+           responses={200: ImportJobSchema, 409: None})
     def upload_import_file(self, request: Request, import_id: str) -> Any:
         offset, job = 0, None
         while True:
@@ -71,18 +71,18 @@ class ImportRoutes:
 
     @route("POST", "/v1/imports/<import_id>/check", "imports:write", tags=TAGS, idempotent=False,
            summary="Start the dry run: every row checked, nothing imported (poll the job for progress)",
-           responses={202: ImportJobSchema})
+           responses={202: ImportJobSchema, 409: None})
     def check_import(self, request: Request, import_id: str) -> tuple[int, Any]:
         return 202, self.interfaces.start_import_check(import_id)
 
     @route("POST", "/v1/imports/<import_id>/commit", "imports:write", tags=TAGS,
            summary="Import the rows that passed the dry run, in batches (poll the job for progress)",
-           responses={202: ImportJobSchema})
+           responses={202: ImportJobSchema, 409: None})
     def commit_import(self, request: Request, import_id: str) -> tuple[int, Any]:
         return 202, self.interfaces.commit_import(import_id, idempotency_key=idempotency_key(request))
 
     @route("POST", "/v1/imports/<import_id>/cancel", "imports:write", tags=TAGS, idempotent=False,
-           summary="Stop a job (rows already imported stay)", responses={200: ImportJobSchema})
+           summary="Stop a job (rows already imported stay)", responses={200: ImportJobSchema, 409: None})
     def cancel_import(self, request: Request, import_id: str) -> Any:
         return self.interfaces.cancel_import(import_id)
 
