@@ -185,7 +185,8 @@ class Route(HttpRequestHandler):
                  responses: dict[int, Any] | None = None, idempotent: bool | None = None,
                  webhook: bool = False, description: str = "", branch_params: tuple[str, ...] = ("branch",),
                  rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
-                 provider_signed: bool = False, **kwargs: Any) -> None:
+                 provider_signed: bool = False,
+                 stream_body: str | None = None, **kwargs: Any) -> None:
         # a provider's callback (delivery receipts): no staff or system credential, signed the provider's
         # way and checked by the service that holds the provider's secret; its body is passed on as sent
         public = public or provider_signed
@@ -205,10 +206,15 @@ class Route(HttpRequestHandler):
         self.webhook = webhook
         self.branch_params = branch_params
         self.rate_limit = rate_limit  # an extra per-address limit of Admission (e.g. "login")
+        # a body of this media type that the method reads itself from ``request.stream`` a piece at a time (an
+        # import's file): not read, not size-limited here (the service holds the limit), never replayed whole
+        self.stream_body = stream_body
         self.path_types = types_of(url, path_types)  # every <placeholder> has a declared shape (gateway.paths)
         # every mutating route of a known caller takes an Idempotency-Key unless it opts out
         mutating = method.upper() in MUTATING
         self.idempotent = (mutating and not public) if idempotent is None else (idempotent and not public)
+        if stream_body:
+            self.idempotent = False
         kwargs.setdefault("expected_exceptions", DomainError)  # logged as warnings, not crashes
         super().__init__(method, url, **kwargs)
 
@@ -216,7 +222,7 @@ class Route(HttpRequestHandler):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id, token = begin_request(request, MAX_BODY_BYTES)
+        request_id, token = begin_request(request, None if self.stream_body else MAX_BODY_BYTES)
         principal: Principal | None = None
         response: Response | None = None
         claim: tuple[str, str] | None = None
@@ -238,7 +244,7 @@ class Route(HttpRequestHandler):
             check_path(self.path_types, request.path_values)  # a malformed id goes no further
             request.principal = principal
             request.identity = principal.identity if principal is not None else None
-            request.json_body = self._read_body(request, raw)
+            request.json_body = None if self.stream_body else self._read_body(request, raw)
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if self.idempotent and principal is not None and key is not None:
                 key = check_key(key)

@@ -170,6 +170,9 @@ def _operation(name: str, route: Route) -> dict[str, Any]:
             media: {"schema": {"type": "string", "format": "binary"}} for media in media_types}}
     elif route.body_schema is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body_schema}}}
+    if route.stream_body:
+        operation["requestBody"] = {"required": True, "content": {route.stream_body: {
+            "schema": {"type": "string", "format": "binary"}}}}
     for status, schema in sorted(route.responses.items()):
         operation["responses"][str(status)] = _answer(status, schema)
     if not any(300 > int(s) >= 200 for s in operation["responses"]):

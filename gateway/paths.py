@@ -102,6 +102,7 @@ PATH_TYPES: dict[str, PathType] = {
     "reward_id": uuid_of("reward"),
     "user_id": uuid_of("staff account"),
     "review_id": uuid_of("identity review"),
+    "import_id": uuid_of("import"),
     "payment_id": PathType("stored-value payment", r"[1-9][0-9]{0,17}", "payment ids are whole numbers", "1042",
                            max_length=18),
     "code": PathType("coupon", f"(?:{COUPON_CHARACTER}-?){{9}}{COUPON_CHARACTER}",

@@ -65,6 +65,10 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "ops:dead-letters": ("group_admin",),
     # the cross-service visit audit: who runs ops and who reads the reconciliations
     "ops:audit": ("group_admin", "auditor"),
+    # imports (issue 19): group admins, and branch managers for their branches (checked by interfaces)
+    "imports:read": ("group_admin", "branch_manager"),
+    "imports:write": ("group_admin", "branch_manager"),
+    "exports:read": ("group_admin", "integration"),
     # the gateway's own: a caller's own session and identity; staff accounts; system credentials; the
     # security log (sign-ins, lockouts, credential changes)
     "auth:self": ROLES,

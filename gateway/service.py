@@ -13,8 +13,10 @@ from gateway.console.pages import ConsolePages
 from gateway.fhir.routes import FhirRoutes
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
+from gateway.routes.exports import ExportRoutes
 from gateway.routes.families import FamilyRoutes
 from gateway.routes.identity import IdentityRoutes
+from gateway.routes.imports import ImportRoutes
 from gateway.routes.integrations import IntegrationRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.notifications import NotificationRoutes
@@ -31,7 +33,8 @@ from services.kit.telemetry import Telemetry
 
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
-                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes):
+                     WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
+                     ExportRoutes):
     name = "gateway"
     config = Config()
     db = Database()

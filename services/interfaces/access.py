@@ -17,3 +17,6 @@ SUBSCRIPTION_MANAGERS = ("group_admin",)
 """Who creates, disables and replays outbound webhook subscriptions (they send data out of CareLoop)."""
 SUBSCRIPTION_READERS = ("group_admin", "auditor")
 """Who lists subscriptions and reads their delivery logs."""
+
+IMPORTERS = ("group_admin", "branch_manager")
+"""Upload, check, commit, cancel and read imports: group admins for any branch, branch managers for theirs."""

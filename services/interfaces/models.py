@@ -6,6 +6,11 @@
   data: encrypted at rest. ``source_ref`` (the sender's message id, when it has one) makes a message queue
   one review however often it is sent.
 - ``identity_review_log``: who queued, read and resolved each review, and when (the audit of the queue).
+- ``import_jobs``: a file being imported (``imports/``): its state, options, counts and progress; the file
+  itself lies in ``IMPORT_DIR`` under the job's id. ``import_issues``: the row-by-row report (row, column,
+  value, message) of its dry run and its commit; the value is personal data, encrypted. ``import_seen``:
+  the identities (digests from members) met so far in a dry run, to find the same person twice in one file.
+  ``import_job_log``: who created, uploaded, checked, committed, cancelled and read each job (the audit).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.kit.crypto import Encrypted
@@ -182,3 +187,77 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+
+
+# import job states, in the order a job goes through them (or to failed / cancelled)
+UPLOADED, VALIDATING, VALIDATED, IMPORTING, DONE, FAILED, CANCELLED = (
+    "uploaded", "validating", "validated", "importing", "done", "failed", "cancelled")
+IMPORT_STATES = (UPLOADED, VALIDATING, VALIDATED, IMPORTING, DONE, FAILED, CANCELLED)
+
+
+class ImportJob(Base):
+    __tablename__ = "import_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(16))  # what the rows are: "members"
+    state: Mapped[str] = mapped_column(String(12), default=UPLOADED)
+    filename: Mapped[str] = mapped_column(String(200))
+    file_kind: Mapped[str] = mapped_column(String(8))  # "csv" or "xlsx"
+    encoding: Mapped[str | None] = mapped_column(String(16))  # a CSV's, as stated or as detected
+    sheet: Mapped[str | None] = mapped_column(String(100))
+    day_first: Mapped[bool | None] = mapped_column(Boolean)
+    mapping: Mapped[str | None] = mapped_column(Text)  # JSON: header as written -> field
+    default_branch: Mapped[str | None] = mapped_column(String(16))
+    branches: Mapped[str | None] = mapped_column(Text)  # JSON list: the branches its rows may name (None: all)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    columns: Mapped[str | None] = mapped_column(Text)  # JSON: the columns found and the ones ignored
+    total_rows: Mapped[int | None] = mapped_column(Integer)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)  # of the current phase
+    valid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    present_rows: Mapped[int] = mapped_column(Integer, default=0)  # an existing member matches them
+    repeated_rows: Mapped[int] = mapped_column(Integer, default=0)  # the same person as an earlier row
+    imported_rows: Mapped[int] = mapped_column(Integer, default=0)
+    phase_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_import_jobs_recent", "created_at", "id"),
+                      Index("ix_import_jobs_state", "state"))
+
+
+class ImportIssue(Base):
+    __tablename__ = "import_issues"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_jobs.id"))
+    phase: Mapped[str] = mapped_column(String(8))  # "dry_run" or "commit"
+    row: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str | None] = mapped_column(Encrypted("import_issues.value"))
+    message: Mapped[str] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_import_issues_job", "job_id", "phase", "id"),)
+
+
+class ImportSeen(Base):
+    __tablename__ = "import_seen"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer)
+
+
+class ImportJobLog(Base):
+    __tablename__ = "import_job_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_jobs.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_import_job_log_job", "job_id", "id"),)

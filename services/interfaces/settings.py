@@ -29,6 +29,11 @@ SETTINGS: dict[str, Any] = {
     "WEBHOOK_LEASE_SECONDS": 60,  # a claimed delivery is due again after this if its process died mid-POST
     "WEBHOOK_BATCH": 20,  # deliveries claimed per tick (every second) and process
     "WEBHOOK_SENDING": True,  # false: deliveries wait (an operator pausing every target)
+    "IMPORT_DIR": "var/imports",  # where uploaded import files are kept (one per job, named by its id)
+    "IMPORT_MAX_BYTES": 512 * 1024 * 1024,  # the largest file an import accepts
+    "IMPORT_BATCH_ROWS": 500,  # rows per RPC to the owning service (one RPC per batch, never one per row)
+    "IMPORT_RPC_TIMEOUT": 120,  # seconds a batch RPC may take before the batch is tried again
+    "IMPORT_CHUNK_MAX_BYTES": 4 * 1024 * 1024,  # the largest piece of a file one upload call carries
 }
 
 

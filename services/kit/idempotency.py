@@ -79,6 +79,37 @@ def replay(session: Session, command: str, key: str, fingerprint: str) -> Any:
     return json.loads(response) if response is not None else None
 
 
+_CLAIM_MANY = (text("INSERT INTO kit_idempotency (command, key, request_hash, created_at) "
+                    "SELECT :command, claimed.key, claimed.request_hash, :created_at "
+                    "FROM unnest(CAST(:keys AS text[]), CAST(:hashes AS text[])) AS claimed(key, request_hash) "
+                    "ON CONFLICT (command, key) DO NOTHING RETURNING key, id")
+               .bindparams(bindparam("created_at", type_=UtcDateTime())))
+_RELEASE = text("DELETE FROM kit_idempotency WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+
+
+def claim_many(session: Session, command: str, keyed: list[tuple[str, str]]) -> dict[str, int]:
+    """``claim`` for many (key, fingerprint) pairs in one statement on PostgreSQL: key -> claim id of those
+    newly claimed (the others were claimed before: ``replay`` them)."""
+    if session.get_bind().dialect.name != "postgresql":
+        claimed = {key: claim(session, command, key, fingerprint) for key, fingerprint in keyed}
+        return {key: claim_id for key, claim_id in claimed.items() if claim_id is not None}
+    rows = session.execute(_CLAIM_MANY, {"command": command, "keys": [key for key, _ in keyed],
+                                         "hashes": [fingerprint for _, fingerprint in keyed], "created_at": utcnow()})
+    return dict(rows.all())
+
+
+def release(session: Session, claim_ids: list[int]) -> None:
+    """Give claimed keys back (their commands refused the request: a corrected one may use the key again)."""
+    if claim_ids:
+        session.execute(_RELEASE, {"ids": claim_ids})
+
+
+def store_answer(session: Session, claim_id: int, answer: Any) -> None:
+    """Keep ``answer`` as the claimed key's answer, written with the commit (for commands that claim keys
+    themselves, one per item of a batch: ``members.batches``)."""
+    at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(answer)})
+
+
 def idempotent(fn: Callable) -> Callable:
     signature = inspect.signature(fn)
     if "idempotency_key" not in signature.parameters:
@@ -101,7 +132,7 @@ def idempotent(fn: Callable) -> Callable:
         if claim_id is None:
             return replay(session, command, key, fingerprint)
         result = fn(self, *args, **kwargs)
-        at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(result)})
+        store_answer(session, claim_id, result)
         return result
 
     wrapper.__signature__ = signature  # nameko checks call signatures against this

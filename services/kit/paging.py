@@ -57,5 +57,9 @@ def keyset_page(session: Session, query: Select, sort: Any, tie: Any, limit: int
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_cursor({"s": _wire(getattr(last, sort.key)), "k": _wire(getattr(last, tie.key))})
+    return rows, cursor_after(rows[-1], sort, tie)
+
+
+def cursor_after(row: Any, sort: Any, tie: Any) -> str:
+    """The cursor that continues after ``row`` (an incremental export hands it out even on its last page)."""
+    return encode_cursor({"s": _wire(getattr(row, sort.key)), "k": _wire(getattr(row, tie.key))})

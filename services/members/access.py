@@ -26,3 +26,5 @@ def reveals(caller: Identity, config: dict[str, Any]) -> dict[str, bool]:
         return {"reveal_phone": True, "reveal_document": True}
     return {"reveal_phone": caller.role in config.get("UNMASKED_PHONE_ROLES", PHONE_ROLES),
             "reveal_document": caller.role in config.get("UNMASKED_DOCUMENT_ROLES", DOCUMENT_ROLES)}
+EXPORTERS = ("group_admin", "integration")
+"""Who exports the membership for the group's data warehouse (masked per ``reveals``)."""

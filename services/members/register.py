@@ -23,7 +23,7 @@ from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from services.kit.locks import serialise
-from services.kit.paging import keyset_page
+from services.kit.paging import cursor_after, keyset_page
 from services.kit.telemetry import counter
 from services.members.models import Member, MemberNameToken
 from services.members.rules import identity
@@ -143,29 +143,81 @@ def _document(data: dict[str, Any]) -> tuple[str, str] | None:
     return document["type"], identity.normalise_document(document["type"], document["number"])
 
 
+@dataclass(frozen=True)
+class Person:
+    """An enrolment's identity in normal form, with its blind indexes (what duplicates are found by)."""
+
+    full_name: str
+    phone: str
+    document: tuple[str, str] | None
+    indexes: Indexes
+
+
+def person_of(data: dict[str, Any], group: Group) -> Person:
+    """The normal form of a loaded enrolment; ``Invalid`` for an unknown branch, a bad phone or document."""
+    group.branch(data["home_branch"])
+    phone = identity.parse_phone(data["phone"], group.region_of(data["home_branch"]))
+    document = _document(data)
+    full_name = " ".join(data["full_name"].split())
+    return Person(full_name, phone, document, indexes_for(full_name, phone, data["birth_date"], document))
+
+
+def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[Match]]:
+    """``find_matches`` for many enrolments in one query: position in ``people`` -> its matches."""
+    if not people:
+        return {}
+    phones = {p.phone for p in people if p.phone}
+    documents = {p.document for p in people if p.document}
+    names = {p.name_birth for p in people}
+    conditions = [Member.name_birth_index.in_(names)]
+    if phones:
+        conditions.append(Member.phone_index.in_(phones))
+    if documents:
+        conditions.append(Member.document_index.in_(documents))
+    found = session.execute(select(Member.id, Member.card_number, Member.phone_index, Member.document_index,
+                                   Member.name_birth_index).where(or_(*conditions), Member.status != "closed")).all()
+    by_position: dict[int, list[Match]] = {}
+    for position, person in enumerate(people):
+        for member in found:
+            reasons = tuple(reason for reason, hit in (
+                ("phone", person.phone and member.phone_index == person.phone),
+                ("id_document", person.document and member.document_index == person.document),
+                ("name_and_birth_date", member.name_birth_index == person.name_birth),
+            ) if hit)
+            if reasons:
+                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons))
+    return by_position
+
+
 def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard",
           despite_name_and_birth_date: bool = False) -> Member:
     """Enrol a new member; a duplicate (``find_matches``) is a ``Conflict`` naming it. With
     ``despite_name_and_birth_date`` (a person decided, in the identity review, that this is someone else),
     a member matched on name and date of birth alone does not stop it (phone and ID document still do)."""
-    group.branch(data["home_branch"])
-    phone = identity.parse_phone(data["phone"], group.region_of(data["home_branch"]))
-    document = _document(data)
-    full_name = " ".join(data["full_name"].split())
-    indexes = indexes_for(full_name, phone, data["birth_date"], document)
+    person = person_of(data, group)
     # phone and document are unique in the table; name + date of birth is not (two people may share them),
     # so two desks enrolling the same person at once take turns here, and the second is told of the first
-    serialise(session, "members.name_birth", indexes.name_birth)
-    matches = find_matches(session, indexes)
+    serialise(session, "members.name_birth", person.indexes.name_birth)
+    matches = find_matches(session, person.indexes)
     if despite_name_and_birth_date:
         matches = [match for match in matches if set(match.matched_on) != {"name_and_birth_date"}]
     if matches:
         raise duplicate(matches)
-    referrer = _referrer(session, data.get("referral_code"))
-    member = Member(
+    member = new_member(data, person, _referrer(session, data.get("referral_code")), group, now, entry_tier)
+    _insert_with_fresh_codes(session, member, group, person.indexes)
+    _write_tokens(session, member.id, person.full_name)
+    ENROLLED.labels(member.home_branch, member.source).inc()
+    return member
+
+
+def new_member(data: dict[str, Any], person: Person, referrer: Member | None, group: Group, now: datetime,
+               entry_tier: str) -> Member:
+    """The ``Member`` row of a checked enrolment, not yet inserted and without its card and referral codes."""
+    document, indexes = person.document, person.indexes
+    return Member(
         id=uuid.uuid4(), referred_by_id=referrer.id if referrer else None,
-        full_name=full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
-        phone=phone, phone_index=indexes.phone,
+        full_name=person.full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
+        phone=person.phone, phone_index=indexes.phone,
         birth_date=data["birth_date"].isoformat(), birth_mmdd=identity.birthday_key(data["birth_date"]),
         document_type=document[0] if document else None,
         document_number=document[1] if document else None, document_index=indexes.document,
@@ -175,10 +227,31 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
         enrolled_at=now, updated_at=now, tier_since=now,
         tier_review_on=next_anniversary(local_date(now, group.zone), local_date(now, group.zone)),
     )
-    _insert_with_fresh_codes(session, member, group, indexes)
-    _write_tokens(session, member.id, full_name)
-    ENROLLED.labels(member.home_branch, member.source).inc()
-    return member
+
+
+def enrol_checked(session: Session, enrolments: list[tuple[dict[str, Any], Person]], group: Group, now: datetime,
+                  entry_tier: str) -> list[Member] | None:
+    """Insert many enrolments already checked against the register under their name + birth locks (imports),
+    in one multi-row insert; None, with nothing written, when one collides (a desk enrolled the same person a
+    moment ago, or a card number drawn twice): the caller then enrols them one by one."""
+    members = []
+    for data, person in enrolments:
+        member = new_member(data, person, _referrer(session, data.get("referral_code")), group, now, entry_tier)
+        member.card_number = identity.new_card_number(group.card_prefix)
+        member.referral_code = identity.new_referral_code()
+        members.append(member)
+    try:
+        with session.begin_nested():
+            session.add_all(members)
+            session.flush()
+            session.add_all([MemberNameToken(member_id=member.id, token_index=blind_index(token, "members.name_token"))
+                             for member in members for token in identity.name_tokens(member.full_name or "")])
+            session.flush()
+    except IntegrityError:
+        return None
+    for member in members:
+        ENROLLED.labels(member.home_branch, member.source).inc()
+    return members
 
 
 def _insert_with_fresh_codes(session: Session, member: Member, group: Group, indexes: Indexes) -> None:
@@ -324,3 +397,12 @@ def birthdays(session: Session, month_day: str, limit: int, cursor: str | None) 
         raise Invalid("month_day must look like 03-15.", {"month_day": ["Expected MM-DD."]})
     query = select(Member).where(Member.birth_mmdd == month_day, Member.status == "active")
     return keyset_page(session, query, Member.birth_mmdd, Member.id, limit, cursor)
+
+
+def changed_since(session: Session, limit: int, cursor: str | None) -> tuple[list[Member], str | None, bool]:
+    """Members in the order they last changed (``updated_at``, id) after ``cursor``: a page, the cursor to
+    continue from (also on the last page: the next export starts there) and whether more are waiting."""
+    members, next_cursor = keyset_page(session, select(Member), Member.updated_at, Member.id, limit, cursor)
+    if next_cursor is not None:
+        return members, next_cursor, True
+    return members, cursor_after(members[-1], Member.updated_at, Member.id) if members else cursor, False

@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_dump, validate, validates
 
-from services.kit.schemas import Schema, StrictInteger, UtcTime, page_of
+from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 from services.members.rules import identity
 from services.members.rules.programme import programme_document
@@ -665,3 +665,51 @@ class PatientViewSchema(MemberSchema):
     systems'): what the FHIR facade answers as a Patient, in one call."""
 
     identifiers = fields.List(fields.Nested(IdentifierSchema))
+class ImportRowSchema(Schema):
+    """One row of an import: its idempotency key (the job and the row) and the enrolment as read."""
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    member = fields.Dict(required=True)
+
+
+class ImportBatchSchema(Schema):
+    rows = fields.List(fields.Nested(ImportRowSchema), required=True, validate=validate.Length(min=1, max=2000))
+
+
+class MatchSchema(Schema):
+    member_id = fields.String()
+    card_number = fields.String()
+    matched_on = fields.List(fields.String())
+
+
+class ImportRowOutcomeSchema(Schema):
+    """What became of one row: ``valid`` (checked, not enrolled), ``enrolled``, ``present`` (an existing
+    member matches it: ``matches``), ``invalid`` (``errors`` per field); ``identity``: short digests of its
+    identifiers, equal for two rows of one file that are the same person."""
+
+    key = fields.String()
+    status = fields.String(validate=validate.OneOf(("valid", "enrolled", "present", "invalid")))
+    member_id = fields.String()
+    card_number = fields.String()
+    message = fields.String()
+    errors = fields.Dict()
+    matches = fields.List(fields.Nested(MatchSchema))
+    identity = fields.List(fields.String())
+    replayed = fields.Boolean(metadata={"description": "Enrolled by an earlier call with the same key."})
+
+
+ImportOutcomesSchema = list_of(ImportRowOutcomeSchema)
+
+
+class ExportQuerySchema(Schema):
+    since = fields.String(load_default=None, allow_none=True,
+                          metadata={"description": "The cursor the previous export ended with; none: from the start."})
+    limit = StrictInteger(load_default=1000, validate=validate.Range(min=1, max=5000))
+
+
+class ExportCursorSchema(Schema):
+    """Beside an export page's items (each dumped by the item's schema, masked per the caller's role): the
+    cursor to give the next export, and whether more are waiting now."""
+
+    cursor = fields.String(allow_none=True)
+    more = fields.Boolean()

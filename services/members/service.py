@@ -14,6 +14,7 @@ from services.kit.schemas import With, page_limit
 from services.members import (
     access,
     activity,
+    batches,
     families,
     identities,
     lifecycle,
@@ -33,6 +34,8 @@ from services.members.schemas import (
     BirthdayPageSchema,
     ContactSchema,
     EnrolmentSchema,
+    ExportCursorSchema,
+    ExportQuerySchema,
     FamilyCreateSchema,
     FamilyHistorySchema,
     FamilyLinkSchema,
@@ -43,6 +46,8 @@ from services.members.schemas import (
     IdentifiersChangeSchema,
     IdentifierSchema,
     IdentityAnswerSchema,
+    ImportBatchSchema,
+    ImportOutcomesSchema,
     ManualTierSchema,
     MemberChangesSchema,
     MemberPageSchema,
@@ -192,6 +197,29 @@ class MembersService(Service):
         """``find_by_identifier`` with the member's identifiers (``PatientViewSchema``); 404 when none."""
         data = load(IdentifierSchema(), identifier)
         return self._patient_view(identities.find(self.db.session, data["system"], data["value"], self._card_system()))
+
+    @rpc
+    def check_enrolments(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's dry run: each row checked by the enrolment's rules and against existing members."""
+        rows = load(ImportBatchSchema(), batch)["rows"]
+        return ImportOutcomesSchema().dump({"items": batches.check(self.db.session, rows, self.group, self.caller)})
+
+    @rpc
+    def enrol_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's commit: each row enrolled once under its own idempotency key (``batches``)."""
+        rows = load(ImportBatchSchema(), batch)["rows"]
+        outcomes = batches.enrol_each(self.db.session, rows, self.group, self.caller, utcnow(),
+                                      self._programme().programme.entry_tier, self._announce_enrolled)
+        return ImportOutcomesSchema().dump({"items": outcomes})
+
+    @rpc
+    def export_members(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The warehouse's export: members in the order they changed, from the cursor the last export ended at."""
+        self.caller.require_role(*access.EXPORTERS, action="export members")
+        criteria = load(ExportQuerySchema(), query)
+        members, cursor, more = register.changed_since(self.db.session, criteria["limit"], criteria["since"])
+        items = MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)
+        return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:

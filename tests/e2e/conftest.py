@@ -117,7 +117,7 @@ class Suite:
 
 
 @pytest.fixture
-def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
+def start_suite(start_service: Any, tmp_path: Any) -> Iterator[Callable[..., Suite]]:
     """Start members (on ``members_database_url`` if given, e.g. a seeded benchmark database), notifications
     (with ``notifications_config``), points (with ``points_config``), records (with ``records_config``),
     interfaces (with ``interfaces_config``) and a gateway (with config ``overrides``) on the test's database:
@@ -137,7 +137,8 @@ def start_suite(start_service: Any) -> Iterator[Callable[..., Suite]]:
                                       **{**extra, "NOTIFICATIONS": {**extra.get("NOTIFICATIONS", {}), "scheduler": False}})
         points = start_service(PointsService, METRICS_PORT=ports["points"], **(points_config or {}))
         records = start_service(RecordsService, METRICS_PORT=ports["records"], **(records_config or {}))
-        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"], **(interfaces_config or {}))
+        interfaces = start_service(InterfacesService, METRICS_PORT=ports["interfaces"],
+                                   **{"IMPORT_DIR": str(tmp_path / f"imports-{len(stores)}"), **(interfaces_config or {})})
         port = free_port()
         gateway = start_service(GatewayService, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                                 **{**GATEWAY_TEST_CONFIG, **overrides})

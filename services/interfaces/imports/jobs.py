@@ -1,0 +1,334 @@
+"""Import jobs on the interfaces database: created, uploaded a piece at a time, checked (dry run) and
+committed batch by batch, one RPC to the owning service per batch.
+
+A job's phases run as ``kit.jobs.run_batches`` runs (``import_dry_run`` / ``import_commit``, keyed by the
+job): each batch reads the next rows of the file, makes one RPC, and commits its report rows, the job's
+counts and the run's cursor together. A process killed half-way leaves the cursor at the last batch that
+committed; the next process continues from there, and the batch it sends again is harmless: every row
+carries the idempotency key ``import:<job>:<row>``, so members answers what it did the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.interfaces.imports import columns as cols
+from services.interfaces.imports import sheets
+from services.interfaces.models import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    IMPORTING,
+    UPLOADED,
+    VALIDATED,
+    VALIDATING,
+    ImportIssue,
+    ImportJob,
+    ImportJobLog,
+    ImportSeen,
+)
+from services.interfaces.settings import setting
+from services.kit.caller import Identity
+from services.kit.clock import utcnow
+from services.kit.db import Store, fetch
+from services.kit.errors import Conflict, Forbidden, Invalid, TooLarge
+from services.kit.jobs import run_batches
+from services.kit.peers import Peer
+from services.kit.telemetry import counter
+
+ROWS = counter("careloop_interfaces_import_rows_total", "Import rows read and handled", ("kind", "phase"))
+PHASES = {VALIDATING: ("import_dry_run", "dry_run", VALIDATED), IMPORTING: ("import_commit", "commit", DONE)}
+
+
+class BatchPeer(Peer):
+    """A peer for batch RPCs: a batch may take longer than a desk's command (``IMPORT_RPC_TIMEOUT``)."""
+
+    timeout_setting = "IMPORT_RPC_TIMEOUT"
+    default_timeout = 120
+
+
+def actor_of(caller: Identity) -> str:
+    return f"{caller.kind}:{caller.subject} ({caller.role})" if caller.role else f"{caller.kind}:{caller.subject}"
+
+
+def file_of(config: dict[str, Any], job: ImportJob) -> Path:
+    return Path(setting(config, "IMPORT_DIR")) / f"{job.id}.{job.file_kind}"
+
+
+def audit(session: Session, job: ImportJob, action: str, caller: Identity, now: datetime) -> None:
+    session.add(ImportJobLog(job_id=job.id, action=action, actor=actor_of(caller), at=now))
+
+
+def get(session: Session, job_id: Any, caller: Identity, lock: bool = False) -> ImportJob:
+    job = fetch(session, ImportJob, job_id, "import", lock=lock)
+    allowed = json.loads(job.branches) if job.branches else None
+    if not caller.all_branches and (allowed is None or not set(allowed) <= set(caller.branches)):
+        raise Forbidden("This import is of another branch's.")
+    return job
+
+
+def create(session: Session, spec: dict[str, Any], caller: Identity, now: datetime) -> ImportJob:
+    try:
+        kind = sheets.kind_of(spec["filename"])
+        cols.resolve([], spec["mapping"])
+    except ValueError as error:
+        raise Invalid(str(error), {"filename" if "file" in str(error) else "mapping": [str(error)]}) from None
+    if spec["default_branch"]:
+        caller.require_branch(spec["default_branch"], "import members of this branch")
+    branches = None if caller.all_branches else list(caller.branches)
+    job = ImportJob(id=uuid.uuid4(), kind=spec["kind"], state=UPLOADED, filename=spec["filename"], file_kind=kind,
+                    encoding=spec["encoding"], sheet=spec["sheet"], day_first=spec["day_first"],
+                    mapping=json.dumps(spec["mapping"]) if spec["mapping"] else None,
+                    default_branch=spec["default_branch"], branches=json.dumps(branches) if branches else None,
+                    size_bytes=0, processed_rows=0, valid_rows=0, invalid_rows=0, present_rows=0, repeated_rows=0,
+                    imported_rows=0, created_by=actor_of(caller), created_at=now, updated_at=now)
+    session.add(job)
+    session.flush()
+    audit(session, job, "created", caller, now)
+    return job
+
+
+def append(job: ImportJob, offset: int, data: bytes, config: dict[str, Any], now: datetime) -> None:
+    """Add a piece of the file at ``offset``; a piece sent again (a retry) changes nothing."""
+    if job.state != UPLOADED:
+        raise Conflict(f"The file of an import that is {job.state} cannot change.")
+    if len(data) > setting(config, "IMPORT_CHUNK_MAX_BYTES"):
+        raise TooLarge("Send the file in pieces of at most 4 MiB.")
+    if offset + len(data) <= job.size_bytes:
+        return
+    if offset != job.size_bytes:
+        raise Conflict(f"The next piece starts at byte {job.size_bytes}.", details={"size_bytes": job.size_bytes})
+    limit = setting(config, "IMPORT_MAX_BYTES")
+    if offset + len(data) > limit:
+        raise TooLarge(f"An import file may be at most {limit // (1024 * 1024)} MiB.")
+    path = file_of(config, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        handle.truncate(offset)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    job.size_bytes = offset + len(data)
+    job.updated_at = now
+
+
+def start(job: ImportJob, phase: str, now: datetime) -> None:
+    """Begin the dry run (``VALIDATING``) or the commit (``IMPORTING``)."""
+    before = {VALIDATING: (UPLOADED,), IMPORTING: (VALIDATED,)}[phase]
+    if job.state == phase:
+        return
+    if job.state not in before:
+        what = "checked" if phase == VALIDATING else "committed (run the dry run first)"
+        raise Conflict(f"An import that is {job.state} cannot be {what}.")
+    if phase == VALIDATING and job.size_bytes == 0:
+        raise Conflict("Upload the file first.")
+    job.state = phase
+    job.processed_rows = job.valid_rows = job.invalid_rows = job.present_rows = job.repeated_rows = 0
+    job.imported_rows = 0
+    job.phase_started_at, job.finished_at, job.updated_at = now, None, now
+
+
+def cancel(job: ImportJob, now: datetime) -> None:
+    if job.state in (DONE, FAILED, CANCELLED):
+        raise Conflict(f"An import that is {job.state} cannot be cancelled.")
+    job.state, job.finished_at, job.updated_at = CANCELLED, now, now
+
+
+# --- running the phases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reader:
+    """A file open at data row ``next_index`` (0: the first row after the header)."""
+
+    columns: cols.Columns
+    rows: Iterator[sheets.Row]
+    next_index: int = 0
+
+
+@dataclass
+class Readers:
+    """The files this process has open, by job: a batch continues where the previous one stopped; a
+    process that resumes someone else's job reopens the file and skips to the cursor."""
+
+    open: dict[uuid.UUID, _Reader] = field(default_factory=dict)
+
+    def take(self, job: ImportJob, path: Path, start: int, count: int) -> list[sheets.Row]:
+        reader = self.open.get(job.id)
+        if reader is None or reader.next_index != start:
+            reader = self.open[job.id] = _open(job, path)
+            for _ in range(start):
+                next(reader.rows, None)
+            reader.next_index = start
+        batch = []
+        for row in reader.rows:
+            batch.append(row)
+            if len(batch) == count:
+                break
+        reader.next_index += len(batch)
+        if len(batch) < count:
+            del self.open[job.id]
+        return batch
+
+    def columns(self, job: ImportJob, path: Path) -> cols.Columns:
+        return _open(job, path).columns
+
+
+READERS = Readers()
+
+
+def _known_headers(line: str) -> int:
+    return len(cols.resolve(line.split(",")).fields)
+
+
+def _open(job: ImportJob, path: Path) -> _Reader:
+    if job.file_kind == "csv" and job.encoding is None:
+        job.encoding = sheets.detect_encoding(path, _known_headers)
+    rows = sheets.rows(path, job.file_kind, job.encoding, job.sheet)
+    header = next(rows, None)
+    if header is None:
+        raise ValueError("The file has no rows.")
+    columns = cols.resolve(header[1], json.loads(job.mapping) if job.mapping else None)
+    missing = columns.missing(cols.MEMBER_REQUIRED)
+    if missing:
+        raise ValueError(f"No column found for {', '.join(missing)}; name it in the mapping.")
+    return _Reader(columns, rows)
+
+
+def row_key(job: ImportJob, number: int) -> str:
+    return f"import:{job.id}:{number}"
+
+
+def _issue(session: Session, job: ImportJob, phase: str, number: int, column: str, value: Any, message: str) -> None:
+    session.add(ImportIssue(job_id=job.id, phase=phase, row=number, column=column,
+                            value=None if value in (None, "") else str(value)[:500], message=message[:500]))
+
+
+def _prepare(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
+             batch: list[sheets.Row]) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """The rows that read as enrolments: (row, enrolment, cells); the others reported and counted."""
+    allowed = json.loads(job.branches) if job.branches else None
+    ready = []
+    for number, row in batch:
+        cells = cols.cells_of(columns, row)
+        member, problems = cols.enrolment(cells, job.day_first, job.default_branch)
+        if allowed is not None and member.get("home_branch") not in (None, *allowed):
+            problems.append(cols.Issue("home_branch", member["home_branch"], "Not one of your branches."))
+        for problem in problems:
+            _issue(session, job, phase, number, columns.headers.get(problem.field, problem.field), problem.value,
+                   problem.message)
+        if problems:
+            job.invalid_rows += 1
+            continue
+        ready.append((number, member, cells))
+    return ready
+
+
+def _refused(session: Session, job: ImportJob, phase: str, columns: cols.Columns, number: int,
+             cells: dict[str, Any], outcome: dict[str, Any]) -> None:
+    """Report a row the owning service refused (``invalid``) or found already present (``present``)."""
+    if outcome["status"] == "present":
+        job.present_rows += 1
+        _issue(session, job, phase, number, "", None, f"Already a member: {outcome.get('message', '')}")
+        return
+    job.invalid_rows += 1
+    pairs = [pair for name, messages in (outcome.get("errors") or {}).items() for pair in cols.column_of(name, messages)]
+    for name, message in pairs or [("", outcome.get("message", "Refused."))]:
+        _issue(session, job, phase, number, columns.headers.get(name, name), cols.values.text(cells.get(name)), message)
+
+
+def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[str, Any]]]) -> dict[int, int]:
+    """Rows that are the same person as an earlier row of the file: row -> that earlier row."""
+    wanted = {identity for _number, outcome in checked for identity in outcome.get("identity", [])}
+    seen = dict(session.execute(select(ImportSeen.identity, ImportSeen.row).where(
+        ImportSeen.job_id == job.id, ImportSeen.identity.in_(wanted))).all()) if wanted else {}
+    repeated = {}
+    for number, outcome in checked:
+        earlier = [seen[identity] for identity in outcome.get("identity", []) if identity in seen]
+        if earlier:
+            repeated[number] = min(earlier)
+            continue
+        for identity in outcome.get("identity", []):
+            seen[identity] = number
+            session.add(ImportSeen(job_id=job.id, identity=identity, row=number))
+    return repeated
+
+
+def _step(job_id: uuid.UUID, phase_state: str, members: Any, config: dict[str, Any]) -> Any:
+    _run, phase, finished_state = PHASES[phase_state]
+    size = int(setting(config, "IMPORT_BATCH_ROWS"))
+
+    def step(session: Session, cursor: Any) -> tuple[Any, int]:
+        job = session.get(ImportJob, job_id, with_for_update=True)
+        if job is None or job.state != phase_state:
+            return None, 0
+        path = file_of(config, job)
+        now = utcnow()
+        try:
+            start = cursor or 0
+            if cursor is None:
+                columns = READERS.columns(job, path)
+                job.columns = json.dumps({"found": columns.headers, "ignored": list(columns.ignored)})
+                job.total_rows = sum(1 for _ in sheets.rows(path, job.file_kind, job.encoding, job.sheet)) - 1
+            batch = READERS.take(job, path, start, size)
+            columns = READERS.open[job.id].columns if job.id in READERS.open else READERS.columns(job, path)
+        except (ValueError, OSError) as error:
+            job.state, job.error, job.finished_at, job.updated_at = FAILED, str(error)[:500], now, now
+            return None, 0
+        ready = _prepare(session, job, phase, columns, batch)
+        if ready:
+            rows = [{"key": row_key(job, number), "member": member} for number, member, _cells in ready]
+            call = members.check_enrolments if phase == "dry_run" else members.enrol_batch
+            outcomes = call({"rows": rows})["items"]
+            checked = []
+            for (number, _member, cells), outcome in zip(ready, outcomes, strict=True):
+                if outcome["status"] == "enrolled":
+                    job.imported_rows += 1
+                elif outcome["status"] == "valid":
+                    checked.append((number, outcome))
+                else:
+                    _refused(session, job, phase, columns, number, cells, outcome)
+            repeated = _repeated(session, job, checked)
+            for number, earlier in repeated.items():
+                _issue(session, job, phase, number, "", None, f"The same person as row {earlier}.")
+            job.repeated_rows += len(repeated)
+            job.valid_rows += len(checked) - len(repeated)
+        job.processed_rows += len(batch)
+        job.updated_at = now
+        ROWS.labels(job.kind, phase).inc(len(batch))
+        if len(batch) < size:
+            job.state, job.finished_at = finished_state, now
+            return None, len(batch)
+        return start + len(batch), len(batch)
+
+    return step
+
+
+def advance(store: Store, members: Any, config: dict[str, Any]) -> int:
+    """Run every job that is being checked or committed to its end; the number of rows handled."""
+    with store.transaction() as session:
+        pending = session.execute(select(ImportJob.id, ImportJob.state).where(
+            ImportJob.state.in_(tuple(PHASES))).order_by(ImportJob.updated_at)).all()
+    handled = 0
+    for job_id, state in pending:
+        outcome = run_batches(store, PHASES[state][0], str(job_id), _step(job_id, state, members, config))
+        handled += outcome.processed
+    return handled
+
+
+def issues(session: Session, job: ImportJob, phase: str, limit: int, after: int | None) -> tuple[list[ImportIssue], int | None]:
+    query = select(ImportIssue).where(ImportIssue.job_id == job.id, ImportIssue.phase == phase)
+    if after is not None:
+        query = query.where(ImportIssue.id > after)
+    found = list(session.scalars(query.order_by(ImportIssue.id).limit(limit + 1)))
+    return found[:limit], (found[limit - 1].id if len(found) > limit else None)

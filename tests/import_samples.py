@@ -1,0 +1,112 @@
+"""Member sheets as clinics keep them, for the import tests and benchmark (issue 19).
+
+``members(n, bad=...)`` makes ``n`` distinct people (Chinese names, mainland mobiles, past dates of birth);
+``write_xlsx`` / ``write_csv`` save them under Chinese headers. ``python -m tests.import_samples DIR`` writes the
+sample sheet with the usual mistakes (a bad phone, a future date of birth, a date that is no date, the same
+person twice, merged cells, blank lines, a formula) and its CSV twins in UTF-8, UTF-8 with BOM, GB18030, Big5.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+HEADERS = ("姓名", "手机号", "出生日期", "性别", "门店", "会员卡号")
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+SURNAMES_TRADITIONAL = "王李張劉陳楊黃趙吳周徐孫馬朱胡郭何高林羅"
+GIVEN_TRADITIONAL = "偉芳娜敏靜麗強磊軍洋勇豔傑娟濤明超秀霞平剛桂英華"
+BAD_ROWS = {
+    "phone": ("12345", "Not a valid phone number."),
+    "birth_date": ((date.today() + timedelta(days=400)).isoformat(), "Date of birth cannot be in the future."),
+    "date_text": ("三月五日", "is not a date"),
+}
+
+
+def person(i: int, traditional: bool = False) -> list[Any]:
+    """Person ``i``: unique by phone and by name (three characters from ``i``)."""
+    surnames, given = (SURNAMES_TRADITIONAL, GIVEN_TRADITIONAL) if traditional else (SURNAMES, GIVEN)
+    g = len(given)
+    name = surnames[i % 20] + given[(i // 20) % g] + given[(i // (20 * g)) % g]
+    return [name + (str(i // (20 * g * g)) if i >= 20 * g * g else ""), f"139{i:08d}",
+            (date(1950, 1, 1) + timedelta(days=(i * 37) % 20000)).isoformat(), "女" if i % 2 else "男", "SH01",
+            f"OLD{i:06d}"]
+
+
+def members(n: int, bad: Iterable[tuple[int, str]] = ()) -> Iterator[list[Any]]:
+    """``n`` rows; ``bad`` names (position, mistake) pairs from ``BAD_ROWS``."""
+    mistakes = dict(bad)
+    for i in range(n):
+        row = person(i)
+        mistake = mistakes.get(i)
+        if mistake == "phone":
+            row[1] = BAD_ROWS["phone"][0]
+        elif mistake == "birth_date":
+            row[2] = BAD_ROWS["birth_date"][0]
+        elif mistake == "date_text":
+            row[2] = BAD_ROWS["date_text"][0]
+        yield row
+
+
+def write_xlsx(path: Path, rows: Iterable[list[Any]], headers: Iterable[str] = HEADERS) -> Path:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("会员")
+    sheet.append(list(headers))
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def write_csv(path: Path, rows: Iterable[list[Any]], encoding: str = "utf-8",
+              headers: Iterable[str] = HEADERS) -> Path:
+    with open(path, "w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(headers))
+        writer.writerows(rows)
+    return path
+
+
+def write_messy_sheet(path: Path) -> Path:
+    """The sheet with every usual mistake, for the eye and for the tests (rows as Excel numbers them):
+    row 3 a bad phone, 4 a future date of birth, 5 blank, 6 the same person as row 2, 7-8 the branch in a
+    merged cell (row 8 reads it blank: the default branch applies), 9 a birth date as an Excel serial,
+    10 a formula (its value is not saved by this script: the import reads it blank), 11 2024/3/5."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "会员"
+    sheet.append(list(HEADERS))
+    good = [person(i) for i in range(8)]
+    sheet.append(good[0])
+    sheet.append([*good[1][:1], "12345", *good[1][2:]])
+    sheet.append([*good[2][:2], (date.today() + timedelta(days=30)).isoformat(), *good[2][3:]])
+    sheet.append([])
+    sheet.append(good[0])
+    sheet.append(good[3])
+    sheet.append([*good[4][:4], None, good[4][5]])
+    sheet.merge_cells("E7:E8")
+    sheet.append([*good[5][:2], 33000, *good[5][3:]])
+    sheet.append([*good[6][:2], "=DATE(1980,1,1)", *good[6][3:]])
+    sheet.append([*good[7][:2], "2024/3/5", *good[7][3:]])
+    workbook.save(path)
+    return path
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data")
+    target.mkdir(parents=True, exist_ok=True)
+    write_messy_sheet(target / "members_messy.xlsx")
+    rows = list(members(20))
+    for encoding, name in (("utf-8", "utf8"), ("utf-8-sig", "utf8bom"), ("gb18030", "gb18030")):
+        write_csv(target / f"members_{name}.csv", rows, encoding)
+    traditional = [person(i, traditional=True) for i in range(20)]
+    write_csv(target / "members_big5.csv", traditional, "big5", ("姓名", "手機", "出生日期", "性別", "診所", "會員卡號"))
+    print(f"written to {target}")

@@ -1,0 +1,54 @@
+"""members.check_enrolments and members.enrol_batch (the imports' RPCs), on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.kit.caller import Identity
+from services.members.service import MembersService
+from tests.harness import scalar
+
+ROW = {"full_name": "王芳", "phone": "13900000001", "birth_date": "1980-01-02", "home_branch": "SH01"}
+OTHER = {"full_name": "李娜", "phone": "13900000002", "birth_date": "1981-03-04", "home_branch": "SH01"}
+MANAGER = Identity(kind="staff", subject="m", role="branch_manager", branches=("HZ01",))
+
+
+@pytest.fixture
+def members(start_service, rpc, backend):
+    container = start_service(MembersService, backend)
+    return container, rpc()
+
+
+def batch(*members):
+    return {"rows": [{"key": f"import:job:{n}", "member": member} for n, member in enumerate(members, start=2)]}
+
+
+def test_a_batch_enrols_each_row_once_and_a_resent_batch_enrols_nobody_again(members):
+    container, proxy = members
+    sent = batch(ROW, OTHER, {**ROW, "phone": "+86 139 0000 0001", "full_name": "Wang Fang"}, {**OTHER, "phone": "12345"})
+    first = proxy.members.enrol_batch(sent)["items"]
+    assert [item["status"] for item in first] == ["enrolled", "enrolled", "present", "invalid"]
+    assert "import:job:2" in first[2]["message"] and first[3]["errors"] == {"phone": ["Not a valid phone number."]}
+    again = proxy.members.enrol_batch(sent)["items"]
+    assert [(item["status"], item["replayed"]) for item in again] == [
+        ("enrolled", True), ("enrolled", True), ("present", False), ("invalid", False)]
+    assert [item["member_id"] for item in again[:2]] == [item["member_id"] for item in first[:2]]
+    assert scalar(container.database_url, "SELECT count(*) FROM members WHERE source = 'import'") == 2
+    later = proxy.members.enrol_batch({"rows": [{"key": "import:job2:2", "member": ROW}]})["items"]
+    assert later[0]["status"] == "present" and later[0]["matches"][0]["member_id"] == first[0]["member_id"]
+
+
+def test_a_check_writes_nothing_and_tells_present_from_valid_and_invalid(members):
+    container, proxy = members
+    proxy.members.enrol(ROW)
+    checked = proxy.members.check_enrolments(batch(ROW, OTHER, {**OTHER, "birth_date": "2999-01-01"}))["items"]
+    assert [item["status"] for item in checked] == ["present", "valid", "invalid"]
+    assert checked[0]["matches"][0]["matched_on"] == ["phone", "name_and_birth_date"]
+    assert len(checked[1]["identity"]) == 2  # phone and name + birth date (no document)
+    assert scalar(container.database_url, "SELECT count(*) FROM members") == 1
+
+
+def test_a_caller_enrols_only_at_their_branches(members, rpc):
+    _container, _proxy = members
+    outcome = rpc(caller=MANAGER).members.enrol_batch(batch(ROW))["items"][0]
+    assert outcome["status"] == "invalid" and "SH01" in outcome["message"]

@@ -1,0 +1,117 @@
+"""Benchmark: importing members from CSV on PostgreSQL (issue 19), beside COPY of the same rows.
+
+    .venv/bin/python -m pytest tests/perf/test_import_perf.py -m perf -s -p no:randomly
+    # sizes: PERF_IMPORT_ROWS=10000,50000 (default 10000); the issue's figure is 100000,1000000
+
+For each size: a CSV of distinct members (Chinese headers), members in this test process and interfaces as
+a ``nameko run`` process of its own, each on a fresh PostgreSQL database; the dry run and the commit are
+timed through the service (rows/s) and the interfaces process's peak memory is read from the kernel
+(``VmHWM``) after each phase; memory must stay flat across sizes (the file is streamed, a batch at a time).
+In the same run, PostgreSQL's ``COPY`` of the same rows into a plain table gives the physical limit.
+
+Also here: the issue's kill test at 100,000 rows (an import killed half-way resumes and ends with exactly
+100,000 members), which the default run does at 5,000 (tests/integration/test_import_resume.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from services.kit.caller import Identity
+from services.members.service import MembersService
+from tests import import_samples
+from tests.harness import PG_ADMIN_URL
+from tests.integration.test_import_resume import interfaces_process, killed_half_way_then_resumed  # noqa: F401
+from tests.integration.test_imports import settled, upload
+
+ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*",))
+SIZES = [int(size) for size in os.environ.get("PERF_IMPORT_ROWS", "10000").split(",")]
+
+
+def peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def copy_seconds(path: Path) -> float:
+    """COPY the CSV's rows into a plain table of text columns in a scratch database: the physical limit."""
+    name = "cl_perf_import_copy"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    green = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)  # COPY does not run under the kit's green wait callback
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        connection = psycopg2.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE TABLE plain (name text, phone text, birth text, gender text, branch text, "
+                               "card text)")
+                started = time.perf_counter()
+                with open(path, encoding="utf-8") as handle:
+                    cursor.copy_expert("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+                connection.commit()
+                return time.perf_counter() - started
+        finally:
+            connection.close()
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+        psycopg2.extensions.set_wait_callback(green)
+
+
+@pytest.mark.perf
+@pytest.mark.timeout(7200)
+@pytest.mark.backends("postgresql")
+@pytest.mark.parametrize("rows", SIZES)
+def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, databases,
+                                             interfaces_process, tmp_path):  # noqa: F811
+    members = start_service(MembersService, "postgresql")
+    process = interfaces_process(databases.fresh("postgresql", "interfaces"))
+    proxy = rpc(caller=ADMIN, timeout=120)
+    path = import_samples.write_csv(tmp_path / "members.csv", import_samples.members(rows))
+    size_mib = path.stat().st_size / 2**20
+
+    started = time.perf_counter()
+    job = upload(proxy, path)
+    uploaded = time.perf_counter() - started
+    started = time.perf_counter()
+    proxy.interfaces.start_import_check(job["id"])
+    job = settled(proxy, job["id"], "validated", timeout=7000)
+    checked = time.perf_counter() - started
+    check_peak = peak_kib(process.pid)
+    assert job["counts"]["valid"] == rows
+
+    started = time.perf_counter()
+    proxy.interfaces.commit_import(job["id"], idempotency_key=f"perf-{job['id']}")
+    job = settled(proxy, job["id"], "done", timeout=7000)
+    committed = time.perf_counter() - started
+    commit_peak = peak_kib(process.pid)
+    assert job["counts"]["imported"] == rows
+
+    copied = copy_seconds(path)
+    print(f"\nimport of {rows:,} members ({size_mib:.1f} MiB CSV), PostgreSQL, load {os.getloadavg()[0]:.1f}")
+    print(f"  upload   {uploaded:8.1f} s")
+    print(f"  dry run  {checked:8.1f} s  {rows / checked:9,.0f} rows/s  interfaces peak {check_peak / 1024:6.1f} MiB")
+    print(f"  commit   {committed:8.1f} s  {rows / committed:9,.0f} rows/s  interfaces peak {commit_peak / 1024:6.1f} MiB")
+    print(f"  COPY     {copied:8.2f} s  {rows / copied:9,.0f} rows/s  (plain table, the physical limit)")
+    print(f"  commit / COPY: {committed / copied:.0f}x")
+    _ = members
+
+
+@pytest.mark.perf
+@pytest.mark.timeout(7200)
+@pytest.mark.backends("postgresql")
+def test_an_import_of_100000_killed_half_way_resumes_and_imports_each_row_once(
+        start_service, rpc, backend, databases, interfaces_process, tmp_path):  # noqa: F811
+    killed_half_way_then_resumed(100_000, 500, start_service, rpc, databases, interfaces_process, tmp_path, 7000)
