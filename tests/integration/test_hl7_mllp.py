@@ -8,6 +8,7 @@ or another facility's branch is AR; GB18030 and Big5 names; the original is stor
 from __future__ import annotations
 
 import socket
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -261,10 +262,14 @@ def test_siu_s12_books_a_free_slot_and_s15_cancels_it(world, rpc):
         "cancelled"]
 
 
+def _uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(str(value))  # SQLite gives the stored hex back
+
+
 def test_identity_a_sure_match_links_and_a_probable_one_waits_for_review(world, rpc):
     mllp, members, interfaces = world["mllp"], world["members"], world["interfaces"]
     assert mllp.send(message("ADT^A04", "I-1", pid("MRN-I1", given="Jun", phone="13800001111"), pv1()))["code"] == "AA"
-    jun = query(members.database_url, "SELECT id FROM members")[0].id
+    jun = _uuid(query(members.database_url, "SELECT id FROM members")[0].id)
     # another facility id, same person (same phone, name and birth date): linked to the same member
     sure = mllp.send(message("ADT^A04", "I-2", pid("MRN-I2", given="Jun", phone="13800001111"), pv1()))
     assert sure["code"] == "AA" and _member_count(members) == 1
@@ -278,13 +283,13 @@ def test_identity_a_sure_match_links_and_a_probable_one_waits_for_review(world, 
     assert probable["code"] == "AA" and probable["err"] is None, probable["text"]
     reviews = query(interfaces.database_url, "SELECT id, source, source_ref, status FROM identity_reviews")
     assert [(r.source, r.source_ref, r.status) for r in reviews] == [("hl7:HIS01", "I-3", "open")]
-    review_id = str(reviews[0].id)
+    review_id = str(_uuid(reviews[0].id))
     assert probable["text"].split("\r")[1].split("|")[3] == f"Held for identity review {review_id}; no member yet."
     assert _member_count(members) == 1
     assert mllp.send(a04)["text"] == probable["text"]  # a resend: the same ACK, still one review
     assert scalar(interfaces.database_url, "SELECT count(*) FROM identity_reviews") == 1
     rows = query(interfaces.database_url, "SELECT control_id, member_id FROM hl7_messages ORDER BY id")
-    assert rows[0].member_id == rows[1].member_id == jun and rows[2].member_id is None
+    assert _uuid(rows[0].member_id) == _uuid(rows[1].member_id) == jun and rows[2].member_id is None
 
     manager = rpc(caller=Identity(kind="staff", subject="m1", role="branch_manager", branches=("SH01",))).interfaces
     detail = manager.identity_review(review_id)
@@ -300,6 +305,6 @@ def test_identity_a_sure_match_links_and_a_probable_one_waits_for_review(world, 
     # linked: MRN-I3 is Jun's now, and the next A08 finds him
     update = mllp.send(message("ADT^A08", "I-5", pid("MRN-I3", given="Jun", phone="13800002222"), pv1()))
     assert update["code"] == "AA", update["text"]
-    assert query(interfaces.database_url, "SELECT member_id FROM hl7_messages WHERE control_id = 'I-5'")[0].member_id \
-        == jun
+    assert _uuid(query(interfaces.database_url, "SELECT member_id FROM hl7_messages WHERE control_id = 'I-5'")[0]
+                 .member_id) == jun
     assert _member_count(members) == 1
