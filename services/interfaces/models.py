@@ -93,21 +93,6 @@ class Hl7Message(Base):
     __table_args__ = (UniqueConstraint("facility", "control_id", name="uq_hl7_messages_control_id"),)
 
 
-class Hl7Patient(Base):
-    """Which member a sending facility's patient id (PID-3) is: written when an A04 registers or matches a
-    patient, read by A08, A40 and DFT. The id is personal data: kept only as a keyed hash (blind index)."""
-
-    __tablename__ = "hl7_patients"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    facility: Mapped[str] = mapped_column(String(64))
-    patient_index: Mapped[str] = mapped_column(String(40))  # blind_index(PID-3.1, "hl7_patients.patient")
-    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    linked_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-    __table_args__ = (UniqueConstraint("facility", "patient_index", name="uq_hl7_patients_facility_patient"),)
-
-
 class Hl7Appointment(Base):
     """Which appointment a sending facility's appointment id (SIU SCH-1) was booked as (for its S15)."""
 

@@ -1,5 +1,9 @@
 """The identity review queue: incoming patients who probably are members already, waiting for a person.
 
+``identify`` is the identity rule for one arrival, the same for every adapter: members judges
+(``members.identify``) and a probable match is queued here. The ``interfaces.identify`` RPC and the HL7 ADT^A04
+(``hl7/patients.py``) both call it.
+
 A review keeps the patient as it arrived, the candidates members named, and the original message, all
 encrypted (``models``). ``queue`` adds one (once per sender's message id: a message sent again finds its
 review); branch managers list a branch's reviews, read one (logged) and resolve it once: ``begin_resolve``
@@ -24,6 +28,18 @@ from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 
 REVIEWS = counter("careloop_identity_reviews_total", "Identity reviews queued and resolved", ("branch", "action"))
+
+
+def identify(session: Session, members: Any, arrival: dict[str, Any], idempotency_key: str | None, now: datetime,
+             actor: str) -> dict[str, Any]:
+    """Who the arriving patient is (``arrival``: ``ArrivalSchema``, loaded), in ``IdentityResultSchema``'s
+    shape: ``matched`` or ``enrolled`` with the ``member``, or ``review`` (a probable match: nobody created or
+    changed) with the queued ``review``."""
+    answer = members.identify(arrival["patient"], idempotency_key=idempotency_key)
+    if answer["outcome"] != "probable":
+        return {**answer, "review": None}
+    review = queue(session, arrival, answer["candidates"], now, actor)
+    return {"outcome": "review", "member": None, "matched_on": [], "review": review}
 
 
 def _log(session: Session, review: IdentityReview, action: str, actor: str, now: datetime) -> None:

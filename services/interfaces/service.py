@@ -94,11 +94,8 @@ class InterfacesService(Service):
         (members checks). Invalid patient: 422 with the fields; members unreachable: 503 (retry).
         """
         data = load(ArrivalSchema(), arrival)
-        answer = self.members.identify(data["patient"], idempotency_key=idempotency_key)
-        if answer["outcome"] != "probable":
-            return IdentityResultSchema().dump({**answer, "review": None})
-        review = reviews.queue(self.db.session, data, answer["candidates"], utcnow(), self._actor())
-        return IdentityResultSchema().dump({"outcome": "review", "member": None, "matched_on": [], "review": review})
+        return IdentityResultSchema().dump(reviews.identify(self.db.session, self.members, data, idempotency_key,
+                                                            utcnow(), self._actor()))
 
     @rpc
     def identity_reviews(self, query: dict[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """HL7 v2 over a real MLLP socket to the interfaces service, with members, records and points running
 (real RabbitMQ; PostgreSQL, and SQLite): A04 registers and answers AA, the same message again changes
 nothing and gets the same ACK; A08 updates; A40 merges and the merge can be reversed; a DFT^P03 earns
-points once however often it comes; a broken PID is AE with ERR; a non-HL7 payload, an unknown facility
+points once however often it comes; a probable match waits in the identity review queue (AA naming the
+review, no member) and, once linked, the facility's patient id finds the member; a broken PID is AE with ERR; a non-HL7 payload, an unknown facility
 or another facility's branch is AR; GB18030 and Big5 names; the original is stored encrypted."""
 
 from __future__ import annotations
 
 import socket
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -260,15 +262,49 @@ def test_siu_s12_books_a_free_slot_and_s15_cancels_it(world, rpc):
         "cancelled"]
 
 
-def test_identity_a_sure_match_links_and_a_probable_one_creates_nobody(world):
-    mllp, members = world["mllp"], world["members"]
+def _uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(str(value))  # SQLite gives the stored hex back
+
+
+def test_identity_a_sure_match_links_and_a_probable_one_waits_for_review(world, rpc):
+    mllp, members, interfaces = world["mllp"], world["members"], world["interfaces"]
     assert mllp.send(message("ADT^A04", "I-1", pid("MRN-I1", given="Jun", phone="13800001111"), pv1()))["code"] == "AA"
+    jun = _uuid(query(members.database_url, "SELECT id FROM members")[0].id)
     # another facility id, same person (same phone, name and birth date): linked to the same member
     sure = mllp.send(message("ADT^A04", "I-2", pid("MRN-I2", given="Jun", phone="13800001111"), pv1()))
     assert sure["code"] == "AA" and _member_count(members) == 1
-    # same name and birth date, another phone: probably the same person, not surely -> AE, nobody created
-    probable = mllp.send(message("ADT^A04", "I-3", pid("MRN-I3", given="Jun", phone="13800002222"), pv1()))
-    assert probable["code"] == "AE" and probable["err"][3].startswith("205^"), probable["text"]
+    assert rpc(caller=ADMIN).members.find_by_identifier(
+        {"system": "urn:careloop:his:HIS01", "value": "MRN-I2"})["id"] == str(jun)
+
+    # same name and birth date, another phone: probably the same person, not surely -> taken and parked for a
+    # person (AA, MSA-3 names the review), nobody created
+    a04 = message("ADT^A04", "I-3", pid("MRN-I3", given="Jun", phone="13800002222"), pv1())
+    probable = mllp.send(a04)
+    assert probable["code"] == "AA" and probable["err"] is None, probable["text"]
+    reviews = query(interfaces.database_url, "SELECT id, source, source_ref, status FROM identity_reviews")
+    assert [(r.source, r.source_ref, r.status) for r in reviews] == [("hl7:HIS01", "I-3", "open")]
+    review_id = str(_uuid(reviews[0].id))
+    assert probable["text"].split("\r")[1].split("|")[3] == f"Held for identity review {review_id}; no member yet."
     assert _member_count(members) == 1
-    rows = query(world["interfaces"].database_url, "SELECT control_id, member_id FROM hl7_messages ORDER BY id")
-    assert rows[0].member_id == rows[1].member_id and rows[2].member_id is None
+    assert mllp.send(a04)["text"] == probable["text"]  # a resend: the same ACK, still one review
+    assert scalar(interfaces.database_url, "SELECT count(*) FROM identity_reviews") == 1
+    rows = query(interfaces.database_url, "SELECT control_id, member_id FROM hl7_messages ORDER BY id")
+    assert _uuid(rows[0].member_id) == _uuid(rows[1].member_id) == jun and rows[2].member_id is None
+
+    manager = rpc(caller=Identity(kind="staff", subject="m1", role="branch_manager", branches=("SH01",))).interfaces
+    detail = manager.identity_review(review_id)
+    assert (detail["original"], detail["original_format"]) == (a04.rstrip("\r"), "x-application/hl7-v2+er7")
+    assert {"system": "urn:careloop:his:HIS01", "value": "MRN-I3"} in detail["patient"]["identifiers"]
+    assert [c["member_id"] for c in detail["candidates"]] == [str(jun)]
+
+    # until it is resolved, the facility's patient id names nobody
+    early = mllp.send(message("ADT^A08", "I-4", pid("MRN-I3", given="Jun", phone="13800002222"), pv1()))
+    assert early["code"] == "AE" and early["err"][2] == "PID^1^3", early["text"]
+    resolved = manager.resolve_review(review_id, {"action": "link", "member_id": str(jun)}, idempotency_key="r-1")
+    assert (resolved["status"], resolved["member_id"]) == ("linked", str(jun))
+    # linked: MRN-I3 is Jun's now, and the next A08 finds him
+    update = mllp.send(message("ADT^A08", "I-5", pid("MRN-I3", given="Jun", phone="13800002222"), pv1()))
+    assert update["code"] == "AA", update["text"]
+    assert _uuid(query(interfaces.database_url, "SELECT member_id FROM hl7_messages WHERE control_id = 'I-5'")[0]
+                 .member_id) == jun
+    assert _member_count(members) == 1

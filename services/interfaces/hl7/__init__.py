@@ -6,7 +6,8 @@ message per ``POST /v1/hl7`` (the gateway), answered with an ACK.
   the ACK (AA / AE with ERR / AR);
 - ``receive.py``: one message taken — checked, claimed in the log, done through the owning services, answered;
 - ``log.py``: the message log (facility + control id → the ACK given), which makes a resend harmless;
-- ``patients.py``: the one place that turns a PID into a member (members' RPCs) and remembers which member
-  a facility's patient id is; ``appointments.py``: which appointment a facility's SCH-1 was booked as;
+- ``patients.py``: the one place that turns a PID into a member: the identity rule (``reviews.identify``) with
+  PID-3 as an identifier under ``urn:careloop:his:<MSH-4>``, and the member holding such an identifier
+  (members' ``find_by_identifier``); ``appointments.py``: which appointment a facility's SCH-1 was booked as;
 - ``mllp.py``: the MLLP listener, a nameko entrypoint (an eventlet server in the service's container).
 """

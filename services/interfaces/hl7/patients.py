@@ -1,65 +1,66 @@
-"""Who a facility's patient is: the one place that turns an HL7 PID into a member.
+"""Who a facility's patient is: an HL7 PID through the one identity rule (``reviews.identify``).
 
-Today it enrols through members' ``enrol`` and reads its duplicate answer: a Conflict on the same ID
-document, or on the same phone together with the same name and date of birth, is a sure match (linked);
-any other match is only probable and is answered AE (nothing created or changed) for a person to resolve.
-Which member a facility's patient id (PID-3) is stays in ``hl7_patients`` (a keyed hash of the id).
-
-When members keeps other systems' identifiers and interfaces has the identity rule with its review
-queue (issue 18, item 3), ``register`` becomes one call to that rule (the facility's patient id as an
-identifier under the facility's system) and ``member_of`` a lookup by identifier; nothing else changes.
+A sending facility's patient id (PID-3) is an identifier of the member under the facility's system,
+``urn:careloop:his:<MSH-4>``, kept by members like any other system's identifier. ``register`` (ADT^A04) sends
+the PID with that identifier through the identity rule: a sure match is linked (the identifier added to the
+member), nobody enrolled, and a probable match is queued for review with the original message, no member
+created (``Held``: the message was taken, answered AA). ``member_of`` (A08, A40, DFT, SIU) asks members which
+member holds the identifier; once a review is resolved (linked or created) the identifier is the member's, so
+the facility's next message finds it.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from services.interfaces.hl7.messages import DUPLICATE_KEY, Patient, Refused
-from services.interfaces.models import Hl7Patient
-from services.kit.crypto import blind_index
-from services.kit.errors import Conflict
-from services.kit.models import UtcDateTime
+from services.interfaces import reviews
+from services.interfaces.hl7.messages import Inbound, Patient
+from services.interfaces.schemas import ArrivalSchema
+from services.kit import load
+from services.kit.errors import NotFound
 
-INDEX_CONTEXT = "hl7_patients.patient"
-_LINK = (text("INSERT INTO hl7_patients (facility, patient_index, member_id, linked_at) "
-              "VALUES (:facility, :patient_index, :member_id, :linked_at) "
-              "ON CONFLICT (facility, patient_index) DO NOTHING")
-         .bindparams(bindparam("linked_at", type_=UtcDateTime()), bindparam("member_id", type_=Uuid())))
+HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 
 
-def member_of(session: Session, facility: str, patient_id: str) -> uuid.UUID | None:
-    """The member the facility's patient id was registered as (None: not registered here)."""
-    return session.scalar(select(Hl7Patient.member_id).where(
-        Hl7Patient.facility == facility, Hl7Patient.patient_index == blind_index(patient_id, INDEX_CONTEXT)))
+@dataclass(frozen=True)
+class Held:
+    """The patient waits in the identity review queue (a probable match); nobody was created or linked."""
+
+    review_id: uuid.UUID
+
+    @property
+    def note(self) -> str:  # MSA-3 (at most 80 characters)
+        return f"Held for identity review {self.review_id}; no member yet."
 
 
-def register(members: Any, session: Session, facility: str, patient: Patient, branch: str, key: str,
-             now: datetime) -> uuid.UUID:
-    """The member this patient is: known already, a sure match, or enrolled now (at ``branch``)."""
-    known = member_of(session, facility, patient.patient_id)
-    if known is not None:
-        return known
+def system_of(facility: str) -> str:
+    """The identifier system of a sending facility's patient ids (MSH-4)."""
+    return f"urn:careloop:his:{facility}"
+
+
+def member_of(members: Any, facility: str, patient_id: str) -> uuid.UUID | None:
+    """The member the facility's patient id names (a merged member's survivor); None: nobody holds it."""
     try:
-        member_id = uuid.UUID(members.enrol({**patient.fields, "home_branch": branch, "source": "his"},
-                                            idempotency_key=key)["id"])
-    except Conflict as conflict:
-        member_id = _sure_match(conflict)
-    session.execute(_LINK, {"facility": facility, "patient_index": blind_index(patient.patient_id, INDEX_CONTEXT),
-                            "member_id": member_id, "linked_at": now})
-    return member_of(session, facility, patient.patient_id) or member_id
+        found = members.find_by_identifier({"system": system_of(facility), "value": patient_id})
+    except NotFound:
+        return None
+    return uuid.UUID(found["id"])
 
 
-def _sure_match(conflict: Conflict) -> uuid.UUID:
-    matches = (conflict.details or {}).get("matches") or []
-    sure = {m["member_id"] for m in matches
-            if "id_document" in m["matched_on"] or {"phone", "name_and_birth_date"} <= set(m["matched_on"])}
-    if len(sure) == 1 and len({m["member_id"] for m in matches}) == 1:
-        return uuid.UUID(sure.pop())
-    cards = ", ".join(sorted(m["card_number"] for m in matches)) or "unknown"
-    raise Refused("AE", f"The patient probably is member card {cards} but not surely; nothing was created. "
-                  "Resolve it at the front desk, then send the patient again.", "PID-5", DUPLICATE_KEY) from None
+def register(members: Any, session: Session, inbound: Inbound, patient: Patient, branch: str, key: str,
+             now: datetime, actor: str) -> uuid.UUID | Held:
+    """The member this patient is (matched or enrolled at ``branch``), or ``Held`` in the review queue."""
+    arrival = load(ArrivalSchema(), {
+        "patient": {**patient.fields, "home_branch": branch, "source": "his",
+                    "identifiers": [{"system": system_of(inbound.facility), "value": patient.patient_id}]},
+        "source": f"hl7:{inbound.facility}", "source_ref": inbound.control_id,
+        "original": inbound.text, "original_format": HL7_MEDIA_TYPE})
+    done = reviews.identify(session, members, arrival, key, now, actor)
+    if done["outcome"] == "review":
+        return Held(done["review"].id)
+    return uuid.UUID(done["member"]["id"])

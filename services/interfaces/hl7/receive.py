@@ -3,8 +3,10 @@ asks through the owning services, and keep the ACK. The same path for MLLP and H
 
 What each message does (``messages.HANDLED``):
 
-- ADT^A04 register: the PID's patient becomes a member (``patients.register``: known, sure match, or enrolled);
-- ADT^A08 update: the registered patient's member gets the PID's fields (members' ``update_member``);
+- ADT^A04 register: the PID's patient goes through the identity rule (``patients.register``, PID-3 an identifier
+  under ``urn:careloop:his:<MSH-4>``): a sure match is linked, nobody is enrolled, a probable match waits in the
+  identity review queue with the message (answered AA, MSA-3 naming the review; no member created);
+- ADT^A08 update: the member holding PID-3 gets the PID's fields (members' ``update_member``);
 - ADT^A40 merge: MRG-1's member is merged into PID-3's (members' reversible ``merge_members``);
 - DFT^P03 bill: the visit is completed and paid (records' ``complete_visit``, once per bill id, exactly as a
   bill webhook: points and tiers follow from ``visit_completed``);
@@ -76,8 +78,11 @@ def take(session: Session, peers: Peers, raw: bytes, via: str, caller: Identity,
         return _count(inbound.message_type, Done(ack, messages.ack_code(ack), inbound.codec))
     member_id = None
     try:
-        member_id = ACTIONS[inbound.action](session, peers, inbound, branch, group, now)
-        done = Done(messages.ack(inbound, None, "AA", now=now), "AA", inbound.codec)
+        member_id = ACTIONS[inbound.action](session, peers, inbound, branch, group, now, caller)
+        note = ""
+        if isinstance(member_id, patients.Held):  # taken, and parked for a person: AA, the review named
+            note, member_id = member_id.note, None
+        done = Done(messages.ack(inbound, None, "AA", note, now=now), "AA", inbound.codec)
     except Refused as refused:
         done = _refusal(inbound, refused, now)
     except (Forbidden, Unauthenticated) as error:
@@ -140,33 +145,35 @@ def _key(inbound: Inbound) -> str:
     return f"hl7:{digest}"
 
 
-def _registered(session: Session, inbound: Inbound, patient_id: str, location: str) -> uuid.UUID:
-    member_id = patients.member_of(session, inbound.facility, patient_id)
+def _registered(peers: Peers, inbound: Inbound, patient_id: str, location: str) -> uuid.UUID:
+    member_id = patients.member_of(peers.members, inbound.facility, patient_id)
     if member_id is None:
-        raise messages.field_error(location, f"{location} names a patient this facility has not registered "
-                                   "(send the ADT^A04 first).", messages.UNKNOWN_KEY)
+        raise messages.field_error(location, f"{location} names a patient no member is linked to (send the "
+                                   "ADT^A04 first; one held for identity review is linked when it is resolved).",
+                                   messages.UNKNOWN_KEY)
     return member_id
 
 
-def _register(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
-              now: datetime) -> uuid.UUID:
+def _register(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group, now: datetime,
+              caller: Identity) -> uuid.UUID | patients.Held:
     patient = messages.patient(inbound.message)
-    return patients.register(peers.members, session, inbound.facility, patient, branch, _key(inbound), now)
+    return patients.register(peers.members, session, inbound, patient, branch, _key(inbound), now,
+                             f"{caller.kind}:{caller.subject} ({caller.role})")
 
 
 def _update(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
-            now: datetime) -> uuid.UUID:
+            now: datetime, caller: Identity) -> uuid.UUID:
     patient = messages.patient(inbound.message, changes_only=True)
-    member_id = _registered(session, inbound, patient.patient_id, "PID-3")
+    member_id = _registered(peers, inbound, patient.patient_id, "PID-3")
     if patient.fields:
         peers.members.update_member(str(member_id), patient.fields, idempotency_key=_key(inbound))
     return member_id
 
 
 def _merge(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
-           now: datetime) -> uuid.UUID:
-    survivor = _registered(session, inbound, messages.patient(inbound.message, changes_only=True).patient_id, "PID-3")
-    merged = _registered(session, inbound, messages.merged_patient_id(inbound.message), "MRG-1")
+           now: datetime, caller: Identity) -> uuid.UUID:
+    survivor = _registered(peers, inbound, messages.patient(inbound.message, changes_only=True).patient_id, "PID-3")
+    merged = _registered(peers, inbound, messages.merged_patient_id(inbound.message), "MRG-1")
     if merged == survivor:
         raise messages.field_error("MRG-1", "MRG-1 and PID-3 are the same member.", messages.DUPLICATE_KEY)
     peers.members.merge_members(str(survivor), {
@@ -176,8 +183,8 @@ def _merge(session: Session, peers: Peers, inbound: Inbound, branch: str, group:
 
 
 def _bill(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
-          now: datetime) -> uuid.UUID:
-    member_id = _registered(session, inbound, messages.patient(inbound.message, changes_only=True).patient_id,
+          now: datetime, caller: Identity) -> uuid.UUID:
+    member_id = _registered(peers, inbound, messages.patient(inbound.message, changes_only=True).patient_id,
                             "PID-3")
     bill = messages.bill(inbound.message, ITEM_CATEGORIES, PAYMENT_METHODS)
     peers.records.complete_visit({
@@ -187,8 +194,8 @@ def _bill(session: Session, peers: Peers, inbound: Inbound, branch: str, group: 
 
 
 def _book(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
-          now: datetime) -> uuid.UUID:
-    member_id = _registered(session, inbound, messages.patient(inbound.message, changes_only=True).patient_id,
+          now: datetime, caller: Identity) -> uuid.UUID:
+    member_id = _registered(peers, inbound, messages.patient(inbound.message, changes_only=True).patient_id,
                             "PID-3")
     wanted = messages.appointment(inbound.message, group.zone, booking=True)
     if appointments.booked_as(session, inbound.facility, wanted.placer_id) is not None:
@@ -210,7 +217,7 @@ def _book(session: Session, peers: Peers, inbound: Inbound, branch: str, group: 
 
 
 def _cancel(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,
-            now: datetime) -> uuid.UUID | None:
+            now: datetime, caller: Identity) -> uuid.UUID | None:
     wanted = messages.appointment(inbound.message, group.zone, booking=False)
     appointment_id = appointments.booked_as(session, inbound.facility, wanted.placer_id)
     if appointment_id is None:
