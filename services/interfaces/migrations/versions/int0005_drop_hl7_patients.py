@@ -4,8 +4,8 @@
 Links written before this revision are not carried over (they are keyed hashes and members has its own
 database): the facility's next ADT^A04 for such a patient links it again through the identity rule.
 
-Revision ID: int0004
-Revises: int0003
+Revision ID: int0005
+Revises: int0004
 Create Date: 2026-12-06
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'int0004'
-down_revision = 'int0003'
+revision = 'int0005'
+down_revision = 'int0004'
 branch_labels = None
 depends_on = None
 
