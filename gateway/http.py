@@ -179,6 +179,7 @@ class Route(HttpRequestHandler):
     admission = Admission()
     in_openapi = True  # the FHIR routes (gateway.fhir) are described by their CapabilityStatement instead
     body_types: tuple[str, ...] = ("application/json",)  # the Content-Types a body may have, the first preferred
+    respond = staticmethod(json_response)  # (status, body, request id, headers) -> the answer; FHIR: fhir_response
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  summary: str = "", tags: tuple[str, ...] = (), body: Any = None, query: Any = None,
@@ -360,7 +361,7 @@ class Route(HttpRequestHandler):
         if isinstance(result, tuple):
             status, result, *more = result
             headers = more[0] if more else None
-        return json_response(status, result, request_id, headers)
+        return self.respond(status, result, request_id, headers)
 
     def _error(self, exc: Exception, request: Request, request_id: str) -> Response:
         if isinstance(exc, DomainError):

@@ -60,6 +60,7 @@ class FhirRoute(Route):
 
     in_openapi = False
     body_types = BODY_TYPES
+    respond = staticmethod(fhir_response)
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, resource: str | None = None,
                  interaction: str = "read", search: tuple[tuple[str, str, str], ...] = (),
@@ -72,16 +73,6 @@ class FhirRoute(Route):
         self.conditional_create = conditional_create
         self.versioned_update = versioned_update
         super().__init__(method, url, permission, **kwargs)
-
-    def _to_response(self, result: Any, request_id: str) -> Response:
-        if isinstance(result, Response):
-            result.headers["X-Request-Id"] = request_id
-            return result
-        status, headers = 200, None
-        if isinstance(result, tuple):
-            status, result, *more = result
-            headers = more[0] if more else None
-        return fhir_response(status, result, request_id, headers)
 
     def _error(self, exc: Exception, request: Request, request_id: str) -> Response:
         response = super()._error(exc, request, request_id)
