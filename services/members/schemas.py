@@ -676,12 +676,6 @@ class ImportBatchSchema(Schema):
     rows = fields.List(fields.Nested(ImportRowSchema), required=True, validate=validate.Length(min=1, max=2000))
 
 
-class MatchSchema(Schema):
-    member_id = fields.String()
-    card_number = fields.String()
-    matched_on = fields.List(fields.String())
-
-
 class ImportRowOutcomeSchema(Schema):
     """What became of one row: ``valid`` (checked, not enrolled), ``enrolled``, ``present`` (an existing
     member matches it: ``matches``), ``invalid`` (``errors`` per field); ``identity``: short digests of its
@@ -693,7 +687,7 @@ class ImportRowOutcomeSchema(Schema):
     card_number = fields.String()
     message = fields.String()
     errors = fields.Dict()
-    matches = fields.List(fields.Nested(MatchSchema))
+    matches = fields.List(fields.Nested(CandidateSchema))
     identity = fields.List(fields.String())
     replayed = fields.Boolean(metadata={"description": "Enrolled by an earlier call with the same key."})
 
