@@ -1,10 +1,23 @@
-"""What every request passes before a route runs, shared by all routes of a gateway process: the
-client's address, the rate limits, the idempotency store, and the housekeeping of the gateway's
-request tables (old replies, webhook receipts, sign-in counts, ended sessions)."""
+"""What every request passes before a route runs, shared by all routes of a gateway process: the bound
+of requests in flight, the client's address, the rate limits, the idempotency store, and the housekeeping
+of the gateway's request tables (old replies, webhook receipts, sign-in counts, ended sessions).
+
+**Load shedding.** A gateway process runs each request in one of its ``max_workers`` nameko workers; a
+request that finds them all busy used to wait for one without bound, so when the offered rate stayed above
+what the services could handle (a broker restart's backlog, a starved machine) hundreds of requests queued
+in the gateway, each holding its client, and ``/ready`` and ``/health`` waited behind them. Now at most
+``GATEWAY_MAX_IN_FLIGHT`` requests (default ``max_workers`` − 2) run at once; one more is answered at once
+``503`` with ``Retry-After: 1`` (``careloop_gateway_requests_shed_total``), which every client of a 503
+already handles (retry with the same ``Idempotency-Key``). Routes declared ``shed=False`` (``/health``,
+``/ready``, ``/metrics``) are outside the bound, and the two workers it leaves free are theirs, so the
+orchestrator's probes and Prometheus are answered however busy the process is.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +30,16 @@ from gateway.idempotency import IdempotencyStore
 from gateway.models import RefreshToken, StaffSession
 from gateway.ratelimit import ClientAddress, Limit, Limiter
 from services.kit.clock import utcnow
+from services.kit.errors import Unavailable
+from services.kit.telemetry import counter, gauge
 
 log = logging.getLogger(__name__)
+
+IN_FLIGHT = gauge("careloop_gateway_requests_in_flight", "Requests of the process running now (shed=False routes not counted)")
+SHED = counter("careloop_gateway_requests_shed_total",
+               "Requests answered 503 at once because the process had GATEWAY_MAX_IN_FLIGHT requests running")
+RESERVED_WORKERS = 2
+"""Workers of a gateway process left to the routes outside the bound (probes, metrics)."""
 
 DEFAULT_LIMITS = {
     "RATE_LIMIT_CREDENTIAL": "50/s burst 200",
@@ -38,6 +59,11 @@ class Admission(SharedExtension):
         self.limiters = {"login": Limiter("login", Limit.parse(config.get("RATE_LIMIT_LOGIN",
                                                                           DEFAULT_LIMITS["RATE_LIMIT_LOGIN"])))}
         self.housekeeping_seconds = float(config.get("GATEWAY_HOUSEKEEPING_SECONDS", 300))
+        workers = int(config.get("max_workers", 10))
+        self.max_in_flight = int(config.get("GATEWAY_MAX_IN_FLIGHT") or max(workers - RESERVED_WORKERS, 1))
+        if self.max_in_flight < 1:
+            raise ValueError("GATEWAY_MAX_IN_FLIGHT must be at least 1")
+        self.in_flight = 0
         self._running = False
 
     def start(self) -> None:
@@ -85,6 +111,28 @@ class Admission(SharedExtension):
             lockout.purge(session, self.lockout_policy, now)
             session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now - timedelta(days=1)))
             session.execute(delete(StaffSession).where(StaffSession.expires_at < now - timedelta(days=90)))
+
+    @contextmanager
+    def in_flight_slot(self, shed: bool = True) -> Iterator[None]:
+        """Run a request inside the process's bound of requests in flight — or, when the bound is reached,
+        raise ``Unavailable`` (503, ``Retry-After: 1``) before anything of the request is read. ``shed=False``
+        (probes, metrics): always run, outside the count. Green threads switch only at I/O, so the count
+        needs no lock."""
+        if not shed:
+            yield
+            return
+        if self.in_flight >= self.max_in_flight:
+            SHED.inc()
+            raise Unavailable("The gateway is handling as many requests as it can just now; try again in a "
+                              "second (with the same Idempotency-Key if you sent one).",
+                              details={"retry_after": 1, "reason": "overloaded"})
+        self.in_flight += 1
+        IN_FLIGHT.set(self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            IN_FLIGHT.set(self.in_flight)
 
     def client_address(self, environ: dict[str, Any]) -> str:
         return self.address.of(environ)

@@ -4,6 +4,7 @@
 the service method runs, in this order:
 
 1. the request gets a request id (``X-Request-Id``, echoed on every response and in every log line);
+   beyond the process's bound of requests in flight it is answered 503 at once (``gateway.admission``);
 2. the client's address is limited (``gateway.ratelimit``);
 3. the caller is authenticated (``gateway.auth``; on ``webhook=True`` routes by HMAC signature only,
    ``gateway.auth.webhooks``) — else 401 — and its credential is limited;
@@ -186,8 +187,8 @@ class Route(HttpRequestHandler):
                  responses: dict[int, Any] | None = None, idempotent: bool | None = None,
                  webhook: bool = False, description: str = "", branch_params: tuple[str, ...] = ("branch",),
                  rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
-                 provider_signed: bool = False,
-                 stream_body: str | None = None, **kwargs: Any) -> None:
+                 provider_signed: bool = False, stream_body: str | None = None, shed: bool = True,
+                 **kwargs: Any) -> None:
         # a provider's callback (delivery receipts): no staff or system credential, signed the provider's
         # way and checked by the service that holds the provider's secret; its body is passed on as sent
         public = public or provider_signed
@@ -198,6 +199,7 @@ class Route(HttpRequestHandler):
         self.permission = permission
         self.public = public
         self.provider_signed = provider_signed
+        self.shed = shed  # False: outside the process's bound of requests in flight (probes, metrics; gateway.admission)
         self.summary = summary
         self.description = description
         self.tags = tags
@@ -228,42 +230,43 @@ class Route(HttpRequestHandler):
         response: Response | None = None
         claim: tuple[str, str] | None = None
         try:
-            admission = self.admission
-            address = request.client_address = admission.admit(request.environ, self.rate_limit)
-            raw = None
-            fresh_signature = True
-            if self.webhook:
-                raw = self._read_raw(request)
-                principal, fresh_signature = admission.auth.webhooks.verify(request.headers, raw, address)
-            elif not self.public:
-                principal = admission.auth.principal(request)
-                if principal is None:
-                    raise Unauthenticated("Sign in or send an API key: Authorization: Bearer <token or key>.")
-            if principal is not None:
-                admission.per_credential.hit(principal.credential)
-                self._authorise(principal, request)
-            check_path(self.path_types, request.path_values)  # a malformed id goes no further
-            request.principal = principal
-            request.identity = principal.identity if principal is not None else None
-            request.json_body = None if self.stream_body else self._read_body(request, raw)
-            key = request.headers.get(IDEMPOTENCY_HEADER)
-            if self.idempotent and principal is not None and key is not None:
-                key = check_key(key)
-                print_ = fingerprint(request.method, request.path, request.query_string.decode("latin-1"),
-                                     raw if raw is not None else request.get_data(cache=True), request.json_body)
-                if fresh_signature:
-                    stored = admission.idempotency.claim(principal.credential, key, print_)
-                else:  # a replayed signature may only fetch the answer already given, never act
-                    stored = admission.idempotency.answered(principal.credential, key, print_)
-                    if stored is None:
-                        raise admission.auth.webhooks.refuse_replay(principal, address)
-                if stored is not None:
-                    response = self._replayed(stored, request_id)
-                    return response
-                claim = (principal.credential, key)
-            elif not fresh_signature:
-                raise admission.auth.webhooks.refuse_replay(principal, address)
-            response = self._run(request, principal)
+            with self.admission.in_flight_slot(self.shed):
+                admission = self.admission
+                address = request.client_address = admission.admit(request.environ, self.rate_limit)
+                raw = None
+                fresh_signature = True
+                if self.webhook:
+                    raw = self._read_raw(request)
+                    principal, fresh_signature = admission.auth.webhooks.verify(request.headers, raw, address)
+                elif not self.public:
+                    principal = admission.auth.principal(request)
+                    if principal is None:
+                        raise Unauthenticated("Sign in or send an API key: Authorization: Bearer <token or key>.")
+                if principal is not None:
+                    admission.per_credential.hit(principal.credential)
+                    self._authorise(principal, request)
+                check_path(self.path_types, request.path_values)  # a malformed id goes no further
+                request.principal = principal
+                request.identity = principal.identity if principal is not None else None
+                request.json_body = None if self.stream_body else self._read_body(request, raw)
+                key = request.headers.get(IDEMPOTENCY_HEADER)
+                if self.idempotent and principal is not None and key is not None:
+                    key = check_key(key)
+                    print_ = fingerprint(request.method, request.path, request.query_string.decode("latin-1"),
+                                         raw if raw is not None else request.get_data(cache=True), request.json_body)
+                    if fresh_signature:
+                        stored = admission.idempotency.claim(principal.credential, key, print_)
+                    else:  # a replayed signature may only fetch the answer already given, never act
+                        stored = admission.idempotency.answered(principal.credential, key, print_)
+                        if stored is None:
+                            raise admission.auth.webhooks.refuse_replay(principal, address)
+                    if stored is not None:
+                        response = self._replayed(stored, request_id)
+                        return response
+                    claim = (principal.credential, key)
+                elif not fresh_signature:
+                    raise admission.auth.webhooks.refuse_replay(principal, address)
+                response = self._run(request, principal)
         except Exception as exc:
             response = self._error(exc, request, request_id)
         finally:

@@ -39,7 +39,7 @@ from gateway.console.i18n import LANGUAGE_NAMES, Translator, choose_language
 from gateway.http import GatewayWebServer, begin_request, dependency_failure, run_worker
 from gateway.paths import PathType, check_path, types_of
 from services.kit.config import group_from_config
-from services.kit.errors import DomainError, Forbidden, Invalid, NotFound
+from services.kit.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 from services.kit.telemetry import request_id_var
 
 log = logging.getLogger(__name__)
@@ -93,36 +93,37 @@ class Page(HttpRequestHandler):
         request.new_pre_session = None
         response: Response | None = None
         try:
-            admission = self.admission
-            request.client_address = admission.admit(request.environ, self.rate_limit)
-            keys = admission.auth.token_keys
-            session_id = cookies.read_session_cookie(keys, request.cookies.get(cookies.SESSION_COOKIE))
-            if session_id is not None:
-                principal = admission.auth.session_principal(session_id)
-            if principal is not None:
-                admission.per_credential.hit(principal.credential)
-                request.principal = principal
-                request.identity = principal.identity
-                request.csrf_bound_to = principal.session_id
-            else:
-                request.identity = None
-                pre = request.cookies.get(cookies.PRE_SESSION_COOKIE)
-                if not pre:
-                    pre = request.new_pre_session = cookies.new_pre_session()
-                request.csrf_bound_to = pre
-            request.csrf = cookies.csrf_token(keys, request.csrf_bound_to)
-            if not self.public:
-                if principal is None:
-                    if request.method == "GET":
-                        response = redirect(f"{LOGIN_PATH}?next={quote(request.full_path.rstrip('?'))}", 303)
-                        return response
-                    raise Forbidden("Sign in again: this session has ended.")
-                self._authorise(principal)
-            if request.method == "POST" and not cookies.csrf_valid(keys, request.csrf_bound_to,
-                                                                   request.form.get("csrf_token")):
-                raise CsrfFailed("The form has no valid CSRF token.")
-            check_path(self.path_types, request.path_values)
-            response = self._run(request, principal)
+            with self.admission.in_flight_slot():  # the API's bound (gateway.admission)
+                admission = self.admission
+                request.client_address = admission.admit(request.environ, self.rate_limit)
+                keys = admission.auth.token_keys
+                session_id = cookies.read_session_cookie(keys, request.cookies.get(cookies.SESSION_COOKIE))
+                if session_id is not None:
+                    principal = admission.auth.session_principal(session_id)
+                if principal is not None:
+                    admission.per_credential.hit(principal.credential)
+                    request.principal = principal
+                    request.identity = principal.identity
+                    request.csrf_bound_to = principal.session_id
+                else:
+                    request.identity = None
+                    pre = request.cookies.get(cookies.PRE_SESSION_COOKIE)
+                    if not pre:
+                        pre = request.new_pre_session = cookies.new_pre_session()
+                    request.csrf_bound_to = pre
+                request.csrf = cookies.csrf_token(keys, request.csrf_bound_to)
+                if not self.public:
+                    if principal is None:
+                        if request.method == "GET":
+                            response = redirect(f"{LOGIN_PATH}?next={quote(request.full_path.rstrip('?'))}", 303)
+                            return response
+                        raise Forbidden("Sign in again: this session has ended.")
+                    self._authorise(principal)
+                if request.method == "POST" and not cookies.csrf_valid(keys, request.csrf_bound_to,
+                                                                       request.form.get("csrf_token")):
+                    raise CsrfFailed("The form has no valid CSRF token.")
+                check_path(self.path_types, request.path_values)
+                response = self._run(request, principal)
         except Exception as exc:
             response = self._error(exc, request)
         finally:
@@ -156,9 +157,9 @@ class Page(HttpRequestHandler):
             return render(request, "error.html", 403, message=t("forbidden"), detail=str(exc))
         if isinstance(exc, NotFound):
             return render(request, "error.html", 404, message=t("not_found"), detail=str(exc))
-        if isinstance(exc, DomainError):
+        if isinstance(exc, DomainError) and not isinstance(exc, Unavailable):
             return render(request, "error.html", exc.status, message=t("error"), detail=str(exc))
-        if dependency_failure(exc) is not None:
+        if isinstance(exc, Unavailable) or dependency_failure(exc) is not None:
             return render(request, "error.html", 503, message=t("unavailable"), headers={"Retry-After": "1"})
         if isinstance(exc, RemoteError):
             log.error("service error behind %s %s: %s", request.method, self.url, exc.exc_type)

@@ -76,12 +76,14 @@ class OperationRoutes:
     # usual 10 s deadline
     visit_auditor = Upstream("records", timeout=AUDIT_TIMEOUT_SECONDS)
 
+    # the probes and the scrape are outside the bound of requests in flight (gateway.admission): they are
+    # answered however busy the process is
     @route("GET", "/health", public=True, summary="The gateway process is up", tags=TAGS,
-           responses={200: HEALTH})
+           responses={200: HEALTH}, shed=False)
     def health(self, request: Request) -> Any:
         return {"status": "ok"}
 
-    @route("GET", "/ready", public=True, tags=TAGS, responses={200: READY, 503: READY},
+    @route("GET", "/ready", public=True, tags=TAGS, responses={200: READY, 503: READY}, shed=False,
            summary="The broker, the gateway's database and every service answer (503 naming those that do not)")
     def ready(self, request: Request) -> Any:
         checks = self.readiness()
@@ -91,7 +93,7 @@ class OperationRoutes:
         return (503, body, {"Retry-After": "5"}) if down else body
 
     @route("GET", "/metrics", "ops:metrics", summary="Prometheus metrics of the gateway process", tags=TAGS,
-           responses={200: "text/plain"})
+           responses={200: "text/plain"}, shed=False)
     def metrics(self, request: Request) -> Response:
         return Response(prometheus_client.generate_latest(), content_type=prometheus_client.CONTENT_TYPE_LATEST)
 
