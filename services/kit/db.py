@@ -27,6 +27,7 @@ from typing import Any
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -475,6 +476,14 @@ def fetch(session: Session, model: Any, key: Any, what: str, lock: bool = False)
     if row is None:
         raise NotFound(f"No {what} {key}.")
     return row
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """``INSERT`` into ``model`` in the session's dialect (PostgreSQL or SQLite), so that the statement offers
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update``: a row two transactions may insert at the same moment
+    is inserted by one, and the other waits for it and inserts nothing instead of failing."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 @contextlib.contextmanager

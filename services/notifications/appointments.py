@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.kit.clock import as_utc, isoformat
+from services.kit.db import dialect_insert
 from services.notifications import deliveries
 from services.notifications.models import Appointment
 from services.notifications.rules.journeys import appointment_messages
@@ -28,14 +29,20 @@ def _occurred(event: dict[str, Any], now: datetime) -> datetime:
     return event["occurred_at"] or as_utc(now)
 
 
-def _current(session: Session, event: dict[str, Any], occurred: datetime) -> tuple[Appointment | None, bool]:
-    """The appointment row (locked) and whether this event is news (newer, and not after a cancellation)."""
-    row = session.get(Appointment, str(event["appointment_id"]), with_for_update=True)
-    if row is None:
-        return None, True
-    if row.status == CANCELLED or row.last_event_at > occurred:
-        return row, False
-    return row, True
+def _current(session: Session, first: dict[str, Any]) -> tuple[Appointment, bool, bool]:
+    """The appointment row, locked; whether this event made it (its first event: the row is ``first``); and
+    whether it is news (newer than the last event seen, and not after a cancellation).
+
+    The first event inserts the row with ``INSERT .. ON CONFLICT DO NOTHING``: when a booking and its
+    cancellation arrive at the same moment, one inserts and the other waits for it and then reads its row,
+    instead of both inserting and one failing on the primary key."""
+    made = session.execute(dialect_insert(session, Appointment).values(**first)
+                           .on_conflict_do_nothing(index_elements=["appointment_id"])
+                           .returning(Appointment.appointment_id)).scalar() is not None
+    row = session.get(Appointment, first["appointment_id"], with_for_update=True, populate_existing=True)
+    if made:
+        return row, True, True
+    return row, False, not (row.status == CANCELLED or row.last_event_at > first["last_event_at"])
 
 
 def booked(session: Session, event: dict[str, Any], now: datetime, settings: Settings, rescheduled: bool = False) -> int:
@@ -43,23 +50,22 @@ def booked(session: Session, event: dict[str, Any], now: datetime, settings: Set
 
     ``event``: ``appointment_booked``, or ``appointment_rescheduled`` (``rescheduled``), in domain values.
     """
-    occurred = _occurred(event, now)
-    row, news = _current(session, event, occurred)
+    starts_at, occurred = event["starts_at"], _occurred(event, now)
+    row, made, news = _current(session, {
+        "appointment_id": str(event["appointment_id"]), "member_id": event["member_id"], "branch": event["branch"],
+        "starts_at": starts_at, "status": BOOKED, "last_event_at": occurred,
+        # appointment_rescheduled does not repeat the service category: what we learnt at booking
+        "service_category": None if rescheduled else event["service_category"]})
     if not news:
         return 0
-    starts_at = event["starts_at"]
-    if rescheduled:  # appointment_rescheduled does not repeat the service category: what we learnt at booking
-        event = {**event, "service_category": row.service_category if row else None}
-    if row is None:
-        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=event["member_id"],
-                                branch=event["branch"], starts_at=starts_at, status=BOOKED,
-                                service_category=event["service_category"], last_event_at=occurred))
-    else:
+    if rescheduled:
+        event = {**event, "service_category": row.service_category}
+    if not made:
         if rescheduled and row.starts_at != starts_at:
             deliveries.cancel_queued(session, now, f"appointment moved to {isoformat(starts_at)}",
                                      cause_ref=f"appointment:{row.appointment_id}")
-        row.starts_at, row.branch, row.status, row.last_event_at = starts_at, event["branch"], BOOKED, occurred
-        row.service_category = event["service_category"]
+        row.starts_at, row.branch, row.status = starts_at, event["branch"], BOOKED
+        row.last_event_at, row.service_category = occurred, event["service_category"]
     # a booked visit is what a recall asks for: its queued messages are held back (``recalls.hold_for_booking``)
     queued = 0
     for plan in appointment_messages(event, now, settings, rescheduled=rescheduled):
@@ -77,12 +83,10 @@ def booked_ahead(session: Session, appointment_id: str, now: datetime) -> Appoin
 def cancelled(session: Session, event: dict[str, Any], now: datetime) -> int:
     """Mark the appointment cancelled and take back its confirmation and reminders not yet sent."""
     occurred = _occurred(event, now)
-    row, news = _current(session, event, occurred)
-    if row is None:
-        session.add(Appointment(appointment_id=str(event["appointment_id"]), member_id=event["member_id"],
-                                branch=event["branch"], starts_at=event["starts_at"],
-                                status=CANCELLED, last_event_at=occurred))
-    elif news:
+    row, made, news = _current(session, {
+        "appointment_id": str(event["appointment_id"]), "member_id": event["member_id"], "branch": event["branch"],
+        "starts_at": event["starts_at"], "status": CANCELLED, "last_event_at": occurred})
+    if news and not made:
         row.status, row.last_event_at = CANCELLED, occurred
     return deliveries.cancel_queued(session, now, "appointment cancelled",
                                     cause_ref=f"appointment:{event['appointment_id']}")

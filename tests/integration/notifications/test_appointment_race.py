@@ -3,10 +3,11 @@ notifications replicas (PostgreSQL).
 
 The booking queues a confirmation and reminders; the cancellation takes back what is queued for the
 appointment. Handled at the same moment, the cancellation could look for messages the booking has not
-committed yet. It cannot here: both handlers write the appointment's row first (one inserts it, the other
-then waits on its key and fails, and is retried once the first has committed: a booking after the
-cancellation queues nothing, a cancellation after the booking takes its messages back). The test shows
-they were handled together and that no confirmation or reminder is left for a cancelled appointment.
+committed yet. It cannot here: both handlers write the appointment's row first (one inserts it with
+``ON CONFLICT DO NOTHING``, the other waits on its key and then reads and locks the row the first committed:
+a booking after the cancellation queues nothing, a cancellation after the booking takes its messages back).
+The test shows they were handled together, that neither had to be retried, and that no confirmation or
+reminder is left for a cancelled appointment.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from nameko.standalone.events import event_dispatcher
 from services.kit.clock import utcnow
 from services.notifications.service import NotificationsService
 from services.records.events import AppointmentBooked, AppointmentCancelled
-from tests.harness import scalar, service_config, wait_for
+from tests.harness import events_handled, scalar, service_config, wait_for
 from tests.integration.notifications.conftest import announce, notification_settings
 from tests.integration.overlap import LockWaits
 
@@ -49,6 +50,11 @@ def test_a_booking_and_its_cancellation_arriving_together_leave_no_message_queue
                                                      reason="patient called"))
         pairs += [booking, cancelling] if number % 2 == 0 else [cancelling, booking]  # both orders
 
+    def retried() -> float:
+        return sum(events_handled("notifications", handler, "retried")
+                   for handler in ("on_appointment_booked", "on_appointment_cancelled"))
+
+    retried_before = retried()
     with LockWaits(url) as waits:
         for contract, body in pairs:  # an appointment's two events go out back to back
             publish(contract.producer, contract.event_type, body)
@@ -58,6 +64,7 @@ def test_a_booking_and_its_cancellation_arriving_together_leave_no_message_queue
     waited = waits.count("transactionid", "tuple")
     print(f"\n{APPOINTMENTS} appointments booked and cancelled at once: {waited} handlers waited for another's row")
     assert waited >= 10, f"only {waited} handlers waited for another: the events were not handled together"
+    assert retried() == retried_before, "a handler failed on the appointment's key and was retried"
     assert scalar(url, "SELECT count(*) FROM appointments WHERE status = 'cancelled'") == APPOINTMENTS
     assert scalar(url, "SELECT count(*) FROM deliveries WHERE state = 'queued'") == 0
     # and each cause has had its messages at most once (the booking queued them once, or never)
