@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from marshmallow import ValidationError, fields, post_dump, validate, validates
+from marshmallow import ValidationError, fields, post_dump, validate, validates, validates_schema
 
 from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
@@ -694,6 +694,40 @@ class ImportRowOutcomeSchema(Schema):
 
 ImportOutcomesSchema = list_of(ImportRowOutcomeSchema)
 
+
+
+class LocateRowSchema(Schema):
+    """Who a row of an import (balances, visits) names: its card number, an identifier, or a phone (read in
+    ``branch``'s region), the first given counting."""
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=180))
+    card_number = fields.String(validate=validate.Length(min=1, max=40))
+    identifier = fields.Nested(IdentifierSchema)
+    phone = fields.String(validate=validate.Length(min=1, max=40))
+    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+
+    @validates_schema
+    def _one_way(self, data: dict[str, Any], **_: Any) -> None:
+        if not (data.get("card_number") or data.get("identifier") or data.get("phone")):
+            raise ValidationError("Name the member by card number, identifier or phone.", "card_number")
+
+
+class LocateBatchSchema(Schema):
+    rows = fields.List(fields.Nested(LocateRowSchema), required=True, validate=validate.Length(min=1, max=2000))
+
+
+class LocatedSchema(Schema):
+    """``found`` (``member_id``), ``missing`` or ``invalid`` (``message``)."""
+
+    key = fields.String()
+    status = fields.String(validate=validate.OneOf(("found", "missing", "invalid")))
+    member_id = fields.String()
+    card_number = fields.String()
+    home_branch = fields.String()
+    message = fields.String()
+
+
+LocatedListSchema = list_of(LocatedSchema)
 
 class ExportQuerySchema(Schema):
     since = fields.String(load_default=None, allow_none=True,
