@@ -557,6 +557,7 @@ class OpeningRowSchema(Schema):
 
 class OpeningBatchSchema(Schema):
     ledger = fields.String(required=True, validate=validate.OneOf(("points", "wallet")))
+    dry_run = fields.Boolean(load_default=False, metadata={"description": "Check each row, post nothing."})
     rows = fields.List(fields.Nested(OpeningRowSchema), required=True, validate=validate.Length(min=1, max=2000))
 
     @validates_schema
@@ -572,10 +573,11 @@ class OpeningBatchSchema(Schema):
 
 
 class OpeningOutcomeSchema(Schema):
-    """``posted``, ``present`` (posted before under this key: a rerun) or ``invalid`` (``message``, ``errors``)."""
+    """``valid`` (dry run), ``posted``, ``present`` (posted before: a rerun, or the member's opening came from
+    another import) or ``invalid`` (``message``, ``errors``)."""
 
     key = fields.String()
-    status = fields.String(validate=validate.OneOf(("posted", "present", "invalid")))
+    status = fields.String(validate=validate.OneOf(("valid", "posted", "present", "invalid")))
     member_id = fields.String()
     message = fields.String()
     errors = fields.Dict()

@@ -542,7 +542,8 @@ class PointsService(Service):
             if data["ledger"] == "wallet" and row["currency"] != ctx.currency:
                 raise Invalid(f"Stored value is kept in {ctx.currency}.", {"currency": [f"Must be {ctx.currency}."]})
         outcomes = openings.open_each(self.db.session, ctx, data["ledger"], data["rows"],
-                                      lambda member_id: self._member(member_id, held=True))
+                                      lambda member_id: self._member(member_id, held=not data["dry_run"]),
+                                      data["dry_run"])
         return OpeningOutcomesSchema().dump({"items": outcomes})
 
     @rpc
