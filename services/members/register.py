@@ -93,7 +93,8 @@ def duplicate(matches: list[Match]) -> Conflict:
     what = {"phone": "phone number", "id_document": "ID document",
             "name_and_birth_date": "name and date of birth"}[first.matched_on[0]]
     return Conflict(f"A member with the same {what} already exists (card {first.card_number}).",
-                    details={"matches": [match.as_dict() for match in matches]})
+                    details={"matches": [match.as_dict() for match in matches],
+                             "probable": identity.judge(matches).outcome == identity.PROBABLE})
 
 
 def parse_id(member_id: Any) -> uuid.UUID:

@@ -678,8 +678,8 @@ class ImportBatchSchema(Schema):
 
 class ImportRowOutcomeSchema(Schema):
     """What became of one row: ``valid`` (checked, not enrolled), ``enrolled``, ``present`` (an existing
-    member matches it: ``matches``), ``invalid`` (``errors`` per field); ``identity``: short digests of its
-    identifiers, equal for two rows of one file that are the same person."""
+    member matches it: ``matches``; ``probable`` when not surely), ``invalid`` (``errors`` per field);
+    ``identity``: short digests of its identifiers, equal for two rows of one file that are the same person."""
 
     key = fields.String()
     status = fields.String(validate=validate.OneOf(("valid", "enrolled", "present", "invalid")))
@@ -690,6 +690,8 @@ class ImportRowOutcomeSchema(Schema):
     matches = fields.List(fields.Nested(CandidateSchema))
     identity = fields.List(fields.String())
     replayed = fields.Boolean(metadata={"description": "Enrolled by an earlier call with the same key."})
+    probable = fields.Boolean(metadata={"description": "present: the identity rule is not sure it is the same "
+                                                      "person (a person should review it)."})
 
 
 ImportOutcomesSchema = list_of(ImportRowOutcomeSchema)
