@@ -176,7 +176,8 @@ def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[M
     if documents:
         conditions.append(Member.document_index.in_(documents))
     found = session.execute(select(Member.id, Member.card_number, Member.phone_index, Member.document_index,
-                                   Member.name_birth_index).where(or_(*conditions), Member.status != "closed")).all()
+                                   Member.name_birth_index, Member.name_index).where(
+        or_(*conditions), Member.status != "closed")).all()
     by_position: dict[int, list[Match]] = {}
     for position, person in enumerate(people):
         for member in found:
@@ -186,7 +187,8 @@ def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[M
                 ("name_and_birth_date", member.name_birth_index == person.name_birth),
             ) if hit)
             if reasons:
-                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons))
+                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons,
+                                                                  member.name_index == person.name))
     return by_position
 
 

@@ -133,13 +133,17 @@ def test_a_members_import_queues_its_probable_duplicates_for_review_on_commit(su
     zero, one = import_samples.person(0), import_samples.person(1)
     rows = [[zero[0], "13912349999", *zero[2:]], one, import_samples.person(PEOPLE)]
     path = import_samples.write_csv(tmp_path / "more.csv", rows)
-    checked, done = run(proxy, path, "members")
+    job = upload(proxy, path)
+    proxy.interfaces.start_import_check(job["id"])
+    checked = settled(proxy, job["id"], "validated")
     assert checked["counts"] == {"valid": 1, "invalid": 0, "present": 2, "repeated": 0, "imported": 0}
     dry = {issue["row"]: issue["message"] for issue in report(proxy, checked["id"])}
     assert dry[2].startswith("Probably an existing member (goes to the identity review queue on commit)")
     assert dry[3].startswith("Already a member")
     assert proxy.interfaces.identity_reviews({"branch": "SH01"})["items"] == []  # not on a dry run
 
+    proxy.interfaces.commit_import(job["id"], idempotency_key=f"commit-{job['id']}")
+    done = settled(proxy, job["id"], "done")
     assert done["counts"]["imported"] == 1 and done["counts"]["present"] == 2
     queued = proxy.interfaces.identity_reviews({"branch": "SH01"})["items"]
     assert len(queued) == 1 and queued[0]["source"] == f"import:{done['id']}" and queued[0]["source_ref"] == "2"
