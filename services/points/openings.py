@@ -3,7 +3,7 @@ the dates the old system gave them, stored value with its paid (principal) and b
 
 A batch comes in one call; each row is posted on its own (a savepoint each: a bad row leaves the others be)
 under the dedupe key ``opening:<row key>``, read under the account's lock, so a batch sent again or a job
-resumed after a crash posts nothing twice and answers ``present`` for what it posted before. A row key is
+resumed after a crash posts nothing twice (a row sent again is answered ``posted``, as the first time). A row key is
 ``<origin>:<row>`` (``import:<job>:<row>``): a member's opening balance on a ledger comes from one origin
 only, so the same file imported again by a second job answers ``present`` too instead of doubling it. An opening is
 an ordinary posting of the ledger (an ``earn`` with rule ``opening`` and its lot; a wallet posting of kind
@@ -48,7 +48,9 @@ def _points(session: Session, ctx: Context, member: MemberCopy, row: dict[str, A
     if not dry_run:
         ledger.lock_account(session, member.member_id, ctx.now)
     dedupe = _dedupe(row["key"])
-    if ledger.posted(session, dedupe) or _opened_elsewhere(session, PointsPosting, member, row["key"]):
+    if ledger.posted(session, dedupe):
+        return "present" if dry_run else "posted"  # this row, sent again (a resumed job): its first answer
+    if _opened_elsewhere(session, PointsPosting, member, row["key"]):
         return "present"
     if dry_run:
         return "valid"
@@ -61,7 +63,9 @@ def _points(session: Session, ctx: Context, member: MemberCopy, row: dict[str, A
 def _wallet(session: Session, ctx: Context, member: MemberCopy, row: dict[str, Any], dry_run: bool) -> str:
     account = None if dry_run else wallet.lock_wallet(session, member.member_id, ctx)
     dedupe = _dedupe(row["key"])
-    if wallet.existing(session, dedupe) is not None or _opened_elsewhere(session, WalletPosting, member, row["key"]):
+    if wallet.existing(session, dedupe) is not None:
+        return "present" if dry_run else "posted"
+    if _opened_elsewhere(session, WalletPosting, member, row["key"]):
         return "present"
     if account is None:
         return "valid"
