@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from services.points import ledger, wallet
 from services.points.awards import Context
 from services.points.ledger import Entry
@@ -78,20 +78,23 @@ POST = {"points": _points, "wallet": _wallet}
 
 
 def open_each(session: Session, ctx: Context, ledger_name: str, rows: list[dict[str, Any]],
-              resolve: Resolve, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Post each row's opening balance once: ``posted`` (``valid`` on a dry run, which posts nothing),
+              resolve: Resolve, check_branch: Callable[[str], None], dry_run: bool = False) -> list[dict[str, Any]]:
+    """Post each row's opening balance once (``check_branch`` refuses a branch unknown or not the caller's):
+    ``posted`` (``valid`` on a dry run, which posts nothing),
     ``present`` (posted before under this key, or the member's opening came from another import) or
     ``invalid`` with the reason."""
     outcomes = []
     for row in rows:
         try:
             with session.begin_nested():
+                if row.get("branch"):
+                    check_branch(row["branch"])
                 member = resolve(row["member_id"])
                 if member.status != "active":
                     raise Conflict(f"This membership is {member.status}: no opening balance.")
                 status = POST[ledger_name](session, ctx, member, row, dry_run)
             outcomes.append({"key": row["key"], "status": status, "member_id": str(member.member_id)})
-        except (Invalid, Conflict, NotFound) as error:
+        except (Invalid, Conflict, NotFound, Forbidden) as error:
             outcomes.append({"key": row["key"], "status": "invalid", "message": str(error),
                              "errors": error.fields})
     return outcomes

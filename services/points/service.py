@@ -536,13 +536,11 @@ class PointsService(Service):
         self.caller.require_role(*access.OPENERS, action="post opening balances")
         data = load(OpeningBatchSchema(), batch)
         ctx = self._ctx()
-        for row in data["rows"]:
-            if row.get("branch"):
-                self._branch(row["branch"], "post opening balances at this branch")
-            if data["ledger"] == "wallet" and row["currency"] != ctx.currency:
-                raise Invalid(f"Stored value is kept in {ctx.currency}.", {"currency": [f"Must be {ctx.currency}."]})
+        if data["ledger"] == "wallet" and any(row["currency"] != ctx.currency for row in data["rows"]):
+            raise Invalid(f"Stored value is kept in {ctx.currency}.", {"currency": [f"Must be {ctx.currency}."]})
         outcomes = openings.open_each(self.db.session, ctx, data["ledger"], data["rows"],
                                       lambda member_id: self._member(member_id, held=not data["dry_run"]),
+                                      lambda branch: self._branch(branch, "post opening balances at this branch"),
                                       data["dry_run"])
         return OpeningOutcomesSchema().dump({"items": outcomes})
 

@@ -94,7 +94,7 @@ def upload(proxy: Any, options: argparse.Namespace) -> dict[str, Any]:
 def summary(console: Console, job: dict[str, Any]) -> None:
     counts = job["counts"]
     console.print(f"[bold]{job['state']}[/bold]: {job['total_rows']} rows; valid {counts['valid']}, invalid "
-                  f"{counts['invalid']}, already members {counts['present']}, repeated in the file "
+                  f"{counts['invalid']}, already present {counts['present']}, repeated in the file "
                   f"{counts['repeated']}, imported {counts['imported']}" + (f" — {job['error']}" if job["error"] else ""))
 
 
