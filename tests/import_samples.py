@@ -61,6 +61,7 @@ BAD_OPENINGS = {
     "points": "一百",  # not a number
     "expired": "2020-12-31",  # an expiry date already past
     "money": "12.345",  # more decimals than money has
+    "branch": "ZZ99",  # a branch the group does not have
 }
 
 
@@ -95,7 +96,7 @@ def wallet_openings(n: int, bad: Iterable[tuple[int, str]] = ()) -> Iterator[lis
             phone = BAD_OPENINGS["unknown"]
         elif mistake == "money":
             paid = BAD_OPENINGS["money"]
-        yield [phone, paid, bonus, "SH01"]
+        yield [phone, paid, bonus, BAD_OPENINGS["branch"] if mistake == "branch" else "SH01"]
 
 def write_xlsx(path: Path, rows: Iterable[list[Any]], headers: Iterable[str] = HEADERS) -> Path:
     from openpyxl import Workbook

@@ -92,24 +92,26 @@ def test_points_openings_post_lots_on_their_dates_once_and_reconcile(suite, tmp_
 
 def test_wallet_openings_keep_paid_and_bonus_apart_once_and_reconcile(suite, tmp_path):
     _members, points, proxy = suite
-    path = import_samples.write_csv(tmp_path / "wallet.csv", import_samples.wallet_openings(PEOPLE, [(4, "money")]),
+    bad = [(4, "money"), (6, "branch")]
+    path = import_samples.write_csv(tmp_path / "wallet.csv", import_samples.wallet_openings(PEOPLE, bad),
                                     "gb18030", import_samples.WALLET_HEADERS)
     checked, done = run(proxy, path, "wallet_openings")
     assert checked["encoding"] == "gb18030"
-    assert checked["counts"] == {"valid": PEOPLE - 1, "invalid": 1, "present": 0, "repeated": 0, "imported": 0}
-    assert [(i["row"], i["column"], i["value"]) for i in report(proxy, checked["id"])] == [(6, "本金", "12.345")]
-    assert done["counts"]["imported"] == PEOPLE - 1
+    assert checked["counts"] == {"valid": PEOPLE - 2, "invalid": 2, "present": 0, "repeated": 0, "imported": 0}
+    assert [(i["row"], i["column"], i["value"]) for i in report(proxy, checked["id"])] == [
+        (6, "本金", "12.345"), (8, "门店", "ZZ99")]
+    assert done["counts"]["imported"] == PEOPLE - 2
     ids = member_ids(proxy, PEOPLE)
     wallet = proxy.points.wallet(ids[1])
     assert (wallet["principal"]["amount"], wallet["bonus"]["amount"]) == (100150, 8900)
     assert proxy.points.wallet(ids[4])["principal"]["amount"] == 0
-    paid = sum((1000 + i) * 100 + 50 for i in range(PEOPLE) if i != 4)
+    paid = sum((1000 + i) * 100 + 50 for i in range(PEOPLE) if i not in (4, 6))
     assert scalar(points.database_url, "SELECT sum(principal_minor) FROM wallet_postings WHERE kind = 'opening'") == paid
     reconciled(proxy, ids)
 
     _checked, again = run(proxy, path, "wallet_openings")
-    assert again["counts"]["imported"] == 0 and again["counts"]["present"] == PEOPLE - 1
-    assert scalar(points.database_url, "SELECT count(*) FROM wallet_postings") == PEOPLE - 1
+    assert again["counts"]["imported"] == 0 and again["counts"]["present"] == PEOPLE - 2
+    assert scalar(points.database_url, "SELECT count(*) FROM wallet_postings") == PEOPLE - 2
     reconciled(proxy, ids)
 
 

@@ -367,7 +367,7 @@ def _send_openings(ledger: str) -> Callable[..., None]:
             else:
                 job.invalid_rows += 1
                 fields_of = {"expires_on": "expires_on", "principal_minor": "principal", "bonus_minor": "bonus",
-                             "points": "points"}
+                             "points": "points", "branch": "branch"}
                 named = [fields_of[name] for name in (outcome.get("errors") or {}) if name in fields_of]
                 column = columns.headers.get(named[0], "") if named else ""
                 _issue(session, job, phase, number, column, cols.values.text(cells.get(named[0])) if named else None,
