@@ -1,9 +1,11 @@
-"""Member sheets as clinics keep them, for the import tests and benchmark (issue 19).
+"""Member and opening-balance sheets as clinics keep them, for the import tests and benchmark (issue 19).
 
 ``members(n, bad=...)`` makes ``n`` distinct people (Chinese names, mainland mobiles, past dates of birth);
 ``write_xlsx`` / ``write_csv`` save them under Chinese headers. ``python -m tests.import_samples DIR`` writes the
 sample sheet with the usual mistakes (a bad phone, a future date of birth, a date that is no date, the same
-person twice, merged cells, blank lines, a formula) and its CSV twins in UTF-8, UTF-8 with BOM, GB18030, Big5.
+person twice, merged cells, blank lines, a formula) and its CSV twins in UTF-8, UTF-8 with BOM, GB18030, Big5,
+and the opening balances of those people: ``points_openings(n, bad=...)`` (``POINTS_HEADERS``: phone, points,
+expiry date) and ``wallet_openings(n, bad=...)`` (``WALLET_HEADERS``: phone, paid part, bonus part).
 """
 
 from __future__ import annotations
@@ -51,6 +53,50 @@ def members(n: int, bad: Iterable[tuple[int, str]] = ()) -> Iterator[list[Any]]:
             row[2] = BAD_ROWS["date_text"][0]
         yield row
 
+
+POINTS_HEADERS = ("手机号", "积分", "到期日", "门店")
+WALLET_HEADERS = ("手机号", "本金", "赠送余额", "门店")
+BAD_OPENINGS = {
+    "unknown": "13800000000",  # a phone no member has
+    "points": "一百",  # not a number
+    "expired": "2020-12-31",  # an expiry date already past
+    "money": "12.345",  # more decimals than money has
+    "branch": "ZZ99",  # a branch the group does not have
+}
+
+
+def points_openings(n: int, bad: Iterable[tuple[int, str]] = (), expires_on: date = date(2099, 12, 31),
+                    year_lots: Iterable[int] = ()) -> Iterator[list[Any]]:
+    """Points of persons ``0..n-1`` (``person(i)``'s phone): ``100 + i`` points expiring on ``expires_on``; for
+    each ``i`` in ``year_lots`` a second lot of 50 points expiring a year earlier. ``bad``: (position, mistake)
+    pairs from ``BAD_OPENINGS``."""
+    mistakes = dict(bad)
+    earlier = set(year_lots)
+    for i in range(n):
+        phone, points, expiry = person(i)[1], f"{100 + i:,}", expires_on.isoformat()
+        mistake = mistakes.get(i)
+        if mistake == "unknown":
+            phone = BAD_OPENINGS["unknown"]
+        elif mistake == "points":
+            points = BAD_OPENINGS["points"]
+        elif mistake == "expired":
+            expiry = BAD_OPENINGS["expired"]
+        yield [phone, points, expiry, "SH01"]
+        if i in earlier:
+            yield [phone, 50, expires_on.replace(year=expires_on.year - 1).strftime("%Y/%m/%d"), "SH01"]
+
+
+def wallet_openings(n: int, bad: Iterable[tuple[int, str]] = ()) -> Iterator[list[Any]]:
+    """Stored value of persons ``0..n-1``: ``¥1,000.50 + i`` paid and ``88 + i`` bonus (as clinics type money)."""
+    mistakes = dict(bad)
+    for i in range(n):
+        phone, paid, bonus = person(i)[1], f"¥{1000 + i:,}.50", str(88 + i)
+        mistake = mistakes.get(i)
+        if mistake == "unknown":
+            phone = BAD_OPENINGS["unknown"]
+        elif mistake == "money":
+            paid = BAD_OPENINGS["money"]
+        yield [phone, paid, bonus, BAD_OPENINGS["branch"] if mistake == "branch" else "SH01"]
 
 def write_xlsx(path: Path, rows: Iterable[list[Any]], headers: Iterable[str] = HEADERS) -> Path:
     from openpyxl import Workbook
@@ -109,4 +155,7 @@ if __name__ == "__main__":
         write_csv(target / f"members_{name}.csv", rows, encoding)
     traditional = [person(i, traditional=True) for i in range(20)]
     write_csv(target / "members_big5.csv", traditional, "big5", ("姓名", "手機", "出生日期", "性別", "診所", "會員卡號"))
+    write_xlsx(target / "points_openings.xlsx", points_openings(20, [(3, "points"), (5, "expired")], year_lots=(0,)),
+               POINTS_HEADERS)
+    write_csv(target / "wallet_openings.csv", wallet_openings(20, [(4, "money")]), "gb18030", WALLET_HEADERS)
     print(f"written to {target}")

@@ -4,7 +4,7 @@
 
 For each process: a Deployment, its PodDisruptionBudget, a HorizontalPodAutoscaler on CPU, a headless
 metrics Service (what the ServiceMonitor selects) and a NetworkPolicy; the gateway also gets its HTTP
-Service. ``alerts.yaml`` is deploy/prometheus/alerts.yml as a PrometheusRule. The optional KEDA
+Service; a process with a ``volume`` (interfaces: its import files) a PersistentVolumeClaim mounted there. ``alerts.yaml`` is deploy/prometheus/alerts.yml as a PrometheusRule. The optional KEDA
 ScaledObjects (queue depth) take over the CPU autoscalers when applied. tests/unit/test_k8s.py fails when
 a committed file differs from what this produces.
 """
@@ -73,6 +73,16 @@ def deployment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     if "mllp_port" in spec:
         container["ports"].append({"name": "mllp", "containerPort": spec["mllp_port"]})
         container["env"].append({"name": "HL7_MLLP_PORT", "value": str(spec["mllp_port"])})
+    volumes: list[dict[str, Any]] = [{"name": "group", "configMap": {"name": "careloop-group"}},
+                                     {"name": "tmp", "emptyDir": {}}]
+    pod_security: dict[str, Any] = {}
+    if "volume" in spec:
+        volume = spec["volume"]
+        container["env"].append({"name": volume["env"], "value": volume["path"]})
+        container["volumeMounts"].append({"name": volume["name"], "mountPath": volume["path"]})
+        volumes.append({"name": volume["name"],
+                        "persistentVolumeClaim": {"claimName": f"careloop-{name}-{volume['name']}"}})
+        pod_security = {"securityContext": {"fsGroup": 10001}}  # the non-root user may write the volume
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": f"careloop-{name}", "labels": labels(name)},
@@ -86,12 +96,18 @@ def deployment(name: str, spec: dict[str, Any]) -> dict[str, Any]:
                     "prometheus.io/scrape": "true", "prometheus.io/port": str(spec["metrics_port"]),
                     "prometheus.io/path": "/metrics"}},
                 "spec": {"terminationGracePeriodSeconds": 60, "automountServiceAccountToken": False,
-                         "containers": [container],
-                         "volumes": [{"name": "group", "configMap": {"name": "careloop-group"}},
-                                     {"name": "tmp", "emptyDir": {}}]},
+                         **pod_security, "containers": [container], "volumes": volumes},
             },
         },
     }
+
+
+def claim(name: str, volume: dict[str, Any]) -> dict[str, Any]:
+    """A process's persistent volume (``volume`` in deploy/services.yml), shared by its replicas: ReadWriteMany,
+    so the cluster needs a storage class that offers it (NFS, CephFS, EFS, Azure Files...)."""
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": f"careloop-{name}-{volume['name']}", "labels": labels(name)},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": volume["size"]}}}}
 
 
 def autoscaler(name: str) -> dict[str, Any]:
@@ -140,6 +156,8 @@ def network_policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 def render_services() -> str:
     docs: list[dict[str, Any]] = []
     for name, spec in services_list().items():
+        if "volume" in spec:
+            docs.append(claim(name, spec["volume"]))
         docs.append(deployment(name, spec))
         docs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                      "metadata": {"name": f"careloop-{name}", "labels": labels(name)},

@@ -184,7 +184,7 @@ class ImportJob(Base):
     __tablename__ = "import_jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    kind: Mapped[str] = mapped_column(String(16))  # what the rows are: "members"
+    kind: Mapped[str] = mapped_column(String(16))  # what the rows are: members, points_openings, wallet_openings
     state: Mapped[str] = mapped_column(String(12), default=UPLOADED)
     filename: Mapped[str] = mapped_column(String(200))
     file_kind: Mapped[str] = mapped_column(String(8))  # "csv" or "xlsx"
@@ -193,6 +193,7 @@ class ImportJob(Base):
     day_first: Mapped[bool | None] = mapped_column(Boolean)
     mapping: Mapped[str | None] = mapped_column(Text)  # JSON: header as written -> field
     default_branch: Mapped[str | None] = mapped_column(String(16))
+    identifier_system: Mapped[str | None] = mapped_column(String(200))  # of a balances sheet's identifier column
     branches: Mapped[str | None] = mapped_column(Text)  # JSON list: the branches its rows may name (None: all)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     columns: Mapped[str | None] = mapped_column(Text)  # JSON: the columns found and the ones ignored

@@ -217,14 +217,16 @@ class WebhookDeliverySchema(Schema):
 WebhookDeliveryPageSchema = page_of(WebhookDeliverySchema)
 
 
-IMPORT_KINDS = ("members",)
+IMPORT_KINDS = ("members", "points_openings", "wallet_openings")
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030", "big5")
 
 
 class ImportSpecSchema(Schema):
     """A new import: what its rows are, the file's name, and how to read it (all optional but the two)."""
 
-    kind = fields.String(required=True, validate=validate.OneOf(IMPORT_KINDS))
+    kind = fields.String(required=True, validate=validate.OneOf(IMPORT_KINDS), metadata={
+        "description": "members; points_openings (points as lots with their expiry dates); wallet_openings "
+                       "(stored value, the paid part and the bonus part apart)."})
     filename = fields.String(required=True, validate=validate.Length(min=1, max=200))
     encoding = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(ENCODINGS),
                              metadata={"description": "A CSV's encoding; worked out from the file if not given."})
@@ -238,6 +240,9 @@ class ImportSpecSchema(Schema):
                                                                     "aliases do not find it."})
     default_branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16),
                                    metadata={"description": "The home branch of rows that name none."})
+    identifier_system = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=3, max=200),
+                                      metadata={"description": "Balances: the system that issued the identifier "
+                                                               "column's values (e.g. the old HIS's patient ids)."})
 
 
 def _json(attribute: str) -> Any:
@@ -284,6 +289,7 @@ class ImportJobSchema(Schema):
     sheet = fields.String(allow_none=True)
     day_first = fields.Boolean(allow_none=True)
     default_branch = fields.String(allow_none=True)
+    identifier_system = fields.String(allow_none=True)
     size_bytes = fields.Integer()
     columns = computed(fields.Dict(allow_none=True, metadata={
         "description": "found: field -> header as written; ignored: headers no field took"}), _json("columns"))

@@ -71,6 +71,7 @@ class InterfacesService(Service):
     records = Peer("records")
 
     member_batches = BatchPeer("members")  # the import's batch RPCs, with their longer deadline
+    point_batches = BatchPeer("points")
 
     def _actor(self) -> str:
         caller = self.caller
@@ -360,4 +361,4 @@ class InterfacesService(Service):
     @timer(interval=1)
     def import_tick(self) -> None:
         """Carry on every import being checked or committed (after a restart too)."""
-        jobs.advance(self.db.store, self.member_batches, self.config)
+        jobs.advance(self.db.store, {"members": self.member_batches, "points": self.point_batches}, self.config)

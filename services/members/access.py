@@ -28,3 +28,5 @@ def reveals(caller: Identity, config: dict[str, Any]) -> dict[str, bool]:
             "reveal_document": caller.role in config.get("UNMASKED_DOCUMENT_ROLES", DOCUMENT_ROLES)}
 EXPORTERS = ("group_admin", "integration")
 """Who exports the membership for the group's data warehouse (masked per ``reveals``)."""
+IMPORTERS = ("group_admin", "branch_manager")
+"""Who looks members up in bulk for an import of balances or visits (``locate_members``)."""

@@ -72,8 +72,9 @@ def check(session: Session, rows: list[dict[str, Any]], group: Group, caller: Id
     for position, matches in register.matches_of_many(session, people).items():
         outcome = outcomes[positions[position]]
         outcome["status"] = "present"
-        outcome["matches"] = [match.as_dict() for match in matches]
-        outcome["message"] = register.duplicate(matches).message
+        refusal = register.duplicate(matches)
+        outcome["matches"], outcome["probable"] = refusal.details["matches"], refusal.details["probable"]
+        outcome["message"] = refusal.message
     return outcomes
 
 
@@ -90,6 +91,7 @@ def _refusal(key: str, error: Invalid | Forbidden | Conflict) -> dict[str, Any]:
                "message": error.message, "errors": getattr(error, "fields", {}), "replayed": False}
     if isinstance(error, Conflict):
         outcome["matches"] = error.details.get("matches", [])
+        outcome["probable"] = error.details.get("probable", False)
     return outcome
 
 

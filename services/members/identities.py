@@ -237,3 +237,33 @@ def _identify_once(session: Session, data: dict[str, Any], patient: _Patient, gr
                             despite_name_and_birth_date=create_new)
     added = add(session, member, patient.identifiers, card_system, now, actor)
     return Identified("enrolled", member, identifiers_added=added)
+
+
+def locate(session: Session, rows: list[dict[str, Any]], group: Group, card_system: str) -> list[dict[str, Any]]:
+    """Which member each row of an import names, by the first of its card number, identifier (``system`` and
+    ``value``) or phone it gives (imports of balances and visits): ``found`` with the member (the survivor
+    of a merge), ``missing``, or ``invalid`` (a phone that two members share, or one that is no phone)."""
+    outcomes = []
+    for row in rows:
+        try:
+            if row.get("card_number"):
+                member = _holder(session, card_system, row["card_number"], card_system)
+            elif row.get("identifier"):
+                system, value = identity.normalise_identifier(row["identifier"]["system"], row["identifier"]["value"])
+                member = _holder(session, system, value, card_system)
+            else:
+                phone = identity.parse_phone(row["phone"], group.region_of(row.get("branch")))
+                found = list(session.scalars(select(Member).where(
+                    Member.phone_index == blind_index(phone, "members.phone"), Member.status != "merged").limit(2)))
+                if len(found) > 1:
+                    raise Invalid("Two members share this phone: name the card number.", {"phone": ["Shared."]})
+                member = _current(session, found[0]) if found else None
+        except Invalid as error:
+            outcomes.append({"key": row["key"], "status": "invalid", "message": str(error)})
+            continue
+        if member is None or member.status == "closed":
+            outcomes.append({"key": row["key"], "status": "missing", "message": "No member is known by this."})
+        else:
+            outcomes.append({"key": row["key"], "status": "found", "member_id": str(member.id),
+                             "card_number": member.card_number, "home_branch": member.home_branch})
+    return outcomes

@@ -93,7 +93,8 @@ def duplicate(matches: list[Match]) -> Conflict:
     what = {"phone": "phone number", "id_document": "ID document",
             "name_and_birth_date": "name and date of birth"}[first.matched_on[0]]
     return Conflict(f"A member with the same {what} already exists (card {first.card_number}).",
-                    details={"matches": [match.as_dict() for match in matches]})
+                    details={"matches": [match.as_dict() for match in matches],
+                             "probable": identity.judge(matches).outcome == identity.PROBABLE})
 
 
 def parse_id(member_id: Any) -> uuid.UUID:
@@ -175,7 +176,8 @@ def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[M
     if documents:
         conditions.append(Member.document_index.in_(documents))
     found = session.execute(select(Member.id, Member.card_number, Member.phone_index, Member.document_index,
-                                   Member.name_birth_index).where(or_(*conditions), Member.status != "closed")).all()
+                                   Member.name_birth_index, Member.name_index).where(
+        or_(*conditions), Member.status != "closed")).all()
     by_position: dict[int, list[Match]] = {}
     for position, person in enumerate(people):
         for member in found:
@@ -185,7 +187,8 @@ def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[M
                 ("name_and_birth_date", member.name_birth_index == person.name_birth),
             ) if hit)
             if reasons:
-                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons))
+                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons,
+                                                                  member.name_index == person.name))
     return by_position
 
 

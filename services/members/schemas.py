@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from marshmallow import ValidationError, fields, post_dump, validate, validates
+from marshmallow import ValidationError, fields, post_dump, validate, validates, validates_schema
 
 from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
@@ -678,8 +678,8 @@ class ImportBatchSchema(Schema):
 
 class ImportRowOutcomeSchema(Schema):
     """What became of one row: ``valid`` (checked, not enrolled), ``enrolled``, ``present`` (an existing
-    member matches it: ``matches``), ``invalid`` (``errors`` per field); ``identity``: short digests of its
-    identifiers, equal for two rows of one file that are the same person."""
+    member matches it: ``matches``; ``probable`` when not surely), ``invalid`` (``errors`` per field);
+    ``identity``: short digests of its identifiers, equal for two rows of one file that are the same person."""
 
     key = fields.String()
     status = fields.String(validate=validate.OneOf(("valid", "enrolled", "present", "invalid")))
@@ -690,10 +690,46 @@ class ImportRowOutcomeSchema(Schema):
     matches = fields.List(fields.Nested(CandidateSchema))
     identity = fields.List(fields.String())
     replayed = fields.Boolean(metadata={"description": "Enrolled by an earlier call with the same key."})
+    probable = fields.Boolean(metadata={"description": "present: the identity rule is not sure it is the same "
+                                                      "person (a person should review it)."})
 
 
 ImportOutcomesSchema = list_of(ImportRowOutcomeSchema)
 
+
+
+class LocateRowSchema(Schema):
+    """Who a row of an import (balances, visits) names: its card number, an identifier, or a phone (read in
+    ``branch``'s region), the first given counting."""
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=180))
+    card_number = fields.String(validate=validate.Length(min=1, max=40))
+    identifier = fields.Nested(IdentifierSchema)
+    phone = fields.String(validate=validate.Length(min=1, max=40))
+    branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16))
+
+    @validates_schema
+    def _one_way(self, data: dict[str, Any], **_: Any) -> None:
+        if not (data.get("card_number") or data.get("identifier") or data.get("phone")):
+            raise ValidationError("Name the member by card number, identifier or phone.", "card_number")
+
+
+class LocateBatchSchema(Schema):
+    rows = fields.List(fields.Nested(LocateRowSchema), required=True, validate=validate.Length(min=1, max=2000))
+
+
+class LocatedSchema(Schema):
+    """``found`` (``member_id``), ``missing`` or ``invalid`` (``message``)."""
+
+    key = fields.String()
+    status = fields.String(validate=validate.OneOf(("found", "missing", "invalid")))
+    member_id = fields.String()
+    card_number = fields.String()
+    home_branch = fields.String()
+    message = fields.String()
+
+
+LocatedListSchema = list_of(LocatedSchema)
 
 class ExportQuerySchema(Schema):
     since = fields.String(load_default=None, allow_none=True,

@@ -48,6 +48,8 @@ from services.members.schemas import (
     IdentityAnswerSchema,
     ImportBatchSchema,
     ImportOutcomesSchema,
+    LocateBatchSchema,
+    LocatedListSchema,
     ManualTierSchema,
     MemberChangesSchema,
     MemberPageSchema,
@@ -211,6 +213,14 @@ class MembersService(Service):
         outcomes = batches.enrol_each(self.db.session, rows, self.group, self.caller, utcnow(),
                                       self._programme().programme.entry_tier, self._announce_enrolled)
         return ImportOutcomesSchema().dump({"items": outcomes})
+
+    @rpc
+    def locate_members(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's rows of balances or visits: which member each names (card, identifier or phone)."""
+        self.caller.require_role(*access.IMPORTERS, action="look members up in bulk")
+        rows = load(LocateBatchSchema(), batch)["rows"]
+        return LocatedListSchema().dump({"items": identities.locate(self.db.session, rows, self.group,
+                                                                       self._card_system())})
 
     @rpc
     def export_members(self, query: dict[str, Any]) -> dict[str, Any]:

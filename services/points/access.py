@@ -16,3 +16,5 @@ BONUS_SETTERS = ("group_admin", "branch_manager", "integration")
 """Set a top-up's bonus instead of the programme's offers."""
 REFUNDERS = ("group_admin", "branch_manager", "integration")
 """Give card payments back."""
+OPENERS = ("group_admin", "branch_manager")
+"""Post opening balances brought from an old system (imports; the interfaces service calls as a service)."""

@@ -325,7 +325,7 @@ class WalletPosting(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallet_accounts.member_id"))
-    kind: Mapped[str] = mapped_column(String(12))  # top_up, payment, refund, transfer_in, transfer_out
+    kind: Mapped[str] = mapped_column(String(12))  # top_up, payment, refund, transfer_in, transfer_out, opening
     principal_minor: Mapped[int] = mapped_column(BigInteger)
     bonus_minor: Mapped[int] = mapped_column(BigInteger)
     principal_after: Mapped[int] = mapped_column(BigInteger)
@@ -341,7 +341,7 @@ class WalletPosting(Base):
 
     __table_args__ = (
         Index("ix_wallet_postings_history", "member_id", "created_at", "id"),
-        CheckConstraint("(kind IN ('top_up', 'refund') AND principal_minor >= 0 AND bonus_minor >= 0 "
+        CheckConstraint("(kind IN ('top_up', 'refund', 'opening') AND principal_minor >= 0 AND bonus_minor >= 0 "
                         "AND principal_minor + bonus_minor > 0) OR (kind IN ('payment', 'transfer_out') AND principal_minor <= 0 "
                         "AND bonus_minor <= 0 AND principal_minor + bonus_minor < 0) OR (kind = 'transfer_in' "
                         "AND principal_minor >= 0 AND bonus_minor >= 0 AND principal_minor + bonus_minor > 0)",

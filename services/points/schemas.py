@@ -537,3 +537,51 @@ class FamilyBalancesSchema(Schema):
     points = fields.Integer()
     principal = Money("principal_minor")
     bonus = Money("bonus_minor")
+
+
+# --- opening balances (imports) ---------------------------------------------------------------------------
+
+class OpeningRowSchema(Schema):
+    """One row of an import's opening balances: points (``points``, ``expires_on``) or stored value
+    (``principal_minor``, ``bonus_minor`` in ``currency``), under the row's idempotency key."""
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=180))
+    member_id = fields.String(required=True, validate=REF)
+    branch = fields.String(load_default=None, allow_none=True, validate=BRANCH)
+    points = StrictInteger(validate=validate.Range(min=1, max=MAX_POINTS))
+    expires_on = fields.Date()
+    principal_minor = StrictInteger(validate=validate.Range(min=0, max=10**12))
+    bonus_minor = StrictInteger(validate=validate.Range(min=0, max=10**12))
+    currency = fields.String(validate=validate.Length(equal=3))
+
+
+class OpeningBatchSchema(Schema):
+    ledger = fields.String(required=True, validate=validate.OneOf(("points", "wallet")))
+    dry_run = fields.Boolean(load_default=False, metadata={"description": "Check each row, post nothing."})
+    rows = fields.List(fields.Nested(OpeningRowSchema), required=True, validate=validate.Length(min=1, max=2000))
+
+    @validates_schema
+    def _per_ledger(self, data: dict[str, Any], **_: Any) -> None:
+        needed = ("points", "expires_on") if data.get("ledger") == "points" else (
+            "principal_minor", "bonus_minor", "currency")
+        for number, row in enumerate(data.get("rows") or []):
+            missing_fields = [name for name in needed if row.get(name) is None]
+            if missing_fields:
+                raise ValidationError({number: {name: ["Required."] for name in missing_fields}}, "rows")
+            if data.get("ledger") == "wallet" and row["principal_minor"] + row["bonus_minor"] == 0:
+                raise ValidationError({number: {"principal_minor": ["An opening balance of nothing."]}}, "rows")
+
+
+class OpeningOutcomeSchema(Schema):
+    """``valid`` (dry run), ``posted``, ``present`` (posted before: a rerun, or the member's opening came from
+    another import) or ``invalid`` (``message``, ``errors``)."""
+
+    key = fields.String()
+    status = fields.String(validate=validate.OneOf(("valid", "posted", "present", "invalid")))
+    member_id = fields.String()
+    message = fields.String()
+    errors = fields.Dict()
+
+
+class OpeningOutcomesSchema(Schema):
+    items = fields.List(fields.Nested(OpeningOutcomeSchema))

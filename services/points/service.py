@@ -29,6 +29,7 @@ from services.points import (
     holds,
     ledger,
     merges,
+    openings,
     outcomes,
     reconciliation,
     roster,
@@ -59,6 +60,8 @@ from services.points.schemas import (
     FamilyBalancesSchema,
     FamilyTransferSchema,
     LotListSchema,
+    OpeningBatchSchema,
+    OpeningOutcomesSchema,
     PageQuerySchema,
     PointsTransferSchema,
     PostingPageSchema,
@@ -525,6 +528,21 @@ class PointsService(Service):
         asked = [{"visit_id": v} if isinstance(v, str) else v for v in visits]
         schema = VisitAskSchema()
         return {"items": outcomes.effects(self.db.session, [load(schema, visit) for visit in asked])}
+
+    @rpc
+    def open_balances(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's opening balances (points lots or stored value), many rows in one call, each posted once
+        under its own key (``openings.py``)."""
+        self.caller.require_role(*access.OPENERS, action="post opening balances")
+        data = load(OpeningBatchSchema(), batch)
+        ctx = self._ctx()
+        if data["ledger"] == "wallet" and any(row["currency"] != ctx.currency for row in data["rows"]):
+            raise Invalid(f"Stored value is kept in {ctx.currency}.", {"currency": [f"Must be {ctx.currency}."]})
+        outcomes = openings.open_each(self.db.session, ctx, data["ledger"], data["rows"],
+                                      lambda member_id: self._member(member_id, held=not data["dry_run"]),
+                                      lambda branch: self._branch(branch, "post opening balances at this branch"),
+                                      data["dry_run"])
+        return OpeningOutcomesSchema().dump({"items": outcomes})
 
     @rpc
     def reconcile(self, member_id: str | None = None, cursor: str | None = None,

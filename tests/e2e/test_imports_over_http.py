@@ -53,3 +53,45 @@ def test_upload_check_report_and_commit_over_http(suite, tmp_path: Path):
 def test_front_desk_may_not_import(suite):
     answer = suite.call("POST", "/v1/imports", role="front_desk", json={"kind": "members", "filename": "m.csv"})
     assert answer.status_code == 403
+
+
+def _imported(suite, path: Path, kind: str, role: str = "group_admin", branches=("*",)) -> dict:
+    """A file of ``kind`` uploaded, checked and committed over HTTP by ``role``; the job when done."""
+    created = suite.call("POST", "/v1/imports", role=role, branches=branches, json={"kind": kind, "filename": path.name})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    with open(path, "rb") as body:
+        assert suite.call("PUT", f"/v1/imports/{job_id}/file", role=role, branches=branches, data=body,
+                          headers={"Content-Type": "application/octet-stream"}).status_code == 200
+    assert suite.call("POST", f"/v1/imports/{job_id}/check", role=role, branches=branches).status_code == 202
+    settled(suite, job_id, "validated", role, branches)
+    committed = suite.call("POST", f"/v1/imports/{job_id}/commit", role=role, branches=branches,
+                           headers={"Idempotency-Key": f"c-{job_id}"})
+    assert committed.status_code == 202, committed.text
+    return settled(suite, job_id, "done", role, branches)
+
+
+def test_opening_balances_over_http_by_a_branch_manager_land_on_the_members_and_are_audited(suite, tmp_path: Path):
+    _imported(suite, import_samples.write_csv(tmp_path / "members.csv", import_samples.members(5)), "members")
+    manager = {"role": "branch_manager", "branches": ("SH01",)}
+    points = import_samples.write_csv(tmp_path / "points.csv", import_samples.points_openings(5),
+                                      headers=import_samples.POINTS_HEADERS)
+    wallet = import_samples.write_csv(tmp_path / "wallet.csv", import_samples.wallet_openings(5),
+                                      headers=import_samples.WALLET_HEADERS)
+    assert _imported(suite, points, "points_openings", **manager)["counts"]["imported"] == 5
+    assert _imported(suite, wallet, "wallet_openings", **manager)["counts"]["imported"] == 5
+
+    member = suite.call("GET", "/v1/members", params={"phone": import_samples.person(2)[1]}).json()["items"][0]
+    lots = suite.call("GET", f"/v1/members/{member['id']}/points/lots").json()["items"]
+    assert [(lot["points"], lot["expires_on"]) for lot in lots] == [(102, "2099-12-31")]
+    held = suite.call("GET", f"/v1/members/{member['id']}/wallet").json()
+    assert (held["principal"]["amount"], held["bonus"]["amount"]) == (100250, 9000)
+    actions = scalar(suite.database_urls["interfaces"],
+                     "SELECT count(*) FROM import_job_log WHERE action = 'committed' AND actor LIKE '%branch_manager%'")
+    assert actions == 2
+
+
+def test_front_desk_may_not_import_opening_balances(suite):
+    for kind in ("points_openings", "wallet_openings"):
+        answer = suite.call("POST", "/v1/imports", role="front_desk", json={"kind": kind, "filename": "b.csv"})
+        assert answer.status_code == 403

@@ -119,3 +119,41 @@ def test_xlsx_rows_skip_blank_lines_and_keep_the_numbers_a_person_sees(tmp_path:
     assert numbered[0][1][:3] == ["姓名", "手机号", "出生日期"]
     with pytest.raises(ValueError, match="no sheet"):
         list(sheets.rows(path, "xlsx", sheet="Sheet9"))
+
+
+@pytest.mark.parametrize(("cell", "expected"), [("1,280", 1280), (1280, 1280), (1280.0, 1280), ("1280.00", 1280),
+                                                (" 12 ", 12)])
+def test_points_are_read_as_typed_into_whole_numbers(cell, expected):
+    assert values.parse_points(cell) == expected
+
+
+@pytest.mark.parametrize("cell", ["12.5", 12.5, "一百", "", True])
+def test_points_that_are_not_a_whole_number_are_refused(cell):
+    with pytest.raises(ValueError):
+        values.parse_points(cell)
+
+
+def test_a_points_sheet_is_found_by_its_chinese_headers_and_a_row_reads_as_a_lot():
+    found = columns.resolve(list(import_samples.POINTS_HEADERS), None, columns.POINTS_ALIASES)
+    assert found.headers == {"phone": "手机号", "points": "积分", "expires_on": "到期日", "branch": "门店"}
+    row, issues = columns.points_opening({"card_number": " 88001 ", "phone": "139", "points": "1,000",
+                                          "expires_on": "2027/12/31"}, None, "SH01")
+    assert issues == [] and row == {"who": {"card_number": "88001", "branch": "SH01"},
+                                    "opening": {"branch": "SH01", "points": 1000, "expires_on": "2027-12-31"}}
+
+
+def test_a_points_row_without_a_member_or_with_bad_cells_names_each_column():
+    _row, issues = columns.points_opening({"points": "0", "expires_on": "三月"}, None, None)
+    assert [issue.field for issue in issues] == ["card_number", "points", "expires_on"]
+    _row, issues = columns.points_opening({"identifier": "MRN1", "points": "5", "expires_on": "2030-01-01"},
+                                          None, None)
+    assert [issue.field for issue in issues] == ["identifier"]  # an identifier needs its system
+
+
+def test_a_stored_value_row_keeps_paid_and_bonus_apart_in_minor_units():
+    row, issues = columns.wallet_opening({"phone": "13900000001", "principal": "¥1,280.50", "bonus": 88}, None, None)
+    assert issues == [] and row["opening"] == {"branch": None, "principal_minor": 128050, "bonus_minor": 8800}
+    _row, issues = columns.wallet_opening({"phone": "1", "principal": "12.345"}, None, None)
+    assert [(issue.field, issue.value) for issue in issues] == [("principal", "12.345")]
+    _row, issues = columns.wallet_opening({"phone": "1", "principal": "0"}, None, None)
+    assert "nothing" in issues[0].message

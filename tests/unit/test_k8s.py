@@ -114,6 +114,20 @@ def test_every_process_is_deployed_with_probes_limits_budget_autoscaler_and_poli
     assert deployments["careloop-gateway"]["spec"]["replicas"] == (1 if overlay.endswith("dev") else 3)
 
 
+
+@pytest.mark.parametrize("overlay", ["overlays/dev", "overlays/production"])
+def test_the_interfaces_pods_keep_import_files_on_a_persistent_volume_at_import_dir(overlay):
+    deployment = of_kind(overlay, "Deployment")["careloop-interfaces"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    import_dir = {env["name"]: env.get("value") for env in container["env"]}["IMPORT_DIR"]
+    (mount,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == import_dir]
+    (volume,) = [volume for volume in pod["volumes"] if volume["name"] == mount["name"]]
+    claim = of_kind(overlay, "PersistentVolumeClaim")[volume["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every replica reads the files it is given
+    assert claim["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert pod["securityContext"]["fsGroup"] == 10001  # the non-root user may write it
+
 def test_only_the_gateway_is_reachable_from_outside_and_services_reach_only_broker_and_database():
     policies = of_kind("overlays/production", "NetworkPolicy")
     assert policies["careloop-default-deny"]["spec"]["policyTypes"] == ["Ingress", "Egress"]

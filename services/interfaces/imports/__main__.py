@@ -31,7 +31,8 @@ ENDED = ("validated", "done", "failed", "cancelled")
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.interfaces.imports", description=__doc__.split("\n")[0])
     parser.add_argument("file", type=Path, nargs="?", help=".csv or .xlsx")
-    parser.add_argument("--kind", default="members", choices=("members",))
+    parser.add_argument("--kind", default="members", choices=("members", "points_openings", "wallet_openings"))
+    parser.add_argument("--identifier-system", help="balances: the system that issued the identifier column")
     parser.add_argument("--dry-run", action="store_true", help="check every row, import nothing")
     parser.add_argument("--encoding", choices=("utf-8", "utf-8-sig", "gb18030", "big5"))
     parser.add_argument("--sheet", help="the .xlsx sheet (default: the first)")
@@ -80,7 +81,8 @@ def upload(proxy: Any, options: argparse.Namespace) -> dict[str, Any]:
     mapping = dict(item.split("=", 1) for item in options.map) or None
     job = proxy.interfaces.create_import({
         "kind": options.kind, "filename": options.file.name, "encoding": options.encoding, "sheet": options.sheet,
-        "day_first": options.day_first, "mapping": mapping, "default_branch": options.branch})
+        "day_first": options.day_first, "mapping": mapping, "default_branch": options.branch,
+        "identifier_system": options.identifier_system})
     offset = 0
     with open(options.file, "rb") as handle:
         while piece := handle.read(CHUNK):
@@ -92,7 +94,7 @@ def upload(proxy: Any, options: argparse.Namespace) -> dict[str, Any]:
 def summary(console: Console, job: dict[str, Any]) -> None:
     counts = job["counts"]
     console.print(f"[bold]{job['state']}[/bold]: {job['total_rows']} rows; valid {counts['valid']}, invalid "
-                  f"{counts['invalid']}, already members {counts['present']}, repeated in the file "
+                  f"{counts['invalid']}, already present {counts['present']}, repeated in the file "
                   f"{counts['repeated']}, imported {counts['imported']}" + (f" — {job['error']}" if job["error"] else ""))
 
 

@@ -1,5 +1,6 @@
 """Which column of a sheet is which field: headers found by alias in the four languages, or by an explicit
-mapping; and a members row turned into an enrolment as the members API takes it. No I/O here."""
+mapping; and a row turned into the owning service's input (a members row into an enrolment as the members
+API takes it; an opening balance into a points or stored-value opening). No I/O here."""
 
 from __future__ import annotations
 
@@ -31,6 +32,32 @@ MEMBER_ALIASES: dict[str, tuple[str, ...]] = {
 }
 """Each field of a members sheet and the headers it goes by (compared case-, width- and space-blind)."""
 MEMBER_REQUIRED = ("full_name", "phone", "birth_date")
+
+WHO_ALIASES: dict[str, tuple[str, ...]] = {
+    "card_number": ("card_number", "card number", "card", "card no", "member card", "membership number",
+                    "会员卡号", "卡号", "會員卡號", "卡號", "número de tarjeta", "numero de tarjeta", "tarjeta"),
+    "identifier": ("identifier", "patient id", "mrn", "medical record number", "病历号", "病歷號", "档案号",
+                   "檔案號", "患者编号", "患者編號", "número de historia", "numero de historia", "historia clínica"),
+    "phone": MEMBER_ALIASES["phone"],
+    "branch": MEMBER_ALIASES["home_branch"],
+}
+"""How a balances (or visits) sheet names the member a row is about, and where it was kept."""
+WHO = ("card_number", "identifier", "phone")
+
+POINTS_ALIASES: dict[str, tuple[str, ...]] = {
+    **WHO_ALIASES,
+    "points": ("points", "point balance", "points balance", "积分", "积分余额", "可用积分", "積分", "積分餘額",
+               "可用積分", "puntos", "saldo de puntos"),
+    "expires_on": ("expires_on", "expires on", "expiry", "expiry date", "expires", "valid until", "到期日",
+                   "到期日期", "有效期至", "过期日期", "過期日期", "fecha de caducidad", "caducidad", "vencimiento"),
+}
+WALLET_ALIASES: dict[str, tuple[str, ...]] = {
+    **WHO_ALIASES,
+    "principal": ("principal", "paid", "paid balance", "stored value", "balance", "本金", "储值余额", "充值余额",
+                  "實儲餘額", "儲值餘額", "本金餘額", "saldo", "saldo pagado"),
+    "bonus": ("bonus", "bonus balance", "gift balance", "赠送余额", "赠送金额", "贈送餘額", "贈送金額",
+              "bonificación", "bonificacion", "saldo de regalo"),
+}
 
 
 def header_key(header: Any) -> str:
@@ -143,3 +170,65 @@ def column_of(error_field: str, messages: Any) -> list[tuple[str, str]]:
     if isinstance(messages, list):
         return [(error_field, str(message)) for message in messages]
     return [(error_field, str(messages))]
+
+
+def _who(cells: dict[str, Any], identifier_system: str | None, default_branch: str | None,
+         issues: list[Issue]) -> dict[str, Any]:
+    """How a row names its member, as ``members.locate_members`` takes it (the first of card, identifier, phone)."""
+    who: dict[str, Any] = {}
+    if "card_number" in cells:
+        who["card_number"] = values.text(cells["card_number"])
+    elif "identifier" in cells:
+        if identifier_system is None:
+            issues.append(Issue("identifier", values.text(cells["identifier"]),
+                                "Say which system issued these identifiers (identifier_system)."))
+        else:
+            who["identifier"] = {"system": identifier_system, "value": values.text(cells["identifier"])}
+    elif "phone" in cells:
+        who["phone"] = values.text(cells["phone"])
+    else:
+        issues.append(Issue("card_number", "", "Name the member: a card number, identifier or phone."))
+    branch = values.text(cells["branch"]).upper() if "branch" in cells else default_branch
+    who["branch"] = branch
+    return who
+
+
+def points_opening(cells: dict[str, Any], day_first: bool | None, default_branch: str | None,
+                   identifier_system: str | None = None) -> tuple[dict[str, Any], list[Issue]]:
+    """A points row (a lot: points and the day they expire) as ``points.open_balances`` takes it, with whom
+    it names under ``who``."""
+    issues: list[Issue] = []
+    who = _who(cells, identifier_system, default_branch, issues)
+    opening: dict[str, Any] = {"branch": who["branch"]}
+    try:
+        points = values.parse_points(cells.get("points", ""))
+        if points <= 0:
+            raise ValueError("An opening balance is a positive number of points.")
+        opening["points"] = points
+    except ValueError as error:
+        issues.append(Issue("points", values.text(cells.get("points")), str(error)))
+    try:
+        opening["expires_on"] = values.parse_date(cells.get("expires_on", ""), day_first).isoformat()
+    except ValueError as error:
+        issues.append(Issue("expires_on", values.text(cells.get("expires_on")), str(error)))
+    return {"who": who, "opening": opening}, issues
+
+
+def wallet_opening(cells: dict[str, Any], day_first: bool | None, default_branch: str | None,
+                   identifier_system: str | None = None) -> tuple[dict[str, Any], list[Issue]]:
+    """A stored-value row (the paid part and the bonus part, money as typed) as ``points.open_balances``
+    takes it, in minor units."""
+    issues: list[Issue] = []
+    who = _who(cells, identifier_system, default_branch, issues)
+    opening: dict[str, Any] = {"branch": who["branch"]}
+    for field, target in (("principal", "principal_minor"), ("bonus", "bonus_minor")):
+        try:
+            amount = values.parse_money(cells[field]) if field in cells else 0
+            if amount < 0:
+                raise ValueError("A balance cannot be negative.")
+            opening[target] = amount
+        except ValueError as error:
+            issues.append(Issue(field, values.text(cells.get(field)), str(error)))
+    if not issues and opening["principal_minor"] + opening["bonus_minor"] == 0:
+        issues.append(Issue("principal", "0", "An opening balance of nothing: leave the row out."))
+    return {"who": who, "opening": opening}, issues

@@ -5,7 +5,11 @@ A job's phases run as ``kit.jobs.run_batches`` runs (``import_dry_run`` / ``impo
 job): each batch reads the next rows of the file, makes one RPC, and commits its report rows, the job's
 counts and the run's cursor together. A process killed half-way leaves the cursor at the last batch that
 committed; the next process continues from there, and the batch it sends again is harmless: every row
-carries the idempotency key ``import:<job>:<row>``, so members answers what it did the first time.
+carries the idempotency key ``import:<job>:<row>``, so the owning service answers what it did the first time.
+
+One pipeline, a ``Kind`` per import type (``KINDS``): its columns (aliases, what is required), how a row is
+read (``columns.py``) and what a batch of read rows becomes (``_send_members``: ``members.check_enrolments`` /
+``enrol_batch``; ``_send_openings``: ``members.locate_members`` then ``points.open_balances``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.interfaces import reviews
 from services.interfaces.imports import columns as cols
 from services.interfaces.imports import sheets
 from services.interfaces.models import (
@@ -40,6 +45,7 @@ from services.interfaces.models import (
 from services.interfaces.settings import setting
 from services.kit.caller import Identity
 from services.kit.clock import utcnow
+from services.kit.config import group_from_config
 from services.kit.db import Store, fetch
 from services.kit.errors import Conflict, Forbidden, Invalid, TooLarge
 from services.kit.jobs import run_batches
@@ -80,7 +86,7 @@ def get(session: Session, job_id: Any, caller: Identity, lock: bool = False) -> 
 def create(session: Session, spec: dict[str, Any], caller: Identity, now: datetime) -> ImportJob:
     try:
         kind = sheets.kind_of(spec["filename"])
-        cols.resolve([], spec["mapping"])
+        cols.resolve([], spec["mapping"], KINDS[spec["kind"]].aliases)
     except ValueError as error:
         raise Invalid(str(error), {"filename" if "file" in str(error) else "mapping": [str(error)]}) from None
     if spec["default_branch"]:
@@ -88,6 +94,7 @@ def create(session: Session, spec: dict[str, Any], caller: Identity, now: dateti
     branches = None if caller.all_branches else list(caller.branches)
     job = ImportJob(id=uuid.uuid4(), kind=spec["kind"], state=UPLOADED, filename=spec["filename"], file_kind=kind,
                     encoding=spec["encoding"], sheet=spec["sheet"], day_first=spec["day_first"],
+                    identifier_system=spec.get("identifier_system"),
                     mapping=json.dumps(spec["mapping"]) if spec["mapping"] else None,
                     default_branch=spec["default_branch"], branches=json.dumps(branches) if branches else None,
                     size_bytes=0, processed_rows=0, valid_rows=0, invalid_rows=0, present_rows=0, repeated_rows=0,
@@ -187,19 +194,19 @@ class Readers:
 READERS = Readers()
 
 
-def _known_headers(line: str) -> int:
-    return len(cols.resolve(line.split(",")).fields)
-
-
 def _open(job: ImportJob, path: Path) -> _Reader:
+    kind = KINDS[job.kind]
     if job.file_kind == "csv" and job.encoding is None:
-        job.encoding = sheets.detect_encoding(path, _known_headers)
+        job.encoding = sheets.detect_encoding(path, lambda line: len(cols.resolve(line.split(","), None,
+                                                                                   kind.aliases).fields))
     rows = sheets.rows(path, job.file_kind, job.encoding, job.sheet)
     header = next(rows, None)
     if header is None:
         raise ValueError("The file has no rows.")
-    columns = cols.resolve(header[1], json.loads(job.mapping) if job.mapping else None)
-    missing = columns.missing(cols.MEMBER_REQUIRED)
+    columns = cols.resolve(header[1], json.loads(job.mapping) if job.mapping else None, kind.aliases)
+    missing = columns.missing(kind.required)
+    if kind.one_of and not set(kind.one_of) & set(columns.headers):
+        missing.append(" or ".join(kind.one_of))
     if missing:
         raise ValueError(f"No column found for {', '.join(missing)}; name it in the mapping.")
     return _Reader(columns, rows)
@@ -216,14 +223,16 @@ def _issue(session: Session, job: ImportJob, phase: str, number: int, column: st
 
 def _prepare(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
              batch: list[sheets.Row]) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
-    """The rows that read as enrolments: (row, enrolment, cells); the others reported and counted."""
-    allowed = json.loads(job.branches) if job.branches else None
+    """The rows that read as the kind's input: (row, input, cells); the others reported and counted."""
+    kind = KINDS[job.kind]
+    allowed = _allowed(job)
     ready = []
     for number, row in batch:
         cells = cols.cells_of(columns, row)
-        member, problems = cols.enrolment(cells, job.day_first, job.default_branch)
-        if allowed is not None and member.get("home_branch") not in (None, *allowed):
-            problems.append(cols.Issue("home_branch", member["home_branch"], "Not one of your branches."))
+        member, problems = kind.read(cells, job)
+        branch = kind.branch_of(member)
+        if allowed is not None and branch not in (None, *allowed):
+            problems.append(cols.Issue(kind.branch_field, branch, "Not one of your branches."))
         for problem in problems:
             _issue(session, job, phase, number, columns.headers.get(problem.field, problem.field), problem.value,
                    problem.message)
@@ -232,6 +241,11 @@ def _prepare(session: Session, job: ImportJob, phase: str, columns: cols.Columns
             continue
         ready.append((number, member, cells))
     return ready
+
+
+def _allowed(job: ImportJob) -> list[str] | None:
+    """The branches a job's rows may name (None: all)."""
+    return json.loads(job.branches) if job.branches else None
 
 
 def _refused(session: Session, job: ImportJob, phase: str, columns: cols.Columns, number: int,
@@ -245,6 +259,24 @@ def _refused(session: Session, job: ImportJob, phase: str, columns: cols.Columns
     pairs = [pair for name, messages in (outcome.get("errors") or {}).items() for pair in cols.column_of(name, messages)]
     for name, message in pairs or [("", outcome.get("message", "Refused."))]:
         _issue(session, job, phase, number, columns.headers.get(name, name), cols.values.text(cells.get(name)), message)
+
+
+def _probable(session: Session, job: ImportJob, phase: str, columns: cols.Columns, number: int,
+              member: dict[str, Any], cells: dict[str, Any], outcome: dict[str, Any]) -> None:
+    """A row that probably is an existing member (the identity rule is not sure): reported by the dry run;
+    queued for a person to review by the commit (once per job and row: ``reviews.queue``), the job as source."""
+    job.present_rows += 1
+    if phase == "dry_run":
+        _issue(session, job, phase, number, "", None, f"Probably an existing member (goes to the identity review "
+                                                      f"queue on commit): {outcome.get('message', '')}")
+        return
+    original = json.dumps({columns.headers.get(name, name): cols.values.text(cell) for name, cell in cells.items()},
+                          ensure_ascii=False)
+    review = reviews.queue(session, {"patient": member, "source": f"import:{job.id}", "source_ref": str(number),
+                                     "original": original, "original_format": "application/json"},
+                           outcome.get("matches") or [], utcnow(), job.created_by)
+    _issue(session, job, phase, number, "", None, f"Probably an existing member: sent to the identity review "
+                                                  f"queue (review {review.id}).")
 
 
 def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[str, Any]]]) -> dict[int, int]:
@@ -264,7 +296,124 @@ def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[st
     return repeated
 
 
-def _step(job_id: uuid.UUID, phase_state: str, members: Any, config: dict[str, Any]) -> Any:
+def _send_members(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
+                  ready: list[tuple[int, dict[str, Any], dict[str, Any]]], peers: dict[str, Any],
+                  config: dict[str, Any]) -> None:
+    """A batch of enrolments: checked (dry run) or enrolled (commit) by members in one call."""
+    rows = [{"key": row_key(job, number), "member": member} for number, member, _cells in ready]
+    members = peers["members"]
+    call = members.check_enrolments if phase == "dry_run" else members.enrol_batch
+    outcomes = call({"rows": rows})["items"]
+    checked = []
+    for (number, member, cells), outcome in zip(ready, outcomes, strict=True):
+        if outcome["status"] == "enrolled":
+            job.imported_rows += 1
+        elif outcome["status"] == "valid":
+            checked.append((number, outcome))
+        elif outcome["status"] == "present" and outcome.get("probable"):
+            _probable(session, job, phase, columns, number, member, cells, outcome)
+        else:
+            _refused(session, job, phase, columns, number, cells, outcome)
+    repeated = _repeated(session, job, checked)
+    for number, earlier in repeated.items():
+        _issue(session, job, phase, number, "", None, f"The same person as row {earlier}.")
+    job.repeated_rows += len(repeated)
+    job.valid_rows += len(checked) - len(repeated)
+
+
+def _send_openings(ledger: str) -> Callable[..., None]:
+    """A batch of opening balances on ``ledger``: the members they name found by members in one call, then
+    checked (dry run) or posted (commit) by points in one call."""
+
+    def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
+             ready: list[tuple[int, dict[str, Any], dict[str, Any]]], peers: dict[str, Any],
+             config: dict[str, Any]) -> None:
+        who_header = next((columns.headers[name] for name in cols.WHO if name in columns.headers), "")
+        located = peers["members"].locate_members({"rows": [
+            {"key": row_key(job, number), **{k: v for k, v in row["who"].items() if v is not None}}
+            for number, row, _cells in ready]})["items"]
+        allowed = _allowed(job)
+        currency = group_from_config(config).currency
+        openings, numbered = [], []
+        for (number, row, cells), found in zip(ready, located, strict=True):
+            branch = row["opening"]["branch"] or found.get("home_branch")
+            if found["status"] != "found":
+                job.invalid_rows += 1
+                _issue(session, job, phase, number, who_header, _who_value(row["who"]), found["message"])
+                continue
+            if allowed is not None and branch not in allowed:
+                job.invalid_rows += 1
+                _issue(session, job, phase, number, who_header, _who_value(row["who"]),
+                       "A member of another branch's.")
+                continue
+            opening = {**row["opening"], "key": row_key(job, number), "member_id": found["member_id"],
+                       "branch": branch}
+            if ledger == "wallet":
+                opening["currency"] = currency
+            openings.append(opening)
+            numbered.append((number, cells))
+        if not openings:
+            return
+        outcomes = peers["points"].open_balances({"ledger": ledger, "dry_run": phase == "dry_run",
+                                                  "rows": openings})["items"]
+        for (number, cells), outcome in zip(numbered, outcomes, strict=True):
+            if outcome["status"] == "posted":
+                job.imported_rows += 1
+            elif outcome["status"] == "valid":
+                job.valid_rows += 1
+            elif outcome["status"] == "present":
+                job.present_rows += 1
+                _issue(session, job, phase, number, "", None, "This member's opening balance was imported already.")
+            else:
+                job.invalid_rows += 1
+                fields_of = {"expires_on": "expires_on", "principal_minor": "principal", "bonus_minor": "bonus",
+                             "points": "points", "branch": "branch"}
+                named = [fields_of[name] for name in (outcome.get("errors") or {}) if name in fields_of]
+                column = columns.headers.get(named[0], "") if named else ""
+                _issue(session, job, phase, number, column, cols.values.text(cells.get(named[0])) if named else None,
+                       outcome.get("message", "Refused."))
+
+    return send
+
+
+def _who_value(who: dict[str, Any]) -> str:
+    for name in cols.WHO:
+        if who.get(name):
+            return who[name]["value"] if name == "identifier" else who[name]
+    return ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One import type: its columns, how a row reads (``columns.py``), and what a batch becomes."""
+
+    aliases: dict[str, tuple[str, ...]]
+    required: tuple[str, ...]
+    read: Callable[[dict[str, Any], ImportJob], tuple[dict[str, Any], list[cols.Issue]]]
+    send: Callable[..., None]
+    branch_field: str
+    branch_of: Callable[[dict[str, Any]], str | None]
+    one_of: tuple[str, ...] = ()
+
+
+def _opening_reader(reader: Callable[..., Any]) -> Callable[[dict[str, Any], ImportJob], Any]:
+    return lambda cells, job: reader(cells, job.day_first, job.default_branch, job.identifier_system)
+
+
+KINDS: dict[str, Kind] = {
+    "members": Kind(cols.MEMBER_ALIASES, cols.MEMBER_REQUIRED,
+                    lambda cells, job: cols.enrolment(cells, job.day_first, job.default_branch), _send_members,
+                    "home_branch", lambda member: member.get("home_branch")),
+    "points_openings": Kind(cols.POINTS_ALIASES, ("points", "expires_on"), _opening_reader(cols.points_opening),
+                            _send_openings("points"), "branch", lambda row: row["who"]["branch"], cols.WHO),
+    "wallet_openings": Kind(cols.WALLET_ALIASES, (), _opening_reader(cols.wallet_opening),
+                            _send_openings("wallet"), "branch", lambda row: row["who"]["branch"], cols.WHO),
+}
+"""Every import type: members, points opening balances (lots with their expiry dates), stored-value
+opening balances (paid and bonus parts apart)."""
+
+
+def _step(job_id: uuid.UUID, phase_state: str, peers: dict[str, Any], config: dict[str, Any]) -> Any:
     _run, phase, finished_state = PHASES[phase_state]
     size = int(setting(config, "IMPORT_BATCH_ROWS"))
 
@@ -287,22 +436,7 @@ def _step(job_id: uuid.UUID, phase_state: str, members: Any, config: dict[str, A
             return None, 0
         ready = _prepare(session, job, phase, columns, batch)
         if ready:
-            rows = [{"key": row_key(job, number), "member": member} for number, member, _cells in ready]
-            call = members.check_enrolments if phase == "dry_run" else members.enrol_batch
-            outcomes = call({"rows": rows})["items"]
-            checked = []
-            for (number, _member, cells), outcome in zip(ready, outcomes, strict=True):
-                if outcome["status"] == "enrolled":
-                    job.imported_rows += 1
-                elif outcome["status"] == "valid":
-                    checked.append((number, outcome))
-                else:
-                    _refused(session, job, phase, columns, number, cells, outcome)
-            repeated = _repeated(session, job, checked)
-            for number, earlier in repeated.items():
-                _issue(session, job, phase, number, "", None, f"The same person as row {earlier}.")
-            job.repeated_rows += len(repeated)
-            job.valid_rows += len(checked) - len(repeated)
+            KINDS[job.kind].send(session, job, phase, columns, ready, peers, config)
         job.processed_rows += len(batch)
         job.updated_at = now
         ROWS.labels(job.kind, phase).inc(len(batch))
@@ -314,14 +448,15 @@ def _step(job_id: uuid.UUID, phase_state: str, members: Any, config: dict[str, A
     return step
 
 
-def advance(store: Store, members: Any, config: dict[str, Any]) -> int:
-    """Run every job that is being checked or committed to its end; the number of rows handled."""
+def advance(store: Store, peers: dict[str, Any], config: dict[str, Any]) -> int:
+    """Run every job that is being checked or committed to its end; the number of rows handled. ``peers``:
+    the owning services' batch proxies by name (members, points)."""
     with store.transaction() as session:
         pending = session.execute(select(ImportJob.id, ImportJob.state).where(
             ImportJob.state.in_(tuple(PHASES))).order_by(ImportJob.updated_at)).all()
     handled = 0
     for job_id, state in pending:
-        outcome = run_batches(store, PHASES[state][0], str(job_id), _step(job_id, state, members, config))
+        outcome = run_batches(store, PHASES[state][0], str(job_id), _step(job_id, state, peers, config))
         handled += outcome.processed
     return handled
 

@@ -102,6 +102,22 @@ def parse_money(cell: Any, exponent: int = 2) -> int:
     return -int(minor) if negative else int(minor)
 
 
+
+def parse_points(cell: Any) -> int:
+    """A whole number of points as typed (``1,280``, ``1280``, an Excel number ``1280.0``)."""
+    if isinstance(cell, bool):
+        raise ValueError(f"{text(cell)} is not a number of points.")
+    if isinstance(cell, float):
+        if not cell.is_integer():
+            raise ValueError(f"{text(cell)} is not a whole number of points.")
+        return int(cell)
+    if isinstance(cell, int):
+        return cell
+    value = text(cell).replace(",", "").replace(" ", "")
+    if not re.fullmatch(r"-?\d{1,12}(\.0+)?", value):
+        raise ValueError(f"{text(cell)} is not a whole number of points.")
+    return int(Decimal(value))
+
 GENDERS = {
     "female": ("female", "f", "女", "w", "woman", "mujer", "femenino"),
     "male": ("male", "m", "男", "man", "hombre", "masculino", "varón"),
