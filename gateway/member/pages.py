@@ -166,8 +166,13 @@ class MemberPages:
     @member_page("GET", f"{ROOT}/")
     def member_home(self, request: Request) -> Response:
         member_id = request.member_id
-        member, tier, balance, lots, coupons, appointments, preferences = _pile(
-            lambda: self.members.get_member(member_id),
+        member = self.members.get_member(member_id)
+        if member.get("status") not in SIGNS_IN:  # closed or merged since sign-in: the session ends here
+            codes.end_session(self.auth.database.store, request.session_id, utcnow())
+            response = redirect(SIGN_IN_PATH, 303)
+            response.delete_cookie(SESSION_COOKIE, path=ROOT)
+            return response
+        tier, balance, lots, coupons, appointments, preferences = _pile(
             lambda: self.members.tier(member_id),
             lambda: self.points.balance(member_id),
             lambda: self.points.lots(member_id),

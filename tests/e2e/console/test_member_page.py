@@ -6,6 +6,8 @@ member's change nothing and tell nothing (issue 21, item 3)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -63,6 +65,13 @@ def test_a_member_signs_in_with_the_sms_code_sees_balances_and_changes_language(
                                                                  "value": {"amount": 5000, "currency": "CNY"}})
     assert coupon.status_code == 201, coupon.text
     other = enrol(suite, "Other Person", "13866660000")
+    tomorrow = (datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1)).isoformat()
+    slots = suite.call("POST", "/v1/appointments/slots", role="front_desk", branches=SH01,
+                       json={"branch": "SH01", "doctor_id": "dr-wang", "on": tomorrow, "start": "15:00",
+                             "end": "16:00", "slot_minutes": 30}).json()["items"]
+    booked = suite.call("POST", "/v1/appointments", role="front_desk", branches=SH01,
+                        json={"member_id": member["id"], "slot_id": slots[0]["id"]}, headers={"Idempotency-Key": "b"})
+    assert booked.status_code == 201, booked.text
 
     browser = open_browser(suite.base_url)
     browser.page("set_viewport_size", PHONE)
@@ -73,6 +82,9 @@ def test_a_member_signs_in_with_the_sms_code_sees_balances_and_changes_language(
     expires = next(lot["expires_on"] for lot in lots["items"] if lot["remaining"] > 0)
     assert Translator("en").date(expires) in browser.text("#lots")
     assert coupon.json()["code"] in browser.text("#coupons")
+    shanghai = Translator("en", "CNY", ZoneInfo("Asia/Shanghai"))  # the group's zone: the slot was 15:00 there
+    assert shanghai.moment(booked.json()["starts_at"]).endswith("15:00")
+    assert shanghai.moment(booked.json()["starts_at"]) in browser.text("#appointments")
     assert browser.count("#progress-spend") == 1  # progress to the next tier, per path
     assert not browser.page("evaluate", "document.documentElement.scrollWidth > window.innerWidth")  # fits the phone
     cookie = next(c for c in browser.send(op="cookies") if c["name"] == "careloop_member")
@@ -113,6 +125,18 @@ def test_a_member_signs_in_with_the_sms_code_sees_balances_and_changes_language(
     browser.page("click", "#sign-out")
     browser.page("wait_for_url", suite.base_url + "/m/sign-in")
     assert browser.goto("/m/") == 200 and browser.page("url").endswith("/m/sign-in")
+
+
+def test_a_closed_membership_ends_the_member_s_session(suite, open_browser, providers):
+    member = enrol(suite, "Ma Li", "13877779999")
+    browser = open_browser(suite.base_url)
+    browser.page("set_viewport_size", PHONE)
+    sign_in(browser, providers, suite, "13877779999", "+8613877779999")
+    closed = suite.call("POST", f"/v1/members/{member['id']}/close", json={"reason": "erasure_request"},
+                        role="branch_manager", branches=SH01)
+    assert closed.status_code == 200, closed.text
+    assert browser.goto("/m/") == 200 and browser.page("url").endswith("/m/sign-in")
+    assert "careloop_member" not in {c["name"] for c in browser.send(op="cookies")}
 
 
 def test_a_phone_that_is_no_member_is_answered_alike_and_gets_no_sms(suite, open_browser, providers):
