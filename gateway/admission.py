@@ -14,6 +14,7 @@ from sqlalchemy import delete
 
 from gateway.auth import lockout
 from gateway.idempotency import IdempotencyStore
+from gateway.member import codes as member_codes
 from gateway.models import RefreshToken, StaffSession
 from gateway.ratelimit import ClientAddress, Limit, Limiter
 from services.kit.clock import utcnow
@@ -77,7 +78,7 @@ class Admission(SharedExtension):
 
     def housekeeping(self) -> None:
         """Forget what no longer matters: stored replies past retention, webhook receipts past the
-        replay window, stale sign-in counts, refresh tokens and sessions long ended."""
+        replay window, stale sign-in counts, refresh tokens and sessions long ended, members' old codes and sessions."""
         now = utcnow()
         self.idempotency.purge()
         self.auth.webhooks.purge()
@@ -85,6 +86,7 @@ class Admission(SharedExtension):
             lockout.purge(session, self.lockout_policy, now)
             session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now - timedelta(days=1)))
             session.execute(delete(StaffSession).where(StaffSession.expires_at < now - timedelta(days=90)))
+        member_codes.purge(self.database.store, member_codes.CodePolicy.from_config(self.container.config), now)
 
     def client_address(self, environ: dict[str, Any]) -> str:
         return self.address.of(environ)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from gateway.auth import lockout
 from gateway.models import MemberSession, MemberSignInCode
@@ -33,6 +33,8 @@ from services.kit.crypto import blind_index
 from services.kit.db import Store
 from services.kit.errors import RateLimited
 from services.kit.locks import serialise
+
+KEEP = timedelta(days=1)  # old codes and ended sessions are forgotten a day after they stop mattering
 
 
 @dataclass(frozen=True)
@@ -164,3 +166,10 @@ def end_session(store: Store, session_id: str, now: datetime) -> None:
     with store.transaction() as session:
         session.execute(update(MemberSession).where(MemberSession.id == uuid.UUID(session_id),
                                                     MemberSession.revoked_at.is_(None)).values(revoked_at=now))
+
+
+def purge(store: Store, policy: CodePolicy, now: datetime) -> None:
+    """Forget codes past their rate-limit window and sessions past their end (the gateway's housekeeping)."""
+    with store.transaction() as session:
+        session.execute(delete(MemberSignInCode).where(MemberSignInCode.created_at < now - policy.window - KEEP))
+        session.execute(delete(MemberSession).where(MemberSession.expires_at < now - KEEP))

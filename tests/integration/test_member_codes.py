@@ -102,3 +102,18 @@ def test_asking_is_limited_per_phone_and_per_address(store):
         codes.issue(store, POLICY, "+8613800004444", None, "10.0.2.0", now + timedelta(seconds=30))
     # the window passes: the phone may ask again
     codes.issue(store, POLICY, PHONE, MEMBER, "10.0.2.50", now + POLICY.window + timedelta(seconds=5))
+
+
+def test_housekeeping_forgets_old_codes_and_ended_sessions_only(store):
+    now = utcnow()
+    old = codes.issue(store, POLICY, PHONE, MEMBER, ADDRESS, now - timedelta(days=3))
+    recent = codes.issue(store, POLICY, OTHER_PHONE, MEMBER, ADDRESS, now)
+    opened = codes.check(store, POLICY, LOCKOUT, recent.challenge_id, recent.code, ADDRESS, now)
+    codes.purge(store, POLICY, now)
+    with store.transaction() as session:
+        assert session.get(MemberSignInCode, uuid.UUID(old.challenge_id)) is None
+        assert session.get(MemberSignInCode, uuid.UUID(recent.challenge_id)) is not None
+    assert codes.session_member(store, opened.session_id, now) == MEMBER
+    codes.purge(store, POLICY, now + POLICY.session + timedelta(days=2))
+    with store.transaction() as session:
+        assert session.scalars(select(MemberSession.id)).all() == []
