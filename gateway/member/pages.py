@@ -153,9 +153,9 @@ class MemberPages:
         language = request.form.get("lang", "")
         if language not in LANGUAGES:
             raise Invalid(f"No language {language!r}.", {"lang": [f"One of {', '.join(LANGUAGES)}."]})
-        if request.member_id is not None:
-            self.members.update_member(request.member_id, {"preferred_language": language},
-                                       idempotency_key=_key(request, "language"))
+        if request.member_id is not None:  # setting a value twice is harmless: pages without a form key get one
+            key = _key(request, "language") if request.form.get("idempotency_key") else None
+            self.members.update_member(request.member_id, {"preferred_language": language}, idempotency_key=key)
         target = f"{ROOT}/" if request.member_id is not None else SIGN_IN_PATH
         response = redirect(target, 303)
         remember(request, response, cookies.LANGUAGE_COOKIE, language, max_age=400 * 86400)
