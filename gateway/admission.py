@@ -27,6 +27,7 @@ from sqlalchemy import delete
 
 from gateway.auth import lockout
 from gateway.idempotency import IdempotencyStore
+from gateway.member import codes as member_codes
 from gateway.models import RefreshToken, StaffSession
 from gateway.ratelimit import ClientAddress, Limit, Limiter
 from services.kit.clock import utcnow
@@ -103,7 +104,7 @@ class Admission(SharedExtension):
 
     def housekeeping(self) -> None:
         """Forget what no longer matters: stored replies past retention, webhook receipts past the
-        replay window, stale sign-in counts, refresh tokens and sessions long ended."""
+        replay window, stale sign-in counts, refresh tokens and sessions long ended, members' old codes and sessions."""
         now = utcnow()
         self.idempotency.purge()
         self.auth.webhooks.purge()
@@ -111,6 +112,7 @@ class Admission(SharedExtension):
             lockout.purge(session, self.lockout_policy, now)
             session.execute(delete(RefreshToken).where(RefreshToken.expires_at < now - timedelta(days=1)))
             session.execute(delete(StaffSession).where(StaffSession.expires_at < now - timedelta(days=90)))
+        member_codes.purge(self.database.store, member_codes.CodePolicy.from_config(self.container.config), now)
 
     @contextmanager
     def in_flight_slot(self, shed: bool = True) -> Iterator[None]:

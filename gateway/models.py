@@ -176,3 +176,36 @@ class SecurityEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_security_events_occurred", "occurred_at", "id"),)
+
+
+class MemberSignInCode(Base):
+    """A one-time code asked for on the member page: a keyed hash of the code only, its phone and address
+    by keyed hash (for the per-phone and per-address limits), the member it signs in (None when the phone
+    is no member's: a challenge is made all the same, so the answer never tells), single use, expiring."""
+
+    __tablename__ = "member_sign_in_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    phone_hash: Mapped[str] = mapped_column(String(64))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_member_sign_in_codes_phone", "phone_hash", "created_at"),
+                      Index("ix_member_sign_in_codes_address", "address_hash", "created_at"))
+
+
+class MemberSession(Base):
+    """A member signed in on the member page (``/m/``): its cookie names this row; sign-out ends it."""
+
+    __tablename__ = "member_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

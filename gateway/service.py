@@ -11,6 +11,7 @@ from nameko.dependency_providers import Config
 from gateway.auth import Authenticator
 from gateway.console.pages import ConsolePages
 from gateway.fhir.routes import FhirRoutes
+from gateway.member.pages import MemberPages
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
 from gateway.routes.exports import ExportRoutes
@@ -34,7 +35,7 @@ from services.kit.telemetry import Telemetry
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
-                     ExportRoutes):
+                     ExportRoutes, MemberPages):
     name = "gateway"
     config = Config()
     db = Database()

@@ -100,6 +100,11 @@ def succeeded(session: Session, username: str) -> None:
                                                 LoginThrottle.subject == account_subject(username)))
 
 
+def forget(session: Session, scope: str, subject: str) -> None:
+    """Clear one subject's count (a member's phone after a good code, as ``succeeded`` does for a name)."""
+    session.execute(delete(LoginThrottle).where(LoginThrottle.scope == scope, LoginThrottle.subject == subject))
+
+
 def unlock(session: Session, username: str) -> bool:
     result = session.execute(delete(LoginThrottle).where(LoginThrottle.scope == ACCOUNT,
                                                          LoginThrottle.subject == account_subject(username)))

@@ -29,18 +29,19 @@ def _mac(key: bytes, purpose: str, value: str) -> str:
     return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
 
-def session_cookie(keys: TokenKeys, session_id: str) -> str:
-    """``<kid>.<session id>.<mac>``: the kid lets keys rotate without signing anyone out."""
-    return f"{keys.active}.{session_id}.{_mac(keys.keys[keys.active], 'session', session_id)}"
+def session_cookie(keys: TokenKeys, session_id: str, purpose: str = "session") -> str:
+    """``<kid>.<session id>.<mac>``: the kid lets keys rotate without signing anyone out. ``purpose`` keeps
+    the member page's cookie (``member-session``) and the console's apart: one is never read as the other."""
+    return f"{keys.active}.{session_id}.{_mac(keys.keys[keys.active], purpose, session_id)}"
 
 
-def read_session_cookie(keys: TokenKeys, value: str | None) -> str | None:
-    """The session id a genuine cookie names; None for anything else."""
+def read_session_cookie(keys: TokenKeys, value: str | None, purpose: str = "session") -> str | None:
+    """The session id a genuine cookie of ``purpose`` names; None for anything else."""
     if not value or value.count(".") != 2:
         return None
     kid, session_id, mac = value.split(".")
     key = keys.keys.get(kid)
-    if key is None or not hmac.compare_digest(mac, _mac(key, "session", session_id)):
+    if key is None or not hmac.compare_digest(mac, _mac(key, purpose, session_id)):
         return None
     try:
         return str(uuid.UUID(session_id))

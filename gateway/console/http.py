@@ -180,8 +180,8 @@ def cookie_secure(request: Request) -> bool:
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, http_only: bool = True,
-               max_age: int | None = None) -> None:
-    response.set_cookie(name, value, path="/console", httponly=http_only, samesite="Strict",
+               max_age: int | None = None, path: str = "/console") -> None:
+    response.set_cookie(name, value, path=path, httponly=http_only, samesite="Strict",
                         secure=cookie_secure(request), max_age=max_age)
 
 

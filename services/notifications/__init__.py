@@ -6,7 +6,7 @@ How the rooms split:
 - ``rules/``: the pure rules, no I/O (journeys, sending, alerts, festivals, addresses, providers' receipts);
 - beside ``service.py``, the modules that read and write this service's tables (``deliveries``, ``inbox``,
   ``preferences``, ``appointments``, ``recalls``, ``digests``, ``audience``, ``staff_alerts``, ``receipts``), the scheduler
-  and the daily scans (``schedule``, ``scans``), the provider adapters (``channels/``) and the templates
+  and the daily scans (``schedule``, ``scans``), members' sign-in codes sent at once (``sign_in``), the provider adapters (``channels/``) and the templates
   (``templates``, ``templates/``); each keeps its metrics beside what it counts;
 - ``events.py``: the contracts of what notifications announces; ``schemas.py``: what its RPCs take and answer;
 - ``access.py``: which roles may do what; ``settings.py``: every setting and its default, read from the config;

@@ -77,6 +77,20 @@ class DeliveryDetailSchema(DeliverySchema):
     steps = fields.List(fields.Nested(DeliveryStepSchema))
 
 
+class SignInCodeSchema(Schema):
+    """A member's one-time sign-in code to send by SMS now (the gateway's member page; services only)."""
+
+    phone = fields.String(required=True, validate=validate.Regexp(r"^\+[1-9][0-9]{6,14}$", error="E.164, e.g. +8613812345678."))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4,8}$", error="4 to 8 digits."))
+    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
+    minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=60))
+
+
+class SignInCodeSentSchema(Schema):
+    provider_id = fields.String(allow_none=True)
+    language = fields.String()
+
+
 class ScheduleMessageSchema(Schema):
     """A message staff or another service asks for (results ready, member day)."""
 

@@ -38,6 +38,7 @@ from services.notifications import (
     preferences,
     recalls,
     receipts,
+    sign_in,
     staff_alerts,
     templates,
 )
@@ -66,6 +67,8 @@ from services.notifications.schemas import (
     ReactivationQuerySchema,
     ReceiptOutcomeSchema,
     ScheduleMessageSchema,
+    SignInCodeSchema,
+    SignInCodeSentSchema,
 )
 from services.points.events import PointsEarned, PointsExpiring
 from services.records.events import (
@@ -277,6 +280,15 @@ class NotificationsService(Service):
         if delivery is None:  # this cause was asked for before: the same message, not a second one
             delivery = deliveries.by_dedupe_key(self.db.session, plan.dedupe_key)
         return DeliverySchema().dump(delivery)
+
+    @rpc
+    def send_sign_in_code(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A member's one-time sign-in code by SMS, now, whatever their consents, quiet hours or caps (services
+        only: the gateway's member page decides who gets one and how often)."""
+        if self.caller.kind != "service":
+            raise Forbidden("Only CareLoop services may send sign-in codes.")
+        data = load(SignInCodeSchema(), request)
+        return SignInCodeSentSchema().dump(sign_in.send(self.sending.channels, self.sending.renderer, data))
 
     @rpc
     def cancel(self, delivery_id: str, request: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from services.notifications.events import CHANNELS
 from services.notifications.rules.alerts import JOURNEY as STAFF_ALERT
 from services.notifications.rules.journeys import JOURNEYS, link_for, parse_time
 
+SIGN_IN_CODE = "sign_in_code"  # a member's one-time code (``sign_in.py``)
+
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 LOCALES = {"en": "en", "zh-Hans": "zh_Hans_CN", "zh-Hant": "zh_Hant", "es": "es"}
 FALLBACK_LANGUAGE = "en"
@@ -138,7 +140,8 @@ class Renderer:
 
     def render(self, journey: str, channel: str, language: str | None, context: dict[str, Any],
                member_name: str | None = None, home_branch: str | None = None, link: str | None = None) -> Rendered:
-        if journey not in JOURNEYS and journey != STAFF_ALERT:  # staff alerts: the group's language and English
+        # staff alerts (the group's language and English) and members' sign-in codes are no journeys
+        if journey not in JOURNEYS and journey not in (STAFF_ALERT, SIGN_IN_CODE):
             raise Invalid(f"Unknown journey {journey!r}.", {"journey": ["Unknown journey."]})
         if channel not in CHANNELS:
             raise Invalid(f"Unknown channel {channel!r}.", {"channel": ["Unknown channel."]})

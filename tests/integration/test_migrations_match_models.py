@@ -11,7 +11,8 @@ import pytest
 from tests.integration.test_visit_audit_migrations import migrated_differences
 
 
-@pytest.mark.parametrize("service", ["members", "points", "records", "notifications", "interfaces"])
+@pytest.mark.parametrize("service", ["members", "points", "records", "notifications", "interfaces", "gateway"])
 def test_the_migrations_build_the_models(tmp_path: Path, service: str) -> None:
-    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
+    module = "gateway.models" if service == "gateway" else f"services.{service}.models"
+    metadata = importlib.import_module(module).Base.metadata
     assert not migrated_differences(tmp_path, service, metadata, set(metadata.tables)), service

@@ -66,3 +66,22 @@ def test_every_code_the_console_shows_has_its_words_in_every_language():
     assert shown <= set(WORDS), sorted(shown - set(WORDS))
     assert all(set(texts) == set(LANGUAGES) for texts in WORDS.values())
     assert Translator("zh-Hant").word("no_answer") == "無人接聽" and Translator("en").word("unknown") == "unknown"
+
+
+def test_the_member_page_s_cookie_and_the_console_s_are_never_read_as_each_other():
+    from gateway.member.http import SESSION_PURPOSE
+
+    sid = "3f2b8c1e-9d4a-4e6f-8a2b-1c3d5e7f9a0b"
+    member = cookies.session_cookie(KEYS, sid, SESSION_PURPOSE)
+    assert cookies.read_session_cookie(KEYS, member, SESSION_PURPOSE) == sid
+    assert cookies.read_session_cookie(KEYS, member) is None
+    assert cookies.read_session_cookie(KEYS, cookies.session_cookie(KEYS, sid), SESSION_PURPOSE) is None
+
+
+def test_the_member_page_s_words_are_in_every_language_with_the_same_placeholders():
+    member_ids = [message_id for message_id in MESSAGES if message_id.startswith("m.")]
+    assert len(member_ids) > 20
+    for message_id in member_ids:
+        placeholders = {language: set(re.findall(r"\{(\w+)\}", text)) for language, text in MESSAGES[message_id].items()}
+        assert len({frozenset(found) for found in placeholders.values()}) == 1, (message_id, placeholders)
+    assert "3" in Translator("es")("m.code_sent", minutes=3)
