@@ -26,7 +26,7 @@ from gateway.http import begin_request, dependency_failure, run_worker
 from gateway.member import codes
 from gateway.paths import check_path
 from services.kit.clock import utcnow
-from services.kit.errors import DomainError, Forbidden, NotFound, RateLimited
+from services.kit.errors import DomainError, Forbidden, NotFound, RateLimited, Unavailable
 from services.kit.telemetry import request_id_var
 
 log = logging.getLogger(__name__)
@@ -63,29 +63,30 @@ class MemberPage(Page):
         request.member_id = request.session_id = request.new_pre_session = None
         response: Response | None = None
         try:
-            request.client_address = self.admission.admit(request.environ, self.rate_limit)
-            keys = self.admission.auth.token_keys
-            session_id = cookies.read_session_cookie(keys, request.cookies.get(SESSION_COOKIE), SESSION_PURPOSE)
-            if session_id is not None:
-                request.member_id = codes.session_member(self.store, session_id, utcnow())
-            if request.member_id is not None:
-                request.session_id = request.csrf_bound_to = session_id
-            else:
-                pre = request.cookies.get(PRE_SESSION_COOKIE)
-                if not pre:
-                    pre = request.new_pre_session = cookies.new_pre_session()
-                request.csrf_bound_to = pre
-            request.csrf = cookies.csrf_token(keys, request.csrf_bound_to)
-            if self.signed_in and request.member_id is None:
-                if request.method == "GET":
-                    response = redirect(SIGN_IN_PATH, 303)
-                    return response
-                raise Forbidden("Sign in again: this session has ended.")
-            if request.method == "POST" and not cookies.csrf_valid(keys, request.csrf_bound_to,
-                                                                   request.form.get("csrf_token")):
-                raise CsrfFailed("The form has no valid CSRF token.")
-            check_path(self.path_types, request.path_values)
-            response = run_worker(self, request, None)
+            with self.admission.in_flight_slot():  # the API's bound (gateway.admission)
+                request.client_address = self.admission.admit(request.environ, self.rate_limit)
+                keys = self.admission.auth.token_keys
+                session_id = cookies.read_session_cookie(keys, request.cookies.get(SESSION_COOKIE), SESSION_PURPOSE)
+                if session_id is not None:
+                    request.member_id = codes.session_member(self.store, session_id, utcnow())
+                if request.member_id is not None:
+                    request.session_id = request.csrf_bound_to = session_id
+                else:
+                    pre = request.cookies.get(PRE_SESSION_COOKIE)
+                    if not pre:
+                        pre = request.new_pre_session = cookies.new_pre_session()
+                    request.csrf_bound_to = pre
+                request.csrf = cookies.csrf_token(keys, request.csrf_bound_to)
+                if self.signed_in and request.member_id is None:
+                    if request.method == "GET":
+                        response = redirect(SIGN_IN_PATH, 303)
+                        return response
+                    raise Forbidden("Sign in again: this session has ended.")
+                if request.method == "POST" and not cookies.csrf_valid(keys, request.csrf_bound_to,
+                                                                       request.form.get("csrf_token")):
+                    raise CsrfFailed("The form has no valid CSRF token.")
+                check_path(self.path_types, request.path_values)
+                response = run_worker(self, request, None)
         except Exception as exc:
             response = self._error(exc, request)
         finally:
@@ -113,9 +114,9 @@ class MemberPage(Page):
             return render(request, "member_error.html", 403, message=t("m.signed_out"))
         if isinstance(exc, NotFound):
             return render(request, "member_error.html", 404, message=t("not_found"))
-        if isinstance(exc, DomainError):
+        if isinstance(exc, DomainError) and not isinstance(exc, Unavailable):
             return render(request, "member_error.html", exc.status, message=t("m.check_and_retry"), detail=str(exc))
-        if dependency_failure(exc) is not None:
+        if isinstance(exc, Unavailable) or dependency_failure(exc) is not None:
             return render(request, "member_error.html", 503, message=t("unavailable"), headers={"Retry-After": "1"})
         log.exception("member page error in %s %s", request.method, self.url)
         return render(request, "member_error.html", 500, message=t("error"), detail=f"request id {request.request_id}")
