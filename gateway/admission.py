@@ -24,6 +24,7 @@ DEFAULT_LIMITS = {
     "RATE_LIMIT_CREDENTIAL": "50/s burst 200",
     "RATE_LIMIT_ADDRESS": "100/s burst 400",
     "RATE_LIMIT_LOGIN": "10/min burst 10",
+    "RATE_LIMIT_LINKS": "30/min burst 10",  # a patient's confirm/cancel links (gateway/routes/links.py), per address
 }
 
 
@@ -36,7 +37,9 @@ class Admission(SharedExtension):
         self.per_address = Limiter("address", Limit.parse(config.get("RATE_LIMIT_ADDRESS",
                                                                      DEFAULT_LIMITS["RATE_LIMIT_ADDRESS"])))
         self.limiters = {"login": Limiter("login", Limit.parse(config.get("RATE_LIMIT_LOGIN",
-                                                                          DEFAULT_LIMITS["RATE_LIMIT_LOGIN"])))}
+                                                                          DEFAULT_LIMITS["RATE_LIMIT_LOGIN"]))),
+                         "links": Limiter("links", Limit.parse(config.get("RATE_LIMIT_LINKS",
+                                                                          DEFAULT_LIMITS["RATE_LIMIT_LINKS"])))}
         self.housekeeping_seconds = float(config.get("GATEWAY_HOUSEKEEPING_SECONDS", 300))
         self._running = False
 
