@@ -2,8 +2,8 @@
 
 Public: no login, the signed token is the authority, checked by records (``services/records/links.py``),
 which acts once per link. ``GET`` only shows what the link will do, with a button (mail scanners and chat
-previews open links; opening must change nothing); the button's ``POST`` acts. A browser gets a small HTML
-page; a client that asks for ``application/json`` gets JSON. Each address is limited (``RATE_LIMIT_LINKS``)
+previews open links; opening must change nothing); the button's ``POST`` acts. A browser (``Accept`` naming
+``text/html``) gets a small HTML page; any other client gets JSON, as the OpenAPI document says. Each address is limited (``RATE_LIMIT_LINKS``)
 on top of the gateway's per-address limit: tokens cannot be guessed, and trying is slowed down. Tokens are
 not logged: the access log names the route, not the path.
 """
@@ -38,9 +38,9 @@ _OUTCOMES = {"confirmed": "Thank you: your appointment is confirmed.",
              "already_done": "This was already done; nothing has changed."}
 
 
-def wants_json(request: Request) -> bool:
-    return request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json" \
-        and "text/html" not in request.accept_mimetypes.values()
+def wants_html(request: Request) -> bool:
+    """A browser names text/html in its Accept header; any other client (``*/*`` too) gets JSON."""
+    return "text/html" in request.accept_mimetypes.values()
 
 
 def page(title: str, lines: list[str], form: str = "", status: int = 200) -> Response:
@@ -63,14 +63,14 @@ class AppointmentLinkRoutes:
     @route("GET", "/a/<token>", public=True, rate_limit="links", path_types=TOKEN, tags=TAGS,
            responses={200: AppointmentLinkSchema, **ERRORS},
            summary="A confirm or cancel link from an appointment message: what it will do (changes nothing)",
-           description="No login: the signed token is the authority. HTML (a page with the button that POSTs) "
-                       "unless the client asks for application/json. 404: not a valid link; 410: expired.")
+           description="No login: the signed token is the authority. JSON; a browser (Accept: text/html) gets a "
+                       "page with the button that POSTs. 404: not a valid link; 410: expired.")
     def appointment_link(self, request: Request, token: str) -> Any:
         try:
             link = self.appointment_links.appointment_link(token)
         except DomainError as error:
             return self._refused(request, error)
-        if wants_json(request):
+        if not wants_html(request):
             return link
         action = link["action"]
         if link["used"]:
@@ -90,11 +90,11 @@ class AppointmentLinkRoutes:
             used = self.appointment_links.use_appointment_link(token)
         except DomainError as error:
             return self._refused(request, error)
-        if wants_json(request):
+        if not wants_html(request):
             return used
         return page("Appointment", [_when(used), _OUTCOMES[used["outcome"]]])
 
     def _refused(self, request: Request, error: DomainError) -> Response:
-        if wants_json(request) or error.status in (429, 503):
+        if not wants_html(request) or error.status in (429, 503):
             raise error
         return page("Appointment", [error.message], status=error.status)
