@@ -5,9 +5,8 @@ Revises: rec0004
 Create Date: 2026-12-06
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'rec0007'
 down_revision = 'rec0004'
