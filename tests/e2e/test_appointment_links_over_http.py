@@ -69,6 +69,9 @@ def test_the_confirmation_s_links_act_once_without_a_login(start_suite, rpc):
     assert opened.status_code == 200 and opened.headers["Content-Type"].startswith("text/html")
     assert '<form method="post"' in opened.text and "Confirm that you will come" in opened.text
     assert opened.headers["Cache-Control"] == "no-store" and "frame-ancestors" not in opened.text
+    chinese = suite.http.get(suite.base_url + confirm_path, headers={**BROWSER, "Accept-Language": "zh-CN,zh;q=0.9"},
+                             timeout=30)
+    assert 'lang="zh-Hans"' in chinese.text and "确认就诊" in chinese.text  # the page speaks the reader's language
     assert suite.http.get(suite.base_url + confirm_path, headers=JSON, timeout=30).json()["used"] is False
     assert appointment_now()["confirmed_at"] is None  # opening changed nothing
 
