@@ -46,6 +46,7 @@ DEFAULT_LIMITS = {
     "RATE_LIMIT_CREDENTIAL": "50/s burst 200",
     "RATE_LIMIT_ADDRESS": "100/s burst 400",
     "RATE_LIMIT_LOGIN": "10/min burst 10",
+    "RATE_LIMIT_LINKS": "30/min burst 10",  # a patient's confirm/cancel links (gateway/routes/links.py), per address
 }
 
 
@@ -58,7 +59,9 @@ class Admission(SharedExtension):
         self.per_address = Limiter("address", Limit.parse(config.get("RATE_LIMIT_ADDRESS",
                                                                      DEFAULT_LIMITS["RATE_LIMIT_ADDRESS"])))
         self.limiters = {"login": Limiter("login", Limit.parse(config.get("RATE_LIMIT_LOGIN",
-                                                                          DEFAULT_LIMITS["RATE_LIMIT_LOGIN"])))}
+                                                                          DEFAULT_LIMITS["RATE_LIMIT_LOGIN"]))),
+                         "links": Limiter("links", Limit.parse(config.get("RATE_LIMIT_LINKS",
+                                                                          DEFAULT_LIMITS["RATE_LIMIT_LINKS"])))}
         self.housekeeping_seconds = float(config.get("GATEWAY_HOUSEKEEPING_SECONDS", 300))
         workers = int(config.get("max_workers", 10))
         self.max_in_flight = int(config.get("GATEWAY_MAX_IN_FLIGHT") or max(workers - RESERVED_WORKERS, 1))

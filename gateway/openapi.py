@@ -33,6 +33,7 @@ ERROR_STATUSES = {
     404: "Not found",
     409: "Conflicts with the current state (a duplicate, a taken slot), or a request with this "
          "Idempotency-Key is still running (see Retry-After)",
+    410: "What this names is over for good (an expired link); nothing to retry",
     413: "The body is larger than 1 MiB",
     422: "The input breaks a rule; `fields` says which",
     429: "Too many requests; see Retry-After",

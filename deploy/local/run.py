@@ -63,6 +63,11 @@ def secrets_env() -> dict[str, str]:
 
         with path.open("a") as handle:
             handle.write(f"CARELOOP_TOKEN_KEYS={generate_key()}\n")
+    if "CARELOOP_LINK_SECRET=" not in path.read_text():  # appointment links (services/kit/links.py)
+        import secrets
+
+        with path.open("a") as handle:
+            handle.write(f"CARELOOP_LINK_SECRET={secrets.token_urlsafe(32)}\n")
     return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
 
 

@@ -67,6 +67,14 @@ class Conflict(DomainError):
 
 
 @deserialize_to_instance
+class Gone(DomainError):
+    """What the request names existed but is over for good (an expired link): nothing to retry."""
+
+    code = "gone"
+    status = 410
+
+
+@deserialize_to_instance
 class PreconditionFailed(DomainError):
     """The caller changed what it read at an older version (``If-Match``); read it again, then change it."""
 

@@ -47,6 +47,7 @@ from services.kit.telemetry import counter, gauge
 from services.notifications import appointments, deliveries, digests, preferences, recalls
 from services.notifications.channels import ChannelSet, build_channels
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
+from services.notifications.links import appointment_links
 from services.notifications.models import (
     CANCELLED,
     DELIVERED,
@@ -281,6 +282,7 @@ class Dispatcher(Sender):
                 return "deferred"
             delivery.channel, delivery.attempt_started_at = decision.channel, now
 
+        context.update(appointment_links(snapshot.journey, context, delivery_id, self.settings))  # never stored
         try:
             rendered = self.renderer.render(snapshot.journey, decision.channel, contact.language, context,
                                             member_name=contact.full_name, home_branch=contact.home_branch,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import Any
 
+from services.kit.links import secret_of
 from services.notifications.events import CHANNELS
 from services.notifications.rules.sending import QuietHours
 
@@ -80,6 +81,8 @@ class Settings:
     app_url: str = ""  # the members' app: survey and appointment links (none when empty)
     public_url: str = ""  # PUBLIC_BASE_URL, the gateway as the world reaches it: absolute links, receipt URLs
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider settings (secrets inside)
+    # APPOINTMENT_LINK_SECRET (top level: records verifies with it): signs reminders' confirm/cancel links
+    link_secret: str = field(default="", repr=False)
 
     def reminders_for(self, branch: str | None) -> tuple[timedelta, ...]:
         """How long before an appointment at ``branch`` its reminders go."""
@@ -138,6 +141,7 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
         daily_batches_per_tick=int(raw.get("daily_batches_per_tick", base.daily_batches_per_tick)),
         app_url=str(raw.get("app_url") or "").rstrip("/"),
         public_url=public_url,
+        link_secret=secret_of(config),
         channels=_with_callbacks({name: dict(value or {}) for name, value in (raw.get("channels") or {}).items()},
                                  public_url),
     )

@@ -166,8 +166,10 @@ WAITLIST_CLOSE_REASONS = ("taken",)
 
 @EVENTS.event("waitlist_slot_offered")
 class WaitlistSlotOffered(Event):
-    """A cancelled slot is offered to a patient on the branch's waitlist (with others: first to accept gets
-    it). Notifications send the offer."""
+    """A slot that came free (cancelled by the desk, the patient's link or the HIS, a visit cancelled, a
+    membership closed, an appointment moved away) is offered to a patient on the branch's waitlist (with
+    others: first to accept gets it), if it is within the branch's horizon. Notifications send the offer;
+    ``expires_at`` is never after the slot's start."""
 
     offer_id = fields.UUID(required=True)
     member_id = _member()

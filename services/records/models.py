@@ -260,6 +260,8 @@ class Appointment(Base):
     status: Mapped[str] = mapped_column(String(16))
     visit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # the patient said they will come (a reminder's confirm link); the status stays "booked"
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(80))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -298,6 +300,20 @@ class WaitlistEntry(Base):
         Index("ix_waitlist_entries_waiting", "branch", "status", "created_at"),
         Index("ix_waitlist_entries_member", "member_id", "status"),
     )
+
+
+class AppointmentLinkUse(Base):
+    """A confirm or cancel link from a message, used: its nonce is here once, so a link acts once."""
+
+    __tablename__ = "appointment_link_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointments.id"))
+    action: Mapped[str] = mapped_column(String(16))  # confirm, cancel
+    outcome: Mapped[str] = mapped_column(String(16))  # confirmed, cancelled, already_done
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_appointment_link_uses_appointment", "appointment_id"),)
 
 
 class WaitlistOffer(Base):

@@ -14,6 +14,7 @@ from marshmallow.experimental.context import Context
 
 from services.kit.schemas import Schema, StrictInteger, UtcTime, With, computed, list_of, page_of
 from services.records.rules import fdi, followups, satisfaction, waitlist
+from services.records.rules import links as link_rules
 from services.records.rules.fdi import ACTIONS, FINDINGS, MOBILITY_GRADES
 from services.records.rules.followups import OUTCOMES, QUEUES, STATES, TASK_STATUSES
 from services.records.rules.kpis import PERIODS
@@ -434,9 +435,30 @@ class AppointmentSchema(Schema):
     status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
     visit_id = fields.String(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
+    confirmed_at = UtcTime(allow_none=True, metadata={"description": "When the patient confirmed (a reminder's "
+                                                                      "confirm link); null if not."})
 
 
 AppointmentListSchema = list_of(AppointmentSchema)
+
+
+class AppointmentLinkSchema(Schema):
+    """What a patient's confirm or cancel link names (its page; no personal data beyond the time and place)."""
+
+    action = fields.String(validate=validate.OneOf(link_rules.ACTIONS))
+    used = fields.Boolean(metadata={"description": "This link has been used (it acts once)."})
+    appointment_id = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+    confirmed_at = UtcTime(allow_none=True)
+    starts_at = UtcTime()
+    starts_local = fields.String(metadata={"description": "The start in the group's time zone, YYYY-MM-DD HH:MM."})
+    branch = fields.String()
+    branch_name = fields.String()
+
+
+class AppointmentLinkUsedSchema(AppointmentLinkSchema):
+    outcome = fields.String(validate=validate.OneOf(link_rules.OUTCOMES), metadata={
+        "description": "confirmed, cancelled, or already_done (the link was used before, or it is already so)."})
 
 
 # --- the waitlist --------------------------------------------------------------------------------

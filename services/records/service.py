@@ -18,6 +18,7 @@ from services.kit.clock import local_date, utcnow
 from services.kit.errors import Invalid, NotFound
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
+from services.kit.links import secret_of
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
 from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
@@ -29,6 +30,7 @@ from services.records import (
     charts,
     feedback,
     figures,
+    links,
     membership,
     patients,
     profiles,
@@ -41,9 +43,12 @@ from services.records.audit import clinical
 from services.records.events import EVENTS
 from services.records.models import Patient, Visit
 from services.records.rules import followups, kpis, lifecycle
+from services.records.rules import links as link_rules
 from services.records.rules.effects import KINDS as FINDING_KINDS
 from services.records.rules.practice import Practice, practice_from_config
 from services.records.schemas import (
+    AppointmentLinkSchema,
+    AppointmentLinkUsedSchema,
     AppointmentListSchema,
     AppointmentQuerySchema,
     AppointmentSchema,
@@ -251,7 +256,7 @@ class RecordsService(Service):
         elif visit.status == "cancelled":
             self.events.emit("visit_cancelled", visits.cancelled_event(visit))
             if appointment is not None:
-                self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+                self._appointment_cancelled(appointment, now)
         elif visit.status == "no_show":
             cause = str(visit.appointment_id or visit.id)
             self._tasks(followups.after_no_show(cause, self._today(), self.practice), visit.member_id,
@@ -377,9 +382,11 @@ class RecordsService(Service):
         self.caller.require_branch(chosen.branch, "book at this branch")
         if chosen.id != appointment.slot_id:
             self._check_horizon(str(appointment.member_id), chosen)
-        previous = bookings.reschedule(self.db.session, appointment, chosen, utcnow())
+        left, now = appointment.slot_id, utcnow()
+        previous = bookings.reschedule(self.db.session, appointment, chosen, now)
         if previous is not None:
             self.events.emit("appointment_rescheduled", bookings.rescheduled_event(appointment, previous))
+            self._slot_freed(left, appointment.member_id, now)
         return AppointmentSchema().dump(appointment)
 
     def _move_appointment(self, appointment_id: str, target: str, reason: str | None = None) -> dict[str, Any]:
@@ -387,19 +394,28 @@ class RecordsService(Service):
         session, now = self.db.session, utcnow()
         appointment, patient = bookings.lock_with_patient(session, appointment_id)
         self.caller.require_branch(appointment.branch, "change appointments of this branch")
-        changed, visit = bookings.move(session, appointment, patient, target, self.group, now, reason)
-        if changed and target == "cancelled":
-            self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
-            self._offer_to_waitlist(appointment, now)
-        if visit is not None:
-            self._after_visit_moved(visit, None, now)
+        self._move(appointment, patient, target, reason, now)
         return AppointmentSchema().dump(appointment)
 
-    def _offer_to_waitlist(self, appointment: Any, now: Any) -> None:
-        """The freed slot goes to the first matching waiting patients (an offer event each)."""
+    def _move(self, appointment: Any, patient: Any, target: str, reason: str | None, now: Any) -> None:
+        """Check in, cancel or mark a no-show (the desk, the HIS, a patient's link): one rule, one set of effects."""
+        changed, visit = bookings.move(self.db.session, appointment, patient, target, self.group, now, reason)
+        if changed and target == "cancelled":
+            self._appointment_cancelled(appointment, now)
+        if visit is not None:
+            self._after_visit_moved(visit, None, now)
+
+    def _appointment_cancelled(self, appointment: Any, now: Any) -> None:
+        """Every way an appointment ends cancelled comes here: the event, and its slot to the waitlist."""
+        self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+        self._slot_freed(appointment.slot_id, appointment.member_id, now)
+
+    def _slot_freed(self, slot_id: Any, freed_by: Any, now: Any) -> None:
+        """A slot came free (cancelled, or moved away from): the first matching waiting patients are offered
+        it (an offer event each), within the branch's horizon (``waitlist.offer_slot``)."""
         session = self.db.session
-        slot = bookings.slot(session, appointment.slot_id)
-        for offer in waitlist.offer_slot(session, slot, appointment.member_id, self.practice, self.group, now):
+        slot = bookings.slot(session, slot_id)
+        for offer in waitlist.offer_slot(session, slot, freed_by, self.practice, self.group, now):
             self.events.emit("waitlist_slot_offered", waitlist.offered_event(session, offer, slot))
 
     @rpc
@@ -416,6 +432,32 @@ class RecordsService(Service):
     def mark_no_show(self, appointment_id: str) -> dict[str, Any]:
         """The member did not come: customer service gets a call to make."""
         return self._move_appointment(appointment_id, "no_show")
+
+    # --- a patient's confirm and cancel links (no login: the signed token is the authority) ---------------
+
+    @rpc
+    def appointment_link(self, token: str) -> dict[str, Any]:
+        """What a message's confirm or cancel link names; changes nothing (mail scanners open links)."""
+        claims = links.claims(self.link_secret, token, utcnow())
+        appointment = bookings.get(self.db.session, claims.subject)
+        return AppointmentLinkSchema().dump(links.view(self.db.session, claims, appointment, self.group))
+
+    @rpc
+    def use_appointment_link(self, token: str) -> dict[str, Any]:
+        """Confirm or cancel through a message's link, once (a second use: ``already_done``, nothing changed);
+        a cancellation is the desk's cancellation (its slot goes to the waitlist)."""
+        session, now = self.db.session, utcnow()
+        claims = links.claims(self.link_secret, token, now)
+        appointment, patient = bookings.lock_with_patient(session, claims.subject)
+        outcome = links.use(session, claims, appointment, now)
+        if outcome == link_rules.CANCELLED:
+            self._move(appointment, patient, "cancelled", "cancelled by the patient (link)", now)
+        view = links.view(session, claims, appointment, self.group)
+        return AppointmentLinkUsedSchema().dump({**view, "outcome": outcome})
+
+    @property
+    def link_secret(self) -> str:
+        return secret_of(self.config)
 
     @rpc
     def get_appointment(self, appointment_id: str) -> dict[str, Any]:
@@ -719,7 +761,7 @@ class RecordsService(Service):
         closure = membership.change_status(self.db.session, event["member_id"], event["to_status"],
                                            event["reason"], self.group, utcnow())
         for appointment in closure.appointments:
-            self.events.emit("appointment_cancelled", bookings.cancelled_event(appointment))
+            self._appointment_cancelled(appointment, utcnow())
         for visit in closure.visits:
             self.events.emit("visit_cancelled", visits.cancelled_event(visit))
         for plan in closure.plans:

@@ -1,7 +1,8 @@
 """The waitlist: patients waiting for an earlier slot, offered a cancelled one, first to accept gets it.
 
-A patient joins for a branch (one doctor or any), a service category and a window of local days. When an
-appointment is cancelled, its slot (if still ahead) is offered to the first ``waitlist_offers_per_slot``
+A patient joins for a branch (one doctor or any), a service category and a window of local days. When a
+slot frees (an appointment cancelled by the desk, a link, the HIS, a visit's cancellation or a membership's
+closure, or moved away), the slot (if still ahead and within the branch's horizon) is offered to the first ``waitlist_offers_per_slot``
 waiting patients whose entry matches (``rules.waitlist``), oldest entry first; each offer is an event that
 notifications sends. Accepting locks the **slot** row first (``FOR NO KEY UPDATE``: the lock order is slot,
 then patient, then appointment), so of offers accepted at the same moment one books and the others, once
@@ -70,10 +71,16 @@ def of_branch(session: Session, branch: str, status: str | None, limit: int = 20
 
 def offer_slot(session: Session, slot: Slot, cancelled_by: uuid.UUID, practice: Practice,
                group: Group, now: datetime) -> list[WaitlistOffer]:
-    """Offer a just-cancelled slot to the first matching waiting patients (none if it has started)."""
-    if slot.starts_at <= now:
-        return []
+    """Offer a slot just freed (however it was: ``RecordsService._slot_freed``) to the first matching waiting
+    patients; none if it has started or lies beyond the branch's horizon (``Practice.waitlist_horizon``),
+    or if it has been taken again in the meantime."""
     day = local_date(slot.starts_at, group.zone)
+    if slot.starts_at <= now or not rules.offerable(day, local_date(now, group.zone),
+                                                    practice.waitlist_horizon(slot.branch)):
+        return []
+    if session.scalar(select(Appointment.id).where(Appointment.slot_id == slot.id,
+                                                   Appointment.status.in_(bookings.ACTIVE)).limit(1)) is not None:
+        return []
     candidates = session.scalars(
         select(WaitlistEntry).where(WaitlistEntry.branch == slot.branch, WaitlistEntry.status == rules.WAITING,
                                     WaitlistEntry.earliest_on <= day, WaitlistEntry.latest_on >= day,

@@ -6,7 +6,7 @@ in the service config under ``RECORDS_PRACTICE`` (e.g. ``{"urgent_response_minut
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from services.kit.errors import Invalid
@@ -34,7 +34,11 @@ class Practice:
     # the waitlist (waitlist.py): a cancelled slot is offered to this many waiting patients at once, first to
     # accept gets it; an offer not taken within this many hours lapses
     waitlist_offers_per_slot: int = 3
-    waitlist_offer_hours: int = 4
+    waitlist_offer_hours: int = 4  # and never past the slot's start
+    # a freed slot is offered only if it is at most this many local days ahead (the branch's booking horizon:
+    # a slot further out is for ordinary booking); a branch may have its own (``{"SH01": 7}``)
+    waitlist_horizon_days: int = 14
+    waitlist_horizon_days_by_branch: dict[str, int] = field(default_factory=dict)
 
     # the full record read
     record_visits: int = 200  # visits returned with a member's full record (newest first; then paged)
@@ -44,6 +48,10 @@ class Practice:
     audit_lookback_days: int = 35  # the nightly run (and a run without ``since``) audits visits completed since
     audit_nightly_hour: int = 3  # local hour from which the night's run starts (checked hourly)
     audit_batch: int = 500  # visits per page: one call to points and one to members per page
+
+    def waitlist_horizon(self, branch: str) -> int:
+        """How many local days ahead a freed slot of ``branch`` is still offered to the waitlist."""
+        return int(self.waitlist_horizon_days_by_branch.get(branch, self.waitlist_horizon_days))
 
 
 DEFAULT_PRACTICE = Practice()

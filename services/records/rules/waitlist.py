@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 # entries
@@ -27,6 +27,11 @@ def choose(entries: Sequence[Any], doctor_id: str, how_many: int) -> list[Any]:
         chosen.append(entry)
         seen.add(entry.member_id)
     return chosen
+
+
+def offerable(slot_day: date, today: date, horizon_days: int) -> bool:
+    """Whether a freed slot on ``slot_day`` goes to the waitlist: from today up to the branch's horizon."""
+    return 0 <= (slot_day - today).days <= horizon_days
 
 
 def shown_status(status: str, expires_at: datetime, now: datetime) -> str:

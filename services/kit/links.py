@@ -1,0 +1,91 @@
+"""Signed links that act without a login (a reminder's confirm and cancel links): the one token scheme.
+
+    <payload>.<signature>   payload: base64url of compact JSON {"s": subject, "d": action, "e": expiry
+                            (Unix seconds), "n": nonce}; signature: base64url HMAC-SHA256(secret,
+                            "careloop-link.v1." + payload)
+
+The service that makes the message signs (notifications); the service that owns what the link acts on
+verifies and acts (records), and keeps each used nonce so that a link acts once. A token is not
+encrypted: it names an appointment id and an action, nothing personal. The secret comes from the
+environment (``APPOINTMENT_LINK_SECRET``) and is never logged; a token is a credential: never logged either.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.kit.errors import Gone, NotFound
+
+SECRET_SETTING = "APPOINTMENT_LINK_SECRET"
+"""The config key (top level: the signing and the verifying service read it) of the links' secret."""
+
+MIN_SECRET_LENGTH = 32
+TOKEN_PATTERN = r"[A-Za-z0-9_-]{20,400}\.[A-Za-z0-9_-]{43}"
+"""What a token looks like (the gateway checks a path's shape before asking a service)."""
+_TOKEN = re.compile(TOKEN_PATTERN, re.ASCII)
+_DOMAIN = b"careloop-link.v1."
+
+INVALID_MESSAGE = "This link is not valid (it may have been copied incompletely). Please call the clinic."
+EXPIRED_MESSAGE = "This link has expired. Please call the clinic."
+
+
+@dataclass(frozen=True)
+class Claims:
+    subject: str  # what the link acts on (an appointment id)
+    action: str  # what it does there ("confirm", "cancel")
+    expires_at: datetime
+    nonce: str  # one per link: the acting service records it when used
+
+
+def secret_of(config: dict[str, Any]) -> str:
+    """The configured secret ("" when links are off); a secret too short to be safe is refused at start."""
+    secret = str(config.get(SECRET_SETTING) or "")
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{SECRET_SETTING} must be at least {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), _DOMAIN + payload.encode("ascii"), hashlib.sha256).digest())
+
+
+def sign(secret: str, claims: Claims) -> str:
+    if not secret:
+        raise ValueError(f"{SECRET_SETTING} is not set")
+    body = {"s": claims.subject, "d": claims.action, "e": int(claims.expires_at.timestamp()), "n": claims.nonce}
+    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    return f"{payload}.{_signature(secret, payload)}"
+
+
+def verify(secret: str, token: str, now: datetime) -> Claims:
+    """The claims of a token this secret signed: ``NotFound`` if it was not (tampered, cut short, another
+    key), ``Gone`` once it has expired."""
+    if not secret or not _TOKEN.fullmatch(token or ""):
+        raise NotFound(INVALID_MESSAGE)
+    payload, _, signature = token.partition(".")
+    if not hmac.compare_digest(_signature(secret, payload), signature):
+        raise NotFound(INVALID_MESSAGE)
+    try:
+        body = json.loads(_unb64(payload))
+        claims = Claims(subject=str(body["s"]), action=str(body["d"]),
+                        expires_at=datetime.fromtimestamp(int(body["e"]), UTC), nonce=str(body["n"]))
+    except (ValueError, KeyError, TypeError):  # signed by us, so never; but never a 500 either
+        raise NotFound(INVALID_MESSAGE) from None
+    if now >= claims.expires_at:
+        raise Gone(EXPIRED_MESSAGE, details={"expired_at": claims.expires_at.isoformat()})
+    return claims
