@@ -215,8 +215,27 @@ def visit_sums(session: Session, member_ids: list[uuid.UUID] | None, first: date
 
 def activity_of(session: Session, member_id: uuid.UUID, first: date, last: date,
                 tier_kinds: tuple[str, ...]) -> Activity:
-    sums = window_sums(session, [member_id], first, last, tier_kinds).get(member_id)
-    return sums.activity if sums is not None else Activity()
+    """One member's tier activity over ``first``..``last``: ``window_sums`` in one query (the upgrade check
+    after an event runs it)."""
+    in_window = (MemberVisit.member_id == member_id, MemberVisit.day.between(first, last))
+    visits = select(func.coalesce(func.sum(net_spend()), 0).label("net"),
+                    func.coalesce(func.sum(case((and_(counted(), MemberVisit.kind.in_(tier_kinds)), 1), else_=0)),
+                                  0).label("tier_visits")).where(*in_window).subquery()
+    top_up = (select(func.max(MemberTopUp.amount_minor))
+              .where(MemberTopUp.member_id == member_id, MemberTopUp.day.between(first, last)).scalar_subquery())
+    row = session.execute(select(visits.c.net, visits.c.tier_visits, _points_in(member_id, first, last), top_up)).one()
+    return Activity(spend_minor=int(row[0]), largest_top_up_minor=int(row[3] or 0), points=max(int(row[2] or 0), 0),
+                    visits=int(row[1]))
+
+
+def _points_in(member_id: uuid.UUID, first: date, last: date) -> Any:
+    return (select(func.sum(MemberPoints.points))
+            .where(MemberPoints.member_id == member_id, MemberPoints.day.between(first, last)).scalar_subquery())
+
+
+def points_of(session: Session, member_id: uuid.UUID, first: date, last: date) -> int:
+    """One member's points earned over ``first``..``last`` (the tier's points path; never below 0)."""
+    return max(int(session.execute(select(_points_in(member_id, first, last))).scalar() or 0), 0)
 
 
 def summaries(session: Session, member_ids: list[uuid.UUID] | None,

@@ -130,6 +130,21 @@ def reassess(session: Session, member: Member, programme: Programme, zone: ZoneI
     return change
 
 
+def reassess_after_points(session: Session, member: Member, programme: Programme, zone: ZoneInfo, now: datetime,
+                          emit: Emit, actor: str, source_ref: str | None = None) -> Change | None:
+    """After points earned: ``reassess`` only if the points could change the tier — they reach the points
+    threshold of a higher tier, or a review notice runs (which any path may withdraw). Other paths were judged
+    when their own activity arrived (a paid visit's spend and visit count by ``visit_completed``, which comes
+    first), so a bill's points cost one sum instead of a second full reassessment."""
+    if member.status != "active":
+        return None
+    if member.tier_pending is None:
+        first, last = tiers.window(local_date(now, zone))
+        if not tiers.points_may_upgrade(programme, member.tier, activity.points_of(session, member.id, first, last)):
+            return None
+    return reassess(session, member, programme, zone, now, emit, actor, source_ref)
+
+
 def _due(query: Any, column: Any, today: date, cursor: Any) -> Any:
     query = query.where(column <= today)
     if cursor:

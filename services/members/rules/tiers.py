@@ -91,6 +91,13 @@ def upgrade(programme: Programme, current: str, qualification: Qualification) ->
     return None
 
 
+def points_may_upgrade(programme: Programme, current: str, points: int) -> bool:
+    """Whether ``points`` earned in the window reach the points threshold of a tier above ``current``: when they
+    do not, new points change nothing (every other path was judged when its own activity arrived)."""
+    above = programme.tiers[programme.rank_or_top(current) + 1:]
+    return any(tier.thresholds.points_12m is not None and points >= tier.thresholds.points_12m for tier in above)
+
+
 def review(programme: Programme, current: str, qualification: Qualification) -> ReviewDecision:
     """The yearly review of a member holding ``current`` whose last 12 months earn ``qualification``."""
     held, earned = programme.rank_or_top(current), programme.rank(qualification.tier)
