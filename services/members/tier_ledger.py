@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
@@ -48,8 +48,7 @@ def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | Non
     """The ids from ``wanted`` to the member it was merged into (and on), read from ``rows`` when given
     (locked rows) or from the table; None if a member of the chain does not exist."""
     def next_of(member_id: uuid.UUID) -> uuid.UUID | None:
-        found = rows.get(member_id) if rows is not None else session.execute(
-            select(Member.id, Member.merged_into_id).where(Member.id == member_id)).first()
+        found = rows.get(member_id) if rows is not None else session.execute(_LINK, {"id": member_id}).first()
         if found is None:
             raise LookupError(member_id)
         return found.merged_into_id
@@ -58,6 +57,12 @@ def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | Non
         return follow(next_of, wanted)
     except LookupError:
         return None
+
+
+# built once: every event about a member runs them
+_LINK = select(Member.id, Member.merged_into_id).where(Member.id == bindparam("id"))
+_LOCK_CHAIN = (select(Member).where(Member.id.in_(bindparam("ids", expanding=True))).order_by(Member.id)
+               .with_for_update().execution_options(populate_existing=True))
 
 
 def member_for_event(session: Session, wanted: uuid.UUID) -> Member:
@@ -70,9 +75,7 @@ def member_for_event(session: Session, wanted: uuid.UUID) -> Member:
     for _attempt in range(CHAIN_LOCK_ATTEMPTS):
         if chain is None:
             break
-        locked = {member.id: member for member in session.scalars(
-            select(Member).where(Member.id.in_(chain)).order_by(Member.id).with_for_update()
-            .execution_options(populate_existing=True))}
+        locked = {member.id: member for member in session.scalars(_LOCK_CHAIN, {"ids": chain})}
         now_chain = _chain(session, wanted, locked)
         if now_chain is not None:
             return locked[now_chain[-1]]
