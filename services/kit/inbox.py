@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from services.kit.clock import utcnow
 from services.kit.commit import AtCommit, at_commit
@@ -48,11 +48,12 @@ def record(session: Any, entry: InboxEntry) -> None:
                                  "handled_at": entry.handled_at})
 
 
+_SEEN = select(InboxEntry.id).where(InboxEntry.consumer == bindparam("consumer"),
+                                    InboxEntry.event_id == bindparam("event_id"))  # built once: every event runs it
+
+
 def seen(session: Any, consumer: str, event_id: str) -> bool:
-    found = session.execute(
-        select(InboxEntry.id).where(InboxEntry.consumer == consumer, InboxEntry.event_id == event_id)
-    ).first()
-    return found is not None
+    return session.execute(_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
 def was_handled(store: Any, entry: InboxEntry) -> bool:

@@ -18,11 +18,12 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import Date, Uuid, and_, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Invalid
+from services.kit.models import UtcDateTime
 from services.members.models import MemberActivity, MemberPoints, MemberTopUp, MemberVisit, MemberVisitRefund
 from services.members.rules.tiers import Activity
 
@@ -92,18 +93,29 @@ def tier_points(rule: str | None, points: int) -> int:
     return 0 if rule in NOT_EARNED_RULES else points
 
 
+# one statement keeps the posting unless kept before (SQLite >= 3.35 and PostgreSQL; text: an ON CONFLICT insert
+# of SQLAlchemy's dialects has no cache key and would be compiled again on every call)
+_KEEP_POINTS = (text("INSERT INTO member_points (posting_id, member_id, day, points, rule) "
+                     "VALUES (:posting_id, :member_id, :day, :points, :rule) "
+                     "ON CONFLICT (posting_id) DO NOTHING RETURNING posting_id")
+                .bindparams(bindparam("member_id", type_=Uuid()), bindparam("day", type_=Date())))
+
+
+_OVERTAKEN = (update(MemberPoints).where(MemberPoints.reverses_posting_id == bindparam("reversed"))
+              .values(day=bindparam("reversal_day")))
+_OVERTAKEN_NOT_EARNED = _OVERTAKEN.values(points=0)
+
+
 def record_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> bool:
     """Keep points earned (on ``day``, local); False if the posting was already kept."""
-    if session.get(MemberPoints, data["posting_id"]) is not None:
-        return False
     rule = data["rule"]
-    session.add(MemberPoints(posting_id=data["posting_id"], member_id=member_id, day=day,
-                             points=tier_points(rule, data["points"]), rule=rule))
+    kept = session.execute(_KEEP_POINTS, {"posting_id": data["posting_id"], "member_id": member_id, "day": day,
+                                          "points": tier_points(rule, data["points"]), "rule": rule}).first()
+    if kept is None:
+        return False
     # reversals that overtook this posting belong to its day, so that they leave the window with it
-    overtaken = update(MemberPoints).where(MemberPoints.reverses_posting_id == data["posting_id"]).values(day=day)
-    if rule in NOT_EARNED_RULES:
-        overtaken = overtaken.values(points=0)
-    session.execute(overtaken)
+    session.execute(_OVERTAKEN_NOT_EARNED if rule in NOT_EARNED_RULES else _OVERTAKEN,
+                    {"reversed": data["posting_id"], "reversal_day": day})
     return True
 
 
@@ -141,21 +153,24 @@ def counted_visit() -> Any:
     return case((counted(), 1), else_=0)
 
 
+# the summary recomputed and written in one statement (a visit that counts: ``counted()``; its spend: ``net_spend()``)
+_REFRESH_SUMMARY = (text(
+    "INSERT INTO member_activity (member_id, visits_total, spend_total_minor, first_visit_on, last_visit_on, "
+    "first_paid_visit_on, updated_at) "
+    "SELECT :member_id, count(*), coalesce(sum(CASE WHEN qualifying_minor > refunded_minor "
+    "THEN qualifying_minor - refunded_minor ELSE 0 END), 0), min(day), max(day), "
+    "min(CASE WHEN qualifying_minor > refunded_minor THEN day END), :now "
+    "FROM member_visits WHERE member_id = :member_id AND completed IS true AND fully_refunded IS false "
+    "ON CONFLICT (member_id) DO UPDATE SET visits_total = excluded.visits_total, "
+    "spend_total_minor = excluded.spend_total_minor, first_visit_on = excluded.first_visit_on, "
+    "last_visit_on = excluded.last_visit_on, first_paid_visit_on = excluded.first_paid_visit_on, "
+    "updated_at = excluded.updated_at")
+    .bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime())))
+
+
 def refresh_summary(session: Session, member_id: uuid.UUID, now: datetime) -> None:
-    """Recompute the member's all-time visit summary from its visits (a few rows, by index)."""
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(net_spend()), 0), func.min(MemberVisit.day),
-               func.max(MemberVisit.day),
-               func.min(case((MemberVisit.qualifying_minor > MemberVisit.refunded_minor, MemberVisit.day))))
-        .where(MemberVisit.member_id == member_id, counted())
-    ).one()
-    summary = session.get(MemberActivity, member_id)
-    if summary is None:
-        summary = MemberActivity(member_id=member_id)
-        session.add(summary)
-    summary.visits_total, summary.spend_total_minor = int(row[0]), int(row[1])
-    summary.first_visit_on, summary.last_visit_on, summary.first_paid_visit_on = row[2], row[3], row[4]
-    summary.updated_at = now
+    """Recompute the member's all-time visit summary from its visits (a few rows, by index), in one upsert."""
+    session.execute(_REFRESH_SUMMARY, {"member_id": member_id, "now": now})
 
 
 def window_sums(session: Session, member_ids: list[uuid.UUID], first: date, last: date,
@@ -213,10 +228,35 @@ def visit_sums(session: Session, member_ids: list[uuid.UUID] | None, first: date
     return found
 
 
+def _window_of(model: Any) -> Any:
+    return and_(model.member_id == bindparam("member_id"), model.day.between(bindparam("first"), bindparam("last")))
+
+
+# built once (the upgrade check after every event runs them): ``window_sums`` for one member in one query
+_POINTS_IN_WINDOW = select(func.sum(MemberPoints.points)).where(_window_of(MemberPoints)).scalar_subquery()
+_VISITS_IN_WINDOW = select(
+    func.coalesce(func.sum(net_spend()), 0).label("net"),
+    func.coalesce(func.sum(case((and_(counted(), MemberVisit.kind.in_(bindparam("tier_kinds", expanding=True))), 1),
+                                else_=0)), 0).label("tier_visits"),
+).where(_window_of(MemberVisit)).subquery()
+_ACTIVITY_OF = select(_VISITS_IN_WINDOW.c.net, _VISITS_IN_WINDOW.c.tier_visits, _POINTS_IN_WINDOW,
+                      select(func.max(MemberTopUp.amount_minor)).where(_window_of(MemberTopUp)).scalar_subquery())
+_POINTS_OF = select(_POINTS_IN_WINDOW)
+
+
 def activity_of(session: Session, member_id: uuid.UUID, first: date, last: date,
                 tier_kinds: tuple[str, ...]) -> Activity:
-    sums = window_sums(session, [member_id], first, last, tier_kinds).get(member_id)
-    return sums.activity if sums is not None else Activity()
+    """One member's tier activity over ``first``..``last``: ``window_sums`` in one query."""
+    net, tier_visits, points, top_up = session.execute(_ACTIVITY_OF, {
+        "member_id": member_id, "first": first, "last": last, "tier_kinds": list(tier_kinds)}).one()
+    return Activity(spend_minor=int(net), largest_top_up_minor=int(top_up or 0), points=max(int(points or 0), 0),
+                    visits=int(tier_visits))
+
+
+def points_of(session: Session, member_id: uuid.UUID, first: date, last: date) -> int:
+    """One member's points earned over ``first``..``last`` (the tier's points path; never below 0)."""
+    return max(int(session.execute(_POINTS_OF, {"member_id": member_id, "first": first, "last": last}).scalar() or 0),
+               0)
 
 
 def summaries(session: Session, member_ids: list[uuid.UUID] | None,

@@ -72,10 +72,12 @@ def file_path(config: dict[str, Any]) -> Path | None:
     return path if path.exists() else None
 
 
+_NEWEST = select(ProgrammeVersion.version, ProgrammeVersion.document).order_by(ProgrammeVersion.version.desc()).limit(1)
+
+
 def in_force(session: Session, config: dict[str, Any], currency: str) -> InForce:
     """The programme that applies now (one indexed row read; parsed versions are cached)."""
-    stored = session.execute(select(ProgrammeVersion.version, ProgrammeVersion.document)
-                             .order_by(ProgrammeVersion.version.desc()).limit(1)).first()
+    stored = session.execute(_NEWEST).first()
     if stored is not None:
         return InForce(_from_stored(stored.document, currency), stored.version, "database")
     path = file_path(config)

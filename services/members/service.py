@@ -104,9 +104,9 @@ class MembersService(Service):
         self.caller.require_branch(member.home_branch, "act for members of this branch")
         return member
 
-    def _reassess(self, member: Member, source_ref: str) -> None:
-        tier_ledger.reassess(self.db.session, member, self._programme().programme, self.group.zone, utcnow(),
-                             self.events.emit, EVENT_ACTOR, source_ref)
+    def _reassess(self, member: Member, source_ref: str, how: Callable[..., Any] = tier_ledger.reassess) -> None:
+        how(self.db.session, member, self._programme().programme, self.group.zone, utcnow(), self.events.emit,
+            EVENT_ACTOR, source_ref)
 
     def _currency(self, currency: str) -> None:
         if currency != self.group.currency:
@@ -298,7 +298,7 @@ class MembersService(Service):
     def on_points_earned(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_points(self.db.session, member.id, data, local_date(data["earned_at"], self.group.zone)):
-            self._reassess(member, f"points:{data['posting_id']}")
+            self._reassess(member, f"points:{data['posting_id']}", tier_ledger.reassess_after_points)
 
     @event_handler(PointsReversed)
     def on_points_reversed(self, data: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
@@ -48,8 +48,7 @@ def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | Non
     """The ids from ``wanted`` to the member it was merged into (and on), read from ``rows`` when given
     (locked rows) or from the table; None if a member of the chain does not exist."""
     def next_of(member_id: uuid.UUID) -> uuid.UUID | None:
-        found = rows.get(member_id) if rows is not None else session.execute(
-            select(Member.id, Member.merged_into_id).where(Member.id == member_id)).first()
+        found = rows.get(member_id) if rows is not None else session.execute(_LINK, {"id": member_id}).first()
         if found is None:
             raise LookupError(member_id)
         return found.merged_into_id
@@ -58,6 +57,12 @@ def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | Non
         return follow(next_of, wanted)
     except LookupError:
         return None
+
+
+# built once: every event about a member runs them
+_LINK = select(Member.id, Member.merged_into_id).where(Member.id == bindparam("id"))
+_LOCK_CHAIN = (select(Member).where(Member.id.in_(bindparam("ids", expanding=True))).order_by(Member.id)
+               .with_for_update().execution_options(populate_existing=True))
 
 
 def member_for_event(session: Session, wanted: uuid.UUID) -> Member:
@@ -70,9 +75,7 @@ def member_for_event(session: Session, wanted: uuid.UUID) -> Member:
     for _attempt in range(CHAIN_LOCK_ATTEMPTS):
         if chain is None:
             break
-        locked = {member.id: member for member in session.scalars(
-            select(Member).where(Member.id.in_(chain)).order_by(Member.id).with_for_update()
-            .execution_options(populate_existing=True))}
+        locked = {member.id: member for member in session.scalars(_LOCK_CHAIN, {"ids": chain})}
         now_chain = _chain(session, wanted, locked)
         if now_chain is not None:
             return locked[now_chain[-1]]
@@ -128,6 +131,21 @@ def reassess(session: Session, member: Member, programme: Programme, zone: ZoneI
     if change is not None:
         apply_change(session, member, change, programme, zone, now, emit, actor, source_ref)
     return change
+
+
+def reassess_after_points(session: Session, member: Member, programme: Programme, zone: ZoneInfo, now: datetime,
+                          emit: Emit, actor: str, source_ref: str | None = None) -> Change | None:
+    """After points earned: ``reassess`` only if the points could change the tier — they reach the points
+    threshold of a higher tier, or a review notice runs (which any path may withdraw). Other paths were judged
+    when their own activity arrived (a paid visit's spend and visit count by ``visit_completed``, which comes
+    first), so a bill's points cost one sum instead of a second full reassessment."""
+    if member.status != "active":
+        return None
+    if member.tier_pending is None:
+        first, last = tiers.window(local_date(now, zone))
+        if not tiers.points_may_upgrade(programme, member.tier, activity.points_of(session, member.id, first, last)):
+            return None
+    return reassess(session, member, programme, zone, now, emit, actor, source_ref)
 
 
 def _due(query: Any, column: Any, today: date, cursor: Any) -> Any:

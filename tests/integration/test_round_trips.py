@@ -209,3 +209,59 @@ def test_records_commands_stay_within_their_round_trips(start_service, rpc):
     print(f"\nround trips per command: {report}")
     over = {name: (count, RECORDS_CEILINGS[name]) for name, count in report.items() if count > RECORDS_CEILINGS[name]}
     assert not over, f"over their ceilings (measured, ceiling): {over}"
+
+
+MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 9, "on_points_earned (spend)": 8, "on_points_earned (visit)": 8}
+"""Members' handlers of one paid visit (issue 17: the flow's biggest share of CPU), as measured (2026-12-06): 35 round
+trips a bill before, 13 + 11 + 11 (each handler reassessed the tier in four queries); the visit's reassessment now
+reads its window in one query and points re-judge only the points path (``tier_ledger.reassess_after_points``);
+a posting is kept by one insert and the visit summary by one upsert."""
+
+
+def test_members_handlers_of_a_paid_visit_stay_within_their_round_trips(start_service, rpc, amqp_uri):
+    from nameko.standalone.events import event_dispatcher
+
+    from services.kit.clock import isoformat, utcnow
+    from services.members.service import MembersService
+    from services.points import events as points_events
+    from services.points.events import PointsEarned
+    from services.records import events as records_events
+    from services.records.events import VisitCompleted
+    from tests.harness import query, service_config, wait_for
+
+    members = start_service(MembersService, "postgresql")
+    member_id = uuid.UUID(enrol(rpc(), 9002))
+    dispatch = event_dispatcher(service_config(amqp_uri))
+
+    def deliver(contracts: Any, contract: Any, **changes: Any) -> None:
+        event_id = str(uuid.uuid4())
+        dispatch(contract.producer, contract.event_type, {
+            "event_id": event_id, "occurred_at": isoformat(utcnow()),
+            **contracts.wire(contract.event_type, {**contract.sample, **changes})})
+        wait_for(lambda: query(members.database_url, "SELECT 1 FROM kit_inbox WHERE event_id = :e", e=event_id),
+                 timeout=15, message=f"members to apply {contract.event_type}")
+
+    def paid_visit() -> tuple[str, str, str]:
+        visit_id, spend, visit = uuid.uuid4(), str(uuid.uuid4().int % 10**12), str(uuid.uuid4().int % 10**12)
+        deliver(records_events.EVENTS, VisitCompleted, visit_id=visit_id, member_id=member_id, kind="return",
+                bill_id=f"B-{visit_id}", qualifying_minor=25000, completed_at=utcnow())
+        for posting_id, rule, points in ((spend, "spend", 250), (visit, "visit", 10)):
+            deliver(points_events.EVENTS, PointsEarned, member_id=member_id, posting_id=posting_id, points=points,
+                    rule=rule, source_ref=str(visit_id), earned_at=utcnow())
+        return str(visit_id), spend, visit
+
+    paid_visit()  # warm: the member's summary row exists, the pool has connections
+    trips = Trips(members)
+    try:
+        visit_id, spend, visit = paid_visit()
+        measured = {"on_visit_completed": trips.of(visit_id), "on_points_earned (spend)": trips.of(spend),
+                    "on_points_earned (visit)": trips.of(visit)}
+    finally:
+        trips.close()
+    report = {name: len(queries) for name, queries in measured.items()}
+    for name, queries in measured.items():
+        print(name, *(query[:200].replace("\n", " ") for query in queries), sep="\n  ")
+    print(f"\nround trips per handler: {report}")
+    over = {name: (count, MEMBERS_HANDLER_CEILINGS[name]) for name, count in report.items()
+            if count > MEMBERS_HANDLER_CEILINGS[name]}
+    assert not over, f"over their ceilings (measured, ceiling): {over}"

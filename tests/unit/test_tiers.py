@@ -15,6 +15,7 @@ from services.members.rules.tiers import (
     last_anniversary,
     missing_for,
     next_anniversary,
+    points_may_upgrade,
     review,
     upgrade,
     window,
@@ -58,6 +59,22 @@ def test_upgrade_may_jump_several_steps_and_never_goes_down():
         Change("standard", "diamond", "up", "spend")
     assert upgrade(P, "gold", evaluate(P, Activity(spend_minor=500_000))) is None
     assert upgrade(P, "silver", evaluate(P, Activity(visits=6))) is None
+
+
+@pytest.mark.parametrize(("held", "points", "may"), [
+    ("standard", 4_999, False), ("standard", 5_000, True), ("silver", 5_000, False), ("silver", 19_999, False),
+    ("silver", 20_000, True), ("gold", 50_000, True), ("diamond", 10**9, False), ("retired-tier", 10**9, False),
+])
+def test_points_may_upgrade_only_when_they_reach_a_higher_tiers_points_threshold(held, points, may):
+    assert points_may_upgrade(P, held, points) is may
+    # the rule it stands for: with nothing but these points, evaluating would upgrade exactly when it says so
+    assert (upgrade(P, held, evaluate(P, Activity(points=points))) is not None) is may
+
+
+def test_points_may_upgrade_never_when_no_higher_tier_has_a_points_path():
+    no_points = replace(P, tiers=tuple(replace(tier, thresholds=replace(tier.thresholds, points_12m=None))
+                                       for tier in P.tiers))
+    assert not points_may_upgrade(no_points, "standard", 10**9)
 
 
 @pytest.mark.parametrize(("held", "activity", "action", "target"), [

@@ -4,8 +4,9 @@ it. No I/O: every function takes the programme, the activity and the day it is j
 - **The window**: every qualifying path counts the last 12 months, the 12 months that end on the day
   judged (``window(as_of)``: from the same day a year before, exclusive, to ``as_of``, inclusive).
 - **Upgrades** are immediate: after each event the member's activity is evaluated as of today and a
-  higher tier is given at once (several steps if earned). Nothing but a review ever lowers a tier, so a
-  refund mid-year never demotes.
+  higher tier is given at once (several steps if earned). Points earned are judged on the points path
+  alone (``points_may_upgrade``): every other path was judged when its own activity arrived. Nothing but
+  a review ever lowers a tier, so a refund mid-year never demotes.
 - **The review** comes once a year (the enrolment anniversary by default) and judges the 12 months that
   ended the day before. A member who no longer qualifies gets a notice (``notice_days``) announcing a
   tier at most ``max_steps_down`` lower; on the day the notice ends the 12 months ending the day before
@@ -89,6 +90,13 @@ def upgrade(programme: Programme, current: str, qualification: Qualification) ->
     if programme.rank(qualification.tier) > programme.rank_or_top(current):
         return Change(current, qualification.tier, "up", qualification.path or "manual")
     return None
+
+
+def points_may_upgrade(programme: Programme, current: str, points: int) -> bool:
+    """Whether ``points`` earned in the window reach the points threshold of a tier above ``current``: when they
+    do not, new points change nothing (every other path was judged when its own activity arrived)."""
+    above = programme.tiers[programme.rank_or_top(current) + 1:]
+    return any(tier.thresholds.points_12m is not None and points >= tier.thresholds.points_12m for tier in above)
 
 
 def review(programme: Programme, current: str, qualification: Qualification) -> ReviewDecision:
