@@ -16,3 +16,8 @@ BONUS_SETTERS = ("group_admin", "branch_manager", "integration")
 """Set a top-up's bonus instead of the programme's offers."""
 REFUNDERS = ("group_admin", "branch_manager", "integration")
 """Give card payments back."""
+EXPORTERS = ("group_admin", "integration")
+"""Export postings, stored-value postings and coupons for the group's data warehouse (as members are)."""
+EXPORT_REVEALERS = ("integration",)
+"""Who gets an export's personal fields (staff names, free-text reasons, coupon codes) in full: the
+warehouse's system key; a person downloading by hand gets them masked (config ``UNMASKED_EXPORT_ROLES``)."""
