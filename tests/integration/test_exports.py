@@ -106,3 +106,19 @@ def test_a_cursor_that_is_not_an_export_s_is_refused_with_a_clear_error(start_se
     world = World.start(start_service, rpc, backend, amqp_uri)
     with pytest.raises(Invalid, match="export cursor"):
         world.proxy.points.export_postings({"since": since})
+
+
+def test_an_export_pages_through_and_the_next_one_holds_only_what_was_written_since(start_service, rpc, backend,
+                                                                                    amqp_uri):
+    world = World.start(start_service, rpc, backend, amqp_uri, EXPORT_SAFETY_LAG_SECONDS=0)
+    member = world.member()
+    settled_points(world, member)
+    for number in range(3):
+        adjust(world, member, number + 1, f"page-{number}")
+    rows, cursor = export(world, None)  # pages of 2
+    assert [row["points"] for row in rows] == [100, 1, 2, 3]
+    assert export(world, cursor) == ([], cursor)
+    later = adjust(world, member, 9, "later")
+    rows, after = export(world, cursor)
+    assert [row["id"] for row in rows] == [later["id"]] and after != cursor
+    assert export(world, after) == ([], after)
