@@ -1,16 +1,22 @@
-"""Exports for the group's data warehouse (issue 19): members as CSV, incremental from a cursor.
+"""Exports for the group's data warehouse (issue 19): members, visits, points postings, stored-value postings
+and coupons as CSV (UTF-8, a header; gzip on request), each incremental from a cursor.
 
-The export is written a page at a time (one RPC per page) into a spooled file that goes to disk past 8 MiB,
-so the gateway's memory stays flat however many members there are; the answer carries the cursor the next
-export starts from (``X-Export-Cursor``: what changed after this export). Personal fields are masked unless
-the caller's role may see them (the members service decides, as for every answer)."""
+An export is written a page at a time (one RPC per page, the service's cursor carried from page to page)
+into a spooled file that goes to disk past 8 MiB, so the gateway's memory stays flat however many rows
+there are; the file is then streamed out. The answer carries the cursor the next export starts from
+(``X-Export-Cursor``: what changed after this export), which is only known once the last page is read —
+hence the spool rather than writing pages straight onto the wire. Which rows a cursor covers, and why it
+is safe under concurrent writes, is ``services/kit/exports.py``'s docstring. Personal fields are masked
+unless the caller's role may see them (the owning service decides, as for every answer)."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import json
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import fields
@@ -23,10 +29,27 @@ from services.kit.schemas import Schema, load
 
 TAGS = ("exports",)
 PAGE = 2000
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
 MEMBER_COLUMNS = ("id", "card_number", "full_name", "phone", "email", "gender", "birth_date", "preferred_language",
                   "id_type", "id_number", "home_branch", "status", "tier", "source", "enrolled_at", "updated_at",
                   "merged_into")
 """The export's columns; the import (services/interfaces/imports/columns.py) reads these names back."""
+VISIT_COLUMNS = ("id", "member_id", "branch", "doctor_id", "kind", "status", "appointment_id", "bill_id", "currency",
+                 "total_minor", "qualifying_minor", "refunded_minor", "treatment", "outpatient_surgery", "first_visit",
+                 "first_paid_visit", "referral_source", "visit_at", "arrived_at", "completed_at", "updated_at",
+                 "items", "payments", "refunds")
+"""A visit a row; its bill lines, payments and refunds as JSON arrays in their columns."""
+POSTING_COLUMNS = ("id", "member_id", "kind", "rule", "points", "balance_after", "source", "source_ref", "branch",
+                   "operator", "reason", "reverses_posting_id", "redemption_id", "expires_on", "created_at")
+WALLET_POSTING_COLUMNS = ("id", "member_id", "kind", "amount_minor", "principal_minor", "bonus_minor",
+                          "balance_after_minor", "currency", "bill_id", "refunds_payment_id", "branch", "operator",
+                          "reason", "created_at")
+COUPON_COLUMNS = ("id", "code", "member_id", "source", "title", "category", "value_minor", "rate_bp",
+                  "max_discount_minor", "min_spend_minor", "currency", "valid_from", "valid_until", "state",
+                  "redemption_id", "issued_at", "redeemed_at", "redeemed_bill_id", "redeemed_branch", "discount_minor",
+                  "voided_reason", "updated_at")
+HOW = ("Keep the X-Export-Cursor header of the answer and send it as `since` next time: the next export holds "
+       "only what changed after this one. A cursor of another kind of export, or a made-up one, is refused (422).")
 
 
 class ExportQuerySchema(Schema):
@@ -34,38 +57,94 @@ class ExportQuerySchema(Schema):
     gzip = fields.Boolean(load_default=False)
 
 
-def _member_row(member: dict[str, Any]) -> list[Any]:
+def _member_row(member: dict[str, Any]) -> dict[str, Any]:
     document = member.get("id_document") or {}
-    flat = {**member, "id_type": document.get("type"), "id_number": document.get("number")}
-    return [flat.get(column) for column in MEMBER_COLUMNS]
+    return {**member, "id_type": document.get("type"), "id_number": document.get("number")}
+
+
+def _flat(item: dict[str, Any]) -> dict[str, Any]:
+    """An answer's item as one CSV row: money ``{"amount", "currency"}`` as ``<name>_minor`` and ``currency``,
+    lists as JSON, booleans as ``true``/``false``."""
+    row: dict[str, Any] = {}
+    for key, value in item.items():
+        if isinstance(value, dict) and set(value) == {"amount", "currency"}:
+            row[f"{key}_minor"], row["currency"] = value["amount"], value["currency"]
+        elif isinstance(value, (list, dict)):
+            row[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        elif isinstance(value, bool):
+            row[key] = "true" if value else "false"
+        else:
+            row[key] = value
+    return row
+
+
+def export_csv(request: Request, name: str, columns: tuple[str, ...], fetch: Callable[[dict[str, Any]], dict],
+               row: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    """``fetch`` (an export RPC) page by page from ``since`` into a CSV file of ``columns``, sent as the answer."""
+    args = load(ExportQuerySchema(), query_args(request))
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    try:
+        sink = gzip.GzipFile(fileobj=spool, mode="wb") if args["gzip"] else spool
+        text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(text)
+        writer.writerow(columns)
+        cursor = _write_pages(writer, columns, fetch, row, args.get("since"))
+        text.detach()
+        if args["gzip"]:
+            sink.close()
+    except BaseException:
+        spool.close()
+        raise
+    size = spool.tell()
+    spool.seek(0)
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv{".gz" if args["gzip"] else ""}"',
+               "Cache-Control": "no-store", "Content-Length": str(size), "X-Export-Cursor": cursor or ""}
+    return Response(wrap_file(request.environ, spool), headers=headers, direct_passthrough=True,
+                    content_type="application/gzip" if args["gzip"] else "text/csv; charset=utf-8")
+
+
+def _write_pages(writer: Any, columns: tuple[str, ...], fetch: Callable[[dict[str, Any]], dict],
+                 row: Callable[[dict[str, Any]], dict[str, Any]], cursor: str | None) -> str | None:
+    more = True
+    while more:
+        page = fetch({"since": cursor, "limit": PAGE})
+        writer.writerows([row(item).get(column) for column in columns] for item in page["items"])
+        cursor, more = page["cursor"], page["more"]
+    return cursor
 
 
 class ExportRoutes:
     members = Upstream("members")
+    points = Upstream("points")
+    records = Upstream("records")
 
     @route("GET", "/v1/exports/members", "exports:read", tags=TAGS, query=ExportQuerySchema,
            summary="Members changed since the cursor, as CSV (UTF-8, a header; gzip=true to compress)",
-           description="Keep the X-Export-Cursor header of the answer and send it as `since` next time: the "
-                       "next export holds only what changed after this one.",
-           responses={200: ("text/csv", "application/gzip")})
+           description=HOW, responses={200: ("text/csv", "application/gzip")})
     def export_members(self, request: Request) -> Response:
-        args = load(ExportQuerySchema(), query_args(request))
-        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-        sink = gzip.GzipFile(fileobj=spool, mode="wb") if args["gzip"] else spool
-        text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
-        writer = csv.writer(text)
-        writer.writerow(MEMBER_COLUMNS)
-        cursor, more = args.get("since"), True
-        while more:
-            page = self.members.export_members({"since": cursor, "limit": PAGE})
-            writer.writerows(_member_row(member) for member in page["items"])
-            cursor, more = page["cursor"], page["more"]
-        text.detach()
-        if args["gzip"]:
-            sink.close()
-        size = spool.tell()
-        spool.seek(0)
-        headers = {"Content-Disposition": f'attachment; filename="members.csv{".gz" if args["gzip"] else ""}"',
-                   "Cache-Control": "no-store", "Content-Length": str(size), "X-Export-Cursor": cursor or ""}
-        return Response(wrap_file(request.environ, spool), headers=headers, direct_passthrough=True,
-                        content_type="application/gzip" if args["gzip"] else "text/csv; charset=utf-8")
+        return export_csv(request, "members", MEMBER_COLUMNS, self.members.export_members, _member_row)
+
+    @route("GET", "/v1/exports/visits", "exports:read", tags=TAGS, query=ExportQuerySchema,
+           summary="Visits (with bill lines, payments, refunds) changed since the cursor, as CSV",
+           description=HOW, responses={200: ("text/csv", "application/gzip")})
+    def export_visits(self, request: Request) -> Response:
+        return export_csv(request, "visits", VISIT_COLUMNS, self.records.export_visits, _flat)
+
+    @route("GET", "/v1/exports/points-postings", "exports:read", tags=TAGS, query=ExportQuerySchema,
+           summary="Points postings written since the cursor, as CSV", description=HOW,
+           responses={200: ("text/csv", "application/gzip")})
+    def export_points_postings(self, request: Request) -> Response:
+        return export_csv(request, "points-postings", POSTING_COLUMNS, self.points.export_postings, _flat)
+
+    @route("GET", "/v1/exports/wallet-postings", "exports:read", tags=TAGS, query=ExportQuerySchema,
+           summary="Stored-value postings written since the cursor, as CSV (money in minor units)",
+           description=HOW, responses={200: ("text/csv", "application/gzip")})
+    def export_wallet_postings(self, request: Request) -> Response:
+        return export_csv(request, "wallet-postings", WALLET_POSTING_COLUMNS, self.points.export_wallet_postings,
+                          _flat)
+
+    @route("GET", "/v1/exports/coupons", "exports:read", tags=TAGS, query=ExportQuerySchema,
+           summary="Coupons issued or changed since the cursor, as CSV (money in minor units)", description=HOW,
+           responses={200: ("text/csv", "application/gzip")})
+    def export_coupons(self, request: Request) -> Response:
+        return export_csv(request, "coupons", COUPON_COLUMNS, self.points.export_coupons, _flat)

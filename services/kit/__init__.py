@@ -21,6 +21,7 @@
 | migrations | ``python -m services.kit.migrate <service>`` (kit tables, then the service's) |
 | queues replicated on a RabbitMQ cluster | ``QUEUE_TYPE: quorum`` in the config: every queue the kit declares (``kit.queues``) |
 | sign or verify a webhook (HMAC over timestamp and body) | ``kit.signing`` |
+| an incremental export for the warehouse (cursor safe under concurrent writes, personal fields masked) | ``kit.exports.changed_page``, ``MaskedExportSchema`` |
 """
 
 from services.kit.db import Database

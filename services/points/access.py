@@ -18,3 +18,8 @@ REFUNDERS = ("group_admin", "branch_manager", "integration")
 """Give card payments back."""
 OPENERS = ("group_admin", "branch_manager")
 """Post opening balances brought from an old system (imports; the interfaces service calls as a service)."""
+EXPORTERS = ("group_admin", "integration")
+"""Export postings, stored-value postings and coupons for the group's data warehouse (as members are)."""
+EXPORT_REVEALERS = ("integration",)
+"""Who gets an export's personal fields (staff names, free-text reasons, coupon codes) in full: the
+warehouse's system key; a person downloading by hand gets them masked (config ``UNMASKED_EXPORT_ROLES``)."""

@@ -100,6 +100,7 @@ class PointsPosting(Base):
     __table_args__ = (
         Index("ix_points_postings_history", "member_id", "created_at", "id"),
         Index("ix_points_postings_source", "source", "source_ref"),
+        Index("ix_points_postings_export", "created_at", "id"),  # the warehouse's export (kit.exports)
         CheckConstraint("(kind = 'earn' AND points > 0) OR (kind = 'return' AND points > 0) "
                         "OR (kind IN ('redeem', 'reverse', 'expire', 'deduct') AND points < 0) "
                         "OR (kind IN ('transfer_out', 'transfer_in') AND points <> 0)",
@@ -341,6 +342,7 @@ class WalletPosting(Base):
 
     __table_args__ = (
         Index("ix_wallet_postings_history", "member_id", "created_at", "id"),
+        Index("ix_wallet_postings_export", "created_at", "id"),  # the warehouse's export (kit.exports)
         CheckConstraint("(kind IN ('top_up', 'refund', 'opening') AND principal_minor >= 0 AND bonus_minor >= 0 "
                         "AND principal_minor + bonus_minor > 0) OR (kind IN ('payment', 'transfer_out') AND principal_minor <= 0 "
                         "AND bonus_minor <= 0 AND principal_minor + bonus_minor < 0) OR (kind = 'transfer_in' "
@@ -381,6 +383,7 @@ class Coupon(Base):
 
     __table_args__ = (
         Index("ix_coupons_member", "member_id", "issued_at", "id"),
+        Index("ix_coupons_export", "updated_at", "id"),  # the warehouse's export (kit.exports)
         Index("ix_coupons_to_expire", "valid_until", "id", postgresql_where=text("state = 'issued'"),
               sqlite_where=text("state = 'issued'")),
         CheckConstraint("(value_minor IS NOT NULL AND value_minor > 0 AND rate_bp IS NULL) OR "

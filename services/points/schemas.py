@@ -16,6 +16,7 @@ from marshmallow import ValidationError, fields, missing, validate, validates_sc
 from marshmallow.experimental.context import Context
 from marshmallow.utils import get_value
 
+from services.kit.exports import MaskedExportSchema
 from services.kit.schemas import MoneySchema, Schema, StrictInteger, UtcTime, computed, page_of
 from services.points.events import COUPON_SOURCES
 from services.records.events import PAYMENT_METHODS, VISIT_KINDS
@@ -585,3 +586,25 @@ class OpeningOutcomeSchema(Schema):
 
 class OpeningOutcomesSchema(Schema):
     items = fields.List(fields.Nested(OpeningOutcomeSchema))
+# --- the warehouse's exports (kit.exports: order, cursor, masking) ------------------------------------------
+
+
+class PostingExportSchema(MaskedExportSchema, PostingSchema):
+    """A points posting as the warehouse gets it; who posted it and why masked unless revealed."""
+
+    MASKED = ("operator", "reason")
+
+
+class WalletPostingExportSchema(MaskedExportSchema, WalletPostingSchema):
+    """A stored-value posting as the warehouse gets it; who posted it and why masked unless revealed."""
+
+    MASKED = ("operator", "reason")
+
+
+class CouponExportSchema(MaskedExportSchema, CouponSchema):
+    """A coupon as the warehouse gets it, again each time it changes: its code (whoever holds it can use it)
+    and a void's reason masked unless revealed."""
+
+    MASKED = ("code", "voided_reason")
+
+    updated_at = UtcTime()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.timer import timer
+from sqlalchemy import select
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
+from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, reveals
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -39,7 +41,7 @@ from services.points import (
 )
 from services.points.awards import Context
 from services.points.events import EVENTS
-from services.points.models import MemberCopy
+from services.points.models import Coupon, MemberCopy, PointsPosting, WalletPosting
 from services.points.rules import earning, redemption
 from services.points.rules.programme import Programme
 from services.points.schemas import (
@@ -50,6 +52,7 @@ from services.points.schemas import (
     CashLimitResultSchema,
     CashLimitSchema,
     CouponCheckSchema,
+    CouponExportSchema,
     CouponIssueSchema,
     CouponPageSchema,
     CouponQuerySchema,
@@ -64,6 +67,7 @@ from services.points.schemas import (
     OpeningOutcomesSchema,
     PageQuerySchema,
     PointsTransferSchema,
+    PostingExportSchema,
     PostingPageSchema,
     PostingSchema,
     QuoteResultSchema,
@@ -82,6 +86,7 @@ from services.points.schemas import (
     VisitAskSchema,
     VoidSchema,
     WalletPaymentSchema,
+    WalletPostingExportSchema,
     WalletPostingPageSchema,
     WalletPostingSchema,
     WalletRefundSchema,
@@ -688,3 +693,27 @@ class PointsService(Service):
         member = self._member(event["member_id"], held=True)
         self._announce(awards.review(self.db.session, self._ctx(), event, member))
 
+    # --- the warehouse's exports (kit.exports): a page at a time, from the cursor the last export ended at ---
+
+    def _export(self, query: dict[str, Any], model: Any, changed: Any, schema: type[Schema]) -> dict[str, Any]:
+        self.caller.require_role(*access.EXPORTERS, action="export for the warehouse")
+        criteria = load(ExportQuerySchema(), query)
+        rows, cursor, more = changed_page(self.db.session, select(model), changed, model.id, criteria["limit"],
+                                          criteria["since"], horizon(self.config, utcnow()))
+        items = schema(many=True, reveal=reveals(self.caller, self.config, access.EXPORT_REVEALERS)).dump(rows)
+        return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
+
+    @rpc
+    def export_postings(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Points postings in the order they were written (the ledger is append-only)."""
+        return self._export(query, PointsPosting, PointsPosting.created_at, PostingExportSchema)
+
+    @rpc
+    def export_wallet_postings(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Stored-value postings in the order they were written (the ledger is append-only)."""
+        return self._export(query, WalletPosting, WalletPosting.created_at, WalletPostingExportSchema)
+
+    @rpc
+    def export_coupons(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Coupons in the order they last changed: a coupon comes again when it is used, voided or expires."""
+        return self._export(query, Coupon, Coupon.updated_at, CouponExportSchema)

@@ -25,6 +25,8 @@ COMPLAINT_HANDLERS = ("group_admin", "branch_manager", "customer_service")
 KPI_READERS = ("group_admin", "branch_manager")
 AUDITORS = ("auditor",)
 VISIT_AUDITORS = ("group_admin", "auditor")  # the cross-service visit audit (ops)
+EXPORTERS = ("group_admin", "integration")  # visits for the group's data warehouse (as members are)
+EXPORT_REVEALERS = ("integration",)  # who gets an export's doctor and referral source in full (kit.exports)
 SCAN_RUNNERS = ("group_admin",)  # the follow-up scan, by hand (the hourly timer runs it as the service)
 MIN_REASON, MAX_REASON = 3, 200
 

@@ -165,6 +165,7 @@ class Visit(Base):
         Index("ix_visits_branch_completed", "branch", "completed_on",
               postgresql_include=["member_id", "total_minor", "refunded_minor"]),
         Index("ix_visits_completed", "completed_at", "id"),  # the visit audit's keyset walk
+        Index("ix_visits_export", "updated_at", "id"),  # the warehouse's export (kit.exports)
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from marshmallow import ValidationError, fields, validate, validates_schema
 from marshmallow.experimental.context import Context
 
+from services.kit.exports import MaskedExportSchema
 from services.kit.schemas import Schema, StrictInteger, UtcTime, With, computed, list_of, page_of
 from services.records.rules import fdi, followups, satisfaction, waitlist
 from services.records.rules import links as link_rules
@@ -312,6 +313,15 @@ class VisitSchema(Schema):
 
 
 VisitPageSchema = page_of(VisitSchema)
+
+
+class VisitExportSchema(MaskedExportSchema, VisitSchema):
+    """A visit with its bill lines as the warehouse gets it, again each time it changes (completed, refunded,
+    cancelled); the doctor and the referral source masked unless revealed (``kit.exports``)."""
+
+    MASKED = ("doctor_id", "referral_source")
+
+    updated_at = UtcTime()
 
 
 # --- care plans -----------------------------------------------------------------------------------

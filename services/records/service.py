@@ -12,10 +12,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from nameko.timer import timer
+from sqlalchemy import select
 
 from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.errors import Invalid, NotFound
+from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, reveals
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.links import secret_of
@@ -89,6 +91,7 @@ from services.records.schemas import (
     VisitAuditReportSchema,
     VisitAuditRunSchema,
     VisitAuditSchema,
+    VisitExportSchema,
     VisitPageSchema,
     VisitSchema,
     VisitStatusSchema,
@@ -781,3 +784,15 @@ class RecordsService(Service):
         outcome = membership.unmerge(self.db.session, event["merge_id"], utcnow())
         for plan in outcome.plans if outcome else []:
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
+
+    @rpc
+    def export_visits(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The warehouse's export: visits with their bill lines in the order they last changed, from the cursor
+        the last export ended at (``kit.exports``)."""
+        self.caller.require_role(*access.EXPORTERS, action="export visits")
+        criteria = load(ExportQuerySchema(), query)
+        rows, cursor, more = changed_page(self.db.session, select(Visit), Visit.updated_at, Visit.id,
+                                          criteria["limit"], criteria["since"], horizon(self.config, utcnow()))
+        reveal = reveals(self.caller, self.config, access.EXPORT_REVEALERS)
+        items = VisitExportSchema(many=True, reveal=reveal).dump(visits.with_lines(self.db.session, rows))
+        return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}

@@ -1,7 +1,7 @@
 """appointment links: an appointment's confirmation by the patient, and the confirm/cancel links used
 
 Revision ID: rec0007
-Revises: rec0004
+Revises: rec0006
 Create Date: 2026-12-06
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'rec0007'
-down_revision = 'rec0004'
+down_revision = 'rec0006'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,124 @@
+"""The warehouse's export cursor under concurrent writes (``kit.exports``), through the points service's RPC
+on a real database: a posting stamped first but committed last is in the next export exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from services.kit.clock import utcnow
+from services.kit.errors import Invalid
+from services.points.models import PointsPosting
+from tests.harness import store_for, wait_for
+from tests.integration.points_world import World
+
+LAG = 3  # seconds: far longer than the few steps between stamping the slow posting and committing it
+
+
+def adjust(world: World, member: str, points: int, key: str) -> dict[str, Any]:
+    return world.proxy.points.earn(member, {"rule": "adjust", "points": points, "reason": "export test",
+                                            "source_ref": key, "branch": "SH01"}, idempotency_key=key)
+
+
+def export(world: World, since: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Every page of the postings export from ``since``: the rows and the cursor to continue from."""
+    rows, more = [], True
+    while more:
+        page = world.proxy.points.export_postings({"since": since, "limit": 2})
+        rows += page["items"]
+        since, more = page["cursor"], page["more"]
+    return rows, since
+
+
+def exported(world: World, since: str | None, count: int) -> Any:
+    """The export from ``since`` once it holds ``count`` rows (else nothing, to wait on)."""
+    rows, after = export(world, since)
+    return len(rows) >= count and (rows, after)
+
+
+def open_posting(world: World, member: str) -> tuple[Any, Any]:
+    """A posting written in a transaction left open (stamped now, committed when the test says)."""
+    store = store_for(world.url)
+    session = store.open_session()
+    session.execute(insert(PointsPosting).values(
+        member_id=member, kind="earn", rule="adjust", points=7, balance_after=107, source="test",
+        source_ref="slow", branch="SH01", operator="test:slow writer", created_at=utcnow()))
+    session.flush()
+    return store, session
+
+
+def settled_points(world: World, member: str) -> None:
+    """The member has a points account (the open posting refers to it)."""
+    world.known_to_points(member)
+    adjust(world, member, 100, f"opening:{member}")
+
+
+@pytest.mark.backends("postgresql")  # on SQLite one transaction writes at a time: nothing commits out of order
+def test_a_posting_committed_after_a_later_one_is_in_the_next_export_exactly_once(start_service, rpc, backend,
+                                                                                   amqp_uri):
+    world = World.start(start_service, rpc, backend, amqp_uri, EXPORT_SAFETY_LAG_SECONDS=LAG)
+    slow_member, quick_member = world.member(), world.member()
+    settled_points(world, slow_member)
+    settled_points(world, quick_member)
+    _, cursor = wait_for(lambda: exported(world, None, 2), timeout=LAG + 10, message="the openings past the lag")
+
+    store, session = open_posting(world, slow_member)  # stamped first...
+    try:
+        quick = adjust(world, quick_member, 5, "quick")  # ...this one stamped after it, committed before it
+        held_back, cursor_now = export(world, cursor)
+        assert held_back == [] and cursor_now == cursor  # the lag holds the committed one back too
+        session.commit()
+    finally:
+        store.close_session(session)
+        store.dispose()
+
+    rows, after = wait_for(lambda: exported(world, cursor, 2), timeout=LAG + 10, message="both past the lag")
+    assert [(row["member_id"], row["points"]) for row in rows] == [(slow_member, 7), (quick_member, 5)]
+    assert rows[1]["id"] == quick["id"]
+    assert export(world, after) == ([], after)  # and never again
+
+
+@pytest.mark.backends("postgresql")  # on SQLite one transaction writes at a time: nothing commits out of order
+def test_without_a_lag_a_posting_committed_out_of_order_is_lost_which_is_why_there_is_one(start_service, rpc,
+                                                                                       backend, amqp_uri):
+    world = World.start(start_service, rpc, backend, amqp_uri, EXPORT_SAFETY_LAG_SECONDS=0)
+    slow_member, quick_member = world.member(), world.member()
+    settled_points(world, slow_member)
+    settled_points(world, quick_member)
+    _, cursor = export(world, None)
+    store, session = open_posting(world, slow_member)
+    try:
+        adjust(world, quick_member, 5, "quick")
+        rows, cursor = export(world, cursor)
+        assert [row["points"] for row in rows] == [5]
+        session.commit()
+    finally:
+        store.close_session(session)
+        store.dispose()
+    assert export(world, cursor)[0] == []  # the slow posting sorts before the cursor: never exported
+
+
+@pytest.mark.parametrize("since", ["not a cursor", "eyJ0IjoxfQ", "eyJzIjp7InQiOiIyMDI2LTAxLTAxVDAwOjAwOjAwWiJ9fQ"])
+def test_a_cursor_that_is_not_an_export_s_is_refused_with_a_clear_error(start_service, rpc, backend, amqp_uri,
+                                                                         since):
+    world = World.start(start_service, rpc, backend, amqp_uri)
+    with pytest.raises(Invalid, match="export cursor"):
+        world.proxy.points.export_postings({"since": since})
+
+
+def test_an_export_pages_through_and_the_next_one_holds_only_what_was_written_since(start_service, rpc, backend,
+                                                                                    amqp_uri):
+    world = World.start(start_service, rpc, backend, amqp_uri, EXPORT_SAFETY_LAG_SECONDS=0)
+    member = world.member()
+    settled_points(world, member)
+    for number in range(3):
+        adjust(world, member, number + 1, f"page-{number}")
+    rows, cursor = export(world, None)  # pages of 2
+    assert [row["points"] for row in rows] == [100, 1, 2, 3]
+    assert export(world, cursor) == ([], cursor)
+    later = adjust(world, member, 9, "later")
+    rows, after = export(world, cursor)
+    assert [row["id"] for row in rows] == [later["id"]] and after != cursor
+    assert export(world, after) == ([], after)
