@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import isoformat
-from services.kit.errors import Invalid
+from services.kit.errors import Forbidden, Invalid
 from services.kit.logs import mask
 from services.kit.schemas import Schema, StrictInteger, decode_cursor, encode_cursor
 
@@ -69,6 +69,16 @@ class MaskedExportSchema(Schema):
                 if data.get(name) is not None:
                     data[name] = mask(str(data[name]))
         return data
+
+
+def require_exporter(caller: Identity, roles: tuple[str, ...], what: str) -> None:
+    """An export is of the whole group: the caller's role must be one of ``roles`` and its branches all of
+    them. A key or person limited to some branches is refused rather than given rows of every branch (a
+    warehouse export's rows are not cut by branch)."""
+    caller.require_role(*roles, action=f"export {what}")
+    if not caller.all_branches:
+        raise Forbidden(f"An export holds every branch's {what}: it needs a credential for all branches (*), "
+                        f"not one limited to {', '.join(caller.branches) or 'none'}.")
 
 
 def reveals(caller: Identity, config: dict[str, Any], roles: tuple[str, ...]) -> bool:

@@ -730,16 +730,3 @@ class LocatedSchema(Schema):
 
 
 LocatedListSchema = list_of(LocatedSchema)
-
-class ExportQuerySchema(Schema):
-    since = fields.String(load_default=None, allow_none=True,
-                          metadata={"description": "The cursor the previous export ended with; none: from the start."})
-    limit = StrictInteger(load_default=1000, validate=validate.Range(min=1, max=5000))
-
-
-class ExportCursorSchema(Schema):
-    """Beside an export page's items (each dumped by the item's schema, masked per the caller's role): the
-    cursor to give the next export, and whether more are waiting now."""
-
-    cursor = fields.String(allow_none=True)
-    more = fields.Boolean()

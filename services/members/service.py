@@ -10,6 +10,7 @@ from nameko.timer import timer
 
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
+from services.kit.exports import ExportCursorSchema, ExportQuerySchema, require_exporter
 from services.kit.schemas import With, page_limit
 from services.members import (
     access,
@@ -34,8 +35,6 @@ from services.members.schemas import (
     BirthdayPageSchema,
     ContactSchema,
     EnrolmentSchema,
-    ExportCursorSchema,
-    ExportQuerySchema,
     FamilyCreateSchema,
     FamilyHistorySchema,
     FamilyLinkSchema,
@@ -225,7 +224,7 @@ class MembersService(Service):
     @rpc
     def export_members(self, query: dict[str, Any]) -> dict[str, Any]:
         """The warehouse's export: members in the order they changed, from the cursor the last export ended at."""
-        self.caller.require_role(*access.EXPORTERS, action="export members")
+        require_exporter(self.caller, access.EXPORTERS, "members")
         criteria = load(ExportQuerySchema(), query)
         members, cursor, more = register.changed_since(self.db.session, criteria["limit"], criteria["since"])
         items = MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)

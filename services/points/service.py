@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
-from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, reveals
+from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, require_exporter, reveals
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -696,7 +696,7 @@ class PointsService(Service):
     # --- the warehouse's exports (kit.exports): a page at a time, from the cursor the last export ended at ---
 
     def _export(self, query: dict[str, Any], model: Any, changed: Any, schema: type[Schema]) -> dict[str, Any]:
-        self.caller.require_role(*access.EXPORTERS, action="export for the warehouse")
+        require_exporter(self.caller, access.EXPORTERS, "the ledgers and coupons")
         criteria = load(ExportQuerySchema(), query)
         rows, cursor, more = changed_page(self.db.session, select(model), changed, model.id, criteria["limit"],
                                           criteria["since"], horizon(self.config, utcnow()))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from services.kit import Database, Forbidden, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.errors import Invalid, NotFound
-from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, reveals
+from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, require_exporter, reveals
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.links import secret_of
@@ -789,7 +789,7 @@ class RecordsService(Service):
     def export_visits(self, query: dict[str, Any]) -> dict[str, Any]:
         """The warehouse's export: visits with their bill lines in the order they last changed, from the cursor
         the last export ended at (``kit.exports``)."""
-        self.caller.require_role(*access.EXPORTERS, action="export visits")
+        require_exporter(self.caller, access.EXPORTERS, "visits")
         criteria = load(ExportQuerySchema(), query)
         rows, cursor, more = changed_page(self.db.session, select(Visit), Visit.updated_at, Visit.id,
                                           criteria["limit"], criteria["since"], horizon(self.config, utcnow()))

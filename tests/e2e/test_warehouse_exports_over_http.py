@@ -92,6 +92,9 @@ def test_each_export_holds_what_happened_in_minor_units_with_the_personal_fields
 
     for kind in EXPORTS:  # the same roles as the members export
         assert suite.call("GET", f"/v1/exports/{kind}", role="front_desk").status_code == 403, kind
+    for kind in (*EXPORTS, "members"):  # an export holds every branch: a key of one branch may not take it
+        limited = suite.call("GET", f"/v1/exports/{kind}", role="integration", branches=SH01)
+        assert limited.status_code == 403 and "all branches" in limited.json()["error"]["message"], kind
 
 
 def test_the_next_export_holds_only_what_changed_once_and_gzip_holds_the_same_rows(suite):
