@@ -416,7 +416,7 @@ def dry_run(session: Session, journey: ComposedJourney, group: Group, members: A
         return {"journey_id": journey.id, "version": journey.version, "method": method, "since": since, "until": now,
                 "entering": entering, "steps": steps}
     days = [local_date(now, group.zone) + timedelta(days=offset) for offset in range(7)]
-    occurrences = sum(1 for day in days if rules.scheduled_on(_schedule(trigger["schedule"]), day))
+    occurrences = sum(1 for day in days if rules.scheduled_on(schedule_of(definition), day))
     audience = _audience_size(session, definition, group, members, page_size) if occurrences else 0
     entering = audience * occurrences
     method = (f"The schedule fires {occurrences} time(s) in the next 7 local days; each time it reaches today's "
@@ -429,7 +429,9 @@ def dry_run(session: Session, journey: ComposedJourney, group: Group, members: A
                                              for index, step in enumerate(definition["steps"])]}
 
 
-def _schedule(schedule: dict[str, Any]) -> dict[str, Any]:
+def schedule_of(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition's schedule, its date as a date."""
+    schedule = definition["trigger"]["schedule"]
     on = schedule.get("on")
     return {**schedule, "on": date.fromisoformat(on) if isinstance(on, str) else on}
 

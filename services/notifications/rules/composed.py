@@ -253,10 +253,10 @@ def dry_run(definition: dict[str, Any], facts: list[Fact], exits: list[Fact]) ->
             exit_times.setdefault(fact.member_id, []).append(fact.occurred_at)
     counts, offset = [], timedelta()
     for index, step in enumerate(definition["steps"]):
-        if kind_of(step) == "wait":
-            offset += wait_of(step)
         reaching = sum(1 for fact in started.values()
                        if not any(fact.occurred_at < at <= fact.occurred_at + offset
                                   for at in exit_times.get(fact.member_id, ())))
         counts.append({"step": index, "kind": kind_of(step), "members": reaching})
+        if kind_of(step) == "wait":  # the members who start waiting; the steps after it, those still there
+            offset += wait_of(step)
     return counts
