@@ -18,6 +18,7 @@ from gateway.routes.families import FamilyRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.imports import ImportRoutes
 from gateway.routes.integrations import IntegrationRoutes
+from gateway.routes.journeys import JourneyRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.notifications import NotificationRoutes
 from gateway.routes.operations import OperationRoutes
@@ -34,7 +35,7 @@ from services.kit.telemetry import Telemetry
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
-                     ExportRoutes):
+                     ExportRoutes, JourneyRoutes):
     name = "gateway"
     config = Config()
     db = Database()
