@@ -22,7 +22,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
 from services.kit.db import Store, fetch
-from services.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.members.events import SEGMENTS
@@ -64,7 +64,8 @@ RUN_STEPS = counter("careloop_notifications_journey_steps_total", "Steps taken b
 RUN_ENDS = counter("careloop_notifications_journey_runs_total", "Runs of composed journeys ending, by how",
                    ("outcome",))
 RUN_BATCH = 50
-RETRY_AFTER = timedelta(minutes=1)
+RETRY_AFTER = timedelta(minutes=1)  # a peer did not answer
+FAILED_RETRY_AFTER = timedelta(hours=1)  # something unexpected: logged, and not retried every second
 
 
 def _insert(session: Session) -> Any:
@@ -312,23 +313,39 @@ class Runner:
         self.records = records
 
     def run(self, now: datetime, max_batches: int | None = None) -> dict[str, int]:
+        """Take due runs' steps, one run per transaction (a run that fails cannot hold back the others: it is
+        tried again an hour later), up to ``max_batches`` × ``RUN_BATCH`` runs."""
         tally: Counter[str] = Counter()
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            with self.store.transaction() as session:
-                query = (select(JourneyRun).join(ComposedJourney, ComposedJourney.id == JourneyRun.journey_id)
-                         .where(JourneyRun.state == RUNNING, JourneyRun.due_at <= now,
-                                ComposedJourney.state == ACTIVE)
-                         .order_by(JourneyRun.due_at, JourneyRun.id).limit(RUN_BATCH))
-                if self.store.is_postgresql:
-                    query = query.with_for_update(of=JourneyRun, skip_locked=True)
-                runs = list(session.scalars(query))
-                for run in runs:
+        limit = None if max_batches is None else max_batches * RUN_BATCH
+        taken = 0
+        while limit is None or taken < limit:
+            run_id = None
+            try:
+                with self.store.transaction() as session:
+                    run = self._claim(session, now)
+                    if run is None:
+                        break
+                    run_id = run.id
                     tally[self._step(session, run, now)] += 1
-            batches += 1
-            if len(runs) < RUN_BATCH:
-                break
+            except Exception:
+                if run_id is None:
+                    raise
+                log.exception("a journey run failed; it is tried again later", extra={"run_id": str(run_id)})
+                with self.store.transaction() as session:
+                    session.execute(update(JourneyRun).where(JourneyRun.id == run_id)
+                                    .values(due_at=now + FAILED_RETRY_AFTER, updated_at=now))
+                tally["failed"] += 1
+            taken += 1
         return dict(tally)
+
+    def _claim(self, session: Session, now: datetime) -> JourneyRun | None:
+        """The next due run of an active journey (others' replicas skip the one this one holds)."""
+        query = (select(JourneyRun).join(ComposedJourney, ComposedJourney.id == JourneyRun.journey_id)
+                 .where(JourneyRun.state == RUNNING, JourneyRun.due_at <= now, ComposedJourney.state == ACTIVE)
+                 .order_by(JourneyRun.due_at, JourneyRun.id).limit(1))
+        if self.store.is_postgresql:
+            query = query.with_for_update(of=JourneyRun, skip_locked=True)
+        return session.scalars(query).first()
 
     def _step(self, session: Session, run: JourneyRun, now: datetime) -> str:
         definition = definition_of(session, run.journey_id, run.version)
@@ -350,6 +367,9 @@ class Runner:
             log.warning("a journey run waits for a peer", extra={"run_id": str(run.id), "error": str(error)})
             run.due_at, run.updated_at = now + RETRY_AFTER, now
             return "retried"
+        except DomainError as error:  # records refused the task (the member closed, the branch gone): the run ends
+            end(session, run, EXITED, f"refused: {error}"[:200], now)
+            return "exited"
         run.step, run.updated_at = progress.next_step, now
         if progress.due_at is None:
             end(session, run, FINISHED, None, now)
