@@ -117,6 +117,7 @@ PATH_TYPES: dict[str, PathType] = {
                        max_length=12),
     "integration_id": PathType("webhook integration", r"[a-z0-9][a-z0-9-]{1,63}",
                                "integration ids are lower-case letters, digits and -", "his-jingan", max_length=64),
+    "journey_id": uuid_of("journey"),
 }
 """Placeholder name -> its shape. The same name means the same kind of value on every route."""
 

@@ -91,6 +91,9 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "rewards:manage": ("group_admin",),
     # identity reviews (issue 18): the front desk's managers decide who a probable match is
     "identity:review": ("group_admin", "branch_manager"),
+    # composed journeys (issue 20): managers; branch managers only for their own branches (checked by notifications)
+    "journeys:read": ("group_admin", "branch_manager"),
+    "journeys:write": ("group_admin", "branch_manager"),
 }
 
 

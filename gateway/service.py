@@ -19,6 +19,7 @@ from gateway.routes.families import FamilyRoutes
 from gateway.routes.identity import IdentityRoutes
 from gateway.routes.imports import ImportRoutes
 from gateway.routes.integrations import IntegrationRoutes
+from gateway.routes.journeys import JourneyRoutes
 from gateway.routes.links import AppointmentLinkRoutes
 from gateway.routes.members import MemberRoutes
 from gateway.routes.notifications import NotificationRoutes
@@ -36,7 +37,7 @@ from services.kit.telemetry import Telemetry
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
-                     ExportRoutes, MemberPages, AppointmentLinkRoutes):
+                     ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes):
     name = "gateway"
     config = Config()
     db = Database()

@@ -15,3 +15,7 @@ ALERT_READERS = ("group_admin", "branch_manager", "customer_service", "auditor")
 
 REACTIVATORS = ("group_admin", "branch_manager", "customer_service")
 """Work the recall reactivation list of their own branches (``reactivation_list``, ``record_reactivation``)."""
+
+JOURNEY_MANAGERS = ("group_admin", "branch_manager")
+"""Compose, change, activate, pause, retire and dry-run journeys (``composed``): group admins every journey, branch
+managers those restricted to their own branches."""

@@ -46,7 +46,7 @@ def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
         "dedupe_key": plan.dedupe_key, "channel": plan.channel, "requested_channel": plan.channel,
         "state": QUEUED, "reason": None, "due_at": plan.due_at, "first_due_at": plan.due_at,
         "expires_at": plan.expires_at, "created_at": now, "updated_at": now, "attempts": 0,
-        "category": JOURNEYS[plan.journey].category, "cause_ref": plan.cause_ref,
+        "category": plan.category, "cause_ref": plan.cause_ref,
         "context": json.dumps(plan.context, separators=(",", ":"), sort_keys=True),
     }
 

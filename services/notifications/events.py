@@ -18,8 +18,9 @@ CHANNELS = ("wechat", "line", "sms", "email", "inbox")
 JOURNEY_CODES = ("welcome", "tier_upgrade", "tier_review_notice", "points_digest", "points_expiring",
                  "appointment_confirmation", "appointment_reminder", "post_visit_advice", "satisfaction_survey",
                  "recall", "birthday", "festival", "seasonal_tip", "segment_b_monthly", "results_ready", "member_day",
-                 "waitlist_offer", "waitlist_gone")
-"""The journeys' codes (what each one sends, when and to whom: ``rules.journeys.JOURNEYS``)."""
+                 "waitlist_offer", "waitlist_gone", "composed")
+"""The journeys' codes (``composed``: every message of a journey staff composed through the API, which one in the
+delivery's context; what each one sends, when and to whom: ``rules.journeys.JOURNEYS``)."""
 
 _DELIVERY = uuid.UUID("91b0c7d2-0000-4000-8000-000000000001")
 _MEMBER = uuid.UUID("91b0c7d2-0000-4000-8000-000000000002")

@@ -248,3 +248,84 @@ class StaffAlert(Base):
         Index("ix_staff_alerts_due", "state", "due_at"),
         Index("ix_staff_alerts_branch", "branch", "created_at"),
     )
+
+
+# composed journeys (a manager's SOP): states of a journey, and of one member's run through it
+DRAFT, ACTIVE, PAUSED, RETIRED = "draft", "active", "paused", "retired"
+JOURNEY_STATES = (DRAFT, ACTIVE, PAUSED, RETIRED)
+RUNNING, FINISHED, EXITED = "running", "finished", "exited"
+RUN_STATES = (RUNNING, FINISHED, EXITED)
+
+
+class ComposedJourney(Base):
+    """A journey staff composed through the API (trigger, steps, exits); its definitions are its versions."""
+
+    __tablename__ = "composed_journeys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(16), default=DRAFT)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the current version: new runs start on it
+    trigger: Mapped[str] = mapped_column(String(32))  # the current version's event, or "schedule"
+    branches: Mapped[str] = mapped_column(Text, default="[]")  # JSON list; [] = every branch (group admins only)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_composed_journeys_trigger", "state", "trigger"),)
+
+
+class ComposedJourneyVersion(Base):
+    """One version of a composed journey's definition, never changed once written."""
+
+    __tablename__ = "composed_journey_versions"
+
+    journey_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("composed_journeys.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)  # JSON (``schemas.JourneyDefinitionSchema``)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class JourneyRun(Base):
+    """One member going through one version of a composed journey for one cause: the step it is at and when
+    that step is due (the scheduler picks due runs like due deliveries)."""
+
+    __tablename__ = "journey_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    journey_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("composed_journeys.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    cause: Mapped[str] = mapped_column(String(120))  # the visit, the appointment, the scheduled day...
+    branch: Mapped[str | None] = mapped_column(String(16))
+    context: Mapped[str | None] = mapped_column(Text)  # JSON: ids and facts of the trigger, no personal data
+    step: Mapped[int] = mapped_column(Integer, default=0)  # the next step to take
+    state: Mapped[str] = mapped_column(String(16), default=RUNNING)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    exit_reason: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("journey_id", "member_id", "cause", name="uq_journey_runs_cause"),
+        Index("ix_journey_runs_due", "state", "due_at"),
+        Index("ix_journey_runs_member", "member_id", "state"),
+    )
+
+
+class TriggerFact(Base):
+    """An event a composed journey could start on, kept 14 days so that a dry run can replay the last week."""
+
+    __tablename__ = "journey_trigger_facts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    cause: Mapped[str] = mapped_column(String(120))
+    branch: Mapped[str | None] = mapped_column(String(16))
+    facts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: categories, tier... (what conditions read)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_journey_trigger_facts_event", "event", "occurred_at"),
+                      Index("ix_journey_trigger_facts_member", "member_id", "occurred_at"))

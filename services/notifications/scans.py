@@ -1,4 +1,5 @@
-"""Daily journeys: birthdays, festivals and seasons, recalls, and segment B's monthly reminder.
+"""Daily journeys: birthdays, festivals and seasons, recalls, segment B's monthly reminder, and the composed
+journeys whose schedule falls on the day (each member of their audience starts a run: ``composed``).
 
 Each is a batch job of the kit (``kit.jobs.run_batches``): it runs once per local day (segment B: once
 per month), batch by batch, each batch's messages committed with the job's cursor — so a crash or a
@@ -22,8 +23,9 @@ from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.db import Store
 from services.kit.jobs import Outcome, run_batches
-from services.notifications import audience, deliveries, recalls
+from services.notifications import audience, composed, deliveries, recalls
 from services.notifications.rules import journeys
+from services.notifications.rules.composed import scheduled_on
 from services.notifications.rules.festivals import festivals_on, season_on
 from services.notifications.settings import Settings
 
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MEMBERS_PAGE = 500
 AUDIENCE_PAGE = 1000
-JOBS = ("birthdays", "festivals", "recalls", "segment_b")
+JOBS = ("birthdays", "festivals", "recalls", "segment_b", "composed")
 
 
 class DailyJourneys:
@@ -103,6 +105,30 @@ class DailyJourneys:
             lambda branch, cursor: self.members.segment_members("B", branch, limit=MEMBERS_PAGE, cursor=cursor),
             lambda item: journeys.segment_b_monthly(str(item["member_id"]), day, now, self.settings, self.group.zone))
         return run_batches(self.store, "notifications.segment_b", day.strftime("%Y-%m"), step, max_batches)
+
+
+    def _composed(self, day: date, now: datetime, max_batches: int | None) -> Outcome | None:
+        """Composed journeys scheduled today start a run per member of their audience (once per journey and
+        day); trigger facts older than dry runs need are dropped."""
+        with self.store.transaction() as session:
+            composed.purge_facts(session, now)
+            due = [(journey.id, definition) for journey, definition in composed.active_of(session, "schedule")
+                   if scheduled_on(composed.schedule_of(definition), day)]
+        if not due:
+            return None
+        total = Outcome(finished=True)
+        for journey_id, definition in due:
+            def step(session: Session, cursor: Any, journey_id: Any = journey_id, definition: Any = definition
+                     ) -> tuple[Any, int]:
+                journey = composed.get(session, str(journey_id))
+                return composed.schedule_step(session, journey, definition, day, now, cursor, self.members,
+                                              self.group, AUDIENCE_PAGE)
+
+            outcome = run_batches(self.store, "notifications.composed", f"{journey_id}:{day.isoformat()}", step,
+                                  max_batches)
+            total = Outcome(finished=total.finished and outcome.finished, processed=total.processed + outcome.processed,
+                            batches=total.batches + outcome.batches)
+        return total
 
 
 def _members_pages(keys: list[str], now: datetime, page_of: Callable[[str, str | None], dict[str, Any]],

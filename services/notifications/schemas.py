@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from services.kit.schemas import Schema, UtcTime, list_of, page_of
+from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_of
+from services.members.events import SEGMENTS
 from services.notifications.events import CHANNELS
-from services.notifications.models import STATES
+from services.notifications.models import JOURNEY_STATES, STATES
+from services.notifications.rules.composed import EVERY, EXIT_EVENTS, MAX_STEPS, TRIGGER_EVENTS
 from services.notifications.rules.journeys import JOURNEYS
 from services.notifications.templates import LANGUAGES
+from services.records.schemas import QUEUES as FOLLOW_UP_QUEUES
 
 MANUAL_JOURNEYS = tuple(code for code, journey in JOURNEYS.items() if journey.manual)
 MAX_CONTEXT_KEYS = 30
@@ -239,3 +242,129 @@ class ReactivationItemSchema(Schema):
 
 
 ReactivationListSchema = list_of(ReactivationItemSchema)
+
+
+# -- composed journeys (``rules.composed``) ----------------------------------------------------------------
+
+SLUG = validate.Regexp(r"^[a-z][a-z0-9_]{0,23}$", error="Lower-case letters, digits and _ (at most 24).")
+
+
+class _WaitSchema(Schema):
+    days = StrictInteger(load_default=0, validate=validate.Range(min=0, max=366))
+    hours = StrictInteger(load_default=0, validate=validate.Range(min=0, max=23))
+
+
+class _TextSchema(Schema):
+    subject = fields.String(required=True, validate=validate.Length(max=200))
+    text = fields.String(required=True, validate=validate.Length(max=2000))
+
+
+class _MessageStepSchema(Schema):
+    texts = fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)), values=fields.Nested(_TextSchema),
+                        required=True, metadata={"description": "Per language (all four before activation): subject "
+                                                 "and text, Jinja with member, branch, group, link."})
+
+
+class _TaskStepSchema(Schema):
+    queue = fields.String(required=True, metadata={"description": "A follow-up queue of records: "
+                                                   + ", ".join(FOLLOW_UP_QUEUES)})
+    due_in_days = StrictInteger(load_default=0, validate=validate.Range(min=0, max=60))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class JourneyStepSchema(Schema):
+    """Exactly one of ``wait``, ``message``, ``task``."""
+
+    wait = fields.Nested(_WaitSchema)
+    message = fields.Nested(_MessageStepSchema)
+    task = fields.Nested(_TaskStepSchema)
+
+    @validates_schema
+    def _one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if len(data) != 1:
+            raise ValidationError("A step is exactly one of wait, message or task.", "_schema")
+
+
+class _ScheduleSchema(Schema):
+    every = fields.String(required=True, validate=validate.OneOf(EVERY))
+    weekday = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=7),
+                            metadata={"description": "1 = Monday … 7 = Sunday (every week)."})
+    day = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1, max=28),
+                        metadata={"description": "Day of the month (every month)."})
+    on = fields.Date(load_default=None, allow_none=True, metadata={"description": "The date (once)."})
+
+
+class JourneyTriggerSchema(Schema):
+    """An event with conditions, or a schedule (local days; the audience: active members, by segment)."""
+
+    event = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(TRIGGER_EVENTS))
+    schedule = fields.Nested(_ScheduleSchema, load_default=None, allow_none=True)
+    categories = fields.List(fields.String(), load_default=list, validate=validate.Length(max=10))
+    tiers = fields.List(fields.String(validate=SLUG), load_default=list, validate=validate.Length(max=10))
+    segments = fields.List(fields.String(validate=validate.OneOf(SEGMENTS)), load_default=list)
+
+
+class JourneyDefinitionSchema(Schema):
+    """A composed journey: a trigger, steps in order, the facts that end a member's run."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    category = fields.String(load_default="service", validate=validate.OneOf(("service", "marketing")), metadata={
+        "description": "marketing: the marketing consent and the weekly cap apply too."})
+    branches = fields.List(fields.String(validate=validate.Length(min=1, max=16)), load_default=list,
+                           validate=validate.Length(max=50),
+                           metadata={"description": "Only members and facts of these branches; [] = every branch "
+                                                    "(group admins only)."})
+    trigger = fields.Nested(JourneyTriggerSchema, required=True)
+    steps = fields.List(fields.Nested(JourneyStepSchema), load_default=list,
+                        validate=validate.Length(max=MAX_STEPS))
+    exits = fields.List(fields.String(validate=validate.OneOf(EXIT_EVENTS)), load_default=list, metadata={
+        "description": "Facts that end a member's run; do not contact always does."})
+
+
+class JourneyVersionSchema(Schema):
+    version = fields.Integer()
+    definition = fields.Dict()
+    created_by = fields.String()
+    created_at = UtcTime()
+
+
+class JourneySchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    state = fields.String(metadata={"description": ", ".join(JOURNEY_STATES)})
+    version = fields.Integer(metadata={"description": "The current version: new runs start on it; runs already "
+                                                      "going finish on theirs."})
+    trigger = fields.String(metadata={"description": "The event, or schedule."})
+    branches = fields.List(fields.String())
+    definition = fields.Dict()
+    runs = fields.Dict(metadata={"description": "Runs by state (running, finished, exited)."})
+    versions = fields.List(fields.Nested(JourneyVersionSchema), metadata={"description": "On a single journey."})
+    created_by = fields.String()
+    created_at = UtcTime()
+    updated_at = UtcTime()
+
+
+JourneyPageSchema = page_of(JourneySchema)
+
+
+class JourneyQuerySchema(Schema):
+    state = fields.String(load_default=None, validate=validate.OneOf(JOURNEY_STATES))
+    branch = fields.String(load_default=None, validate=validate.Length(min=1, max=16))
+    limit = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
+class DryRunStepSchema(Schema):
+    step = fields.Integer()
+    kind = fields.String()
+    members = fields.Integer()
+
+
+class JourneyDryRunSchema(Schema):
+    journey_id = fields.String()
+    version = fields.Integer()
+    method = fields.String(metadata={"description": "How the counts were made."})
+    since = UtcTime()
+    until = UtcTime()
+    entering = fields.Integer(metadata={"description": "Runs that would start."})
+    steps = fields.List(fields.Nested(DryRunStepSchema))

@@ -32,6 +32,7 @@ from services.members.events import (
 from services.notifications import (
     appointments,
     audience,
+    composed,
     deliveries,
     digests,
     inbox,
@@ -42,10 +43,11 @@ from services.notifications import (
     staff_alerts,
     templates,
 )
-from services.notifications.access import ALERT_READERS, REACTIVATORS, SENDERS
+from services.notifications.access import ALERT_READERS, JOURNEY_MANAGERS, REACTIVATORS, SENDERS
 from services.notifications.events import EVENTS
 from services.notifications.models import SUPPRESSED, AudienceMember, Preference
 from services.notifications.rules import journeys
+from services.notifications.rules.composed import fact_of
 from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
 from services.notifications.schedule import Dispatcher, Sending, failed_event
@@ -57,6 +59,11 @@ from services.notifications.schemas import (
     FestivalCalendarSchema,
     InboxMessageSchema,
     InboxPageSchema,
+    JourneyDefinitionSchema,
+    JourneyDryRunSchema,
+    JourneyPageSchema,
+    JourneyQuerySchema,
+    JourneySchema,
     NotificationCancelSchema,
     NotificationPreferencesChangeSchema,
     NotificationPreferencesSchema,
@@ -91,10 +98,15 @@ class NotificationsService(Service):
     sending = Sending()
     members = Peer("members")
     points = Peer("points")
+    records = Peer("records")
 
     def _queue(self, plan: journeys.Plan | None, now: datetime) -> None:
         if plan is not None:
             deliveries.queue(self.db.session, plan, now)
+
+    def _composed(self, event_type: str, event: dict[str, Any], now: datetime) -> None:
+        """A fact composed journeys may start on or exit by (``composed``)."""
+        composed.on_fact(self.db.session, fact_of(event_type, event, now), now)
 
     @staticmethod
     def _now(now: str | None) -> datetime:
@@ -108,6 +120,7 @@ class NotificationsService(Service):
         now = utcnow()
         audience.enrolled(self.db.session, event["member_id"], event["home_branch"], now)
         self._queue(journeys.welcome(event, now), now)
+        self._composed("member_enrolled", event, now)
 
     @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
@@ -144,6 +157,7 @@ class NotificationsService(Service):
     def on_tier_changed(self, event: dict[str, Any]) -> None:
         now = utcnow()
         self._queue(journeys.tier_upgrade(event, now), now)
+        self._composed("tier_changed", event, now)
 
     @event_handler(TierReviewNotice)
     def on_tier_review_notice(self, event: dict[str, Any]) -> None:
@@ -173,6 +187,7 @@ class NotificationsService(Service):
         now = utcnow()
         appointments.booked(self.db.session, event, now, self.sending.settings)
         self._hold_recalls(event, now)
+        self._composed("appointment_booked", event, now)
 
     @event_handler(AppointmentRescheduled)
     def on_appointment_rescheduled(self, event: dict[str, Any]) -> None:
@@ -182,13 +197,16 @@ class NotificationsService(Service):
 
     @event_handler(AppointmentCancelled)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
-        appointments.cancelled(self.db.session, event, utcnow())
+        now = utcnow()
+        appointments.cancelled(self.db.session, event, now)
+        self._composed("appointment_cancelled", event, now)
 
     @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         now = utcnow()
         for plan in journeys.visit_messages(event, now, self.sending.settings, self.sending.group.zone):
             self._queue(plan, now)
+        self._composed("visit_completed", event, now)
 
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
@@ -232,11 +250,16 @@ class NotificationsService(Service):
         return DailyJourneys(store=self.db.store, settings=self.sending.settings, group=self.sending.group,
                              members=self.members)
 
+    def _runner(self) -> composed.Runner:
+        return composed.Runner(store=self.db.store, group=self.sending.group, members=self.members,
+                               records=self.records.as_service())
+
     @timer(interval=1)
     def send_due(self) -> None:
         """Send what is due, in bounded batches (every replica; rows are claimed, never shared)."""
         if self.sending.settings.scheduler:
             self._alert_sender().run(utcnow(), max_batches=1)  # staff alerts first: urgent ones are due in minutes
+            self._runner().run(utcnow(), max_batches=1)  # composed journeys' due steps queue their messages
             self._dispatcher().run(utcnow(), budget_seconds=self.sending.settings.dispatch_budget_seconds)
 
     @timer(interval=60)
@@ -249,13 +272,16 @@ class NotificationsService(Service):
     def dispatch_due(self, now: str | None = None, max_batches: int | None = None) -> dict[str, int]:
         """One scheduler run at ``now`` (UTC ISO 8601; services only): what the timer does every second.
 
-        Staff alerts' outcomes are counted under ``alerts_<outcome>``."""
+        Staff alerts' outcomes are counted under ``alerts_<outcome>``, composed journeys' runs under
+        ``runs_<outcome>``."""
         if self.caller.kind != "service":  # it reads contacts, which members gives to services only
             raise Forbidden("Only CareLoop services may run the scheduler.")
         moment = self._now(now)
         alerts = self._alert_sender().run(moment, max_batches=max_batches)
+        runs = self._runner().run(moment, max_batches=max_batches)
         return {**self._dispatcher().run(moment, max_batches=max_batches),
-                **{f"alerts_{outcome}": count for outcome, count in alerts.items()}}
+                **{f"alerts_{outcome}": count for outcome, count in alerts.items()},
+                **{f"runs_{outcome}": count for outcome, count in runs.items()}}
 
     @rpc
     def run_daily(self, now: str | None = None, jobs: list[str] | None = None) -> dict[str, Any]:
@@ -399,3 +425,60 @@ class NotificationsService(Service):
     def mark_read(self, member_id: str, message_id: str) -> dict[str, Any]:
         return InboxMessageSchema().dump(inbox.mark_read(self.db.session, member_id, message_id, utcnow()))
 
+
+    # -- composed journeys (a manager's SOP: ``composed``, ``rules.composed``) ----------------------------------
+
+    def _journey_answer(self, journey: Any, with_versions: bool = False) -> dict[str, Any]:
+        return JourneySchema().dump(composed.view(self.db.session, journey, with_versions))
+
+    @rpc
+    @idempotent
+    def create_journey(self, definition: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """A new composed journey, in draft at version 1 (activate it to run)."""
+        data = JourneyDefinitionSchema().dump(load(JourneyDefinitionSchema(), definition))
+        journey = composed.create(self.db.session, data, self.caller, self.sending.group, utcnow())
+        return self._journey_answer(journey, with_versions=True)
+
+    @rpc
+    def list_journeys(self, query: dict[str, Any]) -> dict[str, Any]:
+        self.caller.require_role(*JOURNEY_MANAGERS, action="see composed journeys")
+        data = load(JourneyQuerySchema(), query)
+        rows, next_cursor = composed.page(self.db.session, self.caller, data["state"], data["branch"], data["limit"],
+                                          data["cursor"])
+        return JourneyPageSchema().dump({"items": [composed.view(self.db.session, row) for row in rows],
+                                         "next_cursor": next_cursor})
+
+    @rpc
+    def get_journey(self, journey_id: str) -> dict[str, Any]:
+        """A composed journey with every version."""
+        journey = composed.get(self.db.session, journey_id)
+        composed.require_manager(self.caller, composed.branches_of(journey), "see this journey")
+        return self._journey_answer(journey, with_versions=True)
+
+    @rpc
+    @idempotent
+    def update_journey(self, journey_id: str, definition: dict[str, Any],
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        """A new version of a journey (runs already going finish on the version they started)."""
+        data = JourneyDefinitionSchema().dump(load(JourneyDefinitionSchema(), definition))
+        journey = composed.get(self.db.session, journey_id, lock=True)
+        composed.update_definition(self.db.session, journey, data, self.caller, self.sending.group, utcnow())
+        return self._journey_answer(journey, with_versions=True)
+
+    @rpc
+    @idempotent
+    def set_journey_state(self, journey_id: str, state: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Activate (validated first: 422 naming each field), pause, or retire a journey."""
+        if state not in ("active", "paused", "retired"):
+            raise Invalid(f"Unknown state {state!r}.", {"state": ["One of active, paused, retired."]})
+        journey = composed.get(self.db.session, journey_id, lock=True)
+        composed.set_state(self.db.session, journey, state, self.caller, self.sending.group, utcnow())
+        return self._journey_answer(journey)
+
+    @rpc
+    def dry_run_journey(self, journey_id: str) -> dict[str, Any]:
+        """How many members the journey's current version would reach in a week, by step, and how that was counted."""
+        journey = composed.get(self.db.session, journey_id)
+        composed.require_manager(self.caller, composed.branches_of(journey), "dry-run this journey")
+        return JourneyDryRunSchema().dump(composed.dry_run(self.db.session, journey, self.sending.group,
+                                                           self.members, utcnow()))

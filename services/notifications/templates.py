@@ -30,7 +30,8 @@ from services.kit.config import (
 from services.kit.errors import Invalid
 from services.notifications.events import CHANNELS
 from services.notifications.rules.alerts import JOURNEY as STAFF_ALERT
-from services.notifications.rules.journeys import JOURNEYS, link_for, parse_time
+from services.notifications.rules.composed import pick_texts, render_text
+from services.notifications.rules.journeys import COMPOSED, JOURNEYS, link_for, parse_time
 
 SIGN_IN_CODE = "sign_in_code"  # a member's one-time code (``sign_in.py``)
 
@@ -145,15 +146,22 @@ class Renderer:
             raise Invalid(f"Unknown journey {journey!r}.", {"journey": ["Unknown journey."]})
         if channel not in CHANNELS:
             raise Invalid(f"Unknown channel {channel!r}.", {"channel": ["Unknown channel."]})
-        language = self.language_for(journey, language)
-        template = self._template(journey, channel, language)
-        variables = self._variables(language, context, member_name, home_branch, link)
-        variables["channel"] = channel
-        blocks = template.blocks
-        render_context = template.new_context(variables)
-        subject = _squash("".join(blocks["subject"](render_context)))
-        text = "".join(blocks["text"](render_context)).strip()
-        body = "".join(blocks["body"](render_context)).strip() if "body" in blocks else text
+        if journey == COMPOSED:  # a manager's words, stored with the journey's version (``rules.composed``)
+            language, texts = pick_texts(context["texts"], language, self.group.default_language)
+            facts = {key: value for key, value in context.items() if key != "texts"}
+            variables = {**self._variables(language, facts, member_name, home_branch, link), "channel": channel}
+            subject = _squash(render_text(texts["subject"], variables))
+            text = body = render_text(texts["text"], variables).strip()
+        else:
+            language = self.language_for(journey, language)
+            template = self._template(journey, channel, language)
+            variables = self._variables(language, context, member_name, home_branch, link)
+            variables["channel"] = channel
+            blocks = template.blocks
+            render_context = template.new_context(variables)
+            subject = _squash("".join(blocks["subject"](render_context)))
+            text = "".join(blocks["text"](render_context)).strip()
+            body = "".join(blocks["body"](render_context)).strip() if "body" in blocks else text
         html = None
         if channel == "email":
             layout = self.html_env.get_template("_email.html.j2")

@@ -541,6 +541,17 @@ class FollowUpOutcomeSchema(Schema):
                            metadata={"description": "no_answer / call_back_later: keep the task, due then."})
 
 
+class JourneyTaskSchema(Schema):
+    """A call a composed journey (notifications) puts in a queue: once per ``dedupe_key`` (run and step)."""
+
+    member_id = fields.UUID(required=True)
+    branch = fields.String(required=True, validate=BRANCH)
+    queue = fields.String(required=True, validate=validate.OneOf(QUEUES))
+    due_on = fields.Date(required=True)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    dedupe_key = fields.String(required=True, validate=validate.Length(min=1, max=120))
+
+
 class FollowUpSchema(Schema):
     id = fields.String()
     member_id = fields.String()

@@ -76,6 +76,7 @@ from services.records.schemas import (
     FollowUpQuerySchema,
     FollowUpSchema,
     HealthProfileSchema,
+    JourneyTaskSchema,
     KpiQuerySchema,
     KpiReportSchema,
     OpenVisitSchema,
@@ -561,6 +562,19 @@ class RecordsService(Service):
         worklists.record_outcome(self.db.session, task, data, self._today(), self.caller, utcnow())
         with at(today=self._today()):
             return FollowUpSchema().dump(task)
+
+    @rpc
+    def open_follow_up(self, task: dict[str, Any]) -> dict[str, Any]:
+        """A call a composed journey puts in a role's queue (notifications; services only), once per dedupe key."""
+        if self.caller.kind != "service":
+            raise Forbidden("Only CareLoop services open follow-ups for journeys; staff record calls instead.")
+        data = load(JourneyTaskSchema(), task)
+        self.group.branch(data["branch"])
+        patient = self._patient(data["member_id"])
+        self._tasks([followups.journey_task(data["queue"], data["due_on"], data["dedupe_key"], data["note"])],
+                    patient.member_id, data["branch"], utcnow())
+        with at(today=self._today()):
+            return FollowUpSchema().dump(worklists.by_dedupe_key(self.db.session, data["dedupe_key"]))
 
     @rpc
     def member_follow_ups(self, member_id: str, open_only: bool = True) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def create(session: Session, tasks: list[Task], member_id: uuid.UUID, branch: st
         result = session.execute(insert.values(
             id=uuid.uuid4(), member_id=member_id, branch=branch, state=task.state, queue=task.queue,
             due_on=task.due_on, status="open", attempts=0, source_visit_id=source_visit_id,
-            dedupe_key=task.dedupe_key, created_at=now, updated_at=now,
+            dedupe_key=task.dedupe_key, created_at=now, updated_at=now, notes=task.note,
         ).on_conflict_do_nothing(index_elements=["dedupe_key"]))
         written += result.rowcount or 0
     return written
@@ -57,6 +57,10 @@ def cancel_open(session: Session, member_id: uuid.UUID, states: tuple[str, ...],
         task.closed_by = "records"
         closed += 1
     return closed
+
+
+def by_dedupe_key(session: Session, dedupe_key: str) -> FollowUp:
+    return session.scalars(select(FollowUp).where(FollowUp.dedupe_key == dedupe_key)).one()
 
 
 def get(session: Session, task_id: Any, lock: bool = False) -> FollowUp:

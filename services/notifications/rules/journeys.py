@@ -59,10 +59,18 @@ JOURNEYS: dict[str, Journey] = {j.code: j for j in (
                                                "expires_at": "2026-11-30T06:00:00Z"}),
     Journey("waitlist_gone", SERVICE, sample={"offer_id": "o-1", "branch": "SH01",
                                               "starts_at": "2026-12-01T02:30:00Z"}),
+    # a composed journey's message: its words travel in the context (``rules.composed``), its category is the
+    # journey's own (``Plan.kind``)
+    Journey("composed", SERVICE, sample={"journey_id": "j-1", "version": 1, "branch": "SH01", "texts": {
+        "en": {"subject": "After your implant", "text": "Dear {{ member.name }}, rest today and call {{ branch.name }}."},
+        "zh-Hans": {"subject": "种植后须知", "text": "{{ member.name }}，您好：今天请多休息。"},
+        "zh-Hant": {"subject": "植牙後須知", "text": "{{ member.name }}，您好：今天請多休息。"},
+        "es": {"subject": "Después de su implante", "text": "Estimado/a {{ member.name }}, descanse hoy."}}}),
 )}
-OUTREACH_JOURNEYS = ("recall",)
-"""Service messages we start rather than the member (a recall): "do not contact" stops them as it stops
-marketing; confirmations, reminders, results and offers the member asked for still go."""
+COMPOSED = "composed"
+OUTREACH_JOURNEYS = ("recall", COMPOSED)
+"""Service messages we start rather than the member (a recall, a composed journey's): "do not contact" stops
+them as it stops marketing; confirmations, reminders, results and offers the member asked for still go."""
 
 if tuple(JOURNEYS) != JOURNEY_CODES:  # the codes the events carry (events.py) name exactly these journeys
     raise RuntimeError(f"journeys.JOURNEYS and events.JOURNEY_CODES differ: {set(JOURNEYS) ^ set(JOURNEY_CODES)}")
@@ -80,6 +88,7 @@ class Plan:
     context: dict[str, Any] = field(default_factory=dict)
     cause_ref: str | None = None
     channel: str | None = None  # None: the member's best channel, chosen at send time
+    kind: str | None = None  # service or marketing, when not the journey's own (a composed journey's choice)
 
     @property
     def dedupe_key(self) -> str:
@@ -88,7 +97,7 @@ class Plan:
 
     @property
     def category(self) -> str:
-        return JOURNEYS[self.journey].category
+        return self.kind or JOURNEYS[self.journey].category
 
 
 def parse_time(value: str) -> datetime:

@@ -39,7 +39,8 @@ STATE_QUEUES = {
     "treatment_finished": "customer_service",
     "event_attendee": "customer_service",
 }
-STATES = tuple(STATE_QUEUES)
+JOURNEY = "journey"  # a call a composed journey (notifications) asked for, in the queue it names
+STATES = (*STATE_QUEUES, JOURNEY)
 OUTCOMES = ("reached", "appointment_booked", "no_answer", "call_back_later", "declined", "wrong_number",
             "do_not_contact")
 RETRY_OUTCOMES = frozenset({"no_answer", "call_back_later"})
@@ -51,10 +52,12 @@ class Task:
     state: str
     due_on: date
     dedupe_key: str
+    queue_named: str | None = None  # a journey's task names its queue; the others' follow from their state
+    note: str | None = None
 
     @property
     def queue(self) -> str:
-        return STATE_QUEUES[self.state]
+        return self.queue_named or STATE_QUEUES[self.state]
 
 
 def after_visit(visit_id: str, kind: str, treatment: str, surgery: bool, day: date, practice: Practice) -> list[Task]:
@@ -106,6 +109,13 @@ def from_state(patient: PatientState, today: date, practice: Practice) -> list[T
             and patient.last_visit_on <= today - timedelta(days=practice.interrupted_after_days)):
         tasks.append(Task("interrupted", today, f"interrupted:{patient.last_visit_id}"))
     return tasks
+
+
+def journey_task(queue: str, due_on: date, dedupe_key: str, note: str | None) -> Task:
+    """A call a composed journey puts in ``queue`` (its dedupe key: the journey run and step)."""
+    if queue not in QUEUES:
+        raise Invalid(f"Unknown follow-up queue {queue!r}.", {"queue": [f"One of {', '.join(QUEUES)}."]})
+    return Task(JOURNEY, due_on, dedupe_key, queue_named=queue, note=note)
 
 
 def obsolete_on_arrival() -> tuple[str, ...]:

@@ -1,0 +1,482 @@
+"""Composed journeys (a manager's SOP): their versions and states, the runs of members through them, the
+trigger facts a dry run replays, and the runner the scheduler calls every second.
+
+- A journey's definition is a version row, never changed: an edit writes version n+1, new runs start on
+  the current version, a run already going keeps the version it started on (``journey_runs.version``).
+- A run is a row (member, cause, step, due time). The scheduler's timer claims due runs in bounded batches
+  (``FOR UPDATE SKIP LOCKED``: two replicas never take one), takes their messages and tasks up to the next
+  wait, and sets the run's next due time. A message is a delivery of journey ``composed`` with the dedupe
+  key ``composed:<run>:<step>`` — at most once per run and step, sent by the scheduler with the shipped
+  journeys' rules (channel, consents, quiet hours, cap, do not contact). A task is a follow-up in records
+  (``records.open_follow_up``, once per run and step).
+- Exits: "do not contact" ends every run when its next step comes; the exits a version lists end the
+  member's runs as the fact arrives, taking back their queued messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.kit.caller import Identity
+from services.kit.clock import isoformat, local_date
+from services.kit.config import Group
+from services.kit.db import Store, fetch
+from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from services.kit.paging import keyset_page
+from services.kit.telemetry import counter
+from services.members.events import SEGMENTS
+from services.notifications import deliveries, preferences
+from services.notifications.access import JOURNEY_MANAGERS
+from services.notifications.models import (
+    ACTIVE,
+    DRAFT,
+    EXITED,
+    FINISHED,
+    PAUSED,
+    RETIRED,
+    RUN_STATES,
+    RUNNING,
+    AudienceMember,
+    ComposedJourney,
+    ComposedJourneyVersion,
+    JourneyRun,
+    TriggerFact,
+)
+from services.notifications.rules import composed as rules
+from services.notifications.rules.journeys import COMPOSED, Plan
+from services.notifications.templates import LANGUAGES
+from services.records.events import ITEM_CATEGORIES
+from services.records.schemas import QUEUES as FOLLOW_UP_QUEUES
+
+log = logging.getLogger(__name__)
+
+RUN_STEPS = counter("careloop_notifications_journey_steps_total", "Steps taken by composed journeys' runs, by kind",
+                    ("kind",))
+RUN_ENDS = counter("careloop_notifications_journey_runs_total", "Runs of composed journeys ending, by how",
+                   ("outcome",))
+RUN_BATCH = 50
+RETRY_AFTER = timedelta(minutes=1)  # a peer did not answer
+FAILED_RETRY_AFTER = timedelta(hours=1)  # something unexpected: logged, and not retried every second
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+# -- who may manage which journey ---------------------------------------------------------------------------
+
+def require_manager(caller: Identity, branches: list[str], action: str) -> None:
+    """Group admins manage every journey; a branch manager only journeys restricted to their own branches."""
+    caller.require_role(*JOURNEY_MANAGERS, action=action)
+    if caller.kind == "service" or caller.all_branches:
+        return
+    if not branches:
+        raise Forbidden(f"A journey for every branch is for group admins; name your branches to {action}.")
+    for branch in branches:
+        caller.require_branch(branch, action)
+
+
+def problems(definition: dict[str, Any], group: Group) -> dict[str, list[str]]:
+    return rules.problems(definition, languages=LANGUAGES, queues=FOLLOW_UP_QUEUES, branches=group.branches,
+                          segments=SEGMENTS, categories=ITEM_CATEGORIES)
+
+
+def _check_branches(definition: dict[str, Any], group: Group) -> None:
+    unknown = [branch for branch in definition["branches"] if branch not in group.branches]
+    if unknown:
+        raise Invalid(f"Unknown branch {unknown[0]!r}.", {"branches": [f"Unknown branch {b!r}." for b in unknown]})
+
+
+def _refuse(found: dict[str, list[str]]) -> None:
+    if found:
+        first = next(iter(found))
+        raise Invalid(f"The journey cannot run yet: {first}: {found[first][0]}", found)
+
+
+# -- journeys and versions ------------------------------------------------------------------------------------
+
+def _trigger_code(definition: dict[str, Any]) -> str:
+    return definition["trigger"].get("event") or "schedule"
+
+
+def create(session: Session, definition: dict[str, Any], caller: Identity, group: Group,
+           now: datetime) -> ComposedJourney:
+    """A new journey, in draft, at version 1."""
+    _check_branches(definition, group)
+    require_manager(caller, definition["branches"], "compose journeys")
+    by = f"{caller.kind}:{caller.subject}"
+    journey = ComposedJourney(id=uuid.uuid4(), name=definition["name"], state=DRAFT, version=1,
+                              trigger=_trigger_code(definition), branches=_dumps(definition["branches"]),
+                              created_by=by, created_at=now, updated_at=now)
+    session.add(journey)
+    session.flush()
+    session.add(ComposedJourneyVersion(journey_id=journey.id, version=1, definition=_dumps(definition),
+                                       created_by=by, created_at=now))
+    return journey
+
+
+def get(session: Session, journey_id: str, lock: bool = False) -> ComposedJourney:
+    return fetch(session, ComposedJourney, journey_id, "journey", lock=lock)
+
+
+def branches_of(journey: ComposedJourney) -> list[str]:
+    return json.loads(journey.branches)
+
+
+def definition_of(session: Session, journey_id: uuid.UUID, version: int) -> dict[str, Any]:
+    row = session.get(ComposedJourneyVersion, (journey_id, version))
+    if row is None:
+        raise NotFound(f"The journey has no version {version}.")
+    return json.loads(row.definition)
+
+
+def update_definition(session: Session, journey: ComposedJourney, definition: dict[str, Any], caller: Identity,
+                      group: Group, now: datetime) -> ComposedJourney:
+    """An edit: version n+1 becomes current (an active journey's new version must be able to run)."""
+    if journey.state == RETIRED:
+        raise Conflict("This journey is retired; compose a new one.")
+    _check_branches(definition, group)
+    require_manager(caller, branches_of(journey), "change this journey")
+    require_manager(caller, definition["branches"], "change this journey")
+    if journey.state == ACTIVE:
+        _refuse(problems(definition, group))
+    journey.version += 1
+    journey.name, journey.trigger = definition["name"], _trigger_code(definition)
+    journey.branches, journey.updated_at = _dumps(definition["branches"]), now
+    session.add(ComposedJourneyVersion(journey_id=journey.id, version=journey.version, definition=_dumps(definition),
+                                       created_by=f"{caller.kind}:{caller.subject}", created_at=now))
+    return journey
+
+
+TRANSITIONS = {ACTIVE: (DRAFT, PAUSED, ACTIVE), PAUSED: (ACTIVE, PAUSED), RETIRED: (DRAFT, ACTIVE, PAUSED, RETIRED)}
+"""Where each state may be reached from (asking for the state a journey is in changes nothing)."""
+
+
+def set_state(session: Session, journey: ComposedJourney, target: str, caller: Identity, group: Group,
+              now: datetime) -> ComposedJourney:
+    """Activate (validated first), pause (no new runs; runs wait) or retire (runs end, queued messages taken back)."""
+    require_manager(caller, branches_of(journey), f"make journeys {target}")
+    if journey.state not in TRANSITIONS[target]:
+        raise Conflict(f"A {journey.state} journey cannot become {target}.")
+    if journey.state == target:
+        return journey
+    if target == ACTIVE:
+        _refuse(problems(definition_of(session, journey.id, journey.version), group))
+    journey.state, journey.updated_at = target, now
+    if target == RETIRED:
+        for run in session.scalars(select(JourneyRun).where(JourneyRun.journey_id == journey.id,
+                                                            JourneyRun.state == RUNNING).with_for_update()):
+            end(session, run, EXITED, "the journey was retired", now)
+    return journey
+
+
+def view(session: Session, journey: ComposedJourney, with_versions: bool = False) -> dict[str, Any]:
+    """A journey as answered: its current definition, its runs by state, and (one journey) every version."""
+    counts = dict(session.execute(select(JourneyRun.state, func.count()).where(JourneyRun.journey_id == journey.id)
+                                  .group_by(JourneyRun.state)).all())
+    answer = {"id": journey.id, "name": journey.name, "state": journey.state, "version": journey.version,
+              "trigger": journey.trigger, "branches": branches_of(journey),
+              "definition": definition_of(session, journey.id, journey.version),
+              "runs": {state: int(counts.get(state, 0)) for state in RUN_STATES},
+              "created_by": journey.created_by, "created_at": journey.created_at, "updated_at": journey.updated_at}
+    if with_versions:
+        answer["versions"] = [{"version": row.version, "definition": json.loads(row.definition),
+                               "created_by": row.created_by, "created_at": row.created_at}
+                              for row in session.scalars(select(ComposedJourneyVersion)
+                                                         .where(ComposedJourneyVersion.journey_id == journey.id)
+                                                         .order_by(ComposedJourneyVersion.version))]
+    return answer
+
+
+def page(session: Session, caller: Identity, state: str | None, branch: str | None, limit: int,
+         cursor: str | None) -> tuple[list[ComposedJourney], str | None]:
+    """Journeys newest first; a branch manager's list holds only journeys of their own branches."""
+    query = select(ComposedJourney)
+    if state is not None:
+        query = query.where(ComposedJourney.state == state)
+    if branch is not None:
+        query = query.where(ComposedJourney.branches.contains(json.dumps(branch)))
+    rows, next_cursor = keyset_page(session, query, ComposedJourney.created_at, ComposedJourney.id, limit, cursor,
+                                    descending=True)
+    if caller.kind != "service" and not caller.all_branches:
+        rows = [row for row in rows if branches_of(row) and all(caller.can_see_branch(b) for b in branches_of(row))]
+    return rows, next_cursor
+
+
+# -- facts and runs -------------------------------------------------------------------------------------------
+
+def active_of(session: Session, trigger: str) -> list[tuple[ComposedJourney, dict[str, Any]]]:
+    """The active journeys a trigger starts, each with its current definition."""
+    rows = session.scalars(select(ComposedJourney).where(ComposedJourney.state == ACTIVE,
+                                                         ComposedJourney.trigger == trigger))
+    return [(row, definition_of(session, row.id, row.version)) for row in rows]
+
+
+def on_fact(session: Session, fact: rules.Fact, now: datetime) -> int:
+    """A trigger event arrived: kept for dry runs, starts the active journeys it matches, ends the runs it exits.
+    How many runs it started."""
+    session.add(TriggerFact(event=fact.event, member_id=uuid.UUID(fact.member_id), cause=fact.cause,
+                            branch=fact.branch, facts=_dumps(fact.facts), occurred_at=fact.occurred_at))
+    if fact.event in rules.EXIT_EVENTS:
+        exit_runs(session, uuid.UUID(fact.member_id), fact.event, now)
+    started = 0
+    for journey, definition in active_of(session, fact.event):
+        if rules.starts(definition, fact):
+            started += start(session, journey, fact.member_id, fact.cause, fact.branch, now)
+    return started
+
+
+def start(session: Session, journey: ComposedJourney, member_id: str, cause: str, branch: str | None,
+          now: datetime) -> int:
+    """A member's run of the journey's current version for ``cause`` (none if this cause already has one)."""
+    statement = _insert(session)(JourneyRun).values(
+        id=uuid.uuid4(), journey_id=journey.id, version=journey.version, member_id=uuid.UUID(str(member_id)),
+        cause=cause, branch=branch, step=0, state=RUNNING, due_at=now, started_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
+    return session.execute(statement).rowcount or 0
+
+
+def exit_runs(session: Session, member_id: uuid.UUID, event: str, now: datetime) -> int:
+    """End the member's running runs whose version lists ``event`` as an exit."""
+    ended = 0
+    for run in session.scalars(select(JourneyRun).where(JourneyRun.member_id == member_id, JourneyRun.state == RUNNING)
+                               .order_by(JourneyRun.id).with_for_update()):
+        if event in (definition_of(session, run.journey_id, run.version).get("exits") or ()):
+            end(session, run, EXITED, event, now)
+            ended += 1
+    return ended
+
+
+def end(session: Session, run: JourneyRun, state: str, reason: str | None, now: datetime) -> None:
+    run.state, run.exit_reason, run.updated_at = state, reason, now
+    RUN_ENDS.labels(reason if state == EXITED and reason in (*rules.EXIT_EVENTS, rules.DO_NOT_CONTACT) else state).inc()
+    if state == EXITED:
+        deliveries.cancel_queued(session, now, f"the journey run ended: {reason}", cause_ref=f"journey_run:{run.id}")
+
+
+def purge_facts(session: Session, now: datetime) -> int:
+    return session.execute(delete(TriggerFact).where(TriggerFact.occurred_at < now - rules.FACT_RETENTION)).rowcount
+
+
+def schedule_step(session: Session, journey: ComposedJourney, definition: dict[str, Any], day: date, now: datetime,
+                  cursor: Any, members: Any, group: Group, page_size: int) -> tuple[Any, int]:
+    """One batch of a schedule trigger's day: a page of its audience, each member a run (cause: the day).
+
+    The audience: members of the segments named (members' ``segment_members``, per branch), else every active
+    member (our copy, ``audience``) of the journey's branches (every branch when none)."""
+    branches = definition["branches"] or sorted(group.branches)
+    cause = f"schedule:{day.isoformat()}"
+    segments = definition["trigger"].get("segments") or []
+    if segments:
+        keys = [(segment, branch) for segment in segments for branch in branches]
+        index, page_cursor = (cursor["i"], cursor["c"]) if cursor else (0, None)
+        segment, branch = keys[index]
+        answer = members.segment_members(segment, branch, limit=page_size, cursor=page_cursor)
+        for item in answer["items"]:
+            start(session, journey, str(item["member_id"]), cause, branch, now)
+        if answer.get("next_cursor"):
+            return {"i": index, "c": answer["next_cursor"]}, len(answer["items"])
+        return ({"i": index + 1, "c": None} if index + 1 < len(keys) else None), len(answer["items"])
+    query = select(AudienceMember).where(AudienceMember.status == "active")
+    if definition["branches"]:
+        query = query.where(AudienceMember.home_branch.in_(branches))
+    if cursor:
+        query = query.where(AudienceMember.member_id > uuid.UUID(cursor))
+    rows = list(session.scalars(query.order_by(AudienceMember.member_id).limit(page_size)))
+    for row in rows:
+        start(session, journey, str(row.member_id), cause, row.home_branch, now)
+    return (str(rows[-1].member_id) if len(rows) == page_size else None), len(rows)
+
+
+# -- the runner ------------------------------------------------------------------------------------------------
+
+class Runner:
+    """Takes due runs' steps (the scheduler's timer, every replica; runs are claimed, never shared)."""
+
+    def __init__(self, *, store: Store, group: Group, members: Any, records: Any) -> None:
+        self.store = store
+        self.group = group
+        self.members = members
+        self.records = records
+
+    def run(self, now: datetime, max_batches: int | None = None) -> dict[str, int]:
+        """Take due runs' steps, one run per transaction (a run that fails cannot hold back the others: it is
+        tried again an hour later), up to ``max_batches`` × ``RUN_BATCH`` runs."""
+        tally: Counter[str] = Counter()
+        limit = None if max_batches is None else max_batches * RUN_BATCH
+        taken = 0
+        while limit is None or taken < limit:
+            run_id = None
+            try:
+                with self.store.transaction() as session:
+                    run = self._claim(session, now)
+                    if run is None:
+                        break
+                    run_id = run.id
+                    tally[self._step(session, run, now)] += 1
+            except Exception:
+                if run_id is None:
+                    raise
+                log.exception("a journey run failed; it is tried again later", extra={"run_id": str(run_id)})
+                with self.store.transaction() as session:
+                    session.execute(update(JourneyRun).where(JourneyRun.id == run_id)
+                                    .values(due_at=now + FAILED_RETRY_AFTER, updated_at=now))
+                tally["failed"] += 1
+            taken += 1
+        return dict(tally)
+
+    def _claim(self, session: Session, now: datetime) -> JourneyRun | None:
+        """The next due run of an active journey (others' replicas skip the one this one holds)."""
+        query = (select(JourneyRun).join(ComposedJourney, ComposedJourney.id == JourneyRun.journey_id)
+                 .where(JourneyRun.state == RUNNING, JourneyRun.due_at <= now, ComposedJourney.state == ACTIVE)
+                 .order_by(JourneyRun.due_at, JourneyRun.id).limit(1))
+        if self.store.is_postgresql:
+            query = query.with_for_update(of=JourneyRun, skip_locked=True)
+        return session.scalars(query).first()
+
+    def _step(self, session: Session, run: JourneyRun, now: datetime) -> str:
+        definition = definition_of(session, run.journey_id, run.version)
+        if preferences.load(session, run.member_id).do_not_contact:
+            end(session, run, EXITED, rules.DO_NOT_CONTACT, now)
+            return "exited"
+        try:
+            if run.step == 0 and not self._fits(session, run, definition, now):
+                return "exited"
+            progress = rules.advance(definition["steps"], run.step, now)
+            for index, step in progress.actions:
+                if "message" in step:
+                    self._message(session, run, definition, index, step["message"], now)
+                else:
+                    self._task(run, index, step["task"], now)
+                RUN_STEPS.labels(rules.kind_of(step)).inc()
+                run.step = index + 1
+        except Unavailable as error:  # members or records did not answer: this step again in a minute
+            log.warning("a journey run waits for a peer", extra={"run_id": str(run.id), "error": str(error)})
+            run.due_at, run.updated_at = now + RETRY_AFTER, now
+            return "retried"
+        except DomainError as error:  # records refused the task (the member closed, the branch gone): the run ends
+            end(session, run, EXITED, f"refused: {error}"[:200], now)
+            return "exited"
+        run.step, run.updated_at = progress.next_step, now
+        if progress.due_at is None:
+            end(session, run, FINISHED, None, now)
+            return "finished"
+        run.due_at = progress.due_at
+        return "waiting"
+
+    def _fits(self, session: Session, run: JourneyRun, definition: dict[str, Any], now: datetime) -> bool:
+        """At the first step: the member's tier and segment meet the trigger (members), and the run has a branch."""
+        if not rules.needs_member(definition) and run.branch is not None:
+            return True
+        try:
+            member = self.members.get_member(str(run.member_id))
+        except NotFound:
+            end(session, run, EXITED, "unknown member", now)
+            return False
+        run.branch = run.branch or member.get("home_branch")
+        segment = None
+        if definition["trigger"].get("segments"):
+            grading = self.members.member_segment(str(run.member_id)).get("grading")
+            segment = (grading or {}).get("segment")  # not graded yet: in no segment
+        if not rules.member_fits(definition, member.get("tier"), segment):
+            end(session, run, EXITED, "the member does not meet the trigger's conditions", now)
+            return False
+        return True
+
+    def _message(self, session: Session, run: JourneyRun, definition: dict[str, Any], index: int,
+                 message: dict[str, Any], now: datetime) -> None:
+        plan = Plan(COMPOSED, str(run.member_id), f"{run.id}:{index}", now, cause_ref=f"journey_run:{run.id}",
+                    kind=definition.get("category") or "service",
+                    context={"journey_id": str(run.journey_id), "version": run.version, "step": index,
+                             "branch": run.branch, "texts": message["texts"]})
+        deliveries.queue(session, plan, now)
+
+    def _task(self, run: JourneyRun, index: int, task: dict[str, Any], now: datetime) -> None:
+        due_on = local_date(now, self.group.zone) + timedelta(days=int(task.get("due_in_days") or 0))
+        self.records.open_follow_up({"member_id": str(run.member_id), "branch": run.branch, "queue": task["queue"],
+                                     "due_on": due_on.isoformat(), "note": task.get("note"),
+                                     "dedupe_key": f"journey:{run.id}:{index}"})
+
+
+# -- the dry run -----------------------------------------------------------------------------------------------
+
+def dry_run(session: Session, journey: ComposedJourney, group: Group, members: Any, now: datetime,
+            page_size: int = 500) -> dict[str, Any]:
+    """How many members the journey's current version would reach in a week, by step (method in the answer)."""
+    definition = definition_of(session, journey.id, journey.version)
+    trigger = definition["trigger"]
+    since, until = now - rules.DRY_RUN_WINDOW, now + rules.DRY_RUN_WINDOW
+    if trigger.get("event"):
+        longest = sum((rules.wait_of(step) for step in definition["steps"] if "wait" in step), timedelta())
+        facts = [_fact(row) for row in session.scalars(select(TriggerFact).where(
+            TriggerFact.event == trigger["event"], TriggerFact.occurred_at >= since, TriggerFact.occurred_at < now))]
+        members_seen = {uuid.UUID(fact.member_id) for fact in facts}
+        exits = [_fact(row) for row in session.scalars(select(TriggerFact).where(
+            TriggerFact.event.in_(definition.get("exits") or ()), TriggerFact.member_id.in_(members_seen),
+            TriggerFact.occurred_at >= since, TriggerFact.occurred_at < now + longest))] if members_seen else []
+        steps = rules.dry_run(definition, facts, exits)
+        entering = len({(f.member_id, f.cause) for f in facts if rules.starts(definition, f)})
+        method = (f"The {trigger['event']} events of the last 7 days ({isoformat(since)} to {isoformat(now)}) replayed "
+                  "against the trigger's event, branch and category conditions, one run per member and cause; a "
+                  "step's count leaves out members whose exit fact (as recorded so far) came before that step's time. "
+                  "Not counted: tier and segment conditions (checked with members when a run starts) and do-not-contact.")
+        return {"journey_id": journey.id, "version": journey.version, "method": method, "since": since, "until": now,
+                "entering": entering, "steps": steps}
+    days = [local_date(now, group.zone) + timedelta(days=offset) for offset in range(7)]
+    occurrences = sum(1 for day in days if rules.scheduled_on(schedule_of(definition), day))
+    audience = _audience_size(session, definition, group, members, page_size) if occurrences else 0
+    entering = audience * occurrences
+    method = (f"The schedule fires {occurrences} time(s) in the next 7 local days; each time it reaches today's "
+              "audience (" + ("members of segments " + ", ".join(trigger["segments"]) + " per members' latest grading"
+                              if trigger.get("segments") else "active members") + " of "
+              + (", ".join(definition["branches"]) or "every branch")
+              + "); every step counts them all (no exit can be predicted ahead).")
+    return {"journey_id": journey.id, "version": journey.version, "method": method, "since": now, "until": until,
+            "entering": entering, "steps": [{"step": index, "kind": rules.kind_of(step), "members": entering}
+                                             for index, step in enumerate(definition["steps"])]}
+
+
+def schedule_of(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition's schedule, its date as a date."""
+    schedule = definition["trigger"]["schedule"]
+    on = schedule.get("on")
+    return {**schedule, "on": date.fromisoformat(on) if isinstance(on, str) else on}
+
+
+def _fact(row: TriggerFact) -> rules.Fact:
+    return rules.Fact(row.event, str(row.member_id), row.cause, row.branch, row.occurred_at, json.loads(row.facts))
+
+
+def _audience_size(session: Session, definition: dict[str, Any], group: Group, members: Any, page_size: int) -> int:
+    branches = definition["branches"] or sorted(group.branches)
+    segments = definition["trigger"].get("segments") or []
+    if not segments:
+        query = select(func.count()).select_from(AudienceMember).where(AudienceMember.status == "active")
+        if definition["branches"]:
+            query = query.where(AudienceMember.home_branch.in_(branches))
+        return int(session.scalar(query) or 0)
+    total = 0
+    for segment in segments:
+        for branch in branches:
+            cursor = None
+            while True:
+                answer = members.segment_members(segment, branch, limit=page_size, cursor=cursor)
+                total += len(answer["items"])
+                cursor = answer.get("next_cursor")
+                if not cursor:
+                    break
+    return total
+

@@ -1,0 +1,262 @@
+"""Journeys that managers compose (SOPs, no code): what a definition must hold before it runs, which facts
+start it, what a run does next, and what a dry run counts. No I/O.
+
+A definition (``schemas.JourneyDefinitionSchema``, stored as JSON per version)::
+
+    {"name": "Implant post-op", "category": "service", "branches": ["SH01"],
+     "trigger": {"event": "visit_completed", "categories": ["implant"], "tiers": [], "segments": []},
+     "steps": [{"wait": {"days": 3}},
+               {"message": {"texts": {"en": {"subject": "...", "text": "..."}, "zh-Hans": ..., ...}}},
+               {"task": {"queue": "consultant", "due_in_days": 0, "note": "Call about the implant"}}],
+     "exits": ["appointment_booked"]}
+
+or a schedule instead of an event: ``"trigger": {"schedule": {"every": "week", "weekday": 1}, "segments": ["B"]}``.
+A run walks the steps in order: messages and tasks are taken at once, a wait makes the run due later. "Do not
+contact" always ends a run (whatever ``exits`` says); the exits listed end it when that fact happens to the
+member while the run is going.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+TRIGGER_EVENTS = ("visit_completed", "appointment_booked", "appointment_cancelled", "tier_changed",
+                  "member_enrolled")
+"""The events a composed journey may start on (each one's handler in ``service.py`` records its fact)."""
+EXIT_EVENTS = ("appointment_booked", "visit_completed")
+"""Facts that may end a member's run (``exits``); "do not contact" ends every run without being listed."""
+DO_NOT_CONTACT = "do_not_contact"
+EVERY = ("day", "week", "month", "once")
+MAX_WAIT = timedelta(days=366)
+MAX_STEPS = 20
+FACT_RETENTION = timedelta(days=14)
+DRY_RUN_WINDOW = timedelta(days=7)
+TEMPLATE_FIELDS = ("subject", "text")
+VARIABLES = ("member", "branch", "group", "link", "channel")
+"""What a composed message may say: ``{{ member.name }}``, ``{{ branch.name }}``, ``{{ branch.phone }}``,
+``{{ branch.address }}``, ``{{ group.name }}``, ``{{ link }}``."""
+
+_SANDBOX = SandboxedEnvironment()
+
+
+def wait_of(step: dict[str, Any]) -> timedelta:
+    wait = step["wait"]
+    return timedelta(days=int(wait.get("days") or 0), hours=int(wait.get("hours") or 0))
+
+
+def kind_of(step: dict[str, Any]) -> str:
+    return next(iter(step))
+
+
+def problems(definition: dict[str, Any], *, languages: Iterable[str], queues: Iterable[str],
+             branches: Iterable[str], segments: Iterable[str], categories: Iterable[str]) -> dict[str, list[str]]:
+    """What stops ``definition`` from running (field path → messages); empty when it may be activated.
+
+    The schema already refused what cannot be read; this is what a draft may still lack (a language, a step)
+    and what only the group's configuration and the other services' vocabularies can judge (a branch, a queue).
+    Tier names are the programme's (members'): a tier no member has simply matches nobody."""
+    found: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        found.setdefault(field, []).append(message)
+
+    trigger, steps = definition.get("trigger") or {}, definition.get("steps") or []
+    if bool(trigger.get("event")) == bool(trigger.get("schedule")):
+        add("trigger", "Give either an event or a schedule.")
+    if trigger.get("event") and trigger["event"] not in TRIGGER_EVENTS:
+        add("trigger.event", f"Unknown event; one of {', '.join(TRIGGER_EVENTS)}.")
+    schedule = trigger.get("schedule")
+    if schedule:
+        if schedule.get("every") == "week" and not schedule.get("weekday"):
+            add("trigger.schedule.weekday", "A weekly schedule names its weekday (1 = Monday … 7 = Sunday).")
+        if schedule.get("every") == "month" and not schedule.get("day"):
+            add("trigger.schedule.day", "A monthly schedule names its day (1–28).")
+        if schedule.get("every") == "once" and not schedule.get("on"):
+            add("trigger.schedule.on", "A one-off schedule names its date.")
+    for name, allowed in (("segments", segments), ("categories", categories)):
+        known = set(allowed)
+        for value in trigger.get(name) or ():
+            if value not in known:
+                add(f"trigger.{name}", f"Unknown {name[:-1]} {value!r}.")
+    for branch in definition.get("branches") or ():
+        if branch not in set(branches):
+            add("branches", f"Unknown branch {branch!r}.")
+    if trigger.get("categories") and trigger.get("event") != "visit_completed":
+        add("trigger.categories", "Only a visit_completed trigger has categories.")
+    if not steps:
+        add("steps", "A journey needs at least one step.")
+    if not any(kind_of(step) in ("message", "task") for step in steps):
+        add("steps", "A journey needs a message or a task: waits alone do nothing.")
+    total = timedelta()
+    wanted_languages, known_queues = tuple(languages), set(queues)
+    for index, step in enumerate(steps):
+        kind, where = kind_of(step), f"steps.{index}"
+        if kind == "wait":
+            wait = wait_of(step)
+            total += wait
+            if wait <= timedelta():
+                add(f"{where}.wait", "A wait lasts at least an hour.")
+        elif kind == "message":
+            texts = step["message"].get("texts") or {}
+            for language in wanted_languages:
+                text = texts.get(language)
+                if not text:
+                    add(f"{where}.message.texts.{language}", "Missing: every message is written in every language.")
+                    continue
+                for part in TEMPLATE_FIELDS:
+                    try:
+                        unknown = meta.find_undeclared_variables(_SANDBOX.parse(text.get(part) or "")) - set(VARIABLES)
+                    except TemplateSyntaxError as error:
+                        add(f"{where}.message.texts.{language}.{part}", f"Not a valid template: {error.message}.")
+                    else:
+                        if unknown:
+                            add(f"{where}.message.texts.{language}.{part}",
+                                f"Unknown {', '.join(sorted(unknown))}; a message may use {', '.join(VARIABLES)}.")
+                    if not (text.get(part) or "").strip():
+                        add(f"{where}.message.texts.{language}.{part}", "Must not be empty.")
+        elif kind == "task":
+            if step["task"].get("queue") not in known_queues:
+                add(f"{where}.task.queue", f"Unknown queue; one of {', '.join(sorted(known_queues))}.")
+    if total > MAX_WAIT:
+        add("steps", f"The waits add up to more than {MAX_WAIT.days} days.")
+    return found
+
+
+# -- starting ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Fact:
+    """A trigger event as journeys read it: who, why (the cause a run is unique for), where, and what."""
+
+    event: str
+    member_id: str
+    cause: str
+    branch: str | None
+    occurred_at: datetime
+    facts: dict[str, Any]  # categories (a visit), tier (a tier change)
+
+
+def fact_of(event_type: str, event: dict[str, Any], now: datetime) -> Fact:
+    """The ``Fact`` of a trigger event (in domain values, as its producer's contract loads it)."""
+    member_id = str(event["member_id"])
+    if event_type == "visit_completed":
+        return Fact(event_type, member_id, f"visit:{event['visit_id']}", event["branch"], now,
+                    {"categories": sorted({item["category"] for item in event["items"]})})
+    if event_type in ("appointment_booked", "appointment_cancelled"):
+        return Fact(event_type, member_id, f"appointment:{event['appointment_id']}", event.get("branch"), now, {})
+    if event_type == "tier_changed":
+        return Fact(event_type, member_id, f"tier:{event['to_tier']}:{event['effective_at']}", None, now,
+                    {"tier": event["to_tier"], "direction": event["direction"]})
+    if event_type == "member_enrolled":
+        return Fact(event_type, member_id, f"member:{member_id}", event.get("home_branch"), now, {})
+    raise ValueError(f"{event_type} does not start journeys")
+
+
+def starts(definition: dict[str, Any], fact: Fact) -> bool:
+    """Whether ``fact`` starts a run of ``definition`` (tier and segment of the member are checked later, at the
+    run's first step, from members: a visit does not say them)."""
+    trigger = definition["trigger"]
+    if trigger.get("event") != fact.event:
+        return False
+    branches = definition.get("branches") or ()
+    if branches and fact.branch not in branches:
+        return False
+    if trigger.get("categories") and not set(trigger["categories"]) & set(fact.facts.get("categories") or ()):
+        return False
+    if fact.event == "tier_changed":
+        if fact.facts.get("direction") != "up":
+            return False
+        if trigger.get("tiers") and fact.facts.get("tier") not in trigger["tiers"]:
+            return False
+    return True
+
+
+def member_fits(definition: dict[str, Any], tier: str | None, segment: str | None) -> bool:
+    """Whether a member's tier and segment meet the trigger's conditions (none given: everyone)."""
+    trigger = definition["trigger"]
+    if trigger.get("tiers") and tier not in trigger["tiers"]:
+        return False
+    return not (trigger.get("segments") and segment not in trigger["segments"])
+
+
+def needs_member(definition: dict[str, Any]) -> bool:
+    """Whether a run must ask members for the member's tier or segment before its first step."""
+    trigger = definition["trigger"]
+    return bool(trigger.get("segments")) or (bool(trigger.get("tiers")) and trigger.get("event") != "tier_changed")
+
+
+def scheduled_on(schedule: dict[str, Any], day: date) -> bool:
+    """Whether a schedule trigger fires on the local ``day``."""
+    every = schedule["every"]
+    if every == "day":
+        return True
+    if every == "week":
+        return day.isoweekday() == schedule["weekday"]
+    if every == "month":
+        return day.day == schedule["day"]
+    return day == schedule["on"] if isinstance(schedule["on"], date) else day.isoformat() == schedule["on"]
+
+
+# -- running ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Progress:
+    """What a run does now: the steps to take (index, step), then where it stands."""
+
+    actions: list[tuple[int, dict[str, Any]]]
+    next_step: int
+    due_at: datetime | None  # None: the journey is done
+
+
+def advance(steps: list[dict[str, Any]], step: int, now: datetime) -> Progress:
+    """From step ``step`` (due now): take messages and tasks until a wait, which makes the run due later."""
+    actions = []
+    index = step
+    while index < len(steps):
+        current = steps[index]
+        if kind_of(current) == "wait":
+            return Progress(actions, index + 1, now + wait_of(current))
+        actions.append((index, current))
+        index += 1
+    return Progress(actions, index, None)
+
+
+def pick_texts(texts: dict[str, dict[str, str]], language: str | None, default: str) -> tuple[str, dict[str, str]]:
+    """The words of a composed message in the member's language, else the group's, else any there is."""
+    for candidate in (language, default, "en"):
+        if candidate and candidate in texts:
+            return candidate, texts[candidate]
+    first = sorted(texts)[0]
+    return first, texts[first]
+
+
+def render_text(source: str, variables: dict[str, Any]) -> str:
+    """A manager's text rendered in the sandbox (no attribute tricks): ``{{ member.name }}``, ``{{ branch.name }}``."""
+    return _SANDBOX.from_string(source).render(**variables)
+
+
+# -- the dry run -----------------------------------------------------------------------------------------
+
+def dry_run(definition: dict[str, Any], facts: list[Fact], exits: list[Fact]) -> list[dict[str, Any]]:
+    """Counts by step of the runs the last week's ``facts`` would have started (one per member and cause), less
+    those ``exits`` (the same members' exit facts) would have ended before the step's time came."""
+    started = {(fact.member_id, fact.cause): fact for fact in facts if starts(definition, fact)}
+    exit_times: dict[str, list[datetime]] = {}
+    for fact in exits:
+        if fact.event in (definition.get("exits") or ()):
+            exit_times.setdefault(fact.member_id, []).append(fact.occurred_at)
+    counts, offset = [], timedelta()
+    for index, step in enumerate(definition["steps"]):
+        reaching = sum(1 for fact in started.values()
+                       if not any(fact.occurred_at < at <= fact.occurred_at + offset
+                                  for at in exit_times.get(fact.member_id, ())))
+        counts.append({"step": index, "kind": kind_of(step), "members": reaching})
+        if kind_of(step) == "wait":  # the members who start waiting; the steps after it, those still there
+            offset += wait_of(step)
+    return counts
