@@ -177,11 +177,7 @@ class ConsolePages:
     @page("GET", "/console/members/<member_id>", "members:read")
     def console_member(self, request: Request, member_id: str) -> Response:
         principal = request.principal
-        calls: dict[str, Any] = {
-            "member": lambda: self.members.get_member(member_id),
-            "tier": lambda: self.members.tier(member_id),
-            "benefits": lambda: self.members.benefits(member_id),
-        }
+        calls: dict[str, Any] = {"summary": lambda: self.members.member_summary(member_id)}  # member, tier, benefits
         if principal.may("points:read"):
             calls["points"] = lambda: self.points.balance(member_id)
             calls["lots"] = lambda: self.points.lots(member_id)
@@ -197,6 +193,7 @@ class ConsolePages:
         if principal.may("appointments:read"):
             calls["appointments"] = lambda: self.records.list_appointments({"member_id": member_id})
         loaded = dict(zip(calls, _pile(*calls.values()), strict=True))
+        loaded.update(loaded.pop("summary"))
         lots = sorted((lot for lot in loaded.get("lots", {}).get("items", ()) if lot["remaining"] > 0),
                       key=lambda lot: lot["expires_on"] or "9999-12-31")[:5]
         return render(request, "member.html", m=loaded["member"], data=loaded, lots=lots, tab="overview",
