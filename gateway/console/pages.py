@@ -353,7 +353,7 @@ class ConsolePages:
             preview = self.members.preview_programme(change)
         except (Invalid, Conflict) as refused:
             return self._settings_refused(request, in_force, rules, refused)
-        return self._settings(request, in_force, rules, typed=dict(request.form), key=_form_key(request),
+        return self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
                               preview=preview)
 
     @page("POST", "/console/settings", "programme:write")
@@ -379,13 +379,13 @@ class ConsolePages:
         if not unreadable:
             return change, None
         errors = {name: [request.t(message)] for name, message in unreadable.items()}
-        return change, self._settings(request, in_force, rules, typed=dict(request.form), key=_form_key(request),
+        return change, self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
                                       status=422, errors=errors, problem=request.t("fix_marked"))
 
     def _settings_refused(self, request: Request, in_force: dict[str, Any], rules: dict[str, Any],
                           refused: Invalid | Conflict) -> Response:
         errors, rest = programme_form.field_errors(in_force["programme"], getattr(refused, "fields", None) or {})
-        return self._settings(request, in_force, rules, typed=dict(request.form), key=_form_key(request),
+        return self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
                               status=refused.status, errors=errors, problem=str(refused), others=rest)
 
     def _settings(self, request: Request, in_force: dict[str, Any], rules: dict[str, Any], *,

@@ -97,8 +97,7 @@ def field_errors(document: dict[str, Any], fields: dict[str, Any]) -> tuple[dict
     codes = [tier["code"] for tier in document["tiers"]]
     on_boxes: dict[str, list[str]] = {}
     rest: list[str] = []
-    for key, messages in (fields or {}).items():
-        texts = _texts(messages)
+    for key, texts in _flat(fields or {}):
         parts = str(key).split(".")
         # "programme." prefixes the schema's errors of a change; the rules' errors name tiers.<i>...
         if parts and parts[0] == "programme":
@@ -112,6 +111,24 @@ def field_errors(document: dict[str, Any], fields: dict[str, Any]) -> tuple[dict
         else:
             rest.extend(f"{key}: {text}" for text in texts)
     return on_boxes, rest
+
+
+def _flat(fields: dict[Any, Any], prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Field errors as (dotted path, messages): the rules name paths (``tiers.2.thresholds``), marshmallow
+    nests them (``{"programme": {"tiers": {1: {...}}}}``)."""
+    found: list[tuple[str, list[str]]] = []
+    for key, value in fields.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and not (prefix and str(key).isdigit() and _leaf(value)):
+            found += _flat(value, path)
+        else:
+            found.append((path, _texts(value)))
+    return found
+
+
+def _leaf(value: dict[Any, Any]) -> bool:
+    """A dict of list positions to messages (``{"0": ["Not a valid integer."]}``): one field's messages."""
+    return all(isinstance(item, list | str) for item in value.values())
 
 
 def _texts(messages: Any) -> list[str]:

@@ -58,3 +58,9 @@ def test_service_errors_land_on_the_boxes_they_name_and_the_rest_is_listed():
     assert on_boxes["gold.spend_minor"] == on_boxes["gold.visits_12m"] == ["Each path must need more than the tier below."]
     assert on_boxes["silver.spend_minor"] == ["Not a valid integer."]
     assert rest == ["currency: Thresholds must be in the group's currency, CNY."]
+
+
+def test_nested_schema_errors_land_on_their_boxes_too():
+    on_boxes, rest = programme_form.field_errors(DOCUMENT, {
+        "programme": {"tiers": {3: {"thresholds": {"visits_12m": ["Not a valid integer."]}}}}})
+    assert on_boxes == {"diamond.visits_12m": ["Not a valid integer."]} and rest == []
