@@ -64,3 +64,52 @@ def test_the_preview_of_100k_members_costs_about_a_scan_of_their_activity():
     finally:
         engine.dispose()
         admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{SIZE}" WITH (FORCE)')
+
+
+CALLS = int(os.environ.get("PERF_SUMMARY_CALLS", "200"))
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    return (f"p50 {statistics.median(ordered):6.1f} ms  p95 {ordered[max(0, round(0.95 * len(ordered)) - 1)]:6.1f} ms"
+            f"  (n={len(ordered)})")
+
+
+@pytest.mark.perf
+@pytest.mark.timeout(3600)
+def test_member_summary_beside_the_three_calls_it_replaces(start_service, rpc):
+    """Member 360's members part: ``get_member`` + ``tier`` + ``benefits`` side by side (as the console asked
+    before) against one ``member_summary``, interleaved call by call so that the machine's load weighs on
+    both alike; the floor is the kit's ``ping`` over the same proxy."""
+    import eventlet
+
+    from services.kit.caller import Identity
+    from services.members.service import MembersService
+
+    url, _written = prepare(SIZE)
+    try:
+        start_service(MembersService, database_url=url, NIGHTLY_AT="off")
+        members = rpc(caller=Identity(kind="staff", subject="perf", role="front_desk", branches=("*",))).members
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            member_id = str(connection.execute(text("SELECT member_id FROM member_visits LIMIT 1")).scalar())
+        engine.dispose()
+
+        def three() -> list:
+            pile = eventlet.GreenPile(3)
+            for call in (members.get_member, members.tier, members.benefits):
+                pile.spawn(call, member_id)
+            return list(pile)
+
+        floor, before, after = [], [], []
+        assert three()[0]["id"] == members.member_summary(member_id)["member"]["id"]  # warm, and the same member
+        for _ in range(CALLS):
+            floor.append(timed(members.ping)[0])
+            before.append(timed(three)[0])
+            after.append(timed(lambda: members.member_summary(member_id))[0])
+        print(f"\nfloor: members.ping                              {percentiles(floor)}")
+        print(f"get_member + tier + benefits, side by side       {percentiles(before)}")
+        print(f"member_summary (one call)                        {percentiles(after)}")
+        print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{SIZE}" WITH (FORCE)')
