@@ -104,3 +104,37 @@ def test_member_summary_is_member_tier_and_benefits_in_one_call(world, rpc):
     assert summary == {"member": members.get_member(member), "tier": members.tier(member),
                        "benefits": members.benefits(member)}
     assert summary["tier"]["tier"] == "silver" and summary["benefits"]["tier"] == "silver"
+
+
+def test_the_database_s_counts_agree_with_the_tier_rule_member_by_member(world, rpc):
+    """The SQL twin of ``tiers.evaluate``: for mixed activity (spend, refunds' absence, points, top-ups, visits of
+    kinds that do and do not count) and several proposals, the preview's counts are what the Python rule says
+    of each member's 12 months as the tier page reports them."""
+    from services.members.programme_versions import parse
+    from services.members.rules import tiers
+    from services.members.rules.tiers import Activity
+
+    members = [world.enrol() for _ in range(6)]
+    world.visit(members[0], 450_000)
+    world.visit(members[1], 90_000, kind="free_clinic")
+    for _ in range(5):
+        world.visit(members[1], 1_000)
+    world.earn(members[2], 6_000)
+    world.top_up(members[3], 1_200_000)
+    world.earn(members[4], 19_000)
+    world.visit(members[4], 1_900_000)
+    admin = rpc(caller=ADMIN).members
+    pages = [world.proxy.members.tier(member) for member in members]
+
+    for change in (proposal(spend_minor=400_000), proposal(visits_12m=5), proposal(points_12m=7_000),
+                   proposal(single_top_up_minor=200_000, spend_minor=100_000)):
+        proposed = parse(change["programme"], "CNY")
+        expected = {"up": 0, "down": 0}
+        for page in pages:
+            earned = proposed.rank(tiers.evaluate(proposed, Activity(**page["activity"])).tier)
+            held = proposed.rank(page["tier"])
+            expected["up"] += earned > held
+            expected["down"] += earned < held
+        preview = admin.preview_programme(change)
+        assert (preview["up"], preview["down"] + preview["already_short"]) == (expected["up"], expected["down"]), \
+            (change, preview, pages)
