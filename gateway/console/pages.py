@@ -19,7 +19,7 @@ import eventlet
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from gateway.console import cookies
+from gateway.console import cookies, programme_form
 from gateway.console.http import (
     HERE,
     LOGIN_PATH,
@@ -64,6 +64,12 @@ def _key(request: Request) -> str | None:
     if not key or len(key) > 64:
         raise Invalid("The form has no idempotency key; reload the page.", {"idempotency_key": ["Required."]})
     return service_key(request.principal.credential, key)
+
+
+def _form_key(request: Request) -> str:
+    """The form's own idempotency key, drawn again with the form (a new one if it had none)."""
+    key = request.form.get("idempotency_key", "").strip()
+    return key if key and len(key) <= 64 else uuid.uuid4().hex
 
 
 def _minor(text: str, field: str) -> int:
@@ -171,11 +177,7 @@ class ConsolePages:
     @page("GET", "/console/members/<member_id>", "members:read")
     def console_member(self, request: Request, member_id: str) -> Response:
         principal = request.principal
-        calls: dict[str, Any] = {
-            "member": lambda: self.members.get_member(member_id),
-            "tier": lambda: self.members.tier(member_id),
-            "benefits": lambda: self.members.benefits(member_id),
-        }
+        calls: dict[str, Any] = {"summary": lambda: self.members.member_summary(member_id)}  # member, tier, benefits
         if principal.may("points:read"):
             calls["points"] = lambda: self.points.balance(member_id)
             calls["lots"] = lambda: self.points.lots(member_id)
@@ -191,6 +193,7 @@ class ConsolePages:
         if principal.may("appointments:read"):
             calls["appointments"] = lambda: self.records.list_appointments({"member_id": member_id})
         loaded = dict(zip(calls, _pile(*calls.values()), strict=True))
+        loaded.update(loaded.pop("summary"))
         lots = sorted((lot for lot in loaded.get("lots", {}).get("items", ()) if lot["remaining"] > 0),
                       key=lambda lot: lot["expires_on"] or "9999-12-31")[:5]
         return render(request, "member.html", m=loaded["member"], data=loaded, lots=lots, tab="overview",
@@ -330,3 +333,70 @@ class ConsolePages:
         rows = report["branches"][0]["figures"] if report["branches"] else {}
         return render(request, "kpis.html", report=report, figures=rows, names=KPI_FIGURES, targets=TARGETS,
                       period=period, on=on, periods=PERIODS, kpi_branch=branch)
+
+    # --- programme settings ---------------------------------------------------------------------------
+
+    @page("GET", "/console/settings", "programme:write")
+    def console_settings(self, request: Request) -> Response:
+        in_force, rules = _pile(self.members.get_programme, self.points.programme_rules)
+        saved = request.args.get("saved")
+        return self._settings(request, in_force, rules, typed=None, key=uuid.uuid4().hex,
+                              saved=int(saved) if saved and saved.isdigit() else None)
+
+    @page("POST", "/console/settings/preview", "programme:write")
+    def console_settings_preview(self, request: Request) -> Response:
+        in_force, rules = _pile(self.members.get_programme, self.points.programme_rules)
+        change, problem = self._programme_change(request, in_force, rules)
+        if problem is not None:
+            return problem
+        try:
+            preview = self.members.preview_programme(change)
+        except (Invalid, Conflict) as refused:
+            return self._settings_refused(request, in_force, rules, refused)
+        return self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
+                              preview=preview)
+
+    @page("POST", "/console/settings", "programme:write")
+    def console_settings_save(self, request: Request) -> Response:
+        in_force, rules = _pile(self.members.get_programme, self.points.programme_rules)
+        change, problem = self._programme_change(request, in_force, rules)
+        if problem is not None:
+            return problem
+        try:
+            stored = self.members.set_programme(change, idempotency_key=_key(request))
+        except (Invalid, Conflict) as refused:
+            return self._settings_refused(request, in_force, rules, refused)
+        return redirect(f"/console/settings?saved={stored['version']}", 303)
+
+    def _programme_change(self, request: Request, in_force: dict[str, Any],
+                          rules: dict[str, Any]) -> tuple[dict[str, Any], Response | None]:
+        """The change the form describes (the programme in force with the typed thresholds), or the form
+        again with the boxes that could not be read."""
+        version = request.form.get("expected_version", "")
+        document, unreadable = programme_form.with_thresholds(in_force["programme"], request.form)
+        change = {"programme": document, "note": request.form.get("note", "").strip() or None,
+                  "expected_version": int(version) if version.isdigit() else None}
+        if not unreadable:
+            return change, None
+        errors = {name: [request.t(message)] for name, message in unreadable.items()}
+        return change, self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
+                                      status=422, errors=errors, problem=request.t("fix_marked"))
+
+    def _settings_refused(self, request: Request, in_force: dict[str, Any], rules: dict[str, Any],
+                          refused: Invalid | Conflict) -> Response:
+        errors, rest = programme_form.field_errors(in_force["programme"], getattr(refused, "fields", None) or {})
+        return self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
+                              status=refused.status, errors=errors, problem=str(refused), others=rest)
+
+    def _settings(self, request: Request, in_force: dict[str, Any], rules: dict[str, Any], *,
+                  typed: dict[str, str] | None, key: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("errors", {})
+        context.setdefault("others", [])
+        for name in ("preview", "problem", "saved"):
+            context.setdefault(name, None)
+        document = in_force["programme"]
+        return render(request, "settings.html", status, in_force=in_force, tiers=document["tiers"],
+                      tier_names={tier["code"]: tier["names"] for tier in document["tiers"]},
+                      path_labels={path: request.t(f"threshold.{path}") for path, _ in programme_form.PATHS},
+                      rows=programme_form.boxes(document, typed), rules=rules, key=key,
+                      note=(typed or {}).get("note", ""), **context)

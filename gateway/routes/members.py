@@ -27,6 +27,7 @@ from services.members.schemas import (
     PriceSchema,
     ProgrammeChangeSchema,
     ProgrammeInForceSchema,
+    ProgrammePreviewSchema,
     QuotaUndoRequestSchema,
     QuotaUseRequestSchema,
     QuotaUseSchema,
@@ -120,6 +121,12 @@ class MemberRoutes:
            responses={200: ProgrammeInForceSchema, 409: None})
     def set_programme(self, request: Request) -> Any:
         return self.members.set_programme(request.json_body, idempotency_key=idempotency_key(request))
+
+    @route("POST", "/v1/programme/tiers/preview", "programme:write", tags=TIERS, body=ProgrammeChangeSchema,
+           summary="What a proposed tier programme would do: members moved up and down (nothing is stored)",
+           responses={200: ProgrammePreviewSchema, 409: None})
+    def preview_programme(self, request: Request) -> Any:
+        return self.members.preview_programme(request.json_body)
 
     # --- benefits -------------------------------------------------------------------------------------
 

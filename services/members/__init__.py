@@ -9,7 +9,8 @@ How the rooms are split:
 - beside ``service.py``, the modules that read and write members' tables for those rules, named for the
   domain: ``register`` (members), ``activity`` (what other services' events tell), ``tier_ledger`` (tier
   changes and reviews), ``quotas``, ``segmentation``, ``lifecycle`` (merges, freeze, close),
-  ``programme_versions`` (the programme in force), ``nightly`` (the night's batches), ``families`` (family
+  ``programme_versions`` (the programme in force), ``standings`` (what a proposed programme would do to
+  members' tiers: the preview, one grouped query), ``nightly`` (the night's batches), ``families`` (family
   accounts: contact person, links and their audit). Metrics live beside
   what they count.
 - ``access.py`` (who sees what unmasked, who may set tiers and audit), ``settings.py`` (config keys and

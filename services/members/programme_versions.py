@@ -86,6 +86,16 @@ def in_force(session: Session, config: dict[str, Any], currency: str) -> InForce
     return InForce(DEFAULT_PROGRAMME, 0, "defaults")
 
 
+def keeps_held_tiers(session: Session, current: Programme, proposed: Programme) -> None:
+    """``Conflict`` if ``proposed`` drops a tier that members still hold."""
+    removed = set(current.codes) - set(proposed.codes)
+    if removed:
+        held = session.scalars(select(Member.tier).where(Member.tier.in_(sorted(removed))).limit(1)).first()
+        if held is not None:
+            raise Conflict(f"Members still hold the tier {held!r}: keep it in the programme (you may change "
+                           "its thresholds and benefits).", details={"tier": held})
+
+
 def store(session: Session, config: dict[str, Any], currency: str, document: Any, note: str | None,
           expected_version: int | None, actor: str) -> InForce:
     """Put a new version in force. ``expected_version``: refuse if someone else changed it meanwhile."""
@@ -94,12 +104,7 @@ def store(session: Session, config: dict[str, Any], currency: str, document: Any
     if expected_version is not None and expected_version != current.version:
         raise Conflict(f"The programme changed meanwhile (now version {current.version}); reload and edit again.",
                        details={"version": current.version})
-    removed = set(current.programme.codes) - set(programme.codes)
-    if removed:
-        held = session.scalars(select(Member.tier).where(Member.tier.in_(sorted(removed))).limit(1)).first()
-        if held is not None:
-            raise Conflict(f"Members still hold the tier {held!r}: keep it in the programme (you may change "
-                           "its thresholds and benefits).", details={"tier": held})
+    keeps_held_tiers(session, current.programme, programme)
     version = current.version + 1
     session.add(ProgrammeVersion(version=version, document=json.dumps(programme_document(programme)),
                                  note=note, created_at=utcnow(), created_by=actor))

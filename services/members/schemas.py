@@ -316,6 +316,36 @@ class ProgrammeInForceSchema(Out):
         return {"programme": lambda obj: programme_document(obj.programme), "history": lambda _: self._history}
 
 
+class TierMoveSchema(Schema):
+    from_tier = fields.String()
+    to_tier = fields.String()
+    direction = fields.String(validate=validate.OneOf(("up", "down")))
+    members = fields.Integer()
+
+
+class ProgrammePreviewSchema(Out):
+    """What a proposed programme would do to the active members' tiers (``members.preview_programme``)."""
+
+    version = fields.Integer(metadata={"description": "The version in force the proposal is compared with."})
+    as_of = fields.Date(metadata={"description": "The last local day of the 12 months judged (today)."})
+    members = fields.Integer(metadata={"description": "Active members judged (frozen and closed ones keep their tier)."})
+    up = fields.Integer(metadata={"description": "Members the proposal qualifies above their tier: they move up at "
+                                                 "their next visit, points or top-up."})
+    down = fields.Integer(metadata={"description": "Members who hold their tier today but not under the proposal: "
+                                                   "they move down at their yearly review, after its notice."})
+    unchanged = fields.Integer()
+    already_short = fields.Integer(metadata={"description": "Members short of their tier under the rules in force "
+                                                            "already (due down at their review either way)."})
+    moves = fields.List(fields.Nested(TierMoveSchema), metadata={"description": "By tier held and tier reached."})
+
+    def computed(self) -> dict[str, Callable[[Any], Any]]:
+        def of_preview(name: str) -> Callable[[Any], Any]:
+            return lambda obj: getattr(obj["preview"], name)
+
+        return {name: of_preview(name) for name in ("as_of", "members", "up", "down", "unchanged", "already_short",
+                                                    "moves")}
+
+
 # --- tiers, benefits, quotas, prices -------------------------------------------------------------------
 
 class TierActivitySchema(Schema):

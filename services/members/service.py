@@ -24,6 +24,7 @@ from services.members import (
     quotas,
     register,
     segmentation,
+    standings,
     tier_ledger,
 )
 from services.members.events import EVENTS, SEGMENTS
@@ -63,6 +64,7 @@ from services.members.schemas import (
     PriceSchema,
     ProgrammeChangeSchema,
     ProgrammeInForceSchema,
+    ProgrammePreviewSchema,
     QuotaUndoRequestSchema,
     QuotaUseRequestSchema,
     QuotaUseSchema,
@@ -316,14 +318,23 @@ class MembersService(Service):
     @rpc
     def tier(self, member_id: str) -> dict[str, Any]:
         """The member's tier, since when, the next review, any notice, the 12 months counted, what is missing."""
-        member = register.get(self.db.session, member_id)
-        programme = self._programme().programme
+        return self._tier_status(register.get(self.db.session, member_id), self._programme().programme)
 
+    def _tier_status(self, member: Member, programme: Programme) -> dict[str, Any]:
         def names(code: str) -> dict[str, str]:
             return dict(programme.tier(code).names) if code in programme.codes else {}
 
         return TierStatusSchema().dump(tier_ledger.status(self.db.session, programme, member, self._today(), names,
                                                           self.group.currency))
+
+    @rpc
+    def member_summary(self, member_id: str) -> dict[str, Any]:
+        """What a member's page opens with, in one call: the member (``get_member``), its ``tier`` and its
+        ``benefits`` — one read of the member and of the programme instead of three of each."""
+        member = register.get(self.db.session, member_id)
+        programme = self._programme().programme
+        return {"member": self._view(member), "tier": self._tier_status(member, programme),
+                "benefits": self._benefits(member, programme)}
 
     @rpc
     def tier_history(self, member_id: str, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
@@ -403,8 +414,9 @@ class MembersService(Service):
     @rpc
     def benefits(self, member_id: str) -> dict[str, Any]:
         """The member's tier and what it gives now (booking horizon, discounts, yearly quotas and their use)."""
-        member = register.get(self.db.session, member_id)
-        programme = self._programme().programme
+        return self._benefits(register.get(self.db.session, member_id), self._programme().programme)
+
+    def _benefits(self, member: Member, programme: Programme) -> dict[str, Any]:
         granted = programme.benefits_of(member.tier)
         allowed: dict[str, int] = granted.pop("quotas")  # type: ignore[assignment]
         year = quotas.year_of(programme, member, self.group.zone, self._today())
@@ -492,6 +504,17 @@ class MembersService(Service):
         stored = programme_versions.store(self.db.session, self.config, self.group.currency, data["programme"],
                                           data["note"], data["expected_version"], self._actor())
         return ProgrammeInForceSchema(exclude=("history",)).dump(stored)
+
+    @rpc
+    def preview_programme(self, change: dict[str, Any]) -> dict[str, Any]:
+        """What storing ``change`` (as ``set_programme`` takes it) would do to members' tiers; writes nothing."""
+        self.caller.require_role(*access.TIER_SETTERS, action="preview a change of the tier programme")
+        data = load(ProgrammeChangeSchema(), change)
+        proposed = programme_versions.parse(data["programme"], self.group.currency)
+        current = self._programme()
+        programme_versions.keeps_held_tiers(self.db.session, current.programme, proposed)
+        found = standings.preview(self.db.session, current.programme, proposed, self._today())
+        return ProgrammePreviewSchema().dump({"version": current.version, "preview": found})
 
     # --- merges and lifecycle ------------------------------------------------------------------------
 

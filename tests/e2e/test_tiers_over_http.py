@@ -75,12 +75,18 @@ def test_the_programme_is_read_by_staff_and_changed_by_group_admins_only(suite):
     programme["tiers"][1]["thresholds"]["visits_12m"] = 5
     body = {"programme": programme, "note": "five visits make silver", "expected_version": 0}
     assert suite.call("PUT", "/v1/programme/tiers", json=body, role="branch_manager").status_code == 403
+    assert suite.call("POST", "/v1/programme/tiers/preview", json=body, role="branch_manager").status_code == 403
+    preview = suite.call("POST", "/v1/programme/tiers/preview", json=body)
+    assert preview.status_code == 200 and preview.json()["version"] == 0
+    assert {"members", "up", "down", "unchanged", "already_short", "moves"} <= set(preview.json())
     stored = suite.call("PUT", "/v1/programme/tiers", json=body, headers={"Idempotency-Key": "prog-7"})
     assert stored.status_code == 200 and stored.json()["version"] == 1
     stale = suite.call("PUT", "/v1/programme/tiers", json=body)
     assert stale.status_code == 409
     programme["tiers"][1]["thresholds"]["visits_12m"] = 50
     invalid = suite.call("PUT", "/v1/programme/tiers", json={"programme": programme})
+    assert invalid.status_code == 422 and "tiers.2.thresholds" in invalid.json()["error"]["fields"]
+    invalid = suite.call("POST", "/v1/programme/tiers/preview", json={"programme": programme})
     assert invalid.status_code == 422 and "tiers.2.thresholds" in invalid.json()["error"]["fields"]
 
 
@@ -136,5 +142,5 @@ def test_the_new_routes_are_in_the_api_document(suite):
     assert {"/v1/members/{member_id}/tier", "/v1/members/{member_id}/tier-history",
             "/v1/members/{member_id}/benefits", "/v1/members/{member_id}/benefits/{benefit}/use",
             "/v1/members/{member_id}/benefits/{benefit}/undo", "/v1/segments/{segment}/members",
-            "/v1/programme/tiers", "/v1/members/{member_id}/merge", "/v1/members/{member_id}/freeze",
+            "/v1/programme/tiers", "/v1/programme/tiers/preview", "/v1/members/{member_id}/merge", "/v1/members/{member_id}/freeze",
             "/v1/members/{member_id}/close", "/v1/merges/{merge_id}/reverse"} <= paths
