@@ -317,6 +317,7 @@ WORDS: dict[str, M] = {
     "outpatient_surgery": _m("outpatient surgery", "门诊手术", "門診手術", "cirugía ambulatoria"),
     "treatment_finished": _m("treatment finished", "治疗完成", "治療完成", "tratamiento terminado"),
     "event_attendee": _m("event attendee", "活动参与者", "活動參與者", "asistente a evento"),
+    "journey": _m("care journey task", "关怀旅程任务", "關懷旅程任務", "tarea de un recorrido de cuidado"),
     "reached": _m("reached", "已联系", "已聯絡", "contactado"),
     "appointment_booked": _m("appointment booked", "已预约", "已預約", "cita reservada"),
     "no_answer": _m("no answer", "无人接听", "無人接聽", "no contesta"),
