@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.models import LoginThrottle
 from services.kit.clock import as_utc
 from services.kit.crypto import blind_index
+from services.kit.db import dialect_insert
 from services.kit.errors import RateLimited
 
 ACCOUNT = "account"
@@ -57,8 +57,7 @@ class Policy:
 
 def _row(session: Session, scope: str, subject: str, now: datetime, lock: bool) -> LoginThrottle:
     dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LoginThrottle)
-    session.execute(insert.values(scope=scope, subject=subject, failures=0, window_started_at=now)
+    session.execute(dialect_insert(session, LoginThrottle).values(scope=scope, subject=subject, failures=0, window_started_at=now)
                     .on_conflict_do_nothing(index_elements=["scope", "subject"]))
     query = select(LoginThrottle).where(LoginThrottle.scope == scope, LoginThrottle.subject == subject)
     if lock and dialect == "postgresql":

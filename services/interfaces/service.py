@@ -73,10 +73,6 @@ class InterfacesService(Service):
     member_batches = BatchPeer("members")  # the import's batch RPCs, with their longer deadline
     point_batches = BatchPeer("points")
 
-    def _actor(self) -> str:
-        caller = self.caller
-        return f"{caller.kind}:{caller.subject} ({caller.role})"
-
     # --- identity ------------------------------------------------------------------------------------
 
     @rpc
@@ -96,7 +92,7 @@ class InterfacesService(Service):
         """
         data = load(ArrivalSchema(), arrival)
         return IdentityResultSchema().dump(reviews.identify(self.db.session, self.members, data, idempotency_key,
-                                                            utcnow(), self._actor()))
+                                                            utcnow(), self.caller.actor))
 
     @rpc
     def identity_reviews(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +111,7 @@ class InterfacesService(Service):
         self.caller.require_role(*access.REVIEWERS, action="read identity reviews")
         review = reviews.get(self.db.session, review_id)
         self.caller.require_branch(review.branch, "read this branch's identity reviews")
-        log = reviews.read(self.db.session, review, self._actor(), utcnow())
+        log = reviews.read(self.db.session, review, self.caller.actor, utcnow())
         return ReviewDetailSchema().dump(With(review, log=log))
 
     @rpc
@@ -141,7 +137,7 @@ class InterfacesService(Service):
             created = self.members.identify(reviews.patient_of(review, data["phone"]), create_new=True,
                                             idempotency_key=idempotency_key)
             member_id = created["member"]["id"]
-        reviews.resolved(self.db.session, review, RESOLVED[data["action"]], member_id, self._actor(), utcnow())
+        reviews.resolved(self.db.session, review, RESOLVED[data["action"]], member_id, self.caller.actor, utcnow())
         return ReviewSchema().dump(review)
 
     # --- HL7 v2 ------------------------------------------------------------------------------------
@@ -182,7 +178,7 @@ class InterfacesService(Service):
         answers the subscription with its signing secret, shown this once."""
         self.caller.require_role(*access.SUBSCRIPTION_MANAGERS, action="manage webhook subscriptions")
         data = load(SubscriptionRequestSchema(), request)
-        row, secret = subscriptions.create(self.db.session, data, allowed_hosts(self.config), self._actor(), utcnow())
+        row, secret = subscriptions.create(self.db.session, data, allowed_hosts(self.config), self.caller.actor, utcnow())
         return IssuedSubscriptionSchema().dump(With(row, secret=secret))
 
     @rpc
@@ -340,7 +336,7 @@ class InterfacesService(Service):
         self.caller.require_role(*access.IMPORTERS, action="list imports")
         query = select(ImportJob)
         if not self.caller.all_branches:
-            query = query.where(ImportJob.created_by == jobs.actor_of(self.caller))
+            query = query.where(ImportJob.created_by == self.caller.actor)
         items, next_cursor = keyset_page(self.db.session, query, ImportJob.created_at, ImportJob.id,
                                          page_limit(limit, 20, 100), cursor)
         return ImportJobPageSchema().dump({"items": items, "next_cursor": next_cursor})

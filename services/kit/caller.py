@@ -35,6 +35,12 @@ class Identity:
     def all_branches(self) -> bool:
         return ALL_BRANCHES in self.branches
 
+    @property
+    def actor(self) -> str:
+        """Who did it, as audit columns and ledgers keep it: ``staff:<id> (front_desk)``, ``system:<key id>
+        (integration)``, or ``service:records`` for the suite itself."""
+        return f"{self.kind}:{self.subject}" if self.kind == "service" else f"{self.kind}:{self.subject} ({self.role})"
+
     def can_see_branch(self, branch: str | None) -> bool:
         return self.all_branches or (branch is not None and branch in self.branches)
 

@@ -96,9 +96,6 @@ class MembersService(Service):
     def _today(self) -> date:
         return local_date(utcnow(), self.group.zone)
 
-    def _actor(self) -> str:
-        return tier_ledger.actor_of(self.caller)
-
     def _locked(self, member_id: str) -> Member:
         """The member, row-locked; the caller must be allowed at the member's home branch."""
         member = register.get(self.db.session, member_id, lock=True)
@@ -155,7 +152,7 @@ class MembersService(Service):
         data = load(PatientSchema(), patient)
         self.caller.require_role(*access.ENROLLERS, action="identify or enrol patients")
         self.caller.require_branch(data["home_branch"], "enrol members at this branch")
-        done = identities.identify(self.db.session, data, self.group, self._card_system(), utcnow(), self._actor(),
+        done = identities.identify(self.db.session, data, self.group, self._card_system(), utcnow(), self.caller.actor,
                                    self._programme().programme.entry_tier, create_new=bool(create_new))
         if done.outcome == "enrolled":
             self._announce_enrolled(done.member)
@@ -171,7 +168,7 @@ class MembersService(Service):
         self.caller.require_role(*access.ENROLLERS, action="add identifiers to members")
         member = register.get(self.db.session, member_id)
         identities.add(self.db.session, member, identities.normalised(data["identifiers"]), self._card_system(),
-                       utcnow(), self._actor())
+                       utcnow(), self.caller.actor)
         return IdentifierListSchema().dump({"items": identities.listed(self.db.session, member, self._card_system())})
 
     @rpc
@@ -352,7 +349,7 @@ class MembersService(Service):
             raise Forbidden("Only the points service records a tier bought with points.")
         member = self._locked(member_id)
         tier_ledger.set_by_hand(self.db.session, member, self._programme().programme, self.group.zone, data["tier"],
-                                data["reason"], data["note"], utcnow(), self.events.emit, self._actor(), None)
+                                data["reason"], data["note"], utcnow(), self.events.emit, self.caller.actor, None)
         return self.tier(member_id)
 
     # --- family accounts -----------------------------------------------------------------------------
@@ -368,7 +365,7 @@ class MembersService(Service):
         self.group.branch(data["branch"])
         self.caller.require_branch(data["branch"], "open family accounts at this branch")
         contact = self._locked(str(data["contact_member_id"]))
-        return self._family_answer(families.create(self.db.session, contact, data["branch"], self._actor(), utcnow()))
+        return self._family_answer(families.create(self.db.session, contact, data["branch"], self.caller.actor, utcnow()))
 
     @rpc
     def get_family(self, family_id: str) -> dict[str, Any]:
@@ -389,7 +386,7 @@ class MembersService(Service):
         family = families.get(self.db.session, family_id, lock=True)  # the family first, then the member
         self.caller.require_branch(family.home_branch, "change family accounts of this branch")
         member = self._locked(str(data["member_id"]))
-        families.link(self.db.session, family, member, data["relation"], self._actor(), utcnow())
+        families.link(self.db.session, family, member, data["relation"], self.caller.actor, utcnow())
         return self._family_answer(family)
 
     @rpc
@@ -401,7 +398,7 @@ class MembersService(Service):
         family = families.get(self.db.session, family_id, lock=True)
         self.caller.require_branch(family.home_branch, "change family accounts of this branch")
         member = register.get(self.db.session, member_id)
-        families.unlink(self.db.session, family, member.id, data["reason"], self._actor(), utcnow())
+        families.unlink(self.db.session, family, member.id, data["reason"], self.caller.actor, utcnow())
         return self._family_answer(family)
 
     @rpc
@@ -435,7 +432,7 @@ class MembersService(Service):
             self.caller.require_branch(data["branch"], "use benefits at this branch")
         member = register.get(self.db.session, member_id, lock=True)
         return QuotaUseSchema().dump(quotas.use(self.db.session, member, self._programme().programme, self.group.zone,
-                                                benefit, data["visit_id"], data["branch"], utcnow(), self._actor()))
+                                                benefit, data["visit_id"], data["branch"], utcnow(), self.caller.actor))
 
     @rpc
     def undo_quota(self, member_id: str, benefit: str, undo: dict[str, Any]) -> dict[str, Any]:
@@ -443,7 +440,7 @@ class MembersService(Service):
         data = load(QuotaUndoRequestSchema(), undo)
         member = register.get(self.db.session, member_id, lock=True)
         return QuotaUseSchema().dump(quotas.undo(self.db.session, member, self._programme().programme, benefit,
-                                                 data["visit_id"], utcnow(), self._actor()))
+                                                 data["visit_id"], utcnow(), self.caller.actor))
 
     @rpc
     def price(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
@@ -502,7 +499,7 @@ class MembersService(Service):
         self.caller.require_role(*access.TIER_SETTERS, action="change the tier programme")
         data = load(ProgrammeChangeSchema(), change)
         stored = programme_versions.store(self.db.session, self.config, self.group.currency, data["programme"],
-                                          data["note"], data["expected_version"], self._actor())
+                                          data["note"], data["expected_version"], self.caller.actor)
         return ProgrammeInForceSchema(exclude=("history",)).dump(stored)
 
     @rpc
@@ -529,7 +526,7 @@ class MembersService(Service):
             self.caller.require_branch(member.home_branch, "merge members of this branch")
         done = lifecycle.already_merged(self.db.session, survivor, merged)
         row = done or lifecycle.merge(self.db.session, survivor, merged, self._programme().programme,
-                                      self.group.zone, data["reason"], utcnow(), self.events.emit, self._actor())
+                                      self.group.zone, data["reason"], utcnow(), self.events.emit, self.caller.actor)
         return MergeSchema(survivor_tier=survivor.tier).dump(row)
 
     @rpc
@@ -542,7 +539,7 @@ class MembersService(Service):
             self.caller.require_branch(register.get(self.db.session, member_id).home_branch,
                                        "reverse merges of this branch")
         row = lifecycle.reverse(self.db.session, row, self._programme().programme, self.group.zone, data["reason"],
-                                utcnow(), self.events.emit, self._actor())
+                                utcnow(), self.events.emit, self.caller.actor)
         return MergeSchema(survivor_tier=register.get(self.db.session, row.survivor_id).tier).dump(row)
 
     @rpc
@@ -556,7 +553,7 @@ class MembersService(Service):
         data = load(MemberStatusChangeSchema(), change)
         member = self._locked(member_id)
         return member, move(self.db.session, member, data["reason"], data["note"], utcnow(), self.events.emit,
-                            self._actor())
+                            self.caller.actor)
 
     @rpc
     def freeze_member(self, member_id: str, change: dict[str, Any]) -> dict[str, Any]:

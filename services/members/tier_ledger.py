@@ -20,7 +20,6 @@ from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
-from services.kit.caller import Identity
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
@@ -37,11 +36,6 @@ TIER_CHANGES = counter("careloop_members_tier_changes_total", "Tier changes", ("
 REVIEW_NOTICES = counter("careloop_members_tier_review_notices_total", "Review notices of a lower tier")
 
 CHAIN_LOCK_ATTEMPTS = 5  # merges committing while we wait for the chain's locks: read and lock again this often
-
-
-def actor_of(identity: Identity) -> str:
-    """Who did it, as the audit columns keep it."""
-    return f"{identity.kind}:{identity.subject} ({identity.role})"
 
 
 def _chain(session: Session, wanted: uuid.UUID, rows: dict[uuid.UUID, Any] | None = None) -> list[uuid.UUID] | None:

@@ -23,13 +23,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
 from services.kit.config import Group
-from services.kit.db import Store, fetch
+from services.kit.db import Store, dialect_insert, fetch
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -66,10 +65,6 @@ RUN_ENDS = counter("careloop_notifications_journey_runs_total", "Runs of compose
 RUN_BATCH = 50
 RETRY_AFTER = timedelta(minutes=1)  # a peer did not answer
 FAILED_RETRY_AFTER = timedelta(hours=1)  # something unexpected: logged, and not retried every second
-
-
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _dumps(value: Any) -> str:
@@ -117,7 +112,7 @@ def create(session: Session, definition: dict[str, Any], caller: Identity, group
     """A new journey, in draft, at version 1."""
     _check_branches(definition, group)
     require_manager(caller, definition["branches"], "compose journeys")
-    by = f"{caller.kind}:{caller.subject}"
+    by = caller.actor
     journey = ComposedJourney(id=uuid.uuid4(), name=definition["name"], state=DRAFT, version=1,
                               trigger=_trigger_code(definition), branches=_dumps(definition["branches"]),
                               created_by=by, created_at=now, updated_at=now)
@@ -157,7 +152,7 @@ def update_definition(session: Session, journey: ComposedJourney, definition: di
     journey.name, journey.trigger = definition["name"], _trigger_code(definition)
     journey.branches, journey.updated_at = _dumps(definition["branches"]), now
     session.add(ComposedJourneyVersion(journey_id=journey.id, version=journey.version, definition=_dumps(definition),
-                                       created_by=f"{caller.kind}:{caller.subject}", created_at=now))
+                                       created_by=caller.actor, created_at=now))
     return journey
 
 
@@ -242,7 +237,7 @@ def on_fact(session: Session, fact: rules.Fact, now: datetime) -> int:
 def start(session: Session, journey: ComposedJourney, member_id: str, cause: str, branch: str | None,
           now: datetime) -> int:
     """A member's run of the journey's current version for ``cause`` (none if this cause already has one)."""
-    statement = _insert(session)(JourneyRun).values(
+    statement = dialect_insert(session, JourneyRun).values(
         id=uuid.uuid4(), journey_id=journey.id, version=journey.version, member_id=uuid.UUID(str(member_id)),
         cause=cause, branch=branch, step=0, state=RUNNING, due_at=now, started_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])

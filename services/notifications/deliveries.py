@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
-from services.kit.db import fetch
+from services.kit.db import dialect_insert, fetch
 from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -57,7 +56,7 @@ def queue(session: Session, plan: Plan, now: datetime) -> Delivery | None:
     ``INSERT .. ON CONFLICT DO NOTHING``: a twin inserted at the same moment by another worker makes this
     one wait for it and then insert nothing, instead of failing the whole transaction.
     """
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Delivery)
+    insert = dialect_insert(session, Delivery)
     row = row_of(plan, now)
     inserted = session.execute(insert.values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
                                .returning(Delivery.id)).scalar()
@@ -72,8 +71,7 @@ def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
     """Queue many plans in one statement (scans); causes that already have a message are skipped."""
     if not plans:
         return 0
-    is_postgresql = session.get_bind().dialect.name == "postgresql"
-    insert = (postgresql.insert if is_postgresql else sqlite.insert)(Delivery)
+    insert = dialect_insert(session, Delivery)
     rows = [row_of(plan, now) for plan in plans]
     statement = insert.values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
     inserted = set(session.scalars(statement.returning(Delivery.id)))

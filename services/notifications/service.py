@@ -412,7 +412,7 @@ class NotificationsService(Service):
         data = load(NotificationPreferencesChangeSchema(), changes)
         member = self.members.get_member(member_id)
         row = preferences.change(self.db.session, uuid.UUID(member["id"]), data,
-                                 f"{self.caller.kind}:{self.caller.subject}", utcnow())
+                                 self.caller.actor, utcnow())
         return NotificationPreferencesSchema().dump(preferences.of(member, row, self.sending.settings.channel_order))
 
     @rpc

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import as_utc, utcnow
 from services.kit.config import BranchAlerts, Group
+from services.kit.db import dialect_insert
 from services.kit.telemetry import counter
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
 from services.notifications.models import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, StaffAlert
@@ -66,7 +66,7 @@ def record(session: Session, event: dict[str, Any], group: Group, settings: Sett
                      "due_at": now, "reason": f"{NO_RECIPIENT}: {why}"})
     if not rows:
         return 0
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(StaffAlert)
+    insert = dialect_insert(session, StaffAlert)
     statement = insert.values(rows).on_conflict_do_nothing(index_elements=["feedback_id", "channel", "recipient"])
     inserted = set(session.scalars(statement.returning(StaffAlert.id)))
     for row in rows:

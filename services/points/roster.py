@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Uuid, bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
+from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, NotFound
 from services.kit.locks import lock_name, serialise, then
 from services.points.models import MemberCopy
@@ -54,8 +54,7 @@ def parse_moment(value: Any) -> datetime | None:
 
 def insert_ignoring_duplicate(session: Session, model: type, values: dict[str, Any], key: list[str]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING: create a row two workers may create at the same moment."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
+    session.execute(dialect_insert(session, model).values(**values).on_conflict_do_nothing(index_elements=key))
 
 
 def _row(session: Session, member_id: uuid.UUID, now: datetime, lock: bool = True) -> MemberCopy:

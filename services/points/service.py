@@ -119,9 +119,7 @@ class PointsService(Service):
         return settings.programme_of(self.config)
 
     def _ctx(self) -> Context:
-        caller = self.caller
-        operator = f"{caller.kind}:{caller.subject}" + (f" ({caller.role})" if caller.kind != "service" else "")
-        return Context(self.programme, self.group.zone, self.group.currency, utcnow(), operator)
+        return Context(self.programme, self.group.zone, self.group.currency, utcnow(), self.caller.actor)
 
     def _dump(self, schema: Schema, answer: Any) -> dict[str, Any]:
         """``schema``'s dump of ``answer``, in the group's currency (for rows that store none: rewards, redemptions)."""

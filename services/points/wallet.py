@@ -12,9 +12,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -38,8 +38,7 @@ def lock_wallet(session: Session, member_id: uuid.UUID, ctx: Context) -> WalletA
     """The member's wallet, created on first use, locked until the transaction ends, in one round trip: an
     upsert whose ``DO UPDATE`` (a no-op change) takes the row lock as ``FOR UPDATE`` would, waits for a
     concurrent holder, and returns the row as that holder committed it."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(WalletAccount).values(
+    statement = dialect_insert(session, WalletAccount).values(
         member_id=member_id, currency=ctx.currency, principal_minor=0, bonus_minor=0, largest_top_up_minor=0,
         created_at=ctx.now, updated_at=ctx.now)
     statement = statement.on_conflict_do_update(index_elements=["member_id"],

@@ -42,13 +42,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
 from services.kit.caller import Identity
 from services.kit.clock import isoformat
 from services.kit.config import Group
+from services.kit.db import dialect_insert
 from services.kit.errors import Conflict
 from services.records import audit, bookings, patients, profiles
 from services.records.models import (
@@ -84,8 +84,7 @@ def resolve(session: Session, member_id: Any) -> uuid.UUID:
 
 
 def _insert_patient(session: Session, member_id: uuid.UUID, now: datetime) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(Patient).values(member_id=member_id, completed_visits=0, paid_visits=0, created_at=now)
+    session.execute(dialect_insert(session, Patient).values(member_id=member_id, completed_visits=0, paid_visits=0, created_at=now)
                     .on_conflict_do_nothing(index_elements=["member_id"]))
 
 

@@ -22,11 +22,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
-from services.kit.db import fetch, parse_uuid
+from services.kit.db import dialect_insert, fetch, parse_uuid
 from services.kit.errors import Conflict, NotFound
 from services.records.models import Patient, Visit
 
@@ -40,10 +39,6 @@ def parse_member_id(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFound(f"No member {value}.") from None
-
-
-def _insert(session: Session) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Patient)
 
 
 def get(session: Session, member_id: uuid.UUID, lock: bool = False) -> Patient | None:
@@ -66,7 +61,7 @@ def ensure(session: Session, member_id: Any, lookup: MemberLookup, now: datetime
     if member.get("status") == "closed":
         raise Conflict("This membership is closed; no new records are kept for it.")
     referrer = member.get("referred_by")
-    session.execute(_insert(session).values(
+    session.execute(dialect_insert(session, Patient).values(
         member_id=member_uuid, home_branch=member.get("home_branch"),
         referrer_id=uuid.UUID(referrer) if referrer else None, completed_visits=0, paid_visits=0, created_at=now,
         membership_status="frozen" if member.get("status") == "frozen" else "active",
@@ -101,7 +96,7 @@ def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datet
     member_id, enrolled_at = event["member_id"], event["enrolled_at"]
     values = {"home_branch": event["home_branch"], "referrer_id": event["referrer_id"],
               "enrolled_at": enrolled_at, "enrolled_on": local_date(enrolled_at, zone)}
-    session.execute(_insert(session).values(member_id=member_id, completed_visits=0, paid_visits=0,
+    session.execute(dialect_insert(session, Patient).values(member_id=member_id, completed_visits=0, paid_visits=0,
                                             created_at=now, **values)
                     .on_conflict_do_nothing(index_elements=["member_id"]))
     patient = get(session, member_id, lock=True)

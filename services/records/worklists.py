@@ -9,11 +9,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.db import fetch
+from services.kit.db import dialect_insert, fetch
 from services.kit.errors import Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -33,7 +32,7 @@ def create(session: Session, tasks: list[Task], member_id: uuid.UUID, branch: st
     """Write ``tasks`` (those whose dedupe key is new); how many were new."""
     if not tasks:
         return 0
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(FollowUp)
+    insert = dialect_insert(session, FollowUp)
     written = 0
     for task in tasks:
         result = session.execute(insert.values(

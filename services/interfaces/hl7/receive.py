@@ -158,7 +158,7 @@ def _register(session: Session, peers: Peers, inbound: Inbound, branch: str, gro
               caller: Identity) -> uuid.UUID | patients.Held:
     patient = messages.patient(inbound.message)
     return patients.register(peers.members, session, inbound, patient, branch, _key(inbound), now,
-                             f"{caller.kind}:{caller.subject} ({caller.role})")
+                             caller.actor)
 
 
 def _update(session: Session, peers: Peers, inbound: Inbound, branch: str, group: Group,

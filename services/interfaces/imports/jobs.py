@@ -63,16 +63,12 @@ class BatchPeer(Peer):
     default_timeout = 120
 
 
-def actor_of(caller: Identity) -> str:
-    return f"{caller.kind}:{caller.subject} ({caller.role})" if caller.role else f"{caller.kind}:{caller.subject}"
-
-
 def file_of(config: dict[str, Any], job: ImportJob) -> Path:
     return Path(setting(config, "IMPORT_DIR")) / f"{job.id}.{job.file_kind}"
 
 
 def audit(session: Session, job: ImportJob, action: str, caller: Identity, now: datetime) -> None:
-    session.add(ImportJobLog(job_id=job.id, action=action, actor=actor_of(caller), at=now))
+    session.add(ImportJobLog(job_id=job.id, action=action, actor=caller.actor, at=now))
 
 
 def get(session: Session, job_id: Any, caller: Identity, lock: bool = False) -> ImportJob:
@@ -98,7 +94,7 @@ def create(session: Session, spec: dict[str, Any], caller: Identity, now: dateti
                     mapping=json.dumps(spec["mapping"]) if spec["mapping"] else None,
                     default_branch=spec["default_branch"], branches=json.dumps(branches) if branches else None,
                     size_bytes=0, processed_rows=0, valid_rows=0, invalid_rows=0, present_rows=0, repeated_rows=0,
-                    imported_rows=0, created_by=actor_of(caller), created_at=now, updated_at=now)
+                    imported_rows=0, created_by=caller.actor, created_at=now, updated_at=now)
     session.add(job)
     session.flush()
     audit(session, job, "created", caller, now)
