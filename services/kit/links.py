@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from nameko.extensions import DependencyProvider
+
 from services.kit.errors import Gone, NotFound
 
 SECRET_SETTING = "APPOINTMENT_LINK_SECRET"
@@ -50,6 +52,17 @@ def secret_of(config: dict[str, Any]) -> str:
     if secret and len(secret) < MIN_SECRET_LENGTH:
         raise ValueError(f"{SECRET_SETTING} must be at least {MIN_SECRET_LENGTH} characters")
     return secret
+
+
+class LinkSecret(DependencyProvider):
+    """The links' secret as a service's dependency, checked when the service starts: a secret too short to
+    be safe stops the service at start-up rather than failing the first link a patient opens."""
+
+    def setup(self) -> None:
+        self.secret = secret_of(self.container.config)
+
+    def get_dependency(self, worker_ctx: Any) -> str:
+        return self.secret
 
 
 def _b64(raw: bytes) -> str:

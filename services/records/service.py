@@ -20,7 +20,7 @@ from services.kit.errors import Invalid, NotFound
 from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, require_exporter, reveals
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
-from services.kit.links import secret_of
+from services.kit.links import LinkSecret
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
 from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
@@ -112,6 +112,7 @@ class RecordsService(Service):
     events = Outbox(EVENTS)
     members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
     points = Peer("points")
+    link_secret = LinkSecret()  # APPOINTMENT_LINK_SECRET, checked at start (kit.links)
 
     @property
     def practice(self) -> Practice:
@@ -458,10 +459,6 @@ class RecordsService(Service):
             self._move(appointment, patient, "cancelled", "cancelled by the patient (link)", now)
         view = links.view(session, claims, appointment, self.group)
         return AppointmentLinkUsedSchema().dump({**view, "outcome": outcome})
-
-    @property
-    def link_secret(self) -> str:
-        return secret_of(self.config)
 
     @rpc
     def get_appointment(self, appointment_id: str) -> dict[str, Any]:

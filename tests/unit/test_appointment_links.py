@@ -139,3 +139,22 @@ def test_the_four_languages_show_both_links(language, journey, channel):
         assert url in rendered.text and url in rendered.body
     plain = renderer.render(journey, channel, language, {**CONTEXT, "rescheduled": False, "hours_before": 24})
     assert "/a/" not in plain.text and "/a/" not in plain.body
+
+
+def test_a_service_with_a_too_short_link_secret_does_not_start():
+    from nameko.containers import ServiceContainer
+
+    class Linking:
+        name = "linking"
+        secret = links.LinkSecret()
+
+    container = ServiceContainer(Linking, {links.SECRET_SETTING: "short"})
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        container.start()
+    container.kill()
+    started = ServiceContainer(Linking, {links.SECRET_SETTING: SECRET})
+    started.start()
+    try:
+        assert next(iter(started.dependencies)).get_dependency(None) == SECRET
+    finally:
+        started.stop()
