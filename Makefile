@@ -21,7 +21,7 @@ lint: venv
 
 ## perf: the benchmarks under tests/perf (minutes; figures go to the terminal, see tests/perf/RESULTS.md)
 perf: venv
-	@scripts/infra.sh rabbitmq postgresql
+	@scripts/infra.sh rabbitmq postgresql wrk chromium
 	@.venv/bin/python -m pytest tests/perf -s -p no:randomly -m "not soak" $(PYTEST_ARGS)
 
 ## faults: the fault-injection suite with long load around each fault (tests/faults/README.md; ~25 min)

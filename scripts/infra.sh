@@ -89,12 +89,27 @@ MSG
   return 1
 }
 
+ensure_wrk() {
+  # the HTTP benchmarks (tests/perf: gateway, FHIR, console, the paid-visit flow) drive the gateway with wrk
+  command -v wrk >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing wrk (apt-get) for the HTTP benchmarks"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || true
+  fi
+  command -v wrk >/dev/null 2>&1 && return 0
+  echo "wrk is missing: the HTTP benchmarks skip without it (Debian/Ubuntu: apt-get install wrk)" >&2
+  return 1
+}
+
 for what in "$@"; do
   case "$what" in
     rabbitmq) ensure_rabbitmq ;;
     postgresql) ensure_postgresql ;;
     prometheus) ensure_prometheus ;;
     chromium) ensure_chromium ;;
+    wrk) ensure_wrk ;;
     *) echo "unknown service $what" >&2; exit 2 ;;
   esac
 done
