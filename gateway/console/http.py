@@ -62,6 +62,8 @@ class CsrfFailed(Forbidden):
 class Page(HttpRequestHandler):
     server = GatewayWebServer()
     admission = Admission()
+    cookie_path = "/console"  # where the pages' cookies are sent back
+    pre_session_cookie = cookies.PRE_SESSION_COOKIE  # a visitor's before sign-in (the CSRF token is bound to it)
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
@@ -85,7 +87,7 @@ class Page(HttpRequestHandler):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id, token = begin_request(request, 64 * 1024)
+        _, token = begin_request(request, 64 * 1024)
         request.page = self
         request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
         request.t = Translator(request.language, self.group.currency, self.group.zone)
@@ -107,7 +109,7 @@ class Page(HttpRequestHandler):
                     request.csrf_bound_to = principal.session_id
                 else:
                     request.identity = None
-                    pre = request.cookies.get(cookies.PRE_SESSION_COOKIE)
+                    pre = request.cookies.get(self.pre_session_cookie)
                     if not pre:
                         pre = request.new_pre_session = cookies.new_pre_session()
                     request.csrf_bound_to = pre
@@ -127,18 +129,23 @@ class Page(HttpRequestHandler):
         except Exception as exc:
             response = self._error(exc, request)
         finally:
-            if response is not None:
-                response.headers["X-Request-Id"] = request_id
-                for name, value in HTML_HEADERS.items():
-                    response.headers.setdefault(name, value)
-                if request.new_pre_session:
-                    set_cookie(request, response, cookies.PRE_SESSION_COOKIE, request.new_pre_session)
-            access_log.info("request", extra={
-                "method": request.method, "route": self.url, "status": response.status_code if response else 500,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "credential": principal.credential if principal is not None else None})
-            request_id_var.reset(token)
+            self._finish(request, response, started, token, principal.credential if principal is not None else None)
         return response
+
+    def _finish(self, request: Request, response: Response | None, started: float, token: Any,
+                credential: str | None) -> None:
+        """The end of every page's request (the console's and the member page's): the request id and the HTML
+        headers on the answer, a new pre-session's cookie, the access log line, the log context reset."""
+        if response is not None:
+            response.headers["X-Request-Id"] = request.request_id
+            for name, value in HTML_HEADERS.items():
+                response.headers.setdefault(name, value)
+            if request.new_pre_session:
+                set_cookie(request, response, self.pre_session_cookie, request.new_pre_session, path=self.cookie_path)
+        access_log.info("request", extra={
+            "method": request.method, "route": self.url, "status": response.status_code if response else 500,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2), "credential": credential})
+        request_id_var.reset(token)
 
     def _authorise(self, principal: Principal) -> None:
         if not principal.may(self.permission):

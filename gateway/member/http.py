@@ -20,14 +20,13 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.auth import lockout
 from gateway.console import cookies
-from gateway.console.http import HTML_HEADERS, TEMPLATES, CsrfFailed, Page, set_cookie
+from gateway.console.http import TEMPLATES, CsrfFailed, Page, set_cookie
 from gateway.console.i18n import LANGUAGE_NAMES, Translator, choose_language
 from gateway.http import begin_request, dependency_failure, run_worker
 from gateway.member import codes
 from gateway.paths import check_path
 from services.kit.clock import utcnow
 from services.kit.errors import DomainError, Forbidden, NotFound, RateLimited, Unavailable
-from services.kit.telemetry import request_id_var
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
@@ -40,6 +39,9 @@ SESSION_PURPOSE = "member-session"
 
 
 class MemberPage(Page):
+    cookie_path = ROOT
+    pre_session_cookie = PRE_SESSION_COOKIE
+
     def __init__(self, method: str, url: str, *, signed_in: bool = True, **kwargs: Any) -> None:
         self.signed_in = signed_in
         super().__init__(method, url, public=True, **kwargs)
@@ -56,7 +58,7 @@ class MemberPage(Page):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        request_id, token = begin_request(request, 64 * 1024)
+        _, token = begin_request(request, 64 * 1024)
         request.page = self
         request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
         request.t = Translator(request.language, self.group.currency, self.group.zone)
@@ -90,17 +92,7 @@ class MemberPage(Page):
         except Exception as exc:
             response = self._error(exc, request)
         finally:
-            if response is not None:
-                response.headers["X-Request-Id"] = request_id
-                for name, value in HTML_HEADERS.items():
-                    response.headers.setdefault(name, value)
-                if request.new_pre_session:
-                    set_cookie(request, response, PRE_SESSION_COOKIE, request.new_pre_session, path=ROOT)
-            access_log.info("request", extra={
-                "method": request.method, "route": self.url, "status": response.status_code if response else 500,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "credential": f"member:{request.member_id}" if request.member_id else None})
-            request_id_var.reset(token)
+            self._finish(request, response, started, token, f"member:{request.member_id}" if request.member_id else None)
         return response
 
     def _error(self, exc: Exception, request: Request) -> Response:
