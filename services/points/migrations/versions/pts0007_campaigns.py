@@ -10,9 +10,8 @@ ended it), ``points_campaign_versions`` (every version's terms, never edited) an
 programme file's campaigns are not copied here: they stay in the file.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'pts0007'
 down_revision = 'pts0006'
