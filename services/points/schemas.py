@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import ValidationError, fields, missing, validate, validates_schema
+from marshmallow import INCLUDE, ValidationError, fields, missing, validate, validates_schema
 from marshmallow.experimental.context import Context
 from marshmallow.utils import get_value
 
@@ -646,6 +646,14 @@ class CampaignChangeSchema(CampaignTermsSchema):
     code = fields.String(metadata={"description": "Optional; must be the code in the path (it cannot change)."})
     expected_version = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
         "description": "The version you edited: 409 if the campaign changed since."})
+
+
+class CampaignBodySchema(Schema):
+    """Only the checks every body gets (an object, no NUL character); the terms themselves are checked by the
+    programme file's campaign rule, not a second time here."""
+
+    class Meta:
+        unknown = INCLUDE
 
 
 class ExpectedVersionSchema(Schema):

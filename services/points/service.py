@@ -48,6 +48,7 @@ from services.points.rules.programme import Programme
 from services.points.schemas import (
     CURRENCY,
     BalanceSchema,
+    CampaignBodySchema,
     CampaignListSchema,
     CampaignQuerySchema,
     CampaignSchema,
@@ -222,8 +223,9 @@ class PointsService(Service):
         get it between its dates."""
         self.caller.require_role(*access.CAMPAIGN_EDITORS, action="create campaigns")
         _required_key(idempotency_key)
+        terms = load(CampaignBodySchema(), campaign)
         ctx = self._ctx()
-        stored = campaigns.create(self.db.session, self.programme, campaign, ctx.now, ctx.operator)
+        stored = campaigns.create(self.db.session, self.programme, terms, ctx.now, ctx.operator)
         return self._campaign_answer(stored)
 
     @rpc
@@ -233,9 +235,9 @@ class PointsService(Service):
         """The campaign's next version (``expected_version``: 409 if someone changed it since); not once ended."""
         self.caller.require_role(*access.CAMPAIGN_EDITORS, action="change campaigns")
         _required_key(idempotency_key)
-        terms = dict(campaign) if isinstance(campaign, dict) else campaign
-        expected = terms.pop("expected_version", None) if isinstance(terms, dict) else None
-        expected = load(ExpectedVersionSchema(), {"expected_version": expected})["expected_version"]
+        terms = load(CampaignBodySchema(), campaign)
+        expected = load(ExpectedVersionSchema(), {"expected_version": terms.pop("expected_version", None)})
+        expected = expected["expected_version"]
         ctx = self._ctx()
         stored = campaigns.update(self.db.session, self.programme, code, terms, expected, ctx.today, ctx.now,
                                   ctx.operator)

@@ -90,6 +90,10 @@ def test_bad_terms_name_the_field_and_store_nothing(world, rpc):
         (double("bad-5", colour="red"), "campaign"),
         ({"code": "bad-6", "multiplier": 2}, "name"),
         (double("bad 7"), "code"),
+        (double("bad-8", multiplier="Infinity"), "multiplier"),
+        (double("bad-9", multiplier=1_000_000_000), "multiplier"),
+        (double("bad-10", bonus_points=10**20), "bonus_points"),
+        (double("bad-11", name="nul\x00name"), "name"),
     ]
     for terms, field in cases:
         with pytest.raises(Invalid) as raised:

@@ -20,6 +20,9 @@ from services.kit.errors import Invalid
 from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 
 ONE_X = 10_000  # a multiplier of 1x in basis points
+MAX_MULTIPLIER_BP = 100 * ONE_X  # no rule multiplies by more than 100: beyond is a typing mistake, not a promotion
+MAX_BONUS_POINTS = 10_000_000  # as the points commands' ceiling (schemas.MAX_POINTS)
+MAX_SPEND_MINOR = 10_000_000_000  # as the largest bill (schemas.MAX_MINOR)
 SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
 WALLET_ORDERS = ("proportional", "principal_first", "bonus_first")
 VISIT_RULES = ("spend", "visit", "campaign", "referral")  # the rules a completed visit may pay
@@ -149,13 +152,15 @@ def _multiplier(value: Any, path: str) -> int:
     if isinstance(value, bool):
         raise _fail(path, "must be a multiplier like 1.5 or 15000 (basis points)")
     if isinstance(value, int) and value >= 100:
-        return _whole(value, path, minimum=ONE_X)
+        return _whole(value, path, minimum=ONE_X, maximum=MAX_MULTIPLIER_BP)
     try:
         exact = Decimal(str(value)) * ONE_X
     except (InvalidOperation, ValueError):
         raise _fail(path, "must be a multiplier like 1.5 or 15000 (basis points)") from None
-    if exact != exact.to_integral_value() or exact < ONE_X:
+    if not exact.is_finite() or exact != exact.to_integral_value() or exact < ONE_X:
         raise _fail(path, "must be at least 1 with at most four decimals")
+    if exact > MAX_MULTIPLIER_BP:
+        raise _fail(path, f"must be at most {MAX_MULTIPLIER_BP // ONE_X}")
     return int(exact)
 
 
@@ -211,8 +216,8 @@ def _campaign(raw: Any, path: str) -> Campaign:
         days_of_month=tuple(_whole(d, at("days_of_month"), 1, 31) for d in raw.get("days_of_month", ())),
         weekdays=tuple(_whole(d, at("weekdays"), 1, 7) for d in raw.get("weekdays", ())),
         multiplier_bp=_multiplier(raw.get("multiplier_bp", raw.get("multiplier", ONE_X)), at("multiplier")),
-        bonus_points=_whole(raw.get("bonus_points", 0), at("bonus_points")),
-        min_spend_minor=_whole(raw.get("min_spend_minor", 0), at("min_spend_minor")),
+        bonus_points=_whole(raw.get("bonus_points", 0), at("bonus_points"), maximum=MAX_BONUS_POINTS),
+        min_spend_minor=_whole(raw.get("min_spend_minor", 0), at("min_spend_minor"), maximum=MAX_SPEND_MINOR),
         tiers=_codes(raw.get("tiers", ()), at("tiers")),
         branches=_codes(raw.get("branches", ()), at("branches")),
         categories=_codes(raw.get("categories", ()), at("categories")),
