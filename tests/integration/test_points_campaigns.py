@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-import eventlet
 import pytest
 
 from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from tests.integration.overlap import LockWaits
 from tests.integration.points_world import World
 
 ADMIN = Identity(kind="staff", subject="u0", role="group_admin", branches=("*",))
@@ -116,21 +116,26 @@ def test_bad_terms_name_the_field_and_store_nothing(world, rpc):
     assert world.scalar("SELECT count(*) FROM points_campaign_versions") == 1
 
 
+@pytest.mark.backends("postgresql")  # on SQLite one transaction runs at a time: nothing can overlap
 def test_two_edits_of_one_version_at_once_one_wins_the_other_is_told_it_changed(world, rpc):
     admin = rpc(caller=ADMIN).points
-    admin.create_campaign(double("race"), idempotency_key=key())
-    proxies = [rpc(caller=ADMIN).points, rpc(caller=ADMIN).points]
-
-    def edit(pair: tuple[object, int]) -> str:
-        proxy, multiplier = pair
-        try:
-            proxy.update_campaign("race", {**double("race", multiplier=multiplier), "expected_version": 1},
-                                  idempotency_key=key())
-            return "won"
-        except Conflict:
-            return "conflict"
-
-    outcomes = sorted(eventlet.GreenPool(2).imap(edit, zip(proxies, (3, 4), strict=True)))
-    assert outcomes == ["conflict", "won"]
-    got = admin.get_campaign("race")
-    assert [v["version"] for v in got["versions"]] == [1, 2] and got["version"] == 2
+    codes = [f"race-{n}" for n in range(10)]
+    for code in codes:
+        admin.create_campaign(double(code), idempotency_key=key())
+    with LockWaits(world.url) as waits:  # two edits of version 1 of each campaign, all sent at once
+        replies = [(code, admin.update_campaign.call_async(
+            code, {**double(code, multiplier=multiplier), "expected_version": 1}, idempotency_key=key()))
+            for code in codes for multiplier in (3, 4)]
+        outcomes: dict[str, list[str]] = {code: [] for code in codes}
+        for code, reply in replies:
+            try:
+                reply.result()
+                outcomes[code].append("won")
+            except Conflict:
+                outcomes[code].append("conflict")
+    assert all(sorted(found) == ["conflict", "won"] for found in outcomes.values()), outcomes
+    waited = waits.count("transactionid", "tuple")
+    assert waited >= 1, "no edit waited for another's lock: they did not overlap"
+    for code in codes:
+        got = admin.get_campaign(code)
+        assert [v["version"] for v in got["versions"]] == [1, 2] and got["version"] == 2
