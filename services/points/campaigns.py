@@ -48,7 +48,7 @@ class Stored:
 class _Loaded:
     stamp: str | None
     campaigns: tuple[Campaign, ...]
-    merged: dict[int, Programme]  # id(file programme) -> that programme with these campaigns
+    merged: tuple[Programme, Programme] | None = None  # (the file's programme, it with these campaigns)
 
 
 _loaded: dict[str, _Loaded] = {}  # per database URL: several services share a process in tests
@@ -65,7 +65,7 @@ def _current(session: Session) -> _Loaded:
     if cached is not None and cached.stamp == stamp:
         return cached
     campaigns = tuple(item.terms for item in _stored(session) if item.row.ended_at is None)
-    cached = _Loaded(stamp, campaigns, {})
+    cached = _Loaded(stamp, campaigns)
     _loaded[key] = cached
     return cached
 
@@ -75,11 +75,9 @@ def in_force(session: Session, base: Programme) -> Programme:
     loaded = _current(session)
     if not loaded.campaigns:
         return base
-    merged = loaded.merged.get(id(base))
-    if merged is None:
-        merged = replace(base, campaigns=base.campaigns + loaded.campaigns)
-        loaded.merged = {id(base): merged}  # the file's programme is cached by settings: one entry is enough
-    return merged
+    if loaded.merged is None or loaded.merged[0] is not base:  # settings caches the file's: one entry is enough
+        loaded.merged = (base, replace(base, campaigns=base.campaigns + loaded.campaigns))
+    return loaded.merged[1]
 
 
 def _stored(session: Session) -> list[Stored]:
