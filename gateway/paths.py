@@ -118,6 +118,9 @@ PATH_TYPES: dict[str, PathType] = {
     "integration_id": PathType("webhook integration", r"[a-z0-9][a-z0-9-]{1,63}",
                                "integration ids are lower-case letters, digits and -", "his-jingan", max_length=64),
     "journey_id": uuid_of("journey"),
+    "campaign_code": PathType("campaign", r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}",
+                              "campaign codes are 1 to 32 letters, digits, _ and -", "double-points-nov",
+                              max_length=32),  # points.campaigns.CODE
 }
 """Placeholder name -> its shape. The same name means the same kind of value on every route."""
 

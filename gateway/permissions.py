@@ -94,6 +94,9 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # composed journeys (issue 20): managers; branch managers only for their own branches (checked by notifications)
     "journeys:read": ("group_admin", "branch_manager"),
     "journeys:write": ("group_admin", "branch_manager"),
+    # points campaigns through the API (issue 20 item 7): group admins; branch managers read them
+    "campaigns:read": ("group_admin", "branch_manager"),
+    "campaigns:write": ("group_admin",),
 }
 
 

@@ -14,6 +14,7 @@ from gateway.fhir.routes import FhirRoutes
 from gateway.member.pages import MemberPages
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
+from gateway.routes.campaigns import CampaignRoutes
 from gateway.routes.exports import ExportRoutes
 from gateway.routes.families import FamilyRoutes
 from gateway.routes.identity import IdentityRoutes
@@ -37,7 +38,7 @@ from services.kit.telemetry import Telemetry
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
-                     ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes):
+                     ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes, CampaignRoutes):
     name = "gateway"
     config = Config()
     db = Database()

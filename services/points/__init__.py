@@ -10,7 +10,8 @@ How the rooms split (issue 16):
   redemptions), ``coupons``, ``wallet`` (stored value), ``merges``, ``roster`` (points' copy of members),
   ``expiry`` (the nightly expiry steps), ``holds`` (pending points: locked for the refund window, released
   by a daily step), ``transfers`` (family transfers and balances), ``outcomes`` (what each visit earned, for
-  the audit), ``reconciliation``. Each defines the metrics of what it counts.
+  the audit), ``reconciliation``, ``campaigns`` (campaigns created through the API: versions, who and when,
+  and the programme in force with them merged in). Each defines the metrics of what it counts.
 - ``access.py`` (which roles may do what), ``settings.py`` (reading the programme file), ``events.py`` (the
   contracts of what points announces), ``schemas.py`` (what the RPCs take and answer), ``models.py``,
   ``migrations/``.

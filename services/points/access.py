@@ -23,3 +23,5 @@ EXPORTERS = ("group_admin", "integration")
 EXPORT_REVEALERS = ("integration",)
 """Who gets an export's personal fields (staff names, free-text reasons, coupon codes) in full: the
 warehouse's system key; a person downloading by hand gets them masked (config ``UNMASKED_EXPORT_ROLES``)."""
+CAMPAIGN_EDITORS = ("group_admin",)
+"""Create, change and end campaigns (the programme file's are changed in the file)."""

@@ -457,3 +457,45 @@ class FamilyTransfer(Base):
         CheckConstraint("(kind = 'points' AND points > 0) OR (kind = 'wallet' AND principal_minor >= 0 "
                         "AND bonus_minor >= 0 AND principal_minor + bonus_minor > 0)", name="something_moves"),
     )
+
+
+class Campaign(Base):
+    """A campaign created through the API (those of the programme file are not stored): its current version,
+    who created it and, once ended early, who ended it and when. Every version's terms stay in
+    ``points_campaign_versions``."""
+
+    __tablename__ = "points_campaigns"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    version: Mapped[int] = mapped_column(Integer)  # the version in force
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))  # Identity.actor
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # ended early by hand
+    ended_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class CampaignVersion(Base):
+    """One version of a stored campaign's terms (never edited: an edit adds the next version)."""
+
+    __tablename__ = "points_campaign_versions"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_campaigns.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    terms: Mapped[str] = mapped_column(Text)  # JSON: rules.programme.plain(Campaign), read by parse_campaign
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class CampaignsStamp(Base):
+    """One row that every campaign change rewrites (a new random ``stamp``): the earn path reads it to know
+    whether its cached campaigns are current, and changes queue on its row lock, one at a time."""
+
+    __tablename__ = "points_campaigns_stamp"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    stamp: Mapped[str] = mapped_column(String(32))
+    changes: Mapped[int] = mapped_column(BigInteger)  # how many changes so far (for people; the stamp decides)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

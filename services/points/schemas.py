@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import ValidationError, fields, missing, validate, validates_schema
+from marshmallow import INCLUDE, ValidationError, fields, missing, validate, validates_schema
 from marshmallow.experimental.context import Context
 from marshmallow.utils import get_value
 
 from services.kit.exports import MaskedExportSchema
-from services.kit.schemas import MoneySchema, Schema, StrictInteger, UtcTime, computed, page_of
+from services.kit.schemas import MoneySchema, Schema, StrictInteger, UtcTime, computed, list_of, page_of
 from services.points.events import COUPON_SOURCES
+from services.points.rules.programme import CAMPAIGN_STATES
 from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 
 MAX_POINTS = 10_000_000
@@ -608,3 +609,88 @@ class CouponExportSchema(MaskedExportSchema, CouponSchema):
     MASKED = ("code", "voided_reason")
 
     updated_at = UtcTime()
+
+
+# --- campaigns (created, changed and ended through the API; the programme file's are read-only) -------------
+
+_CAMPAIGN_RULE = ("Checked by the programme file's own campaign rule (services/points/rules/programme.py), so a "
+                  "422 names the field as the body does: multiplier, ends_on, segments...")
+
+
+class CampaignTermsSchema(Schema):
+    """A campaign's terms: a multiplier on spend points and/or a fixed bonus per visit, for the visits it matches
+    (an empty filter matches every visit). Dates are the group's local days, inclusive."""
+
+    code = fields.String(required=True, metadata={
+        "description": "1 to 32 letters, digits, _ or -; unique across the programme file and the API. "
+                       + _CAMPAIGN_RULE})
+    name = fields.String(required=True)
+    starts_on = fields.Date(allow_none=True)
+    ends_on = fields.Date(allow_none=True, metadata={"description": "Not before starts_on."})
+    days_of_month = fields.List(fields.Integer(), metadata={"description": "1-31: a recurring day (member day: [18])."})
+    weekdays = fields.List(fields.Integer(), metadata={"description": "1 (Monday) - 7."})
+    multiplier = fields.Raw(metadata={"description": "On spend points: 1.5 or \"1.5\" (at most four decimals), or "
+                                                     "basis points 15000; at least 1.", "example": "2"})
+    bonus_points = fields.Integer(metadata={"description": "Whole points per matching visit."})
+    min_spend_minor = fields.Integer(metadata={"description": "Integer minor units of qualifying spend."})
+    tiers = fields.List(fields.String())
+    branches = fields.List(fields.String())
+    categories = fields.List(fields.String(), metadata={"description": "The spend of these categories is multiplied."})
+    segments = fields.List(fields.String(validate=validate.OneOf(("A", "B", "C"))))
+    kinds = fields.List(fields.String(validate=validate.OneOf(VISIT_KINDS)))
+
+
+class CampaignChangeSchema(CampaignTermsSchema):
+    """A campaign's next version: every term (what is left out takes its default), the code as in the path."""
+
+    code = fields.String(metadata={"description": "Optional; must be the code in the path (it cannot change)."})
+    expected_version = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "The version you edited: 409 if the campaign changed since."})
+
+
+class CampaignBodySchema(Schema):
+    """Only the checks every body gets (an object, no NUL character); the terms themselves are checked by the
+    programme file's campaign rule, not a second time here."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+class ExpectedVersionSchema(Schema):
+    expected_version = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1))
+
+
+class CampaignQuerySchema(Schema):
+    state = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CAMPAIGN_STATES))
+
+
+class CampaignVersionSchema(Schema):
+    version = fields.Integer()
+    terms = fields.Dict(metadata={"description": "The terms of this version, as stored."})
+    created_at = UtcTime()
+    created_by = fields.String()
+
+
+class CampaignSchema(CampaignTermsSchema):
+    """A campaign as it stands (its current version), with its state today and who did what."""
+
+    multiplier_bp = fields.Integer(metadata={"description": "The multiplier in basis points (10000 = 1x)."})
+    starts_on = fields.String(allow_none=True)
+    ends_on = fields.String(allow_none=True)
+    source = fields.String(metadata={"description": "file (read-only here) or api."})
+    state = fields.String(metadata={"description": ", ".join(CAMPAIGN_STATES) + " (from the dates, or ended by hand)"})
+    version = fields.Integer(allow_none=True, metadata={"description": "The version in force (null: file)."})
+    created_at = UtcTime()
+    created_by = fields.String()
+    updated_at = UtcTime()
+    updated_by = fields.String()
+    ended_at = UtcTime(allow_none=True, metadata={"description": "When it was ended by hand."})
+    ended_by = fields.String(allow_none=True)
+    versions = fields.List(fields.Nested(CampaignVersionSchema), metadata={
+        "description": "Every version, oldest first (only when one campaign is asked for)."})
+
+    class Meta:
+        exclude = ("multiplier",)
+
+
+CampaignListSchema = list_of(CampaignSchema)

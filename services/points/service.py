@@ -25,6 +25,7 @@ from services.members.events import (
 from services.points import (
     access,
     awards,
+    campaigns,
     catalogue,
     coupons,
     expiry,
@@ -47,6 +48,10 @@ from services.points.rules.programme import Programme
 from services.points.schemas import (
     CURRENCY,
     BalanceSchema,
+    CampaignBodySchema,
+    CampaignListSchema,
+    CampaignQuerySchema,
+    CampaignSchema,
     CancellationSchema,
     CashDeductionSchema,
     CashLimitResultSchema,
@@ -60,6 +65,7 @@ from services.points.schemas import (
     CouponUseSchema,
     DailyJobsSchema,
     EarnSchema,
+    ExpectedVersionSchema,
     FamilyBalancesSchema,
     FamilyTransferSchema,
     LotListSchema,
@@ -118,8 +124,13 @@ class PointsService(Service):
     def programme(self) -> Programme:
         return settings.programme_of(self.config)
 
-    def _ctx(self) -> Context:
-        return Context(self.programme, self.group.zone, self.group.currency, utcnow(), self.caller.actor)
+    def _ctx(self, with_campaigns: bool = False) -> Context:
+        """``with_campaigns``: the programme with the campaigns created through the API merged in (one cached
+        row read, campaigns.py) — for what a visit earns; every other rule is the file's alone."""
+        programme = self.programme
+        if with_campaigns:
+            programme = campaigns.in_force(self.db.session, programme)
+        return Context(programme, self.group.zone, self.group.currency, utcnow(), self.caller.actor)
 
     def _dump(self, schema: Schema, answer: Any) -> dict[str, Any]:
         """``schema``'s dump of ``answer``, in the group's currency (for rows that store none: rewards, redemptions)."""
@@ -169,7 +180,7 @@ class PointsService(Service):
     def quote(self, member_id: str, bill: dict[str, Any]) -> dict[str, Any]:
         """What a bill would earn, rule by rule (nothing is posted)."""
         data = load(QuoteSchema(), bill)
-        ctx = self._ctx()
+        ctx = self._ctx(with_campaigns=True)
         visit = awards.bill_facts(data, ctx)
         member = self._member(member_id)
         lines = earning.quote_visit(ctx.programme, visit, awards.member_facts(member))
@@ -186,7 +197,60 @@ class PointsService(Service):
     @rpc
     def programme_rules(self) -> dict[str, Any]:
         """The earning, expiry and redemption rules in force (for the console and the desk)."""
-        return self.programme.as_dict()
+        return campaigns.in_force(self.db.session, self.programme).as_dict()
+
+    # --- campaigns: the file's (read-only) and those created through the API ----------------------------
+
+    def _campaign_answer(self, stored: campaigns.Stored) -> dict[str, Any]:
+        return CampaignSchema().dump(campaigns.describe(stored, self._ctx().today))
+
+    @rpc
+    def list_campaigns(self, query: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every campaign, the file's first, each with its state today (``state``: only those)."""
+        data = load(CampaignQuerySchema(), query or {})
+        found = campaigns.listing(self.db.session, self.programme, self._ctx().today, data["state"])
+        return CampaignListSchema().dump({"items": found})
+
+    @rpc
+    def get_campaign(self, code: str) -> dict[str, Any]:
+        """One campaign with every version of its terms and who made each."""
+        return CampaignSchema().dump(campaigns.get(self.db.session, self.programme, code, self._ctx().today))
+
+    @rpc
+    @idempotent
+    def create_campaign(self, campaign: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """A new campaign (version 1), checked as the programme file's are; visits earned once this answered
+        get it between its dates."""
+        self.caller.require_role(*access.CAMPAIGN_EDITORS, action="create campaigns")
+        _required_key(idempotency_key)
+        terms = load(CampaignBodySchema(), campaign)
+        ctx = self._ctx()
+        stored = campaigns.create(self.db.session, self.programme, terms, ctx.now, ctx.operator)
+        return self._campaign_answer(stored)
+
+    @rpc
+    @idempotent
+    def update_campaign(self, code: str, campaign: dict[str, Any],
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """The campaign's next version (``expected_version``: 409 if someone changed it since); not once ended."""
+        self.caller.require_role(*access.CAMPAIGN_EDITORS, action="change campaigns")
+        _required_key(idempotency_key)
+        terms = load(CampaignBodySchema(), campaign)
+        expected = load(ExpectedVersionSchema(), {"expected_version": terms.pop("expected_version", None)})
+        expected = expected["expected_version"]
+        ctx = self._ctx()
+        stored = campaigns.update(self.db.session, self.programme, code, terms, expected, ctx.today, ctx.now,
+                                  ctx.operator)
+        return self._campaign_answer(stored)
+
+    @rpc
+    @idempotent
+    def end_campaign(self, code: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        """End a campaign now: visits earned after this answered no longer get it (again: no change)."""
+        self.caller.require_role(*access.CAMPAIGN_EDITORS, action="end campaigns")
+        _required_key(idempotency_key)
+        ctx = self._ctx()
+        return self._campaign_answer(campaigns.end(self.db.session, self.programme, code, ctx.now, ctx.operator))
 
     # --- points: earning ----------------------------------------------------------------------------------
 
@@ -650,7 +714,7 @@ class PointsService(Service):
     @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         """Earn for a completed visit (once per visit), settle the bill's points deduction."""
-        ctx = self._ctx()
+        ctx = self._ctx(with_campaigns=True)
         awards.hold_visit(self.db.session, event["visit_id"])  # first: a refund of this visit may be at work
         member = self._member(event["member_id"], held=True)
         referrer = None

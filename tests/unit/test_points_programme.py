@@ -108,3 +108,32 @@ def test_tier_prices_and_transfer_switches_are_read():
     p = parse_programme({"tier_upgrade_prices": {"silver": 3000, "gold": 12000}, "family_points_transfer": True})
     assert p.tier_upgrade_prices == {"silver": 3000, "gold": 12000}
     assert (p.family_points_transfer, p.family_wallet_transfer) == (True, False)
+
+
+@pytest.mark.parametrize(("terms", "today", "ended_early", "state"), [
+    ({}, date(2026, 12, 6), False, "active"),
+    ({"starts_on": "2026-12-07"}, date(2026, 12, 6), False, "scheduled"),
+    ({"starts_on": "2026-12-06", "ends_on": "2026-12-06"}, date(2026, 12, 6), False, "active"),
+    ({"ends_on": "2026-12-05"}, date(2026, 12, 6), False, "ended"),
+    ({"starts_on": "2027-01-01"}, date(2026, 12, 6), True, "ended"),
+])
+def test_a_campaign_s_state_comes_from_its_dates_unless_ended_by_hand(terms, today, ended_early, state):
+    from services.points.rules.programme import campaign_state, parse_campaign
+
+    campaign = parse_campaign({"code": "c", "name": "C", "bonus_points": 5, **terms})
+    assert campaign_state(campaign, ended_early, today) == state
+
+
+def test_a_campaign_from_the_api_is_checked_by_the_file_s_rule_with_fields_named_as_sent():
+    from services.points.rules.programme import parse_campaign, plain
+
+    with pytest.raises(Invalid) as raised:
+        parse_campaign({"code": "c", "name": "C", "multiplier": "1.00001"})
+    assert list(raised.value.fields) == ["multiplier"]
+    with pytest.raises(Invalid) as raised:
+        parse_programme({"campaigns": [{"code": "c", "name": "C", "multiplier": "1.00001"}]})
+    assert list(raised.value.fields) == ["campaigns[0].multiplier"]
+    with pytest.raises(Invalid):
+        parse_campaign({"code": "c", "name": "C", "multiplier": "101"})  # at most 100x
+    campaign = parse_campaign({"code": "c", "name": "C", "multiplier": "1.5", "starts_on": "2026-12-01"})
+    assert parse_campaign(plain(campaign)) == campaign  # the stored form reads back unchanged

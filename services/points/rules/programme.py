@@ -20,6 +20,9 @@ from services.kit.errors import Invalid
 from services.records.events import PAYMENT_METHODS, VISIT_KINDS
 
 ONE_X = 10_000  # a multiplier of 1x in basis points
+MAX_MULTIPLIER_BP = 100 * ONE_X  # no rule multiplies by more than 100: beyond is a typing mistake, not a promotion
+MAX_BONUS_POINTS = 10_000_000  # as the points commands' ceiling (schemas.MAX_POINTS)
+MAX_SPEND_MINOR = 10_000_000_000  # as the largest bill (schemas.MAX_MINOR)
 SATISFACTION = ("very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied")
 WALLET_ORDERS = ("proportional", "principal_first", "bonus_first")
 VISIT_RULES = ("spend", "visit", "campaign", "referral")  # the rules a completed visit may pay
@@ -110,18 +113,21 @@ class Programme:
 
     def as_dict(self) -> dict[str, Any]:
         """The programme as plain JSON (for the ``programme`` RPC and the staff console)."""
-        def plain(value: Any) -> Any:
-            if isinstance(value, date):
-                return value.isoformat()
-            if isinstance(value, tuple):
-                return [plain(v) for v in value]
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if hasattr(value, "__dataclass_fields__"):
-                return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
-            return value
-
         return plain(self)
+
+
+def plain(value: Any) -> Any:
+    """A programme or one of its parts as plain JSON (dates as ISO strings, tuples as lists); a campaign's
+    plain form is read back by ``parse_campaign`` unchanged."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
 
 
 DEFAULT_PROGRAMME = Programme()
@@ -146,13 +152,15 @@ def _multiplier(value: Any, path: str) -> int:
     if isinstance(value, bool):
         raise _fail(path, "must be a multiplier like 1.5 or 15000 (basis points)")
     if isinstance(value, int) and value >= 100:
-        return _whole(value, path, minimum=ONE_X)
+        return _whole(value, path, minimum=ONE_X, maximum=MAX_MULTIPLIER_BP)
     try:
         exact = Decimal(str(value)) * ONE_X
     except (InvalidOperation, ValueError):
         raise _fail(path, "must be a multiplier like 1.5 or 15000 (basis points)") from None
-    if exact != exact.to_integral_value() or exact < ONE_X:
+    if not exact.is_finite() or exact != exact.to_integral_value() or exact < ONE_X:
         raise _fail(path, "must be at least 1 with at most four decimals")
+    if exact > MAX_MULTIPLIER_BP:
+        raise _fail(path, f"must be at most {MAX_MULTIPLIER_BP // ONE_X}")
     return int(exact)
 
 
@@ -186,35 +194,59 @@ def _points_map(value: Any, path: str, keys: tuple[str, ...] | None = None, mini
 
 
 def _campaign(raw: Any, path: str) -> Campaign:
+    """One campaign of the file (``path``: ``campaigns[2]``) or of the API (``path`` empty: the fields are
+    named as the request body names them)."""
+    def at(name: str) -> str:
+        return f"{path}.{name}" if path else name
+
+    whole = path or "campaign"
     if not isinstance(raw, dict):
-        raise _fail(path, "must be a mapping")
+        raise _fail(whole, "must be a mapping")
     known = set(Campaign.__dataclass_fields__) | {"multiplier"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise _fail(path, f"unknown keys {', '.join(unknown)}")
+        raise _fail(whole, f"unknown keys {', '.join(unknown)}")
     for required in ("code", "name"):
         if not isinstance(raw.get(required), str) or not raw[required]:
-            raise _fail(f"{path}.{required}", "is required")
+            raise _fail(at(required), "is required")
     campaign = Campaign(
         code=raw["code"], name=raw["name"],
-        starts_on=_date(raw["starts_on"], f"{path}.starts_on") if raw.get("starts_on") else None,
-        ends_on=_date(raw["ends_on"], f"{path}.ends_on") if raw.get("ends_on") else None,
-        days_of_month=tuple(_whole(d, f"{path}.days_of_month", 1, 31) for d in raw.get("days_of_month", ())),
-        weekdays=tuple(_whole(d, f"{path}.weekdays", 1, 7) for d in raw.get("weekdays", ())),
-        multiplier_bp=_multiplier(raw.get("multiplier_bp", raw.get("multiplier", ONE_X)), f"{path}.multiplier"),
-        bonus_points=_whole(raw.get("bonus_points", 0), f"{path}.bonus_points"),
-        min_spend_minor=_whole(raw.get("min_spend_minor", 0), f"{path}.min_spend_minor"),
-        tiers=_codes(raw.get("tiers", ()), f"{path}.tiers"),
-        branches=_codes(raw.get("branches", ()), f"{path}.branches"),
-        categories=_codes(raw.get("categories", ()), f"{path}.categories"),
-        segments=_codes(raw.get("segments", ()), f"{path}.segments", ("A", "B", "C")),
-        kinds=_codes(raw.get("kinds", ()), f"{path}.kinds", VISIT_KINDS),
+        starts_on=_date(raw["starts_on"], at("starts_on")) if raw.get("starts_on") else None,
+        ends_on=_date(raw["ends_on"], at("ends_on")) if raw.get("ends_on") else None,
+        days_of_month=tuple(_whole(d, at("days_of_month"), 1, 31) for d in raw.get("days_of_month", ())),
+        weekdays=tuple(_whole(d, at("weekdays"), 1, 7) for d in raw.get("weekdays", ())),
+        multiplier_bp=_multiplier(raw.get("multiplier_bp", raw.get("multiplier", ONE_X)), at("multiplier")),
+        bonus_points=_whole(raw.get("bonus_points", 0), at("bonus_points"), maximum=MAX_BONUS_POINTS),
+        min_spend_minor=_whole(raw.get("min_spend_minor", 0), at("min_spend_minor"), maximum=MAX_SPEND_MINOR),
+        tiers=_codes(raw.get("tiers", ()), at("tiers")),
+        branches=_codes(raw.get("branches", ()), at("branches")),
+        categories=_codes(raw.get("categories", ()), at("categories")),
+        segments=_codes(raw.get("segments", ()), at("segments"), ("A", "B", "C")),
+        kinds=_codes(raw.get("kinds", ()), at("kinds"), VISIT_KINDS),
     )
     if campaign.starts_on and campaign.ends_on and campaign.ends_on < campaign.starts_on:
-        raise _fail(f"{path}.ends_on", "is before starts_on")
+        raise _fail(at("ends_on"), "is before starts_on")
     if campaign.multiplier_bp == ONE_X and campaign.bonus_points == 0:
-        raise _fail(path, "a campaign needs a multiplier above 1 or bonus points")
+        raise _fail(whole, "a campaign needs a multiplier above 1 or bonus points")
     return campaign
+
+
+def parse_campaign(raw: Any) -> Campaign:
+    """A campaign sent through the API, checked by the very rule that checks the programme file's."""
+    return _campaign(raw, "")
+
+
+CAMPAIGN_STATES = ("scheduled", "active", "ended")
+
+
+def campaign_state(campaign: Campaign, ended_early: bool, today: date) -> str:
+    """``scheduled`` before its first day, ``ended`` after its last day or once ended by hand, else ``active``
+    (a recurring campaign is active between its dates even on days it does not run)."""
+    if ended_early or (campaign.ends_on is not None and today > campaign.ends_on):
+        return "ended"
+    if campaign.starts_on is not None and today < campaign.starts_on:
+        return "scheduled"
+    return "active"
 
 
 def parse_programme(raw: dict[str, Any] | None, base: Programme = DEFAULT_PROGRAMME) -> Programme:
