@@ -408,3 +408,21 @@ def changed_since(session: Session, limit: int, cursor: str | None,
     """Members in the order they last changed (``updated_at``, id) after ``cursor``, none changed after
     ``until`` (the export's horizon, ``kit.exports``): a page, the cursor to continue from and whether more wait."""
     return changed_page(session, select(Member), Member.updated_at, Member.id, limit, cursor, until)
+
+
+EXPORT_PAGE_LIMIT = 5000
+"""The most members one ``by_ids`` reads (an export page's, ``kit.exports.ExportQuerySchema``'s limit)."""
+
+
+def by_ids(session: Session, member_ids: list[str]) -> list[Member]:
+    """The members of ``member_ids`` (malformed or unknown ids left out), for an export page naming them."""
+    if not isinstance(member_ids, list) or len(member_ids) > EXPORT_PAGE_LIMIT:
+        raise Invalid(f"Ask for a list of at most {EXPORT_PAGE_LIMIT} member ids.",
+                      {"member_ids": [f"A list of at most {EXPORT_PAGE_LIMIT} ids."]})
+    ids = set()
+    for value in member_ids:
+        try:
+            ids.add(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return list(session.scalars(select(Member).where(Member.id.in_(ids)))) if ids else []
