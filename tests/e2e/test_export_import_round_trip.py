@@ -102,3 +102,42 @@ def test_members_and_balances_exported_from_one_suite_import_into_an_empty_one_a
     report_b = reconciled(b)
     assert (report_b["points_outstanding"], report_b["wallet_principal_minor"], report_b["wallet_bonus_minor"]) == (
         report_a["points_outstanding"], report_a["wallet_principal_minor"], report_a["wallet_bonus_minor"])
+
+
+def test_balances_exports_come_again_only_for_members_whose_balance_changed_and_need_an_exporter(start_suite,
+                                                                                                 tmp_path):
+    suite = start_suite(members_config=NO_LAG, points_config=NO_LAG)
+    for person in PEOPLE:
+        assert suite.call("POST", "/v1/members", json=person).status_code == 201
+    _imported(suite, import_samples.write_csv(tmp_path / "points.csv", POINTS, headers=import_samples.POINTS_HEADERS),
+              "points_openings")
+    _imported(suite, import_samples.write_csv(tmp_path / "wallets.csv", WALLETS,
+                                              headers=import_samples.WALLET_HEADERS), "wallet_openings")
+    cursors = {kind: suite.call("GET", f"/v1/exports/{kind}").headers["X-Export-Cursor"]
+               for kind in ("points-lots", "wallets")}
+    for kind, cursor in cursors.items():
+        assert cursor and exported_since(suite, kind, cursor) == [], kind
+        assert suite.call("GET", f"/v1/exports/{kind}", role="front_desk").status_code == 403
+        assert suite.call("GET", f"/v1/exports/{kind}", params={"since": "made up"}).status_code == 422
+
+    third = suite.call("GET", "/v1/members", params={"phone": "13900000003"}).json()["items"][0]["id"]
+    earned = suite.call("POST", f"/v1/members/{third}/points/earn", headers={"Idempotency-Key": "goodwill-1"},
+                        json={"rule": "adjust", "points": 7, "reason": "goodwill", "source_ref": "C-1",
+                              "branch": "SH01"})
+    assert earned.status_code in (200, 201), earned.text
+    again = lots_by_phone(exported_since(suite, "points-lots", cursors["points-lots"]))
+    assert list(again) == ["+8613900000003"]  # only the member whose points changed, with all its lots
+    assert sorted(points for points, _expiry in again["+8613900000003"]) == [7, 80]
+    assert (80, "2097-03-15") in again["+8613900000003"]
+    member = suite.call("GET", "/v1/members", params={"phone": "13900000002"}).json()["items"][0]["id"]
+    paid = suite.call("POST", f"/v1/members/{member}/wallet/payments", headers={"Idempotency-Key": "pay-H-2"},
+                      json={"bill_id": "H-2", "amount": {"amount": 50_00, "currency": "CNY"}, "branch": "HZ01"})
+    assert paid.status_code == 201, paid.text
+    assert wallets_by_phone(exported_since(suite, "wallets", cursors["wallets"])) == {
+        "+8613900000002": (200_00, 0, "CNY")}
+
+
+def exported_since(suite, kind: str, since: str) -> list[dict[str, str]]:
+    answer = suite.call("GET", f"/v1/exports/{kind}", params={"since": since})
+    assert answer.status_code == 200, answer.text
+    return list(csv.DictReader(io.StringIO(answer.content.decode("utf-8"))))
