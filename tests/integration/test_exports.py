@@ -168,3 +168,16 @@ def test_a_member_changed_by_a_transaction_committed_out_of_order_is_exported_on
     rows, after = wait_for(lambda: members_exported(proxy, cursor, 2), timeout=LAG + 10, message="both past the lag")
     assert [(row["id"], row["preferred_language"]) for row in rows] == [(slow, "zh-Hant"), (quick, "es")]
     assert export_members(proxy, after) == ([], after)  # and never again
+
+
+def test_the_members_an_export_page_names_are_read_in_one_call_and_bad_input_is_refused(start_service, rpc,
+                                                                                        backend):
+    start_service(MembersService, backend)
+    proxy = rpc()
+    first, second = (proxy.members.enrol(person)["id"] for person in MEMBERS)
+    found = proxy.members.export_members_by_id([second, "not an id", "00000000-0000-0000-0000-000000000000", first])
+    assert sorted((member["id"], member["phone"]) for member in found["items"]) == sorted(
+        [(first, "+8613700099001"), (second, "+8613700099002")])
+    for bad in ("not a list", [first] * 5001):
+        with pytest.raises(Invalid, match="at most 5000"):
+            proxy.members.export_members_by_id(bad)
