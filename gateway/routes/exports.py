@@ -48,6 +48,13 @@ COUPON_COLUMNS = ("id", "code", "member_id", "source", "title", "category", "val
                   "max_discount_minor", "min_spend_minor", "currency", "valid_from", "valid_until", "state",
                   "redemption_id", "issued_at", "redeemed_at", "redeemed_bill_id", "redeemed_branch", "discount_minor",
                   "voided_reason", "updated_at")
+LOT_COLUMNS = ("id", "member_id", "phone", "branch", "points", "earned", "expires_on", "created_at",
+               "account_updated_at")
+"""A lot with points left a row; ``phone`` and ``branch`` (the member's home branch) are what the points
+openings import (services/interfaces/imports/columns.py) finds the member by and posts at."""
+WALLET_COLUMNS = ("member_id", "phone", "branch", "currency", "principal_minor", "bonus_minor", "created_at",
+                  "updated_at")
+"""A member's stored value a row, read back by the stored-value openings import."""
 HOW = ("Keep the X-Export-Cursor header of the answer and send it as `since` next time: the next export holds "
        "only what changed after this one. A cursor of another kind of export, or a made-up one, is refused (422).")
 
@@ -76,6 +83,19 @@ def _flat(item: dict[str, Any]) -> dict[str, Any]:
         else:
             row[key] = value
     return row
+
+
+def with_members(fetch: Callable[[dict[str, Any]], dict], members: Any) -> Callable[[dict[str, Any]], dict]:
+    """``fetch`` (an export RPC of rows naming a ``member_id``) with each row's member's phone and home branch,
+    asked of members once per page (masked as the members export masks them)."""
+    def page(query: dict[str, Any]) -> dict:
+        answer = fetch(query)
+        ids = sorted({item["member_id"] for item in answer["items"]})
+        found = {member["id"]: member for member in members.export_members_by_id(ids)["items"]} if ids else {}
+        answer["items"] = [{**item, "phone": found.get(item["member_id"], {}).get("phone"),
+                            "branch": found.get(item["member_id"], {}).get("home_branch")} for item in answer["items"]]
+        return answer
+    return page
 
 
 def export_csv(request: Request, name: str, columns: tuple[str, ...], fetch: Callable[[dict[str, Any]], dict],
@@ -148,3 +168,17 @@ class ExportRoutes:
            responses={200: ("text/csv", "application/gzip")})
     def export_coupons(self, request: Request) -> Response:
         return export_csv(request, "coupons", COUPON_COLUMNS, self.points.export_coupons, _flat)
+
+    @route("GET", "/v1/exports/points-lots", "exports:read", tags=TAGS, query=ExportQuerySchema,
+           summary="Points balances as lots (points left, expiry date) of members whose points changed since the "
+                   "cursor, as CSV", description=HOW, responses={200: ("text/csv", "application/gzip")})
+    def export_points_lots(self, request: Request) -> Response:
+        return export_csv(request, "points-lots", LOT_COLUMNS, with_members(self.points.export_points_lots,
+                                                                            self.members), _flat)
+
+    @route("GET", "/v1/exports/wallets", "exports:read", tags=TAGS, query=ExportQuerySchema,
+           summary="Stored-value balances (paid and bonus apart) changed since the cursor, as CSV (minor units)",
+           description=HOW, responses={200: ("text/csv", "application/gzip")})
+    def export_wallets(self, request: Request) -> Response:
+        return export_csv(request, "wallets", WALLET_COLUMNS, with_members(self.points.export_wallets, self.members),
+                          _flat)

@@ -22,8 +22,9 @@ from services.kit.config import Group
 from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from services.kit.exports import changed_page
 from services.kit.locks import serialise
-from services.kit.paging import cursor_after, keyset_page
+from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.members.models import Member, MemberNameToken
 from services.members.rules import identity
@@ -402,10 +403,26 @@ def birthdays(session: Session, month_day: str, limit: int, cursor: str | None) 
     return keyset_page(session, query, Member.birth_mmdd, Member.id, limit, cursor)
 
 
-def changed_since(session: Session, limit: int, cursor: str | None) -> tuple[list[Member], str | None, bool]:
-    """Members in the order they last changed (``updated_at``, id) after ``cursor``: a page, the cursor to
-    continue from (also on the last page: the next export starts there) and whether more are waiting."""
-    members, next_cursor = keyset_page(session, select(Member), Member.updated_at, Member.id, limit, cursor)
-    if next_cursor is not None:
-        return members, next_cursor, True
-    return members, cursor_after(members[-1], Member.updated_at, Member.id) if members else cursor, False
+def changed_since(session: Session, limit: int, cursor: str | None,
+                  until: datetime) -> tuple[list[Member], str | None, bool]:
+    """Members in the order they last changed (``updated_at``, id) after ``cursor``, none changed after
+    ``until`` (the export's horizon, ``kit.exports``): a page, the cursor to continue from and whether more wait."""
+    return changed_page(session, select(Member), Member.updated_at, Member.id, limit, cursor, until)
+
+
+EXPORT_PAGE_LIMIT = 5000
+"""The most members one ``by_ids`` reads (an export page's, ``kit.exports.ExportQuerySchema``'s limit)."""
+
+
+def by_ids(session: Session, member_ids: list[str]) -> list[Member]:
+    """The members of ``member_ids`` (malformed or unknown ids left out), for an export page naming them."""
+    if not isinstance(member_ids, list) or len(member_ids) > EXPORT_PAGE_LIMIT:
+        raise Invalid(f"Ask for a list of at most {EXPORT_PAGE_LIMIT} member ids.",
+                      {"member_ids": [f"A list of at most {EXPORT_PAGE_LIMIT} ids."]})
+    ids = set()
+    for value in member_ids:
+        try:
+            ids.add(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return list(session.scalars(select(Member).where(Member.id.in_(ids)))) if ids else []

@@ -167,6 +167,16 @@ def _open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
     return list(session.scalars(query))
 
 
+def open_lots_of(session: Session, member_ids: list[uuid.UUID]) -> list[PointsLot]:
+    """The lots with points left (not debt) of ``member_ids``, a member's in the order they are spent: an
+    export page's (``export_points_lots``)."""
+    if not member_ids:
+        return []
+    return list(session.scalars(select(PointsLot).where(PointsLot.member_id.in_(member_ids), PointsLot.kind == "earn",
+                                                        PointsLot.remaining > 0)
+                                .order_by(PointsLot.member_id, PointsLot.expires_on, PointsLot.id)))
+
+
 def _debt_lot(session: Session, member_id: uuid.UUID, now: datetime) -> PointsLot:
     query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.kind == "debt")
              .execution_options(populate_existing=True))

@@ -611,6 +611,31 @@ class CouponExportSchema(MaskedExportSchema, CouponSchema):
     updated_at = UtcTime()
 
 
+class LotExportSchema(Schema):
+    """A lot with points left (a points opening: how many, and the day they expire) as the warehouse gets it,
+    again with every lot of its member each time the member's points account changes."""
+
+    id = fields.Integer()
+    member_id = fields.String()
+    points = fields.Integer(attribute="remaining", metadata={"description": "Points left in the lot."})
+    earned = fields.Integer(attribute="points", metadata={"description": "Points the lot started with."})
+    expires_on = fields.Date(allow_none=True)
+    created_at = UtcTime()
+    account_updated_at = UtcTime(metadata={"description": "When the member's account last changed."})
+
+
+class WalletExportSchema(Schema):
+    """A member's stored value as the warehouse gets it (the paid part and the bonus apart), again each time
+    it changes; money in minor units."""
+
+    member_id = fields.String()
+    currency = fields.String()
+    principal_minor = fields.Integer()
+    bonus_minor = fields.Integer()
+    created_at = UtcTime()
+    updated_at = UtcTime()
+
+
 # --- campaigns (created, changed and ended through the API; the programme file's are read-only) -------------
 
 _CAMPAIGN_RULE = ("Checked by the programme file's own campaign rule (services/points/rules/programme.py), so a "

@@ -9,7 +9,15 @@ from sqlalchemy import select
 
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
-from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_page, horizon, require_exporter, reveals
+from services.kit.exports import (
+    ExportCursorSchema,
+    ExportQuerySchema,
+    MaskedExportSchema,
+    changed_page,
+    horizon,
+    require_exporter,
+    reveals,
+)
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
@@ -42,7 +50,7 @@ from services.points import (
 )
 from services.points.awards import Context
 from services.points.events import EVENTS
-from services.points.models import Coupon, MemberCopy, PointsPosting, WalletPosting
+from services.points.models import Coupon, MemberCopy, PointsAccount, PointsPosting, WalletAccount, WalletPosting
 from services.points.rules import earning, redemption
 from services.points.rules.programme import Programme
 from services.points.schemas import (
@@ -68,6 +76,7 @@ from services.points.schemas import (
     ExpectedVersionSchema,
     FamilyBalancesSchema,
     FamilyTransferSchema,
+    LotExportSchema,
     LotListSchema,
     OpeningBatchSchema,
     OpeningOutcomesSchema,
@@ -91,6 +100,7 @@ from services.points.schemas import (
     TopUpSchema,
     VisitAskSchema,
     VoidSchema,
+    WalletExportSchema,
     WalletPaymentSchema,
     WalletPostingExportSchema,
     WalletPostingPageSchema,
@@ -757,12 +767,14 @@ class PointsService(Service):
 
     # --- the warehouse's exports (kit.exports): a page at a time, from the cursor the last export ended at ---
 
-    def _export(self, query: dict[str, Any], model: Any, changed: Any, schema: type[Schema]) -> dict[str, Any]:
+    def _export(self, query: dict[str, Any], model: Any, changed: Any, schema: type[Schema],
+                tie: Any = None) -> dict[str, Any]:
         require_exporter(self.caller, access.EXPORTERS, "the ledgers and coupons")
         criteria = load(ExportQuerySchema(), query)
-        rows, cursor, more = changed_page(self.db.session, select(model), changed, model.id, criteria["limit"],
-                                          criteria["since"], horizon(self.config, utcnow()))
-        items = schema(many=True, reveal=reveals(self.caller, self.config, access.EXPORT_REVEALERS)).dump(rows)
+        rows, cursor, more = changed_page(self.db.session, select(model), changed, model.id if tie is None else tie,
+                                          criteria["limit"], criteria["since"], horizon(self.config, utcnow()))
+        reveal = {"reveal": reveals(self.caller, self.config, access.EXPORT_REVEALERS)}
+        items = schema(many=True, **(reveal if issubclass(schema, MaskedExportSchema) else {})).dump(rows)
         return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
 
     @rpc
@@ -774,6 +786,27 @@ class PointsService(Service):
     def export_wallet_postings(self, query: dict[str, Any]) -> dict[str, Any]:
         """Stored-value postings in the order they were written (the ledger is append-only)."""
         return self._export(query, WalletPosting, WalletPosting.created_at, WalletPostingExportSchema)
+
+    @rpc
+    def export_points_lots(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Points balances as lots: every lot with points left of each points account, accounts in the order they
+        changed (an account changes with every posting, so a lot spent or expired comes with its member again)."""
+        require_exporter(self.caller, access.EXPORTERS, "the ledgers and coupons")
+        criteria = load(ExportQuerySchema(), query)
+        accounts, cursor, more = changed_page(self.db.session, select(PointsAccount), PointsAccount.updated_at,
+                                              PointsAccount.member_id, criteria["limit"], criteria["since"],
+                                              horizon(self.config, utcnow()))
+        lots = ledger.open_lots_of(self.db.session, [account.member_id for account in accounts])
+        changed = {account.member_id: account.updated_at for account in accounts}
+        items = LotExportSchema(many=True).dump(
+            [{**vars(lot), "account_updated_at": changed[lot.member_id]} for lot in lots])
+        return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
+
+    @rpc
+    def export_wallets(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Stored-value balances (paid and bonus apart), a member's again each time it changes."""
+        return self._export(query, WalletAccount, WalletAccount.updated_at, WalletExportSchema,
+                            WalletAccount.member_id)
 
     @rpc
     def export_coupons(self, query: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,12 @@ class Suite:
     http: requests.Session = field(default_factory=requests.Session)
     _keys: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
     _integrations: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = field(default_factory=dict)
+    containers: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop this suite's services (before another suite takes their queues, e.g. a round trip's second)."""
+        for container in self.containers:
+            container.stop()
 
     def key(self, role: str = "group_admin", branches: tuple[str, ...] = ("*",)) -> str:
         if (role, branches) not in self._keys:
@@ -119,7 +125,8 @@ class Suite:
 
 @pytest.fixture
 def start_suite(start_service: Any, tmp_path: Any) -> Iterator[Callable[..., Suite]]:
-    """Start members (on ``members_database_url`` if given, e.g. a seeded benchmark database), notifications
+    """Start members (on ``members_database_url`` if given, e.g. a seeded benchmark database; with
+    ``members_config``), notifications
     (with ``notifications_config``), points (with ``points_config``), records (with ``records_config``),
     interfaces (with ``interfaces_config``) and a gateway (with config ``overrides``) on the test's database:
     PostgreSQL unless ``--backends`` chose SQLite first, or the test takes ``backend``."""
@@ -127,11 +134,12 @@ def start_suite(start_service: Any, tmp_path: Any) -> Iterator[Callable[..., Sui
 
     def start(records_config: dict[str, Any] | None = None, notifications_config: dict[str, Any] | None = None,
               points_config: dict[str, Any] | None = None, interfaces_config: dict[str, Any] | None = None,
-              members_database_url: str | None = None, **overrides: Any) -> Suite:
+              members_database_url: str | None = None, members_config: dict[str, Any] | None = None,
+              **overrides: Any) -> Suite:
         ports = {"members": free_port(), "notifications": free_port(), "points": free_port(),
                  "records": free_port(), "interfaces": free_port()}
         members = start_service(MembersService, database_url=members_database_url, METRICS_PORT=ports["members"],
-                                NIGHTLY_AT="off")
+                                NIGHTLY_AT="off", **(members_config or {}))
         # its scheduler's timers stay off: tests send what is due through dispatch_due at a time they choose
         extra = dict(notifications_config or {})
         notifications = start_service(NotificationsService, METRICS_PORT=ports["notifications"],
@@ -149,7 +157,8 @@ def start_suite(start_service: Any, tmp_path: Any) -> Iterator[Callable[..., Sui
                      {"members": members.database_url, "notifications": notifications.database_url,
                       "points": points.database_url, "records": records.database_url,
                       "interfaces": interfaces.database_url,
-                      "gateway": gateway.database_url}, ports)
+                      "gateway": gateway.database_url}, ports,
+                     containers=[gateway, interfaces, records, points, notifications, members])
 
     yield start
     for store in stores:

@@ -6,7 +6,11 @@ import csv
 import gzip
 import io
 
+import pytest
+
 from tests.e2e.test_imports_over_http import settled
+
+NO_LAG = {"EXPORT_SAFETY_LAG_SECONDS": 0}  # the lag's own test is tests/integration/test_exports.py
 
 PEOPLE = [
     {"full_name": "王芳", "phone": "13900000001", "birth_date": "1980-01-02", "home_branch": "SH01",
@@ -15,6 +19,11 @@ PEOPLE = [
      "email": "ana@example.com", "gender": "female"},
     {"full_name": "陳大文", "phone": "13900000003", "birth_date": "1975-12-31", "home_branch": "SH01"},
 ]
+
+
+@pytest.fixture
+def suite(start_suite):
+    return start_suite(members_config=NO_LAG)
 
 
 def rows_of(answer) -> list[dict]:

@@ -19,7 +19,7 @@ EXPORTS = ("visits", "points-postings", "wallet-postings", "coupons")
 
 @pytest.fixture
 def suite(start_suite):
-    return start_suite(points_config=NO_LAG, records_config=NO_LAG)
+    return start_suite(points_config=NO_LAG, records_config=NO_LAG, members_config=NO_LAG)
 
 
 def cny(amount: int) -> dict:

@@ -1,18 +1,24 @@
-"""The warehouse's export cursor under concurrent writes (``kit.exports``), through the points service's RPC
-on a real database: a posting stamped first but committed last is in the next export exactly once."""
+"""The warehouse's export cursor under concurrent writes (``kit.exports``), through the points and members
+services' RPC on a real database: a posting (or a member's change) stamped first but committed last is in the
+next export exactly once."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from services.kit.clock import utcnow
 from services.kit.errors import Invalid
+from services.members.models import Member
+from services.members.service import MembersService
 from services.points.models import PointsPosting
 from tests.harness import store_for, wait_for
 from tests.integration.points_world import World
+
+MEMBERS = ({"full_name": "Slow Writer", "phone": "13700099001", "birth_date": "1980-01-02", "home_branch": "SH01"},
+           {"full_name": "Quick Writer", "phone": "13700099002", "birth_date": "1981-02-03", "home_branch": "SH01"})
 
 LAG = 3  # seconds: far longer than the few steps between stamping the slow posting and committing it
 
@@ -122,3 +128,56 @@ def test_an_export_pages_through_and_the_next_one_holds_only_what_was_written_si
     rows, after = export(world, cursor)
     assert [row["id"] for row in rows] == [later["id"]] and after != cursor
     assert export(world, after) == ([], after)
+
+
+def export_members(proxy: Any, since: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Every page of the members export from ``since``: the rows and the cursor to continue from."""
+    rows, more = [], True
+    while more:
+        page = proxy.members.export_members({"since": since, "limit": 1})
+        rows += page["items"]
+        since, more = page["cursor"], page["more"]
+    return rows, since
+
+
+def members_exported(proxy: Any, since: str | None, count: int) -> Any:
+    rows, after = export_members(proxy, since)
+    return len(rows) >= count and (rows, after)
+
+
+@pytest.mark.backends("postgresql")  # on SQLite one transaction writes at a time: nothing commits out of order
+def test_a_member_changed_by_a_transaction_committed_out_of_order_is_exported_once(start_service, rpc, backend):
+    container = start_service(MembersService, backend, EXPORT_SAFETY_LAG_SECONDS=LAG)
+    proxy = rpc()
+    slow, quick = (proxy.members.enrol(person)["id"] for person in MEMBERS)
+    _, cursor = wait_for(lambda: members_exported(proxy, None, 2), timeout=LAG + 10, message="the enrolments")
+
+    store = store_for(container.database_url)
+    session = store.open_session()
+    try:  # the slow member's change is stamped first and committed last
+        session.execute(update(Member).where(Member.id == slow).values(preferred_language="zh-Hant", updated_at=utcnow()))
+        session.flush()
+        proxy.members.update_member(quick, {"preferred_language": "es"}, idempotency_key="quick")
+        held_back, cursor_now = export_members(proxy, cursor)
+        assert held_back == [] and cursor_now == cursor  # the lag holds the committed one back too
+        session.commit()
+    finally:
+        store.close_session(session)
+        store.dispose()
+
+    rows, after = wait_for(lambda: members_exported(proxy, cursor, 2), timeout=LAG + 10, message="both past the lag")
+    assert [(row["id"], row["preferred_language"]) for row in rows] == [(slow, "zh-Hant"), (quick, "es")]
+    assert export_members(proxy, after) == ([], after)  # and never again
+
+
+def test_the_members_an_export_page_names_are_read_in_one_call_and_bad_input_is_refused(start_service, rpc,
+                                                                                        backend):
+    start_service(MembersService, backend)
+    proxy = rpc()
+    first, second = (proxy.members.enrol(person)["id"] for person in MEMBERS)
+    found = proxy.members.export_members_by_id([second, "not an id", "00000000-0000-0000-0000-000000000000", first])
+    assert sorted((member["id"], member["phone"]) for member in found["items"]) == sorted(
+        [(first, "+8613700099001"), (second, "+8613700099002")])
+    for bad in ("not a list", [first] * 5001):
+        with pytest.raises(Invalid, match="at most 5000"):
+            proxy.members.export_members_by_id(bad)

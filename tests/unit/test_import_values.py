@@ -157,3 +157,14 @@ def test_a_stored_value_row_keeps_paid_and_bonus_apart_in_minor_units():
     assert [(issue.field, issue.value) for issue in issues] == [("principal", "12.345")]
     _row, issues = columns.wallet_opening({"phone": "1", "principal": "0"}, None, None)
     assert "nothing" in issues[0].message
+
+
+def test_careloop_s_own_stored_value_export_reads_back_in_minor_units_not_as_typed_money():
+    header = ["member_id", "phone", "branch", "currency", "principal_minor", "bonus_minor", "created_at", "updated_at"]
+    found = columns.resolve(header, None, columns.WALLET_ALIASES)
+    assert set(found.headers) == {"phone", "branch", "principal_minor", "bonus_minor"}
+    row, issues = columns.wallet_opening({"phone": "+8613900000001", "principal_minor": "70050", "bonus_minor": "0"},
+                                         None, "SH01")
+    assert issues == [] and row["opening"] == {"branch": "SH01", "principal_minor": 70050, "bonus_minor": 0}
+    _row, issues = columns.wallet_opening({"phone": "1", "principal_minor": "700.50"}, None, None)
+    assert [(issue.field, issue.value) for issue in issues] == [("principal_minor", "700.50")]

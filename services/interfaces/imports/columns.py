@@ -57,6 +57,9 @@ WALLET_ALIASES: dict[str, tuple[str, ...]] = {
                   "實儲餘額", "儲值餘額", "本金餘額", "saldo", "saldo pagado"),
     "bonus": ("bonus", "bonus balance", "gift balance", "赠送余额", "赠送金额", "贈送餘額", "贈送金額",
               "bonificación", "bonificacion", "saldo de regalo"),
+    # CareLoop's own stored-value export (GET /v1/exports/wallets): whole minor units, not money as typed
+    "principal_minor": ("principal_minor",),
+    "bonus_minor": ("bonus_minor",),
 }
 
 
@@ -222,8 +225,12 @@ def wallet_opening(cells: dict[str, Any], day_first: bool | None, default_branch
     who = _who(cells, identifier_system, default_branch, issues)
     opening: dict[str, Any] = {"branch": who["branch"]}
     for field, target in (("principal", "principal_minor"), ("bonus", "bonus_minor")):
+        if target in cells and field not in cells:  # CareLoop's own export: whole minor units already
+            field, parse = target, values.parse_points
+        else:
+            parse = values.parse_money
         try:
-            amount = values.parse_money(cells[field]) if field in cells else 0
+            amount = parse(cells[field]) if field in cells else 0
             if amount < 0:
                 raise ValueError("A balance cannot be negative.")
             opening[target] = amount

@@ -365,7 +365,7 @@ def _send_openings(ledger: str) -> Callable[..., None]:
                 fields_of = {"expires_on": "expires_on", "principal_minor": "principal", "bonus_minor": "bonus",
                              "points": "points", "branch": "branch"}
                 named = [fields_of[name] for name in (outcome.get("errors") or {}) if name in fields_of]
-                column = columns.headers.get(named[0], "") if named else ""
+                column = (columns.headers.get(named[0]) or columns.headers.get(f"{named[0]}_minor", "")) if named else ""
                 _issue(session, job, phase, number, column, cols.values.text(cells.get(named[0])) if named else None,
                        outcome.get("message", "Refused."))
 
