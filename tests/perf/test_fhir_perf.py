@@ -25,6 +25,7 @@ from gateway.auth import issue_api_key
 from tests.e2e.conftest import free_port
 from tests.harness import service_config, store_for
 from tests.nodes import stop_process_groups
+from tests.perf import UNLIMITED_GATEWAY
 from tests.perf.test_gateway_perf import DURATION, ROUNDS, measured, median_run, start, wait_http, wrk
 
 pytestmark = [pytest.mark.perf, pytest.mark.timeout(1800)]
@@ -43,8 +44,7 @@ def test_fhir_patient_search_by_identifier_beside_the_rest_read(amqp_uri, databa
         start(tmp_path, "members", "services.members.service:MembersService", {**base, "DATABASE_URL": members_db}),
         start(tmp_path, "gateway", "gateway.service:GatewayService",
               {**base, "DATABASE_URL": gateway_db, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-               "RATE_LIMIT_CREDENTIAL": "100000/s burst 100000", "RATE_LIMIT_ADDRESS": "100000/s burst 100000",
-               "READY_SERVICES": ["members"]}),
+               **UNLIMITED_GATEWAY, "READY_SERVICES": ["members"]}),
     ]
     try:
         gateway = f"http://127.0.0.1:{port}"

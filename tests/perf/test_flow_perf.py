@@ -45,6 +45,7 @@ from tests.faults.stack import NAMEKO, REPO, Stack
 from tests.harness import service_config
 from tests.nodes import free_port
 from tests.nodes import stop_process_groups as stop
+from tests.perf import UNLIMITED_GATEWAY
 from tests.perf.flow import CpuMeter, OpenLoop, completed, outcomes, percentile
 
 pytestmark = pytest.mark.perf
@@ -58,12 +59,11 @@ WINDOW = 10.0  # seconds at each end of a step compared for "lag growing"
 REPLICA_SECONDS = float(os.environ.get("CARELOOP_REPLICA_SECONDS", "15"))
 REPLICA_ROUNDS = int(os.environ.get("CARELOOP_REPLICA_ROUNDS", "2"))
 CALLERS = 20
-UNLIMITED = {"RATE_LIMIT_CREDENTIAL": "100000/s burst 100000", "RATE_LIMIT_ADDRESS": "100000/s burst 100000"}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = Stack(Path(tmp_path_factory.mktemp("flow")), proxied=False, env={"gateway": UNLIMITED})
+    started = Stack(Path(tmp_path_factory.mktemp("flow")), proxied=False, env={"gateway": UNLIMITED_GATEWAY})
     try:
         started.pg.start()
         with (started.pg.data / "postgresql.conf").open("a") as conf:

@@ -41,6 +41,7 @@ from services.kit.clock import utcnow
 from tests.e2e.conftest import free_port
 from tests.harness import REPO, service_config, store_for
 from tests.nodes import stop_process_groups
+from tests.perf import UNLIMITED_GATEWAY
 
 pytestmark = [pytest.mark.perf, pytest.mark.timeout(1800)]
 
@@ -165,8 +166,7 @@ def test_gateway_get_member_against_the_bare_echo(amqp_uri, databases, tmp_path)
               {**base, "DATABASE_URL": members_db}),
         start(tmp_path, "gateway", "gateway.service:GatewayService",
               {**base, "DATABASE_URL": gateway_db, "WEB_SERVER_ADDRESS": f"127.0.0.1:{ports['gateway']}",
-               "RATE_LIMIT_CREDENTIAL": "100000/s burst 100000", "RATE_LIMIT_ADDRESS": "100000/s burst 100000",
-               "READY_SERVICES": ["members"]}),
+               **UNLIMITED_GATEWAY, "READY_SERVICES": ["members"]}),
         start(tmp_path, "echo", "tests.perf.echo:EchoService", base),
         start(tmp_path, "echo_http", "tests.perf.echo:EchoHttp",
               {**base, "WEB_SERVER_ADDRESS": f"127.0.0.1:{ports['echo']}"}),

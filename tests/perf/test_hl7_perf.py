@@ -36,11 +36,11 @@ from gateway.auth import webhooks
 from services.interfaces.hl7.mllp import FRAME_END, frame
 from tests.faults.stack import Stack
 from tests.nodes import free_port
+from tests.perf import UNLIMITED_GATEWAY
 
 pytestmark = [pytest.mark.perf, pytest.mark.timeout(1800)]
 
 SECONDS = float(os.environ.get("CARELOOP_PERF_SECONDS", "10"))
-UNLIMITED = {"RATE_LIMIT_CREDENTIAL": "100000/s burst 100000", "RATE_LIMIT_ADDRESS": "100000/s burst 100000"}
 RUN = uuid.uuid4().hex[:6].upper()
 
 
@@ -48,7 +48,7 @@ RUN = uuid.uuid4().hex[:6].upper()
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     started = Stack(Path(tmp_path_factory.mktemp("hl7")), proxied=False, env={
-        "gateway": UNLIMITED,
+        "gateway": UNLIMITED_GATEWAY,
         "interfaces": {"HL7_FACILITIES": "HIS01=SH01,SH02,HZ01", "HL7_MLLP_PORT": str(port),
                        "HL7_MLLP_HOST": "127.0.0.1"}})
     started.mllp_port = port
