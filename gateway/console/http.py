@@ -87,12 +87,8 @@ class Page(HttpRequestHandler):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        _, token = begin_request(request, 64 * 1024)
-        request.page = self
-        request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
-        request.t = Translator(request.language, self.group.currency, self.group.zone)
+        token = self._begin(request)
         request.principal = principal = None
-        request.new_pre_session = None
         response: Response | None = None
         try:
             with self.admission.in_flight_slot():  # the API's bound (gateway.admission)
@@ -131,6 +127,16 @@ class Page(HttpRequestHandler):
         finally:
             self._finish(request, response, started, token, principal.credential if principal is not None else None)
         return response
+
+    def _begin(self, request: Request) -> Any:
+        """The start of every page's request (the console's and the member page's): its id and body limit, the
+        reader's language and translator; the returned token resets the log context in ``_finish``."""
+        _, token = begin_request(request, 64 * 1024)
+        request.page = self
+        request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
+        request.t = Translator(request.language, self.group.currency, self.group.zone)
+        request.new_pre_session = None
+        return token
 
     def _finish(self, request: Request, response: Response | None, started: float, token: Any,
                 credential: str | None) -> None:

@@ -21,8 +21,8 @@ from werkzeug.wrappers import Request, Response
 from gateway.auth import lockout
 from gateway.console import cookies
 from gateway.console.http import TEMPLATES, CsrfFailed, Page, set_cookie
-from gateway.console.i18n import LANGUAGE_NAMES, Translator, choose_language
-from gateway.http import begin_request, dependency_failure, run_worker
+from gateway.console.i18n import LANGUAGE_NAMES
+from gateway.http import dependency_failure, run_worker
 from gateway.member import codes
 from gateway.paths import check_path
 from services.kit.clock import utcnow
@@ -58,11 +58,8 @@ class MemberPage(Page):
 
     def handle_request(self, request: Request) -> Response:
         started = time.perf_counter()
-        _, token = begin_request(request, 64 * 1024)
-        request.page = self
-        request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
-        request.t = Translator(request.language, self.group.currency, self.group.zone)
-        request.member_id = request.session_id = request.new_pre_session = None
+        token = self._begin(request)
+        request.member_id = request.session_id = None
         response: Response | None = None
         try:
             with self.admission.in_flight_slot():  # the API's bound (gateway.admission)
