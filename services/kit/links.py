@@ -8,6 +8,12 @@ The service that makes the message signs (notifications); the service that owns 
 verifies and acts (records), and keeps each used nonce so that a link acts once. A token is not
 encrypted: it names an appointment id and an action, nothing personal. The secret comes from the
 environment (``APPOINTMENT_LINK_SECRET``) and is never logged; a token is a credential: never logged either.
+
+Rotation: a new secret signs from the moment it is set; the secrets it replaces go to
+``APPOINTMENT_LINK_PREVIOUS_SECRETS`` (comma-separated) on the verifying service, which accepts a token signed
+by any of them, so links already sent (a reminder goes out up to a week ahead) keep working until they expire
+or the old secret is removed. Remove an old secret once every link it signed has expired (links expire at
+their appointment's start), or at once when it has leaked — that voids its links.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from services.kit.errors import Gone, NotFound
 
 SECRET_SETTING = "APPOINTMENT_LINK_SECRET"
 """The config key (top level: the signing and the verifying service read it) of the links' secret."""
+PREVIOUS_SETTING = "APPOINTMENT_LINK_PREVIOUS_SECRETS"
+"""The config key of the secrets a rotation replaced, comma-separated: still accepted, never used to sign."""
 
 MIN_SECRET_LENGTH = 32
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{20,400}\.[A-Za-z0-9_-]{43}"
@@ -46,23 +54,46 @@ class Claims:
     nonce: str  # one per link: the acting service records it when used
 
 
-def secret_of(config: dict[str, Any]) -> str:
-    """The configured secret ("" when links are off); a secret too short to be safe is refused at start."""
-    secret = str(config.get(SECRET_SETTING) or "")
+@dataclass(frozen=True)
+class Keys:
+    """The secrets a verifying service accepts: the one that signs now first, then those a rotation replaced."""
+
+    current: str
+    previous: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (self.current, *self.previous) if self.current else ()
+
+
+def _checked(setting: str, secret: str) -> str:
     if secret and len(secret) < MIN_SECRET_LENGTH:
-        raise ValueError(f"{SECRET_SETTING} must be at least {MIN_SECRET_LENGTH} characters")
+        raise ValueError(f"{setting} must be at least {MIN_SECRET_LENGTH} characters")
     return secret
 
 
+def secret_of(config: dict[str, Any]) -> str:
+    """The configured secret ("" when links are off); a secret too short to be safe is refused at start."""
+    return _checked(SECRET_SETTING, str(config.get(SECRET_SETTING) or ""))
+
+
+def keys_of(config: dict[str, Any]) -> Keys:
+    """The signing secret and the replaced ones still accepted (each as long as a secret must be)."""
+    previous = str(config.get(PREVIOUS_SETTING) or "")
+    return Keys(secret_of(config), tuple(_checked(PREVIOUS_SETTING, part.strip())
+                                         for part in previous.split(",") if part.strip()))
+
+
 class LinkSecret(DependencyProvider):
-    """The links' secret as a service's dependency, checked when the service starts: a secret too short to
-    be safe stops the service at start-up rather than failing the first link a patient opens."""
+    """The links' secrets (``Keys``) as a verifying service's dependency, checked when the service starts: a
+    secret too short to be safe stops the service at start-up rather than failing the first link a patient
+    opens."""
 
     def setup(self) -> None:
-        self.secret = secret_of(self.container.config)
+        self.keys = keys_of(self.container.config)
 
-    def get_dependency(self, worker_ctx: Any) -> str:
-        return self.secret
+    def get_dependency(self, worker_ctx: Any) -> Keys:
+        return self.keys
 
 
 def _b64(raw: bytes) -> str:
@@ -85,13 +116,14 @@ def sign(secret: str, claims: Claims) -> str:
     return f"{payload}.{_signature(secret, payload)}"
 
 
-def verify(secret: str, token: str, now: datetime) -> Claims:
-    """The claims of a token this secret signed: ``NotFound`` if it was not (tampered, cut short, another
-    key), ``Gone`` once it has expired."""
-    if not secret or not _TOKEN.fullmatch(token or ""):
+def verify(keys: Keys | str, token: str, now: datetime) -> Claims:
+    """The claims of a token one of these secrets signed (a bare string: that secret alone): ``NotFound`` if
+    none did (tampered, cut short, another key), ``Gone`` once it has expired."""
+    accepted = Keys(keys).accepted if isinstance(keys, str) else keys.accepted
+    if not accepted or not _TOKEN.fullmatch(token or ""):
         raise NotFound(INVALID_MESSAGE)
     payload, _, signature = token.partition(".")
-    if not hmac.compare_digest(_signature(secret, payload), signature):
+    if not any(hmac.compare_digest(_signature(secret, payload), signature) for secret in accepted):
         raise NotFound(INVALID_MESSAGE)
     try:
         body = json.loads(_unb64(payload))

@@ -144,6 +144,19 @@ class AppointmentRescheduled(_Appointment):
               "ends_at": datetime(2026, 3, 6, 3, tzinfo=UTC)}
 
 
+@EVENTS.event("appointment_confirmed")
+class AppointmentConfirmed(_Appointment):
+    """The patient confirmed an appointment with a reminder's confirm link (once: a second use of a link, or a
+    link for an appointment already confirmed, emits nothing). The appointment stays booked; nobody consumes it
+    today — it is there for a journey, a report or the HIS that wants to know who confirmed."""
+
+    starts_at = UtcTime(required=True)
+    confirmed_at = UtcTime(required=True)
+
+    sample = {"appointment_id": _APPOINTMENT, "member_id": _MEMBER, "branch": "SH01", "doctor_id": "dr-wang",
+              "starts_at": _AT, "confirmed_at": datetime(2026, 3, 4, 9, tzinfo=UTC)}
+
+
 @EVENTS.event("appointment_cancelled")
 class AppointmentCancelled(Event):
     """An appointment was cancelled (by the patient, the clinic, or the member's closure). Notifications

@@ -30,9 +30,9 @@ LINK_ACTOR = Identity(kind="patient", subject="appointment-link", role="patient"
 """Who acts through a link, in the audit trail: the patient the message went to, without a login."""
 
 
-def claims(secret: str, token: str, now: datetime) -> signed.Claims:
+def claims(keys: signed.Keys, token: str, now: datetime) -> signed.Claims:
     """The link's claims (``NotFound``: not ours or tampered; ``Gone``: expired)."""
-    found = signed.verify(secret, token, now)
+    found = signed.verify(keys, token, now)
     if found.action not in rules.ACTIONS or not 0 < len(found.nonce) <= 64:
         raise NotFound(signed.INVALID_MESSAGE)
     return found
@@ -47,6 +47,13 @@ def view(session: Session, claims_: signed.Claims, appointment: Appointment, gro
             "status": appointment.status, "confirmed_at": appointment.confirmed_at, "starts_at": appointment.starts_at,
             "starts_local": local.strftime("%Y-%m-%d %H:%M"), "branch": appointment.branch,
             "branch_name": branch.name if branch else appointment.branch}
+
+
+def confirmed_event(appointment: Appointment) -> dict[str, Any]:
+    """``appointment_confirmed`` of an appointment a link has just confirmed."""
+    return {"appointment_id": appointment.id, "member_id": appointment.member_id, "branch": appointment.branch,
+            "doctor_id": appointment.doctor_id, "starts_at": appointment.starts_at,
+            "confirmed_at": appointment.confirmed_at}
 
 
 def use(session: Session, claims_: signed.Claims, appointment: Appointment, now: datetime) -> str:

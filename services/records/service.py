@@ -112,7 +112,7 @@ class RecordsService(Service):
     events = Outbox(EVENTS)
     members = Peer("members")  # calls give up after PEER_TIMEOUT with Unavailable
     points = Peer("points")
-    link_secret = LinkSecret()  # APPOINTMENT_LINK_SECRET, checked at start (kit.links)
+    link_secret = LinkSecret()  # APPOINTMENT_LINK_SECRET + the replaced ones still accepted (kit.links)
 
     @property
     def practice(self) -> Practice:
@@ -457,6 +457,8 @@ class RecordsService(Service):
         outcome = links.use(session, claims, appointment, now)
         if outcome == link_rules.CANCELLED:
             self._move(appointment, patient, "cancelled", "cancelled by the patient (link)", now)
+        elif outcome == link_rules.CONFIRMED:
+            self.events.emit("appointment_confirmed", links.confirmed_event(appointment))
         view = links.view(session, claims, appointment, self.group)
         return AppointmentLinkUsedSchema().dump({**view, "outcome": outcome})
 

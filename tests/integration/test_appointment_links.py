@@ -81,6 +81,8 @@ def test_a_confirm_link_confirms_once_and_bad_links_change_nothing(start_service
     assert desk.get_appointment(appointment["id"])["confirmed_at"] == used["confirmed_at"]
     assert proxy.records.use_appointment_link(confirm)["outcome"] == "already_done"
     assert proxy.records.use_appointment_link(token(appointment, "confirm"))["outcome"] == "already_done"
+    (confirmed,) = events(records.database_url, "appointment_confirmed")  # once, not for the two "already done"
+    assert confirmed["appointment_id"] == appointment["id"] and confirmed["starts_at"] == appointment["starts_at"]
 
     with pytest.raises(NotFound, match="not valid"):
         proxy.records.use_appointment_link(confirm[:-2] + ("AA" if not confirm.endswith("AA") else "BB"))

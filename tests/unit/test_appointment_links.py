@@ -61,6 +61,21 @@ def test_a_token_of_another_key_or_with_no_key_names_nothing():
     assert links.secret_of({}) == ""
 
 
+def test_after_a_rotation_links_signed_with_a_replaced_secret_still_act_until_it_is_removed():
+    old, new = "o" * 32, "n" * 32
+    before, after = links.sign(old, claims(nonce="old")), links.sign(new, claims(nonce="new"))
+    rotated = links.keys_of({links.SECRET_SETTING: new, links.PREVIOUS_SETTING: f" {old} , {'x' * 40}"})
+    assert rotated == links.Keys(new, (old, "x" * 40))
+    assert links.verify(rotated, before, NOW).nonce == "old"
+    assert links.verify(rotated, after, NOW).nonce == "new"
+    with pytest.raises(NotFound):  # the old secret removed: its links are void
+        links.verify(links.keys_of({links.SECRET_SETTING: new}), before, NOW)
+    with pytest.raises(NotFound):  # links off: a replaced secret alone accepts nothing
+        links.verify(links.keys_of({links.PREVIOUS_SETTING: old}), before, NOW)
+    with pytest.raises(ValueError, match=links.PREVIOUS_SETTING):
+        links.keys_of({links.SECRET_SETTING: new, links.PREVIOUS_SETTING: f"{old},short"})
+
+
 @pytest.mark.parametrize(("action", "status", "confirmed", "outcome"), [
     ("confirm", "booked", False, rules.CONFIRMED),
     ("confirm", "booked", True, rules.ALREADY_DONE),
@@ -155,6 +170,6 @@ def test_a_service_with_a_too_short_link_secret_does_not_start():
     started = ServiceContainer(Linking, {links.SECRET_SETTING: SECRET})
     started.start()
     try:
-        assert next(iter(started.dependencies)).get_dependency(None) == SECRET
+        assert next(iter(started.dependencies)).get_dependency(None) == links.Keys(SECRET)
     finally:
         started.stop()
