@@ -59,6 +59,10 @@ class CsrfFailed(Forbidden):
     """A form without the CSRF token of the caller's session."""
 
 
+PAGE_BODY_BYTES = 64 * 1024
+DEFAULT_IMPORT_MAX_BYTES = 512 * 1024 * 1024  # interfaces' IMPORT_MAX_BYTES unless the config says otherwise
+
+
 class Page(HttpRequestHandler):
     server = GatewayWebServer()
     admission = Admission()
@@ -67,11 +71,13 @@ class Page(HttpRequestHandler):
 
     def __init__(self, method: str, url: str, permission: str | None = None, *, public: bool = False,
                  rate_limit: str | None = None, path_types: dict[str, PathType] | None = None,
-                 **kwargs: Any) -> None:
+                 upload: bool = False, **kwargs: Any) -> None:
         if not public and permission not in permissions.GRANTS:
             raise ValueError(f"{method} {url}: a page needs a known permission or public=True")
         self.permission = permission
         self.public = public
+        self.upload = upload  # a form with a file: bodies up to the imports' limit (spooled to disk), not 64 KiB
+        self.body_limit = PAGE_BODY_BYTES
         self.rate_limit = rate_limit
         self.path_types = types_of(url, path_types)
         kwargs.setdefault("expected_exceptions", DomainError)
@@ -82,6 +88,8 @@ class Page(HttpRequestHandler):
         config = self.container.config
         self.group = group_from_config(config)
         self.secure_cookies = str(config.get("CONSOLE_SECURE_COOKIES", "auto")).lower()
+        if self.upload:  # the file and the form's few fields (multipart's own framing included)
+            self.body_limit = int(config.get("IMPORT_MAX_BYTES", DEFAULT_IMPORT_MAX_BYTES)) + PAGE_BODY_BYTES
 
     # -- the request pipeline ----------------------------------------------------------------------
 
@@ -131,7 +139,7 @@ class Page(HttpRequestHandler):
     def _begin(self, request: Request) -> Any:
         """The start of every page's request (the console's and the member page's): its id and body limit, the
         reader's language and translator; the returned token resets the log context in ``_finish``."""
-        _, token = begin_request(request, 64 * 1024)
+        _, token = begin_request(request, self.body_limit)
         request.page = self
         request.language = choose_language(request.cookies.get(cookies.LANGUAGE_COOKIE), request.accept_languages)
         request.t = Translator(request.language, self.group.currency, self.group.zone)

@@ -12,7 +12,7 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from marshmallow import fields, validate
 from werkzeug.wrappers import Request, Response
@@ -62,9 +62,14 @@ class ImportRoutes:
                        "service's IMPORT_MAX_BYTES (512 MiB unless configured).",
            responses={200: ImportJobSchema, 409: None})
     def upload_import_file(self, request: Request, import_id: str) -> Any:
+        return self._send_import_file(import_id, request.stream)
+
+    def _send_import_file(self, import_id: str, stream: BinaryIO) -> Any:
+        """``stream`` handed to interfaces a piece at a time (the API's body, the console's uploaded file): the
+        job as it stands after the last piece."""
         offset, job = 0, None
         while True:
-            piece = request.stream.read(IMPORT_CHUNK_BYTES)
+            piece = stream.read(IMPORT_CHUNK_BYTES)
             if not piece:
                 break
             job = self.interfaces.add_import_chunk(import_id, {"offset": offset, "data": piece})
@@ -104,7 +109,11 @@ class ImportRoutes:
            responses={200: "text/csv"})
     def import_report(self, request: Request, import_id: str) -> Any:
         args = load(ReportQuerySchema(), query_args(request))
-        pages = self._report_pages(import_id, args["phase"])
+        return self._report_download(request, import_id, args["phase"])
+
+    def _report_download(self, request: Request, import_id: str, phase: str) -> Response:
+        """The report of ``phase`` as a CSV download (the API's and the console's)."""
+        pages = self._report_pages(import_id, phase)
         first = next(pages)  # errors (not found, forbidden) become answers before the download starts
         body = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # to disk past 8 MiB: memory stays flat
         body.write(_csv_lines(first, header=True).encode("utf-8-sig"))  # the BOM: Excel then reads it as UTF-8
@@ -114,7 +123,7 @@ class ImportRoutes:
         body.seek(0)
         return Response(wrap_file(request.environ, body), direct_passthrough=True,
                         content_type="text/csv; charset=utf-8", headers={
-                            "Content-Disposition": f'attachment; filename="import-{import_id}-{args["phase"]}.csv"',
+                            "Content-Disposition": f'attachment; filename="import-{import_id}-{phase}.csv"',
                             "Cache-Control": "no-store", "Content-Length": str(size)})
 
     def _report_pages(self, import_id: str, phase: str) -> Iterator[list[dict[str, Any]]]:

@@ -10,7 +10,10 @@ from pathlib import Path
 from gateway.auth.tokens import TokenKeys
 from gateway.console import cookies
 from gateway.console.i18n import MESSAGES, Translator, choose_language
+from gateway.console.imports import COUNTS as IMPORT_COUNTS
 from gateway.console.pages import KPI_FIGURES
+from services.interfaces.models import IMPORT_STATES
+from services.interfaces.schemas import IMPORT_KINDS
 from services.kit.config import LANGUAGES
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "gateway" / "console" / "templates"
@@ -29,6 +32,10 @@ def test_every_message_the_templates_name_is_in_the_catalogue():
         named |= set(re.findall(r"""\bt\(["']([a-z_.]+)["']""", template.read_text()))
     named.discard("kpi.")  # the KPI table names its figures' messages: kpi.<figure>
     named |= {f"kpi.{name}" for name in KPI_FIGURES}
+    for prefix, codes in (("import_kind.", IMPORT_KINDS), ("import_state.", IMPORT_STATES),  # the imports pages
+                          ("import_count.", IMPORT_COUNTS)):
+        named.discard(prefix)
+        named |= {prefix + code for code in codes}
     assert named and named <= set(MESSAGES), sorted(named - set(MESSAGES))
 
 

@@ -52,6 +52,24 @@ onReady(function () {
     if (event.key === "g") { pending = true; setTimeout(function () { pending = false; }, 1000); }
   });
 
+  // an import's progress bar follows the job as interfaces records it; the page reloads when the phase ends
+  var job = document.getElementById("import-job");
+  if (job && job.dataset.running) {
+    var bar = document.getElementById("import-progress"), percent = document.getElementById("import-percent");
+    var follow = function () {
+      fetch("/console/imports/" + job.dataset.job + "/progress", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (now) {
+          if (now === null) { setTimeout(follow, 3000); return; }
+          if (now.percent !== null) { bar.value = now.percent; percent.textContent = now.percent.toFixed(1) + " %"; }
+          bar.dataset.followed = String(Number(bar.dataset.followed || 0) + 1);
+          if (now.running) { setTimeout(follow, 1000); } else { window.location.reload(); }
+        })
+        .catch(function () { setTimeout(follow, 3000); });
+    };
+    setTimeout(follow, 500);
+  }
+
   // the KPI chart: rates against their targets, drawn by uPlot from the table's figures
   var chart = document.getElementById("kpi-chart");
   if (chart && window.uPlot) {
