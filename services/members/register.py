@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -110,7 +111,7 @@ _READ = select(*(Member.__table__.c[name] for name in MemberSchema.columns())).w
     Member.__table__.c.id == bindparam("member"))
 
 
-def read(session: Session, member_id: Any) -> Any:
+def read(session: Session | Connection, member_id: Any) -> Any:
     """What ``MemberSchema`` shows of a member, for reading only: a prebuilt Core select of just those columns
     (the most frequent call of the service; the ORM object, its unit of work and the decryption of
     fields nobody shows cost as much again). The row dumps like a ``Member``."""
