@@ -63,6 +63,12 @@ from services.records.events import AppointmentBooked, AppointmentCancelled, Vis
 HTTP = sender.session()
 
 
+def _subscribed(service: Any, event_type: str) -> bool:
+    """An event is wanted only if an integration subscribes to its type (``kit.handlers.event_handler``)."""
+    with service.db.read() as connection:
+        return subscriptions.any_active(connection, event_type)
+
+
 class InterfacesService(Service):
     name = "interfaces"
     db = Database()
@@ -242,39 +248,39 @@ class InterfacesService(Service):
         body = rules.body_of(contract.event_type, str(event["event_id"]), event["occurred_at"], data)
         deliveries.fan_out(self.db.session, contract.event_type, str(event["event_id"]), body, utcnow())
 
-    @event_handler(MemberEnrolled)
+    @event_handler(MemberEnrolled, wanted=_subscribed)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         self._fan_out(MemberEnrolled, event)
 
-    @event_handler(MemberUpdated)
+    @event_handler(MemberUpdated, wanted=_subscribed)
     def on_member_updated(self, event: dict[str, Any]) -> None:
         self._fan_out(MemberUpdated, event)
 
-    @event_handler(TierChanged)
+    @event_handler(TierChanged, wanted=_subscribed)
     def on_tier_changed(self, event: dict[str, Any]) -> None:
         self._fan_out(TierChanged, event)
 
-    @event_handler(VisitCompleted)
+    @event_handler(VisitCompleted, wanted=_subscribed)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         self._fan_out(VisitCompleted, event)
 
-    @event_handler(VisitRefunded)
+    @event_handler(VisitRefunded, wanted=_subscribed)
     def on_visit_refunded(self, event: dict[str, Any]) -> None:
         self._fan_out(VisitRefunded, event)
 
-    @event_handler(PointsEarned)
+    @event_handler(PointsEarned, wanted=_subscribed)
     def on_points_earned(self, event: dict[str, Any]) -> None:
         self._fan_out(PointsEarned, event)
 
-    @event_handler(PointsRedeemed)
+    @event_handler(PointsRedeemed, wanted=_subscribed)
     def on_points_redeemed(self, event: dict[str, Any]) -> None:
         self._fan_out(PointsRedeemed, event)
 
-    @event_handler(AppointmentBooked)
+    @event_handler(AppointmentBooked, wanted=_subscribed)
     def on_appointment_booked(self, event: dict[str, Any]) -> None:
         self._fan_out(AppointmentBooked, event)
 
-    @event_handler(AppointmentCancelled)
+    @event_handler(AppointmentCancelled, wanted=_subscribed)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
         self._fan_out(AppointmentCancelled, event)
 

@@ -439,7 +439,7 @@ class Database(DependencyProvider):
         worker_db = self._workers.get(worker_ctx)
         if worker_db is None:
             return result, exc_info
-        if exc_info is not None or result is inbox.ALREADY_HANDLED:
+        if exc_info is not None or result is inbox.ALREADY_HANDLED or result is inbox.NOT_WANTED:
             worker_db.finish(commit=False)
             return result, exc_info
         entry = inbox.entry_for(worker_ctx)

@@ -121,7 +121,8 @@ class EventHandler(NamekoEventHandler):
                       exc_info: Any = None) -> tuple[Any, Any]:
         service, handler = self.container.service_name, self.method_name
         if exc_info is None:
-            outcome = "duplicate" if result is inbox.ALREADY_HANDLED else "ok"
+            outcome = ("duplicate" if result is inbox.ALREADY_HANDLED else
+                       "not_wanted" if result is inbox.NOT_WANTED else "ok")
             EVENTS_HANDLED.labels(service, handler, outcome).inc()
             self.queue_consumer.ack_message(message)
             return result, exc_info
@@ -152,13 +153,17 @@ class EventHandler(NamekoEventHandler):
 
 
 def event_handler(source: str | type[Event], event_type: str | None = None,
-                  **kwargs: Any) -> Callable[[Callable], Callable]:
+                  wanted: Callable[[Any, str], bool] | None = None, **kwargs: Any) -> Callable[[Callable], Callable]:
     """Handle events once each, with retries and dead letters.
 
     ``@event_handler(VisitCompleted)`` (a producer's contract, ``kit.contracts``) hands the handler the
     payload loaded by that contract, in domain values; a body that does not match it is parked at once.
     ``@event_handler("records", "visit_completed")`` hands over the raw body (services not yet on
     contracts).
+    ``wanted(service, event_type)``, when given, runs first, before the inbox: a cheap check (reading with
+    ``self.db.read()``, never writing) of whether this service has anything to do with the event at all. When
+    it says no, the event is acknowledged without loading it, opening a transaction or writing an inbox row
+    (outcome ``not_wanted``): a handler that would change nothing pays one read, not a transaction.
     """
     contract = None
     if isinstance(source, type) and issubclass(source, Event):
@@ -169,6 +174,8 @@ def event_handler(source: str | type[Event], event_type: str | None = None,
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def guarded(self: Any, payload: Any) -> Any:
+            if wanted is not None and not wanted(self, event_type):
+                return inbox.NOT_WANTED
             worker_db = worker_db_of(self)
             key = inbox.event_key(worker_db.worker_ctx) if worker_db is not None else None
             if key is not None and inbox.seen(worker_db.session, *key):

@@ -17,6 +17,9 @@ from services.kit.models import InboxEntry, UtcDateTime
 
 ALREADY_HANDLED = type("AlreadyHandled", (), {"__repr__": lambda self: "ALREADY_HANDLED"})()
 """What a guarded handler returns for an event its service has already applied."""
+NOT_WANTED = type("NotWanted", (), {"__repr__": lambda self: "NOT_WANTED"})()
+"""What a guarded handler returns for an event its ``wanted`` check turned down: read by nothing, so no inbox
+row (doing nothing a second time is still doing nothing)."""
 
 
 def event_key(worker_ctx: Any) -> tuple[str, str] | None:

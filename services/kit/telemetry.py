@@ -41,7 +41,7 @@ OUTBOX_PUBLISHED = Counter("careloop_outbox_published_total", "Events published 
 OUTBOX_FAILURES = Counter("careloop_outbox_publish_failures_total", "Relay publish attempts that failed",
                           ["service"])
 EVENTS_HANDLED = Counter("careloop_events_handled_total",
-                         "Events by handler and outcome (ok, duplicate, retried, dead_lettered)",
+                         "Events by handler and outcome (ok, duplicate, not_wanted, retried, dead_lettered)",
                          ["service", "handler", "outcome"])
 UNDECODABLE = Counter("careloop_messages_undecodable_total",
                       "Messages that could not be decoded, parked in the dead-letter queue", ["service", "queue"])

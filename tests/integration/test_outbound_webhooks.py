@@ -86,7 +86,9 @@ def test_tier_changed_is_received_signed(world):
     assert body["event_type"] == "tier_changed" and headers["X-Careloop-Event"] == "tier_changed"
     assert (body["data"]["member_id"], body["data"]["from_tier"], body["data"]["to_tier"]) == (
         member_id, "standard", "gold")
-    log = admin.interfaces.webhook_deliveries(subscription["id"], {})["items"]
+    # the receiver has the request before interfaces records its answer: wait for the record
+    log = wait_for(lambda: [d for d in admin.interfaces.webhook_deliveries(subscription["id"], {})["items"]
+                            if d["state"] != "pending"], timeout=20, message="the delivery recorded")
     assert [(d["state"], d["attempts"], d["id"]) for d in log] == [("delivered", 1, headers["X-Careloop-Delivery"])]
     assert [a["status"] for a in log[0]["log"]] == [204]
     # the enrolment was not subscribed to: nothing else was sent
@@ -155,3 +157,21 @@ def test_only_group_admins_manage_subscriptions(world, rpc):
         rpc(caller=FRONT_DESK).interfaces.subscribe({"integration": "crm-east", "event_type": "tier_changed",
                                                      "target_url": receiver.url})
     assert query(_interfaces.database_url, "SELECT id FROM webhook_subscriptions") == []
+
+
+def test_an_event_nobody_subscribes_to_costs_one_read_and_no_transaction(world):
+    from tests.harness import events_handled
+
+    members, interfaces, receiver, admin = world
+    before = events_handled("interfaces", "on_member_enrolled", "not_wanted")
+    first = _member(admin)  # member_enrolled: no subscriber yet
+    wait_for(lambda: events_handled("interfaces", "on_member_enrolled", "not_wanted") == before + 1,
+             timeout=20, message="interfaces turned the unwanted event down")
+    assert scalar(interfaces.database_url, "SELECT count(*) FROM kit_inbox") == 0  # no transaction wrote a row
+    _subscribe(admin, receiver.url, "member_enrolled")
+    second = admin.members.enrol({"full_name": "Lu Yan", "phone": "13800138556", "birth_date": "1981-03-04",
+                                  "home_branch": "SH01"})["id"]
+    wait_for(lambda: receiver.requests, timeout=20, message="the subscribed event's delivery")
+    delivered = [json.loads(request["body"])["data"]["member_id"] for request in receiver.requests]
+    assert delivered == [second] and first != second  # the one before the subscription is not sent
+    assert scalar(interfaces.database_url, "SELECT count(*) FROM kit_inbox") == 1
