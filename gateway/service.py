@@ -9,6 +9,8 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
+from gateway.console.campaigns import CampaignPages
+from gateway.console.journeys import JourneyPages
 from gateway.console.pages import ConsolePages
 from gateway.fhir.routes import FhirRoutes
 from gateway.member.pages import MemberPages
@@ -38,7 +40,8 @@ from services.kit.telemetry import Telemetry
 class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, NotificationRoutes, AuthRoutes,
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
-                     ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes, CampaignRoutes):
+                     ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes, CampaignRoutes,
+                     CampaignPages, JourneyPages):
     name = "gateway"
     config = Config()
     db = Database()
