@@ -86,7 +86,7 @@ def test_a_group_admin_creates_edits_and_ends_a_campaign_and_a_stale_edit_says_s
     # a stale edit: the form was drawn at version 1, someone else stores version 2 meanwhile
     admin.goto("/console/campaigns/spring-x2")
     admin.page("click", "#campaign-edit")
-    admin.page("wait_for_selector", "#campaign-form")
+    admin.page("wait_for_url", f"{suite.base_url}/console/campaigns/spring-x2/edit")
     assert admin.value("#f-multiplier") == "2"
     screens(admin, screenshots, "campaign-edit", "/console/campaigns/spring-x2/edit")
     admin.page("fill", "#f-bonus_points", "100")  # the screenshots reloaded the form: still version 1
@@ -102,7 +102,7 @@ def test_a_group_admin_creates_edits_and_ends_a_campaign_and_a_stale_edit_says_s
     assert (stored["version"], stored["multiplier_bp"], stored["bonus_points"]) == (2, 30_000, 0)
 
     admin.page("click", "#campaign-reload")
-    admin.page("wait_for_selector", "#campaign-form")
+    admin.page("wait_for_url", f"{suite.base_url}/console/campaigns/spring-x2/edit")
     assert admin.value("#f-multiplier") == "3"
     admin.page("fill", "#f-bonus_points", "100")
     admin.page("click", "#campaign-save")
