@@ -11,10 +11,10 @@ one. Points checks the result with the programme file's own campaign rule and na
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from gateway.console.programme_form import MAX_MONEY, shown
+from gateway.console.programme_form import parse_box, shown
 
 TEXTS = ("code", "name", "starts_on", "ends_on", "days_of_month", "multiplier", "bonus_points", "min_spend")
 LISTS = ("tiers", "branches", "categories", "segments", "kinds", "weekdays")
@@ -55,44 +55,18 @@ def terms_from(typed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             terms["days_of_month"] = [int(part) for part in typed["days_of_month"].replace(" ", "").split(",") if part]
         except ValueError:
             problems["days_of_month"] = "days_list"
-    if typed["bonus_points"]:
+    for box, term, kind in (("bonus_points", "bonus_points", "count"), ("min_spend", "min_spend_minor", "money")):
         try:
-            terms["bonus_points"] = _whole(typed["bonus_points"])
+            value = parse_box(typed[box], kind)
         except ValueError as wrong:
-            problems["bonus_points"] = str(wrong)
-    if typed["min_spend"]:
-        try:
-            terms["min_spend_minor"] = _minor(typed["min_spend"])
-        except ValueError as wrong:
-            problems["min_spend"] = str(wrong)
+            problems[box] = str(wrong)
+        else:
+            if value is not None:
+                terms[term] = value
     for name in LISTS:
         if typed[name]:
             terms[name] = [int(value) if name == "weekdays" and value.isdigit() else value for value in typed[name]]
     return terms, problems
-
-
-def _whole(text: str) -> int:
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        raise ValueError("not_a_number") from None
-    if value < 0:
-        raise ValueError("not_negative")
-    if value != value.to_integral_value():
-        raise ValueError("whole_number")
-    return int(value)
-
-
-def _minor(text: str) -> int:
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        raise ValueError("not_a_number") from None
-    if value < 0:
-        raise ValueError("not_negative")
-    if value != value.quantize(Decimal("0.01")) or value > MAX_MONEY:
-        raise ValueError("money_two_decimals")
-    return int(value * 100)
 
 
 def field_errors(fields: dict[str, Any] | None) -> tuple[dict[str, list[str]], list[str]]:
