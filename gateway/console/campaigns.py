@@ -63,14 +63,14 @@ class CampaignPages:
         typed = campaign_form.typed_from(request.form)
         terms, unreadable = campaign_form.terms_from(typed)
         if unreadable:
-            return self._unreadable(request, None, typed, unreadable)
+            return self._campaign_unreadable(request, None, typed, unreadable)
         try:
             created = self.points.create_campaign(terms, idempotency_key=_key(request))
         except Conflict as taken:  # the code is the file's or another campaign's
             return self._campaign_form(request, None, typed=typed, key=_form_key(request), status=409,
                                        errors={"code": [request.t("campaign_code_taken")]}, problem=str(taken))
         except Invalid as refused:
-            return self._refused(request, None, typed, refused)
+            return self._campaign_refused(request, None, typed, refused)
         return redirect(f"/console/campaigns/{created['code']}?done=created", 303)
 
     @page("GET", "/console/campaigns/<campaign_code>/edit", "campaigns:write")
@@ -87,7 +87,7 @@ class CampaignPages:
             raise Invalid("The form has no version; reload the page.", {"expected_version": ["Required."]})
         campaign = {"code": campaign_code, "version": int(version), "source": "api"}
         if unreadable:
-            return self._unreadable(request, campaign, typed, unreadable)
+            return self._campaign_unreadable(request, campaign, typed, unreadable)
         try:
             self.points.update_campaign(campaign_code, {**terms, "expected_version": int(version)},
                                         idempotency_key=_key(request))
@@ -98,7 +98,7 @@ class CampaignPages:
             return self._campaign_form(request, campaign, typed=typed, key=_form_key(request), status=409,
                                        problem=problem, stale="version" in details)
         except Invalid as refused:
-            return self._refused(request, campaign, typed, refused)
+            return self._campaign_refused(request, campaign, typed, refused)
         return redirect(f"/console/campaigns/{campaign_code}?done=changed", 303)
 
     @page("GET", "/console/campaigns/<campaign_code>/end", "campaigns:write")
@@ -117,13 +117,13 @@ class CampaignPages:
 
     # --- the form, drawn again with what was typed ---------------------------------------------------------
 
-    def _unreadable(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
+    def _campaign_unreadable(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
                     unreadable: dict[str, str]) -> Response:
         return self._campaign_form(request, campaign, typed=typed, key=_form_key(request), status=422,
                                    errors={box: [request.t(message)] for box, message in unreadable.items()},
                                    problem=request.t("fix_marked"))
 
-    def _refused(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
+    def _campaign_refused(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
                  refused: Invalid) -> Response:
         errors, rest = campaign_form.field_errors(getattr(refused, "fields", None))
         return self._campaign_form(request, campaign, typed=typed, key=_form_key(request), status=422,

@@ -44,7 +44,7 @@ class JourneyPages:
 
     @page("GET", "/console/journeys/<journey_id>", "journeys:read")
     def console_journey(self, request: Request, journey_id: str) -> Response:
-        return self._journey(request, journey_id)
+        return self._journey_page(request, journey_id)
 
     @page("GET", "/console/journeys/<journey_id>/<action>", "journeys:write",
           path_types={"action": one_of("journey action", tuple(ACTIONS))})
@@ -62,13 +62,13 @@ class JourneyPages:
         try:
             self.notifications.set_journey_state(journey_id, ACTIONS[action], idempotency_key=_key(request))
         except Invalid as refused:  # activation's checks: each field that stops it
-            return self._journey(request, journey_id, status=422, problem=request.t("journey_cannot_activate"),
+            return self._journey_page(request, journey_id, status=422, problem=request.t("journey_cannot_activate"),
                                  problems=_problem_lines(getattr(refused, "fields", None), str(refused)))
         return redirect(f"/console/journeys/{journey_id}?done={action}", 303)
 
-    def _journey(self, request: Request, journey_id: str, status: int = 200, **context: Any) -> Response:
+    def _journey_page(self, request: Request, journey_id: str, status: int = 200, **context: Any) -> Response:
         journey, dry_run = _pile(lambda: self.notifications.get_journey(journey_id),
-                                 lambda: self._dry_run(journey_id))
+                                 lambda: self._journey_dry_run(journey_id))
         done = request.args.get("done")
         context.setdefault("problem", None)
         context.setdefault("problems", [])
@@ -78,7 +78,7 @@ class JourneyPages:
                       done=t(f"journey_done_{done}") if done in ACTIONS else None,
                       section="journeys", **context)
 
-    def _dry_run(self, journey_id: str) -> dict[str, Any] | None:
+    def _journey_dry_run(self, journey_id: str) -> dict[str, Any] | None:
         """The dry run, or None when its count could not be made now (the journey is shown all the same)."""
         try:
             return self.notifications.dry_run_journey(journey_id)
