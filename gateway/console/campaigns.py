@@ -10,6 +10,7 @@ ending one goes through a confirmation page.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.utils import redirect
@@ -60,18 +61,11 @@ class CampaignPages:
 
     @page("POST", "/console/campaigns", "campaigns:write")
     def console_campaign_create(self, request: Request) -> Response:
-        typed = campaign_form.typed_from(request.form)
-        terms, unreadable = campaign_form.terms_from(typed)
-        if unreadable:
-            return self._campaign_unreadable(request, None, typed, unreadable)
-        try:
+        def create(terms: dict[str, Any]) -> Response:
             created = self.points.create_campaign(terms, idempotency_key=_key(request))
-        except Conflict as taken:  # the code is the file's or another campaign's
-            return self._campaign_form(request, None, typed=typed, key=_form_key(request), status=409,
-                                       errors={"code": [request.t("campaign_code_taken")]}, problem=str(taken))
-        except Invalid as refused:
-            return self._campaign_refused(request, None, typed, refused)
-        return redirect(f"/console/campaigns/{created['code']}?done=created", 303)
+            return redirect(f"/console/campaigns/{created['code']}?done=created", 303)
+
+        return self._campaign_post(request, None, campaign_form.typed_from(request.form), create)
 
     @page("GET", "/console/campaigns/<campaign_code>/edit", "campaigns:write")
     def console_campaign_edit(self, request: Request, campaign_code: str) -> Response:
@@ -80,26 +74,17 @@ class CampaignPages:
 
     @page("POST", "/console/campaigns/<campaign_code>", "campaigns:write")
     def console_campaign_update(self, request: Request, campaign_code: str) -> Response:
-        typed = {**campaign_form.typed_from(request.form), "code": campaign_code}
-        terms, unreadable = campaign_form.terms_from(typed)
         version = request.form.get("expected_version", "")
         if not version.isdigit():
             raise Invalid("The form has no version; reload the page.", {"expected_version": ["Required."]})
-        campaign = {"code": campaign_code, "version": int(version), "source": "api"}
-        if unreadable:
-            return self._campaign_unreadable(request, campaign, typed, unreadable)
-        try:
+
+        def update(terms: dict[str, Any]) -> Response:
             self.points.update_campaign(campaign_code, {**terms, "expected_version": int(version)},
                                         idempotency_key=_key(request))
-        except Conflict as conflict:  # changed meanwhile, or ended: the typed values stay, with what to do
-            details = conflict.details or {}
-            problem = (request.t("campaign_changed_meanwhile", version=details["version"]) if "version" in details
-                       else request.t("campaign_ended_no_edit") if details.get("state") == "ended" else str(conflict))
-            return self._campaign_form(request, campaign, typed=typed, key=_form_key(request), status=409,
-                                       problem=problem, stale="version" in details)
-        except Invalid as refused:
-            return self._campaign_refused(request, campaign, typed, refused)
-        return redirect(f"/console/campaigns/{campaign_code}?done=changed", 303)
+            return redirect(f"/console/campaigns/{campaign_code}?done=changed", 303)
+
+        return self._campaign_post(request, {"code": campaign_code, "version": int(version), "source": "api"},
+                                   {**campaign_form.typed_from(request.form), "code": campaign_code}, update)
 
     @page("GET", "/console/campaigns/<campaign_code>/end", "campaigns:write")
     def console_campaign_end_confirm(self, request: Request, campaign_code: str) -> Response:
@@ -117,17 +102,30 @@ class CampaignPages:
 
     # --- the form, drawn again with what was typed ---------------------------------------------------------
 
-    def _campaign_unreadable(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
-                    unreadable: dict[str, str]) -> Response:
-        return self._campaign_form(request, campaign, typed=typed, key=_form_key(request), status=422,
-                                   errors={box: [request.t(message)] for box, message in unreadable.items()},
-                                   problem=request.t("fix_marked"))
-
-    def _campaign_refused(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
-                 refused: Invalid) -> Response:
-        errors, rest = campaign_form.field_errors(getattr(refused, "fields", None))
-        return self._campaign_form(request, campaign, typed=typed, key=_form_key(request), status=422,
-                                   errors=errors, others=rest, problem=request.t("fix_marked"))
+    def _campaign_post(self, request: Request, campaign: dict[str, Any] | None, typed: dict[str, Any],
+                       save: Callable[[dict[str, Any]], Response]) -> Response:
+        """A posted campaign form: boxes that cannot be read, else ``save`` the terms; points' refusals are drawn
+        back on the form with what was typed (its idempotency key kept: the corrected form is the same command)."""
+        terms, unreadable = campaign_form.terms_from(typed)
+        again = {"typed": typed, "key": _form_key(request)}
+        if unreadable:
+            return self._campaign_form(request, campaign, **again, status=422, problem=request.t("fix_marked"),
+                                       errors={box: [request.t(message)] for box, message in unreadable.items()})
+        try:
+            return save(terms)
+        except Conflict as conflict:  # a code taken, a change made meanwhile, an ended campaign
+            details = conflict.details or {}
+            if "code" in details:
+                return self._campaign_form(request, campaign, **again, status=409, problem=str(conflict),
+                                           errors={"code": [request.t("campaign_code_taken")]})
+            problem = (request.t("campaign_changed_meanwhile", version=details["version"]) if "version" in details
+                       else request.t("campaign_ended_no_edit") if details.get("state") == "ended" else str(conflict))
+            return self._campaign_form(request, campaign, **again, status=409, problem=problem,
+                                       stale="version" in details)
+        except Invalid as refused:
+            errors, rest = campaign_form.field_errors(getattr(refused, "fields", None))
+            return self._campaign_form(request, campaign, **again, status=422, errors=errors, others=rest,
+                                       problem=request.t("fix_marked"))
 
     def _campaign_form(self, request: Request, campaign: dict[str, Any] | None, *, typed: dict[str, Any] | None,
                        key: str, status: int = 200, **context: Any) -> Response:

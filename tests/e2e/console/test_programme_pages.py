@@ -79,6 +79,14 @@ def test_a_group_admin_creates_edits_and_ends_a_campaign_and_a_stale_edit_says_s
         (1, 20_000, ["cleaning"], "active")
     assert admin.text("#campaign-multiplier") == "×2"
 
+    admin.goto("/console/new-campaign")  # the same code again: marked on its box
+    admin.page("fill", "#f-code", "spring-x2")
+    admin.page("fill", "#f-name", "Another spring")
+    admin.page("fill", "#f-bonus_points", "5")
+    admin.page("press", "#f-bonus_points", "Enter")
+    admin.page("wait_for_selector", "#err-code")
+    assert "taken" in admin.text("#err-code") and campaign(suite, "spring-x2")["name"] == "Spring cleaning"
+
     assert admin.goto("/console/campaigns?state=active") == 200
     assert admin.page("get_attribute", "#campaigns tr[data-code=spring-x2]", "data-state") == "active"
     screens(admin, screenshots, "campaigns", "/console/campaigns")
