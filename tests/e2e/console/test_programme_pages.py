@@ -166,6 +166,7 @@ def test_journeys_are_paused_and_activated_with_their_dry_run_and_a_refused_acti
     assert manager.goto("/console/campaigns") == 200 and manager.count("#campaign-new") == 0
     assert manager.goto("/console/new-campaign") == 403
     assert manager.count("#nav-settings") == 0 and manager.goto("/console/settings") == 403
+    assert manager.goto("/console/settings/earning") == 200 and manager.count("#sub-tiers") == 0
 
     # another branch's manager: the journey is not theirs (notifications says so)
     elsewhere, _ = signed_in(suite, open_browser, "branch_manager", ("SH02",))
