@@ -272,7 +272,6 @@ MESSAGES: dict[str, M] = {
     "money_two_decimals": _m("An amount with at most two decimals.", "金额最多两位小数。", "金額最多兩位小數。",
                              "Un importe con dos decimales como máximo."),
     "whole_number": _m("A whole number.", "请输入整数。", "請輸入整數。", "Un número entero."),
-    "earning_rules": _m("Earning rules and campaigns", "积分规则与活动", "積分規則與活動", "Reglas de puntos y campañas"),
     "earning_read_only": _m("In force now; set in the points programme file (read-only here).",
                             "当前生效；在积分方案文件中设置（此处只读）。", "目前生效；在積分方案檔案中設定（此處唯讀）。",
                             "En vigor; se definen en el archivo del programa de puntos (aquí solo lectura)."),
@@ -286,9 +285,6 @@ MESSAGES: dict[str, M] = {
     "campaign_multiplier": _m("Multiplier", "倍数", "倍數", "Multiplicador"),
     "campaign_bonus": _m("Bonus points", "奖励积分", "獎勵積分", "Puntos extra"),
     "care_journeys": _m("Care journeys", "关怀旅程", "關懷旅程", "Recorridos de cuidado"),
-    "journeys_read_only": _m("Composed through the API (/v1/journeys); not editable on this page yet.",
-                             "通过接口（/v1/journeys）编排；暂不能在此页修改。", "透過介面（/v1/journeys）編排；暫不能在此頁修改。",
-                             "Se componen con la API (/v1/journeys); aún no se editan en esta página."),
     # programme pages: earning rules, campaigns, care journeys (issue 21 item 2, issue 20 item 7)
     "earning_rules_title": _m("Earning rules", "积分规则", "積分規則", "Reglas de puntos"),
     "earning_points": _m("How points are earned", "如何获得积分", "如何獲得積分", "Cómo se ganan puntos"),
