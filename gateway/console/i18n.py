@@ -322,8 +322,8 @@ MESSAGES: dict[str, M] = {
     "rule_upgrade_prices": _m("Tiers bought with points", "积分购买等级", "積分購買等級", "Niveles comprados con puntos"),
     "not_offered": _m("not offered", "不提供", "不提供", "no se ofrece"),
     "rule_family": _m("Transfers within a family", "家庭内转赠", "家庭內轉贈", "Traspasos dentro de una familia"),
-    "yes": _m("yes", "是", "是", "sí"),
-    "no": _m("no", "否", "否", "no"),
+    "allowed": _m("allowed", "允许", "允許", "permitido"),
+    "not_allowed": _m("not allowed", "不允许", "不允許", "no permitido"),
     "campaigns_in_force": _m("Campaigns in force", "生效中的活动", "生效中的活動", "Campañas en vigor"),
     "campaigns_manage": _m("All campaigns", "全部活动", "全部活動", "Todas las campañas"),
     "campaigns_hint": _m("Extra points for the visits a campaign matches, between its dates. Those of the programme "
