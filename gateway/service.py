@@ -9,7 +9,9 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
+from gateway.console.campaigns import CampaignPages
 from gateway.console.imports import ConsoleImports
+from gateway.console.journeys import JourneyPages
 from gateway.console.pages import ConsolePages
 from gateway.fhir.routes import FhirRoutes
 from gateway.member.pages import MemberPages
@@ -40,7 +42,7 @@ class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, 
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
                      ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes, CampaignRoutes,
-                     ConsoleImports):
+                     CampaignPages, JourneyPages, ConsoleImports):
     name = "gateway"
     config = Config()
     db = Database()

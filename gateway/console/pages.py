@@ -338,38 +338,37 @@ class ConsolePages:
 
     @page("GET", "/console/settings", "programme:write")
     def console_settings(self, request: Request) -> Response:
-        in_force, rules = _pile(self.members.get_programme, self.points.programme_rules)
+        in_force = self.members.get_programme()
         saved = request.args.get("saved")
-        return self._settings(request, in_force, rules, typed=None, key=uuid.uuid4().hex,
+        return self._settings(request, in_force, typed=None, key=uuid.uuid4().hex,
                               saved=int(saved) if saved and saved.isdigit() else None)
 
     @page("POST", "/console/settings/preview", "programme:write")
     def console_settings_preview(self, request: Request) -> Response:
-        in_force, rules = _pile(self.members.get_programme, self.points.programme_rules)
-        change, problem = self._programme_change(request, in_force, rules)
+        in_force = self.members.get_programme()
+        change, problem = self._programme_change(request, in_force)
         if problem is not None:
             return problem
         try:
             preview = self.members.preview_programme(change)
         except (Invalid, Conflict) as refused:
-            return self._settings_refused(request, in_force, rules, refused)
-        return self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
+            return self._settings_refused(request, in_force, refused)
+        return self._settings(request, in_force, typed=request.form.to_dict(), key=_form_key(request),
                               preview=preview)
 
     @page("POST", "/console/settings", "programme:write")
     def console_settings_save(self, request: Request) -> Response:
-        in_force, rules = _pile(self.members.get_programme, self.points.programme_rules)
-        change, problem = self._programme_change(request, in_force, rules)
+        in_force = self.members.get_programme()
+        change, problem = self._programme_change(request, in_force)
         if problem is not None:
             return problem
         try:
             stored = self.members.set_programme(change, idempotency_key=_key(request))
         except (Invalid, Conflict) as refused:
-            return self._settings_refused(request, in_force, rules, refused)
+            return self._settings_refused(request, in_force, refused)
         return redirect(f"/console/settings?saved={stored['version']}", 303)
 
-    def _programme_change(self, request: Request, in_force: dict[str, Any],
-                          rules: dict[str, Any]) -> tuple[dict[str, Any], Response | None]:
+    def _programme_change(self, request: Request, in_force: dict[str, Any]) -> tuple[dict[str, Any], Response | None]:
         """The change the form describes (the programme in force with the typed thresholds), or the form
         again with the boxes that could not be read."""
         version = request.form.get("expected_version", "")
@@ -379,16 +378,15 @@ class ConsolePages:
         if not unreadable:
             return change, None
         errors = {name: [request.t(message)] for name, message in unreadable.items()}
-        return change, self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
+        return change, self._settings(request, in_force, typed=request.form.to_dict(), key=_form_key(request),
                                       status=422, errors=errors, problem=request.t("fix_marked"))
 
-    def _settings_refused(self, request: Request, in_force: dict[str, Any], rules: dict[str, Any],
-                          refused: Invalid | Conflict) -> Response:
+    def _settings_refused(self, request: Request, in_force: dict[str, Any], refused: Invalid | Conflict) -> Response:
         errors, rest = programme_form.field_errors(in_force["programme"], getattr(refused, "fields", None) or {})
-        return self._settings(request, in_force, rules, typed=request.form.to_dict(), key=_form_key(request),
+        return self._settings(request, in_force, typed=request.form.to_dict(), key=_form_key(request),
                               status=refused.status, errors=errors, problem=str(refused), others=rest)
 
-    def _settings(self, request: Request, in_force: dict[str, Any], rules: dict[str, Any], *,
+    def _settings(self, request: Request, in_force: dict[str, Any], *,
                   typed: dict[str, str] | None, key: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("errors", {})
         context.setdefault("others", [])
@@ -398,5 +396,5 @@ class ConsolePages:
         return render(request, "settings.html", status, in_force=in_force, tiers=document["tiers"],
                       tier_names={tier["code"]: tier["names"] for tier in document["tiers"]},
                       path_labels={path: request.t(f"threshold.{path}") for path, _ in programme_form.PATHS},
-                      rows=programme_form.boxes(document, typed), rules=rules, key=key,
+                      rows=programme_form.boxes(document, typed), key=key,
                       note=(typed or {}).get("note", ""), **context)

@@ -58,7 +58,9 @@ def boxes(document: dict[str, Any], typed: dict[str, str] | None = None) -> list
     return found
 
 
-def _parse(text: str, kind: str) -> int | None:
+def parse_box(text: str, kind: str) -> int | None:
+    """A box as typed: None when empty, else minor units (``money``) or a whole number (``count``); ``ValueError``
+    with the message id of what is wrong."""
     text = text.strip().replace(",", "")
     if not text:
         return None
@@ -85,7 +87,7 @@ def with_thresholds(document: dict[str, Any], typed: dict[str, str]) -> tuple[di
         for path, kind in PATHS:
             name = box_name(tier["code"], path)
             try:
-                tier["thresholds"][path] = _parse(typed.get(name, ""), kind)
+                tier["thresholds"][path] = parse_box(typed.get(name, ""), kind)
             except ValueError as wrong:
                 problems[name] = str(wrong)
     return changed, problems
