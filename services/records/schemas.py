@@ -778,7 +778,7 @@ class VisitAuditReportSchema(Schema):
 class ImportedBillSchema(BillSchema):
     """A historical completed visit with its bill, as an import brings it (one row of ``import_visits``)."""
 
-    class Meta:
+    class Meta(Schema.Meta):
         exclude = ("visit_id", "referral_source", "treatment")  # treatment: its default (no course under way)
 
     key = fields.String(required=True, validate=validate.Length(min=1, max=128), metadata={

@@ -9,7 +9,8 @@ carries the idempotency key ``import:<job>:<row>``, so the owning service answer
 
 One pipeline, a ``Kind`` per import type (``KINDS``): its columns (aliases, what is required), how a row is
 read (``columns.py``) and what a batch of read rows becomes (``_send_members``: ``members.check_enrolments`` /
-``enrol_batch``; ``_send_openings``: ``members.locate_members`` then ``points.open_balances``).
+``enrol_batch``; ``_send_openings``: ``members.locate_members`` then ``points.open_balances``; ``visits.send``:
+``members.locate_members`` then ``records.import_visits``, a batch never cutting a bill: ``Kind.together``).
 """
 
 from __future__ import annotations

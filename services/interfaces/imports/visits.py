@@ -141,6 +141,9 @@ def read(cells: dict[str, Any], job: ImportJob) -> tuple[dict[str, Any], list[co
     visit: dict[str, Any] = {"doctor_id": values.text(cells["doctor"]) if "doctor" in cells else None, "kind": None}
 
     def parse(field: str, reader: Any) -> Any:
+        if field not in cells:
+            problems.append(cols.Issue(field, "", "Every line needs this."))
+            return None
         try:
             return reader(cells[field])
         except ValueError as error:
@@ -247,6 +250,8 @@ def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns, re
                    f"Bill {bill} is not imported: a line of it is wrong (row {bad[0][0]}).")
             continue
         whole.append(lines)
+    if not whole:
+        return
     found = {number: (member_id, branch) for number, _row, _cells, member_id, branch in jobs._located(
         session, job, phase, columns, [lines[0] for lines in whole], peers)}  # a bill's first line names its member
     bills, rows = [], []
