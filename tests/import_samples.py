@@ -127,7 +127,9 @@ def visits(n: int, bills_each: int = 2, bad: Iterable[tuple[int, str]] = (),
         for b in range(bills_each):
             mistake = mistakes.get(i) if b == 0 else None
             phone = BAD_VISITS["unknown"] if mistake == "unknown" else person(i)[1]
-            day = date.fromisoformat(BAD_VISITS["future"]) if mistake == "future" else today - timedelta(days=1 + 30 * b)
+            day = today - timedelta(days=1 + 30 * b)
+            if mistake == "future":
+                day = date.fromisoformat(BAD_VISITS["future"])
             exam = BAD_VISITS["amount"] if mistake == "amount" else "100.00"
             paid = BAD_VISITS["unpaid"] if mistake == "unpaid" else "¥300.00"
             category = BAD_VISITS["category"] if mistake == "category" else "治疗"

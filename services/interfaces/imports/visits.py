@@ -262,8 +262,9 @@ def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns, re
             continue
         member_id, branch = found[first]
         visit = lines[0][1]["visit"]
+        completed_at = visit["at"].replace(tzinfo=group.zone).astimezone(UTC)  # the clinic's local time
         rows.append({"key": bill_key(job, bill), "bill_id": bill, "member_id": member_id, "branch": branch,
-                     "doctor_id": visit["doctor_id"], "kind": visit["kind"], "completed_at": isoformat(visit["at"].replace(tzinfo=group.zone).astimezone(UTC)),
+                     "doctor_id": visit["doctor_id"], "kind": visit["kind"], "completed_at": isoformat(completed_at),
                      "currency": group.currency,
                      "items": [row["item"] for _n, row, _c in lines if row["item"] is not None],
                      "payments": [row["payment"] for _n, row, _c in lines if row["payment"] is not None]})
