@@ -187,7 +187,7 @@ def bill_key(job: ImportJob, bill: str) -> str:
 
 
 RECORDS_FIELDS = {"completed_at": "visited_at", "items": "amount", "payments": "paid", "branch": "branch",
-                  "kind": "kind", "doctor_id": "doctor", "bill_id": "bill_number", "member_id": "card_number"}
+                  "kind": "kind", "doctor_id": "doctor", "bill_id": "bill_number"}
 """records' field (``ImportedBillSchema``) -> the sheet's, for the report."""
 
 Line = tuple[int, dict[str, Any], dict[str, Any]]
@@ -254,7 +254,7 @@ def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns, re
         return
     found = {number: (member_id, branch) for number, _row, _cells, member_id, branch in jobs._located(
         session, job, phase, columns, [lines[0] for lines in whole], peers)}  # a bill's first line names its member
-    bills, rows = [], []
+    sent, rows = [], []
     for lines in whole:
         first, bill = lines[0][0], lines[0][1]["bill"]
         if first not in found:  # that line reported and counted
@@ -268,11 +268,11 @@ def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns, re
                      "currency": group.currency,
                      "items": [row["item"] for _n, row, _c in lines if row["item"] is not None],
                      "payments": [row["payment"] for _n, row, _c in lines if row["payment"] is not None]})
-        bills.append(lines)
+        sent.append(lines)
     if not rows:
         return
     outcomes = peers["records"].import_visits({"dry_run": phase == "dry_run", "rows": rows})["items"]
-    for lines, outcome in zip(bills, outcomes, strict=True):
+    for lines, outcome in zip(sent, outcomes, strict=True):
         first, bill = lines[0][0], lines[0][1]["bill"]
         if outcome["status"] == "imported":
             job.imported_rows += len(lines)
@@ -280,9 +280,9 @@ def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns, re
             job.valid_rows += len(lines)
         elif outcome["status"] == "present":
             job.present_rows += len(lines)
+            message = outcome.get("message") or f"Bill {bill} is in CareLoop already."
             for number, _row, _cells in lines:
-                jobs._issue(session, job, phase, number, "", None, outcome.get("message") or f"Bill {bill} is in "
-                                                                                            "CareLoop already.")
+                jobs._issue(session, job, phase, number, "", None, message)
         else:
             named = [RECORDS_FIELDS[name] for name in (outcome.get("errors") or {}) if name in RECORDS_FIELDS]
             column = columns.headers.get(named[0], "") if named else ""
