@@ -157,7 +157,7 @@ def test_imported_history_places_the_tier_by_the_programme_rules_without_points_
 @pytest.mark.timeout(900)
 def test_a_visits_import_killed_half_way_resumes_and_stores_each_bill_once(
         start_service, rpc, databases, interfaces_process, tmp_path: Path):  # noqa: F811
-    people, batch = 150, 20
+    people, batch = 200, 20
     start_service(MembersService, "postgresql")
     records = start_service(RecordsService, "postgresql")
     url = databases.fresh("postgresql", "interfaces")
