@@ -5,7 +5,8 @@
 sample sheet with the usual mistakes (a bad phone, a future date of birth, a date that is no date, the same
 person twice, merged cells, blank lines, a formula) and its CSV twins in UTF-8, UTF-8 with BOM, GB18030, Big5,
 and the opening balances of those people: ``points_openings(n, bad=...)`` (``POINTS_HEADERS``: phone, points,
-expiry date) and ``wallet_openings(n, bad=...)`` (``WALLET_HEADERS``: phone, paid part, bonus part).
+expiry date) and ``wallet_openings(n, bad=...)`` (``WALLET_HEADERS``: phone, paid part, bonus part), and their
+past visits: ``visits(n, bills_each, bad=...)`` (``VISIT_HEADERS``: a row per bill line, items and payments).
 """
 
 from __future__ import annotations
@@ -98,6 +99,44 @@ def wallet_openings(n: int, bad: Iterable[tuple[int, str]] = ()) -> Iterator[lis
             paid = BAD_OPENINGS["money"]
         yield [phone, paid, bonus, BAD_OPENINGS["branch"] if mistake == "branch" else "SH01"]
 
+VISIT_HEADERS = ("单据号", "手机号", "门店", "就诊日期", "医生", "项目类别", "项目", "金额", "支付方式", "实收金额")
+BAD_VISITS = {
+    "unknown": "13800000000",  # a phone no member has
+    "amount": "一百元",  # not an amount of money
+    "future": (date.today() + timedelta(days=3)).isoformat(),  # a visit still to come
+    "category": "美容",  # a procedure category the import does not know
+    "unpaid": "250.00",  # payments that do not add up to the items
+}
+
+
+def visit_bill(number: str, phone: str, day: date, lines: Iterable[tuple[Any, ...]], branch: str = "SH01",
+               doctor: str | None = "dr-wang") -> Iterator[list[Any]]:
+    """One bill as a clinic's sheet has it: a row per line, (category, item, amount, method, paid) each."""
+    for category, item, amount, method, paid in lines:
+        yield [number, phone, branch, f"{day.isoformat()} 10:30", doctor, category, item, amount, method, paid]
+
+
+def visits(n: int, bills_each: int = 2, bad: Iterable[tuple[int, str]] = (),
+           today: date | None = None) -> Iterator[list[Any]]:
+    """Bills of persons ``0..n-1`` (``person(i)``'s phone): ``bills_each`` bills each, 30 days apart back from
+    yesterday, each two lines: an exam of ¥100.00 (with the bill's payment, ¥300.00 by WeChat) and a filling of
+    ¥200.00. ``bad``: (person, mistake) pairs from ``BAD_VISITS``, on the person's first bill."""
+    mistakes = dict(bad)
+    today = today or date.today()
+    for i in range(n):
+        for b in range(bills_each):
+            mistake = mistakes.get(i) if b == 0 else None
+            phone = BAD_VISITS["unknown"] if mistake == "unknown" else person(i)[1]
+            day = today - timedelta(days=1 + 30 * b)
+            if mistake == "future":
+                day = date.fromisoformat(BAD_VISITS["future"])
+            exam = BAD_VISITS["amount"] if mistake == "amount" else "100.00"
+            paid = BAD_VISITS["unpaid"] if mistake == "unpaid" else "¥300.00"
+            category = BAD_VISITS["category"] if mistake == "category" else "治疗"
+            yield from visit_bill(f"B{i:06d}-{b}", phone, day, (("检查", "EX01", exam, "微信", paid),
+                                                                 (category, "补牙", "200.00", None, None)))
+
+
 def write_xlsx(path: Path, rows: Iterable[list[Any]], headers: Iterable[str] = HEADERS) -> Path:
     from openpyxl import Workbook
 
@@ -158,4 +197,5 @@ if __name__ == "__main__":
     write_xlsx(target / "points_openings.xlsx", points_openings(20, [(3, "points"), (5, "expired")], year_lots=(0,)),
                POINTS_HEADERS)
     write_csv(target / "wallet_openings.csv", wallet_openings(20, [(4, "money")]), "gb18030", WALLET_HEADERS)
+    write_xlsx(target / "visits.xlsx", visits(20, 3, [(2, "amount"), (6, "future"), (9, "unknown")]), VISIT_HEADERS)
     print(f"written to {target}")

@@ -1,6 +1,6 @@
 """Imports (issue 19): create a job, stream its file up, dry run, read the report, commit, cancel, list. A job
-is of one kind: members, points opening balances (``points_openings``) or stored-value opening balances
-(``wallet_openings``); the routes are the same for every kind.
+is of one kind: members, points opening balances (``points_openings``), stored-value opening balances
+(``wallet_openings``) or historical visits (``visits``); the routes are the same for every kind.
 
 The file is read from the request a piece at a time and handed to interfaces as it comes (one RPC per
 piece, ``IMPORT_CHUNK_BYTES``), so neither the gateway nor the broker ever holds the whole file. The report
@@ -51,7 +51,7 @@ class ImportRoutes:
     interfaces = Upstream("interfaces")
 
     @route("POST", "/v1/imports", "imports:write", tags=TAGS, body=ImportSpecSchema,
-           summary="A new import job (members, points_openings or wallet_openings); then PUT its file",
+           summary="A new import job (members, points_openings, wallet_openings or visits); then PUT its file",
            responses={201: ImportJobSchema})
     def create_import(self, request: Request) -> tuple[int, Any]:
         return 201, self.interfaces.create_import(request.json_body)

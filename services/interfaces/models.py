@@ -184,7 +184,8 @@ class ImportJob(Base):
     __tablename__ = "import_jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    kind: Mapped[str] = mapped_column(String(16))  # what the rows are: members, points_openings, wallet_openings
+    # what the rows are: members, points_openings, wallet_openings, visits
+    kind: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(12), default=UPLOADED)
     filename: Mapped[str] = mapped_column(String(200))
     file_kind: Mapped[str] = mapped_column(String(8))  # "csv" or "xlsx"

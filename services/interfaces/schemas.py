@@ -217,7 +217,7 @@ class WebhookDeliverySchema(Schema):
 WebhookDeliveryPageSchema = page_of(WebhookDeliverySchema)
 
 
-IMPORT_KINDS = ("members", "points_openings", "wallet_openings")
+IMPORT_KINDS = ("members", "points_openings", "wallet_openings", "visits")
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030", "big5")
 
 
@@ -226,7 +226,8 @@ class ImportSpecSchema(Schema):
 
     kind = fields.String(required=True, validate=validate.OneOf(IMPORT_KINDS), metadata={
         "description": "members; points_openings (points as lots with their expiry dates); wallet_openings "
-                       "(stored value, the paid part and the bonus part apart)."})
+                       "(stored value, the paid part and the bonus part apart); visits (historical bills, a row "
+                       "per line: items and payments; no points, follow-ups or messages follow)."})
     filename = fields.String(required=True, validate=validate.Length(min=1, max=200))
     encoding = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(ENCODINGS),
                              metadata={"description": "A CSV's encoding; worked out from the file if not given."})
@@ -241,8 +242,9 @@ class ImportSpecSchema(Schema):
     default_branch = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=16),
                                    metadata={"description": "The home branch of rows that name none."})
     identifier_system = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=3, max=200),
-                                      metadata={"description": "Balances: the system that issued the identifier "
-                                                               "column's values (e.g. the old HIS's patient ids)."})
+                                      metadata={"description": "Balances, visits: the system that issued the "
+                                                               "identifier column's values (e.g. the old HIS's "
+                                                               "patient ids)."})
 
 
 def _json(attribute: str) -> Any:

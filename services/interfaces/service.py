@@ -78,6 +78,7 @@ class InterfacesService(Service):
 
     member_batches = BatchPeer("members")  # the import's batch RPCs, with their longer deadline
     point_batches = BatchPeer("points")
+    record_batches = BatchPeer("records")
 
     # --- identity ------------------------------------------------------------------------------------
 
@@ -363,4 +364,5 @@ class InterfacesService(Service):
     @timer(interval=1)
     def import_tick(self) -> None:
         """Carry on every import being checked or committed (after a restart too)."""
-        jobs.advance(self.db.store, {"members": self.member_batches, "points": self.point_batches}, self.config)
+        jobs.advance(self.db.store, {"members": self.member_batches, "points": self.point_batches,
+                                     "records": self.record_batches}, self.config)

@@ -44,9 +44,9 @@ def _visit(session: Session, visit_id: str, member_id: uuid.UUID) -> MemberVisit
     return visit
 
 
-def record_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo,
-                 now: datetime) -> bool:
-    """Keep a completed visit; False if it was already known."""
+def keep_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo) -> bool:
+    """Keep a completed visit (``visit_id``, ``completed_at``, ``branch``, ``kind``, ``qualifying_minor``), the
+    summary not refreshed; False if it was already known."""
     visit_id = str(data["visit_id"])
     visit = _visit(session, visit_id, member_id)
     if visit is not None and visit.completed:
@@ -59,9 +59,28 @@ def record_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], z
     visit.day = local_date(data["completed_at"], zone)
     visit.branch, visit.kind = data["branch"], data["kind"]
     visit.qualifying_minor = data["qualifying_minor"]
+    return True
+
+
+def record_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo,
+                 now: datetime) -> bool:
+    """Keep a completed visit; False if it was already known."""
+    if not keep_visit(session, member_id, data, zone):
+        return False
     session.flush()
     refresh_summary(session, member_id, now)
     return True
+
+
+def record_imported_visits(session: Session, member_id: uuid.UUID, visits: list[dict[str, Any]], zone: ZoneInfo,
+                           now: datetime) -> int:
+    """Keep the historical visits an import brought over (records' ``visits_imported``) as completed visits
+    are kept, the summary refreshed once; how many were new."""
+    kept = sum(keep_visit(session, member_id, visit, zone) for visit in visits)
+    if kept:
+        session.flush()
+        refresh_summary(session, member_id, now)
+    return kept
 
 
 def record_refund(session: Session, member_id: uuid.UUID, data: dict[str, Any], today: date, now: datetime) -> bool:

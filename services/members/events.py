@@ -24,9 +24,9 @@ STATUS_REASONS = ("member_request", "erasure_request", "dispute", "suspected_fra
 DIRECTIONS = ("up", "down")
 PATHS = ("spend", "top_up", "points", "visits")
 """The programme's qualifying paths, in the order a tie is reported (also the ``reason`` of an upgrade)."""
-TIER_REASONS = (*PATHS, "review", "merge", "manual", "points_purchase")
+TIER_REASONS = (*PATHS, "review", "merge", "manual", "points_purchase", "import")
 """Why a tier changed: the qualifying path of an upgrade, the yearly review, a merge or its reversal, a group
-admin, a tier bought with points."""
+admin, a tier bought with points, the placement on visits an import brought over (records' `visits_imported`)."""
 SEGMENTS = ("A", "B", "C")
 
 _MEMBER = uuid.UUID("4d2c9a10-0000-4000-8000-000000000001")
@@ -116,7 +116,8 @@ class TierChanged(Event):
         "description": "`spend`/`top_up`/`points`/`visits`: the path that earned an upgrade (after the event "
                        "that qualified, or found by a review); `review`: the yearly review lowered it; `merge`: a "
                        "merge (up) or its reversal (down); `manual`: a group admin; `points_purchase`: bought with "
-                       "points (`members.change_tier` called by points)."})
+                       "points (`members.change_tier` called by points); `import`: placed on the history an "
+                       "import brought over (`visits_imported`; history is not congratulated)."})
     effective_at = UtcTime(required=True, metadata={
         "description": "When the change took effect; notifications' congratulation is once per member, tier "
                        "and this value as sent (ISO 8601, `Z`, microseconds as produced)."})

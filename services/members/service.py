@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from nameko.timer import timer
@@ -77,7 +78,7 @@ from services.members.schemas import (
 )
 from services.members.settings import card_system, nightly_starts, setting
 from services.points.events import PointsEarned, PointsReversed, ToppedUp
-from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
+from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded, VisitsImported
 
 EVENT_ACTOR = "service:members (event)"
 
@@ -633,3 +634,13 @@ class MembersService(Service):
         if starts is None or now.time() < starts:
             return
         self._night(now.date(), int(setting(self.config, "NIGHTLY_MAX_BATCHES")))
+
+    @event_handler(VisitsImported)
+    def on_visits_imported(self, data: dict[str, Any]) -> None:
+        """History brought over by an import counts as completed visits do; the tier is then placed on it by the
+        programme's rules, once per member and batch, announced with reason ``import`` (not congratulated)."""
+        self._currency(data["currency"])
+        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
+        if activity.record_imported_visits(self.db.session, member.id, data["visits"], self.group.zone, utcnow()):
+            self._reassess(member, f"import:visit:{data['visits'][0]['visit_id']}",
+                           partial(tier_ledger.reassess, reason="import"))

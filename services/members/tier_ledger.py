@@ -110,11 +110,12 @@ def apply_change(session: Session, member: Member, change: Change, programme: Pr
 
 
 def reassess(session: Session, member: Member, programme: Programme, zone: ZoneInfo, now: datetime, emit: Emit,
-             actor: str, source_ref: str | None = None) -> Change | None:
+             actor: str, source_ref: str | None = None, reason: str | None = None) -> Change | None:
     """After new activity: upgrade at once if the last 12 months earn a higher tier (never lower one).
 
     A member who earns their tier again while a review notice runs keeps it: the notice is withdrawn.
-    Frozen and closed members keep their activity but change tier only when active again.
+    Frozen and closed members keep their activity but change tier only when active again. ``reason``: what the
+    change is announced as, instead of the path that earned it (``import``: the path goes into the note).
     """
     if member.status != "active":
         return None
@@ -122,7 +123,11 @@ def reassess(session: Session, member: Member, programme: Programme, zone: ZoneI
     if member.tier_pending is not None and programme.rank(qualification.tier) >= programme.rank_or_top(member.tier):
         member.tier_pending = member.tier_pending_on = None
     change = tiers.upgrade(programme, member.tier, qualification)
-    if change is not None:
+    if change is not None and reason is not None:
+        note = f"earned by {change.reason}"
+        change = Change(change.from_tier, change.to_tier, change.direction, reason)
+        apply_change(session, member, change, programme, zone, now, emit, actor, source_ref, note)
+    elif change is not None:
         apply_change(session, member, change, programme, zone, now, emit, actor, source_ref)
     return change
 

@@ -155,6 +155,8 @@ class NotificationsService(Service):
 
     @event_handler(TierChanged)
     def on_tier_changed(self, event: dict[str, Any]) -> None:
+        if event["reason"] == "import":  # placed on imported history (records' visits_imported): no message
+            return
         now = utcnow()
         self._queue(journeys.tier_upgrade(event, now), now)
         self._composed("tier_changed", event, now)

@@ -28,6 +28,7 @@ VISIT_AUDITORS = ("group_admin", "auditor")  # the cross-service visit audit (op
 EXPORTERS = ("group_admin", "integration")  # visits for the group's data warehouse (as members are)
 EXPORT_REVEALERS = ("integration",)  # who gets an export's doctor and referral source in full (kit.exports)
 SCAN_RUNNERS = ("group_admin",)  # the follow-up scan, by hand (the hourly timer runs it as the service)
+IMPORTERS = ("group_admin", "branch_manager")  # historical visits from an old system (interfaces calls as a service)
 MIN_REASON, MAX_REASON = 3, 200
 
 

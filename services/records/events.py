@@ -245,3 +245,33 @@ class CarePlanUpdated(Event):
     sample = {"member_id": _MEMBER, "care_plan_id": uuid.UUID("6f1c2a4e-0000-4000-8000-000000000006"),
               "recall_type": "cleaning", "recall_interval_months": 6, "next_recall_on": date(2026, 9, 5),
               "status": "active"}
+
+
+class ImportedVisit(Event):
+    visit_id = fields.UUID(required=True)
+    branch = _branch()
+    kind = fields.String(required=True, validate=validate.OneOf(VISIT_KINDS))
+    completed_at = UtcTime(required=True)
+    qualifying_minor = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "What the member actually paid, as `visit_completed` counts it."})
+
+
+@EVENTS.event("visits_imported")
+class VisitsImported(Event):
+    """Historical completed visits of one member, brought over from the group's old system by an import (one
+    event per member and batch of the import). Members counts them in the member's activity and 12-month
+    spend as it counts `visit_completed`, and places the member's tier on them once (reason `import`).
+
+    A distinct event, not `visit_completed` with a flag: what a completed visit sets off elsewhere — points
+    earned (the old system's balances came over as openings already), follow-ups, care-plan recalls,
+    post-visit messages and surveys — must not happen for history, and only a consumer that subscribes to
+    this event sees it; a flag would be a rule every present and future consumer of `visit_completed`
+    had to remember."""
+
+    member_id = _member()
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    visits = fields.List(fields.Nested(ImportedVisit), required=True, validate=validate.Length(min=1))
+
+    sample = {"member_id": _MEMBER, "currency": "CNY",
+              "visits": [{"visit_id": _VISIT, "branch": "SH01", "kind": "return", "completed_at": _AT,
+                          "qualifying_minor": 25000}]}

@@ -155,6 +155,8 @@ class Visit(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # cancelled or no-show
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # a historical visit brought over by an import (``imports.py``): the import's key for its bill, else null
+    import_key: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_visits_member", "member_id", "visit_at", "id"),
@@ -167,6 +169,10 @@ class Visit(Base):
         Index("ix_visits_completed", "completed_at", "id"),  # the visit audit's keyset walk
         Index("ix_visits_export", "updated_at", "id"),  # the warehouse's export (kit.exports)
     )
+
+    @property
+    def imported(self) -> bool:
+        return self.import_key is not None
 
 
 class VisitItem(Base):

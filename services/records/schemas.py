@@ -310,6 +310,8 @@ class VisitSchema(Schema):
     visit_at = UtcTime()
     arrived_at = UtcTime(allow_none=True)
     completed_at = UtcTime(allow_none=True)
+    imported = fields.Boolean(metadata={"description": "A historical visit brought over by an import: it earned "
+                                                       "no points and started no follow-ups or messages."})
 
 
 VisitPageSchema = page_of(VisitSchema)
@@ -768,3 +770,37 @@ class VisitAuditReportSchema(Schema):
     audit = fields.Nested(VisitAuditSchema, allow_none=True)
     findings = fields.List(fields.Nested(VisitAuditFindingSchema))
     next_cursor = fields.String(allow_none=True)
+
+
+# --- imported visits (imports.py) ------------------------------------------------------------------------
+
+
+class ImportedBillSchema(BillSchema):
+    """A historical completed visit with its bill, as an import brings it (one row of ``import_visits``)."""
+
+    class Meta(Schema.Meta):
+        exclude = ("visit_id", "referral_source", "treatment")  # treatment: its default (no course under way)
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=128), metadata={
+        "description": "The import's key for this bill (``import:<job>:<bill>``): the same key twice is one visit."})
+    completed_at = fields.AwareDateTime(required=True)
+
+
+class VisitImportBatchSchema(Schema):
+    dry_run = fields.Boolean(load_default=False, metadata={"description": "Check each bill, store nothing."})
+    rows = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=2000),
+                       metadata={"description": "Bills as ``ImportedBillSchema``, each checked on its own."})
+
+
+class VisitImportOutcomeSchema(Schema):
+    """``valid`` (dry run), ``imported``, ``present`` (the bill is in CareLoop already, not by this key) or
+    ``invalid`` (``message``, ``errors``)."""
+
+    key = fields.String()
+    status = fields.String(validate=validate.OneOf(("valid", "imported", "present", "invalid")))
+    visit_id = fields.String()
+    message = fields.String()
+    errors = fields.Dict()
+
+
+VisitImportOutcomesSchema = list_of(VisitImportOutcomeSchema)

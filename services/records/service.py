@@ -32,6 +32,7 @@ from services.records import (
     charts,
     feedback,
     figures,
+    imports,
     links,
     membership,
     patients,
@@ -93,6 +94,8 @@ from services.records.schemas import (
     VisitAuditRunSchema,
     VisitAuditSchema,
     VisitExportSchema,
+    VisitImportBatchSchema,
+    VisitImportOutcomesSchema,
     VisitPageSchema,
     VisitSchema,
     VisitStatusSchema,
@@ -809,3 +812,15 @@ class RecordsService(Service):
         reveal = reveals(self.caller, self.config, access.EXPORT_REVEALERS)
         items = VisitExportSchema(many=True, reveal=reveal).dump(visits.with_lines(self.db.session, rows))
         return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
+
+    @rpc
+    def import_visits(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """An import's historical visits (bills with items and payments), many in one call, each stored once
+        under its key and marked imported; no points, follow-ups or messages follow (``imports.py``)."""
+        self.caller.require_role(*access.IMPORTERS, action="import visits")
+        data = load(VisitImportBatchSchema(), batch)
+        outcomes, announced = imports.import_each(self.db.session, data["rows"], self.group, self.caller,
+                                                  self._patient, utcnow(), data["dry_run"])
+        for event in announced:
+            self.events.emit("visits_imported", event)
+        return VisitImportOutcomesSchema().dump({"items": outcomes})

@@ -100,7 +100,7 @@ def bills_page(session: Session, window: Window, after: Position | None,
     """The next page of completed visits of the window as bills, each with its latest refund's time, and
     the position after it."""
     query = (select(Visit.id, Visit.member_id, Visit.qualifying_minor, Visit.refunded_qualifying_minor,
-                    Visit.completed_at)
+                    Visit.completed_at, Visit.import_key)
              .where(Visit.status == "completed", Visit.completed_at >= window.since, Visit.completed_at < window.until)
              .order_by(Visit.completed_at, Visit.id).limit(limit))
     if after is not None:
@@ -114,7 +114,8 @@ def bills_page(session: Session, window: Window, after: Position | None,
     for row in rows:
         count, full, last = refunds.get(row.id, (0, False, None))
         page.append((effects.Bill(str(row.id), str(row.member_id), row.qualifying_minor,
-                                  row.refunded_qualifying_minor, full, count, row.completed_at), last))
+                                  row.refunded_qualifying_minor, full, count, row.completed_at,
+                                  row.import_key is not None), last))
     return page, (rows[-1].completed_at, rows[-1].id) if rows else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date, timedelta
 from pathlib import Path
 
 from tests import import_samples
@@ -95,3 +96,19 @@ def test_front_desk_may_not_import_opening_balances(suite):
     for kind in ("points_openings", "wallet_openings"):
         answer = suite.call("POST", "/v1/imports", role="front_desk", json={"kind": kind, "filename": "b.csv"})
         assert answer.status_code == 403
+
+
+def test_visits_over_http_by_a_branch_manager_are_in_the_history_and_place_the_tier(suite, tmp_path: Path):
+    _imported(suite, import_samples.write_csv(tmp_path / "members.csv", import_samples.members(3)), "members")
+    manager = {"role": "branch_manager", "branches": ("SH01",)}
+    phone, day = import_samples.person(1)[1], date.today() - timedelta(days=5)
+    bills = [line for n in range(6) for line in import_samples.visit_bill(  # six visits in 12 months: silver
+        f"H-{n}", phone, day - timedelta(days=30 * n), [("洁牙", "CL", "300", "现金", "300")])]
+    path = import_samples.write_xlsx(tmp_path / "visits.xlsx", bills, import_samples.VISIT_HEADERS)
+    assert _imported(suite, path, "visits", **manager)["counts"]["imported"] == 6
+
+    member = suite.call("GET", "/v1/members", params={"phone": phone}).json()["items"][0]
+    history = suite.call("GET", f"/v1/members/{member['id']}/visits").json()["items"]
+    assert [(visit["bill_id"], visit["imported"]) for visit in history] == [(f"H-{n}", True) for n in range(6)]
+    wait_for(lambda: suite.call("GET", f"/v1/members/{member['id']}/tier").json()["tier"] == "silver",
+             message="the tier placed on the imported visits")

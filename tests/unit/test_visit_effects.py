@@ -82,3 +82,11 @@ def test_points_answer_and_members_answer_are_read_from_the_rpc_shape():
                               "qualifying_minor": 500, "refunded_minor": 0, "fully_refunded": False, "refunds": 0,
                               "visits_counted": 1, "spend_counted_minor": 500})
     assert findings(replace(BILL, qualifying_minor=500), points, members) == []
+
+
+def test_an_imported_visit_is_judged_on_its_tier_spend_only():
+    unseen = replace(EARNED, seen=False, state=None, expected_points=None, earned_points=0, earn_postings=0)
+    imported = replace(BILL, imported=True)
+    assert kinds(BILL, unseen) == ["points_not_seen"]
+    assert kinds(imported, unseen) == []  # points never hears of history: its balance came as an opening
+    assert kinds(imported, unseen, replace(COUNTED, completed=False)) == ["spend_not_counted"]

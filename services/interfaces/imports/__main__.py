@@ -31,8 +31,9 @@ ENDED = ("validated", "done", "failed", "cancelled")
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.interfaces.imports", description=__doc__.split("\n")[0])
     parser.add_argument("file", type=Path, nargs="?", help=".csv or .xlsx")
-    parser.add_argument("--kind", default="members", choices=("members", "points_openings", "wallet_openings"))
-    parser.add_argument("--identifier-system", help="balances: the system that issued the identifier column")
+    parser.add_argument("--kind", default="members", choices=("members", "points_openings", "wallet_openings",
+                                                                         "visits"))
+    parser.add_argument("--identifier-system", help="balances, visits: the system that issued the identifier column")
     parser.add_argument("--dry-run", action="store_true", help="check every row, import nothing")
     parser.add_argument("--encoding", choices=("utf-8", "utf-8-sig", "gb18030", "big5"))
     parser.add_argument("--sheet", help="the .xlsx sheet (default: the first)")

@@ -9,11 +9,13 @@ carries the idempotency key ``import:<job>:<row>``, so the owning service answer
 
 One pipeline, a ``Kind`` per import type (``KINDS``): its columns (aliases, what is required), how a row is
 read (``columns.py``) and what a batch of read rows becomes (``_send_members``: ``members.check_enrolments`` /
-``enrol_batch``; ``_send_openings``: ``members.locate_members`` then ``points.open_balances``).
+``enrol_batch``; ``_send_openings``: ``members.locate_members`` then ``points.open_balances``; ``visits.send``:
+``members.locate_members`` then ``records.import_visits``, a batch never cutting a bill: ``Kind.together``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import uuid
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from services.interfaces import reviews
 from services.interfaces.imports import columns as cols
-from services.interfaces.imports import sheets
+from services.interfaces.imports import sheets, visits
 from services.interfaces.models import (
     CANCELLED,
     DONE,
@@ -167,16 +169,23 @@ class Readers:
     open: dict[uuid.UUID, _Reader] = field(default_factory=dict)
 
     def take(self, job: ImportJob, path: Path, start: int, count: int) -> list[sheets.Row]:
+        """The next ``count`` rows from ``start``, and past it the rest of a group the kind keeps together
+        (``Kind.together``: a bill's lines), so that a batch never cuts one."""
         reader = self.open.get(job.id)
         if reader is None or reader.next_index != start:
             reader = self.open[job.id] = _open(job, path)
             for _ in range(start):
                 next(reader.rows, None)
             reader.next_index = start
-        batch = []
+        together = KINDS[job.kind].together
+        batch: list[sheets.Row] = []
         for row in reader.rows:
+            if together is not None and len(batch) >= count:
+                if together(reader.columns, row[1]) != together(reader.columns, batch[-1][1]):
+                    reader.rows = itertools.chain([row], reader.rows)  # the next batch's first row
+                    break
             batch.append(row)
-            if len(batch) == count:
+            if together is None and len(batch) == count:
                 break
         reader.next_index += len(batch)
         if len(batch) < count:
@@ -324,26 +333,10 @@ def _send_openings(ledger: str) -> Callable[..., None]:
     def send(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
              ready: list[tuple[int, dict[str, Any], dict[str, Any]]], peers: dict[str, Any],
              config: dict[str, Any]) -> None:
-        who_header = next((columns.headers[name] for name in cols.WHO if name in columns.headers), "")
-        located = peers["members"].locate_members({"rows": [
-            {"key": row_key(job, number), **{k: v for k, v in row["who"].items() if v is not None}}
-            for number, row, _cells in ready]})["items"]
-        allowed = _allowed(job)
         currency = group_from_config(config).currency
         openings, numbered = [], []
-        for (number, row, cells), found in zip(ready, located, strict=True):
-            branch = row["opening"]["branch"] or found.get("home_branch")
-            if found["status"] != "found":
-                job.invalid_rows += 1
-                _issue(session, job, phase, number, who_header, _who_value(row["who"]), found["message"])
-                continue
-            if allowed is not None and branch not in allowed:
-                job.invalid_rows += 1
-                _issue(session, job, phase, number, who_header, _who_value(row["who"]),
-                       "A member of another branch's.")
-                continue
-            opening = {**row["opening"], "key": row_key(job, number), "member_id": found["member_id"],
-                       "branch": branch}
+        for number, row, cells, member_id, branch in _located(session, job, phase, columns, ready, peers):
+            opening = {**row["opening"], "key": row_key(job, number), "member_id": member_id, "branch": branch}
             if ledger == "wallet":
                 opening["currency"] = currency
             openings.append(opening)
@@ -372,6 +365,31 @@ def _send_openings(ledger: str) -> Callable[..., None]:
     return send
 
 
+def _located(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
+             ready: list[tuple[int, dict[str, Any], dict[str, Any]]],
+             peers: dict[str, Any]) -> list[tuple[int, dict[str, Any], dict[str, Any], str, str]]:
+    """The rows (each naming its member under ``who``) whose member members finds, in one call, with the member
+    and the branch (the row's, else the member's home branch); the others reported and counted invalid."""
+    who_header = next((columns.headers[name] for name in cols.WHO if name in columns.headers), "")
+    located = peers["members"].locate_members({"rows": [
+        {"key": row_key(job, number), **{k: v for k, v in row["who"].items() if v is not None}}
+        for number, row, _cells in ready]})["items"]
+    allowed = _allowed(job)
+    found_rows = []
+    for (number, row, cells), found in zip(ready, located, strict=True):
+        branch = row["who"]["branch"] or found.get("home_branch")
+        if found["status"] != "found":
+            job.invalid_rows += 1
+            _issue(session, job, phase, number, who_header, _who_value(row["who"]), found["message"])
+            continue
+        if allowed is not None and branch not in allowed:
+            job.invalid_rows += 1
+            _issue(session, job, phase, number, who_header, _who_value(row["who"]), "A member of another branch's.")
+            continue
+        found_rows.append((number, row, cells, found["member_id"], branch))
+    return found_rows
+
+
 def _who_value(who: dict[str, Any]) -> str:
     for name in cols.WHO:
         if who.get(name):
@@ -390,6 +408,7 @@ class Kind:
     branch_field: str
     branch_of: Callable[[dict[str, Any]], str | None]
     one_of: tuple[str, ...] = ()
+    together: Callable[[cols.Columns, list[Any]], Any] | None = None  # rows with the same value: one batch
 
 
 def _opening_reader(reader: Callable[..., Any]) -> Callable[[dict[str, Any], ImportJob], Any]:
@@ -404,9 +423,11 @@ KINDS: dict[str, Kind] = {
                             _send_openings("points"), "branch", lambda row: row["who"]["branch"], cols.WHO),
     "wallet_openings": Kind(cols.WALLET_ALIASES, (), _opening_reader(cols.wallet_opening),
                             _send_openings("wallet"), "branch", lambda row: row["who"]["branch"], cols.WHO),
+    "visits": Kind(visits.ALIASES, visits.REQUIRED, visits.read, visits.send, "branch", lambda _row: None, cols.WHO,
+                   visits.bill_of),
 }
 """Every import type: members, points opening balances (lots with their expiry dates), stored-value
-opening balances (paid and bonus parts apart)."""
+opening balances (paid and bonus parts apart), visits (bills with their items and payments, ``visits.py``)."""
 
 
 def _step(job_id: uuid.UUID, phase_state: str, peers: dict[str, Any], config: dict[str, Any]) -> Any:

@@ -42,6 +42,7 @@ class Bill:
     full: bool  # some refund was a full one
     refunds: int
     completed_at: datetime | None = None
+    imported: bool = False  # brought over by an import: points never earned on it (its balance came as an opening)
 
 
 @dataclass(frozen=True)
@@ -137,5 +138,7 @@ def members_findings(bill: Bill, members: MembersView) -> list[Finding]:
 
 
 def findings(bill: Bill, points: PointsView, members: MembersView | None) -> list[Finding]:
-    """Every finding for one visit (members' part left out when members was not asked)."""
-    return points_findings(bill, points) + (members_findings(bill, members) if members is not None else [])
+    """Every finding for one visit (members' part left out when members was not asked; points' part for an
+    imported visit, which points is not told of)."""
+    return (points_findings(bill, points) if not bill.imported else []) + (
+        members_findings(bill, members) if members is not None else [])
