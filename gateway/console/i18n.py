@@ -298,6 +298,8 @@ MESSAGES: dict[str, M] = {
                                       "saldos iniciales de puntos"),
     "import_kind.wallet_openings": _m("stored-value opening balances", "储值期初余额", "儲值期初餘額",
                                       "saldos iniciales de monedero"),
+    "import_kind.visits": _m("visits (bills with their lines and payments)", "就诊记录（账单明细与付款）",
+                             "就診記錄（帳單明細與付款）", "visitas (facturas con sus líneas y pagos)"),
     "import_file": _m("File (.csv or .xlsx)", "文件（.csv 或 .xlsx）", "檔案（.csv 或 .xlsx）", "Archivo (.csv o .xlsx)"),
     "import_file_name": _m("File", "文件", "檔案", "Archivo"),
     "import_sheet": _m("Sheet (.xlsx; the first if empty)", "工作表（.xlsx；留空为第一个）", "工作表（.xlsx；留空為第一個）",
