@@ -289,8 +289,8 @@ def on_fact(session: Session, fact: rules.Fact, now: datetime, catalogue: Catalo
     for journey_id, version, definition in catalogue.active(session, fact.event):
         if rules.starts(definition, fact):
             started += start(session, journey_id, version, definition, fact.member_id,
-                             rules.cause_of(definition, fact), fact.branch, now, zone, facts=fact.facts,
-                             anchor=fact.anchor)
+                             rules.cause_of(definition, fact), fact.branch, now, zone,
+                             facts={**fact.facts, "cause": fact.cause}, anchor=fact.anchor)
     return started
 
 
@@ -340,8 +340,15 @@ def message_plan(journey_id: uuid.UUID, version: int, run_id: uuid.UUID, member_
 def cause_taken_back(session: Session, member_id: str, cause: str, reason: str, now: datetime) -> int:
     """The fact a run started for was taken back (a visit cancelled): its runs end and their messages not yet
     sent are taken back, planned ones too. How many runs it touched."""
-    runs = list(session.scalars(select(JourneyRun).where(JourneyRun.member_id == uuid.UUID(str(member_id)),
-                                                         JourneyRun.cause == cause).with_for_update()))
+    member = uuid.UUID(str(member_id))
+    # a run once per member keeps the fact that started it in its context, not as its cause
+    started_by = [run_id for run_id, run_cause, context in session.execute(
+        select(JourneyRun.id, JourneyRun.cause, JourneyRun.context).where(JourneyRun.member_id == member))
+        if run_cause == cause or (context and json.loads(context).get("cause") == cause)]
+    if not started_by:
+        return 0
+    runs = list(session.scalars(select(JourneyRun).where(JourneyRun.id.in_(started_by)).order_by(JourneyRun.id)
+                                .with_for_update()))
     for run in runs:
         if run.state == RUNNING:
             end(session, run, EXITED, reason, now)

@@ -1,7 +1,8 @@
 """The notifications service: care journeys from events and days, sent on the member's channel and terms.
 
 Entrypoints only: events become queued deliveries (``rules.journeys``, ``appointments``, ``digests``,
-``recalls``), daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
+``recalls``) or runs of composed journeys — the shipped welcome, tier upgrade, post-visit advice and survey
+among them (``composed``) —, daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
 scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``rules.alerts``,
 ``staff_alerts``). Staff read history, preview, set preferences and the inbox. The rooms: the package's
 docstring.

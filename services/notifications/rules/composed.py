@@ -152,6 +152,8 @@ def problems(definition: dict[str, Any], *, languages: Iterable[str], queues: It
                         f"The {template} template reads the facts of a {TEMPLATES[template]} trigger.")
             elif message.get("texts"):
                 _check_texts(message, f"{where}.message", wanted_languages, add)
+            if template and message.get("coupon"):
+                add(f"{where}.message.coupon", "A coupon goes with your own words (texts), which can show it.")
         elif kind == "task":
             if step["task"].get("queue") not in known_queues:
                 add(f"{where}.task.queue", f"Unknown queue; one of {', '.join(sorted(known_queues))}.")

@@ -5,6 +5,26 @@ unique: ``<journey>:<cause>`` is the delivery's dedupe key, so the same cause ne
 message however often the fact is seen (redelivered events, a scan run twice, two replicas).
 ``cause_ref`` names what can take the message back (an appointment cancelled, a visit cancelled).
 Contexts carry ids and facts only, never personal data: names and addresses are read at send time.
+
+Welcome, tier-upgrade congratulations, post-visit advice and the first-visit survey are no longer planned here:
+they are composed journeys seeded as defaults (``rules.composed.shipped``, ``composed.seed``), run by the one
+engine of composed journeys, their templates and samples still listed below. The journeys planned here do not
+fit that model (a trigger, waits, messages, tasks, exits), each for its reason:
+
+- appointment confirmation and reminders: a per-branch schedule of reminders counted back from a start time
+  that moves with every reschedule, and signed confirm/cancel links made per message at send time;
+- the points digest and the expiry warning: one message for many postings or lots, its figures summed when
+  it goes (``digests``), not one message per fact;
+- recalls: escalation state per member and recall type (attempts, postponement while a visit is booked, the
+  reactivation list and its contact cap, ``recalls``);
+- birthday, festivals, seasonal tips: daily scans over members' birthdays, lunar calendars and configured
+  seasons, paged resumably (``scans``); the birthday's coupon depends on the member's tier;
+- segment B's monthly reminder: it would be a schedule journey with a segment condition, but such a run asks
+  members for the member's segment again at its first step (one RPC per member, every month), where the scan
+  takes the segment list as it pages it;
+- the tier review notice: it would need a trigger of its own (members' ``tier_review_notice``) and a lapse at
+  its effective day; not done yet;
+- the waitlist offers: records' offers, lapsing with the offer and taken back by it when the slot goes.
 """
 
 from __future__ import annotations
