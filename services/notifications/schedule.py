@@ -347,29 +347,31 @@ class Dispatcher(Sender):
     def _journey_coupon(self, snapshot: Snapshot, context: dict[str, Any], now: datetime) -> dict[str, Any] | None:
         """A composed message's coupon: its reward's terms (``points.get_reward``), issued once per run and step
         (the key travels with the message); ``{}`` if points refused it, None if points is away."""
-        try:
-            reward = self.points.get_reward(str(context["coupon_reward"]))
-        except Unavailable:
-            return None
-        except DomainError as refusal:
-            log.warning("the journey's coupon reward is gone; sending without it",
-                        extra={"delivery_id": str(snapshot.id), "error": refusal.code})
-            return {}
+        reward = self._ask_points(snapshot, lambda: self.points.get_reward(str(context["coupon_reward"])),
+                                  "the journey's coupon reward is gone; sending without it")
+        if not reward:
+            return reward
         request = reward_coupon_request(reward, local_date(now, self.group.zone), self.group.currency)
         return self._issue(snapshot, request, str(context["coupon_key"]))
 
     def _issue(self, snapshot: Snapshot, request: dict[str, Any], key: str) -> dict[str, Any] | None:
         """``request`` issued by points once per ``key``: the coupon as templates show it, ``{}`` if points refused
         it (the message goes without), None if points did not answer (the message waits)."""
+        issued = self._ask_points(snapshot, lambda: self.points.issue_coupon(str(snapshot.member_id), request,
+                                                                             idempotency_key=key),
+                                  "points refused a coupon; sending without it")
+        return coupon_facts(issued, request) if issued else issued
+
+    @staticmethod
+    def _ask_points(snapshot: Snapshot, ask: Any, refused: str) -> Any:
+        """points' answer; ``{}`` if it refused (logged as ``refused``), None if it did not answer."""
         try:
-            issued = self.points.issue_coupon(str(snapshot.member_id), request, idempotency_key=key)
+            return ask()
         except Unavailable:
             return None
         except DomainError as refusal:
-            log.warning("points refused a coupon; sending without it",
-                        extra={"delivery_id": str(snapshot.id), "error": refusal.code})
+            log.warning(refused, extra={"delivery_id": str(snapshot.id), "error": refusal.code})
             return {}
-        return coupon_facts(issued or {}, request)
 
     # -- outcomes -------------------------------------------------------------------------------------------
 
