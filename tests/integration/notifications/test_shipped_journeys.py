@@ -158,3 +158,26 @@ def test_each_message_is_previewed_in_the_four_languages_for_a_sample_or_a_named
     assert admin.points.coupons(member)["items"] == []  # a preview issues nothing
     with pytest.raises(Forbidden):
         rpc(caller=OTHER_MANAGER).notifications.preview_journey(journey["id"], {})
+
+
+def test_the_dry_run_counts_tier_and_segment_conditions_of_event_journeys_with_members(stack, amqp_uri):
+    proxy, admin, replicas = stack
+    words = {language: {"subject": "Hello", "text": "Hello {{ member.name }}"} for language in LANGUAGES}
+    journey = admin.notifications.create_journey(
+        {"name": "Gold after a visit", "branches": ["SH01"], "trigger": {"event": "visit_completed", "tiers": ["gold"]},
+         "steps": [{"message": {"texts": words}}]}, idempotency_key=str(uuid.uuid4()))
+    members = [enrol(proxy, number, "en") for number in (61, 62)]  # both standard
+    for member in members:
+        publish(VisitCompleted, visit(member, datetime.now(UTC)), amqp_uri)
+    wait_for(lambda: handled(replicas, "on_visit_completed") == 2, timeout=20, message="both visits handled")
+
+    gold = admin.notifications.dry_run_journey(journey["id"])
+    assert gold["entering"] == 0 and "tier" in gold["method"]  # members says neither is gold
+    standard = {"name": "Standard after a visit", "branches": ["SH01"],
+                "trigger": {"event": "visit_completed", "tiers": ["standard"]}, "steps": [{"message": {"texts": words}}]}
+    admin.notifications.update_journey(journey["id"], standard, idempotency_key=str(uuid.uuid4()))
+    assert admin.notifications.dry_run_journey(journey["id"])["entering"] == 2
+    graded = {**standard, "trigger": {"event": "visit_completed", "segments": ["B"]}}
+    admin.notifications.update_journey(journey["id"], graded, idempotency_key=str(uuid.uuid4()))
+    segment = admin.notifications.dry_run_journey(journey["id"])
+    assert segment["entering"] == 0 and "segment" in segment["method"]  # nobody graded yet: in no segment
