@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from jinja2 import TemplateError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -699,6 +700,9 @@ def preview(session: Session, journey: ComposedJourney, version: int | None, cha
         if rules.kind_of(step) != "message":
             continue
         message = step["message"]
+        if not (message.get("template") or message.get("texts")):
+            raise Invalid(f"Step {index} has no words to show yet.",
+                          {f"steps.{index}.message": ["Give either texts or a shipped template."]})
         plan = message_plan(journey.id, number, uuid.UUID(int=0), "00000000-0000-0000-0000-000000000000", branch,
                             JOURNEYS[message["template"]].sample if message.get("template") else None, definition,
                             index, message, as_utc(datetime.now(UTC)), None)
@@ -712,8 +716,12 @@ def preview(session: Session, journey: ComposedJourney, version: int | None, cha
         languages = {}
         for language in LANGUAGES:
             name = (member or {}).get("full_name") or sample_names.get(language)
-            rendered = renderer.render(plan.journey, channel, language, context, member_name=name,
-                                       home_branch=branch, link=link_for(plan.journey, context, app_url))
+            try:
+                rendered = renderer.render(plan.journey, channel, language, context, member_name=name,
+                                           home_branch=branch, link=link_for(plan.journey, context, app_url))
+            except TemplateError as error:  # a draft's words are checked at activation, not when written
+                raise Invalid(f"Step {index} cannot be shown: {error}",
+                              {f"steps.{index}.message.texts": [f"Not a valid template: {error}."]}) from None
             languages[language] = {"language": rendered.language, "subject": rendered.subject, "text": rendered.text,
                                    "body": rendered.body}
         steps.append({"step": index, "template": message.get("template"), "coupon": coupon, "languages": languages})

@@ -158,6 +158,12 @@ def test_each_message_is_previewed_in_the_four_languages_for_a_sample_or_a_named
     assert admin.points.coupons(member)["items"] == []  # a preview issues nothing
     with pytest.raises(Forbidden):
         rpc(caller=OTHER_MANAGER).notifications.preview_journey(journey["id"], {})
+    broken = {**coupon_journey(reward["id"]), "steps": [{"message": {"texts": {"en": {
+        "subject": "Hi", "text": "Hi {{ member.name "}}}}]}  # a draft: checked at activation, refused here
+    draft = admin.notifications.create_journey(broken, idempotency_key=str(uuid.uuid4()))
+    with pytest.raises(Invalid) as refused:
+        admin.notifications.preview_journey(draft["id"], {})
+    assert list(refused.value.fields) == ["steps.0.message.texts"]
 
 
 def test_the_dry_run_counts_tier_and_segment_conditions_of_event_journeys_with_members(stack, amqp_uri):
