@@ -1,5 +1,6 @@
 """Composed journeys (notifications): a manager's SOP — trigger, waits, messages, staff tasks, exits — composed,
-versioned, activated, paused, retired and dry-run without code.
+versioned, activated, paused, retired, previewed and dry-run without code. The shipped journeys that fit
+(welcome, tier upgrade, post-visit advice, first-visit survey) are listed here too, as group-wide journeys.
 
 Group admins manage every journey; branch managers those restricted to their own branches (notifications
 checks the branches: the gateway only knows the permission). A message campaign is a journey with a schedule
@@ -18,6 +19,8 @@ from services.notifications.schemas import (
     JourneyDefinitionSchema,
     JourneyDryRunSchema,
     JourneyPageSchema,
+    JourneyPreviewRequestSchema,
+    JourneyPreviewSchema,
     JourneyQuerySchema,
     JourneySchema,
 )
@@ -77,3 +80,10 @@ class JourneyRoutes:
            responses={200: JourneyDryRunSchema, 404: None})
     def dry_run_journey(self, request: Request, journey_id: str) -> Any:
         return self.journeys.dry_run_journey(journey_id)
+
+    @route("POST", "/v1/journeys/<journey_id>/preview", "journeys:read", tags=TAGS, body=JourneyPreviewRequestSchema,
+           summary="Each message step rendered in the four languages, for a member (as you may see them) or a sample "
+                   "member; a coupon shown with its reward's terms and a sample code (nothing is sent or issued)",
+           responses={200: JourneyPreviewSchema, 404: None})
+    def preview_journey(self, request: Request, journey_id: str) -> Any:
+        return self.journeys.preview_journey(journey_id, request.json_body)

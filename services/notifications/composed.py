@@ -3,14 +3,22 @@ trigger facts a dry run replays, and the runner the scheduler calls every second
 
 - A journey's definition is a version row, never changed: an edit writes version n+1, new runs start on
   the current version, a run already going keeps the version it started on (``journey_runs.version``).
-- A run is a row (member, cause, step, due time). The scheduler's timer claims due runs in bounded batches
-  (``FOR UPDATE SKIP LOCKED``: two replicas never take one), takes their messages and tasks up to the next
-  wait, and sets the run's next due time. A message is a delivery of journey ``composed`` with the dedupe
-  key ``composed:<run>:<step>`` — at most once per run and step, sent by the scheduler with the shipped
-  journeys' rules (channel, consents, quiet hours, cap, do not contact). A task is a follow-up in records
-  (``records.open_follow_up``, once per run and step).
-- Exits: "do not contact" ends every run when its next step comes; the exits a version lists end the
-  member's runs as the fact arrives, taking back their queued messages.
+- A run is a row (member, cause, step, due time, the trigger's facts). A plannable run (``rules.plannable``:
+  waits and messages only) queues all its messages when it starts, each due when its waits end, and is
+  finished at once. Others are walked: the scheduler's timer claims due runs in bounded batches (``FOR UPDATE
+  SKIP LOCKED``: two replicas never take one), takes their messages and tasks up to the next wait, and sets
+  the run's next due time. A message is a delivery of journey ``composed`` (a manager's words) or of the
+  shipped template it names, with the dedupe key ``<journey>:<run>:<step>`` — at most once per run and step,
+  sent by the scheduler with the shipped journeys' rules (channel, consents, quiet hours, cap, do not contact;
+  a coupon issued through points when it goes). A task is a follow-up in records (``records.open_follow_up``,
+  once per run and step). Every message of a run names it (``cause_ref`` ``journey:<journey>:<run>``).
+- Exits: "do not contact" ends every walked run when its next step comes; the exits a version lists end the
+  member's runs as the fact arrives, taking back their queued messages; a cause taken back (a visit
+  cancelled) ends its runs and takes back their messages, planned ones too.
+- The shipped journeys that fit (welcome, tier upgrade, post-visit advice, first-visit survey) are seeded as
+  active journeys when the service starts (``seed``: fixed ids, once; from then on the managers').
+- Versions never change, so a process reads and parses each once (``Catalogue``): a trigger event costs one
+  small query for the active journeys' (id, version) pairs.
 """
 
 from __future__ import annotations
@@ -19,14 +27,16 @@ import json
 import logging
 import uuid
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from jinja2 import TemplateError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
-from services.kit.clock import isoformat, local_date
+from services.kit.clock import as_utc, isoformat, local_date
 from services.kit.config import Group
 from services.kit.db import Store, dialect_insert, fetch
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
@@ -48,10 +58,20 @@ from services.notifications.models import (
     ComposedJourney,
     ComposedJourneyVersion,
     JourneyRun,
+    Preference,
     TriggerFact,
 )
 from services.notifications.rules import composed as rules
-from services.notifications.rules.journeys import COMPOSED, Plan
+from services.notifications.rules.journeys import (
+    COMPOSED,
+    JOURNEYS,
+    Plan,
+    link_for,
+    reward_coupon_request,
+    sample_coupon,
+)
+from services.notifications.schemas import JourneyDefinitionSchema
+from services.notifications.settings import Settings
 from services.notifications.templates import LANGUAGES
 from services.records.events import ITEM_CATEGORIES
 from services.records.schemas import QUEUES as FOLLOW_UP_QUEUES
@@ -84,9 +104,21 @@ def require_manager(caller: Identity, branches: list[str], action: str) -> None:
         caller.require_branch(branch, action)
 
 
-def problems(definition: dict[str, Any], group: Group) -> dict[str, list[str]]:
-    return rules.problems(definition, languages=LANGUAGES, queues=FOLLOW_UP_QUEUES, branches=group.branches,
-                          segments=SEGMENTS, categories=ITEM_CATEGORIES)
+def problems(definition: dict[str, Any], group: Group, points: Any = None) -> dict[str, list[str]]:
+    """What stops ``definition`` from running; with ``points``, its coupons too (each a coupon reward there)."""
+    found = rules.problems(definition, languages=LANGUAGES, queues=FOLLOW_UP_QUEUES, branches=group.branches,
+                           segments=SEGMENTS, categories=ITEM_CATEGORIES)
+    for field, reward_id in rules.coupons_of(definition) if points is not None else ():
+        try:
+            reward = points.get_reward(reward_id)
+        except (NotFound, Invalid):
+            found.setdefault(field, []).append("Unknown coupon template: no reward of points' catalogue has this id.")
+            continue
+        if reward.get("kind") != "coupon" or not reward.get("coupon"):
+            found.setdefault(field, []).append("This reward gives no coupon; name a coupon reward.")
+        elif not reward.get("active", True):
+            found.setdefault(field, []).append("This coupon reward is no longer active.")
+    return found
 
 
 def _check_branches(definition: dict[str, Any], group: Group) -> None:
@@ -139,7 +171,7 @@ def definition_of(session: Session, journey_id: uuid.UUID, version: int) -> dict
 
 
 def update_definition(session: Session, journey: ComposedJourney, definition: dict[str, Any], caller: Identity,
-                      group: Group, now: datetime) -> ComposedJourney:
+                      group: Group, now: datetime, points: Any = None) -> ComposedJourney:
     """An edit: version n+1 becomes current (an active journey's new version must be able to run)."""
     if journey.state == RETIRED:
         raise Conflict("This journey is retired; compose a new one.")
@@ -147,7 +179,7 @@ def update_definition(session: Session, journey: ComposedJourney, definition: di
     require_manager(caller, branches_of(journey), "change this journey")
     require_manager(caller, definition["branches"], "change this journey")
     if journey.state == ACTIVE:
-        _refuse(problems(definition, group))
+        _refuse(problems(definition, group, points))
     journey.version += 1
     journey.name, journey.trigger = definition["name"], _trigger_code(definition)
     journey.branches, journey.updated_at = _dumps(definition["branches"]), now
@@ -161,7 +193,7 @@ TRANSITIONS = {ACTIVE: (DRAFT, PAUSED, ACTIVE), PAUSED: (ACTIVE, PAUSED), RETIRE
 
 
 def set_state(session: Session, journey: ComposedJourney, target: str, caller: Identity, group: Group,
-              now: datetime) -> ComposedJourney:
+              now: datetime, points: Any = None) -> ComposedJourney:
     """Activate (validated first), pause (no new runs; runs wait) or retire (runs end, queued messages taken back)."""
     require_manager(caller, branches_of(journey), f"make journeys {target}")
     if journey.state not in TRANSITIONS[target]:
@@ -169,12 +201,14 @@ def set_state(session: Session, journey: ComposedJourney, target: str, caller: I
     if journey.state == target:
         return journey
     if target == ACTIVE:
-        _refuse(problems(definition_of(session, journey.id, journey.version), group))
+        _refuse(problems(definition_of(session, journey.id, journey.version), group, points))
     journey.state, journey.updated_at = target, now
     if target == RETIRED:
         for run in session.scalars(select(JourneyRun).where(JourneyRun.journey_id == journey.id,
                                                             JourneyRun.state == RUNNING).with_for_update()):
             end(session, run, EXITED, "the journey was retired", now)
+        # planned runs are finished with their messages queued: those go back too
+        deliveries.cancel_queued(session, now, "the journey was retired", cause_ref_prefix=f"journey:{journey.id}:")
     return journey
 
 
@@ -213,43 +247,123 @@ def page(session: Session, caller: Identity, state: str | None, branch: str | No
 
 # -- facts and runs -------------------------------------------------------------------------------------------
 
-def active_of(session: Session, trigger: str) -> list[tuple[ComposedJourney, dict[str, Any]]]:
-    """The active journeys a trigger starts, each with its current definition."""
-    rows = session.scalars(select(ComposedJourney).where(ComposedJourney.state == ACTIVE,
-                                                         ComposedJourney.trigger == trigger))
-    return [(row, definition_of(session, row.id, row.version)) for row in rows]
+class Catalogue:
+    """The journeys' definitions as this process has read them: a version never changes, so each is read and
+    parsed once; which versions are active is asked each time (one small indexed query)."""
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
+
+    def definition(self, session: Session, journey_id: uuid.UUID, version: int) -> dict[str, Any]:
+        """The version's definition (shared: never change it)."""
+        key = (journey_id, version)
+        found = self._versions.get(key)
+        if found is None:
+            found = self._versions[key] = definition_of(session, journey_id, version)
+        return found
+
+    def active(self, session: Session, trigger: str) -> list[tuple[uuid.UUID, int, dict[str, Any]]]:
+        """The active journeys a trigger starts: (id, current version, its definition)."""
+        rows = session.execute(select(ComposedJourney.id, ComposedJourney.version).where(
+            ComposedJourney.state == ACTIVE, ComposedJourney.trigger == trigger)).all()
+        return [(journey_id, version, self.definition(session, journey_id, version)) for journey_id, version in rows]
 
 
-def on_fact(session: Session, fact: rules.Fact, now: datetime) -> int:
+def active_of(session: Session, trigger: str, catalogue: Catalogue | None = None
+              ) -> list[tuple[uuid.UUID, int, dict[str, Any]]]:
+    return (catalogue or Catalogue()).active(session, trigger)
+
+
+def run_ref(journey_id: uuid.UUID, run_id: uuid.UUID) -> str:
+    """What a run's messages name as their cause (``deliveries.cause_ref``): taken back by the run or journey."""
+    return f"journey:{journey_id}:{run_id}"
+
+
+def on_fact(session: Session, fact: rules.Fact, now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> int:
     """A trigger event arrived: kept for dry runs, starts the active journeys it matches, ends the runs it exits.
     How many runs it started."""
     session.add(TriggerFact(event=fact.event, member_id=uuid.UUID(fact.member_id), cause=fact.cause,
                             branch=fact.branch, facts=_dumps(fact.facts), occurred_at=fact.occurred_at))
     if fact.event in rules.EXIT_EVENTS:
-        exit_runs(session, uuid.UUID(fact.member_id), fact.event, now)
+        exit_runs(session, uuid.UUID(fact.member_id), fact.event, now, catalogue)
     started = 0
-    for journey, definition in active_of(session, fact.event):
+    for journey_id, version, definition in catalogue.active(session, fact.event):
         if rules.starts(definition, fact):
-            started += start(session, journey, fact.member_id, fact.cause, fact.branch, now)
+            started += start(session, journey_id, version, definition, fact.member_id,
+                             rules.cause_of(definition, fact), fact.branch, now, zone,
+                             facts={**fact.facts, "cause": fact.cause}, anchor=fact.anchor)
     return started
 
 
-def start(session: Session, journey: ComposedJourney, member_id: str, cause: str, branch: str | None,
-          now: datetime) -> int:
-    """A member's run of the journey's current version for ``cause`` (none if this cause already has one)."""
+def start(session: Session, journey_id: uuid.UUID, version: int, definition: dict[str, Any], member_id: str,
+          cause: str, branch: str | None, now: datetime, zone: ZoneInfo, facts: dict[str, Any] | None = None,
+          anchor: datetime | None = None) -> int:
+    """A member's run of the journey's current version for ``cause`` (none if this cause already has one).
+
+    An event journey that can be planned (``rules.plannable``) queues its messages now and is finished at once;
+    any other run is due now, for the scheduler to walk."""
+    run_id = uuid.uuid4()
+    planned = bool(definition["trigger"].get("event")) and rules.plannable(definition)
     statement = dialect_insert(session, JourneyRun).values(
-        id=uuid.uuid4(), journey_id=journey.id, version=journey.version, member_id=uuid.UUID(str(member_id)),
-        cause=cause, branch=branch, step=0, state=RUNNING, due_at=now, started_at=now, updated_at=now,
+        id=run_id, journey_id=journey_id, version=version, member_id=uuid.UUID(str(member_id)), cause=cause,
+        branch=branch, context=_dumps(facts) if facts else None, step=len(definition["steps"]) if planned else 0,
+        state=FINISHED if planned else RUNNING, due_at=now, started_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
-    return session.execute(statement).rowcount or 0
+    if not session.execute(statement).rowcount:
+        return 0
+    if planned:
+        for item in rules.plan(definition, as_utc(anchor or now), now, zone):
+            deliveries.queue(session, message_plan(journey_id, version, run_id, str(member_id), branch, facts,
+                                                   definition, item.index, item.message, item.due_at,
+                                                   item.expires_at), now, answer=False)
+            RUN_STEPS.labels("message").inc()
+        RUN_ENDS.labels(FINISHED).inc()
+    return 1
 
 
-def exit_runs(session: Session, member_id: uuid.UUID, event: str, now: datetime) -> int:
+def message_plan(journey_id: uuid.UUID, version: int, run_id: uuid.UUID, member_id: str, branch: str | None,
+                 facts: dict[str, Any] | None, definition: dict[str, Any], index: int, message: dict[str, Any],
+                 due_at: datetime, expires_at: datetime | None) -> Plan:
+    """A run's message step as a delivery: a shipped template reading the trigger's facts, or the manager's words;
+    with its coupon's reward and the key that issues it once per run and step."""
+    context: dict[str, Any] = {"journey_id": str(journey_id), "version": version, "step": index, "branch": branch}
+    if message.get("template"):
+        journey, context = message["template"], {**(facts or {}), **context}
+    else:
+        journey, context = COMPOSED, {**context, "texts": message["texts"]}
+    reward_id = (message.get("coupon") or {}).get("reward_id")
+    if reward_id:
+        context.update(coupon_reward=reward_id, coupon_key=f"journey-coupon:{run_id}:{index}")
+    return Plan(journey, member_id, f"{run_id}:{index}", due_at, expires_at=expires_at,
+                cause_ref=run_ref(journey_id, run_id), kind=definition.get("category") or "service", context=context)
+
+
+def cause_taken_back(session: Session, member_id: str, cause: str, reason: str, now: datetime) -> int:
+    """The fact a run started for was taken back (a visit cancelled): its runs end and their messages not yet
+    sent are taken back, planned ones too. How many runs it touched."""
+    member = uuid.UUID(str(member_id))
+    # a run once per member keeps the fact that started it in its context, not as its cause
+    started_by = [run_id for run_id, run_cause, context in session.execute(
+        select(JourneyRun.id, JourneyRun.cause, JourneyRun.context).where(JourneyRun.member_id == member))
+        if run_cause == cause or (context and json.loads(context).get("cause") == cause)]
+    if not started_by:
+        return 0
+    runs = list(session.scalars(select(JourneyRun).where(JourneyRun.id.in_(started_by)).order_by(JourneyRun.id)
+                                .with_for_update()))
+    for run in runs:
+        if run.state == RUNNING:
+            end(session, run, EXITED, reason, now)
+        else:
+            deliveries.cancel_queued(session, now, reason, cause_ref=run_ref(run.journey_id, run.id))
+    return len(runs)
+
+
+def exit_runs(session: Session, member_id: uuid.UUID, event: str, now: datetime, catalogue: Catalogue) -> int:
     """End the member's running runs whose version lists ``event`` as an exit."""
     ended = 0
     for run in session.scalars(select(JourneyRun).where(JourneyRun.member_id == member_id, JourneyRun.state == RUNNING)
                                .order_by(JourneyRun.id).with_for_update()):
-        if event in (definition_of(session, run.journey_id, run.version).get("exits") or ()):
+        if event in (catalogue.definition(session, run.journey_id, run.version).get("exits") or ()):
             end(session, run, EXITED, event, now)
             ended += 1
     return ended
@@ -259,7 +373,8 @@ def end(session: Session, run: JourneyRun, state: str, reason: str | None, now: 
     run.state, run.exit_reason, run.updated_at = state, reason, now
     RUN_ENDS.labels(reason if state == EXITED and reason in (*rules.EXIT_EVENTS, rules.DO_NOT_CONTACT) else state).inc()
     if state == EXITED:
-        deliveries.cancel_queued(session, now, f"the journey run ended: {reason}", cause_ref=f"journey_run:{run.id}")
+        deliveries.cancel_queued(session, now, f"the journey run ended: {reason}",
+                                 cause_ref=run_ref(run.journey_id, run.id))
 
 
 def purge_facts(session: Session, now: datetime) -> int:
@@ -281,7 +396,8 @@ def schedule_step(session: Session, journey: ComposedJourney, definition: dict[s
         segment, branch = keys[index]
         answer = members.segment_members(segment, branch, limit=page_size, cursor=page_cursor)
         for item in answer["items"]:
-            start(session, journey, str(item["member_id"]), cause, branch, now)
+            start(session, journey.id, journey.version, definition, str(item["member_id"]), cause, branch, now,
+                  group.zone)
         if answer.get("next_cursor"):
             return {"i": index, "c": answer["next_cursor"]}, len(answer["items"])
         return ({"i": index + 1, "c": None} if index + 1 < len(keys) else None), len(answer["items"])
@@ -292,7 +408,8 @@ def schedule_step(session: Session, journey: ComposedJourney, definition: dict[s
         query = query.where(AudienceMember.member_id > uuid.UUID(cursor))
     rows = list(session.scalars(query.order_by(AudienceMember.member_id).limit(page_size)))
     for row in rows:
-        start(session, journey, str(row.member_id), cause, row.home_branch, now)
+        start(session, journey.id, journey.version, definition, str(row.member_id), cause, row.home_branch, now,
+              group.zone)
     return (str(rows[-1].member_id) if len(rows) == page_size else None), len(rows)
 
 
@@ -301,11 +418,13 @@ def schedule_step(session: Session, journey: ComposedJourney, definition: dict[s
 class Runner:
     """Takes due runs' steps (the scheduler's timer, every replica; runs are claimed, never shared)."""
 
-    def __init__(self, *, store: Store, group: Group, members: Any, records: Any) -> None:
+    def __init__(self, *, store: Store, group: Group, members: Any, records: Any,
+                 catalogue: Catalogue | None = None) -> None:
         self.store = store
         self.group = group
         self.members = members
         self.records = records
+        self.catalogue = catalogue or Catalogue()
 
     def run(self, now: datetime, max_batches: int | None = None) -> dict[str, int]:
         """Take due runs' steps, one run per transaction (a run that fails cannot hold back the others: it is
@@ -343,14 +462,14 @@ class Runner:
         return session.scalars(query).first()
 
     def _step(self, session: Session, run: JourneyRun, now: datetime) -> str:
-        definition = definition_of(session, run.journey_id, run.version)
+        definition = self.catalogue.definition(session, run.journey_id, run.version)
         if preferences.load(session, run.member_id).do_not_contact:
             end(session, run, EXITED, rules.DO_NOT_CONTACT, now)
             return "exited"
         try:
             if run.step == 0 and not self._fits(session, run, definition, now):
                 return "exited"
-            progress = rules.advance(definition["steps"], run.step, now)
+            progress = rules.advance(definition["steps"], run.step, now, self.group.zone)
             for index, step in progress.actions:
                 if "message" in step:
                     self._message(session, run, definition, index, step["message"], now)
@@ -393,11 +512,14 @@ class Runner:
 
     def _message(self, session: Session, run: JourneyRun, definition: dict[str, Any], index: int,
                  message: dict[str, Any], now: datetime) -> None:
-        plan = Plan(COMPOSED, str(run.member_id), f"{run.id}:{index}", now, cause_ref=f"journey_run:{run.id}",
-                    kind=definition.get("category") or "service",
-                    context={"journey_id": str(run.journey_id), "version": run.version, "step": index,
-                             "branch": run.branch, "texts": message["texts"]})
-        deliveries.queue(session, plan, now)
+        """A message step, due now; it lapses ``expires_after`` the run's start (a walked run's trigger time)."""
+        expires = (rules.after(as_utc(run.started_at), message["expires_after"], self.group.zone)
+                   if message.get("expires_after") else None)
+        if expires is not None and expires <= now:
+            return
+        facts = json.loads(run.context) if run.context else None
+        deliveries.queue(session, message_plan(run.journey_id, run.version, run.id, str(run.member_id), run.branch,
+                                               facts, definition, index, message, now, expires), now, answer=False)
 
     def _task(self, run: JourneyRun, index: int, task: dict[str, Any], now: datetime) -> None:
         due_on = local_date(now, self.group.zone) + timedelta(days=int(task.get("due_in_days") or 0))
@@ -422,12 +544,18 @@ def dry_run(session: Session, journey: ComposedJourney, group: Group, members: A
         exits = [_fact(row) for row in session.scalars(select(TriggerFact).where(
             TriggerFact.event.in_(definition.get("exits") or ()), TriggerFact.member_id.in_(members_seen),
             TriggerFact.occurred_at >= since, TriggerFact.occurred_at < now + longest))] if members_seen else []
+        left_out, counted = _member_conditions(session, definition, members_seen, members, page_size)
+        facts = [fact for fact in facts if fact.member_id not in left_out]
         steps = rules.dry_run(definition, facts, exits)
-        entering = len({(f.member_id, f.cause) for f in facts if rules.starts(definition, f)})
+        entering = len({(f.member_id, rules.cause_of(definition, f)) for f in facts if rules.starts(definition, f)})
         method = (f"The {trigger['event']} events of the last 7 days ({isoformat(since)} to {isoformat(now)}) replayed "
-                  "against the trigger's event, branch and category conditions, one run per member and cause; a "
-                  "step's count leaves out members whose exit fact (as recorded so far) came before that step's time. "
-                  "Not counted: tier and segment conditions (checked with members when a run starts) and do-not-contact.")
+                  "against the trigger's conditions (event, branch, category, visit kind"
+                  + "".join(f", {name}" for name in counted) + "), one run per member and cause; a "
+                  "step's count leaves out members whose exit fact (as recorded so far) came before that step's time."
+                  + ("" if "do not contact" in counted else " Do not contact is not counted: this journey's shipped "
+                     "templates reach such members as they always did.")
+                  + (" Tiers and segments are today's (members), not those at each event's time." if
+                     {"tier", "segment"} & set(counted) else ""))
         return {"journey_id": journey.id, "version": journey.version, "method": method, "since": since, "until": now,
                 "entering": entering, "steps": steps}
     days = [local_date(now, group.zone) + timedelta(days=offset) for offset in range(7)]
@@ -449,6 +577,49 @@ def schedule_of(definition: dict[str, Any]) -> dict[str, Any]:
     schedule = definition["trigger"]["schedule"]
     on = schedule.get("on")
     return {**schedule, "on": date.fromisoformat(on) if isinstance(on, str) else on}
+
+
+def _member_conditions(session: Session, definition: dict[str, Any], seen: set[uuid.UUID], members: Any,
+                       page_size: int) -> tuple[set[str], list[str]]:
+    """The members of the replayed facts a run would not reach today, and the conditions that were counted:
+    do not contact (our preferences; unless every message is a shipped template on a planned run, which does
+    not stop for it), the tier (members' export by id, in batches) and the segment (members' segment lists of
+    the journey's branches, a page at a time)."""
+    left_out: set[str] = set()
+    counted: list[str] = []
+    ids = sorted(seen)
+    if not ids:
+        return left_out, counted
+    trigger, steps = definition["trigger"], definition["steps"]
+    templates_only = rules.plannable(definition) and all(
+        rules.kind_of(step) == "wait" or step["message"].get("template") for step in steps)
+    if not templates_only:
+        counted.append("do not contact")
+        for chunk in range(0, len(ids), page_size):
+            left_out.update(str(member) for member in session.scalars(select(Preference.member_id).where(
+                Preference.member_id.in_(ids[chunk:chunk + page_size]), Preference.do_not_contact.is_(True))))
+    service = members.as_service() if hasattr(members, "as_service") else members
+    if trigger.get("tiers") and trigger.get("event") != "tier_changed":
+        counted.append("tier")
+        tiers = set(trigger["tiers"])
+        for chunk in range(0, len(ids), page_size):
+            batch = [str(member) for member in ids[chunk:chunk + page_size]]
+            found = {str(item["id"]): item.get("tier") for item in service.export_members_by_id(batch)["items"]}
+            left_out.update(member for member in batch if found.get(member) not in tiers)
+    if trigger.get("segments"):
+        counted.append("segment")
+        graded: set[str] = set()
+        for segment in trigger["segments"]:
+            for branch in definition["branches"] or [None]:
+                cursor = None
+                while True:
+                    answer = service.segment_members(segment, branch, limit=page_size, cursor=cursor)
+                    graded.update(str(item["member_id"]) for item in answer["items"])
+                    cursor = answer.get("next_cursor")
+                    if not cursor:
+                        break
+        left_out.update(str(member) for member in ids if str(member) not in graded)
+    return left_out, counted
 
 
 def _fact(row: TriggerFact) -> rules.Fact:
@@ -475,3 +646,84 @@ def _audience_size(session: Session, definition: dict[str, Any], group: Group, m
                     break
     return total
 
+
+
+# -- the shipped journeys, seeded -------------------------------------------------------------------------------
+
+SHIPPED = uuid.UUID("5c1d8f52-7a4e-4d2b-9b1e-2f6a8c0e4d10")
+"""The namespace of the shipped journeys' ids (``uuid5(SHIPPED, code)``): the same id on every replica and start."""
+SHIPPED_BY = "careloop:shipped"
+
+
+def shipped_id(code: str) -> uuid.UUID:
+    return uuid.uuid5(SHIPPED, code)
+
+
+def seed(store: Store, settings: Settings, now: datetime) -> int:
+    """The shipped journeys that fit the model (``rules.shipped``), as active journeys, once: a journey already
+    there — edited, paused or retired by a manager since — is left as it is. How many were created.
+
+    Their timings are the settings' when first seeded; from then on they are changed through ``/v1/journeys``."""
+    created = 0
+    definitions = rules.shipped(settings.post_visit_delay, settings.post_visit_window, settings.survey_after_days,
+                                settings.send_time)
+    schema = JourneyDefinitionSchema()
+    with store.transaction() as session:
+        for code, definition in definitions.items():
+            data = schema.dump(schema.load(definition))
+            journey_id = shipped_id(code)
+            inserted = session.execute(dialect_insert(session, ComposedJourney).values(
+                id=journey_id, name=data["name"], state=ACTIVE, version=1, trigger=_trigger_code(data),
+                branches=_dumps(data["branches"]), created_by=SHIPPED_BY, created_at=now, updated_at=now,
+            ).on_conflict_do_nothing(index_elements=["id"])).rowcount
+            if inserted:
+                session.add(ComposedJourneyVersion(journey_id=journey_id, version=1, definition=_dumps(data),
+                                                   created_by=SHIPPED_BY, created_at=now))
+                created += 1
+    return created
+
+
+# -- the preview ---------------------------------------------------------------------------------------------------
+
+def preview(session: Session, journey: ComposedJourney, version: int | None, channel: str, renderer: Any,
+            member: dict[str, Any] | None, points: Any, app_url: str, today: date,
+            sample_names: dict[str, str]) -> dict[str, Any]:
+    """Each message step of a version rendered in each of the four languages, as the scheduler would render it:
+    for ``member`` (their name as the caller may see it, their home branch) or a sample member; a shipped
+    template with its sample facts; a coupon with its reward's terms and a sample code."""
+    number = version or journey.version
+    definition = definition_of(session, journey.id, number)
+    branch = ((member or {}).get("home_branch") or next(iter(definition["branches"]), None)
+              or sorted(renderer.group.branches)[0])
+    steps = []
+    for index, step in enumerate(definition["steps"]):
+        if rules.kind_of(step) != "message":
+            continue
+        message = step["message"]
+        if not (message.get("template") or message.get("texts")):
+            raise Invalid(f"Step {index} has no words to show yet.",
+                          {f"steps.{index}.message": ["Give either texts or a shipped template."]})
+        plan = message_plan(journey.id, number, uuid.UUID(int=0), "00000000-0000-0000-0000-000000000000", branch,
+                            JOURNEYS[message["template"]].sample if message.get("template") else None, definition,
+                            index, message, as_utc(datetime.now(UTC)), None)
+        context = dict(plan.context)
+        coupon = None
+        if context.pop("coupon_reward", None):
+            context.pop("coupon_key", None)
+            reward = points.get_reward(message["coupon"]["reward_id"])
+            coupon = sample_coupon(reward_coupon_request(reward, today, renderer.group.currency))
+            context["coupon"] = coupon
+        languages = {}
+        for language in LANGUAGES:
+            name = (member or {}).get("full_name") or sample_names.get(language)
+            try:
+                rendered = renderer.render(plan.journey, channel, language, context, member_name=name,
+                                           home_branch=branch, link=link_for(plan.journey, context, app_url))
+            except TemplateError as error:  # a draft's words are checked at activation, not when written
+                raise Invalid(f"Step {index} cannot be shown: {error}",
+                              {f"steps.{index}.message.texts": [f"Not a valid template: {error}."]}) from None
+            languages[language] = {"language": rendered.language, "subject": rendered.subject, "text": rendered.text,
+                                   "body": rendered.body}
+        steps.append({"step": index, "template": message.get("template"), "coupon": coupon, "languages": languages})
+    return {"journey_id": journey.id, "version": number, "channel": channel,
+            "member_id": (member or {}).get("id"), "steps": steps}

@@ -50,8 +50,9 @@ def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
     }
 
 
-def queue(session: Session, plan: Plan, now: datetime) -> Delivery | None:
-    """Queue a message for its cause; None if this cause already has its message.
+def queue(session: Session, plan: Plan, now: datetime, answer: bool = True) -> Delivery | None:
+    """Queue a message for its cause; None if this cause already has its message (or ``answer`` is false: the
+    caller needs no row back, and is spared reading it).
 
     ``INSERT .. ON CONFLICT DO NOTHING``: a twin inserted at the same moment by another worker makes this
     one wait for it and then insert nothing, instead of failing the whole transaction.
@@ -64,7 +65,7 @@ def queue(session: Session, plan: Plan, now: datetime) -> Delivery | None:
         return None
     add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
     QUEUED_TOTAL.labels(plan.journey).inc()
-    return session.get(Delivery, inserted)
+    return session.get(Delivery, inserted) if answer else None
 
 
 def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
@@ -88,11 +89,14 @@ def add_step(session: Session, delivery_id: uuid.UUID, state: str, at: datetime,
 
 def cancel_queued(session: Session, now: datetime, reason: str, *, cause_ref: str | None = None,
                   member_id: uuid.UUID | None = None, journeys: tuple[str, ...] | None = None,
-                  state: str = CANCELLED) -> int:
-    """Take back the queued messages of a cause (or of a member): cancelled, or suppressed with a reason."""
+                  state: str = CANCELLED, cause_ref_prefix: str | None = None) -> int:
+    """Take back the queued messages of a cause (or of causes sharing a prefix: a composed journey's runs, or of
+    a member): cancelled, or suppressed with a reason."""
     query = select(Delivery).where(Delivery.state == QUEUED)
     if cause_ref is not None:
         query = query.where(Delivery.cause_ref == cause_ref)
+    if cause_ref_prefix is not None:
+        query = query.where(Delivery.cause_ref.startswith(cause_ref_prefix, autoescape=True))
     if member_id is not None:
         query = query.where(Delivery.member_id == member_id)
     if journeys:

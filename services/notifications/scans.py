@@ -112,7 +112,7 @@ class DailyJourneys:
         day); trigger facts older than dry runs need are dropped."""
         with self.store.transaction() as session:
             composed.purge_facts(session, now)
-            due = [(journey.id, definition) for journey, definition in composed.active_of(session, "schedule")
+            due = [(journey_id, definition) for journey_id, _version, definition in composed.active_of(session, "schedule")
                    if scheduled_on(composed.schedule_of(definition), day)]
         if not due:
             return None

@@ -30,7 +30,7 @@ import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,12 +39,12 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from services.kit.clock import as_utc, isoformat, utcnow
+from services.kit.clock import as_utc, isoformat, local_date, utcnow
 from services.kit.config import Group, group_from_config
 from services.kit.db import Database, Store
 from services.kit.errors import DomainError, NotFound, Unavailable
 from services.kit.telemetry import counter, gauge
-from services.notifications import appointments, deliveries, digests, preferences, recalls
+from services.notifications import appointments, composed, deliveries, digests, preferences, recalls
 from services.notifications.channels import ChannelSet, build_channels
 from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
 from services.notifications.links import appointment_links
@@ -63,6 +63,7 @@ from services.notifications.rules.journeys import (
     birthday_coupon_request,
     coupon_facts,
     link_for,
+    reward_coupon_request,
 )
 from services.notifications.rules.sending import (
     APPOINTMENT_AHEAD,
@@ -144,13 +145,15 @@ def failed_event(delivery: Delivery, reason: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SendingTools:
-    """What this process sends with: its settings, channels, templates and its name as a scheduler."""
+    """What this process sends with: its settings, channels, templates, its name as a scheduler, and the composed
+    journeys' definitions it has read."""
 
     settings: Settings
     group: Group
     channels: ChannelSet
     renderer: Renderer
     replica: str
+    journeys: composed.Catalogue = field(default_factory=composed.Catalogue)
 
 
 class Sender:
@@ -243,6 +246,11 @@ class Dispatcher(Sender):
             if coupon is None:
                 return self._retry(delivery_id, now, "points did not answer: the birthday coupon is not issued yet")
             context["coupon"] = coupon or None
+        if context.get("coupon_reward") and contact.status != "closed" and "coupon" not in context:
+            coupon = self._journey_coupon(snapshot, context, now)
+            if coupon is None:
+                return self._retry(delivery_id, now, "points did not answer: the journey's coupon is not issued yet")
+            context["coupon"] = coupon or None
 
         with self.store.transaction() as session:
             delivery = self._claimed(session, delivery_id)
@@ -334,16 +342,36 @@ class Dispatcher(Sender):
         day = datetime.fromisoformat(context["day"]).date()
         title = labels()[self.renderer.language_for("birthday", language)]["birthday_coupon_title"]
         request = birthday_coupon_request(context["coupon_spec"], day, self.group.currency, title)
+        return self._issue(snapshot, request, f"birthday-coupon:{snapshot.member_id}:{day.year}")
+
+    def _journey_coupon(self, snapshot: Snapshot, context: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """A composed message's coupon: its reward's terms (``points.get_reward``), issued once per run and step
+        (the key travels with the message); ``{}`` if points refused it, None if points is away."""
+        reward = self._ask_points(snapshot, lambda: self.points.get_reward(str(context["coupon_reward"])),
+                                  "the journey's coupon reward is gone; sending without it")
+        if not reward:
+            return reward
+        request = reward_coupon_request(reward, local_date(now, self.group.zone), self.group.currency)
+        return self._issue(snapshot, request, str(context["coupon_key"]))
+
+    def _issue(self, snapshot: Snapshot, request: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """``request`` issued by points once per ``key``: the coupon as templates show it, ``{}`` if points refused
+        it (the message goes without), None if points did not answer (the message waits)."""
+        issued = self._ask_points(snapshot, lambda: self.points.issue_coupon(str(snapshot.member_id), request,
+                                                                             idempotency_key=key),
+                                  "points refused a coupon; sending without it")
+        return coupon_facts(issued, request) if issued else issued
+
+    @staticmethod
+    def _ask_points(snapshot: Snapshot, ask: Any, refused: str) -> Any:
+        """points' answer; ``{}`` if it refused (logged as ``refused``), None if it did not answer."""
         try:
-            issued = self.points.issue_coupon(str(snapshot.member_id), request,
-                                              idempotency_key=f"birthday-coupon:{snapshot.member_id}:{day.year}")
+            return ask()
         except Unavailable:
             return None
         except DomainError as refusal:
-            log.warning("points refused the birthday coupon; greeting without it",
-                        extra={"delivery_id": str(snapshot.id), "error": refusal.code})
+            log.warning(refused, extra={"delivery_id": str(snapshot.id), "error": refusal.code})
             return {}
-        return coupon_facts(issued or {}, request)
 
     # -- outcomes -------------------------------------------------------------------------------------------
 
@@ -447,6 +475,7 @@ class Sending(DependencyProvider):
             settings=settings_from_config(config), group=group,
             channels=build_channels(config, self.database.store), renderer=Renderer(group),
             replica=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+        composed.seed(self.database.store, self.tools.settings, utcnow())  # the shipped journeys, once
 
     def get_dependency(self, worker_ctx: Any) -> SendingTools:
         return self.tools

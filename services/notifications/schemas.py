@@ -14,7 +14,14 @@ from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_o
 from services.members.events import SEGMENTS
 from services.notifications.events import CHANNELS
 from services.notifications.models import JOURNEY_STATES, STATES
-from services.notifications.rules.composed import EVERY, EXIT_EVENTS, MAX_STEPS, TRIGGER_EVENTS
+from services.notifications.rules.composed import (
+    EVERY,
+    EXIT_EVENTS,
+    MAX_STEPS,
+    TEMPLATES,
+    TRIGGER_EVENTS,
+    VISIT_KINDS,
+)
 from services.notifications.rules.journeys import JOURNEYS
 from services.notifications.templates import LANGUAGES
 from services.records.schemas import QUEUES as FOLLOW_UP_QUEUES
@@ -249,9 +256,14 @@ ReactivationListSchema = list_of(ReactivationItemSchema)
 SLUG = validate.Regexp(r"^[a-z][a-z0-9_]{0,23}$", error="Lower-case letters, digits and _ (at most 24).")
 
 
+LOCAL_TIME = validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="A local time, HH:MM.")
+
+
 class _WaitSchema(Schema):
     days = StrictInteger(load_default=0, validate=validate.Range(min=0, max=366))
     hours = StrictInteger(load_default=0, validate=validate.Range(min=0, max=23))
+    at = fields.String(load_default=None, allow_none=True, validate=LOCAL_TIME, metadata={
+        "description": "Ends ``days`` later at this local time (hours ignored), or now if that moment passed."})
 
 
 class _TextSchema(Schema):
@@ -259,10 +271,23 @@ class _TextSchema(Schema):
     text = fields.String(required=True, validate=validate.Length(max=2000))
 
 
+class _CouponSchema(Schema):
+    reward_id = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
+        "description": "A coupon reward of points' catalogue (``GET /v1/rewards``): the coupon it describes is "
+                       "issued to the member when the message goes, once per run and step."})
+
+
 class _MessageStepSchema(Schema):
     texts = fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)), values=fields.Nested(_TextSchema),
-                        required=True, metadata={"description": "Per language (all four before activation): subject "
-                                                 "and text, Jinja with member, branch, group, link."})
+                        load_default=None, allow_none=True,
+                        metadata={"description": "Per language (all four before activation): subject and text, "
+                                                 "Jinja with member, branch, group, link (and coupon)."})
+    template = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(TEMPLATES), metadata={
+        "description": "Instead of texts: a shipped template (its four languages), for its trigger: "
+                       + ", ".join(f"{name} ({event})" for name, event in TEMPLATES.items())})
+    coupon = fields.Nested(_CouponSchema, load_default=None, allow_none=True)
+    expires_after = fields.Nested(_WaitSchema, load_default=None, allow_none=True, metadata={
+        "description": "Not sent once this long after the trigger's time (a visit's completion) has passed."})
 
 
 class _TaskStepSchema(Schema):
@@ -302,6 +327,10 @@ class JourneyTriggerSchema(Schema):
     categories = fields.List(fields.String(), load_default=list, validate=validate.Length(max=10))
     tiers = fields.List(fields.String(validate=SLUG), load_default=list, validate=validate.Length(max=10))
     segments = fields.List(fields.String(validate=validate.OneOf(SEGMENTS)), load_default=list)
+    visit_kinds = fields.List(fields.String(validate=validate.OneOf(VISIT_KINDS)), load_default=list,
+                              metadata={"description": "visit_completed: only visits of these kinds; [] = any."})
+    first_visit = fields.Boolean(load_default=False, metadata={
+        "description": "visit_completed: only the member's first completed visit."})
 
 
 class JourneyDefinitionSchema(Schema):
@@ -319,6 +348,8 @@ class JourneyDefinitionSchema(Schema):
                         validate=validate.Length(max=MAX_STEPS))
     exits = fields.List(fields.String(validate=validate.OneOf(EXIT_EVENTS)), load_default=list, metadata={
         "description": "Facts that end a member's run; do not contact always does."})
+    once_per_member = fields.Boolean(load_default=False, metadata={
+        "description": "One run per member ever (a first visit's survey), not one per trigger fact."})
 
 
 class JourneyVersionSchema(Schema):
@@ -368,3 +399,37 @@ class JourneyDryRunSchema(Schema):
     until = UtcTime()
     entering = fields.Integer(metadata={"description": "Runs that would start."})
     steps = fields.List(fields.Nested(DryRunStepSchema))
+
+
+class JourneyPreviewRequestSchema(Schema):
+    member_id = fields.UUID(load_default=None, allow_none=True, metadata={
+        "description": "Render for this member (their name as the caller may see it, their branch); "
+                       "else a sample member."})
+    channel = fields.String(load_default="sms", validate=validate.OneOf(CHANNELS))
+    version = StrictInteger(load_default=None, allow_none=True, validate=validate.Range(min=1),
+                            metadata={"description": "The version to show; the current one when absent."})
+
+
+class _RenderedSchema(Schema):
+    language = fields.String(metadata={"description": "The language the words are in (a template missing one "
+                                                      "falls back as sending does)."})
+    subject = fields.String()
+    text = fields.String()
+    body = fields.String()
+
+
+class _PreviewStepSchema(Schema):
+    step = fields.Integer()
+    template = fields.String(allow_none=True)
+    coupon = fields.Dict(allow_none=True, metadata={"description": "The sample coupon shown (its reward's terms)."})
+    languages = fields.Dict(keys=fields.String(), values=fields.Nested(_RenderedSchema))
+
+
+class JourneyPreviewSchema(Schema):
+    """Each message step of a journey's version as it would be sent, in each of the four languages."""
+
+    journey_id = fields.String()
+    version = fields.Integer()
+    channel = fields.String()
+    member_id = fields.String(allow_none=True)
+    steps = fields.List(fields.Nested(_PreviewStepSchema))

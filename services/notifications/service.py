@@ -1,7 +1,8 @@
 """The notifications service: care journeys from events and days, sent on the member's channel and terms.
 
 Entrypoints only: events become queued deliveries (``rules.journeys``, ``appointments``, ``digests``,
-``recalls``), daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
+``recalls``) or runs of composed journeys — the shipped welcome, tier upgrade, post-visit advice and survey
+among them (``composed``) —, daily scans queue birthdays, festivals, recalls and segment B (``scans``), and the
 scheduler sends what is due (``schedule``). Negative feedback alerts the branch's staff (``rules.alerts``,
 ``staff_alerts``). Staff read history, preview, set preferences and the inbox. The rooms: the package's
 docstring.
@@ -62,6 +63,8 @@ from services.notifications.schemas import (
     JourneyDefinitionSchema,
     JourneyDryRunSchema,
     JourneyPageSchema,
+    JourneyPreviewRequestSchema,
+    JourneyPreviewSchema,
     JourneyQuerySchema,
     JourneySchema,
     NotificationCancelSchema,
@@ -105,8 +108,9 @@ class NotificationsService(Service):
             deliveries.queue(self.db.session, plan, now)
 
     def _composed(self, event_type: str, event: dict[str, Any], now: datetime) -> None:
-        """A fact composed journeys may start on or exit by (``composed``)."""
-        composed.on_fact(self.db.session, fact_of(event_type, event, now), now)
+        """A fact composed journeys — the shipped ones among them — may start on or exit by (``composed``)."""
+        composed.on_fact(self.db.session, fact_of(event_type, event, now), now, self.sending.journeys,
+                         self.sending.group.zone)
 
     @staticmethod
     def _now(now: str | None) -> datetime:
@@ -119,8 +123,7 @@ class NotificationsService(Service):
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         now = utcnow()
         audience.enrolled(self.db.session, event["member_id"], event["home_branch"], now)
-        self._queue(journeys.welcome(event, now), now)
-        self._composed("member_enrolled", event, now)
+        self._composed("member_enrolled", event, now)  # the welcome: a shipped composed journey
 
     @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:
@@ -158,8 +161,7 @@ class NotificationsService(Service):
         if event["reason"] == "import":  # placed on imported history (records' visits_imported): no message
             return
         now = utcnow()
-        self._queue(journeys.tier_upgrade(event, now), now)
-        self._composed("tier_changed", event, now)
+        self._composed("tier_changed", event, now)  # the congratulations: a shipped composed journey
 
     @event_handler(TierReviewNotice)
     def on_tier_review_notice(self, event: dict[str, Any]) -> None:
@@ -206,13 +208,15 @@ class NotificationsService(Service):
     @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         now = utcnow()
-        for plan in journeys.visit_messages(event, now, self.sending.settings, self.sending.group.zone):
-            self._queue(plan, now)
-        self._composed("visit_completed", event, now)
+        self._composed("visit_completed", event, now)  # post-visit advice, the survey: shipped composed journeys
 
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
-        deliveries.cancel_queued(self.db.session, utcnow(), "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
+        now, session = utcnow(), self.db.session
+        composed.cause_taken_back(session, str(event["member_id"]), f"visit:{event['visit_id']}", "visit cancelled",
+                                  now)
+        # messages queued before the shipped journeys were composed ones named the visit itself
+        deliveries.cancel_queued(session, now, "visit cancelled", cause_ref=f"visit:{event['visit_id']}")
 
     @event_handler(WaitlistSlotOffered)
     def on_waitlist_slot_offered(self, event: dict[str, Any]) -> None:
@@ -254,7 +258,7 @@ class NotificationsService(Service):
 
     def _runner(self) -> composed.Runner:
         return composed.Runner(store=self.db.store, group=self.sending.group, members=self.members,
-                               records=self.records.as_service())
+                               records=self.records.as_service(), catalogue=self.sending.journeys)
 
     @timer(interval=1)
     def send_due(self) -> None:
@@ -464,7 +468,8 @@ class NotificationsService(Service):
         """A new version of a journey (runs already going finish on the version they started)."""
         data = JourneyDefinitionSchema().dump(load(JourneyDefinitionSchema(), definition))
         journey = composed.get(self.db.session, journey_id, lock=True)
-        composed.update_definition(self.db.session, journey, data, self.caller, self.sending.group, utcnow())
+        composed.update_definition(self.db.session, journey, data, self.caller, self.sending.group, utcnow(),
+                                   self.points)
         return self._journey_answer(journey, with_versions=True)
 
     @rpc
@@ -474,7 +479,7 @@ class NotificationsService(Service):
         if state not in ("active", "paused", "retired"):
             raise Invalid(f"Unknown state {state!r}.", {"state": ["One of active, paused, retired."]})
         journey = composed.get(self.db.session, journey_id, lock=True)
-        composed.set_state(self.db.session, journey, state, self.caller, self.sending.group, utcnow())
+        composed.set_state(self.db.session, journey, state, self.caller, self.sending.group, utcnow(), self.points)
         return self._journey_answer(journey)
 
     @rpc
@@ -484,3 +489,17 @@ class NotificationsService(Service):
         composed.require_manager(self.caller, composed.branches_of(journey), "dry-run this journey")
         return JourneyDryRunSchema().dump(composed.dry_run(self.db.session, journey, self.sending.group,
                                                            self.members, utcnow()))
+
+    @rpc
+    def preview_journey(self, journey_id: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Each message step of a journey's version rendered in the four languages, for a member or a sample."""
+        data = load(JourneyPreviewRequestSchema(), request or {})
+        journey = composed.get(self.db.session, journey_id)
+        composed.require_manager(self.caller, composed.branches_of(journey), "preview this journey")
+        member = self.members.get_member(str(data["member_id"])) if data["member_id"] else None
+        if member is not None and member.get("home_branch"):
+            self.caller.require_branch(member["home_branch"], "preview messages to this member")
+        now = utcnow()
+        return JourneyPreviewSchema().dump(composed.preview(
+            self.db.session, journey, data["version"], data["channel"], self.sending.renderer, member, self.points,
+            self.sending.settings.app_url, local_date(now, self.sending.group.zone), templates.SAMPLE_NAMES))

@@ -64,6 +64,8 @@ class Settings:
     # a branch's own reminder schedule (``reminder_hours_by_branch: {SH01: [168, 48, 2]}``: a week, two days
     # and two hours before), else ``reminder_offsets``
     branch_reminder_offsets: dict[str, tuple[timedelta, ...]] = field(default_factory=dict)
+    # the shipped post-visit advice and survey journeys' timings when first seeded (``composed.seed``); after
+    # that they are the journeys' own, changed through /v1/journeys (whole hours)
     post_visit_delay: timedelta = timedelta(hours=2)
     post_visit_window: timedelta = timedelta(days=3)  # post-visit advice is pointless after this
     survey_after_days: int = 7

@@ -1,7 +1,7 @@
 """A journey a branch manager composes through the gateway (issue 20): "3 days after an implant visit at SH01,
 send post-op advice in the member's language and put a call in the consultant queue; stop if the member
 booked" — refused with the fields that stop it, versioned, activated, started by an HIS bill, run by the
-scheduler once, dry-run, paused and retired; kept from another branch's manager."""
+scheduler once, dry-run, previewed in four languages, paused and retired; kept from another branch's manager."""
 
 from __future__ import annotations
 
@@ -64,6 +64,15 @@ def test_a_branch_manager_composes_runs_and_retires_a_journey(suite, rpc):
              message="the bill started a run")
     dry = manager("GET", f"/v1/journeys/{journey_id}/dry-run").json()
     assert dry["entering"] == 1 and [step["members"] for step in dry["steps"]] == [1, 1, 1]
+    shown = manager("POST", f"/v1/journeys/{journey_id}/preview", json={"member_id": member_id})
+    assert shown.status_code == 200, shown.text
+    (message,) = shown.json()["steps"]
+    assert message["step"] == 1 and sorted(message["languages"]) == sorted(LANGUAGES)
+    assert [message["languages"][language]["subject"] for language in LANGUAGES] == [
+        f"After your implant ({language})" for language in LANGUAGES]
+    assert manager("POST", f"/v1/journeys/{journey_id}/preview", json={"channel": "fax"}).status_code == 422
+    assert suite.call("POST", f"/v1/journeys/{journey_id}/preview", role="branch_manager", branches=("SH02",),
+                      json={}).status_code == 403
 
     scheduler = rpc()
     scheduler.notifications.dispatch_due(now=datetime.now(UTC).isoformat())  # the wait begins

@@ -398,3 +398,45 @@ def test_cpu_per_message_in_one_process(start_service, databases, providers, rpc
     assert outcome.get("sent") == count
     report(f"CPU per message, notifications + members in one process: {count:,} SMS in {wall:.1f} s "
            f"({count / wall:.0f} msg/s), {cpu:.1f} s of CPU = {cpu / count * 1000:.1f} ms per message")
+
+
+def test_cpu_per_visit_completed_in_one_process(start_service, databases, providers, amqp_uri):
+    """Notifications alone in this one process: the CPU its ``visit_completed`` handler costs per paid visit
+    (post-visit advice, the first visit's survey, composed journeys' facts), publishing included."""
+    from nameko.standalone.events import event_dispatcher
+
+    from services.records.events import EVENTS as RECORDS_EVENTS
+    from services.records.events import VisitCompleted
+    from tests.harness import scalar, service_config, wait_for
+
+    count = int(os.environ.get("CARELOOP_PERF_VISITS", "600"))
+    notifications = start_service(NotificationsService, "postgresql", NOTIFICATIONS={
+        "scheduler": False, "channels": providers.channels("sms")})
+    dispatch = event_dispatcher(service_config(amqp_uri))
+    completed = datetime.now(UTC)
+    bodies = []
+    for number in range(count):  # one in ten a first visit (advice and survey), the rest return visits (advice)
+        body = RECORDS_EVENTS.wire("visit_completed", {
+            **VisitCompleted.sample, "visit_id": uuid.uuid4(), "member_id": uuid.uuid4(), "completed_at": completed,
+            "kind": "first" if number % 10 == 0 else "return", "first_visit": number % 10 == 0,
+            "items": [{"category": ("implant", "cleaning", "exam")[number % 3], "code": "X1", "amount_minor": 28000}]})
+        bodies.append({"event_id": str(uuid.uuid4()), "occurred_at": completed.isoformat(), **body})
+
+    watch = raw_pg(notifications.database_url)  # one connection to watch with (a Store per poll costs CPU here)
+    watch.autocommit = True
+
+    def handled() -> int:
+        with watch.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM kit_inbox WHERE consumer = 'notifications.on_visit_completed'")
+            return cursor.fetchone()[0]
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    for body in bodies:
+        dispatch("records", "visit_completed", body)
+    wait_for(lambda: handled() >= count, timeout=600, interval=0.5, message="every visit handled")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    watch.close()
+    queued = scalar(notifications.database_url, "SELECT count(*) FROM deliveries")
+    report(f"CPU per visit_completed, notifications in one process (publishing included): {count:,} visits in "
+           f"{wall:.1f} s, {cpu:.1f} s of CPU = {cpu / count * 1000:.2f} ms per visit; {queued:,} messages queued; "
+           f"load {os.getloadavg()[0]:.1f}")

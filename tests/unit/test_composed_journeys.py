@@ -4,6 +4,7 @@ run, what a run does next, and what a dry run counts."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from jinja2.exceptions import SecurityError
@@ -108,3 +109,46 @@ def test_texts_fall_back_to_the_groups_language_and_render_in_the_sandbox():
     assert composed.render_text("Dear {{ member.name }}", {"member": {"name": "Anna"}}) == "Dear Anna"
     with pytest.raises(SecurityError):
         composed.render_text("{{ ''.__class__.__mro__ }}", {})
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def test_a_wait_may_end_at_a_local_time_and_a_message_lapse_from_the_trigger():
+    moment = datetime(2027, 1, 5, 20, tzinfo=UTC)  # 04:00 on 6 January in Shanghai
+    assert composed.after(moment, {"days": 1, "at": "10:00"}, SHANGHAI) == datetime(2027, 1, 7, 2, tzinfo=UTC)
+    assert composed.after(moment, {"days": 0, "hours": 5}, SHANGHAI) == datetime(2027, 1, 6, 1, tzinfo=UTC)
+    definition = journey(exits=[], steps=[{"wait": {"hours": 2}},
+                                          {"message": {"texts": TEXTS, "expires_after": {"hours": 3}}},
+                                          {"wait": {"days": 1, "at": "10:00"}}, {"message": {"texts": TEXTS}}])
+    assert composed.plannable(definition)
+    planned = composed.plan(definition, moment, moment, SHANGHAI)
+    assert [(p.index, p.due_at, p.expires_at) for p in planned] == [
+        (1, moment + timedelta(hours=2), moment + timedelta(hours=3)), (3, datetime(2027, 1, 7, 2, tzinfo=UTC), None)]
+    late = composed.plan(definition, moment, moment + timedelta(hours=4), SHANGHAI)  # the first lapsed
+    assert [p.index for p in late] == [3]
+
+
+def test_what_a_run_must_wait_for_is_walked_not_planned():
+    assert not composed.plannable(journey())  # a task and an exit
+    assert not composed.plannable(journey(exits=[], steps=[{"message": {"texts": TEXTS}}],
+                                          trigger={"event": "visit_completed", "segments": ["A"]}))
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    ({"template": "welcome"}, "steps.1.message.template"),  # reads a member_enrolled trigger's facts
+    ({"template": "no_such"}, "steps.1.message.template"),
+    ({"template": "post_visit_advice", "texts": TEXTS}, "steps.1.message"),
+    ({"template": "post_visit_advice", "coupon": {"reward_id": "r-1"}}, "steps.1.message.coupon"),
+    ({"texts": {**TEXTS, "en": {"subject": "x", "text": "{{ coupon.code }}"}}}, "steps.1.message.texts.en.text"),
+])
+def test_a_message_is_its_own_words_or_a_template_of_its_trigger(message, field):
+    definition = journey(steps=[{"wait": {"days": 3}}, {"message": message}])
+    assert field in problems(definition)
+
+
+def test_a_coupon_may_be_shown_by_the_words_that_carry_it():
+    words = {**TEXTS, "en": {"subject": "Gift", "text": "Your code: {{ coupon.code }}"}}
+    definition = journey(steps=[{"message": {"texts": words, "coupon": {"reward_id": "r-1"}}}])
+    assert problems(definition) == {}
+    assert composed.coupons_of(definition) == [("steps.0.message.coupon.reward_id", "r-1")]

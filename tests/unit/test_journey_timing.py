@@ -12,7 +12,7 @@ import pytest
 from services.kit.contracts import Event, load_event
 from services.kit.errors import Invalid
 from services.members.events import TierChanged
-from services.notifications.rules import journeys
+from services.notifications.rules import composed, journeys
 from services.notifications.settings import Settings, settings_from_config
 from services.records.events import AppointmentBooked, VisitCompleted
 
@@ -91,14 +91,29 @@ def visit(**extra) -> dict:
                                        "completed_at": utc("2027-03-10T03:00:00Z"), "items": items, **extra})
 
 
+SHIPPED = composed.shipped(SETTINGS.post_visit_delay, SETTINGS.post_visit_window, SETTINGS.survey_after_days,
+                           SETTINGS.send_time)
+
+
+def visit_plans(event: dict, now: datetime) -> dict[str, list[composed.Planned]]:
+    """What the shipped visit journeys (composed defaults) plan for ``event`` at ``now``, by journey."""
+    fact = composed.fact_of("visit_completed", event, now)
+    return {code: composed.plan(definition, fact.anchor, now, SHANGHAI) for code, definition in SHIPPED.items()
+            if composed.starts(definition, fact)}
+
+
 def test_post_visit_advice_within_hours_and_survey_a_week_later_at_send_time():
-    advice, survey = journeys.visit_messages(visit(), utc("2027-03-10T03:00:05Z"), SETTINGS, SHANGHAI)
+    planned = visit_plans(visit(), utc("2027-03-10T03:00:05Z"))
+    (advice,), (survey,) = planned["post_visit_advice"], planned["satisfaction_survey"]
     assert advice.due_at == utc("2027-03-10T05:00:00Z") and advice.expires_at == utc("2027-03-13T03:00:00Z")
-    assert advice.context["categories"] == ["exam", "implant"]
-    assert survey.journey == "satisfaction_survey" and survey.due_at == utc("2027-03-17T02:00:00Z")
-    assert survey.dedupe_key == f"satisfaction_survey:{MEMBER}"  # one per member: about the first visit
-    assert survey.context == {"visit_id": str(VisitCompleted.sample["visit_id"]), "branch": "SH01",
-                              "completed_at": "2027-03-10T03:00:00Z"}
+    assert advice.message == {"template": "post_visit_advice", "expires_after": {"days": 3, "hours": 0}}
+    assert survey.due_at == utc("2027-03-17T02:00:00Z")  # 7 days later at 10:00 local
+    assert survey.expires_at == utc("2027-03-24T16:00:00Z")  # the end of the 7th local day after that
+    fact = composed.fact_of("visit_completed", visit(), utc("2027-03-10T03:00:05Z"))
+    assert fact.facts["categories"] == ["exam", "implant"]
+    # one survey per member: it is about their first visit, whichever event says so
+    assert composed.cause_of(SHIPPED["satisfaction_survey"], fact) == "member"
+    assert composed.cause_of(SHIPPED["post_visit_advice"], fact) == f"visit:{VisitCompleted.sample['visit_id']}"
 
 
 @pytest.mark.parametrize(("now", "journeys_planned"), [
@@ -106,15 +121,19 @@ def test_post_visit_advice_within_hours_and_survey_a_week_later_at_send_time():
     ("2027-03-13T03:00:00Z", ["satisfaction_survey"]),  # 3 days on: advice no longer helps
 ])
 def test_advice_that_comes_too_late_is_not_planned(now, journeys_planned):
-    plans = journeys.visit_messages(visit(), utc(now), SETTINGS, SHANGHAI)
-    assert [p.journey for p in plans] == journeys_planned
+    assert [code for code, planned in visit_plans(visit(), utc(now)).items() if planned] == journeys_planned
 
 
 def test_no_survey_after_a_return_visit_and_no_advice_after_an_event():
-    assert [p.journey for p in journeys.visit_messages(visit(first_visit=False), utc("2027-03-10T03:00:00Z"),
-                                                       SETTINGS, SHANGHAI)] == ["post_visit_advice"]
-    assert journeys.visit_messages(visit(kind="event", first_visit=False), utc("2027-03-10T03:00:00Z"), SETTINGS,
-                                   SHANGHAI) == []
+    assert list(visit_plans(visit(first_visit=False), utc("2027-03-10T03:00:00Z"))) == ["post_visit_advice"]
+    assert visit_plans(visit(kind="event", first_visit=False), utc("2027-03-10T03:00:00Z")) == {}
+
+
+def test_the_shipped_journeys_pass_activations_checks_and_are_planned_at_once():
+    for definition in SHIPPED.values():
+        assert composed.problems(definition, languages=("en", "zh-Hans", "zh-Hant", "es"), queues=(),
+                                 branches=("SH01",), segments=("A", "B", "C"), categories=("implant",)) == {}
+        assert composed.plannable(definition)
 
 
 @pytest.mark.parametrize(("day", "month_days"), [
@@ -150,15 +169,17 @@ def test_recall_messages_repeat_every_six_weeks_at_most_four_times(attempts, fol
 
 
 def test_tier_congratulations_only_upwards():
+    congratulations = SHIPPED["tier_upgrade"]
     up = received(TierChanged, member_id=MEMBER, from_tier="silver", to_tier="gold", direction="up",
                   effective_at=utc("2027-03-10T00:00:00Z"))
-    assert journeys.tier_upgrade(up, utc("2027-03-10T00:00:00Z")).dedupe_key == \
-        f"tier_upgrade:{MEMBER}:gold:2027-03-10T00:00:00Z"
+    fact = composed.fact_of("tier_changed", up, utc("2027-03-10T00:00:00Z"))
+    assert composed.starts(congratulations, fact)
+    assert fact.facts["from_tier"] == "silver" and fact.facts["to_tier"] == "gold"  # what the template reads
     precise = received(TierChanged, member_id=MEMBER, to_tier="gold", direction="up",
-                       effective_at=utc("2027-03-10T00:00:00.250000Z"))  # the key keeps the time as it was sent
-    assert journeys.tier_upgrade(precise, utc("2027-03-10T00:00:00Z")).dedupe_key == \
-        f"tier_upgrade:{MEMBER}:gold:2027-03-10T00:00:00.250000Z"
-    assert journeys.tier_upgrade({**up, "direction": "down"}, utc("2027-03-10T00:00:00Z")) is None
+                       effective_at=utc("2027-03-10T00:00:00.250000Z"))  # once per tier and time as it was sent
+    assert composed.fact_of("tier_changed", precise, utc("2027-03-10T00:00:00Z")).cause != fact.cause
+    down = composed.fact_of("tier_changed", {**up, "direction": "down"}, utc("2027-03-10T00:00:00Z"))
+    assert not composed.starts(congratulations, down)
 
 
 def test_a_manual_message_is_once_per_cause():

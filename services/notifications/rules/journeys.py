@@ -5,6 +5,26 @@ unique: ``<journey>:<cause>`` is the delivery's dedupe key, so the same cause ne
 message however often the fact is seen (redelivered events, a scan run twice, two replicas).
 ``cause_ref`` names what can take the message back (an appointment cancelled, a visit cancelled).
 Contexts carry ids and facts only, never personal data: names and addresses are read at send time.
+
+Welcome, tier-upgrade congratulations, post-visit advice and the first-visit survey are no longer planned here:
+they are composed journeys seeded as defaults (``rules.composed.shipped``, ``composed.seed``), run by the one
+engine of composed journeys, their templates and samples still listed below. The journeys planned here do not
+fit that model (a trigger, waits, messages, tasks, exits), each for its reason:
+
+- appointment confirmation and reminders: a per-branch schedule of reminders counted back from a start time
+  that moves with every reschedule, and signed confirm/cancel links made per message at send time;
+- the points digest and the expiry warning: one message for many postings or lots, its figures summed when
+  it goes (``digests``), not one message per fact;
+- recalls: escalation state per member and recall type (attempts, postponement while a visit is booked, the
+  reactivation list and its contact cap, ``recalls``);
+- birthday, festivals, seasonal tips: daily scans over members' birthdays, lunar calendars and configured
+  seasons, paged resumably (``scans``); the birthday's coupon depends on the member's tier;
+- segment B's monthly reminder: it would be a schedule journey with a segment condition, but such a run asks
+  members for the member's segment again at its first step (one RPC per member, every month), where the scan
+  takes the segment list as it pages it;
+- the tier review notice: it would need a trigger of its own (members' ``tier_review_notice``) and a lapse at
+  its effective day; not done yet;
+- the waitlist offers: records' offers, lapsing with the offer and taken back by it when the slot goes.
 """
 
 from __future__ import annotations
@@ -15,7 +35,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.kit.clock import as_utc, isoformat, local_date
+from services.kit.clock import as_utc, isoformat
 from services.notifications.events import JOURNEY_CODES
 from services.notifications.rules.sending import MARKETING, SERVICE, at_local
 from services.notifications.settings import Settings
@@ -114,30 +134,6 @@ def end_of_day(day: date, zone: ZoneInfo) -> datetime:
     return at_local(day + timedelta(days=1), datetime.min.time(), zone)
 
 
-def welcome(event: dict[str, Any], now: datetime) -> Plan:
-    """``member_enrolled`` (members' contract, in domain values)."""
-    member_id = str(event["member_id"])
-    return Plan("welcome", member_id, member_id, now, context={"home_branch": event["home_branch"]})
-
-
-def tier_upgrade(event: dict[str, Any], now: datetime) -> Plan | None:
-    """Congratulations on an upgrade (never on a lowered tier: that had its 30-day notice)."""
-    if event["direction"] != "up":
-        return None
-    member_id = str(event["member_id"])
-    # once per member, tier and effective time as members sent it (the contract's form is the clock's)
-    return Plan("tier_upgrade", member_id, f"{member_id}:{event['to_tier']}:{isoformat(event['effective_at'])}", now,
-                context={"from_tier": event["from_tier"], "to_tier": event["to_tier"]})
-
-
-def tier_review_notice(event: dict[str, Any], now: datetime, zone: ZoneInfo) -> Plan:
-    member_id, effective_on = str(event["member_id"]), event["effective_on"]
-    return Plan("tier_review_notice", member_id, f"{member_id}:{effective_on.isoformat()}", now,
-                expires_at=end_of_day(effective_on, zone),
-                context={"current_tier": event["current_tier"], "next_tier": event["next_tier"],
-                         "effective_on": effective_on.isoformat()})
-
-
 def appointment_messages(appointment: dict[str, Any], now: datetime, settings: Settings,
                          rescheduled: bool = False) -> list[Plan]:
     """Confirmation now and reminders before the start (only those still ahead), for this start time.
@@ -163,28 +159,6 @@ def appointment_messages(appointment: dict[str, Any], now: datetime, settings: S
             hours = int(offset.total_seconds() // 3600)
             plans.append(Plan("appointment_reminder", member_id, f"{cause}:{hours}h", due, expires_at=starts_at,
                               context={**context, "hours_before": hours}, cause_ref=ref))
-    return plans
-
-
-def visit_messages(event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> list[Plan]:
-    """Post-visit advice within hours (while it helps), and the survey a week after a first visit."""
-    completed_at = event["completed_at"]
-    member_id, visit_id = str(event["member_id"]), str(event["visit_id"])
-    categories = sorted({item["category"] for item in event["items"]})
-    base = {"visit_id": visit_id, "branch": event["branch"], "completed_at": isoformat(completed_at)}
-    ref = f"visit:{visit_id}"
-    plans = []
-    advice_expires = completed_at + settings.post_visit_window
-    if event["kind"] != "event" and as_utc(now) < advice_expires:
-        due = max(completed_at + settings.post_visit_delay, as_utc(now))
-        plans.append(Plan("post_visit_advice", member_id, visit_id, due, expires_at=advice_expires,
-                          context={**base, "categories": categories}, cause_ref=ref))
-    if event["first_visit"]:
-        survey_day = local_date(completed_at, zone) + timedelta(days=settings.survey_after_days)
-        due = day_at(survey_day, settings, zone, now)
-        # one survey per member: it is about their first visit, whichever event says so
-        plans.append(Plan("satisfaction_survey", member_id, member_id, due,
-                          expires_at=end_of_day(survey_day + timedelta(days=7), zone), context=base, cause_ref=ref))
     return plans
 
 
@@ -326,6 +300,26 @@ def birthday_coupon_request(spec: dict[str, Any], day: date, currency: str, titl
     else:
         request["rate_bp"] = int(spec.get("rate_bp") or 0)
     return request
+
+
+def reward_coupon_request(reward: dict[str, Any], day: date, currency: str) -> dict[str, Any]:
+    """What ``points.issue_coupon`` is asked for a composed message's coupon: the terms of a coupon reward of
+    points' catalogue (``points.get_reward``), valid from ``day`` for the reward's days."""
+    terms = reward.get("coupon") or {}
+    request: dict[str, Any] = {"source": "campaign", "title": str(reward.get("name") or "Coupon")[:120],
+                               "category": terms.get("category"), "valid_from": day.isoformat(),
+                               "valid_until": (day + timedelta(days=int(terms.get("valid_days") or 30))).isoformat()}
+    if terms.get("value"):
+        request["value"] = {"amount": int(terms["value"]["amount"]),
+                            "currency": terms["value"].get("currency") or currency}
+    else:
+        request["rate_bp"] = int(terms.get("rate_bp") or 0)
+    return request
+
+
+def sample_coupon(request: dict[str, Any]) -> dict[str, Any]:
+    """A coupon as a preview shows it: the request's terms with a sample code."""
+    return coupon_facts({"code": "SAMPLE-0000"}, request)
 
 
 def coupon_facts(issued: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
