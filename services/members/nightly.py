@@ -1,6 +1,6 @@
 """The members' nightly work, in order: yearly tier reviews, review notices ending, segmentation, and the kept
 12-month sums whose window moved past their first day of activity (``windows.refresh_stale``; the first night
-after the release that made them, every member's once: ``windows.REBUILD``, a run key of its own).
+after the release that made them, every member's once if there was activity: ``windows.REBUILD``).
 
 Each job is a ``kit.jobs.run_batches`` run keyed by the group's local day: bounded (``max_batches`` per
 call; the timer calls again a minute later), resumable after a crash (effects, events and cursor commit
@@ -89,12 +89,12 @@ def run(store: Store, programme: Programme, zone: ZoneInfo, day: date, max_batch
 
         return step
 
-    rebuild_job, rebuild_key = windows.REBUILD
+    with store.transaction() as session:
+        rebuild = () if windows.built(session) else ((*windows.REBUILD, by_member(windows.rebuild_batch)),)
     outcomes: dict[str, dict[str, Any]] = {}
-    for job, step, run_key in (("tier_reviews", reviews, key), ("tier_notices", notices, key),
-                               ("segments", segments, key),
-                               (rebuild_job, by_member(windows.rebuild_batch), rebuild_key),  # once ever
-                               ("windows", by_member(windows.refresh_stale), key)):
+    for job, run_key, step in (("tier_reviews", key, reviews), ("tier_notices", key, notices),
+                               ("segments", key, segments), *rebuild,
+                               ("windows", key, by_member(windows.refresh_stale))):
         started = time.perf_counter()
         outcome: Outcome = run_batches(store, job, run_key, step, max_batches=max_batches)
         outcomes[job] = {**asdict(outcome), "seconds": round(time.perf_counter() - started, 3)}

@@ -1,10 +1,11 @@
 """What a proposed programme would do to members' tiers, before a group admin stores it (the preview).
 
-One SQL statement over every active member: each member's last 12 months, as kept summed in ``member_windows``
-(``windows.py``: one narrow row per member with activity; the few rows the night has not brought up to date yet
-summed from their activity rows), is ranked under the programme in force and under the proposal, beside the
-rank of the tier held; the database returns one row per combination of ranks with its count — a few dozen rows
-whatever the number of members, never a row per member.
+One SQL statement over every active member: each member's last 12 months, as kept summed in
+``member_windows`` (``windows.py``: a narrow row per member with activity; the rows the night has not brought
+up to date yet summed from their activity rows, and every member's until the rows were first written), is
+ranked under the programme in force and under the proposal, beside the rank of the tier held; the database
+returns one row per combination of ranks with its count — a few dozen rows whatever the number of members,
+never a row per member.
 
 What the counts mean follows the tier rules (``rules/tiers.py``), which storing a version does not
 change: a member the proposal qualifies *above* their tier moves up at their next visit, points or
@@ -69,7 +70,7 @@ def _held_rank(programme: Programme) -> Any:
 
 def preview(session: Session, current: Programme, proposed: Programme, as_of: date) -> Preview:
     """How many active members ``proposed`` moves up and down against ``current`` (see the module)."""
-    window = windows.as_of(*tiers.window(as_of))
+    window = windows.as_of(*tiers.window(as_of), kept=windows.built(session))
     spend = func.coalesce(window.c.spend_minor, 0)
     top_up = func.coalesce(window.c.top_up_minor, 0)
     earned = case((window.c.points > 0, window.c.points), else_=0)  # never below 0, as ``Activity`` counts

@@ -16,8 +16,9 @@ Kept by:
 - the nightly job (``refresh_stale``), for the window's rolling edge: the rows no longer fresh for the night's
   day, in member id order, locked (``FOR UPDATE``) while they are recomputed, so a handler's refresh of the
   same member waits and writes last, with every fact;
-- ``rebuild_batch``, every member once, the first night after the release that made the table (``REBUILD``:
-  what the previous version handled during the rollout is in it too), members locked as handlers lock them.
+- ``rebuild_batch``, every member once, the first night after the release that made the table on a database
+  with activity (``REBUILD``: what the previous version handled during the rollout is in it too), members
+  locked as handlers lock them.
 Whatever the nightly job has not reached yet is still exact: the preview sums the activity rows of the rows
 that are not fresh (``as_of``), the few the night has not refreshed.
 """
@@ -170,15 +171,16 @@ def refresh_stale(session: Session, day: date, after: uuid.UUID | None, size: in
 
 
 REBUILD = ("windows_rebuild", "mem0008")
-"""The one-off job (name, run key) that fills every row: the first night after the release that made the table
-(which marks it done at once on a database without activity). Until it finishes the preview sums every member's
-activity rows, as it did before the table (``built``)."""
+"""The one-off job (name, run key) that writes every member's row: recorded as to do by the migration that made
+the table when the database already had activity, run the first night after that release. Until it finishes the
+preview sums every member's activity rows, as it did before the table (``built``)."""
 
 
 def built(session: Session) -> bool:
-    """Whether every member's row was written once (``REBUILD`` finished)."""
+    """Whether every member's row is written (no ``REBUILD`` waiting to finish)."""
     job, key = REBUILD
-    return session.scalar(select(JobRun.finished_at).where(JobRun.job == job, JobRun.run_key == key)) is not None
+    return session.scalar(select(JobRun.id).where(JobRun.job == job, JobRun.run_key == key,
+                                                  JobRun.finished_at.is_(None))) is None
 
 
 def rebuild_batch(session: Session, day: date, after: uuid.UUID | None, size: int,

@@ -5,9 +5,9 @@ Revises: mem0005
 Create Date: 2026-12-07
 
 Adds ``member_windows`` (``services/members/windows.py``). The rows are written by the service: its event
-handlers after each fact, and the first night after this release every member's once (job
-``windows_rebuild``, run key ``mem0008``). On a database without activity that job has nothing to do: it is
-recorded as done here, so the preview reads the table at once.
+handlers after each fact and, on a database that already has activity, every member's once the first night
+after this release (job ``windows_rebuild``, run key ``mem0008``, recorded here as to do; the preview sums the
+activity rows as before until it finished). A database without activity needs no such night.
 """
 
 from datetime import UTC, datetime
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_windows'))
     )
     bind = op.get_bind()
-    if not any(bind.execute(sa.text(f"SELECT 1 FROM {table} LIMIT 1")).first()
+    if any(bind.execute(sa.text(f"SELECT 1 FROM {table} LIMIT 1")).first()
                for table in ('member_visits', 'member_points', 'member_top_ups')):
         from services.kit.models import UtcDateTime
 
@@ -49,7 +49,7 @@ def upgrade() -> None:
                         sa.column('batches'), sa.column('started_at', UtcDateTime()),
                         sa.column('updated_at', UtcDateTime()), sa.column('finished_at', UtcDateTime()))
         op.execute(runs.insert().values(job='windows_rebuild', run_key='mem0008', processed=0, batches=0,
-                                        started_at=now, updated_at=now, finished_at=now))
+                                        started_at=now, updated_at=now, finished_at=None))
 
 
 def downgrade() -> None:
