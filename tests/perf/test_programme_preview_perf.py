@@ -2,7 +2,7 @@
 kept 12-month sums (issue 21).
 
     .venv/bin/python -m pytest tests/perf/test_programme_preview_perf.py -k preview_of -m perf -s -p no:randomly
-    # size: PERF_PREVIEW_MEMBERS (default 100000; e.g. 100000,1000000)
+    # sizes: PERF_PREVIEW_MEMBERS (default 100000; e.g. 100000,1000000); rounds: PERF_PREVIEW_ROUNDS (5)
 
 The members database is seeded with COPY as the members nightly benchmark seeds it (members with their
 visits, points and top-ups), then the kept sums are written by the one-off rebuild the first night after the
@@ -37,7 +37,7 @@ from tests.integration import preview_before
 from tests.perf.test_members_nightly import DAY, admin, prepare
 
 SIZES = [int(size) for size in os.environ.get("PERF_PREVIEW_MEMBERS", "100000").split(",")]
-ROUNDS = 5
+ROUNDS = int(os.environ.get("PERF_PREVIEW_ROUNDS", "5"))
 
 
 def timed(run) -> tuple[float, object]:
