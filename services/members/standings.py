@@ -70,7 +70,7 @@ def _held_rank(programme: Programme) -> Any:
 
 def preview(session: Session, current: Programme, proposed: Programme, as_of: date) -> Preview:
     """How many active members ``proposed`` moves up and down against ``current`` (see the module)."""
-    window = windows.as_of(*tiers.window(as_of), kept=windows.built(session))
+    window = windows.as_of(session, *tiers.window(as_of), kept=windows.built(session))
     spend = func.coalesce(window.c.spend_minor, 0)
     top_up = func.coalesce(window.c.top_up_minor, 0)
     earned = case((window.c.points > 0, window.c.points), else_=0)  # never below 0, as ``Activity`` counts
