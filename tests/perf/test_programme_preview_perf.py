@@ -73,9 +73,10 @@ def test_the_preview_of_100k_members_before_and_after_the_kept_sums():
 
 
 def measure(size: int) -> None:
-    url, written = prepare(size)
-    engine = create_engine(url)
+    engine = None
     try:
+        url, written = prepare(size)
+        engine = create_engine(url)
         seconds, rows = rebuild(url)
         document = copy.deepcopy(programme_document(DEFAULT_PROGRAMME))
         document["tiers"][1]["thresholds"]["spend_minor"] = 100_000
@@ -118,7 +119,8 @@ def measure(size: int) -> None:
         print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n--- plan after:\n{plan}")
         assert new.members > 0.9 * size and new.up > 0 and new.down == 0  # cheaper: nobody goes down
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
         admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{size}" WITH (FORCE)')
 
 
