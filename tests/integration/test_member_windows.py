@@ -137,3 +137,32 @@ def test_the_preview_from_kept_sums_answers_what_the_statement_it_replaced_answe
     finally:
         store.dispose()
         admin('DROP DATABASE IF EXISTS "cl_perf_members_3000" WITH (FORCE)')
+
+
+def test_the_migration_leaves_the_rebuild_to_do_only_where_there_was_activity(tmp_path):
+    """``mem0008`` on a database with a visit records the one-off rebuild as to do (the preview sums the activity
+    rows until it finished); on one without, nothing (the kept rows are all there is)."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    from services.kit.migrate import SERVICES_DIR, alembic_config, migrations_dir
+
+    def migrated(name: str, visit: bool) -> bool:
+        url = f"sqlite:///{tmp_path / name}"
+        command.upgrade(alembic_config(SERVICES_DIR / "kit" / "migrations", url), "head")
+        command.upgrade(alembic_config(migrations_dir("members"), url), "mem0005")
+        engine = create_engine(url)
+        if visit:
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO member_visits (visit_id, member_id, day, completed, "
+                                        "qualifying_minor, refunded_minor, fully_refunded) VALUES ('v1', :m, "
+                                        "'2026-11-02', 1, 100, 0, 0)"), {"m": uuid.uuid4().hex})
+        command.upgrade(alembic_config(migrations_dir("members"), url), "mem0008")
+        with Session(engine) as session:
+            answer = windows.built(session)
+        engine.dispose()
+        return answer
+
+    assert migrated("with.db", visit=True) is False
+    assert migrated("without.db", visit=False) is True
