@@ -12,9 +12,8 @@ activity rows as before until it finished). A database without activity needs no
 
 from datetime import UTC, datetime
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'mem0008'
 down_revision = 'mem0005'
