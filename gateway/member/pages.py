@@ -8,7 +8,6 @@ double tap or a resent form changes once.
 
 from __future__ import annotations
 
-import logging
 import math
 import uuid
 from datetime import UTC, datetime
@@ -32,13 +31,12 @@ from gateway.member.http import (
     remember,
     render,
 )
+from gateway.member.sending import CodeSender
 from gateway.upstream import Upstream
 from services.kit.clock import utcnow
 from services.kit.config import LANGUAGES
-from services.kit.errors import DomainError, Invalid
+from services.kit.errors import Invalid
 from services.members.rules.identity import parse_phone
-
-log = logging.getLogger(__name__)
 
 STYLESHEET = HERE / "static" / "member.css"
 SIGNS_IN = ("active", "frozen")  # a closed or merged membership has no page
@@ -75,6 +73,7 @@ class MemberPages:
     points = Upstream("points")
     records = Upstream("records")
     notifications = Upstream("notifications")
+    code_sender = CodeSender()
 
     # --- assets and sign-in -----------------------------------------------------------------------------
 
@@ -106,15 +105,13 @@ class MemberPages:
         member = found[0] if len(found) == 1 and found[0].get("status") in SIGNS_IN else None
         issued = codes.issue(self.auth.database.store, request.page.code_policy, phone,
                              member["id"] if member else None, request.client_address, utcnow())
-        if member is not None:
+        answer = redirect(f"{ROOT}/code?c={issued.challenge_id}", 303)
+        if member is not None:  # sent once the answer is out: its time tells nobody who is a member (sending.py)
             language = member.get("preferred_language") or request.language
             minutes = _minutes(request.page.code_policy.lifetime.total_seconds())
-            try:
-                self.notifications.send_sign_in_code({"phone": phone, "code": issued.code, "language": language,
-                                                      "minutes": minutes})
-            except DomainError as failure:  # the same answer: a member asks again; nobody learns who is one
-                log.warning("sign-in code not sent: %s", failure)
-        return redirect(f"{ROOT}/code?c={issued.challenge_id}", 303)
+            self.code_sender.after(answer, self.notifications, {"phone": phone, "code": issued.code,
+                                                                "language": language, "minutes": minutes})
+        return answer
 
     @member_page("GET", f"{ROOT}/code", signed_in=False)
     def member_code_form(self, request: Request) -> Response:

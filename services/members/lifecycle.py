@@ -28,7 +28,7 @@ from services.kit.crypto import Encrypted
 from services.kit.db import fetch
 from services.kit.errors import Conflict, Invalid, NotFound
 from services.kit.telemetry import counter
-from services.members import activity, identities, quotas, segmentation, tier_ledger
+from services.members import activity, identities, quotas, segmentation, tier_ledger, windows
 from services.members.models import Member, MemberMerge, MemberNameToken, MemberStatusChange
 from services.members.register import parse_id
 from services.members.rules import tiers
@@ -90,6 +90,7 @@ def merge(session: Session, survivor: Member, merged: Member, programme: Program
     session.flush()
     activity.refresh_summary(session, merged.id, now)
     activity.refresh_summary(session, survivor.id, now)
+    windows.refresh(session, [merged.id, survivor.id], local_date(now, zone), now)
 
     # the survivor holds the better of both tiers, or what the combined 12 months earn if that is higher
     today = local_date(now, zone)
@@ -156,6 +157,7 @@ def reverse(session: Session, row: MemberMerge, programme: Programme, zone: Zone
                        "then reverse the merge.") from None
     activity.refresh_summary(session, merged.id, now)
     activity.refresh_summary(session, survivor.id, now)
+    windows.refresh(session, [merged.id, survivor.id], local_date(now, zone), now)
 
     # the survivor keeps what it held before the merge, or what its own 12 months earn, whichever is higher
     today = local_date(now, zone)

@@ -201,6 +201,28 @@ class MemberActivity(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class MemberWindow(Base):
+    """A member's last 12 months summed as the tier rules count them (``windows.py``), for the programme preview:
+    the sums over the local days ``window(computed_for)``, and the days that bound how long they stay true
+    (the first activity day inside the window: it leaves; the first after ``computed_for``: it enters)."""
+
+    __tablename__ = "member_windows"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    computed_for: Mapped[date] = mapped_column(Date)  # the window's last local day
+    spend_minor: Mapped[int] = mapped_column(BigInteger)  # net of refunds, visits that count
+    points: Mapped[int] = mapped_column(BigInteger)  # earned less reversed (may be below 0: read as 0)
+    top_up_minor: Mapped[int] = mapped_column(BigInteger)  # the largest single top-up
+    visits_first: Mapped[int] = mapped_column(Integer)  # visits that count, by kind (records' VISIT_KINDS)
+    visits_return: Mapped[int] = mapped_column(Integer)
+    visits_emergency: Mapped[int] = mapped_column(Integer)
+    visits_free_clinic: Mapped[int] = mapped_column(Integer)
+    visits_event: Mapped[int] = mapped_column(Integer)
+    earliest_day: Mapped[date | None] = mapped_column(Date)  # the first day with activity in the window
+    next_day: Mapped[date | None] = mapped_column(Date)  # the first day with activity after computed_for
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class TierChange(Base):
     """The tier history: every change of a member's tier, with its reason."""
 

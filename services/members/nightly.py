@@ -1,4 +1,6 @@
-"""The members' nightly work, in order: yearly tier reviews, review notices ending, segmentation.
+"""The members' nightly work, in order: yearly tier reviews, review notices ending, segmentation, and the kept
+12-month sums whose window moved past their first day of activity (``windows.refresh_stale``; the first night
+after the release that made them, every member's once if there was activity: ``windows.REBUILD``).
 
 Each job is a ``kit.jobs.run_batches`` run keyed by the group's local day: bounded (``max_batches`` per
 call; the timer calls again a minute later), resumable after a crash (effects, events and cursor commit
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -23,14 +26,14 @@ from services.kit.db import Store
 from services.kit.jobs import Outcome, run_batches
 from services.kit.outbox_batch import BatchEvents
 from services.kit.telemetry import counter, gauge
-from services.members import segmentation, tier_ledger
+from services.members import segmentation, tier_ledger, windows
 from services.members.events import EVENTS
 from services.members.rules.programme import Programme
 from services.members.rules.segments import Bounds
 
 log = logging.getLogger(__name__)
 
-JOBS = ("tier_reviews", "tier_notices", "segments")
+JOBS = ("tier_reviews", "tier_notices", "segments", windows.REBUILD[0], "windows")
 
 PROCESSED = counter("careloop_members_nightly_processed_total", "Members processed by nightly jobs", ("job",))
 FINISHED_AT = gauge("careloop_members_nightly_finished_timestamp_seconds",
@@ -41,6 +44,7 @@ FINISHED_AT = gauge("careloop_members_nightly_finished_timestamp_seconds",
 class BatchSizes:
     reviews: int = 500
     segments: int = 1000
+    windows: int = 1000
 
 
 def _with_events(step: Any) -> Any:
@@ -77,10 +81,22 @@ def run(store: Store, programme: Programme, zone: ZoneInfo, day: date, max_batch
                                                 cursor["after"], sizes.segments, emit)
         return ({**cursor, "after": after} if after else None), count
 
+    def by_member(refresh: Any) -> Any:
+        """A step of the kept 12-month sums (``windows``), its cursor the last member id as text."""
+        def step(session: Session, cursor: Any) -> tuple[Any, int]:
+            after, count = refresh(session, day, uuid.UUID(cursor) if cursor else None, sizes.windows, utcnow())
+            return (str(after) if after else None), count
+
+        return step
+
+    with store.transaction() as session:
+        rebuild = () if windows.built(session) else ((*windows.REBUILD, by_member(windows.rebuild_batch)),)
     outcomes: dict[str, dict[str, Any]] = {}
-    for job, step in (("tier_reviews", reviews), ("tier_notices", notices), ("segments", segments)):
+    for job, run_key, step in (("tier_reviews", key, reviews), ("tier_notices", key, notices),
+                               ("segments", key, segments), *rebuild,
+                               ("windows", key, by_member(windows.refresh_stale))):
         started = time.perf_counter()
-        outcome: Outcome = run_batches(store, job, key, step, max_batches=max_batches)
+        outcome: Outcome = run_batches(store, job, run_key, step, max_batches=max_batches)
         outcomes[job] = {**asdict(outcome), "seconds": round(time.perf_counter() - started, 3)}
         log.info("nightly job", extra={"job": job, "day": key, **outcomes[job]})
         PROCESSED.labels(job).inc(outcome.processed)

@@ -27,6 +27,7 @@ from services.members import (
     segmentation,
     standings,
     tier_ledger,
+    windows,
 )
 from services.members.events import EVENTS, SEGMENTS
 from services.members.models import Member
@@ -106,6 +107,10 @@ class MembersService(Service):
     def _reassess(self, member: Member, source_ref: str, how: Callable[..., Any] = tier_ledger.reassess) -> None:
         how(self.db.session, member, self._programme().programme, self.group.zone, utcnow(), self.events.emit,
             EVENT_ACTOR, source_ref)
+
+    def _keep_window(self, member: Member) -> None:
+        """The member's kept 12-month sums after a fact was kept (the member is locked: ``member_for_event``)."""
+        windows.refresh(self.db.session, [member.id], self._today(), utcnow())
 
     def _currency(self, currency: str) -> None:
         if currency != self.group.currency:
@@ -290,6 +295,7 @@ class MembersService(Service):
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_visit(self.db.session, member.id, data, self.group.zone, utcnow()):
+            self._keep_window(member)
             self._reassess(member, f"visit:{data['visit_id']}")
 
     @event_handler(VisitRefunded)
@@ -297,7 +303,8 @@ class MembersService(Service):
         """A refund takes its spend back out; it never lowers the tier before the next review."""
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        activity.record_refund(self.db.session, member.id, data, self._today(), utcnow())
+        if activity.record_refund(self.db.session, member.id, data, self._today(), utcnow()):
+            self._keep_window(member)
 
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, data: dict[str, Any]) -> None:
@@ -308,18 +315,21 @@ class MembersService(Service):
     def on_points_earned(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_points(self.db.session, member.id, data, local_date(data["earned_at"], self.group.zone)):
+            self._keep_window(member)
             self._reassess(member, f"points:{data['posting_id']}", tier_ledger.reassess_after_points)
 
     @event_handler(PointsReversed)
     def on_points_reversed(self, data: dict[str, Any]) -> None:
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        activity.record_points_reversal(self.db.session, member.id, data, self._today())
+        if activity.record_points_reversal(self.db.session, member.id, data, self._today()):
+            self._keep_window(member)
 
     @event_handler(ToppedUp)
     def on_topped_up(self, data: dict[str, Any]) -> None:
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_top_up(self.db.session, member.id, data, local_date(data["occurred_at"], self.group.zone)):
+            self._keep_window(member)
             self._reassess(member, f"top_up:{data['topup_id']}")
 
     # --- tiers ---------------------------------------------------------------------------------------
@@ -642,5 +652,6 @@ class MembersService(Service):
         self._currency(data["currency"])
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_imported_visits(self.db.session, member.id, data["visits"], self.group.zone, utcnow()):
+            self._keep_window(member)
             self._reassess(member, f"import:visit:{data['visits'][0]['visit_id']}",
                            partial(tier_ledger.reassess, reason="import"))

@@ -1,9 +1,11 @@
 """What a proposed programme would do to members' tiers, before a group admin stores it (the preview).
 
-One SQL statement over every active member: each member's last 12 months (the three activity tables
-summed per member, grouped in the database) is ranked under the programme in force and under the
-proposal, beside the rank of the tier held; the database returns one row per combination of ranks
-with its count — a few dozen rows whatever the number of members, never a row per member.
+One SQL statement over every active member: each member's last 12 months, as kept summed in
+``member_windows`` (``windows.py``: a narrow row per member with activity; the rows the night has not brought
+up to date yet summed from their activity rows, and every member's until the rows were first written), is
+ranked under the programme in force and under the proposal, beside the rank of the tier held; the database
+returns one row per combination of ranks with its count — a few dozen rows whatever the number of members,
+never a row per member.
 
 What the counts mean follows the tier rules (``rules/tiers.py``), which storing a version does not
 change: a member the proposal qualifies *above* their tier moves up at their next visit, points or
@@ -20,11 +22,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from services.members import activity
-from services.members.models import Member, MemberPoints, MemberTopUp, MemberVisit
+from services.members import windows
+from services.members.models import Member
 from services.members.rules import tiers
 from services.members.rules.programme import Programme
 
@@ -68,33 +70,20 @@ def _held_rank(programme: Programme) -> Any:
 
 def preview(session: Session, current: Programme, proposed: Programme, as_of: date) -> Preview:
     """How many active members ``proposed`` moves up and down against ``current`` (see the module)."""
-    first, last = tiers.window(as_of)
-    in_window = MemberVisit.day.between(first, last)
-
-    def tier_visits(kinds: tuple[str, ...]) -> Any:
-        return func.sum(case((and_(activity.counted(), MemberVisit.kind.in_(kinds)), 1), else_=0))
-
-    visits = (select(MemberVisit.member_id, func.sum(activity.net_spend()).label("spend"),
-                     tier_visits(current.tier_visit_kinds).label("visits_now"),
-                     tier_visits(proposed.tier_visit_kinds).label("visits_new"))
-              .where(in_window).group_by(MemberVisit.member_id).subquery())
-    points = (select(MemberPoints.member_id, func.sum(MemberPoints.points).label("points"))
-              .where(MemberPoints.day.between(first, last)).group_by(MemberPoints.member_id).subquery())
-    top_ups = (select(MemberTopUp.member_id, func.max(MemberTopUp.amount_minor).label("top_up"))
-               .where(MemberTopUp.day.between(first, last)).group_by(MemberTopUp.member_id).subquery())
-    spend = func.coalesce(visits.c.spend, 0)
-    top_up = func.coalesce(top_ups.c.top_up, 0)
-    earned = case((points.c.points > 0, points.c.points), else_=0)  # never below 0, as ``Activity`` counts
+    window = windows.as_of(session, *tiers.window(as_of), kept=windows.built(session))
+    spend = func.coalesce(window.c.spend_minor, 0)
+    top_up = func.coalesce(window.c.top_up_minor, 0)
+    earned = case((window.c.points > 0, window.c.points), else_=0)  # never below 0, as ``Activity`` counts
     ranked = (select(Member.tier.label("tier"), _held_rank(current).label("held_now"),
                      _held_rank(proposed).label("held_new"),
-                     _earned_rank(current, spend, top_up, earned, func.coalesce(visits.c.visits_now, 0))
+                     _earned_rank(current, spend, top_up, earned,
+                                  func.coalesce(windows.visits_of(window, current.tier_visit_kinds), 0))
                      .label("earned_now"),
-                     _earned_rank(proposed, spend, top_up, earned, func.coalesce(visits.c.visits_new, 0))
+                     _earned_rank(proposed, spend, top_up, earned,
+                                  func.coalesce(windows.visits_of(window, proposed.tier_visit_kinds), 0))
                      .label("earned_new"))
               .select_from(Member)
-              .outerjoin(visits, visits.c.member_id == Member.id)
-              .outerjoin(points, points.c.member_id == Member.id)
-              .outerjoin(top_ups, top_ups.c.member_id == Member.id)
+              .outerjoin(window, window.c.member_id == Member.id)
               .where(Member.status == "active").subquery())
     columns = (ranked.c.tier, ranked.c.held_now, ranked.c.held_new, ranked.c.earned_now, ranked.c.earned_new)
     rows = session.execute(select(*columns, func.count()).group_by(*columns)).all()

@@ -183,7 +183,7 @@ def test_the_timer_runs_the_night_once_it_is_late_enough(start_service, rpc, bac
         tick()
     done = world.rows("SELECT job FROM kit_job_runs WHERE run_key = :day AND finished_at IS NOT NULL ORDER BY job",
                       day=today().isoformat())
-    assert [row[0] for row in done] == (["segments", "tier_notices", "tier_reviews"] if runs else [])
+    assert [row[0] for row in done] == (["segments", "tier_notices", "tier_reviews", "windows"] if runs else [])
 
 
 def test_only_group_admins_run_the_night_and_never_a_future_day(world, rpc):
