@@ -3,25 +3,13 @@ a stale version is a 409, a bad rule a 422 naming its field; branch managers onl
 
 from __future__ import annotations
 
-import uuid
-
+from tests.e2e.console.test_settings import bill
+from tests.e2e.test_campaigns_over_http import balance
 from tests.e2e.test_points_over_http import DESK, MANAGER, as_, enrol
 from tests.harness import wait_for
 
 ADMIN = ("group_admin", ("*",))
 PATH = "/v1/programme/earning"
-
-
-def bill(suite, member: str, amount_minor: int) -> None:
-    done = suite.call("POST", "/v1/his/bills", role="integration", json={
-        "bill_id": f"HIS-ER-{uuid.uuid4().hex[:8]}", "member_id": member, "branch": "SH01", "currency": "CNY",
-        "items": [{"category": "cleaning", "code": "CL-1", "amount_minor": amount_minor}],
-        "payments": [{"method": "card", "amount_minor": amount_minor}]})
-    assert done.status_code in (200, 201), done.text
-
-
-def balance(suite, member: str) -> int:
-    return as_(suite, DESK, "GET", f"/v1/members/{member}/points").json()["balance"]
 
 
 def test_a_spend_rate_changed_over_http_applies_to_the_next_bill(suite):

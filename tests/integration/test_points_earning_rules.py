@@ -12,6 +12,7 @@ from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden, Invalid
 from services.records.events import FeedbackSubmitted
 from tests.integration.points_world import World
+from tests.integration.test_points_campaigns import key, lines
 
 ADMIN = Identity(kind="staff", subject="u0", role="group_admin", branches=("*",))
 MANAGER = Identity(kind="staff", subject="u2", role="branch_manager", branches=("SH01",))
@@ -22,14 +23,6 @@ FILE = {"visit_points": 7, "campaigns": [{"code": "member-day", "name": "Member 
 @pytest.fixture
 def world(start_service, rpc, backend, amqp_uri):
     return World.start(start_service, rpc, backend, amqp_uri, POINTS_PROGRAMME=FILE)
-
-
-def key() -> str:
-    return uuid.uuid4().hex
-
-
-def lines(world: World, member: str) -> list[tuple[str, int]]:
-    return [(p["rule"], p["points"]) for p in world.postings(member)]
 
 
 def test_a_changed_spend_rate_earns_from_the_next_bill_and_a_stale_version_is_refused(world, rpc):
