@@ -132,4 +132,7 @@ class ConsoleEarning:
         t = request.t
         return render(request, "earning.html", status, current=current, rules=rules, key=key,
                       boxes=boxes(rules, flat), chosen=chosen, kinds=VISIT_KINDS,
-                      labels={s: t(f"earning_satisfaction.{s}") for s in SATISFACTION}, **context)
+                      labels={"tier_multipliers": {code: t.tier(code) for code in rules["tier_multipliers"]},
+                              "review_points": {s: t(f"earning_satisfaction.{s}") for s in SATISFACTION},
+                              "interaction_points": {kind: kind for kind in rules["interaction_points"]}},
+                      **context)
