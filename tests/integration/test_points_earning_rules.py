@@ -11,6 +11,7 @@ import pytest
 from services.kit.caller import Identity
 from services.kit.errors import Conflict, Forbidden, Invalid
 from services.records.events import FeedbackSubmitted
+from tests.integration.overlap import LockWaits
 from tests.integration.points_world import World
 from tests.integration.test_points_campaigns import key, lines
 
@@ -100,3 +101,22 @@ def test_bad_rules_name_the_field_and_store_nothing(world, rpc):
         admin.set_earning_rules({"visit_points": 1, "expected_version": 0})
     assert world.scalar("SELECT count(*) FROM points_earning_rules") == 0
     assert admin.get_earning_rules()["version"] == 0
+
+
+@pytest.mark.backends("postgresql")  # on SQLite one transaction runs at a time: nothing can overlap
+def test_edits_of_one_version_sent_at_once_one_wins_the_others_are_told_it_changed(world, rpc):
+    admin = rpc(caller=ADMIN).points
+    with LockWaits(world.url) as waits:  # ten edits of version 0, all sent at once
+        replies = [admin.set_earning_rules.call_async({"visit_points": points, "expected_version": 0},
+                                                      idempotency_key=key()) for points in range(1, 11)]
+        outcomes = []
+        for reply in replies:
+            try:
+                outcomes.append(reply.result()["rules"]["visit_points"])
+            except Conflict:
+                outcomes.append("conflict")
+    assert sorted(outcomes, key=str).count("conflict") == 9, outcomes
+    assert waits.count("transactionid", "tuple") >= 1, "no edit waited for another's lock: they did not overlap"
+    got = admin.get_earning_rules()
+    assert [v["version"] for v in got["versions"]] == [1]
+    assert got["rules"]["visit_points"] == next(found for found in outcomes if found != "conflict")
