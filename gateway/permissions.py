@@ -97,6 +97,10 @@ GRANTS: dict[str, tuple[str, ...]] = {
     # points campaigns through the API (issue 20 item 7): group admins; branch managers read them
     "campaigns:read": ("group_admin", "branch_manager"),
     "campaigns:write": ("group_admin",),
+    # points earning rules through the API and the console (issue 21 item 2): group-wide, so only group admins
+    # change them; branch managers read them (as campaigns; /v1/points/programme shows them to the desk anyway)
+    "points-rules:read": ("group_admin", "branch_manager"),
+    "points-rules:write": ("group_admin",),
 }
 
 

@@ -10,6 +10,7 @@ from nameko.dependency_providers import Config
 
 from gateway.auth import Authenticator
 from gateway.console.campaigns import CampaignPages
+from gateway.console.earning import ConsoleEarning
 from gateway.console.imports import ConsoleImports
 from gateway.console.journeys import JourneyPages
 from gateway.console.pages import ConsolePages
@@ -18,6 +19,7 @@ from gateway.member.pages import MemberPages
 from gateway.routes.access import AccessRoutes
 from gateway.routes.auth import AuthRoutes
 from gateway.routes.campaigns import CampaignRoutes
+from gateway.routes.earning import EarningRoutes
 from gateway.routes.exports import ExportRoutes
 from gateway.routes.families import FamilyRoutes
 from gateway.routes.identity import IdentityRoutes
@@ -42,7 +44,7 @@ class GatewayService(OperationRoutes, MemberRoutes, PointsRoutes, RecordRoutes, 
                      StaffRoutes, AccessRoutes, IntegrationRoutes, IdentityRoutes, ReceiptRoutes,
                      WaitlistRoutes, FamilyRoutes, SubscriptionRoutes, ConsolePages, FhirRoutes, ImportRoutes,
                      ExportRoutes, MemberPages, AppointmentLinkRoutes, JourneyRoutes, CampaignRoutes,
-                     CampaignPages, JourneyPages, ConsoleImports):
+                     CampaignPages, JourneyPages, ConsoleImports, EarningRoutes, ConsoleEarning):
     name = "gateway"
     config = Config()
     db = Database()

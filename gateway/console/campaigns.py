@@ -33,10 +33,12 @@ class CampaignPages:
     members = Upstream("members")
     points = Upstream("points")
 
-    @page("GET", "/console/settings/earning", "campaigns:read")
-    def console_earning_rules(self, request: Request) -> Response:
+    @page("GET", "/console/settings/points", "points-rules:read")
+    def console_points_in_force(self, request: Request) -> Response:
+        """The whole points programme in force, read-only: the earning rules (changed on their own page), expiry,
+        spending and stored value (the programme file's) and the campaigns running."""
         rules, in_force = _pile(self.points.programme_rules, self.members.get_programme)
-        return render(request, "earning.html", rules=rules, tier_names=_tier_names(in_force), section="earning")
+        return render(request, "points_rules.html", rules=rules, tier_names=_tier_names(in_force), section="points")
 
     @page("GET", "/console/campaigns", "campaigns:read")
     def console_campaigns(self, request: Request) -> Response:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.points import earning_rules
 from services.points.models import Campaign as CampaignRow
 from services.points.models import CampaignsStamp, CampaignVersion
 from services.points.rules.programme import Campaign, Programme, campaign_state, parse_campaign, plain
@@ -48,7 +49,10 @@ class Stored:
 class _Loaded:
     stamp: str | None
     campaigns: tuple[Campaign, ...]
-    merged: tuple[Programme, Programme] | None = None  # (the file's programme, it with these campaigns)
+    merged: tuple[Programme, Programme] | None = None  # (the file's programme, it with these rules and campaigns)
+    # the earning rules stored through the API (earning_rules.py) at this stamp, read by the first in_force
+    earning: dict[str, Any] | None = None
+    earning_read: bool = False
 
 
 _loaded: dict[str, _Loaded] = {}  # per database URL: several services share a process in tests
@@ -71,12 +75,16 @@ def _current(session: Session) -> _Loaded:
 
 
 def in_force(session: Session, base: Programme) -> Programme:
-    """``base`` (the file's programme) with the stored campaigns not ended by hand (one row read when cached)."""
+    """``base`` (the file's programme) with the earning rules stored through the API over it, then the stored
+    campaigns not ended by hand (one row read when cached; both are reloaded when the stamp moved)."""
     loaded = _current(session)
-    if not loaded.campaigns:
+    if not loaded.earning_read:
+        loaded.earning, loaded.earning_read = earning_rules.stored_terms(session), True
+    if not loaded.campaigns and not loaded.earning:
         return base
     if loaded.merged is None or loaded.merged[0] is not base:  # settings caches the file's: one entry is enough
-        loaded.merged = (base, replace(base, campaigns=base.campaigns + loaded.campaigns))
+        ruled = earning_rules.apply(base, loaded.earning)
+        loaded.merged = (base, replace(ruled, campaigns=ruled.campaigns + loaded.campaigns))
     return loaded.merged[1]
 
 

@@ -499,3 +499,16 @@ class CampaignsStamp(Base):
     stamp: Mapped[str] = mapped_column(String(32))
     changes: Mapped[int] = mapped_column(BigInteger)  # how many changes so far (for people; the stamp decides)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EarningRulesVersion(Base):
+    """One version of the earning rules changed through the API (``earning_rules.py``): the fields it sets over
+    the programme file's, who stored it and when. Never edited: a change adds the next version; the highest is in
+    force (none: the file's rules alone)."""
+
+    __tablename__ = "points_earning_rules"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    terms: Mapped[str] = mapped_column(Text)  # JSON: the earning fields set, as rules.programme.parse_programme reads
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))  # Identity.actor

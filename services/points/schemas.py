@@ -719,3 +719,62 @@ class CampaignSchema(CampaignTermsSchema):
 
 
 CampaignListSchema = list_of(CampaignSchema)
+
+
+# --- earning rules changed through the API (over the programme file's; earning_rules.py) --------------------
+
+_EARNING_RULE = ("Checked by the programme file's own parsing (services/points/rules/programme.py), so a 422 names "
+                 "the field as the body does: visit_points, tier_multipliers.gold, review_points.satisfied...")
+
+
+class EarningRulesTermsSchema(Schema):
+    """The earning rules a version sets; a field left out keeps the programme file's value (send none: the file's
+    rules again). Points are whole numbers; multipliers as 1.5, "1.5" or basis points 15000."""
+
+    spend_points_per_unit = fields.Integer(metadata={"description": "Points per currency unit paid. " + _EARNING_RULE})
+    tier_multipliers = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
+        "description": "Tier code -> multiplier on spend points (the whole map; a tier left out: 1x).",
+        "example": {"standard": 1, "silver": "1.2", "gold": 15000}})
+    visit_points = fields.Integer(metadata={"description": "Points per completed visit of visit_kinds."})
+    visit_kinds = fields.List(fields.String(validate=validate.OneOf(VISIT_KINDS)))
+    activity_points = fields.Integer(metadata={"description": "Points per attended activity of activity_kinds."})
+    activity_kinds = fields.List(fields.String(validate=validate.OneOf(VISIT_KINDS)))
+    referral_enrolment_points = fields.Integer(metadata={"description": "To the referrer when the referred enrols."})
+    referral_first_paid_visit_points = fields.Integer(metadata={
+        "description": "To the referrer on the referred person's first paid visit."})
+    review_points = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Satisfaction -> points (negative deducts); satisfactions left out keep the file's."})
+    interaction_points = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Online interaction kind -> points (the whole map)."})
+    interaction_daily_cap = fields.Integer(metadata={"description": "Most interaction points per member per day."})
+
+
+class EarningRulesChangeSchema(EarningRulesTermsSchema):
+    """The next version of the earning rules: the fields it sets, and the version it was edited from."""
+
+    expected_version = StrictInteger(required=True, validate=validate.Range(min=0), metadata={
+        "description": "The version you edited (0: none stored yet): 409 if the rules changed since."})
+
+
+class EarningRulesBodySchema(CampaignBodySchema):
+    """Only the checks every body gets; the rules are checked by the programme file's parsing, not here."""
+
+
+class EarningRulesVersionSchema(Schema):
+    expected_version = StrictInteger(required=True, validate=validate.Range(min=0))
+
+
+class EarningRulesSchema(Schema):
+    """The earning rules in force: the programme file's with the version stored through the API over it."""
+
+    version = fields.Integer(metadata={"description": "The stored version in force (0: none stored)."})
+    source = fields.String(metadata={"description": "file (nothing stored over it) or stored."})
+    rules = fields.Nested(EarningRulesTermsSchema, metadata={
+        "description": "Every earning rule in force (multipliers in basis points, 10000 = 1x)."})
+    stored = fields.List(fields.String(), metadata={"description": "The fields the version in force sets."})
+    currency_minor_per_unit = fields.Integer(metadata={
+        "description": "The currency unit spend points count, in minor units (programme file only)."})
+    updated_at = UtcTime(allow_none=True)
+    updated_by = fields.String(allow_none=True)
+    versions = fields.List(fields.Nested(CampaignVersionSchema), metadata={
+        "description": "Every stored version, oldest first: the fields it set, who stored it and when."})

@@ -36,6 +36,7 @@ from services.points import (
     campaigns,
     catalogue,
     coupons,
+    earning_rules,
     expiry,
     holds,
     ledger,
@@ -72,6 +73,9 @@ from services.points.schemas import (
     CouponSchema,
     CouponUseSchema,
     DailyJobsSchema,
+    EarningRulesBodySchema,
+    EarningRulesSchema,
+    EarningRulesVersionSchema,
     EarnSchema,
     ExpectedVersionSchema,
     FamilyBalancesSchema,
@@ -135,8 +139,8 @@ class PointsService(Service):
         return settings.programme_of(self.config)
 
     def _ctx(self, with_campaigns: bool = False) -> Context:
-        """``with_campaigns``: the programme with the campaigns created through the API merged in (one cached
-        row read, campaigns.py) — for what a visit earns; every other rule is the file's alone."""
+        """``with_campaigns``: the programme with the earning rules and campaigns stored through the API merged in
+        (one cached row read, campaigns.py) — for what is earned; every other rule is the file's alone."""
         programme = self.programme
         if with_campaigns:
             programme = campaigns.in_force(self.db.session, programme)
@@ -275,7 +279,7 @@ class PointsService(Service):
             self.caller.require_role(*access.ADJUSTERS, action="adjust points by hand")
         member = self._member(member_id, held=True)
         roster.require_active(member, "earn points")
-        postings = awards.earn_command(self.db.session, self._ctx(), member, data, key)
+        postings = awards.earn_command(self.db.session, self._ctx(with_campaigns=True), member, data, key)
         self._announce(postings)
         return PostingSchema().dump(postings[-1])
 
@@ -690,7 +694,7 @@ class PointsService(Service):
         ledger.lock_account(self.db.session, member.member_id, now)
         if referrer is None:
             return
-        posting = awards.referral_bonus(self.db.session, self._ctx(), member, referrer)
+        posting = awards.referral_bonus(self.db.session, self._ctx(with_campaigns=True), member, referrer)
         self._announce([posting] if posting else [])
 
     @event_handler(TierChanged)
@@ -763,7 +767,7 @@ class PointsService(Service):
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
         """Points for answering a satisfaction survey."""
         member = self._member(event["member_id"], held=True)
-        self._announce(awards.review(self.db.session, self._ctx(), event, member))
+        self._announce(awards.review(self.db.session, self._ctx(with_campaigns=True), event, member))
 
     # --- the warehouse's exports (kit.exports): a page at a time, from the cursor the last export ended at ---
 
@@ -812,3 +816,24 @@ class PointsService(Service):
     def export_coupons(self, query: dict[str, Any]) -> dict[str, Any]:
         """Coupons in the order they last changed: a coupon comes again when it is used, voided or expires."""
         return self._export(query, Coupon, Coupon.updated_at, CouponExportSchema)
+
+    # --- earning rules changed through the API (over the programme file's; earning_rules.py) -------------
+
+    @rpc
+    def get_earning_rules(self) -> dict[str, Any]:
+        """The earning rules in force, the stored version in force (0: the file's alone) and every version."""
+        return EarningRulesSchema().dump(earning_rules.describe(self.db.session, self.programme))
+
+    @rpc
+    @idempotent
+    def set_earning_rules(self, rules: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """The next version of the earning rules (the fields sent over the file's; ``expected_version``: 409 if
+        they changed since); everything earned once this answered earns by it."""
+        self.caller.require_role(*access.CAMPAIGN_EDITORS, action="change the earning rules")
+        _required_key(idempotency_key)
+        body = load(EarningRulesBodySchema(), rules)
+        expected = load(EarningRulesVersionSchema(), {"expected_version": body.pop("expected_version", None)})
+        ctx = self._ctx()
+        earning_rules.change(self.db.session, self.programme, body, expected["expected_version"], ctx.now,
+                             ctx.operator)
+        return self.get_earning_rules()

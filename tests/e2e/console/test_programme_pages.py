@@ -123,9 +123,12 @@ def test_a_group_admin_creates_edits_and_ends_a_campaign_and_a_stale_edit_says_s
     assert campaign(suite, "spring-x2")["state"] == "ended"
     assert admin.count("#campaign-edit") == 0 and admin.count("#campaign-ended") == 1
 
-    assert admin.goto("/console/settings/earning") == 200
-    assert admin.count("#earning-read-only") == 1 and admin.count("#rule-spend") == 1
+    assert admin.goto("/console/settings/earning") == 200  # a group admin changes them (test_earning_rules.py)
+    assert admin.count("#earning-save") == 1 and admin.count("#earning-read-only") == 0
+    assert admin.goto("/console/settings/points") == 200
+    assert admin.count("#points-read-only") == 1 and admin.count("#rule-spend") == 1
     screens(admin, screenshots, "earning-rules", "/console/settings/earning")
+    screens(admin, screenshots, "points-in-force", "/console/settings/points")
 
 
 def test_journeys_are_paused_and_activated_with_their_dry_run_and_a_refused_activation_says_why(
@@ -167,6 +170,7 @@ def test_journeys_are_paused_and_activated_with_their_dry_run_and_a_refused_acti
     assert manager.goto("/console/new-campaign") == 403
     assert manager.count("#nav-settings") == 0 and manager.goto("/console/settings") == 403
     assert manager.goto("/console/settings/earning") == 200 and manager.count("#sub-tiers") == 0
+    assert manager.count("#earning-read-only") == 1 and manager.count("#earning-save") == 0  # read, not changed
 
     # another branch's manager: the journey is not theirs (notifications says so)
     elsewhere, _ = signed_in(suite, open_browser, "branch_manager", ("SH02",))
@@ -177,7 +181,8 @@ def test_journeys_are_paused_and_activated_with_their_dry_run_and_a_refused_acti
 def test_front_desk_gets_403_and_forms_without_csrf_create_no_campaign(suite, open_browser):
     desk, _ = signed_in(suite, open_browser, "front_desk")
     assert desk.count("#nav-campaigns") == 0 and desk.count("#nav-journeys") == 0
-    for path in ("/console/campaigns", "/console/new-campaign", "/console/journeys", "/console/settings/earning"):
+    for path in ("/console/campaigns", "/console/new-campaign", "/console/journeys", "/console/settings/earning",
+                 "/console/settings/points"):
         assert desk.goto(path) == 403, path
 
     admin, _ = signed_in(suite, open_browser, "group_admin", ADMIN)
