@@ -696,10 +696,12 @@ class PatientViewSchema(MemberSchema):
 
     identifiers = fields.List(fields.Nested(IdentifierSchema))
 class ImportRowSchema(Schema):
-    """One row of an import: its idempotency key (the job and the row) and the enrolment as read."""
+    """One row of an import: its idempotency key (the job and the row), the enrolment as read and the card
+    number the member had in the system the file comes from (kept as the member's card when free)."""
 
     key = fields.String(required=True, validate=validate.Length(min=1, max=128))
     member = fields.Dict(required=True)
+    card_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
 
 
 class ImportBatchSchema(Schema):

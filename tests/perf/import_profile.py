@@ -29,16 +29,11 @@ from services.kit.migrate import upgrade  # noqa: E402
 from services.kit.outbox_batch import BatchEvents  # noqa: E402
 from services.members import batches  # noqa: E402
 from services.members.events import EVENTS  # noqa: E402
+from services.members.service import enrolled_event  # noqa: E402
 from tests import import_samples  # noqa: E402
 from tests.harness import PG_ADMIN_URL  # noqa: E402
 
 ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*",))
-
-
-def enrolled(member):
-    return {"member_id": member.id, "home_branch": member.home_branch, "referrer_id": member.referred_by_id,
-            "preferred_language": member.preferred_language, "source": member.source,
-            "enrolled_at": member.enrolled_at}
 
 
 def _admin(sql: str) -> None:
@@ -61,9 +56,10 @@ def main(rows: int, size: int, profile: str | None) -> None:
         group = group_from_config({})
         header = import_samples.HEADERS
         columns = cols.resolve(list(header))
-        read = [cols.enrolment(cols.cells_of(columns, row), None, None)[0] for row in import_samples.members(rows)]
-        batched = [[{"key": f"import:profile:{i + 2}", "member": member} for i, member in enumerate(read)][at:at + size]
-                   for at in range(0, rows, size)]
+        cells = [cols.cells_of(columns, row) for row in import_samples.members(rows)]
+        read = [{"key": f"import:profile:{i + 2}", "member": cols.enrolment(row, None, None)[0],
+                 "card_number": cols.legacy_card(row)} for i, row in enumerate(cells)]
+        batched = [read[at:at + size] for at in range(0, rows, size)]
         profiler = cProfile.Profile(time.process_time) if profile else None
         timings = {}
         for phase in ("check", "commit"):
@@ -79,7 +75,7 @@ def main(rows: int, size: int, profile: str | None) -> None:
                         events = BatchEvents(session, EVENTS)
                         outcomes = batches.enrol_each(session, batch, group, ADMIN, utcnow(), "standard",
                                                       lambda member, events=events: events(
-                                                          "member_enrolled", enrolled(member)))
+                                                          "member_enrolled", enrolled_event(member)))
                         events.flush()
                         assert all(outcome["status"] == "enrolled" for outcome in outcomes), outcomes[:3]
             if profiler:
