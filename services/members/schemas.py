@@ -30,6 +30,11 @@ class ConsentsSchema(Schema):
     marketing = fields.Boolean(load_default=False)
 
 
+NO_CONSENTS = ConsentsSchema().load({})
+"""The consents of an enrolment that gives none (every channel refused): a copy is each one's default (building
+a ``ConsentsSchema`` for every enrolment cost as much as the rest of its checks)."""
+
+
 class ConsentsChangeSchema(Schema):
     sms = fields.Boolean()
     email = fields.Boolean()
@@ -67,7 +72,7 @@ class EnrolmentSchema(_PersonChecks):
     gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS))
     birth_date = fields.Date(required=True)
     preferred_language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
-    consents = fields.Nested(ConsentsSchema, load_default=lambda: ConsentsSchema().load({}))
+    consents = fields.Nested(ConsentsSchema, load_default=lambda: dict(NO_CONSENTS))
     id_document = fields.Nested(IdDocumentSchema, load_default=None, allow_none=True)
     home_branch = fields.String(required=True, validate=validate.Length(min=1, max=16))
     referral_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
@@ -604,7 +609,7 @@ class PatientSchema(_PersonChecks):
     home_branch = fields.String(required=True, validate=validate.Length(min=1, max=16),
                                 metadata={"description": "The branch the patient came through (enrolled there)."})
     preferred_language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
-    consents = fields.Nested(ConsentsSchema, load_default=lambda: ConsentsSchema().load({}))
+    consents = fields.Nested(ConsentsSchema, load_default=lambda: dict(NO_CONSENTS))
     source = fields.String(load_default="his", validate=validate.OneOf(SOURCES),
                            metadata={"description": "The enrolment's source if the patient is enrolled."})
     referral_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))

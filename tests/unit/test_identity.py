@@ -24,6 +24,39 @@ def test_parse_phone_refuses_invalid_or_landline_numbers(raw):
     assert "phone" in raised.value.fields
 
 
+def test_parse_phone_answers_as_the_validity_and_type_checks_both_asked():
+    """``parse_phone`` asks ``number_type`` alone (UNKNOWN: not valid): the same answer, for numbers of every
+    kind in the group's regions and beyond, as asking ``is_valid_number`` first."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(19)
+    mobile = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+    samples = [("".join(rng.choice("0123456789") for _ in range(rng.randint(5, 13))), region)
+               for region in ("CN", "TW", "HK", "MO", "ES", "US", "GB", "IT") for _ in range(150)]
+    samples += [("+" + "".join(rng.choice("0123456789") for _ in range(rng.randint(7, 14))), "CN") for _ in range(400)]
+    answers = set()
+    for raw, region in samples:
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            expected = "Not a valid phone number."
+        elif phonenumbers.number_type(number) not in mobile:
+            expected = "Not a mobile phone number."
+        else:
+            expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        try:
+            answer = identity.parse_phone(raw, region)
+        except Invalid as error:
+            answer = error.fields["phone"][0]
+        assert answer == expected, (raw, region)
+        answers.add(answer if answer.startswith("Not") else "valid")
+    assert answers == {"Not a valid phone number.", "Not a mobile phone number.", "valid"}  # each kind was tried
+
+
 def test_resident_id_checksum():
     assert identity.valid_cn_resident_id("11010519491231002X")
     assert not identity.valid_cn_resident_id("110105194912310021")  # wrong check digit

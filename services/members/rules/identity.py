@@ -41,9 +41,11 @@ def parse_phone(raw: str, region: str) -> str:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         number = None
-    if number is None or not phonenumbers.is_valid_number(number):
+    # ``number_type`` is UNKNOWN exactly when ``is_valid_number`` is false (both match the number against its
+    # region's patterns, which is most of the cost): asked once, not twice
+    kind = phonenumbers.number_type(number) if number is not None else phonenumbers.PhoneNumberType.UNKNOWN
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise Invalid("The mobile phone number is not valid.", {"phone": ["Not a valid phone number."]})
-    kind = phonenumbers.number_type(number)
     if kind not in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise Invalid("A mobile phone number is needed (messages go to it).",
                       {"phone": ["Not a mobile phone number."]})
