@@ -83,6 +83,18 @@ def test_card_numbers_carry_prefix_length_and_luhn_digit():
         assert not identity.luhn_valid(mistyped)
 
 
+def test_codes_draw_every_character_about_as_often():
+    """Cards and referral codes draw a byte a character and drop the bytes past the alphabet's last whole
+    multiple (31 letters do not divide 256): no character comes out markedly more often than another."""
+    drawn = "".join(identity.new_referral_code() for _ in range(4000))  # 32,000 characters, ~1,032 each
+    counts = [drawn.count(character) for character in identity.REFERRAL_ALPHABET]
+    assert set(drawn) == set(identity.REFERRAL_ALPHABET)
+    first, rest = sum(counts[:8]) / 8, sum(counts[8:]) / 23
+    assert abs(first / rest - 1) < 0.05  # a modulo bias (256 % 31 = 8) would give the first 8 ~12.5% more
+    digits = "".join(identity.new_card_number("88")[2:-1] for _ in range(3000))
+    assert set(digits) == set("0123456789")
+
+
 def test_luhn_check_digit_known_value():
     assert identity.luhn_check_digit("7992739871") == "3"
 

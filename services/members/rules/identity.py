@@ -91,9 +91,20 @@ def luhn_valid(number: str) -> bool:
     return number.isdigit() and len(number) > 1 and luhn_check_digit(number[:-1]) == number[-1]
 
 
+def _random_text(alphabet: str, length: int) -> str:
+    """``length`` characters of ``alphabet``, each uniformly and unpredictably drawn (as ``secrets.choice``),
+    from one read of the system's random source instead of one per character; bytes past the last whole
+    multiple of the alphabet's size are dropped, so no character is likelier than another."""
+    limit = 256 - 256 % len(alphabet)
+    drawn: list[str] = []
+    while len(drawn) < length:
+        drawn += [alphabet[byte % len(alphabet)] for byte in secrets.token_bytes(2 * length) if byte < limit]
+    return "".join(drawn[:length])
+
+
 def new_card_number(prefix: str) -> str:
     """A card number: the group's prefix, random digits (not guessable from the previous card), a check digit."""
-    body = prefix + "".join(secrets.choice("0123456789") for _ in range(CARD_LENGTH - 1 - len(prefix)))
+    body = prefix + _random_text("0123456789", CARD_LENGTH - 1 - len(prefix))
     return body + luhn_check_digit(body)
 
 
@@ -102,7 +113,7 @@ def normalise_card_number(raw: str) -> str:
 
 
 def new_referral_code() -> str:
-    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_LENGTH))
+    return _random_text(REFERRAL_ALPHABET, REFERRAL_LENGTH)
 
 
 def normalise_referral_code(raw: str) -> str:
