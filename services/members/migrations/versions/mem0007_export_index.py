@@ -11,7 +11,6 @@ sort per page: a 1,000,000-member export read the table 200 times).
 
 from alembic import op
 
-
 revision = 'mem0007'
 down_revision = 'mem0005'
 branch_labels = None

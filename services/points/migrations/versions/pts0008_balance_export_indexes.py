@@ -11,7 +11,6 @@ the cursor.
 
 from alembic import op
 
-
 revision = 'pts0008'
 down_revision = 'pts0007'
 branch_labels = None
