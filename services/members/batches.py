@@ -1,18 +1,26 @@
 """Enrolment in batches, for imports (``services/interfaces``): many rows in one call, each row on its own.
 
 ``check`` validates each row by the enrolment's own rules (``EnrolmentSchema``, the branch, phone and
-document rules of ``register.person_of``) and finds the members each would duplicate, in one query for the
-whole batch; it writes nothing. ``enrol_each`` enrols the rows, each under its own idempotency key
+document rules of ``register.person_of``, and the legacy card number a row may bring) and finds the members
+each would duplicate, in one query for the whole batch; it writes nothing. ``enrol_each`` enrols the rows, each under its own idempotency key
 (``kit.idempotency``, command ``enrol_import``): a batch sent again, or a job resumed after a crash, gets each
 row's first answer back and enrols nobody twice. A row that fails leaves the others be. The batch goes in a
-few statements (keys claimed, locks taken, the register searched and the members inserted, each at once);
-should an insert collide (a desk enrolled the same person a moment ago), it goes again a row at a time,
-each in its own savepoint, as ``register.enrol`` does for a desk.
+few statements (keys claimed, locks taken, the register searched, the members inserted by a Core multi-row
+insert, the answers stored, each at once) and its ``member_enrolled`` events go to the outbox in one insert
+(``enrolled`` is a ``kit.outbox_batch.BatchEvents``'s emit); should an insert collide (a desk enrolled the
+same person a moment ago), it goes again a row at a time, each in its own savepoint, as ``register.enrol``
+does for a desk. A row's legacy card number (the card the member had in the system the file comes from)
+becomes the member's card number when no member holds it; else a card is drawn, as for a desk.
+
+Every row is validated again by the commit, as by the dry run (the same rules as the API): the work that
+costs (the schema, the phone, the encryption) is the same whichever call does it, and a row is trusted by
+nothing but its own check.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -31,12 +39,15 @@ from services.kit.idempotency import (
     request_fingerprint,
     store_answer,
 )
+from services.kit.idempotency_batch import store_answers
 from services.kit.locks import serialise_many
 from services.kit.schemas import load
 from services.members import register
+from services.members.rules import identity
 from services.members.schemas import EnrolmentSchema
 
 COMMAND = "enrol_import"
+_CARD = re.compile(r"[0-9A-Za-z]{1,20}")
 
 
 def _identity_keys(indexes: register.Indexes) -> list[str]:
@@ -47,11 +58,28 @@ def _identity_keys(indexes: register.Indexes) -> list[str]:
                                 ("name_birth", indexes.name_birth)) if value]
 
 
+def _card(row: dict[str, Any]) -> str | None:
+    """The row's legacy card number in the form cards are kept (no spaces or dashes); ``Invalid`` unless it is
+    1 to 20 letters and digits."""
+    if not row.get("card_number"):
+        return None
+    card = identity.normalise_card_number(row["card_number"])
+    if not _CARD.fullmatch(card):
+        raise Invalid("The card number must be 1 to 20 letters and digits.",
+                      {"card_number": ["Not a card number (1 to 20 letters and digits)."]})
+    return card
+
+
 def _loaded(row: dict[str, Any], group: Group, caller: Identity,
-            schema: EnrolmentSchema | None = None) -> tuple[dict[str, Any], register.Person]:
+            schema: EnrolmentSchema | None = None) -> tuple[dict[str, Any], register.Person, str | None]:
     data = load(schema or EnrolmentSchema(), row["member"])  # one schema for a whole batch: building it costs
     caller.require_branch(data["home_branch"], "enrol members at this branch")
-    return data, register.person_of(data, group)
+    return data, register.person_of(data, group), _card(row)
+
+
+def _fingerprint(row: dict[str, Any]) -> str:
+    return request_fingerprint({"member": row["member"], **({"card_number": row["card_number"]}
+                                                             if row.get("card_number") else {})})
 
 
 def check(session: Session, rows: list[dict[str, Any]], group: Group, caller: Identity) -> list[dict[str, Any]]:
@@ -61,7 +89,7 @@ def check(session: Session, rows: list[dict[str, Any]], group: Group, caller: Id
     schema = EnrolmentSchema()
     for row in rows:
         try:
-            _data, person = _loaded(row, group, caller, schema)
+            _data, person, _legacy_card = _loaded(row, group, caller, schema)
         except (Invalid, Forbidden) as error:
             outcomes.append({"key": row["key"], "status": "invalid", "message": error.message,
                              "errors": getattr(error, "fields", {}) or {"home_branch": [error.message]}})
@@ -100,7 +128,7 @@ def _enrol_together(session: Session, rows: list[dict[str, Any]], group: Group, 
     """The whole batch in a few statements: the keys claimed at once, the name + birth locks taken at once,
     the register searched once, the new members inserted at once. None (nothing written) when an insert
     collides: the batch then goes one row at a time."""
-    keyed = [(check_key(row["key"]), request_fingerprint({"member": row["member"]}), row) for row in rows]
+    keyed = [(check_key(row["key"]), _fingerprint(row), row) for row in rows]
     if len({key for key, _fingerprint, _row in keyed}) != len(keyed):
         return None
     savepoint = session.begin_nested()
@@ -113,16 +141,16 @@ def _enrol_together(session: Session, rows: list[dict[str, Any]], group: Group, 
             outcomes[key] = {**replay(session, COMMAND, key, fingerprint), "replayed": True}
             continue
         try:
-            data, person = _loaded(row, group, caller, schema)
+            data, person, card = _loaded(row, group, caller, schema)
         except (Invalid, Forbidden) as error:
             outcomes[key] = _refusal(key, error)
             continue
-        fresh.append((key, {**data, "source": "import"}, person))
-    serialise_many(session, "members.name_birth", [person.indexes.name_birth for _key, _data, person in fresh])
-    matches = register.matches_of_many(session, [person.indexes for _key, _data, person in fresh])
+        fresh.append((key, {**data, "source": "import"}, person, card))
+    serialise_many(session, "members.name_birth", [person.indexes.name_birth for _key, _data, person, _card in fresh])
+    matches = register.matches_of_many(session, [person.indexes for _key, _data, person, _card in fresh])
     first_of: dict[str, str] = {}  # an identifier's blind index -> the key of the batch's first row with it
     chosen = []
-    for position, (key, data, person) in enumerate(fresh):
+    for position, (key, data, person, card) in enumerate(fresh):
         if position in matches:
             outcomes[key] = _refusal(key, register.duplicate(matches[position]))
             continue
@@ -134,17 +162,19 @@ def _enrol_together(session: Session, rows: list[dict[str, Any]], group: Group, 
                              "message": f"The same person as {earlier}, enrolled in this batch."}
             continue
         first_of.update(dict.fromkeys(identifiers, key))
-        chosen.append((key, data, person))
-    members = register.enrol_checked(session, [(data, person) for _key, data, person in chosen], group, now,
-                                     entry_tier)
+        chosen.append((key, data, person, card))
+    members = register.enrol_checked(session, [(data, person, card) for _key, data, person, card in chosen], group,
+                                     now, entry_tier)
     if members is None:
         savepoint.rollback()
         return None
-    for (key, _data, _person), member in zip(chosen, members, strict=True):
+    answers = []
+    for (key, _data, _person, _card), member in zip(chosen, members, strict=True):
         enrolled(member)
         answer = {"key": key, "status": "enrolled", "member_id": str(member.id), "card_number": member.card_number}
-        store_answer(session, claims[key], answer)
+        answers.append((claims[key], answer))
         outcomes[key] = {**answer, "replayed": False}
+    store_answers(session, answers)
     release(session, [claims[key] for key, outcome in outcomes.items()
                       if key in claims and outcome["status"] != "enrolled" and not outcome["replayed"]])
     savepoint.commit()
@@ -156,7 +186,7 @@ def _enrol_one_by_one(session: Session, rows: list[dict[str, Any]], group: Group
     outcomes = []
     for row in rows:
         key = check_key(row["key"])
-        fingerprint = request_fingerprint({"member": row["member"]})
+        fingerprint = _fingerprint(row)
         savepoint = session.begin_nested()
         claim_id = claim(session, COMMAND, key, fingerprint)
         if claim_id is None:
@@ -164,8 +194,8 @@ def _enrol_one_by_one(session: Session, rows: list[dict[str, Any]], group: Group
             outcomes.append({**replay(session, COMMAND, key, fingerprint), "replayed": True})
             continue
         try:
-            data, _person = _loaded(row, group, caller)
-            member = register.enrol(session, {**data, "source": "import"}, group, now, entry_tier)
+            data, _person, card = _loaded(row, group, caller)
+            member = register.enrol(session, {**data, "source": "import"}, group, now, entry_tier, card_number=card)
         except (Invalid, Forbidden, Conflict) as error:
             savepoint.rollback()  # the claim goes too: a corrected row may be sent again under its key
             outcomes.append(_refusal(key, error))

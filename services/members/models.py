@@ -79,6 +79,7 @@ class Member(Base):
         Index("ix_members_tier_pending", "tier_pending_on", "id", postgresql_where=text("tier_pending_on IS NOT NULL"),
               sqlite_where=text("tier_pending_on IS NOT NULL")),
         Index("ix_members_tier", "tier"),  # tier distribution; may a programme drop a tier
+        Index("ix_members_export", "updated_at", "id"),  # the warehouse's export (kit.exports)
     )
 
 

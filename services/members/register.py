@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -180,25 +180,34 @@ def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[M
     found = session.execute(select(Member.id, Member.card_number, Member.phone_index, Member.document_index,
                                    Member.name_birth_index, Member.name_index).where(
         or_(*conditions), Member.status != "closed")).all()
+    by_index: dict[tuple[str, str], list[Any]] = {}  # (kind, blind index) -> the members found with it
+    for member in found:
+        for kind, index in (("phone", member.phone_index), ("document", member.document_index),
+                            ("name_birth", member.name_birth_index)):
+            if index:
+                by_index.setdefault((kind, index), []).append(member)
     by_position: dict[int, list[Match]] = {}
     for position, person in enumerate(people):
-        for member in found:
+        candidates = {member.id: member for kind, index in (("phone", person.phone), ("document", person.document),
+                                                            ("name_birth", person.name_birth)) if index
+                      for member in by_index.get((kind, index), ())}
+        for member in candidates.values():
             reasons = tuple(reason for reason, hit in (
                 ("phone", person.phone and member.phone_index == person.phone),
                 ("id_document", person.document and member.document_index == person.document),
                 ("name_and_birth_date", member.name_birth_index == person.name_birth),
             ) if hit)
-            if reasons:
-                by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons,
-                                                                  member.name_index == person.name))
+            by_position.setdefault(position, []).append(Match(str(member.id), member.card_number, reasons,
+                                                              member.name_index == person.name))
     return by_position
 
 
 def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, entry_tier: str = "standard",
-          despite_name_and_birth_date: bool = False) -> Member:
+          despite_name_and_birth_date: bool = False, card_number: str | None = None) -> Member:
     """Enrol a new member; a duplicate (``find_matches``) is a ``Conflict`` naming it. With
     ``despite_name_and_birth_date`` (a person decided, in the identity review, that this is someone else),
-    a member matched on name and date of birth alone does not stop it (phone and ID document still do)."""
+    a member matched on name and date of birth alone does not stop it (phone and ID document still do).
+    ``card_number``: the card the member had in the system an import comes from, kept when free."""
     person = person_of(data, group)
     # phone and document are unique in the table; name + date of birth is not (two people may share them),
     # so two desks enrolling the same person at once take turns here, and the second is told of the first
@@ -209,60 +218,108 @@ def enrol(session: Session, data: dict[str, Any], group: Group, now: datetime, e
     if matches:
         raise duplicate(matches)
     member = new_member(data, person, _referrer(session, data.get("referral_code")), group, now, entry_tier)
-    _insert_with_fresh_codes(session, member, group, person.indexes)
+    _insert_with_fresh_codes(session, member, group, person.indexes, card_number)
     _write_tokens(session, member.id, person.full_name)
     ENROLLED.labels(member.home_branch, member.source).inc()
     return member
 
 
+def member_values(data: dict[str, Any], person: Person, referrer_id: uuid.UUID | None, group: Group, now: datetime,
+                  entry_tier: str, review_on: date | None = None) -> dict[str, Any]:
+    """The column values of a checked enrolment's member row, without its card and referral codes
+    (``review_on``: the first yearly review, the same for a whole batch enrolled at ``now``)."""
+    document, indexes = person.document, person.indexes
+    if review_on is None:
+        review_on = next_anniversary(local_date(now, group.zone), local_date(now, group.zone))
+    return {
+        "id": uuid.uuid4(), "referred_by_id": referrer_id,
+        "full_name": person.full_name, "name_index": indexes.name, "name_birth_index": indexes.name_birth,
+        "phone": person.phone, "phone_index": indexes.phone,
+        "birth_date": data["birth_date"].isoformat(), "birth_mmdd": identity.birthday_key(data["birth_date"]),
+        "document_type": document[0] if document else None,
+        "document_number": document[1] if document else None, "document_index": indexes.document,
+        "preferred_language": data.get("preferred_language") or group.default_language,
+        **{f"consent_{channel}": granted for channel, granted in data["consents"].items()}, "consents_updated_at": now,
+        "status": "active", "tier": entry_tier, **{name: data[name] for name in ENROLLED_AS_GIVEN},
+        "enrolled_at": now, "updated_at": now, "tier_since": now, "tier_review_on": review_on,
+    }
+
+
 def new_member(data: dict[str, Any], person: Person, referrer: Member | None, group: Group, now: datetime,
                entry_tier: str) -> Member:
     """The ``Member`` row of a checked enrolment, not yet inserted and without its card and referral codes."""
-    document, indexes = person.document, person.indexes
-    return Member(
-        id=uuid.uuid4(), referred_by_id=referrer.id if referrer else None,
-        full_name=person.full_name, name_index=indexes.name, name_birth_index=indexes.name_birth,
-        phone=person.phone, phone_index=indexes.phone,
-        birth_date=data["birth_date"].isoformat(), birth_mmdd=identity.birthday_key(data["birth_date"]),
-        document_type=document[0] if document else None,
-        document_number=document[1] if document else None, document_index=indexes.document,
-        preferred_language=data.get("preferred_language") or group.default_language,
-        **{f"consent_{channel}": granted for channel, granted in data["consents"].items()}, consents_updated_at=now,
-        status="active", tier=entry_tier, **{name: data[name] for name in ENROLLED_AS_GIVEN},
-        enrolled_at=now, updated_at=now, tier_since=now,
-        tier_review_on=next_anniversary(local_date(now, group.zone), local_date(now, group.zone)),
-    )
+    return Member(**member_values(data, person, referrer.id if referrer else None, group, now, entry_tier))
 
 
-def enrol_checked(session: Session, enrolments: list[tuple[dict[str, Any], Person]], group: Group, now: datetime,
-                  entry_tier: str) -> list[Member] | None:
+@dataclass(frozen=True)
+class Enrolled:
+    """A member ``enrol_checked`` inserted: what its answer and its ``member_enrolled`` say of it."""
+
+    id: uuid.UUID
+    card_number: str
+    home_branch: str
+    referred_by_id: uuid.UUID | None
+    preferred_language: str
+    source: str
+    enrolled_at: datetime
+
+
+_MEMBERS = Member.__table__
+_NAME_TOKENS = MemberNameToken.__table__
+
+
+def free_cards(session: Session, cards: list[str | None]) -> list[str | None]:
+    """Each of ``cards`` (a legacy card number an import brings, or None) if no member holds it and no
+    earlier one of the list is the same; else None (the member gets a card drawn for it)."""
+    wanted = {card for card in cards if card}
+    held = set(session.scalars(select(Member.card_number).where(Member.card_number.in_(wanted)))) if wanted else set()
+    free: list[str | None] = []
+    for card in cards:
+        free.append(card if card and card not in held else None)
+        if card:
+            held.add(card)
+    return free
+
+
+def enrol_checked(session: Session, enrolments: list[tuple[dict[str, Any], Person, str | None]], group: Group,
+                  now: datetime, entry_tier: str) -> list[Enrolled] | None:
     """Insert many enrolments already checked against the register under their name + birth locks (imports),
-    in one multi-row insert; None, with nothing written, when one collides (a desk enrolled the same person a
-    moment ago, or a card number drawn twice): the caller then enrols them one by one."""
-    members = []
-    for data, person in enrolments:
-        member = new_member(data, person, _referrer(session, data.get("referral_code")), group, now, entry_tier)
-        member.card_number = identity.new_card_number(group.card_prefix)
-        member.referral_code = identity.new_referral_code()
-        members.append(member)
+    each with the legacy card number it brings when that is free (``free_cards``), else a card drawn for it:
+    a Core multi-row insert of the members (values encrypted and indexed in one pass) and one of their name
+    tokens; None, with nothing written, when one collides (a desk enrolled the same person a moment ago, or
+    a card number drawn twice): the caller then enrols them one by one."""
+    review_on = next_anniversary(local_date(now, group.zone), local_date(now, group.zone))
+    cards = free_cards(session, [card for _data, _person, card in enrolments])
+    rows, tokens = [], []
+    for (data, person, _card), card in zip(enrolments, cards, strict=True):
+        referrer = _referrer(session, data.get("referral_code"))
+        row = member_values(data, person, referrer.id if referrer else None, group, now, entry_tier, review_on)
+        row["card_number"] = card or identity.new_card_number(group.card_prefix)
+        row["referral_code"] = identity.new_referral_code()
+        rows.append(row)
+        tokens += [{"member_id": row["id"], "token_index": blind_index(token, "members.name_token")}
+                   for token in identity.name_tokens(person.full_name)]
+    if not rows:
+        return []
     try:
         with session.begin_nested():
-            session.add_all(members)
-            session.flush()
-            session.add_all([MemberNameToken(member_id=member.id, token_index=blind_index(token, "members.name_token"))
-                             for member in members for token in identity.name_tokens(member.full_name or "")])
-            session.flush()
+            session.execute(insert(_MEMBERS), rows)
+            if tokens:
+                session.execute(insert(_NAME_TOKENS), tokens)
     except IntegrityError:
         return None
-    for member in members:
-        ENROLLED.labels(member.home_branch, member.source).inc()
-    return members
+    for row in rows:
+        ENROLLED.labels(row["home_branch"], row["source"]).inc()
+    return [Enrolled(row["id"], row["card_number"], row["home_branch"], row["referred_by_id"],
+                     row["preferred_language"], row["source"], now) for row in rows]
 
 
-def _insert_with_fresh_codes(session: Session, member: Member, group: Group, indexes: Indexes) -> None:
-    """Insert, drawing new card and referral codes on the (rare) collision with an existing one."""
-    for _attempt in range(CARD_ATTEMPTS):
-        member.card_number = identity.new_card_number(group.card_prefix)
+def _insert_with_fresh_codes(session: Session, member: Member, group: Group, indexes: Indexes,
+                             card_number: str | None = None) -> None:
+    """Insert, drawing new card and referral codes on the (rare) collision with an existing one;
+    ``card_number`` first, when given (a legacy card an import brings: kept if no member holds it)."""
+    for attempt in range(CARD_ATTEMPTS):
+        member.card_number = card_number if card_number and attempt == 0 else identity.new_card_number(group.card_prefix)
         member.referral_code = identity.new_referral_code()
         try:
             with session.begin_nested():

@@ -30,6 +30,11 @@ class ConsentsSchema(Schema):
     marketing = fields.Boolean(load_default=False)
 
 
+NO_CONSENTS = ConsentsSchema().load({})
+"""The consents of an enrolment that gives none (every channel refused): a copy is each one's default (building
+a ``ConsentsSchema`` for every enrolment cost as much as the rest of its checks)."""
+
+
 class ConsentsChangeSchema(Schema):
     sms = fields.Boolean()
     email = fields.Boolean()
@@ -67,7 +72,7 @@ class EnrolmentSchema(_PersonChecks):
     gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS))
     birth_date = fields.Date(required=True)
     preferred_language = fields.String(load_default=None, validate=validate.OneOf(LANGUAGES))
-    consents = fields.Nested(ConsentsSchema, load_default=lambda: ConsentsSchema().load({}))
+    consents = fields.Nested(ConsentsSchema, load_default=lambda: dict(NO_CONSENTS))
     id_document = fields.Nested(IdDocumentSchema, load_default=None, allow_none=True)
     home_branch = fields.String(required=True, validate=validate.Length(min=1, max=16))
     referral_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
@@ -604,7 +609,7 @@ class PatientSchema(_PersonChecks):
     home_branch = fields.String(required=True, validate=validate.Length(min=1, max=16),
                                 metadata={"description": "The branch the patient came through (enrolled there)."})
     preferred_language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
-    consents = fields.Nested(ConsentsSchema, load_default=lambda: ConsentsSchema().load({}))
+    consents = fields.Nested(ConsentsSchema, load_default=lambda: dict(NO_CONSENTS))
     source = fields.String(load_default="his", validate=validate.OneOf(SOURCES),
                            metadata={"description": "The enrolment's source if the patient is enrolled."})
     referral_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
@@ -696,10 +701,12 @@ class PatientViewSchema(MemberSchema):
 
     identifiers = fields.List(fields.Nested(IdentifierSchema))
 class ImportRowSchema(Schema):
-    """One row of an import: its idempotency key (the job and the row) and the enrolment as read."""
+    """One row of an import: its idempotency key (the job and the row), the enrolment as read and the card
+    number the member had in the system the file comes from (kept as the member's card when free)."""
 
     key = fields.String(required=True, validate=validate.Length(min=1, max=128))
     member = fields.Dict(required=True)
+    card_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
 
 
 class ImportBatchSchema(Schema):

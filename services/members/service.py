@@ -12,6 +12,7 @@ from nameko.timer import timer
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.exports import ExportCursorSchema, ExportQuerySchema, horizon, require_exporter
+from services.kit.outbox_batch import BatchEvents
 from services.kit.schemas import With, page_limit
 from services.members import (
     access,
@@ -84,6 +85,13 @@ from services.records.events import VisitCancelled, VisitCompleted, VisitRefunde
 EVENT_ACTOR = "service:members (event)"
 
 
+def enrolled_event(enrolled: Any) -> dict[str, Any]:
+    """``member_enrolled`` of a member just enrolled (a ``Member``, or a ``register.Enrolled`` of an import)."""
+    return {"member_id": enrolled.id, "home_branch": enrolled.home_branch, "referrer_id": enrolled.referred_by_id,
+            "preferred_language": enrolled.preferred_language, "source": enrolled.source,
+            "enrolled_at": enrolled.enrolled_at}
+
+
 class MembersService(Service):
     name = "members"
     db = Database()
@@ -128,11 +136,7 @@ class MembersService(Service):
         return self._view(enrolled)
 
     def _announce_enrolled(self, enrolled: Member) -> None:
-        self.events.emit("member_enrolled", {
-            "member_id": enrolled.id, "home_branch": enrolled.home_branch, "referrer_id": enrolled.referred_by_id,
-            "preferred_language": enrolled.preferred_language, "source": enrolled.source,
-            "enrolled_at": enrolled.enrolled_at,
-        })
+        self.events.emit("member_enrolled", enrolled_event(enrolled))
 
     # --- identifiers and identity (issue 18) ---------------------------------------------------------
 
@@ -214,8 +218,11 @@ class MembersService(Service):
     def enrol_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """An import's commit: each row enrolled once under its own idempotency key (``batches``)."""
         rows = load(ImportBatchSchema(), batch)["rows"]
+        events = BatchEvents(self.db.session, EVENTS)  # the batch's member_enrolled in one insert
         outcomes = batches.enrol_each(self.db.session, rows, self.group, self.caller, utcnow(),
-                                      self._programme().programme.entry_tier, self._announce_enrolled)
+                                      self._programme().programme.entry_tier,
+                                      lambda member: events("member_enrolled", enrolled_event(member)))
+        events.flush()
         return ImportOutcomesSchema().dump({"items": outcomes})
 
     @rpc

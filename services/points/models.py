@@ -69,7 +69,10 @@ class PointsAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (CheckConstraint("pending >= 0", name="pending_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("pending >= 0", name="pending_not_negative"),
+        Index("ix_points_accounts_export", "updated_at", "member_id"),  # the lots export (kit.exports)
+    )
 
 
 class PointsPosting(Base):
@@ -316,6 +319,7 @@ class WalletAccount(Base):
 
     __table_args__ = (
         CheckConstraint("principal_minor >= 0 AND bonus_minor >= 0", name="never_negative"),
+        Index("ix_wallet_accounts_export", "updated_at", "member_id"),  # the wallets export (kit.exports)
     )
 
 

@@ -97,6 +97,9 @@ def test_members_and_balances_exported_from_one_suite_import_into_an_empty_one_a
     assert _imported(b, write(tmp_path / "wallets.csv", wallets_file), "wallet_openings")["counts"]["imported"] == 2
 
     assert people(exported(b, "members")[1]) == people(members_a)
+    # the card numbers come across too (each is free in the empty suite: kept as the member's card)
+    assert sorted(row["card_number"] for row in exported(b, "members")[1]) == sorted(
+        row["card_number"] for row in members_a)
     assert lots_by_phone(exported(b, "points-lots")[1]) == lots_by_phone(lots_a)
     assert wallets_by_phone(exported(b, "wallets")[1]) == wallets_by_phone(wallets_a)
     report_b = reconciled(b)

@@ -68,8 +68,8 @@ def test_a_sheet_of_1000_with_3_bad_rows_imports_997_and_a_second_time_none(suit
     assert job["total_rows"] == 1000 and job["percent"] == 100.0 and job["rows_per_second"] > 0
     assert job["counts"] == {"valid": 997, "invalid": 3, "present": 0, "repeated": 0, "imported": 0}
     assert job["columns"]["found"] == {"full_name": "姓名", "phone": "手机号", "birth_date": "出生日期",
-                                       "gender": "性别", "home_branch": "门店"}
-    assert job["columns"]["ignored"] == ["会员卡号"]
+                                       "gender": "性别", "home_branch": "门店", "card_number": "会员卡号"}
+    assert job["columns"]["ignored"] == []
     issues = report(proxy, job["id"])
     assert [(issue["row"], issue["column"], issue["value"]) for issue in issues] == [
         (12, "手机号", "12345"), (502, "出生日期", import_samples.BAD_ROWS["birth_date"][0]), (1000, "出生日期", "三月五日")]
@@ -80,6 +80,10 @@ def test_a_sheet_of_1000_with_3_bad_rows_imports_997_and_a_second_time_none(suit
     job = settled(proxy, job["id"], "done")
     assert job["counts"]["imported"] == 997 and job["counts"]["invalid"] == 3
     assert scalar(members.database_url, "SELECT count(*) FROM members WHERE source = 'import'") == 997
+    # each keeps the card number of the old system (person i's is OLD00000i): free, so it is the member's card
+    assert scalar(members.database_url, "SELECT count(*) FROM members WHERE card_number LIKE 'OLD%'") == 997
+    assert scalar(members.database_url, "SELECT count(*) FROM members WHERE card_number IN "
+                                        "('OLD000010', 'OLD000500', 'OLD000998')") == 0  # the bad rows' cards
 
     again = upload(proxy, path)
     proxy.interfaces.start_import_check(again["id"])

@@ -52,3 +52,29 @@ def test_a_caller_enrols_only_at_their_branches(members, rpc):
     _container, _proxy = members
     outcome = rpc(caller=MANAGER).members.enrol_batch(batch(ROW))["items"][0]
     assert outcome["status"] == "invalid" and "SH01" in outcome["message"]
+
+
+def test_a_row_keeps_its_legacy_card_number_when_no_member_holds_it(members):
+    container, proxy = members
+    third = {**OTHER, "full_name": "张伟", "phone": "13900000003", "birth_date": "1982-05-06"}
+    fourth = {**OTHER, "full_name": "刘洋", "phone": "13900000004", "birth_date": "1983-07-08"}
+    desk = proxy.members.enrol(ROW)  # the desk's member holds a card the group drew
+    sent = {"rows": [{"key": "import:job:2", "member": OTHER, "card_number": "OLD-0001"},
+                     {"key": "import:job:3", "member": third, "card_number": desk["card_number"]},
+                     {"key": "import:job:4", "member": fourth, "card_number": "OLD 0001"},
+                     {"key": "import:job:5", "member": {**fourth, "phone": "13900000005"}, "card_number": "卡1"}]}
+    items = proxy.members.enrol_batch(sent)["items"]
+    assert [item["status"] for item in items] == ["enrolled", "enrolled", "enrolled", "invalid"]
+    assert items[0]["card_number"] == "OLD0001"  # kept, in the form cards are kept (no spaces or dashes)
+    # held by the desk's member, or by an earlier row: a card is drawn, as for a desk
+    assert items[1]["card_number"] not in (desk["card_number"], "OLD0001")
+    assert items[2]["card_number"] not in (desk["card_number"], "OLD0001")
+    assert items[3]["errors"] == {"card_number": ["Not a card number (1 to 20 letters and digits)."]}
+    assert proxy.members.get_member_by_card("OLD0001")["id"] == items[0]["member_id"]
+    # a balances sheet of the old system names the member by that card (the opening kinds' card column)
+    found = proxy.members.locate_members({"rows": [{"key": "import:b:2", "card_number": "OLD-0001"}]})["items"]
+    assert found[0]["status"] == "found" and found[0]["member_id"] == items[0]["member_id"]
+    again = proxy.members.enrol_batch(sent)["items"]  # the stored answers, the same cards
+    assert [(item.get("card_number"), item["replayed"]) for item in again[:3]] == [
+        (item["card_number"], True) for item in items[:3]]
+    assert scalar(container.database_url, "SELECT count(*) FROM kit_outbox WHERE event_type = 'member_enrolled'") == 4

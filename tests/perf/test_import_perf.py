@@ -1,13 +1,17 @@
-"""Benchmark: importing members from CSV on PostgreSQL (issue 19), beside COPY of the same rows.
+"""Benchmark: importing members from CSV on PostgreSQL (issue 19), beside COPY of the same rows, then the
+warehouse's export of the members imported.
 
-    .venv/bin/python -m pytest tests/perf/test_import_perf.py -m perf -s -p no:randomly
+    nice -n 19 .venv/bin/python -m pytest tests/perf/test_import_perf.py -m perf -s -p no:randomly -k beside_copy
     # sizes: PERF_IMPORT_ROWS=10000,50000 (default 10000); the issue's figure is 100000,1000000
 
 For each size: a CSV of distinct members (Chinese headers), members in this test process and interfaces as
 a ``nameko run`` process of its own, each on a fresh PostgreSQL database; the dry run and the commit are
 timed through the service (rows/s) and the interfaces process's peak memory is read from the kernel
-(``VmHWM``) after each phase; memory must stay flat across sizes (the file is streamed, a batch at a time).
-In the same run, PostgreSQL's ``COPY`` of the same rows into a plain table gives the physical limit.
+(``VmHWM``, reset before each phase) after each phase; memory must stay flat across sizes (the file is
+streamed, a batch at a time). In the same run, PostgreSQL's ``COPY`` of the same rows into a plain table
+gives the physical limit. Then every member is exported as the gateway's ``GET /v1/exports/members`` writes
+it (``gateway.routes.exports``: one ``export_members`` RPC per 2,000 rows, CSV into a spooled file), timed,
+with this process's peak memory over the export (members runs here): flat across sizes too.
 
 Also here: the issue's kill test at 100,000 rows (an import killed half-way resumes and ends with exactly
 100,000 members), which the default run does at 5,000 (tests/integration/test_import_resume.py).
@@ -15,13 +19,17 @@ Also here: the issue's kill test at 100,000 rows (an import killed half-way resu
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import psycopg2
 import pytest
 
+from gateway.routes.exports import MEMBER_COLUMNS, PAGE, SPOOL_IN_MEMORY, _member_row, _write_pages
 from services.kit.caller import Identity
 from services.members.service import MembersService
 from tests import import_samples
@@ -33,11 +41,31 @@ ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*
 SIZES = [int(size) for size in os.environ.get("PERF_IMPORT_ROWS", "10000").split(",")]
 
 
-def peak_kib(pid: int) -> int:
+def peak_kib(pid: int | str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def reset_peak(pid: int | str) -> None:
+    """Start the process's peak memory (``VmHWM``) again from what it holds now (Linux >= 4.0)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def exported(proxy: object) -> tuple[int, int]:
+    """Every member exported as the gateway writes ``GET /v1/exports/members``: (rows, bytes of CSV)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    with spool:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(text)
+        writer.writerow(MEMBER_COLUMNS)
+        _write_pages(writer, MEMBER_COLUMNS, proxy.members.export_members, _member_row, None)
+        text.flush()
+        size = spool.tell()
+        spool.seek(0)
+        rows = sum(1 for _ in csv.reader(io.TextIOWrapper(spool, encoding="utf-8", newline=""))) - 1
+    return rows, size
 
 
 def copy_seconds(path: Path) -> float:
@@ -76,7 +104,7 @@ def copy_seconds(path: Path) -> float:
 @pytest.mark.parametrize("rows", SIZES)
 def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, databases,
                                              interfaces_process, tmp_path):  # noqa: F811
-    members = start_service(MembersService, "postgresql")
+    members = start_service(MembersService, "postgresql", EXPORT_SAFETY_LAG_SECONDS=0)
     process = interfaces_process(databases.fresh("postgresql", "interfaces"))
     proxy = rpc(caller=ADMIN, timeout=120)
     path = import_samples.write_csv(tmp_path / "members.csv", import_samples.members(rows))
@@ -85,6 +113,7 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     started = time.perf_counter()
     job = upload(proxy, path)
     uploaded = time.perf_counter() - started
+    reset_peak(process.pid)
     started = time.perf_counter()
     proxy.interfaces.start_import_check(job["id"])
     job = settled(proxy, job["id"], "validated", timeout=7000)
@@ -92,12 +121,21 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     check_peak = peak_kib(process.pid)
     assert job["counts"]["valid"] == rows
 
+    reset_peak(process.pid)
     started = time.perf_counter()
     proxy.interfaces.commit_import(job["id"], idempotency_key=f"perf-{job['id']}")
     job = settled(proxy, job["id"], "done", timeout=7000)
     committed = time.perf_counter() - started
     commit_peak = peak_kib(process.pid)
     assert job["counts"]["imported"] == rows
+
+    reset_peak("self")
+    before = peak_kib("self")
+    started = time.perf_counter()
+    exported_rows, exported_bytes = exported(proxy)
+    export_seconds = time.perf_counter() - started
+    export_peak = peak_kib("self")
+    assert exported_rows == rows
 
     copied = copy_seconds(path)
     print(f"\nimport of {rows:,} members ({size_mib:.1f} MiB CSV), PostgreSQL, load {os.getloadavg()[0]:.1f}")
@@ -106,6 +144,8 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     print(f"  commit   {committed:8.1f} s  {rows / committed:9,.0f} rows/s  interfaces peak {commit_peak / 1024:6.1f} MiB")
     print(f"  COPY     {copied:8.2f} s  {rows / copied:9,.0f} rows/s  (plain table, the physical limit)")
     print(f"  commit / COPY: {committed / copied:.0f}x")
+    print(f"  export   {export_seconds:8.1f} s  {rows / export_seconds:9,.0f} rows/s  {exported_bytes / 2**20:.1f} MiB CSV, "
+          f"test process peak {export_peak / 1024:6.1f} MiB (from {before / 1024:.1f}), pages of {PAGE}")
     _ = members
 
 

@@ -29,13 +29,16 @@ MEMBER_ALIASES: dict[str, tuple[str, ...]] = {
     "home_branch": ("home_branch", "branch", "clinic", "门店", "分店", "门诊", "診所", "分院", "所属门店",
                     "所屬門店", "sucursal", "clínica", "clinica"),
     "preferred_language": ("preferred_language", "language", "语言", "語言", "idioma"),
+    "card_number": ("card_number", "card number", "card", "card no", "member card", "membership number",
+                    "会员卡号", "卡号", "會員卡號", "卡號", "número de tarjeta", "numero de tarjeta", "tarjeta"),
 }
-"""Each field of a members sheet and the headers it goes by (compared case-, width- and space-blind)."""
+"""Each field of a members sheet and the headers it goes by (compared case-, width- and space-blind). The
+card number is the member's card in the old system: kept as the member's card number when free
+(``legacy_card``)."""
 MEMBER_REQUIRED = ("full_name", "phone", "birth_date")
 
 WHO_ALIASES: dict[str, tuple[str, ...]] = {
-    "card_number": ("card_number", "card number", "card", "card no", "member card", "membership number",
-                    "会员卡号", "卡号", "會員卡號", "卡號", "número de tarjeta", "numero de tarjeta", "tarjeta"),
+    "card_number": MEMBER_ALIASES["card_number"],
     "identifier": ("identifier", "patient id", "mrn", "medical record number", "病历号", "病歷號", "档案号",
                    "檔案號", "患者编号", "患者編號", "número de historia", "numero de historia", "historia clínica"),
     "phone": MEMBER_ALIASES["phone"],
@@ -159,6 +162,12 @@ def enrolment(cells: dict[str, Any], day_first: bool | None, default_branch: str
         if kind is not None:
             member["id_document"] = {"type": kind, "number": number}
     return member, issues
+
+
+def legacy_card(cells: dict[str, Any]) -> str | None:
+    """The card number a members row brings from the old system (``members.enrol_batch`` keeps it as the
+    member's card number when no member holds it, else draws one), or None."""
+    return values.text(cells["card_number"]) if "card_number" in cells else None
 
 
 def column_of(error_field: str, messages: Any) -> list[tuple[str, str]]:

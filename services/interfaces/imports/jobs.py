@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from services.interfaces import reviews
@@ -289,7 +289,7 @@ def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[st
     wanted = {identity for _number, outcome in checked for identity in outcome.get("identity", [])}
     seen = dict(session.execute(select(ImportSeen.identity, ImportSeen.row).where(
         ImportSeen.job_id == job.id, ImportSeen.identity.in_(wanted))).all()) if wanted else {}
-    repeated = {}
+    repeated, first_seen = {}, []
     for number, outcome in checked:
         earlier = [seen[identity] for identity in outcome.get("identity", []) if identity in seen]
         if earlier:
@@ -297,7 +297,9 @@ def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[st
             continue
         for identity in outcome.get("identity", []):
             seen[identity] = number
-            session.add(ImportSeen(job_id=job.id, identity=identity, row=number))
+            first_seen.append({"job_id": job.id, "identity": identity, "row": number})
+    if first_seen:  # a Core multi-row insert: two or three identities a row, no ORM object for each
+        session.execute(insert(ImportSeen.__table__), first_seen)
     return repeated
 
 
@@ -305,7 +307,8 @@ def _send_members(session: Session, job: ImportJob, phase: str, columns: cols.Co
                   ready: list[tuple[int, dict[str, Any], dict[str, Any]]], peers: dict[str, Any],
                   config: dict[str, Any]) -> None:
     """A batch of enrolments: checked (dry run) or enrolled (commit) by members in one call."""
-    rows = [{"key": row_key(job, number), "member": member} for number, member, _cells in ready]
+    rows = [{"key": row_key(job, number), "member": member, "card_number": cols.legacy_card(cells)}
+            for number, member, cells in ready]
     members = peers["members"]
     call = members.check_enrolments if phase == "dry_run" else members.enrol_batch
     outcomes = call({"rows": rows})["items"]

@@ -41,9 +41,11 @@ def parse_phone(raw: str, region: str) -> str:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         number = None
-    if number is None or not phonenumbers.is_valid_number(number):
+    # ``number_type`` is UNKNOWN exactly when ``is_valid_number`` is false (both match the number against its
+    # region's patterns, which is most of the cost): asked once, not twice
+    kind = phonenumbers.number_type(number) if number is not None else phonenumbers.PhoneNumberType.UNKNOWN
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise Invalid("The mobile phone number is not valid.", {"phone": ["Not a valid phone number."]})
-    kind = phonenumbers.number_type(number)
     if kind not in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise Invalid("A mobile phone number is needed (messages go to it).",
                       {"phone": ["Not a mobile phone number."]})
@@ -89,9 +91,20 @@ def luhn_valid(number: str) -> bool:
     return number.isdigit() and len(number) > 1 and luhn_check_digit(number[:-1]) == number[-1]
 
 
+def _random_text(alphabet: str, length: int) -> str:
+    """``length`` characters of ``alphabet``, each uniformly and unpredictably drawn (as ``secrets.choice``),
+    from one read of the system's random source instead of one per character; bytes past the last whole
+    multiple of the alphabet's size are dropped, so no character is likelier than another."""
+    limit = 256 - 256 % len(alphabet)
+    drawn: list[str] = []
+    while len(drawn) < length:
+        drawn += [alphabet[byte % len(alphabet)] for byte in secrets.token_bytes(2 * length) if byte < limit]
+    return "".join(drawn[:length])
+
+
 def new_card_number(prefix: str) -> str:
     """A card number: the group's prefix, random digits (not guessable from the previous card), a check digit."""
-    body = prefix + "".join(secrets.choice("0123456789") for _ in range(CARD_LENGTH - 1 - len(prefix)))
+    body = prefix + _random_text("0123456789", CARD_LENGTH - 1 - len(prefix))
     return body + luhn_check_digit(body)
 
 
@@ -100,7 +113,7 @@ def normalise_card_number(raw: str) -> str:
 
 
 def new_referral_code() -> str:
-    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_LENGTH))
+    return _random_text(REFERRAL_ALPHABET, REFERRAL_LENGTH)
 
 
 def normalise_referral_code(raw: str) -> str:

@@ -1,7 +1,7 @@
 """member windows: each member's last 12 months kept summed, for the programme preview
 
 Revision ID: mem0008
-Revises: mem0005
+Revises: mem0007
 Create Date: 2026-12-07
 
 Adds ``member_windows`` (``services/members/windows.py``). The rows are written by the service: its event
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'mem0008'
-down_revision = 'mem0005'
+down_revision = 'mem0007'
 branch_labels = None
 depends_on = None
 

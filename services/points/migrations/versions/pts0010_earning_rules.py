@@ -1,7 +1,7 @@
 """earning rules changed through the API
 
 Revision ID: pts0010
-Revises: pts0007
+Revises: pts0008
 Create Date: 2026-12-07
 
 ``points_earning_rules``: every version of the earning rules stored through the API (the fields set over the
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'pts0010'
-down_revision = 'pts0007'
+down_revision = 'pts0008'
 branch_labels = None
 depends_on = None
 
