@@ -92,7 +92,7 @@ def test_gateway_memory_under_the_soak_load(probed: tuple[Stack, Path]) -> None:
     stack, folder = probed
     load = Load(stack, seed=61)
     load.prepare()
-    rows = [("started", snapshot(stack, folder, 1))]
+    rows = [("started", snapshot(stack, folder, 1))]  # tracing starts here
     print("\n" + line(*rows[0]), flush=True)
     began = time.monotonic()
     load.start(8.0)

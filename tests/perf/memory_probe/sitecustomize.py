@@ -1,8 +1,9 @@
 """A memory probe for a process started with this folder on its ``PYTHONPATH`` (tests/perf/test_gateway_memory.py
-gives it to the gateway): with ``CARELOOP_MEMORY_PROBE=<folder>`` set, tracemalloc traces every allocation
-(``CARELOOP_MEMORY_PROBE_FRAMES`` frames, default 8) and each ``SIGUSR1`` writes ``snap-<n>.tracemalloc`` (the
-snapshot) and ``snap-<n>.json`` (RSS, tracemalloc's totals, objects by type, RPC replies waited for, green
-threads, open files) into that folder. Without the variable this module does nothing.
+gives it to the gateway): with ``CARELOOP_MEMORY_PROBE=<folder>`` set, each ``SIGUSR1`` writes ``snap-<n>.tracemalloc``
+(the snapshot) and ``snap-<n>.json`` (RSS, tracemalloc's totals, objects by type, RPC replies waited for, open
+files) into that folder. tracemalloc starts at the first signal (``CARELOOP_MEMORY_PROBE_FRAMES`` frames, default
+8), not at start: tracing the imports would slow the start several times over, and what grows comes later.
+Without the variable this module does nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ if _FOLDER:
     import signal
     import tracemalloc
 
-    tracemalloc.start(int(os.environ.get("CARELOOP_MEMORY_PROBE_FRAMES", "8")))
     _taken = [0]
 
     def _rss_kib() -> int:
@@ -30,6 +30,8 @@ if _FOLDER:
         import gc
         import json
 
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(int(os.environ.get("CARELOOP_MEMORY_PROBE_FRAMES", "8")))
         gc.collect()
         _taken[0] += 1
         name = f"{_FOLDER}/snap-{_taken[0]}"
