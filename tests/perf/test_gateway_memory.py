@@ -9,7 +9,8 @@ deployed settings (rate limits, the bound of requests in flight) and with ``test
 (``tests/faults/load.py``: 8 client actions a second, 503s retried), no faults. Printed: at each snapshot the
 gateway's RSS, what tracemalloc traces, RPC replies still awaited, open files, objects; then the allocation
 sites that grew most from the first snapshot (after warm-up) to the last under load, and what is left a minute
-after the load stopped and its connections closed. Figures: tests/perf/RESULTS.md ("The gateway's memory").
+after the load stopped and its connections closed, and how much of the RSS then was free memory glibc's heap
+kept (``malloc_trim`` hands it back). Figures: tests/perf/RESULTS.md ("The gateway's memory").
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from tests.faults.stack import REPO, Stack
 MINUTES = float(os.environ.get("CARELOOP_MEMORY_MINUTES", "20"))
 EVERY = float(os.environ.get("CARELOOP_MEMORY_EVERY", "2")) * 60
 PROBE = Path(__file__).resolve().parent / "memory_probe"
-WATCHED = ("GreenThread", "greenlet", "Event", "GreenSocket", "socket", "frame", "Timer", "dict", "tuple")
 
 
 @pytest.fixture
@@ -48,25 +48,28 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pa
         started.close()
 
 
-def snapshot(stack: Stack, folder: Path, number: int) -> dict[str, Any]:
-    """Ask the gateway for snapshot ``number`` and wait (bounded) until it is written."""
-    os.kill(stack.children()["gateway"].pid, signal.SIGUSR1)
-    written = folder / f"snap-{number}.json"
+def ask(stack: Stack, written: Path, signum: int = signal.SIGUSR1) -> dict[str, Any]:
+    """Signal the gateway's probe and wait (bounded) until it has written ``written``."""
+    os.kill(stack.children()["gateway"].pid, signum)
     deadline = time.monotonic() + 180
     while not written.exists():
-        assert time.monotonic() < deadline, f"no snapshot {number} from the gateway in 180 s"
+        assert time.monotonic() < deadline, f"no {written.name} from the gateway in 180 s"
         time.sleep(0.5)
     return json.loads(written.read_text())
 
 
+def snapshot(stack: Stack, folder: Path, number: int) -> dict[str, Any]:
+    return ask(stack, folder / f"snap-{number}.json")
+
+
 def line(label: str, figures: dict[str, Any]) -> str:
     mib = 1024 * 1024
-    types = figures["types"]
-    watched = " ".join(f"{name}={types.get(name, 0)}" for name in WATCHED)
+    heap = figures["malloc"]
     return (f"{label:<14} rss {figures['rss_kib'] / 1024:6.1f} MiB  rss-tracemalloc "
             f"{(figures['rss_kib'] * 1024 - figures['tracemalloc_overhead']) / mib:6.1f} MiB  traced "
-            f"{figures['traced'] / mib:6.1f} MiB  replies awaited {figures['reply_events']:>5}  "
-            f"files {figures['open_files']:>4}  objects {figures['objects']:>8}  {watched}")
+            f"{figures['traced'] / mib:5.1f} MiB  malloc in use {heap['in_use'] / mib:5.1f} free "
+            f"{heap['free'] / mib:5.1f} mmapped {heap['mmapped'] / mib:5.1f} MiB  replies awaited "
+            f"{figures['reply_events']:>4}  files {figures['open_files']:>4}  objects {figures['objects']:>7}")
 
 
 def growth(folder: Path, first: int, last: int, top: int = 15) -> str:
@@ -109,6 +112,8 @@ def test_gateway_memory_under_the_soak_load(probed: tuple[Stack, Path]) -> None:
     number += 1
     rows.append(("idle 1 min", snapshot(stack, folder, number)))
     print(line(*rows[-1]), flush=True)
+    trim = ask(stack, folder / "trim.json", signal.SIGUSR2)
+    print(f"malloc_trim: rss {trim['rss_kib_before'] / 1024:.1f} -> {trim['rss_kib_after'] / 1024:.1f} MiB", flush=True)
     ops = load.ops
     print(f"\n{len(ops)} operations ({len(ops) / (MINUTES * 60):.1f}/s), {sum(op.acked for op in ops)} acknowledged, "
           f"{sum(op.fives for op in ops)} 5xx met")
