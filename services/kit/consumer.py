@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import weakref
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -282,6 +283,16 @@ class Rpc(NamekoRpc):
 
 
 class ReplyListener(NamekoReplyListener):
-    """The queue on which a service (or the gateway) receives the replies to its own RPC calls."""
+    """The queue on which a service (or the gateway) receives the replies to its own RPC calls.
+
+    nameko keeps each call's reply event until its reply arrives, and some never do: a request that expired
+    unread (its service stopped, or too busy for the deadline), one the broker lost, one never sent (an
+    unknown service, the broker away). Each such event stayed for the life of the process (in the gateway,
+    one per timed-out call). Here an event is kept only while its caller holds the reply it waits on: the
+    call's ``RpcReply`` holds the event, the listener a weak reference to it."""
 
     queue_consumer = QueueConsumer()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._reply_events: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
