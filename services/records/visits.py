@@ -10,15 +10,18 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, Uuid, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.kit.caller import Identity
 from services.kit.clock import local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.schemas import With
 from services.kit.telemetry import counter
@@ -43,6 +46,38 @@ def get(session: Session, visit_id: Any, lock: bool = False) -> Visit:
 def lock_with_patient(session: Session, visit_id: Any) -> tuple[Visit, Patient | None]:
     """The visit and its patient, both locked, the patient first (``patients.lock_with_patient``)."""
     return patients.lock_with_patient(session, Visit, visit_id, "visit")
+
+
+_PATIENT_COLUMNS = Patient.__table__.columns
+# PostgreSQL, a completion's first round trip: the patient's row locked, then read again (a statement of its own,
+# so with a snapshot taken once the lock is granted: a completion of the same bill that held it is seen) with
+# whether the id is a merged member's alias and which visit this bill completed before (``kit.locks.then``'s way)
+_PATIENT_AND_BILL = text(
+    "SELECT 1 FROM patients WHERE member_id = :member FOR UPDATE; "
+    f"SELECT {', '.join('p.' + column.name for column in _PATIENT_COLUMNS)}, "
+    "(SELECT a.member_id FROM member_aliases a WHERE a.alias_id = :member) AS alias_of, "
+    "(SELECT v.id FROM visits v WHERE v.bill_id = :bill) AS billed_id "
+    "FROM patients p WHERE p.member_id = :member"
+).bindparams(bindparam("member", type_=Uuid())).columns(*_PATIENT_COLUMNS, alias_of=Uuid(), billed_id=Uuid())
+_BILLED = select(Visit.id).where(Visit.bill_id == bindparam("bill"))
+
+
+def patient_and_bill(session: Session, member_id: Any, bill_id: str) -> tuple[Patient, uuid.UUID | None] | None:
+    """On PostgreSQL, for a member records knows and that was not merged: its patient (locked, detached: what a
+    completion changes on it is written with the commit, ``complete``) and the visit ``bill_id`` completed before,
+    if any, in one round trip. None otherwise: then the patient is found the ordinary way (``billed``)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    row = session.execute(_PATIENT_AND_BILL, {"member": patients.parse_member_id(member_id), "bill": bill_id}).first()
+    if row is None or row.alias_of is not None or row.membership_status == "merged":
+        return None
+    mapping = row._mapping
+    return Patient(**{column.name: mapping[column.name] for column in _PATIENT_COLUMNS}), row.billed_id
+
+
+def billed(session: Session, bill_id: str) -> uuid.UUID | None:
+    """The visit ``bill_id`` completed, if any."""
+    return session.scalar(_BILLED, {"bill": bill_id})
 
 
 def by_bill(session: Session, bill_id: str, lock: bool = False) -> Visit | None:
@@ -107,20 +142,50 @@ def _day_bounds(day: date, group: Group) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+_OPEN_OF_DAY = select(Visit).where(
+    Visit.member_id == bindparam("member"), Visit.branch == bindparam("branch"),
+    Visit.status.in_(lifecycle.OPEN_STATUSES), Visit.visit_at >= bindparam("start"),
+    Visit.visit_at < bindparam("end")).with_for_update().limit(2)
+
+
 def _open_visit_of_day(session: Session, member_id: uuid.UUID, branch: str, day: date, group: Group) -> Visit | None:
     """The member's one open visit at ``branch`` on ``day``, if there is exactly one."""
     start, end = _day_bounds(day, group)
-    found = session.scalars(select(Visit).where(
-        Visit.member_id == member_id, Visit.branch == branch, Visit.status.in_(lifecycle.OPEN_STATUSES),
-        Visit.visit_at >= start, Visit.visit_at < end).with_for_update().limit(2)).all()
+    found = session.scalars(_OPEN_OF_DAY, {"member": member_id, "branch": branch, "start": start, "end": end}).all()
     return found[0] if len(found) == 1 else None
 
 
-def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Group,
+# What a completion writes besides the visit row: nothing reads these back in its transaction, so they go with the
+# commit (``kit.commit``: on PostgreSQL in the query that commits, however many lines the bill has)
+_ADD_ITEM = AtCommit("INSERT INTO visit_items (visit_id, category, code, amount_minor) "
+                     "VALUES (:visit_id, :category, :code, :amount_minor)", visit_id=Uuid())
+_ADD_PAYMENT = AtCommit("INSERT INTO visit_payments (visit_id, method, amount_minor) "
+                        "VALUES (:visit_id, :method, :amount_minor)", visit_id=Uuid())
+_PATIENT_AFTER_VISIT = AtCommit(
+    "UPDATE patients SET first_arrived_at = :first_arrived_at, completed_visits = :completed_visits, "
+    "paid_visits = :paid_visits, last_visit_id = :last_visit_id, last_visit_on = :last_visit_on, "
+    "treatment = :treatment WHERE member_id = :member_id",
+    first_arrived_at=UtcDateTime(), last_visit_id=Uuid(), last_visit_on=Date(), member_id=Uuid())
+
+
+def _keep_patient(session: Session, patient: Patient, **values: Any) -> None:
+    """Write what a completion changes on the (locked) patient with the commit, and keep the object in step
+    without making it dirty (no UPDATE of its own at the next flush)."""
+    for name, value in values.items():
+        set_committed_value(patient, name, value)
+    at_commit(session, _PATIENT_AFTER_VISIT, {
+        "member_id": patient.member_id, "first_arrived_at": patient.first_arrived_at,
+        "completed_visits": patient.completed_visits, "paid_visits": patient.paid_visits,
+        "last_visit_id": patient.last_visit_id, "last_visit_on": patient.last_visit_on, "treatment": patient.treatment})
+
+
+def complete(session: Session, patient: Patient, billed_id: uuid.UUID | None, bill: dict[str, Any], group: Group,
              now: datetime) -> tuple[Visit, bool]:
-    """Complete the visit a bill pays for; (visit, False) if this bill was completed before."""
+    """Complete the visit a bill pays for; (visit, False) if this bill was completed before (``billed_id``:
+    the visit it completed, ``patient_and_bill`` or ``billed``). ``patient`` is locked; what the completion
+    changes on it, and the bill's lines, are written with the commit."""
     fingerprint = bill_fingerprint(bill)
-    existing = by_bill(session, bill["bill_id"])
+    existing = session.get(Visit, billed_id) if billed_id is not None else None
     if existing is not None:
         if existing.bill_hash != fingerprint:
             raise Conflict(f"Bill {bill['bill_id']} was already completed with other details; send a refund or "
@@ -147,10 +212,14 @@ def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Gr
         session.add(visit)
     if visit.status == "completed":
         raise Conflict(f"This visit was completed with bill {visit.bill_id}.", details={"visit_id": str(visit.id)})
+    first_arrived_at = patient.first_arrived_at
     if visit.status == "booked":  # billed, so the patient came
         lifecycle.visit_transition("booked", "arrived")
         visit.status = "arrived"
-        _arrive(visit, patient, min(completed_at, now), group)
+        arrived_at = min(completed_at, now)
+        visit.arrived_at, visit.arrived_on, visit.visit_at = arrived_at, local_date(arrived_at, group.zone), arrived_at
+        if first_arrived_at is None or first_arrived_at > arrived_at:
+            first_arrived_at = arrived_at
     lifecycle.visit_transition(visit.status, "completed")
 
     treatment = bill.get("treatment") or lifecycle.default_treatment(items)
@@ -169,15 +238,17 @@ def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Gr
         session.flush()  # the visit row before its items
     except IntegrityError:
         raise Conflict(f"Bill {bill['bill_id']} is being completed for another visit at this moment.") from None
-    session.add_all([VisitItem(visit_id=visit.id, category=i["category"], code=i["code"],
-                               amount_minor=i["amount_minor"]) for i in items])
-    session.add_all([VisitPayment(visit_id=visit.id, method=p["method"], amount_minor=p["amount_minor"])
-                     for p in payments])
-
-    patient.completed_visits += 1
-    patient.paid_visits += 1 if totals.qualifying_minor > 0 else 0
+    for item in items:
+        at_commit(session, _ADD_ITEM, {"visit_id": visit.id, "category": item["category"], "code": item["code"],
+                                       "amount_minor": item["amount_minor"]})
+    for payment in payments:
+        at_commit(session, _ADD_PAYMENT, {"visit_id": visit.id, "method": payment["method"],
+                                          "amount_minor": payment["amount_minor"]})
+    last = {}
     if patient.last_visit_on is None or day >= patient.last_visit_on:
-        patient.last_visit_id, patient.last_visit_on, patient.treatment = visit.id, day, treatment
+        last = {"last_visit_id": visit.id, "last_visit_on": day, "treatment": treatment}
+    _keep_patient(session, patient, first_arrived_at=first_arrived_at, completed_visits=patient.completed_visits + 1,
+                  paid_visits=patient.paid_visits + (1 if totals.qualifying_minor > 0 else 0), **last)
     return visit, True
 
 
@@ -259,17 +330,18 @@ def one(session: Session, visit: Visit) -> With:
     return with_lines(session, [visit])[0]
 
 
-def categories(session: Session, visit: Visit) -> set[str]:
-    """The item categories of a visit's bill (what a recall reset looks at)."""
-    return {item["category"] for item in _items(session, [visit.id])[visit.id]}
+def just_completed(visit: Visit, bill: dict[str, Any]) -> With:
+    """A visit ``complete`` has just completed with ``bill`` (loaded by ``BillSchema``), with its lines as the bill
+    gave them (in the order they are stored) and no refund yet, for ``VisitSchema``: nothing read back."""
+    return With(visit, items=bill["items"], payments=bill["payments"], refunds=[])
 
 
-def completed_event(session: Session, visit: Visit) -> dict[str, Any]:
-    """``visit_completed`` (services/records/events.py)."""
+def completed_event(visit: With) -> dict[str, Any]:
+    """``visit_completed`` (services/records/events.py) of a visit ``just_completed``."""
     return {
         "visit_id": visit.id, "member_id": visit.member_id, "branch": visit.branch, "doctor_id": visit.doctor_id,
         "kind": visit.kind, "bill_id": visit.bill_id, "completed_at": visit.completed_at, "currency": visit.currency,
-        "items": _items(session, [visit.id])[visit.id], "payments": _payments(session, [visit.id])[visit.id],
+        "items": visit.items, "payments": visit.payments,
         "qualifying_minor": visit.qualifying_minor, "first_visit": visit.first_visit,
         "first_paid_visit": visit.first_paid_visit, "referral_source": visit.referral_source,
     }
