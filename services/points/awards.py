@@ -18,15 +18,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
-from services.kit.locks import serialise
+from services.kit.locks import lock_name, serialise, then
 from services.kit.telemetry import counter
-from services.points import holds, ledger, roster
+from services.points import campaigns, holds, ledger, roster
 from services.points.ledger import Entry
 from services.points.models import MemberCopy, PointsPosting, VisitOutcome, VisitRefund
 from services.points.rules import earning
@@ -85,10 +85,21 @@ SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for 
 VISIT_LOCK = holds.VISIT_LOCK
 
 
+_HOLD_THEN_STAMP = text(then(campaigns.STAMP_SQL))
+
+
 def hold_visit(session: Session, visit_id: Any) -> None:
     """One transaction at a time about this visit (its earn, refunds, cancellation), until it ends. Taken
     first, before the member is resolved and before any row lock (the lock order of ``kit.locks``)."""
     serialise(session, VISIT_LOCK, str(visit_id))
+
+
+def hold_visit_for_earn(session: Session, visit_id: Any) -> Any:
+    """``hold_visit``, and then the campaigns' stamp (``campaigns.in_force``'s one read), in the same round trip
+    on PostgreSQL: what a visit earns is decided under the lock with the campaigns in force once it was granted."""
+    if session.get_bind().dialect.name != "postgresql":
+        return campaigns.UNREAD  # nothing to hold on SQLite (the kit's gate); in_force reads the stamp itself
+    return session.execute(_HOLD_THEN_STAMP, {"lock_name": lock_name(VISIT_LOCK, str(visit_id))}).scalar()
 
 
 def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,

@@ -134,12 +134,13 @@ class PointsService(Service):
     def programme(self) -> Programme:
         return settings.programme_of(self.config)
 
-    def _ctx(self, with_campaigns: bool = False) -> Context:
+    def _ctx(self, with_campaigns: bool = False, stamp: Any = campaigns.UNREAD) -> Context:
         """``with_campaigns``: the programme with the campaigns created through the API merged in (one cached
-        row read, campaigns.py) — for what a visit earns; every other rule is the file's alone."""
+        row read, campaigns.py; ``stamp``: that row, read already) — for what a visit earns; every other rule is
+        the file's alone."""
         programme = self.programme
         if with_campaigns:
-            programme = campaigns.in_force(self.db.session, programme)
+            programme = campaigns.in_force(self.db.session, programme, stamp)
         return Context(programme, self.group.zone, self.group.currency, utcnow(), self.caller.actor)
 
     def _dump(self, schema: Schema, answer: Any) -> dict[str, Any]:
@@ -724,8 +725,8 @@ class PointsService(Service):
     @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         """Earn for a completed visit (once per visit), settle the bill's points deduction."""
-        ctx = self._ctx(with_campaigns=True)
-        awards.hold_visit(self.db.session, event["visit_id"])  # first: a refund of this visit may be at work
+        # first: a refund of this visit may be at work; the campaigns' stamp comes in the same round trip
+        ctx = self._ctx(with_campaigns=True, stamp=awards.hold_visit_for_earn(self.db.session, event["visit_id"]))
         member = self._member(event["member_id"], held=True)
         referrer = None
         if event["first_paid_visit"] and member.referrer_id is not None:
