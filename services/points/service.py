@@ -266,7 +266,7 @@ class PointsService(Service):
     # --- points: earning ----------------------------------------------------------------------------------
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim: one round trip less
     def earn(self, member_id: str, award: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Points for an activity, an online interaction, or a manager's adjustment."""
         key = _required_key(idempotency_key)
