@@ -67,6 +67,22 @@ class Recall:
     status: str
 
 
+RECALL_FIELDS = tuple(Recall.__dataclass_fields__)
+
+
+def resettable(categories: set[str]) -> list[str]:
+    """The recall types a visit with items of ``categories`` resets."""
+    return sorted(recall_type for recall_type in recalls.RECALL_TYPES if recalls.resets(recall_type, categories))
+
+
+def recalls_of(rows: list[dict[str, Any]]) -> list[Recall]:
+    """``Recall``s from their JSON form (``RECALL_FIELDS``: a read that brings them with other rows)."""
+    return [Recall(id=uuid.UUID(row["id"]), member_id=uuid.UUID(row["member_id"]), recall_type=row["recall_type"],
+                   recall_interval_months=row["recall_interval_months"],
+                   last_reset_on=date.fromisoformat(row["last_reset_on"]) if row["last_reset_on"] else None,
+                   next_recall_on=date.fromisoformat(row["next_recall_on"]), status=row["status"]) for row in rows]
+
+
 _RECALLS = (select(CarePlan.id, CarePlan.member_id, CarePlan.recall_type, CarePlan.recall_interval_months,
                    CarePlan.last_reset_on, CarePlan.next_recall_on, CarePlan.status)
             .where(CarePlan.member_id == bindparam("member"), CarePlan.status == "active",
@@ -77,15 +93,16 @@ _RESET = AtCommit("UPDATE care_plans SET last_reset_on = :day, next_recall_on = 
 
 
 def reset_by_visit(session: Session, member_id: uuid.UUID, categories: set[str], day: date,
-                   now: datetime) -> list[Recall]:
+                   now: datetime, read: list[Recall] | None = None) -> list[Recall]:
     """Move the recalls a completed visit did the work of; the plans that moved (written with the commit).
-    Nothing is read for a visit whose categories reset no recall type."""
-    types = sorted(recall_type for recall_type in recalls.RECALL_TYPES if recalls.resets(recall_type, categories))
-    if not types:
-        return []
+    ``read``: the member's active plans of the types the visit resets, locked already (else read here; nothing is
+    read for a visit whose categories reset no recall type)."""
+    if read is None:
+        types = resettable(categories)
+        read = [Recall(**row._mapping) for row in session.execute(_RECALLS, {"member": member_id, "types": types})
+                ] if types else []
     moved = []
-    for row in session.execute(_RECALLS, {"member": member_id, "types": types}):
-        plan = Recall(**row._mapping)
+    for plan in read:
         if plan.last_reset_on is None or day > plan.last_reset_on:
             plan = replace(plan, last_reset_on=day,
                            next_recall_on=recalls.next_recall(day, plan.recall_interval_months))

@@ -280,20 +280,20 @@ class RecordsService(Service):
         self.caller.require_role(*access.VISIT_WRITERS, action="complete visits")
         self.caller.require_branch(data["branch"], "complete visits at this branch")
         session, now = self.db.session, utcnow()
-        found = visits.patient_and_bill(session, data["member_id"], data["bill_id"])  # one round trip, usually
+        found = visits.read_for_completion(session, data, self.group, now)  # one round trip, usually
         if found is None:  # SQLite, a member first seen, a merged member's id
-            found = self._patient(data["member_id"]), visits.billed(session, data["bill_id"])
-        visit, created = visits.complete(session, *found, data, self.group, now)
+            found = visits.Completion(self._patient(data["member_id"]), visits.billed(session, data["bill_id"]))
+        visit, created = visits.complete(session, found, data, self.group, now)
         if not created:
             return VisitSchema().dump(visits.one(session, visit))
         completed = visits.just_completed(visit, data)
-        self._after_completion(completed, now)
+        self._after_completion(completed, found.recalls, now)
         return VisitSchema().dump(completed)
 
-    def _after_completion(self, visit: Any, now: Any) -> None:
+    def _after_completion(self, visit: Any, recalls: list[careplans.Recall] | None, now: Any) -> None:
         """What a completion starts (``visit``: ``visits.just_completed``): the event, the appointment's check-in,
-        follow-up calls (those made pointless closed), recalls moved. Written with the commit where nothing in the
-        transaction reads them back."""
+        follow-up calls (those made pointless closed), recalls moved (``recalls``: read with the patient, or None).
+        Written with the commit where nothing in the transaction reads them back."""
         session, practice = self.db.session, self.practice
         self.events.emit("visit_completed", visits.completed_event(visit))
         visits.VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
@@ -306,7 +306,7 @@ class RecordsService(Service):
         for task in tasks:
             worklists.FOLLOW_UPS.labels(task.state).inc()
         categories = {item["category"] for item in visit.items}
-        for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now):
+        for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now, recalls):
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
     @rpc

@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.schemas import With
 from services.kit.telemetry import counter
-from services.records import patients
+from services.records import careplans, patients
 from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
 from services.records.rules import lifecycle
 
@@ -49,30 +50,64 @@ def lock_with_patient(session: Session, visit_id: Any) -> tuple[Visit, Patient |
 
 
 _PATIENT_COLUMNS = Patient.__table__.columns
-# PostgreSQL, a completion's first round trip: the patient's row locked, then read again (a statement of its own,
-# so with a snapshot taken once the lock is granted: a completion of the same bill that held it is seen) with
-# whether the id is a merged member's alias and which visit this bill completed before (``kit.locks.then``'s way)
-_PATIENT_AND_BILL = text(
+_OPEN_STATUSES = ", ".join(f"'{status}'" for status in lifecycle.OPEN_STATUSES)  # code constants
+_OPEN_OF_DAY_SQL = (f"FROM visits v WHERE v.member_id = :member AND v.branch = :branch AND v.status IN ({_OPEN_STATUSES}) "
+                    "AND v.visit_at >= :start AND v.visit_at < :end")
+_RECALL_JSON = ", ".join(f"'{name}', c.{name}" for name in careplans.RECALL_FIELDS)
+_RECALLS_SQL = ("FROM care_plans c WHERE c.member_id = :member AND c.status = 'active' "
+                "AND c.recall_type = ANY(CAST(:types AS text[]))")
+# PostgreSQL, a completion's first round trip, in the lock order (patient, visits, then care plans): the patient's
+# row, the member's open visits of the day and the care plans the bill may reset are locked, then read (a statement
+# of its own, so with a snapshot taken once the locks are granted: a completion of the same bill that held them is
+# seen), with whether the id is a merged member's alias and which visit this bill completed before
+_READ_FOR_COMPLETION = text(
     "SELECT 1 FROM patients WHERE member_id = :member FOR UPDATE; "
+    f"SELECT 1 {_OPEN_OF_DAY_SQL} LIMIT 2 FOR UPDATE; "
+    f"SELECT 1 {_RECALLS_SQL} FOR UPDATE; "
     f"SELECT {', '.join('p.' + column.name for column in _PATIENT_COLUMNS)}, "
     "(SELECT a.member_id FROM member_aliases a WHERE a.alias_id = :member) AS alias_of, "
-    "(SELECT v.id FROM visits v WHERE v.bill_id = :bill) AS billed_id "
+    "(SELECT v.id FROM visits v WHERE v.bill_id = :bill) AS billed_id, "
+    f"ARRAY(SELECT CAST(v.id AS text) {_OPEN_OF_DAY_SQL} LIMIT 2) AS open_ids, "
+    f"(SELECT json_agg(json_build_object({_RECALL_JSON}) "
+    f"ORDER BY c.recall_type) {_RECALLS_SQL}) AS recalls "
     "FROM patients p WHERE p.member_id = :member"
-).bindparams(bindparam("member", type_=Uuid())).columns(*_PATIENT_COLUMNS, alias_of=Uuid(), billed_id=Uuid())
+).bindparams(bindparam("member", type_=Uuid()), bindparam("start", type_=UtcDateTime()),
+             bindparam("end", type_=UtcDateTime())).columns(*_PATIENT_COLUMNS, alias_of=Uuid(), billed_id=Uuid())
 _BILLED = select(Visit.id).where(Visit.bill_id == bindparam("bill"))
 
 
-def patient_and_bill(session: Session, member_id: Any, bill_id: str) -> tuple[Patient, uuid.UUID | None] | None:
-    """On PostgreSQL, for a member records knows and that was not merged: its patient (locked, detached: what a
-    completion changes on it is written with the commit, ``complete``) and the visit ``bill_id`` completed before,
-    if any, in one round trip. None otherwise: then the patient is found the ordinary way (``billed``)."""
+@dataclass
+class Completion:
+    """What a completion reads before it writes: its patient (locked), the visit the bill completed before (if it
+    did), and — when read with them — the member's open visits of the day and the recalls the bill may reset (both
+    locked; None: not read, ``complete`` and ``careplans.reset_by_visit`` read them)."""
+
+    patient: Patient
+    billed_id: uuid.UUID | None
+    open_ids: list[uuid.UUID] | None = None
+    recalls: list[careplans.Recall] | None = None
+
+
+def _completion_day(bill: dict[str, Any], group: Group, now: datetime) -> tuple[datetime, date]:
+    completed_at = bill.get("completed_at") or now
+    return completed_at, local_date(completed_at, group.zone)
+
+
+def read_for_completion(session: Session, bill: dict[str, Any], group: Group, now: datetime) -> Completion | None:
+    """On PostgreSQL, for a member records knows and that was not merged: all a completion reads, in one round trip
+    (the patient detached: what a completion changes on it is written with the commit). None otherwise: then the
+    patient is found the ordinary way and the rest read as needed (``Completion(patient, billed(...))``)."""
     if session.get_bind().dialect.name != "postgresql":
         return None
-    row = session.execute(_PATIENT_AND_BILL, {"member": patients.parse_member_id(member_id), "bill": bill_id}).first()
+    start, end = _day_bounds(_completion_day(bill, group, now)[1], group)
+    row = session.execute(_READ_FOR_COMPLETION, {
+        "member": patients.parse_member_id(bill["member_id"]), "bill": bill["bill_id"], "branch": bill["branch"],
+        "start": start, "end": end, "types": careplans.resettable({item["category"] for item in bill["items"]})}).first()
     if row is None or row.alias_of is not None or row.membership_status == "merged":
         return None
     mapping = row._mapping
-    return Patient(**{column.name: mapping[column.name] for column in _PATIENT_COLUMNS}), row.billed_id
+    return Completion(Patient(**{column.name: mapping[column.name] for column in _PATIENT_COLUMNS}), row.billed_id,
+                      [uuid.UUID(value) for value in row.open_ids], careplans.recalls_of(row.recalls or []))
 
 
 def billed(session: Session, bill_id: str) -> uuid.UUID | None:
@@ -179,25 +214,24 @@ def _keep_patient(session: Session, patient: Patient, **values: Any) -> None:
         "last_visit_id": patient.last_visit_id, "last_visit_on": patient.last_visit_on, "treatment": patient.treatment})
 
 
-def complete(session: Session, patient: Patient, billed_id: uuid.UUID | None, bill: dict[str, Any], group: Group,
+def complete(session: Session, found: Completion, bill: dict[str, Any], group: Group,
              now: datetime) -> tuple[Visit, bool]:
-    """Complete the visit a bill pays for; (visit, False) if this bill was completed before (``billed_id``:
-    the visit it completed, ``patient_and_bill`` or ``billed``). ``patient`` is locked; what the completion
-    changes on it, and the bill's lines, are written with the commit."""
+    """Complete the visit a bill pays for; (visit, False) if this bill was completed before. What the completion
+    changes on the (locked) patient, and the bill's lines, are written with the commit."""
+    patient = found.patient
     fingerprint = bill_fingerprint(bill)
-    existing = session.get(Visit, billed_id) if billed_id is not None else None
+    existing = session.get(Visit, found.billed_id) if found.billed_id is not None else None
     if existing is not None:
         if existing.bill_hash != fingerprint:
             raise Conflict(f"Bill {bill['bill_id']} was already completed with other details; send a refund or "
                            "a new bill rather than changing it.", details={"visit_id": str(existing.id)})
         return existing, False
     group.branch(bill["branch"])
-    completed_at = bill.get("completed_at") or now
+    completed_at, day = _completion_day(bill, group, now)
     if completed_at > now + CLOCK_SKEW:
         raise Invalid("The completion time is in the future.", {"completed_at": ["Must not be in the future."]})
     items, payments = bill["items"], bill["payments"]
     totals = lifecycle.check_bill(items, payments, bill["currency"], group.currency)
-    day = local_date(completed_at, group.zone)
 
     if bill.get("visit_id") is not None:
         visit = get(session, bill["visit_id"], lock=True)
@@ -205,6 +239,8 @@ def complete(session: Session, patient: Patient, billed_id: uuid.UUID | None, bi
             raise Invalid("This visit is another member's.", {"visit_id": ["Not this member's visit."]})
         if visit.branch != bill["branch"]:
             raise Invalid(f"This visit is at {visit.branch}, not {bill['branch']}.", {"branch": ["Not the visit's."]})
+    elif found.open_ids is not None:  # read (and locked) with the patient
+        visit = session.get(Visit, found.open_ids[0]) if len(found.open_ids) == 1 else None
     else:
         visit = _open_visit_of_day(session, patient.member_id, bill["branch"], day, group)
     if visit is None:
