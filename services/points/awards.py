@@ -18,13 +18,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Uuid, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
 from services.kit.locks import lock_name, serialise, then
+from services.kit.models import UtcDateTime
 from services.kit.telemetry import counter
 from services.points import campaigns, holds, ledger, roster
 from services.points.ledger import Entry
@@ -117,10 +118,8 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not lines:
         note_visit(session, event, member, "nothing_due", 0, ctx.now)
         return []
-    first = f"visit:{visit_id}:0"
-    if ledger.posted(session, first) or holds.locked(session, first):  # final: a visit only earns under its lock
+    if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now):
         return []
-    note_visit(session, event, member, "earned", sum(line.points for line in lines), ctx.now)
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
     ledger.lock_accounts(session, beneficiaries, ctx.now)
     expires_on = ctx.expires_on(facts.day)
@@ -137,6 +136,32 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
                                     basis_minor=line.basis_minor))
     return postings
+
+
+# PostgreSQL: whether the visit's first line was posted (or locked) before — final, a visit only earns under its
+# lock — and, when not, its outcome noted, in one statement (was three round trips: the two reads, then the note's)
+_FIRST_EARN = text(
+    "WITH done AS (SELECT EXISTS (SELECT 1 FROM points_postings WHERE dedupe_key = :first) "
+    "OR EXISTS (SELECT 1 FROM points_holds WHERE dedupe_key = :first) AS earned), "
+    "noted AS (INSERT INTO points_visit_outcomes (visit_id, member_id, state, earned_points, reversed_points, "
+    "bill_minor, completed_seen_at, updated_at) SELECT :visit_id, :member_id, 'earned', :points, 0, :bill_minor, "
+    ":now, :now FROM done WHERE NOT done.earned ON CONFLICT (visit_id) DO NOTHING) "
+    "SELECT earned FROM done").bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
+
+
+def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime) -> bool:
+    """True (and the visit's outcome noted as earned) if the visit's lines were neither posted nor locked before.
+    Runs under ``hold_visit``."""
+    visit_id = str(event["visit_id"])
+    first = f"visit:{visit_id}:0"
+    if session.get_bind().dialect.name != "postgresql":
+        if ledger.posted(session, first) or holds.locked(session, first):
+            return False
+        note_visit(session, event, member, "earned", points, now)
+        return True
+    return not session.execute(_FIRST_EARN, {"first": first, "visit_id": visit_id, "member_id": member.member_id,
+                                             "points": points, "bill_minor": event["qualifying_minor"],
+                                             "now": now}).scalar()
 
 
 def note_visit(session: Session, event: dict[str, Any], member: MemberCopy, state: str, points: int,
