@@ -18,13 +18,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Uuid, bindparam, func, select, text
+from sqlalchemy import Boolean, String, Uuid, bindparam, column, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
-from services.kit.locks import lock_name, serialise, then
+from services.kit.locks import lock_name, serialise
 from services.kit.models import UtcDateTime
 from services.kit.telemetry import counter
 from services.points import campaigns, holds, ledger, roster
@@ -86,21 +86,46 @@ SKIPPED = counter("careloop_points_earnings_skipped_total", "Earning events for 
 VISIT_LOCK = holds.VISIT_LOCK
 
 
-_HOLD_THEN_STAMP = text(then(campaigns.STAMP_SQL))
-
-
 def hold_visit(session: Session, visit_id: Any) -> None:
     """One transaction at a time about this visit (its earn, refunds, cancellation), until it ends. Taken
     first, before the member is resolved and before any row lock (the lock order of ``kit.locks``)."""
     serialise(session, VISIT_LOCK, str(visit_id))
 
 
-def hold_visit_for_earn(session: Session, visit_id: Any) -> Any:
-    """``hold_visit``, and then the campaigns' stamp (``campaigns.in_force``'s one read), in the same round trip
-    on PostgreSQL: what a visit earns is decided under the lock with the campaigns in force once it was granted."""
-    if session.get_bind().dialect.name != "postgresql":
-        return campaigns.UNREAD  # nothing to hold on SQLite (the kit's gate); in_force reads the stamp itself
-    return session.execute(_HOLD_THEN_STAMP, {"lock_name": lock_name(VISIT_LOCK, str(visit_id))}).scalar()
+@dataclass(frozen=True)
+class VisitHold:
+    """What a visit's earn reads first, under the visit's lock: the campaigns' stamp (``campaigns.in_force``), the
+    member's copy held (``roster.resolve``'s ``read``; None: no copy yet) and whether refunds of the visit came
+    first (then ``apply_refunds``: none can come meanwhile, they take the same lock)."""
+
+    stamp: Any
+    copy: Any
+    refunded: bool
+
+
+# PostgreSQL, one round trip in the lock order (``kit.locks``: the visit, then the member shared): the two locks,
+# then the reads with a snapshot taken once they were granted
+_HOLD_FOR_EARN = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(:member_lock, 0)); "
+    f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_stamp, "
+    "EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded "
+    f"FROM (SELECT 1) AS one LEFT JOIN ({roster.COPY_SQL}) AS copy ON true"
+).bindparams(bindparam("member", type_=Uuid())).columns(
+    *roster.COPY_COLUMNS, column("campaigns_stamp", String()), column("refunded", Boolean()))
+
+
+def hold_visit_for_earn(session: Session, visit_id: Any, member_id: Any) -> VisitHold:
+    """``hold_visit``, then the member's alias held (``roster.resolve(held=True)``), then the campaigns' stamp, the
+    member's copy and whether refunds came first, in one round trip on PostgreSQL: what a visit earns is decided
+    under the locks with what was committed once they were granted."""
+    visit_id = str(visit_id)
+    if session.get_bind().dialect.name != "postgresql":  # nothing to hold on SQLite (the kit's gate)
+        return VisitHold(campaigns.UNREAD, roster.UNREAD, True)
+    member = roster.parse_id(member_id)
+    row = session.execute(_HOLD_FOR_EARN, {"visit_lock": lock_name(VISIT_LOCK, visit_id), "visit": visit_id,
+                                           "member_lock": lock_name(roster.ALIAS_LOCK, member), "member": member}).one()
+    return VisitHold(row.campaigns_stamp, roster.copy_of(row), row.refunded)
 
 
 def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,

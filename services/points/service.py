@@ -148,10 +148,11 @@ class PointsService(Service):
         with CURRENCY(self.group.currency):
             return schema.dump(answer)
 
-    def _member(self, member_id: str, held: bool = False) -> MemberCopy:
+    def _member(self, member_id: str, held: bool = False, read: Any = roster.UNREAD) -> MemberCopy:
         """The member an id names now (the survivor of a merge). ``held``: for a change, which must also hold
-        the alias until it commits (``roster.resolve``), so call it before locking any account."""
-        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow(), held=held)
+        the alias until it commits (``roster.resolve``), so call it before locking any account. ``read``: the
+        id's copy, read already (``roster.resolve``)."""
+        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow(), held=held, read=read)
 
     def _branch(self, branch: str, action: str) -> None:
         self.group.branch(branch)
@@ -725,16 +726,18 @@ class PointsService(Service):
     @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         """Earn for a completed visit (once per visit), settle the bill's points deduction."""
-        # first: a refund of this visit may be at work; the campaigns' stamp comes in the same round trip
-        ctx = self._ctx(with_campaigns=True, stamp=awards.hold_visit_for_earn(self.db.session, event["visit_id"]))
-        member = self._member(event["member_id"], held=True)
+        # first: a refund of this visit may be at work; with the lock, the member held, its copy and the campaigns
+        hold = awards.hold_visit_for_earn(self.db.session, event["visit_id"], event["member_id"])
+        ctx = self._ctx(with_campaigns=True, stamp=hold.stamp)
+        member = self._member(event["member_id"], held=True, read=hold.copy)
         referrer = None
         if event["first_paid_visit"] and member.referrer_id is not None:
             referrer = self._member(str(member.referrer_id), held=True)
         postings = []
         if member.status == "active":
             postings = awards.earn_visit(self.db.session, ctx, event, member, referrer)
-            postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
+            if hold.refunded:  # a refund came first (none can come now: it waits for the visit's lock)
+                postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
         else:
             awards.note_visit(self.db.session, event, member, "member_not_active", 0, ctx.now)
             awards.SKIPPED.labels(member.status).inc()
