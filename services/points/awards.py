@@ -146,7 +146,9 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now):
         return []
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
-    ledger.lock_accounts(session, beneficiaries, ctx.now)
+    if len(beneficiaries) > 1 or any(ctx.programme.pending_for(line.rule) for line in lines):
+        # in member-id order before any of them; one beneficiary's first earn locks (and creates) its account itself
+        ledger.lock_accounts(session, beneficiaries, ctx.now)
     expires_on = ctx.expires_on(facts.day)
     postings = []
     for number, line in enumerate(lines):
