@@ -123,9 +123,9 @@ class First:
     ``sql``: the read, one row at most, as the service would send it alone: statements joined by ``"; "`` whose
     last one is the ``SELECT`` that answers (e.g. a lock and a read, ``kit.locks.then``); ``columns``: the
     ``SELECT``'s typed result columns, in its order; ``types``: types of its parameters; ``params(arguments)``: the
-    parameters from the
-    command's arguments (by name), or an exception (a malformed id): then the read is not sent and the service's
-    own statement reports it. The service asks for the row with ``prefetched(session, first, params)``.
+    parameters from the command's arguments (by name), or an exception (a malformed id): then the read is not sent
+    and the service's own statement reports it. The service asks for the row with ``prefetched(session, first,
+    params)``.
     """
 
     sql: str
@@ -135,7 +135,8 @@ class First:
 
 
 _FIRST_READ = "careloop_first_read"
-_NOT_SENT = object()
+NOT_SENT = object()
+"""What ``prefetched`` answers when the read was not sent with the claim."""
 _claims_with: dict[int, Any] = {}  # First -> its statement with the claim, built once
 
 
@@ -183,9 +184,6 @@ def prefetched(session: Session, first: First, params: dict[str, Any]) -> Any:
     del session.info[_FIRST_READ]
     row = sent[2]
     return None if all(value is None for value in row[:-1]) else row
-
-
-NOT_SENT = _NOT_SENT
 
 
 def idempotent(fn: Callable | None = None, *, first: First | None = None) -> Callable:
