@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway.models import IdempotentReply
 from services.kit.clock import as_utc, utcnow
-from services.kit.crypto import blind_index
+from services.kit.commit import AtCommit, at_commit
+from services.kit.crypto import blind_index, keyring
 from services.kit.db import Store
 from services.kit.errors import Conflict, Invalid
+from services.kit.models import UtcDateTime
 
 MAX_KEY_LENGTH = 128
 HEADER = "Idempotency-Key"
@@ -67,6 +69,18 @@ def service_key(credential: str, key: str) -> str:
     return f"{credential[:70]}:#{hashlib.sha256(key.encode()).hexdigest()[:48]}"
 
 
+# Every request with a key runs these two: written as text, built once (a dialect insert with ON CONFLICT has no
+# cache key and would be compiled on every call); SQLite (>= 3.35) and PostgreSQL accept both
+_CLAIM = text("INSERT INTO idempotent_replies (scope, key, fingerprint, created_at) "
+              "VALUES (:scope, :key, :fingerprint, :created_at) ON CONFLICT (scope, key) DO NOTHING RETURNING id"
+              ).bindparams(bindparam("created_at", type_=UtcDateTime()))
+# the answer, with the COMMIT in one query on PostgreSQL (``kit.commit``); its body encrypted before (the query
+# goes to the driver as it is)
+_COMPLETE = AtCommit("UPDATE idempotent_replies SET status = :status, body = :body, completed_at = :completed_at "
+                     "WHERE scope = :scope AND key = :key", completed_at=UtcDateTime())
+_BODY_CONTEXT = "idempotent_replies.body"  # the column's, as ``Encrypted`` binds it
+
+
 class IdempotencyStore:
     def __init__(self, store: Store, stale_after: float, retention: timedelta) -> None:
         self.store = store
@@ -79,6 +93,9 @@ class IdempotencyStore:
         for _attempt in range(2):
             try:
                 with self.store.transaction() as session:
+                    if session.execute(_CLAIM, {"scope": scope, "key": key, "fingerprint": print_,
+                                                "created_at": now}).first() is not None:
+                        return None  # a new key (one statement): ours
                     query = select(IdempotentReply).where(IdempotentReply.scope == scope, IdempotentReply.key == key)
                     if self.store.is_postgresql:
                         query = query.with_for_update()
@@ -112,11 +129,9 @@ class IdempotencyStore:
             return Stored(status=row.status, body=row.body or "")
 
     def complete(self, scope: str, key: str, status: int, body: str) -> None:
-        with self.store.transaction() as session:
-            row = session.scalars(select(IdempotentReply).where(IdempotentReply.scope == scope,
-                                                                IdempotentReply.key == key)).first()
-            if row is not None:
-                row.status, row.body, row.completed_at = status, body, utcnow()
+        with self.store.transaction() as session:  # one round trip on PostgreSQL: BEGIN, the UPDATE, COMMIT
+            at_commit(session, _COMPLETE, {"status": status, "body": keyring().encrypt(body, _BODY_CONTEXT),
+                                           "completed_at": utcnow(), "scope": scope, "key": key})
 
     def release(self, scope: str, key: str) -> None:
         with self.store.transaction() as session:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import security_events
@@ -38,6 +38,7 @@ from services.kit.caller import Identity
 from services.kit.clock import as_utc, utcnow
 from services.kit.db import Store
 from services.kit.errors import Conflict, Invalid, NotFound, Unauthenticated
+from services.kit.models import UtcDateTime
 from services.kit.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 INTEGRATION_HEADER = "X-CareLoop-Integration"
@@ -50,6 +51,13 @@ def signed_headers(integration: str, secret: str, body: bytes, timestamp: int | 
     """The headers a sender adds (used by tests and by anyone writing a client)."""
     stamp = int(time.time()) if timestamp is None else timestamp
     return {INTEGRATION_HEADER: integration, TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(secret, stamp, body)}
+
+
+# every signed request writes its receipt: one statement built once, a replay found by the conflict (no exception)
+_RECEIVED = text("INSERT INTO webhook_receipts (integration_id, signature_hash, received_at) "
+                 "VALUES (:integration, :digest, :received_at) "
+                 "ON CONFLICT (integration_id, signature_hash) DO NOTHING RETURNING id"
+                 ).bindparams(bindparam("received_at", type_=UtcDateTime()))
 
 
 class WebhookVerifier:
@@ -103,12 +111,9 @@ class WebhookVerifier:
 
     def _remember(self, slug: str, signatures: list[str]) -> bool:
         digest = hashlib.sha256(f"{slug}\x00{','.join(sorted(signatures))}".encode()).hexdigest()
-        try:
-            with self.store.transaction() as session:
-                session.add(WebhookReceipt(integration_id=slug, signature_hash=digest, received_at=utcnow()))
-            return True
-        except IntegrityError:
-            return False
+        with self.store.transaction() as session:
+            return session.execute(_RECEIVED, {"integration": slug, "digest": digest,
+                                               "received_at": utcnow()}).first() is not None
 
     def refuse_replay(self, principal: Principal, address: str) -> Unauthenticated:
         self._reject(principal.credential.removeprefix("webhook:"), address, "replay")

@@ -10,6 +10,11 @@ the key is claimed by one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (SQ
 on PostgreSQL it usually carries the transaction's ``BEGIN``) and the answer stored by an ``UPDATE`` of that
 id left for the commit (``kit.db.at_commit``: on PostgreSQL it travels with the ``COMMIT``). The ORM version
 (SELECT, then add and flush) cost a round trip and a unit of work more per call.
+
+A command whose first statement is a read that cannot wait (points' earn: the member's copy under its alias
+lock) can have it sent with the claim, in the claim's round trip on PostgreSQL: ``@idempotent(first=First(...))``.
+The claim still runs first (a twin still waits on it, the lock order is unchanged); the read follows it in the
+same query and the service takes its row with ``prefetched``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import BigInteger, bindparam, column, select, text
 from sqlalchemy.orm import Session
 
 from services.kit.clock import utcnow
@@ -110,7 +116,80 @@ def store_answer(session: Session, claim_id: int, answer: Any) -> None:
     at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(answer)})
 
 
-def idempotent(fn: Callable) -> Callable:
+@dataclass(frozen=True)
+class First:
+    """A command's first read, sent in the claim's round trip (PostgreSQL; elsewhere the service runs it itself).
+
+    ``sql``: the read, one row at most, as the service would send it alone: statements joined by ``"; "`` whose
+    last one is the ``SELECT`` that answers (e.g. a lock and a read, ``kit.locks.then``); ``columns``: the
+    ``SELECT``'s typed result columns, in its order; ``types``: types of its parameters; ``params(arguments)``: the
+    parameters from the command's arguments (by name), or an exception (a malformed id): then the read is not sent
+    and the service's own statement reports it. The service asks for the row with ``prefetched(session, first,
+    params)``.
+    """
+
+    sql: str
+    columns: tuple[Any, ...]
+    params: Callable[[dict[str, Any]], dict[str, Any]]
+    types: dict[str, Any] = field(default_factory=dict)
+
+
+_FIRST_READ = "careloop_first_read"
+NOT_SENT = object()
+"""What ``prefetched`` answers when the read was not sent with the claim."""
+_claims_with: dict[int, Any] = {}  # First -> its statement with the claim, built once
+
+
+def _claim_with(first: First) -> Any:
+    """The claim, then ``first``'s read in one query: the claim's id travels to the read's row in a transaction-
+    local setting (only the last statement of a query answers)."""
+    statement = _claims_with.get(id(first))
+    if statement is None:
+        before, _, select_sql = first.sql.rpartition("; ")
+        sql = ("WITH claimed AS (INSERT INTO kit_idempotency (command, key, request_hash, created_at) "
+               "VALUES (:command, :key, :request_hash, :created_at) ON CONFLICT (command, key) DO NOTHING RETURNING id) "
+               "SELECT set_config('careloop.claim', coalesce((SELECT CAST(id AS text) FROM claimed), ''), true); "
+               + (before + "; " if before else "")
+               + "SELECT careloop_read.*, CAST(nullif(current_setting('careloop.claim'), '') AS bigint) "
+               f"AS careloop_claim_id FROM (SELECT 1) AS one LEFT JOIN ({select_sql}) AS careloop_read ON true")
+        bound = [bindparam("created_at", type_=UtcDateTime())]
+        bound += [bindparam(name, type_=type_) for name, type_ in first.types.items()]
+        statement = _claims_with[id(first)] = (text(sql).bindparams(*bound)  # the read's columns, then the claim
+                                               .columns(*first.columns, column("careloop_claim_id", BigInteger())))
+    return statement
+
+
+def _claim_and_read(session: Session, command: str, key: str, fingerprint: str, first: First | None,
+                    arguments: dict[str, Any]) -> int | None:
+    """``claim``; with ``first`` on PostgreSQL, its read too, in the same round trip (its row kept for
+    ``prefetched``)."""
+    if first is None or session.get_bind().dialect.name != "postgresql":
+        return claim(session, command, key, fingerprint)
+    try:
+        params = first.params(arguments)
+    except Exception:  # the service's own statement reports a malformed argument, as without this
+        return claim(session, command, key, fingerprint)
+    row = session.execute(_claim_with(first), {**params, "command": command, "key": key, "request_hash": fingerprint,
+                                               "created_at": utcnow()}).one()
+    session.info[_FIRST_READ] = (first, params, row)
+    return row.careloop_claim_id
+
+
+def prefetched(session: Session, first: First, params: dict[str, Any]) -> Any:
+    """The row of ``first``'s read sent with the claim with these ``params`` (once; None if it found nothing), or
+    ``NOT_SENT`` when it was not sent (SQLite, another command, other parameters): run the read yourself then."""
+    sent = session.info.get(_FIRST_READ)
+    if sent is None or sent[0] is not first or sent[1] != params:
+        return NOT_SENT
+    del session.info[_FIRST_READ]
+    row = sent[2]
+    return None if all(value is None for value in row[:-1]) else row
+
+
+def idempotent(fn: Callable | None = None, *, first: First | None = None) -> Callable:
+    """Decorate a command (``@idempotent``, or ``@idempotent(first=...)`` to send its first read with the claim)."""
+    if fn is None:
+        return functools.partial(idempotent, first=first)
     signature = inspect.signature(fn)
     if "idempotency_key" not in signature.parameters:
         raise TypeError(f"{fn.__name__} must take an idempotency_key argument to be @idempotent")
@@ -128,10 +207,14 @@ def idempotent(fn: Callable) -> Callable:
         fingerprint = request_fingerprint(arguments)
         session = worker_db_of(self).session
         # Claim the key first: a concurrent twin waits on this row, then finds our answer.
-        claim_id = claim(session, command, key, fingerprint)
+        claim_id = _claim_and_read(session, command, key, fingerprint, first, arguments)
         if claim_id is None:
+            session.info.pop(_FIRST_READ, None)
             return replay(session, command, key, fingerprint)
-        result = fn(self, *args, **kwargs)
+        try:
+            result = fn(self, *args, **kwargs)
+        finally:
+            session.info.pop(_FIRST_READ, None)
         store_answer(session, claim_id, result)
         return result
 

@@ -18,15 +18,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Boolean, String, Uuid, bindparam, column, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.errors import Conflict, Invalid
-from services.kit.locks import serialise
+from services.kit.locks import lock_name, serialise
+from services.kit.models import UtcDateTime
 from services.kit.telemetry import counter
-from services.points import holds, ledger, roster
+from services.points import campaigns, holds, ledger, roster
 from services.points.ledger import Entry
 from services.points.models import MemberCopy, PointsPosting, VisitOutcome, VisitRefund
 from services.points.rules import earning
@@ -91,6 +92,42 @@ def hold_visit(session: Session, visit_id: Any) -> None:
     serialise(session, VISIT_LOCK, str(visit_id))
 
 
+@dataclass(frozen=True)
+class VisitHold:
+    """What a visit's earn reads first, under the visit's lock: the campaigns' stamp (``campaigns.in_force``), the
+    member's copy held (``roster.resolve``'s ``read``; None: no copy yet) and whether refunds of the visit came
+    first (then ``apply_refunds``: none can come meanwhile, they take the same lock)."""
+
+    stamp: Any
+    copy: Any
+    refunded: bool
+
+
+# PostgreSQL, one round trip in the lock order (``kit.locks``: the visit, then the member shared): the two locks,
+# then the reads with a snapshot taken once they were granted
+_HOLD_FOR_EARN = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(:member_lock, 0)); "
+    f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_stamp, "
+    "EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded "
+    f"FROM (SELECT 1) AS one LEFT JOIN ({roster.COPY_SQL}) AS copy ON true"
+).bindparams(bindparam("member", type_=Uuid())).columns(
+    *roster.COPY_COLUMNS, column("campaigns_stamp", String()), column("refunded", Boolean()))
+
+
+def hold_visit_for_earn(session: Session, visit_id: Any, member_id: Any) -> VisitHold:
+    """``hold_visit``, then the member's alias held (``roster.resolve(held=True)``), then the campaigns' stamp, the
+    member's copy and whether refunds came first, in one round trip on PostgreSQL: what a visit earns is decided
+    under the locks with what was committed once they were granted."""
+    visit_id = str(visit_id)
+    if session.get_bind().dialect.name != "postgresql":  # nothing to hold on SQLite (the kit's gate)
+        return VisitHold(campaigns.UNREAD, roster.UNREAD, True)
+    member = roster.parse_id(member_id)
+    row = session.execute(_HOLD_FOR_EARN, {"visit_lock": lock_name(VISIT_LOCK, visit_id), "visit": visit_id,
+                                           "member_lock": lock_name(roster.ALIAS_LOCK, member), "member": member}).one()
+    return VisitHold(row.campaigns_stamp, roster.copy_of(row), row.refunded)
+
+
 def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,
                referrer: MemberCopy | None) -> list[PointsPosting]:
     """Post every line a completed visit earns (the referrer's share to the referrer), once per visit.
@@ -106,12 +143,12 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not lines:
         note_visit(session, event, member, "nothing_due", 0, ctx.now)
         return []
-    first = f"visit:{visit_id}:0"
-    if ledger.posted(session, first) or holds.locked(session, first):  # final: a visit only earns under its lock
+    if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now):
         return []
-    note_visit(session, event, member, "earned", sum(line.points for line in lines), ctx.now)
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
-    ledger.lock_accounts(session, beneficiaries, ctx.now)
+    if len(beneficiaries) > 1 or any(ctx.programme.pending_for(line.rule) for line in lines):
+        # in member-id order before any of them; one beneficiary's first earn locks (and creates) its account itself
+        ledger.lock_accounts(session, beneficiaries, ctx.now)
     expires_on = ctx.expires_on(facts.day)
     postings = []
     for number, line in enumerate(lines):
@@ -126,6 +163,32 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
                                     basis_minor=line.basis_minor))
     return postings
+
+
+# PostgreSQL: whether the visit's first line was posted (or locked) before — final, a visit only earns under its
+# lock — and, when not, its outcome noted, in one statement (was three round trips: the two reads, then the note's)
+_FIRST_EARN = text(
+    "WITH done AS (SELECT EXISTS (SELECT 1 FROM points_postings WHERE dedupe_key = :first) "
+    "OR EXISTS (SELECT 1 FROM points_holds WHERE dedupe_key = :first) AS earned), "
+    "noted AS (INSERT INTO points_visit_outcomes (visit_id, member_id, state, earned_points, reversed_points, "
+    "bill_minor, completed_seen_at, updated_at) SELECT :visit_id, :member_id, 'earned', :points, 0, :bill_minor, "
+    ":now, :now FROM done WHERE NOT done.earned ON CONFLICT (visit_id) DO NOTHING) "
+    "SELECT earned FROM done").bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
+
+
+def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime) -> bool:
+    """True (and the visit's outcome noted as earned) if the visit's lines were neither posted nor locked before.
+    Runs under ``hold_visit``."""
+    visit_id = str(event["visit_id"])
+    first = f"visit:{visit_id}:0"
+    if session.get_bind().dialect.name != "postgresql":
+        if ledger.posted(session, first) or holds.locked(session, first):
+            return False
+        note_visit(session, event, member, "earned", points, now)
+        return True
+    return not session.execute(_FIRST_EARN, {"first": first, "visit_id": visit_id, "member_id": member.member_id,
+                                             "points": points, "bill_minor": event["qualifying_minor"],
+                                             "now": now}).scalar()
 
 
 def note_visit(session: Session, event: dict[str, Any], member: MemberCopy, state: str, points: int,

@@ -35,6 +35,9 @@ from services.points.rules.programme import Campaign, Programme, campaign_state,
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", re.ASCII)  # gateway.paths "campaign_code" has this shape
 STAMP_ROW = 1
 _STAMP = select(CampaignsStamp.stamp).where(CampaignsStamp.id == STAMP_ROW)
+STAMP_SQL = f"SELECT stamp FROM points_campaigns_stamp WHERE id = {STAMP_ROW}"
+"""The same read as text, for a statement that goes with another in one round trip (``awards.hold_visit``)."""
+UNREAD = object()
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ def _database(session: Session) -> str:
     return str(session.get_bind().url)
 
 
-def _current(session: Session) -> _Loaded:
-    stamp = session.execute(_STAMP).scalar_one_or_none()
+def _current(session: Session, stamp: Any = UNREAD) -> _Loaded:
+    if stamp is UNREAD:
+        stamp = session.execute(_STAMP).scalar_one_or_none()
     key = _database(session)
     cached = _loaded.get(key)
     if cached is not None and cached.stamp == stamp:
@@ -74,10 +78,11 @@ def _current(session: Session) -> _Loaded:
     return cached
 
 
-def in_force(session: Session, base: Programme) -> Programme:
+def in_force(session: Session, base: Programme, stamp: Any = UNREAD) -> Programme:
     """``base`` (the file's programme) with the earning rules stored through the API over it, then the stored
-    campaigns not ended by hand (one row read when cached; both are reloaded when the stamp moved)."""
-    loaded = _current(session)
+    campaigns not ended by hand (one row read when cached; both are reloaded when the stamp moved; ``stamp``:
+    that row's stamp, read already in this transaction, e.g. by ``awards.hold_visit``)."""
+    loaded = _current(session, stamp)
     if not loaded.earning_read:
         loaded.earning, loaded.earning_read = earning_rules.stored_terms(session), True
     if not loaded.campaigns and not loaded.earning:

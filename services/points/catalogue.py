@@ -17,8 +17,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.kit.commit import AtCommit, at_commit
 from services.kit.db import first_found, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.points import coupons, ledger
 from services.points.awards import Context
@@ -228,18 +230,16 @@ def fulfil(session: Session, ctx: Context, redemption_id: Any) -> Redemption:
     return record
 
 
-def settle_bill(session: Session, ctx: Context, bill_id: str | None) -> int:
-    """A bill's visit completed: its pending points deductions are final. Returns how many."""
-    if not bill_id:
-        return 0
-    pending = session.scalars(select(Redemption).where(Redemption.kind == "cash_deduction",
-                                                       Redemption.bill_id == bill_id,
-                                                       Redemption.state == "pending").with_for_update())
-    count = 0
-    for record in pending:
-        record.state, record.updated_at = "fulfilled", ctx.now
-        count += 1
-    return count
+_SETTLE = AtCommit("UPDATE redemptions SET state = 'fulfilled', updated_at = :now "
+                   "WHERE kind = 'cash_deduction' AND bill_id = :bill AND state = 'pending'", now=UtcDateTime())
+
+
+def settle_bill(session: Session, ctx: Context, bill_id: str | None) -> None:
+    """A bill's visit completed: its pending points deductions are final. Written with the commit (nothing reads
+    them back; last, after the accounts, as the lock order wants; a deduction cancelled meanwhile stays so: the
+    UPDATE looks at the state again once it has the row)."""
+    if bill_id:
+        at_commit(session, _SETTLE, {"now": ctx.now, "bill": bill_id})
 
 
 def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[Redemption],

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from services.kit.aliases import follow
 from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, NotFound
+from services.kit.idempotency import NOT_SENT, First, prefetched
 from services.kit.locks import lock_name, serialise, then
 from services.points.models import MemberCopy
 
@@ -71,11 +72,25 @@ ALIAS_LOCK = "points.member"
 _COLUMNS = MemberCopy.__table__.columns
 _COPY = select(*_COLUMNS).where(MemberCopy.__table__.c.member_id == bindparam("member"))
 # the same read, after the id's shared alias lock, in one round trip (PostgreSQL; a command's hot path)
-_HELD_COPY = text(then(f"SELECT {', '.join(c.name for c in _COLUMNS)} FROM points_members WHERE member_id = :member",
-                       shared=True)).bindparams(bindparam("member", type_=Uuid())).columns(*_COLUMNS)
+COPY_SQL = f"SELECT {', '.join(c.name for c in _COLUMNS)} FROM points_members WHERE member_id = :member"
+"""The copy's read as text, for a statement that brings it with others (``awards.hold_visit_for_earn``, ``copy_of``)."""
+COPY_COLUMNS = tuple(_COLUMNS)
+_HELD_COPY_SQL = then(COPY_SQL, shared=True)
+_HELD_COPY = text(_HELD_COPY_SQL).bindparams(bindparam("member", type_=Uuid())).columns(*_COLUMNS)
 _ALIAS = select(MemberCopy.merged_into_id).where(MemberCopy.member_id == bindparam("member"))
 _HELD_ALIAS = text(then("SELECT merged_into_id FROM points_members WHERE member_id = :member", shared=True)).bindparams(
     bindparam("member", type_=Uuid())).columns(merged_into_id=Uuid())
+
+
+def _held_copy_params(member_id: Any) -> dict[str, Any]:
+    key = parse_id(member_id)
+    return {"lock_name": lock_name(ALIAS_LOCK, key), "member": key}
+
+
+HELD_COPY_FIRST = First(_HELD_COPY_SQL, tuple(_COLUMNS), lambda arguments: _held_copy_params(arguments["member_id"]),
+                        types={"member": Uuid()})
+"""A command's member (``find(held=True)``) read with its idempotency claim: ``@idempotent(first=HELD_COPY_FIRST)``
+on a command whose ``member_id`` argument it resolves first (one round trip less)."""
 
 
 def _held(session: Session, held: bool) -> bool:
@@ -87,10 +102,13 @@ def find(session: Session, member_id: Any, held: bool = False) -> MemberCopy | N
     ``held``: the id's alias stays as read until the transaction ends (a merge of it waits)."""
     key = parse_id(member_id)
     if _held(session, held):
-        row = session.execute(_HELD_COPY, {"lock_name": lock_name(ALIAS_LOCK, key), "member": key}).first()
+        params = _held_copy_params(key)
+        row = prefetched(session, HELD_COPY_FIRST, params)
+        if row is NOT_SENT:
+            row = session.execute(_HELD_COPY, params).first()
     else:
         row = session.execute(_COPY, {"member": key}).first()
-    return MemberCopy(**row._mapping) if row is not None else None
+    return MemberCopy(**{column.name: getattr(row, column.name) for column in _COLUMNS}) if row is not None else None
 
 
 def hold_for_merge(session: Session, member_id: uuid.UUID) -> None:
@@ -124,12 +142,23 @@ def clear_alias(session: Session, merged_id: uuid.UUID, survivor_id: uuid.UUID, 
         copy.merged_into_id, copy.updated_at = None, now
 
 
-def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held: bool = False) -> MemberCopy:
+def copy_of(row: Any) -> MemberCopy | None:
+    """A copy from a row with its columns (None if they are all null: no copy)."""
+    values = {column.name: getattr(row, column.name) for column in _COLUMNS}
+    return MemberCopy(**values) if values["member_id"] is not None else None
+
+
+UNREAD = object()
+
+
+def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held: bool = False,
+            read: Any = UNREAD) -> MemberCopy:
     """The member's copy (the survivor's, for a merged member); fetched from the members service when
     points has not heard of it (``NotFound`` for a member that does not exist, ``Unavailable`` if members
-    does not answer). ``held``: for a change, the ids resolved are held until the transaction ends."""
+    does not answer). ``held``: for a change, the ids resolved are held until the transaction ends. ``read``:
+    ``member_id``'s copy (or None), read already as ``find`` would have (held, if ``held``)."""
     key = parse_id(member_id)
-    copy = find(session, key, held=held)
+    copy = find(session, key, held=held) if read is UNREAD else read
     if copy is not None and copy.merged_into_id is not None:
         key = survivor_of(session, copy.merged_into_id, held=held)
         copy = find(session, key)

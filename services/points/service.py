@@ -138,12 +138,13 @@ class PointsService(Service):
     def programme(self) -> Programme:
         return settings.programme_of(self.config)
 
-    def _ctx(self, with_campaigns: bool = False) -> Context:
+    def _ctx(self, with_campaigns: bool = False, stamp: Any = campaigns.UNREAD) -> Context:
         """``with_campaigns``: the programme with the earning rules and campaigns stored through the API merged in
-        (one cached row read, campaigns.py) — for what is earned; every other rule is the file's alone."""
+        (one cached row read, campaigns.py; ``stamp``: that row, read already) — for what is earned; every other
+        rule is the file's alone."""
         programme = self.programme
         if with_campaigns:
-            programme = campaigns.in_force(self.db.session, programme)
+            programme = campaigns.in_force(self.db.session, programme, stamp)
         return Context(programme, self.group.zone, self.group.currency, utcnow(), self.caller.actor)
 
     def _dump(self, schema: Schema, answer: Any) -> dict[str, Any]:
@@ -151,10 +152,11 @@ class PointsService(Service):
         with CURRENCY(self.group.currency):
             return schema.dump(answer)
 
-    def _member(self, member_id: str, held: bool = False) -> MemberCopy:
+    def _member(self, member_id: str, held: bool = False, read: Any = roster.UNREAD) -> MemberCopy:
         """The member an id names now (the survivor of a merge). ``held``: for a change, which must also hold
-        the alias until it commits (``roster.resolve``), so call it before locking any account."""
-        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow(), held=held)
+        the alias until it commits (``roster.resolve``), so call it before locking any account. ``read``: the
+        id's copy, read already (``roster.resolve``)."""
+        return roster.resolve(self.db.session, member_id, self.members.get_member, utcnow(), held=held, read=read)
 
     def _branch(self, branch: str, action: str) -> None:
         self.group.branch(branch)
@@ -269,7 +271,7 @@ class PointsService(Service):
     # --- points: earning ----------------------------------------------------------------------------------
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim: one round trip less
     def earn(self, member_id: str, award: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Points for an activity, an online interaction, or a manager's adjustment."""
         key = _required_key(idempotency_key)
@@ -728,16 +730,18 @@ class PointsService(Service):
     @event_handler(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         """Earn for a completed visit (once per visit), settle the bill's points deduction."""
-        ctx = self._ctx(with_campaigns=True)
-        awards.hold_visit(self.db.session, event["visit_id"])  # first: a refund of this visit may be at work
-        member = self._member(event["member_id"], held=True)
+        # first: a refund of this visit may be at work; with the lock, the member held, its copy and the campaigns
+        hold = awards.hold_visit_for_earn(self.db.session, event["visit_id"], event["member_id"])
+        ctx = self._ctx(with_campaigns=True, stamp=hold.stamp)
+        member = self._member(event["member_id"], held=True, read=hold.copy)
         referrer = None
         if event["first_paid_visit"] and member.referrer_id is not None:
             referrer = self._member(str(member.referrer_id), held=True)
         postings = []
         if member.status == "active":
             postings = awards.earn_visit(self.db.session, ctx, event, member, referrer)
-            postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
+            if hold.refunded:  # a refund came first (none can come now: it waits for the visit's lock)
+                postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
         else:
             awards.note_visit(self.db.session, event, member, "member_not_active", 0, ctx.now)
             awards.SKIPPED.labels(member.status).inc()

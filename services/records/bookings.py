@@ -13,15 +13,17 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Uuid, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import isoformat, local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
 from services.kit.db import fetch, unique_or
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.models import UtcDateTime
 from services.kit.schemas import With
 from services.kit.telemetry import counter
 from services.records import patients, visits
@@ -200,6 +202,17 @@ def follow_visit(session: Session, visit: Visit, now: datetime) -> Appointment |
     if target == "cancelled":
         appointment.cancel_reason = "visit cancelled"
     return appointment
+
+
+_CHECK_IN = AtCommit("UPDATE appointments SET status = 'checked_in', updated_at = :now "
+                     "WHERE id = :id AND status = 'booked'", id=Uuid(), now=UtcDateTime())
+
+
+def check_in_with_visit(session: Session, visit: Visit, now: datetime) -> None:
+    """A visit completed: its appointment, if still booked, is checked in (``follow_visit`` for a completion,
+    written with the commit: the completion reads the appointment no further)."""
+    if visit.appointment_id is not None:
+        at_commit(session, _CHECK_IN, {"id": visit.appointment_id, "now": now})
 
 
 def of_member(session: Session, member_id: uuid.UUID, limit: int = 100) -> list[Appointment]:

@@ -283,23 +283,33 @@ class RecordsService(Service):
         self.caller.require_role(*access.VISIT_WRITERS, action="complete visits")
         self.caller.require_branch(data["branch"], "complete visits at this branch")
         session, now = self.db.session, utcnow()
-        patient = self._patient(data["member_id"])
-        visit, created = visits.complete(session, patient, data, self.group, now)
-        if created:
-            self._after_completion(visit, now)
-        return VisitSchema().dump(visits.one(session, visit))
+        found = visits.read_for_completion(session, data, self.group, now)  # one round trip, usually
+        if found is None:  # SQLite, a member first seen, a merged member's id
+            found = visits.Completion(self._patient(data["member_id"]), visits.billed(session, data["bill_id"]))
+        visit, created = visits.complete(session, found, data, self.group, now)
+        if not created:
+            return VisitSchema().dump(visits.one(session, visit))
+        completed = visits.just_completed(visit, data)
+        self._after_completion(completed, found.recalls, now)
+        return VisitSchema().dump(completed)
 
-    def _after_completion(self, visit: Visit, now: Any) -> None:
+    def _after_completion(self, visit: Any, recalls: list[careplans.Recall] | None, now: Any) -> None:
+        """What a completion starts (``visit``: ``visits.just_completed``): the event, the appointment's check-in,
+        follow-up calls (those made pointless closed), recalls moved (``recalls``: read with the patient, or None).
+        Written with the commit where nothing in the transaction reads them back."""
         session, practice = self.db.session, self.practice
-        self.events.emit("visit_completed", visits.completed_event(session, visit))
+        self.events.emit("visit_completed", visits.completed_event(visit))
         visits.VISITS_COMPLETED.labels(visit.branch, visit.kind).inc()
-        bookings.follow_visit(session, visit, now)
-        worklists.cancel_open(session, visit.member_id, followups.obsolete_on_completion(), now)
+        bookings.check_in_with_visit(session, visit, now)
+        worklists.cancel_open_at_commit(session, visit.member_id, followups.obsolete_on_completion(), now)
         tasks = followups.after_visit(str(visit.id), visit.kind, visit.treatment or "none", visit.outpatient_surgery,
                                       visit.completed_on, practice)
-        self._tasks(tasks, visit.member_id, visit.branch, now, source_visit_id=visit.id)
-        categories = visits.categories(session, visit)
-        for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now):
+        # the tasks' dedupe keys name this visit, completed just now: each is new
+        worklists.create_at_commit(session, tasks, visit.member_id, visit.branch, now, source_visit_id=visit.id)
+        for task in tasks:
+            worklists.FOLLOW_UPS.labels(task.state).inc()
+        categories = {item["category"] for item in visit.items}
+        for plan in careplans.reset_by_visit(session, visit.member_id, categories, visit.completed_on, now, recalls):
             self.events.emit("care_plan_updated", careplans.updated_event(plan))
 
     @rpc

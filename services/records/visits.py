@@ -7,22 +7,26 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, Uuid, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.kit.caller import Identity
 from services.kit.clock import local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.schemas import With
 from services.kit.telemetry import counter
-from services.records import patients
+from services.records import careplans, patients
 from services.records.models import Patient, Visit, VisitItem, VisitPayment, VisitRefund
 from services.records.rules import lifecycle
 
@@ -43,6 +47,72 @@ def get(session: Session, visit_id: Any, lock: bool = False) -> Visit:
 def lock_with_patient(session: Session, visit_id: Any) -> tuple[Visit, Patient | None]:
     """The visit and its patient, both locked, the patient first (``patients.lock_with_patient``)."""
     return patients.lock_with_patient(session, Visit, visit_id, "visit")
+
+
+_PATIENT_COLUMNS = Patient.__table__.columns
+_OPEN_STATUSES = ", ".join(f"'{status}'" for status in lifecycle.OPEN_STATUSES)  # code constants
+_OPEN_OF_DAY_SQL = (f"FROM visits v WHERE v.member_id = :member AND v.branch = :branch AND v.status IN ({_OPEN_STATUSES}) "
+                    "AND v.visit_at >= :start AND v.visit_at < :end")
+_RECALL_JSON = ", ".join(f"'{name}', c.{name}" for name in careplans.RECALL_FIELDS)
+_RECALLS_SQL = ("FROM care_plans c WHERE c.member_id = :member AND c.status = 'active' "
+                "AND c.recall_type = ANY(CAST(:types AS text[]))")
+# PostgreSQL, a completion's first round trip, in the lock order (patient, visits, then care plans): the patient's
+# row, the member's open visits of the day and the care plans the bill may reset are locked, then read (a statement
+# of its own, so with a snapshot taken once the locks are granted: a completion of the same bill that held them is
+# seen), with whether the id is a merged member's alias and which visit this bill completed before
+_READ_FOR_COMPLETION = text(
+    "SELECT 1 FROM patients WHERE member_id = :member FOR UPDATE; "
+    f"SELECT 1 {_OPEN_OF_DAY_SQL} LIMIT 2 FOR UPDATE; "
+    f"SELECT 1 {_RECALLS_SQL} FOR UPDATE; "
+    f"SELECT {', '.join('p.' + column.name for column in _PATIENT_COLUMNS)}, "
+    "(SELECT a.member_id FROM member_aliases a WHERE a.alias_id = :member) AS alias_of, "
+    "(SELECT v.id FROM visits v WHERE v.bill_id = :bill) AS billed_id, "
+    f"ARRAY(SELECT CAST(v.id AS text) {_OPEN_OF_DAY_SQL} LIMIT 2) AS open_ids, "
+    f"(SELECT json_agg(json_build_object({_RECALL_JSON}) "
+    f"ORDER BY c.recall_type) {_RECALLS_SQL}) AS recalls "
+    "FROM patients p WHERE p.member_id = :member"
+).bindparams(bindparam("member", type_=Uuid()), bindparam("start", type_=UtcDateTime()),
+             bindparam("end", type_=UtcDateTime())).columns(*_PATIENT_COLUMNS, alias_of=Uuid(), billed_id=Uuid())
+_BILLED = select(Visit.id).where(Visit.bill_id == bindparam("bill"))
+
+
+@dataclass
+class Completion:
+    """What a completion reads before it writes: its patient (locked), the visit the bill completed before (if it
+    did), and — when read with them — the member's open visits of the day and the recalls the bill may reset (both
+    locked; None: not read, ``complete`` and ``careplans.reset_by_visit`` read them)."""
+
+    patient: Patient
+    billed_id: uuid.UUID | None
+    open_ids: list[uuid.UUID] | None = None
+    recalls: list[careplans.Recall] | None = None
+
+
+def _completion_day(bill: dict[str, Any], group: Group, now: datetime) -> tuple[datetime, date]:
+    completed_at = bill.get("completed_at") or now
+    return completed_at, local_date(completed_at, group.zone)
+
+
+def read_for_completion(session: Session, bill: dict[str, Any], group: Group, now: datetime) -> Completion | None:
+    """On PostgreSQL, for a member records knows and that was not merged: all a completion reads, in one round trip
+    (the patient detached: what a completion changes on it is written with the commit). None otherwise: then the
+    patient is found the ordinary way and the rest read as needed (``Completion(patient, billed(...))``)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    start, end = _day_bounds(_completion_day(bill, group, now)[1], group)
+    row = session.execute(_READ_FOR_COMPLETION, {
+        "member": patients.parse_member_id(bill["member_id"]), "bill": bill["bill_id"], "branch": bill["branch"],
+        "start": start, "end": end, "types": careplans.resettable({item["category"] for item in bill["items"]})}).first()
+    if row is None or row.alias_of is not None or row.membership_status == "merged":
+        return None
+    mapping = row._mapping
+    return Completion(Patient(**{column.name: mapping[column.name] for column in _PATIENT_COLUMNS}), row.billed_id,
+                      [uuid.UUID(value) for value in row.open_ids], careplans.recalls_of(row.recalls or []))
+
+
+def billed(session: Session, bill_id: str) -> uuid.UUID | None:
+    """The visit ``bill_id`` completed, if any."""
+    return session.scalar(_BILLED, {"bill": bill_id})
 
 
 def by_bill(session: Session, bill_id: str, lock: bool = False) -> Visit | None:
@@ -107,32 +177,61 @@ def _day_bounds(day: date, group: Group) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+_OPEN_OF_DAY = select(Visit).where(
+    Visit.member_id == bindparam("member"), Visit.branch == bindparam("branch"),
+    Visit.status.in_(lifecycle.OPEN_STATUSES), Visit.visit_at >= bindparam("start"),
+    Visit.visit_at < bindparam("end")).with_for_update().limit(2)
+
+
 def _open_visit_of_day(session: Session, member_id: uuid.UUID, branch: str, day: date, group: Group) -> Visit | None:
     """The member's one open visit at ``branch`` on ``day``, if there is exactly one."""
     start, end = _day_bounds(day, group)
-    found = session.scalars(select(Visit).where(
-        Visit.member_id == member_id, Visit.branch == branch, Visit.status.in_(lifecycle.OPEN_STATUSES),
-        Visit.visit_at >= start, Visit.visit_at < end).with_for_update().limit(2)).all()
+    found = session.scalars(_OPEN_OF_DAY, {"member": member_id, "branch": branch, "start": start, "end": end}).all()
     return found[0] if len(found) == 1 else None
 
 
-def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Group,
+# What a completion writes besides the visit row: nothing reads these back in its transaction, so they go with the
+# commit (``kit.commit``: on PostgreSQL in the query that commits, however many lines the bill has)
+_ADD_ITEM = AtCommit("INSERT INTO visit_items (visit_id, category, code, amount_minor) "
+                     "VALUES (:visit_id, :category, :code, :amount_minor)", visit_id=Uuid())
+_ADD_PAYMENT = AtCommit("INSERT INTO visit_payments (visit_id, method, amount_minor) "
+                        "VALUES (:visit_id, :method, :amount_minor)", visit_id=Uuid())
+_PATIENT_AFTER_VISIT = AtCommit(
+    "UPDATE patients SET first_arrived_at = :first_arrived_at, completed_visits = :completed_visits, "
+    "paid_visits = :paid_visits, last_visit_id = :last_visit_id, last_visit_on = :last_visit_on, "
+    "treatment = :treatment WHERE member_id = :member_id",
+    first_arrived_at=UtcDateTime(), last_visit_id=Uuid(), last_visit_on=Date(), member_id=Uuid())
+
+
+def _keep_patient(session: Session, patient: Patient, **values: Any) -> None:
+    """Write what a completion changes on the (locked) patient with the commit, and keep the object in step
+    without making it dirty (no UPDATE of its own at the next flush)."""
+    for name, value in values.items():
+        set_committed_value(patient, name, value)
+    at_commit(session, _PATIENT_AFTER_VISIT, {
+        "member_id": patient.member_id, "first_arrived_at": patient.first_arrived_at,
+        "completed_visits": patient.completed_visits, "paid_visits": patient.paid_visits,
+        "last_visit_id": patient.last_visit_id, "last_visit_on": patient.last_visit_on, "treatment": patient.treatment})
+
+
+def complete(session: Session, found: Completion, bill: dict[str, Any], group: Group,
              now: datetime) -> tuple[Visit, bool]:
-    """Complete the visit a bill pays for; (visit, False) if this bill was completed before."""
+    """Complete the visit a bill pays for; (visit, False) if this bill was completed before. What the completion
+    changes on the (locked) patient, and the bill's lines, are written with the commit."""
+    patient = found.patient
     fingerprint = bill_fingerprint(bill)
-    existing = by_bill(session, bill["bill_id"])
+    existing = session.get(Visit, found.billed_id) if found.billed_id is not None else None
     if existing is not None:
         if existing.bill_hash != fingerprint:
             raise Conflict(f"Bill {bill['bill_id']} was already completed with other details; send a refund or "
                            "a new bill rather than changing it.", details={"visit_id": str(existing.id)})
         return existing, False
     group.branch(bill["branch"])
-    completed_at = bill.get("completed_at") or now
+    completed_at, day = _completion_day(bill, group, now)
     if completed_at > now + CLOCK_SKEW:
         raise Invalid("The completion time is in the future.", {"completed_at": ["Must not be in the future."]})
     items, payments = bill["items"], bill["payments"]
     totals = lifecycle.check_bill(items, payments, bill["currency"], group.currency)
-    day = local_date(completed_at, group.zone)
 
     if bill.get("visit_id") is not None:
         visit = get(session, bill["visit_id"], lock=True)
@@ -140,6 +239,8 @@ def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Gr
             raise Invalid("This visit is another member's.", {"visit_id": ["Not this member's visit."]})
         if visit.branch != bill["branch"]:
             raise Invalid(f"This visit is at {visit.branch}, not {bill['branch']}.", {"branch": ["Not the visit's."]})
+    elif found.open_ids is not None:  # read (and locked) with the patient
+        visit = session.get(Visit, found.open_ids[0]) if len(found.open_ids) == 1 else None
     else:
         visit = _open_visit_of_day(session, patient.member_id, bill["branch"], day, group)
     if visit is None:
@@ -147,10 +248,14 @@ def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Gr
         session.add(visit)
     if visit.status == "completed":
         raise Conflict(f"This visit was completed with bill {visit.bill_id}.", details={"visit_id": str(visit.id)})
+    first_arrived_at = patient.first_arrived_at
     if visit.status == "booked":  # billed, so the patient came
         lifecycle.visit_transition("booked", "arrived")
         visit.status = "arrived"
-        _arrive(visit, patient, min(completed_at, now), group)
+        arrived_at = min(completed_at, now)
+        visit.arrived_at, visit.arrived_on, visit.visit_at = arrived_at, local_date(arrived_at, group.zone), arrived_at
+        if first_arrived_at is None or first_arrived_at > arrived_at:
+            first_arrived_at = arrived_at
     lifecycle.visit_transition(visit.status, "completed")
 
     treatment = bill.get("treatment") or lifecycle.default_treatment(items)
@@ -169,15 +274,17 @@ def complete(session: Session, patient: Patient, bill: dict[str, Any], group: Gr
         session.flush()  # the visit row before its items
     except IntegrityError:
         raise Conflict(f"Bill {bill['bill_id']} is being completed for another visit at this moment.") from None
-    session.add_all([VisitItem(visit_id=visit.id, category=i["category"], code=i["code"],
-                               amount_minor=i["amount_minor"]) for i in items])
-    session.add_all([VisitPayment(visit_id=visit.id, method=p["method"], amount_minor=p["amount_minor"])
-                     for p in payments])
-
-    patient.completed_visits += 1
-    patient.paid_visits += 1 if totals.qualifying_minor > 0 else 0
+    for item in items:
+        at_commit(session, _ADD_ITEM, {"visit_id": visit.id, "category": item["category"], "code": item["code"],
+                                       "amount_minor": item["amount_minor"]})
+    for payment in payments:
+        at_commit(session, _ADD_PAYMENT, {"visit_id": visit.id, "method": payment["method"],
+                                          "amount_minor": payment["amount_minor"]})
+    last = {}
     if patient.last_visit_on is None or day >= patient.last_visit_on:
-        patient.last_visit_id, patient.last_visit_on, patient.treatment = visit.id, day, treatment
+        last = {"last_visit_id": visit.id, "last_visit_on": day, "treatment": treatment}
+    _keep_patient(session, patient, first_arrived_at=first_arrived_at, completed_visits=patient.completed_visits + 1,
+                  paid_visits=patient.paid_visits + (1 if totals.qualifying_minor > 0 else 0), **last)
     return visit, True
 
 
@@ -259,17 +366,18 @@ def one(session: Session, visit: Visit) -> With:
     return with_lines(session, [visit])[0]
 
 
-def categories(session: Session, visit: Visit) -> set[str]:
-    """The item categories of a visit's bill (what a recall reset looks at)."""
-    return {item["category"] for item in _items(session, [visit.id])[visit.id]}
+def just_completed(visit: Visit, bill: dict[str, Any]) -> With:
+    """A visit ``complete`` has just completed with ``bill`` (loaded by ``BillSchema``), with its lines as the bill
+    gave them (in the order they are stored) and no refund yet, for ``VisitSchema``: nothing read back."""
+    return With(visit, items=bill["items"], payments=bill["payments"], refunds=[])
 
 
-def completed_event(session: Session, visit: Visit) -> dict[str, Any]:
-    """``visit_completed`` (services/records/events.py)."""
+def completed_event(visit: With) -> dict[str, Any]:
+    """``visit_completed`` (services/records/events.py) of a visit ``just_completed``."""
     return {
         "visit_id": visit.id, "member_id": visit.member_id, "branch": visit.branch, "doctor_id": visit.doctor_id,
         "kind": visit.kind, "bill_id": visit.bill_id, "completed_at": visit.completed_at, "currency": visit.currency,
-        "items": _items(session, [visit.id])[visit.id], "payments": _payments(session, [visit.id])[visit.id],
+        "items": visit.items, "payments": visit.payments,
         "qualifying_minor": visit.qualifying_minor, "first_visit": visit.first_visit,
         "first_paid_visit": visit.first_paid_visit, "referral_source": visit.referral_source,
     }

@@ -8,12 +8,14 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, Uuid, select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
+from services.kit.commit import AtCommit, at_commit
 from services.kit.db import dialect_insert, fetch
 from services.kit.errors import Invalid
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.records.models import Appointment, FollowUp, Patient
@@ -42,6 +44,44 @@ def create(session: Session, tasks: list[Task], member_id: uuid.UUID, branch: st
         ).on_conflict_do_nothing(index_elements=["dedupe_key"]))
         written += result.rowcount or 0
     return written
+
+
+_CREATE = AtCommit(
+    "INSERT INTO follow_ups (id, member_id, branch, state, queue, due_on, status, attempts, source_visit_id, "
+    "dedupe_key, created_at, updated_at) VALUES (:id, :member_id, :branch, :state, :queue, :due_on, 'open', 0, "
+    ":source_visit_id, :dedupe_key, :now, :now) ON CONFLICT (dedupe_key) DO NOTHING",
+    id=Uuid(), member_id=Uuid(), source_visit_id=Uuid(), due_on=Date(), now=UtcDateTime())
+
+
+def create_at_commit(session: Session, tasks: list[Task], member_id: uuid.UUID, branch: str, now: datetime,
+                     source_visit_id: uuid.UUID | None = None) -> None:
+    """``create``, written with the commit (``kit.commit``: on PostgreSQL in the query that commits): for a
+    command that does not read the tasks back. Tasks without a note (a note is encrypted: ``create``)."""
+    for task in tasks:
+        if task.note is not None:
+            raise ValueError("a task with a note is written by create()")
+        at_commit(session, _CREATE, {
+            "id": uuid.uuid4(), "member_id": member_id, "branch": branch, "state": task.state, "queue": task.queue,
+            "due_on": task.due_on, "source_visit_id": source_visit_id, "dedupe_key": task.dedupe_key, "now": now})
+
+
+_CANCELS: dict[tuple[str, ...], AtCommit] = {}
+
+
+def cancel_open_at_commit(session: Session, member_id: uuid.UUID, states: tuple[str, ...], now: datetime) -> None:
+    """``cancel_open`` as one UPDATE written with the commit (before anything added after it, such as the new
+    tasks of the same command): nothing reads the tasks back. A task closed at the desk meanwhile stays as the
+    desk left it (the UPDATE looks at the status again once it has the row)."""
+    statement = _CANCELS.get(states)
+    if statement is None:  # built once per set of states (code constants, never input)
+        if not all(state.isidentifier() for state in states):
+            raise ValueError(f"not a task state: {states!r}")
+        listed = ", ".join(f"'{state}'" for state in states)
+        statement = _CANCELS[states] = AtCommit(
+            "UPDATE follow_ups SET status = 'cancelled', outcome = NULL, closed_at = :now, updated_at = :now, "
+            f"closed_by = 'records' WHERE member_id = :member_id AND status = 'open' AND state IN ({listed})",
+            member_id=Uuid(), now=UtcDateTime())
+    at_commit(session, statement, {"member_id": member_id, "now": now})
 
 
 def cancel_open(session: Session, member_id: uuid.UUID, states: tuple[str, ...], now: datetime,
