@@ -122,11 +122,13 @@ def cny(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": CNY}
 
 
-POINTS_CEILINGS = {"earn": 3, "earn a visit (visit_completed)": 6, "redeem": 12, "top_up": 7, "pay": 7, "issue_coupon": 7, "redeem_coupon": 5,
+POINTS_CEILINGS = {"earn": 4, "earn a visit (visit_completed)": 6, "redeem": 12, "top_up": 7, "pay": 7, "issue_coupon": 7, "redeem_coupon": 5,
                    "reverse (visit_refunded)": 21, "enrol": 10, "update_member": 4}
 """The others as measured when the kit's command path landed (2026-12-06), before their own statements were
 reworked: lower them as they come down. Earn was 4 (the issue's ceiling) until its member's copy travelled with the
-idempotency claim (``@idempotent(first=roster.HELD_COPY_FIRST)``); a visit's earn (the handler of ``visit_completed``)
+idempotency claim (``@idempotent(first=roster.HELD_COPY_FIRST)``), 3, and is 4 again since an activity's earn follows
+the earning rules stored through the API (``_ctx(with_campaigns=True)``: the campaigns' stamp read on its own; it could
+travel with the claim as the visit's earn does with its lock); a visit's earn (the handler of ``visit_completed``)
 was 14: the visit's lock, the member's held copy, the campaigns' stamp and the refunds that came first read apart (now one
 trip, ``awards.hold_visit_for_earn``), whether the visit earned before and its outcome note in three (now one statement,
 ``awards._first_earn``), the bill's points deductions settled by a read and an update (now with the commit), the one
@@ -224,8 +226,10 @@ def test_records_commands_stay_within_their_round_trips(start_service, rpc):
     assert not over, f"over their ceilings (measured, ceiling): {over}"
 
 
-MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 9, "on_points_earned (spend)": 8, "on_points_earned (visit)": 8}
-"""Members' handlers of one paid visit (issue 17: the flow's biggest share of CPU), as measured (2026-12-06): 35 round
+MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 11, "on_points_earned (spend)": 10, "on_points_earned (visit)": 10}
+"""Since the kept 12-month sums (``windows.refresh``: the member's sums read, then upserted — the programme preview's
+price, 2 trips a handler; the upsert could go with the commit) 11 + 10 + 10; before them: Members' handlers of one
+paid visit (issue 17: the flow's biggest share of CPU), as measured (2026-12-06): 35 round
 trips a bill before, 13 + 11 + 11 (each handler reassessed the tier in four queries); the visit's reassessment now
 reads its window in one query and points re-judge only the points path (``tier_ledger.reassess_after_points``);
 a posting is kept by one insert and the visit summary by one upsert."""
