@@ -117,8 +117,9 @@ class MembersService(Service):
             EVENT_ACTOR, source_ref)
 
     def _keep_window(self, member: Member) -> None:
-        """The member's kept 12-month sums after a fact was kept (the member is locked: ``member_for_event``)."""
-        windows.refresh(self.db.session, [member.id], self._today(), utcnow())
+        """The member's kept 12-month sums marked out of date after a fact was kept (the member is locked:
+        ``member_for_event``); the preview sums them live until the night recomputes them (``windows``)."""
+        windows.mark_stale(self.db.session, member.id, self._today(), utcnow())
 
     def _currency(self, currency: str) -> None:
         if currency != self.group.currency:

@@ -10,9 +10,11 @@ dated ahead, when it enters). For a day ``as_of`` the row is *fresh* when ``comp
 (``fresh``); a member without a row has no activity from the window's first day on (zero everywhere).
 
 Kept by:
-- the event handlers, after each fact they keep (a visit, a refund, points earned or reversed, a top-up) and
-  both members of a merge or its reversal: ``refresh``, under the member's lock (``tier_ledger.member_for_event``
-  / ``lifecycle.lock_pair``), so two facts of one member never race;
+- the event handlers, after each fact they keep (a visit, a refund, points earned or reversed, a top-up):
+  ``mark_stale``, under the member's lock (``tier_ledger.member_for_event``), a statement sent with the commit
+  that makes the row not fresh from the fact's day (the preview then sums that member live; recomputing the sums
+  in every handler more than doubled members' CPU per paid visit); both members of a merge or its reversal:
+  ``refresh`` (``lifecycle.lock_pair``);
 - the nightly job (``refresh_stale``), for the window's rolling edge: the rows no longer fresh for the night's
   day, in member id order, locked (``FOR UPDATE``) while they are recomputed, so a handler's refresh of the
   same member waits and writes last, with every fact;
@@ -48,8 +50,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.types import Date, Uuid
 
-from services.kit.models import JobRun
+from services.kit.commit import AtCommit, at_commit
+from services.kit.models import JobRun, UtcDateTime
 from services.members import activity
 from services.members.models import Member, MemberPoints, MemberTopUp, MemberVisit, MemberWindow
 from services.members.rules import tiers
@@ -164,6 +168,21 @@ def refresh(session: Session, member_ids: Sequence[uuid.UUID], day: date, now: d
     found = _sums_of(session, (lambda column: column == ids[0]) if len(ids) == 1 else
                      (lambda column: column.in_(ids)), day)
     _upsert(session, _rows(ids, day, found, now))
+
+
+_STALE = AtCommit(
+    f"INSERT INTO member_windows (member_id, computed_for, {', '.join(SUMS)}, earliest_day, next_day, updated_at) "
+    f"VALUES (:member_id, :day, {', '.join('0' for _ in SUMS)}, NULL, :day, :now) "
+    "ON CONFLICT (member_id) DO UPDATE SET next_day = :day, updated_at = :now",
+    member_id=Uuid(), day=Date(), now=UtcDateTime())
+
+
+def mark_stale(session: Session, member_id: uuid.UUID, day: date, now: datetime) -> None:
+    """After a fact of ``member_id`` (locked by the caller) dated ``day``: its row says its sums are no longer
+    true from ``day`` on (``next_day``; a new row holds zeros), so ``fresh`` fails, the preview sums this member
+    live and the night recomputes the row. A statement sent with the handler's commit (``kit.commit.at_commit``:
+    no round trip of its own) instead of the member's activity read and summed in every handler."""
+    at_commit(session, _STALE, {"member_id": member_id, "day": day, "now": now})
 
 
 def refresh_stale(session: Session, day: date, after: uuid.UUID | None, size: int,

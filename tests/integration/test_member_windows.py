@@ -50,7 +50,7 @@ def kept_and_summed(url: str, day: date) -> tuple[dict, dict, int]:
         store.dispose()
 
 
-def test_the_handlers_keep_each_member_s_sums_as_the_activity_rows_add_up(world, rpc):
+def test_the_handlers_mark_each_member_s_sums_and_the_night_makes_them_add_up(world, rpc):
     spender, merged, old, early = (uuid.UUID(world.enrol()) for _ in range(4))
     visit = uuid.uuid4()
     world.visit(str(spender), 300_000, visit_id=visit)
@@ -64,17 +64,24 @@ def test_the_handlers_keep_each_member_s_sums_as_the_activity_rows_add_up(world,
     world.visit(str(old), 90_000, completed_at=utcnow() - timedelta(days=400))  # before the window: nothing
     world.visit(str(early), 70_000, completed_at=utcnow() + timedelta(days=3))  # dated ahead: not yet
 
+    # each handler only marked its member's row out of date (with its commit): the preview sums them live ...
     kept, summed, stale = kept_and_summed(world.url, today())
-    assert kept == summed and stale == 0
-    row = {name: kept[spender][index] for index, name in enumerate(windows.SUMS)}
-    assert (row["spend_minor"], row["points"], row["top_up_minor"], row["visits_return"]) == (200_000, 300, 100_000, 1)
-    assert old not in kept and early not in kept
+    assert kept == {} and stale == 4 and set(summed) == {spender, merged}
 
+    # ... a merge recomputes both members' rows at once ...
     admin = rpc(caller=ADMIN).members
     admin.merge_members(str(spender), {"merged_id": str(merged), "reason": "same person"}, idempotency_key="m")
     kept, summed, stale = kept_and_summed(world.url, today())
-    assert kept == summed and stale == 0 and merged not in kept
-    assert kept[spender][windows.SUMS.index("visits_first")] == 1
+    assert kept == summed and stale == 2 and merged not in kept  # old and early: still marked
+    row = {name: kept[spender][index] for index, name in enumerate(windows.SUMS)}
+    assert (row["spend_minor"], row["points"], row["top_up_minor"], row["visits_return"], row["visits_first"]) == (
+        400_000, 300, 100_000, 1, 1)
+
+    # ... and the night recomputes the rest
+    tomorrow = today() + timedelta(days=1)
+    world.night(tomorrow)
+    kept, summed, stale = kept_and_summed(world.url, tomorrow)
+    assert kept == summed and stale == 0 and old not in kept and early not in kept
     # three days on, the visit dated ahead is in the window: that member's row is no longer fresh until the night
     later = today() + timedelta(days=3)
     kept, summed, stale = kept_and_summed(world.url, later)
