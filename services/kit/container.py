@@ -12,10 +12,18 @@ thread raises, so an RPC reply or an ack that failed because the broker went awa
 service. The kit's consumer (``kit.consumer``) already absorbs those failures where they happen; whatever
 else escapes an entrypoint's ``handle_result`` is logged here (the entrypoint's name and the error's class,
 no payload) and the worker ends normally — its message, never acknowledged, is delivered again.
+
+Once started, it moves every object alive at that moment (modules, schemas, mappers: ~160,000 of them in the
+gateway) out of the garbage collector's reach (``gc.freeze``). A full collection walked them all, about 80 ms
+of one core with every request in the process waiting: the gateway's p99 was seven times its p50. What a
+worker allocates afterwards is collected as before. Once per process: a test process starting many
+containers would otherwise keep every cycle alive at each start for ever.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import sys
 from typing import Any
@@ -27,7 +35,18 @@ log = logging.getLogger(__name__)
 CONTAINER_PATH = "services.kit.container.Container"
 
 
+@functools.cache
+def _freeze_start_up() -> None:
+    """What is alive once the first container started, out of the collector's reach (the docstring above)."""
+    gc.collect()
+    gc.freeze()
+
+
 class Container(ServiceContainer):
+    def start(self) -> None:
+        super().start()
+        _freeze_start_up()
+
     def spawn_worker(self, entrypoint: Any, args: Any, kwargs: Any, context_data: Any = None,
                      handle_result: Any = None) -> Any:
         def finish(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import date
@@ -129,8 +130,16 @@ class Out(Schema):
         return {}
 
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        compute = self.computed().get(attr)
+        compute = self._computing.get(attr)
         return compute(obj) if compute is not None else super().get_attribute(obj, attr, default)
+
+    @functools.cached_property
+    def _computing(self) -> dict[str, Callable[[Any], Any]]:
+        """``computed()`` asked once per instance, not once per field of every object dumped."""
+        return self.computed()
+
+
+_CONSENT_COLUMNS = tuple((channel, f"consent_{channel}") for channel in ConsentsSchema._declared_fields)
 
 
 class _MemberOut(Out):
@@ -151,7 +160,7 @@ class _MemberOut(Out):
 
     def computed(self) -> dict[str, Callable[[Any], Any]]:
         return {
-            "consents": lambda obj: {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields},
+            "consents": lambda obj: {channel: getattr(obj, column) for channel, column in _CONSENT_COLUMNS},
             "id_document": lambda obj: ({"type": obj.document_type, "number": obj.document_number}
                                         if obj.document_number else None),
         }

@@ -98,7 +98,7 @@ class MembersService(Service):
     events = Outbox(EVENTS)
 
     def _view(self, member: Member | Any) -> dict[str, Any]:
-        return MemberSchema(**access.reveals(self.caller, self.config)).dump(member)
+        return MemberSchema.shared(**access.reveals(self.caller, self.config)).dump(member)
 
     def _programme(self) -> programme_versions.InForce:
         return programme_versions.in_force(self.db.session, self.config, self.group.currency)
@@ -242,7 +242,7 @@ class MembersService(Service):
         criteria = load(ExportQuerySchema(), query)
         members, cursor, more = register.changed_since(self.db.session, criteria["limit"], criteria["since"],
                                                        horizon(self.config, utcnow()))
-        items = MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)
+        items = MemberSchema.shared(many=True, **access.reveals(self.caller, self.config)).dump(members)
         return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
 
     @rpc
@@ -251,7 +251,7 @@ class MembersService(Service):
         phone, home branch), masked as the members export is; ids of no member are left out."""
         require_exporter(self.caller, access.EXPORTERS, "members")
         members = register.by_ids(self.db.session, member_ids)
-        return {"items": MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)}
+        return {"items": MemberSchema.shared(many=True, **access.reveals(self.caller, self.config)).dump(members)}
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:
