@@ -28,6 +28,9 @@ from tests.nodes import PostgresCluster, RabbitNode, TcpProxy, free_port
 REPO = Path(__file__).resolve().parents[2]
 NAMEKO = str(Path(sys.executable).parent / "nameko")
 SERVICES = list(processes())  # members, points, records, notifications, gateway (deploy/services.yml)
+PROFILES = os.environ.get("CARELOOP_STACK_PROFILE", "")
+"""A folder: every process runs under cProfile and leaves ``<folder>/<process>.prof`` when the stack closes,
+counting the CPU time spent after ``Stack.profile_start()`` (the steady state, not start-up)."""
 
 
 class Stack:
@@ -98,8 +101,10 @@ class Stack:
             env["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{port}"
             self.gateway_urls.append(f"http://127.0.0.1:{port}")
         env.update(self.env.get(service, {}))
-        child = Child(name, [NAMEKO, "run", "--config", "deploy/config.yml", target], env=env,
-                      log_path=self.logs / f"{name}.log")
+        command = [NAMEKO, "run", "--config", "deploy/config.yml", target]
+        if PROFILES:  # under cProfile counting CPU time from profile_start() on (tests/perf/profiled.py)
+            command = [sys.executable, "-m", "tests.perf.profiled", str(Path(PROFILES) / f"{name}.prof"), *command[1:]]
+        child = Child(name, command, env=env, log_path=self.logs / f"{name}.log")
         with self._lock:
             self.supervisor.children[name] = child
             self.supervisor._start(child)
@@ -160,6 +165,13 @@ class Stack:
                                      f"logs: {self.logs}):\n{self.log_tails()}")
             time.sleep(0.25)
         return time.monotonic() - started
+
+    def profile_start(self) -> None:
+        """Profiled processes (``CARELOOP_STACK_PROFILE``) start counting now; nothing otherwise."""
+        if PROFILES:
+            for child in self.children().values():
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(child.pid, signal.SIGUSR1)
 
     def children(self) -> dict[str, Child]:
         with self._lock:

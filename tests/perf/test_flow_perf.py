@@ -18,6 +18,9 @@ with ``track_commit_timestamp = on``, and the gateway's rate limits set out of t
    of points, and ``POST /v1/members/{id}/points/earn`` through 1 gateway + 1 points and 2 + 2 (wrk, 20
    connections), in interleaved rounds; CPU per earn of every process, PostgreSQL and RabbitMQ included.
 
+``CARELOOP_STACK_PROFILE=<folder>`` runs every process under cProfile (CPU time, from the end of the warm-up)
+and leaves ``<folder>/<process>.prof``: where a flow's CPU goes, per process.
+
 Figures are printed; tests/perf/RESULTS.md ("Paid-visit flow and replicas (issue 17)") keeps them.
 """
 
@@ -207,6 +210,7 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
         wrk(echo_url, 10, 3)  # warm
         ceilings.append(wrk(echo_url, 10, 10))
         settle(stack, sender.step("warm-up", 10, 5))
+        stack.profile_start()  # CARELOOP_STACK_PROFILE=<folder>: each process's profile counts from here
         plan = [(f"{rate}/s", rate, STEP_SECONDS) for rate in RATES] + [(f"long {LONG_RATE}/s", LONG_RATE, LONG_SECONDS)]
         for label, rate, seconds in plan:
             before = meter.read()
