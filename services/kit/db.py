@@ -27,7 +27,6 @@ from typing import Any
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.kit import inbox
 from services.kit.commit import AT_COMMIT, forget_rolled_back, mark_savepoint, run_at_commit
+from services.kit.dialect_inserts import PostgresInsert, SqliteInsert
 from services.kit.errors import Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -507,7 +507,7 @@ def dialect_insert(session: Session, model: Any) -> Any:
     ``on_conflict_do_nothing`` / ``on_conflict_do_update``: a row two transactions may insert at the same moment
     is inserted by one, and the other waits for it and inserts nothing instead of failing."""
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (PostgresInsert if dialect == "postgresql" else SqliteInsert)(model)  # compiled once: dialect_inserts
 
 
 @contextlib.contextmanager
