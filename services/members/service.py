@@ -129,7 +129,8 @@ class MembersService(Service):
 
     def _keep_window(self, member: Member | arrivals.Held) -> None:
         """The member's kept 12-month sums marked out of date after a fact was kept (the member is locked:
-        ``member_for_event``); the preview sums them live until the night recomputes them (``windows``)."""
+        ``member_for_event``, ``arrivals``); the preview sums them live until the night recomputes them
+        (``windows``)."""
         windows.mark_stale(self.db.session, member.id, self._today(), utcnow())
 
     def _currency(self, currency: str) -> None:
