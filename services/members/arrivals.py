@@ -52,7 +52,11 @@ class Window:
 
     def activity(self, tier_kinds: tuple[str, ...]) -> Activity:
         return Activity(spend_minor=self.spend_minor, largest_top_up_minor=self.top_up_minor,
-                        points=max(self.points, 0), visits=sum(n for kind, n in self.visits if kind in tier_kinds))
+                        points=self.counted_points, visits=sum(n for kind, n in self.visits if kind in tier_kinds))
+
+    @property
+    def counted_points(self) -> int:
+        return max(self.points, 0)
 
     def with_visit(self, day: date, kind: str, qualifying_minor: int) -> Window:
         """With a newly completed visit (no refund yet: its net spend is what qualifies, ``activity.net_spend``)."""

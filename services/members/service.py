@@ -351,7 +351,7 @@ class MembersService(Service):
         if held is not None:  # the usual case: one read, the writes with the commit (arrivals)
             day = local_date(data["earned_at"], self.group.zone)
             programme = self._programme_of(held).programme
-            points = held.window.with_points(day, data["rule"], data["points"]).activity(()).points
+            points = held.window.with_points(day, data["rule"], data["points"]).counted_points
             if not tier_ledger.points_may_change_tier(self.db.session, held, programme, self.group.zone, now, points):
                 activity.keep_new_points(self.db.session, held.id, data, day)
                 self._keep_window(held)
