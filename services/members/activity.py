@@ -22,6 +22,7 @@ from sqlalchemy import Date, Uuid, and_, bindparam, case, func, select, text, up
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.errors import Invalid
 from services.kit.models import UtcDateTime
 from services.members.models import MemberActivity, MemberPoints, MemberTopUp, MemberVisit, MemberVisitRefund
@@ -114,28 +115,44 @@ def tier_points(rule: str | None, points: int) -> int:
 
 # one statement keeps the posting unless kept before (SQLite >= 3.35 and PostgreSQL; text: an ON CONFLICT insert
 # of SQLAlchemy's dialects has no cache key and would be compiled again on every call)
-_KEEP_POINTS = (text("INSERT INTO member_points (posting_id, member_id, day, points, rule) "
-                     "VALUES (:posting_id, :member_id, :day, :points, :rule) "
-                     "ON CONFLICT (posting_id) DO NOTHING RETURNING posting_id")
+_KEEP_POINTS_SQL = ("INSERT INTO member_points (posting_id, member_id, day, points, rule) "
+                    "VALUES (:posting_id, :member_id, :day, :points, :rule) ON CONFLICT (posting_id) DO NOTHING")
+_KEEP_POINTS = (text(f"{_KEEP_POINTS_SQL} RETURNING posting_id")
                 .bindparams(bindparam("member_id", type_=Uuid()), bindparam("day", type_=Date())))
+# reversals that overtook a posting belong to its day, so that they leave the window with it
+_OVERTAKEN_SQL = "UPDATE member_points SET day = :reversal_day{points} WHERE reverses_posting_id = :reversed"
+_OVERTAKEN = AtCommit(_OVERTAKEN_SQL.format(points=""), reversal_day=Date())
+_OVERTAKEN_NOT_EARNED = AtCommit(_OVERTAKEN_SQL.format(points=", points = 0"), reversal_day=Date())
 
 
-_OVERTAKEN = (update(MemberPoints).where(MemberPoints.reverses_posting_id == bindparam("reversed"))
-              .values(day=bindparam("reversal_day")))
-_OVERTAKEN_NOT_EARNED = _OVERTAKEN.values(points=0)
+def _points_row(member_id: uuid.UUID, data: dict[str, Any], day: date) -> dict[str, Any]:
+    return {"posting_id": data["posting_id"], "member_id": member_id, "day": day,
+            "points": tier_points(data["rule"], data["points"]), "rule": data["rule"]}
+
+
+def _overtaken(data: dict[str, Any], day: date) -> tuple[AtCommit, dict[str, Any]]:
+    return (_OVERTAKEN_NOT_EARNED if data["rule"] in NOT_EARNED_RULES else _OVERTAKEN,
+            {"reversed": data["posting_id"], "reversal_day": day})
 
 
 def record_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> bool:
     """Keep points earned (on ``day``, local); False if the posting was already kept."""
-    rule = data["rule"]
-    kept = session.execute(_KEEP_POINTS, {"posting_id": data["posting_id"], "member_id": member_id, "day": day,
-                                          "points": tier_points(rule, data["points"]), "rule": rule}).first()
+    kept = session.execute(_KEEP_POINTS, _points_row(member_id, data, day)).first()
     if kept is None:
         return False
-    # reversals that overtook this posting belong to its day, so that they leave the window with it
-    session.execute(_OVERTAKEN_NOT_EARNED if rule in NOT_EARNED_RULES else _OVERTAKEN,
-                    {"reversed": data["posting_id"], "reversal_day": day})
+    overtaken, params = _overtaken(data, day)
+    session.execute(overtaken.statement, params)
     return True
+
+
+_KEEP_POINTS_AT_COMMIT = AtCommit(_KEEP_POINTS_SQL, member_id=Uuid(), day=Date())
+
+
+def keep_new_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> None:
+    """``record_points`` of a posting the caller found not kept (the member locked, ``arrivals``): written with the
+    commit (``kit.commit.at_commit``), no round trip of its own."""
+    at_commit(session, _KEEP_POINTS_AT_COMMIT, _points_row(member_id, data, day))
+    at_commit(session, *_overtaken(data, day))
 
 
 def record_points_reversal(session: Session, member_id: uuid.UUID, data: dict[str, Any], today: date) -> bool:
@@ -173,7 +190,7 @@ def counted_visit() -> Any:
 
 
 # the summary recomputed and written in one statement (a visit that counts: ``counted()``; its spend: ``net_spend()``)
-_REFRESH_SUMMARY = (text(
+_REFRESH_SUMMARY = AtCommit(
     "INSERT INTO member_activity (member_id, visits_total, spend_total_minor, first_visit_on, last_visit_on, "
     "first_paid_visit_on, updated_at) "
     "SELECT :member_id, count(*), coalesce(sum(CASE WHEN qualifying_minor > refunded_minor "
@@ -183,13 +200,29 @@ _REFRESH_SUMMARY = (text(
     "ON CONFLICT (member_id) DO UPDATE SET visits_total = excluded.visits_total, "
     "spend_total_minor = excluded.spend_total_minor, first_visit_on = excluded.first_visit_on, "
     "last_visit_on = excluded.last_visit_on, first_paid_visit_on = excluded.first_paid_visit_on, "
-    "updated_at = excluded.updated_at")
-    .bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime())))
+    "updated_at = excluded.updated_at", member_id=Uuid(), now=UtcDateTime())
 
 
 def refresh_summary(session: Session, member_id: uuid.UUID, now: datetime) -> None:
     """Recompute the member's all-time visit summary from its visits (a few rows, by index), in one upsert."""
-    session.execute(_REFRESH_SUMMARY, {"member_id": member_id, "now": now})
+    session.execute(_REFRESH_SUMMARY.statement, {"member_id": member_id, "now": now})
+
+
+_KEEP_NEW_VISIT = AtCommit(
+    "INSERT INTO member_visits (visit_id, member_id, branch, kind, day, completed_at, completed, qualifying_minor, "
+    "refunded_minor, fully_refunded) VALUES (:visit_id, :member_id, :branch, :kind, :day, :completed_at, true, "
+    ":qualifying_minor, 0, false)", member_id=Uuid(), day=Date(), completed_at=UtcDateTime())
+
+
+def keep_new_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo,
+                   now: datetime) -> None:
+    """``record_visit`` of a visit the caller found without a row (the member locked, ``arrivals``): the visit and
+    the refreshed summary written with the commit (``kit.commit.at_commit``), no round trip of their own."""
+    at_commit(session, _KEEP_NEW_VISIT, {
+        "visit_id": str(data["visit_id"]), "member_id": member_id, "branch": data["branch"], "kind": data["kind"],
+        "day": local_date(data["completed_at"], zone), "completed_at": data["completed_at"],
+        "qualifying_minor": data["qualifying_minor"]})
+    at_commit(session, _REFRESH_SUMMARY, {"member_id": member_id, "now": now})
 
 
 def window_sums(session: Session, member_ids: list[uuid.UUID], first: date, last: date,

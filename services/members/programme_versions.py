@@ -11,11 +11,12 @@ import functools
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,10 +81,41 @@ def in_force(session: Session, config: dict[str, Any], currency: str) -> InForce
     stored = session.execute(_NEWEST).first()
     if stored is not None:
         return InForce(_from_stored(stored.document, currency), stored.version, "database")
+    return _not_stored(config, currency)
+
+
+def _not_stored(config: dict[str, Any], currency: str) -> InForce:
     path = file_path(config)
     if path is not None:
         return InForce(_from_file(str(path), os.path.getmtime(path), currency), 0, "file")
     return InForce(DEFAULT_PROGRAMME, 0, "defaults")
+
+
+STAMP = (select(ProgrammeVersion.version).order_by(ProgrammeVersion.version.desc()).limit(1).scalar_subquery(),
+         select(ProgrammeVersion.created_at).order_by(ProgrammeVersion.version.desc()).limit(1).scalar_subquery())
+"""The newest stored version's number and when it was stored, as two columns of a statement that reads other things
+(``arrivals``): what names the programme in force without its document (a number alone would not: two databases,
+a test's and the next one's, both have a version 1)."""
+
+_DOCUMENT = select(ProgrammeVersion.document).where(ProgrammeVersion.version == bindparam("version"))
+_BY_STAMP: dict[tuple[int, datetime, str], Programme] = {}
+_BY_STAMP_MAX = 64
+
+
+def in_force_at(session: Session, config: dict[str, Any], currency: str, version: int | None,
+                stored_at: datetime | None) -> InForce:
+    """``in_force`` when the newest version's ``STAMP`` was read already: the stored document is read and parsed the
+    first time the process meets that version, not on every event (versions are never edited)."""
+    if version is None or stored_at is None:
+        return _not_stored(config, currency)
+    key = (version, stored_at, currency)
+    programme = _BY_STAMP.get(key)
+    if programme is None:
+        programme = _from_stored(session.execute(_DOCUMENT, {"version": version}).scalar_one(), currency)
+        if len(_BY_STAMP) >= _BY_STAMP_MAX:
+            _BY_STAMP.clear()
+        _BY_STAMP[key] = programme
+    return InForce(programme, version, "database")
 
 
 def keeps_held_tiers(session: Session, current: Programme, proposed: Programme) -> None:

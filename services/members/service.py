@@ -17,6 +17,7 @@ from services.kit.schemas import With, page_limit
 from services.members import (
     access,
     activity,
+    arrivals,
     batches,
     families,
     identities,
@@ -32,7 +33,7 @@ from services.members import (
 )
 from services.members.events import EVENTS, SEGMENTS
 from services.members.models import Member
-from services.members.rules import benefits
+from services.members.rules import benefits, tiers
 from services.members.rules.programme import Programme
 from services.members.schemas import (
     BenefitsSchema,
@@ -103,6 +104,15 @@ class MembersService(Service):
     def _programme(self) -> programme_versions.InForce:
         return programme_versions.in_force(self.db.session, self.config, self.group.currency)
 
+    def _programme_of(self, held: arrivals.Held) -> programme_versions.InForce:
+        """The programme in force as ``held`` was read (its stamp: parsed once per version, not read every event)."""
+        return programme_versions.in_force_at(self.db.session, self.config, self.group.currency,
+                                              held.programme_version, held.programme_stored_at)
+
+    def _window(self, now: datetime) -> tuple[date, date]:
+        """The 12 months an event's reassessment judges: those that end today (local)."""
+        return tiers.window(local_date(now, self.group.zone))
+
     def _today(self) -> date:
         return local_date(utcnow(), self.group.zone)
 
@@ -112,13 +122,15 @@ class MembersService(Service):
         self.caller.require_branch(member.home_branch, "act for members of this branch")
         return member
 
-    def _reassess(self, member: Member, source_ref: str, how: Callable[..., Any] = tier_ledger.reassess) -> None:
-        how(self.db.session, member, self._programme().programme, self.group.zone, utcnow(), self.events.emit,
-            EVENT_ACTOR, source_ref)
+    def _reassess(self, member: Member | arrivals.Held, source_ref: str,
+                  how: Callable[..., Any] = tier_ledger.reassess, programme: Programme | None = None) -> None:
+        how(self.db.session, member, programme or self._programme().programme, self.group.zone, utcnow(),
+            self.events.emit, EVENT_ACTOR, source_ref)
 
-    def _keep_window(self, member: Member) -> None:
+    def _keep_window(self, member: Member | arrivals.Held) -> None:
         """The member's kept 12-month sums marked out of date after a fact was kept (the member is locked:
-        ``member_for_event``); the preview sums them live until the night recomputes them (``windows``)."""
+        ``member_for_event``, ``arrivals``); the preview sums them live until the night recomputes them
+        (``windows``)."""
         windows.mark_stale(self.db.session, member.id, self._today(), utcnow())
 
     def _currency(self, currency: str) -> None:
@@ -301,6 +313,17 @@ class MembersService(Service):
     @event_handler(VisitCompleted)
     def on_visit_completed(self, data: dict[str, Any]) -> None:
         self._currency(data["currency"])
+        now = utcnow()
+        held = arrivals.hold_for_visit(self.db.session, data["member_id"], str(data["visit_id"]), *self._window(now))
+        if held is not None and not held.known:  # the usual case: one read, the writes with the commit (arrivals)
+            activity.keep_new_visit(self.db.session, held.id, data, self.group.zone, now)
+            self._keep_window(held)
+            programme = self._programme_of(held).programme
+            counted = held.window.with_visit(local_date(data["completed_at"], self.group.zone), data["kind"],
+                                             data["qualifying_minor"]).activity(programme.tier_visit_kinds)
+            self._reassess(held, f"visit:{data['visit_id']}", partial(tier_ledger.reassess, counted=counted),
+                           programme)
+            return
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_visit(self.db.session, member.id, data, self.group.zone, utcnow()):
             self._keep_window(member)
@@ -321,6 +344,18 @@ class MembersService(Service):
 
     @event_handler(PointsEarned)
     def on_points_earned(self, data: dict[str, Any]) -> None:
+        now = utcnow()
+        held = arrivals.hold_for_points(self.db.session, data["member_id"], data["posting_id"], *self._window(now))
+        if held is not None and held.known:
+            return  # kept before
+        if held is not None:  # the usual case: one read, the writes with the commit (arrivals)
+            day = local_date(data["earned_at"], self.group.zone)
+            programme = self._programme_of(held).programme
+            points = held.window.with_points(day, data["rule"], data["points"]).counted_points
+            if not tier_ledger.points_may_change_tier(self.db.session, held, programme, self.group.zone, now, points):
+                activity.keep_new_points(self.db.session, held.id, data, day)
+                self._keep_window(held)
+                return
         member = tier_ledger.member_for_event(self.db.session, data["member_id"])
         if activity.record_points(self.db.session, member.id, data, local_date(data["earned_at"], self.group.zone)):
             self._keep_window(member)

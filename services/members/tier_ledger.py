@@ -25,6 +25,7 @@ from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.members import activity
+from services.members.arrivals import Held
 from services.members.models import Member, TierChange
 from services.members.rules import tiers
 from services.members.rules.programme import Programme
@@ -109,20 +110,31 @@ def apply_change(session: Session, member: Member, change: Change, programme: Pr
     return row
 
 
-def reassess(session: Session, member: Member, programme: Programme, zone: ZoneInfo, now: datetime, emit: Emit,
-             actor: str, source_ref: str | None = None, reason: str | None = None) -> Change | None:
+def reassess(session: Session, member: Member | Held, programme: Programme, zone: ZoneInfo, now: datetime, emit: Emit,
+             actor: str, source_ref: str | None = None, reason: str | None = None,
+             counted: Activity | None = None) -> Change | None:
     """After new activity: upgrade at once if the last 12 months earn a higher tier (never lower one).
 
     A member who earns their tier again while a review notice runs keeps it: the notice is withdrawn.
     Frozen and closed members keep their activity but change tier only when active again. ``reason``: what the
     change is announced as, instead of the path that earned it (``import``: the path goes into the note).
+    ``counted``: the 12 months' activity when the caller has it (``arrivals``: read with the member's lock);
+    a ``Held`` member is loaded only if it changes.
     """
     if member.status != "active":
         return None
-    qualification = tiers.evaluate(programme, activity_as_of(session, programme, member.id, local_date(now, zone)))
-    if member.tier_pending is not None and programme.rank(qualification.tier) >= programme.rank_or_top(member.tier):
-        member.tier_pending = member.tier_pending_on = None
+    if counted is None:
+        counted = activity_as_of(session, programme, member.id, local_date(now, zone))
+    qualification = tiers.evaluate(programme, counted)
+    withdrawn = (member.tier_pending is not None
+                 and programme.rank(qualification.tier) >= programme.rank_or_top(member.tier))
     change = tiers.upgrade(programme, member.tier, qualification)
+    if not withdrawn and change is None:
+        return None
+    if isinstance(member, Held):
+        member = session.get(Member, member.id)  # locked by the read that held it
+    if withdrawn:
+        member.tier_pending = member.tier_pending_on = None
     if change is not None and reason is not None:
         note = f"earned by {change.reason}"
         change = Change(change.from_tier, change.to_tier, change.direction, reason)
@@ -132,18 +144,27 @@ def reassess(session: Session, member: Member, programme: Programme, zone: ZoneI
     return change
 
 
+def points_may_change_tier(session: Session, member: Member | Held, programme: Programme, zone: ZoneInfo,
+                           now: datetime, points: int | None = None) -> bool:
+    """Whether points earned could change the tier: the window's points (``points``, or read) reach the points
+    threshold of a higher tier, or a review notice runs (which any path may withdraw). Other paths were judged when
+    their own activity arrived (a paid visit's spend and visit count by ``visit_completed``, which comes first)."""
+    if member.status != "active":
+        return False
+    if member.tier_pending is not None:
+        return True
+    if points is None:
+        first, last = tiers.window(local_date(now, zone))
+        points = activity.points_of(session, member.id, first, last)
+    return tiers.points_may_upgrade(programme, member.tier, points)
+
+
 def reassess_after_points(session: Session, member: Member, programme: Programme, zone: ZoneInfo, now: datetime,
                           emit: Emit, actor: str, source_ref: str | None = None) -> Change | None:
-    """After points earned: ``reassess`` only if the points could change the tier — they reach the points
-    threshold of a higher tier, or a review notice runs (which any path may withdraw). Other paths were judged
-    when their own activity arrived (a paid visit's spend and visit count by ``visit_completed``, which comes
-    first), so a bill's points cost one sum instead of a second full reassessment."""
-    if member.status != "active":
+    """After points earned: ``reassess`` only if the points could change the tier (``points_may_change_tier``),
+    so a bill's points cost one sum instead of a second full reassessment."""
+    if not points_may_change_tier(session, member, programme, zone, now):
         return None
-    if member.tier_pending is None:
-        first, last = tiers.window(local_date(now, zone))
-        if not tiers.points_may_upgrade(programme, member.tier, activity.points_of(session, member.id, first, last)):
-            return None
     return reassess(session, member, programme, zone, now, emit, actor, source_ref)
 
 

@@ -11,9 +11,9 @@ dated ahead, when it enters). For a day ``as_of`` the row is *fresh* when ``comp
 
 Kept by:
 - the event handlers, after each fact they keep (a visit, a refund, points earned or reversed, a top-up):
-  ``mark_stale``, under the member's lock (``tier_ledger.member_for_event``), a statement sent with the commit
-  that makes the row not fresh from the fact's day (the preview then sums that member live; recomputing the sums
-  in every handler more than doubled members' CPU per paid visit); both members of a merge or its reversal:
+  ``mark_stale``, under the member's lock (``tier_ledger.member_for_event``, or ``arrivals``), a statement sent with
+  the commit that makes the row not fresh from the fact's day (the preview then sums that member live; recomputing
+  the sums in every handler more than doubled members' CPU per paid visit); both members of a merge or its reversal:
   ``refresh`` (``lifecycle.lock_pair``);
 - the nightly job (``refresh_stale``), for the window's rolling edge: the rows no longer fresh for the night's
   day, in member id order, locked (``FOR UPDATE``) while they are recomputed, so a handler's refresh of the

@@ -226,8 +226,13 @@ def test_records_commands_stay_within_their_round_trips(start_service, rpc):
     assert not over, f"over their ceilings (measured, ceiling): {over}"
 
 
-MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 9, "on_points_earned (spend)": 8, "on_points_earned (visit)": 8}
-"""The kept 12-month sums cost no trip (``windows.mark_stale`` goes with the commit; recomputing them in each handler
+MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 3, "on_points_earned (spend)": 3, "on_points_earned (visit)": 3}
+"""3 each since the handlers read everything they decide on with the member's lock in one query and send their writes
+with the commit (``members.arrivals``, 2026-12-07): the kit's inbox check (with BEGIN), the member locked and read
+with the programme's stamp, whether the fact was kept and the 12 months' sums before it, then the visit or posting,
+the summary, the kept sums' mark and the inbox row with COMMIT. Before that, 9 / 8 / 8: the merge chain read, then
+locked (the ORM member with its encrypted columns), the fact read then written, the programme read, the sums read.
+The kept 12-month sums cost no trip (``windows.mark_stale`` goes with the commit; recomputing them in each handler
 was 11 + 10 + 10). Members' handlers of one paid visit (issue 17: the flow's biggest share of CPU), as measured (2026-12-06): 35 round
 trips a bill before, 13 + 11 + 11 (each handler reassessed the tier in four queries); the visit's reassessment now
 reads its window in one query and points re-judge only the points path (``tier_ledger.reassess_after_points``);
