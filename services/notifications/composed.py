@@ -32,14 +32,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Boolean, Integer, Uuid, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import as_utc, isoformat, local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
 from services.kit.db import Store, dialect_insert, fetch
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.members.events import SEGMENTS
@@ -264,9 +266,29 @@ class Catalogue:
 
     def active(self, session: Session, trigger: str) -> list[tuple[uuid.UUID, int, dict[str, Any]]]:
         """The active journeys a trigger starts: (id, current version, its definition)."""
-        rows = session.execute(select(ComposedJourney.id, ComposedJourney.version).where(
-            ComposedJourney.state == ACTIVE, ComposedJourney.trigger == trigger)).all()
+        rows = session.execute(_ACTIVE, {"trigger": trigger}).all()
         return [(journey_id, version, self.definition(session, journey_id, version)) for journey_id, version in rows]
+
+    def active_and_running(self, session: Session, trigger: str, member_id: uuid.UUID
+                           ) -> tuple[list[tuple[uuid.UUID, int, dict[str, Any]]], bool]:
+        """``active(trigger)``, and whether ``member_id`` has a run going (one its exits could end), in one query."""
+        rows = session.execute(_ACTIVE_AND_RUNNING, {"trigger": trigger, "member_id": member_id}).all()
+        active = [(journey_id, version, self.definition(session, journey_id, version))
+                  for journey_id, version, _running in rows if journey_id is not None]
+        return active, bool(rows[0].running)
+
+
+# built once: every trigger event runs one of them
+_ACTIVE = select(ComposedJourney.id, ComposedJourney.version).where(
+    ComposedJourney.state == ACTIVE, ComposedJourney.trigger == bindparam("trigger"))
+_ACTIVE_AND_RUNNING = text(
+    "SELECT j.id, j.version, r.running FROM (SELECT EXISTS (SELECT 1 FROM journey_runs WHERE member_id = :member_id "
+    f"AND state = '{RUNNING}') AS running) AS r LEFT JOIN composed_journeys AS j "
+    f"ON j.state = '{ACTIVE}' AND j.trigger = :trigger"
+).bindparams(bindparam("member_id", type_=Uuid())).columns(id=Uuid(), version=Integer(), running=Boolean())
+_ADD_FACT = AtCommit("INSERT INTO journey_trigger_facts (event, member_id, cause, branch, facts, occurred_at) "
+                     "VALUES (:event, :member_id, :cause, :branch, :facts, :occurred_at)",
+                     member_id=Uuid(), occurred_at=UtcDateTime())
 
 
 def active_of(session: Session, trigger: str, catalogue: Catalogue | None = None
@@ -281,13 +303,21 @@ def run_ref(journey_id: uuid.UUID, run_id: uuid.UUID) -> str:
 
 def on_fact(session: Session, fact: rules.Fact, now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> int:
     """A trigger event arrived: kept for dry runs, starts the active journeys it matches, ends the runs it exits.
-    How many runs it started."""
-    session.add(TriggerFact(event=fact.event, member_id=uuid.UUID(fact.member_id), cause=fact.cause,
-                            branch=fact.branch, facts=_dumps(fact.facts), occurred_at=fact.occurred_at))
+    How many runs it started.
+
+    The fact is kept with the commit (nothing reads it back here); the active journeys and whether the member has
+    a run its exits could end are one read; the member's runs are locked only when there is one."""
+    member_id = uuid.UUID(fact.member_id)
+    at_commit(session, _ADD_FACT, {"event": fact.event, "member_id": member_id, "cause": fact.cause,
+                                   "branch": fact.branch, "facts": _dumps(fact.facts), "occurred_at": fact.occurred_at})
     if fact.event in rules.EXIT_EVENTS:
-        exit_runs(session, uuid.UUID(fact.member_id), fact.event, now, catalogue)
+        active, running = catalogue.active_and_running(session, fact.event, member_id)
+        if running:
+            exit_runs(session, member_id, fact.event, now, catalogue)
+    else:
+        active = catalogue.active(session, fact.event)
     started = 0
-    for journey_id, version, definition in catalogue.active(session, fact.event):
+    for journey_id, version, definition in active:
         if rules.starts(definition, fact):
             started += start(session, journey_id, version, definition, fact.member_id,
                              rules.cause_of(definition, fact), fact.branch, now, zone,

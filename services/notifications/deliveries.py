@@ -8,12 +8,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Uuid, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
+from services.kit.commit import AtCommit, at_commit
 from services.kit.db import dialect_insert, fetch
 from services.kit.errors import Invalid
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.notifications.models import (
@@ -24,7 +26,6 @@ from services.notifications.models import (
     SENT,
     STATES,
     Delivery,
-    DeliveryStep,
 )
 from services.notifications.rules.journeys import JOURNEYS, Plan
 
@@ -36,6 +37,11 @@ def parse_uuid(value: Any, field: str = "member_id") -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise Invalid(f"Not a valid {field.replace('_', ' ')}.", {field: ["Not a valid id."]}) from None
+
+
+ROW_COLUMNS = ("id", "member_id", "journey", "dedupe_key", "channel", "requested_channel", "state", "reason", "due_at",
+               "first_due_at", "expires_at", "created_at", "updated_at", "attempts", "category", "cause_ref", "context")
+"""The columns ``row_of`` fills."""
 
 
 def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
@@ -50,22 +56,41 @@ def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
     }
 
 
-def queue(session: Session, plan: Plan, now: datetime, answer: bool = True) -> Delivery | None:
-    """Queue a message for its cause; None if this cause already has its message (or ``answer`` is false: the
-    caller needs no row back, and is spared reading it).
+_QUEUE: dict[str, Any] = {}  # the insert of ``queue`` per dialect, built once (every trigger event runs it)
+
+
+def _queue_statement(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    statement = _QUEUE.get(dialect)
+    if statement is None:
+        table = Delivery.__table__
+        statement = _QUEUE[dialect] = (
+            dialect_insert(session, table).values({table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type)
+                                                   for name in ROW_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
+    return statement
+
+
+def queue_id(session: Session, plan: Plan, now: datetime) -> uuid.UUID | None:
+    """Queue a message for its cause: its id, or None if this cause already has its message.
 
     ``INSERT .. ON CONFLICT DO NOTHING``: a twin inserted at the same moment by another worker makes this
     one wait for it and then insert nothing, instead of failing the whole transaction.
     """
-    insert = dialect_insert(session, Delivery)
     row = row_of(plan, now)
-    inserted = session.execute(insert.values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                               .returning(Delivery.id)).scalar()
+    inserted = session.execute(_queue_statement(session), {f"v_{name}": value for name, value in row.items()}).scalar()
     if inserted is None:
         return None
     add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
     QUEUED_TOTAL.labels(plan.journey).inc()
-    return session.get(Delivery, inserted) if answer else None
+    return inserted
+
+
+def queue(session: Session, plan: Plan, now: datetime, answer: bool = True) -> Delivery | None:
+    """Queue a message for its cause; None if this cause already has its message (or ``answer`` is false: the
+    caller needs no row back, and is spared reading it)."""
+    inserted = queue_id(session, plan, now)
+    return session.get(Delivery, inserted) if answer and inserted is not None else None
 
 
 def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
@@ -81,10 +106,17 @@ def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
     return len(inserted)
 
 
+_ADD_STEP = AtCommit("INSERT INTO delivery_steps (delivery_id, at, state, channel, detail, provider_id) "
+                     "VALUES (:delivery_id, :at, :state, :channel, :detail, :provider_id)",
+                     delivery_id=Uuid(), at=UtcDateTime())
+
+
 def add_step(session: Session, delivery_id: uuid.UUID, state: str, at: datetime, channel: str | None = None,
              detail: str | None = None, provider_id: str | None = None) -> None:
-    session.add(DeliveryStep(delivery_id=delivery_id, at=at, state=state, channel=channel, detail=detail,
-                             provider_id=provider_id))
+    """A step of a delivery's history, written with the commit (``kit.commit``: nothing reads it back in the
+    transaction; on PostgreSQL it travels with the ``COMMIT``)."""
+    at_commit(session, _ADD_STEP, {"delivery_id": delivery_id, "at": at, "state": state, "channel": channel,
+                                   "detail": detail, "provider_id": provider_id})
 
 
 def cancel_queued(session: Session, now: datetime, reason: str, *, cause_ref: str | None = None,
