@@ -59,6 +59,7 @@ from services.notifications.models import (
     AudienceMember,
     ComposedJourney,
     ComposedJourneyVersion,
+    Delivery,
     JourneyRun,
     Preference,
     TriggerFact,
@@ -334,21 +335,87 @@ def start(session: Session, journey_id: uuid.UUID, version: int, definition: dic
     any other run is due now, for the scheduler to walk."""
     run_id = uuid.uuid4()
     planned = bool(definition["trigger"].get("event")) and rules.plannable(definition)
-    statement = dialect_insert(session, JourneyRun).values(
-        id=run_id, journey_id=journey_id, version=version, member_id=uuid.UUID(str(member_id)), cause=cause,
-        branch=branch, context=_dumps(facts) if facts else None, step=len(definition["steps"]) if planned else 0,
-        state=FINISHED if planned else RUNNING, due_at=now, started_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
-    if not session.execute(statement).rowcount:
-        return 0
+    run = {"id": run_id, "journey_id": journey_id, "version": version, "member_id": uuid.UUID(str(member_id)),
+           "cause": cause, "branch": branch, "context": _dumps(facts) if facts else None,
+           "step": len(definition["steps"]) if planned else 0, "state": FINISHED if planned else RUNNING,
+           "due_at": now, "started_at": now, "updated_at": now}
+    plans = [message_plan(journey_id, version, run_id, str(member_id), branch, facts, definition, item.index,
+                          item.message, item.due_at, item.expires_at)
+             for item in rules.plan(definition, as_utc(anchor or now), now, zone)] if planned else []
+    if plans and session.get_bind().dialect.name == "postgresql":
+        if not _start_planned(session, run, plans, now):
+            return 0
+    else:
+        if not session.execute(_run_statement(session), {f"r_{name}": value for name, value in run.items()}).rowcount:
+            return 0
+        for plan in plans:
+            deliveries.queue_id(session, plan, now)
     if planned:
-        for item in rules.plan(definition, as_utc(anchor or now), now, zone):
-            deliveries.queue(session, message_plan(journey_id, version, run_id, str(member_id), branch, facts,
-                                                   definition, item.index, item.message, item.due_at,
-                                                   item.expires_at), now, answer=False)
-            RUN_STEPS.labels("message").inc()
+        RUN_STEPS.labels("message").inc(len(plans))
         RUN_ENDS.labels(FINISHED).inc()
     return 1
+
+
+RUN_COLUMNS = ("id", "journey_id", "version", "member_id", "cause", "branch", "context", "step", "state", "due_at",
+               "started_at", "updated_at")
+_RUN_INSERT: dict[str, Any] = {}  # per dialect, built once
+
+
+def _run_statement(session: Session) -> Any:
+    """A run's row unless its cause has one (``INSERT … ON CONFLICT DO NOTHING``)."""
+    dialect = session.get_bind().dialect.name
+    statement = _RUN_INSERT.get(dialect)
+    if statement is None:
+        table = JourneyRun.__table__
+        statement = _RUN_INSERT[dialect] = dialect_insert(session, table).values(
+            {table.c[name]: bindparam(f"r_{name}", type_=table.c[name].type) for name in RUN_COLUMNS}
+        ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
+    return statement
+
+
+_PLANNED_STARTS: dict[int, Any] = {}  # by number of messages, built once
+
+
+def _planned_statement(messages: int) -> Any:
+    """PostgreSQL: a planned run's row and its ``messages`` queued deliveries in one query (data-modifying CTEs:
+    the deliveries are inserted only if the run was); the ids of the deliveries queued."""
+    statement = _PLANNED_STARTS.get(messages)
+    if statement is None:
+        runs, sent = JourneyRun.__table__.c, Delivery.__table__.c
+
+        def value(column: Any, name: str) -> str:
+            return f"CAST(:{name} AS uuid)" if isinstance(column.type, Uuid) else f":{name}"
+
+        parts = [f"run AS (INSERT INTO journey_runs ({', '.join(RUN_COLUMNS)}) VALUES "
+                 f"({', '.join(value(runs[name], f'r_{name}') for name in RUN_COLUMNS)}) "
+                 "ON CONFLICT (journey_id, member_id, cause) DO NOTHING RETURNING id)"]
+        parts += [f"d{n} AS (INSERT INTO deliveries ({', '.join(deliveries.ROW_COLUMNS)}) SELECT "
+                  f"{', '.join(value(sent[name], f'd{n}_{name}') for name in deliveries.ROW_COLUMNS)} FROM run "
+                  "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)" for n in range(messages)]
+        queued = " UNION ALL ".join(f"SELECT id FROM d{n}" for n in range(messages))
+        binds = [bindparam(f"r_{name}", type_=runs[name].type) for name in RUN_COLUMNS]
+        binds += [bindparam(f"d{n}_{name}", type_=sent[name].type)
+                  for n in range(messages) for name in deliveries.ROW_COLUMNS]
+        statement = _PLANNED_STARTS[messages] = text(
+            f"WITH {', '.join(parts)} SELECT run.id AS run_id, queued.id AS delivery_id FROM run "
+            f"LEFT JOIN ({queued}) AS queued ON true"
+        ).bindparams(*binds).columns(run_id=Uuid(), delivery_id=Uuid())
+    return statement
+
+
+def _start_planned(session: Session, run: dict[str, Any], plans: list[Plan], now: datetime) -> bool:
+    """A planned run and its messages in one query (PostgreSQL); whether the run started (its cause had none)."""
+    params = {f"r_{name}": value for name, value in run.items()}
+    rows = {n: deliveries.row_of(plan, now) for n, plan in enumerate(plans)}
+    for n, row in rows.items():
+        params.update({f"d{n}_{name}": value for name, value in row.items()})
+    queued = {delivery_id for _run, delivery_id in session.execute(_planned_statement(len(plans)), params)}
+    if not queued:
+        return False
+    for n, plan in enumerate(plans):
+        if rows[n]["id"] in queued:
+            deliveries.queued(session, rows[n]["id"], plan, now)
+    return True
 
 
 def message_plan(journey_id: uuid.UUID, version: int, run_id: uuid.UUID, member_id: str, branch: str | None,

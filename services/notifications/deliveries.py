@@ -79,11 +79,15 @@ def queue_id(session: Session, plan: Plan, now: datetime) -> uuid.UUID | None:
     """
     row = row_of(plan, now)
     inserted = session.execute(_queue_statement(session), {f"v_{name}": value for name, value in row.items()}).scalar()
-    if inserted is None:
-        return None
-    add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
-    QUEUED_TOTAL.labels(plan.journey).inc()
+    if inserted is not None:
+        queued(session, inserted, plan, now)
     return inserted
+
+
+def queued(session: Session, delivery_id: uuid.UUID, plan: Plan, now: datetime) -> None:
+    """What follows a delivery's insert: its first step (with the commit), its count."""
+    add_step(session, delivery_id, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
+    QUEUED_TOTAL.labels(plan.journey).inc()
 
 
 def queue(session: Session, plan: Plan, now: datetime, answer: bool = True) -> Delivery | None:

@@ -18,6 +18,7 @@ Figures are printed; tests/perf/RESULTS.md keeps them with the machine's conditi
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import io
 import os
 import smtplib
@@ -486,10 +487,17 @@ def test_cpu_per_paid_visit_in_one_process(start_service, databases, providers, 
             cursor.execute("SELECT count(*) FROM kit_inbox")
             return cursor.fetchone()[0]
 
+    profile = os.environ.get("CARELOOP_PERF_PROFILE")  # a file: cProfile of this process in CPU time
+    profiler = cProfile.Profile(time.process_time) if profile else None
     wall, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     for source, event_type, body in bodies:
         dispatch(source, event_type, body)
     wait_for(lambda: handled() >= len(bodies), timeout=600, interval=0.5, message="every event handled")
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     watch.close()
     queued = scalar(notifications.database_url, "SELECT count(*) FROM deliveries")
