@@ -382,15 +382,12 @@ def _planned_statement(messages: int) -> Any:
     statement = _PLANNED_STARTS.get(messages)
     if statement is None:
         runs, sent = JourneyRun.__table__.c, Delivery.__table__.c
-
-        def value(column: Any, name: str) -> str:
-            return f"CAST(:{name} AS uuid)" if isinstance(column.type, Uuid) else f":{name}"
-
+        # the columns' types on the binds: SQLAlchemy casts the ids (``::UUID``), as the columns of a SELECT need
         parts = [f"run AS (INSERT INTO journey_runs ({', '.join(RUN_COLUMNS)}) VALUES "
-                 f"({', '.join(value(runs[name], f'r_{name}') for name in RUN_COLUMNS)}) "
+                 f"({', '.join(f':r_{name}' for name in RUN_COLUMNS)}) "
                  "ON CONFLICT (journey_id, member_id, cause) DO NOTHING RETURNING id)"]
         parts += [f"d{n} AS (INSERT INTO deliveries ({', '.join(deliveries.ROW_COLUMNS)}) SELECT "
-                  f"{', '.join(value(sent[name], f'd{n}_{name}') for name in deliveries.ROW_COLUMNS)} FROM run "
+                  f"{', '.join(f':d{n}_{name}' for name in deliveries.ROW_COLUMNS)} FROM run "
                   "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)" for n in range(messages)]
         queued = " UNION ALL ".join(f"SELECT id FROM d{n}" for n in range(messages))
         binds = [bindparam(f"r_{name}", type_=runs[name].type) for name in RUN_COLUMNS]
