@@ -346,7 +346,7 @@ def start(session: Session, journey_id: uuid.UUID, version: int, definition: dic
         if not _start_planned(session, run, plans, now):
             return 0
     else:
-        if not session.execute(_run_statement(session), {f"r_{name}": value for name, value in run.items()}).rowcount:
+        if not session.execute(_RUN_INSERT, {f"r_{name}": value for name, value in run.items()}).rowcount:
             return 0
         for plan in plans:
             deliveries.queue_id(session, plan, now)
@@ -358,19 +358,8 @@ def start(session: Session, journey_id: uuid.UUID, version: int, definition: dic
 
 RUN_COLUMNS = ("id", "journey_id", "version", "member_id", "cause", "branch", "context", "step", "state", "due_at",
                "started_at", "updated_at")
-_RUN_INSERT: dict[str, Any] = {}  # per dialect, built once
-
-
-def _run_statement(session: Session) -> Any:
-    """A run's row unless its cause has one (``INSERT … ON CONFLICT DO NOTHING``)."""
-    dialect = session.get_bind().dialect.name
-    statement = _RUN_INSERT.get(dialect)
-    if statement is None:
-        table = JourneyRun.__table__
-        statement = _RUN_INSERT[dialect] = dialect_insert(session, table).values(
-            {table.c[name]: bindparam(f"r_{name}", type_=table.c[name].type) for name in RUN_COLUMNS}
-        ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
-    return statement
+_RUN_INSERT = deliveries.insert_unless(JourneyRun.__table__, RUN_COLUMNS, "journey_id, member_id, cause", "r_")
+"""A run's row unless its cause has one."""
 
 
 _PLANNED_STARTS: dict[int, Any] = {}  # by number of messages, built once

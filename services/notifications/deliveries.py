@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, select, update
+from sqlalchemy import Uuid, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
@@ -56,19 +56,18 @@ def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
     }
 
 
-_QUEUE: dict[str, Any] = {}  # the insert of ``queue`` per dialect, built once (every trigger event runs it)
+def insert_unless(table: Any, columns: tuple[str, ...], conflict: str, prefix: str, returning: str | None = None
+                   ) -> Any:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING [RETURNING]`` of ``columns`` as text, built once by its caller:
+    SQLAlchemy's dialect inserts with ``on_conflict_do_nothing`` are compiled again at every execution (they
+    have no cache key); a text statement is compiled once. Binds ``:<prefix><column>`` carry the columns' types."""
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(f':{prefix}{c}' for c in columns)}) "
+           f"ON CONFLICT ({conflict}) DO NOTHING" + (f" RETURNING {returning}" if returning else ""))
+    statement = text(sql).bindparams(*(bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns))
+    return statement.columns(table.c[returning]) if returning else statement
 
 
-def _queue_statement(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    statement = _QUEUE.get(dialect)
-    if statement is None:
-        table = Delivery.__table__
-        statement = _QUEUE[dialect] = (
-            dialect_insert(session, table).values({table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type)
-                                                   for name in ROW_COLUMNS})
-            .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
-    return statement
+_QUEUE = insert_unless(Delivery.__table__, ROW_COLUMNS, "dedupe_key", "v_", returning="id")
 
 
 def queue_id(session: Session, plan: Plan, now: datetime) -> uuid.UUID | None:
@@ -78,7 +77,7 @@ def queue_id(session: Session, plan: Plan, now: datetime) -> uuid.UUID | None:
     one wait for it and then insert nothing, instead of failing the whole transaction.
     """
     row = row_of(plan, now)
-    inserted = session.execute(_queue_statement(session), {f"v_{name}": value for name, value in row.items()}).scalar()
+    inserted = session.execute(_QUEUE, {f"v_{name}": value for name, value in row.items()}).scalar()
     if inserted is not None:
         queued(session, inserted, plan, now)
     return inserted
