@@ -504,3 +504,17 @@ def test_cpu_per_paid_visit_in_one_process(start_service, databases, providers, 
     report(f"CPU per paid visit (visit_completed + 2 points_earned), notifications in one process (publishing "
            f"included): {count:,} visits of 200 members in {wall:.1f} s, {cpu:.1f} s of CPU = "
            f"{cpu / count * 1000:.2f} ms per visit; {queued:,} messages queued; load {os.getloadavg()[0]:.1f}")
+
+
+def test_cpu_of_an_idle_scheduler(start_service, providers):
+    """Notifications alone in this one process, its scheduler on and nothing due: the CPU its one-second tick costs
+    (at 10 paid visits a second, a tenth of it is added to each visit). ``CARELOOP_PERF_IDLE_SECONDS`` (30)."""
+    seconds = float(os.environ.get("CARELOOP_PERF_IDLE_SECONDS", "30"))
+    start_service(NotificationsService, "postgresql", NOTIFICATIONS={"scheduler": True,
+                                                                    "channels": providers.channels("sms")})
+    time.sleep(3)  # past the first ticks (the seeding, the pool's first connections)
+    cpu = time.process_time()
+    time.sleep(seconds)
+    cpu = time.process_time() - cpu
+    report(f"CPU of an idle scheduler, notifications in one process: {cpu * 1000 / seconds:.1f} ms per second "
+           f"over {seconds:.0f} s; load {os.getloadavg()[0]:.1f}")
