@@ -32,14 +32,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Boolean, Integer, Uuid, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import as_utc, isoformat, local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
 from services.kit.db import Store, dialect_insert, fetch
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.members.events import SEGMENTS
@@ -57,6 +59,7 @@ from services.notifications.models import (
     AudienceMember,
     ComposedJourney,
     ComposedJourneyVersion,
+    Delivery,
     JourneyRun,
     Preference,
     TriggerFact,
@@ -264,9 +267,29 @@ class Catalogue:
 
     def active(self, session: Session, trigger: str) -> list[tuple[uuid.UUID, int, dict[str, Any]]]:
         """The active journeys a trigger starts: (id, current version, its definition)."""
-        rows = session.execute(select(ComposedJourney.id, ComposedJourney.version).where(
-            ComposedJourney.state == ACTIVE, ComposedJourney.trigger == trigger)).all()
+        rows = session.execute(_ACTIVE, {"trigger": trigger}).all()
         return [(journey_id, version, self.definition(session, journey_id, version)) for journey_id, version in rows]
+
+    def active_and_running(self, session: Session, trigger: str, member_id: uuid.UUID
+                           ) -> tuple[list[tuple[uuid.UUID, int, dict[str, Any]]], bool]:
+        """``active(trigger)``, and whether ``member_id`` has a run going (one its exits could end), in one query."""
+        rows = session.execute(_ACTIVE_AND_RUNNING, {"trigger": trigger, "member_id": member_id}).all()
+        active = [(journey_id, version, self.definition(session, journey_id, version))
+                  for journey_id, version, _running in rows if journey_id is not None]
+        return active, bool(rows[0].running)
+
+
+# built once: every trigger event runs one of them
+_ACTIVE = select(ComposedJourney.id, ComposedJourney.version).where(
+    ComposedJourney.state == ACTIVE, ComposedJourney.trigger == bindparam("trigger"))
+_ACTIVE_AND_RUNNING = text(
+    "SELECT j.id, j.version, r.running FROM (SELECT EXISTS (SELECT 1 FROM journey_runs WHERE member_id = :member_id "
+    f"AND state = '{RUNNING}') AS running) AS r LEFT JOIN composed_journeys AS j "
+    f"ON j.state = '{ACTIVE}' AND j.trigger = :trigger"
+).bindparams(bindparam("member_id", type_=Uuid())).columns(id=Uuid(), version=Integer(), running=Boolean())
+_ADD_FACT = AtCommit("INSERT INTO journey_trigger_facts (event, member_id, cause, branch, facts, occurred_at) "
+                     "VALUES (:event, :member_id, :cause, :branch, :facts, :occurred_at)",
+                     member_id=Uuid(), occurred_at=UtcDateTime())
 
 
 def active_of(session: Session, trigger: str, catalogue: Catalogue | None = None
@@ -281,13 +304,21 @@ def run_ref(journey_id: uuid.UUID, run_id: uuid.UUID) -> str:
 
 def on_fact(session: Session, fact: rules.Fact, now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> int:
     """A trigger event arrived: kept for dry runs, starts the active journeys it matches, ends the runs it exits.
-    How many runs it started."""
-    session.add(TriggerFact(event=fact.event, member_id=uuid.UUID(fact.member_id), cause=fact.cause,
-                            branch=fact.branch, facts=_dumps(fact.facts), occurred_at=fact.occurred_at))
+    How many runs it started.
+
+    The fact is kept with the commit (nothing reads it back here); the active journeys and whether the member has
+    a run its exits could end are one read; the member's runs are locked only when there is one."""
+    member_id = uuid.UUID(fact.member_id)
+    at_commit(session, _ADD_FACT, {"event": fact.event, "member_id": member_id, "cause": fact.cause,
+                                   "branch": fact.branch, "facts": _dumps(fact.facts), "occurred_at": fact.occurred_at})
     if fact.event in rules.EXIT_EVENTS:
-        exit_runs(session, uuid.UUID(fact.member_id), fact.event, now, catalogue)
+        active, running = catalogue.active_and_running(session, fact.event, member_id)
+        if running:
+            exit_runs(session, member_id, fact.event, now, catalogue)
+    else:
+        active = catalogue.active(session, fact.event)
     started = 0
-    for journey_id, version, definition in catalogue.active(session, fact.event):
+    for journey_id, version, definition in active:
         if rules.starts(definition, fact):
             started += start(session, journey_id, version, definition, fact.member_id,
                              rules.cause_of(definition, fact), fact.branch, now, zone,
@@ -304,21 +335,73 @@ def start(session: Session, journey_id: uuid.UUID, version: int, definition: dic
     any other run is due now, for the scheduler to walk."""
     run_id = uuid.uuid4()
     planned = bool(definition["trigger"].get("event")) and rules.plannable(definition)
-    statement = dialect_insert(session, JourneyRun).values(
-        id=run_id, journey_id=journey_id, version=version, member_id=uuid.UUID(str(member_id)), cause=cause,
-        branch=branch, context=_dumps(facts) if facts else None, step=len(definition["steps"]) if planned else 0,
-        state=FINISHED if planned else RUNNING, due_at=now, started_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
-    if not session.execute(statement).rowcount:
-        return 0
+    run = {"id": run_id, "journey_id": journey_id, "version": version, "member_id": uuid.UUID(str(member_id)),
+           "cause": cause, "branch": branch, "context": _dumps(facts) if facts else None,
+           "step": len(definition["steps"]) if planned else 0, "state": FINISHED if planned else RUNNING,
+           "due_at": now, "started_at": now, "updated_at": now}
+    plans = [message_plan(journey_id, version, run_id, str(member_id), branch, facts, definition, item.index,
+                          item.message, item.due_at, item.expires_at)
+             for item in rules.plan(definition, as_utc(anchor or now), now, zone)] if planned else []
+    if plans and session.get_bind().dialect.name == "postgresql":
+        if not _start_planned(session, run, plans, now):
+            return 0
+    else:
+        if not session.execute(_RUN_INSERT, {f"r_{name}": value for name, value in run.items()}).rowcount:
+            return 0
+        for plan in plans:
+            deliveries.queue_id(session, plan, now)
     if planned:
-        for item in rules.plan(definition, as_utc(anchor or now), now, zone):
-            deliveries.queue(session, message_plan(journey_id, version, run_id, str(member_id), branch, facts,
-                                                   definition, item.index, item.message, item.due_at,
-                                                   item.expires_at), now, answer=False)
-            RUN_STEPS.labels("message").inc()
+        RUN_STEPS.labels("message").inc(len(plans))
         RUN_ENDS.labels(FINISHED).inc()
     return 1
+
+
+RUN_COLUMNS = ("id", "journey_id", "version", "member_id", "cause", "branch", "context", "step", "state", "due_at",
+               "started_at", "updated_at")
+_RUN_INSERT = deliveries.insert_unless(JourneyRun.__table__, RUN_COLUMNS, "journey_id, member_id, cause", "r_")
+"""A run's row unless its cause has one."""
+
+
+_PLANNED_STARTS: dict[int, Any] = {}  # by number of messages, built once
+
+
+def _planned_statement(messages: int) -> Any:
+    """PostgreSQL: a planned run's row and its ``messages`` queued deliveries in one query (data-modifying CTEs:
+    the deliveries are inserted only if the run was); the ids of the deliveries queued."""
+    statement = _PLANNED_STARTS.get(messages)
+    if statement is None:
+        runs, sent = JourneyRun.__table__.c, Delivery.__table__.c
+        # the columns' types on the binds: SQLAlchemy casts the ids (``::UUID``), as the columns of a SELECT need
+        parts = [f"run AS (INSERT INTO journey_runs ({', '.join(RUN_COLUMNS)}) VALUES "
+                 f"({', '.join(f':r_{name}' for name in RUN_COLUMNS)}) "
+                 "ON CONFLICT (journey_id, member_id, cause) DO NOTHING RETURNING id)"]
+        parts += [f"d{n} AS (INSERT INTO deliveries ({', '.join(deliveries.ROW_COLUMNS)}) SELECT "
+                  f"{', '.join(f':d{n}_{name}' for name in deliveries.ROW_COLUMNS)} FROM run "
+                  "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)" for n in range(messages)]
+        queued = " UNION ALL ".join(f"SELECT id FROM d{n}" for n in range(messages))
+        binds = [bindparam(f"r_{name}", type_=runs[name].type) for name in RUN_COLUMNS]
+        binds += [bindparam(f"d{n}_{name}", type_=sent[name].type)
+                  for n in range(messages) for name in deliveries.ROW_COLUMNS]
+        statement = _PLANNED_STARTS[messages] = text(
+            f"WITH {', '.join(parts)} SELECT run.id AS run_id, queued.id AS delivery_id FROM run "
+            f"LEFT JOIN ({queued}) AS queued ON true"
+        ).bindparams(*binds).columns(run_id=Uuid(), delivery_id=Uuid())
+    return statement
+
+
+def _start_planned(session: Session, run: dict[str, Any], plans: list[Plan], now: datetime) -> bool:
+    """A planned run and its messages in one query (PostgreSQL); whether the run started (its cause had none)."""
+    params = {f"r_{name}": value for name, value in run.items()}
+    rows = {n: deliveries.row_of(plan, now) for n, plan in enumerate(plans)}
+    for n, row in rows.items():
+        params.update({f"d{n}_{name}": value for name, value in row.items()})
+    queued = {delivery_id for _run, delivery_id in session.execute(_planned_statement(len(plans)), params)}
+    if not queued:
+        return False
+    for n, plan in enumerate(plans):
+        if rows[n]["id"] in queued:
+            deliveries.queued(session, rows[n]["id"], plan, now)
+    return True
 
 
 def message_plan(journey_id: uuid.UUID, version: int, run_id: uuid.UUID, member_id: str, branch: str | None,

@@ -8,12 +8,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Uuid, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
+from services.kit.commit import AtCommit, at_commit
 from services.kit.db import dialect_insert, fetch
 from services.kit.errors import Invalid
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.notifications.models import (
@@ -24,7 +26,6 @@ from services.notifications.models import (
     SENT,
     STATES,
     Delivery,
-    DeliveryStep,
 )
 from services.notifications.rules.journeys import JOURNEYS, Plan
 
@@ -36,6 +37,11 @@ def parse_uuid(value: Any, field: str = "member_id") -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise Invalid(f"Not a valid {field.replace('_', ' ')}.", {field: ["Not a valid id."]}) from None
+
+
+ROW_COLUMNS = ("id", "member_id", "journey", "dedupe_key", "channel", "requested_channel", "state", "reason", "due_at",
+               "first_due_at", "expires_at", "created_at", "updated_at", "attempts", "category", "cause_ref", "context")
+"""The columns ``row_of`` fills."""
 
 
 def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
@@ -50,22 +56,44 @@ def row_of(plan: Plan, now: datetime) -> dict[str, Any]:
     }
 
 
-def queue(session: Session, plan: Plan, now: datetime, answer: bool = True) -> Delivery | None:
-    """Queue a message for its cause; None if this cause already has its message (or ``answer`` is false: the
-    caller needs no row back, and is spared reading it).
+def insert_unless(table: Any, columns: tuple[str, ...], conflict: str, prefix: str, returning: str | None = None
+                   ) -> Any:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING [RETURNING]`` of ``columns`` as text, built once by its caller:
+    SQLAlchemy's dialect inserts with ``on_conflict_do_nothing`` are compiled again at every execution (they
+    have no cache key); a text statement is compiled once. Binds ``:<prefix><column>`` carry the columns' types."""
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(f':{prefix}{c}' for c in columns)}) "
+           f"ON CONFLICT ({conflict}) DO NOTHING" + (f" RETURNING {returning}" if returning else ""))
+    statement = text(sql).bindparams(*(bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns))
+    return statement.columns(table.c[returning]) if returning else statement
+
+
+_QUEUE = insert_unless(Delivery.__table__, ROW_COLUMNS, "dedupe_key", "v_", returning="id")
+
+
+def queue_id(session: Session, plan: Plan, now: datetime) -> uuid.UUID | None:
+    """Queue a message for its cause: its id, or None if this cause already has its message.
 
     ``INSERT .. ON CONFLICT DO NOTHING``: a twin inserted at the same moment by another worker makes this
     one wait for it and then insert nothing, instead of failing the whole transaction.
     """
-    insert = dialect_insert(session, Delivery)
     row = row_of(plan, now)
-    inserted = session.execute(insert.values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                               .returning(Delivery.id)).scalar()
-    if inserted is None:
-        return None
-    add_step(session, inserted, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
+    inserted = session.execute(_QUEUE, {f"v_{name}": value for name, value in row.items()}).scalar()
+    if inserted is not None:
+        queued(session, inserted, plan, now)
+    return inserted
+
+
+def queued(session: Session, delivery_id: uuid.UUID, plan: Plan, now: datetime) -> None:
+    """What follows a delivery's insert: its first step (with the commit), its count."""
+    add_step(session, delivery_id, QUEUED, now, detail=f"due {isoformat(plan.due_at)}")
     QUEUED_TOTAL.labels(plan.journey).inc()
-    return session.get(Delivery, inserted) if answer else None
+
+
+def queue(session: Session, plan: Plan, now: datetime, answer: bool = True) -> Delivery | None:
+    """Queue a message for its cause; None if this cause already has its message (or ``answer`` is false: the
+    caller needs no row back, and is spared reading it)."""
+    inserted = queue_id(session, plan, now)
+    return session.get(Delivery, inserted) if answer and inserted is not None else None
 
 
 def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
@@ -81,10 +109,17 @@ def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
     return len(inserted)
 
 
+_ADD_STEP = AtCommit("INSERT INTO delivery_steps (delivery_id, at, state, channel, detail, provider_id) "
+                     "VALUES (:delivery_id, :at, :state, :channel, :detail, :provider_id)",
+                     delivery_id=Uuid(), at=UtcDateTime())
+
+
 def add_step(session: Session, delivery_id: uuid.UUID, state: str, at: datetime, channel: str | None = None,
              detail: str | None = None, provider_id: str | None = None) -> None:
-    session.add(DeliveryStep(delivery_id=delivery_id, at=at, state=state, channel=channel, detail=detail,
-                             provider_id=provider_id))
+    """A step of a delivery's history, written with the commit (``kit.commit``: nothing reads it back in the
+    transaction; on PostgreSQL it travels with the ``COMMIT``)."""
+    at_commit(session, _ADD_STEP, {"delivery_id": delivery_id, "at": at, "state": state, "channel": channel,
+                                   "detail": detail, "provider_id": provider_id})
 
 
 def cancel_queued(session: Session, now: datetime, reason: str, *, cause_ref: str | None = None,

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Boolean, Uuid, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
+from services.kit.commit import AtCommit, at_commit
+from services.kit.models import UtcDateTime
 from services.notifications import deliveries
 from services.notifications.models import QUEUED, Delivery, DigestItem
 from services.notifications.rules import journeys
@@ -38,24 +40,63 @@ def _queued(session: Session, dedupe_key: str) -> Delivery | None | bool:
     return row if row.state == QUEUED else False
 
 
+_ATTACH = text(
+    "WITH slot AS (SELECT id FROM deliveries WHERE dedupe_key = :dedupe_key AND state = 'queued' FOR UPDATE), "
+    "added AS (INSERT INTO digest_items (kind, item_ref, member_id, delivery_id, points, recorded_at) "
+    "SELECT :kind, :item_ref, :member_id, slot.id, :points, :recorded_at FROM slot "
+    "ON CONFLICT (kind, item_ref) DO NOTHING RETURNING delivery_id) "
+    "SELECT (SELECT delivery_id FROM added) AS attached, "
+    "EXISTS (SELECT 1 FROM digest_items WHERE kind = :kind AND item_ref = :item_ref) AS seen"
+).bindparams(bindparam("member_id", type_=Uuid()), bindparam("recorded_at", type_=UtcDateTime())
+             ).columns(attached=Uuid(), seen=Boolean())
+"""PostgreSQL: a posting attached to its slot's digest if that is queued (locked, as ``_queued`` does), in one
+query; with whether it was counted before (the snapshot before the insert)."""
+_ADD_ITEM = AtCommit("INSERT INTO digest_items (kind, item_ref, member_id, delivery_id, points, recorded_at) "
+                     "VALUES (:kind, :item_ref, :member_id, :delivery_id, :points, :recorded_at)",
+                     member_id=Uuid(), delivery_id=Uuid(), recorded_at=UtcDateTime())
+
+
 def points_earned(session: Session, event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> bool:
-    """Count a posting (points' ``points_earned``) into its member's daily digest; False if it was counted before."""
+    """Count a posting (points' ``points_earned``) into its member's daily digest; False if it was counted before.
+
+    On PostgreSQL the usual case — the day's digest already queued by an earlier posting — is one query
+    (``_ATTACH``); the day's first posting queues the digest and adds its item with the commit."""
     points, posting, member_id = event["points"], event["posting_id"], event["member_id"]
-    if _seen(session, EARNED, posting):
-        return False
     day, due = journeys.digest_slot(event["earned_at"], settings, zone)
+    item = {"kind": EARNED, "item_ref": posting, "member_id": member_id, "points": points, "recorded_at": now}
+    slot_absent = False  # known: the first slot has no queued digest (as of this transaction's last read)
+    if session.get_bind().dialect.name == "postgresql":
+        attached, seen = session.execute(_ATTACH, {**item, "dedupe_key": journeys.points_digest(
+            str(member_id), day, due, zone).dedupe_key}).one()
+        if attached is not None or seen:
+            return attached is not None
+        slot_absent = True
+    elif _seen(session, EARNED, posting):
+        return False
     for _ in range(MAX_DAYS_AHEAD):
         plan = journeys.points_digest(str(member_id), day, due, zone)
-        found = _queued(session, plan.dedupe_key)
-        if found is None:
-            found = deliveries.queue(session, plan, now) or _queued(session, plan.dedupe_key)
-        if found:
-            session.add(DigestItem(kind=EARNED, item_ref=posting, member_id=member_id,
-                                   delivery_id=found.id, points=points, recorded_at=now))
+        delivery_id = _slot(session, plan, now, slot_absent)
+        if delivery_id is not None:
+            at_commit(session, _ADD_ITEM, {**item, "delivery_id": delivery_id})
             return True
+        slot_absent = False
         day += timedelta(days=1)
         due = at_local(day, settings.digest_time, zone)
     return False
+
+
+def _slot(session: Session, plan: journeys.Plan, now: datetime, absent: bool) -> uuid.UUID | None:
+    """The queued summary delivery of ``plan``'s slot (queued now if there is none; ``absent``: none was there a
+    moment ago, so try the insert first); None if the slot's message already went."""
+    if not absent:
+        found = _queued(session, plan.dedupe_key)
+        if found is not None:
+            return found.id if found else None
+    inserted = deliveries.queue_id(session, plan, now)
+    if inserted is not None:
+        return inserted
+    found = _queued(session, plan.dedupe_key)  # a twin queued it meanwhile
+    return found.id if found else None
 
 
 def points_expiring(session: Session, event: dict[str, Any], now: datetime, settings: Settings,

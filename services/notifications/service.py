@@ -51,7 +51,7 @@ from services.notifications.rules import journeys
 from services.notifications.rules.composed import fact_of
 from services.notifications.rules.festivals import festival_dates
 from services.notifications.scans import JOBS, DailyJourneys
-from services.notifications.schedule import Dispatcher, Sending, failed_event
+from services.notifications.schedule import DUE_BACKLOG, Dispatcher, Sending, due_work, failed_event
 from services.notifications.schemas import (
     DeliveryDetailSchema,
     DeliveryPageSchema,
@@ -263,10 +263,18 @@ class NotificationsService(Service):
     @timer(interval=1)
     def send_due(self) -> None:
         """Send what is due, in bounded batches (every replica; rows are claimed, never shared)."""
-        if self.sending.settings.scheduler:
+        if not self.sending.settings.scheduler:
+            return
+        with self.db.read() as connection:
+            work = due_work(connection, utcnow(), self.sending.settings)
+        if work.alerts:
             self._alert_sender().run(utcnow(), max_batches=1)  # staff alerts first: urgent ones are due in minutes
+        if work.runs:
             self._runner().run(utcnow(), max_batches=1)  # composed journeys' due steps queue their messages
+        if work.deliveries:
             self._dispatcher().run(utcnow(), budget_seconds=self.sending.settings.dispatch_budget_seconds)
+        else:
+            DUE_BACKLOG.set(0)
 
     @timer(interval=60)
     def run_daily_journeys(self) -> None:

@@ -18,6 +18,7 @@ Figures are printed; tests/perf/RESULTS.md keeps them with the machine's conditi
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import io
 import os
 import smtplib
@@ -440,3 +441,80 @@ def test_cpu_per_visit_completed_in_one_process(start_service, databases, provid
     report(f"CPU per visit_completed, notifications in one process (publishing included): {count:,} visits in "
            f"{wall:.1f} s, {cpu:.1f} s of CPU = {cpu / count * 1000:.2f} ms per visit; {queued:,} messages queued; "
            f"load {os.getloadavg()[0]:.1f}")
+
+
+def test_cpu_per_paid_visit_in_one_process(start_service, databases, providers, amqp_uri):
+    """Notifications alone in this one process: the CPU a paid visit's events cost it as the paid-visit flow sends
+    them (issue 17) — ``visit_completed`` (post-visit advice, a first visit's survey) and points' two
+    ``points_earned`` (spend, visit) into the day's digest — over 200 members visiting again and again, publishing
+    included. ``CARELOOP_PERF_VISITS`` visits (default 600), one in ten a first visit."""
+    from nameko.standalone.events import event_dispatcher
+
+    from services.points.events import EVENTS as POINTS_EVENTS
+    from services.points.events import PointsEarned
+    from services.records.events import EVENTS as RECORDS_EVENTS
+    from services.records.events import VisitCompleted
+    from tests.harness import scalar, service_config, wait_for
+
+    count = int(os.environ.get("CARELOOP_PERF_VISITS", "600"))
+    notifications = start_service(NotificationsService, "postgresql", NOTIFICATIONS={
+        "scheduler": False, "channels": providers.channels("sms")})
+    dispatch = event_dispatcher(service_config(amqp_uri))
+    members = [uuid.uuid4() for _ in range(200)]
+    completed = datetime.now(UTC)
+
+    def wired(contracts, event_type: str, payload: dict) -> dict:
+        return {"event_id": str(uuid.uuid4()), "occurred_at": completed.isoformat(),
+                **contracts.wire(event_type, payload)}
+
+    bodies = []
+    for number in range(count):
+        member, visit_id, first = members[number % len(members)], uuid.uuid4(), number % 10 == 0
+        bodies.append(("records", "visit_completed", wired(RECORDS_EVENTS, "visit_completed", {
+            **VisitCompleted.sample, "visit_id": visit_id, "member_id": member, "completed_at": completed,
+            "kind": "first" if first else "return", "first_visit": first,
+            "items": [{"category": "treatment", "code": "T1", "amount_minor": 28000}]})))
+        for rule, points in (("spend", 280), ("visit", 10)):
+            bodies.append(("points", "points_earned", wired(POINTS_EVENTS, "points_earned", {
+                **PointsEarned.sample, "member_id": member, "posting_id": str(uuid.uuid4().int % 10**12),
+                "points": points, "rule": rule, "source_ref": str(visit_id), "earned_at": completed})))
+
+    watch = raw_pg(notifications.database_url)
+    watch.autocommit = True
+
+    def handled() -> int:
+        with watch.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM kit_inbox")
+            return cursor.fetchone()[0]
+
+    profile = os.environ.get("CARELOOP_PERF_PROFILE")  # a file: cProfile of this process in CPU time
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for source, event_type, body in bodies:
+        dispatch(source, event_type, body)
+    wait_for(lambda: handled() >= len(bodies), timeout=600, interval=0.5, message="every event handled")
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    watch.close()
+    queued = scalar(notifications.database_url, "SELECT count(*) FROM deliveries")
+    report(f"CPU per paid visit (visit_completed + 2 points_earned), notifications in one process (publishing "
+           f"included): {count:,} visits of 200 members in {wall:.1f} s, {cpu:.1f} s of CPU = "
+           f"{cpu / count * 1000:.2f} ms per visit; {queued:,} messages queued; load {os.getloadavg()[0]:.1f}")
+
+
+def test_cpu_of_an_idle_scheduler(start_service, providers):
+    """Notifications alone in this one process, its scheduler on and nothing due: the CPU its one-second tick costs
+    (at 10 paid visits a second, a tenth of it is added to each visit). ``CARELOOP_PERF_IDLE_SECONDS`` (30)."""
+    seconds = float(os.environ.get("CARELOOP_PERF_IDLE_SECONDS", "30"))
+    start_service(NotificationsService, "postgresql", NOTIFICATIONS={"scheduler": True,
+                                                                    "channels": providers.channels("sms")})
+    time.sleep(3)  # past the first ticks (the seeding, the pool's first connections)
+    cpu = time.process_time()
+    time.sleep(seconds)
+    cpu = time.process_time() - cpu
+    report(f"CPU of an idle scheduler, notifications in one process: {cpu * 1000 / seconds:.1f} ms per second "
+           f"over {seconds:.0f} s; load {os.getloadavg()[0]:.1f}")
