@@ -21,11 +21,11 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat, utcnow
 from services.kit.contracts import Contracts
+from services.kit.insert_batch import insert_rows
 from services.kit.models import OutboxEvent
 
 
@@ -61,7 +61,7 @@ def _write(session: Session, bodies: list[tuple[str, dict[str, Any]]], headers: 
         rows.append({"event_id": event_id, "event_type": event_type, "payload": json.dumps(body),
                      "headers": encoded_headers, "created_at": now, "attempts": 0})
         ids.append(event_id)
-    session.execute(insert(OutboxEvent.__table__), rows)
+    insert_rows(session, OutboxEvent.__table__, rows)
     session.info["outbox_dirty"] = True
     return ids
 
