@@ -17,6 +17,8 @@ A producer declares each event it publishes in its own ``events.py``::
   field, a null where none is allowed, a value of the wrong type or one the field's validator refuses, or a
   field the contract does not declare is a ``ContractBroken`` raised in the producer's transaction (a bug
   caught where it was made, not a dead letter in a consumer). It answers the JSON form the outbox stores.
+  ``EVENTS.wire_many("member_enrolled", payloads)`` makes the same checks over a batch's payloads in one pass
+  (``kit.outbox_batch``): one dump of the list, each field's validators run once per distinct value.
   Every field is ``required``: a field that may be absent is declared ``allow_none`` and sent as null.
 - **Consumer side**: ``load_event(VisitCompleted, body)`` answers the payload in domain values plus the
   envelope (``event_id``, ``occurred_at``). Fields the consumer's copy of the contract does not know are
@@ -179,21 +181,89 @@ class Contracts:
 
     def wire(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """``payload`` (domain values) checked against its contract and dumped to its JSON form."""
+        return self._wire(event_type, [payload], numbered=False)[0]
+
+    def wire_many(self, event_type: str, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``wire`` for many payloads of one event type (a batch's events, ``kit.outbox_batch``): the same checks,
+        made in one pass over the list; one payload that breaks the contract fails them all, its position named."""
+        return self._wire(event_type, payloads, numbered=True)
+
+    def _wire(self, event_type: str, payloads: list[dict[str, Any]], numbered: bool) -> list[dict[str, Any]]:
         self[event_type]
         schema = self._schemas[event_type]
-        if not isinstance(payload, dict):
-            raise ContractBroken(f"{self.producer}.{event_type}: the payload must be a dict")
-        errors = list(_payload_errors(schema, payload))
+        errors: list[str] = []
+        for position, payload in enumerate(payloads):
+            where = f"payload {position}: " if numbered else ""
+            if not isinstance(payload, dict):
+                errors.append(f"{where}the payload must be a dict")
+                continue
+            errors += [where + error for error in _payload_errors(schema, payload)]
+        bodies: list[dict[str, Any]] = []
         if not errors:
             try:
-                body = schema.dump(payload)
-                schema.load(body)  # the field validators (ranges, choices, patterns) on what goes out
-            except (ValidationError, AttributeError, TypeError, ValueError) as error:
-                detail = error.messages if isinstance(error, ValidationError) else error
-                errors.append(f"{detail}")
+                bodies = schema.dump(payloads, many=True)
+            except (ValidationError, AttributeError, TypeError, ValueError):
+                errors += _dump_errors(schema, payloads, numbered)
+            else:  # the field validators (ranges, choices, patterns) on what goes out
+                errors += [(f"payload {position}: " if numbered else "") + f"{messages}"
+                           for position, messages in _load_errors(schema, bodies).items()]
         if errors:
             raise ContractBroken(f"{self.producer}.{event_type} does not match its contract: " + "; ".join(errors))
-        return body
+        return bodies
+
+
+def _dump_errors(schema: Event, payloads: list[dict[str, Any]], numbered: bool) -> list[str]:
+    """Which payloads did not dump, and why (only when the batch's dump failed)."""
+    errors = []
+    for position, payload in enumerate(payloads):
+        try:
+            schema.dump(payload)
+        except (ValidationError, AttributeError, TypeError, ValueError) as error:
+            detail = error.messages if isinstance(error, ValidationError) else error
+            errors.append((f"payload {position}: " if numbered else "") + f"{detail}")
+    return errors
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _load_errors(schema: Event, bodies: list[dict[str, Any]]) -> dict[int, Any]:
+    """What loading each dumped body would refuse: position -> marshmallow's messages.
+
+    A contract without hooks (no ``validates``, ``validates_schema``, ``pre_load``/``post_load``: none has one
+    today) is what its fields accept, field by field, plus no key it does not declare: so each field is loaded
+    on its own, and a field's value met before in the list (a batch's branch, language, time: a JSON scalar,
+    whose load depends on nothing else) is not loaded again. A contract with hooks is loaded whole."""
+    if any(schema._hooks.values()):
+        try:
+            schema.load(bodies, many=True)
+        except ValidationError as error:
+            return dict(error.messages) if isinstance(error.messages, dict) else {0: error.messages}
+        return {}
+    declared = [(field.data_key or name, field) for name, field in schema.load_fields.items()]
+    errors: dict[int, dict[str, Any]] = {}
+    for key, field in declared:
+        met: dict[tuple[type, Any], Any] = {}
+        for position, body in enumerate(bodies):
+            raw = body.get(key, marshmallow.missing)
+            seen = (type(raw), raw) if isinstance(raw, _JSON_SCALARS) else None
+            if seen is not None and seen in met:
+                messages = met[seen]
+            else:
+                try:
+                    field.deserialize(raw, key, body)
+                    messages = None
+                except ValidationError as error:
+                    messages = error.messages
+                if seen is not None:
+                    met[seen] = messages
+            if messages:
+                errors.setdefault(position, {})[key] = messages
+    names = {key for key, _field in declared}
+    for position, body in enumerate(bodies):
+        for key in sorted(set(body) - names):
+            errors.setdefault(position, {})[key] = ["Unknown field."]
+    return errors
 
 
 def load_event(contract: type[Event], body: Any) -> dict[str, Any]:

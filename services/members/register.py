@@ -9,11 +9,12 @@ two people may share them) an enrolment takes a ``kit.locks`` lock on that blind
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from services.kit.crypto import blind_index
 from services.kit.db import fetch, parse_uuid
 from services.kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from services.kit.exports import changed_page
+from services.kit.insert_batch import insert_rows
 from services.kit.locks import serialise
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -285,7 +287,7 @@ def enrol_checked(session: Session, enrolments: list[tuple[dict[str, Any], Perso
                   now: datetime, entry_tier: str) -> list[Enrolled] | None:
     """Insert many enrolments already checked against the register under their name + birth locks (imports),
     each with the legacy card number it brings when that is free (``free_cards``), else a card drawn for it:
-    a Core multi-row insert of the members (values encrypted and indexed in one pass) and one of their name
+    one multi-row insert of the members (``kit.insert_batch``: values encrypted and indexed in one pass) and one of their name
     tokens; None, with nothing written, when one collides (a desk enrolled the same person a moment ago, or
     a card number drawn twice): the caller then enrols them one by one."""
     review_on = next_anniversary(local_date(now, group.zone), local_date(now, group.zone))
@@ -303,13 +305,12 @@ def enrol_checked(session: Session, enrolments: list[tuple[dict[str, Any], Perso
         return []
     try:
         with session.begin_nested():
-            session.execute(insert(_MEMBERS), rows)
-            if tokens:
-                session.execute(insert(_NAME_TOKENS), tokens)
+            insert_rows(session, _MEMBERS, rows)  # one statement, no per-value bookkeeping (kit.insert_batch)
+            insert_rows(session, _NAME_TOKENS, tokens)
     except IntegrityError:
         return None
-    for row in rows:
-        ENROLLED.labels(row["home_branch"], row["source"]).inc()
+    for (branch, source), count in Counter((row["home_branch"], row["source"]) for row in rows).items():
+        ENROLLED.labels(branch, source).inc(count)
     return [Enrolled(row["id"], row["card_number"], row["home_branch"], row["referred_by_id"],
                      row["preferred_language"], row["source"], now) for row in rows]
 

@@ -182,3 +182,70 @@ def test_every_consumer_reads_the_producers_declared_contract_and_its_sample_loa
         assert load_event(contract, body)["event_id"] == "e-1"
         seen += 1
     assert seen >= 30  # every service's handlers were found (31 when this was written)
+
+
+# --- a batch's payloads checked together (wire_many, kit.outbox_batch) ----------------------------------
+
+
+def test_many_payloads_go_out_as_each_would_alone():
+    payloads = [{**VisitDone.sample, "visit_id": uuid.UUID(int=n), "paid": n % 2 == 0} for n in range(1, 6)]
+    assert EVENTS.wire_many("visit_done", payloads) == [EVENTS.wire("visit_done", p) for p in payloads]
+    assert EVENTS.wire_many("visit_done", []) == []
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"visit_id": None}, "payload 2: visit_id: null"),
+    ({"done_at": datetime(2026, 3, 5, 2, 30)}, "aware"),
+    ({"lines": [{"category": "surgery", "amount_minor": 1}]}, "payload 2: {'lines': {0: {'category': ['Must be one of"),
+    ({"lines": [{"category": "drug", "amount_minor": -1}]}, "greater than or equal to 0"),
+    ({"branch": "SH01"}, "payload 2: branch: not in the contract"),
+])
+def test_one_payload_that_breaks_the_contract_fails_the_batch_and_is_named(change, says):
+    payloads = [dict(VisitDone.sample) for _ in range(4)]
+    payloads[2] = {**payloads[2], **change}
+    with pytest.raises(ContractBroken) as raised:
+        EVENTS.wire_many("visit_done", payloads)
+    assert says in str(raised.value)
+    assert "payload 0" not in str(raised.value) and "payload 3" not in str(raised.value)
+
+
+def test_a_value_met_before_in_the_batch_is_refused_each_time_it_breaks_the_contract():
+    # the field-by-field check remembers a value's verdict: the verdict, not just the first position, counts
+    contracts = Contracts("clinic")
+
+    @contracts.event("short_referral")
+    class ShortReferral(Event):
+        """A referral of at most one character."""
+
+        referral = fields.String(required=True, validate=validate.Length(max=1))
+        sample = {"referral": "x"}
+
+    with pytest.raises(ContractBroken) as raised:
+        contracts.wire_many("short_referral", [{"referral": "x" * n} for n in (1, 2, 1, 1, 2, 1)])
+    assert [f"payload {n}:" in str(raised.value) for n in range(6)] == [False, True, False, False, True, False]
+
+
+def test_a_contract_with_a_schema_validator_is_loaded_whole():
+    from marshmallow import ValidationError, validates_schema
+
+    contracts = Contracts("clinic")
+
+    @contracts.event("ordered")
+    class Ordered(Event):
+        """Two numbers in order."""
+
+        low = fields.Integer(required=True)
+        high = fields.Integer(required=True)
+        sample = {"low": 1, "high": 2}
+
+        @validates_schema
+        def in_order(self, data, **kwargs):
+            if data["low"] > data["high"]:
+                raise ValidationError("low above high")
+
+    assert contracts.wire_many("ordered", [{"low": 1, "high": 2}, {"low": 2, "high": 2}]) == [
+        {"low": 1, "high": 2}, {"low": 2, "high": 2}]
+    with pytest.raises(ContractBroken, match="payload 1: .*low above high"):
+        contracts.wire_many("ordered", [{"low": 1, "high": 2}, {"low": 3, "high": 2}])
+    with pytest.raises(ContractBroken, match="low above high"):
+        contracts.wire("ordered", {"low": 3, "high": 2})

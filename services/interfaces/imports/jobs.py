@@ -6,6 +6,8 @@ job): each batch reads the next rows of the file, makes one RPC, and commits its
 counts and the run's cursor together. A process killed half-way leaves the cursor at the last batch that
 committed; the next process continues from there, and the batch it sends again is harmless: every row
 carries the idempotency key ``import:<job>:<row>``, so the owning service answers what it did the first time.
+Members' batches overlap (``_step``): the next batch is read and sent before this one's answer is awaited, so
+members works on one while interfaces records the other (two in flight at most, each recorded in file order).
 
 One pipeline, a ``Kind`` per import type (``KINDS``): its columns (aliases, what is required), how a row is
 read (``columns.py``) and what a batch of read rows becomes (``_send_members``: ``members.check_enrolments`` /
@@ -25,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import eventlet
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -226,26 +229,41 @@ def _issue(session: Session, job: ImportJob, phase: str, number: int, column: st
                             value=None if value in (None, "") else str(value)[:500], message=message[:500]))
 
 
-def _prepare(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
-             batch: list[sheets.Row]) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
-    """The rows that read as the kind's input: (row, input, cells); the others reported and counted."""
+@dataclass
+class _Read:
+    """A batch as read from the file (nothing written yet): its rows, those that read as the kind's input
+    (row, input, cells), and the problems of the others."""
+
+    start: int
+    batch: list[sheets.Row]
+    ready: list[tuple[int, dict[str, Any], dict[str, Any]]]
+    problems: list[tuple[int, list[cols.Issue]]]
+
+
+def _read(job: ImportJob, columns: cols.Columns, start: int, batch: list[sheets.Row]) -> _Read:
     kind = KINDS[job.kind]
     allowed = _allowed(job)
-    ready = []
+    ready, problems = [], []
     for number, row in batch:
         cells = cols.cells_of(columns, row)
-        member, problems = kind.read(cells, job)
+        member, found = kind.read(cells, job)
         branch = kind.branch_of(member)
         if allowed is not None and branch not in (None, *allowed):
-            problems.append(cols.Issue(kind.branch_field, branch, "Not one of your branches."))
+            found.append(cols.Issue(kind.branch_field, branch, "Not one of your branches."))
+        if found:
+            problems.append((number, found))
+        else:
+            ready.append((number, member, cells))
+    return _Read(start, batch, ready, problems)
+
+
+def _report_read(session: Session, job: ImportJob, phase: str, columns: cols.Columns, read: _Read) -> None:
+    """The rows that did not read as the kind's input: reported and counted, in the batch's transaction."""
+    for number, problems in read.problems:
         for problem in problems:
             _issue(session, job, phase, number, columns.headers.get(problem.field, problem.field), problem.value,
                    problem.message)
-        if problems:
-            job.invalid_rows += 1
-            continue
-        ready.append((number, member, cells))
-    return ready
+    job.invalid_rows += len(read.problems)
 
 
 def _allowed(job: ImportJob) -> list[str] | None:
@@ -303,15 +321,19 @@ def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[st
     return repeated
 
 
-def _send_members(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
-                  ready: list[tuple[int, dict[str, Any], dict[str, Any]]], peers: dict[str, Any],
-                  config: dict[str, Any]) -> None:
-    """A batch of enrolments: checked (dry run) or enrolled (commit) by members in one call."""
+def _ask_members(job: ImportJob, phase: str, ready: list[tuple[int, dict[str, Any], dict[str, Any]]],
+                 peers: dict[str, Any]) -> Callable[[], list[dict[str, Any]]]:
+    """The batch's one call to members: checked (dry run) or enrolled (commit), each row under its key."""
     rows = [{"key": row_key(job, number), "member": member, "card_number": cols.legacy_card(cells)}
             for number, member, cells in ready]
     members = peers["members"]
     call = members.check_enrolments if phase == "dry_run" else members.enrol_batch
-    outcomes = call({"rows": rows})["items"]
+    return lambda: call({"rows": rows})["items"]
+
+
+def _apply_members(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
+                   ready: list[tuple[int, dict[str, Any], dict[str, Any]]], outcomes: list[dict[str, Any]]) -> None:
+    """What members answered for each row of a batch: counted, and reported where refused or repeated."""
     checked = []
     for (number, member, cells), outcome in zip(ready, outcomes, strict=True):
         if outcome["status"] == "enrolled":
@@ -327,6 +349,13 @@ def _send_members(session: Session, job: ImportJob, phase: str, columns: cols.Co
         _issue(session, job, phase, number, "", None, f"The same person as row {earlier}.")
     job.repeated_rows += len(repeated)
     job.valid_rows += len(checked) - len(repeated)
+
+
+def _send_members(session: Session, job: ImportJob, phase: str, columns: cols.Columns,
+                  ready: list[tuple[int, dict[str, Any], dict[str, Any]]], peers: dict[str, Any],
+                  config: dict[str, Any]) -> None:
+    """A batch of enrolments: checked (dry run) or enrolled (commit) by members in one call."""
+    _apply_members(session, job, phase, columns, ready, _ask_members(job, phase, ready, peers)())
 
 
 def _send_openings(ledger: str) -> Callable[..., None]:
@@ -412,6 +441,10 @@ class Kind:
     branch_of: Callable[[dict[str, Any]], str | None]
     one_of: tuple[str, ...] = ()
     together: Callable[[cols.Columns, list[Any]], Any] | None = None  # rows with the same value: one batch
+    # a kind whose batch is one call may send the next batch while the owning service works on this one
+    # (``_step``): ``ask`` makes the call (not yet made), ``apply`` records its answer
+    ask: Callable[..., Callable[[], list[dict[str, Any]]]] | None = None
+    apply: Callable[..., None] | None = None
 
 
 def _opening_reader(reader: Callable[..., Any]) -> Callable[[dict[str, Any], ImportJob], Any]:
@@ -421,7 +454,7 @@ def _opening_reader(reader: Callable[..., Any]) -> Callable[[dict[str, Any], Imp
 KINDS: dict[str, Kind] = {
     "members": Kind(cols.MEMBER_ALIASES, cols.MEMBER_REQUIRED,
                     lambda cells, job: cols.enrolment(cells, job.day_first, job.default_branch), _send_members,
-                    "home_branch", lambda member: member.get("home_branch")),
+                    "home_branch", lambda member: member.get("home_branch"), ask=_ask_members, apply=_apply_members),
     "points_openings": Kind(cols.POINTS_ALIASES, ("points", "expires_on"), _opening_reader(cols.points_opening),
                             _send_openings("points"), "branch", lambda row: row["who"]["branch"], cols.WHO),
     "wallet_openings": Kind(cols.WALLET_ALIASES, (), _opening_reader(cols.wallet_opening),
@@ -433,39 +466,133 @@ KINDS: dict[str, Kind] = {
 opening balances (paid and bonus parts apart), visits (bills with their items and payments, ``visits.py``)."""
 
 
+class _Reply:
+    """A batch's call made in a green thread of its own: ``wait()`` answers its items or raises its error."""
+
+    def __init__(self, call: Callable[[], list[dict[str, Any]]]) -> None:
+        self.call = call
+        self._thread = eventlet.spawn(self._run)
+
+    def _run(self) -> tuple[bool, Any]:
+        try:
+            return True, self.call()
+        except Exception as error:  # noqa: BLE001 - handed to whoever waits (raised there)
+            return False, error
+
+    def settle(self) -> None:
+        """Until the call has answered (its answer or error kept for ``wait``)."""
+        self._thread.wait()
+
+    def wait(self) -> list[dict[str, Any]]:
+        ok, value = self._thread.wait()
+        if not ok:
+            raise value
+        return value
+
+
+@dataclass
+class _Ahead:
+    """The next batch, read and sent while the previous one was answered: recorded by the next step."""
+
+    read: _Read
+    columns: cols.Columns
+    reply: _Reply | None
+
+
 def _step(job_id: uuid.UUID, phase_state: str, peers: dict[str, Any], config: dict[str, Any]) -> Any:
+    """One batch of a job's phase, in ``run_batches``' transaction. For a kind whose batch is one call
+    (``Kind.ask``), the next batch is read and sent before this one's answer is awaited, so that the owning
+    service works on it meanwhile (two batches in flight at most); each batch's answer is still recorded by
+    its own step, in file order, with its cursor. A batch sent ahead whose step never commits (the process
+    killed, the step failed) is sent again by the step that resumes: its rows' keys answer what was done."""
     _run, phase, finished_state = PHASES[phase_state]
     size = int(setting(config, "IMPORT_BATCH_ROWS"))
+    ahead: list[_Ahead] = []  # at most one: the batch after the one being recorded
 
     def step(session: Session, cursor: Any) -> tuple[Any, int]:
         job = session.get(ImportJob, job_id, with_for_update=True)
+        start = cursor or 0
+        sent = ahead.pop() if ahead else None
+        if sent is not None and sent.read.start != start:
+            sent = None
         if job is None or job.state != phase_state:
+            if job is not None and sent is not None and sent.reply is not None:
+                # sent before the job was cancelled: what the owning service did with it is recorded
+                _record(session, job, phase, sent.columns, sent.read, sent.reply.wait())
             return None, 0
         path = file_of(config, job)
         now = utcnow()
-        try:
-            start = cursor or 0
-            if cursor is None:
-                columns = READERS.columns(job, path)
-                job.columns = json.dumps({"found": columns.headers, "ignored": list(columns.ignored)})
-                job.total_rows = sum(1 for _ in sheets.rows(path, job.file_kind, job.encoding, job.sheet)) - 1
-            batch = READERS.take(job, path, start, size)
-            columns = READERS.open[job.id].columns if job.id in READERS.open else READERS.columns(job, path)
-        except (ValueError, OSError) as error:
-            job.state, job.error, job.finished_at, job.updated_at = FAILED, str(error)[:500], now, now
-            return None, 0
-        ready = _prepare(session, job, phase, columns, batch)
-        if ready:
-            KINDS[job.kind].send(session, job, phase, columns, ready, peers, config)
-        job.processed_rows += len(batch)
+        kind = KINDS[job.kind]
+        if sent is not None:
+            read, columns, reply = sent.read, sent.columns, sent.reply
+        else:
+            try:
+                if cursor is None:
+                    columns = READERS.columns(job, path)
+                    job.columns = json.dumps({"found": columns.headers, "ignored": list(columns.ignored)})
+                    job.total_rows = sum(1 for _ in sheets.rows(path, job.file_kind, job.encoding, job.sheet)) - 1
+                batch = READERS.take(job, path, start, size)
+                columns = READERS.open[job.id].columns if job.id in READERS.open else READERS.columns(job, path)
+            except (ValueError, OSError) as error:
+                job.state, job.error, job.finished_at, job.updated_at = FAILED, str(error)[:500], now, now
+                return None, 0
+            read = _read(job, columns, start, batch)
+            reply = None
+        if kind.ask is None:
+            _report_read(session, job, phase, columns, read)
+            if read.ready:
+                kind.send(session, job, phase, columns, read.ready, peers, config)
+            job.processed_rows += len(read.batch)
+            ROWS.labels(job.kind, phase).inc(len(read.batch))
+        else:
+            if reply is None and read.ready:
+                reply = _Reply(kind.ask(job, phase, read.ready, peers))
+            if len(read.batch) == size:
+                ahead.extend(_read_ahead(job, path, columns, start + size, size, phase, peers))
+            outcomes = None
+            if reply is not None:
+                try:
+                    outcomes = reply.wait()
+                except Exception:
+                    if sent is None:
+                        raise
+                    # sent beside another batch (the two may have waited on each other's rows, and the database
+                    # given up one): once more, alone (the batch after it answered first, its answer kept)
+                    for later in ahead:
+                        if later.reply is not None:
+                            later.reply.settle()
+                    outcomes = kind.ask(job, phase, read.ready, peers)()
+            _record(session, job, phase, columns, read, outcomes)
+        batch = read.batch
         job.updated_at = now
-        ROWS.labels(job.kind, phase).inc(len(batch))
         if len(batch) < size:
             job.state, job.finished_at = finished_state, now
             return None, len(batch)
         return start + len(batch), len(batch)
 
     return step
+
+
+def _read_ahead(job: ImportJob, path: Path, columns: cols.Columns, start: int, size: int, phase: str,
+                peers: dict[str, Any]) -> list[_Ahead]:
+    """The next batch read and sent (none if it cannot be read now: its own step will say why)."""
+    try:
+        batch = READERS.take(job, path, start, size)
+    except (ValueError, OSError):
+        return []
+    read = _read(job, columns, start, batch)
+    kind = KINDS[job.kind]
+    return [_Ahead(read, columns, _Reply(kind.ask(job, phase, read.ready, peers)) if read.ready else None)]
+
+
+def _record(session: Session, job: ImportJob, phase: str, columns: cols.Columns, read: _Read,
+            outcomes: list[dict[str, Any]] | None) -> None:
+    """A batch's rows reported and counted: those that did not read, then the owning service's answers."""
+    _report_read(session, job, phase, columns, read)
+    if outcomes is not None:
+        KINDS[job.kind].apply(session, job, phase, columns, read.ready, outcomes)
+    job.processed_rows += len(read.batch)
+    ROWS.labels(job.kind, phase).inc(len(read.batch))
 
 
 def advance(store: Store, peers: dict[str, Any], config: dict[str, Any]) -> int:
