@@ -19,7 +19,8 @@ unique constraint at commit, as two deliveries at the same moment are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, text
 
@@ -142,18 +143,26 @@ def event_key(worker_ctx: Any) -> tuple[str, str] | None:
     return f"{worker_ctx.container.service_name}.{entrypoint.method_name}", str(event_id)
 
 
-def entry_for(worker_ctx: Any) -> InboxEntry | None:
+class Entry(NamedTuple):
+    """The inbox row of a handled event (plain values: an ORM instance costs ~40 µs to build, on every event)."""
+
+    consumer: str
+    event_id: str
+    handled_at: datetime
+
+
+def entry_for(worker_ctx: Any) -> Entry | None:
     key = event_key(worker_ctx)
     if key is None:
         return None
-    return InboxEntry(consumer=key[0], event_id=key[1], handled_at=utcnow())
+    return Entry(key[0], key[1], utcnow())
 
 
 _RECORD = AtCommit("INSERT INTO kit_inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :handled_at)",
                    handled_at=UtcDateTime())
 
 
-def record(session: Any, entry: InboxEntry) -> None:
+def record(session: Any, entry: Entry) -> None:
     """Write ``entry`` with the handler's commit (on PostgreSQL in the query that commits)."""
     at_commit(session, _RECORD, {"consumer": entry.consumer, "event_id": entry.event_id,
                                  "handled_at": entry.handled_at})
@@ -167,6 +176,6 @@ def seen(session: Any, consumer: str, event_id: str) -> bool:
     return session.execute(_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
-def was_handled(store: Any, entry: InboxEntry) -> bool:
+def was_handled(store: Any, entry: Entry) -> bool:
     with store.transaction() as session:
         return seen(session, entry.consumer, entry.event_id)
