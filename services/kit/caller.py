@@ -83,6 +83,8 @@ def _identity_from_json(raw: str) -> Identity:
 class Caller(DependencyProvider):
     """``self.caller``: the ``Identity`` behind this call (the service itself when nobody called)."""
 
+    def setup(self) -> None:
+        self._itself = Identity.service(self.container.service_name)  # frozen: one for every worker
+
     def get_dependency(self, worker_ctx: Any) -> Identity:
-        identity = Identity.from_context(worker_ctx.data.get("caller"))
-        return identity or Identity.service(self.container.service_name)
+        return Identity.from_context(worker_ctx.data.get("caller")) or self._itself

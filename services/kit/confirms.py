@@ -18,10 +18,12 @@ from kombu import Connection, Exchange, Producer
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
 
 CONFIRM_TIMEOUT_SECONDS = 30.0
+JSON = "application/json"
 
 
 class BatchPublisher:
-    """Publishes ``(routing_key, body, headers)`` messages to one exchange; owns its connection."""
+    """Publishes ``(routing_key, body, headers)`` messages to one exchange; owns its connection. A body is a
+    value for the serializer, or JSON text (``str``/``bytes``) published as it is (``application/json``)."""
 
     def __init__(self, amqp_uri: str, exchange: Exchange, confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
                  serializer: str = "json") -> None:
@@ -65,8 +67,12 @@ class BatchPublisher:
             self._unconfirmed.clear()
             self._nacked = 0
             for routing_key, body, headers in messages:
-                producer.publish(body, routing_key=routing_key, headers=headers, serializer=self.serializer,
-                                 delivery_mode=2)
+                if isinstance(body, (str, bytes)):  # JSON already (the outbox's rows): sent as it is
+                    producer.publish(body, routing_key=routing_key, headers=headers, content_type=JSON,
+                                     content_encoding="utf-8", delivery_mode=2)
+                else:
+                    producer.publish(body, routing_key=routing_key, headers=headers, serializer=self.serializer,
+                                     delivery_mode=2)
                 self._next_tag += 1
                 self._unconfirmed.add(self._next_tag)
             deadline = time.monotonic() + self.confirm_timeout

@@ -181,14 +181,23 @@ def _begin_with_first_statement(engine: Engine) -> None:
     def _with_begin(connection: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
                     executemany: bool) -> tuple[str, Any]:
         if connection.info.pop(BEGIN_PENDING, False):
-            if executemany:  # the statement runs once per row: BEGIN must not go with each
+            # an event handler's inbox check goes with its first statement too (kit.inbox)
+            statement, parameters, begun = inbox.with_check(connection, cursor, statement, parameters, executemany)
+            if begun:
+                pass
+            elif executemany:  # the statement runs once per row: BEGIN must not go with each
                 cursor.execute("BEGIN")
             else:
                 statement = "BEGIN;" + statement
         return statement, parameters
 
+    @event.listens_for(engine, "handle_error")
+    def _already_handled(context: Any) -> None:
+        inbox.refuse_handled(context)  # raises AlreadyHandledError for a failed inbox check
+
     def _end(dbapi_connection: Any, info: dict, sql: str) -> None:
         info.pop(BEGIN_PENDING, None)
+        info.pop(inbox.CHECK, None)
         info[ENDED_ALONE] = False
         if dbapi_connection is None or dbapi_connection.closed:
             return  # the connection is gone, and its transaction with it on the server
@@ -261,6 +270,8 @@ class Store:
         event.listen(self._make_session, "before_commit", run_at_commit)
         event.listen(self._make_session, "after_transaction_create", mark_savepoint)
         event.listen(self._make_session, "after_soft_rollback", forget_rolled_back)
+        if self.is_postgresql:
+            event.listen(self._make_session, "after_begin", inbox.attach_check)
         self._gate = _sqlite_gate(str(self.engine.url.database)) if self.is_sqlite else None
         self._commit_listeners: list[Callable[[], None]] = []
 
@@ -424,6 +435,9 @@ class Database(DependencyProvider):
     def worker_db(self, worker_ctx: Any) -> WorkerDb:
         return self._workers[worker_ctx]
 
+    def find_worker_db(self, worker_ctx: Any) -> WorkerDb | None:
+        return self._workers.get(worker_ctx)
+
     def before_result(self, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         """Commit the worker's transaction (or roll it back); a database that cannot be reached, whether
         the service method or the commit found it so, becomes ``Unavailable`` (see ``unavailable_instead``)."""
@@ -439,11 +453,16 @@ class Database(DependencyProvider):
         worker_db = self._workers.get(worker_ctx)
         if worker_db is None:
             return result, exc_info
+        if worker_db.has_session and inbox.refused(worker_db.session):
+            # its inbox check found the event applied already: a duplicate, whatever the handler made of that
+            worker_db.finish(commit=False)
+            return inbox.ALREADY_HANDLED, None
         if exc_info is not None or result is inbox.ALREADY_HANDLED or result is inbox.NOT_WANTED:
             worker_db.finish(commit=False)
             return result, exc_info
         entry = inbox.entry_for(worker_ctx)
         if entry is not None:
+            inbox.skip_check(worker_db.session)
             inbox.record(worker_db.session, entry)
         try:
             worker_db.finish(commit=True)

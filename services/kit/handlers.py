@@ -114,16 +114,24 @@ class EventHandler(NamekoEventHandler):
             raise RuntimeError(f"{self.container.service_name}.{self.method_name}: an event handler "
                                "needs a Database dependency for its inbox")
         super().setup()
+        self._outcomes: dict[str, Any] = {}
         self.queue.queue_arguments = queues.consumer_arguments(
             self.container.config, dead_letter_queue_name(self.container.service_name))
+
+    def _count(self, outcome: str) -> None:
+        """``EVENTS_HANDLED`` for this handler and ``outcome``, its labelled child looked up once."""
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = EVENTS_HANDLED.labels(self.container.service_name, self.method_name,
+                                                                    outcome)
+        child.inc()
 
     def handle_result(self, message: Any, worker_ctx: Any, result: Any = None,
                       exc_info: Any = None) -> tuple[Any, Any]:
         service, handler = self.container.service_name, self.method_name
         if exc_info is None:
-            outcome = ("duplicate" if result is inbox.ALREADY_HANDLED else
-                       "not_wanted" if result is inbox.NOT_WANTED else "ok")
-            EVENTS_HANDLED.labels(service, handler, outcome).inc()
+            self._count("duplicate" if result is inbox.ALREADY_HANDLED else
+                        "not_wanted" if result is inbox.NOT_WANTED else "ok")
             self.queue_consumer.ack_message(message)
             return result, exc_info
 
@@ -147,7 +155,7 @@ class EventHandler(NamekoEventHandler):
             log.exception("could not schedule a retry; requeueing the event")
             self.queue_consumer.requeue_message(message)
             return result, exc_info
-        EVENTS_HANDLED.labels(service, handler, outcome).inc()
+        self._count(outcome)
         self.queue_consumer.ack_message(message)
         return result, exc_info
 
@@ -178,9 +186,15 @@ def event_handler(source: str | type[Event], event_type: str | None = None,
                 return inbox.NOT_WANTED
             worker_db = worker_db_of(self)
             key = inbox.event_key(worker_db.worker_ctx) if worker_db is not None else None
-            if key is not None and inbox.seen(worker_db.session, *key):
+            if key is not None:
+                if worker_db.store.is_postgresql:  # checked with the handler's first statement (kit.inbox)
+                    inbox.check_first(worker_db.session, *key)
+                elif inbox.seen(worker_db.session, *key):
+                    return inbox.ALREADY_HANDLED
+            try:
+                return fn(self, load_event(contract, payload) if contract is not None else payload)
+            except inbox.AlreadyHandledError:
                 return inbox.ALREADY_HANDLED
-            return fn(self, load_event(contract, payload) if contract is not None else payload)
 
         guarded.__signature__ = inspect.signature(fn)  # nameko checks call signatures against this
         guarded.contract = contract  # what the handler reads (the contract tests check every consumer)

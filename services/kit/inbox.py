@@ -3,13 +3,26 @@
 A redelivered event finds its row and is acknowledged without a second effect. Two deliveries of one
 event that run at the same moment both try to insert the row; the database's unique constraint lets
 one commit and rolls the other back whole.
+
+How a redelivery finds its row: on SQLite a look-up before the handler runs (``seen``). On PostgreSQL the
+look-up travels with the handler's first statement instead of costing a round trip of its own (``Check``):
+``BEGIN;SELECT kit_inbox_unseen(consumer, event_id);<first statement>``, a function (migration ``kit0003``)
+that raises SQLSTATE ``CL001`` for an event already handled. That query then fails as a whole, before the
+handler has written or read anything, and the handler's code gets ``AlreadyHandledError`` (which the kit's
+``event_handler`` turns into ``ALREADY_HANDLED``: acknowledged as a duplicate). Whatever the handler does
+with that error, its worker ends as a duplicate (the check is marked refused). A handler that calls a peer
+before its first statement sends the check first, alone (``kit.peers``): nothing leaves the process for an
+event already applied. A handler that sends no statement at all has its event found by the inbox row's
+unique constraint at commit, as two deliveries at the same moment are.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 
 from services.kit.clock import utcnow
 from services.kit.commit import AtCommit, at_commit
@@ -20,6 +33,102 @@ ALREADY_HANDLED = type("AlreadyHandled", (), {"__repr__": lambda self: "ALREADY_
 NOT_WANTED = type("NotWanted", (), {"__repr__": lambda self: "NOT_WANTED"})()
 """What a guarded handler returns for an event its ``wanted`` check turned down: read by nothing, so no inbox
 row (doing nothing a second time is still doing nothing)."""
+
+ALREADY_HANDLED_SQLSTATE = "CL001"
+"""What ``kit_inbox_unseen`` raises for an event already handled (migration ``kit0003``)."""
+CHECK_SQL = "SELECT kit_inbox_unseen(%(careloop_inbox_consumer)s, %(careloop_inbox_event_id)s)"
+"""The check as psycopg2 takes it, to go in front of a handler's first statement (``kit.db``)."""
+CHECK = "careloop_inbox_check"
+"""Where the worker's ``Check`` is kept: the session's ``info``, then its connection's ``info`` for the transaction."""
+
+
+class AlreadyHandledError(Exception):
+    """This event was already applied by this handler: its check, sent with the handler's first statement, failed."""
+
+
+class Check:
+    """A handler's look-up of its event in the inbox, sent with the transaction's first statement (PostgreSQL)."""
+
+    __slots__ = ("params", "state")
+    PENDING, SENT, REFUSED = "pending", "sent", "refused"
+
+    def __init__(self, consumer: str, event_id: str) -> None:
+        self.params = {"careloop_inbox_consumer": consumer, "careloop_inbox_event_id": event_id}
+        self.state = Check.PENDING
+
+
+def check_first(session: Any, consumer: str, event_id: str) -> None:
+    """Send the look-up of (``consumer``, ``event_id``) with the first statement of ``session``'s transaction."""
+    session.info[CHECK] = Check(consumer, event_id)
+
+
+def refused(session: Any) -> bool:
+    """Whether this session's check found its event already handled."""
+    check = session.info.get(CHECK)
+    return check is not None and check.state is Check.REFUSED
+
+
+def skip_check(session: Any) -> None:
+    """A check still waiting at commit is not sent: the inbox row goes with the commit, and its unique constraint
+    finds a duplicate there (``kit.db``), as it does for two deliveries at the same moment."""
+    check = session.info.get(CHECK)
+    if check is not None and check.state is Check.PENDING:
+        check.state = Check.SENT
+
+
+_CHECK_ALONE = text("SELECT kit_inbox_unseen(:careloop_inbox_consumer, :careloop_inbox_event_id)")
+
+
+def check_now(session: Any) -> None:
+    """Send the session's check now if it is still waiting for a first statement (before a call to a peer):
+    raises ``AlreadyHandledError`` for an event already handled."""
+    check = session.info.get(CHECK)
+    if check is not None and check.state is Check.PENDING:
+        check.state = Check.SENT  # sent by this statement itself, not in front of it
+        session.execute(_CHECK_ALONE, check.params)
+
+
+def attach_check(session: Any, transaction: Any, connection: Any) -> None:
+    """(The session's ``after_begin``) the session's pending check goes with its connection's first statement."""
+    check = session.info.get(CHECK)
+    if check is not None and not transaction.nested:
+        connection.info[CHECK] = check
+
+
+def with_check(connection: Any, cursor: Any, statement: str, parameters: Any,
+               executemany: bool) -> tuple[str, Any, bool]:
+    """(``kit.db``, at a transaction's first statement) ``statement`` with the pending check in front of it, in
+    one query — or the check sent first with the ``BEGIN``, alone, when it cannot share the statement's
+    parameters (an ``executemany``, positional parameters, a statement psycopg2 must not format). Returns the
+    statement and parameters to send, and whether the ``BEGIN`` has been sent already."""
+    check = connection.info.get(CHECK)
+    if check is None or check.state is not Check.PENDING:
+        return statement, parameters, False
+    check.state = Check.SENT
+    if not executemany:
+        if isinstance(parameters, Mapping) and parameters:  # psycopg2 formats the whole query: merge them
+            return f"{CHECK_SQL};{statement}", {**parameters, **check.params}, False
+        if not parameters and "%" not in statement:  # formatted or not, the statement reads the same
+            return f"{CHECK_SQL};{statement}", dict(check.params), False
+    try:
+        cursor.execute(f"BEGIN;{CHECK_SQL}", check.params)
+    except Exception as error:
+        if getattr(error, "pgcode", None) == ALREADY_HANDLED_SQLSTATE:
+            check.state = Check.REFUSED
+            raise AlreadyHandledError(str(error).strip()) from None
+        raise
+    return statement, parameters, True
+
+
+def refuse_handled(context: Any) -> Exception | None:
+    """(The engine's ``handle_error``) a failed check is the event already handled: ``AlreadyHandledError``."""
+    if getattr(context.original_exception, "pgcode", None) != ALREADY_HANDLED_SQLSTATE:
+        return None
+    connection = context.connection
+    check = connection.info.get(CHECK) if connection is not None and not connection.invalidated else None
+    if check is not None:
+        check.state = Check.REFUSED
+    raise AlreadyHandledError(str(context.original_exception).strip())
 
 
 def event_key(worker_ctx: Any) -> tuple[str, str] | None:
@@ -34,18 +143,26 @@ def event_key(worker_ctx: Any) -> tuple[str, str] | None:
     return f"{worker_ctx.container.service_name}.{entrypoint.method_name}", str(event_id)
 
 
-def entry_for(worker_ctx: Any) -> InboxEntry | None:
+class Entry(NamedTuple):
+    """The inbox row of a handled event (plain values: an ORM instance costs ~40 µs to build, on every event)."""
+
+    consumer: str
+    event_id: str
+    handled_at: datetime
+
+
+def entry_for(worker_ctx: Any) -> Entry | None:
     key = event_key(worker_ctx)
     if key is None:
         return None
-    return InboxEntry(consumer=key[0], event_id=key[1], handled_at=utcnow())
+    return Entry(key[0], key[1], utcnow())
 
 
 _RECORD = AtCommit("INSERT INTO kit_inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :handled_at)",
                    handled_at=UtcDateTime())
 
 
-def record(session: Any, entry: InboxEntry) -> None:
+def record(session: Any, entry: Entry) -> None:
     """Write ``entry`` with the handler's commit (on PostgreSQL in the query that commits)."""
     at_commit(session, _RECORD, {"consumer": entry.consumer, "event_id": entry.event_id,
                                  "handled_at": entry.handled_at})
@@ -59,6 +176,6 @@ def seen(session: Any, consumer: str, event_id: str) -> bool:
     return session.execute(_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
-def was_handled(store: Any, entry: InboxEntry) -> bool:
+def was_handled(store: Any, entry: Entry) -> bool:
     with store.transaction() as session:
         return seen(session, entry.consumer, entry.event_id)

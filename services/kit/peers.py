@@ -31,7 +31,9 @@ from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.exceptions import UnknownService
 from nameko.rpc import MethodProxy, RpcProxy
 
+from services.kit import inbox
 from services.kit.consumer import BROKER_ERRORS, ReplyListener
+from services.kit.db import Database
 from services.kit.errors import Unavailable
 
 DEFAULT_TIMEOUT = 5.0
@@ -73,12 +75,14 @@ class PeerProxy:
     """What a service method sees: ``self.members.get_member(member_id)``, bounded in time."""
 
     def __init__(self, make_method: Callable[[str], Any], service_name: str, timeout: float,
-                 as_service: Callable[[], PeerProxy] | None = None) -> None:
+                 as_service: Callable[[], PeerProxy] | None = None,
+                 before_call: Callable[[], None] | None = None) -> None:
         # method proxies are made only when a method is called: a gateway worker holds a dozen peers, calls one
         self._make_method = make_method
         self.service_name = service_name
         self._timeout = timeout
         self._as_service = as_service
+        self._before_call = before_call
 
     def as_service(self) -> PeerProxy:
         """The same peer, called by this service itself rather than on behalf of the person it serves: for a
@@ -92,6 +96,8 @@ class PeerProxy:
         service = self.service_name
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if self._before_call is not None:
+                self._before_call()
             deadline = time.monotonic() + self._timeout
             try:
                 # the publish stays outside the timeout: interrupting it could cut a frame in half on a
@@ -132,13 +138,25 @@ class Peer(RpcProxy):
         if not self.persistent:
             self.options["delivery_mode"] = NON_PERSISTENT
         super().setup()
+        self._database = next((d for d in self.container.dependencies if isinstance(d, Database)), None)
 
     def get_dependency(self, worker_ctx: Any) -> PeerProxy:
+        before_call = None
+        if self._database is not None:
+            database = self._database
+
+            def before_call() -> None:
+                """An event handler's inbox check goes out before its first call (``kit.inbox``): nothing leaves
+                the process for an event already applied."""
+                worker_db = database.find_worker_db(worker_ctx)
+                if worker_db is not None and worker_db.has_session:
+                    inbox.check_now(worker_db.session)
+
         def proxy(ctx: Any) -> PeerProxy:
             def make_method(method: str) -> QuickMethodProxy:
                 return QuickMethodProxy(ctx, self.target_service, method, self.rpc_reply_listener, **self.options)
 
             return PeerProxy(make_method, self.target_service, self.timeout,
-                             (lambda: proxy(_AsService(worker_ctx))) if ctx is worker_ctx else None)
+                             (lambda: proxy(_AsService(worker_ctx))) if ctx is worker_ctx else None, before_call)
 
         return proxy(worker_ctx)

@@ -27,6 +27,7 @@ encoder builds a ``JSONEncoder`` per call; for the kit's small messages this is 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -87,6 +88,17 @@ def dumps(value: Any) -> bytes | str:
         except orjson.JSONEncodeError:  # an int beyond 64 bits, nesting deeper than orjson's 254 levels
             pass
     return kombu_json.dumps(value)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text, as ``json.dumps`` would accept it (what is not JSON is refused, never enveloped):
+    by orjson for plain values (compact, UTF-8), else by ``json.dumps`` (NaN, non-``str`` keys, big integers)."""
+    if _plain(value):
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:
+            pass
+    return json.dumps(value)
 
 
 def loads(body: bytes | bytearray | memoryview | str) -> Any:

@@ -92,3 +92,42 @@ def test_a_batch_without_confirms_is_not_marked_sent_and_goes_out_next_time(star
     assert payloads == ids
     # published twice (the unconfirmed attempt went out too): consumers dedupe by event id
     assert [event["event_id"] for event in listening()][-3:] == ids
+
+
+@pytest.mark.backends("postgresql")
+def test_a_batch_costs_two_round_trips_and_goes_out_as_it_was_stored(start_service, databases, listening):
+    """``BEGIN;SELECT … FOR UPDATE SKIP LOCKED``, then ``UPDATE … WHERE id = ANY(…);COMMIT`` once confirmed; the
+    stored JSON is the message's body, not decoded and encoded again."""
+    from sqlalchemy import event
+
+    from services.kit.db import ENDED_ALONE, Database
+
+    url = databases.fresh("postgresql", "members")
+    container = start_service(MembersService, database_url=url, NIGHTLY_AT="off", OUTBOX_RELAY=False)
+    (outbox,) = [d for d in container.dependencies if isinstance(d, Outbox)]
+    (database,) = [d for d in container.dependencies if isinstance(d, Database)]
+    ids = write_backlog(url, 3)
+    sent: list[str] = []
+    alone: list[bool] = []
+
+    def executed(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    def committed(connection) -> None:
+        alone.append(connection.connection.info.get(ENDED_ALONE))
+
+    event.listen(database.store.engine, "before_cursor_execute", executed)
+    event.listen(database.store.engine, "commit", committed)
+    try:
+        assert outbox.relay_once() == 3
+    finally:
+        event.remove(database.store.engine, "before_cursor_execute", executed)
+        event.remove(database.store.engine, "commit", committed)
+    assert len(sent) == 2, sent
+    assert sent[0].startswith("BEGIN;SELECT") and "SKIP LOCKED" in sent[0]
+    assert sent[1].startswith("UPDATE kit_outbox") and sent[1].endswith(";COMMIT")
+    assert alone == [False]  # the COMMIT went with the UPDATE
+    assert unsent(url) == 0
+    stored = {row[0]: json.loads(row[1]) for row in query(url, "SELECT event_id, payload FROM kit_outbox")}
+    assert [event["event_id"] for event in listening()] == ids
+    assert [stored[event["event_id"]] for event in listening()] == listening()

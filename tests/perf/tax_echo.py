@@ -11,6 +11,11 @@
     caller its own py-amqp connection, RabbitMQ direct reply-to (``amq.rabbitmq.reply-to``); ``nameko``:
     each caller its own ``ClusterRpcProxy`` on ``target`` (a service name), with the kit's serializer
     if ``kit`` is given (nameko's default, kombu's ``json``, otherwise).
+
+``python -m tests.perf.tax_echo publish <amqp_uri> <source_service> <event_type> <rate> <count>``
+    ``count`` events (``{"event_id", "occurred_at", "n"}``, persistent, JSON) on ``<source_service>.events``
+    at ``rate`` a second, open loop (each at its due time, whatever the consumers do), as a relay would
+    publish them; prints one JSON line: how many, and over how many seconds.
 """
 
 from __future__ import annotations
@@ -148,9 +153,33 @@ def load(mode: str, amqp_uri: str, target: str, callers: int, warm_up: float, se
             "error_count": len(errors), "errors": errors[:3]}
 
 
+def publish(amqp_uri: str, source: str, event_type: str, rate: float, count: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    connection = amqp_connection(amqp_uri)
+    channel = connection.channel()
+    exchange = f"{source}.events"
+    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+    began = time.perf_counter()
+    for n in range(count):
+        due = began + n / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        body = json.dumps({"event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(), "n": n})
+        channel.basic_publish(amqp.Message(body, content_type="application/json", content_encoding="utf-8",
+                                           delivery_mode=2), exchange=exchange, routing_key=event_type)
+    elapsed = time.perf_counter() - began
+    connection.close()
+    return {"published": count, "seconds": round(elapsed, 2)}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1] == "publish":
+        print(json.dumps(publish(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), int(sys.argv[6]))),
+              flush=True)
     else:
         mode, uri, target, callers, warm, seconds, pid = sys.argv[2:9]
         arguments = (mode, uri, target, int(callers), float(warm), float(seconds), int(pid), "kit" in sys.argv[9:])

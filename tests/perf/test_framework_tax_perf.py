@@ -28,6 +28,14 @@ nameko's default serializer: before and after in one run.
 (``<dir>/<name>.prof``, ``tests/perf/profiled.py``) and each load process too
 (``<dir>/callers-<mode>-<target>-<callers>.prof``); figures are then not comparable. ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
 Figures go to tests/perf/RESULTS.md ("Framework tax (issue 17)").
+
+``test_event_handler_tax`` (``-k event_handler``) is the same comparison for events, open loop: one publisher
+sends ``perf_source``'s ``ticked`` events (persistent, at ``TAX_EVENT_RATE`` a second for ``TAX_EVENT_SECONDS``,
+``TAX_ROUNDS`` rounds) and every handler process gets each of them, in its own queue: nameko's bare
+``event_handler``, the kit's ``event_handler`` doing nothing (inbox claim, commit before the ack) and the kit's
+handler emitting one event through the outbox (its relay publishing it). Each prints the CPU ms per event of its
+process and of its PostgreSQL backends, measured from the first publish until every event is handled (inbox rows
+written; outbox rows sent). ``TAX_BEFORE`` adds the kit handlers of older code beside them.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ import pytest
 import yaml
 
 from services.kit.serializer import NAMEKO_CONFIG
-from tests.harness import REPO
+from tests.harness import PG_ADMIN_URL, REPO, scalar, wait_for
+from tests.perf.tax_echo import cpu_seconds
 
 pytestmark = pytest.mark.perf
 
@@ -188,3 +197,133 @@ def test_worker_pool_sizes(amqp_uri, tmp_path):
         print("\nWORKER POOL SIZES (load average {:.1f} {:.1f} {:.1f})\n".format(*os.getloadavg()) + table(rows))
     finally:
         stop(raw)
+
+
+EVENT_RATE = float(os.environ.get("TAX_EVENT_RATE", "100"))
+EVENT_SECONDS = float(os.environ.get("TAX_EVENT_SECONDS", "20"))
+HANDLERS = {"nameko event_handler (bare)": ("perf_bare_handler", "BareEventHandler", False),
+            "kit event_handler": ("perf_kit_handler", "KitEventHandler", True),
+            "kit event_handler + outbox event": ("perf_kit_relay", "KitRelayHandler", True)}
+"""name -> (service, class in tests/perf/echo_service.py, whether it has a database)."""
+
+
+def handler_queue(service: str) -> str:
+    return f"evt-perf_source-ticked--{service}.ticked"
+
+
+def pg_backends_cpu(database_urls: list[str]) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving ``database_urls`` (their pooled connections)."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    names = [make_url(url).database for url in database_urls]
+    connection = psycopg2.connect(PG_ADMIN_URL)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s)", (names,))
+            pids = [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):  # a backend that ended meanwhile
+            pass
+    return total
+
+
+def ready_in(amqp_uri: str, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of ``queue``."""
+    from kombu import Connection
+
+    with Connection(amqp_uri) as connection:
+        _name, ready, consumers = connection.default_channel.queue_declare(queue, passive=True)
+    return ready, consumers
+
+
+def publish_events(amqp_uri: str, rate: float, count: int) -> dict[str, Any]:
+    command = [sys.executable, "-W", "ignore", "-m", "tests.perf.tax_echo", "publish", amqp_uri, "perf_source",
+               "ticked", str(rate), str(count)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=count / rate + 120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.timeout(1800)
+def test_event_handler_tax(amqp_uri, databases, tmp_path):
+    handlers = dict(HANDLERS)
+    if BEFORE:
+        for module in ("echo_service.py", "profiled.py"):
+            shutil.copy(REPO / "tests" / "perf" / module, BEFORE / "tests" / "perf" / module)
+        handlers["kit event_handler, before"] = ("perf_kit_handler_before", "KitEventHandlerBefore", True)
+        handlers["kit event_handler + outbox event, before"] = ("perf_kit_relay_before", "KitRelayHandlerBefore", True)
+    urls: dict[str, str] = {}
+    processes: dict[str, subprocess.Popen] = {}
+    try:
+        for name, (service, cls, with_db) in handlers.items():
+            settings: dict[str, Any] = {}
+            if with_db:
+                urls[name] = databases.fresh("postgresql", "notifications")
+                settings = {**KIT_SERVICE, "DATABASE_URL": urls[name]}
+            processes[name] = start_echo(tmp_path, service, f"tests.perf.echo_service:{cls}", amqp_uri, True,
+                                         cwd=BEFORE if name.endswith(", before") else REPO, **settings)
+        for name, (service, _cls, _db) in handlers.items():
+            def consuming(name: str = name, service: str = service) -> bool:
+                assert processes[name].poll() is None, f"{service} stopped; see its log in {tmp_path}"
+                try:
+                    return ready_in(amqp_uri, handler_queue(service))[1] > 0
+                except Exception:  # not declared yet
+                    return False
+            wait_for(consuming, timeout=60, interval=0.2, message=f"{service} consuming")
+
+        handled = {name: 0 for name in handlers}
+
+        def run(count: int, rate: float) -> dict[str, Any]:
+            """Publish ``count`` events at ``rate``; CPU per event of each handler until all are handled."""
+            cpu_before = {name: cpu_seconds(process.pid) for name, process in processes.items()}
+            pg_before = {name: pg_backends_cpu([url]) for name, url in urls.items()}
+            published = publish_events(amqp_uri, rate, count)
+            for name in handlers:
+                handled[name] += count
+            for name, (service, _cls, with_db) in handlers.items():
+                if with_db:
+                    wait_for(lambda url=urls[name], total=handled[name]: scalar(
+                        url, "SELECT count(*) FROM kit_inbox") >= total, timeout=120, interval=0.2,
+                             message=f"{service} handling every event")
+                else:
+                    wait_for(lambda service=service: ready_in(amqp_uri, handler_queue(service))[0] == 0, timeout=120,
+                             interval=0.2, message=f"{service} taking every event")
+                if "outbox" in name:
+                    wait_for(lambda url=urls[name], total=handled[name]: scalar(
+                        url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NOT NULL") >= total, timeout=120,
+                             interval=0.2, message=f"{service}'s relay publishing every event")
+            figures = {}
+            for name, process in processes.items():
+                own = (cpu_seconds(process.pid) - cpu_before[name]) / count * 1000
+                pg = (pg_backends_cpu([urls[name]]) - pg_before[name]) / count * 1000 if name in urls else 0.0
+                figures[name] = {"process_ms": round(own, 3), "pg_ms": round(pg, 3)}
+            return {"published": published, "figures": figures}
+
+        run(int(EVENT_RATE * 2), EVENT_RATE)  # warm: pools filled, statements cached
+        if os.environ.get("CARELOOP_PERF_PROFILE"):
+            for process in processes.values():
+                process.send_signal(signal.SIGUSR1)
+        rows = []
+        for round_number in range(1, ROUNDS + 1):
+            result = run(int(EVENT_RATE * EVENT_SECONDS), EVENT_RATE)
+            rows.append((round_number, result))
+        lines = [f"EVENT HANDLER TAX: {EVENT_RATE:g} events/s for {EVENT_SECONDS:g} s a round, open loop "
+                 "(load average {:.1f} {:.1f} {:.1f})".format(*os.getloadavg()),
+                 "| handler | CPU ms/event: process, each round | PostgreSQL backends ms/event, each round |",
+                 "| --- | --- | --- |"]
+        for name in handlers:
+            own = " / ".join(str(result["figures"][name]["process_ms"]) for _n, result in rows)
+            pg = " / ".join(str(result["figures"][name]["pg_ms"]) for _n, result in rows)
+            lines.append(f"| {name} | {own} | {pg} |")
+        lines.append("published: " + ", ".join(f"{result['published']['published']} in "
+                                                f"{result['published']['seconds']} s" for _n, result in rows))
+        print("\n" + "\n".join(lines))
+    finally:
+        for process in processes.values():
+            stop(process)
