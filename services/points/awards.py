@@ -103,16 +103,32 @@ class VisitHold:
     refunded: bool
 
 
+# The member's copy (or nulls) and the campaigns' stamp, in one row: what every earn reads first
+_COPY_AND_STAMP_SQL = (f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_stamp{{more}} "
+                       f"FROM (SELECT 1) AS one LEFT JOIN ({roster.COPY_SQL}) AS copy ON true")
+_COPY_AND_STAMP_COLUMNS = (*roster.COPY_COLUMNS, column("campaigns_stamp", String()))
+
 # PostgreSQL, one round trip in the lock order (``kit.locks``: the visit, then the member shared): the two locks,
 # then the reads with a snapshot taken once they were granted
 _HOLD_FOR_EARN = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
     "SELECT pg_advisory_xact_lock_shared(hashtextextended(:member_lock, 0)); "
-    f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_stamp, "
-    "EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded "
-    f"FROM (SELECT 1) AS one LEFT JOIN ({roster.COPY_SQL}) AS copy ON true"
-).bindparams(bindparam("member", type_=Uuid())).columns(
-    *roster.COPY_COLUMNS, column("campaigns_stamp", String()), column("refunded", Boolean()))
+    + _COPY_AND_STAMP_SQL.format(more=", EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded")
+).bindparams(bindparam("member", type_=Uuid())).columns(*_COPY_AND_STAMP_COLUMNS, column("refunded", Boolean()))
+
+EARN_FIRST = roster.first_read(lambda arguments: arguments["member_id"], _COPY_AND_STAMP_SQL.format(more=""),
+                               _COPY_AND_STAMP_COLUMNS)
+"""The ``earn`` command's first reads, sent with its idempotency claim (``@idempotent(first=EARN_FIRST)``): the
+member held and its copy, and the campaigns' stamp (what it earns follows the rules stored through the API)."""
+
+
+def read_with_claim(session: Session, member_id: Any) -> tuple[Any, Any]:
+    """(the member's copy, the campaigns' stamp) as ``EARN_FIRST`` read them with the claim, for ``roster.resolve``'s
+    ``read`` and ``campaigns.in_force``'s ``stamp``; (``roster.UNREAD``, ``campaigns.UNREAD``) when not sent."""
+    copy, row = roster.prefetched_copy(session, EARN_FIRST, member_id)
+    if copy is roster.UNREAD:
+        return roster.UNREAD, campaigns.UNREAD
+    return copy, row.campaigns_stamp if row is not None else None
 
 
 def hold_visit_for_earn(session: Session, visit_id: Any, member_id: Any) -> VisitHold:

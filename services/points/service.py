@@ -271,7 +271,7 @@ class PointsService(Service):
     # --- points: earning ----------------------------------------------------------------------------------
 
     @rpc
-    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim: one round trip less
+    @idempotent(first=awards.EARN_FIRST)  # the member's copy and the campaigns' stamp read with the claim
     def earn(self, member_id: str, award: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Points for an activity, an online interaction, or a manager's adjustment."""
         key = _required_key(idempotency_key)
@@ -279,9 +279,10 @@ class PointsService(Service):
         self._branch(data["branch"], "give points at this branch")
         if data["rule"] == "adjust":
             self.caller.require_role(*access.ADJUSTERS, action="adjust points by hand")
-        member = self._member(member_id, held=True)
+        copy, stamp = awards.read_with_claim(self.db.session, member_id)
+        member = self._member(member_id, held=True, read=copy)
         roster.require_active(member, "earn points")
-        postings = awards.earn_command(self.db.session, self._ctx(with_campaigns=True), member, data, key)
+        postings = awards.earn_command(self.db.session, self._ctx(with_campaigns=True, stamp=stamp), member, data, key)
         self._announce(postings)
         return PostingSchema().dump(postings[-1])
 
