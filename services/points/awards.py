@@ -18,11 +18,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, String, Uuid, bindparam, column, func, select, text
+from sqlalchemy import BigInteger, Boolean, String, Uuid, bindparam, cast, column, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from services.kit.clock import local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.errors import Conflict, Invalid
 from services.kit.locks import lock_name, serialise
 from services.kit.models import UtcDateTime
@@ -220,6 +221,51 @@ def note_visit(session: Session, event: dict[str, Any], member: MemberCopy, stat
     session.flush()
 
 
+@dataclass(frozen=True)
+class Refunded:
+    """Everything refunded on a visit so far: what ``apply_refunds`` judges by."""
+
+    minor: int
+    full: bool
+
+
+# PostgreSQL, one round trip: the visit's lock (``hold_visit``), then the refund remembered (nothing if seen before)
+# and every refund of the visit summed, this one included (was four: the lock, a read, the insert, the refunds' read)
+_HOLD_AND_RECORD_REFUND = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
+    "WITH new AS (INSERT INTO points_visit_refunds (refund_id, visit_id, member_id, refunded_minor, \"full\", "
+    "created_at) VALUES (:refund_id, :visit_id, :member_id, :refunded_minor, :full, :now) "
+    "ON CONFLICT (refund_id) DO NOTHING RETURNING refunded_minor, \"full\"), "
+    "refunds AS (SELECT refunded_minor, \"full\" FROM points_visit_refunds WHERE visit_id = :visit_id "
+    "UNION ALL SELECT refunded_minor, \"full\" FROM new) "
+    "SELECT EXISTS (SELECT 1 FROM new) AS new, CAST(coalesce(sum(refunded_minor), 0) AS bigint) AS minor, "
+    "coalesce(bool_or(\"full\"), false) AS \"full\" FROM refunds"
+).bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
+
+
+def hold_and_record_refund(session: Session, event: dict[str, Any], now: datetime) -> Refunded | None:
+    """``hold_visit``, then ``record_refund``: everything refunded on the visit so far with this refund, or None if
+    this refund was seen before (one round trip on PostgreSQL)."""
+    visit_id = str(event["visit_id"])
+    if session.get_bind().dialect.name != "postgresql":
+        hold_visit(session, visit_id)
+        return refunded_on(session, visit_id) if record_refund(session, event, now) else None
+    row = session.execute(_HOLD_AND_RECORD_REFUND, {
+        "visit_lock": lock_name(VISIT_LOCK, visit_id), "refund_id": str(event["refund_id"]), "visit_id": visit_id,
+        "member_id": event["member_id"], "refunded_minor": event["refunded_minor"], "full": event["full"],
+        "now": now}).one()
+    return Refunded(row.minor, row.full) if row.new else None
+
+
+def refunded_on(session: Session, visit_id: str) -> Refunded | None:
+    """Everything refunded on the visit so far (None: no refund). Runs under ``hold_visit``."""
+    refunds = session.execute(select(VisitRefund.refunded_minor, VisitRefund.full)
+                              .where(VisitRefund.visit_id == visit_id)).all()
+    if not refunds:
+        return None
+    return Refunded(sum(minor for minor, _full in refunds), any(full for _minor, full in refunds))
+
+
 def record_refund(session: Session, event: dict[str, Any], now: datetime) -> bool:
     """Remember a refund of a visit; False if this refund was seen before. Runs under ``hold_visit``."""
     refund_id = str(event["refund_id"])
@@ -231,29 +277,37 @@ def record_refund(session: Session, event: dict[str, Any], now: datetime) -> boo
     return True
 
 
-def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsPosting]:
+_REVERSED = aliased(PointsPosting)
+_REVERSED_SO_FAR = (select(cast(func.coalesce(-func.sum(_REVERSED.points), 0), BigInteger))
+                    .where(_REVERSED.reverses_id == PointsPosting.id).scalar_subquery())
+"""What was reversed of an earn so far (``ledger.reversed_so_far``), read beside it."""
+_ADD_REVERSED = AtCommit("UPDATE points_visit_outcomes SET reversed_points = reversed_points + :taken, updated_at = :now "
+                         "WHERE visit_id = :visit_id", now=UtcDateTime())
+
+
+def apply_refunds(session: Session, ctx: Context, visit_id: str, refunds: Refunded | None = None) -> list[PointsPosting]:
     """Take back what a visit earned, in proportion to everything refunded on it so far (all of it on
     a full refund). Run after each refund and after the visit's earning (a refund may arrive first), under
-    ``hold_visit``: then the refunds and earns read here are all there are."""
-    refunds = list(session.scalars(select(VisitRefund).where(VisitRefund.visit_id == visit_id)
-                                   .order_by(VisitRefund.created_at)))
-    if not refunds:
+    ``hold_visit``: then the refunds and earns read here are all there are. ``refunds``: what was refunded so
+    far, read already (``hold_and_record_refund``)."""
+    if refunds is None:
+        refunds = refunded_on(session, visit_id)
+    if refunds is None:
         return []
     locked = holds.of_visit(session, visit_id)
     taken_before = [(hold, *holds.already_taken(session, hold)) for hold in locked]
     released = {earn.id for _hold, _already, earn in taken_before if earn is not None}
     # a visit's lines: its earns (an earn that released a hold belongs to that hold's line) and its holds
-    earned = [posting for posting in session.scalars(select(PointsPosting).where(
+    earned = [(posting, already) for posting, already in session.execute(select(PointsPosting, _REVERSED_SO_FAR).where(
         PointsPosting.source == "visit", PointsPosting.source_ref == visit_id, PointsPosting.kind == "earn")
         .order_by(PointsPosting.id)) if posting.id not in released]
     if not earned and not locked:
         return []
-    refunded = sum(refund.refunded_minor for refund in refunds)
-    full = any(refund.full for refund in refunds)
+    refunded, full = refunds.minor, refunds.full
     # points earned by a member since merged into another are taken back from the survivor's account
     # (the aliases are held before the accounts are locked: a merge cannot move them in between); points
     # still locked are cancelled on the account that holds them
-    owners = {posting.member_id for posting in earned} | {earn.member_id for _h, _a, earn in taken_before if earn}
+    owners = {posting.member_id for posting, _ in earned} | {earn.member_id for _h, _a, earn in taken_before if earn}
     accounts = {owner: roster.survivor_of(session, owner, held=True) for owner in sorted(owners, key=str)}
     ledger.lock_accounts(session, set(accounts.values()) | {hold.member_id for hold in locked}, ctx.now)
     reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
@@ -268,21 +322,19 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         else:
             entry = Entry("visit", visit_id, ctx.operator, hold.branch, reason,
                           dedupe_key=f"reverse:{earn.id}:{already + due}")
-            postings.append(ledger.reverse(session, accounts[earn.member_id], earn, due, entry, ctx.now))
+            postings.append(ledger.reverse(session, accounts[earn.member_id], earn, due, entry, ctx.now, locked=True))
         taken += due
-    for posting in earned:
-        already = ledger.reversed_so_far(session, posting)
+    for posting, already in earned:
         due = earning.reversal_due(posting.points, posting.basis_minor, refunded, full, already)
         if due <= 0:
             continue
         entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
                       dedupe_key=f"reverse:{posting.id}:{already + due}")
-        postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now))
+        postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now,
+                                       locked=True))
         taken += due
-    outcome = session.get(VisitOutcome, visit_id)
-    if taken and outcome is not None:
-        outcome.reversed_points += taken
-        outcome.updated_at = ctx.now
+    if taken:  # with the commit (nothing reads it back); no outcome row yet: nothing to add to
+        at_commit(session, _ADD_REVERSED, {"taken": taken, "now": ctx.now, "visit_id": visit_id})
     return postings
 
 

@@ -21,6 +21,7 @@ from services.kit.db import first_found
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
+from services.points import roster
 from services.points.awards import Context
 from services.points.models import Coupon, MemberCopy
 from services.points.rules.redemption import CouponTerms, coupon_discount
@@ -30,6 +31,8 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud a
 CODE_LENGTH = 10
 CODE_ATTEMPTS = 5
 DEFAULT_VALID_DAYS = 90
+USER_FIRST = roster.first_read(lambda arguments: arguments["use"]["member_id"])
+"""The member of a coupon's use (``redeem_coupon``'s ``use.member_id``), held and read with the idempotency claim."""
 
 
 def new_code() -> str:

@@ -140,19 +140,41 @@ def posted(session: Session, dedupe_key: str) -> bool:
     return session.execute(_POSTED, {"key": dedupe_key}).first() is not None
 
 
+# A posting on PostgreSQL in one round trip: the account's upsert (``_UPSERT``: it locks the row and moves the
+# balance), then the posting with the balance it left (was two: the upsert, then the posting's insert)
+_POSTING_PG = text("""
+WITH account AS (
+  INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
+  VALUES (:member_id, :points, :earned, :created_at, :created_at)
+  ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance,
+    earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at
+  RETURNING balance)
+INSERT INTO points_postings (member_id, kind, rule, points, balance_after, dedupe_key, source, source_ref, branch,
+                             operator, reason, basis_minor, reverses_id, redemption_id, expires_on, created_at)
+VALUES (:member_id, :kind, :rule, :points, (SELECT balance FROM account), :dedupe_key, :source, :source_ref, :branch,
+        :operator, :reason, :basis_minor, :reverses_id, :redemption_id, :expires_on, :created_at)
+RETURNING id, balance_after
+""").bindparams(bindparam("member_id", type_=Uuid()), bindparam("redemption_id", type_=Uuid()),
+                bindparam("created_at", type_=UtcDateTime()), bindparam("expires_on", type_=Date())).columns(
+    id=BigInteger(), balance_after=BigInteger())
+
+
 def _posting(session: Session, member_id: uuid.UUID, kind: str, points: int, entry: Entry, now: datetime,
              rule: str | None = None, basis_minor: int | None = None, reverses_id: int | None = None,
              expires_on: date | None = None, earned: int = 0) -> PointsPosting:
     """Write a posting and move the account's balance by ``points`` (and its earned total by ``earned``).
     Returns the posting as a detached object (for answers and events)."""
-    account = _change(session, member_id, points, earned, now)
     values = {"member_id": member_id, "kind": kind, "rule": rule, "points": points,
-              "balance_after": account.balance, "dedupe_key": entry.dedupe_key, "source": entry.source,
+              "dedupe_key": entry.dedupe_key, "source": entry.source,
               "source_ref": entry.source_ref, "branch": entry.branch, "operator": entry.operator[:160],
               "reason": entry.reason, "basis_minor": basis_minor, "reverses_id": reverses_id,
               "redemption_id": entry.redemption_id, "expires_on": expires_on, "created_at": now}
-    posting_id = session.execute(_INSERT_POSTING, values).scalar_one()
-    return PointsPosting(id=posting_id, **values)
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_POSTING_PG, {**values, "earned": earned}).one()
+        return PointsPosting(id=row.id, balance_after=row.balance_after, **values)
+    account = _change(session, member_id, points, earned, now)
+    posting_id = session.execute(_INSERT_POSTING, {**values, "balance_after": account.balance}).scalar_one()
+    return PointsPosting(id=posting_id, balance_after=account.balance, **values)
 
 
 def _move(session: Session, posting: PointsPosting, moves: list[tuple[int, int]]) -> None:
@@ -284,17 +306,27 @@ def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry:
     return [*postings, posting]
 
 
+_LOTS_AND_OWN = (select(PointsLot).where(PointsLot.member_id == bindparam("member"),
+                                          (PointsLot.remaining != 0) | (PointsLot.posting_id == bindparam("earned")))
+                 .order_by(PointsLot.expires_on, PointsLot.id).execution_options(populate_existing=True))
+
+
 def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, points: int, entry: Entry,
-            now: datetime) -> PointsPosting:
-    """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt."""
-    lock_account(session, member_id, now)
-    open_lots = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
-    own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
-                          .execution_options(populate_existing=True)).first()
-    if own is not None and own.member_id != member_id:  # the earn's lot moved to this account with a merge
-        own = session.scalars(select(PointsLot).where(PointsLot.moved_from_id == own.id,
-                                                      PointsLot.member_id == member_id)
+            now: datetime, locked: bool = False) -> PointsPosting:
+    """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt.
+    ``locked``: the caller locked the account in this transaction already."""
+    if not locked:
+        lock_account(session, member_id, now)
+    lots = list(session.scalars(_LOTS_AND_OWN, {"member": member_id, "earned": earned.id}))  # the open and its own
+    open_lots = {lot.id: lot for lot in lots if lot.remaining > 0}
+    own = next((lot for lot in lots if lot.posting_id == earned.id), None)
+    if own is None:  # not in this account: the earn's lot moved to it with a merge (or it has none)
+        own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
                               .execution_options(populate_existing=True)).first()
+        if own is not None and own.member_id != member_id:
+            own = session.scalars(select(PointsLot).where(PointsLot.moved_from_id == own.id,
+                                                          PointsLot.member_id == member_id)
+                                  .execution_options(populate_existing=True)).first()
     if own is not None:
         open_lots.setdefault(own.id, own)
     as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}

@@ -289,7 +289,7 @@ class PointsService(Service):
     # --- points: spending ---------------------------------------------------------------------------------
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def redeem(self, member_id: str, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Spend points on a reward of the catalogue (a coupon reward gives its coupon at once)."""
         key = _required_key(idempotency_key)
@@ -308,7 +308,7 @@ class PointsService(Service):
                 "coupon": CouponSchema().dump(coupon) if coupon is not None else None}
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def buy_tier(self, member_id: str, purchase: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """A tier upgrade bought with points, where the programme prices it (``tier_upgrade_prices``).
 
@@ -347,7 +347,7 @@ class PointsService(Service):
                                              "max_amount": money(worth, self.group.currency)})
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def deduct_cash(self, member_id: str, deduction: dict[str, Any],
                     idempotency_key: str | None = None) -> dict[str, Any]:
         """Points off a bill (default 100 points = 1 CNY, at most half the bill); one per bill."""
@@ -447,7 +447,7 @@ class PointsService(Service):
         return WalletPostingPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def top_up(self, member_id: str, top_up: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Money paid onto the member's card (with the bonus of the programme's offers)."""
         key = _required_key(idempotency_key)
@@ -463,7 +463,7 @@ class PointsService(Service):
         return WalletPostingSchema().dump(posting)
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def pay(self, member_id: str, payment: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Pay (part of) a bill from the card; the answer says how much was principal and bonus."""
         key = _required_key(idempotency_key)
@@ -495,7 +495,7 @@ class PointsService(Service):
         coupons.COUPONS.labels("issued", coupon.source).inc()
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def issue_coupon(self, member_id: str, coupon: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Give a member a coupon (birthday, festival, campaign, or by hand); once per idempotency key."""
         key = _required_key(idempotency_key)
@@ -534,14 +534,15 @@ class PointsService(Service):
         return CouponCheckSchema().dump({"coupon": coupon, "discount": {"amount": discount, "currency": coupon.currency}})
 
     @rpc
-    @idempotent
+    @idempotent(first=coupons.USER_FIRST)  # the member's copy read with the claim
     def redeem_coupon(self, code: str, use: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Use a coupon on a bill, once; the answer says how much it took off."""
         data = load(CouponUseSchema(), use)
         _required_key(idempotency_key or data["bill_id"])
         self._minor(data["bill"], "bill")
         self._branch(data["branch"], "take coupons at this branch")
-        member = self._member(data["member_id"], held=True)
+        copy, _row = roster.prefetched_copy(self.db.session, coupons.USER_FIRST, data["member_id"])
+        member = self._member(data["member_id"], held=True, read=copy)
         used = coupons.redeem(self.db.session, self._ctx(), code, member, data)
         coupons.COUPONS.labels("redeemed", used.source).inc()
         return CouponSchema().dump(used)
@@ -754,9 +755,9 @@ class PointsService(Service):
     def on_visit_refunded(self, event: dict[str, Any]) -> None:
         """Take back what the visit earned, in proportion to what was refunded (debt if spent)."""
         ctx = self._ctx()
-        awards.hold_visit(self.db.session, event["visit_id"])  # first: the visit's earn may be at work
-        if awards.record_refund(self.db.session, event, ctx.now):
-            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"])))
+        refunds = awards.hold_and_record_refund(self.db.session, event, ctx.now)  # first: the earn may be at work
+        if refunds is not None:
+            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]), refunds))
 
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
@@ -764,9 +765,9 @@ class PointsService(Service):
         ctx = self._ctx()
         refund = {"refund_id": f"cancelled:{event['visit_id']}", "visit_id": event["visit_id"],
                   "member_id": event["member_id"], "refunded_minor": 0, "full": True}
-        awards.hold_visit(self.db.session, event["visit_id"])
-        if awards.record_refund(self.db.session, refund, ctx.now):
-            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"])))
+        refunds = awards.hold_and_record_refund(self.db.session, refund, ctx.now)
+        if refunds is not None:
+            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]), refunds))
 
     @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:
