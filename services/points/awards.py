@@ -167,7 +167,7 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
         # in member-id order before any of them; one beneficiary's first earn locks (and creates) its account itself
         ledger.lock_accounts(session, beneficiaries, ctx.now)
     expires_on = ctx.expires_on(facts.day)
-    postings = []
+    earns = []
     for number, line in enumerate(lines):
         beneficiary = referrer.member_id if line.to_referrer and referrer else member.member_id
         entry = Entry("visit", visit_id, ctx.operator, facts.branch or None, line.description,
@@ -177,9 +177,8 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
             holds.lock(session, beneficiary, visit_id, line.points, line.rule, entry, expires_on,
                        facts.day + timedelta(days=days), line.basis_minor, ctx.now)
             continue
-        postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
-                                    basis_minor=line.basis_minor))
-    return postings
+        earns.append(ledger.Earn(beneficiary, line.points, line.rule, entry, expires_on, line.basis_minor))
+    return ledger.earn_all(session, earns, ctx.now)  # one round trip for all the lines
 
 
 # PostgreSQL: whether the visit's first line was posted (or locked) before — final, a visit only earns under its

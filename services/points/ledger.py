@@ -15,6 +15,7 @@ fresh (``populate_existing``) so that no ORM object can be stale after a Core wr
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ _UPSERT = text(
 # its lot and the lot's move, and — when the account was in debt — paying the debt from the new lot,
 # exactly as the statement-by-statement path below does (kept for SQLite, which has no data-modifying
 # CTEs). ``paid`` is the debt there was before, up to the points credited.
-_EARN_PG = text("""
+_EARN_SQL = """
 WITH account AS (
   INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
   VALUES (:member, :points, :points, :now, :now)
@@ -105,8 +106,26 @@ moves AS (
   UNION ALL SELECT lot.id, lot.posting_id, -account.paid FROM lot, account WHERE account.paid > 0
   UNION ALL SELECT debt.id, lot.posting_id, account.paid FROM debt, lot, account)
 SELECT posting.id, account.balance FROM posting, account
-""").bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
-                bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
+"""
+_EARN_PG = text(_EARN_SQL).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
+                                      bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
+_earns_pg: dict[int, Any] = {}  # number of earns -> their statement, built once
+
+
+def _earns_in_one_trip(count: int) -> Any:
+    """``count`` earns (``_EARN_SQL`` each, parameters suffixed ``_0``, ``_1``...) one after the other in one query,
+    then their postings' ids and balances in the order they were made (psycopg2 answers the last statement): each
+    statement sees what the one before it wrote, exactly as ``count`` queries would."""
+    statement = _earns_pg.get(count)
+    if statement is None:
+        parts = [re.sub(r":(\w+)", rf":\1_{number}", _EARN_SQL.strip()) for number in range(count)]
+        keys = ", ".join(f":dedupe_key_{number}" for number in range(count))
+        sql = "; ".join(parts) + f"; SELECT id, balance_after FROM points_postings WHERE dedupe_key IN ({keys}) ORDER BY id"
+        types = [bindparam(f"{name}_{number}", type_=type_) for number in range(count)
+                 for name, type_ in (("member", Uuid()), ("now", UtcDateTime()), ("expires_on", Date()))]
+        statement = _earns_pg[count] = text(sql).bindparams(*types).columns(id=BigInteger(), balance_after=BigInteger())
+    return statement
+
 
 _INSERT_POSTING = insert(PointsPosting).returning(PointsPosting.id)
 _INSERT_LOT = insert(PointsLot).returning(PointsLot.id)
@@ -255,13 +274,48 @@ def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: 
 
 def _earn_in_one_trip(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry,
                       expires_on: date, now: datetime, basis_minor: int | None) -> PointsPosting:
-    values = {"member_id": member_id, "kind": "earn", "rule": rule, "points": points,
-              "dedupe_key": entry.dedupe_key, "source": entry.source, "source_ref": entry.source_ref,
-              "branch": entry.branch, "operator": entry.operator[:160], "reason": entry.reason,
-              "basis_minor": basis_minor, "reverses_id": None, "redemption_id": None, "expires_on": expires_on,
-              "created_at": now}
+    values = _earn_values(member_id, points, rule, entry, expires_on, now, basis_minor)
     row = session.execute(_EARN_PG, {**values, "member": member_id, "now": now}).one()
     return PointsPosting(id=row.id, balance_after=row.balance, **values)
+
+
+def _earn_values(member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date, now: datetime,
+                 basis_minor: int | None) -> dict[str, Any]:
+    return {"member_id": member_id, "kind": "earn", "rule": rule, "points": points,
+            "dedupe_key": entry.dedupe_key, "source": entry.source, "source_ref": entry.source_ref,
+            "branch": entry.branch, "operator": entry.operator[:160], "reason": entry.reason,
+            "basis_minor": basis_minor, "reverses_id": None, "redemption_id": None, "expires_on": expires_on,
+            "created_at": now}
+
+
+@dataclass(frozen=True)
+class Earn:
+    """One earn of ``earn_all``: ``earn``'s arguments."""
+
+    member_id: uuid.UUID
+    points: int
+    rule: str
+    entry: Entry
+    expires_on: date
+    basis_minor: int | None = None
+
+
+def earn_all(session: Session, earns: list[Earn], now: datetime) -> list[PointsPosting]:
+    """``earn`` each of ``earns``, in order; on PostgreSQL in one round trip (each has a dedupe key)."""
+    if len(earns) < 2 or session.get_bind().dialect.name != "postgresql" or any(
+            earn.entry.dedupe_key is None for earn in earns):
+        return [earn(session, e.member_id, e.points, e.rule, e.entry, e.expires_on, now, e.basis_minor) for e in earns]
+    params, values = {}, []
+    for number, e in enumerate(earns):
+        if e.points <= 0:
+            raise ValueError("an earn posts a positive number of points")
+        earned = _earn_values(e.member_id, e.points, e.rule, e.entry, e.expires_on, now, e.basis_minor)
+        values.append(earned)
+        params.update({f"{name}_{number}": value for name, value in
+                       {**earned, "member": e.member_id, "now": now}.items()})
+    rows = session.execute(_earns_in_one_trip(len(earns)), params).all()
+    return [PointsPosting(id=row.id, balance_after=row.balance_after, **earned) for row, earned in zip(rows, values,
+                                                                                                      strict=True)]
 
 
 def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
