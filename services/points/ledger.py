@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from services.kit.commit import AtCommit, at_commit
 from services.kit.errors import Conflict
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
@@ -332,11 +333,17 @@ def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: 
     return expire(session, member_id, stale, Entry("expiry", None, operator, None, "expired before use"), now)
 
 
+_TAKE = AtCommit("UPDATE points_lots SET remaining = remaining - :taken WHERE id = :lot")
+_ADD_MOVE = AtCommit("INSERT INTO points_lot_moves (lot_id, posting_id, points) VALUES (:lot, :posting, :points)")
+
+
 def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry: Entry, today: date,
-          now: datetime, locked: Account | None = None) -> list[PointsPosting]:
+          now: datetime, locked: Account | None = None, later: bool = False) -> list[PointsPosting]:
     """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
     Returns the postings made: an expiry of stale lots if there were any, then the spend (last).
-    ``locked``: the account as the caller locked it in this transaction (saves locking it again)."""
+    ``locked``: the account as the caller locked it in this transaction (saves locking it again). ``later``: what
+    the spend takes from its lots, and their moves, are written with the commit (the lots read here are then stale
+    for the rest of the transaction: only for a caller that reads none of them again)."""
     if points <= 0:
         raise ValueError("a spend takes a positive number of points")
     balance = (locked or lock_account(session, member_id, now)).balance
@@ -356,7 +363,12 @@ def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry:
     if short:  # balance and lots disagree: refuse rather than spend points that are not there
         raise RuntimeError(f"points account {member_id}: lots hold less than the balance")
     posting = _posting(session, member_id, kind, -points, entry, now)
-    _move(session, posting, _apply_takes(positive, takes))
+    if later:
+        for lot_id, taken in takes:
+            at_commit(session, _TAKE, {"taken": taken, "lot": lot_id})
+            at_commit(session, _ADD_MOVE, {"lot": lot_id, "posting": posting.id, "points": -taken})
+    else:
+        _move(session, posting, _apply_takes(positive, takes))
     return [*postings, posting]
 
 
