@@ -50,6 +50,7 @@ from services.points import (
     wallet,
 )
 from services.points.awards import Context
+from services.points.coupons import USER_FIRST as COUPON_USER_FIRST  # the class has a method named coupons
 from services.points.events import EVENTS
 from services.points.models import Coupon, MemberCopy, PointsAccount, PointsPosting, WalletAccount, WalletPosting
 from services.points.rules import earning, redemption
@@ -534,14 +535,14 @@ class PointsService(Service):
         return CouponCheckSchema().dump({"coupon": coupon, "discount": {"amount": discount, "currency": coupon.currency}})
 
     @rpc
-    @idempotent(first=coupons.USER_FIRST)  # the member's copy read with the claim
+    @idempotent(first=COUPON_USER_FIRST)  # the member's copy read with the claim
     def redeem_coupon(self, code: str, use: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Use a coupon on a bill, once; the answer says how much it took off."""
         data = load(CouponUseSchema(), use)
         _required_key(idempotency_key or data["bill_id"])
         self._minor(data["bill"], "bill")
         self._branch(data["branch"], "take coupons at this branch")
-        copy, _row = roster.prefetched_copy(self.db.session, coupons.USER_FIRST, data["member_id"])
+        copy, _row = roster.prefetched_copy(self.db.session, COUPON_USER_FIRST, data["member_id"])
         member = self._member(data["member_id"], held=True, read=copy)
         used = coupons.redeem(self.db.session, self._ctx(), code, member, data)
         coupons.COUPONS.labels("redeemed", used.source).inc()
