@@ -102,6 +102,7 @@ class VisitHold:
     stamp: Any
     copy: Any
     refunded: bool
+    earned: bool | None = None  # whether the visit earned before (None: not read, SQLite): ``earn_visit``
 
 
 # The member's copy (or nulls) and the campaigns' stamp, in one row: what every earn reads first
@@ -114,8 +115,11 @@ _COPY_AND_STAMP_COLUMNS = (*roster.COPY_COLUMNS, column("campaigns_stamp", Strin
 _HOLD_FOR_EARN = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
     "SELECT pg_advisory_xact_lock_shared(hashtextextended(:member_lock, 0)); "
-    + _COPY_AND_STAMP_SQL.format(more=", EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded")
-).bindparams(bindparam("member", type_=Uuid())).columns(*_COPY_AND_STAMP_COLUMNS, column("refunded", Boolean()))
+    + _COPY_AND_STAMP_SQL.format(more=", EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded"
+                                      ", EXISTS (SELECT 1 FROM points_postings WHERE dedupe_key = :first) "
+                                      "OR EXISTS (SELECT 1 FROM points_holds WHERE dedupe_key = :first) AS earned")
+).bindparams(bindparam("member", type_=Uuid())).columns(*_COPY_AND_STAMP_COLUMNS, column("refunded", Boolean()),
+                                                        column("earned", Boolean()))
 
 EARN_FIRST = roster.first_read(lambda arguments: arguments["member_id"], _COPY_AND_STAMP_SQL.format(more=""),
                                _COPY_AND_STAMP_COLUMNS)
@@ -134,21 +138,28 @@ def read_with_claim(session: Session, member_id: Any) -> tuple[Any, Any]:
 
 def hold_visit_for_earn(session: Session, visit_id: Any, member_id: Any) -> VisitHold:
     """``hold_visit``, then the member's alias held (``roster.resolve(held=True)``), then the campaigns' stamp, the
-    member's copy and whether refunds came first, in one round trip on PostgreSQL: what a visit earns is decided
-    under the locks with what was committed once they were granted."""
+    member's copy, whether refunds came first and whether the visit earned before, in one round trip on PostgreSQL:
+    what a visit earns is decided under the locks with what was committed once they were granted."""
     visit_id = str(visit_id)
     if session.get_bind().dialect.name != "postgresql":  # nothing to hold on SQLite (the kit's gate)
         return VisitHold(campaigns.UNREAD, roster.UNREAD, True)
     member = roster.parse_id(member_id)
     row = session.execute(_HOLD_FOR_EARN, {"visit_lock": lock_name(VISIT_LOCK, visit_id), "visit": visit_id,
-                                           "member_lock": lock_name(roster.ALIAS_LOCK, member), "member": member}).one()
-    return VisitHold(row.campaigns_stamp, roster.copy_of(row), row.refunded)
+                                           "member_lock": lock_name(roster.ALIAS_LOCK, member), "member": member,
+                                           "first": _first_line(visit_id)}).one()
+    return VisitHold(row.campaigns_stamp, roster.copy_of(row), row.refunded, row.earned)
+
+
+def _first_line(visit_id: str) -> str:
+    """The dedupe key of a visit's first line (its earn's, or its hold's): there once the visit earned."""
+    return f"visit:{visit_id}:0"
 
 
 def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,
-               referrer: MemberCopy | None) -> list[PointsPosting]:
+               referrer: MemberCopy | None, earned_before: bool | None = None) -> list[ledger.Posting]:
     """Post every line a completed visit earns (the referrer's share to the referrer), once per visit.
-    Runs under ``hold_visit``."""
+    Runs under ``hold_visit``; ``earned_before``: whether the visit earned before, read under it already
+    (``hold_visit_for_earn``)."""
     if member.status != "active":
         note_visit(session, event, member, "member_not_active", 0, ctx.now)
         return []
@@ -160,7 +171,7 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not lines:
         note_visit(session, event, member, "nothing_due", 0, ctx.now)
         return []
-    if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now):
+    if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now, earned_before):
         return []
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
     if len(beneficiaries) > 1 or any(ctx.programme.pending_for(line.rule) for line in lines):
@@ -192,11 +203,23 @@ _FIRST_EARN = text(
     "SELECT earned FROM done").bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
 
 
-def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime) -> bool:
-    """True (and the visit's outcome noted as earned) if the visit's lines were neither posted nor locked before.
-    Runs under ``hold_visit``."""
+# The outcome of a visit that earns, noted with the commit (nothing reads it back; a refund's sum added after it)
+_NOTE_EARNED = AtCommit("INSERT INTO points_visit_outcomes (visit_id, member_id, state, earned_points, reversed_points, "
+                        "bill_minor, completed_seen_at, updated_at) VALUES (:visit_id, :member_id, 'earned', :points, 0, "
+                        ":bill_minor, :now, :now) ON CONFLICT (visit_id) DO NOTHING", now=UtcDateTime(), member_id=Uuid())
+
+
+def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime,
+                earned_before: bool | None = None) -> bool:
+    """True (and the visit's outcome noted as earned) if the visit's lines were neither posted nor locked before
+    (``earned_before``: read already under the visit's lock). Runs under ``hold_visit``."""
     visit_id = str(event["visit_id"])
-    first = f"visit:{visit_id}:0"
+    first = _first_line(visit_id)
+    if earned_before is not None and session.get_bind().dialect.name == "postgresql":
+        if not earned_before:
+            at_commit(session, _NOTE_EARNED, {"visit_id": visit_id, "member_id": member.member_id, "points": points,
+                                              "bill_minor": event["qualifying_minor"], "now": now})
+        return not earned_before
     if session.get_bind().dialect.name != "postgresql":
         if ledger.posted(session, first) or holds.locked(session, first):
             return False

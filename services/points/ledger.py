@@ -48,6 +48,34 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Posted:
+    """A posting just written by a Core statement, as a plain value (for answers, events and counters): building an
+    ORM ``PointsPosting`` for it cost more CPU than the rest of its bookkeeping on a visit's earn."""
+
+    id: int
+    member_id: uuid.UUID
+    kind: str
+    rule: str | None
+    points: int
+    balance_after: int
+    dedupe_key: str | None
+    source: str
+    source_ref: str | None
+    branch: str | None
+    operator: str
+    reason: str | None
+    basis_minor: int | None
+    reverses_id: int | None
+    redemption_id: uuid.UUID | None
+    expires_on: date | None
+    created_at: datetime
+
+
+Posting = PointsPosting | Posted
+"""A posting as read (the ORM's) or as just written (``Posted``): the same attributes."""
+
+
+@dataclass(frozen=True)
 class Account:
     """An account as read under its lock."""
 
@@ -181,7 +209,7 @@ RETURNING id, balance_after
 
 def _posting(session: Session, member_id: uuid.UUID, kind: str, points: int, entry: Entry, now: datetime,
              rule: str | None = None, basis_minor: int | None = None, reverses_id: int | None = None,
-             expires_on: date | None = None, earned: int = 0) -> PointsPosting:
+             expires_on: date | None = None, earned: int = 0) -> Posting:
     """Write a posting and move the account's balance by ``points`` (and its earned total by ``earned``).
     Returns the posting as a detached object (for answers and events)."""
     values = {"member_id": member_id, "kind": kind, "rule": rule, "points": points,
@@ -191,13 +219,13 @@ def _posting(session: Session, member_id: uuid.UUID, kind: str, points: int, ent
               "redemption_id": entry.redemption_id, "expires_on": expires_on, "created_at": now}
     if session.get_bind().dialect.name == "postgresql":
         row = session.execute(_POSTING_PG, {**values, "earned": earned}).one()
-        return PointsPosting(id=row.id, balance_after=row.balance_after, **values)
+        return Posted(id=row.id, balance_after=row.balance_after, **values)
     account = _change(session, member_id, points, earned, now)
     posting_id = session.execute(_INSERT_POSTING, {**values, "balance_after": account.balance}).scalar_one()
-    return PointsPosting(id=posting_id, balance_after=account.balance, **values)
+    return Posted(id=posting_id, balance_after=account.balance, **values)
 
 
-def _move(session: Session, posting: PointsPosting, moves: list[tuple[int, int]]) -> None:
+def _move(session: Session, posting: Posting, moves: list[tuple[int, int]]) -> None:
     rows = [{"lot_id": lot_id, "posting_id": posting.id, "points": points} for lot_id, points in moves if points]
     if rows:
         session.execute(_INSERT_MOVES, rows)
@@ -253,7 +281,7 @@ def _settle_debt(session: Session, member_id: uuid.UUID, debt_before: int, now: 
 
 
 def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date,
-         now: datetime, basis_minor: int | None = None) -> PointsPosting:
+         now: datetime, basis_minor: int | None = None) -> Posting:
     """Credit ``points`` in a new lot expiring on ``expires_on``; a debt is paid off from it first."""
     if points <= 0:
         raise ValueError("an earn posts a positive number of points")
@@ -274,10 +302,10 @@ def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: 
 
 
 def _earn_in_one_trip(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry,
-                      expires_on: date, now: datetime, basis_minor: int | None) -> PointsPosting:
+                      expires_on: date, now: datetime, basis_minor: int | None) -> Posting:
     values = _earn_values(member_id, points, rule, entry, expires_on, now, basis_minor)
     row = session.execute(_EARN_PG, {**values, "member": member_id, "now": now}).one()
-    return PointsPosting(id=row.id, balance_after=row.balance, **values)
+    return Posted(id=row.id, balance_after=row.balance, **values)
 
 
 def _earn_values(member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date, now: datetime,
@@ -301,7 +329,7 @@ class Earn:
     basis_minor: int | None = None
 
 
-def earn_all(session: Session, earns: list[Earn], now: datetime) -> list[PointsPosting]:
+def earn_all(session: Session, earns: list[Earn], now: datetime) -> list[Posting]:
     """``earn`` each of ``earns``, in order; on PostgreSQL in one round trip (each has a dedupe key)."""
     if len(earns) < 2 or session.get_bind().dialect.name != "postgresql" or any(
             earn.entry.dedupe_key is None for earn in earns):
@@ -315,8 +343,7 @@ def earn_all(session: Session, earns: list[Earn], now: datetime) -> list[PointsP
         params.update({f"{name}_{number}": value for name, value in
                        {**earned, "member": e.member_id, "now": now}.items()})
     rows = session.execute(_earns_in_one_trip(len(earns)), params).all()
-    return [PointsPosting(id=row.id, balance_after=row.balance_after, **earned) for row, earned in zip(rows, values,
-                                                                                                      strict=True)]
+    return [Posted(id=row.id, balance_after=row.balance_after, **earned) for row, earned in zip(rows, values, strict=True)]
 
 
 def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
@@ -324,7 +351,7 @@ def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
 
 
 def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: str,
-                 now: datetime) -> PointsPosting | None:
+                 now: datetime) -> Posting | None:
     """Expire lots past their date that the nightly job has not reached yet (it may run later in the
     day): points are never spendable after their expiry date, whatever the job's progress."""
     stale = _stale(_open_lots(session, member_id), today)
@@ -338,7 +365,7 @@ _ADD_MOVE = AtCommit("INSERT INTO points_lot_moves (lot_id, posting_id, points) 
 
 
 def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry: Entry, today: date,
-          now: datetime, locked: Account | None = None, later: bool = False) -> list[PointsPosting]:
+          now: datetime, locked: Account | None = None, later: bool = False) -> list[Posting]:
     """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
     Returns the postings made: an expiry of stale lots if there were any, then the spend (last).
     ``locked``: the account as the caller locked it in this transaction (saves locking it again). ``later``: what
@@ -377,8 +404,8 @@ _LOTS_AND_OWN = (select(PointsLot).where(PointsLot.member_id == bindparam("membe
                  .order_by(PointsLot.expires_on, PointsLot.id).execution_options(populate_existing=True))
 
 
-def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, points: int, entry: Entry,
-            now: datetime, locked: bool = False) -> PointsPosting:
+def reverse(session: Session, member_id: uuid.UUID, earned: Posting, points: int, entry: Entry,
+            now: datetime, locked: bool = False) -> Posting:
     """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt.
     ``locked``: the caller locked the account in this transaction already."""
     if not locked:
@@ -402,14 +429,14 @@ def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, point
     return posting
 
 
-def reversed_so_far(session: Session, earned: PointsPosting) -> int:
+def reversed_so_far(session: Session, earned: Posting) -> int:
     total = session.scalar(select(func.coalesce(func.sum(PointsPosting.points), 0))
                            .where(PointsPosting.reverses_id == earned.id))
     return -int(total or 0)
 
 
-def give_back(session: Session, member_id: uuid.UUID, spent: PointsPosting, entry: Entry, today: date,
-              now: datetime) -> list[PointsPosting]:
+def give_back(session: Session, member_id: uuid.UUID, spent: Posting, entry: Entry, today: date,
+              now: datetime) -> list[Posting]:
     """Return a spend's points to the very lots it took them from. Points whose lot expired meanwhile
     come back expired (a second posting), so a cancellation never extends a lot's life."""
     debt_before = max(-lock_account(session, member_id, now).balance, 0)
@@ -443,7 +470,7 @@ class Carried:
 
 
 def close_lots(session: Session, member_id: uuid.UUID, entry: Entry,
-               now: datetime) -> tuple[PointsPosting | None, list[Carried]]:
+               now: datetime) -> tuple[Posting | None, list[Carried]]:
     """Empty every open lot of the account (locked by the caller) with one ``transfer_out`` posting;
     returns the posting (None if nothing was open) and what each lot held (a debt lot: negative)."""
     lots = _open_lots(session, member_id)
@@ -460,7 +487,7 @@ def close_lots(session: Session, member_id: uuid.UUID, entry: Entry,
 
 
 def credit(session: Session, member_id: uuid.UUID, kind: str, carried: list[Carried], entry: Entry,
-           now: datetime) -> tuple[PointsPosting, list[int]]:
+           now: datetime) -> tuple[Posting, list[int]]:
     """Open one lot per ``carried`` (each keeps its own expiry date) under one posting of ``kind``; a debt
     of the account is paid off from them first, as from any points credited. Returns the posting and
     the new lots' ids, in the order of ``carried``."""
@@ -479,7 +506,7 @@ def credit(session: Session, member_id: uuid.UUID, kind: str, carried: list[Carr
 
 
 def charge(session: Session, member_id: uuid.UUID, kind: str, points: int, preferred: list[int], entry: Entry,
-           now: datetime) -> PointsPosting:
+           now: datetime) -> Posting:
     """Take ``points`` under one posting of ``kind``: from the ``preferred`` lots first, then the account's
     other lots (spending order); what they cannot cover becomes debt, as for a reversal."""
     if points <= 0:
@@ -507,7 +534,7 @@ def expired_from(session: Session, lot_ids: list[int]) -> dict[int, int]:
 
 
 def expire(session: Session, member_id: uuid.UUID, expiring: list[PointsLot], entry: Entry,
-           now: datetime) -> PointsPosting:
+           now: datetime) -> Posting:
     """Expire what is left in ``expiring`` (lots of this account, read under its lock)."""
     points = sum(lot.remaining for lot in expiring)
     posting = _posting(session, member_id, "expire", -points, entry, now)
@@ -570,7 +597,7 @@ def expired_event(member_id: uuid.UUID, posting_id: int, points: int) -> tuple[s
 
 
 def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, today: date, now: datetime,
-           cap_at_balance: bool) -> list[PointsPosting]:
+           cap_at_balance: bool) -> list[Posting]:
     """Take points away outside a redemption (a manual correction, a review penalty where switched on).
     With ``cap_at_balance`` it takes at most what the member has; otherwise ``Conflict`` if short."""
     if cap_at_balance:
@@ -583,7 +610,7 @@ def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, to
     return spend(session, member_id, points, "deduct", entry, today, now)
 
 
-def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[PointsPosting],
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[Posting],
                                                                                               str | None]:
     """A member's postings, newest first."""
     query = select(PointsPosting).where(PointsPosting.member_id == member_id)
@@ -620,7 +647,7 @@ def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | Non
     }
 
 
-def count(posting: PointsPosting) -> None:
+def count(posting: Posting) -> None:
     """Count a posting in the points metrics (earned, reversed, expired; redemptions count where they happen)."""
     if posting.kind == "earn":
         EARNED.labels(posting.rule, posting.branch or "").inc(posting.points)
@@ -630,7 +657,7 @@ def count(posting: PointsPosting) -> None:
         EXPIRED.inc(-posting.points)
 
 
-def _settle(session: Session, member_id: uuid.UUID, posting: PointsPosting, open_lots: dict[int, PointsLot],
+def _settle(session: Session, member_id: uuid.UUID, posting: Posting, open_lots: dict[int, PointsLot],
             takes: list[tuple[int, int]], debt: int, now: datetime) -> None:
     """Record ``posting``'s moves: ``takes`` out of the open lots, and what they could not cover (``debt``) onto
     the member's debt lot."""
@@ -642,7 +669,7 @@ def _settle(session: Session, member_id: uuid.UUID, posting: PointsPosting, open
     _move(session, posting, moves)
 
 
-def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
+def event_of(posting: Posting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
     """The event a posting announces (services/points/events.py), or None for postings nobody listens to.
     ``extra``: what a redemption adds (kind, reward_id, amount_minor, currency, bill_id)."""
     base = {"member_id": posting.member_id, "posting_id": str(posting.id)}

@@ -742,7 +742,7 @@ class PointsService(Service):
             referrer = self._member(str(member.referrer_id), held=True)
         postings = []
         if member.status == "active":
-            postings = awards.earn_visit(self.db.session, ctx, event, member, referrer)
+            postings = awards.earn_visit(self.db.session, ctx, event, member, referrer, hold.earned)
             if hold.refunded:  # a refund came first (none can come now: it waits for the visit's lock)
                 postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
         else:
