@@ -18,11 +18,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, String, Uuid, bindparam, column, func, select, text
+from sqlalchemy import BigInteger, Boolean, String, Uuid, bindparam, cast, column, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from services.kit.clock import local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.errors import Conflict, Invalid
 from services.kit.locks import lock_name, serialise
 from services.kit.models import UtcDateTime
@@ -101,37 +102,64 @@ class VisitHold:
     stamp: Any
     copy: Any
     refunded: bool
+    earned: bool | None = None  # whether the visit earned before (None: not read, SQLite): ``earn_visit``
 
+
+# The member's copy (or nulls) and the campaigns' stamp, in one row: what every earn reads first
+_COPY_AND_STAMP_SQL = (f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_stamp{{more}} "
+                       f"FROM (SELECT 1) AS one LEFT JOIN ({roster.COPY_SQL}) AS copy ON true")
+_COPY_AND_STAMP_COLUMNS = (*roster.COPY_COLUMNS, column("campaigns_stamp", String()))
 
 # PostgreSQL, one round trip in the lock order (``kit.locks``: the visit, then the member shared): the two locks,
 # then the reads with a snapshot taken once they were granted
 _HOLD_FOR_EARN = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
     "SELECT pg_advisory_xact_lock_shared(hashtextextended(:member_lock, 0)); "
-    f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_stamp, "
-    "EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded "
-    f"FROM (SELECT 1) AS one LEFT JOIN ({roster.COPY_SQL}) AS copy ON true"
-).bindparams(bindparam("member", type_=Uuid())).columns(
-    *roster.COPY_COLUMNS, column("campaigns_stamp", String()), column("refunded", Boolean()))
+    + _COPY_AND_STAMP_SQL.format(more=", EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded"
+                                      ", EXISTS (SELECT 1 FROM points_postings WHERE dedupe_key = :first) "
+                                      "OR EXISTS (SELECT 1 FROM points_holds WHERE dedupe_key = :first) AS earned")
+).bindparams(bindparam("member", type_=Uuid())).columns(*_COPY_AND_STAMP_COLUMNS, column("refunded", Boolean()),
+                                                        column("earned", Boolean()))
+
+EARN_FIRST = roster.first_read(lambda arguments: arguments["member_id"], _COPY_AND_STAMP_SQL.format(more=""),
+                               _COPY_AND_STAMP_COLUMNS)
+"""The ``earn`` command's first reads, sent with its idempotency claim (``@idempotent(first=EARN_FIRST)``): the
+member held and its copy, and the campaigns' stamp (what it earns follows the rules stored through the API)."""
+
+
+def read_with_claim(session: Session, member_id: Any) -> tuple[Any, Any]:
+    """(the member's copy, the campaigns' stamp) as ``EARN_FIRST`` read them with the claim, for ``roster.resolve``'s
+    ``read`` and ``campaigns.in_force``'s ``stamp``; (``roster.UNREAD``, ``campaigns.UNREAD``) when not sent."""
+    copy, row = roster.prefetched_copy(session, EARN_FIRST, member_id)
+    if copy is roster.UNREAD:
+        return roster.UNREAD, campaigns.UNREAD
+    return copy, row.campaigns_stamp if row is not None else None
 
 
 def hold_visit_for_earn(session: Session, visit_id: Any, member_id: Any) -> VisitHold:
     """``hold_visit``, then the member's alias held (``roster.resolve(held=True)``), then the campaigns' stamp, the
-    member's copy and whether refunds came first, in one round trip on PostgreSQL: what a visit earns is decided
-    under the locks with what was committed once they were granted."""
+    member's copy, whether refunds came first and whether the visit earned before, in one round trip on PostgreSQL:
+    what a visit earns is decided under the locks with what was committed once they were granted."""
     visit_id = str(visit_id)
     if session.get_bind().dialect.name != "postgresql":  # nothing to hold on SQLite (the kit's gate)
         return VisitHold(campaigns.UNREAD, roster.UNREAD, True)
     member = roster.parse_id(member_id)
     row = session.execute(_HOLD_FOR_EARN, {"visit_lock": lock_name(VISIT_LOCK, visit_id), "visit": visit_id,
-                                           "member_lock": lock_name(roster.ALIAS_LOCK, member), "member": member}).one()
-    return VisitHold(row.campaigns_stamp, roster.copy_of(row), row.refunded)
+                                           "member_lock": lock_name(roster.ALIAS_LOCK, member), "member": member,
+                                           "first": _first_line(visit_id)}).one()
+    return VisitHold(row.campaigns_stamp, roster.copy_of(row), row.refunded, row.earned)
+
+
+def _first_line(visit_id: str) -> str:
+    """The dedupe key of a visit's first line (its earn's, or its hold's): there once the visit earned."""
+    return f"visit:{visit_id}:0"
 
 
 def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: MemberCopy,
-               referrer: MemberCopy | None) -> list[PointsPosting]:
+               referrer: MemberCopy | None, earned_before: bool | None = None) -> list[ledger.Posting]:
     """Post every line a completed visit earns (the referrer's share to the referrer), once per visit.
-    Runs under ``hold_visit``."""
+    Runs under ``hold_visit``; ``earned_before``: whether the visit earned before, read under it already
+    (``hold_visit_for_earn``)."""
     if member.status != "active":
         note_visit(session, event, member, "member_not_active", 0, ctx.now)
         return []
@@ -143,14 +171,14 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
     if not lines:
         note_visit(session, event, member, "nothing_due", 0, ctx.now)
         return []
-    if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now):
+    if not _first_earn(session, event, member, sum(line.points for line in lines), ctx.now, earned_before):
         return []
     beneficiaries = {member.member_id} | ({referrer.member_id} if referrer is not None else set())
     if len(beneficiaries) > 1 or any(ctx.programme.pending_for(line.rule) for line in lines):
         # in member-id order before any of them; one beneficiary's first earn locks (and creates) its account itself
         ledger.lock_accounts(session, beneficiaries, ctx.now)
     expires_on = ctx.expires_on(facts.day)
-    postings = []
+    earns = []
     for number, line in enumerate(lines):
         beneficiary = referrer.member_id if line.to_referrer and referrer else member.member_id
         entry = Entry("visit", visit_id, ctx.operator, facts.branch or None, line.description,
@@ -160,9 +188,8 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
             holds.lock(session, beneficiary, visit_id, line.points, line.rule, entry, expires_on,
                        facts.day + timedelta(days=days), line.basis_minor, ctx.now)
             continue
-        postings.append(ledger.earn(session, beneficiary, line.points, line.rule, entry, expires_on, ctx.now,
-                                    basis_minor=line.basis_minor))
-    return postings
+        earns.append(ledger.Earn(beneficiary, line.points, line.rule, entry, expires_on, line.basis_minor))
+    return ledger.earn_all(session, earns, ctx.now)  # one round trip for all the lines
 
 
 # PostgreSQL: whether the visit's first line was posted (or locked) before — final, a visit only earns under its
@@ -176,11 +203,23 @@ _FIRST_EARN = text(
     "SELECT earned FROM done").bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
 
 
-def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime) -> bool:
-    """True (and the visit's outcome noted as earned) if the visit's lines were neither posted nor locked before.
-    Runs under ``hold_visit``."""
+# The outcome of a visit that earns, noted with the commit (nothing reads it back; a refund's sum added after it)
+_NOTE_EARNED = AtCommit("INSERT INTO points_visit_outcomes (visit_id, member_id, state, earned_points, reversed_points, "
+                        "bill_minor, completed_seen_at, updated_at) VALUES (:visit_id, :member_id, 'earned', :points, 0, "
+                        ":bill_minor, :now, :now) ON CONFLICT (visit_id) DO NOTHING", now=UtcDateTime(), member_id=Uuid())
+
+
+def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime,
+                earned_before: bool | None = None) -> bool:
+    """True (and the visit's outcome noted as earned) if the visit's lines were neither posted nor locked before
+    (``earned_before``: read already under the visit's lock). Runs under ``hold_visit``."""
     visit_id = str(event["visit_id"])
-    first = f"visit:{visit_id}:0"
+    first = _first_line(visit_id)
+    if earned_before is not None and session.get_bind().dialect.name == "postgresql":
+        if not earned_before:
+            at_commit(session, _NOTE_EARNED, {"visit_id": visit_id, "member_id": member.member_id, "points": points,
+                                              "bill_minor": event["qualifying_minor"], "now": now})
+        return not earned_before
     if session.get_bind().dialect.name != "postgresql":
         if ledger.posted(session, first) or holds.locked(session, first):
             return False
@@ -204,6 +243,51 @@ def note_visit(session: Session, event: dict[str, Any], member: MemberCopy, stat
     session.flush()
 
 
+@dataclass(frozen=True)
+class Refunded:
+    """Everything refunded on a visit so far: what ``apply_refunds`` judges by."""
+
+    minor: int
+    full: bool
+
+
+# PostgreSQL, one round trip: the visit's lock (``hold_visit``), then the refund remembered (nothing if seen before)
+# and every refund of the visit summed, this one included (was four: the lock, a read, the insert, the refunds' read)
+_HOLD_AND_RECORD_REFUND = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
+    "WITH new AS (INSERT INTO points_visit_refunds (refund_id, visit_id, member_id, refunded_minor, \"full\", "
+    "created_at) VALUES (:refund_id, :visit_id, :member_id, :refunded_minor, :full, :now) "
+    "ON CONFLICT (refund_id) DO NOTHING RETURNING refunded_minor, \"full\"), "
+    "refunds AS (SELECT refunded_minor, \"full\" FROM points_visit_refunds WHERE visit_id = :visit_id "
+    "UNION ALL SELECT refunded_minor, \"full\" FROM new) "
+    "SELECT EXISTS (SELECT 1 FROM new) AS new, CAST(coalesce(sum(refunded_minor), 0) AS bigint) AS minor, "
+    "coalesce(bool_or(\"full\"), false) AS \"full\" FROM refunds"
+).bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
+
+
+def hold_and_record_refund(session: Session, event: dict[str, Any], now: datetime) -> Refunded | None:
+    """``hold_visit``, then ``record_refund``: everything refunded on the visit so far with this refund, or None if
+    this refund was seen before (one round trip on PostgreSQL)."""
+    visit_id = str(event["visit_id"])
+    if session.get_bind().dialect.name != "postgresql":
+        hold_visit(session, visit_id)
+        return refunded_on(session, visit_id) if record_refund(session, event, now) else None
+    row = session.execute(_HOLD_AND_RECORD_REFUND, {
+        "visit_lock": lock_name(VISIT_LOCK, visit_id), "refund_id": str(event["refund_id"]), "visit_id": visit_id,
+        "member_id": event["member_id"], "refunded_minor": event["refunded_minor"], "full": event["full"],
+        "now": now}).one()
+    return Refunded(row.minor, row.full) if row.new else None
+
+
+def refunded_on(session: Session, visit_id: str) -> Refunded | None:
+    """Everything refunded on the visit so far (None: no refund). Runs under ``hold_visit``."""
+    refunds = session.execute(select(VisitRefund.refunded_minor, VisitRefund.full)
+                              .where(VisitRefund.visit_id == visit_id)).all()
+    if not refunds:
+        return None
+    return Refunded(sum(minor for minor, _full in refunds), any(full for _minor, full in refunds))
+
+
 def record_refund(session: Session, event: dict[str, Any], now: datetime) -> bool:
     """Remember a refund of a visit; False if this refund was seen before. Runs under ``hold_visit``."""
     refund_id = str(event["refund_id"])
@@ -215,29 +299,37 @@ def record_refund(session: Session, event: dict[str, Any], now: datetime) -> boo
     return True
 
 
-def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsPosting]:
+_REVERSED = aliased(PointsPosting)
+_REVERSED_SO_FAR = (select(cast(func.coalesce(-func.sum(_REVERSED.points), 0), BigInteger))
+                    .where(_REVERSED.reverses_id == PointsPosting.id).scalar_subquery())
+"""What was reversed of an earn so far (``ledger.reversed_so_far``), read beside it."""
+_ADD_REVERSED = AtCommit("UPDATE points_visit_outcomes SET reversed_points = reversed_points + :taken, updated_at = :now "
+                         "WHERE visit_id = :visit_id", now=UtcDateTime())
+
+
+def apply_refunds(session: Session, ctx: Context, visit_id: str, refunds: Refunded | None = None) -> list[PointsPosting]:
     """Take back what a visit earned, in proportion to everything refunded on it so far (all of it on
     a full refund). Run after each refund and after the visit's earning (a refund may arrive first), under
-    ``hold_visit``: then the refunds and earns read here are all there are."""
-    refunds = list(session.scalars(select(VisitRefund).where(VisitRefund.visit_id == visit_id)
-                                   .order_by(VisitRefund.created_at)))
-    if not refunds:
+    ``hold_visit``: then the refunds and earns read here are all there are. ``refunds``: what was refunded so
+    far, read already (``hold_and_record_refund``)."""
+    if refunds is None:
+        refunds = refunded_on(session, visit_id)
+    if refunds is None:
         return []
     locked = holds.of_visit(session, visit_id)
     taken_before = [(hold, *holds.already_taken(session, hold)) for hold in locked]
     released = {earn.id for _hold, _already, earn in taken_before if earn is not None}
     # a visit's lines: its earns (an earn that released a hold belongs to that hold's line) and its holds
-    earned = [posting for posting in session.scalars(select(PointsPosting).where(
+    earned = [(posting, already) for posting, already in session.execute(select(PointsPosting, _REVERSED_SO_FAR).where(
         PointsPosting.source == "visit", PointsPosting.source_ref == visit_id, PointsPosting.kind == "earn")
         .order_by(PointsPosting.id)) if posting.id not in released]
     if not earned and not locked:
         return []
-    refunded = sum(refund.refunded_minor for refund in refunds)
-    full = any(refund.full for refund in refunds)
+    refunded, full = refunds.minor, refunds.full
     # points earned by a member since merged into another are taken back from the survivor's account
     # (the aliases are held before the accounts are locked: a merge cannot move them in between); points
     # still locked are cancelled on the account that holds them
-    owners = {posting.member_id for posting in earned} | {earn.member_id for _h, _a, earn in taken_before if earn}
+    owners = {posting.member_id for posting, _ in earned} | {earn.member_id for _h, _a, earn in taken_before if earn}
     accounts = {owner: roster.survivor_of(session, owner, held=True) for owner in sorted(owners, key=str)}
     ledger.lock_accounts(session, set(accounts.values()) | {hold.member_id for hold in locked}, ctx.now)
     reason = "visit refunded in full" if full else f"visit refunded in part ({refunded} minor units so far)"
@@ -252,21 +344,19 @@ def apply_refunds(session: Session, ctx: Context, visit_id: str) -> list[PointsP
         else:
             entry = Entry("visit", visit_id, ctx.operator, hold.branch, reason,
                           dedupe_key=f"reverse:{earn.id}:{already + due}")
-            postings.append(ledger.reverse(session, accounts[earn.member_id], earn, due, entry, ctx.now))
+            postings.append(ledger.reverse(session, accounts[earn.member_id], earn, due, entry, ctx.now, locked=True))
         taken += due
-    for posting in earned:
-        already = ledger.reversed_so_far(session, posting)
+    for posting, already in earned:
         due = earning.reversal_due(posting.points, posting.basis_minor, refunded, full, already)
         if due <= 0:
             continue
         entry = Entry("visit", visit_id, ctx.operator, posting.branch, reason,
                       dedupe_key=f"reverse:{posting.id}:{already + due}")
-        postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now))
+        postings.append(ledger.reverse(session, accounts[posting.member_id], posting, due, entry, ctx.now,
+                                       locked=True))
         taken += due
-    outcome = session.get(VisitOutcome, visit_id)
-    if taken and outcome is not None:
-        outcome.reversed_points += taken
-        outcome.updated_at = ctx.now
+    if taken:  # with the commit (nothing reads it back); no outcome row yet: nothing to add to
+        at_commit(session, _ADD_REVERSED, {"taken": taken, "now": ctx.now, "visit_id": visit_id})
     return postings
 
 

@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Uuid, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,20 +111,28 @@ def redeem_reward(session: Session, ctx: Context, member: MemberCopy, data: dict
                         created_at=ctx.now, updated_at=ctx.now)
     entry = Entry("reward", reward.code, ctx.operator, data["branch"], f"{quantity} x {reward.name}",
                   dedupe_key=f"redeem:{key}", redemption_id=record.id)
+    # the lots' takes, the stock and the redemption go with the commit: nothing after this reads them again
     postings = ledger.spend(session, member.member_id, record.points, "redeem", entry, ctx.today, ctx.now,
-                            locked=account)
+                            locked=account, later=True)
     record.posting_id = postings[-1].id
-    if reward.stock is not None:
-        reward.stock -= quantity
-    reward.updated_at = ctx.now
-    session.add(record)
+    at_commit(session, _TAKE_STOCK, {"quantity": quantity, "now": ctx.now, "reward": reward.id})
     coupon = None
     if reward.kind == "coupon":
         coupon, _new = coupons.issue(session, ctx, member, coupon_terms_of(reward, ctx), f"redemption:{record.id}",
                                      redemption_id=record.id)
         record.coupon_id, record.state = coupon.id, "fulfilled"
-    session.flush()
+    at_commit(session, _ADD_REDEMPTION, {column: getattr(record, column) for column in _REDEMPTION_COLUMNS})
     return record, postings, coupon
+
+
+# a reward's stock taken (a stock not counted stays NULL) and a redemption added, with the commit
+_TAKE_STOCK = AtCommit("UPDATE rewards SET stock = stock - :quantity, updated_at = :now WHERE id = :reward",
+                       now=UtcDateTime(), reward=Uuid())
+_REDEMPTION_COLUMNS = tuple(Redemption.__table__.columns.keys())
+_ADD_REDEMPTION = AtCommit(f"INSERT INTO redemptions ({', '.join(_REDEMPTION_COLUMNS)}) "
+                           f"VALUES ({', '.join(':' + column for column in _REDEMPTION_COLUMNS)})",
+                           id=Uuid(), member_id=Uuid(), reward_id=Uuid(), coupon_id=Uuid(), created_at=UtcDateTime(),
+                           updated_at=UtcDateTime())
 
 
 def buy_tier(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any],

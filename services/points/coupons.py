@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.kit.db import first_found
+from services.kit.db import dialect_insert, first_found
 from services.kit.errors import Conflict, Invalid
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
+from services.points import roster
 from services.points.awards import Context
 from services.points.models import Coupon, MemberCopy
 from services.points.rules.redemption import CouponTerms, coupon_discount
@@ -30,6 +31,8 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud a
 CODE_LENGTH = 10
 CODE_ATTEMPTS = 5
 DEFAULT_VALID_DAYS = 90
+USER_FIRST = roster.first_read(lambda arguments: arguments["use"]["member_id"])
+"""The member of a coupon's use (``redeem_coupon``'s ``use.member_id``), held and read with the idempotency claim."""
 
 
 def new_code() -> str:
@@ -56,31 +59,38 @@ def window(terms: dict[str, Any], today: date) -> tuple[date, date]:
 def issue(session: Session, ctx: Context, member: MemberCopy, terms: dict[str, Any], dedupe_key: str,
           redemption_id: uuid.UUID | None = None) -> tuple[Coupon, bool]:
     """Issue a coupon to ``member`` once per ``dedupe_key``: (the coupon, whether it is new)."""
-    existing = session.scalars(select(Coupon).where(Coupon.dedupe_key == dedupe_key)).first()
-    if existing is not None:
-        return existing, False
     if member.status != "active":
+        existing = _issued_under(session, dedupe_key)
+        if existing is not None:
+            return existing, False
         raise Conflict(f"This membership is {member.status}: it cannot receive coupons.")
     valid_from, valid_until = window(terms, ctx.today)
-    coupon = Coupon(
-        id=uuid.uuid4(), member_id=member.member_id, source=terms["source"], title=terms["title"],
+    values = dict(
+        member_id=member.member_id, source=terms["source"], title=terms["title"],
         category=terms.get("category"), value_minor=terms.get("value_minor"), rate_bp=terms.get("rate_bp"),
         max_discount_minor=terms.get("max_discount_minor"), min_spend_minor=terms.get("min_spend_minor") or 0,
         currency=ctx.currency, valid_from=valid_from, valid_until=valid_until, state="issued",
         dedupe_key=dedupe_key, redemption_id=redemption_id, issued_by=ctx.operator[:160], issued_at=ctx.now,
         updated_at=ctx.now)
     for _attempt in range(CODE_ATTEMPTS):
-        coupon.code = new_code()
+        coupon = Coupon(id=uuid.uuid4(), code=new_code(), **values)
+        # one statement: a clash of the dedupe key (a twin request) or of the code inserts nothing (was a read, then
+        # the insert in a savepoint: four round trips)
+        insert = dialect_insert(session, Coupon).values(id=coupon.id, code=coupon.code, **values)
         try:
-            with session.begin_nested():
-                session.add(coupon)
-                session.flush()
+            inserted = session.execute(insert.on_conflict_do_nothing().returning(Coupon.id)).first()
+        except IntegrityError:  # a check refused the terms: the transaction is spoilt, as a refusal leaves it
+            raise Conflict("Could not draw a free coupon code; please try again.") from None
+        if inserted is not None:
             return coupon, True
-        except IntegrityError:
-            again = session.scalars(select(Coupon).where(Coupon.dedupe_key == dedupe_key)).first()
-            if again is not None:  # issued by a twin request a moment ago
-                return again, False
+        again = _issued_under(session, dedupe_key)
+        if again is not None:  # issued before, or by a twin request a moment ago
+            return again, False
     raise Conflict("Could not draw a free coupon code; please try again.")
+
+
+def _issued_under(session: Session, dedupe_key: str) -> Coupon | None:
+    return session.scalars(select(Coupon).where(Coupon.dedupe_key == dedupe_key)).first()
 
 
 def get(session: Session, code: str, lock: bool = False) -> Coupon:

@@ -15,6 +15,7 @@ fresh (``populate_existing``) so that no ORM object can be stale after a Core wr
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from services.kit.commit import AtCommit, at_commit
 from services.kit.errors import Conflict
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
@@ -43,6 +45,34 @@ class Entry:
     reason: str | None = None
     dedupe_key: str | None = None
     redemption_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A posting just written by a Core statement, as a plain value (for answers, events and counters): building an
+    ORM ``PointsPosting`` for it cost more CPU than the rest of its bookkeeping on a visit's earn."""
+
+    id: int
+    member_id: uuid.UUID
+    kind: str
+    rule: str | None
+    points: int
+    balance_after: int
+    dedupe_key: str | None
+    source: str
+    source_ref: str | None
+    branch: str | None
+    operator: str
+    reason: str | None
+    basis_minor: int | None
+    reverses_id: int | None
+    redemption_id: uuid.UUID | None
+    expires_on: date | None
+    created_at: datetime
+
+
+Posting = PointsPosting | Posted
+"""A posting as read (the ORM's) or as just written (``Posted``): the same attributes."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +107,7 @@ _UPSERT = text(
 # its lot and the lot's move, and — when the account was in debt — paying the debt from the new lot,
 # exactly as the statement-by-statement path below does (kept for SQLite, which has no data-modifying
 # CTEs). ``paid`` is the debt there was before, up to the points credited.
-_EARN_PG = text("""
+_EARN_SQL = """
 WITH account AS (
   INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
   VALUES (:member, :points, :points, :now, :now)
@@ -105,8 +135,26 @@ moves AS (
   UNION ALL SELECT lot.id, lot.posting_id, -account.paid FROM lot, account WHERE account.paid > 0
   UNION ALL SELECT debt.id, lot.posting_id, account.paid FROM debt, lot, account)
 SELECT posting.id, account.balance FROM posting, account
-""").bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
-                bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
+"""
+_EARN_PG = text(_EARN_SQL).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
+                                      bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
+_earns_pg: dict[int, Any] = {}  # number of earns -> their statement, built once
+
+
+def _earns_in_one_trip(count: int) -> Any:
+    """``count`` earns (``_EARN_SQL`` each, parameters suffixed ``_0``, ``_1``...) one after the other in one query,
+    then their postings' ids and balances in the order they were made (psycopg2 answers the last statement): each
+    statement sees what the one before it wrote, exactly as ``count`` queries would."""
+    statement = _earns_pg.get(count)
+    if statement is None:
+        parts = [re.sub(r":(\w+)", rf":\1_{number}", _EARN_SQL.strip()) for number in range(count)]
+        keys = ", ".join(f":dedupe_key_{number}" for number in range(count))
+        sql = "; ".join(parts) + f"; SELECT id, balance_after FROM points_postings WHERE dedupe_key IN ({keys}) ORDER BY id"
+        types = [bindparam(f"{name}_{number}", type_=type_) for number in range(count)
+                 for name, type_ in (("member", Uuid()), ("now", UtcDateTime()), ("expires_on", Date()))]
+        statement = _earns_pg[count] = text(sql).bindparams(*types).columns(id=BigInteger(), balance_after=BigInteger())
+    return statement
+
 
 _INSERT_POSTING = insert(PointsPosting).returning(PointsPosting.id)
 _INSERT_LOT = insert(PointsLot).returning(PointsLot.id)
@@ -140,22 +188,44 @@ def posted(session: Session, dedupe_key: str) -> bool:
     return session.execute(_POSTED, {"key": dedupe_key}).first() is not None
 
 
+# A posting on PostgreSQL in one round trip: the account's upsert (``_UPSERT``: it locks the row and moves the
+# balance), then the posting with the balance it left (was two: the upsert, then the posting's insert)
+_POSTING_PG = text("""
+WITH account AS (
+  INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
+  VALUES (:member_id, :points, :earned, :created_at, :created_at)
+  ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance,
+    earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at
+  RETURNING balance)
+INSERT INTO points_postings (member_id, kind, rule, points, balance_after, dedupe_key, source, source_ref, branch,
+                             operator, reason, basis_minor, reverses_id, redemption_id, expires_on, created_at)
+VALUES (:member_id, :kind, :rule, :points, (SELECT balance FROM account), :dedupe_key, :source, :source_ref, :branch,
+        :operator, :reason, :basis_minor, :reverses_id, :redemption_id, :expires_on, :created_at)
+RETURNING id, balance_after
+""").bindparams(bindparam("member_id", type_=Uuid()), bindparam("redemption_id", type_=Uuid()),
+                bindparam("created_at", type_=UtcDateTime()), bindparam("expires_on", type_=Date())).columns(
+    id=BigInteger(), balance_after=BigInteger())
+
+
 def _posting(session: Session, member_id: uuid.UUID, kind: str, points: int, entry: Entry, now: datetime,
              rule: str | None = None, basis_minor: int | None = None, reverses_id: int | None = None,
-             expires_on: date | None = None, earned: int = 0) -> PointsPosting:
+             expires_on: date | None = None, earned: int = 0) -> Posting:
     """Write a posting and move the account's balance by ``points`` (and its earned total by ``earned``).
     Returns the posting as a detached object (for answers and events)."""
-    account = _change(session, member_id, points, earned, now)
     values = {"member_id": member_id, "kind": kind, "rule": rule, "points": points,
-              "balance_after": account.balance, "dedupe_key": entry.dedupe_key, "source": entry.source,
+              "dedupe_key": entry.dedupe_key, "source": entry.source,
               "source_ref": entry.source_ref, "branch": entry.branch, "operator": entry.operator[:160],
               "reason": entry.reason, "basis_minor": basis_minor, "reverses_id": reverses_id,
               "redemption_id": entry.redemption_id, "expires_on": expires_on, "created_at": now}
-    posting_id = session.execute(_INSERT_POSTING, values).scalar_one()
-    return PointsPosting(id=posting_id, **values)
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_POSTING_PG, {**values, "earned": earned}).one()
+        return Posted(id=row.id, balance_after=row.balance_after, **values)
+    account = _change(session, member_id, points, earned, now)
+    posting_id = session.execute(_INSERT_POSTING, {**values, "balance_after": account.balance}).scalar_one()
+    return Posted(id=posting_id, balance_after=account.balance, **values)
 
 
-def _move(session: Session, posting: PointsPosting, moves: list[tuple[int, int]]) -> None:
+def _move(session: Session, posting: Posting, moves: list[tuple[int, int]]) -> None:
     rows = [{"lot_id": lot_id, "posting_id": posting.id, "points": points} for lot_id, points in moves if points]
     if rows:
         session.execute(_INSERT_MOVES, rows)
@@ -211,7 +281,7 @@ def _settle_debt(session: Session, member_id: uuid.UUID, debt_before: int, now: 
 
 
 def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date,
-         now: datetime, basis_minor: int | None = None) -> PointsPosting:
+         now: datetime, basis_minor: int | None = None) -> Posting:
     """Credit ``points`` in a new lot expiring on ``expires_on``; a debt is paid off from it first."""
     if points <= 0:
         raise ValueError("an earn posts a positive number of points")
@@ -232,14 +302,48 @@ def earn(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: 
 
 
 def _earn_in_one_trip(session: Session, member_id: uuid.UUID, points: int, rule: str, entry: Entry,
-                      expires_on: date, now: datetime, basis_minor: int | None) -> PointsPosting:
-    values = {"member_id": member_id, "kind": "earn", "rule": rule, "points": points,
-              "dedupe_key": entry.dedupe_key, "source": entry.source, "source_ref": entry.source_ref,
-              "branch": entry.branch, "operator": entry.operator[:160], "reason": entry.reason,
-              "basis_minor": basis_minor, "reverses_id": None, "redemption_id": None, "expires_on": expires_on,
-              "created_at": now}
+                      expires_on: date, now: datetime, basis_minor: int | None) -> Posting:
+    values = _earn_values(member_id, points, rule, entry, expires_on, now, basis_minor)
     row = session.execute(_EARN_PG, {**values, "member": member_id, "now": now}).one()
-    return PointsPosting(id=row.id, balance_after=row.balance, **values)
+    return Posted(id=row.id, balance_after=row.balance, **values)
+
+
+def _earn_values(member_id: uuid.UUID, points: int, rule: str, entry: Entry, expires_on: date, now: datetime,
+                 basis_minor: int | None) -> dict[str, Any]:
+    return {"member_id": member_id, "kind": "earn", "rule": rule, "points": points,
+            "dedupe_key": entry.dedupe_key, "source": entry.source, "source_ref": entry.source_ref,
+            "branch": entry.branch, "operator": entry.operator[:160], "reason": entry.reason,
+            "basis_minor": basis_minor, "reverses_id": None, "redemption_id": None, "expires_on": expires_on,
+            "created_at": now}
+
+
+@dataclass(frozen=True)
+class Earn:
+    """One earn of ``earn_all``: ``earn``'s arguments."""
+
+    member_id: uuid.UUID
+    points: int
+    rule: str
+    entry: Entry
+    expires_on: date
+    basis_minor: int | None = None
+
+
+def earn_all(session: Session, earns: list[Earn], now: datetime) -> list[Posting]:
+    """``earn`` each of ``earns``, in order; on PostgreSQL in one round trip (each has a dedupe key)."""
+    if len(earns) < 2 or session.get_bind().dialect.name != "postgresql" or any(
+            earn.entry.dedupe_key is None for earn in earns):
+        return [earn(session, e.member_id, e.points, e.rule, e.entry, e.expires_on, now, e.basis_minor) for e in earns]
+    params, values = {}, []
+    for number, e in enumerate(earns):
+        if e.points <= 0:
+            raise ValueError("an earn posts a positive number of points")
+        earned = _earn_values(e.member_id, e.points, e.rule, e.entry, e.expires_on, now, e.basis_minor)
+        values.append(earned)
+        params.update({f"{name}_{number}": value for name, value in
+                       {**earned, "member": e.member_id, "now": now}.items()})
+    rows = session.execute(_earns_in_one_trip(len(earns)), params).all()
+    return [Posted(id=row.id, balance_after=row.balance_after, **earned) for row, earned in zip(rows, values, strict=True)]
 
 
 def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
@@ -247,7 +351,7 @@ def _stale(lots: list[PointsLot], today: date) -> list[PointsLot]:
 
 
 def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: str,
-                 now: datetime) -> PointsPosting | None:
+                 now: datetime) -> Posting | None:
     """Expire lots past their date that the nightly job has not reached yet (it may run later in the
     day): points are never spendable after their expiry date, whatever the job's progress."""
     stale = _stale(_open_lots(session, member_id), today)
@@ -256,11 +360,17 @@ def expire_stale(session: Session, member_id: uuid.UUID, today: date, operator: 
     return expire(session, member_id, stale, Entry("expiry", None, operator, None, "expired before use"), now)
 
 
+_TAKE = AtCommit("UPDATE points_lots SET remaining = remaining - :taken WHERE id = :lot")
+_ADD_MOVE = AtCommit("INSERT INTO points_lot_moves (lot_id, posting_id, points) VALUES (:lot, :posting, :points)")
+
+
 def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry: Entry, today: date,
-          now: datetime, locked: Account | None = None) -> list[PointsPosting]:
+          now: datetime, locked: Account | None = None, later: bool = False) -> list[Posting]:
     """Take ``points`` from the lots that expire first; ``Conflict`` if the balance does not cover them.
     Returns the postings made: an expiry of stale lots if there were any, then the spend (last).
-    ``locked``: the account as the caller locked it in this transaction (saves locking it again)."""
+    ``locked``: the account as the caller locked it in this transaction (saves locking it again). ``later``: what
+    the spend takes from its lots, and their moves, are written with the commit (the lots read here are then stale
+    for the rest of the transaction: only for a caller that reads none of them again)."""
     if points <= 0:
         raise ValueError("a spend takes a positive number of points")
     balance = (locked or lock_account(session, member_id, now)).balance
@@ -280,21 +390,36 @@ def spend(session: Session, member_id: uuid.UUID, points: int, kind: str, entry:
     if short:  # balance and lots disagree: refuse rather than spend points that are not there
         raise RuntimeError(f"points account {member_id}: lots hold less than the balance")
     posting = _posting(session, member_id, kind, -points, entry, now)
-    _move(session, posting, _apply_takes(positive, takes))
+    if later:
+        for lot_id, taken in takes:
+            at_commit(session, _TAKE, {"taken": taken, "lot": lot_id})
+            at_commit(session, _ADD_MOVE, {"lot": lot_id, "posting": posting.id, "points": -taken})
+    else:
+        _move(session, posting, _apply_takes(positive, takes))
     return [*postings, posting]
 
 
-def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, points: int, entry: Entry,
-            now: datetime) -> PointsPosting:
-    """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt."""
-    lock_account(session, member_id, now)
-    open_lots = {lot.id: lot for lot in _open_lots(session, member_id) if lot.remaining > 0}
-    own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
-                          .execution_options(populate_existing=True)).first()
-    if own is not None and own.member_id != member_id:  # the earn's lot moved to this account with a merge
-        own = session.scalars(select(PointsLot).where(PointsLot.moved_from_id == own.id,
-                                                      PointsLot.member_id == member_id)
+_LOTS_AND_OWN = (select(PointsLot).where(PointsLot.member_id == bindparam("member"),
+                                          (PointsLot.remaining != 0) | (PointsLot.posting_id == bindparam("earned")))
+                 .order_by(PointsLot.expires_on, PointsLot.id).execution_options(populate_existing=True))
+
+
+def reverse(session: Session, member_id: uuid.UUID, earned: Posting, points: int, entry: Entry,
+            now: datetime, locked: bool = False) -> Posting:
+    """Take back ``points`` of an earn: from its own lot, then the member's other lots, then as debt.
+    ``locked``: the caller locked the account in this transaction already."""
+    if not locked:
+        lock_account(session, member_id, now)
+    lots = list(session.scalars(_LOTS_AND_OWN, {"member": member_id, "earned": earned.id}))  # the open and its own
+    open_lots = {lot.id: lot for lot in lots if lot.remaining > 0}
+    own = next((lot for lot in lots if lot.posting_id == earned.id), None)
+    if own is None:  # not in this account: the earn's lot moved to it with a merge (or it has none)
+        own = session.scalars(select(PointsLot).where(PointsLot.posting_id == earned.id)
                               .execution_options(populate_existing=True)).first()
+        if own is not None and own.member_id != member_id:
+            own = session.scalars(select(PointsLot).where(PointsLot.moved_from_id == own.id,
+                                                          PointsLot.member_id == member_id)
+                                  .execution_options(populate_existing=True)).first()
     if own is not None:
         open_lots.setdefault(own.id, own)
     as_rules = {lot_id: lot_rules.Lot(lot.id, lot.remaining, lot.expires_on) for lot_id, lot in open_lots.items()}
@@ -304,14 +429,14 @@ def reverse(session: Session, member_id: uuid.UUID, earned: PointsPosting, point
     return posting
 
 
-def reversed_so_far(session: Session, earned: PointsPosting) -> int:
+def reversed_so_far(session: Session, earned: Posting) -> int:
     total = session.scalar(select(func.coalesce(func.sum(PointsPosting.points), 0))
                            .where(PointsPosting.reverses_id == earned.id))
     return -int(total or 0)
 
 
-def give_back(session: Session, member_id: uuid.UUID, spent: PointsPosting, entry: Entry, today: date,
-              now: datetime) -> list[PointsPosting]:
+def give_back(session: Session, member_id: uuid.UUID, spent: Posting, entry: Entry, today: date,
+              now: datetime) -> list[Posting]:
     """Return a spend's points to the very lots it took them from. Points whose lot expired meanwhile
     come back expired (a second posting), so a cancellation never extends a lot's life."""
     debt_before = max(-lock_account(session, member_id, now).balance, 0)
@@ -345,7 +470,7 @@ class Carried:
 
 
 def close_lots(session: Session, member_id: uuid.UUID, entry: Entry,
-               now: datetime) -> tuple[PointsPosting | None, list[Carried]]:
+               now: datetime) -> tuple[Posting | None, list[Carried]]:
     """Empty every open lot of the account (locked by the caller) with one ``transfer_out`` posting;
     returns the posting (None if nothing was open) and what each lot held (a debt lot: negative)."""
     lots = _open_lots(session, member_id)
@@ -362,7 +487,7 @@ def close_lots(session: Session, member_id: uuid.UUID, entry: Entry,
 
 
 def credit(session: Session, member_id: uuid.UUID, kind: str, carried: list[Carried], entry: Entry,
-           now: datetime) -> tuple[PointsPosting, list[int]]:
+           now: datetime) -> tuple[Posting, list[int]]:
     """Open one lot per ``carried`` (each keeps its own expiry date) under one posting of ``kind``; a debt
     of the account is paid off from them first, as from any points credited. Returns the posting and
     the new lots' ids, in the order of ``carried``."""
@@ -381,7 +506,7 @@ def credit(session: Session, member_id: uuid.UUID, kind: str, carried: list[Carr
 
 
 def charge(session: Session, member_id: uuid.UUID, kind: str, points: int, preferred: list[int], entry: Entry,
-           now: datetime) -> PointsPosting:
+           now: datetime) -> Posting:
     """Take ``points`` under one posting of ``kind``: from the ``preferred`` lots first, then the account's
     other lots (spending order); what they cannot cover becomes debt, as for a reversal."""
     if points <= 0:
@@ -409,7 +534,7 @@ def expired_from(session: Session, lot_ids: list[int]) -> dict[int, int]:
 
 
 def expire(session: Session, member_id: uuid.UUID, expiring: list[PointsLot], entry: Entry,
-           now: datetime) -> PointsPosting:
+           now: datetime) -> Posting:
     """Expire what is left in ``expiring`` (lots of this account, read under its lock)."""
     points = sum(lot.remaining for lot in expiring)
     posting = _posting(session, member_id, "expire", -points, entry, now)
@@ -472,7 +597,7 @@ def expired_event(member_id: uuid.UUID, posting_id: int, points: int) -> tuple[s
 
 
 def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, today: date, now: datetime,
-           cap_at_balance: bool) -> list[PointsPosting]:
+           cap_at_balance: bool) -> list[Posting]:
     """Take points away outside a redemption (a manual correction, a review penalty where switched on).
     With ``cap_at_balance`` it takes at most what the member has; otherwise ``Conflict`` if short."""
     if cap_at_balance:
@@ -485,7 +610,7 @@ def deduct(session: Session, member_id: uuid.UUID, points: int, entry: Entry, to
     return spend(session, member_id, points, "deduct", entry, today, now)
 
 
-def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[PointsPosting],
+def history(session: Session, member_id: uuid.UUID, limit: int, cursor: str | None) -> tuple[list[Posting],
                                                                                               str | None]:
     """A member's postings, newest first."""
     query = select(PointsPosting).where(PointsPosting.member_id == member_id)
@@ -522,7 +647,7 @@ def summary(session: Session, member_id: uuid.UUID, account: PointsAccount | Non
     }
 
 
-def count(posting: PointsPosting) -> None:
+def count(posting: Posting) -> None:
     """Count a posting in the points metrics (earned, reversed, expired; redemptions count where they happen)."""
     if posting.kind == "earn":
         EARNED.labels(posting.rule, posting.branch or "").inc(posting.points)
@@ -532,7 +657,7 @@ def count(posting: PointsPosting) -> None:
         EXPIRED.inc(-posting.points)
 
 
-def _settle(session: Session, member_id: uuid.UUID, posting: PointsPosting, open_lots: dict[int, PointsLot],
+def _settle(session: Session, member_id: uuid.UUID, posting: Posting, open_lots: dict[int, PointsLot],
             takes: list[tuple[int, int]], debt: int, now: datetime) -> None:
     """Record ``posting``'s moves: ``takes`` out of the open lots, and what they could not cover (``debt``) onto
     the member's debt lot."""
@@ -544,7 +669,7 @@ def _settle(session: Session, member_id: uuid.UUID, posting: PointsPosting, open
     _move(session, posting, moves)
 
 
-def event_of(posting: PointsPosting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
+def event_of(posting: Posting, **extra: Any) -> tuple[str, dict[str, Any]] | None:
     """The event a posting announces (services/points/events.py), or None for postings nobody listens to.
     ``extra``: what a redemption adds (kind, reward_id, amount_minor, currency, bill_id)."""
     base = {"member_id": posting.member_id, "posting_id": str(posting.id)}

@@ -82,15 +82,32 @@ _HELD_ALIAS = text(then("SELECT merged_into_id FROM points_members WHERE member_
     bindparam("member", type_=Uuid())).columns(merged_into_id=Uuid())
 
 
-def _held_copy_params(member_id: Any) -> dict[str, Any]:
+def held_copy_params(member_id: Any) -> dict[str, Any]:
+    """The parameters of the held copy's read (``_HELD_COPY_SQL``, ``first_read``): ``NotFound`` for a malformed id."""
     key = parse_id(member_id)
     return {"lock_name": lock_name(ALIAS_LOCK, key), "member": key}
 
 
-HELD_COPY_FIRST = First(_HELD_COPY_SQL, tuple(_COLUMNS), lambda arguments: _held_copy_params(arguments["member_id"]),
-                        types={"member": Uuid()})
-"""A command's member (``find(held=True)``) read with its idempotency claim: ``@idempotent(first=HELD_COPY_FIRST)``
-on a command whose ``member_id`` argument it resolves first (one round trip less)."""
+def first_read(member_of: Callable[[dict[str, Any]], Any], select_sql: str = COPY_SQL,
+               columns: tuple[Any, ...] = COPY_COLUMNS) -> First:
+    """A command's member held and its copy read (``find(held=True)``) with its idempotency claim:
+    ``@idempotent(first=first_read(...))``, one round trip less. ``member_of``: the member's id from the command's
+    arguments; ``select_sql`` (with ``columns``): the copy's read, or one that brings more beside it (``:member``)."""
+    return First(then(select_sql, shared=True), tuple(columns),
+                 lambda arguments: held_copy_params(member_of(arguments)), types={"member": Uuid()})
+
+
+HELD_COPY_FIRST = first_read(lambda arguments: arguments["member_id"])
+"""The member of a command's ``member_id`` argument read with its claim (``find(held=True)`` takes the row)."""
+
+
+def prefetched_copy(session: Session, first: First, member_id: Any) -> tuple[Any, Any]:
+    """(the copy or None, the row) that ``first`` read with the claim for ``member_id``; (``UNREAD``, None) when it
+    was not sent (SQLite, a replayed key): then ``resolve`` reads the copy itself."""
+    row = prefetched(session, first, held_copy_params(member_id))
+    if row is NOT_SENT:
+        return UNREAD, None
+    return (copy_of(row) if row is not None else None), row
 
 
 def _held(session: Session, held: bool) -> bool:
@@ -102,7 +119,7 @@ def find(session: Session, member_id: Any, held: bool = False) -> MemberCopy | N
     ``held``: the id's alias stays as read until the transaction ends (a merge of it waits)."""
     key = parse_id(member_id)
     if _held(session, held):
-        params = _held_copy_params(key)
+        params = held_copy_params(key)
         row = prefetched(session, HELD_COPY_FIRST, params)
         if row is NOT_SENT:
             row = session.execute(_HELD_COPY, params).first()

@@ -50,6 +50,7 @@ from services.points import (
     wallet,
 )
 from services.points.awards import Context
+from services.points.coupons import USER_FIRST as COUPON_USER_FIRST  # the class has a method named coupons
 from services.points.events import EVENTS
 from services.points.models import Coupon, MemberCopy, PointsAccount, PointsPosting, WalletAccount, WalletPosting
 from services.points.rules import earning, redemption
@@ -271,7 +272,7 @@ class PointsService(Service):
     # --- points: earning ----------------------------------------------------------------------------------
 
     @rpc
-    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim: one round trip less
+    @idempotent(first=awards.EARN_FIRST)  # the member's copy and the campaigns' stamp read with the claim
     def earn(self, member_id: str, award: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Points for an activity, an online interaction, or a manager's adjustment."""
         key = _required_key(idempotency_key)
@@ -279,16 +280,17 @@ class PointsService(Service):
         self._branch(data["branch"], "give points at this branch")
         if data["rule"] == "adjust":
             self.caller.require_role(*access.ADJUSTERS, action="adjust points by hand")
-        member = self._member(member_id, held=True)
+        copy, stamp = awards.read_with_claim(self.db.session, member_id)
+        member = self._member(member_id, held=True, read=copy)
         roster.require_active(member, "earn points")
-        postings = awards.earn_command(self.db.session, self._ctx(with_campaigns=True), member, data, key)
+        postings = awards.earn_command(self.db.session, self._ctx(with_campaigns=True, stamp=stamp), member, data, key)
         self._announce(postings)
         return PostingSchema().dump(postings[-1])
 
     # --- points: spending ---------------------------------------------------------------------------------
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def redeem(self, member_id: str, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Spend points on a reward of the catalogue (a coupon reward gives its coupon at once)."""
         key = _required_key(idempotency_key)
@@ -307,7 +309,7 @@ class PointsService(Service):
                 "coupon": CouponSchema().dump(coupon) if coupon is not None else None}
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def buy_tier(self, member_id: str, purchase: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """A tier upgrade bought with points, where the programme prices it (``tier_upgrade_prices``).
 
@@ -346,7 +348,7 @@ class PointsService(Service):
                                              "max_amount": money(worth, self.group.currency)})
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def deduct_cash(self, member_id: str, deduction: dict[str, Any],
                     idempotency_key: str | None = None) -> dict[str, Any]:
         """Points off a bill (default 100 points = 1 CNY, at most half the bill); one per bill."""
@@ -446,7 +448,7 @@ class PointsService(Service):
         return WalletPostingPageSchema().dump({"items": rows, "next_cursor": next_cursor})
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def top_up(self, member_id: str, top_up: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Money paid onto the member's card (with the bonus of the programme's offers)."""
         key = _required_key(idempotency_key)
@@ -462,7 +464,7 @@ class PointsService(Service):
         return WalletPostingSchema().dump(posting)
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def pay(self, member_id: str, payment: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Pay (part of) a bill from the card; the answer says how much was principal and bonus."""
         key = _required_key(idempotency_key)
@@ -494,7 +496,7 @@ class PointsService(Service):
         coupons.COUPONS.labels("issued", coupon.source).inc()
 
     @rpc
-    @idempotent
+    @idempotent(first=roster.HELD_COPY_FIRST)  # the member's copy read with the claim
     def issue_coupon(self, member_id: str, coupon: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Give a member a coupon (birthday, festival, campaign, or by hand); once per idempotency key."""
         key = _required_key(idempotency_key)
@@ -533,14 +535,15 @@ class PointsService(Service):
         return CouponCheckSchema().dump({"coupon": coupon, "discount": {"amount": discount, "currency": coupon.currency}})
 
     @rpc
-    @idempotent
+    @idempotent(first=COUPON_USER_FIRST)  # the member's copy read with the claim
     def redeem_coupon(self, code: str, use: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Use a coupon on a bill, once; the answer says how much it took off."""
         data = load(CouponUseSchema(), use)
         _required_key(idempotency_key or data["bill_id"])
         self._minor(data["bill"], "bill")
         self._branch(data["branch"], "take coupons at this branch")
-        member = self._member(data["member_id"], held=True)
+        copy, _row = roster.prefetched_copy(self.db.session, COUPON_USER_FIRST, data["member_id"])
+        member = self._member(data["member_id"], held=True, read=copy)
         used = coupons.redeem(self.db.session, self._ctx(), code, member, data)
         coupons.COUPONS.labels("redeemed", used.source).inc()
         return CouponSchema().dump(used)
@@ -739,7 +742,7 @@ class PointsService(Service):
             referrer = self._member(str(member.referrer_id), held=True)
         postings = []
         if member.status == "active":
-            postings = awards.earn_visit(self.db.session, ctx, event, member, referrer)
+            postings = awards.earn_visit(self.db.session, ctx, event, member, referrer, hold.earned)
             if hold.refunded:  # a refund came first (none can come now: it waits for the visit's lock)
                 postings += awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]))
         else:
@@ -753,9 +756,9 @@ class PointsService(Service):
     def on_visit_refunded(self, event: dict[str, Any]) -> None:
         """Take back what the visit earned, in proportion to what was refunded (debt if spent)."""
         ctx = self._ctx()
-        awards.hold_visit(self.db.session, event["visit_id"])  # first: the visit's earn may be at work
-        if awards.record_refund(self.db.session, event, ctx.now):
-            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"])))
+        refunds = awards.hold_and_record_refund(self.db.session, event, ctx.now)  # first: the earn may be at work
+        if refunds is not None:
+            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]), refunds))
 
     @event_handler(VisitCancelled)
     def on_visit_cancelled(self, event: dict[str, Any]) -> None:
@@ -763,9 +766,9 @@ class PointsService(Service):
         ctx = self._ctx()
         refund = {"refund_id": f"cancelled:{event['visit_id']}", "visit_id": event["visit_id"],
                   "member_id": event["member_id"], "refunded_minor": 0, "full": True}
-        awards.hold_visit(self.db.session, event["visit_id"])
-        if awards.record_refund(self.db.session, refund, ctx.now):
-            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"])))
+        refunds = awards.hold_and_record_refund(self.db.session, refund, ctx.now)
+        if refunds is not None:
+            self._announce(awards.apply_refunds(self.db.session, ctx, str(event["visit_id"]), refunds))
 
     @event_handler(FeedbackSubmitted)
     def on_feedback_submitted(self, event: dict[str, Any]) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Uuid, bindparam, column, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from services.kit.commit import AtCommit, at_commit
 from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, Invalid, NotFound
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.points.awards import Context
@@ -51,15 +53,58 @@ def existing(session: Session, dedupe_key: str) -> WalletPosting | None:
     return session.scalars(select(WalletPosting).where(WalletPosting.dedupe_key == dedupe_key)).first()
 
 
+# PostgreSQL, one round trip: the wallet created if needed and locked (``lock_wallet``), then read with the posting
+# already made under the dedupe key, with a snapshot taken once the lock was granted (was two: the lock, the read)
+_LOCK_AND_FIND = text(
+    "INSERT INTO wallet_accounts (member_id, currency, principal_minor, bonus_minor, largest_top_up_minor, created_at, "
+    "updated_at) VALUES (:member, :currency, 0, 0, 0, :now, :now) "
+    "ON CONFLICT (member_id) DO UPDATE SET member_id = excluded.member_id; "
+    "SELECT member_id, currency, principal_minor, bonus_minor, largest_top_up_minor, created_at, updated_at, "
+    "(SELECT id FROM wallet_postings WHERE dedupe_key = :dedupe) AS done_id FROM wallet_accounts WHERE member_id = :member"
+).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime())).columns(
+    *WalletAccount.__table__.columns, column("done_id", BigInteger()))
+_INSERT_POSTING = insert(WalletPosting).returning(WalletPosting.id)
+_MOVE_BALANCES = AtCommit("UPDATE wallet_accounts SET principal_minor = :principal, bonus_minor = :bonus, "
+                          "largest_top_up_minor = :largest, updated_at = :now WHERE member_id = :member",
+                          now=UtcDateTime())
+
+
 def _claim(session: Session, ctx: Context, member: MemberCopy, dedupe_key: str,
            refused: str) -> tuple[WalletAccount, WalletPosting | None]:
     """The member's wallet, locked, and the posting already made under ``dedupe_key`` (a retried command), if any;
-    a frozen or closed membership's card is ``refused`` anything new."""
-    wallet = lock_wallet(session, member.member_id, ctx)
-    done = existing(session, dedupe_key)
+    a frozen or closed membership's card is ``refused`` anything new. On PostgreSQL the wallet is a detached copy
+    of the locked row, to change with ``_post`` (its balances written with the commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_LOCK_AND_FIND, {"member": member.member_id, "currency": ctx.currency, "now": ctx.now,
+                                               "dedupe": dedupe_key}).one()
+        wallet = WalletAccount(**{name: getattr(row, name) for name in WalletAccount.__table__.columns.keys()})
+        done = session.get(WalletPosting, row.done_id) if row.done_id is not None else None
+    else:
+        wallet = lock_wallet(session, member.member_id, ctx)
+        done = existing(session, dedupe_key)
     if done is None and member.status != "active":
         raise Conflict(f"This membership is {member.status}: {refused}.")
     return wallet, done
+
+
+def _post(session: Session, wallet: WalletAccount, ctx: Context, kind: str, principal: int, bonus: int,
+          dedupe_key: str, branch: str | None, bill_id: str | None = None, reason: str | None = None) -> WalletPosting:
+    """``post`` for a wallet from ``_claim``: on PostgreSQL the posting in one statement and the wallet's balances
+    with the commit (nothing reads them back: the row stays locked until then)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return post(session, wallet, ctx, kind, principal, bonus, dedupe_key, branch, bill_id=bill_id, reason=reason)
+    wallet.principal_minor += principal
+    wallet.bonus_minor += bonus
+    wallet.updated_at = ctx.now
+    values = {"member_id": wallet.member_id, "kind": kind, "principal_minor": principal, "bonus_minor": bonus,
+              "principal_after": wallet.principal_minor, "bonus_after": wallet.bonus_minor, "currency": wallet.currency,
+              "dedupe_key": dedupe_key, "bill_id": bill_id, "refunds_id": None, "branch": branch,
+              "operator": ctx.operator[:160], "reason": reason, "created_at": ctx.now}
+    posting_id = session.execute(_INSERT_POSTING, values).scalar_one()
+    at_commit(session, _MOVE_BALANCES, {"principal": wallet.principal_minor, "bonus": wallet.bonus_minor,
+                                        "largest": wallet.largest_top_up_minor, "now": ctx.now,
+                                        "member": wallet.member_id})
+    return WalletPosting(id=posting_id, **values)
 
 
 def post(session: Session, wallet: WalletAccount, ctx: Context, kind: str, principal: int, bonus: int,
@@ -94,7 +139,7 @@ def top_up(session: Session, ctx: Context, member: MemberCopy, data: dict[str, A
     if done is not None:
         return done, False
     wallet.largest_top_up_minor = max(wallet.largest_top_up_minor, amount)
-    return post(session, wallet, ctx, "top_up", amount, bonus, dedupe, data["branch"], reason=data.get("note")), True
+    return _post(session, wallet, ctx, "top_up", amount, bonus, dedupe, data["branch"], reason=data.get("note")), True
 
 
 def pay(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any], key: str) -> tuple[WalletPosting,
@@ -107,7 +152,7 @@ def pay(session: Session, ctx: Context, member: MemberCopy, data: dict[str, Any]
         return done, False
     principal, bonus = redemption.wallet_split(amount, wallet.principal_minor, wallet.bonus_minor,
                                                ctx.programme.wallet_spend_order)
-    return post(session, wallet, ctx, "payment", -principal, -bonus, dedupe, data["branch"],
+    return _post(session, wallet, ctx, "payment", -principal, -bonus, dedupe, data["branch"],
                  bill_id=data["bill_id"]), True
 
 

@@ -122,17 +122,24 @@ def cny(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": CNY}
 
 
-POINTS_CEILINGS = {"earn": 4, "earn a visit (visit_completed)": 6, "redeem": 12, "top_up": 7, "pay": 7, "issue_coupon": 7, "redeem_coupon": 5,
-                   "reverse (visit_refunded)": 21, "enrol": 10, "update_member": 4}
+POINTS_CEILINGS = {"earn": 3, "earn a visit (visit_completed)": 4, "redeem": 6, "top_up": 4, "pay": 4, "issue_coupon": 3,
+                   "redeem_coupon": 4, "reverse (visit_refunded)": 11, "enrol": 10, "update_member": 4}
 """The others as measured when the kit's command path landed (2026-12-06), before their own statements were
 reworked: lower them as they come down. Earn was 4 (the issue's ceiling) until its member's copy travelled with the
-idempotency claim (``@idempotent(first=roster.HELD_COPY_FIRST)``), 3, and is 4 again since an activity's earn follows
-the earning rules stored through the API (``_ctx(with_campaigns=True)``: the campaigns' stamp read on its own; it could
-travel with the claim as the visit's earn does with its lock); a visit's earn (the handler of ``visit_completed``)
+idempotency claim (``@idempotent(first=roster.HELD_COPY_FIRST)``), 3, was 4 again once an activity's earn followed
+the earning rules stored through the API (the campaigns' stamp read on its own), and is 3 since the stamp travels with
+the claim too (``awards.EARN_FIRST``). Redeem, top-up, pay, issue and redeem a coupon send the member's copy with the
+claim as well (12, 7, 7, 7, 5 before, 2026-12-07): redeem's lot takes, moves, stock and row go with the commit
+(``ledger.spend(later=True)``), a posting is one statement (``ledger._POSTING_PG``), a wallet is locked and looked in
+one trip and its balances go with the commit, a coupon is one ``INSERT … ON CONFLICT DO NOTHING`` (was a read and a
+savepoint's three). A refund (21) takes the visit's lock, records itself and sums the visit's refunds in one trip, reads
+the earns' reversed sums beside them, reverses without locking the account again and finds the earn's own lot with the
+open ones; the outcome's sum goes with the commit. A visit's earn (the handler of ``visit_completed``)
 was 14: the visit's lock, the member's held copy, the campaigns' stamp and the refunds that came first read apart (now one
 trip, ``awards.hold_visit_for_earn``), whether the visit earned before and its outcome note in three (now one statement,
 ``awards._first_earn``), the bill's points deductions settled by a read and an update (now with the commit), the one
-beneficiary's account locked apart (now by its first earn)."""
+beneficiary's account locked apart (now by its first earn); 4 since its lines are posted in one query
+(``ledger.earn_all``) and whether it earned before is read with its lock, its outcome noted with the commit."""
 
 
 def test_points_and_members_commands_stay_within_their_round_trips(world):
