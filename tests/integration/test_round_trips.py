@@ -122,8 +122,8 @@ def cny(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": CNY}
 
 
-POINTS_CEILINGS = {"earn": 3, "earn a visit (visit_completed)": 4, "redeem": 6, "top_up": 4, "pay": 4, "issue_coupon": 3,
-                   "redeem_coupon": 4, "reverse (visit_refunded)": 11, "enrol": 10, "update_member": 4}
+POINTS_CEILINGS = {"earn": 3, "earn a visit (visit_completed)": 3, "redeem": 6, "top_up": 4, "pay": 4, "issue_coupon": 3,
+                   "redeem_coupon": 4, "reverse (visit_refunded)": 10, "enrol": 10, "update_member": 4}
 """The others as measured when the kit's command path landed (2026-12-06), before their own statements were
 reworked: lower them as they come down. Earn was 4 (the issue's ceiling) until its member's copy travelled with the
 idempotency claim (``@idempotent(first=roster.HELD_COPY_FIRST)``), 3, was 4 again once an activity's earn followed
@@ -233,9 +233,10 @@ def test_records_commands_stay_within_their_round_trips(start_service, rpc):
     assert not over, f"over their ceilings (measured, ceiling): {over}"
 
 
-MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 3, "on_points_earned (spend)": 3, "on_points_earned (visit)": 3}
-"""3 each since the handlers read everything they decide on with the member's lock in one query and send their writes
-with the commit (``members.arrivals``, 2026-12-07): the kit's inbox check (with BEGIN), the member locked and read
+MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 2, "on_points_earned (spend)": 2, "on_points_earned (visit)": 2}
+"""2 each since the kit's inbox look-up travels with a handler's first statement (``kit.inbox``, kit0003) and the
+handlers read everything they decide on with the member's lock in one query and send their writes with the commit
+(``members.arrivals``, 2026-12-07): 3 with the inbox's own trip; the kit's inbox check (with BEGIN), the member locked and read
 with the programme's stamp, whether the fact was kept and the 12 months' sums before it, then the visit or posting,
 the summary, the kept sums' mark and the inbox row with COMMIT. Before that, 9 / 8 / 8: the merge chain read, then
 locked (the ORM member with its encrypted columns), the fact read then written, the programme read, the sums read.
