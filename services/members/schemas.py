@@ -30,6 +30,8 @@ class ConsentsSchema(Schema):
     marketing = fields.Boolean(load_default=False)
 
 
+CHANNELS = tuple(ConsentsSchema._declared_fields)
+"""The consents' channels (and marketing), in the schema's order."""
 NO_CONSENTS = ConsentsSchema().load({})
 """The consents of an enrolment that gives none (every channel refused): a copy is each one's default (building
 a ``ConsentsSchema`` for every enrolment cost as much as the rest of its checks)."""
@@ -138,7 +140,7 @@ class _MemberOut(Out):
     its two columns; every other field is the column of the same name (or ``attribute=``)."""
 
     SPREAD: dict[str, tuple[str, ...]] = {
-        "consents": tuple(f"consent_{channel}" for channel in ConsentsSchema._declared_fields),
+        "consents": tuple(f"consent_{channel}" for channel in CHANNELS),
         "id_document": ("document_type", "document_number"),
     }
     """The fields kept in several columns."""
@@ -151,13 +153,30 @@ class _MemberOut(Out):
 
     def computed(self) -> dict[str, Callable[[Any], Any]]:
         return {
-            "consents": lambda obj: {channel: getattr(obj, f"consent_{channel}") for channel in ConsentsSchema().fields},
+            "consents": lambda obj: {channel: getattr(obj, f"consent_{channel}") for channel in CHANNELS},
             "id_document": lambda obj: ({"type": obj.document_type, "number": obj.document_number}
                                         if obj.document_number else None),
         }
 
 
-class MemberSchema(_MemberOut):
+class _MaskedMember(_MemberOut):
+    """A member's phone and email, and the ID number, masked unless ``reveal_phone`` / ``reveal_document`` (the
+    caller's role may see them: ``access.reveals``)."""
+
+    def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reveal_phone, self.reveal_document = reveal_phone, reveal_document
+
+    @post_dump
+    def _mask(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if not self.reveal_phone:
+            data["phone"], data["email"] = identity.mask_phone(data["phone"]), identity.mask_email(data["email"])
+        if not self.reveal_document and data["id_document"]:
+            data["id_document"]["number"] = identity.mask_document(data["id_document"]["number"])
+        return data
+
+
+class MemberSchema(_MaskedMember):
     """A member; phone and email, and the ID number, masked unless ``reveal_phone`` / ``reveal_document``
     (the caller's role may see them: ``access.py``)."""
 
@@ -184,17 +203,29 @@ class MemberSchema(_MemberOut):
     version = fields.Integer(metadata={"description": "1 at enrolment, +1 at each change of the member's details "
                                                      "(FHIR meta.versionId; If-Match)."})
 
-    def __init__(self, *, reveal_phone: bool = False, reveal_document: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.reveal_phone, self.reveal_document = reveal_phone, reveal_document
 
-    @post_dump
-    def _mask(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        if not self.reveal_phone:
-            data["phone"], data["email"] = identity.mask_phone(data["phone"]), identity.mask_email(data["email"])
-        if not self.reveal_document and data["id_document"]:
-            data["id_document"]["number"] = identity.mask_document(data["id_document"]["number"])
-        return data
+class MemberExportSchema(_MaskedMember):
+    """A member as the warehouse's export gives it (``export_members``, ``export_members_by_id``): the fields of
+    the export's CSV (``gateway/routes/exports.py``) and nothing else, named and masked as in ``MemberSchema``.
+    Only these columns are read and decrypted (``columns()``): an export reads every member."""
+
+    id = fields.String()
+    card_number = fields.String()
+    full_name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True, metadata={"description": "E.164; masked unless the role may see it."})
+    email = fields.String(allow_none=True)
+    gender = fields.String()
+    birth_date = StoredDate(allow_none=True)
+    preferred_language = fields.String()
+    id_document = fields.Nested(IdDocumentOutSchema, allow_none=True)
+    home_branch = fields.String()
+    status = fields.String()
+    tier = fields.String()
+    source = fields.String()
+    enrolled_at = UtcTime()
+    updated_at = UtcTime()
+    merged_into = fields.String(allow_none=True, attribute="merged_into_id",
+                                metadata={"description": "The member this one was merged into."})
 
 
 MemberPageSchema = page_of(MemberSchema)

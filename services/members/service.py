@@ -55,6 +55,7 @@ from services.members.schemas import (
     LocatedListSchema,
     ManualTierSchema,
     MemberChangesSchema,
+    MemberExportSchema,
     MemberPageSchema,
     MemberSchema,
     MemberStatusChangeSchema,
@@ -242,7 +243,7 @@ class MembersService(Service):
         criteria = load(ExportQuerySchema(), query)
         members, cursor, more = register.changed_since(self.db.session, criteria["limit"], criteria["since"],
                                                        horizon(self.config, utcnow()))
-        items = MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)
+        items = MemberExportSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)
         return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
 
     @rpc
@@ -251,7 +252,7 @@ class MembersService(Service):
         phone, home branch), masked as the members export is; ids of no member are left out."""
         require_exporter(self.caller, access.EXPORTERS, "members")
         members = register.by_ids(self.db.session, member_ids)
-        return {"items": MemberSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)}
+        return {"items": MemberExportSchema(many=True, **access.reveals(self.caller, self.config)).dump(members)}
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:
