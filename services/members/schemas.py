@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import date
@@ -130,8 +131,13 @@ class Out(Schema):
     def computed(self) -> dict[str, Callable[[Any], Any]]:
         return {}
 
+    @functools.cached_property
+    def _computers(self) -> dict[str, Callable[[Any], Any]]:
+        """``computed()`` once per schema, not once per field of each object dumped (an export dumps thousands)."""
+        return self.computed()
+
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        compute = self.computed().get(attr)
+        compute = self._computers.get(attr)
         return compute(obj) if compute is not None else super().get_attribute(obj, attr, default)
 
 
