@@ -131,7 +131,7 @@ def changed_page(session: Session, query: Select, changed: Any, tie: Any, limit:
         query = query.where(or_(changed > position[0], and_(changed == position[0], tie > position[1])))
     result = session.execute(query.order_by(changed, tie).limit(limit + 1))
     (first, *others) = query.column_descriptions
-    rows = list(result.scalars() if not others and first["expr"] is first["entity"] else result)
+    rows = list(result.scalars() if not others and first["expr"] is first.get("entity") else result)
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
