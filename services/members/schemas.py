@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_dump, validate, validates, validates_schema
 
+from services.kit.clock import isoformat
 from services.kit.schemas import Schema, StrictInteger, UtcTime, list_of, page_of
 from services.members.events import LANGUAGES, LIFECYCLE_STATUSES, SOURCES, STATUS_REASONS, TIER_REASONS
 from services.members.rules import identity
@@ -232,6 +233,26 @@ class MemberExportSchema(_MaskedMember):
     updated_at = UtcTime()
     merged_into = fields.String(allow_none=True, attribute="merged_into_id",
                                 metadata={"description": "The member this one was merged into."})
+
+
+def export_rows(members: Iterable[Any], *, reveal_phone: bool = False,
+                reveal_document: bool = False) -> list[dict[str, Any]]:
+    """``MemberExportSchema(many=True, reveal_phone=..., reveal_document=...).dump(members)``, written out: an
+    export dumps every member, and marshmallow's machinery (16 fields, each through four calls) was most of the
+    export's cost. The schema stays the contract; ``tests/unit/test_exports.py`` holds the two equal."""
+    phone_of = (lambda phone: phone) if reveal_phone else identity.mask_phone
+    email_of = (lambda email: email) if reveal_phone else identity.mask_email
+    number_of = (lambda number: number) if reveal_document else identity.mask_document
+    return [{
+        "id": str(member.id), "card_number": member.card_number, "full_name": member.full_name,
+        "phone": phone_of(member.phone), "email": email_of(member.email), "gender": member.gender,
+        "birth_date": member.birth_date, "preferred_language": member.preferred_language,
+        "id_document": ({"type": member.document_type, "number": number_of(member.document_number)}
+                        if member.document_number else None),
+        "home_branch": member.home_branch, "status": member.status, "tier": member.tier, "source": member.source,
+        "enrolled_at": isoformat(member.enrolled_at), "updated_at": isoformat(member.updated_at),
+        "merged_into": None if member.merged_into_id is None else str(member.merged_into_id),
+    } for member in members]
 
 
 MemberPageSchema = page_of(MemberSchema)

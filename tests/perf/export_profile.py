@@ -1,18 +1,16 @@
-"""``python -m tests.perf.export_profile ROWS [PAGES] [--profile out.prof] [--role group_admin]``: the members
-export in this process, without RabbitMQ: pages of ``gateway.routes.exports.PAGE`` members read and dumped by
-``MembersService.export_members`` itself (on a stand-in for the service's dependencies), the answer through the
-kit's serializer both ways as the RPC carries it, and the gateway's rows into a CSV writer — where a row's time
-goes (cProfile counting CPU time, which a loaded machine inflates far less than wall time).
+"""``python -m tests.perf.export_profile ROWS [--profile out.prof] [--role group_admin]``: the members export in
+this process, without RabbitMQ: the gateway's page loop (``gateway.routes.exports._write_pages``, pages of
+``PAGE``) writing CSV, each page read and dumped by ``MembersService.export_members`` itself (on a stand-in for
+the service's dependencies) and carried through the kit's serializer both ways as the RPC carries it — where a
+row's time goes (cProfile counting CPU time, which a loaded machine inflates far less than wall time).
 
-``ROWS`` members are written first with COPY (``tests.perf.export_data``) into a fresh PostgreSQL database;
-``PAGES`` pages (default: all) are timed.
+``ROWS`` members are written first with COPY (``tests.perf.export_data``) into a fresh PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import cProfile
 import csv
-import io
 import os
 import sys
 import time
@@ -44,7 +42,7 @@ def _admin(sql: str) -> None:
         connection.close()
 
 
-def main(rows: int, pages: int | None, profile: str | None, role: str) -> None:
+def main(rows: int, profile: str | None, role: str) -> None:
     name = f"cl_export_profile_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
@@ -56,30 +54,30 @@ def main(rows: int, pages: int | None, profile: str | None, role: str) -> None:
         caller = Identity(kind="staff" if role != "integration" else "system", subject="profile", role=role,
                           branches=("*",))
         profiler = cProfile.Profile(time.process_time) if profile else None
-        sink = io.StringIO()
-        writer = csv.writer(sink)
-        written, cursor, more = 0, None, True
-        started, cpu = time.perf_counter(), time.process_time()
-        while more and (pages is None or written < pages * exports.PAGE):
-            if profiler:
-                profiler.enable()
+        written = [0]
+
+        def fetch(query: dict) -> dict:
             with store.transaction() as session:
                 service = SimpleNamespace(db=SimpleNamespace(session=session), caller=caller,
                                           config={"EXPORT_SAFETY_LAG_SECONDS": 0})
-                answer = MembersService.export_members(service, {"since": cursor, "limit": exports.PAGE})
-            page = serializer.loads(serializer.dumps(answer))
-            writer.writerows([exports._member_row(item).get(column) for column in exports.MEMBER_COLUMNS]
-                             for item in page["items"])
+                answer = MembersService.export_members(service, query)
+            page = serializer.loads(serializer.dumps(answer))  # the RPC's reply, both ways
+            written[0] += len(page["items"])
+            return page
+
+        with open(os.devnull, "w", encoding="utf-8", newline="") as sink:
+            writer = csv.writer(sink)
+            started, cpu = time.perf_counter(), time.process_time()
+            if profiler:
+                profiler.enable()
+            exports._write_pages(writer, exports.MEMBER_COLUMNS, fetch, exports._member_row, None)
             if profiler:
                 profiler.disable()
-            written += len(page["items"])
-            cursor, more = page["cursor"], page["more"]
-            sink.seek(0)
-            sink.truncate()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         store.dispose()
         if profiler:
             profiler.dump_stats(profile)
+        written = written[0]
         print(f"{written:,} members exported as {role}, pages of {exports.PAGE}, load {os.getloadavg()[0]:.1f}: "
               f"{seconds:.2f} s wall ({written / seconds:,.0f} rows/s), {cpu:.2f} s CPU "
               f"({cpu / written * 1000:.3f} ms a row)")
@@ -98,4 +96,4 @@ if __name__ == "__main__":
             else:
                 role = arguments[at + 1]
             del arguments[at:at + 2]
-    main(int(arguments[0]), int(arguments[1]) if len(arguments) > 1 else None, out, role)
+    main(int(arguments[0]), out, role)

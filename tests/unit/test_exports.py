@@ -64,7 +64,7 @@ def test_the_members_export_dumps_the_csv_columns_only_and_masks_as_a_member_ans
     from types import SimpleNamespace
 
     from gateway.routes.exports import MEMBER_COLUMNS, _member_row
-    from services.members.schemas import MemberExportSchema, MemberSchema
+    from services.members.schemas import MemberExportSchema, MemberSchema, export_rows
 
     member = SimpleNamespace(
         id="9b2f0c1e-0000-4000-8000-000000000001", card_number="8800000001", referral_code="ABCDEFGH",
@@ -73,8 +73,11 @@ def test_the_members_export_dumps_the_csv_columns_only_and_masks_as_a_member_ans
         consent_wechat=False, consent_line=False, consent_marketing=False, document_type="cn_resident_id",
         document_number="310101198002030021", home_branch="SH01", status="active", tier="gold", source="desk",
         enrolled_at=NOW, updated_at=NOW, merged_into_id=None, version=3)
-    for reveal in (True, False):
-        flags = {"reveal_phone": reveal, "reveal_document": reveal}
+    bare = SimpleNamespace(**{**vars(member), "full_name": None, "phone": None, "email": None, "birth_date": None,
+                              "document_type": None, "document_number": None, "merged_into_id": member.id})
+    for flags in ({"reveal_phone": True, "reveal_document": True}, {"reveal_phone": True},
+                  {"reveal_document": True}, {}):
+        assert export_rows([member, bare], **flags) == MemberExportSchema(many=True, **flags).dump([member, bare])
         exported = _member_row(MemberExportSchema(**flags).dump(member))
         assert set(exported) - {"id_document"} == set(MEMBER_COLUMNS)
         whole = _member_row(MemberSchema(**flags).dump(member))
