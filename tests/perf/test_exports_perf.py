@@ -81,7 +81,7 @@ def test_members_export_streams_in_flat_memory(start_service, rpc, members):
     ``members.export_members`` RPC per page, CSV into a file spooled to disk past 8 MiB) as the warehouse's key;
     members runs in this process, whose peak memory (``VmHWM``, reset just before the export) must not follow the
     count. (Through HTTP the gateway's own database refused it twice under today's load: 503.)"""
-    service = start_service(MembersService, "postgresql", EXPORT_SAFETY_LAG_SECONDS=0)
+    service = start_service(MembersService, "postgresql", EXPORT_SAFETY_LAG_SECONDS=0, NIGHTLY_AT="off")
     url = service.database_url.replace("postgresql+psycopg2://", "postgresql://")
     started = time.perf_counter()
     fill_members(url, members)
