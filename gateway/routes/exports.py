@@ -128,9 +128,14 @@ def _write_pages(writer: Any, columns: tuple[str, ...], fetch: Callable[[dict[st
     more = True
     while more:
         page = fetch({"since": cursor, "limit": PAGE})
-        writer.writerows([row(item).get(column) for column in columns] for item in page["items"])
+        writer.writerows(_cells(row(item), columns) for item in page["items"])
         cursor, more = page["cursor"], page["more"]
     return cursor
+
+
+def _cells(row: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    """A CSV row's cells in the order of ``columns`` (its row made once, not once per column)."""
+    return [row.get(column) for column in columns]
 
 
 class ExportRoutes:

@@ -119,15 +119,19 @@ def _cursor(moment: datetime, tie: Any) -> str:
 
 def changed_page(session: Session, query: Select, changed: Any, tie: Any, limit: int, since: str | None,
                  until: datetime) -> tuple[list[Any], str | None, bool]:
-    """One export page of ``query``'s rows (ORM objects) after ``since`` in ``(changed, tie)`` order, none
-    changed after ``until`` (``horizon``): the rows, the cursor to continue from (also on the last page, so
-    the next export starts there; ``since`` again when nothing was read) and whether more are waiting."""
+    """One export page of ``query``'s rows after ``since`` in ``(changed, tie)`` order, none changed after
+    ``until`` (``horizon``): the rows, the cursor to continue from (also on the last page, so the next export
+    starts there; ``since`` again when nothing was read) and whether more are waiting. A select of one entity
+    gives ORM objects; a select of columns (among them ``changed`` and ``tie``) gives Core rows, which cost
+    far less to read a page of (no unit of work, only the columns the export shows decrypted)."""
     tie_type = uuid.UUID if tie.type.python_type is uuid.UUID else int
     position = _position(since, tie_type)
     query = query.where(changed <= until)
     if position is not None:
         query = query.where(or_(changed > position[0], and_(changed == position[0], tie > position[1])))
-    rows = list(session.scalars(query.order_by(changed, tie).limit(limit + 1)))
+    result = session.execute(query.order_by(changed, tie).limit(limit + 1))
+    (first, *others) = query.column_descriptions
+    rows = list(result.scalars() if not others and first["expr"] is first.get("entity") else result)
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:

@@ -78,6 +78,7 @@ from services.members.schemas import (
     StatusChangeSchema,
     TierHistoryPageSchema,
     TierStatusSchema,
+    export_rows,
 )
 from services.members.settings import card_system, nightly_starts, setting
 from services.points.events import PointsEarned, PointsReversed, ToppedUp
@@ -254,7 +255,7 @@ class MembersService(Service):
         criteria = load(ExportQuerySchema(), query)
         members, cursor, more = register.changed_since(self.db.session, criteria["limit"], criteria["since"],
                                                        horizon(self.config, utcnow()))
-        items = MemberSchema.shared(many=True, **access.reveals(self.caller, self.config)).dump(members)
+        items = export_rows(members, **access.reveals(self.caller, self.config))  # MemberExportSchema
         return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}
 
     @rpc
@@ -263,7 +264,7 @@ class MembersService(Service):
         phone, home branch), masked as the members export is; ids of no member are left out."""
         require_exporter(self.caller, access.EXPORTERS, "members")
         members = register.by_ids(self.db.session, member_ids)
-        return {"items": MemberSchema.shared(many=True, **access.reveals(self.caller, self.config)).dump(members)}
+        return {"items": export_rows(members, **access.reveals(self.caller, self.config))}  # MemberExportSchema
 
     @rpc
     def get_member(self, member_id: str) -> dict[str, Any]:

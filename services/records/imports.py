@@ -3,10 +3,13 @@ with its items and payments, stored once and marked as imported.
 
 A batch comes in one call (``RecordsService.import_visits``). Each bill is checked on its own by the rules a
 live bill meets (``ImportedBillSchema``, the group's branches and currency, payments adding up to the items,
-no completion in the future) and stored in a savepoint of its own, so a bad bill leaves the others be. The
-import's key for the bill (``import:<job>:<bill>``) is kept on its visit: the same key again (a batch sent
-again, a job resumed after a crash) answers ``imported`` as the first time; a bill number CareLoop already
-holds otherwise (a second import of the same file, or the HIS sent the bill live) answers ``present``.
+no completion in the future), so a bad bill leaves the others be; the batch's good bills are then stored
+together (a multi-row insert of the visits, one of their items, one of their payments: a handful of statements
+a batch, not a savepoint and two flushes a bill). The import's key for the bill (``import:<job>:<bill>``) is kept
+on its visit: the same key again (a batch sent again, a job resumed after a crash) answers ``imported`` as the
+first time; a bill number CareLoop already holds otherwise (a second import of the same file, or the HIS sent
+the bill live) answers ``present`` — also when the HIS sends it between the check and the insert (the insert
+skips a bill number taken meanwhile: ``ON CONFLICT DO NOTHING``).
 
 Nothing a live completion sets off happens: no ``visit_completed`` (no points earned — the old system's
 balances came over as openings —, no post-visit messages or survey), no follow-ups, no care-plan recall
@@ -23,13 +26,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from services.kit.caller import Identity
 from services.kit.clock import local_date
 from services.kit.config import Group
+from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kit.schemas import load
 from services.records import patients, visits
@@ -83,40 +86,61 @@ def _new(checked: list[Checked], session: Session, dry_run: bool,
     return fresh
 
 
-def _store(session: Session, patient: Patient, bill: dict[str, Any], totals: lifecycle.BillTotals, group: Group,
-           now: datetime) -> Visit:
+def _visit_row(member_id: uuid.UUID, bill: dict[str, Any], totals: lifecycle.BillTotals, earlier: bool,
+               group: Group, now: datetime) -> dict[str, Any]:
+    """The visit row of an imported bill; ``earlier``: the patient came before this bill (a return visit)."""
     completed_at, items = bill["completed_at"], bill["items"]
     day = local_date(completed_at, group.zone)
-    earlier = patient.first_arrived_at is not None and patient.first_arrived_at < completed_at
-    visit = Visit(
-        id=uuid.uuid4(), member_id=patient.member_id, branch=bill["branch"], doctor_id=bill.get("doctor_id"),
-        kind=bill.get("kind") or lifecycle.default_kind(earlier), status="completed", bill_id=bill["bill_id"],
-        bill_hash=visits.bill_fingerprint({name: value for name, value in bill.items() if name != "key"}),
-        currency=bill["currency"], total_minor=totals.total_minor, qualifying_minor=totals.qualifying_minor,
-        refunded_minor=0, refunded_qualifying_minor=0,
-        treatment=bill.get("treatment") or lifecycle.default_treatment(items),
-        outpatient_surgery=lifecycle.is_outpatient_surgery(bill.get("outpatient_surgery"), items),
+    return {
+        "id": uuid.uuid4(), "member_id": member_id, "branch": bill["branch"], "doctor_id": bill.get("doctor_id"),
+        "kind": bill.get("kind") or lifecycle.default_kind(earlier), "status": "completed", "bill_id": bill["bill_id"],
+        "bill_hash": visits.bill_fingerprint({name: value for name, value in bill.items() if name != "key"}),
+        "currency": bill["currency"], "total_minor": totals.total_minor, "qualifying_minor": totals.qualifying_minor,
+        "refunded_minor": 0, "refunded_qualifying_minor": 0,
+        "treatment": bill.get("treatment") or lifecycle.default_treatment(items),
+        "outpatient_surgery": lifecycle.is_outpatient_surgery(bill.get("outpatient_surgery"), items),
         # what a live completion flags for points (a referrer's bonus on the first paid visit): history pays nobody
-        first_visit=False, first_paid_visit=False,
-        visit_at=completed_at, arrived_at=completed_at, arrived_on=day, completed_at=completed_at, completed_on=day,
-        created_at=now, updated_at=now, import_key=bill["key"])
-    session.add(visit)
-    session.flush()  # the visit row before its lines; a bill id taken meanwhile fails here
-    session.add_all([VisitItem(visit_id=visit.id, category=item["category"], code=item["code"],
-                               amount_minor=item["amount_minor"]) for item in items])
-    session.add_all([VisitPayment(visit_id=visit.id, method=payment["method"], amount_minor=payment["amount_minor"])
-                     for payment in bill["payments"]])
-    session.flush()
-    if not earlier:
-        patient.first_arrived_at = completed_at
-    return visit
+        "first_visit": False, "first_paid_visit": False, "referral_source": None,
+        "visit_at": completed_at, "arrived_at": completed_at, "arrived_on": day, "completed_at": completed_at,
+        "completed_on": day, "created_at": now, "updated_at": now, "import_key": bill["key"]}
 
 
-def imported_event(member_id: uuid.UUID, stored: list[Visit], currency: str) -> dict[str, Any]:
-    """``visits_imported`` (services/records/events.py)."""
+def _store(session: Session, bills: list[tuple[int, Patient, dict[str, Any], lifecycle.BillTotals]], group: Group,
+           now: datetime) -> dict[int, dict[str, Any]]:
+    """The bills' visits and their lines, a multi-row insert each (bills of a patient in the order they were
+    completed); the visits stored by position. A bill number taken since ``_new`` looked (the HIS sent the bill
+    live a moment ago) is skipped by the insert and left out of the answer. Its visit is still counted as an
+    earlier arrival of the bills after it: it is in CareLoop, and the patient's figures are recounted after."""
+    rows: dict[int, dict[str, Any]] = {}
+    first_arrived: dict[uuid.UUID, datetime | None] = {}
+    for position, patient, bill, totals in bills:
+        first = first_arrived.get(patient.member_id, patient.first_arrived_at)
+        earlier = first is not None and first < bill["completed_at"]
+        rows[position] = _visit_row(patient.member_id, bill, totals, earlier, group, now)
+        if not earlier:
+            first_arrived[patient.member_id] = bill["completed_at"]
+    if not rows:
+        return {}
+    inserted = set(session.scalars(dialect_insert(session, Visit).on_conflict_do_nothing(index_elements=["bill_id"])
+                                   .returning(Visit.id), list(rows.values())))
+    stored = {position: row for position, row in rows.items() if row["id"] in inserted}
+    by_position = {position: bill for position, _patient, bill, _totals in bills}
+    items = [{"visit_id": row["id"], "category": item["category"], "code": item["code"],
+              "amount_minor": item["amount_minor"]} for position, row in stored.items()
+             for item in by_position[position]["items"]]
+    payments = [{"visit_id": row["id"], "method": payment["method"], "amount_minor": payment["amount_minor"]}
+                for position, row in stored.items() for payment in by_position[position]["payments"]]
+    for model, lines in ((VisitItem, items), (VisitPayment, payments)):
+        if lines:
+            session.execute(insert(model), lines)
+    return stored
+
+
+def imported_event(member_id: uuid.UUID, stored: list[dict[str, Any]], currency: str) -> dict[str, Any]:
+    """``visits_imported`` (services/records/events.py) of a member's visits stored (``_visit_row``)."""
     return {"member_id": member_id, "currency": currency, "visits": [
-        {"visit_id": visit.id, "branch": visit.branch, "kind": visit.kind, "completed_at": visit.completed_at,
-         "qualifying_minor": visit.qualifying_minor} for visit in stored]}
+        {"visit_id": visit["id"], "branch": visit["branch"], "kind": visit["kind"],
+         "completed_at": visit["completed_at"], "qualifying_minor": visit["qualifying_minor"]} for visit in stored]}
 
 
 def import_each(session: Session, rows: list[dict[str, Any]], group: Group, caller: Identity,
@@ -133,27 +157,28 @@ def import_each(session: Session, rows: list[dict[str, Any]], group: Group, call
     by_member: dict[uuid.UUID, list[Checked]] = defaultdict(list)
     for position, bill, totals in fresh:
         by_member[bill["member_id"]].append((position, bill, totals))
-    announced = []
+    found: dict[uuid.UUID, Patient] = {}
+    bills = []
     for member_id in sorted(by_member):  # patients locked in one order (patients.py)
-        bills = sorted(by_member[member_id], key=lambda checked: checked[1]["completed_at"])
         try:
-            patient = patient_of(member_id)
+            patient = patient_of(member_id)  # a merged member's: the survivor's, maybe another member's too
         except (NotFound, Conflict, Invalid) as error:
-            for position, bill, _totals in bills:
+            for position, bill, _totals in by_member[member_id]:
                 outcomes[position] = _refused(bill["key"], error)
             continue
-        stored = []
-        for position, bill, totals in bills:
-            try:
-                with session.begin_nested():
-                    visit = _store(session, patient, bill, totals, group, now)
-            except IntegrityError:  # the HIS sent this bill live a moment ago
-                outcomes[position] = {"key": bill["key"], "status": "present",
-                                      "message": f"Bill {bill['bill_id']} is in CareLoop already."}
-                continue
-            stored.append(visit)
-            outcomes[position] = {"key": bill["key"], "status": "imported", "visit_id": str(visit.id)}
-        if stored:
-            patients.recount(session, patient)
-            announced.append(imported_event(patient.member_id, stored, group.currency))
+        found[patient.member_id] = patient
+        bills += [(position, patient, bill, totals) for position, bill, totals
+                  in sorted(by_member[member_id], key=lambda checked: checked[1]["completed_at"])]
+    stored = _store(session, bills, group, now)
+    by_patient: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for position, patient, bill, _totals in bills:
+        visit = stored.get(position)
+        if visit is None:
+            outcomes[position] = {"key": bill["key"], "status": "present",
+                                  "message": f"Bill {bill['bill_id']} is in CareLoop already."}
+            continue
+        by_patient[patient.member_id].append(visit)
+        outcomes[position] = {"key": bill["key"], "status": "imported", "visit_id": str(visit["id"])}
+    patients.recount_many(session, [patient for patient in found.values() if patient.member_id in by_patient])
+    announced = [imported_event(member_id, by_patient[member_id], group.currency) for member_id in sorted(by_patient)]
     return [outcome for outcome in outcomes if outcome is not None], announced

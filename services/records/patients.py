@@ -107,17 +107,31 @@ def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datet
 
 def recount(session: Session, patient: Patient) -> None:
     """Recompute what visits leave on the patient row from the visits themselves (after a merge moved some)."""
-    patient.first_arrived_at = session.scalar(select(func.min(Visit.arrived_at))
-                                              .where(Visit.member_id == patient.member_id))
-    completed = session.execute(select(Visit.id, Visit.completed_on, Visit.treatment, Visit.qualifying_minor)
-                                .where(Visit.member_id == patient.member_id, Visit.status == "completed")
-                                .order_by(Visit.completed_on, Visit.completed_at, Visit.id)).all()
-    patient.completed_visits = len(completed)
-    patient.paid_visits = sum(1 for row in completed if row.qualifying_minor > 0)
-    last = completed[-1] if completed else None
-    patient.last_visit_id = last.id if last else None
-    patient.last_visit_on = last.completed_on if last else None
-    patient.treatment = last.treatment if last else None
+    recount_many(session, [patient])
+
+
+def recount_many(session: Session, patients: list[Patient]) -> None:
+    """``recount`` of several patients in two queries (an import's batch)."""
+    if not patients:
+        return
+    ids = [patient.member_id for patient in patients]
+    first = dict(session.execute(select(Visit.member_id, func.min(Visit.arrived_at))
+                                 .where(Visit.member_id.in_(ids)).group_by(Visit.member_id)).all())
+    completed: dict[uuid.UUID, list[Any]] = {member_id: [] for member_id in ids}
+    for row in session.execute(select(Visit.member_id, Visit.id, Visit.completed_on, Visit.treatment,
+                                      Visit.qualifying_minor)
+                               .where(Visit.member_id.in_(ids), Visit.status == "completed")
+                               .order_by(Visit.member_id, Visit.completed_on, Visit.completed_at, Visit.id)):
+        completed[row.member_id].append(row)
+    for patient in patients:
+        rows = completed[patient.member_id]
+        patient.first_arrived_at = first.get(patient.member_id)
+        patient.completed_visits = len(rows)
+        patient.paid_visits = sum(1 for row in rows if row.qualifying_minor > 0)
+        last = rows[-1] if rows else None
+        patient.last_visit_id = last.id if last else None
+        patient.last_visit_on = last.completed_on if last else None
+        patient.treatment = last.treatment if last else None
 
 
 def referral_source(patient: Patient, given: str | None) -> str | None:

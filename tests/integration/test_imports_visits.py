@@ -185,3 +185,47 @@ def test_a_visits_import_killed_half_way_resumes_and_stores_each_bill_once(
     assert scalar(records.database_url, "SELECT count(DISTINCT member_id) FROM visits") == people
     assert scalar(records.database_url, "SELECT count(*) FROM visit_items") == 2 * people
     assert report(proxy, job["id"], "commit") == []
+
+
+def test_a_bill_number_taken_between_the_check_and_the_insert_is_skipped_and_the_batch_stored(start_service, backend):
+    """``imports._store`` (no savepoint a bill): the HIS sent a bill live after ``_new`` looked; the insert skips
+    that bill number and stores the others of the batch."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, insert, select
+
+    from services.kit.config import group_from_config
+    from services.kit.schemas import load
+    from services.records import imports
+    from services.records.models import Patient, Visit, VisitItem
+    from services.records.rules import lifecycle
+    from services.records.schemas import ImportedBillSchema
+    from tests.harness import store_for
+    from tests.perf.visits_import_profile import bills
+
+    container = start_service(RecordsService, backend)
+    store = store_for(container.database_url)
+    try:
+        member = uuid.uuid4()
+        with store.transaction() as session:
+            session.execute(insert(Patient).values(member_id=member, home_branch="SH01", completed_visits=0,
+                                                   paid_visits=0, created_at=datetime.now(UTC)))
+        live, fresh = (dict(bill, bill_id=number, key=f"import:race:{number}")
+                       for bill, number in zip(bills([member], "race"), ("LIVE-1", "FRESH-1"), strict=True))
+        with store.transaction() as session:  # the HIS's bill, committed first
+            patient = session.get(Patient, member)
+            checked = [(0, patient, load(ImportedBillSchema(), live))]
+            imports._store(session, [(p, pt, b, lifecycle.check_bill(b["items"], b["payments"], "CNY", "CNY"))
+                                     for p, pt, b in checked], group_from_config({}), datetime.now(UTC))
+        with store.transaction() as session:
+            patient = session.get(Patient, member)
+            batch = [(position, patient, bill, lifecycle.check_bill(bill["items"], bill["payments"], "CNY", "CNY"))
+                     for position, bill in enumerate(load(ImportedBillSchema(), row) for row in (live, fresh))]
+            stored = imports._store(session, batch, group_from_config({}), datetime.now(UTC))
+            assert sorted(stored) == [1]
+        with store.transaction() as session:
+            assert sorted(session.scalars(select(Visit.bill_id))) == ["FRESH-1", "LIVE-1"]
+            assert session.scalar(select(func.count()).select_from(VisitItem)) == 4
+    finally:
+        store.dispose()

@@ -58,3 +58,30 @@ def test_a_csv_row_has_money_in_minor_units_lists_as_json_and_booleans_as_words(
             "items": [{"code": "RCT1", "amount_minor": 80000}], "title": "满减"}
     assert _flat(item) == {"id": "v1", "value_minor": 3000, "currency": "CNY", "discount": None,
                            "first_visit": "true", "items": '[{"code":"RCT1","amount_minor":80000}]', "title": "满减"}
+
+
+def test_the_members_export_dumps_the_csv_columns_only_and_masks_as_a_member_answer_does():
+    from types import SimpleNamespace
+
+    from gateway.routes.exports import MEMBER_COLUMNS, _member_row
+    from services.members.schemas import MemberExportSchema, MemberSchema, export_rows
+
+    member = SimpleNamespace(
+        id="9b2f0c1e-0000-4000-8000-000000000001", card_number="8800000001", referral_code="ABCDEFGH",
+        referred_by_id=None, full_name="王芳", phone="+8613800138000", email="fang@example.cn", gender="female",
+        birth_date="1980-02-03", preferred_language="zh-Hans", consent_sms=True, consent_email=False,
+        consent_wechat=False, consent_line=False, consent_marketing=False, document_type="cn_resident_id",
+        document_number="310101198002030021", home_branch="SH01", status="active", tier="gold", source="desk",
+        enrolled_at=NOW, updated_at=NOW, merged_into_id=None, version=3)
+    bare = SimpleNamespace(**{**vars(member), "full_name": None, "phone": None, "email": None, "birth_date": None,
+                              "document_type": None, "document_number": None, "merged_into_id": member.id})
+    for flags in ({"reveal_phone": True, "reveal_document": True}, {"reveal_phone": True},
+                  {"reveal_document": True}, {}):
+        assert export_rows([member, bare], **flags) == MemberExportSchema(many=True, **flags).dump([member, bare])
+        exported = _member_row(MemberExportSchema(**flags).dump(member))
+        assert set(exported) - {"id_document"} == set(MEMBER_COLUMNS)
+        whole = _member_row(MemberSchema(**flags).dump(member))
+        assert {column: exported[column] for column in MEMBER_COLUMNS} == {column: whole[column]
+                                                                           for column in MEMBER_COLUMNS}
+    assert exported["phone"] == "+86138****8000" and exported["id_number"] != member.document_number
+    assert set(MemberExportSchema.columns()) < set(MemberSchema.columns())

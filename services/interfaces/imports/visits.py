@@ -19,7 +19,7 @@ import unicodedata
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from services.interfaces.imports import columns as cols
@@ -210,13 +210,15 @@ def _apart(session: Session, job: ImportJob, bills: list[list[Line]]) -> dict[in
                 for lines in bills}
     seen = dict(session.execute(select(ImportSeen.identity, ImportSeen.row).where(
         ImportSeen.job_id == job.id, ImportSeen.identity.in_(set(identity.values())))).all()) if identity else {}
-    apart = {}
+    apart, first_seen = {}, []
     for first, key in identity.items():
         if key in seen and seen[key] != first:
             apart[first] = seen[key]
         elif key not in seen:
             seen[key] = first
-            session.add(ImportSeen(job_id=job.id, identity=key, row=first))
+            first_seen.append({"job_id": job.id, "identity": key, "row": first})
+    if first_seen:  # a Core multi-row insert, as the members import's (``jobs._repeated``)
+        session.execute(insert(ImportSeen.__table__), first_seen)
     return apart
 
 
