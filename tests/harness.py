@@ -22,6 +22,19 @@ PG_ADMIN_URL = os.environ.get("CARELOOP_TEST_PG_URL", "postgresql://postgres@127
 _counter = itertools.count()
 
 
+def pg_admin(sql: str) -> None:
+    """One statement on the test server's admin database, outside a transaction (``CREATE``/``DROP DATABASE``)."""
+    import psycopg2
+
+    connection = psycopg2.connect(PG_ADMIN_URL)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
@@ -60,15 +73,7 @@ class Databases:
         self.reused = 0
 
     def _pg_admin(self, sql: str) -> None:
-        import psycopg2
-
-        connection = psycopg2.connect(PG_ADMIN_URL)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
+        pg_admin(sql)
 
     def _pg_url(self, name: str) -> str:
         return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/" + name

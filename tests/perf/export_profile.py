@@ -20,7 +20,6 @@ from types import SimpleNamespace
 os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
 os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")
 
-import psycopg2  # noqa: E402
 
 from gateway.routes import exports  # noqa: E402
 from services.kit import serializer  # noqa: E402
@@ -28,23 +27,13 @@ from services.kit.caller import Identity  # noqa: E402
 from services.kit.db import Store  # noqa: E402
 from services.kit.migrate import upgrade  # noqa: E402
 from services.members.service import MembersService  # noqa: E402
-from tests.harness import PG_ADMIN_URL  # noqa: E402
+from tests.harness import PG_ADMIN_URL, pg_admin  # noqa: E402
 from tests.perf.export_data import fill_members  # noqa: E402
-
-
-def _admin(sql: str) -> None:
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
 
 
 def main(rows: int, profile: str | None, role: str) -> None:
     name = f"cl_export_profile_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    pg_admin(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     url = base.replace("postgresql://", "postgresql+psycopg2://") + "/" + name
     try:
@@ -82,7 +71,7 @@ def main(rows: int, profile: str | None, role: str) -> None:
               f"{seconds:.2f} s wall ({written / seconds:,.0f} rows/s), {cpu:.2f} s CPU "
               f"({cpu / written * 1000:.3f} ms a row)")
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -36,24 +36,14 @@ from services.members import batches  # noqa: E402
 from services.members.events import EVENTS  # noqa: E402
 from services.members.service import enrolled_event  # noqa: E402
 from tests import import_samples  # noqa: E402
-from tests.harness import PG_ADMIN_URL  # noqa: E402
+from tests.harness import PG_ADMIN_URL, pg_admin  # noqa: E402
 
 ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*",))
 
 
-def _admin(sql: str) -> None:
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
-
-
 def main(rows: int, size: int, profile: str | None) -> None:
     name = f"cl_import_profile_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    pg_admin(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/" + name
     try:
         upgrade("members", url)
@@ -110,7 +100,7 @@ def main(rows: int, size: int, profile: str | None) -> None:
         print(f"  copy    {timings['copy']:8.2f} s  {rows / timings['copy']:9,.0f} rows/s")
         print(f"  commit / COPY: {timings['commit'] / timings['copy']:.0f}x")
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def floor(rows: int) -> None:

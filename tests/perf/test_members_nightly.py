@@ -23,29 +23,19 @@ from datetime import date
 import psycopg2
 import pytest
 
-from tests.harness import PG_ADMIN_URL, REPO
+from tests.harness import PG_ADMIN_URL, REPO, pg_admin
 from tests.perf.members_data import generate
 
 DAY = date(2026, 6, 15)
 SIZES = [int(size) for size in os.environ.get("PERF_MEMBERS", "100000,1000000").split(",")]
 
 
-def admin(sql: str) -> None:
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
-
-
 def prepare(size: int) -> tuple[str, dict]:
     from services.kit.migrate import upgrade
 
     name = f"cl_perf_members_{size}"
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{name}"')
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     upgrade("members", base.replace("postgresql://", "postgresql+psycopg2://") + "/" + name)
     # COPY does not work under psycopg2's green wait callback (installed by the kit): write without it
@@ -92,7 +82,7 @@ def test_nightly_review_and_segmentation_memory_stays_flat():
             for statement, plan in report["plans"].items():
                 print(f"\n--- {statement[:400]}\n{plan}")
         if not os.environ.get("PERF_KEEP"):
-            admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{size}" WITH (FORCE)')
+            pg_admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{size}" WITH (FORCE)')
 
     small, large = results[min(SIZES)], results[max(SIZES)]
     for index in (0, 1):

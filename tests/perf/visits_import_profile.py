@@ -22,7 +22,6 @@ from typing import Any
 os.environ.setdefault("CARELOOP_DATA_KEYS", "test1=" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctb2suLi4=")
 os.environ.setdefault("CARELOOP_INDEX_KEY", "dGVzdC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZy1vay4=")
 
-import psycopg2  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from services.kit.caller import Identity  # noqa: E402
@@ -33,20 +32,10 @@ from services.kit.outbox import write_event  # noqa: E402
 from services.records.events import EVENTS  # noqa: E402
 from services.records.models import Patient, Visit  # noqa: E402
 from services.records.service import RecordsService  # noqa: E402
-from tests.harness import PG_ADMIN_URL  # noqa: E402
+from tests.harness import PG_ADMIN_URL, pg_admin  # noqa: E402
 
 ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*",))
 LINES_PER_BILL = 2
-
-
-def _admin(sql: str) -> None:
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
 
 
 def bills(members: list[uuid.UUID], job: str) -> list[dict[str, Any]]:
@@ -77,7 +66,7 @@ def service_in(session: Any) -> RecordsService:
 
 def main(count: int, size: int, profile: str | None) -> None:
     name = f"cl_visits_profile_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    pg_admin(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/" + name
     try:
         upgrade("records", url)
@@ -112,7 +101,7 @@ def main(count: int, size: int, profile: str | None) -> None:
               f"{os.getloadavg()[0]:.1f}: {seconds:.2f} s wall, {len(rows) / seconds:,.0f} bills/s, "
               f"{lines / seconds:,.0f} lines/s; {cpu:.2f} s CPU ({cpu / len(rows) * 1000:.2f} ms a bill)")
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
