@@ -106,7 +106,8 @@ def test_the_preview_from_kept_sums_answers_what_the_statement_it_replaced_answe
     migration on a database with activity); then 40 days on, when the window has moved past many members'
     first visit (their rows summed live until the night: named, or by a subquery when many), and after that
     night."""
-    from tests.perf.test_members_nightly import DAY, admin, prepare
+    from tests.harness import pg_admin
+    from tests.perf.test_members_nightly import DAY, prepare
 
     url, _written = prepare(3000)  # a migrated database, the benchmarks' synthetic members written with COPY
     store = store_for(url)
@@ -143,7 +144,7 @@ def test_the_preview_from_kept_sums_answers_what_the_statement_it_replaced_answe
             assert new == old
     finally:
         store.dispose()
-        admin('DROP DATABASE IF EXISTS "cl_perf_members_3000" WITH (FORCE)')
+        pg_admin('DROP DATABASE IF EXISTS "cl_perf_members_3000" WITH (FORCE)')
 
 
 def test_the_migration_leaves_the_rebuild_to_do_only_where_there_was_activity(tmp_path):

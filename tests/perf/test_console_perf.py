@@ -19,7 +19,8 @@ import requests
 
 from tests.e2e.conftest import STRONG_PASSWORD, start_suite  # noqa: F401 (fixture)
 from tests.e2e.console.conftest import open_browser  # noqa: F401 (fixture)
-from tests.perf.test_members_nightly import admin, prepare
+from tests.harness import pg_admin
+from tests.perf.test_members_nightly import prepare
 
 SIZE = int(os.environ.get("PERF_CONSOLE_MEMBERS", "100000"))
 LOADS = int(os.environ.get("PERF_CONSOLE_LOADS", "60"))
@@ -47,7 +48,7 @@ def seeded_members():
     """The members database with ``SIZE`` members, dropped after the services using it have stopped."""
     url, written = prepare(SIZE)
     yield url, written
-    admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{SIZE}" WITH (FORCE)')
+    pg_admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{SIZE}" WITH (FORCE)')
 
 
 @pytest.mark.perf

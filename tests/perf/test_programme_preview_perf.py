@@ -32,9 +32,9 @@ from services.members import programme_versions, standings, windows
 from services.members.models import MemberWindow
 from services.members.rules import tiers
 from services.members.rules.programme import DEFAULT_PROGRAMME, programme_document
-from tests.harness import store_for
+from tests.harness import pg_admin, store_for
 from tests.integration import preview_before
-from tests.perf.test_members_nightly import DAY, admin, prepare
+from tests.perf.test_members_nightly import DAY, prepare
 
 SIZES = [int(size) for size in os.environ.get("PERF_PREVIEW_MEMBERS", "100000").split(",")]
 ROUNDS = int(os.environ.get("PERF_PREVIEW_ROUNDS", "5"))
@@ -121,7 +121,7 @@ def measure(size: int) -> None:
     finally:
         if engine is not None:
             engine.dispose()
-        admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{size}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{size}" WITH (FORCE)')
 
 
 CALLS = int(os.environ.get("PERF_SUMMARY_CALLS", "200"))
@@ -172,4 +172,4 @@ def test_member_summary_beside_the_three_calls_it_replaces(start_service, rpc):
         print(f"member_summary (one call)                        {percentiles(after)}")
         print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     finally:
-        admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{SIZES[0]}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "cl_perf_members_{SIZES[0]}" WITH (FORCE)')
