@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import threading
 import time
@@ -39,6 +40,9 @@ WECHAT_APP_ID, WECHAT_SECRET = "wx0123456789abcdef", "wechat-secret"
 class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        # WeChat's msgids are unique: two template sends in the same millisecond (a welcome and a report
+        # sent together) must not share one, or a receipt would name both
+        self.wechat_msgids = itertools.count(int(time.time() * 1000))
         self.reset()
 
     def reset(self) -> None:
@@ -198,7 +202,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or "
                                     "not latest rid: 0"})
         self._record("wechat_send", body, 200)
-        self._send(200, {"errcode": 0, "errmsg": "ok", "msgid": int(time.time() * 1000)})
+        with STATE.lock:
+            msgid = next(STATE.wechat_msgids)
+        self._send(200, {"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
 
 class MailHandler:
