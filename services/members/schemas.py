@@ -155,7 +155,8 @@ class _MemberOut(Out):
     @classmethod
     def columns(cls) -> list[str]:
         """The ``Member`` columns a dump reads (what a read for this schema must select)."""
-        names = [field.attribute or name for name, field in cls._declared_fields.items()]
+        names = [field.attribute or name for name, field in cls._declared_fields.items()
+                 if name not in cls.opts.exclude]
         return [column for name in names for column in cls.SPREAD.get(name, (name,))]
 
     def computed(self) -> dict[str, Callable[[Any], Any]]:
@@ -211,28 +212,13 @@ class MemberSchema(_MaskedMember):
                                                      "(FHIR meta.versionId; If-Match)."})
 
 
-class MemberExportSchema(_MaskedMember):
+class MemberExportSchema(MemberSchema):
     """A member as the warehouse's export gives it (``export_members``, ``export_members_by_id``): the fields of
-    the export's CSV (``gateway/routes/exports.py``) and nothing else, named and masked as in ``MemberSchema``.
-    Only these columns are read and decrypted (``columns()``): an export reads every member."""
+    the export's CSV (``gateway/routes/exports.py``) and nothing else, named, ordered and masked as in
+    ``MemberSchema``. Only these columns are read and decrypted (``columns()``): an export reads every member."""
 
-    id = fields.String()
-    card_number = fields.String()
-    full_name = fields.String(allow_none=True)
-    phone = fields.String(allow_none=True, metadata={"description": "E.164; masked unless the role may see it."})
-    email = fields.String(allow_none=True)
-    gender = fields.String()
-    birth_date = StoredDate(allow_none=True)
-    preferred_language = fields.String()
-    id_document = fields.Nested(IdDocumentOutSchema, allow_none=True)
-    home_branch = fields.String()
-    status = fields.String()
-    tier = fields.String()
-    source = fields.String()
-    enrolled_at = UtcTime()
-    updated_at = UtcTime()
-    merged_into = fields.String(allow_none=True, attribute="merged_into_id",
-                                metadata={"description": "The member this one was merged into."})
+    class Meta:
+        exclude = ("referral_code", "referred_by", "consents", "version")
 
 
 def export_rows(members: Iterable[Any], *, reveal_phone: bool = False,
