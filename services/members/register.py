@@ -484,8 +484,8 @@ EXPORT_PAGE_LIMIT = 5000
 """The most members one ``by_ids`` reads (an export page's, ``kit.exports.ExportQuerySchema``'s limit)."""
 
 
-def by_ids(session: Session, member_ids: list[str]) -> list[Any]:
-    """The members of ``member_ids`` (malformed or unknown ids left out), for an export page naming them."""
+def _listed_ids(member_ids: list[str]) -> set[uuid.UUID]:
+    """The ids of a batch asked for (malformed ones left out): a list of at most ``EXPORT_PAGE_LIMIT``."""
     if not isinstance(member_ids, list) or len(member_ids) > EXPORT_PAGE_LIMIT:
         raise Invalid(f"Ask for a list of at most {EXPORT_PAGE_LIMIT} member ids.",
                       {"member_ids": [f"A list of at most {EXPORT_PAGE_LIMIT} ids."]})
@@ -495,4 +495,20 @@ def by_ids(session: Session, member_ids: list[str]) -> list[Any]:
             ids.add(uuid.UUID(str(value)))
         except ValueError:
             continue
+    return ids
+
+
+def by_ids(session: Session, member_ids: list[str]) -> list[Any]:
+    """The members of ``member_ids`` (malformed or unknown ids left out), for an export page naming them."""
+    ids = _listed_ids(member_ids)
     return session.execute(_EXPORTED.where(Member.id.in_(ids))).all() if ids else []
+
+
+_READ_MANY = select(*(Member.__table__.c[name] for name in MemberSchema.columns()))
+
+
+def read_many(session: Session | Connection, member_ids: list[str]) -> list[Any]:
+    """``read`` for a batch (an import's rows naming members: one statement, not one a row); malformed or
+    unknown ids left out."""
+    ids = _listed_ids(member_ids)
+    return session.execute(_READ_MANY.where(Member.__table__.c.id.in_(ids))).all() if ids else []

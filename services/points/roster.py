@@ -1,7 +1,8 @@
 """Points' own copy of the members it serves: id, referrer, home branch, tier, segment and status.
 
 Fed by the members service's events; a member points has not heard of yet (an event still on its
-way) is asked for once with ``members.get_member`` and remembered. Each fact carries the time it
+way) is asked for once with ``members.get_member`` and remembered (a batch's members with one
+``members.get_members``: ``prefetch``). Each fact carries the time it
 became true, so an older event arriving after a newer one changes nothing.
 
 A member merged into another (``member_merged``) keeps its copy with ``merged_into_id`` set: every
@@ -181,8 +182,11 @@ def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held:
         copy = find(session, key)
     if copy is not None and copy.enrolled_at is not None:
         return copy
-    member = fetch(str(key))
-    copy = _row(session, key, now)
+    return _refresh(_row(session, key, now), fetch(str(key)), now)
+
+
+def _refresh(copy: MemberCopy, member: dict[str, Any], now: datetime) -> MemberCopy:
+    """``copy`` brought up to what members answered of the member now."""
     copy.home_branch = member.get("home_branch") or copy.home_branch
     referrer = member.get("referred_by")
     copy.referrer_id = uuid.UUID(referrer) if referrer else copy.referrer_id
@@ -194,6 +198,32 @@ def resolve(session: Session, member_id: Any, fetch: Fetch, now: datetime, held:
         copy.status, copy.status_as_of = member.get("status") or copy.status, now
     copy.updated_at = now
     return copy
+
+
+FetchMany = Callable[[list[str]], dict[str, Any]]
+"""Asks the members service for many members in one call (``members.get_members``): ``{"items": [...]}``."""
+
+
+def prefetch(session: Session, member_ids: list[Any], fetch_many: FetchMany, now: datetime) -> None:
+    """Copies of a batch's members that points has not heard of (an import's opening balances, of members
+    imported moments ago whose ``member_enrolled`` is still on its way), asked of members in one call, not one a
+    row; ``resolve`` then finds each here. Malformed ids are left for ``resolve`` to refuse."""
+    keys = set()
+    for member_id in member_ids:
+        try:
+            keys.add(uuid.UUID(str(member_id)))
+        except ValueError:
+            continue
+    if not keys:
+        return
+    table = MemberCopy.__table__
+    known = dict(session.execute(select(table.c.member_id, table.c.enrolled_at)
+                                 .where(table.c.member_id.in_(keys))).all())
+    missing = sorted(str(key) for key in keys if known.get(key) is None)
+    if not missing:
+        return
+    for member in fetch_many(missing)["items"]:
+        _refresh(_row(session, uuid.UUID(member["id"]), now), member, now)
 
 
 def enrolled(session: Session, event: dict[str, Any], now: datetime) -> MemberCopy:

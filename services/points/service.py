@@ -624,6 +624,9 @@ class PointsService(Service):
         ctx = self._ctx()
         if data["ledger"] == "wallet" and any(row["currency"] != ctx.currency for row in data["rows"]):
             raise Invalid(f"Stored value is kept in {ctx.currency}.", {"currency": [f"Must be {ctx.currency}."]})
+        # members imported moments ago may not have reached points yet: their copies in one call, not one a row
+        roster.prefetch(self.db.session, [row["member_id"] for row in data["rows"]], self.members.get_members,
+                        utcnow())
         outcomes = openings.open_each(self.db.session, ctx, data["ledger"], data["rows"],
                                       lambda member_id: self._member(member_id, held=not data["dry_run"]),
                                       lambda branch: self._branch(branch, "post opening balances at this branch"),
