@@ -1,8 +1,9 @@
 """Opening balances brought from a clinic group's old system (imports, issue 19): points as lots expiring on
 the dates the old system gave them, stored value with its paid (principal) and bonus parts apart.
 
-A batch comes in one call; each row is posted on its own (a savepoint each: a bad row leaves the others be)
-under the dedupe key ``opening:<row key>``, read under the account's lock, so a batch sent again or a job
+A batch comes in one call. What its rows find posted already is read for the whole batch at once (``_seen``), which is
+all a dry run needs; a commit posts each row on its own (a savepoint each: a bad row leaves the others be)
+under the dedupe key ``opening:<row key>``, read again under the account's lock, so a batch sent again or a job
 resumed after a crash posts nothing twice (a row sent again is answered ``posted``, as the first time). A row key is
 ``<origin>:<row>`` (``import:<job>:<row>``): a member's opening balance on a ledger comes from one origin
 only, so the same file imported again by a second job answers ``present`` too instead of doubling it. An opening is
@@ -13,7 +14,10 @@ other. Openings announce no event: they are not activity of the member (no messa
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -33,48 +37,88 @@ def _dedupe(key: str) -> str:
     return f"opening:{key}"
 
 
+def _origin(key: str) -> str:
+    """The origin of a row key (``import:<job>``): its dedupe key's prefix, up to the row."""
+    return _dedupe(key).rsplit(":", 1)[0] + ":"
+
+
 def _opened_elsewhere(session: Session, table: type, member: MemberCopy, key: str) -> bool:
     """Whether the member's opening balance on this ledger came from another origin (another import job)."""
-    origin = _dedupe(key).rsplit(":", 1)[0] + ":"
     found = session.execute(select(table.id).where(
         table.member_id == member.member_id, table.dedupe_key.like("opening:%"),
-        ~table.dedupe_key.startswith(origin, autoescape=True)).limit(1)).first()
+        ~table.dedupe_key.startswith(_origin(key), autoescape=True)).limit(1)).first()
     return found is not None
 
 
-def _points(session: Session, ctx: Context, member: MemberCopy, row: dict[str, Any], dry_run: bool) -> str:
+@dataclass
+class _Seen:
+    """What a batch's rows find posted already, read for the whole batch in two statements: the rows' own dedupe
+    keys, and each member's openings (by origin). A key posted stays posted, so ``posted`` is final; the rest is
+    read again under the account's lock by a commit (a twin batch may be posting them now)."""
+
+    posted: set[str] = field(default_factory=set)
+    origins: dict[uuid.UUID, set[str]] = field(default_factory=dict)
+
+    def elsewhere(self, member: MemberCopy, key: str) -> bool:
+        return bool(self.origins.get(member.member_id, set()) - {_origin(key)})
+
+
+def _seen(session: Session, table: type, rows: list[dict[str, Any]]) -> _Seen:
+    seen = _Seen()
+    keys = [_dedupe(row["key"]) for row in rows]
+    seen.posted = set(session.scalars(select(table.dedupe_key).where(table.dedupe_key.in_(keys))))
+    members = set()
+    for row in rows:
+        try:
+            members.add(uuid.UUID(str(row["member_id"])))
+        except ValueError:
+            continue  # refused by resolve, row by row
+    if members:
+        for member_id, dedupe in session.execute(select(table.member_id, table.dedupe_key).where(
+                table.member_id.in_(members), table.dedupe_key.like("opening:%"))):
+            seen.origins.setdefault(member_id, set()).add(dedupe.rsplit(":", 1)[0] + ":")
+    return seen
+
+
+def _points(session: Session, ctx: Context, member: MemberCopy, row: dict[str, Any], seen: _Seen,
+            dry_run: bool) -> str:
     if row["expires_on"] < ctx.today:
         raise Invalid("These points expired already; leave the row out.", {"expires_on": ["In the past."]})
-    if not dry_run:
-        ledger.lock_account(session, member.member_id, ctx.now)
     dedupe = _dedupe(row["key"])
-    if ledger.posted(session, dedupe):
+    if dedupe in seen.posted:
         return "present" if dry_run else "posted"  # this row, sent again (a resumed job): its first answer
+    if dry_run:
+        return "present" if seen.elsewhere(member, row["key"]) else "valid"
+    ledger.lock_account(session, member.member_id, ctx.now)
+    if ledger.posted(session, dedupe):
+        return "posted"  # posted meanwhile by a twin of this batch
     if _opened_elsewhere(session, PointsPosting, member, row["key"]):
         return "present"
-    if dry_run:
-        return "valid"
     ledger.earn(session, member.member_id, row["points"], RULE,
                 Entry("import", row["key"], ctx.operator, row.get("branch"), "opening balance", dedupe_key=dedupe),
                 row["expires_on"], ctx.now)
     return "posted"
 
 
-def _wallet(session: Session, ctx: Context, member: MemberCopy, row: dict[str, Any], dry_run: bool) -> str:
-    account = None if dry_run else wallet.lock_wallet(session, member.member_id, ctx)
+def _wallet(session: Session, ctx: Context, member: MemberCopy, row: dict[str, Any], seen: _Seen,
+            dry_run: bool) -> str:
     dedupe = _dedupe(row["key"])
-    if wallet.existing(session, dedupe) is not None:
+    if dedupe in seen.posted:
         return "present" if dry_run else "posted"
+    if dry_run:
+        return "present" if seen.elsewhere(member, row["key"]) else "valid"
+    account = wallet.lock_wallet(session, member.member_id, ctx)
+    if wallet.existing(session, dedupe) is not None:
+        return "posted"
     if _opened_elsewhere(session, WalletPosting, member, row["key"]):
         return "present"
-    if account is None:
-        return "valid"
     wallet.post(session, account, ctx, "opening", row["principal_minor"], row["bonus_minor"], dedupe,
                 row.get("branch"), reason="opening balance")
     return "posted"
 
 
 POST = {"points": _points, "wallet": _wallet}
+TABLE = {"points": PointsPosting, "wallet": WalletPosting}
 
 
 def open_each(session: Session, ctx: Context, ledger_name: str, rows: list[dict[str, Any]],
@@ -83,16 +127,18 @@ def open_each(session: Session, ctx: Context, ledger_name: str, rows: list[dict[
     ``posted`` (``valid`` on a dry run, which posts nothing),
     ``present`` (posted before under this key, or the member's opening came from another import) or
     ``invalid`` with the reason."""
+    seen = _seen(session, TABLE[ledger_name], rows)
     outcomes = []
     for row in rows:
         try:
-            with session.begin_nested():
+            # a commit's row in a savepoint of its own (a bad row leaves the others be); a dry run writes nothing
+            with session.begin_nested() if not dry_run else contextlib.nullcontext():
                 if row.get("branch"):
                     check_branch(row["branch"])
                 member = resolve(row["member_id"])
                 if member.status != "active":
                     raise Conflict(f"This membership is {member.status}: no opening balance.")
-                status = POST[ledger_name](session, ctx, member, row, dry_run)
+                status = POST[ledger_name](session, ctx, member, row, seen, dry_run)
             outcomes.append({"key": row["key"], "status": status, "member_id": str(member.member_id)})
         except (Invalid, Conflict, NotFound, Forbidden) as error:
             outcomes.append({"key": row["key"], "status": "invalid", "message": str(error),
