@@ -44,7 +44,7 @@ from services.kit.locks import serialise_many
 from services.kit.schemas import load
 from services.members import register
 from services.members.rules import identity
-from services.members.schemas import EnrolmentSchema
+from services.members.schemas import EnrolmentSchema, plain_enrolment
 
 COMMAND = "enrol_import"
 _CARD = re.compile(r"[0-9A-Za-z]{1,20}")
@@ -72,7 +72,9 @@ def _card(row: dict[str, Any]) -> str | None:
 
 def _loaded(row: dict[str, Any], group: Group, caller: Identity,
             schema: EnrolmentSchema | None = None) -> tuple[dict[str, Any], register.Person, str | None]:
-    data = load(schema or EnrolmentSchema(), row["member"])  # one schema for a whole batch: building it costs
+    # the plain rows an import sends are checked without marshmallow's machinery (the same rules); the others,
+    # and every refusal, by the schema (one for a whole batch: building it costs)
+    data = plain_enrolment(row["member"]) or load(schema or EnrolmentSchema(), row["member"])
     caller.require_branch(data["home_branch"], "enrol members at this branch")
     return data, register.person_of(data, group), _card(row)
 
