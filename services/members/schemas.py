@@ -92,13 +92,19 @@ _PLAIN_KEYS = frozenset((*_PLAIN_TEXT, *_PLAIN_OPTIONAL_TEXT, "birth_date", "gen
 _EMAIL = validate.Email()
 
 
+_PLAIN_FIELDS = frozenset((*_PLAIN_KEYS, "consents"))
+"""The fields ``plain_enrolment`` knows; should ``EnrolmentSchema`` have others, it answers None (the schema loads
+every row) until it learns them (``tests/unit/test_plain_enrolment.py`` then fails, as it does when a rule
+changes)."""
+
+
 def plain_enrolment(data: Any) -> dict[str, Any] | None:
     """What ``EnrolmentSchema().load(data)`` gives, for the plain enrolments an import sends (strings within their
     rules, no consents), by the same rules written out once; None for anything else, which the schema then loads
     (and explains). An import's rows go through here: marshmallow's load around these few checks cost as much as
     the checks themselves (~25 us a row, both phases of an import). ``tests/unit/test_plain_enrolment.py`` holds
     the two equal over the sample files and every boundary of each rule; None is always a safe answer."""
-    if type(data) is not dict or not _PLAIN_KEYS.issuperset(data):
+    if type(data) is not dict or not _PLAIN_KEYS.issuperset(data) or not _PLAIN_FIELDS_ARE_THE_SCHEMAS:
         return None
     loaded: dict[str, Any] = {}
     for name, (shortest, longest) in _PLAIN_TEXT.items():
@@ -149,6 +155,9 @@ def plain_enrolment(data: Any) -> dict[str, Any] | None:
     loaded["id_document"] = document
     loaded["consents"] = dict(NO_CONSENTS)
     return loaded
+
+
+_PLAIN_FIELDS_ARE_THE_SCHEMAS = _PLAIN_FIELDS == frozenset(EnrolmentSchema._declared_fields)
 
 
 class MemberChangesSchema(_PersonChecks):

@@ -5,6 +5,7 @@ quietly pay the schema's cost again)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ SCHEMA = EnrolmentSchema()
 BASE = {"source": "import", "full_name": "王伟伟", "phone": "13900000000", "birth_date": "1950-01-01",
         "gender": "male", "home_branch": "SH01"}
 TODAY = date.today()
+PINNED = "f4f4b98723f83dd6"
 
 
 def schema_load(data: Any) -> dict[str, Any] | None:
@@ -96,3 +98,21 @@ def test_the_default_consents_are_a_copy_of_their_own() -> None:
     first, second = plain_enrolment(dict(BASE)), plain_enrolment(dict(BASE))
     first["consents"]["sms"] = True
     assert second["consents"]["sms"] is False
+
+
+def _shape(schema: Any) -> list[Any]:
+    """What decides ``schema``'s loads: each field's type, presence, nulls, default and validators; its hooks."""
+    shape: list[Any] = [sorted((name, str(hook)) for name, hook in schema._hooks.items() if hook)]
+    for name, field in schema.fields.items():
+        default = field.load_default() if callable(field.load_default) else field.load_default
+        shape.append((name, type(field).__name__, field.required, field.allow_none, repr(default),
+                      [repr(validator) for validator in field.validators],
+                      _shape(field.schema) if hasattr(field, "nested") else None))
+    return shape
+
+
+def test_the_schema_is_the_one_plain_enrolment_was_written_for() -> None:
+    """A changed ``EnrolmentSchema`` (a field, a rule, a default) needs ``plain_enrolment`` changed the same way:
+    write the rule there too, check the tests above, then pin the new shape here."""
+    digest = hashlib.sha256(repr(_shape(SCHEMA)).encode()).hexdigest()[:16]
+    assert digest == PINNED, f"EnrolmentSchema changed ({digest}): change plain_enrolment the same way, then pin it"
