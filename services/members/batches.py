@@ -20,7 +20,8 @@ schema). The commit does not take the dry run's verdict instead (decided for iss
 parse and the blind indexes, which the insert needs anyway or the floor of the rules is; trusting the dry run would
 save ~20-25 us a row of the commit's ~200 while it needed the verdict stored by interfaces and proven to be for this
 very row (a MAC over its content), and what can change between the two phases (the branch, the caller's branches,
-a referral code, existing members) would still be checked by the commit. The end-to-end commit's cost lies elsewhere: the ``member_enrolled`` events' publishing and consuming.
+a referral code, existing members) would still be checked by the commit. The end-to-end commit's cost lies
+elsewhere: its ``member_enrolled`` events, published and consumed one message each.
 """
 
 from __future__ import annotations
