@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, String, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -173,21 +174,30 @@ def person_of(data: dict[str, Any], group: Group) -> Person:
     return Person(full_name, phone, document, indexes_for(full_name, phone, data["birth_date"], document))
 
 
+_MATCHED = (Member.id, Member.card_number, Member.phone_index, Member.document_index, Member.name_birth_index,
+            Member.name_index)
+_MATCHES_OF_MANY = select(*_MATCHED).where(or_(
+    Member.name_birth_index == any_(bindparam("names", type_=ARRAY(String))),
+    Member.phone_index == any_(bindparam("phones", type_=ARRAY(String))),
+    Member.document_index == any_(bindparam("documents", type_=ARRAY(String)))), Member.status != "closed")
+
+
 def matches_of_many(session: Session, people: list[Indexes]) -> dict[int, list[Match]]:
     """``find_matches`` for many enrolments in one query: position in ``people`` -> its matches."""
     if not people:
         return {}
-    phones = {p.phone for p in people if p.phone}
-    documents = {p.document for p in people if p.document}
-    names = {p.name_birth for p in people}
-    conditions = [Member.name_birth_index.in_(names)]
-    if phones:
-        conditions.append(Member.phone_index.in_(phones))
-    if documents:
-        conditions.append(Member.document_index.in_(documents))
-    found = session.execute(select(Member.id, Member.card_number, Member.phone_index, Member.document_index,
-                                   Member.name_birth_index, Member.name_index).where(
-        or_(*conditions), Member.status != "closed")).all()
+    phones = [p.phone for p in people if p.phone]
+    documents = [p.document for p in people if p.document]
+    names = [p.name_birth for p in people]
+    if session.get_bind().dialect.name == "postgresql":  # three arrays, not a bound parameter per blind index
+        found = session.execute(_MATCHES_OF_MANY, {"names": names, "phones": phones, "documents": documents}).all()
+    else:
+        conditions = [Member.name_birth_index.in_(names)]
+        if phones:
+            conditions.append(Member.phone_index.in_(phones))
+        if documents:
+            conditions.append(Member.document_index.in_(documents))
+        found = session.execute(select(*_MATCHED).where(or_(*conditions), Member.status != "closed")).all()
     by_index: dict[tuple[str, str], list[Any]] = {}  # (kind, blind index) -> the members found with it
     for member in found:
         for kind, index in (("phone", member.phone_index), ("document", member.document_index),

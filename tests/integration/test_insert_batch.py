@@ -65,3 +65,40 @@ def test_rows_are_stored_as_sqlalchemys_insert_stores_them_and_a_collision_is_an
             assert session.execute(select(MEMBERS.c.id).where(MEMBERS.c.card_number == "C00000022")).first()
     finally:
         store.dispose()
+
+
+@pytest.mark.backends("postgresql")
+def test_a_value_shared_by_every_row_is_quoted_once_into_the_same_statement(databases, backend):
+    """The batch's time, a date, None, a string with ``%`` given as the same object in every row are quoted once;
+    the statement is the one quoting every value row by row gives, and the rows are stored as SQLAlchemy stores
+    them. Equal values that are not the same object (``True`` and ``1``) are quoted row by row."""
+    from services.kit.insert_batch import _template
+
+    url = databases.fresh(backend, "members")
+    store = store_for(url)
+    at, on, shared = datetime(2026, 12, 7, 3, 30, tzinfo=UTC), date(2027, 12, 7), "nb 100% 'shared'"
+
+    def rows(first: int) -> list[dict]:
+        return [{**_row(n), "consents_updated_at": at, "enrolled_at": at, "updated_at": at, "tier_since": at,
+                 "tier_review_on": on, "name_birth_index": shared, "consent_sms": True}
+                for n in range(first, first + 3)]
+
+    try:
+        with store.transaction() as session:
+            cursor = session.connection().connection.cursor()
+            processed = [[True, at, None, shared, n] for n in (1, 2, 3)] + [[1, at, None, shared, 4]]
+            template, varying = _template(cursor, processed)
+            assert varying == [0, 4]  # True and 1 are equal, not the same: quoted row by row
+            assert [cursor.mogrify(template, [row[i] for i in varying]) for row in processed] == [
+                cursor.mogrify("(" + ",".join(["%s"] * 5) + ")", row) for row in processed]
+            assert _template(cursor, processed[:1])[1] == [0, 1, 2, 3, 4]  # one row: nothing to share
+            ours, theirs = rows(0), rows(10)
+            insert_rows(session, MEMBERS, ours)
+            session.execute(insert(MEMBERS), theirs)
+        with store.transaction() as session:
+            assert _stored(session, [r["id"] for r in ours]) == _stored(session, [r["id"] for r in theirs])
+            stored = session.execute(select(MEMBERS.c.name_birth_index, MEMBERS.c.enrolled_at).where(
+                MEMBERS.c.id == ours[2]["id"])).one()
+            assert tuple(stored) == (shared, at)
+    finally:
+        store.dispose()

@@ -6,7 +6,8 @@ warehouse's export of the members imported.
 
 For each size: a CSV of distinct members (Chinese headers), members in this test process and interfaces as
 a ``nameko run`` process of its own, each on a fresh PostgreSQL database; the dry run and the commit are
-timed through the service (rows/s) and the interfaces process's peak memory is read from the kernel
+timed through the service (rows/s), with the CPU each phase cost the interfaces process and this one (members)
+beside it (the wall time follows the machine's load, the CPU hardly), and the interfaces process's peak memory is read from the kernel
 (``VmHWM``, reset before each phase) after each phase; memory must stay flat across sizes (the file is
 streamed, a batch at a time). In the same run, PostgreSQL's ``COPY`` of the same rows into a plain table
 gives the physical limit. Then every member is exported as the gateway's ``GET /v1/exports/members`` writes
@@ -46,6 +47,12 @@ def peak_kib(pid: int | str) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """The process's CPU time so far (user + system, ``/proc/<pid>/stat``): what a phase cost it, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reset_peak(pid: int | str) -> None:
@@ -114,18 +121,20 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     job = upload(proxy, path)
     uploaded = time.perf_counter() - started
     reset_peak(process.pid)
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), (cpu_seconds(process.pid), cpu_seconds("self"))
     proxy.interfaces.start_import_check(job["id"])
     job = settled(proxy, job["id"], "validated", timeout=7000)
     checked = time.perf_counter() - started
+    check_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
     check_peak = peak_kib(process.pid)
     assert job["counts"]["valid"] == rows
 
     reset_peak(process.pid)
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), (cpu_seconds(process.pid), cpu_seconds("self"))
     proxy.interfaces.commit_import(job["id"], idempotency_key=f"perf-{job['id']}")
     job = settled(proxy, job["id"], "done", timeout=7000)
     committed = time.perf_counter() - started
+    commit_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
     commit_peak = peak_kib(process.pid)
     assert job["counts"]["imported"] == rows
 
@@ -144,6 +153,9 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     print(f"  commit   {committed:8.1f} s  {rows / committed:9,.0f} rows/s  interfaces peak {commit_peak / 1024:6.1f} MiB")
     print(f"  COPY     {copied:8.2f} s  {rows / copied:9,.0f} rows/s  (plain table, the physical limit)")
     print(f"  commit / COPY: {committed / copied:.0f}x")
+    for phase, (interfaces_cpu, here_cpu) in (("dry run", check_cpu), ("commit", commit_cpu)):
+        print(f"  {phase:8} CPU a row: interfaces {interfaces_cpu * 1e6 / rows:5,.0f} us, this process (members, "
+              f"and the polling of the job) {here_cpu * 1e6 / rows:5,.0f} us")
     print(f"  export   {export_seconds:8.1f} s  {rows / export_seconds:9,.0f} rows/s  {exported_bytes / 2**20:.1f} MiB CSV, "
           f"test process peak {export_peak / 1024:6.1f} MiB (from {before / 1024:.1f}), pages of {PAGE}")
     _ = members

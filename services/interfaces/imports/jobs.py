@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import eventlet
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.interfaces import reviews
@@ -53,6 +53,7 @@ from services.kit.clock import utcnow
 from services.kit.config import group_from_config
 from services.kit.db import Store, fetch
 from services.kit.errors import Conflict, Forbidden, Invalid, TooLarge
+from services.kit.insert_batch import insert_rows
 from services.kit.jobs import run_batches
 from services.kit.peers import Peer
 from services.kit.telemetry import counter
@@ -316,8 +317,8 @@ def _repeated(session: Session, job: ImportJob, checked: list[tuple[int, dict[st
         for identity in outcome.get("identity", []):
             seen[identity] = number
             first_seen.append({"job_id": job.id, "identity": identity, "row": number})
-    if first_seen:  # a Core multi-row insert: two or three identities a row, no ORM object for each
-        session.execute(insert(ImportSeen.__table__), first_seen)
+    # one multi-row insert without SQLAlchemy's per-value work (two or three identities a row): kit.insert_batch
+    insert_rows(session, ImportSeen.__table__, first_seen)
     return repeated
 
 
