@@ -177,8 +177,8 @@ class NotificationsService(Service):
     @event_handler(VisitPointsEarned)
     def on_visit_points_earned(self, event: dict[str, Any]) -> None:
         """A visit's earn postings into the day's digest, in one handler run (issue 17)."""
-        for line in earned_lines(event):
-            digests.points_earned(self.db.session, line, utcnow(), self.sending.settings, self.sending.group.zone)
+        digests.visit_points_earned(self.db.session, earned_lines(event), utcnow(), self.sending.settings,
+                                    self.sending.group.zone)
 
     @event_handler(PointsExpiring)
     def on_points_expiring(self, event: dict[str, Any]) -> None:
