@@ -99,7 +99,6 @@ class VisitPointsEarned(Event):
                            {"posting_id": "1043", "points": 50, "rule": "visit"}]}
 
 
-
 def earned_lines(event: dict[str, Any]) -> list[dict[str, Any]]:
     """Each line of a loaded ``visit_points_earned`` as a ``points_earned`` payload says it (the fields in common
     repeated, the visit as ``source_ref``): what a consumer keeping postings one by one reads, and what partners
