@@ -10,6 +10,7 @@ queue, for a branch manager to ``resolve_review``.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -57,7 +58,7 @@ from services.kit.paging import keyset_page
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
 from services.members.events import MemberEnrolled, MemberUpdated, TierChanged
-from services.points.events import PointsEarned, PointsRedeemed
+from services.points.events import PointsEarned, PointsRedeemed, VisitPointsEarned, earned_lines
 from services.records.events import AppointmentBooked, AppointmentCancelled, VisitCompleted, VisitRefunded
 
 HTTP = sender.session()
@@ -67,6 +68,11 @@ def _subscribed(service: Any, event_type: str) -> bool:
     """An event is wanted only if an integration subscribes to its type (``kit.handlers.event_handler``)."""
     with service.db.read() as connection:
         return subscriptions.any_active(connection, event_type)
+
+
+def _points_earned_subscribed(service: Any, event_type: str) -> bool:
+    """A ``visit_points_earned`` is delivered as ``points_earned`` (one a posting): wanted if that is subscribed."""
+    return _subscribed(service, "points_earned")
 
 
 class InterfacesService(Service):
@@ -272,6 +278,14 @@ class InterfacesService(Service):
     @event_handler(PointsEarned, wanted=_subscribed)
     def on_points_earned(self, event: dict[str, Any]) -> None:
         self._fan_out(PointsEarned, event)
+
+    @event_handler(VisitPointsEarned, wanted=_points_earned_subscribed)
+    def on_visit_points_earned(self, event: dict[str, Any]) -> None:
+        """Partners receive a visit's earn as they always have: a ``points_earned`` delivery a posting, each with an
+        event id of its own derived from the event's (the same on a redelivery)."""
+        for line in earned_lines(event):
+            line_id = uuid.uuid5(uuid.NAMESPACE_URL, f"careloop:{event['event_id']}:{line['posting_id']}")
+            self._fan_out(PointsEarned, {**line, "event_id": line_id, "occurred_at": event["occurred_at"]})
 
     @event_handler(PointsRedeemed, wanted=_subscribed)
     def on_points_redeemed(self, event: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
-"""A paid visit's facts as members' handlers meet them (records' ``visit_completed``, points' ``points_earned``):
-on PostgreSQL everything a handler decides on is read in one round trip, and everything it writes goes with its
-commit — three round trips a handler with the kit's inbox check (were 9 and 8: issue 17, members' CPU per bill).
+"""A paid visit's facts as members' handlers meet them (records' ``visit_completed``, points' ``visit_points_earned``
+with all the visit's earn postings, or a ``points_earned``): on PostgreSQL everything a handler decides on is read in
+one round trip, and everything it writes goes with its commit — three round trips a handler with the kit's inbox
+check (were 9 and 8: issue 17, members' CPU per bill).
 
 The read (``hold_for_visit``, ``hold_for_points``) is two statements in one query, as ``kit.locks.then`` sends them:
 the member's row locked (``FOR UPDATE``, only if it is not merged), then, with a snapshot taken once the lock is
@@ -12,8 +13,8 @@ so the fact's row can go with the commit (``activity.keep_new_visit``, ``keep_ne
 ``None`` — the general path (``tier_ledger.member_for_event``, then ``activity.record_*``) — for SQLite, a member
 not found or merged (events about a merged member apply to its survivor, locked with its chain in id order), and
 the handler takes it too when the fact has a row already (a visit kept before, or a refund that came first) or a
-reversal overtook the posting: rare, and what those cases do is written there once. A posting kept before is
-simply done with.
+reversal overtook a posting, or some of a visit's postings have rows and some not: rare, and what those cases do is
+written there once. Postings kept before are simply done with.
 
 Lock order: the member's row alone, as ``member_for_event`` locks an unmerged member. A merge that commits while
 this read waits leaves the row locked but merged: the read says merged, and the general path locks the chain, as
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, literal_column, select
+from sqlalchemy import and_, any_, bindparam, exists, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -108,10 +109,12 @@ _READ_FOR_VISIT = select(
     select(func.coalesce(func.max(MemberTopUp.amount_minor), 0)).where(_in_window(MemberTopUp))
     .scalar_subquery().label("top_up_minor"),
 ).where(Member.id == bindparam("member"))
-# a posting kept before, or a reversal of it that came first (moved to the posting's day when it is kept)
+# how many of the postings were kept before, and whether a reversal of one came first (moved to the posting's day
+# when it is kept); ``fact`` is the list of posting ids (an array for the driver)
 _READ_FOR_POINTS = select(
-    *_STANDING, exists().where(MemberPoints.posting_id == bindparam("fact")).label("known"),
-    exists().where(MemberPoints.reverses_posting_id == bindparam("fact"),
+    *_STANDING, select(func.count()).where(MemberPoints.posting_id == any_(bindparam("fact")))
+    .scalar_subquery().label("kept"),
+    exists().where(MemberPoints.reverses_posting_id == any_(bindparam("fact")),
                    MemberPoints.member_id == bindparam("member")).label("overtaken"),
     _POINTS,
 ).where(Member.id == bindparam("member"))
@@ -130,7 +133,7 @@ _VISIT_QUERY, _VISIT_CONSTANTS = _prebuilt(_READ_FOR_VISIT)
 _POINTS_QUERY, _POINTS_CONSTANTS = _prebuilt(_READ_FOR_POINTS)
 
 
-def _read(session: Session, query: str, constants: dict[str, Any], member_id: uuid.UUID, fact: str,
+def _read(session: Session, query: str, constants: dict[str, Any], member_id: uuid.UUID, fact: str | list[str],
           first: date, last: date) -> Any:
     if session.get_bind().dialect.name != "postgresql":
         return None
@@ -154,12 +157,14 @@ def hold_for_visit(session: Session, member_id: uuid.UUID, visit_id: str, first:
     return _held(member_id, row, bool(row.known), window)
 
 
-def hold_for_points(session: Session, member_id: uuid.UUID, posting_id: str, first: date,
+def hold_for_points(session: Session, member_id: uuid.UUID, posting_ids: list[str], first: date,
                     last: date) -> Held | None:
-    """The member of a posting, locked, with whether the posting has a row, and the window's points before it (the
-    other sums are not read: points re-judge the points path alone, ``tier_ledger.reassess_after_points``). None
-    too when a reversal of the posting came first (the general path moves it to the posting's day)."""
-    row = _read(session, _POINTS_QUERY, _POINTS_CONSTANTS, member_id, posting_id, first, last)
-    if row is None or (row.overtaken and not row.known):
+    """The member of postings (one ``points_earned``, or the lines of a ``visit_points_earned``), locked, with
+    whether they have rows, and the window's points before them (the other sums are not read: points re-judge the
+    points path alone, ``tier_ledger.reassess_after_points``). None too when a reversal of one came first (the
+    general path moves it to the posting's day), or when some of them have rows and some not."""
+    row = _read(session, _POINTS_QUERY, _POINTS_CONSTANTS, member_id, list(posting_ids), first, last)
+    known = row is not None and row.kept == len(posting_ids)
+    if row is None or (not known and (row.overtaken or row.kept)):
         return None
-    return _held(member_id, row, bool(row.known), Window(first, last, points=int(row.points)))
+    return _held(member_id, row, known, Window(first, last, points=int(row.points)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
@@ -81,7 +82,7 @@ from services.members.schemas import (
     export_rows,
 )
 from services.members.settings import card_system, nightly_starts, setting
-from services.points.events import PointsEarned, PointsReversed, ToppedUp
+from services.points.events import PointsEarned, PointsReversed, ToppedUp, VisitPointsEarned, earned_lines
 from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded, VisitsImported
 
 EVENT_ACTOR = "service:members (event)"
@@ -352,22 +353,38 @@ class MembersService(Service):
 
     @event_handler(PointsEarned)
     def on_points_earned(self, data: dict[str, Any]) -> None:
+        self._keep_points(data["member_id"], [data])
+
+    @event_handler(VisitPointsEarned)
+    def on_visit_points_earned(self, data: dict[str, Any]) -> None:
+        """A visit's earn postings, kept and judged for tiers together (one handler run a visit, issue 17)."""
+        self._keep_points(data["member_id"], earned_lines(data))
+
+    def _keep_points(self, member_id: uuid.UUID, lines: list[dict[str, Any]]) -> None:
+        """Keep earn postings (each as a ``points_earned`` says it) and re-judge the points path once for them all."""
         now = utcnow()
-        held = arrivals.hold_for_points(self.db.session, data["member_id"], data["posting_id"], *self._window(now))
+        held = arrivals.hold_for_points(self.db.session, member_id, [line["posting_id"] for line in lines],
+                                        *self._window(now))
         if held is not None and held.known:
             return  # kept before
+        days = [local_date(line["earned_at"], self.group.zone) for line in lines]
         if held is not None:  # the usual case: one read, the writes with the commit (arrivals)
-            day = local_date(data["earned_at"], self.group.zone)
             programme = self._programme_of(held).programme
-            points = held.window.with_points(day, data["rule"], data["points"]).counted_points
-            if not tier_ledger.points_may_change_tier(self.db.session, held, programme, self.group.zone, now, points):
-                activity.keep_new_points(self.db.session, held.id, data, day)
+            window = held.window
+            for line, day in zip(lines, days, strict=True):
+                window = window.with_points(day, line["rule"], line["points"])
+            if not tier_ledger.points_may_change_tier(self.db.session, held, programme, self.group.zone, now,
+                                                      window.counted_points):
+                for line, day in zip(lines, days, strict=True):
+                    activity.keep_new_points(self.db.session, held.id, line, day)
                 self._keep_window(held)
                 return
-        member = tier_ledger.member_for_event(self.db.session, data["member_id"])
-        if activity.record_points(self.db.session, member.id, data, local_date(data["earned_at"], self.group.zone)):
+        member = tier_ledger.member_for_event(self.db.session, member_id)
+        kept = [line for line, day in zip(lines, days, strict=True)
+                if activity.record_points(self.db.session, member.id, line, day)]
+        if kept:
             self._keep_window(member)
-            self._reassess(member, f"points:{data['posting_id']}", tier_ledger.reassess_after_points)
+            self._reassess(member, f"points:{kept[0]['posting_id']}", tier_ledger.reassess_after_points)
 
     @event_handler(PointsReversed)
     def on_points_reversed(self, data: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ the next day's digest, a late lot of an already-warned date is kept without a se
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,11 +73,58 @@ def points_earned(session: Session, event: dict[str, Any], now: datetime, settin
         slot_absent = True
     elif _seen(session, EARNED, posting):
         return False
+    return _attach_to_a_slot(session, [item], str(member_id), day, due, now, settings, zone, slot_absent)
+
+
+_ATTACH_ALL = text(
+    "WITH slot AS (SELECT id FROM deliveries WHERE dedupe_key = :dedupe_key AND state = 'queued' FOR UPDATE), "
+    "added AS (INSERT INTO digest_items (kind, item_ref, member_id, delivery_id, points, recorded_at) "
+    "SELECT :kind, item.ref, :member_id, slot.id, item.points, :recorded_at FROM slot, "
+    "unnest(CAST(:refs AS text[]), CAST(:points AS integer[])) AS item(ref, points) "
+    "ON CONFLICT (kind, item_ref) DO NOTHING RETURNING item_ref) "
+    "SELECT (SELECT count(*) FROM added) AS attached, "
+    "(SELECT count(*) FROM digest_items WHERE kind = :kind AND item_ref = ANY(CAST(:refs AS text[]))) AS seen"
+).bindparams(bindparam("member_id", type_=Uuid()), bindparam("recorded_at", type_=UtcDateTime()))
+"""PostgreSQL: ``_ATTACH`` for several postings of one member and one time (a visit's), in one query: how many were
+attached, and how many were counted before (the snapshot before the insert)."""
+
+
+def visit_points_earned(session: Session, lines: list[dict[str, Any]], now: datetime, settings: Settings,
+                        zone: ZoneInfo) -> None:
+    """Count a visit's postings (points' ``visit_points_earned``, as ``earned_lines`` gives them: one member, one
+    time, so one digest slot) into the member's daily digest, each once.
+
+    On PostgreSQL the usual case is one query for them all (``_ATTACH_ALL``); the day's first visit queues the digest
+    and adds the items with the commit. Anything else (some counted before, SQLite) goes posting by posting."""
+    first = lines[0]
+    member_id = first["member_id"]
+    day, due = journeys.digest_slot(first["earned_at"], settings, zone)
+    if session.get_bind().dialect.name == "postgresql" and len(lines) > 1:
+        attached, seen = session.execute(_ATTACH_ALL, {
+            "kind": EARNED, "member_id": member_id, "recorded_at": now,
+            "refs": [line["posting_id"] for line in lines], "points": [line["points"] for line in lines],
+            "dedupe_key": journeys.points_digest(str(member_id), day, due, zone).dedupe_key}).one()
+        if attached == len(lines):
+            return
+        if attached == 0 and seen == 0:  # the slot has no queued digest: the day's first visit, usually
+            items = [{"kind": EARNED, "item_ref": line["posting_id"], "member_id": member_id,
+                      "points": line["points"], "recorded_at": now} for line in lines]
+            _attach_to_a_slot(session, items, str(member_id), day, due, now, settings, zone, slot_absent=True)
+            return
+    for line in lines:  # rare: a posting counted before (or a twin's race), or SQLite
+        points_earned(session, line, now, settings, zone)
+
+
+def _attach_to_a_slot(session: Session, items: list[dict[str, Any]], member_id: str, day: date, due: datetime,
+                      now: datetime, settings: Settings, zone: ZoneInfo, slot_absent: bool) -> bool:
+    """Add ``items`` (none counted before) with the commit to the first digest of ``member_id`` still to be sent, from
+    ``day``'s (queued now if there is none); False if none within ``MAX_DAYS_AHEAD``."""
     for _ in range(MAX_DAYS_AHEAD):
-        plan = journeys.points_digest(str(member_id), day, due, zone)
+        plan = journeys.points_digest(member_id, day, due, zone)
         delivery_id = _slot(session, plan, now, slot_absent)
         if delivery_id is not None:
-            at_commit(session, _ADD_ITEM, {**item, "delivery_id": delivery_id})
+            for item in items:
+                at_commit(session, _ADD_ITEM, {**item, "delivery_id": delivery_id})
             return True
         slot_absent = False
         day += timedelta(days=1)

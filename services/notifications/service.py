@@ -80,7 +80,7 @@ from services.notifications.schemas import (
     SignInCodeSchema,
     SignInCodeSentSchema,
 )
-from services.points.events import PointsEarned, PointsExpiring
+from services.points.events import PointsEarned, PointsExpiring, VisitPointsEarned, earned_lines
 from services.records.events import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -173,6 +173,12 @@ class NotificationsService(Service):
     @event_handler(PointsEarned)
     def on_points_earned(self, event: dict[str, Any]) -> None:
         digests.points_earned(self.db.session, event, utcnow(), self.sending.settings, self.sending.group.zone)
+
+    @event_handler(VisitPointsEarned)
+    def on_visit_points_earned(self, event: dict[str, Any]) -> None:
+        """A visit's earn postings into the day's digest, in one handler run (issue 17)."""
+        digests.visit_points_earned(self.db.session, earned_lines(event), utcnow(), self.sending.settings,
+                                    self.sending.group.zone)
 
     @event_handler(PointsExpiring)
     def on_points_expiring(self, event: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 from marshmallow import fields, validate
 
@@ -49,8 +50,9 @@ def _currency(**kwargs: object) -> fields.String:
 
 @EVENTS.event("points_earned")
 class PointsEarned(Event):
-    """Points were earned (a visit, a referral, an activity, a survey, an online interaction, a campaign, a
-    manager's adjustment). Members count them for the 12-month points path of tiers; notifications put
+    """Points were earned (a referral, an activity, a survey, an online interaction, a campaign, a manager's
+    adjustment, a visit's points released after its refund window; a completed visit's earn itself is
+    `visit_points_earned`). Members count them for the 12-month points path of tiers; notifications put
     them in the daily digest. Points moved by a merge announce nothing."""
 
     member_id = _member()
@@ -67,6 +69,43 @@ class PointsEarned(Event):
     sample = {"member_id": _MEMBER, "posting_id": "1042", "points": 250, "rule": "spend",
               "source_ref": "6f1c2a4e-0000-4000-8000-000000000002", "branch": "SH01", "earned_at": _AT,
               "expires_on": date(2028, 12, 31)}
+
+
+class EarnedLine(Event):
+    posting_id = _number("The earn posting.")
+    points = _points("Points credited.")
+    rule = fields.String(required=True, validate=validate.OneOf(EARN_RULES))
+
+
+@EVENTS.event("visit_points_earned")
+class VisitPointsEarned(Event):
+    """A completed visit earned a member points: every line the visit posted to that member at once (spend, visit,
+    campaign; the referrer's share is an event of the referrer's), in one event instead of a `points_earned` a line,
+    so that each consumer handles a visit's earn once (issue 17). Each line is what a `points_earned` says of its
+    posting, with the fields below in common; interfaces still delivers each line to partners as a
+    `points_earned`. Lines held for a refund window are announced as `points_earned` when released."""
+
+    member_id = _member()
+    visit_id = fields.UUID(required=True, metadata={"description": "The visit (the lines' `source_ref`)."})
+    branch = fields.String(required=True, allow_none=True, metadata={"description": "Branch code, if any."})
+    earned_at = UtcTime(required=True)
+    expires_on = fields.Date(required=True, metadata={"description": "The last local day the points can be spent."})
+    postings = fields.List(fields.Nested(EarnedLine), required=True, validate=validate.Length(min=1),
+                           metadata={"description": "The earn postings, in the order they were posted."})
+
+    sample = {"member_id": _MEMBER, "visit_id": uuid.UUID("6f1c2a4e-0000-4000-8000-000000000002"),
+              "branch": "SH01", "earned_at": _AT, "expires_on": date(2028, 12, 31),
+              "postings": [{"posting_id": "1042", "points": 250, "rule": "spend"},
+                           {"posting_id": "1043", "points": 50, "rule": "visit"}]}
+
+
+def earned_lines(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each line of a loaded ``visit_points_earned`` as a ``points_earned`` payload says it (the fields in common
+    repeated, the visit as ``source_ref``): what a consumer keeping postings one by one reads, and what partners
+    receive."""
+    common = {"member_id": event["member_id"], "source_ref": str(event["visit_id"]), "branch": event["branch"],
+              "earned_at": event["earned_at"], "expires_on": event["expires_on"]}
+    return [{**common, **line} for line in event["postings"]]
 
 
 @EVENTS.event("points_reversed")

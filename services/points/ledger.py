@@ -686,3 +686,23 @@ def event_of(posting: Posting, **extra: Any) -> tuple[str, dict[str, Any]] | Non
         return "points_redeemed", {**base, "points": -posting.points, "branch": posting.branch,
                                    "redemption_id": posting.redemption_id, **extra}
     return None
+
+
+def visit_events(postings: list[Posting]) -> list[tuple[str, dict[str, Any]]]:
+    """What a completed visit's postings announce: its earns as one ``visit_points_earned`` a member (lines that
+    differ in what the event says once — branch, time, expiry — go in events of their own), then the other
+    postings' events (``event_of``: reversals of a refund that came first) in order."""
+    earned: dict[tuple[Any, ...], dict[str, Any]] = {}
+    others = []
+    for posting in postings:
+        if posting.kind != "earn":
+            announced = event_of(posting)
+            if announced is not None:
+                others.append(announced)
+            continue
+        common = (posting.member_id, posting.source_ref, posting.branch, posting.created_at, posting.expires_on)
+        event = earned.setdefault(common, {
+            "member_id": posting.member_id, "visit_id": uuid.UUID(posting.source_ref), "branch": posting.branch,
+            "earned_at": posting.created_at, "expires_on": posting.expires_on, "postings": []})
+        event["postings"].append({"posting_id": str(posting.id), "points": posting.points, "rule": posting.rule})
+    return [("visit_points_earned", event) for event in earned.values()] + others

@@ -170,6 +170,13 @@ class PointsService(Service):
                 self.events.emit(*announced)
             ledger.count(posting)
 
+    def _announce_visit(self, postings: list[Any]) -> None:
+        """A completed visit's postings: its earns in one event a member (``ledger.visit_events``)."""
+        for announced in ledger.visit_events(postings):
+            self.events.emit(*announced)
+        for posting in postings:
+            ledger.count(posting)
+
     # --- points: reading --------------------------------------------------------------------------------
 
     @rpc
@@ -753,7 +760,7 @@ class PointsService(Service):
             awards.SKIPPED.labels(member.status).inc()
         # after the accounts: cancelling a redemption locks its account, then the redemption
         catalogue.settle_bill(self.db.session, ctx, event["bill_id"])
-        self._announce(postings)
+        self._announce_visit(postings)
 
     @event_handler(VisitRefunded)
     def on_visit_refunded(self, event: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from services.kit.config import group_from_config
 from services.kit.contracts import Event
 from services.members.service import MembersService
 from services.points.events import EVENTS as POINTS_EVENTS
-from services.points.events import PointsEarned, PointsReversed, ToppedUp
+from services.points.events import PointsEarned, PointsReversed, ToppedUp, VisitPointsEarned
 from services.records.events import EVENTS as RECORDS_EVENTS
 from services.records.events import VisitCancelled, VisitCompleted, VisitRefunded
 from tests.harness import service_config, store_for, wait_for
@@ -121,6 +121,16 @@ class World:
         return self.publish(PointsEarned, "on_points_earned", member_id=uuid.UUID(member_id),
                             posting_id=posting_id or posting_number(), points=points, rule=rule, earned_at=earned,
                             expires_on=earned.date() + timedelta(days=400))
+
+    def earn_visit(self, member_id: str, lines: list[tuple[int, str]], earned_at: datetime | None = None,
+                   posting_ids: list[str] | None = None) -> dict[str, Any]:
+        """A visit's earn as points announces it: one ``visit_points_earned`` with a posting a ``(points, rule)``."""
+        earned = earned_at or utcnow()
+        ids = posting_ids or [posting_number() for _ in lines]
+        return self.publish(VisitPointsEarned, "on_visit_points_earned", member_id=uuid.UUID(member_id),
+                            visit_id=uuid.uuid4(), earned_at=earned, expires_on=earned.date() + timedelta(days=400),
+                            postings=[{"posting_id": posting_id, "points": points, "rule": rule}
+                                      for posting_id, (points, rule) in zip(ids, lines, strict=True)])
 
     def reverse_points(self, member_id: str, reverses: str, points: int) -> dict[str, Any]:
         return self.publish(PointsReversed, "on_points_reversed", member_id=uuid.UUID(member_id),

@@ -146,6 +146,21 @@ class World:
         return [json.loads(payload) for (payload,) in self.rows(
             "SELECT payload FROM kit_outbox WHERE event_type = :t ORDER BY id", t=event_type)]
 
+    def earned(self) -> list[dict[str, Any]]:
+        """Every earn posting points announced, oldest first, as a ``points_earned`` says it: the single ones, and
+        each line of a visit's ``visit_points_earned``."""
+        found = []
+        for event_type, payload in self.rows("SELECT event_type, payload FROM kit_outbox WHERE event_type IN "
+                                             "('points_earned', 'visit_points_earned') ORDER BY id"):
+            event = json.loads(payload)
+            if event_type == "points_earned":
+                found.append(event)
+                continue
+            common = {"member_id": event["member_id"], "source_ref": event["visit_id"], "branch": event["branch"],
+                      "earned_at": event["earned_at"], "expires_on": event["expires_on"]}
+            found.extend({**common, **line} for line in event["postings"])
+        return found
+
     def postings(self, member_id: str) -> list[dict[str, Any]]:
         """All of a member's postings, oldest first (through the paginated history)."""
         found, cursor = [], None

@@ -6,6 +6,7 @@ nothing; the programme in force is the newest version stored, met by its stamp."
 from __future__ import annotations
 
 import copy
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -56,6 +57,31 @@ def test_facts_outside_the_window_or_not_counted_add_nothing_and_the_threshold_i
     for member, reason in ((by_spend, "spend"), (by_visits, "visits"), (by_points, "points")):
         (changed,) = world.events("tier_changed", member_id=member)
         assert (changed["to_tier"], changed["reason"]) == ("silver", reason)
+
+
+def test_a_visits_postings_in_one_event_count_together_once(world):
+    """Points announce a visit's earn postings in one ``visit_points_earned`` (issue 17): kept together, judged once
+    with all of them, kept once whatever comes again (the event re-announced, a posting that came alone before)."""
+    members = world.proxy.members
+    member, other = world.enrol(), world.enrol()
+    world.earn(member, SILVER_POINTS - 100)
+    world.earn_visit(member, [(60, "spend"), (30, "visit"), (500, "adjust")])  # an adjustment qualifies nobody
+    tier = members.tier(member)
+    assert (tier["tier"], tier["activity"]["points"]) == ("standard", SILVER_POINTS - 10)
+
+    crossing = world.earn_visit(member, [(5, "spend"), (5, "visit")])
+    tier = members.tier(member)
+    assert (tier["tier"], tier["qualifies_for"]["paths"]) == ("silver", ["points"])
+    (changed,) = world.events("tier_changed", member_id=member)
+    assert (changed["to_tier"], changed["reason"]) == ("silver", "points")
+
+    world.send("points", "visit_points_earned", {**crossing, "event_id": str(uuid.uuid4())}, "on_visit_points_earned")
+    assert members.tier(member)["activity"]["points"] == SILVER_POINTS  # counted once
+    assert len(world.events("tier_changed", member_id=member)) == 1
+
+    alone = world.earn(other, 40, rule="spend")  # one of a visit's postings kept before (a points_earned)
+    world.earn_visit(other, [(40, "spend"), (10, "visit")], posting_ids=[alone["posting_id"], "990001"])
+    assert members.tier(other)["activity"]["points"] == 50
 
 
 def silver_at(threshold: int) -> dict:

@@ -181,3 +181,43 @@ def test_an_event_nobody_subscribes_to_costs_one_read_and_no_transaction(world):
     delivered = [json.loads(request["body"])["data"]["member_id"] for request in receiver.requests]
     assert delivered == [second] and first != second  # the one before the subscription is not sent
     assert scalar(interfaces.database_url, "SELECT count(*) FROM kit_inbox") == 1
+
+
+def test_a_visits_one_earn_event_reaches_partners_as_a_points_earned_a_posting(world, amqp_uri):
+    """Points announce a visit's earn as one ``visit_points_earned`` (issue 17); a partner subscribed to
+    ``points_earned`` receives what it always did: one delivery a posting, the posting's ``points_earned`` (its
+    contract's fields, an event id of its own). A ``points_earned`` of the old shape (one queued during an upgrade,
+    or any single earn) is delivered as before."""
+    import uuid
+
+    from nameko.standalone.events import event_dispatcher
+
+    from services.kit.clock import isoformat, utcnow
+    from services.points.events import EVENTS, PointsEarned, VisitPointsEarned
+    from tests.harness import service_config
+
+    _members, _interfaces, receiver, admin = world
+    subscription = _subscribe(admin, receiver.url, "points_earned")
+    member_id, visit_id = uuid.uuid4(), uuid.uuid4()
+    dispatch = event_dispatcher(service_config(amqp_uri))
+    visit = {**VisitPointsEarned.sample, "member_id": member_id, "visit_id": visit_id}
+    single = {**PointsEarned.sample, "member_id": member_id, "posting_id": "2001", "rule": "activity",
+              "source_ref": "talk-2026-12"}
+    visit_event_id = str(uuid.uuid4())
+    for event_id, contract, payload in ((visit_event_id, VisitPointsEarned, visit),
+                                        (str(uuid.uuid4()), PointsEarned, single)):
+        dispatch("points", contract.event_type, {"event_id": event_id, "occurred_at": isoformat(utcnow()),
+                                                 **EVENTS.wire(contract.event_type, payload)})
+
+    wait_for(lambda: len(_for(receiver, str(member_id))) == 3, timeout=20, message="a delivery a posting")
+    received = _for(receiver, str(member_id))
+    bodies = [json.loads(request["body"]) for request in received]
+    assert {body["event_type"] for body in bodies} == {"points_earned"}
+    assert all(signing.verify(subscription["secret"], r["headers"], r["body"]) for r in received)
+    common = {"member_id": member_id, "source_ref": str(visit_id), "branch": visit["branch"],
+              "earned_at": visit["earned_at"], "expires_on": visit["expires_on"]}
+    expected = [EVENTS.wire("points_earned", {**common, **line}) for line in visit["postings"]]
+    expected.append(EVENTS.wire("points_earned", single))
+    assert sorted((body["data"] for body in bodies), key=lambda data: data["posting_id"]) == sorted(
+        expected, key=lambda data: data["posting_id"])
+    assert len({body["event_id"] for body in bodies}) == 3 and visit_event_id not in {b["event_id"] for b in bodies}

@@ -26,8 +26,9 @@ def test_a_visit_earns_spend_and_visit_points_once_even_when_its_event_comes_twi
     assert {p["source_ref"] for p in postings} == {visit_id}
     assert postings[0]["expires_on"] == "2027-12-31"  # the end of the year after the one earned in
     assert world.balance(member) == 160
-    earned = world.events("points_earned")
+    earned = world.earned()
     assert [(e["member_id"], e["points"], e["rule"]) for e in earned] == [(member, 150, "spend"), (member, 10, "visit")]
+    assert len(world.events("visit_points_earned")) == 1 and world.events("points_earned") == []  # one event a visit
     assert world.reconciled(member)["ok"]
 
 

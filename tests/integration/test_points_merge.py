@@ -74,7 +74,7 @@ def test_merge_moves_each_lot_with_its_date_stored_value_and_issued_coupons_and_
     kept = world.proxy.points.issue_coupon(duplicate, MANUAL, idempotency_key="c-kept")
     voided = world.proxy.points.issue_coupon(duplicate, MANUAL, idempotency_key="c-void")
     world.proxy.points.void_coupon(voided["code"], {"reason": "issued by mistake"}, idempotency_key="v1")
-    earned_events = len(world.events("points_earned"))
+    earned_events = len(world.earned())
 
     merge(world, admin, survivor, duplicate)
 
@@ -91,7 +91,7 @@ def test_merge_moves_each_lot_with_its_date_stored_value_and_issued_coupons_and_
     assert world.proxy.points.get_coupon(kept["code"])["member_id"] == survivor
     assert world.proxy.points.get_coupon(voided["code"])["member_id"] == duplicate
     assert reconciled(world, survivor, duplicate)
-    assert len(world.events("points_earned")) == earned_events  # members counts merged activity itself
+    assert len(world.earned()) == earned_events  # members counts merged activity itself
 
 
 def test_a_redelivered_merge_or_the_same_merge_under_another_event_id_moves_nothing_more(world):

@@ -36,7 +36,7 @@ def test_a_refund_inside_the_pending_window_leaves_the_balance_as_before_the_bil
     assert balance["pending_schedule"] == [{"release_on": "2027-03-15", "points": 100}]
     with pytest.raises(Conflict):
         _redeem(world, member, 100)  # locked points cannot be spent
-    assert [e["points"] for e in world.events("points_earned") if e["member_id"] == member] == [5, 10]
+    assert [e["points"] for e in world.earned() if e["member_id"] == member] == [5, 10]
 
     world.refund(member, visit_id, 100_00, full=True)
     balance = world.proxy.points.balance(member)
@@ -62,7 +62,7 @@ def test_after_release_the_points_are_spendable_and_a_later_refund_reverses_them
     assert outcome["release_pending"]["processed"] == 1
     balance = world.proxy.points.balance(member)
     assert (balance["balance"], balance["pending"], balance["earned_total"]) == (160, 0, 160)
-    released = [e for e in world.events("points_earned") if e["member_id"] == member and e["rule"] == "spend"]
+    released = [e for e in world.earned() if e["member_id"] == member and e["rule"] == "spend"]
     assert [e["points"] for e in released] == [150]  # announced (and counted for tiers) only when released
     again = world.proxy.points.run_daily_jobs({"day": "2027-03-15"})
     assert again["release_pending"]["skipped"] == "done" and world.balance(member) == 160

@@ -233,8 +233,10 @@ def test_records_commands_stay_within_their_round_trips(start_service, rpc):
     assert not over, f"over their ceilings (measured, ceiling): {over}"
 
 
-MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 2, "on_points_earned (spend)": 2, "on_points_earned (visit)": 2}
-"""2 each since the kit's inbox look-up travels with a handler's first statement (``kit.inbox``, kit0003) and the
+MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 2, "on_visit_points_earned (spend, visit)": 2,
+                            "on_points_earned (a single posting)": 2}
+"""A paid visit's earn is one ``visit_points_earned`` (issue 17; were two ``points_earned``, 2 trips each): its
+postings are read for in one query and written with the commit as one was. 2 each since the kit's inbox look-up travels with a handler's first statement (``kit.inbox``, kit0003) and the
 handlers read everything they decide on with the member's lock in one query and send their writes with the commit
 (``members.arrivals``, 2026-12-07): 3 with the inbox's own trip; the kit's inbox check (with BEGIN), the member locked and read
 with the programme's stamp, whether the fact was kept and the 12 months' sums before it, then the visit or posting,
@@ -253,7 +255,7 @@ def test_members_handlers_of_a_paid_visit_stay_within_their_round_trips(start_se
     from services.kit.clock import isoformat, utcnow
     from services.members.service import MembersService
     from services.points import events as points_events
-    from services.points.events import PointsEarned
+    from services.points.events import PointsEarned, VisitPointsEarned
     from services.records import events as records_events
     from services.records.events import VisitCompleted
     from tests.harness import query, service_config, wait_for
@@ -270,21 +272,32 @@ def test_members_handlers_of_a_paid_visit_stay_within_their_round_trips(start_se
         wait_for(lambda: query(members.database_url, "SELECT 1 FROM kit_inbox WHERE event_id = :e", e=event_id),
                  timeout=15, message=f"members to apply {contract.event_type}")
 
-    def paid_visit() -> tuple[str, str, str]:
-        visit_id, spend, visit = uuid.uuid4(), str(uuid.uuid4().int % 10**12), str(uuid.uuid4().int % 10**12)
+    def posting() -> str:
+        return str(uuid.uuid4().int % 10**12)
+
+    def paid_visit() -> tuple[str, str]:
+        visit_id, spend, visit = uuid.uuid4(), posting(), posting()
         deliver(records_events.EVENTS, VisitCompleted, visit_id=visit_id, member_id=member_id, kind="return",
                 bill_id=f"B-{visit_id}", qualifying_minor=25000, completed_at=utcnow())
-        for posting_id, rule, points in ((spend, "spend", 250), (visit, "visit", 10)):
-            deliver(points_events.EVENTS, PointsEarned, member_id=member_id, posting_id=posting_id, points=points,
-                    rule=rule, source_ref=str(visit_id), earned_at=utcnow())
-        return str(visit_id), spend, visit
+        deliver(points_events.EVENTS, VisitPointsEarned, member_id=member_id, visit_id=visit_id, earned_at=utcnow(),
+                postings=[{"posting_id": spend, "points": 250, "rule": "spend"},
+                          {"posting_id": visit, "points": 10, "rule": "visit"}])
+        return str(visit_id), spend
+
+    def single_earn() -> str:  # what points announced for a visit before (and still for other earns)
+        posting_id = posting()
+        deliver(points_events.EVENTS, PointsEarned, member_id=member_id, posting_id=posting_id, points=50,
+                rule="activity", source_ref="talk-2026-12", earned_at=utcnow())
+        return posting_id
 
     paid_visit()  # warm: the member's summary row exists, the pool has connections
+    single_earn()
     trips = Trips(members)
     try:
-        visit_id, spend, visit = paid_visit()
-        measured = {"on_visit_completed": trips.of(visit_id), "on_points_earned (spend)": trips.of(spend),
-                    "on_points_earned (visit)": trips.of(visit)}
+        visit_id, spend = paid_visit()
+        single = single_earn()
+        measured = {"on_visit_completed": trips.of(visit_id), "on_visit_points_earned (spend, visit)": trips.of(spend),
+                    "on_points_earned (a single posting)": trips.of(single)}
     finally:
         trips.close()
     report = {name: len(queries) for name, queries in measured.items()}

@@ -96,7 +96,8 @@ COMMITTED = "extract(epoch from coalesce(pg_xact_commit_timestamp(xmin), handled
 
 def outcomes(pg: Any, bills: list[Bill]) -> dict[str, dict[str, float]]:
     """Per acknowledged bill: wall-clock times at which points, members and notifications committed their part
-    (``points``: the earn; ``members``: the visit and every points_earned of it; ``notifications``: the same);
+    (``points``: the earn; ``members``: the visit and every earn event of it — a ``visit_points_earned`` a member, or
+    a ``points_earned`` a posting before issue 17's change; ``notifications``: the same);
     a bill missing a part has no entry for it."""
     wanted = {bill.bill_id for bill in bills if 200 <= bill.status < 300}
     visits = {}  # visit_completed event id -> (bill id, visit id)
@@ -106,9 +107,10 @@ def outcomes(pg: Any, bills: list[Bill]) -> dict[str, dict[str, float]]:
         if bill_id in wanted:
             visits[event_id] = (bill_id, visit_id)
     by_visit = {visit: bill for bill, visit in visits.values()}
-    earned: dict[str, list[str]] = {}  # bill -> points_earned event ids
+    earned: dict[str, list[str]] = {}  # bill -> its earn events' ids
     for event_id, source in _rows(pg.url("points"), (
-            "SELECT event_id, payload::json->>'source_ref' FROM kit_outbox WHERE event_type = 'points_earned'")):
+            "SELECT event_id, coalesce(payload::json->>'source_ref', payload::json->>'visit_id') FROM kit_outbox "
+            "WHERE event_type IN ('points_earned', 'visit_points_earned')")):
         if source in by_visit:
             earned.setdefault(by_visit[source], []).append(event_id)
     bill_of_event = {event: bill for event, (bill, _visit) in visits.items()}
@@ -124,11 +126,11 @@ def outcomes(pg: Any, bills: list[Bill]) -> dict[str, dict[str, float]]:
         return found
 
     points = committed("points", ("on_visit_completed",))
-    members = committed("members", ("on_visit_completed", "on_points_earned"))
-    notes = committed("notifications", ("on_visit_completed", "on_points_earned"))
+    members = committed("members", ("on_visit_completed", "on_points_earned", "on_visit_points_earned"))
+    notes = committed("notifications", ("on_visit_completed", "on_points_earned", "on_visit_points_earned"))
     result: dict[str, dict[str, float]] = {}
     for bill_id, _visit in visits.values():
-        needed = 1 + len(earned.get(bill_id, []))  # the visit, and each points_earned it caused
+        needed = 1 + len(earned.get(bill_id, []))  # the visit, and each earn event it caused
         times: dict[str, float] = {}
         if bill_id in points:
             times["points"] = max(points[bill_id].values())

@@ -10,7 +10,7 @@ with ``track_commit_timestamp = on``, and the gateway's rate limits set out of t
    (``POST /v1/webhooks/bills``) sent on the clock at 10, 20, 50 and 100 flows/s (``CARELOOP_FLOW_RATES``) for
    ``CARELOOP_FLOW_STEP_SECONDS`` (75) each, then 50 flows/s (``CARELOOP_FLOW_LONG_RATE``) for
    ``CARELOOP_FLOW_SECONDS`` (300). Per bill, from the webhook's 2xx (and from the moment it was due), until points committed the earn (visible to the API from that instant), until
-   members committed the visit and every ``points_earned`` of it (activity, tier), and until notifications did
+   members committed the visit and every earn event of it (activity, tier), and until notifications did
    the same: the commit time of each consumer's inbox row, read from each service's database after the step
    (``tests/perf/flow.py``). Lag growing: the p50/p99 of the last 10 s of a step against its first 10 s.
    The ceiling beside it, same run: the bare nameko HTTP->RPC echo (tests/perf/echo.py) under wrk.

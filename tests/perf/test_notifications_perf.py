@@ -445,13 +445,13 @@ def test_cpu_per_visit_completed_in_one_process(start_service, databases, provid
 
 def test_cpu_per_paid_visit_in_one_process(start_service, databases, providers, amqp_uri):
     """Notifications alone in this one process: the CPU a paid visit's events cost it as the paid-visit flow sends
-    them (issue 17) — ``visit_completed`` (post-visit advice, a first visit's survey) and points' two
-    ``points_earned`` (spend, visit) into the day's digest — over 200 members visiting again and again, publishing
+    them (issue 17) — ``visit_completed`` (post-visit advice, a first visit's survey) and points'
+    ``visit_points_earned`` (spend, visit: two ``points_earned`` before) into the day's digest — over 200 members visiting again and again, publishing
     included. ``CARELOOP_PERF_VISITS`` visits (default 600), one in ten a first visit."""
     from nameko.standalone.events import event_dispatcher
 
     from services.points.events import EVENTS as POINTS_EVENTS
-    from services.points.events import PointsEarned
+    from services.points.events import VisitPointsEarned
     from services.records.events import EVENTS as RECORDS_EVENTS
     from services.records.events import VisitCompleted
     from tests.harness import scalar, service_config, wait_for
@@ -474,10 +474,10 @@ def test_cpu_per_paid_visit_in_one_process(start_service, databases, providers, 
             **VisitCompleted.sample, "visit_id": visit_id, "member_id": member, "completed_at": completed,
             "kind": "first" if first else "return", "first_visit": first,
             "items": [{"category": "treatment", "code": "T1", "amount_minor": 28000}]})))
-        for rule, points in (("spend", 280), ("visit", 10)):
-            bodies.append(("points", "points_earned", wired(POINTS_EVENTS, "points_earned", {
-                **PointsEarned.sample, "member_id": member, "posting_id": str(uuid.uuid4().int % 10**12),
-                "points": points, "rule": rule, "source_ref": str(visit_id), "earned_at": completed})))
+        bodies.append(("points", "visit_points_earned", wired(POINTS_EVENTS, "visit_points_earned", {
+            **VisitPointsEarned.sample, "member_id": member, "visit_id": visit_id, "earned_at": completed,
+            "postings": [{"posting_id": str(uuid.uuid4().int % 10**12), "points": points, "rule": rule}
+                         for rule, points in (("spend", 280), ("visit", 10))]})))
 
     watch = raw_pg(notifications.database_url)
     watch.autocommit = True
@@ -501,7 +501,7 @@ def test_cpu_per_paid_visit_in_one_process(start_service, databases, providers, 
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     watch.close()
     queued = scalar(notifications.database_url, "SELECT count(*) FROM deliveries")
-    report(f"CPU per paid visit (visit_completed + 2 points_earned), notifications in one process (publishing "
+    report(f"CPU per paid visit (visit_completed + visit_points_earned), notifications in one process (publishing "
            f"included): {count:,} visits of 200 members in {wall:.1f} s, {cpu:.1f} s of CPU = "
            f"{cpu / count * 1000:.2f} ms per visit; {queued:,} messages queued; load {os.getloadavg()[0]:.1f}")
 

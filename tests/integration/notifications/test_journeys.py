@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.members.events import MemberMerged, MemberStatusChanged, MemberUnmerged, TierChanged
-from services.points.events import PointsEarned, PointsExpiring
+from services.points.events import PointsEarned, PointsExpiring, VisitPointsEarned
 from services.points.service import PointsService
 from services.records.events import (
     AppointmentBooked,
@@ -93,6 +93,35 @@ def test_points_earned_make_one_daily_digest_not_one_message_per_posting(suite):
     assert digests[f"{Y}-01-05T11:00:00Z"]["id"] in [d["id"] for d in s.deliveries(member["id"], "points_digest")
                                                      if d["state"] == "delivered"]
     assert any(body.startswith("You earned 130 points") and "in 2 postings" in body
+               for body in inbox_bodies(s, member["id"]))
+
+
+def test_a_visits_postings_in_one_event_go_into_the_days_digest_each_once(suite):
+    """Points announce a visit's earn as one ``visit_points_earned`` (issue 17): its postings join the day's digest
+    (queued by the day's first visit, found by the next), each counted once, with a ``points_earned`` beside them."""
+    s = suite()
+    member = s.enrol(**NO_PUSH)
+
+    def visit(postings: list[tuple[str, int, str]], at_utc: str) -> dict:
+        return announce(VisitPointsEarned, member_id=member_id(member), visit_id=uuid.uuid4(), earned_at=at(at_utc),
+                        postings=[{"posting_id": posting_id, "points": points, "rule": rule}
+                                  for posting_id, points, rule in postings])
+
+    morning = visit([("11", 120, "spend"), ("12", 10, "visit")], f"{Y}-01-05T02:00:00Z")  # 10:00 local
+    s.publish(VisitPointsEarned, morning)  # the day's first: queues the digest
+    s.publish(VisitPointsEarned, {**morning, "event_id": str(uuid.uuid4())})  # the same postings again
+    s.publish(VisitPointsEarned, visit([("13", 200, "spend"), ("14", 10, "visit")], f"{Y}-01-05T05:00:00Z"))
+    s.publish(VisitPointsEarned, visit([("14", 10, "visit"), ("15", 5, "campaign")], f"{Y}-01-05T06:00:00Z"))
+    s.publish(PointsEarned, announce(PointsEarned, member_id=member_id(member), posting_id="16", points=30,
+                                     rule="review", source_ref="f-1", branch="SH01",
+                                     earned_at=at(f"{Y}-01-05T07:00:00Z"), expires_on=date(2028, 12, 31)))
+    wait_for(lambda: s.handled("on_visit_points_earned") == 4 and s.handled("on_points_earned") == 1,
+             message="every event handled")
+    (digest,) = s.deliveries(member["id"], "points_digest")
+    assert digest["due_at"] == f"{Y}-01-05T11:00:00Z"
+
+    s.dispatch(f"{Y}-01-05T11:00:00Z")
+    assert any(body.startswith("You earned 375 points") and "in 6 postings" in body
                for body in inbox_bodies(s, member["id"]))
 
 
