@@ -112,3 +112,36 @@ def test_members_export_streams_in_flat_memory(start_service, rpc, members):
               "rss_before_mib": round(before, 1), "peak_during_export_mib": round(_status_kib("VmHWM") / 1024, 1),
               "load_average_start_end": load}
     print(f"\nEXPORT MEMBERS {rows} " + json.dumps(report, indent=1))
+
+
+@pytest.mark.timeout(7200)
+@pytest.mark.parametrize("members", MEMBER_SIZES)
+def test_members_export_through_http_streams_in_flat_memory(start_suite, members):  # noqa: F811
+    """The same export as the warehouse's nightly job asks for it: ``GET /v1/exports/members`` with the integration
+    key, through the gateway's HTTP server; every service and the gateway run in this process, whose peak memory
+    (``VmHWM``, reset just before) must not follow the count. The answer is read as a stream and its CSV rows
+    counted exactly (the header apart)."""
+    suite = start_suite(members_config={"EXPORT_SAFETY_LAG_SECONDS": 0})
+    started = time.perf_counter()
+    fill_members(suite.database_urls["members"], members)
+    copy_seconds = time.perf_counter() - started
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS") / 1024
+    load = [os.getloadavg()[0]]
+    started, cpu = time.perf_counter(), time.process_time()
+    with suite.http.get(suite.base_url + "/v1/exports/members", stream=True, timeout=7000,
+                        headers={"Authorization": f"Bearer {suite.key('integration')}"}) as answer:
+        assert answer.status_code == 200, answer.text
+        cursor = answer.headers["X-Export-Cursor"]
+        answer.raw.decode_content, answer.raw.auto_close = True, False  # read to its end as a file
+        reader = csv.reader(io.TextIOWrapper(answer.raw, encoding="utf-8", newline=""))
+        header = next(reader)
+        rows = sum(1 for _ in reader)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    load.append(os.getloadavg()[0])
+    assert header[:4] == ["id", "card_number", "full_name", "phone"] and rows == members and cursor
+    report = {"rows": rows, "export_seconds": round(seconds, 1), "export_rows_per_s": round(rows / seconds),
+              "test_process_cpu_s": round(cpu, 1), "copy_rows_per_s (export_data.fill_members)":
+              round(members / copy_seconds), "rss_before_mib": round(before, 1),
+              "peak_during_export_mib": round(_status_kib("VmHWM") / 1024, 1), "load_average_start_end": load}
+    print(f"\nEXPORT MEMBERS THROUGH HTTP {rows} " + json.dumps(report, indent=1))
