@@ -163,18 +163,29 @@ class QueueConsumer(NamekoQueueConsumer):
     # -- messages --------------------------------------------------------------------------------------
 
     def handle_message(self, provider: Any, body: Any, message: Any) -> None:
+        # nameko hands every message over in a greenthread of its own, which then spawns the worker: two
+        # greenthreads a message. While the worker pool has room, spawning the worker cannot block (an
+        # entrypoint's hand-over does nothing else that waits), so it is done here, on the consumer's thread:
+        # one greenthread a message. When the pool is full, the hand-over waits for a free worker in a thread
+        # of its own as before: the consumer's thread must go on reading, or a worker waiting for a peer's
+        # reply (delivered by this same thread) would wait for ever.
+        if self.container._worker_pool.free() > 0:
+            self._hand_over(provider, body, message)
+            return
         ident = f"{type(provider).__name__}.handle_message[{_where(message)}]"
         self.container.spawn_managed_thread(partial(self._hand_over, provider, body, message), identifier=ident)
 
     def _hand_over(self, provider: Any, body: Any, message: Any) -> None:
         """Give a message to its entrypoint. Whatever fails in doing so (not the worker: that has its own
         error handling) would have killed the service: the message is parked instead, so that it cannot
-        fail the same way over and over (or put back, if even the park fails)."""
+        fail the same way over and over (or put back, if even the park fails), from a thread of its own (a
+        park waits for the broker's confirm, and this may be the consumer's thread)."""
         try:
             provider.handle_message(body, message)
         except Exception as exc:
             log.exception("could not hand a message to its entrypoint", extra={"routing_key": _where(message)})
-            self._park(message, "could not be handed to its entrypoint", exc)
+            self.container.spawn_managed_thread(
+                partial(self._park, message, "could not be handed to its entrypoint", exc), identifier="park-unhandled")
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """kombu could not decode ``message``: park it (raw) and acknowledge it once parked, off the
@@ -242,6 +253,26 @@ class RpcConsumer(NamekoRpcConsumer):
             config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
             transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": confirms})]
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        """nameko's: the request to its method's entrypoint, or, when that fails (an unknown method, arguments
+        that do not fit), the error back to the caller. That reply is sent from a thread of its own: the hand-over
+        may run on the consumer's thread, which must not wait for a publish."""
+        try:
+            provider = self.get_provider_for_method(message.delivery_info["routing_key"])
+            provider.handle_message(body, message)
+        except Exception:
+            self.container.spawn_managed_thread(partial(self._refuse, message, sys.exc_info()),
+                                                identifier=f"rpc-refused[{_where(message)}]")
+
+    def _refuse(self, message: Any, exc_info: Any) -> None:
+        """Answer a request no worker took with its error; a reply that fails other than by the broker (which
+        ``handle_result`` absorbs) parks the request, as a failed hand-over does."""
+        try:
+            self.handle_result(message, None, exc_info)
+        except Exception as exc:
+            log.exception("could not answer a request with its error", extra={"routing_key": _where(message)})
+            self.queue_consumer._park(message, "could not be handed to its entrypoint", exc)
 
     def handle_result(self, message: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         try:
