@@ -29,6 +29,7 @@ is logged and the request put back (if the connection still lives), instead of k
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import sys
 import weakref
@@ -307,10 +308,32 @@ class RpcConsumer(NamekoRpcConsumer):
         return result, exc_info
 
 
+def signature_of(service_cls: type, method_name: str) -> inspect.Signature:
+    """The signature nameko's ``inspect.getcallargs`` checks a call of ``service_cls.method_name`` against."""
+    return inspect.signature(getattr(service_cls, method_name), follow_wrapped=False)
+
+
 class Rpc(NamekoRpc):
-    """nameko's ``@rpc`` entrypoint on the kit's consumer (``kit.service.rpc`` is the decorator to use)."""
+    """nameko's ``@rpc`` entrypoint on the kit's consumer (``kit.service.rpc`` is the decorator to use), with a
+    cheaper check of each call's arguments.
+
+    nameko checks every call with ``inspect.getcallargs``, which builds the method's signature anew each time
+    (~12 µs a call). Here the signature is built once, at setup, and each call is bound to it (~2 µs). A call
+    it refuses is checked again by nameko's own code, so the caller gets nameko's ``IncorrectSignature``
+    (a ``BadRequest``) with the very message it always had; ``follow_wrapped=False`` reads the method as
+    ``getcallargs`` does (a wrapper's own parameters, not those of the function it wraps)."""
 
     rpc_consumer = RpcConsumer()
+
+    def setup(self) -> None:
+        super().setup()
+        self._signature = signature_of(self.container.service_cls, self.method_name)
+
+    def check_signature(self, args: Any, kwargs: Any) -> None:
+        try:
+            self._signature.bind(None, *args, **kwargs)  # None: the unbound method's ``self``, as nameko passes
+        except TypeError:
+            super().check_signature(args, kwargs)
 
 
 class ReplyListener(NamekoReplyListener):
