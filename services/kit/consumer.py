@@ -1,8 +1,8 @@
 """The broker connection a CareLoop service consumes on: it outlives the broker and parks what it cannot decode.
 
-Every consuming entrypoint of the kit — ``@rpc``, ``@event_handler`` and the reply listener of ``Peer`` —
-shares this ``QueueConsumer`` (one connection per service process), in place of nameko's, which has three
-gaps:
+Every consuming entrypoint of the kit — ``@rpc`` and ``@event_handler`` — shares this ``QueueConsumer`` (one
+connection per service process; a ``Peer``'s replies come on a channel of their own, ``kit.replies``), in place
+of nameko's, which has three gaps:
 
 1. **An acknowledgement on a dead connection.** When the broker goes away under a worker, the ack (or
    requeue) that ends it raises (``BrokenPipeError``, ``ConnectionResetError``) in the worker thread, and
@@ -32,7 +32,6 @@ import contextlib
 import inspect
 import logging
 import sys
-import weakref
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -53,7 +52,6 @@ from nameko.constants import (
 from nameko.exceptions import UnserializableValueError
 from nameko.exceptions import serialize as serialize_error
 from nameko.messaging import QueueConsumer as NamekoQueueConsumer
-from nameko.rpc import ReplyListener as NamekoReplyListener
 from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 from nameko.rpc import get_rpc_exchange
@@ -76,6 +74,8 @@ UNDECODABLE_REASON = "undecodable message"
 """How the dead-letter queue's error header of an undecodable message begins."""
 REPLY_CONFIRMS_SETTING = "RPC_REPLY_CONFIRMS"
 """Config key: wait for the broker's confirm of each RPC reply (nameko always does; the kit not by default)."""
+DIRECT_REPLY_PREFIX = "amq.rabbitmq.reply-to."
+"""How the broker rewrites the reply address of a request sent with direct reply-to (``kit.replies``)."""
 PARK_RETRY_PAUSE = 1.0
 """Seconds before an undecodable message whose park failed is put back (so a broker that refuses the park
 does not make the consumer spin on it)."""
@@ -299,9 +299,12 @@ class RpcConsumer(NamekoRpcConsumer):
             exc_info = sys.exc_info()
             error, result = serialize_error(UnserializableValueError(result)), None
             content_type, encoding, body = kombu.serialization.dumps({"result": None, "error": error}, serializer)
+        reply_to = message.properties["reply_to"]
+        # a caller on RabbitMQ's direct reply-to (kit.replies) is reached through the default exchange only
+        exchange = "" if reply_to.startswith(DIRECT_REPLY_PREFIX) else self._reply_exchange
         with self._reply_producers.acquire(block=True) as producer:
             producer.publish(body, content_type=content_type, content_encoding=encoding,
-                             exchange=self._reply_exchange, routing_key=message.properties["reply_to"],
+                             exchange=exchange, routing_key=reply_to,
                              correlation_id=message.properties.get("correlation_id"), headers={},
                              delivery_mode=NON_PERSISTENT,
                              retry=True, retry_policy=DEFAULT_RETRY_POLICY)
@@ -334,19 +337,3 @@ class Rpc(NamekoRpc):
             self._signature.bind(None, *args, **kwargs)  # None: the unbound method's ``self``, as nameko passes
         except TypeError:
             super().check_signature(args, kwargs)
-
-
-class ReplyListener(NamekoReplyListener):
-    """The queue on which a service (or the gateway) receives the replies to its own RPC calls.
-
-    nameko keeps each call's reply event until its reply arrives, and some never do: a request that expired
-    unread (its service stopped, or too busy for the deadline), one the broker lost, one never sent (an
-    unknown service, the broker away). Each such event stayed for the life of the process (in the gateway,
-    one per timed-out call). Here an event is kept only while its caller holds the reply it waits on: the
-    call's ``RpcReply`` holds the event, the listener a weak reference to it."""
-
-    queue_consumer = QueueConsumer()
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._reply_events: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
