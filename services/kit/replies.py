@@ -101,6 +101,7 @@ class DirectReplies(SharedExtension):
         self._connection: Connection | None = None
         self._channel: Any = None
         self._stopping = False
+        self._lost_once = False
         self._thread: Any = None
 
     def start(self) -> None:
@@ -170,6 +171,8 @@ class DirectReplies(SharedExtension):
                 eventlet.sleep(interval)
                 interval = min(interval + RECONNECT_INTERVAL_STEP, RECONNECT_INTERVAL_MAX)
                 continue
+            if interval > RECONNECT_INTERVAL_START or self._lost_once:
+                log.warning("connected to the message broker again for RPC calls")
             interval = RECONNECT_INTERVAL_START
             try:
                 self._read()
@@ -178,12 +181,13 @@ class DirectReplies(SharedExtension):
                     log.warning("lost the message broker connection of RPC calls (%s); calls waiting on it "
                                 "fail now", type(error).__name__)
             finally:
+                self._lost_once = True
                 self._close()
 
     def _connect(self) -> None:
         connection = Connection(self._uri, **self._connection_args)
         self._connection = connection
-        connection.connect()
+        connection.ensure_connection(max_retries=0)  # one attempt: the reader's loop paces the next
         channel = connection.channel()
         channel.exchange_declare(self._exchange, "topic", durable=True, auto_delete=False)
         channel.basic_consume(DIRECT_REPLY_TO, no_ack=True, callback=self._on_reply)
