@@ -36,11 +36,12 @@ class SlowEcho(Service):
 class Asker(Service):
     name = "peer_link_asker"
     echo = Peer("peer_link_echo")
+    nobody = Peer("peer_link_nobody")
 
 
-def peer_of(container: Any) -> Any:
-    """The ``echo`` peer as a worker of ``container`` sees it, called from the test's own thread."""
-    peer = next(d for d in container.dependencies if isinstance(d, Peer))
+def peer_of(container: Any, name: str = "echo") -> Any:
+    """The peer ``name`` as a worker of ``container`` sees it, called from the test's own thread."""
+    peer = next(d for d in container.dependencies if isinstance(d, Peer) and d.attr_name == name)
     return peer.get_dependency(WorkerContext(container, None, next(iter(container.entrypoints)), data={}))
 
 
@@ -102,3 +103,10 @@ def test_a_call_on_a_silent_link_ends_at_its_deadline_not_later(start_service, l
     assert isinstance(result, Unavailable) and 1.5 < took < 4
     proxy.restore()
     wait_for(lambda: answers(peer), timeout=15)
+
+
+def test_a_call_to_a_service_nobody_runs_fails_at_once_not_at_its_deadline(start_service, amqp_uri):
+    asker = start_service(Asker, database_url="sqlite://", PEER_TIMEOUT=DEADLINE)
+    result, took = outcome(peer_of(asker, "nobody").anything)
+    assert isinstance(result, Unavailable)
+    assert took < 2, f"an unknown service took {took:.1f} s to be told (the broker returns the request at once)"
