@@ -121,7 +121,9 @@ class DirectReplies(SharedExtension):
     def call(self, routing_key: str, payload: Any, headers: dict[str, Any], delivery_mode: int = PERSISTENT,
              expiration: float | None = None) -> Reply:
         """Publish a request for ``routing_key`` (``service.method``); its reply arrives on the ``Reply``."""
-        channel = self._channel or self._wait_for_channel()
+        channel = self._channel
+        if channel is None:
+            channel = self._wait_for_channel()
         content_type, encoding, body = kombu.serialization.dumps(payload, self.container.serializer)
         correlation_id = uuid.uuid4().hex
         event = Event()
