@@ -12,12 +12,12 @@ from typing import Any
 
 import eventlet
 from kombu import Connection
+from nameko.constants import NON_PERSISTENT
 from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 
-from services.kit.consumer import ReplyListener
 from services.kit.db import Database
-from services.kit.peers import QuickMethodProxy
+from services.kit.replies import DirectMethodProxy, DirectReplies
 
 DEFAULT_SERVICES = ("interfaces", "members", "notifications", "points", "records")
 
@@ -30,7 +30,7 @@ def _why(error: BaseException) -> str:
 
 
 class Readiness(DependencyProvider):
-    rpc_reply_listener = ReplyListener()
+    replies = DirectReplies()  # the gateway's one channel for its calls (kit.replies), shared with its Upstreams
 
     def setup(self) -> None:
         config = self.container.config
@@ -75,5 +75,5 @@ class Readiness(DependencyProvider):
             session.execute(text("SELECT 1"))
 
     def _service(self, worker_ctx: Any, service: str) -> None:
-        ping = QuickMethodProxy(worker_ctx, service, "ping", self.rpc_reply_listener, expiration=self.timeout)
+        ping = DirectMethodProxy(worker_ctx, service, "ping", self.replies, NON_PERSISTENT, self.timeout)
         ping.call_async().result()

@@ -8,12 +8,13 @@ carries the same time to live, so a request nobody picked up in time is dropped 
 
 The caller's identity and request id travel on, as with any nameko call made from a worker.
 
-The broker being away is ``Unavailable`` too, and quickly: nameko's publisher keeps trying to connect for
-seconds (3 s measured with the broker refusing connections, longer when it does not answer at all) before
-failing; a peer call tries twice within about a second
-(``PUBLISH_TRANSPORT_OPTIONS``, ``PUBLISH_RETRY_POLICY``: enough to replace a pooled connection a broker
-restart left stale). Replies come back on the kit's reply listener (``kit.consumer``), which reconnects
-after an outage like every other consumer of the service.
+Requests go out and replies come back on RabbitMQ's direct reply-to, one channel per process
+(``kit.replies``): no reply queue, no acknowledgement of each reply, no publisher confirm to wait for; an
+unknown service is told by the broker returning the request. The broker being away is ``Unavailable`` too, and
+quickly: a call while the process has no connection fails within a second, and a call waiting for its reply
+when the connection dies fails then (its reply was addressed to that channel); the connection is made again
+within seconds of the broker's return. The deadline covers the publish too (an interrupted publish costs the
+connection, which is made again).
 
 The gateway's ``Upstream`` is the same dependency with its own setting (``RPC_TIMEOUT``) and transient
 requests; a subclass names its setting, default and persistence in the three class attributes below.
@@ -21,38 +22,21 @@ requests; a subclass names its setting, default and persistence in the three cla
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import eventlet
-from nameko.amqp.publish import Publisher
-from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
+from nameko.constants import NON_PERSISTENT, PERSISTENT
 from nameko.exceptions import UnknownService
-from nameko.rpc import MethodProxy, RpcProxy
+from nameko.extensions import DependencyProvider
 
 from services.kit import inbox
-from services.kit.consumer import BROKER_ERRORS, ReplyListener
+from services.kit.consumer import BROKER_ERRORS
 from services.kit.db import Database
 from services.kit.errors import Unavailable
+from services.kit.replies import DirectMethodProxy, DirectReplies
 
 DEFAULT_TIMEOUT = 5.0
-PUBLISH_TRANSPORT_OPTIONS = {**DEFAULT_TRANSPORT_OPTIONS, "max_retries": 1, "interval_start": 0.2,
-                             "interval_step": 0.3, "interval_max": 0.5}
-"""How long a request's publish tries to (re)connect to the broker before giving up (~0.2 s, once)."""
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
-"""And how often the publish itself is tried again after a connection error (once more)."""
-
-
-class _QuickPublisher(Publisher):
-    transport_options = PUBLISH_TRANSPORT_OPTIONS
-    retry_policy = PUBLISH_RETRY_POLICY
-
-
-class QuickMethodProxy(MethodProxy):
-    """nameko's method proxy, whose publish gives up within about a second when the broker is away."""
-
-    publisher_cls = _QuickPublisher
 
 
 class _AsService:
@@ -98,13 +82,9 @@ class PeerProxy:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self._before_call is not None:
                 self._before_call()
-            deadline = time.monotonic() + self._timeout
             try:
-                # the publish stays outside the timeout: interrupting it could cut a frame in half on a
-                # pooled connection; it gives up by itself within about a second (PUBLISH_*)
-                reply = method_proxy.call_async(*args, **kwargs)
-                with eventlet.Timeout(max(deadline - time.monotonic(), 0.01)):
-                    return reply.result()
+                with eventlet.Timeout(self._timeout):
+                    return method_proxy.call_async(*args, **kwargs).result()
             except (eventlet.Timeout, UnknownService):
                 raise Unavailable(f"The {service} service did not answer in time; try again (with the same "
                                   "idempotency key if the request had one).", details={"retry_after": 1}) from None
@@ -115,29 +95,25 @@ class PeerProxy:
         return call
 
 
-class Peer(RpcProxy):
+class Peer(DependencyProvider):
     """A dependency calling ``target_service`` with a deadline (``PEER_TIMEOUT`` seconds)."""
 
-    rpc_reply_listener = ReplyListener()
+    replies = DirectReplies()
 
     timeout_setting = "PEER_TIMEOUT"
     default_timeout = DEFAULT_TIMEOUT
     persistent = True
     """Whether the broker writes each request to disk (nameko's default). A request that cannot outlive its
-    deadline gains nothing from it; publisher confirms stay on either way (they tell an unknown service
-    from a slow one)."""
+    deadline gains nothing from it."""
 
     def __init__(self, target_service: str, timeout: float | None = None) -> None:
+        self.target_service = target_service
         self._timeout = timeout
-        super().__init__(target_service)
 
     def setup(self) -> None:
         configured = self.container.config.get(self.timeout_setting, self.default_timeout)
         self.timeout = float(self._timeout or configured)
-        self.options["expiration"] = self.timeout  # seconds; kombu sets the per-message TTL
-        if not self.persistent:
-            self.options["delivery_mode"] = NON_PERSISTENT
-        super().setup()
+        self._delivery_mode = PERSISTENT if self.persistent else NON_PERSISTENT
         self._database = next((d for d in self.container.dependencies if isinstance(d, Database)), None)
 
     def get_dependency(self, worker_ctx: Any) -> PeerProxy:
@@ -153,8 +129,10 @@ class Peer(RpcProxy):
                     inbox.check_now(worker_db.session)
 
         def proxy(ctx: Any) -> PeerProxy:
-            def make_method(method: str) -> QuickMethodProxy:
-                return QuickMethodProxy(ctx, self.target_service, method, self.rpc_reply_listener, **self.options)
+            def make_method(method: str) -> DirectMethodProxy:
+                # the request's time to live is the deadline: the broker drops a request nobody took in time
+                return DirectMethodProxy(ctx, self.target_service, method, self.replies, self._delivery_mode,
+                                         self.timeout)
 
             return PeerProxy(make_method, self.target_service, self.timeout,
                              (lambda: proxy(_AsService(worker_ctx))) if ctx is worker_ctx else None, before_call)

@@ -1,4 +1,4 @@
-"""A reply that never comes is not waited for forever (kit.consumer.ReplyListener).
+"""A reply that never comes is not waited for forever (kit.replies.DirectReplies).
 
 nameko's reply listener keeps an event per RPC call until the reply arrives. A call whose request was never
 delivered (an unknown service), or whose request expired unread in the queue of a stopped service (a
@@ -55,7 +55,7 @@ class Asker(Service):
 def waited_for(container) -> int:
     peer = next(extension for extension in container.dependencies if isinstance(extension, Peer))
     gc.collect()  # what only a reference cycle still holds is gone, as it would be at the process's next collection
-    return len(peer.rpc_reply_listener._reply_events)
+    return len(peer.replies._waiting)
 
 
 @pytest.mark.parametrize("method", ["ask_stopped", "ask_nobody"])

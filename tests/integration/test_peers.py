@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import eventlet
 import pytest
+from nameko.exceptions import BadRequest, IncorrectSignature
 
 from services.kit import NotFound, Service, rpc
 from services.kit.errors import Unavailable
@@ -63,3 +64,13 @@ def test_a_slow_or_absent_peer_gives_unavailable_not_a_hang(caller):
         caller.peer_caller.ask_slow()
     with pytest.raises(Unavailable):
         caller.peer_caller.ask_absent()
+
+
+def test_a_call_with_wrong_arguments_is_refused_as_bad_request_and_the_service_goes_on(caller):
+    with pytest.raises(IncorrectSignature) as refused:
+        caller.peer_echo.echo("a", "b")
+    assert str(refused.value) == "echo() takes 2 positional arguments but 3 were given"  # nameko's own words
+    assert isinstance(refused.value, BadRequest)
+    with pytest.raises(IncorrectSignature, match="unexpected keyword argument 'colour'"):
+        caller.peer_echo.echo(value="a", colour="red")
+    assert caller.peer_echo.echo(value="a") == "a"

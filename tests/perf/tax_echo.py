@@ -5,12 +5,13 @@
     most), answering each request on its ``reply_to`` with its ``correlation_id``: JSON body in, the
     same ``{"result": [args, kwargs], "error": null}`` that nameko's echo answers, out. No framework.
 
-``python -m tests.perf.tax_echo load <raw|nameko> <amqp_uri> <target> <callers> <warm_up> <seconds> <server_pid> [kit]``
+``python -m tests.perf.tax_echo load <raw|nameko|peer> <amqp_uri> <target> <callers> <warm_up> <seconds> <server_pid> [kit]``
     ``callers`` greenthreads calling back to back; prints one JSON line: calls/s, p50/p99, and the CPU
     milliseconds per call of this process (the callers) and of ``server_pid`` (the echo). ``raw``: each
     caller its own py-amqp connection, RabbitMQ direct reply-to (``amq.rabbitmq.reply-to``); ``nameko``:
     each caller its own ``ClusterRpcProxy`` on ``target`` (a service name), with the kit's serializer
-    if ``kit`` is given (nameko's default, kombu's ``json``, otherwise).
+    if ``kit`` is given (nameko's default, kombu's ``json``, otherwise); ``peer``: the kit's ``Peer`` (as a
+    service or the gateway calls), one caller container, the kit's serializer.
 
 ``python -m tests.perf.tax_echo publish <amqp_uri> <source_service> <event_type> <rate> <count>``
     ``count`` events (``{"event_id", "occurred_at", "n"}``, persistent, JSON) on ``<source_service>.events``
@@ -106,6 +107,28 @@ def nameko_caller(amqp_uri: str, service: str, kit: bool) -> Any:
     return getattr(proxy, service).echo
 
 
+def peer_callers(amqp_uri: str, service: str, callers: int) -> list[Any]:
+    """``callers`` calls of ``service.echo`` through the kit's ``Peer`` (what a service or the gateway calls
+    with), each from a proxy of its own on one caller container: its reply listener, its publishes."""
+    from nameko.containers import WorkerContext
+
+    from services.kit import Service
+    from services.kit.container import Container
+    from services.kit.peers import Peer
+    from services.kit.serializer import NAMEKO_CONFIG
+
+    class PerfKitCaller(Service):
+        name = "perf_kit_caller"
+        target = Peer(service)
+
+    container = Container(PerfKitCaller, {"AMQP_URI": amqp_uri, **NAMEKO_CONFIG, "METRICS_PORT": 0,
+                                          "PEER_TIMEOUT": 30})
+    container.start()
+    peer = next(d for d in container.dependencies if d.attr_name == "target")
+    worker_ctx = WorkerContext(container, None, next(iter(container.entrypoints)), data={})
+    return [peer.get_dependency(worker_ctx).echo for _ in range(callers)]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(int(len(values) * fraction), len(values) - 1)] if values else float("nan")
 
@@ -115,8 +138,9 @@ def load(mode: str, amqp_uri: str, target: str, callers: int, warm_up: float, se
     latencies: list[float] = []
     errors: list[str] = []
     window = {"measuring": False, "stop": False}
-    calls = [raw_caller(amqp_uri, target) if mode == "raw" else nameko_caller(amqp_uri, target, kit)
-             for _ in range(callers)]
+    calls = (peer_callers(amqp_uri, target, callers) if mode == "peer" else
+             [raw_caller(amqp_uri, target) if mode == "raw" else nameko_caller(amqp_uri, target, kit)
+              for _ in range(callers)])
 
     def caller(number: int) -> None:
         call, sequence = calls[number], 0

@@ -23,7 +23,8 @@ prefetch is the same number) beside the raw echo at 20 callers.
 
 ``TAX_BEFORE=<dir>`` adds the kit service echo as older code had it, run from ``<dir>`` (e.g.
 ``git archive <commit> | tar -x -C <dir>``, with ``.venv`` linked; ``echo_service.py`` and ``profiled.py`` are copied in) on
-nameko's default serializer: before and after in one run.
+nameko's default serializer (``TAX_BEFORE_SERIALIZER=kit``: on the kit's, for a checkout that has it): before
+and after in one run.
 ``CARELOOP_PERF_PROFILE=<dir>`` runs the nameko echoes under cProfile counting CPU time once they answer
 (``<dir>/<name>.prof``, ``tests/perf/profiled.py``) and each load process too
 (``<dir>/callers-<mode>-<target>-<callers>.prof``); figures are then not comparable. ``TAX_SECONDS`` (8), ``TAX_ROUNDS`` (3), ``TAX_WORKERS`` ("10,20,40") change the run.
@@ -63,6 +64,8 @@ SECONDS = float(os.environ.get("TAX_SECONDS", "8"))
 WARM_UP = 2.0
 ROUNDS = int(os.environ.get("TAX_ROUNDS", "3"))
 BEFORE = Path(os.environ["TAX_BEFORE"]) if os.environ.get("TAX_BEFORE") else None
+BEFORE_KIT_SERIALIZER = os.environ.get("TAX_BEFORE_SERIALIZER", "") == "kit"
+"""``TAX_BEFORE_SERIALIZER=kit``: the older kit echo on the kit's serializer too (for a checkout that has it)."""
 WORKERS = [int(n) for n in os.environ.get("TAX_WORKERS", "10,20,40").split(",")]
 RAW_QUEUE = "perf.raw_echo"
 NAMEKO = str(REPO / ".venv" / "bin" / "nameko")
@@ -151,8 +154,8 @@ def test_nameko_echo_against_the_raw_amqp_round_trip(amqp_uri, tmp_path):
         for module in ("echo_service.py", "profiled.py"):
             shutil.copy(REPO / "tests" / "perf" / module, BEFORE / "tests" / "perf" / module)
         before = start_echo(tmp_path, "perf_kit_echo_before", "tests.perf.echo_service:KitEchoBefore", amqp_uri,
-                            False, cwd=BEFORE, **KIT_SERVICE)
-        echoes["kit service echo, before"] = ("nameko", "perf_kit_echo_before", before, False)
+                            BEFORE_KIT_SERIALIZER, cwd=BEFORE, **KIT_SERVICE)
+        echoes["kit service echo, before"] = ("nameko", "perf_kit_echo_before", before, BEFORE_KIT_SERIALIZER)
     try:
         wait_ready(amqp_uri, echoes)
         rows, ratios = [], {}

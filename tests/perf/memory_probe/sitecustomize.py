@@ -57,8 +57,8 @@ if _FOLDER:
         tracemalloc.take_snapshot().dump(name + ".tracemalloc")
         objects = gc.get_objects()
         types = collections.Counter(type(each).__name__ for each in objects)
-        pending = sum(len(getattr(each, "_reply_events", ())) for each in objects
-                      if type(each).__name__ == "ReplyListener")
+        pending = sum(len(getattr(each, "_waiting", ())) for each in objects
+                      if type(each).__name__ == "DirectReplies")  # calls waiting for a reply (kit.replies)
         current, peak = tracemalloc.get_traced_memory()
         figures = {"rss_kib": _rss_kib(), "traced": current, "traced_peak": peak,
                    "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory(),
