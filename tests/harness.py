@@ -130,22 +130,39 @@ class Databases:
         """Empty a PostgreSQL database a test has finished with and keep it for the next test of ``service``.
 
         Only if its tables are still the template's (a test that changed the schema leaves it to be dropped)
-        and nothing holds a lock on them (``lock_timeout``: a stuck session leaves it to be dropped too)."""
+        and nothing holds a lock on them (``lock_timeout``: a stuck session leaves it to be dropped too).
+
+        Only the tables that hold a row are truncated, and the sequences a test advanced are set back to
+        their start (what ``TRUNCATE ... RESTART IDENTITY`` of every table did): PostgreSQL scans its whole
+        buffer pool for each truncated relation, so truncating a service's ~30 tables cost 0.3-0.7 s
+        apiece on the loaded machine although a test writes to a few; the lock taken first on every table
+        keeps the old guarantee that no other session is still writing into one."""
         import psycopg2
 
         name = url.rsplit("/", 1)[1]
         tables = self.tables.get(service)
-        if not tables or name not in self.pg_databases or self._tables_of(name) != tables:
+        if not tables or name not in self.pg_databases:
             return
         emptied = [table for table in tables if table != "alembic_version"]
         connection = psycopg2.connect(url.replace("+psycopg2", ""))
-        connection.autocommit = True
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SET lock_timeout = '2s'")
+                cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+                if [row[0] for row in cursor.fetchall()] != tables:
+                    return
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
                 if emptied:
-                    cursor.execute("TRUNCATE " + ", ".join(f'"{table}"' for table in emptied)
-                                   + " RESTART IDENTITY CASCADE")
+                    listed = ", ".join(f'"{table}"' for table in emptied)
+                    cursor.execute(f"LOCK TABLE {listed} IN ACCESS EXCLUSIVE MODE")
+                    cursor.execute(" UNION ALL ".join(f"(SELECT '{table}' FROM \"{table}\" LIMIT 1)"
+                                                      for table in emptied))
+                    holding = [row[0] for row in cursor.fetchall()]
+                    if holding:
+                        cursor.execute("TRUNCATE " + ", ".join(f'"{table}"' for table in holding)
+                                       + " RESTART IDENTITY CASCADE")
+                cursor.execute("SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false) "
+                               "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL")
+            connection.commit()
         except psycopg2.Error:
             return
         finally:
@@ -316,18 +333,26 @@ def _queues_of(container: Any) -> list[str]:
 
 
 def delete_queues(amqp_uri: str, names: list[str]) -> None:
+    """Delete ``names`` on one channel (an absent queue is no error for RabbitMQ); a channel the broker
+    closed over one queue (e.g. another connection's exclusive queue) is replaced for the rest."""
     with Connection(amqp_uri) as connection:
+        channel = None
         for name in names:
-            channel = connection.channel()
             try:
+                if channel is None:
+                    channel = connection.channel()
                 channel.queue_delete(name)
             except Exception:
-                pass
-            finally:
-                try:
-                    channel.close()
-                except Exception:
-                    pass
+                channel = _close_quietly(channel)
+        _close_quietly(channel)
+
+
+def _close_quietly(channel: Any) -> None:
+    if channel is not None:
+        try:
+            channel.close()
+        except Exception:
+            pass
 
 
 @pytest.fixture
