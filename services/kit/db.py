@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -506,6 +506,18 @@ def parse_uuid(value: Any, what: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFound(f"No {what} {value}.") from None
+
+
+def valid_uuids(values: Iterable[Any]) -> set[uuid.UUID]:
+    """The well-formed ids among ``values`` (a batch naming rows by id: a malformed one names nothing, and is
+    left for the caller to refuse or skip)."""
+    found = set()
+    for value in values:
+        try:
+            found.add(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
 
 
 def fetch(session: Session, model: Any, key: Any, what: str, lock: bool = False) -> Any:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from services.kit.clock import local_date
 from services.kit.config import Group
 from services.kit.crypto import blind_index
-from services.kit.db import fetch, parse_uuid
+from services.kit.db import fetch, parse_uuid, valid_uuids
 from services.kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from services.kit.exports import changed_page
 from services.kit.insert_batch import insert_rows
@@ -499,13 +499,7 @@ def _listed_ids(member_ids: list[str]) -> set[uuid.UUID]:
     if not isinstance(member_ids, list) or len(member_ids) > EXPORT_PAGE_LIMIT:
         raise Invalid(f"Ask for a list of at most {EXPORT_PAGE_LIMIT} member ids.",
                       {"member_ids": [f"A list of at most {EXPORT_PAGE_LIMIT} ids."]})
-    ids = set()
-    for value in member_ids:
-        try:
-            ids.add(uuid.UUID(str(value)))
-        except ValueError:
-            continue
-    return ids
+    return valid_uuids(member_ids)
 
 
 def by_ids(session: Session, member_ids: list[str]) -> list[Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.kit.db import valid_uuids
 from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from services.points import ledger, wallet
 from services.points.awards import Context
@@ -37,9 +38,14 @@ def _dedupe(key: str) -> str:
     return f"opening:{key}"
 
 
+def _origin_of(dedupe: str) -> str:
+    """The origin of an opening's dedupe key (``opening:import:<job>:``): its prefix, up to the row."""
+    return dedupe.rsplit(":", 1)[0] + ":"
+
+
 def _origin(key: str) -> str:
-    """The origin of a row key (``import:<job>``): its dedupe key's prefix, up to the row."""
-    return _dedupe(key).rsplit(":", 1)[0] + ":"
+    """The origin of a row key (``import:<job>:<row>``), as its dedupe key carries it."""
+    return _origin_of(_dedupe(key))
 
 
 def _opened_elsewhere(session: Session, table: type, member: MemberCopy, key: str) -> bool:
@@ -67,16 +73,11 @@ def _seen(session: Session, table: type, rows: list[dict[str, Any]]) -> _Seen:
     seen = _Seen()
     keys = [_dedupe(row["key"]) for row in rows]
     seen.posted = set(session.scalars(select(table.dedupe_key).where(table.dedupe_key.in_(keys))))
-    members = set()
-    for row in rows:
-        try:
-            members.add(uuid.UUID(str(row["member_id"])))
-        except ValueError:
-            continue  # refused by resolve, row by row
+    members = valid_uuids(row["member_id"] for row in rows)  # a malformed id: refused by resolve, row by row
     if members:
         for member_id, dedupe in session.execute(select(table.member_id, table.dedupe_key).where(
                 table.member_id.in_(members), table.dedupe_key.like("opening:%"))):
-            seen.origins.setdefault(member_id, set()).add(dedupe.rsplit(":", 1)[0] + ":")
+            seen.origins.setdefault(member_id, set()).add(_origin_of(dedupe))
     return seen
 
 

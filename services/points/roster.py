@@ -28,7 +28,7 @@ from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
-from services.kit.db import dialect_insert
+from services.kit.db import dialect_insert, valid_uuids
 from services.kit.errors import Conflict, NotFound
 from services.kit.idempotency import NOT_SENT, First, prefetched
 from services.kit.locks import lock_name, serialise, then
@@ -208,12 +208,7 @@ def prefetch(session: Session, member_ids: list[Any], fetch_many: FetchMany, now
     """Copies of a batch's members that points has not heard of (an import's opening balances, of members
     imported moments ago whose ``member_enrolled`` is still on its way), asked of members in one call, not one a
     row; ``resolve`` then finds each here. Malformed ids are left for ``resolve`` to refuse."""
-    keys = set()
-    for member_id in member_ids:
-        try:
-            keys.add(uuid.UUID(str(member_id)))
-        except ValueError:
-            continue
+    keys = valid_uuids(member_ids)
     if not keys:
         return
     table = MemberCopy.__table__
