@@ -11,6 +11,7 @@ queue, for a branch manager to ``resolve_review``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +55,7 @@ from services.interfaces.webhooks import deliveries, rules, sender, subscription
 from services.kit import Database, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import utcnow
 from services.kit.contracts import ENVELOPE, Event
+from services.kit.gates import Gates
 from services.kit.paging import keyset_page
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
@@ -64,21 +66,25 @@ from services.records.events import AppointmentBooked, AppointmentCancelled, Vis
 HTTP = sender.session()
 
 
-def _subscribed(service: Any, event_type: str) -> bool:
-    """An event is wanted only if an integration subscribes to its type (``kit.handlers.event_handler``)."""
-    with service.db.read() as connection:
-        return subscriptions.any_active(connection, event_type)
+def _forwarded(contract: type[Event], as_type: str | None = None) -> Callable[[Callable], Callable]:
+    """A webhook handler of ``contract``'s events, delivered to the subscribers of ``as_type`` (the event's own
+    type unless given). Its queue is bound only while an integration subscribes to that type (``kit.gates``:
+    nobody subscribing, the broker drops the events); an event that still arrives with nobody subscribed is
+    acknowledged after one read (``kit.handlers.event_handler``'s ``wanted``)."""
+    interest = as_type or contract.event_type
 
+    def subscribed(service: Any, _event_type: str) -> bool:
+        with service.db.read() as connection:
+            return subscriptions.any_active(connection, interest)
 
-def _points_earned_subscribed(service: Any, event_type: str) -> bool:
-    """A ``visit_points_earned`` is delivered as ``points_earned`` (one a posting): wanted if that is subscribed."""
-    return _subscribed(service, "points_earned")
+    return event_handler(contract, wanted=subscribed, gate=interest)
 
 
 class InterfacesService(Service):
     name = "interfaces"
     db = Database()
     events = Outbox(EVENTS)
+    gates = Gates(wanted=subscriptions.active_types)  # webhook handlers' queues bound while subscribed
     members = Peer("members")
     records = Peer("records")
 
@@ -192,6 +198,7 @@ class InterfacesService(Service):
         self.caller.require_role(*access.SUBSCRIPTION_MANAGERS, action="manage webhook subscriptions")
         data = load(SubscriptionRequestSchema(), request)
         row, secret = subscriptions.create(self.db.session, data, allowed_hosts(self.config), self.caller.actor, utcnow())
+        self.gates.open(self.db.session, row.event_type)  # bound before the subscription commits: nothing missed
         return IssuedSubscriptionSchema().dump(With(row, secret=secret))
 
     @rpc
@@ -255,31 +262,31 @@ class InterfacesService(Service):
         body = rules.body_of(contract.event_type, str(event["event_id"]), event["occurred_at"], data)
         deliveries.fan_out(self.db.session, contract.event_type, str(event["event_id"]), body, utcnow())
 
-    @event_handler(MemberEnrolled, wanted=_subscribed)
+    @_forwarded(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         self._fan_out(MemberEnrolled, event)
 
-    @event_handler(MemberUpdated, wanted=_subscribed)
+    @_forwarded(MemberUpdated)
     def on_member_updated(self, event: dict[str, Any]) -> None:
         self._fan_out(MemberUpdated, event)
 
-    @event_handler(TierChanged, wanted=_subscribed)
+    @_forwarded(TierChanged)
     def on_tier_changed(self, event: dict[str, Any]) -> None:
         self._fan_out(TierChanged, event)
 
-    @event_handler(VisitCompleted, wanted=_subscribed)
+    @_forwarded(VisitCompleted)
     def on_visit_completed(self, event: dict[str, Any]) -> None:
         self._fan_out(VisitCompleted, event)
 
-    @event_handler(VisitRefunded, wanted=_subscribed)
+    @_forwarded(VisitRefunded)
     def on_visit_refunded(self, event: dict[str, Any]) -> None:
         self._fan_out(VisitRefunded, event)
 
-    @event_handler(PointsEarned, wanted=_subscribed)
+    @_forwarded(PointsEarned)
     def on_points_earned(self, event: dict[str, Any]) -> None:
         self._fan_out(PointsEarned, event)
 
-    @event_handler(VisitPointsEarned, wanted=_points_earned_subscribed)
+    @_forwarded(VisitPointsEarned, as_type="points_earned")
     def on_visit_points_earned(self, event: dict[str, Any]) -> None:
         """Partners receive a visit's earn as they always have: a ``points_earned`` delivery a posting, each with an
         event id of its own derived from the event's (the same on a redelivery)."""
@@ -287,15 +294,15 @@ class InterfacesService(Service):
             line_id = uuid.uuid5(uuid.NAMESPACE_URL, f"careloop:{event['event_id']}:{line['posting_id']}")
             self._fan_out(PointsEarned, {**line, "event_id": line_id, "occurred_at": event["occurred_at"]})
 
-    @event_handler(PointsRedeemed, wanted=_subscribed)
+    @_forwarded(PointsRedeemed)
     def on_points_redeemed(self, event: dict[str, Any]) -> None:
         self._fan_out(PointsRedeemed, event)
 
-    @event_handler(AppointmentBooked, wanted=_subscribed)
+    @_forwarded(AppointmentBooked)
     def on_appointment_booked(self, event: dict[str, Any]) -> None:
         self._fan_out(AppointmentBooked, event)
 
-    @event_handler(AppointmentCancelled, wanted=_subscribed)
+    @_forwarded(AppointmentCancelled)
     def on_appointment_cancelled(self, event: dict[str, Any]) -> None:
         self._fan_out(AppointmentCancelled, event)
 

@@ -6,6 +6,7 @@
 | an event's contract, declared once by its producer | ``EVENTS = Contracts("members")``, ``@EVENTS.event("member_enrolled")`` in ``events.py`` (``kit.contracts``) |
 | events that are never lost nor phantom | ``events = Outbox(EVENTS)`` → ``self.events.emit(type, payload)`` (checked against its contract) |
 | handle an event once, retried, dead-lettered | ``@event_handler(MemberEnrolled)`` (the producer's contract: the payload in domain values) |
+| events most of which nobody wants dropped by the broker, not the service | ``@event_handler(..., wanted=..., gate="x")`` and ``gates = Gates(wanted=...)`` (``kit.gates``) |
 | a retry-safe command | ``@rpc`` + ``@idempotent`` on a method taking ``idempotency_key`` |
 | one transaction at a time per aggregate (check, then act) | ``kit.locks.serialise(session, kind, key)`` |
 | a row nothing reads back in the transaction, written with the commit (one round trip with ``COMMIT``) | ``kit.commit.at_commit(session, AtCommit(sql), params)`` |

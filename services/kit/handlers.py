@@ -41,6 +41,7 @@ from services.kit.deadletters import (  # noqa: F401 - the header names and queu
     republish,
 )
 from services.kit.errors import Invalid
+from services.kit.gates import Gates
 from services.kit.telemetry import EVENTS_HANDLED
 
 log = logging.getLogger(__name__)
@@ -105,18 +106,27 @@ class EventHandler(NamekoEventHandler):
     redelivery = Redelivery()
     queue_consumer = QueueConsumer()  # the kit's: survives the broker going away, parks what it cannot decode
 
-    def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
+    def __init__(self, source_service: str, event_type: str, gate: str | None = None, **kwargs: Any) -> None:
         super().__init__(source_service, event_type, handler_type=SERVICE_POOL, reliable_delivery=True,
                          requeue_on_error=False, **kwargs)
+        self.gate = gate
+        self.gate_exchange: Exchange | None = None
 
     def setup(self) -> None:
         if not any(isinstance(dep, Database) for dep in self.container.dependencies):
             raise RuntimeError(f"{self.container.service_name}.{self.method_name}: an event handler "
                                "needs a Database dependency for its inbox")
+        if self.gate is not None and not any(isinstance(dep, Gates) for dep in self.container.dependencies):
+            raise RuntimeError(f"{self.container.service_name}.{self.method_name}: a gated event handler needs "
+                               "a Gates dependency to open its queue")
         super().setup()
         self._outcomes: dict[str, Any] = {}
         self.queue.queue_arguments = queues.consumer_arguments(
             self.container.config, dead_letter_queue_name(self.container.service_name))
+        if self.gate is not None:  # declared unbound: only kit.gates binds it, while its interest is wanted
+            self.gate_exchange = self.queue.exchange
+            self.queue = Queue(self.queue.name, durable=True, auto_delete=False, exclusive=False,
+                               queue_arguments=self.queue.queue_arguments)
 
     def _count(self, outcome: str) -> None:
         """``EVENTS_HANDLED`` for this handler and ``outcome``, its labelled child looked up once."""
@@ -161,7 +171,8 @@ class EventHandler(NamekoEventHandler):
 
 
 def event_handler(source: str | type[Event], event_type: str | None = None,
-                  wanted: Callable[[Any, str], bool] | None = None, **kwargs: Any) -> Callable[[Callable], Callable]:
+                  wanted: Callable[[Any, str], bool] | None = None, gate: str | None = None,
+                  **kwargs: Any) -> Callable[[Callable], Callable]:
     """Handle events once each, with retries and dead letters.
 
     ``@event_handler(VisitCompleted)`` (a producer's contract, ``kit.contracts``) hands the handler the
@@ -172,6 +183,9 @@ def event_handler(source: str | type[Event], event_type: str | None = None,
     ``self.db.read()``, never writing) of whether this service has anything to do with the event at all. When
     it says no, the event is acknowledged without loading it, opening a transaction or writing an inbox row
     (outcome ``not_wanted``): a handler that would change nothing pays one read, not a transaction.
+    ``gate``, when given, names the interest that binds the handler's queue (``kit.gates``): while nothing wants
+    it the broker drops these events before they reach the service. A gated handler keeps its ``wanted`` check
+    (gates close lazily). The service needs a ``Gates`` dependency.
     """
     contract = None
     if isinstance(source, type) and issubclass(source, Event):
@@ -198,6 +212,6 @@ def event_handler(source: str | type[Event], event_type: str | None = None,
 
         guarded.__signature__ = inspect.signature(fn)  # nameko checks call signatures against this
         guarded.contract = contract  # what the handler reads (the contract tests check every consumer)
-        return EventHandler.decorator(source, event_type, **kwargs)(guarded)
+        return EventHandler.decorator(source, event_type, gate=gate, **kwargs)(guarded)
 
     return decorate

@@ -46,6 +46,9 @@ EVENTS_HANDLED = Counter("careloop_events_handled_total",
 UNDECODABLE = Counter("careloop_messages_undecodable_total",
                       "Messages that could not be decoded, parked in the dead-letter queue", ["service", "queue"])
 DEAD_LETTERS = Gauge("careloop_dead_letters", "Events parked in the service's dead-letter queue", ["service"])
+GATES_OPEN = Gauge("careloop_event_gates_open",
+                   "1 while an interest's gated event queues are bound to their exchange (kit.gates), else 0",
+                   ["service", "interest"])
 
 _business: dict[str, Any] = {}
 

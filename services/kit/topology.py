@@ -5,6 +5,8 @@ that handler's service starts, so an event published before the consumer's first
 (a new service added to a running suite, or services started in another order). Deployments run
 ``python -m services.kit.topology`` (``make run`` and the Kubernetes migration job do) to declare and
 bind every handler queue of every service first, with the names and arguments nameko itself uses.
+A gated handler's queue (``kit.gates``) is declared but not bound: its service binds it while it wants the
+events, and an event nobody wants is meant to be dropped.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ def load(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def handler_queues(service_cls: type) -> list[tuple[str, str, str]]:
-    """(source service, event type, queue name) of each event handler of ``service_cls``."""
+def handler_queues(service_cls: type) -> list[tuple[str, str, str, bool]]:
+    """(source service, event type, queue name, gated) of each event handler of ``service_cls``; a gated
+    handler's queue is bound only while its service wants its events (``kit.gates``)."""
     found = []
     for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
             if isinstance(entrypoint, EventHandler):
                 queue = f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{method_name}"
-                found.append((entrypoint.source_service, entrypoint.event_type, queue))
+                found.append((entrypoint.source_service, entrypoint.event_type, queue, entrypoint.gate is not None))
     return found
 
 
@@ -61,11 +64,16 @@ def declare(amqp_uri: str, service_classes: list[type], retry_delays: Any = DEFA
                 queue(channel).declare()
             for service_cls in service_classes:
                 dead_letter_queue(service_cls.name, config)(channel).declare()
-                for source, event_type, name in handler_queues(service_cls):
+                for source, event_type, name, gated in handler_queues(service_cls):
                     exchange = Exchange(f"{source}.events", type="topic", durable=True, delivery_mode=PERSISTENT)
-                    Queue(name, exchange=exchange, routing_key=event_type, durable=True,
-                          auto_delete=False, exclusive=False, queue_arguments=queues.consumer_arguments(
-                              config, dead_letter_queue_name(service_cls.name)))(channel).declare()
+                    arguments = queues.consumer_arguments(config, dead_letter_queue_name(service_cls.name))
+                    if gated:  # declared, never bound here: the service binds it while it wants the events
+                        exchange(channel).declare()
+                        Queue(name, durable=True, auto_delete=False, exclusive=False,
+                              queue_arguments=arguments)(channel).declare()
+                    else:
+                        Queue(name, exchange=exchange, routing_key=event_type, durable=True, auto_delete=False,
+                              exclusive=False, queue_arguments=arguments)(channel).declare()
                     declared.append(name)
         finally:
             channel.close()

@@ -6,6 +6,7 @@ a replay delivers it; a target outside the allowlist is refused at subscription 
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import eventlet
@@ -22,7 +23,7 @@ from tests.harness import query, scalar, wait_for
 ADMIN = Identity(kind="staff", subject="admin-1", role="group_admin", branches=("*",))
 FRONT_DESK = Identity(kind="staff", subject="desk-1", role="front_desk", branches=("SH01",))
 QUICK = {"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,*.example.org", "WEBHOOK_RETRY_BASE_SECONDS": 0.2,
-         "WEBHOOK_RETRY_MAX_SECONDS": 0.5}
+         "WEBHOOK_RETRY_MAX_SECONDS": 0.5, "GATE_RECONCILE_SECONDS": 0.3}
 
 
 class Receiver:
@@ -165,22 +166,101 @@ def test_only_group_admins_manage_subscriptions(world, rpc):
     assert query(_interfaces.database_url, "SELECT id FROM webhook_subscriptions") == []
 
 
-def test_an_event_nobody_subscribes_to_costs_one_read_and_no_transaction(world):
+def _bound(amqp_uri: str, queue: str) -> set[tuple[str, str]]:
+    """(exchange, routing key) of each binding of ``queue``, as the broker has them (``rabbitmqctl``)."""
+    vhost = amqp_uri.rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_bindings", "-p", vhost, "--no-table-headers", "source_name",
+                          "destination_name", "routing_key"], check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    rows = (line.split("\t") for line in out.splitlines())
+    return {(source, key) for source, destination, key in rows if destination == queue and source}
+
+
+def queued(amqp_uri: str, queue: str) -> int:
+    """Messages ready in ``queue`` (the broker's count)."""
+    from kombu import Connection
+
+    with Connection(amqp_uri) as connection:
+        return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+
+
+ENROLLED_QUEUE = "evt-members-member_enrolled--interfaces.on_member_enrolled"
+
+
+def _published(event_type: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("careloop_outbox_published_total",
+                                     {"service": "members", "event_type": event_type}) or 0
+
+
+def test_an_event_nobody_subscribes_to_is_dropped_by_the_broker(world, amqp_uri):
+    """Interfaces' webhook queues are bound only while an integration subscribes to their type (``kit.gates``):
+    an enrolment nobody subscribes to never reaches interfaces; once subscribed, the next one is delivered."""
     from tests.harness import events_handled
 
-    members, interfaces, receiver, admin = world
-    before = events_handled("interfaces", "on_member_enrolled", "not_wanted")
+    _members, interfaces, receiver, admin = world
+    assert _bound(amqp_uri, ENROLLED_QUEUE) == set()
+    handled = sum(events_handled("interfaces", "on_member_enrolled", outcome) for outcome in ("ok", "not_wanted"))
+    published = _published("member_enrolled")
     first = _member(admin)  # member_enrolled: no subscriber yet
-    wait_for(lambda: events_handled("interfaces", "on_member_enrolled", "not_wanted") == before + 1,
-             timeout=20, message="interfaces turned the unwanted event down")
-    assert scalar(interfaces.database_url, "SELECT count(*) FROM kit_inbox") == 0  # no transaction wrote a row
+    wait_for(lambda: _published("member_enrolled") > published, timeout=20, message="the enrolment published")
+    # published with the broker's confirm: routed (or dropped) already
+    assert queued(amqp_uri, ENROLLED_QUEUE) == 0
+    assert sum(events_handled("interfaces", "on_member_enrolled", outcome)
+               for outcome in ("ok", "not_wanted")) == handled
     _subscribe(admin, receiver.url, "member_enrolled")
+    assert _bound(amqp_uri, ENROLLED_QUEUE) == {("members.events", "member_enrolled")}  # when subscribe answers
     second = admin.members.enrol({"full_name": "Lu Yan", "phone": "13800138556", "birth_date": "1981-03-04",
                                   "home_branch": "SH01"})["id"]
     wait_for(lambda: receiver.requests, timeout=20, message="the subscribed event's delivery")
     delivered = [json.loads(request["body"])["data"]["member_id"] for request in receiver.requests]
     assert delivered == [second] and first != second  # the one before the subscription is not sent
     assert scalar(interfaces.database_url, "SELECT count(*) FROM kit_inbox") == 1
+
+
+def test_an_event_arriving_after_the_last_unsubscribe_costs_one_read_and_the_queue_is_unbound_soon(world, amqp_uri):
+    """Unsubscribing touches no broker; the gate closes at the next reconcile (``GATE_RECONCILE_SECONDS``). An
+    event still arriving meanwhile is turned down by one read: no transaction, no inbox row, no delivery."""
+    from nameko.standalone.events import event_dispatcher
+
+    from services.kit.clock import isoformat, utcnow
+    from services.kit.gates import Gates
+    from services.members.events import EVENTS, MemberEnrolled
+    from tests.harness import events_handled, service_config
+
+    _members, interfaces, receiver, admin = world
+    subscription = _subscribe(admin, receiver.url, "member_enrolled")
+    admin.interfaces.unsubscribe(subscription["id"])
+    wait_for(lambda: _bound(amqp_uri, ENROLLED_QUEUE) == set(), timeout=20, message="the gate closed")
+    # an event in flight at the unsubscribe: the gate held open by hand for it
+    gates = next(dep for dep in interfaces.dependencies if isinstance(dep, Gates))
+    gates._bind(gates.queues()["member_enrolled"], bound=True)
+    before = events_handled("interfaces", "on_member_enrolled", "not_wanted")
+    payload = EVENTS.wire("member_enrolled", MemberEnrolled.sample)
+    event_dispatcher(service_config(amqp_uri))("members", "member_enrolled", {
+        "event_id": "8b0c6f4e-0000-4000-8000-00000000e001", "occurred_at": isoformat(utcnow()), **payload})
+    wait_for(lambda: events_handled("interfaces", "on_member_enrolled", "not_wanted") == before + 1,
+             timeout=20, message="interfaces turned the unwanted event down")
+    assert scalar(interfaces.database_url, "SELECT count(*) FROM kit_inbox") == 0
+    wait_for(lambda: _bound(amqp_uri, ENROLLED_QUEUE) == set(), timeout=20, message="the gate closed again")
+    assert receiver.requests == []
+
+
+def test_a_restarted_interfaces_opens_the_gates_of_what_is_subscribed(world, amqp_uri, start_service, backend):
+    from kombu import Connection
+
+    _members, interfaces, receiver, admin = world
+    _subscribe(admin, receiver.url, "member_enrolled")
+    interfaces.stop()
+    with Connection(amqp_uri) as connection:  # lost, say, with a broker rebuilt from definitions
+        connection.default_channel.queue_unbind(queue=ENROLLED_QUEUE, exchange="members.events",
+                                                routing_key="member_enrolled")
+    assert _bound(amqp_uri, ENROLLED_QUEUE) == set()
+    start_service(InterfacesService, backend, database_url=interfaces.database_url, **QUICK)
+    wait_for(lambda: _bound(amqp_uri, ENROLLED_QUEUE), timeout=20, message="the gate opened at start")
+    member_id = _member(admin)
+    wait_for(lambda: _for(receiver, member_id), timeout=20, message="the delivery after the restart")
 
 
 def test_a_visits_one_earn_event_reaches_partners_as_a_points_earned_a_posting(world, amqp_uri):
@@ -221,3 +301,46 @@ def test_a_visits_one_earn_event_reaches_partners_as_a_points_earned_a_posting(w
     assert sorted((body["data"] for body in bodies), key=lambda data: data["posting_id"]) == sorted(
         expected, key=lambda data: data["posting_id"])
     assert len({body["event_id"] for body in bodies}) == 3 and visit_event_id not in {b["event_id"] for b in bodies}
+
+
+@pytest.mark.parametrize("commits", [True, False], ids=["subscription_commits", "subscription_rolls_back"])
+def test_a_gate_is_never_closed_under_a_subscription_being_committed(start_service, backend, amqp_uri, commits):
+    """A reconcile that finds nobody subscribed waits for the lock of a subscription being written (held from
+    ``Gates.open`` to its commit), then reads again: committed, the gate stays open; rolled back, it closes.
+    On PostgreSQL, the reconcile seen waiting on the lock (the two overlapped)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one transaction at a time: nothing overlaps")
+    from services.interfaces.webhooks import subscriptions
+    from services.kit.clock import utcnow
+    from services.kit.gates import Gates
+    from tests.harness import store_for
+
+    interfaces = start_service(InterfacesService, backend, **{**QUICK, "GATE_RECONCILE_SECONDS": 3600})
+    gates = next(dep for dep in interfaces.dependencies if isinstance(dep, Gates))
+    store = store_for(interfaces.database_url)
+    url = interfaces.database_url
+    waiting = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+               "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+    def reconcile() -> tuple[set[str], set[str]]:
+        with store.transaction() as session:
+            return gates.reconcile(session)
+
+    try:
+        session = store.open_session()
+        subscriptions.create(session, {"integration": "crm-east", "event_type": "member_enrolled",
+                                       "target_url": "http://127.0.0.1:9/hooks"}, ("127.0.0.1",), "test", utcnow())
+        gates.open(session, "member_enrolled")
+        assert _bound(amqp_uri, ENROLLED_QUEUE)
+        racing = eventlet.spawn(reconcile)
+        wait_for(lambda: scalar(url, waiting), timeout=20, message="the reconcile waiting for the subscription's lock")
+        if commits:
+            store.commit(session)
+        else:
+            session.rollback()
+        store.close_session(session)
+        opened, closed = racing.wait()
+        assert ("member_enrolled" in opened, "member_enrolled" in closed) == (commits, not commits)
+        assert bool(_bound(amqp_uri, ENROLLED_QUEUE)) is commits
+    finally:
+        store.dispose()

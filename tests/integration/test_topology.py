@@ -10,8 +10,9 @@ from tests.harness import service_config, wait_for
 
 def test_handler_queue_names_are_nameko_s():
     queues = handler_queues(NotificationsService)
-    assert ("members", "member_enrolled", "evt-members-member_enrolled--notifications.on_member_enrolled") in queues
-    assert all(name.startswith(f"evt-{source}-{event}--notifications.on_") for source, event, name in queues)
+    assert ("members", "member_enrolled", "evt-members-member_enrolled--notifications.on_member_enrolled",
+            False) in queues
+    assert all(name.startswith(f"evt-{source}-{event}--notifications.on_") for source, event, name, _ in queues)
 
 
 def test_an_event_published_before_its_consumer_ever_started_is_kept(start_service, amqp_uri, backend):

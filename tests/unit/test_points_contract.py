@@ -13,7 +13,7 @@ from services.points.settings import load_programme
 
 
 def test_points_consumes_the_events_the_contracts_name_for_it():
-    consumed = {(source, event) for source, event, _queue in handler_queues(PointsService)}
+    consumed = {(source, event) for source, event, _queue, _gated in handler_queues(PointsService)}
     assert consumed == {
         ("members", "member_enrolled"), ("members", "tier_changed"), ("members", "segment_changed"),
         ("members", "member_status_changed"), ("members", "member_merged"), ("members", "member_unmerged"),

@@ -67,3 +67,9 @@ def any_active(connection: Connection, event_type: str) -> bool:
     """Whether anyone subscribes to ``event_type`` (a read on its own, before any transaction: most events
     of a suite have no subscriber, and their handlers then cost this one query)."""
     return connection.execute(_ANY_ACTIVE, {"event_type": event_type}).first() is not None
+
+
+def active_types(session: Session) -> set[str]:
+    """The event types some integration subscribes to now: the interests whose webhook queues stay bound
+    (``kit.gates``)."""
+    return set(session.scalars(select(_TABLE.c.event_type).where(_TABLE.c.disabled_at.is_(None)).distinct()))
