@@ -213,3 +213,63 @@ class CpuMeter:
                 database = name.rsplit(":", 1)[0]
                 spent[database] = spent.get(database, 0.0) + after[name] - before.get(name, 0.0)
         return {name: round(value / max(count, 1) * scale, 2) for name, value in spent.items()}
+
+
+STATEMENTS = "SELECT d.datname, s.query, s.calls, s.total_exec_time FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+
+
+class StatementClock:
+    """``pg_stat_statements`` read every ``every`` seconds during a step (``CARELOOP_FLOW_STATEMENTS=1``): what each
+    statement cost in the step's first and last window, to see which one grows as the tables do."""
+
+    def __init__(self, pg: Any, every: float = 60.0) -> None:
+        self.pg, self.every, self.snapshots = pg, every, []
+        self._thread: Any = None
+
+    def read(self) -> dict[tuple[str, str], tuple[int, float]]:
+        return {(db, query): (calls, total) for db, query, calls, total in _rows(self.pg.url("postgres"), STATEMENTS)}
+
+    def start(self) -> None:
+        import eventlet
+
+        def keep() -> None:
+            while True:
+                self.snapshots.append(self.read())
+                eventlet.sleep(self.every)
+
+        self._thread = eventlet.spawn(keep)
+
+    def stop(self) -> None:
+        self._thread.kill()
+        self.snapshots.append(self.read())
+
+    @staticmethod
+    def window(before: dict, after: dict) -> dict[tuple[str, str], tuple[int, float]]:
+        """(calls, total ms) of each statement between two readings."""
+        found = {}
+        for key, (calls, total) in after.items():
+            was_calls, was_total = before.get(key, (0, 0.0))
+            if calls > was_calls:
+                found[key] = (calls - was_calls, total - was_total)
+        return found
+
+    def report(self, databases: tuple[str, ...], top: int = 8) -> list[str]:
+        """Per database, the ``top`` statements of the last window by time, beside the first window: calls, mean
+        ms, total ms."""
+        if len(self.snapshots) < 3:
+            return ["(too few readings for a first and a last window)"]
+        first = self.window(self.snapshots[0], self.snapshots[1])
+        last = self.window(self.snapshots[-2], self.snapshots[-1])
+        lines = []
+        for database in databases:
+            ranked = sorted((key for key in last if key[0].startswith(database)), key=lambda key: -last[key][1])
+            total_first = sum(t for (db, _q), (_c, t) in first.items() if db.startswith(database))
+            total_last = sum(t for (db, _q), (_c, t) in last.items() if db.startswith(database))
+            lines.append(f"{database}: {total_first:.0f} ms in the first window, {total_last:.0f} ms in the last")
+            for key in ranked[:top]:
+                calls, total = last[key]
+                was_calls, was_total = first.get(key, (0, 0.0))
+                was = f"{was_total / was_calls:.3f}" if was_calls else "-"
+                sql = " ".join(key[1].split())[:110]
+                lines.append(f"  mean ms {was} -> {total / calls:.3f} (calls {was_calls} -> {calls}): {sql}")
+        return lines

@@ -18,6 +18,10 @@ with ``track_commit_timestamp = on``, and the gateway's rate limits set out of t
    of points, and ``POST /v1/members/{id}/points/earn`` through 1 gateway + 1 points and 2 + 2 (wrk, 20
    connections), in interleaved rounds; CPU per earn of every process, PostgreSQL and RabbitMQ included.
 
+``CARELOOP_FLOW_MEMBERS`` (200) spreads the bills over that many members (enrolled first, through the API);
+``CARELOOP_FLOW_STATEMENTS=1`` loads ``pg_stat_statements`` and prints, per database, what each statement cost in
+the long step's first and last minute.
+
 ``CARELOOP_STACK_PROFILE=<folder>`` runs every process under cProfile (CPU time, from the end of the warm-up)
 and leaves ``<folder>/<process>.prof``: where a flow's CPU goes, per process.
 
@@ -49,7 +53,7 @@ from tests.harness import service_config
 from tests.nodes import free_port
 from tests.nodes import stop_process_groups as stop
 from tests.perf import UNLIMITED_GATEWAY
-from tests.perf.flow import CpuMeter, OpenLoop, completed, outcomes, percentile
+from tests.perf.flow import CpuMeter, OpenLoop, StatementClock, completed, outcomes, percentile
 
 pytestmark = pytest.mark.perf
 
@@ -57,7 +61,10 @@ RATES = tuple(int(rate) for rate in os.environ.get("CARELOOP_FLOW_RATES", "10,20
 STEP_SECONDS = float(os.environ.get("CARELOOP_FLOW_STEP_SECONDS", "75"))
 LONG_SECONDS = float(os.environ.get("CARELOOP_FLOW_SECONDS", "300"))
 LONG_RATE = int(os.environ.get("CARELOOP_FLOW_LONG_RATE", "50"))
-MEMBERS = 200
+MEMBERS = int(os.environ.get("CARELOOP_FLOW_MEMBERS", "200"))
+"""Members the bills are spread over. With 200, at 50 bills/s each member has a visit every 4 s, 75 in five minutes:
+what a member's history costs to read grows through the run as no real member's would."""
+STATEMENT_STATS = os.environ.get("CARELOOP_FLOW_STATEMENTS") == "1"
 WINDOW = 10.0  # seconds at each end of a step compared for "lag growing"
 REPLICA_SECONDS = float(os.environ.get("CARELOOP_REPLICA_SECONDS", "15"))
 REPLICA_ROUNDS = int(os.environ.get("CARELOOP_REPLICA_ROUNDS", "2"))
@@ -71,7 +78,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.pg.start()
         with (started.pg.data / "postgresql.conf").open("a") as conf:
             conf.write("track_commit_timestamp = on\n")
+            if STATEMENT_STATS:
+                conf.write("shared_preload_libraries = 'pg_stat_statements'\n")
         started.pg.restart()
+        if STATEMENT_STATS:
+            started.pg.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         started.start()
         yield started
     finally:
@@ -81,7 +92,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def members(stack: Stack) -> list[str]:
     load = Load(stack, seed=17)
-    pool = eventlet.GreenPool(10)
+    pool = eventlet.GreenPool(20)
     for _ in range(MEMBERS):
         pool.spawn_n(load.enrol)
     pool.waitall()
@@ -214,7 +225,14 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
         plan = [(f"{rate}/s", rate, STEP_SECONDS) for rate in RATES] + [(f"long {LONG_RATE}/s", LONG_RATE, LONG_SECONDS)]
         for label, rate, seconds in plan:
             before = meter.read()
+            clock = StatementClock(stack.pg) if STATEMENT_STATS and label.startswith("long") else None
+            if clock is not None:
+                clock.start()
             bills = sender.step(label, rate, seconds)
+            if clock is not None:
+                clock.stop()
+                print("\nSTATEMENTS (pg_stat_statements, the long step's first and last minute):\n"
+                      + "\n".join(clock.report(("points", "members", "records", "notifications"))), flush=True)
             done = settle(stack, bills)
             drain(stack, 900)  # what the senders gave up on is still done: its CPU counts
             flows = completed(stack.pg, bills)
