@@ -106,7 +106,9 @@ _UPSERT = text(
 # An earn on PostgreSQL in one round trip: the account upsert above (which locks the row), the posting,
 # its lot and the lot's move, and — when the account was in debt — paying the debt from the new lot,
 # exactly as the statement-by-statement path below does (kept for SQLite, which has no data-modifying
-# CTEs). ``paid`` is the debt there was before, up to the points credited.
+# CTEs). ``paid`` is the debt there was before, up to the points credited. ``debt`` is skipped whole unless
+# there is one to pay (the sub-select is a one-time filter: no read of points_lots at all), and finds the debt lot
+# by ``ix_points_lots_debt`` when there is (before both, every earn scanned the whole lots table).
 _EARN_SQL = """
 WITH account AS (
   INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at)
@@ -127,7 +129,7 @@ lot AS (
   RETURNING id, posting_id),
 debt AS (
   UPDATE points_lots SET remaining = points_lots.remaining + account.paid FROM account
-  WHERE points_lots.member_id = :member AND points_lots.kind = 'debt' AND account.paid > 0
+  WHERE (SELECT paid FROM account) > 0 AND points_lots.member_id = :member AND points_lots.kind = 'debt'
   RETURNING points_lots.id),
 moves AS (
   INSERT INTO points_lot_moves (lot_id, posting_id, points)

@@ -189,6 +189,9 @@ class PointsLot(Base):
         # the daily expiry reads only lots with points left, by expiry date then member
         Index("ix_points_lots_expiring", "expires_on", "member_id", "id", postgresql_where=text("remaining > 0"),
               sqlite_where=text("remaining > 0")),
+        # a member's debt lot, found by the earn that pays it (without it each earn scanned the table: issue 17)
+        Index("ix_points_lots_debt", "member_id", postgresql_where=text("kind = 'debt'"),
+              sqlite_where=text("kind = 'debt'")),
         # the daily expiry warning scans lots about to expire that were not announced yet
         Index("ix_points_lots_to_warn", "expires_on", "id",
               postgresql_where=text("remaining > 0 AND NOT warned"), sqlite_where=text("remaining > 0 AND NOT warned")),
