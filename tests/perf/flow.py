@@ -253,6 +253,20 @@ class StatementClock:
                 found[key] = (calls - was_calls, total - was_total)
         return found
 
+    def scans(self, databases: tuple[str, ...], top: int = 5) -> list[str]:
+        """Per database, the tables read whole most (``pg_stat_user_tables``: rows read by sequential scans since
+        the cluster started): a table with many rows read this way by a hot path lacks an index."""
+        lines = []
+        for database in databases:
+            names = [row[0] for row in _rows(self.pg.url("postgres"),
+                                             f"SELECT datname FROM pg_database WHERE datname LIKE '{database}%'")]
+            for name in names:
+                rows = _rows(self.pg.url(name), "SELECT relname, seq_scan, seq_tup_read, n_live_tup FROM "
+                             f"pg_stat_user_tables WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT {top}")
+                lines.append(f"{name}: " + "; ".join(f"{table} {scans} scans, {read} rows read ({live} rows)"
+                                                     for table, scans, read, live in rows))
+        return lines
+
     def report(self, databases: tuple[str, ...], top: int = 8) -> list[str]:
         """Per database, the ``top`` statements of the last window by time, beside the first window: calls, mean
         ms, total ms."""

@@ -232,7 +232,10 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
             if clock is not None:
                 clock.stop()
                 print("\nSTATEMENTS (pg_stat_statements, the long step's first and last minute):\n"
-                      + "\n".join(clock.report(("points", "members", "records", "notifications"))), flush=True)
+                      + "\n".join(clock.report(("points", "members", "records", "notifications")))
+                      + "\nTABLES READ WHOLE (sequential scans since the cluster started):\n"
+                      + "\n".join(clock.scans(("points", "members", "records", "notifications", "interfaces"))),
+                      flush=True)
             done = settle(stack, bills)
             drain(stack, 900)  # what the senders gave up on is still done: its CPU counts
             flows = completed(stack.pg, bills)
