@@ -28,7 +28,14 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PendingRollbackError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,30 +56,39 @@ except ImportError:  # pragma: no cover - psycopg2/psycogreen are pinned depende
     pass
 
 try:
-    from psycopg2 import Error as PsycopgError
+    import psycopg2
+
+    DRIVER_CONNECTION_ERRORS: tuple[type[Exception], ...] = (psycopg2.OperationalError, psycopg2.InterfaceError)
 except ImportError:  # pragma: no cover
-    PsycopgError = None  # type: ignore[assignment,misc]
+    DRIVER_CONNECTION_ERRORS = ()
 
 UNREACHABLE_SQLSTATE_CLASSES = ("08", "57")
 """SQLSTATE classes that mean the server cannot serve now: connection exceptions, and operator intervention
 (shutting down, starting up, connections terminated, a statement cancelled)."""
+CONNECTION_INVALIDATED = "8s2b"
+"""SQLAlchemy's code of ``PendingRollbackError`` for a connection found dead earlier in the transaction."""
 
 
 def database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` means the database cannot be reached just now (refused, dropped, restarting, the
-    pool exhausted), as opposed to a statement it refused: the first is worth a retry, the second is not."""
+    pool exhausted), as opposed to a statement it refused: the first is worth a retry, the second is not.
+
+    The driver's own error counts as SQLAlchemy's wrapping of it does: a statement the kit sends from an engine
+    event (the ``BEGIN`` with an event's inbox check, ``kit.inbox``) fails outside SQLAlchemy's handling."""
     if isinstance(error, (PoolTimeout, DisconnectionError)):
         return True
-    if not isinstance(error, DBAPIError):
+    if isinstance(error, PendingRollbackError):  # a statement after the connection died, in the same transaction
+        return error.code == CONNECTION_INVALIDATED
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if not isinstance(error, (OperationalError, InterfaceError)):
+            return False
+        error = error.orig
+    if not isinstance(error, DRIVER_CONNECTION_ERRORS):
         return False
-    if error.connection_invalidated:
-        return True
-    original = error.orig
-    if isinstance(error, (OperationalError, InterfaceError)) and PsycopgError is not None \
-            and isinstance(original, PsycopgError):
-        code = original.pgcode  # None: the client's side (no connection, connection lost)
-        return code is None or code[:2] in UNREACHABLE_SQLSTATE_CLASSES
-    return False
+    code = error.pgcode  # None: the client's side (no connection, connection lost)
+    return code is None or code[:2] in UNREACHABLE_SQLSTATE_CLASSES
 
 
 def unavailable_instead(exc_info: Any) -> Any:
@@ -195,12 +211,20 @@ def _begin_with_first_statement(engine: Engine) -> None:
     def _already_handled(context: Any) -> None:
         inbox.refuse_handled(context)  # raises AlreadyHandledError for a failed inbox check
 
-    def _end(dbapi_connection: Any, info: dict, sql: str) -> None:
+    def _end(pooled: Any, sql: str) -> None:
+        dbapi_connection = pooled.dbapi_connection
+        if dbapi_connection is not None and not dbapi_connection.autocommit:
+            # the engine's first connection, before ``_autocommit``: the dialect's first queries ran in psycopg2's
+            # own transaction, which psycopg2 ends
+            (dbapi_connection.commit if sql == "COMMIT" else dbapi_connection.rollback)()
+            return
+        info = pooled.info
         info.pop(BEGIN_PENDING, None)
         info.pop(inbox.CHECK, None)
         info[ENDED_ALONE] = False
-        if dbapi_connection is None or dbapi_connection.closed:
+        if dbapi_connection is None or (dbapi_connection.closed and sql == "ROLLBACK"):
             return  # the connection is gone, and its transaction with it on the server
+        # closed, a COMMIT goes on and fails ("connection already closed"): what it should commit is lost
         if dbapi_connection.get_transaction_status() != _TRANSACTION_IDLE:
             info[ENDED_ALONE] = True
             cursor = dbapi_connection.cursor()
@@ -209,23 +233,14 @@ def _begin_with_first_statement(engine: Engine) -> None:
             finally:
                 cursor.close()
 
-    def _end_transaction(connection: Any, sql: str) -> None:
-        if connection.invalidated:  # dropped by the server, its transaction with it; asking would reconnect
-            return
-        pooled = connection.connection
-        _end(pooled.dbapi_connection, pooled.info, sql)
-
-    @event.listens_for(engine, "commit")
-    def _on_commit(connection: Any) -> None:
-        _end_transaction(connection, "COMMIT")
-
-    @event.listens_for(engine, "rollback")
-    def _on_rollback(connection: Any) -> None:
-        _end_transaction(connection, "ROLLBACK")
-
-    @event.listens_for(engine, "reset")
-    def _on_reset(dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
-        _end(dbapi_connection, record.info, "ROLLBACK")
+    # The engine's dialect sends them (SQLAlchemy calls ``do_commit``/``do_rollback`` with the pooled connection, for
+    # a Connection's commit and rollback and for the pool's reset of a returned connection): a failure is then
+    # handled as a statement's is, wrapped (``DBAPIError``), a lost connection invalidated with the pool's others
+    # and reported as such (``database_unavailable``). Sent from the engine's ``commit`` event, a link cut at the
+    # ``COMMIT`` raised psycopg2's bare error, which no caller recognised (a 500 at the gateway, issue 17).
+    dialect = engine.dialect
+    dialect.do_commit = lambda pooled: _end(pooled, "COMMIT")  # type: ignore[method-assign]
+    dialect.do_rollback = lambda pooled: _end(pooled, "ROLLBACK")  # type: ignore[method-assign]
 
 
 def create_store_engine(url: str, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
@@ -331,7 +346,7 @@ class Store:
             yield session
             self.commit(session)
         except BaseException:
-            session.rollback()
+            _rollback_quietly(session)  # a rollback failing on a dead connection must not hide why it ended
             raise
         finally:
             self.close_session(session)
