@@ -160,8 +160,9 @@ READ_ALONE = "careloop_read_alone"
 transaction is opened for them (no ``BEGIN``, so no ``COMMIT``; on SQLite no ``BEGIN IMMEDIATE``, the writer's lock)."""
 BEGIN_PENDING = "careloop_begin_pending"
 ENDED_ALONE = "careloop_ended_alone"
-"""In a pooled connection's ``info``: whether the last commit or rollback cost a round trip of its own (for the
-round-trip test; the kit sends those outside SQLAlchemy's cursor events)."""
+"""In a pooled connection's ``info``, set by the engine's ``commit``/``rollback`` event (before the dialect sends it):
+whether this commit or rollback costs a round trip of its own (for the round-trip test; the kit sends those
+outside SQLAlchemy's cursor events)."""
 _TRANSACTION_IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: no transaction open on the server
 
 
@@ -211,6 +212,16 @@ def _begin_with_first_statement(engine: Engine) -> None:
     def _already_handled(context: Any) -> None:
         inbox.refuse_handled(context)  # raises AlreadyHandledError for a failed inbox check
 
+    def _sends_alone(dbapi_connection: Any, sql: str) -> bool:
+        """Whether ending the transaction with ``sql`` costs a query of its own: the server has it open (libpq knows
+        from the last reply, no round trip). On a closed connection a ``ROLLBACK`` has nothing left to do (the
+        server dropped the transaction with it); a ``COMMIT`` is tried, and fails: what it had to commit is lost."""
+        if dbapi_connection is None:
+            return False
+        if dbapi_connection.closed:
+            return sql == "COMMIT"
+        return dbapi_connection.get_transaction_status() != _TRANSACTION_IDLE
+
     def _end(pooled: Any, sql: str) -> None:
         dbapi_connection = pooled.dbapi_connection
         if dbapi_connection is not None and not dbapi_connection.autocommit:
@@ -218,15 +229,9 @@ def _begin_with_first_statement(engine: Engine) -> None:
             # own transaction, which psycopg2 ends
             (dbapi_connection.commit if sql == "COMMIT" else dbapi_connection.rollback)()
             return
-        info = pooled.info
-        info.pop(BEGIN_PENDING, None)
-        info.pop(inbox.CHECK, None)
-        info[ENDED_ALONE] = False
-        if dbapi_connection is None or (dbapi_connection.closed and sql == "ROLLBACK"):
-            return  # the connection is gone, and its transaction with it on the server
-        # closed, a COMMIT goes on and fails ("connection already closed"): what it should commit is lost
-        if dbapi_connection.get_transaction_status() != _TRANSACTION_IDLE:
-            info[ENDED_ALONE] = True
+        pooled.info.pop(BEGIN_PENDING, None)
+        pooled.info.pop(inbox.CHECK, None)
+        if _sends_alone(dbapi_connection, sql):
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(sql)
@@ -241,6 +246,19 @@ def _begin_with_first_statement(engine: Engine) -> None:
     dialect = engine.dialect
     dialect.do_commit = lambda pooled: _end(pooled, "COMMIT")  # type: ignore[method-assign]
     dialect.do_rollback = lambda pooled: _end(pooled, "ROLLBACK")  # type: ignore[method-assign]
+
+    def _note(connection: Any, sql: str) -> None:
+        if not connection.invalidated:  # an invalidated connection sends nothing (and asking would reconnect)
+            pooled = connection.connection
+            pooled.info[ENDED_ALONE] = _sends_alone(pooled.dbapi_connection, sql)
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        _note(connection, "COMMIT")
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Any) -> None:
+        _note(connection, "ROLLBACK")
 
 
 def create_store_engine(url: str, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
