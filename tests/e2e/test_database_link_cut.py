@@ -153,8 +153,9 @@ def test_the_service_losing_its_link_is_503_and_the_retry_enrols_once(members_an
 
 
 def test_a_service_replaying_a_stored_answer_losing_its_link_at_commit_is_unavailable(members_and_gateway, link_cut, rpc):
-    """A replay only reads (the stored answer), so the kit sends its ``COMMIT`` alone; a retried bill or
-    redemption whose first answer was lost comes this way."""
+    """A replay only reads (the stored answer), so the kit sends its ``COMMIT`` alone, as for any transaction with
+    nothing left for its commit: a redemption retried after its answer was lost, a bill already recorded sent
+    again, a command writing through the ORM only."""
     members, _gateway = members_and_gateway
     client = rpc(timeout=30)
     key = uuid.uuid4().hex
