@@ -28,7 +28,14 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PendingRollbackError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,30 +56,39 @@ except ImportError:  # pragma: no cover - psycopg2/psycogreen are pinned depende
     pass
 
 try:
-    from psycopg2 import Error as PsycopgError
+    import psycopg2
+
+    DRIVER_CONNECTION_ERRORS: tuple[type[Exception], ...] = (psycopg2.OperationalError, psycopg2.InterfaceError)
 except ImportError:  # pragma: no cover
-    PsycopgError = None  # type: ignore[assignment,misc]
+    DRIVER_CONNECTION_ERRORS = ()
 
 UNREACHABLE_SQLSTATE_CLASSES = ("08", "57")
 """SQLSTATE classes that mean the server cannot serve now: connection exceptions, and operator intervention
 (shutting down, starting up, connections terminated, a statement cancelled)."""
+CONNECTION_INVALIDATED = "8s2b"
+"""SQLAlchemy's code of ``PendingRollbackError`` for a connection found dead earlier in the transaction."""
 
 
 def database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` means the database cannot be reached just now (refused, dropped, restarting, the
-    pool exhausted), as opposed to a statement it refused: the first is worth a retry, the second is not."""
+    pool exhausted), as opposed to a statement it refused: the first is worth a retry, the second is not.
+
+    The driver's own error counts as SQLAlchemy's wrapping of it does: a statement the kit sends from an engine
+    event (the ``BEGIN`` with an event's inbox check, ``kit.inbox``) fails outside SQLAlchemy's handling."""
     if isinstance(error, (PoolTimeout, DisconnectionError)):
         return True
-    if not isinstance(error, DBAPIError):
+    if isinstance(error, PendingRollbackError):  # a statement after the connection died, in the same transaction
+        return error.code == CONNECTION_INVALIDATED
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if not isinstance(error, (OperationalError, InterfaceError)):
+            return False
+        error = error.orig
+    if not isinstance(error, DRIVER_CONNECTION_ERRORS):
         return False
-    if error.connection_invalidated:
-        return True
-    original = error.orig
-    if isinstance(error, (OperationalError, InterfaceError)) and PsycopgError is not None \
-            and isinstance(original, PsycopgError):
-        code = original.pgcode  # None: the client's side (no connection, connection lost)
-        return code is None or code[:2] in UNREACHABLE_SQLSTATE_CLASSES
-    return False
+    code = error.pgcode  # None: the client's side (no connection, connection lost)
+    return code is None or code[:2] in UNREACHABLE_SQLSTATE_CLASSES
 
 
 def unavailable_instead(exc_info: Any) -> Any:
@@ -144,8 +160,9 @@ READ_ALONE = "careloop_read_alone"
 transaction is opened for them (no ``BEGIN``, so no ``COMMIT``; on SQLite no ``BEGIN IMMEDIATE``, the writer's lock)."""
 BEGIN_PENDING = "careloop_begin_pending"
 ENDED_ALONE = "careloop_ended_alone"
-"""In a pooled connection's ``info``: whether the last commit or rollback cost a round trip of its own (for the
-round-trip test; the kit sends those outside SQLAlchemy's cursor events)."""
+"""In a pooled connection's ``info``, set by the engine's ``commit``/``rollback`` event (before the dialect sends it):
+whether this commit or rollback costs a round trip of its own (for the round-trip test; the kit sends those
+outside SQLAlchemy's cursor events)."""
 _TRANSACTION_IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: no transaction open on the server
 
 
@@ -195,37 +212,53 @@ def _begin_with_first_statement(engine: Engine) -> None:
     def _already_handled(context: Any) -> None:
         inbox.refuse_handled(context)  # raises AlreadyHandledError for a failed inbox check
 
-    def _end(dbapi_connection: Any, info: dict, sql: str) -> None:
-        info.pop(BEGIN_PENDING, None)
-        info.pop(inbox.CHECK, None)
-        info[ENDED_ALONE] = False
-        if dbapi_connection is None or dbapi_connection.closed:
-            return  # the connection is gone, and its transaction with it on the server
-        if dbapi_connection.get_transaction_status() != _TRANSACTION_IDLE:
-            info[ENDED_ALONE] = True
+    def _sends_alone(dbapi_connection: Any, sql: str) -> bool:
+        """Whether ending the transaction with ``sql`` costs a query of its own: the server has it open (libpq knows
+        from the last reply, no round trip). On a closed connection a ``ROLLBACK`` has nothing left to do (the
+        server dropped the transaction with it); a ``COMMIT`` is tried, and fails: what it had to commit is lost."""
+        if dbapi_connection is None:
+            return False
+        if dbapi_connection.closed:
+            return sql == "COMMIT"
+        return dbapi_connection.get_transaction_status() != _TRANSACTION_IDLE
+
+    def _end(pooled: Any, sql: str) -> None:
+        dbapi_connection = pooled.dbapi_connection
+        if dbapi_connection is not None and not dbapi_connection.autocommit:
+            # the engine's first connection, before ``_autocommit``: the dialect's first queries ran in psycopg2's
+            # own transaction, which psycopg2 ends
+            (dbapi_connection.commit if sql == "COMMIT" else dbapi_connection.rollback)()
+            return
+        pooled.info.pop(BEGIN_PENDING, None)
+        pooled.info.pop(inbox.CHECK, None)
+        if _sends_alone(dbapi_connection, sql):
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(sql)
             finally:
                 cursor.close()
 
-    def _end_transaction(connection: Any, sql: str) -> None:
-        if connection.invalidated:  # dropped by the server, its transaction with it; asking would reconnect
-            return
-        pooled = connection.connection
-        _end(pooled.dbapi_connection, pooled.info, sql)
+    # The engine's dialect sends them (SQLAlchemy calls ``do_commit``/``do_rollback`` with the pooled connection, for
+    # a Connection's commit and rollback and for the pool's reset of a returned connection): a failure is then
+    # handled as a statement's is, wrapped (``DBAPIError``), a lost connection invalidated with the pool's others
+    # and reported as such (``database_unavailable``). Sent from the engine's ``commit`` event, a link cut at the
+    # ``COMMIT`` raised psycopg2's bare error, which no caller recognised (a 500 at the gateway, issue 17).
+    dialect = engine.dialect
+    dialect.do_commit = lambda pooled: _end(pooled, "COMMIT")  # type: ignore[method-assign]
+    dialect.do_rollback = lambda pooled: _end(pooled, "ROLLBACK")  # type: ignore[method-assign]
+
+    def _note(connection: Any, sql: str) -> None:
+        if not connection.invalidated:  # an invalidated connection sends nothing (and asking would reconnect)
+            pooled = connection.connection
+            pooled.info[ENDED_ALONE] = _sends_alone(pooled.dbapi_connection, sql)
 
     @event.listens_for(engine, "commit")
     def _on_commit(connection: Any) -> None:
-        _end_transaction(connection, "COMMIT")
+        _note(connection, "COMMIT")
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(connection: Any) -> None:
-        _end_transaction(connection, "ROLLBACK")
-
-    @event.listens_for(engine, "reset")
-    def _on_reset(dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
-        _end(dbapi_connection, record.info, "ROLLBACK")
+        _note(connection, "ROLLBACK")
 
 
 def create_store_engine(url: str, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
@@ -331,7 +364,7 @@ class Store:
             yield session
             self.commit(session)
         except BaseException:
-            session.rollback()
+            _rollback_quietly(session)  # a rollback failing on a dead connection must not hide why it ended
             raise
         finally:
             self.close_session(session)

@@ -70,6 +70,9 @@ def _rows(stack: Any, service: str, sql: str) -> list[tuple]:
 def check(stack: Any, ops: list[Op], all_ops: list[Op], dead_expected: dict[str, int]) -> Verdict:
     """Effects of ``ops`` (lost, duplicated) and the invariants of the whole state."""
     verdict = Verdict()
+    for op in ops:  # a dependency that failed is a 503 to retry (issue 17); a 500 is a bug whatever the fault
+        if op.status >= 500 and op.status != 503:
+            verdict.problems.append(f"{op.kind} {op.key}: answered {op.status}, not 503: {op.data.get('answer')}")
     _bills_and_refunds(stack, ops, verdict)
     _members(stack, ops, verdict)
     _points_and_wallet(stack, ops, all_ops, verdict)

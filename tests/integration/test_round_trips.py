@@ -4,9 +4,9 @@ How they are counted: SQLAlchemy's ``before_cursor_execute`` on the service's ow
 kit and the service send (the transaction's ``BEGIN`` travels inside the first one as ``BEGIN;...``, the
 ``COMMIT`` inside the last one as ``...;COMMIT``: ``kit.db``). A ``COMMIT`` or ``ROLLBACK`` sent on its own
 (when the last query did not carry it) is not a cursor execute of SQLAlchemy's: the kit sends it on the
-driver's cursor from the engine's ``commit``/``rollback`` event and notes it in the pooled connection's
-``info`` (``kit.db.ENDED_ALONE``), which this test reads in its own listener of those events (run after the
-kit's) and counts as one more round trip. The idle ping (a connection unused for 2 s) is not counted.
+driver's cursor (the dialect's ``do_commit``/``do_rollback``), having noted in the engine's ``commit``/``rollback``
+event, in the pooled connection's ``info`` (``kit.db.ENDED_ALONE``), that it will; this test reads that in its
+own listener of those events (run after the kit's) and counts it as one more round trip. The idle ping (a connection unused for 2 s) is not counted.
 
 Only the command's own queries count: the engine is shared by the worker, the outbox relay and the event
 handlers, so queries are grouped by transaction (in the green thread that began it) and the command's is the
