@@ -57,7 +57,7 @@ from services.kit.contracts import ENVELOPE, Event
 from services.kit.paging import keyset_page
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
-from services.members.events import MemberEnrolled, MemberUpdated, TierChanged
+from services.members.events import MemberEnrolled, MembersImported, MemberUpdated, TierChanged, enrolments
 from services.points.events import PointsEarned, PointsRedeemed, VisitPointsEarned, earned_lines
 from services.records.events import AppointmentBooked, AppointmentCancelled, VisitCompleted, VisitRefunded
 
@@ -73,6 +73,11 @@ def _subscribed(service: Any, event_type: str) -> bool:
 def _points_earned_subscribed(service: Any, event_type: str) -> bool:
     """A ``visit_points_earned`` is delivered as ``points_earned`` (one a posting): wanted if that is subscribed."""
     return _subscribed(service, "points_earned")
+
+
+def _member_enrolled_subscribed(service: Any, event_type: str) -> bool:
+    """A ``members_imported`` is delivered as ``member_enrolled`` (one a member): wanted if that is subscribed."""
+    return _subscribed(service, "member_enrolled")
 
 
 class InterfacesService(Service):
@@ -258,6 +263,14 @@ class InterfacesService(Service):
     @event_handler(MemberEnrolled, wanted=_subscribed)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         self._fan_out(MemberEnrolled, event)
+
+    @event_handler(MembersImported, wanted=_member_enrolled_subscribed)
+    def on_members_imported(self, event: dict[str, Any]) -> None:
+        """Partners receive an import's members as they always have: a ``member_enrolled`` delivery a member, each
+        with an event id of its own derived from the batch's (the same on a redelivery)."""
+        for member in enrolments(event):
+            member_event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"careloop:{event['event_id']}:{member['member_id']}")
+            self._fan_out(MemberEnrolled, {**member, "event_id": member_event_id})
 
     @event_handler(MemberUpdated, wanted=_subscribed)
     def on_member_updated(self, event: dict[str, Any]) -> None:

@@ -89,11 +89,6 @@ def enrolments(event: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**common, **member} for member in event["members"]]
 
 
-def enrolment_event_id(event_id: Any, member_id: Any) -> uuid.UUID:
-    """The id a member of a ``members_imported`` has as a ``member_enrolled`` of its own (partners' deliveries):
-    derived from the batch's, the same on a redelivery."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"careloop:{event_id}:{member_id}")
-
 
 @EVENTS.event("member_updated")
 class MemberUpdated(Event):
