@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.kit.db import dialect_insert
+from services.kit.insert_batch import insert_rows
 from services.notifications.models import AudienceMember
 
 
@@ -28,9 +28,7 @@ def enrolled_many(session: Session, members: list[tuple[uuid.UUID, str | None]],
     known are left as they are)."""
     rows = {member_id: {"member_id": member_id, "home_branch": home_branch, "status": "active", "updated_at": now}
             for member_id, home_branch in reversed(members)}  # a member twice: the first, as one by one
-    if rows:
-        session.execute(dialect_insert(session, AudienceMember).values(list(rows.values()))
-                        .on_conflict_do_nothing(index_elements=["member_id"]))
+    insert_rows(session, AudienceMember.__table__, list(rows.values()), skip_conflicts_on=("member_id",))
 
 
 def set_status(session: Session, member_id: uuid.UUID, status: str, now: datetime) -> None:

@@ -406,15 +406,13 @@ def start_many(session: Session, journey_id: uuid.UUID, version: int, definition
                          now, zone, facts={**fact.facts, "cause": fact.cause}, anchor=fact.anchor) for fact in facts)
     made = [_run_of(journey_id, version, definition, fact.member_id, *_started_by(definition, fact), now, zone,
                     {**fact.facts, "cause": fact.cause}, fact.anchor) for fact in facts]
-    runs = dialect_insert(session, JourneyRun).values([run for run, _plans, _is_planned in made])
-    started = set(session.scalars(runs.on_conflict_do_nothing(index_elements=["journey_id", "member_id", "cause"])
-                                  .returning(JourneyRun.id)))
+    started = set(insert_rows(session, JourneyRun.__table__, [run for run, _plans, _is_planned in made],
+                              skip_conflicts_on=("journey_id", "member_id", "cause"), returning="id"))
     planned = [(plan, deliveries.row_of(plan, now)) for run, plans, _is_planned in made if run["id"] in started
                for plan in plans]
     if planned:
-        queue = dialect_insert(session, Delivery).values([row for _plan, row in planned])
-        queued = set(session.scalars(queue.on_conflict_do_nothing(index_elements=["dedupe_key"])
-                                     .returning(Delivery.id)))
+        queued = set(insert_rows(session, Delivery.__table__, [row for _plan, row in planned],
+                                 skip_conflicts_on=("dedupe_key",), returning="id"))
         for plan, row in planned:
             if row["id"] in queued:
                 deliveries.queued(session, row["id"], plan, now)
