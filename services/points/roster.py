@@ -242,9 +242,9 @@ _ENROLLED_MANY_PG = text(
     "AS m(member_id, home_branch, referrer_id) ORDER BY m.member_id "
     "ON CONFLICT (member_id) DO UPDATE SET home_branch = excluded.home_branch, "
     "referrer_id = COALESCE(excluded.referrer_id, points_members.referrer_id), enrolled_at = excluded.enrolled_at, "
-    f"updated_at = excluded.updated_at RETURNING {', '.join(column.name for column in _COLUMNS)}"
+    "updated_at = excluded.updated_at"
 ).bindparams(bindparam("enrolled_at", type_=_COLUMNS["enrolled_at"].type),
-             bindparam("now", type_=_COLUMNS["updated_at"].type)).columns(*_COLUMNS)
+             bindparam("now", type_=_COLUMNS["updated_at"].type))
 _REFERRERS = select(MemberCopy.member_id, MemberCopy.referrer_id).where(
     MemberCopy.member_id.in_(bindparam("members", expanding=True)), MemberCopy.referrer_id.is_not(None))
 
@@ -254,22 +254,22 @@ def referrers_known(session: Session, member_ids: list[uuid.UUID]) -> dict[uuid.
     return dict(session.execute(_REFERRERS, {"members": member_ids}).all()) if member_ids else {}
 
 
-def enrolled_many(session: Session, events: list[dict[str, Any]], now: datetime) -> dict[uuid.UUID, MemberCopy]:
+def enrolled_many(session: Session, events: list[dict[str, Any]], now: datetime) -> None:
     """``enrolled`` of each of an import's members (``members_imported``: one ``occurred_at`` for all), their copies
-    locked in member-id order: one statement on PostgreSQL. The copies by member id (for a referral's bonus)."""
+    locked in member-id order: one statement on PostgreSQL (``find`` reads a copy after, under the lock)."""
     if session.get_bind().dialect.name != "postgresql":
-        return {event["member_id"]: enrolled(session, event, now) for event in
-                sorted(events, key=lambda event: str(event["member_id"]))}
+        for event in sorted(events, key=lambda event: str(event["member_id"])):
+            enrolled(session, event, now)
+        session.flush()  # written, for ``find`` (a plain read) to see
+        return
     session.flush()  # a copy made just now (a referrer of the batch, asked of members) is written before this one
     last = {event["member_id"]: event for event in events}  # a member twice: the later one, as one by one
     rows = [last[key] for key in sorted(last, key=str)]
-    if not rows:
-        return {}
-    params = {"members": [str(event["member_id"]) for event in rows],
-              "branches": [event["home_branch"] for event in rows],
-              "referrers": [str(event["referrer_id"]) if event["referrer_id"] else None for event in rows],
-              "enrolled_at": rows[0]["occurred_at"] or now, "now": now}
-    return {copy.member_id: copy for copy in map(copy_of, session.execute(_ENROLLED_MANY_PG, params))}
+    if rows:
+        session.execute(_ENROLLED_MANY_PG, {
+            "members": [str(event["member_id"]) for event in rows], "branches": [event["home_branch"] for event in rows],
+            "referrers": [str(event["referrer_id"]) if event["referrer_id"] else None for event in rows],
+            "enrolled_at": rows[0]["occurred_at"] or now, "now": now})
 
 
 def _newer(current: datetime | None, moment: datetime | None) -> bool:
