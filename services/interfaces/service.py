@@ -59,7 +59,7 @@ from services.kit.gates import Gates
 from services.kit.paging import keyset_page
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
-from services.members.events import MemberEnrolled, MemberUpdated, TierChanged
+from services.members.events import MemberEnrolled, MembersImported, MemberUpdated, TierChanged, enrolments
 from services.points.events import PointsEarned, PointsRedeemed, VisitPointsEarned, earned_lines
 from services.records.events import AppointmentBooked, AppointmentCancelled, VisitCompleted, VisitRefunded
 
@@ -265,6 +265,14 @@ class InterfacesService(Service):
     @_forwarded(MemberEnrolled)
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         self._fan_out(MemberEnrolled, event)
+
+    @_forwarded(MembersImported, as_type="member_enrolled")
+    def on_members_imported(self, event: dict[str, Any]) -> None:
+        """Partners receive an import's members as they always have: a ``member_enrolled`` delivery a member, each
+        with an event id of its own derived from the batch's (the same on a redelivery)."""
+        for member in enrolments(event):
+            member_event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"careloop:{event['event_id']}:{member['member_id']}")
+            self._fan_out(MemberEnrolled, {**member, "event_id": member_event_id})
 
     @_forwarded(MemberUpdated)
     def on_member_updated(self, event: dict[str, Any]) -> None:

@@ -12,6 +12,8 @@ whose default is a function, left out, sends the batch through SQLAlchemy's inse
 (round-trip counts) seeing one statement. Elsewhere (SQLite) it is SQLAlchemy's insert.
 
     insert_rows(session, Member.__table__, rows)   # rows: dicts of column name -> value, the same keys each
+    insert_rows(session, Run.__table__, rows, skip_conflicts_on=("journey_id", "member_id", "cause"), returning="id")
+    # -> the ids of the rows inserted (``ON CONFLICT (...) DO NOTHING RETURNING id``: one a cause had, left out)
 """
 
 from __future__ import annotations
@@ -23,19 +25,28 @@ from psycopg2.extensions import encodings
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from services.kit.db import dialect_insert
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (the same keys in each) into ``table`` in ``session``'s transaction, in one statement."""
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], skip_conflicts_on: tuple[str, ...] = (),
+                returning: str | None = None) -> list[Any]:
+    """Insert ``rows`` (the same keys in each) into ``table`` in ``session``'s transaction, in one statement.
+    ``skip_conflicts_on``: rows that would break the unique index of those columns are skipped (``ON CONFLICT DO
+    NOTHING``); ``returning``: the values of that column of the rows inserted are answered (else nothing)."""
     if not rows:
-        return
+        return []
     connection = session.connection()
     dialect = connection.dialect
     given = list(rows[0])
     left_out = [column for column in table.columns if column.name not in rows[0] and column.default is not None]
     if (dialect.name, dialect.driver) != ("postgresql", "psycopg2") or any(
             not column.default.is_scalar for column in left_out) or any(len(row) != len(given) for row in rows):
-        session.execute(insert(table), rows)
-        return
+        statement = (dialect_insert(session, table).on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+                     if skip_conflicts_on else insert(table))
+        if returning is None:
+            session.execute(statement, rows)
+            return []
+        return list(session.scalars(statement.returning(table.c[returning]), rows))
     defaults = [column.default.arg for column in left_out]
     names = given + [column.name for column in left_out]
     processors: list[Callable[[Any], Any] | None] = [table.c[name].type._cached_bind_processor(dialect)
@@ -52,7 +63,15 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     quote = dialect.identifier_preparer
     statement = (f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(name) for name in names)}) "
                  f"VALUES {values.decode(encodings[connection.connection.dbapi_connection.encoding])}")
-    connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
+    if skip_conflicts_on:
+        statement += f" ON CONFLICT ({', '.join(quote.quote(name) for name in skip_conflicts_on)}) DO NOTHING"
+    if returning is None:
+        connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        return []
+    statement += f" RETURNING {quote.quote(returning)}"
+    result = connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
+    process = table.c[returning].type._cached_result_processor(dialect, None)  # as SQLAlchemy would give it
+    return [value if process is None else process(value) for value, in result]
 
 
 def _template(cursor: Any, processed: list[list[Any]]) -> tuple[bytes, list[int]]:

@@ -6,8 +6,8 @@ each would duplicate, in one query for the whole batch; it writes nothing. ``enr
 (``kit.idempotency``, command ``enrol_import``): a batch sent again, or a job resumed after a crash, gets each
 row's first answer back and enrols nobody twice. A row that fails leaves the others be. The batch goes in a
 few statements (keys claimed, locks taken, the register searched, the members inserted by a Core multi-row
-insert, the answers stored, each at once) and its ``member_enrolled`` events go to the outbox in one insert
-(``enrolled`` is a ``kit.outbox_batch.BatchEvents``'s emit); should an insert collide (a desk enrolled the
+insert, the answers stored, each at once); ``enrolled`` is called with each member enrolled (the service
+announces them together: one ``members_imported`` a batch, not a ``member_enrolled`` a row); should an insert collide (a desk enrolled the
 same person a moment ago), it goes again a row at a time, each in its own savepoint, as ``register.enrol``
 does for a desk. A row's legacy card number (the card the member had in the system the file comes from)
 becomes the member's card number when no member holds it; else a card is drawn, as for a desk.
@@ -20,8 +20,9 @@ schema). The commit does not take the dry run's verdict instead (decided for iss
 parse and the blind indexes, which the insert needs anyway or the floor of the rules is; trusting the dry run would
 save ~20-25 us a row of the commit's ~200 while it needed the verdict stored by interfaces and proven to be for this
 very row (a MAC over its content), and what can change between the two phases (the branch, the caller's branches,
-a referral code, existing members) would still be checked by the commit. The end-to-end commit's cost lies
-elsewhere: its ``member_enrolled`` events, published and consumed one message each.
+a referral code, existing members) would still be checked by the commit. The end-to-end commit's cost lay
+elsewhere: its ``member_enrolled`` events, published and consumed one message each — hence one ``members_imported``
+a batch, which each consumer applies in one transaction (issue 19, ``tests/perf/RESULTS.md``).
 """
 
 from __future__ import annotations

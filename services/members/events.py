@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 from marshmallow import fields, validate
 
@@ -43,10 +44,8 @@ def _tier(description: str) -> fields.String:
     return fields.String(required=True, metadata={"description": f"{description} (a tier code of the programme)."})
 
 
-@EVENTS.event("member_enrolled")
-class MemberEnrolled(Event):
-    """A member enrolled. Points opens the account and pays the referrer's bonus; notifications welcome
-    the member; records opens the "never came" follow-ups."""
+class Enrolment(Event):
+    """What an enrolment says of its member: a ``member_enrolled``, or one member of a ``members_imported``."""
 
     member_id = _member()
     home_branch = fields.String(required=True, metadata={"description": "Branch code."})
@@ -56,8 +55,39 @@ class MemberEnrolled(Event):
     source = fields.String(required=True, validate=validate.OneOf(SOURCES))
     enrolled_at = UtcTime(required=True)
 
+
+@EVENTS.event("member_enrolled")
+class MemberEnrolled(Enrolment):
+    """A member enrolled. Points opens the account and pays the referrer's bonus; notifications welcome
+    the member; records opens the "never came" follow-ups. An import's members are `members_imported`."""
+
     sample = {"member_id": _MEMBER, "home_branch": "SH01", "referrer_id": _OTHER, "preferred_language": "zh-Hans",
               "source": "desk", "enrolled_at": _AT}
+
+
+@EVENTS.event("members_imported")
+class MembersImported(Event):
+    """Members an import's batch enrolled (one `members_imported` a `members.enrol_batch` call, instead of a
+    `member_enrolled` a row: issue 19), each member what its `member_enrolled` would say. Each consumer applies
+    the batch in one transaction, for each member exactly what `member_enrolled` does: points opens the accounts
+    and pays the referrers' bonuses; notifications welcome the members; records opens the "never came"
+    follow-ups; interfaces delivers a `member_enrolled` a member to partners."""
+
+    members = fields.List(fields.Nested(Enrolment), required=True, validate=validate.Length(min=1),
+                          metadata={"description": "The members enrolled, in the batch's order."})
+
+    sample = {"members": [{"member_id": _MEMBER, "home_branch": "SH01", "referrer_id": None,
+                           "preferred_language": "zh-Hans", "source": "import", "enrolled_at": _AT},
+                          {"member_id": _OTHER, "home_branch": "SH02", "referrer_id": _MEMBER,
+                           "preferred_language": "en", "source": "import", "enrolled_at": _AT}]}
+
+
+def enrolments(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each member of a loaded ``members_imported`` as its ``member_enrolled`` would say it (the batch's
+    ``event_id`` and ``occurred_at`` on each): what a consumer applying enrolments one by one reads."""
+    common = {"event_id": event["event_id"], "occurred_at": event["occurred_at"]}
+    return [{**common, **member} for member in event["members"]]
+
 
 
 @EVENTS.event("member_updated")

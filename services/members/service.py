@@ -13,7 +13,6 @@ from nameko.timer import timer
 from services.kit import Conflict, Database, Forbidden, Invalid, Outbox, Service, event_handler, idempotent, load, rpc
 from services.kit.clock import local_date, utcnow
 from services.kit.exports import ExportCursorSchema, ExportQuerySchema, horizon, require_exporter
-from services.kit.outbox_batch import BatchEvents
 from services.kit.schemas import With, page_limit
 from services.members import (
     access,
@@ -233,11 +232,12 @@ class MembersService(Service):
     def enrol_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """An import's commit: each row enrolled once under its own idempotency key (``batches``)."""
         rows = load(ImportBatchSchema(), batch)["rows"]
-        events = BatchEvents(self.db.session, EVENTS)  # the batch's member_enrolled in one insert
+        enrolled: list[dict[str, Any]] = []
         outcomes = batches.enrol_each(self.db.session, rows, self.group, self.caller, utcnow(),
                                       self._programme().programme.entry_tier,
-                                      lambda member: events("member_enrolled", enrolled_event(member)))
-        events.flush()
+                                      lambda member: enrolled.append(enrolled_event(member)))
+        if enrolled:  # one event for the batch's members, not one a member (issue 19)
+            self.events.emit("members_imported", {"members": enrolled})
         return ImportOutcomesSchema().dump({"items": outcomes})
 
     @rpc

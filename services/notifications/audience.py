@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.kit.insert_batch import insert_rows
 from services.notifications.models import AudienceMember
 
 
@@ -20,6 +21,14 @@ def enrolled(session: Session, member_id: uuid.UUID, home_branch: str | None, no
     row = session.get(AudienceMember, member_id)
     if row is None:
         session.add(AudienceMember(member_id=member_id, home_branch=home_branch, status="active", updated_at=now))
+
+
+def enrolled_many(session: Session, members: list[tuple[uuid.UUID, str | None]], now: datetime) -> None:
+    """``enrolled`` of each (member id, home branch) of an import's batch, in one statement (members already
+    known are left as they are)."""
+    rows = {member_id: {"member_id": member_id, "home_branch": home_branch, "status": "active", "updated_at": now}
+            for member_id, home_branch in reversed(members)}  # a member twice: the first, as one by one
+    insert_rows(session, AudienceMember.__table__, list(rows.values()), skip_conflicts_on=("member_id",))
 
 
 def set_status(session: Session, member_id: uuid.UUID, status: str, now: datetime) -> None:

@@ -41,6 +41,7 @@ from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
 from services.kit.db import Store, dialect_insert, fetch
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from services.kit.insert_batch import insert_rows
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
@@ -320,10 +321,57 @@ def on_fact(session: Session, fact: rules.Fact, now: datetime, catalogue: Catalo
     started = 0
     for journey_id, version, definition in active:
         if rules.starts(definition, fact):
-            started += start(session, journey_id, version, definition, fact.member_id,
-                             rules.cause_of(definition, fact), fact.branch, now, zone,
-                             facts={**fact.facts, "cause": fact.cause}, anchor=fact.anchor)
+            started += start(session, journey_id, version, definition, fact.member_id, *_started_by(definition, fact),
+                             now, zone, facts={**fact.facts, "cause": fact.cause}, anchor=fact.anchor)
     return started
+
+
+def _started_by(definition: dict[str, Any], fact: rules.Fact) -> tuple[str, str | None]:
+    """The cause and branch of a run ``fact`` starts."""
+    return rules.cause_of(definition, fact), fact.branch
+
+
+def on_facts(session: Session, facts: list[rules.Fact], now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> int:
+    """``on_fact`` of many facts of one event no run exits by (an import's enrolments, ``members_imported``): the
+    facts kept in one statement, the active journeys read once, and each journey's runs started together
+    (``start_many``). How many runs they started."""
+    if not facts:
+        return 0
+    event = facts[0].event
+    if event in rules.EXIT_EVENTS or any(fact.event != event for fact in facts):
+        return sum(on_fact(session, fact, now, catalogue, zone) for fact in facts)
+    insert_rows(session, TriggerFact.__table__, [
+        {"event": fact.event, "member_id": uuid.UUID(fact.member_id), "cause": fact.cause, "branch": fact.branch,
+         "facts": _dumps(fact.facts), "occurred_at": fact.occurred_at} for fact in facts])
+    return sum(start_many(session, journey_id, version, definition,
+                          [fact for fact in facts if rules.starts(definition, fact)], now, zone)
+               for journey_id, version, definition in catalogue.active(session, event))
+
+
+def _run_of(journey_id: uuid.UUID, version: int, definition: dict[str, Any], member_id: str, cause: str,
+            branch: str | None, now: datetime, zone: ZoneInfo, facts: dict[str, Any] | None,
+            anchor: datetime | None) -> tuple[dict[str, Any], list[Plan], bool]:
+    """A run's row, its messages' plans (a planned run's), and whether it is planned (``start``)."""
+    run_id = uuid.uuid4()
+    planned = _planned(definition)
+    run = {"id": run_id, "journey_id": journey_id, "version": version, "member_id": uuid.UUID(str(member_id)),
+           "cause": cause, "branch": branch, "context": _dumps(facts) if facts else None,
+           "step": len(definition["steps"]) if planned else 0, "state": FINISHED if planned else RUNNING,
+           "due_at": now, "started_at": now, "updated_at": now}
+    plans = [message_plan(journey_id, version, run_id, str(member_id), branch, facts, definition, item.index,
+                          item.message, item.due_at, item.expires_at)
+             for item in rules.plan(definition, as_utc(anchor or now), now, zone)] if planned else []
+    return run, plans, planned
+
+
+def _planned(definition: dict[str, Any]) -> bool:
+    """Whether a run of ``definition`` is planned when it starts (an event journey ``rules.plannable``)."""
+    return bool(definition["trigger"].get("event")) and rules.plannable(definition)
+
+
+def _count_planned(plans: list[Plan]) -> None:
+    RUN_STEPS.labels("message").inc(len(plans))
+    RUN_ENDS.labels(FINISHED).inc()
 
 
 def start(session: Session, journey_id: uuid.UUID, version: int, definition: dict[str, Any], member_id: str,
@@ -333,15 +381,7 @@ def start(session: Session, journey_id: uuid.UUID, version: int, definition: dic
 
     An event journey that can be planned (``rules.plannable``) queues its messages now and is finished at once;
     any other run is due now, for the scheduler to walk."""
-    run_id = uuid.uuid4()
-    planned = bool(definition["trigger"].get("event")) and rules.plannable(definition)
-    run = {"id": run_id, "journey_id": journey_id, "version": version, "member_id": uuid.UUID(str(member_id)),
-           "cause": cause, "branch": branch, "context": _dumps(facts) if facts else None,
-           "step": len(definition["steps"]) if planned else 0, "state": FINISHED if planned else RUNNING,
-           "due_at": now, "started_at": now, "updated_at": now}
-    plans = [message_plan(journey_id, version, run_id, str(member_id), branch, facts, definition, item.index,
-                          item.message, item.due_at, item.expires_at)
-             for item in rules.plan(definition, as_utc(anchor or now), now, zone)] if planned else []
+    run, plans, planned = _run_of(journey_id, version, definition, member_id, cause, branch, now, zone, facts, anchor)
     if plans and session.get_bind().dialect.name == "postgresql":
         if not _start_planned(session, run, plans, now):
             return 0
@@ -351,9 +391,35 @@ def start(session: Session, journey_id: uuid.UUID, version: int, definition: dic
         for plan in plans:
             deliveries.queue_id(session, plan, now)
     if planned:
-        RUN_STEPS.labels("message").inc(len(plans))
-        RUN_ENDS.labels(FINISHED).inc()
+        _count_planned(plans)
     return 1
+
+
+def start_many(session: Session, journey_id: uuid.UUID, version: int, definition: dict[str, Any],
+               facts: list[rules.Fact], now: datetime, zone: ZoneInfo) -> int:
+    """``start`` of the runs ``facts`` start (``on_facts``); on PostgreSQL a planned journey's runs in one statement
+    and their messages in another (the runs whose cause had one already, and their messages, are left out)."""
+    if not facts:
+        return 0
+    if not _planned(definition) or session.get_bind().dialect.name != "postgresql":
+        return sum(start(session, journey_id, version, definition, fact.member_id, *_started_by(definition, fact),
+                         now, zone, facts={**fact.facts, "cause": fact.cause}, anchor=fact.anchor) for fact in facts)
+    made = [_run_of(journey_id, version, definition, fact.member_id, *_started_by(definition, fact), now, zone,
+                    {**fact.facts, "cause": fact.cause}, fact.anchor) for fact in facts]
+    started = set(insert_rows(session, JourneyRun.__table__, [run for run, _plans, _is_planned in made],
+                              skip_conflicts_on=("journey_id", "member_id", "cause"), returning="id"))
+    planned = [(plan, deliveries.row_of(plan, now)) for run, plans, _is_planned in made if run["id"] in started
+               for plan in plans]
+    if planned:
+        queued = set(insert_rows(session, Delivery.__table__, [row for _plan, row in planned],
+                                 skip_conflicts_on=("dedupe_key",), returning="id"))
+        for plan, row in planned:
+            if row["id"] in queued:
+                deliveries.queued(session, row["id"], plan, now)
+    for run, plans, _is_planned in made:
+        if run["id"] in started:
+            _count_planned(plans)
+    return len(started)
 
 
 RUN_COLUMNS = ("id", "journey_id", "version", "member_id", "cause", "branch", "context", "step", "state", "due_at",

@@ -25,10 +25,12 @@ from services.kit.schemas import page_limit
 from services.members.events import (
     MemberEnrolled,
     MemberMerged,
+    MembersImported,
     MemberStatusChanged,
     MemberUnmerged,
     TierChanged,
     TierReviewNotice,
+    enrolments,
 )
 from services.notifications import (
     appointments,
@@ -124,6 +126,16 @@ class NotificationsService(Service):
         now = utcnow()
         audience.enrolled(self.db.session, event["member_id"], event["home_branch"], now)
         self._composed("member_enrolled", event, now)  # the welcome: a shipped composed journey
+
+    @event_handler(MembersImported)
+    def on_members_imported(self, event: dict[str, Any]) -> None:
+        """An import's members (issue 19): each in the audience and welcomed as ``on_member_enrolled`` does (SPEC:
+        a welcome on enrolment, imports included), in one transaction."""
+        now, members = utcnow(), enrolments(event)
+        audience.enrolled_many(self.db.session, [(member["member_id"], member["home_branch"]) for member in members],
+                               now)
+        composed.on_facts(self.db.session, [fact_of("member_enrolled", member, now) for member in members], now,
+                          self.sending.journeys, self.sending.group.zone)
 
     @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:

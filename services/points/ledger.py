@@ -181,6 +181,24 @@ def lock_accounts(session: Session, member_ids: Iterable[uuid.UUID], now: dateti
     return {member_id: lock_account(session, member_id, now) for member_id in sorted(set(member_ids), key=str)}
 
 
+# ``lock_account`` of many members in one statement (PostgreSQL): the same upsert, the rows in member-id order
+_OPEN_MANY_PG = text(
+    "INSERT INTO points_accounts (member_id, balance, earned_total, created_at, updated_at) "
+    "SELECT member, 0, 0, :now, :now FROM unnest(CAST(:members AS uuid[])) AS member ORDER BY member "
+    "ON CONFLICT (member_id) DO UPDATE SET balance = points_accounts.balance + excluded.balance, "
+    "earned_total = points_accounts.earned_total + excluded.earned_total, updated_at = excluded.updated_at"
+).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+def open_accounts(session: Session, member_ids: Iterable[uuid.UUID], now: datetime) -> None:
+    """``lock_accounts`` when nothing is read back (an import's new members): one statement on PostgreSQL."""
+    keys = sorted(set(member_ids), key=str)
+    if session.get_bind().dialect.name != "postgresql":
+        lock_accounts(session, keys, now)
+    elif keys:
+        session.execute(_OPEN_MANY_PG, {"members": [str(key) for key in keys], "now": now})
+
+
 def find_account(session: Session, member_id: uuid.UUID) -> PointsAccount | None:
     return session.get(PointsAccount, member_id)
 

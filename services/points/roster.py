@@ -233,6 +233,45 @@ def enrolled(session: Session, event: dict[str, Any], now: datetime) -> MemberCo
     return copy
 
 
+# ``enrolled`` of many members in one statement (PostgreSQL): each copy created or brought up to its enrolment, in
+# member-id order (the rows' lock order), as ``_row`` then ``enrolled`` leave it
+_ENROLLED_MANY_PG = text(
+    "INSERT INTO points_members (member_id, tier, status, home_branch, referrer_id, enrolled_at, updated_at) "
+    "SELECT m.member_id, 'standard', 'active', m.home_branch, m.referrer_id, :enrolled_at, :now "
+    "FROM unnest(CAST(:members AS uuid[]), CAST(:branches AS varchar[]), CAST(:referrers AS uuid[])) "
+    "AS m(member_id, home_branch, referrer_id) ORDER BY m.member_id "
+    "ON CONFLICT (member_id) DO UPDATE SET home_branch = excluded.home_branch, "
+    "referrer_id = COALESCE(excluded.referrer_id, points_members.referrer_id), enrolled_at = excluded.enrolled_at, "
+    "updated_at = excluded.updated_at"
+).bindparams(bindparam("enrolled_at", type_=_COLUMNS["enrolled_at"].type),
+             bindparam("now", type_=_COLUMNS["updated_at"].type))
+_REFERRERS = select(MemberCopy.member_id, MemberCopy.referrer_id).where(
+    MemberCopy.member_id.in_(bindparam("members", expanding=True)), MemberCopy.referrer_id.is_not(None))
+
+
+def referrers_known(session: Session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """The referrer of each of these members whose copy names one (a copy made before its enrolment came)."""
+    return dict(session.execute(_REFERRERS, {"members": member_ids}).all()) if member_ids else {}
+
+
+def enrolled_many(session: Session, events: list[dict[str, Any]], now: datetime) -> None:
+    """``enrolled`` of each of an import's members (``members_imported``: one ``occurred_at`` for all), their copies
+    locked in member-id order: one statement on PostgreSQL (``find`` reads a copy after, under the lock)."""
+    if session.get_bind().dialect.name != "postgresql":
+        for event in sorted(events, key=lambda event: str(event["member_id"])):
+            enrolled(session, event, now)
+        session.flush()  # written, for ``find`` (a plain read) to see
+        return
+    session.flush()  # a copy made just now (a referrer of the batch, asked of members) is written before this one
+    last = {event["member_id"]: event for event in events}  # a member twice: the later one, as one by one
+    rows = [last[key] for key in sorted(last, key=str)]
+    if rows:
+        session.execute(_ENROLLED_MANY_PG, {
+            "members": [str(event["member_id"]) for event in rows], "branches": [event["home_branch"] for event in rows],
+            "referrers": [str(event["referrer_id"]) if event["referrer_id"] else None for event in rows],
+            "enrolled_at": rows[0]["occurred_at"] or now, "now": now})
+
+
 def _newer(current: datetime | None, moment: datetime | None) -> bool:
     return moment is None or current is None or moment >= current
 

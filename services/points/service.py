@@ -25,10 +25,12 @@ from services.kit.schemas import Schema, decode_cursor, encode_cursor, money, pa
 from services.members.events import (
     MemberEnrolled,
     MemberMerged,
+    MembersImported,
     MemberStatusChanged,
     MemberUnmerged,
     SegmentChanged,
     TierChanged,
+    enrolments,
 )
 from services.points import (
     access,
@@ -711,6 +713,29 @@ class PointsService(Service):
             return
         posting = awards.referral_bonus(self.db.session, self._ctx(with_campaigns=True), member, referrer)
         self._announce([posting] if posting else [])
+
+    @event_handler(MembersImported)
+    def on_members_imported(self, event: dict[str, Any]) -> None:
+        """An import's members (issue 19): for each what ``on_member_enrolled`` does, in one transaction — the
+        copies and the accounts each in one statement, then each referrer's bonus as for one enrolment (the referred
+        member's copy read, locked already: referrals are few in an import)."""
+        now, session = utcnow(), self.db.session
+        members = enrolments(event)
+        known = roster.referrers_known(session, [member["member_id"] for member in members
+                                                 if member["referrer_id"] is None])
+        referrer_of = {member["member_id"]: member["referrer_id"] or known.get(member["member_id"])
+                       for member in members}
+        # every referrer's alias held (in id order) before the new members' rows are locked (kit.locks: lock order)
+        referrers = {referrer_id: self._member(str(referrer_id), held=True)
+                     for referrer_id in sorted({r for r in referrer_of.values() if r is not None}, key=str)}
+        roster.enrolled_many(session, members, now)
+        ledger.open_accounts(session, referrer_of, now)
+        if not referrers:
+            return
+        ctx = self._ctx(with_campaigns=True)
+        postings = [awards.referral_bonus(session, ctx, roster.find(session, member_id), referrers[referrer_id])
+                    for member_id, referrer_id in referrer_of.items() if referrer_id is not None]
+        self._announce([posting for posting in postings if posting])
 
     @event_handler(TierChanged)
     def on_tier_changed(self, event: dict[str, Any]) -> None:

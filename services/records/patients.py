@@ -21,12 +21,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from services.kit.clock import local_date
 from services.kit.db import dialect_insert, fetch, parse_uuid
 from services.kit.errors import Conflict, NotFound
+from services.kit.models import UtcDateTime
 from services.records.models import Patient, Visit
 
 MemberLookup = Callable[[str], dict[str, Any]]
@@ -103,6 +104,39 @@ def enrolled(session: Session, event: dict[str, Any], zone: ZoneInfo, now: datet
     if patient.enrolled_at is None:
         for name, value in values.items():
             setattr(patient, name, value)
+
+
+# ``enrolled`` of many members in one statement (PostgreSQL): each patient row created, or given its enrolment if it
+# had none, and locked, in member-id order (the patient row comes first in records' lock order)
+_ENROLLED_MANY_PG = text(
+    "INSERT INTO patients (member_id, home_branch, referrer_id, enrolled_at, enrolled_on, completed_visits, "
+    "paid_visits, created_at) SELECT m.member_id, m.home_branch, m.referrer_id, m.enrolled_at, m.enrolled_on, 0, 0, "
+    ":now FROM unnest(CAST(:members AS uuid[]), CAST(:branches AS varchar[]), CAST(:referrers AS uuid[]), "
+    "CAST(:moments AS timestamptz[]), CAST(:days AS date[])) "
+    "AS m(member_id, home_branch, referrer_id, enrolled_at, enrolled_on) ORDER BY m.member_id "
+    "ON CONFLICT (member_id) DO UPDATE SET home_branch = excluded.home_branch, referrer_id = excluded.referrer_id, "
+    "enrolled_at = excluded.enrolled_at, enrolled_on = excluded.enrolled_on WHERE patients.enrolled_at IS NULL"
+).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+def enrolled_many(session: Session, events: list[dict[str, Any]], zone: ZoneInfo, now: datetime) -> None:
+    """``enrolled`` of each of an import's members (``members_imported``): one statement on PostgreSQL."""
+    events = sorted(events, key=lambda event: str(event["member_id"]))
+    if session.get_bind().dialect.name != "postgresql":
+        for event in events:
+            enrolled(session, event, zone, now)
+        return
+    first = {}  # a member twice: its first enrolment, as one by one (a later one finds it enrolled)
+    for event in events:
+        first.setdefault(event["member_id"], event)
+    if not first:
+        return
+    rows = list(first.values())
+    session.execute(_ENROLLED_MANY_PG, {
+        "members": [str(event["member_id"]) for event in rows], "branches": [event["home_branch"] for event in rows],
+        "referrers": [str(event["referrer_id"]) if event["referrer_id"] else None for event in rows],
+        "moments": [event["enrolled_at"] for event in rows],
+        "days": [local_date(event["enrolled_at"], zone) for event in rows], "now": now})
 
 
 def recount(session: Session, patient: Patient) -> None:

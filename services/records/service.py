@@ -23,7 +23,14 @@ from services.kit.jobs import run_batches
 from services.kit.links import LinkSecret
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
-from services.members.events import MemberEnrolled, MemberMerged, MemberStatusChanged, MemberUnmerged
+from services.members.events import (
+    MemberEnrolled,
+    MemberMerged,
+    MembersImported,
+    MemberStatusChanged,
+    MemberUnmerged,
+    enrolments,
+)
 from services.records import (
     access,
     audit,
@@ -782,6 +789,12 @@ class RecordsService(Service):
     def on_member_enrolled(self, event: dict[str, Any]) -> None:
         """Remember the enrolment: a member who never comes is called (follow-up "never came")."""
         patients.enrolled(self.db.session, event, self.group.zone, utcnow())
+
+    @event_handler(MembersImported)
+    def on_members_imported(self, event: dict[str, Any]) -> None:
+        """An import's members (issue 19): each enrolment remembered as ``on_member_enrolled`` does, in one
+        transaction and one statement."""
+        patients.enrolled_many(self.db.session, enrolments(event), self.group.zone, utcnow())
 
     @event_handler(MemberStatusChanged)
     def on_member_status_changed(self, event: dict[str, Any]) -> None:

@@ -102,3 +102,23 @@ def test_a_value_shared_by_every_row_is_quoted_once_into_the_same_statement(data
             assert tuple(stored) == (shared, at)
     finally:
         store.dispose()
+
+
+@pytest.mark.backends("postgresql", "sqlite")
+def test_rows_that_collide_can_be_skipped_and_the_inserted_ones_named(databases, backend):
+    """``skip_conflicts_on`` + ``returning``: a row whose unique columns another row holds (stored, or earlier in
+    the batch) is left out, and the ids answered are those of the rows inserted, as the column gives them."""
+    url = databases.fresh(backend, "members")
+    store = store_for(url)
+    try:
+        with store.transaction() as session:
+            insert_rows(session, MEMBERS, [_row(1)])
+        rows = [{**_row(2), "card_number": "C00000001"}, _row(3), {**_row(4), "card_number": "C00000003"}]
+        with store.transaction() as session:
+            inserted = insert_rows(session, MEMBERS, rows, skip_conflicts_on=("card_number",), returning="id")
+        assert inserted == [rows[1]["id"]] and isinstance(inserted[0], uuid.UUID)
+        with store.transaction() as session:
+            assert session.scalar(select(MEMBERS.c.id).where(MEMBERS.c.card_number == "C00000003")) == rows[1]["id"]
+            assert insert_rows(session, MEMBERS, [_row(5)]) == []
+    finally:
+        store.dispose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.kit.caller import Identity
 from services.members.service import MembersService
-from tests.harness import scalar
+from tests.harness import query, scalar
 
 ROW = {"full_name": "王芳", "phone": "13900000001", "birth_date": "1980-01-02", "home_branch": "SH01"}
 OTHER = {"full_name": "李娜", "phone": "13900000002", "birth_date": "1981-03-04", "home_branch": "SH01"}
@@ -77,4 +79,11 @@ def test_a_row_keeps_its_legacy_card_number_when_no_member_holds_it(members):
     again = proxy.members.enrol_batch(sent)["items"]  # the stored answers, the same cards
     assert [(item.get("card_number"), item["replayed"]) for item in again[:3]] == [
         (item["card_number"], True) for item in items[:3]]
-    assert scalar(container.database_url, "SELECT count(*) FROM kit_outbox WHERE event_type = 'member_enrolled'") == 4
+    # the batch's members announced in one members_imported (issue 19), the replay announced nothing; the desk's
+    # enrolment is still a member_enrolled
+    announced = [json.loads(payload)["members"] for payload, in query(
+        container.database_url, "SELECT payload FROM kit_outbox WHERE event_type = 'members_imported'")]
+    assert [[member["member_id"] for member in members] for members in announced] == [
+        [item["member_id"] for item in items[:3]]]
+    assert {member["source"] for member in announced[0]} == {"import"}
+    assert scalar(container.database_url, "SELECT count(*) FROM kit_outbox WHERE event_type = 'member_enrolled'") == 1

@@ -344,3 +344,42 @@ def test_a_gate_is_never_closed_under_a_subscription_being_committed(start_servi
         assert bool(_bound(amqp_uri, ENROLLED_QUEUE)) is commits
     finally:
         store.dispose()
+
+
+def test_an_imports_one_event_reaches_partners_as_a_member_enrolled_a_member(world, amqp_uri):
+    """Members announce an import's batch as one ``members_imported`` (issue 19); a partner subscribed to
+    ``member_enrolled`` receives what it always did: one delivery a member, the member's ``member_enrolled`` (its
+    contract's fields, an event id of its own derived from the batch's). Unsubscribed, the broker drops the batch
+    (its queue is bound while ``member_enrolled`` is subscribed, ``kit.gates``), as it drops ``member_enrolled``."""
+    import uuid
+
+    members, interfaces, receiver, admin = world
+    rows = [{"full_name": name, "phone": phone, "birth_date": "1985-06-07", "home_branch": branch}
+            for name, phone, branch in (("Wu Lei", "13800138561", "SH01"), ("Zhou Min", "13800138562", "SH02"))]
+
+    def enrol_batch(job: str, *people: dict[str, Any]) -> list[str]:
+        items = admin.members.enrol_batch({"rows": [{"key": f"import:{job}:{n}", "member": person}
+                                                    for n, person in enumerate(people, start=2)]})["items"]
+        return [item["member_id"] for item in items]
+
+    queue = "evt-members-members_imported--interfaces.on_members_imported"
+    assert _bound(amqp_uri, queue) == set()
+    published = _published("members_imported")
+    unsent = enrol_batch("job1", rows[0])
+    wait_for(lambda: _published("members_imported") > published, timeout=20, message="the batch published")
+    assert queued(amqp_uri, queue) == 0  # published with the broker's confirm: dropped, nobody subscribing
+    subscription = _subscribe(admin, receiver.url, "member_enrolled")
+    assert _bound(amqp_uri, queue) == {("members.events", "members_imported")}
+    imported = enrol_batch("job2", rows[1], {**rows[1], "full_name": "Zheng Hui", "phone": "13800138563"})
+    wait_for(lambda: len(receiver.requests) == 2, timeout=20, message="a delivery a member")
+    bodies = [json.loads(request["body"]) for request in receiver.requests]
+    assert all(signing.verify(subscription["secret"], r["headers"], r["body"]) for r in receiver.requests)
+    (event_id, payload), = query(members.database_url, "SELECT event_id, payload FROM kit_outbox "
+                                                       "WHERE event_type = 'members_imported' ORDER BY id DESC LIMIT 1")
+    announced = json.loads(payload)["members"]
+    assert [member["member_id"] for member in announced] == imported and unsent[0] not in imported
+    assert {body["event_type"] for body in bodies} == {"member_enrolled"}
+    by_member = {body["data"]["member_id"]: body for body in bodies}
+    assert [by_member[member["member_id"]]["data"] for member in announced] == announced  # today's data, unchanged
+    assert [by_member[member["member_id"]]["event_id"] for member in announced] == [
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"careloop:{event_id}:{member['member_id']}")) for member in announced]

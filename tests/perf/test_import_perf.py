@@ -14,6 +14,11 @@ gives the physical limit. Then every member is exported as the gateway's ``GET /
 it (``gateway.routes.exports``: one ``export_members`` RPC per 2,000 rows, CSV into a spooled file), timed,
 with this process's peak memory over the export (members runs here): flat across sizes too.
 
+The consumers of the enrolments (points, records, notifications; on fresh databases, in this process, the
+notifications' timers off) run too, and "applied" is the time from the commit's start until each has applied every
+imported member (``APPLIED``: an account, a patient's enrolment, a welcome run a member; polled, bounded): what
+an import costs the suite, not only members (issue 19, branch ``batchenrol``: one ``members_imported`` a batch).
+
 Also here: the issue's kill test at 100,000 rows (an import killed half-way resumes and ends with exactly
 100,000 members), which the default run does at 5,000 (tests/integration/test_import_resume.py).
 """
@@ -26,15 +31,20 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import eventlet
 import psycopg2
 import pytest
 
 from gateway.routes.exports import MEMBER_COLUMNS, PAGE, SPOOL_IN_MEMORY, _member_row, _write_pages
 from services.kit.caller import Identity
 from services.members.service import MembersService
+from services.notifications.service import NotificationsService
+from services.points.service import PointsService
+from services.records.service import RecordsService
 from tests import import_samples
-from tests.harness import PG_ADMIN_URL
+from tests.harness import PG_ADMIN_URL, scalar
 from tests.integration.test_import_resume import interfaces_process, killed_half_way_then_resumed  # noqa: F401
 from tests.integration.test_imports import settled, upload
 
@@ -105,6 +115,26 @@ def copy_seconds(path: Path, columns: int = 6) -> float:
         psycopg2.extensions.set_wait_callback(green)
 
 
+APPLIED = {"points": "SELECT count(*) FROM points_accounts",
+           "records": "SELECT count(*) FROM patients WHERE enrolled_at IS NOT NULL",
+           "notifications": "SELECT count(*) FROM journey_runs"}
+"""How many enrolments each consumer has applied: an account, a patient's enrolment, a welcome run a member."""
+
+
+def drained(consumers: dict[str, Any], rows: int, started: float, timeout: float) -> dict[str, float]:
+    """Wait (bounded) until every consumer has applied all ``rows`` enrolments; when each had, from ``started``."""
+    done: dict[str, float] = {}
+    deadline = time.perf_counter() + timeout
+    while len(done) < len(consumers):
+        for name, container in consumers.items():
+            if name not in done and scalar(container.database_url, APPLIED[name]) >= rows:
+                done[name] = time.perf_counter() - started
+        if time.perf_counter() > deadline:
+            raise AssertionError(f"the consumers did not apply {rows} enrolments in {timeout} s: {done}")
+        eventlet.sleep(0.2)
+    return done
+
+
 @pytest.mark.perf
 @pytest.mark.timeout(7200)
 @pytest.mark.backends("postgresql")
@@ -112,6 +142,10 @@ def copy_seconds(path: Path, columns: int = 6) -> float:
 def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, databases,
                                              interfaces_process, tmp_path):  # noqa: F811
     members = start_service(MembersService, "postgresql", EXPORT_SAFETY_LAG_SECONDS=0)
+    # the consumers of the enrolments, in this process (their timers off: a welcome is queued, not sent)
+    consumers = {"points": start_service(PointsService, "postgresql"),
+                 "records": start_service(RecordsService, "postgresql"),
+                 "notifications": start_service(NotificationsService, "postgresql", NOTIFICATIONS={"scheduler": False})}
     process = interfaces_process(databases.fresh("postgresql", "interfaces"))
     proxy = rpc(caller=ADMIN, timeout=120)
     path = import_samples.write_csv(tmp_path / "members.csv", import_samples.members(rows))
@@ -137,6 +171,9 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     commit_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
     commit_peak = peak_kib(process.pid)
     assert job["counts"]["imported"] == rows
+    applied = drained(consumers, rows, started, timeout=7000)
+    drain = max(applied.values())
+    drain_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
 
     reset_peak("self")
     before = peak_kib("self")
@@ -151,11 +188,13 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     print(f"  upload   {uploaded:8.1f} s")
     print(f"  dry run  {checked:8.1f} s  {rows / checked:9,.0f} rows/s  interfaces peak {check_peak / 1024:6.1f} MiB")
     print(f"  commit   {committed:8.1f} s  {rows / committed:9,.0f} rows/s  interfaces peak {commit_peak / 1024:6.1f} MiB")
+    print(f"  applied  {drain:8.1f} s  {rows / drain:9,.0f} rows/s  from the commit's start until every consumer "
+          f"applied every member ({', '.join(f'{name} {at:.1f} s' for name, at in applied.items())})")
     print(f"  COPY     {copied:8.2f} s  {rows / copied:9,.0f} rows/s  (plain table, the physical limit)")
-    print(f"  commit / COPY: {committed / copied:.0f}x")
-    for phase, (interfaces_cpu, here_cpu) in (("dry run", check_cpu), ("commit", commit_cpu)):
+    print(f"  commit / COPY: {committed / copied:.0f}x; applied / COPY: {drain / copied:.0f}x")
+    for phase, (interfaces_cpu, here_cpu) in (("dry run", check_cpu), ("commit", commit_cpu), ("applied", drain_cpu)):
         print(f"  {phase:8} CPU a row: interfaces {interfaces_cpu * 1e6 / rows:5,.0f} us, this process (members, "
-              f"and the polling of the job) {here_cpu * 1e6 / rows:5,.0f} us")
+              f"points, records, notifications, and the polling) {here_cpu * 1e6 / rows:5,.0f} us")
     print(f"  export   {export_seconds:8.1f} s  {rows / export_seconds:9,.0f} rows/s  {exported_bytes / 2**20:.1f} MiB CSV, "
           f"test process peak {export_peak / 1024:6.1f} MiB (from {before / 1024:.1f}), pages of {PAGE}")
     _ = members

@@ -118,7 +118,7 @@ DECLARED = [(contracts.producer, event_type, contract)
 def test_every_producer_in_the_docs_order_declares_its_events():
     assert [contracts.producer for contracts in declared()] == ["members", "points", "records", "notifications",
                                                                      "interfaces"]
-    assert len(DECLARED) == 31
+    assert len(DECLARED) == 32
 
 
 @pytest.mark.parametrize(("producer", "event_type", "contract"), DECLARED,
@@ -249,3 +249,18 @@ def test_a_contract_with_a_schema_validator_is_loaded_whole():
         contracts.wire_many("ordered", [{"low": 1, "high": 2}, {"low": 3, "high": 2}])
     with pytest.raises(ContractBroken, match="low above high"):
         contracts.wire("ordered", {"low": 3, "high": 2})
+
+
+def test_each_member_of_an_import_is_what_its_own_member_enrolled_would_say():
+    """``members_imported`` lists what a ``member_enrolled`` a member said (issue 19): ``enrolments`` gives each back
+    as the consumers' ``member_enrolled`` handlers read it, with the batch's envelope."""
+    sample = members_events.MembersImported.sample
+    envelope = {"event_id": "e1", "occurred_at": "2026-03-05T02:30:01Z"}
+    batch = load_event(members_events.MembersImported,
+                       {**members_events.EVENTS.wire("members_imported", sample), **envelope})
+    one_by_one = [load_event(members_events.MemberEnrolled,
+                             {**members_events.EVENTS.wire("member_enrolled", member), **envelope})
+                  for member in sample["members"]]
+    assert members_events.enrolments(batch) == one_by_one
+    with pytest.raises(ContractBroken, match="members"):
+        members_events.EVENTS.wire("members_imported", {"members": []})  # a batch that enrolled nobody says nothing
