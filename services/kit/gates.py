@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import eventlet
-from kombu import Exchange, Queue
-from nameko.amqp.publish import get_connection
+from kombu import Connection, Exchange, Queue
+from nameko.constants import AMQP_SSL_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,7 @@ class Gates(DependencyProvider):
 
     def setup(self) -> None:
         self.amqp_uri = self.container.config["AMQP_URI"]
+        self.ssl = self.container.config.get(AMQP_SSL_CONFIG_KEY)
         self.interval = float(self.container.config.get(RECONCILE_SETTING, DEFAULT_RECONCILE_SECONDS))
 
     def start(self) -> None:
@@ -99,7 +100,9 @@ class Gates(DependencyProvider):
         return found
 
     def _bind(self, gated: list[GatedQueue], bound: bool) -> None:
-        with get_connection(self.amqp_uri) as connection:
+        # a connection of its own, not one of nameko's pooled ones: the reconcile thread is killed when the service
+        # stops, maybe mid-connect, and a connection broken that way must not go back to a pool others draw from
+        with Connection(self.amqp_uri, ssl=self.ssl) as connection:
             channel = connection.channel()
             try:
                 for each in gated:

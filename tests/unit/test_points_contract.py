@@ -15,7 +15,7 @@ from services.points.settings import load_programme
 def test_points_consumes_the_events_the_contracts_name_for_it():
     consumed = {(source, event) for source, event, _queue, _gated in handler_queues(PointsService)}
     assert consumed == {
-        ("members", "member_enrolled"), ("members", "tier_changed"), ("members", "segment_changed"),
+        ("members", "member_enrolled"), ("members", "members_imported"), ("members", "tier_changed"), ("members", "segment_changed"),
         ("members", "member_status_changed"), ("members", "member_merged"), ("members", "member_unmerged"),
         ("records", "visit_completed"), ("records", "visit_refunded"),
         ("records", "visit_cancelled"), ("records", "feedback_submitted")}
