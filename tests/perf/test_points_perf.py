@@ -9,17 +9,21 @@
    accounts (PostgreSQL, data loaded with COPY): time and peak memory of each job in a process of its
    own. Streaming in batches means the memory stays flat as the data grows tenfold.
 
-``CARELOOP_PERF_PROFILE=<dir>`` runs each service process under cProfile and leaves ``<dir>/<name>.prof``
-(the figures are then not comparable with unprofiled runs).
+``CARELOOP_PERF_PROFILE=<dir>`` runs each service process under cProfile, counting CPU time from the moment all three
+answered (``tests/perf/profiled.py``: the steady state, without start-up), and leaves ``<dir>/<name>.prof`` (the
+figures are then not comparable with unprofiled runs). Beside each service's CPU a call, the CPU a call of the
+PostgreSQL backends serving its database (earn's and the kit floor's; from ``/proc``).
 
 Figures are printed; copy them into tests/perf/RESULTS.md ("Points (issue 4)").
 """
 
 from __future__ import annotations
 
+import cProfile
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +37,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.harness import REPO, service_config, store_for, wait_for
 from tests.perf.points_data import fill
+from tests.perf.test_framework_tax_perf import pg_backends_cpu
 
 pytestmark = pytest.mark.perf
 
@@ -48,9 +53,9 @@ def start_process(target: str, name: str, amqp_uri: str, database_url: str, log:
                LOG_LEVEL="WARNING", MAX_WORKERS="10", PYTHONWARNINGS="ignore",
                OUTBOX_RELAY=os.environ.get("POINTS_PERF_RELAY", "true"))
     command = [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml", target]
-    if os.environ.get("CARELOOP_PERF_PROFILE"):  # cProfile each process into <dir>/<name>.prof
-        command = [sys.executable, "-m", "cProfile", "-o",
-                   str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command]
+    if os.environ.get("CARELOOP_PERF_PROFILE"):  # CPU time into <dir>/<name>.prof from SIGUSR1 on (profiled.py)
+        command = [sys.executable, "-m", "tests.perf.profiled",
+                   str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}.prof"), *command[1:]]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -73,10 +78,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(amqp_uri: str, call: Any, seconds: float, pid: int) -> dict[str, Any]:
+def load(amqp_uri: str, call: Any, seconds: float, pid: int, database_url: str | None = None) -> dict[str, Any]:
     """``CALLERS`` greenthreads, each with its own proxy (a standalone proxy is not safe to share),
     calling back to back for ``seconds`` after a warm-up; throughput and latency of what they did, and
-    the CPU time the service process ``pid`` spent per call."""
+    the CPU time the service process ``pid`` (and the PostgreSQL backends of ``database_url``) spent per call."""
     latencies: list[float] = []
     errors: list[str] = []
     window = {"measuring": False, "stop": False}
@@ -100,9 +105,11 @@ def load(amqp_uri: str, call: Any, seconds: float, pid: int) -> dict[str, Any]:
     eventlet.sleep(WARM_UP_SECONDS)
     window["measuring"] = True
     began, cpu_before = time.perf_counter(), cpu_seconds(pid)
+    pg_before = pg_backends_cpu([database_url]) if database_url else 0.0
     eventlet.sleep(seconds)
     window["measuring"] = False
     elapsed, cpu = time.perf_counter() - began, cpu_seconds(pid) - cpu_before
+    pg = pg_backends_cpu([database_url]) - pg_before if database_url else 0.0
     window["stop"] = True
     pool.waitall()
     latencies.sort()
@@ -110,6 +117,7 @@ def load(amqp_uri: str, call: Any, seconds: float, pid: int) -> dict[str, Any]:
             "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "service_cpu_ms_per_call": round(cpu / max(len(latencies), 1) * 1000, 2),
+            "pg_cpu_ms_per_call": round(pg / max(len(latencies), 1) * 1000, 2),
             "errors": errors[:5], "error_count": len(errors)}
 
 
@@ -119,13 +127,17 @@ def test_earn_through_rpc_against_a_bare_echo_on_postgresql(amqp_uri, databases,
     members = fill(url, accounts=2_000, lots_per_account=0, members=True)
     points = start_process("services.points.service:PointsService", "points", amqp_uri, url, tmp_path / "points.log")
     echo = start_process("tests.perf.echo_service:EchoService", "perf_echo", amqp_uri, "", tmp_path / "echo.log")
-    floor = start_process("tests.perf.echo_service:KitFloorService", "perf_kit_floor", amqp_uri,
-                          databases.fresh("postgresql", "points"), tmp_path / "floor.log")
+    floor_url = databases.fresh("postgresql", "points")
+    floor = start_process("tests.perf.echo_service:KitFloorService", "perf_kit_floor", amqp_uri, floor_url,
+                          tmp_path / "floor.log")
     run = uuid.uuid4().hex[:6]
     try:
         with ClusterRpcProxy(service_config(amqp_uri), timeout=5) as proxy:
             wait_for(lambda: _answers(proxy.points.ping) and _answers(proxy.perf_echo.echo)
                      and _answers(proxy.perf_kit_floor.ping), timeout=60, message="points, echo and kit floor")
+        if os.environ.get("CARELOOP_PERF_PROFILE"):
+            for process in (points, echo, floor):
+                process.send_signal(signal.SIGUSR1)  # the profile starts now: steady state only
 
         def earn(proxy: Any, number: int, sequence: int) -> None:
             member = members[(number * 7919 + sequence) % len(members)]
@@ -143,8 +155,8 @@ def test_earn_through_rpc_against_a_bare_echo_on_postgresql(amqp_uri, databases,
         rounds = []
         for _round in range(ROUNDS):  # interleaved, so that a burst of other work on the box hits all three
             rounds.append({"echo": load(amqp_uri, ping, MEASURE_SECONDS, echo.pid),
-                           "kit_floor": load(amqp_uri, record, MEASURE_SECONDS, floor.pid),
-                           "earn": load(amqp_uri, earn, MEASURE_SECONDS, points.pid)})
+                           "kit_floor": load(amqp_uri, record, MEASURE_SECONDS, floor.pid, floor_url),
+                           "earn": load(amqp_uri, earn, MEASURE_SECONDS, points.pid, url)})
         rate = {name: sum(r[name]["per_second"] for r in rounds) / ROUNDS for name in ("echo", "kit_floor", "earn")}
         report = {"callers": CALLERS, "seconds_per_measure": MEASURE_SECONDS, "load_average": os.getloadavg(),
                   "rounds": rounds, **{f"{name}_per_second": round(value, 1) for name, value in rate.items()},
@@ -165,6 +177,65 @@ def test_earn_through_rpc_against_a_bare_echo_on_postgresql(amqp_uri, databases,
     finally:
         for process in (points, echo, floor):
             stop_process(process)
+
+
+IN_PROCESS_CALLS = int(os.environ.get("POINTS_PERF_CALLS", "1500"))
+
+
+@pytest.mark.timeout(900)
+def test_earn_against_the_kit_floor_in_process(start_service, databases):
+    """Earn and the kit floor called in this process one at a time (``entrypoint_hook``: the service's own work,
+    commit included, without the RPC's AMQP round trip), interleaved in 2 rounds of ``POINTS_PERF_CALLS`` each
+    after a warm-up: CPU ms a call of this process (the service, its relay publishing the events) and of the
+    PostgreSQL backends of its database. ``CARELOOP_PERF_PROFILE=<dir>``: ``<dir>/<name>_in_process.prof`` (CPU
+    time, the measured calls only; one call at a time, so cumulative times are true, unlike a service's under load).
+    """
+    from nameko.testing.services import entrypoint_hook
+
+    from services.points.service import PointsService
+    from tests.perf.echo_service import KitFloorService
+
+    points = start_service(PointsService, "postgresql")
+    members = fill(points.database_url, accounts=2_000, lots_per_account=0, members=True)
+    floor = start_service(KitFloorService, database_url=databases.fresh("postgresql", "points"))  # points' tables: the kit's
+    run = uuid.uuid4().hex[:6]
+
+    def earn(number: int) -> None:
+        hook(members[number % len(members)], {"rule": "activity", "source_ref": f"talk-{run}-{number}",
+                                                "branch": "SH01"}, idempotency_key=f"perf-{run}-{number}")
+
+    def record(number: int) -> None:
+        hook(members[number % len(members)], {"rule": "activity", "source_ref": f"t-{number}", "branch": "SH01"},
+             idempotency_key=f"floor-{run}-{number}")
+
+    profilers: dict[str, Any] = {}
+    rounds: list[dict[str, Any]] = []
+    numbers = itertools.count()
+    for round_number in range(ROUNDS + 1):  # the first round warms up
+        measured: dict[str, Any] = {}
+        for name, container, method, call in (("kit_floor", floor, "record", record), ("earn", points, "earn", earn)):
+            with entrypoint_hook(container, method) as hook:
+                calls = IN_PROCESS_CALLS if round_number else 200
+                profiler = profilers.setdefault(name, cProfile.Profile(time.process_time))
+                pg_before, cpu_before, began = pg_backends_cpu([container.database_url]), time.process_time(), \
+                    time.perf_counter()
+                if round_number and os.environ.get("CARELOOP_PERF_PROFILE"):
+                    profiler.enable()
+                for _ in range(calls):
+                    call(next(numbers))
+                profiler.disable()
+                cpu, took = time.process_time() - cpu_before, time.perf_counter() - began
+                pg = pg_backends_cpu([container.database_url]) - pg_before
+            measured[name] = {"calls_per_second_alone": round(calls / took, 1),
+                              "process_cpu_ms_per_call": round(cpu / calls * 1000, 3),
+                              "pg_cpu_ms_per_call": round(pg / calls * 1000, 3)}
+        if round_number:
+            rounds.append(measured)
+    print("\nPOINTS EARN VS KIT FLOOR IN PROCESS " + json.dumps({"calls_per_round": IN_PROCESS_CALLS, "rounds": rounds,
+                                                                 "load_average": os.getloadavg()}, indent=1))
+    if os.environ.get("CARELOOP_PERF_PROFILE"):
+        for name, profiler in profilers.items():
+            profiler.dump_stats(str(Path(os.environ["CARELOOP_PERF_PROFILE"]) / f"{name}_in_process.prof"))
 
 
 def _answers(method: Any) -> bool:
