@@ -25,14 +25,21 @@ class AtCommit:
     ``:name``; ``types`` gives a parameter a type of its own (UTC times on SQLite).
     """
 
-    def __init__(self, sql: str, **types: Any) -> None:
+    def __init__(self, sql: str, prepare: bool = False, **types: Any) -> None:
+        """``prepare``: on PostgreSQL a statement prepared once per connection (``kit.db.prepared``), for one written
+        by every command (the outbox row, the stored answer)."""
         self.statement = text(sql).bindparams(*(bindparam(name, type_=type_) for name, type_ in types.items()))
         self.names = re.findall(r":(\w+)", sql)
         # psycopg2's own parameter style, each name suffixed with the statement's place in the query
         self._pyformat = re.sub(r":(\w+)", r"%(\1_{n})s", sql)
+        self.prepare = prepare
+        self.plain = re.sub(r":(\w+)", r"%(\1)s", sql)  # psycopg2's style, unsuffixed: what is prepared
 
     def pyformat(self, n: int, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return self._pyformat.format(n=n), {f"{name}_{n}": params[name] for name in self.names}
+        return self._pyformat.format(n=n), self.params(n, params)
+
+    def params(self, n: int, params: dict[str, Any]) -> dict[str, Any]:
+        return {f"{name}_{n}": params[name] for name in self.names}
 
 
 AT_COMMIT = "careloop_at_commit"

@@ -14,8 +14,10 @@ PostgreSQL, where row locks and ``SKIP LOCKED`` do the work.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -166,6 +168,83 @@ outside SQLAlchemy's cursor events)."""
 _TRANSACTION_IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: no transaction open on the server
 
 
+PREPARED = "careloop_prepared"
+"""An execution option: run this statement as a statement PostgreSQL keeps prepared per connection (``prepared``)."""
+_PREPARED_ON = "careloop_prepared_on"  # in a pooled connection's ``info``: statement name -> True, or False: never
+_TRYING = "trying"
+_prepared_forms: dict[str, tuple[str, str, str]] = {}  # compiled SQL -> (name, its PREPARE, its EXECUTE)
+
+
+def prepared(statement: Any) -> Any:
+    """``statement`` (one SQL statement, no ``;``, run on a hot path) prepared once per connection on PostgreSQL and
+    then only executed: ``PREPARE <name> AS <statement>`` goes with its first run on a connection, in the same query
+    (no round trip of its own), and every later run sends ``EXECUTE <name>(<parameters>)``. PostgreSQL then parses,
+    analyses and plans it once per connection instead of on every run (psycopg2 binds parameters on the client, so
+    without this every query is new text to the server): ~0.4 ms of the server's CPU for points' one-trip earn, as
+    much as running it. SQLite and executemany run the statement as it is. A prepared statement survives a rollback;
+    if the query that prepared it failed, the connection runs the statement as plain text from then on (whether
+    the ``PREPARE`` took is unknown then; asking would cost a round trip)."""
+    return statement.execution_options(**{PREPARED: True})
+
+
+def _prepared_form(statement: str) -> tuple[str, str, str]:
+    """(name, ``PREPARE`` text, ``EXECUTE`` text) of a compiled statement in psycopg2's ``%(name)s`` style."""
+    form = _prepared_forms.get(statement)
+    if form is None:
+        names: list[str] = []
+
+        def positional(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        body = _PYFORMAT.sub(positional, statement)
+        name = "careloop_" + hashlib.sha1(statement.encode()).hexdigest()[:20]
+        arguments = f"({', '.join(f'%({argument})s' for argument in names)})" if names else ""
+        form = _prepared_forms[statement] = (name, f"PREPARE {name} AS {body}", f"EXECUTE {name}{arguments}")
+    return form
+
+
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
+
+
+def _prepare_marked(engine: Engine) -> None:
+    """PostgreSQL: statements marked ``prepared`` run as prepared statements of their connection (``prepared``)."""
+    @event.listens_for(engine, "connect")
+    def _none_yet(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_PREPARED_ON] = {}
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _as_prepared(connection: Any, _cursor: Any, statement: str, parameters: Any, context: Any,
+                     executemany: bool) -> tuple[str, Any]:
+        if executemany or context is None or not context.execution_options.get(PREPARED) \
+                or not isinstance(parameters, dict):
+            return statement, parameters
+        on = connection.connection.info.setdefault(_PREPARED_ON, {})
+        name, prepare, execute = _prepared_form(statement)
+        state = on.get(name)
+        if state is True:
+            return execute, parameters
+        if state is None:
+            on[name] = _TRYING
+            context.careloop_preparing = name
+            return f"{prepare};{execute}", parameters
+        return statement, parameters  # it failed once here: plain text
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _prepared_now(connection: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
+                      _executemany: bool) -> None:
+        name = getattr(context, "careloop_preparing", None)
+        if name is not None:
+            connection.connection.info[_PREPARED_ON][name] = True
+
+    @event.listens_for(engine, "handle_error")
+    def _not_known(context: Any) -> None:
+        name = getattr(context.execution_context, "careloop_preparing", None)
+        if name is not None and context.connection is not None and not context.connection.invalidated:
+            context.connection.connection.info[_PREPARED_ON][name] = False
+
+
 def _begin_with_first_statement(engine: Engine) -> None:
     """PostgreSQL: send a transaction's ``BEGIN`` with its first statement, and let a command's last statement
     carry the ``COMMIT`` (``Store.commit``), instead of a round trip for each.
@@ -286,6 +365,7 @@ def create_store_engine(url: str, pool_size: int = 10, ping_after_idle: float = 
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True)
     _ping_when_idle(engine, ping_after_idle)
     if begin_with_first_statement:
+        _prepare_marked(engine)  # first: BEGIN (and an inbox check) go before the PREPARE
         _begin_with_first_statement(engine)
     return engine
 
@@ -343,13 +423,31 @@ class Store:
         pending = session.info.get(AT_COMMIT)
         if pending and self.is_postgresql:
             session.flush()
-            parts, params = [], {}
+            connection = session.connection()
+            on = connection.connection.info.setdefault(_PREPARED_ON, {})
+            parts, params, preparing = [], {}, []
             for n, (statement, values) in enumerate(pending):
+                form = _prepared_form(statement.plain) if statement.prepare else None
+                state = on.get(form[0]) if form is not None else False
+                if state is True or state is None:  # prepared here (or to be, with this query)
+                    name, prepare, execute = form
+                    if state is None and name not in preparing:
+                        parts.append(prepare)
+                        preparing.append(name)
+                    parts.append(_PYFORMAT.sub(rf"%(\1_{n})s", execute))
+                    params.update(statement.params(n, values))
+                    continue
                 sql, named = statement.pyformat(n, values)
                 parts.append(sql)
                 params.update(named)
             parts.append("COMMIT")
-            session.connection().exec_driver_sql(";".join(parts), params)
+            on.update(dict.fromkeys(preparing, _TRYING))
+            try:
+                connection.exec_driver_sql(";".join(parts), params)
+            except BaseException:  # whether the PREPARE took is unknown: plain text on this connection from now on
+                on.update(dict.fromkeys(preparing, False))
+                raise
+            on.update(dict.fromkeys(preparing, True))
             del session.info[AT_COMMIT]
         session.commit()
         if session.info.pop("outbox_dirty", False):

@@ -32,9 +32,10 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import utcnow
 from services.kit.commit import AtCommit, at_commit
-from services.kit.db import worker_db_of
+from services.kit.db import prepared, worker_db_of
 from services.kit.errors import Invalid
 from services.kit.models import IdempotentCommand, UtcDateTime
+from services.kit.serializer import json_text
 
 MAX_KEY_LENGTH = 128
 
@@ -56,13 +57,13 @@ _TABLE = IdempotentCommand.__table__
 # Written as text: SQLAlchemy cannot cache the compiled form of its dialect inserts with ON CONFLICT
 # (they have no cache key), so they were compiled again on every call. SQLite (>= 3.35) and PostgreSQL
 # accept the same statement.
-_CLAIM = (text("INSERT INTO kit_idempotency (command, key, request_hash, created_at) "
-               "VALUES (:command, :key, :request_hash, :created_at) "
-               "ON CONFLICT (command, key) DO NOTHING RETURNING id")
-          .bindparams(bindparam("created_at", type_=UtcDateTime())))
+_CLAIM = prepared(text("INSERT INTO kit_idempotency (command, key, request_hash, created_at) "
+                        "VALUES (:command, :key, :request_hash, :created_at) "
+                        "ON CONFLICT (command, key) DO NOTHING RETURNING id")
+                   .bindparams(bindparam("created_at", type_=UtcDateTime())))
 _LOOKUP = select(_TABLE.c.request_hash, _TABLE.c.response).where(
     _TABLE.c.command == bindparam("command"), _TABLE.c.key == bindparam("key"))
-_STORE_ANSWER = AtCommit("UPDATE kit_idempotency SET response = :answer WHERE id = :claim_id")
+_STORE_ANSWER = AtCommit("UPDATE kit_idempotency SET response = :answer WHERE id = :claim_id", prepare=True)
 
 
 def claim(session: Session, command: str, key: str, fingerprint: str) -> int | None:
@@ -113,7 +114,7 @@ def release(session: Session, claim_ids: list[int]) -> None:
 def store_answer(session: Session, claim_id: int, answer: Any) -> None:
     """Keep ``answer`` as the claimed key's answer, written with the commit (for commands that claim keys
     themselves, one per item of a batch: ``members.batches``)."""
-    at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json.dumps(answer)})
+    at_commit(session, _STORE_ANSWER, {"claim_id": claim_id, "answer": json_text(answer)})
 
 
 @dataclass(frozen=True)

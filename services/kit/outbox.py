@@ -52,11 +52,11 @@ log = logging.getLogger(__name__)
 
 _INSERT_EVENT = AtCommit("INSERT INTO kit_outbox (event_id, event_type, payload, headers, created_at, attempts) "
                          "VALUES (:event_id, :event_type, :payload, :headers, :created_at, 0)",
-                         created_at=UtcDateTime())
+                         prepare=True, created_at=UtcDateTime())
 
 
 _MARK_SENT = AtCommit("UPDATE kit_outbox SET sent_at = :sent_at, attempts = attempts + 1 WHERE id = ANY(:ids)",
-                      sent_at=UtcDateTime())
+                      prepare=True, sent_at=UtcDateTime())
 """The relay's mark of a published batch, sent with its ``COMMIT`` (PostgreSQL: ``ids`` a list, an array)."""
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, 
 from sqlalchemy.orm import Session
 
 from services.kit.commit import AtCommit, at_commit
+from services.kit.db import prepared
 from services.kit.errors import Conflict
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
@@ -138,8 +139,9 @@ moves AS (
   UNION ALL SELECT debt.id, lot.posting_id, account.paid FROM debt, lot, account)
 SELECT posting.id, account.balance FROM posting, account
 """
-_EARN_PG = text(_EARN_SQL).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
-                                      bindparam("expires_on", type_=Date())).columns(id=BigInteger(), balance=BigInteger())
+_EARN_PG = prepared(text(_EARN_SQL).bindparams(bindparam("member", type_=Uuid()), bindparam("now", type_=UtcDateTime()),
+                                               bindparam("expires_on", type_=Date()))
+                    .columns(id=BigInteger(), balance=BigInteger()))  # planned once per connection (kit.db.prepared)
 _earns_pg: dict[int, Any] = {}  # number of earns -> their statement, built once
 
 

@@ -285,7 +285,7 @@ class PointsService(Service):
     def earn(self, member_id: str, award: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """Points for an activity, an online interaction, or a manager's adjustment."""
         key = _required_key(idempotency_key)
-        data = load(EarnSchema(), award)
+        data = load(EarnSchema.shared(), award)
         self._branch(data["branch"], "give points at this branch")
         if data["rule"] == "adjust":
             self.caller.require_role(*access.ADJUSTERS, action="adjust points by hand")
@@ -294,7 +294,7 @@ class PointsService(Service):
         roster.require_active(member, "earn points")
         postings = awards.earn_command(self.db.session, self._ctx(with_campaigns=True, stamp=stamp), member, data, key)
         self._announce(postings)
-        return PostingSchema().dump(postings[-1])
+        return PostingSchema.shared().dump(postings[-1])
 
     # --- points: spending ---------------------------------------------------------------------------------
 

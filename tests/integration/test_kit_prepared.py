@@ -1,0 +1,100 @@
+"""Statements PostgreSQL keeps prepared per connection (``kit.db.prepared``, ``AtCommit(prepare=True)``).
+
+A marked statement's first run on a connection sends ``PREPARE`` and ``EXECUTE`` in one query; every later run on that
+connection sends ``EXECUTE`` alone. A query that prepared a statement and then failed leaves the connection running
+that statement as plain text (whether the ``PREPARE`` took is not known), never a second ``PREPARE`` of the same name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DataError, IntegrityError
+
+from services.kit import idempotency
+from services.kit.clock import utcnow
+from services.kit.commit import at_commit
+from services.kit.db import Store, prepared
+from services.kit.outbox import _INSERT_EVENT, write_event
+from tests.harness import primary_backend
+
+pytestmark = pytest.mark.backends("postgresql")  # SQLite runs every statement as it is
+
+_DIVIDE = prepared(text("SELECT 100 / :divisor AS quotient"))
+
+
+@pytest.fixture
+def store(databases: Any, request: pytest.FixtureRequest) -> Any:
+    """A store with one connection, so that every transaction runs on the same server session."""
+    store = Store(databases.fresh(primary_backend(request), "points"), pool_size=1)
+    sent: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    store.sent = sent
+    yield store
+    store.dispose()
+
+
+def _prepared_names(session: Any) -> set[str]:
+    return set(session.execute(text("SELECT name FROM pg_prepared_statements")).scalars())
+
+
+def test_a_marked_statement_is_prepared_with_its_first_run_and_then_only_executed(store):
+    for number in range(3):
+        with store.transaction() as session:
+            claimed = idempotency.claim(session, "prepared_test", f"key-{number}", "f" * 64)
+            assert claimed is not None
+            prepared_here = _prepared_names(session)
+    first, second, third = (sql for sql in store.sent if "kit_idempotency" in sql or "EXECUTE" in sql)
+    assert first.startswith("BEGIN;PREPARE careloop_") and ";EXECUTE careloop_" in first
+    name = first.split("PREPARE ", 1)[1].split()[0]
+    assert second.startswith(f"BEGIN;EXECUTE {name}(") and "PREPARE" not in second
+    assert third == second
+    assert name in prepared_here
+    with store.transaction() as session:  # the rows are there: the executed statement did the claim's work
+        keys = session.execute(text("SELECT key FROM kit_idempotency WHERE command = 'prepared_test' ORDER BY key"))
+        assert list(keys.scalars()) == ["key-0", "key-1", "key-2"]
+
+
+def test_a_statement_whose_preparing_query_failed_runs_as_plain_text_on_that_connection(store):
+    with pytest.raises(DataError), store.transaction() as session:  # PREPARE took, EXECUTE failed
+        session.execute(_DIVIDE, {"divisor": 0})
+    for divisor in (4, 5):
+        with store.transaction() as session:
+            assert session.execute(_DIVIDE, {"divisor": divisor}).scalar() == 100 // divisor
+    divisions = [sql for sql in store.sent if "100 /" in sql or "EXECUTE" in sql]
+    assert "PREPARE" in divisions[0]
+    assert all("PREPARE" not in sql and "EXECUTE" not in sql for sql in divisions[1:]), divisions
+
+
+def test_statements_left_for_the_commit_are_prepared_once_and_their_rows_written(store):
+    for number in range(3):
+        with store.transaction() as session:
+            write_event(session, "prepared_tested", {"n": number})
+    commits = [sql for sql in store.sent if sql.endswith("COMMIT")]
+    assert len(commits) == 3
+    assert "PREPARE careloop_" in commits[0]
+    assert all("PREPARE" not in sql and "EXECUTE careloop_" in sql for sql in commits[1:]), commits
+    with store.transaction() as session:
+        payloads = session.execute(text("SELECT payload FROM kit_outbox ORDER BY id")).scalars().all()
+    assert [f'"n":{number}' in payload for number, payload in enumerate(payloads)] == [True, True, True]
+
+
+def test_a_commit_that_failed_after_preparing_leaves_later_commits_in_plain_text(store):
+    taken = str(uuid.uuid4())
+    with store.transaction() as session:  # a row the next commit's insert clashes with, written without preparing
+        session.execute(text("INSERT INTO kit_outbox (event_id, event_type, payload, headers, created_at, attempts) "
+                             "VALUES (:event_id, 'x', '{}', '{}', now(), 0)"), {"event_id": taken})
+    row = {"event_id": taken, "event_type": "prepared_tested", "payload": "{}", "headers": "{}", "created_at": utcnow()}
+    with pytest.raises(IntegrityError), store.transaction() as session:
+        at_commit(session, _INSERT_EVENT, row)
+    for _ in range(2):
+        with store.transaction() as session:
+            at_commit(session, _INSERT_EVENT, {**row, "event_id": str(uuid.uuid4())})
+    commits = [sql for sql in store.sent if sql.endswith("COMMIT")]
+    assert "PREPARE" in commits[0]
+    assert all("PREPARE" not in sql and "EXECUTE" not in sql for sql in commits[1:]), commits
+    with store.transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM kit_outbox")).scalar() == 3
