@@ -92,23 +92,35 @@ _PYTHON_TYPES: tuple[tuple[type[fields.Field], tuple[type, ...]], ...] = (
 )
 
 
+_ACCEPTS = "careloop_accepts"
+
+
+def _accepts(field: fields.Field) -> tuple[type[fields.Field] | None, tuple[type, ...]]:
+    """(the ``_PYTHON_TYPES`` kind of ``field``, the Python types it accepts), found once per field (a contract's
+    fields live as long as its schema): emitting an event checked each field against the whole table every time."""
+    found = field.__dict__.get(_ACCEPTS)
+    if found is None:
+        found = (None, ())
+        if not (isinstance(field, fields.Raw) and type(field) is fields.Raw):
+            found = next(((kind, accepted) for kind, accepted in _PYTHON_TYPES if isinstance(field, kind)), found)
+        setattr(field, _ACCEPTS, found)
+    return found
+
+
 def _type_errors(field: fields.Field, value: Any, path: str) -> Iterator[str]:
     if value is None:
         if not field.allow_none:
             yield f"{path}: null, but the contract does not allow null"
         return
-    if isinstance(field, fields.Raw) and type(field) is fields.Raw:
-        return
-    for kind, accepted in _PYTHON_TYPES:
-        if isinstance(field, kind):
-            wrong = not isinstance(value, accepted)
-            wrong |= kind is fields.Integer and isinstance(value, bool)
-            wrong |= kind is fields.Date and isinstance(value, dt.datetime)
-            wrong |= kind is fields.UUID and isinstance(value, str)  # a str may pass for a UUID: say which
-            if wrong:
-                yield f"{path}: {type(value).__name__} {value!r:.60}, the contract wants {accepted[0].__name__}"
-                return
-            break
+    kind, accepted = _accepts(field)
+    if kind is not None:
+        wrong = not isinstance(value, accepted)
+        wrong |= kind is fields.Integer and isinstance(value, bool)
+        wrong |= kind is fields.Date and isinstance(value, dt.datetime)
+        wrong |= kind is fields.UUID and isinstance(value, str)  # a str may pass for a UUID: say which
+        if wrong:
+            yield f"{path}: {type(value).__name__} {value!r:.60}, the contract wants {accepted[0].__name__}"
+            return
     if isinstance(field, fields.List):
         for index, item in enumerate(value):
             yield from _type_errors(field.inner, item, f"{path}[{index}]")
