@@ -176,7 +176,8 @@ _prepared_forms: dict[str, tuple[str, str, str]] = {}  # compiled SQL -> (name, 
 
 
 def prepared(statement: Any) -> Any:
-    """``statement`` (one SQL statement, no ``;``, run on a hot path) prepared once per connection on PostgreSQL and
+    """``statement`` (run on a hot path; several joined by ``"; "`` are prepared each) prepared once per connection on
+    PostgreSQL and
     then only executed: ``PREPARE <name> AS <statement>`` goes with its first run on a connection, in the same query
     (no round trip of its own), and every later run sends ``EXECUTE <name>(<parameters>)``. PostgreSQL then parses,
     analyses and plans it once per connection instead of on every run (psycopg2 binds parameters on the client, so
@@ -188,20 +189,28 @@ def prepared(statement: Any) -> Any:
 
 
 def _prepared_form(statement: str) -> tuple[str, str, str]:
-    """(name, ``PREPARE`` text, ``EXECUTE`` text) of a compiled statement in psycopg2's ``%(name)s`` style."""
+    """(name, ``PREPARE`` text, ``EXECUTE`` text) of a compiled statement in psycopg2's ``%(name)s`` style. Statements
+    joined by ``"; "`` (a lock, then a read: ``kit.locks.then``; a claim and its first read) are prepared one by one,
+    each under the name followed by its place, and executed in turn in one query."""
     form = _prepared_forms.get(statement)
     if form is None:
-        names: list[str] = []
-
-        def positional(match: re.Match[str]) -> str:
-            if match.group(1) not in names:
-                names.append(match.group(1))
-            return f"${names.index(match.group(1)) + 1}"
-
-        body = _PYFORMAT.sub(positional, statement)
         name = "careloop_" + hashlib.sha1(statement.encode()).hexdigest()[:20]
-        arguments = f"({', '.join(f'%({argument})s' for argument in names)})" if names else ""
-        form = _prepared_forms[statement] = (name, f"PREPARE {name} AS {body}", f"EXECUTE {name}{arguments}")
+        parts = statement.split("; ")
+        prepares, executes = [], []
+        for number, part in enumerate(parts):
+            names: list[str] = []
+
+            def positional(match: re.Match[str], names: list[str] = names) -> str:
+                if match.group(1) not in names:
+                    names.append(match.group(1))
+                return f"${names.index(match.group(1)) + 1}"
+
+            body = _PYFORMAT.sub(positional, part)
+            part_name = name if len(parts) == 1 else f"{name}_{number}"
+            arguments = f"({', '.join(f'%({argument})s' for argument in names)})" if names else ""
+            prepares.append(f"PREPARE {part_name} AS {body}")
+            executes.append(f"EXECUTE {part_name}{arguments}")
+        form = _prepared_forms[statement] = (name, ";".join(prepares), ";".join(executes))
     return form
 
 

@@ -133,6 +133,9 @@ class First:
     columns: tuple[Any, ...]
     params: Callable[[dict[str, Any]], dict[str, Any]]
     types: dict[str, Any] = field(default_factory=dict)
+    prepare: bool = False
+    """The claim and the read as statements prepared once per connection (``kit.db.prepared``): for a command on the
+    hottest path (points' earn), whose statements PostgreSQL can type without help."""
 
 
 _FIRST_READ = "careloop_first_read"
@@ -155,8 +158,9 @@ def _claim_with(first: First) -> Any:
                f"AS careloop_claim_id FROM (SELECT 1) AS one LEFT JOIN ({select_sql}) AS careloop_read ON true")
         bound = [bindparam("created_at", type_=UtcDateTime())]
         bound += [bindparam(name, type_=type_) for name, type_ in first.types.items()]
-        statement = _claims_with[id(first)] = (text(sql).bindparams(*bound)  # the read's columns, then the claim
-                                               .columns(*first.columns, column("careloop_claim_id", BigInteger())))
+        statement = (text(sql).bindparams(*bound)  # the read's columns, then the claim
+                     .columns(*first.columns, column("careloop_claim_id", BigInteger())))
+        statement = _claims_with[id(first)] = prepared(statement) if first.prepare else statement
     return statement
 
 

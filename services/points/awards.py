@@ -13,7 +13,7 @@ runs under ``hold_visit`` (a ``kit.locks`` lock on the visit id), taken before a
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -121,10 +121,11 @@ _HOLD_FOR_EARN = text(
 ).bindparams(bindparam("member", type_=Uuid())).columns(*_COPY_AND_STAMP_COLUMNS, column("refunded", Boolean()),
                                                         column("earned", Boolean()))
 
-EARN_FIRST = roster.first_read(lambda arguments: arguments["member_id"], _COPY_AND_STAMP_SQL.format(more=""),
-                               _COPY_AND_STAMP_COLUMNS)
+EARN_FIRST = replace(roster.first_read(lambda arguments: arguments["member_id"], _COPY_AND_STAMP_SQL.format(more=""),
+                                       _COPY_AND_STAMP_COLUMNS), prepare=True)
 """The ``earn`` command's first reads, sent with its idempotency claim (``@idempotent(first=EARN_FIRST)``): the
-member held and its copy, and the campaigns' stamp (what it earns follows the rules stored through the API)."""
+member held and its copy, and the campaigns' stamp (what it earns follows the rules stored through the API); prepared
+once per connection (``kit.db.prepared``: ~0.2 ms of PostgreSQL's CPU an earn)."""
 
 
 def read_with_claim(session: Session, member_id: Any) -> tuple[Any, Any]:

@@ -98,3 +98,15 @@ def test_a_commit_that_failed_after_preparing_leaves_later_commits_in_plain_text
     assert all("PREPARE" not in sql and "EXECUTE" not in sql for sql in commits[1:]), commits
     with store.transaction() as session:
         assert session.execute(text("SELECT count(*) FROM kit_outbox")).scalar() == 3
+
+
+_TWO = prepared(text("SELECT CAST(:a AS integer) + 1 AS x; SELECT CAST(:b AS integer) * CAST(:a AS integer) AS y"))
+
+
+def test_statements_sent_together_are_prepared_each_and_executed_in_turn(store):
+    for a in (2, 3):
+        with store.transaction() as session:
+            assert session.execute(_TWO, {"a": a, "b": 10}).scalar() == 10 * a  # the last statement answers
+    first, second = (sql for sql in store.sent if "CAST" in sql or "EXECUTE" in sql)
+    assert first.count("PREPARE careloop_") == 2 and first.count(";EXECUTE careloop_") == 2
+    assert second.startswith("BEGIN;EXECUTE careloop_") and second.count("EXECUTE") == 2 and "PREPARE" not in second
