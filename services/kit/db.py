@@ -177,14 +177,13 @@ _prepared_forms: dict[str, tuple[str, str, str]] = {}  # compiled SQL -> (name, 
 
 def prepared(statement: Any) -> Any:
     """``statement`` (run on a hot path; several joined by ``"; "`` are prepared each) prepared once per connection on
-    PostgreSQL and
-    then only executed: ``PREPARE <name> AS <statement>`` goes with its first run on a connection, in the same query
-    (no round trip of its own), and every later run sends ``EXECUTE <name>(<parameters>)``. PostgreSQL then parses,
-    analyses and plans it once per connection instead of on every run (psycopg2 binds parameters on the client, so
-    without this every query is new text to the server): ~0.4 ms of the server's CPU for points' one-trip earn, as
-    much as running it. SQLite and executemany run the statement as it is. A prepared statement survives a rollback;
-    if the query that prepared it failed, the connection runs the statement as plain text from then on (whether
-    the ``PREPARE`` took is unknown then; asking would cost a round trip)."""
+    PostgreSQL and then only executed: ``PREPARE <name> AS <statement>`` goes with its first run on a connection, in
+    the same query (no round trip of its own), and every later run sends ``EXECUTE <name>(<parameters>)``. PostgreSQL
+    then parses, analyses and plans it once per connection instead of on every run (psycopg2 binds parameters on the
+    client, so without this every query is new text to the server): ~0.4 ms of the server's CPU for points' one-trip
+    earn, as much as running it. SQLite and executemany run the statement as it is. A prepared statement survives a
+    rollback; if the query that prepared it failed, the connection runs the statement as plain text from then on
+    (whether the ``PREPARE`` took is unknown then; asking would cost a round trip)."""
     return statement.execution_options(**{PREPARED: True})
 
 
