@@ -97,6 +97,7 @@ def _copies(session: Session, rows: list[dict[str, Any]], held: bool) -> dict[uu
         return {}
     if held:
         serialise_many(session, roster.ALIAS_LOCK, list(ids), shared=True)
+    session.flush()  # the copies ``roster.prefetch`` just brought up to date (a Core read does not flush them)
     return {row.member_id: MemberCopy(**row._mapping) for row in session.execute(
         select(*_COPIES).where(_COPIES.member_id.in_(ids)))}
 
