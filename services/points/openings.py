@@ -102,16 +102,15 @@ def _copies(session: Session, rows: list[dict[str, Any]], held: bool) -> dict[uu
         select(*_COPIES).where(_COPIES.member_id.in_(ids)))}
 
 
-def _member(session: Session, resolve: Resolve, member_id: Any, copies: dict[uuid.UUID, MemberCopy],
-            dry_run: bool) -> MemberCopy:
+def _member(session: Session, resolve: Resolve, member_id: Any, copies: dict[uuid.UUID, MemberCopy]) -> MemberCopy:
     """The member a row names now (``resolve`` with the copy read for the batch). Only a member whose copy is not
-    at hand as it is (merged, or not heard of yet) costs statements of its own; a commit's in a savepoint, so that a
-    member members does not know leaves no copy behind."""
+    at hand as it is (merged, or not heard of yet) costs statements of its own, in a savepoint: a member that members
+    does not know leaves no copy behind."""
     try:
         copy = copies.get(uuid.UUID(str(member_id)))
     except ValueError:
         copy = None
-    if dry_run or (copy is not None and copy.merged_into_id is None and copy.enrolled_at is not None):
+    if copy is not None and copy.merged_into_id is None and copy.enrolled_at is not None:
         return resolve(member_id, copy)
     with session.begin_nested():
         return resolve(member_id, copy)
@@ -163,7 +162,7 @@ def open_each(session: Session, ctx: Context, ledger_name: str, rows: list[dict[
         try:
             if row.get("branch"):
                 check_branch(row["branch"])
-            member = _member(session, resolve, row["member_id"], copies, dry_run)
+            member = _member(session, resolve, row["member_id"], copies)
             _check(ctx, ledger_name, row, member)
             checked.append((position, row, member))
         except (Invalid, Conflict, NotFound, Forbidden) as error:
