@@ -729,10 +729,10 @@ def lock_accounts_at_once(session: Session, member_ids: Iterable[uuid.UUID], now
     return {row.member_id: Account(row.member_id, row.balance, row.earned_total) for row in rows}
 
 
-# Earns onto accounts locked already and in no debt, in one statement on PostgreSQL: their postings (each with the
-# balance it leaves, worked out by the caller from the locked balances, in the earns' order), a lot each with its
-# move, and each account's balance and earned total moved by the sum of its earns.
-_EARN_LOCKED = text("""
+# Earns onto accounts locked already and in no debt, in one statement on PostgreSQL, sent with the commit: their
+# postings (each with the balance it leaves, worked out by the caller from the locked balances, in the earns' order),
+# a lot each with its move, and each account's balance and earned total moved by the sum of its earns.
+_EARN_LOCKED = AtCommit("""
 WITH earn AS (
   SELECT * FROM unnest(CAST(:members AS uuid[]), CAST(:points AS bigint[]), CAST(:balances AS bigint[]),
                        CAST(:rules AS text[]), CAST(:dedupe_keys AS text[]), CAST(:sources AS text[]),
@@ -757,13 +757,14 @@ account AS (
   FROM (SELECT member_id, sum(points) AS points FROM earn GROUP BY member_id) AS earned
   WHERE points_accounts.member_id = earned.member_id)
 SELECT count(*) FROM posting
-""").bindparams(bindparam("now", type_=UtcDateTime()))
+""", now=UtcDateTime())
 
 
 def earn_locked(session: Session, accounts: dict[uuid.UUID, Account], earns: list[Earn], now: datetime) -> None:
     """``earn`` each of ``earns`` (in order) onto ``accounts``, locked already (``lock_accounts_at_once``): on
-    PostgreSQL the earns of accounts in no debt in one statement, whatever their number; an account in debt has
-    its debt paid off by ``earn`` itself, one earn at a time (as on SQLite)."""
+    PostgreSQL the earns of accounts in no debt in one statement written with the commit (``kit.commit``: nothing
+    in the transaction may read them back), whatever their number; an account in debt has its debt paid off by
+    ``earn`` itself, one earn at a time (as on SQLite)."""
     if session.get_bind().dialect.name != "postgresql":
         together, apart = [], earns
     else:
@@ -787,4 +788,4 @@ def earn_locked(session: Session, accounts: dict[uuid.UUID, Account], earns: lis
                             ("operators", e.entry.operator[:160]), ("reasons", e.entry.reason),
                             ("bases", e.basis_minor), ("expiries", e.expires_on)):
             columns[name].append(value)
-    session.execute(_EARN_LOCKED, {**columns, "now": now})
+    at_commit(session, _EARN_LOCKED, {**columns, "now": now})

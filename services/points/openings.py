@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from services.kit.db import valid_uuids
@@ -58,7 +58,7 @@ def _origin(key: str) -> str:
 
 @dataclass
 class _Seen:
-    """What a batch's rows find posted already, read for the whole batch in two statements: the rows' own dedupe
+    """What a batch's rows find posted already, read for the whole batch in one statement: the rows' own dedupe
     keys, and each member's openings (by origin). Read by a commit under the accounts' locks: then it is final."""
 
     posted: set[str] = field(default_factory=set)
@@ -77,12 +77,14 @@ def _seen(session: Session, table: type, checked: list[tuple[int, dict[str, Any]
     seen = _Seen()
     if not checked:
         return seen
-    keys = [_dedupe(row["key"]) for _position, row, _member in checked]
-    seen.posted = set(session.scalars(select(table.dedupe_key).where(table.dedupe_key.in_(keys))))
+    keys = {_dedupe(row["key"]) for _position, row, _member in checked}
     members = {member.member_id for _position, _row, member in checked}
-    for member_id, dedupe in session.execute(select(table.member_id, table.dedupe_key).where(
-            table.member_id.in_(members), table.dedupe_key.like("opening:%"))):
-        seen.origins.setdefault(member_id, set()).add(_origin_of(dedupe))
+    for member_id, dedupe in session.execute(select(table.member_id, table.dedupe_key).where(or_(
+            table.dedupe_key.in_(keys), and_(table.member_id.in_(members), table.dedupe_key.like("opening:%"))))):
+        if dedupe in keys:
+            seen.posted.add(dedupe)
+        if member_id in members and dedupe.startswith("opening:"):
+            seen.origins.setdefault(member_id, set()).add(_origin_of(dedupe))
     return seen
 
 

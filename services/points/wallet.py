@@ -233,9 +233,9 @@ def lock_wallets(session: Session, member_ids: list[uuid.UUID], ctx: Context) ->
     return {row.member_id: WalletAccount(**row._asdict()) for row in rows}
 
 
-# Postings onto wallets locked already, in one statement on PostgreSQL: the postings (each with the balances it
-# leaves, worked out by the caller in their order) and each wallet's balances moved by the sum of its postings.
-_POST_LOCKED = text("""
+# Postings onto wallets locked already, in one statement on PostgreSQL, sent with the commit: the postings (each with
+# the balances it leaves, worked out by the caller in their order) and each wallet's balances moved by their sum.
+_POST_LOCKED = AtCommit("""
 WITH posted AS (
   SELECT * FROM unnest(CAST(:members AS uuid[]), CAST(:principals AS bigint[]), CAST(:bonuses AS bigint[]),
                        CAST(:principals_after AS bigint[]), CAST(:bonuses_after AS bigint[]),
@@ -253,13 +253,14 @@ UPDATE wallet_accounts SET principal_minor = wallet_accounts.principal_minor + m
 FROM (SELECT member_id, sum(principal_minor) AS principal_minor, sum(bonus_minor) AS bonus_minor FROM posted
       GROUP BY member_id) AS moved
 WHERE wallet_accounts.member_id = moved.member_id
-""").bindparams(bindparam("now", type_=UtcDateTime()))
+""", now=UtcDateTime())
 
 
 def post_locked(session: Session, wallets: dict[uuid.UUID, WalletAccount], ctx: Context, kind: str,
                 postings: list[tuple[uuid.UUID, int, int, str, str | None, str | None]]) -> None:
     """``post`` each ``(member, principal, bonus, dedupe key, branch, reason)`` of ``postings`` (in order, no bill)
-    to its wallet of ``wallets`` (``lock_wallets``); on PostgreSQL all in one statement."""
+    to its wallet of ``wallets`` (``lock_wallets``); on PostgreSQL all in one statement written with the commit
+    (``kit.commit``: nothing in the transaction may read them back)."""
     if session.get_bind().dialect.name != "postgresql":
         for member, principal, bonus, dedupe_key, branch, reason in postings:
             post(session, wallets[member], ctx, kind, principal, bonus, dedupe_key, branch, reason=reason)
@@ -277,4 +278,4 @@ def post_locked(session: Session, wallets: dict[uuid.UUID, WalletAccount], ctx: 
                             ("principals_after", wallet.principal_minor), ("bonuses_after", wallet.bonus_minor),
                             ("currencies", wallet.currency), ("dedupe_keys", dedupe_key), ("branches", branch), ("reasons", reason)):
             columns[name].append(value)
-    session.execute(_POST_LOCKED, {**columns, "kind": kind, "operator": ctx.operator[:160], "now": ctx.now})
+    at_commit(session, _POST_LOCKED, {**columns, "kind": kind, "operator": ctx.operator[:160], "now": ctx.now})
