@@ -6,12 +6,15 @@ at once (a commit holds their ids first, ``roster``'s shared alias locks, all be
 checked on its own (a bad row — a branch, a member unknown, frozen or closed, points expired — is answered
 ``invalid`` and leaves the others be: nothing of it was written), then, for a commit, the rows' accounts (or
 wallets) locked at once in member-id order (``kit.locks``), what the rows find posted already read under those
-locks (``_seen``), and the rows to post written at once (``ledger.earn_locked``, ``wallet.post_locked``). A dry run
-takes no lock and writes nothing.
+locks (``_seen``), and the rows to post written at once with the commit (``ledger.earn_locked``,
+``wallet.post_locked``; a member in debt has the debt paid off first, by the ledger's own earn). A dry run takes no
+lock and writes nothing.
 
 Each row posts under the dedupe key ``opening:<row key>``, which is its idempotency key: unique in the ledger and
 read under the account's lock, so a batch sent again or a job resumed after a crash posts nothing twice (a row sent
-again is answered ``posted``, as the first time). A row key is ``<origin>:<row>`` (``import:<job>:<row>``): a
+again is answered ``posted``, as the first time). So a row claims no ``kit.idempotency`` key and stores no answer
+there: the posting is the claim, and ``posted`` its answer (``present`` and ``invalid`` are read again each time,
+as a desk's refused command is). A row key is ``<origin>:<row>`` (``import:<job>:<row>``): a
 member's opening balance on a ledger comes from one origin only, so the same file imported again by a second job
 answers ``present`` too instead of doubling it. An opening is an ordinary posting of the ledger (an ``earn`` with
 rule ``opening`` and its lot; a wallet posting of kind ``opening``), so balance = sum of postings = sum of open
