@@ -63,17 +63,19 @@ def serialise(session: Session, kind: str, key: object, shared: bool = False) ->
     session.execute(_SHARED if shared else _EXCLUSIVE, {"lock_name": lock_name(kind, key)})
 
 
-def serialise_many(session: Session, kind: str, keys: list[object]) -> None:
+def serialise_many(session: Session, kind: str, keys: list[object], shared: bool = False) -> None:
     """``serialise`` for many aggregates in one round trip, taken in sorted order (two batches that share keys
     take them in the same order, so neither waits for the other while holding what it needs)."""
     if session.get_bind().dialect.name != "postgresql" or not keys:
         return
     names = sorted({lock_name(kind, key) for key in keys})
-    session.execute(_MANY, {"lock_names": names})
+    session.execute(_MANY_SHARED if shared else _MANY, {"lock_names": names})
 
 
-_MANY = text("SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0))) "
+_MANY_SQL = ("SELECT count(pg_advisory_xact_lock{}(hashtextextended(name, 0))) "
              "FROM unnest(CAST(:lock_names AS text[])) WITH ORDINALITY AS names(name, position)")
+_MANY = text(_MANY_SQL.format(""))
+_MANY_SHARED = text(_MANY_SQL.format("_shared"))
 
 
 def then(statement: str, shared: bool = False) -> str:

@@ -637,7 +637,8 @@ class PointsService(Service):
         roster.prefetch(self.db.session, [row["member_id"] for row in data["rows"]], self.members.get_members,
                         utcnow())
         outcomes = openings.open_each(self.db.session, ctx, data["ledger"], data["rows"],
-                                      lambda member_id: self._member(member_id, held=not data["dry_run"]),
+                                      lambda member_id, read: self._member(member_id, held=not data["dry_run"],
+                                                                           read=read),
                                       lambda branch: self._branch(branch, "post opening balances at this branch"),
                                       data["dry_run"])
         return OpeningOutcomesSchema().dump({"items": outcomes})

@@ -209,3 +209,73 @@ def summary(member_id: uuid.UUID, wallet: WalletAccount | None, currency: str) -
 def topped_up_event(posting: WalletPosting) -> dict[str, Any]:
     return {"member_id": posting.member_id, "topup_id": str(posting.id), "amount_minor": posting.principal_minor,
             "bonus_minor": posting.bonus_minor, "currency": posting.currency, "branch": posting.branch}
+
+
+# Many wallets created if needed and locked in one statement, in member-id order (a uuid sorts as its text does),
+# each as it stands once its lock was granted (``lock_wallet``'s upsert, for a batch).
+_LOCK_MANY = text(
+    "INSERT INTO wallet_accounts (member_id, currency, principal_minor, bonus_minor, largest_top_up_minor, created_at, "
+    "updated_at) SELECT member_id, :currency, 0, 0, 0, :now, :now "
+    "FROM unnest(CAST(:members AS uuid[])) AS locked(member_id) ORDER BY member_id "
+    "ON CONFLICT (member_id) DO UPDATE SET member_id = excluded.member_id "
+    "RETURNING member_id, currency, principal_minor, bonus_minor, largest_top_up_minor, created_at, updated_at"
+).bindparams(bindparam("now", type_=UtcDateTime())).columns(*WalletAccount.__table__.columns)
+
+
+def lock_wallets(session: Session, member_ids: list[uuid.UUID], ctx: Context) -> dict[uuid.UUID, WalletAccount]:
+    """``lock_wallet`` for many members, in member-id order; on PostgreSQL in one round trip, each wallet a detached
+    copy of its locked row, to change with ``post_locked``."""
+    members = sorted(set(member_ids), key=str)
+    if session.get_bind().dialect.name != "postgresql" or not members:
+        return {member: lock_wallet(session, member, ctx) for member in members}
+    rows = session.execute(_LOCK_MANY, {"members": [str(member) for member in members], "currency": ctx.currency,
+                                        "now": ctx.now})
+    return {row.member_id: WalletAccount(**row._asdict()) for row in rows}
+
+
+# Postings onto wallets locked already, in one statement on PostgreSQL, sent with the commit: the postings (each with
+# the balances it leaves, worked out by the caller in their order) and each wallet's balances moved by their sum.
+_POST_LOCKED = AtCommit("""
+WITH posted AS (
+  SELECT * FROM unnest(CAST(:members AS uuid[]), CAST(:principals AS bigint[]), CAST(:bonuses AS bigint[]),
+                       CAST(:principals_after AS bigint[]), CAST(:bonuses_after AS bigint[]),
+                       CAST(:currencies AS text[]), CAST(:dedupe_keys AS text[]), CAST(:branches AS text[]),
+                       CAST(:reasons AS text[]))
+    WITH ORDINALITY AS posted(member_id, principal_minor, bonus_minor, principal_after, bonus_after, currency,
+                              dedupe_key, branch, reason, position)),
+posting AS (
+  INSERT INTO wallet_postings (member_id, kind, principal_minor, bonus_minor, principal_after, bonus_after, currency,
+                               dedupe_key, branch, operator, reason, created_at)
+  SELECT member_id, :kind, principal_minor, bonus_minor, principal_after, bonus_after, currency, dedupe_key, branch,
+         :operator, reason, :now FROM posted ORDER BY position)
+UPDATE wallet_accounts SET principal_minor = wallet_accounts.principal_minor + moved.principal_minor,
+  bonus_minor = wallet_accounts.bonus_minor + moved.bonus_minor, updated_at = :now
+FROM (SELECT member_id, sum(principal_minor) AS principal_minor, sum(bonus_minor) AS bonus_minor FROM posted
+      GROUP BY member_id) AS moved
+WHERE wallet_accounts.member_id = moved.member_id
+""", now=UtcDateTime())
+
+
+def post_locked(session: Session, wallets: dict[uuid.UUID, WalletAccount], ctx: Context, kind: str,
+                postings: list[tuple[uuid.UUID, int, int, str, str | None, str | None]]) -> None:
+    """``post`` each ``(member, principal, bonus, dedupe key, branch, reason)`` of ``postings`` (in order, no bill)
+    to its wallet of ``wallets`` (``lock_wallets``); on PostgreSQL all in one statement written with the commit
+    (``kit.commit``: nothing in the transaction may read them back)."""
+    if session.get_bind().dialect.name != "postgresql":
+        for member, principal, bonus, dedupe_key, branch, reason in postings:
+            post(session, wallets[member], ctx, kind, principal, bonus, dedupe_key, branch, reason=reason)
+        return
+    if not postings:
+        return
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "members", "principals", "bonuses", "principals_after", "bonuses_after", "currencies", "dedupe_keys", "branches",
+        "reasons")}
+    for member, principal, bonus, dedupe_key, branch, reason in postings:
+        wallet = wallets[member]
+        wallet.principal_minor += principal
+        wallet.bonus_minor += bonus
+        for name, value in (("members", str(member)), ("principals", principal), ("bonuses", bonus),
+                            ("principals_after", wallet.principal_minor), ("bonuses_after", wallet.bonus_minor),
+                            ("currencies", wallet.currency), ("dedupe_keys", dedupe_key), ("branches", branch), ("reasons", reason)):
+            columns[name].append(value)
+    at_commit(session, _POST_LOCKED, {**columns, "kind": kind, "operator": ctx.operator[:160], "now": ctx.now})

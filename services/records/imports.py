@@ -36,11 +36,14 @@ from services.kit.db import dialect_insert
 from services.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from services.kit.schemas import load
 from services.records import patients, visits
-from services.records.models import Patient, Visit, VisitItem, VisitPayment
+from services.records.models import MemberAlias, Patient, Visit, VisitItem, VisitPayment
 from services.records.rules import lifecycle
 from services.records.schemas import ImportedBillSchema
 
 Checked = tuple[int, dict[str, Any], lifecycle.BillTotals]  # position in the batch, the bill, its totals
+PatientOf = Callable[..., Patient]
+"""A member's patient row (``RecordsService._patient``: ``(member_id, lock=True)``), created after asking members
+if need be; ``NotFound``, ``Conflict`` or ``Invalid`` if it may have none."""
 
 
 def _refused(key: Any, error: Invalid | Forbidden | Conflict | NotFound) -> dict[str, Any]:
@@ -136,6 +139,37 @@ def _store(session: Session, bills: list[tuple[int, Patient, dict[str, Any], lif
     return stored
 
 
+def _patients(session: Session, member_ids: list[uuid.UUID],
+              patient_of: PatientOf) -> dict[uuid.UUID, Patient | NotFound | Conflict | Invalid]:
+    """The patient row of each of a batch's members (a merged member's: the survivor's), locked, or why there is
+    none; the rows locked together, in member-id order (``patients.py``), by one statement. What a row found at once
+    does not answer (an alias, a member not seen yet, a merge meanwhile) is ``patient_of``'s, member by member, as
+    for a bill of its own: those found first without locking, so that every lock is taken in that one order."""
+    aliased = set(session.scalars(select(MemberAlias.alias_id).where(MemberAlias.alias_id.in_(member_ids))))
+    plain = {patient.member_id: patient for patient in session.scalars(
+        select(Patient).where(Patient.member_id.in_([m for m in member_ids if m not in aliased])))}
+    found: dict[uuid.UUID, Any] = {}
+    for member_id in member_ids:
+        patient = plain.get(member_id)
+        if patient is None or patient.membership_status == "merged":
+            try:
+                patient = patient_of(member_id, lock=False)
+            except (NotFound, Conflict, Invalid) as error:
+                patient = error
+        found[member_id] = patient
+    held = {patient.member_id for patient in found.values() if isinstance(patient, Patient)}
+    if held:
+        session.scalars(select(Patient).where(Patient.member_id.in_(held)).order_by(Patient.member_id)
+                        .with_for_update().execution_options(populate_existing=True)).all()
+    for member_id, patient in found.items():
+        if isinstance(patient, Patient) and patient.membership_status == "merged":  # merged while we waited
+            try:
+                found[member_id] = patient_of(member_id)
+            except (NotFound, Conflict, Invalid) as error:
+                found[member_id] = error
+    return found
+
+
 def imported_event(member_id: uuid.UUID, stored: list[dict[str, Any]], currency: str) -> dict[str, Any]:
     """``visits_imported`` (services/records/events.py) of a member's visits stored (``_visit_row``)."""
     return {"member_id": member_id, "currency": currency, "visits": [
@@ -144,10 +178,10 @@ def imported_event(member_id: uuid.UUID, stored: list[dict[str, Any]], currency:
 
 
 def import_each(session: Session, rows: list[dict[str, Any]], group: Group, caller: Identity,
-                patient_of: Callable[[Any], Patient], now: datetime,
+                patient_of: PatientOf, now: datetime,
                 dry_run: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each row's outcome (in the order of ``rows``) and the ``visits_imported`` events to announce (none on a
-    dry run). ``patient_of``: a member's patient row, locked (created after asking members if need be)."""
+    dry run). ``patient_of``: a member's patient row (``PatientOf``)."""
     outcomes: list[dict[str, Any] | None] = [None] * len(rows)
     fresh = _new(_check(rows, group, caller, now, outcomes), session, dry_run, outcomes)
     if dry_run:
@@ -159,12 +193,10 @@ def import_each(session: Session, rows: list[dict[str, Any]], group: Group, call
         by_member[bill["member_id"]].append((position, bill, totals))
     found: dict[uuid.UUID, Patient] = {}
     bills = []
-    for member_id in sorted(by_member):  # patients locked in one order (patients.py)
-        try:
-            patient = patient_of(member_id)  # a merged member's: the survivor's, maybe another member's too
-        except (NotFound, Conflict, Invalid) as error:
+    for member_id, patient in _patients(session, sorted(by_member), patient_of).items():
+        if not isinstance(patient, Patient):
             for position, bill, _totals in by_member[member_id]:
-                outcomes[position] = _refused(bill["key"], error)
+                outcomes[position] = _refused(bill["key"], patient)
             continue
         found[patient.member_id] = patient
         bills += [(position, patient, bill, totals) for position, bill, totals

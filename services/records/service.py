@@ -21,6 +21,7 @@ from services.kit.exports import ExportCursorSchema, ExportQuerySchema, changed_
 from services.kit.idempotency import check_key
 from services.kit.jobs import run_batches
 from services.kit.links import LinkSecret
+from services.kit.outbox_batch import BatchEvents
 from services.kit.peers import Peer
 from services.kit.schemas import With, page_limit
 from services.members.events import (
@@ -844,6 +845,8 @@ class RecordsService(Service):
         data = load(VisitImportBatchSchema(), batch)
         outcomes, announced = imports.import_each(self.db.session, data["rows"], self.group, self.caller,
                                                   self._patient, utcnow(), data["dry_run"])
+        events = BatchEvents(self.db.session, EVENTS)  # the batch's visits_imported checked together, one insert
         for event in announced:
-            self.events.emit("visits_imported", event)
+            events("visits_imported", event)
+        events.flush()
         return VisitImportOutcomesSchema().dump({"items": outcomes})

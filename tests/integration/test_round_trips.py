@@ -307,3 +307,45 @@ def test_members_handlers_of_a_paid_visit_stay_within_their_round_trips(start_se
     over = {name: (count, MEMBERS_HANDLER_CEILINGS[name]) for name, count in report.items()
             if count > MEMBERS_HANDLER_CEILINGS[name]}
     assert not over, f"over their ceilings (measured, ceiling): {over}"
+
+
+OPENINGS_CEILINGS = {"points, dry run": 4, "points, commit": 6, "wallet, dry run": 4, "wallet, commit": 6}
+"""An import's batch of opening balances (issue 19), whatever its number of rows: the copies points has not heard of
+looked for (``roster.prefetch``), its members' copies read at once (held first, for a commit), its accounts or
+wallets locked at once, what its rows find posted read in one, its postings and lots (or wallet postings) and the
+balances written by one statement with the COMMIT. Was 5-6 a row (2026-12-07: a savepoint, the held copy, the
+account's lock, two reads under it, the earn)."""
+
+
+def test_a_batch_of_openings_costs_the_same_round_trips_whatever_its_rows(world, rpc):
+    from services.kit.caller import Identity
+
+    proxy = rpc(caller=Identity(kind="staff", subject="admin", role="group_admin", branches=("*",)))
+    people = [world.member() for _ in range(16)]
+    for member in people:
+        world.known_to_points(member)
+    trips = Trips(world.points)
+    measured: dict[str, dict[int, list[str]]] = {}
+    try:
+        for ledger, amounts in (("points", {"points": 100, "expires_on": "2099-12-31"}),
+                                ("wallet", {"principal_minor": 100_00, "bonus_minor": 10_00, "currency": CNY})):
+            for size, members in ((4, people[:4]), (12, people[4:])):
+                job = uuid.uuid4().hex
+                rows = [{"key": f"import:{job}:{n}", "member_id": member, "branch": "SH01", **amounts}
+                        for n, member in enumerate(members)]
+                for dry_run in (True, False):
+                    answer = proxy.points.open_balances({"ledger": ledger, "dry_run": dry_run, "rows": rows})
+                    assert {row["status"] for row in answer["items"]} == {"valid" if dry_run else "posted"}
+                    measured.setdefault(f"{ledger}, {'dry run' if dry_run else 'commit'}", {})[size] = (
+                        trips.all_of(job)[-1])
+    finally:
+        trips.close()
+    for name, by_size in measured.items():
+        for size, queries in by_size.items():
+            print(f"{name}, {size} rows", *(query[:200].replace("\n", " ") for query in queries), sep="\n  ")
+    report = {name: {size: len(queries) for size, queries in by_size.items()} for name, by_size in measured.items()}
+    print(f"\nround trips per batch of openings: {report}")
+    assert all(len(set(by_size.values())) == 1 for by_size in report.values()), f"more rows, more trips: {report}"
+    over = {name: (by_size[12], OPENINGS_CEILINGS[name]) for name, by_size in report.items()
+            if by_size[12] > OPENINGS_CEILINGS[name]}
+    assert not over, f"over their ceilings (measured, ceiling): {over}"

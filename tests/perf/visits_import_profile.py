@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -49,15 +50,17 @@ def bills(members: list[uuid.UUID], job: str) -> list[dict[str, Any]]:
             for i, member in enumerate(members) for b in range(2)]
 
 
-def service_in(session: Any) -> RecordsService:
-    """``RecordsService`` with its dependencies as a worker sees them, on ``session`` (events to the outbox)."""
+def _unasked(member_id: str) -> dict[str, Any]:
+    raise AssertionError(f"member {member_id} has no patient row: the fill should have written it")
+
+
+def service_in(session: Any, get_member: Callable[[str], dict[str, Any]] = _unasked) -> RecordsService:
+    """``RecordsService`` with its dependencies as a worker sees them, on ``session`` (events to the outbox);
+    ``get_member``: what members answers of a member records has no patient row for."""
     service = RecordsService.__new__(RecordsService)
 
     def emit(event_type: str, payload: dict[str, Any]) -> str:
         return write_event(session, event_type, EVENTS.wire(event_type, payload))
-
-    def get_member(member_id: str) -> dict[str, Any]:
-        raise AssertionError(f"member {member_id} has no patient row: the fill should have written it")
 
     service.__dict__.update(db=SimpleNamespace(session=session), caller=ADMIN, config={},
                             events=SimpleNamespace(emit=emit), members=SimpleNamespace(get_member=get_member))
