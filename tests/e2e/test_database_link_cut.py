@@ -67,10 +67,13 @@ class Cut:
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(Session, "before_commit", self._before_commit)
 
-    def _statement(self, connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def _statement(self, connection: Any, _cursor: Any, statement: str, _parameters: Any, context: Any,
+                   _executemany: bool) -> None:
         if not self.armed:
             return
-        if self.marker in statement:
+        # the statement as written: a hot one goes as ``EXECUTE <name>(...)`` once prepared (``kit.db.prepared``)
+        written = getattr(context, "statement", None) or statement
+        if self.marker in written:
             if self.before_marked:
                 self._cut(connection)
                 return
