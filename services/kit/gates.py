@@ -13,8 +13,8 @@ something wants its events, so the broker drops what nobody wants before it reac
     def on_member_enrolled(self, event): ...
 
     def subscribe(self, ...):
-        self.gates.open(self.db.session, data["event_type"])   # before the subscription is written
-        subscriptions.create(self.db.session, ...)
+        row = subscriptions.create(self.db.session, ...)          # validated first: a refused one binds nothing
+        self.gates.open(self.db.session, row.event_type)         # in the same transaction, before it commits
 
 **The guarantee**: every event published after the transaction that made an interest wanted committed is
 delivered to its gated handlers. ``open`` binds the queues *before* that transaction commits, holding the
