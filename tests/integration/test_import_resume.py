@@ -24,21 +24,22 @@ ADMIN = Identity(kind="staff", subject="admin", role="group_admin", branches=("*
 
 @pytest.fixture
 def interfaces_process(amqp_uri: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """``interfaces_process(url)``: interfaces as its own ``nameko run`` process (as deployed)."""
+    """``interfaces_process(url)``: interfaces as its own ``nameko run`` process (as deployed);
+    ``interfaces_process(url, service="members")``: another service so."""
     started: list[subprocess.Popen] = []
 
-    def start(url: str, **env: str) -> subprocess.Popen:
-        log_path = tmp_path / f"interfaces-{len(started)}.log"
+    def start(url: str, service: str = "interfaces", **env: str) -> subprocess.Popen:
+        log_path = tmp_path / f"{service}-{len(started)}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [str(REPO / ".venv" / "bin" / "nameko"), "run", "--config", "deploy/config.yml",
-                 "services.interfaces.service:InterfacesService"],
+                 f"services.{service}.service:{service.capitalize()}Service"],
                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env={**os.environ, "AMQP_URI": amqp_uri, "DATABASE_URL": url, "SERVICE_NAME": "interfaces",
+                env={**os.environ, "AMQP_URI": amqp_uri, "DATABASE_URL": url, "SERVICE_NAME": service,
                      "METRICS_PORT": "0", "LOG_LEVEL": "INFO", "IMPORT_DIR": str(tmp_path / "imports"), **env})
         started.append(process)
-        wait_for(lambda: process.poll() is not None or consumers_of(amqp_uri, "rpc-interfaces") > 0, timeout=60,
-                 interval=0.2, message="the interfaces process consuming its RPC queue")
+        wait_for(lambda: process.poll() is not None or consumers_of(amqp_uri, f"rpc-{service}") > 0, timeout=60,
+                 interval=0.2, message=f"the {service} process consuming its RPC queue")
         assert process.poll() is None, log_path.read_text()
         return process
 

@@ -4,15 +4,17 @@ warehouse's export of the members imported.
     nice -n 19 .venv/bin/python -m pytest tests/perf/test_import_perf.py -m perf -s -p no:randomly -k beside_copy
     # sizes: PERF_IMPORT_ROWS=10000,50000 (default 10000); the issue's figure is 100000,1000000
 
-For each size: a CSV of distinct members (Chinese headers), members in this test process and interfaces as
-a ``nameko run`` process of its own, each on a fresh PostgreSQL database; the dry run and the commit are
-timed through the service (rows/s), with the CPU each phase cost the interfaces process and this one (members)
-beside it (the wall time follows the machine's load, the CPU hardly), and the interfaces process's peak memory is read from the kernel
-(``VmHWM``, reset before each phase) after each phase; memory must stay flat across sizes (the file is
-streamed, a batch at a time). In the same run, PostgreSQL's ``COPY`` of the same rows into a plain table
-gives the physical limit. Then every member is exported as the gateway's ``GET /v1/exports/members`` writes
+For each size: a CSV of distinct members (Chinese headers), members and interfaces each as a ``nameko run``
+process of its own (as deployed), each on a fresh PostgreSQL database; the dry run and the commit are
+timed through the service (rows/s), with the CPU each phase cost the interfaces process, the members process and
+this one beside it (the wall time follows the machine's load, the CPU hardly), and the interfaces process's peak
+memory is read from the kernel (``VmHWM``, reset before each phase) after each phase; memory must stay flat across
+sizes (the file is streamed, a batch at a time). In the same run, two references: PostgreSQL's ``COPY`` of the same
+CSV rows into a plain table (the issue's physical limit), and ``COPY`` of the very rows the commit wrote into
+members' own tables, with every index and constraint they have (``copy_into_register_seconds``: what PostgreSQL
+itself needs to put those rows where an import must put them). Then every member is exported as the gateway's ``GET /v1/exports/members`` writes
 it (``gateway.routes.exports``: one ``export_members`` RPC per 2,000 rows, CSV into a spooled file), timed,
-with this process's peak memory over the export (members runs here): flat across sizes too.
+with members' peak memory over the export: flat across sizes too.
 
 The consumers of the enrolments (points, records, notifications; on fresh databases, in this process, the
 notifications' timers off) run too, and "applied" is the time from the commit's start until each has applied every
@@ -28,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +42,6 @@ import pytest
 
 from gateway.routes.exports import MEMBER_COLUMNS, PAGE, SPOOL_IN_MEMORY, _member_row, _write_pages
 from services.kit.caller import Identity
-from services.members.service import MembersService
 from services.notifications.service import NotificationsService
 from services.points.service import PointsService
 from services.records.service import RecordsService
@@ -115,10 +117,72 @@ def copy_seconds(path: Path, columns: int = 6) -> float:
         psycopg2.extensions.set_wait_callback(green)
 
 
+REGISTER_TABLES = ("members", "member_name_tokens")
+"""What members' commit fills with an import's rows: the register and the blind-indexed words of each name."""
+
+
+def copy_into_register_seconds(members_url: str, tmp_path: Path) -> tuple[float, int]:
+    """COPY the very rows the commit wrote (``REGISTER_TABLES``, read back from members' database) into the same tables
+    — their schema dumped by ``pg_dump``, with every index, key and constraint — in a scratch database: the least
+    PostgreSQL itself needs to put these rows where the import must put them (the commit's check, encryption and
+    events left out). (seconds, rows copied)."""
+    name = "cl_perf_import_register"
+    dumped = tmp_path / "register.sql"
+    subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", *(f"--table={table}" for table in REGISTER_TABLES),
+                    "--file", str(dumped), members_url.replace("postgresql+psycopg2://", "postgresql://")], check=True)
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    green = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)  # COPY does not run under the kit's green wait callback
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        scratch_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        subprocess.run(["psql", "--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--file", str(dumped),
+                        scratch_url.replace("postgresql+psycopg2://", "postgresql://")], check=True,
+                       stdout=subprocess.DEVNULL)
+        source = psycopg2.connect(members_url.replace("postgresql+psycopg2://", "postgresql://"))
+        target = psycopg2.connect(scratch_url)
+        try:
+            files = {}
+            with source.cursor() as cursor:
+                for table in REGISTER_TABLES:  # read back first, untimed, in PostgreSQL's binary form
+                    files[table] = tmp_path / f"{table}.copy"
+                    with open(files[table], "wb") as handle:
+                        cursor.copy_expert(f"COPY {table} TO STDOUT WITH (FORMAT binary)", handle)
+            copied = 0
+            with target.cursor() as cursor:
+                started = time.perf_counter()
+                for table in REGISTER_TABLES:
+                    with open(files[table], "rb") as handle:
+                        cursor.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", handle)
+                    copied += cursor.rowcount
+                target.commit()
+                return time.perf_counter() - started, copied
+        finally:
+            source.close()
+            target.close()
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+        psycopg2.extensions.set_wait_callback(green)
+
+
 APPLIED = {"points": "SELECT count(*) FROM points_accounts",
            "records": "SELECT count(*) FROM patients WHERE enrolled_at IS NOT NULL",
            "notifications": "SELECT count(*) FROM journey_runs"}
 """How many enrolments each consumer has applied: an account, a patient's enrolment, a welcome run a member."""
+
+
+def _cpu(*processes: Any) -> tuple[float, ...]:
+    """The CPU seconds so far of each process given, then of this one."""
+    return (*(cpu_seconds(process.pid) for process in processes), cpu_seconds("self"))
+
+
+def _spent(before: tuple[float, ...], after: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(end - start for start, end in zip(before, after))
 
 
 def drained(consumers: dict[str, Any], rows: int, started: float, timeout: float) -> dict[str, float]:
@@ -141,7 +205,8 @@ def drained(consumers: dict[str, Any], rows: int, started: float, timeout: float
 @pytest.mark.parametrize("rows", SIZES)
 def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, databases,
                                              interfaces_process, tmp_path):  # noqa: F811
-    members = start_service(MembersService, "postgresql", EXPORT_SAFETY_LAG_SECONDS=0)
+    members_url = databases.fresh("postgresql", "members")
+    members = interfaces_process(members_url, service="members", EXPORT_SAFETY_LAG_SECONDS="0")
     # the consumers of the enrolments, in this process (their timers off: a welcome is queued, not sent)
     consumers = {"points": start_service(PointsService, "postgresql"),
                  "records": start_service(RecordsService, "postgresql"),
@@ -155,35 +220,36 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     job = upload(proxy, path)
     uploaded = time.perf_counter() - started
     reset_peak(process.pid)
-    started, cpu_before = time.perf_counter(), (cpu_seconds(process.pid), cpu_seconds("self"))
+    started, cpu_before = time.perf_counter(), _cpu(process, members)
     proxy.interfaces.start_import_check(job["id"])
     job = settled(proxy, job["id"], "validated", timeout=7000)
     checked = time.perf_counter() - started
-    check_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
+    check_cpu = _spent(cpu_before, _cpu(process, members))
     check_peak = peak_kib(process.pid)
     assert job["counts"]["valid"] == rows
 
     reset_peak(process.pid)
-    started, cpu_before = time.perf_counter(), (cpu_seconds(process.pid), cpu_seconds("self"))
+    started, cpu_before = time.perf_counter(), _cpu(process, members)
     proxy.interfaces.commit_import(job["id"], idempotency_key=f"perf-{job['id']}")
     job = settled(proxy, job["id"], "done", timeout=7000)
     committed = time.perf_counter() - started
-    commit_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
+    commit_cpu = _spent(cpu_before, _cpu(process, members))
     commit_peak = peak_kib(process.pid)
     assert job["counts"]["imported"] == rows
     applied = drained(consumers, rows, started, timeout=7000)
     drain = max(applied.values())
-    drain_cpu = (cpu_seconds(process.pid) - cpu_before[0], cpu_seconds("self") - cpu_before[1])
+    drain_cpu = _spent(cpu_before, _cpu(process, members))
 
-    reset_peak("self")
-    before = peak_kib("self")
+    reset_peak(members.pid)
+    before = peak_kib(members.pid)
     started = time.perf_counter()
     exported_rows, exported_bytes = exported(proxy)
     export_seconds = time.perf_counter() - started
-    export_peak = peak_kib("self")
+    export_peak = peak_kib(members.pid)
     assert exported_rows == rows
 
     copied = copy_seconds(path)
+    registered, register_rows = copy_into_register_seconds(members_url, tmp_path)
     print(f"\nimport of {rows:,} members ({size_mib:.1f} MiB CSV), PostgreSQL, load {os.getloadavg()[0]:.1f}")
     print(f"  upload   {uploaded:8.1f} s")
     print(f"  dry run  {checked:8.1f} s  {rows / checked:9,.0f} rows/s  interfaces peak {check_peak / 1024:6.1f} MiB")
@@ -191,13 +257,17 @@ def test_import_members_from_csv_beside_copy(rows, start_service, rpc, backend, 
     print(f"  applied  {drain:8.1f} s  {rows / drain:9,.0f} rows/s  from the commit's start until every consumer "
           f"applied every member ({', '.join(f'{name} {at:.1f} s' for name, at in applied.items())})")
     print(f"  COPY     {copied:8.2f} s  {rows / copied:9,.0f} rows/s  (plain table, the physical limit)")
-    print(f"  commit / COPY: {committed / copied:.0f}x; applied / COPY: {drain / copied:.0f}x")
-    for phase, (interfaces_cpu, here_cpu) in (("dry run", check_cpu), ("commit", commit_cpu), ("applied", drain_cpu)):
-        print(f"  {phase:8} CPU a row: interfaces {interfaces_cpu * 1e6 / rows:5,.0f} us, this process (members, "
-              f"points, records, notifications, and the polling) {here_cpu * 1e6 / rows:5,.0f} us")
+    print(f"  COPY     {registered:8.2f} s  {rows / registered:9,.0f} rows/s  (the commit's own rows into members' own tables, "
+          f"every index and constraint: {register_rows:,} rows of {', '.join(REGISTER_TABLES)})")
+    print(f"  commit / COPY: {committed / copied:.0f}x the plain table, {committed / registered:.1f}x members' tables; "
+          f"applied / COPY: {drain / copied:.0f}x, {drain / registered:.1f}x; COPY into members' tables / plain: "
+          f"{registered / copied:.0f}x")
+    for phase, (interfaces_cpu, members_cpu, here_cpu) in (("dry run", check_cpu), ("commit", commit_cpu),
+                                                           ("applied", drain_cpu)):
+        print(f"  {phase:8} CPU a row: interfaces {interfaces_cpu * 1e6 / rows:5,.0f} us, members {members_cpu * 1e6 / rows:5,.0f} us, "
+              f"this process (points, records, notifications, and the polling) {here_cpu * 1e6 / rows:5,.0f} us")
     print(f"  export   {export_seconds:8.1f} s  {rows / export_seconds:9,.0f} rows/s  {exported_bytes / 2**20:.1f} MiB CSV, "
-          f"test process peak {export_peak / 1024:6.1f} MiB (from {before / 1024:.1f}), pages of {PAGE}")
-    _ = members
+          f"members' peak {export_peak / 1024:6.1f} MiB (from {before / 1024:.1f}), pages of {PAGE}")
 
 
 @pytest.mark.perf
