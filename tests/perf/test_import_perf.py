@@ -182,7 +182,7 @@ def _cpu(*processes: Any) -> tuple[float, ...]:
 
 
 def _spent(before: tuple[float, ...], after: tuple[float, ...]) -> tuple[float, ...]:
-    return tuple(end - start for start, end in zip(before, after))
+    return tuple(end - start for start, end in zip(before, after, strict=True))
 
 
 def drained(consumers: dict[str, Any], rows: int, started: float, timeout: float) -> dict[str, float]:
