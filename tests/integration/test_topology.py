@@ -22,4 +22,6 @@ def test_an_event_published_before_its_consumer_ever_started_is_kept(start_servi
         member = proxy.members.enrol({"full_name": "Early Bird", "phone": "13700137000",
                                       "birth_date": "2000-01-01", "home_branch": "SH02"})
         start_service(NotificationsService, backend)  # starts only now
-        wait_for(lambda: proxy.notifications.deliveries(member["id"])["items"], message="welcome delivery")
+        # the welcome needs notifications' start, the kept event, the welcome run and its first step: bounded
+        # generously (10 s timed out once under a loaded machine; the end waited for is the same)
+        wait_for(lambda: proxy.notifications.deliveries(member["id"])["items"], timeout=30, message="welcome delivery")
