@@ -264,3 +264,75 @@ def test_each_member_of_an_import_is_what_its_own_member_enrolled_would_say():
     assert members_events.enrolments(batch) == one_by_one
     with pytest.raises(ContractBroken, match="members"):
         members_events.EVENTS.wire("members_imported", {"members": []})  # a batch that enrolled nobody says nothing
+
+
+def _schema_load(contract, body):
+    """What the contract's schema itself answers for ``body`` (the consumer's schema, undeclared keys dropped)."""
+    from marshmallow import EXCLUDE
+    return contract(unknown=EXCLUDE).load(body)
+
+
+@pytest.mark.parametrize(("producer", "event_type", "contract"),
+                         [(c.producer, t, e) for c in declared() for t, e in c.events.items()])
+def test_every_contract_is_loaded_by_the_plain_path_exactly_as_its_schema_loads_it(producer, event_type, contract):
+    from services.kit.contracts import _fast_load, _loader, _plan
+    assert _plan(_loader(contract)) is not None, f"{producer}.{event_type}: the plain load stands aside for it"
+    body = declared_contracts(producer).wire(event_type, contract.sample)
+    assert _fast_load(_loader(contract), body, {}, top=True) == _schema_load(contract, body)
+
+
+def declared_contracts(producer):
+    return next(c for c in declared() if c.producer == producer)
+
+
+def test_a_batch_loads_as_its_schema_loads_it_values_met_again_included():
+    members = [{"member_id": uuid.UUID(int=n), "home_branch": "SH01" if n % 3 else "SH02",
+                "referrer_id": None if n % 2 else uuid.UUID(int=1), "preferred_language": "zh-Hans",
+                "source": "import", "enrolled_at": datetime(2026, 3, 5, 2, 30, tzinfo=UTC)} for n in range(1, 400)]
+    body = members_events.EVENTS.wire("members_imported", {"members": members})
+    received = load_event(members_events.MembersImported, {**body, "event_id": "e1", "occurred_at": None})
+    assert received == {**_schema_load(members_events.MembersImported, body), "event_id": "e1", "occurred_at": None}
+    assert received["members"] == members
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"preferred_language": "xx"}, "preferred_language"),  # a validator refuses
+    ({"member_id": "not-a-uuid"}, "member_id"),
+    ({"referrer_id": 5}, "referrer_id"),
+    ({"enrolled_at": None}, "enrolled_at"),  # null where none is allowed
+])
+def test_a_member_of_a_batch_that_breaks_the_contract_is_refused_with_the_schemas_own_words(change, field):
+    body = members_events.EVENTS.wire("members_imported", members_events.MembersImported.sample)
+    body["members"][1] = {**body["members"][1], **change}
+    with pytest.raises(Invalid) as refused:
+        load_event(members_events.MembersImported, {**body, "event_id": "e1", "occurred_at": None})
+    from marshmallow import ValidationError
+    with pytest.raises(ValidationError) as schema_says:
+        _schema_load(members_events.MembersImported, body)
+    assert refused.value.fields == schema_says.value.messages
+    assert field in refused.value.fields["members"][1]
+
+
+def test_a_key_a_nested_object_does_not_declare_is_what_its_schema_says():
+    body = members_events.EVENTS.wire("members_imported", members_events.MembersImported.sample)
+    body["members"][0] = {**body["members"][0], "added_later": 1}
+    from marshmallow import ValidationError
+    try:
+        expected = _schema_load(members_events.MembersImported, body)
+    except ValidationError as error:
+        with pytest.raises(Invalid) as refused:
+            load_event(members_events.MembersImported, {**body, "event_id": "e1", "occurred_at": None})
+        assert refused.value.fields == error.messages
+    else:
+        assert load_event(members_events.MembersImported, {**body, "event_id": "e1", "occurred_at": None}) == {
+            **expected, "event_id": "e1", "occurred_at": None}
+
+
+def test_a_list_its_own_validator_refuses_is_refused_as_the_schema_refuses_it():
+    body = {"members": []}  # members_imported's list must hold at least one member
+    from marshmallow import ValidationError
+    with pytest.raises(ValidationError) as schema_says:
+        _schema_load(members_events.MembersImported, body)
+    with pytest.raises(Invalid) as refused:
+        load_event(members_events.MembersImported, {**body, "event_id": "e1", "occurred_at": None})
+    assert refused.value.fields == schema_says.value.messages
