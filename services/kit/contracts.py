@@ -257,6 +257,7 @@ def _load_errors(schema: Event, bodies: list[dict[str, Any]]) -> dict[int, Any]:
         return {}
     declared = [(field.data_key or name, field) for name, field in schema.load_fields.items()]
     errors: dict[int, dict[str, Any]] = {}
+    fast_met: dict[tuple[int, type, Any], Any] = {}
     for key, field in declared:
         met: dict[tuple[type, Any], Any] = {}
         for position, body in enumerate(bodies):
@@ -266,7 +267,10 @@ def _load_errors(schema: Event, bodies: list[dict[str, Any]]) -> dict[int, Any]:
                 messages = met[seen]
             else:
                 try:
-                    field.deserialize(raw, key, body)
+                    try:
+                        _fast_value(field, raw, fast_met)  # a batch's nested members: their repeated values once
+                    except _StandAside:  # the field itself says what is wrong, if anything is
+                        field.deserialize(raw, key, body)
                     messages = None
                 except ValidationError as error:
                     messages = error.messages
