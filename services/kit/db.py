@@ -194,9 +194,9 @@ with that run, no round trip of its own), then after twice as many, and so on: 6
 prepared statement's generic plan at its sixth run and keeps it until the statistics of a table it reads change (an
 ``ANALYZE``); one made while a table was a few pages — a new database, a benchmark's first seconds — is a sequential
 scan, and it stays one as the table grows until autovacuum gets to the table (the outbox relay's mark, ``id =
-ANY(:ids)``, read whole tables of points' and records' outboxes ~500 times a run of the paid-visit flow). Planned
-again each time the connection has run it twice as often, a plan is at most one doubling of the table old; a
-connection that ran a statement a million times has planned it 15 times."""
+ANY(:ids)``, read the whole outbox at each batch then). Planned again each time the connection has run it twice as
+often, a plan is at most one doubling of the connection's runs old; a connection that ran a statement a million times
+has planned it 15 times."""
 _PREPARED_RUNS = "careloop_prepared_runs"  # in a pooled connection's ``info``: statement name -> (runs, next re-plan)
 
 
@@ -214,9 +214,9 @@ def _replan_due(info: dict[str, Any], name: str) -> bool:
 
 
 def _prepared_form(statement: str) -> tuple[str, str, str, str]:
-    """(name, ``PREPARE`` text, ``EXECUTE`` text, ``DEALLOCATE`` text) of a compiled statement in psycopg2's ``%(name)s`` style. Statements
-    joined by ``"; "`` (a lock, then a read: ``kit.locks.then``; a claim and its first read) are prepared one by one,
-    each under the name followed by its place, and executed in turn in one query."""
+    """(name, ``PREPARE`` text, ``EXECUTE`` text, ``DEALLOCATE`` text) of a compiled statement in psycopg2's
+    ``%(name)s`` style. Statements joined by ``"; "`` (a lock, then a read: ``kit.locks.then``; a claim and its first
+    read) are prepared one by one, each under the name followed by its place, and executed in turn in one query."""
     form = _prepared_forms.get(statement)
     if form is None:
         name = "careloop_" + hashlib.sha1(statement.encode()).hexdigest()[:20]

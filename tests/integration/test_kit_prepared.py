@@ -2,8 +2,9 @@
 
 A marked statement's first run on a connection sends ``PREPARE`` and ``EXECUTE`` in one query; every later run on that
 connection sends ``EXECUTE`` alone, but for the runs that prepare it again (``REPLAN_AFTER``, then twice as many...),
-so that a plan made while a table was small does not outlive the table's growth. A query that prepared a statement and then failed leaves the connection running
-that statement as plain text (whether the ``PREPARE`` took is not known), never a second ``PREPARE`` of the same name.
+so that a plan made while a table was small does not outlive the table's growth. A query that prepared a statement
+and then failed leaves the connection running that statement as plain text (whether the ``PREPARE`` took is not
+known), never a second ``PREPARE`` of the same name.
 """
 
 from __future__ import annotations
