@@ -6,7 +6,7 @@ The whole suite runs as real processes (``tests/faults/stack.py``: every service
 local runner's supervisor, on a private RabbitMQ node and PostgreSQL cluster; here without the fault proxies,
 with ``track_commit_timestamp = on``, and the gateway's rate limits set out of the way).
 
-1. ``test_paid_visit_flow_open_loop``: members enrolled through the API first; then signed HIS bills
+1. ``test_paid_visit_flow_open_loop``: members enrolled first (``members.enrol_batch``); then signed HIS bills
    (``POST /v1/webhooks/bills``) sent on the clock at 10, 20, 50 and 100 flows/s (``CARELOOP_FLOW_RATES``) for
    ``CARELOOP_FLOW_STEP_SECONDS`` (75) each, then 50 flows/s (``CARELOOP_FLOW_LONG_RATE``) for
    ``CARELOOP_FLOW_SECONDS`` (300). Per bill, from the webhook's 2xx (and from the moment it was due), until points committed the earn (visible to the API from that instant), until
