@@ -172,7 +172,7 @@ PREPARED = "careloop_prepared"
 """An execution option: run this statement as a statement PostgreSQL keeps prepared per connection (``prepared``)."""
 _PREPARED_ON = "careloop_prepared_on"  # in a pooled connection's ``info``: statement name -> True, or False: never
 _TRYING = "trying"
-_prepared_forms: dict[str, tuple[str, str, str]] = {}  # compiled SQL -> (name, its PREPARE, its EXECUTE)
+_prepared_forms: dict[str, tuple[str, str, str, str]] = {}  # compiled SQL -> (name, PREPARE, EXECUTE, DEALLOCATE)
 
 
 def prepared(statement: Any) -> Any:
@@ -183,19 +183,45 @@ def prepared(statement: Any) -> Any:
     client, so without this every query is new text to the server): ~0.4 ms of the server's CPU for points' one-trip
     earn, as much as running it. SQLite and executemany run the statement as it is. A prepared statement survives a
     rollback; if the query that prepared it failed, the connection runs the statement as plain text from then on
-    (whether the ``PREPARE`` took is unknown then; asking would cost a round trip)."""
+    (whether the ``PREPARE`` took is unknown then; asking would cost a round trip). A statement is prepared again on
+    its connection after ``REPLAN_AFTER`` runs there, then after twice as many, and so on (``_replan_due``)."""
     return statement.execution_options(**{PREPARED: True})
 
 
-def _prepared_form(statement: str) -> tuple[str, str, str]:
-    """(name, ``PREPARE`` text, ``EXECUTE`` text) of a compiled statement in psycopg2's ``%(name)s`` style. Statements
-    joined by ``"; "`` (a lock, then a read: ``kit.locks.then``; a claim and its first read) are prepared one by one,
-    each under the name followed by its place, and executed in turn in one query."""
+REPLAN_AFTER = 64
+"""Runs of a prepared statement on a connection after which it is prepared again (``DEALLOCATE`` and ``PREPARE`` sent
+with that run, no round trip of its own), then after twice as many, and so on: 64, 128, 256... PostgreSQL plans a
+prepared statement's generic plan at its sixth run and keeps it until the statistics of a table it reads change (an
+``ANALYZE``); one made while a table was a few pages — a new database, a benchmark's first seconds — is a sequential
+scan, and it stays one as the table grows until autovacuum gets to the table (the outbox relay's mark, ``id =
+ANY(:ids)``, read the whole outbox at each batch then). Planned again each time the connection has run it twice as
+often, a plan is at most one doubling of the connection's runs old; a connection that ran a statement a million times
+has planned it 15 times."""
+_PREPARED_RUNS = "careloop_prepared_runs"  # in a pooled connection's ``info``: statement name -> (runs, next re-plan)
+
+
+def _replan_due(info: dict[str, Any], name: str) -> bool:
+    """Count a run of the prepared statement ``name`` on the connection whose ``info`` this is; whether this run is to
+    prepare it again (``REPLAN_AFTER``)."""
+    runs = info.setdefault(_PREPARED_RUNS, {})
+    count, due = runs.get(name, (0, REPLAN_AFTER))
+    count += 1
+    if count < due:
+        runs[name] = (count, due)
+        return False
+    runs[name] = (0, due * 2)
+    return True
+
+
+def _prepared_form(statement: str) -> tuple[str, str, str, str]:
+    """(name, ``PREPARE`` text, ``EXECUTE`` text, ``DEALLOCATE`` text) of a compiled statement in psycopg2's
+    ``%(name)s`` style. Statements joined by ``"; "`` (a lock, then a read: ``kit.locks.then``; a claim and its first
+    read) are prepared one by one, each under the name followed by its place, and executed in turn in one query."""
     form = _prepared_forms.get(statement)
     if form is None:
         name = "careloop_" + hashlib.sha1(statement.encode()).hexdigest()[:20]
         parts = statement.split("; ")
-        prepares, executes = [], []
+        prepares, executes, deallocates = [], [], []
         for number, part in enumerate(parts):
             names: list[str] = []
 
@@ -209,7 +235,8 @@ def _prepared_form(statement: str) -> tuple[str, str, str]:
             arguments = f"({', '.join(f'%({argument})s' for argument in names)})" if names else ""
             prepares.append(f"PREPARE {part_name} AS {body}")
             executes.append(f"EXECUTE {part_name}{arguments}")
-        form = _prepared_forms[statement] = (name, ";".join(prepares), ";".join(executes))
+            deallocates.append(f"DEALLOCATE {part_name}")
+        form = _prepared_forms[statement] = (name, ";".join(prepares), ";".join(executes), ";".join(deallocates))
     return form
 
 
@@ -221,6 +248,7 @@ def _prepare_marked(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _none_yet(_dbapi_connection: Any, record: Any) -> None:
         record.info[_PREPARED_ON] = {}
+        record.info[_PREPARED_RUNS] = {}
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _as_prepared(connection: Any, _cursor: Any, statement: str, parameters: Any, context: Any,
@@ -228,10 +256,14 @@ def _prepare_marked(engine: Engine) -> None:
         if executemany or context is None or not context.execution_options.get(PREPARED) \
                 or not isinstance(parameters, dict):
             return statement, parameters
-        on = connection.connection.info.setdefault(_PREPARED_ON, {})
-        name, prepare, execute = _prepared_form(statement)
+        info = connection.connection.info
+        on = info.setdefault(_PREPARED_ON, {})
+        name, prepare, execute, deallocate = _prepared_form(statement)
         state = on.get(name)
         if state is True:
+            if _replan_due(info, name):  # planned again against the tables as they are now
+                context.careloop_preparing = name
+                return f"{deallocate};{prepare};{execute}", parameters
             return execute, parameters
         if state is None:
             on[name] = _TRYING
@@ -432,16 +464,21 @@ class Store:
         if pending and self.is_postgresql:
             session.flush()
             connection = session.connection()
-            on = connection.connection.info.setdefault(_PREPARED_ON, {})
+            info = connection.connection.info
+            on = info.setdefault(_PREPARED_ON, {})
             parts, params, preparing = [], {}, []
             for n, (statement, values) in enumerate(pending):
                 form = _prepared_form(statement.plain) if statement.prepare else None
                 state = on.get(form[0]) if form is not None else False
                 if state is True or state is None:  # prepared here (or to be, with this query)
-                    name, prepare, execute = form
-                    if state is None and name not in preparing:
-                        parts.append(prepare)
-                        preparing.append(name)
+                    name, prepare, execute, deallocate = form
+                    if name not in preparing:
+                        if state is None:
+                            parts.append(prepare)
+                            preparing.append(name)
+                        elif _replan_due(info, name):  # planned again against the tables as they are now
+                            parts += [deallocate, prepare]
+                            preparing.append(name)
                     parts.append(_PYFORMAT.sub(rf"%(\1_{n})s", execute))
                     params.update(statement.params(n, values))
                     continue

@@ -1,8 +1,10 @@
 """Statements PostgreSQL keeps prepared per connection (``kit.db.prepared``, ``AtCommit(prepare=True)``).
 
 A marked statement's first run on a connection sends ``PREPARE`` and ``EXECUTE`` in one query; every later run on that
-connection sends ``EXECUTE`` alone. A query that prepared a statement and then failed leaves the connection running
-that statement as plain text (whether the ``PREPARE`` took is not known), never a second ``PREPARE`` of the same name.
+connection sends ``EXECUTE`` alone, but for the runs that prepare it again (``REPLAN_AFTER``, then twice as many...),
+so that a plan made while a table was small does not outlive the table's growth. A query that prepared a statement
+and then failed leaves the connection running that statement as plain text (whether the ``PREPARE`` took is not
+known), never a second ``PREPARE`` of the same name.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from services.kit import idempotency
 from services.kit.clock import utcnow
 from services.kit.commit import at_commit
-from services.kit.db import Store, prepared
-from services.kit.outbox import _INSERT_EVENT, write_event
+from services.kit.db import REPLAN_AFTER, Store, _prepared_form, prepared
+from services.kit.outbox import _INSERT_EVENT, _MARK_SENT, write_event
 from tests.harness import primary_backend
 
 pytestmark = pytest.mark.backends("postgresql")  # SQLite runs every statement as it is
@@ -110,3 +112,38 @@ def test_statements_sent_together_are_prepared_each_and_executed_in_turn(store):
     first, second = (sql for sql in store.sent if "CAST" in sql or "EXECUTE" in sql)
     assert first.count("PREPARE careloop_") == 2 and first.count(";EXECUTE careloop_") == 2
     assert second.startswith("BEGIN;EXECUTE careloop_") and second.count("EXECUTE") == 2 and "PREPARE" not in second
+
+
+def test_a_prepared_statement_planned_on_a_small_table_is_planned_again_as_the_table_grows(store):
+    """The outbox relay's mark (``id = ANY(:ids)``), prepared on a new database: PostgreSQL's generic plan, made at its
+    sixth run while ``kit_outbox`` is a page, is a sequential scan. Without a new ``ANALYZE`` (autovacuum off for the
+    table here) PostgreSQL keeps that plan; the kit prepares the statement again after ``REPLAN_AFTER`` runs, and the
+    plans then made read the primary key's index."""
+    name = _prepared_form(_MARK_SENT.plain)[0]
+
+    def mark(times: int) -> None:
+        for number in range(times):
+            with store.transaction() as session:
+                at_commit(session, _MARK_SENT, {"ids": [number + 1, number + 2], "sent_at": utcnow()})
+
+    def plan() -> str:
+        with store.transaction() as session:
+            return "\n".join(session.execute(text(f"EXPLAIN EXECUTE {name}(now(), ARRAY[1, 2]::bigint[])")).scalars())
+
+    with store.transaction() as session:
+        session.execute(text("ALTER TABLE kit_outbox SET (autovacuum_enabled = false)"))
+        for number in range(3):
+            write_event(session, "prepared_tested", {"n": number})
+    mark(10)
+    small = plan()
+    assert "Seq Scan on kit_outbox" in small and "$2" in small, small  # the generic plan, made on a small table
+    with store.transaction() as session:
+        session.execute(text("INSERT INTO kit_outbox (event_id, event_type, payload, headers, created_at, attempts) "
+                             "SELECT gen_random_uuid()::text, 'grown', repeat('x', 200), '{}', now(), 0 "
+                             "FROM generate_series(1, 20000)"))
+    assert "Seq Scan on kit_outbox" in plan()  # still: nothing told PostgreSQL the table grew
+    mark(REPLAN_AFTER)
+    grown = plan()
+    assert "Seq Scan" not in grown and "pk_kit_outbox" in grown, grown  # (a custom or a generic plan: both cheap)
+    commits = [sql for sql in store.sent if sql.endswith("COMMIT") and "kit_outbox" in sql or "DEALLOCATE" in sql]
+    assert sum(f"DEALLOCATE {name};PREPARE {name} AS" in sql for sql in commits) == 1, commits
