@@ -138,3 +138,19 @@ def changed_page(session: Session, query: Select, changed: Any, tie: Any, limit:
         return rows, since, False
     last = rows[-1]
     return rows, _cursor(getattr(last, changed.key), getattr(last, tie.key)), more
+
+
+
+def retied(since: str | None, before: type, now: type) -> str | None:
+    """``since`` for an export whose rows were tied by ``before`` ids and are now tied by ``now`` ids (it reads
+    another table): a cursor of the old kind is taken as the time it names, from its first row on (rows at that
+    very time come again; none is missed). Any other cursor as it is (``changed_page`` judges it)."""
+    try:
+        _position(since, now)
+    except Invalid:
+        try:
+            moment, _tie = _position(since, before)
+        except Invalid:
+            return since
+        return _cursor(moment, uuid.UUID(int=0) if now is uuid.UUID else 0)
+    return since

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Uuid, bindparam, func, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Date, Select, Uuid, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from services.kit.commit import AtCommit, at_commit
 from services.kit.db import prepared
@@ -257,6 +257,20 @@ def _open_lots(session: Session, member_id: uuid.UUID) -> list[PointsLot]:
     query = (select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.remaining != 0)
              .order_by(PointsLot.expires_on, PointsLot.id).execution_options(populate_existing=True))
     return list(session.scalars(query))
+
+
+def last_postings(until: datetime) -> Select:
+    """Each member's last posting written at or before ``until`` (its member, time and id): what the lots export
+    pages through (``kit.exports.changed_page``, by ``ix_points_postings_export``) to find the members whose points
+    changed, each once, at its last change, as it paged the accounts by their ``updated_at`` before pts0013. Every
+    change of a member's lots is made by a posting in the same transaction. A posting is the last one when no
+    later one of its member (``ix_points_postings_history``) is there."""
+    later = aliased(PointsPosting)
+    return select(PointsPosting.member_id, PointsPosting.created_at, PointsPosting.id).where(
+        ~select(later.id).where(later.member_id == PointsPosting.member_id, later.created_at <= until,
+                                or_(later.created_at > PointsPosting.created_at,
+                                    and_(later.created_at == PointsPosting.created_at, later.id > PointsPosting.id)))
+        .exists())
 
 
 def open_lots_of(session: Session, member_ids: list[uuid.UUID]) -> list[PointsLot]:

@@ -69,10 +69,17 @@ class PointsAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    # No index holds ``updated_at`` (nor any column a posting changes), so that the balance's update is a HOT
+    # update, in place on its page (pts0013: the table's fillfactor leaves the room); the lots export finds the
+    # accounts that changed through their postings (``ledger.changed_accounts``).
     __table_args__ = (
         CheckConstraint("pending >= 0", name="pending_not_negative"),
-        Index("ix_points_accounts_export", "updated_at", "member_id"),  # the lots export (kit.exports)
     )
+
+
+LEDGER_LINKS = """Not a foreign key on PostgreSQL (pts0014): the ledger writes this link only in the statement or
+transaction that wrote or locked the row it names, and nothing is deleted from the ledger; the nightly reconciliation
+checks it (``reconciliation.check_links``)."""
 
 
 class PointsPosting(Base):
@@ -81,7 +88,7 @@ class PointsPosting(Base):
     __tablename__ = "points_postings"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # -> points_accounts (LEDGER_LINKS)
     # earn, redeem, return, reverse, expire, deduct; transfer_out / transfer_in: a merge, its reversal or a
     # family transfer
     kind: Mapped[str] = mapped_column(String(16))
@@ -172,8 +179,8 @@ class PointsLot(Base):
     __tablename__ = "points_lots"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("points_accounts.member_id"))
-    posting_id: Mapped[int | None] = mapped_column(ForeignKey("points_postings.id"), unique=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # -> points_accounts (LEDGER_LINKS)
+    posting_id: Mapped[int | None] = mapped_column(BigId, unique=True)  # -> points_postings (LEDGER_LINKS)
     kind: Mapped[str] = mapped_column(String(8), default="earn")  # earn or debt
     points: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
@@ -206,8 +213,8 @@ class PointsLotMove(Base):
     __tablename__ = "points_lot_moves"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    lot_id: Mapped[int] = mapped_column(ForeignKey("points_lots.id"), index=True)
-    posting_id: Mapped[int] = mapped_column(ForeignKey("points_postings.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(BigId, index=True)  # -> points_lots (LEDGER_LINKS)
+    posting_id: Mapped[int] = mapped_column(BigId, index=True)  # -> points_postings (LEDGER_LINKS)
     points: Mapped[int] = mapped_column(BigInteger)
 
 

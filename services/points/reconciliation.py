@@ -5,6 +5,10 @@ points ``pending = sum of its pending ledger = what its holds still lock`` (hold
 each wallet, principal and bonus each equal the sum of their postings. Checked a batch of accounts at
 a time (a range of member ids, one grouped query per table), so memory stays flat however many
 accounts there are; the nightly job walks all of them and keeps the gauges current.
+
+Links (``check_links``, the nightly job's last part): every posting and lot has its member's account, every lot
+its posting, every move its lot and its posting — what foreign keys checked per row until pts0014 (issue 17: the
+ledger writes these links only beside the row they name), checked here a range of ids at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from services.points.models import (
     PointsAccount,
     PointsHold,
     PointsLot,
+    PointsLotMove,
     PointsPosting,
     WalletAccount,
     WalletPosting,
@@ -40,6 +45,7 @@ WALLET_OUTSTANDING = gauge("careloop_wallet_outstanding_minor", "Stored value he
                            ("part",))
 
 MAX_REPORTED = 100
+LINK_ROWS_PER_ACCOUNT = 20  # a nightly batch of links reads ``batch`` x this many rows' ids of one table
 
 
 @dataclass
@@ -131,6 +137,42 @@ def check_wallets(session: Session, after: uuid.UUID | None, limit: int,
     return report, (rows[-1].member_id if len(rows) == limit else None)
 
 
+# What the foreign keys that pts0014 dropped guarded: each row of the ledger's tables, by id, names rows that exist
+# (a posting and a lot their member's account, a lot its posting, a move its lot and its posting). The checks read a
+# range of ids of one table a batch: (table, its id, what is broken: an SQL condition on the table's row)
+_LINKS: tuple[tuple[Any, Any, tuple[tuple[str, Any], ...]], ...] = (
+    (PointsPosting, PointsPosting.id, (
+        ("no account", ~select(PointsAccount.member_id).where(PointsAccount.member_id == PointsPosting.member_id)
+         .exists()),)),
+    (PointsLot, PointsLot.id, (
+        ("no account", ~select(PointsAccount.member_id).where(PointsAccount.member_id == PointsLot.member_id).exists()),
+        ("no posting", PointsLot.posting_id.is_not(None)
+         & ~select(PointsPosting.id).where(PointsPosting.id == PointsLot.posting_id).exists()))),
+    (PointsLotMove, PointsLotMove.id, (
+        ("no lot", ~select(PointsLot.id).where(PointsLot.id == PointsLotMove.lot_id).exists()),
+        ("no posting", ~select(PointsPosting.id).where(PointsPosting.id == PointsLotMove.posting_id).exists()))),
+)
+LINK_TABLES = [table.__tablename__ for table, _id, _broken in _LINKS]
+
+
+def check_links(session: Session, table: str, after: int, span: int) -> tuple[Report, int | None]:
+    """Rows of the ledger's ``table`` with ids in ``(after, after + span]`` that name a row that is not there (one
+    statement; a mismatch each). Returns the report and the id to continue after (None: no more rows)."""
+    model, key, broken = next(link for link in _LINKS if link[0].__tablename__ == table)
+    report = Report()
+    window = (key > after) & (key <= after + span)
+    for what, condition in broken:
+        count = session.scalar(select(func.count()).select_from(model).where(window, condition)) or 0
+        if count:
+            shown = session.scalars(select(key).where(window, condition).order_by(key).limit(10)).all()
+            for row_id in shown:
+                report.add({"ledger": "points links", "table": table, "id": row_id, "broken": what})
+            report.mismatch_count += count - len(shown)
+    report.checked = session.scalar(select(func.count()).select_from(model).where(window)) or 0
+    further = session.scalar(select(func.min(key)).where(key > after + span))
+    return report, (None if further is None else further - 1)
+
+
 def check_member(session: Session, member_id: uuid.UUID) -> Report:
     report, _ = check_points(session, None, 1, only=member_id)
     wallets, _ = check_wallets(session, None, 1, only=member_id)
@@ -145,6 +187,8 @@ def nightly_step(batch: int, finished: Any) -> Any:
     def step(session: Session, cursor: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int]:
         state = cursor or {"ledger": "points", "after": None, "checked": 0, "mismatches": 0,
                            "points_outstanding": 0, "wallet_principal_minor": 0, "wallet_bonus_minor": 0}
+        if state["ledger"] == "links":
+            return _links_step(session, state, batch)
         after = uuid.UUID(state["after"]) if state["after"] else None
         check = check_points if state["ledger"] == "points" else check_wallets
         report, last = check(session, after, batch)
@@ -159,8 +203,20 @@ def nightly_step(batch: int, finished: Any) -> Any:
         if last is None and state["ledger"] == "points":
             return {**state, "ledger": "wallet"}, report.checked
         if last is None:
-            finished(state)
-            return None, report.checked
+            return {**state, "ledger": "links", "table": LINK_TABLES[0], "after": 0}, report.checked
+        return state, report.checked
+
+    def _links_step(session: Session, state: dict[str, Any], batch: int) -> tuple[dict[str, Any] | None, int]:
+        report, last = check_links(session, state["table"], state["after"], batch * LINK_ROWS_PER_ACCOUNT)
+        for mismatch in report.mismatches:
+            log.error("ledger row names a row that is not there", extra=mismatch)
+        state = {**state, "mismatches": state["mismatches"] + report.mismatch_count, "after": last}
+        if last is None:
+            following = LINK_TABLES.index(state["table"]) + 1
+            if following == len(LINK_TABLES):
+                finished(state)
+                return None, report.checked
+            state = {**state, "table": LINK_TABLES[following], "after": 0}
         return state, report.checked
 
     return step

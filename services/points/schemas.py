@@ -621,7 +621,8 @@ class LotExportSchema(Schema):
     earned = fields.Integer(attribute="points", metadata={"description": "Points the lot started with."})
     expires_on = fields.Date(allow_none=True)
     created_at = UtcTime()
-    account_updated_at = UtcTime(metadata={"description": "When the member's account last changed."})
+    account_updated_at = UtcTime(metadata={"description": "When the member's points last changed (its last "
+                                                            "posting this export read)."})
 
 
 class WalletExportSchema(Schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from nameko.timer import timer
@@ -16,6 +17,7 @@ from services.kit.exports import (
     changed_page,
     horizon,
     require_exporter,
+    retied,
     reveals,
 )
 from services.kit.idempotency import check_key
@@ -54,7 +56,7 @@ from services.points import (
 from services.points.awards import Context
 from services.points.coupons import USER_FIRST as COUPON_USER_FIRST  # the class has a method named coupons
 from services.points.events import EVENTS
-from services.points.models import Coupon, MemberCopy, PointsAccount, PointsPosting, WalletAccount, WalletPosting
+from services.points.models import Coupon, MemberCopy, PointsPosting, WalletAccount, WalletPosting
 from services.points.rules import earning, redemption
 from services.points.rules.programme import Programme
 from services.points.schemas import (
@@ -838,15 +840,18 @@ class PointsService(Service):
 
     @rpc
     def export_points_lots(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Points balances as lots: every lot with points left of each points account, accounts in the order they
-        changed (an account changes with every posting, so a lot spent or expired comes with its member again)."""
+        """Points balances as lots: every lot with points left of each member whose points changed, members in the
+        order of their last change (every change of a member's lots is made by a posting, so a lot earned, spent or
+        expired comes with its member again). The members are found by their last posting, not by their account's
+        ``updated_at``: an index on that would make every earn's balance update a non-HOT one (pts0013)."""
         require_exporter(self.caller, access.EXPORTERS, "the ledgers and coupons")
         criteria = load(ExportQuerySchema(), query)
-        accounts, cursor, more = changed_page(self.db.session, select(PointsAccount), PointsAccount.updated_at,
-                                              PointsAccount.member_id, criteria["limit"], criteria["since"],
-                                              horizon(self.config, utcnow()))
-        lots = ledger.open_lots_of(self.db.session, [account.member_id for account in accounts])
-        changed = {account.member_id: account.updated_at for account in accounts}
+        until = horizon(self.config, utcnow())
+        since = retied(criteria["since"], uuid.UUID, int)  # a cursor of this export when it read the accounts
+        rows, cursor, more = changed_page(self.db.session, ledger.last_postings(until), PointsPosting.created_at,
+                                          PointsPosting.id, criteria["limit"], since, until)
+        changed = {row.member_id: row.created_at for row in rows}
+        lots = ledger.open_lots_of(self.db.session, list(changed))
         items = LotExportSchema(many=True).dump(
             [{**vars(lot), "account_updated_at": changed[lot.member_id]} for lot in lots])
         return {"items": items, **ExportCursorSchema().dump({"cursor": cursor, "more": more})}

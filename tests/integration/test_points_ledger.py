@@ -297,6 +297,52 @@ def test_reconciliation_finds_a_balance_changed_behind_the_ledger(world):
     assert outcome["reconcile"]["finished"]
 
 
+def nightly_reconciliation(world: World) -> dict:
+    """The nightly reconciliation run to its end (every account, every wallet, every link): its totals."""
+    from services.kit.jobs import run_batches
+    from services.points.reconciliation import nightly_step
+    from tests.harness import store_for
+
+    totals: dict = {}
+    store = store_for(world.url)
+    try:
+        assert run_batches(store, "points_reconciliation", uuid.uuid4().hex, nightly_step(2, totals.update)).finished
+    finally:
+        store.dispose()
+    return totals
+
+
+@pytest.mark.backends("postgresql")  # pts0014 dropped the ledger's own foreign keys on PostgreSQL only
+def test_reconciliation_finds_ledger_rows_that_name_rows_that_are_not_there(world):
+    """What the foreign keys dropped by pts0014 guarded is checked at night: a posting or a lot whose member has no
+    account, a lot whose posting is not there, a move whose lot or posting is not there."""
+    from services.points.reconciliation import check_links
+    from tests.harness import store_for
+
+    member = world.member()
+    world.give(member, 100)
+    world.give(member, 20)
+    assert nightly_reconciliation(world)["mismatches"] == 0
+    world.execute("INSERT INTO points_postings (member_id, kind, points, balance_after, source, operator, created_at) "
+                  "VALUES (:m, 'earn', 5, 5, 'test', 'test', now())", m=str(uuid.uuid4()))
+    stray = world.scalar("SELECT max(id) FROM points_postings")
+    world.execute("INSERT INTO points_lots (member_id, posting_id, kind, points, remaining, warned, created_at) "
+                  "VALUES (:m, :p, 'earn', 1, 0, false, now())", m=member, p=stray + 1000)
+    world.execute("INSERT INTO points_lot_moves (lot_id, posting_id, points) VALUES (:l, :p, 1)",
+                  l=world.scalar("SELECT max(id) FROM points_lots") + 1000, p=stray)
+    totals = nightly_reconciliation(world)
+    assert totals["mismatches"] == 3 and totals["checked"] == 1  # the balances themselves still agree
+    store = store_for(world.url)
+    try:
+        with store.transaction() as session:
+            found = [(m["table"], m["broken"]) for table in ("points_postings", "points_lots", "points_lot_moves")
+                     for m in check_links(session, table, 0, 10_000)[0].mismatches]
+    finally:
+        store.dispose()
+    assert found == [("points_postings", "no account"), ("points_lots", "no posting"), ("points_lot_moves", "no lot")]
+    assert world.reconciled(member)["ok"]
+
+
 def test_expiry_in_small_batches_gives_each_member_one_posting_and_resumes_where_it_stopped(world):
     from datetime import date
 

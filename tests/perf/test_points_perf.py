@@ -163,6 +163,7 @@ def test_earn_through_rpc_against_a_bare_echo_on_postgresql(amqp_uri, databases,
                   "earn_over_echo": round(rate["earn"] / rate["echo"], 2),
                   "kit_floor_over_echo": round(rate["kit_floor"] / rate["echo"], 2),
                   "earn_over_kit_floor": round(rate["earn"] / rate["kit_floor"], 2)}
+        report["points_accounts_updates"] = _table_updates(url, "points_accounts")
         print("\nPOINTS EARN VS ECHO " + json.dumps(report, indent=1))
         assert all(m["error_count"] == 0 for r in rounds for m in r.values()), rounds
         with ClusterRpcProxy(service_config(amqp_uri), timeout=120) as proxy:
@@ -255,6 +256,25 @@ def _earn_postings(url: str) -> int:
             return session.execute(text("SELECT count(*) FROM points_postings WHERE kind = 'earn'")).scalar_one()
     finally:
         store.dispose()
+
+
+def _table_updates(url: str, table: str) -> dict[str, Any]:
+    """Row updates of ``table`` so far and how many were HOT (in place on their page, no index entry written), and
+    the table's options (its fillfactor): PostgreSQL's statistics of the benchmark's database."""
+    from sqlalchemy import text
+
+    store = store_for(url)
+    try:
+        with store.transaction() as session:
+            session.execute(text("SELECT pg_stat_force_next_flush()"))
+        with store.transaction() as session:
+            row = session.execute(text(
+                "SELECT s.n_tup_upd, s.n_tup_hot_upd, c.reloptions FROM pg_stat_user_tables s "
+                "JOIN pg_class c ON c.oid = s.relid WHERE s.relname = :table"), {"table": table}).one()
+    finally:
+        store.dispose()
+    return {"n_tup_upd": row.n_tup_upd, "n_tup_hot_upd": row.n_tup_hot_upd, "options": row.reloptions,
+            "hot_share": round(row.n_tup_hot_upd / max(row.n_tup_upd, 1), 3)}
 
 
 def run_job(job: str, url: str, day: str) -> dict[str, Any]:
