@@ -164,6 +164,7 @@ def test_earn_through_rpc_against_a_bare_echo_on_postgresql(amqp_uri, databases,
                   "kit_floor_over_echo": round(rate["kit_floor"] / rate["echo"], 2),
                   "earn_over_kit_floor": round(rate["earn"] / rate["kit_floor"], 2)}
         report["points_accounts_updates"] = _table_updates(url, "points_accounts")
+        report["floor_updates"] = {table: _table_updates(floor_url, table) for table in ("kit_idempotency", "kit_outbox")}
         print("\nPOINTS EARN VS ECHO " + json.dumps(report, indent=1))
         assert all(m["error_count"] == 0 for r in rounds for m in r.values()), rounds
         with ClusterRpcProxy(service_config(amqp_uri), timeout=120) as proxy:
