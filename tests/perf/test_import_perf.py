@@ -27,12 +27,14 @@ Also here: the issue's kill test at 100,000 rows (an import killed half-way resu
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,34 +89,39 @@ def exported(proxy: object) -> tuple[int, int]:
     return rows, size
 
 
-def copy_seconds(path: Path, columns: int = 6) -> float:
-    """COPY the CSV's rows (``columns`` of them) into a plain table of text columns in a scratch database: the
-    physical limit."""
-    name = "cl_perf_import_copy"
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A database of its own for a reference measurement (its URL), dropped after; the kit's green wait callback
+    set aside meanwhile (``COPY`` does not run under it)."""
     admin = psycopg2.connect(PG_ADMIN_URL)
     admin.autocommit = True
     green = psycopg2.extensions.get_wait_callback()
-    psycopg2.extensions.set_wait_callback(None)  # COPY does not run under the kit's green wait callback
+    psycopg2.extensions.set_wait_callback(None)
     try:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             cursor.execute(f'CREATE DATABASE "{name}"')
-        connection = psycopg2.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"CREATE TABLE plain ({', '.join(f'c{n} text' for n in range(columns))})")
-                started = time.perf_counter()
-                with open(path, encoding="utf-8") as handle:
-                    cursor.copy_expert("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
-                connection.commit()
-                return time.perf_counter() - started
+            yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
         finally:
-            connection.close()
             with admin.cursor() as cursor:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.close()
         psycopg2.extensions.set_wait_callback(green)
+
+
+def copy_seconds(path: Path, columns: int = 6) -> float:
+    """COPY the CSV's rows (``columns`` of them) into a plain table of text columns in a scratch database: the
+    physical limit."""
+    with scratch_database("cl_perf_import_copy") as url, contextlib.closing(psycopg2.connect(url)) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE plain ({', '.join(f'c{n} text' for n in range(columns))})")
+            started = time.perf_counter()
+            with open(path, encoding="utf-8") as handle:
+                cursor.copy_expert("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+            connection.commit()
+            return time.perf_counter() - started
 
 
 REGISTER_TABLES = ("members", "member_name_tokens")
@@ -126,48 +133,27 @@ def copy_into_register_seconds(members_url: str, tmp_path: Path) -> tuple[float,
     — their schema dumped by ``pg_dump``, with every index, key and constraint — in a scratch database: the least
     PostgreSQL itself needs to put these rows where the import must put them (the commit's check, encryption and
     events left out). (seconds, rows copied)."""
-    name = "cl_perf_import_register"
+    members_url = members_url.replace("postgresql+psycopg2://", "postgresql://")
     dumped = tmp_path / "register.sql"
-    subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", *(f"--table={table}" for table in REGISTER_TABLES),
-                    "--file", str(dumped), members_url.replace("postgresql+psycopg2://", "postgresql://")], check=True)
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    green = psycopg2.extensions.get_wait_callback()
-    psycopg2.extensions.set_wait_callback(None)  # COPY does not run under the kit's green wait callback
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        scratch_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        subprocess.run(["psql", "--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--file", str(dumped),
-                        scratch_url.replace("postgresql+psycopg2://", "postgresql://")], check=True,
-                       stdout=subprocess.DEVNULL)
-        source = psycopg2.connect(members_url.replace("postgresql+psycopg2://", "postgresql://"))
-        target = psycopg2.connect(scratch_url)
-        try:
-            files = {}
-            with source.cursor() as cursor:
-                for table in REGISTER_TABLES:  # read back first, untimed, in PostgreSQL's binary form
-                    files[table] = tmp_path / f"{table}.copy"
-                    with open(files[table], "wb") as handle:
-                        cursor.copy_expert(f"COPY {table} TO STDOUT WITH (FORMAT binary)", handle)
+    subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges",
+                    *(f"--table={table}" for table in REGISTER_TABLES), "--file", str(dumped), members_url], check=True)
+    with scratch_database("cl_perf_import_register") as url:
+        subprocess.run(["psql", "--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--file", str(dumped), url],
+                       check=True, stdout=subprocess.DEVNULL)
+        files = {table: tmp_path / f"{table}.copy" for table in REGISTER_TABLES}
+        with contextlib.closing(psycopg2.connect(members_url)) as source, source.cursor() as cursor:
+            for table, file in files.items():  # read back first, untimed, in PostgreSQL's binary form
+                with open(file, "wb") as handle:
+                    cursor.copy_expert(f"COPY {table} TO STDOUT WITH (FORMAT binary)", handle)
+        with contextlib.closing(psycopg2.connect(url)) as target, target.cursor() as cursor:
             copied = 0
-            with target.cursor() as cursor:
-                started = time.perf_counter()
-                for table in REGISTER_TABLES:
-                    with open(files[table], "rb") as handle:
-                        cursor.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", handle)
-                    copied += cursor.rowcount
-                target.commit()
-                return time.perf_counter() - started, copied
-        finally:
-            source.close()
-            target.close()
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
-        psycopg2.extensions.set_wait_callback(green)
+            started = time.perf_counter()
+            for table, file in files.items():
+                with open(file, "rb") as handle:
+                    cursor.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", handle)
+                copied += cursor.rowcount
+            target.commit()
+            return time.perf_counter() - started, copied
 
 
 APPLIED = {"points": "SELECT count(*) FROM points_accounts",
