@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -82,6 +83,11 @@ transaction that wrote or locked the row it names, and nothing is deleted from t
 checks it (``reconciliation.check_links``)."""
 
 
+def _ledger_link(column: str, parent: str) -> ForeignKeyConstraint:
+    """A ``LEDGER_LINKS`` foreign key, declared as pts0014 leaves it: on SQLite only (``ddl_if``)."""
+    return ForeignKeyConstraint([column], [parent]).ddl_if(dialect="sqlite")
+
+
 class PointsPosting(Base):
     """One entry of a member's points ledger; ``points`` is signed (earn +, redeem/reverse/expire -)."""
 
@@ -111,6 +117,7 @@ class PointsPosting(Base):
         Index("ix_points_postings_history", "member_id", "created_at", "id"),
         Index("ix_points_postings_source", "source", "source_ref"),
         Index("ix_points_postings_export", "created_at", "id"),  # the warehouse's export (kit.exports)
+        _ledger_link("member_id", "points_accounts.member_id"),
         CheckConstraint("(kind = 'earn' AND points > 0) OR (kind = 'return' AND points > 0) "
                         "OR (kind IN ('redeem', 'reverse', 'expire', 'deduct') AND points < 0) "
                         "OR (kind IN ('transfer_out', 'transfer_in') AND points <> 0)",
@@ -204,6 +211,8 @@ class PointsLot(Base):
               postgresql_where=text("remaining > 0 AND NOT warned"), sqlite_where=text("remaining > 0 AND NOT warned")),
         CheckConstraint("(kind = 'earn' AND remaining >= 0 AND remaining <= points) "
                         "OR (kind = 'debt' AND remaining <= 0)", name="remaining_in_range"),
+        _ledger_link("member_id", "points_accounts.member_id"),
+        _ledger_link("posting_id", "points_postings.id"),
     )
 
 
@@ -216,6 +225,11 @@ class PointsLotMove(Base):
     lot_id: Mapped[int] = mapped_column(BigId, index=True)  # -> points_lots (LEDGER_LINKS)
     posting_id: Mapped[int] = mapped_column(BigId, index=True)  # -> points_postings (LEDGER_LINKS)
     points: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        _ledger_link("lot_id", "points_lots.id"),
+        _ledger_link("posting_id", "points_postings.id"),
+    )
 
 
 class VisitRefund(Base):
