@@ -15,6 +15,7 @@ this module reaches sizes the end-to-end benchmark takes an hour for. Figures: `
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import secrets
@@ -27,7 +28,7 @@ import psycopg2.extensions
 from sqlalchemy import create_engine
 
 from services.members.models import Base
-from tests.harness import PG_ADMIN_URL
+from tests.harness import scratch_database
 
 SCRATCH = "cl_perf_register_copy"
 COLUMNS = ("id", "card_number", "referral_code", "full_name", "name_index", "name_birth_index", "phone", "phone_index",
@@ -66,38 +67,26 @@ def timed_copy(cursor: psycopg2.extensions.cursor, statement: str, data: str) ->
 
 
 def main(rows: int) -> None:
-    psycopg2.extensions.set_wait_callback(None)
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{SCRATCH}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + SCRATCH
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
-    Base.metadata.create_all(engine, tables=[Base.metadata.tables["members"]])
-    engine.dispose()
-    connection = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://", 1))
-    connection.autocommit = True
-    try:
-        plain, members = generate(rows)
-        into_members = f"COPY members ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE TABLE plain (a text, b text, c text, d text, e text, f text)")
-            base = timed_copy(cursor, "COPY plain FROM STDIN WITH (FORMAT csv)", plain)
-            print(f"{rows:,} rows; COPY plain (6 text columns, no index) {rows / base:11,.0f} rows/s {base:8.2f} s")
-            for label, ddl in (("every index and constraint", None), ("every index and constraint, again", None),
-                               *DROPS):
-                cursor.execute("TRUNCATE members")
-                if ddl:
-                    cursor.execute(ddl)
-                seconds = timed_copy(cursor, into_members, members)
-                print(f"  COPY members, {label:34} {rows / seconds:11,.0f} rows/s {seconds:8.2f} s "
-                      f"= {seconds / base:5.1f}x plain")
-    finally:
-        connection.close()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
-        admin.close()
+    with scratch_database(SCRATCH) as url:
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+        Base.metadata.create_all(engine, tables=[Base.metadata.tables["members"]])
+        engine.dispose()
+        with contextlib.closing(psycopg2.connect(url)) as connection:
+            connection.autocommit = True
+            plain, members = generate(rows)
+            into_members = f"COPY members ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE TABLE plain (a text, b text, c text, d text, e text, f text)")
+                base = timed_copy(cursor, "COPY plain FROM STDIN WITH (FORMAT csv)", plain)
+                print(f"{rows:,} rows; COPY plain (6 text columns, no index) {rows / base:11,.0f} rows/s {base:8.2f} s")
+                for label, ddl in (("every index and constraint", None), ("every index and constraint, again", None),
+                                   *DROPS):
+                    cursor.execute("TRUNCATE members")
+                    if ddl:
+                        cursor.execute(ddl)
+                    seconds = timed_copy(cursor, into_members, members)
+                    print(f"  COPY members, {label:34} {rows / seconds:11,.0f} rows/s {seconds:8.2f} s "
+                          f"= {seconds / base:5.1f}x plain")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from services.notifications.service import NotificationsService
 from services.points.service import PointsService
 from services.records.service import RecordsService
 from tests import import_samples
-from tests.harness import PG_ADMIN_URL, scalar
+from tests.harness import scalar, scratch_database
 from tests.integration.test_import_resume import interfaces_process, killed_half_way_then_resumed  # noqa: F401
 from tests.integration.test_imports import settled, upload
 
@@ -87,28 +86,6 @@ def exported(proxy: object) -> tuple[int, int]:
         spool.seek(0)
         rows = sum(1 for _ in csv.reader(io.TextIOWrapper(spool, encoding="utf-8", newline=""))) - 1
     return rows, size
-
-
-@contextlib.contextmanager
-def scratch_database(name: str) -> Iterator[str]:
-    """A database of its own for a reference measurement (its URL), dropped after; the kit's green wait callback
-    set aside meanwhile (``COPY`` does not run under it)."""
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    green = psycopg2.extensions.get_wait_callback()
-    psycopg2.extensions.set_wait_callback(None)
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
-        psycopg2.extensions.set_wait_callback(green)
 
 
 def copy_seconds(path: Path, columns: int = 6) -> float:
