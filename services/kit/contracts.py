@@ -316,24 +316,24 @@ class _StandAside(Exception):
 #: the field classes whose load depends on the value alone (no other field, no context, no hook)
 _SCALARS = frozenset({fields.String, fields.UUID, fields.Integer, fields.Boolean, fields.Date, fields.DateTime,
                       UtcTime, fields.Float, fields.Decimal})
-_PLANS: dict[int, list[tuple[str, str, fields.Field]] | None] = {}
+_PLAN = "careloop_plan"
+_NO_PLAN: list[tuple[str, str, fields.Field]] = []  # kept on a schema the plain load stands aside for
 
 
 def _plan(schema: marshmallow.Schema) -> list[tuple[str, str, fields.Field]] | None:
     """(key in the body, key in the answer, field) of each field ``schema`` loads, or None when the schema has a
-    hook, or a field renamed (``attribute``) or of a kind the plain load does not know; found once per schema."""
-    key = id(schema)
-    if key not in _PLANS:
-        plan: list[tuple[str, str, fields.Field]] | None = []
-        if any(schema._hooks.values()):
-            plan = None
+    hook, or a field renamed (``attribute``) or of a kind the plain load does not know; found once per schema and
+    kept on it, as ``_accepts`` keeps a field's kind on the field."""
+    plan = schema.__dict__.get(_PLAN)
+    if plan is None:
+        plan = [] if not any(schema._hooks.values()) else _NO_PLAN
         for name, field in schema.load_fields.items():
-            if plan is None or field.attribute is not None or not _plain(field):
-                plan = None
+            if plan is _NO_PLAN or field.attribute is not None or not _plain(field):
+                plan = _NO_PLAN
                 break
             plan.append((field.data_key or name, name, field))
-        _PLANS[key] = plan
-    return _PLANS[key]
+        setattr(schema, _PLAN, plan)
+    return None if plan is _NO_PLAN else plan
 
 
 def _plain(field: fields.Field) -> bool:
