@@ -142,7 +142,6 @@ def changed_page(session: Session, query: Select, changed: Any, tie: Any, limit:
     return rows, _cursor(getattr(last, changed.key), getattr(last, tie.key)), more
 
 
-
 def retied(since: str | None, before: type, now: type) -> str | None:
     """``since`` for an export whose rows were tied by ``before`` ids and are now tied by ``now`` ids (it reads
     another table): a cursor of the old kind is taken as the time it names, from its first row on (rows at that

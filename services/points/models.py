@@ -72,7 +72,7 @@ class PointsAccount(Base):
 
     # No index holds ``updated_at`` (nor any column a posting changes), so that the balance's update is a HOT
     # update, in place on its page (pts0013: the table's fillfactor leaves the room); the lots export finds the
-    # accounts that changed through their postings (``ledger.changed_accounts``).
+    # accounts that changed through their postings (``ledger.last_postings``).
     __table_args__ = (
         CheckConstraint("pending >= 0", name="pending_not_negative"),
     )
