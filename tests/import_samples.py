@@ -14,9 +14,19 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+GROUP_ZONE = ZoneInfo("Asia/Shanghai")  # the tests' group file's zone: a sheet's dates are days there
+
+
+def group_today() -> date:
+    """Today in the group's zone, which is the day an import reads a sheet's dates in: from 16:00 UTC on it is
+    a day ahead of the machine's ``date.today()`` (a visit dated "yesterday" by UTC was two days ago there)."""
+    return datetime.now(UTC).astimezone(GROUP_ZONE).date()
+
 
 HEADERS = ("姓名", "手机号", "出生日期", "性别", "门店", "会员卡号")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -25,7 +35,7 @@ SURNAMES_TRADITIONAL = "王李張劉陳楊黃趙吳周徐孫馬朱胡郭何高�
 GIVEN_TRADITIONAL = "偉芳娜敏靜麗強磊軍洋勇豔傑娟濤明超秀霞平剛桂英華"
 BAD_ROWS = {
     "phone": ("12345", "Not a valid phone number."),
-    "birth_date": ((date.today() + timedelta(days=400)).isoformat(), "Date of birth cannot be in the future."),
+    "birth_date": ((group_today() + timedelta(days=400)).isoformat(), "Date of birth cannot be in the future."),
     "date_text": ("三月五日", "is not a date"),
 }
 
@@ -103,7 +113,7 @@ VISIT_HEADERS = ("单据号", "手机号", "门店", "就诊日期", "医生", "
 BAD_VISITS = {
     "unknown": "13800000000",  # a phone no member has
     "amount": "一百元",  # not an amount of money
-    "future": (date.today() + timedelta(days=3)).isoformat(),  # a visit still to come
+    "future": (group_today() + timedelta(days=3)).isoformat(),  # a visit still to come
     "category": "美容",  # a procedure category the import does not know
     "unpaid": "250.00",  # payments that do not add up to the items
 }
@@ -122,7 +132,7 @@ def visits(n: int, bills_each: int = 2, bad: Iterable[tuple[int, str]] = (),
     yesterday, each two lines: an exam of ¥100.00 (with the bill's payment, ¥300.00 by WeChat) and a filling of
     ¥200.00. ``bad``: (person, mistake) pairs from ``BAD_VISITS``, on the person's first bill."""
     mistakes = dict(bad)
-    today = today or date.today()
+    today = today or group_today()
     for i in range(n):
         for b in range(bills_each):
             mistake = mistakes.get(i) if b == 0 else None
@@ -172,7 +182,7 @@ def write_messy_sheet(path: Path) -> Path:
     good = [person(i) for i in range(8)]
     sheet.append(good[0])
     sheet.append([*good[1][:1], "12345", *good[1][2:]])
-    sheet.append([*good[2][:2], (date.today() + timedelta(days=30)).isoformat(), *good[2][3:]])
+    sheet.append([*good[2][:2], (group_today() + timedelta(days=30)).isoformat(), *good[2][3:]])
     sheet.append([])
     sheet.append(good[0])
     sheet.append(good[3])

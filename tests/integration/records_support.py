@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
@@ -14,8 +13,9 @@ from services.kit.caller import Identity
 from services.members.service import MembersService
 from services.records.service import RecordsService
 from tests.harness import store_for
+from tests.import_samples import GROUP_ZONE as ZONE
+from tests.import_samples import group_today as local_today
 
-ZONE = ZoneInfo("Asia/Shanghai")
 CLINICIAN = Identity(kind="staff", subject="doc-1", role="clinician", branches=("SH01",))
 FRONT_DESK = Identity(kind="staff", subject="desk-1", role="front_desk", branches=("SH01",))
 CUSTOMER_SERVICE = Identity(kind="staff", subject="cs-1", role="customer_service", branches=("SH01",))
@@ -56,13 +56,8 @@ def events(url: str, event_type: str) -> list[dict[str, Any]]:
 
 def local_noon(days_ahead: int) -> datetime:
     """Noon (group time) ``days_ahead`` days from today, in UTC."""
-    today = datetime.now(UTC).astimezone(ZONE).date()
-    return datetime.combine(today + timedelta(days=days_ahead), datetime.min.time().replace(hour=12),
+    return datetime.combine(local_today() + timedelta(days=days_ahead), datetime.min.time().replace(hour=12),
                             tzinfo=ZONE).astimezone(UTC)
-
-
-def local_today() -> Any:
-    return datetime.now(UTC).astimezone(ZONE).date()
 
 
 def bill(member_id: str, bill_id: str, branch: str = "SH01", **extra: Any) -> dict[str, Any]:
