@@ -49,7 +49,7 @@ from gateway import permissions
 from gateway.admission import Admission
 from gateway.auth.principal import Principal
 from gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
-from gateway.idempotency import check_key, fingerprint, service_key
+from gateway.idempotency import Replayed, check_key, fingerprint, service_key
 from gateway.paths import PathType, check_path, types_of
 from services.kit.caller import Identity
 from services.kit.consumer import BROKER_ERRORS
@@ -263,11 +263,15 @@ class Route(HttpRequestHandler):
             with self.admission.in_flight_slot(self.shed):
                 admission = self.admission
                 address = request.client_address = admission.admit(request.environ, self.rate_limit)
-                raw = None
-                fresh_signature = True
+                raw = receipt = None
+                key = request.headers.get(IDEMPOTENCY_HEADER)
                 if self.webhook:
                     raw = self._read_raw(request)
-                    principal, fresh_signature = admission.auth.webhooks.verify(request.headers, raw, address)
+                    principal, receipt = admission.auth.webhooks.verify(request.headers, raw, address)
+                    if not (self.idempotent and key is not None):  # else written with the key's claim, below
+                        if not admission.auth.webhooks.remember(receipt):
+                            raise admission.auth.webhooks.refuse_replay(principal, address)
+                        receipt = None
                 elif not self.public:
                     principal = admission.auth.principal(request)
                     if principal is None:
@@ -279,23 +283,19 @@ class Route(HttpRequestHandler):
                 request.principal = principal
                 request.identity = principal.identity if principal is not None else None
                 request.json_body = None if self.stream_body else self._read_body(request, raw)
-                key = request.headers.get(IDEMPOTENCY_HEADER)
                 if self.idempotent and principal is not None and key is not None:
                     key = check_key(key)
                     print_ = fingerprint(request.method, request.path, request.query_string.decode("latin-1"),
                                          raw if raw is not None else request.get_data(cache=True), request.json_body)
-                    if fresh_signature:
-                        stored = admission.idempotency.claim(principal.credential, key, print_)
-                    else:  # a replayed signature may only fetch the answer already given, never act
-                        stored = admission.idempotency.answered(principal.credential, key, print_)
-                        if stored is None:
-                            raise admission.auth.webhooks.refuse_replay(principal, address)
+                    try:  # a replayed signature may only fetch the answer already given, never act
+                        stored = admission.idempotency.claim(principal.credential, key, print_,
+                                                             receipt.write if receipt is not None else None)
+                    except Replayed:
+                        raise admission.auth.webhooks.refuse_replay(principal, address) from None
                     if stored is not None:
                         response = self._replayed(stored, request_id)
                         return response
                     claim = (principal.credential, key)
-                elif not fresh_signature:
-                    raise admission.auth.webhooks.refuse_replay(principal, address)
                 response = self._run(request, principal)
         except Exception as exc:
             response = self._error(exc, request, request_id)

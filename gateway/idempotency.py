@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway.models import IdempotentReply
 from services.kit.clock import as_utc, utcnow
@@ -35,6 +37,10 @@ from services.kit.models import UtcDateTime
 
 MAX_KEY_LENGTH = 128
 HEADER = "Idempotency-Key"
+
+
+class Replayed(Exception):
+    """A signed request received before, with no answer stored for it under its key: it may not act again."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +93,22 @@ class IdempotencyStore:
         self.stale_after = timedelta(seconds=stale_after)
         self.retention = retention
 
-    def claim(self, scope: str, key: str, print_: str) -> Stored | None:
-        """None: the key is ours, run the request. ``Stored``: answer with it. Raises on misuse."""
+    def claim(self, scope: str, key: str, print_: str,
+              receipt: Callable[[Session], bool] | None = None) -> Stored | None:
+        """None: the key is ours, run the request. ``Stored``: answer with it. Raises on misuse.
+
+        ``receipt``: a signed request's receipt (``webhooks.Receipt.write``), written first in the claim's
+        transaction. If it says the signature was received before (a replay), nothing is claimed: the answer
+        already given to the same request under this key is returned, or ``Replayed`` raised."""
         now = utcnow()
         for _attempt in range(2):
             try:
                 with self.store.transaction() as session:
+                    if receipt is not None and not receipt(session):
+                        stored = self._answered(session, scope, key, print_)
+                        if stored is None:
+                            raise Replayed
+                        return stored
                     if session.execute(_CLAIM, {"scope": scope, "key": key, "fingerprint": print_,
                                                 "created_at": now}).first() is not None:
                         return None  # a new key (one statement): ours
@@ -122,11 +138,15 @@ class IdempotencyStore:
     def answered(self, scope: str, key: str, print_: str) -> Stored | None:
         """The stored answer of the same request under this key, if there is one (claims nothing)."""
         with self.store.transaction() as session:
-            row = session.scalars(select(IdempotentReply).where(IdempotentReply.scope == scope,
-                                                                IdempotentReply.key == key)).first()
-            if row is None or row.status is None or row.fingerprint != print_:
-                return None
-            return Stored(status=row.status, body=row.body or "")
+            return self._answered(session, scope, key, print_)
+
+    @staticmethod
+    def _answered(session: Session, scope: str, key: str, print_: str) -> Stored | None:
+        row = session.scalars(select(IdempotentReply).where(IdempotentReply.scope == scope,
+                                                            IdempotentReply.key == key)).first()
+        if row is None or row.status is None or row.fingerprint != print_:
+            return None
+        return Stored(status=row.status, body=row.body or "")
 
     def complete(self, scope: str, key: str, status: int, body: str) -> None:
         with self.store.transaction() as session:  # one round trip on PostgreSQL: BEGIN, the UPDATE, COMMIT

@@ -60,6 +60,21 @@ _RECEIVED = text("INSERT INTO webhook_receipts (integration_id, signature_hash, 
                  ).bindparams(bindparam("received_at", type_=UtcDateTime()))
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A validly signed request's signature, as ``webhook_receipts`` keeps it inside the freshness window."""
+
+    integration: str
+    digest: str  # of the signatures sent, sorted (a sender may send two while a secret is rotated)
+
+    def write(self, session: Any) -> bool:
+        """Keep it in ``session``'s transaction; False: the signature was received before (a replay). A signed
+        request with an ``Idempotency-Key`` writes it in its claim's transaction (``IdempotencyStore.claim``):
+        one commit, not two, for every HIS bill."""
+        return session.execute(_RECEIVED, {"integration": self.integration, "digest": self.digest,
+                                           "received_at": utcnow()}).first() is not None
+
+
 class WebhookVerifier:
     """Verifies signed requests against the integrations in the gateway's database (cached briefly)."""
 
@@ -68,9 +83,10 @@ class WebhookVerifier:
         self.tolerance = tolerance
         self._integrations: Recent[tuple[Principal | None, tuple[str, ...]]] = Recent(cache_seconds, 1000)
 
-    def verify(self, headers: Any, body: bytes, address: str) -> tuple[Principal, bool]:
-        """The integration behind a validly signed request, and whether this signature is new (False:
-        seen inside the window; the caller refuses it unless it can answer it again harmlessly)."""
+    def verify(self, headers: Any, body: bytes, address: str) -> tuple[Principal, Receipt]:
+        """The integration behind a validly signed request, and the request's ``Receipt``, not yet written: the
+        caller writes it (``remember``, or in its idempotency claim's transaction) and refuses a replay unless it
+        can answer it again harmlessly."""
         integration = headers.get(INTEGRATION_HEADER, "")
         stamp = headers.get(TIMESTAMP_HEADER, "")
         given = [part.strip() for part in headers.get(SIGNATURE_HEADER, "").split(",") if part.strip()]
@@ -94,7 +110,8 @@ class WebhookVerifier:
         if principal is None or not valid:
             self._reject(integration, address, "bad_signature")
             raise Unauthenticated("The signature does not match this integration's secret.")
-        return principal, self._remember(integration, given)
+        digest = hashlib.sha256(f"{integration}\x00{','.join(sorted(given))}".encode()).hexdigest()
+        return principal, Receipt(integration, digest)
 
     def _load(self, slug: str) -> tuple[Principal | None, tuple[str, ...]]:
         now = utcnow()
@@ -109,11 +126,10 @@ class WebhookVerifier:
                                 branches=tuple(b for b in row.branches.split(",") if b), name=row.name)
             return Principal(identity, credential=f"webhook:{slug}", scope=parse_scope(row.permissions)), tuple(found)
 
-    def _remember(self, slug: str, signatures: list[str]) -> bool:
-        digest = hashlib.sha256(f"{slug}\x00{','.join(sorted(signatures))}".encode()).hexdigest()
+    def remember(self, receipt: Receipt) -> bool:
+        """Write ``receipt`` in a transaction of its own; False: the signature was received before (a replay)."""
         with self.store.transaction() as session:
-            return session.execute(_RECEIVED, {"integration": slug, "digest": digest,
-                                               "received_at": utcnow()}).first() is not None
+            return receipt.write(session)
 
     def refuse_replay(self, principal: Principal, address: str) -> Unauthenticated:
         self._reject(principal.credential.removeprefix("webhook:"), address, "replay")

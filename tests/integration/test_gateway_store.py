@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from gateway.auth import lockout
 from gateway.auth.passwords import Passwords
 from gateway.auth.staff import Accounts, Lifetimes
 from gateway.auth.tokens import TokenKeys
 from gateway.auth.webhooks import WebhookVerifier, create_integration, signed_headers
-from gateway.idempotency import IdempotencyStore, Stored
+from gateway.idempotency import IdempotencyStore, Replayed, Stored
 from services.kit.clock import utcnow
 from services.kit.config import group_from_config
 from services.kit.errors import Conflict, Invalid, RateLimited, Unauthenticated
@@ -100,7 +101,37 @@ def test_webhook_receipts_refuse_the_same_signature_twice(store):
     verifier = WebhookVerifier(store, cache_seconds=0)
     body = b'{"a": 1}'
     headers = signed_headers("his", secret, body)
-    principal, fresh = verifier.verify(headers, body, "10.0.0.1")
-    assert fresh and principal.identity.subject == "webhook:his"
-    assert verifier.verify(headers, body, "10.0.0.1")[1] is False
+    principal, receipt = verifier.verify(headers, body, "10.0.0.1")
+    assert principal.identity.subject == "webhook:his"
+    assert verifier.verify(headers, body, "10.0.0.1")[1] == receipt  # verifying writes nothing
+    assert verifier.remember(receipt) is True
+    assert verifier.remember(receipt) is False
     verifier.purge()
+
+
+def test_a_signed_request_claims_its_key_and_keeps_its_receipt_in_one_commit(store):
+    """The receipt goes in the claim's transaction (every HIS bill: one commit, not two); a replay claims nothing,
+    and gets only the answer already stored for the same request under the key."""
+    _view, secret = create_integration(store, "his", "HIS", "integration", "*", None, None)
+    verifier = WebhookVerifier(store, cache_seconds=0)
+    replies = IdempotencyStore(store, stale_after=60, retention=timedelta(hours=24))
+    body = b'{"bill_id": "B1"}'
+    _principal, receipt = verifier.verify(signed_headers("his", secret, body), body, "10.0.0.1")
+    commits = []
+    count = commits.append  # one bound method: listened and removed as the same object
+    event.listen(store.engine, "commit", count)
+    try:
+        assert replies.claim("webhook:his", "k1", "print-1", receipt.write) is None
+    finally:
+        event.remove(store.engine, "commit", count)
+    assert len(commits) == 1
+    assert verifier.remember(receipt) is False  # kept by the claim
+    with pytest.raises(Replayed):  # the same bytes while the first still runs: no answer to give
+        replies.claim("webhook:his", "k1", "print-1", receipt.write)
+    with pytest.raises(Replayed):  # the same signature under another key may not act
+        replies.claim("webhook:his", "k2", "print-1", receipt.write)
+    assert replies.claim("webhook:his", "k2", "print-1") is None  # nothing was claimed for k2
+    replies.complete("webhook:his", "k1", 200, '{"id": "v1"}')
+    assert replies.claim("webhook:his", "k1", "print-1", receipt.write) == Stored(200, '{"id": "v1"}')
+    with pytest.raises(Replayed):  # a replay with another body under the key: not the answered request
+        replies.claim("webhook:his", "k1", "print-2", receipt.write)
