@@ -256,33 +256,82 @@ def _prepare_marked(engine: Engine) -> None:
         if executemany or context is None or not context.execution_options.get(PREPARED) \
                 or not isinstance(parameters, dict):
             return statement, parameters
-        info = connection.connection.info
-        on = info.setdefault(_PREPARED_ON, {})
-        name, prepare, execute, deallocate = _prepared_form(statement)
-        state = on.get(name)
-        if state is True:
-            if _replan_due(info, name):  # planned again against the tables as they are now
-                context.careloop_preparing = name
-                return f"{deallocate};{prepare};{execute}", parameters
-            return execute, parameters
-        if state is None:
-            on[name] = _TRYING
-            context.careloop_preparing = name
-            return f"{prepare};{execute}", parameters
-        return statement, parameters  # it failed once here: plain text
+        sql, preparing = _to_run(connection.connection.info, statement)
+        if preparing is not None:
+            context.careloop_preparing = [preparing]
+        return sql, parameters
 
     @event.listens_for(engine, "after_cursor_execute")
     def _prepared_now(connection: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
                       _executemany: bool) -> None:
-        name = getattr(context, "careloop_preparing", None)
-        if name is not None:
-            connection.connection.info[_PREPARED_ON][name] = True
+        names = getattr(context, "careloop_preparing", None)
+        if names:
+            connection.connection.info[_PREPARED_ON].update(dict.fromkeys(names, True))
 
     @event.listens_for(engine, "handle_error")
     def _not_known(context: Any) -> None:
-        name = getattr(context.execution_context, "careloop_preparing", None)
-        if name is not None and context.connection is not None and not context.connection.invalidated:
-            context.connection.connection.info[_PREPARED_ON][name] = False
+        names = getattr(context.execution_context, "careloop_preparing", None)
+        if names and context.connection is not None and not context.connection.invalidated:
+            refused = getattr(context.original_exception, "pgcode", None) == inbox.ALREADY_HANDLED_SQLSTATE
+            _failed(context.connection.connection.info[_PREPARED_ON], names, refused)
+
+
+def _to_run(info: dict[str, Any], statement: str) -> tuple[str, str | None]:
+    """What runs ``statement`` (compiled, psycopg2's style) on the connection whose ``info`` this is, and the name of
+    the statement this query prepares (None: none): ``EXECUTE`` where it is prepared, with ``DEALLOCATE`` and
+    ``PREPARE`` in front when it is due to be planned again; ``PREPARE`` and ``EXECUTE`` at its first run there; the
+    statement itself where a query that prepared it failed."""
+    on = info.setdefault(_PREPARED_ON, {})
+    name, prepare, execute, deallocate = _prepared_form(statement)
+    state = on.get(name)
+    if state is True:
+        if _replan_due(info, name):  # planned again against the tables as they are now
+            return f"{deallocate};{prepare};{execute}", name
+        return execute, None
+    if state is None:
+        on[name] = _TRYING
+        return f"{prepare};{execute}", name
+    return statement, None  # it failed once here: plain text
+
+
+def _failed(on: dict[str, Any], names: list[str], refused: bool) -> None:
+    """A query that was to prepare ``names`` failed: whether each ``PREPARE`` took is unknown, so the connection runs
+    them as plain text from now on. Unless the inbox check refused the event (``refused``: SQLSTATE ``CL001``): the
+    check goes first in its query, so its own ``PREPARE`` took (its ``EXECUTE`` raised) and nothing after it ran — a
+    statement prepared there for the first time is tried again; one prepared earlier still is (its ``DEALLOCATE`` did
+    not run). A redelivered event costs no handler its prepared statements."""
+    if not refused:
+        on.update(dict.fromkeys(names, False))
+        return
+    check = _prepared_form(inbox.CHECK_SQL)[0]
+    for name in names:
+        if name == check:
+            on[name] = True
+        elif on.get(name) == _TRYING:
+            del on[name]
+
+
+def _with_check(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> tuple[str, Any, bool]:
+    """``inbox.with_check`` with the check run as a statement prepared on its connection (``_to_run``): it is parsed
+    and planned once per connection, not at every handler run (five a paid visit)."""
+    if context is None or not inbox.pending(connection):
+        return inbox.with_check(connection, cursor, statement, parameters, executemany)
+    info = connection.connection.info
+    check_sql, preparing = _to_run(info, inbox.CHECK_SQL)
+    names = [preparing] if preparing is not None else []
+    try:
+        statement, parameters, begun = inbox.with_check(connection, cursor, statement, parameters, executemany,
+                                                        check_sql)
+    except BaseException as error:  # the check, sent alone, failed: the statement itself never ran
+        _failed(info[_PREPARED_ON], names + (getattr(context, "careloop_preparing", None) or []),
+                refused=isinstance(error, inbox.AlreadyHandledError))
+        raise
+    if begun:  # sent alone, and it ran
+        info[_PREPARED_ON].update(dict.fromkeys(names, True))
+    elif names:  # in front of the statement: settled with it (``_prepared_now``, ``_not_known``)
+        context.careloop_preparing = names + (getattr(context, "careloop_preparing", None) or [])
+    return statement, parameters, begun
 
 
 def _begin_with_first_statement(engine: Engine) -> None:
@@ -314,11 +363,12 @@ def _begin_with_first_statement(engine: Engine) -> None:
             connection.info[BEGIN_PENDING] = True
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _with_begin(connection: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
+    def _with_begin(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                     executemany: bool) -> tuple[str, Any]:
         if connection.info.pop(BEGIN_PENDING, False):
-            # an event handler's inbox check goes with its first statement too (kit.inbox)
-            statement, parameters, begun = inbox.with_check(connection, cursor, statement, parameters, executemany)
+            # an event handler's inbox check goes with its first statement too (kit.inbox), prepared (``_with_check``)
+            statement, parameters, begun = _with_check(connection, cursor, statement, parameters, context,
+                                                       executemany)
             if begun:
                 pass
             elif executemany:  # the statement runs once per row: BEGIN must not go with each

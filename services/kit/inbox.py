@@ -14,10 +14,14 @@ with that error, its worker ends as a duplicate (the check is marked refused). A
 before its first statement sends the check first, alone (``kit.peers``): nothing leaves the process for an
 event already applied. A handler that sends no statement at all has its event found by the inbox row's
 unique constraint at commit, as two deliveries at the same moment are.
+
+On PostgreSQL the check and the inbox row run as statements prepared once per connection (``kit.db.prepared``, with
+its re-planning): every handler run sends them, and unprepared the server parsed and planned both each time.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -76,7 +80,21 @@ def skip_check(session: Any) -> None:
         check.state = Check.SENT
 
 
-_CHECK_ALONE = text("SELECT kit_inbox_unseen(:careloop_inbox_consumer, :careloop_inbox_event_id)")
+@functools.cache
+def _check_alone() -> Any:
+    """``CHECK_SQL`` as a statement, built once; on PostgreSQL prepared under the name ``with_check``'s check runs as
+    (the same compiled text). Built at first use: ``kit.db`` imports this module."""
+    from services.kit.db import prepared
+
+    return prepared(text("SELECT kit_inbox_unseen(:careloop_inbox_consumer, :careloop_inbox_event_id)"))
+
+
+@functools.cache
+def _seen() -> Any:
+    from services.kit.db import prepared
+
+    return prepared(select(InboxEntry.id).where(InboxEntry.consumer == bindparam("consumer"),
+                                                InboxEntry.event_id == bindparam("event_id")))
 
 
 def check_now(session: Any) -> None:
@@ -85,7 +103,7 @@ def check_now(session: Any) -> None:
     check = session.info.get(CHECK)
     if check is not None and check.state is Check.PENDING:
         check.state = Check.SENT  # sent by this statement itself, not in front of it
-        session.execute(_CHECK_ALONE, check.params)
+        session.execute(_check_alone(), check.params)
 
 
 def attach_check(session: Any, transaction: Any, connection: Any) -> None:
@@ -95,11 +113,18 @@ def attach_check(session: Any, transaction: Any, connection: Any) -> None:
         connection.info[CHECK] = check
 
 
+def pending(connection: Any) -> bool:
+    """Whether a check waits to go with the first statement of ``connection``'s transaction."""
+    check = connection.info.get(CHECK)
+    return check is not None and check.state is Check.PENDING
+
+
 def with_check(connection: Any, cursor: Any, statement: str, parameters: Any,
-               executemany: bool) -> tuple[str, Any, bool]:
+               executemany: bool, check_sql: str = CHECK_SQL) -> tuple[str, Any, bool]:
     """(``kit.db``, at a transaction's first statement) ``statement`` with the pending check in front of it, in
     one query — or the check sent first with the ``BEGIN``, alone, when it cannot share the statement's
-    parameters (an ``executemany``, positional parameters, a statement psycopg2 must not format). Returns the
+    parameters (an ``executemany``, positional parameters, a statement psycopg2 must not format). ``check_sql``: the
+    check as this connection runs it (``kit.db``: ``CHECK_SQL`` prepared, with the same parameters). Returns the
     statement and parameters to send, and whether the ``BEGIN`` has been sent already."""
     check = connection.info.get(CHECK)
     if check is None or check.state is not Check.PENDING:
@@ -107,11 +132,11 @@ def with_check(connection: Any, cursor: Any, statement: str, parameters: Any,
     check.state = Check.SENT
     if not executemany:
         if isinstance(parameters, Mapping) and parameters:  # psycopg2 formats the whole query: merge them
-            return f"{CHECK_SQL};{statement}", {**parameters, **check.params}, False
+            return f"{check_sql};{statement}", {**parameters, **check.params}, False
         if not parameters and "%" not in statement:  # formatted or not, the statement reads the same
-            return f"{CHECK_SQL};{statement}", dict(check.params), False
+            return f"{check_sql};{statement}", dict(check.params), False
     try:
-        cursor.execute(f"BEGIN;{CHECK_SQL}", check.params)
+        cursor.execute(f"BEGIN;{check_sql}", check.params)
     except Exception as error:
         if getattr(error, "pgcode", None) == ALREADY_HANDLED_SQLSTATE:
             check.state = Check.REFUSED
@@ -159,7 +184,7 @@ def entry_for(worker_ctx: Any) -> Entry | None:
 
 
 _RECORD = AtCommit("INSERT INTO kit_inbox (consumer, event_id, handled_at) VALUES (:consumer, :event_id, :handled_at)",
-                   handled_at=UtcDateTime())
+                   prepare=True, handled_at=UtcDateTime())  # written by every handler run: prepared
 
 
 def record(session: Any, entry: Entry) -> None:
@@ -168,12 +193,9 @@ def record(session: Any, entry: Entry) -> None:
                                  "handled_at": entry.handled_at})
 
 
-_SEEN = select(InboxEntry.id).where(InboxEntry.consumer == bindparam("consumer"),
-                                    InboxEntry.event_id == bindparam("event_id"))  # built once: every event runs it
-
-
 def seen(session: Any, consumer: str, event_id: str) -> bool:
-    return session.execute(_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
+    """Whether (``consumer``, ``event_id``) has its inbox row (SQLite: before every handler run)."""
+    return session.execute(_seen(), {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
 def was_handled(store: Any, entry: Entry) -> bool:

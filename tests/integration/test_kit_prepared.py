@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DataError, IntegrityError
 
-from services.kit import idempotency
+from services.kit import idempotency, inbox
 from services.kit.clock import utcnow
 from services.kit.commit import at_commit
 from services.kit.db import REPLAN_AFTER, Store, _prepared_form, prepared
@@ -147,3 +147,64 @@ def test_a_prepared_statement_planned_on_a_small_table_is_planned_again_as_the_t
     assert "Seq Scan" not in grown and "pk_kit_outbox" in grown, grown  # (a custom or a generic plan: both cheap)
     commits = [sql for sql in store.sent if sql.endswith("COMMIT") and "kit_outbox" in sql or "DEALLOCATE" in sql]
     assert sum(f"DEALLOCATE {name};PREPARE {name} AS" in sql for sql in commits) == 1, commits
+
+
+# -- an event handler's inbox statements (kit.inbox): every handler run sends them ------------------------------------
+
+_CHECK = _prepared_form(inbox.CHECK_SQL)[0]
+_ROW = _prepared_form(inbox._RECORD.plain)[0]
+_ONE = text("SELECT 1")
+
+
+def _handle(store: Any, event_id: str, first: Any = _ONE, params: dict | None = None) -> str:
+    """What the kit does around a handler on PostgreSQL: the check with its first statement, the row with its commit.
+    The handler's first query, as sent."""
+    sent = len(store.sent)
+    try:
+        with store.transaction() as session:
+            inbox.check_first(session, "prepared_test.on_event", event_id)
+            session.execute(first, params or {})
+            inbox.record(session, inbox.Entry("prepared_test.on_event", event_id, utcnow()))
+    finally:
+        store.first = store.sent[sent]
+    return store.first
+
+
+def test_a_handlers_inbox_check_and_row_are_prepared_with_their_first_run_and_then_only_executed(store):
+    for number in range(3):
+        _handle(store, f"event-{number}")
+    firsts = [sql for sql in store.sent if "kit_inbox_unseen" in sql or f"EXECUTE {_CHECK}(" in sql]
+    commits = [sql for sql in store.sent if sql.endswith("COMMIT")]
+    assert len(firsts) == len(commits) == 3, store.sent
+    assert firsts[0].startswith(f"BEGIN;PREPARE {_CHECK} AS SELECT kit_inbox_unseen($1, $2);EXECUTE {_CHECK}(")
+    assert all(sql.startswith(f"BEGIN;EXECUTE {_CHECK}(") and "PREPARE" not in sql for sql in firsts[1:]), firsts
+    assert f"PREPARE {_ROW} AS INSERT INTO kit_inbox" in commits[0]
+    assert all(f"EXECUTE {_ROW}(" in sql and "PREPARE" not in sql for sql in commits[1:]), commits
+    with store.transaction() as session:
+        assert {_CHECK, _ROW} <= _prepared_names(session)
+        handled = session.execute(text("SELECT event_id FROM kit_inbox WHERE consumer = 'prepared_test.on_event' "
+                                       "ORDER BY event_id")).scalars().all()
+    assert handled == ["event-0", "event-1", "event-2"]
+
+
+def test_a_redelivered_event_leaves_the_check_prepared_and_the_refused_statement_to_be_prepared_later(store):
+    """The check refuses the event from its ``EXECUTE``: its ``PREPARE`` took, and the handler's own statement, after it
+    in the query, never ran — so its ``PREPARE`` goes with its next run (not plain text for the connection's life)."""
+    _handle(store, "event-a")
+    with pytest.raises(inbox.AlreadyHandledError):
+        _handle(store, "event-a", _DIVIDE, {"divisor": 4})
+    refused = store.first
+    again = _handle(store, "event-b", _DIVIDE, {"divisor": 5})
+    then = _handle(store, "event-c", _DIVIDE, {"divisor": 10})
+    assert refused.startswith(f"BEGIN;EXECUTE {_CHECK}(") and "PREPARE careloop_" in refused, refused
+    assert again.startswith(f"BEGIN;EXECUTE {_CHECK}(") and again.count("PREPARE careloop_") == 1, again
+    assert then.startswith(f"BEGIN;EXECUTE {_CHECK}(") and "PREPARE" not in then and "100 /" not in then, then
+
+
+def test_the_check_sent_alone_before_a_peer_call_is_the_same_prepared_statement(store):
+    for number in range(2):
+        with store.transaction() as session:
+            inbox.check_first(session, "prepared_test.calls_a_peer", f"event-{number}")
+            inbox.check_now(session)  # kit.peers: before the call leaves the process
+    alone = [sql for sql in store.sent if "kit_inbox_unseen" in sql or f"EXECUTE {_CHECK}(" in sql]
+    assert alone[0].startswith(f"BEGIN;PREPARE {_CHECK} AS") and alone[1].startswith(f"BEGIN;EXECUTE {_CHECK}("), alone
