@@ -121,8 +121,8 @@ _KEEP_POINTS = (text(f"{_KEEP_POINTS_SQL} RETURNING posting_id")
                 .bindparams(bindparam("member_id", type_=Uuid()), bindparam("day", type_=Date())))
 # reversals that overtook a posting belong to its day, so that they leave the window with it
 _OVERTAKEN_SQL = "UPDATE member_points SET day = :reversal_day{points} WHERE reverses_posting_id = :reversed"
-_OVERTAKEN = AtCommit(_OVERTAKEN_SQL.format(points=""), reversal_day=Date())
-_OVERTAKEN_NOT_EARNED = AtCommit(_OVERTAKEN_SQL.format(points=", points = 0"), reversal_day=Date())
+_OVERTAKEN = AtCommit(_OVERTAKEN_SQL.format(points=""), prepare=True, reversal_day=Date())
+_OVERTAKEN_NOT_EARNED = AtCommit(_OVERTAKEN_SQL.format(points=", points = 0"), prepare=True, reversal_day=Date())
 
 
 def _points_row(member_id: uuid.UUID, data: dict[str, Any], day: date) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def record_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], 
     return True
 
 
-_KEEP_POINTS_AT_COMMIT = AtCommit(_KEEP_POINTS_SQL, member_id=Uuid(), day=Date())
+_KEEP_POINTS_AT_COMMIT = AtCommit(_KEEP_POINTS_SQL, prepare=True, member_id=Uuid(), day=Date())
 
 
 def keep_new_points(session: Session, member_id: uuid.UUID, data: dict[str, Any], day: date) -> None:
@@ -200,7 +200,7 @@ _REFRESH_SUMMARY = AtCommit(
     "ON CONFLICT (member_id) DO UPDATE SET visits_total = excluded.visits_total, "
     "spend_total_minor = excluded.spend_total_minor, first_visit_on = excluded.first_visit_on, "
     "last_visit_on = excluded.last_visit_on, first_paid_visit_on = excluded.first_paid_visit_on, "
-    "updated_at = excluded.updated_at", member_id=Uuid(), now=UtcDateTime())
+    "updated_at = excluded.updated_at", prepare=True, member_id=Uuid(), now=UtcDateTime())
 
 
 def refresh_summary(session: Session, member_id: uuid.UUID, now: datetime) -> None:
@@ -211,7 +211,7 @@ def refresh_summary(session: Session, member_id: uuid.UUID, now: datetime) -> No
 _KEEP_NEW_VISIT = AtCommit(
     "INSERT INTO member_visits (visit_id, member_id, branch, kind, day, completed_at, completed, qualifying_minor, "
     "refunded_minor, fully_refunded) VALUES (:visit_id, :member_id, :branch, :kind, :day, :completed_at, true, "
-    ":qualifying_minor, 0, false)", member_id=Uuid(), day=Date(), completed_at=UtcDateTime())
+    ":qualifying_minor, 0, false)", prepare=True, member_id=Uuid(), day=Date(), completed_at=UtcDateTime())
 
 
 def keep_new_visit(session: Session, member_id: uuid.UUID, data: dict[str, Any], zone: ZoneInfo,

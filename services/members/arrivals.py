@@ -32,6 +32,7 @@ from sqlalchemy import and_, any_, bindparam, exists, func, literal_column, sele
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from services.kit.db import PREPARED
 from services.members import activity, programme_versions
 from services.members.models import Member, MemberPoints, MemberTopUp, MemberVisit
 from services.members.rules.tiers import Activity
@@ -131,6 +132,7 @@ def _prebuilt(statement: Any) -> tuple[str, dict[str, Any]]:
 
 _VISIT_QUERY, _VISIT_CONSTANTS = _prebuilt(_READ_FOR_VISIT)
 _POINTS_QUERY, _POINTS_CONSTANTS = _prebuilt(_READ_FOR_POINTS)
+_PREPARED = {PREPARED: True}  # one of them a handler run: both statements prepared per connection (``kit.db.prepared``)
 
 
 def _read(session: Session, query: str, constants: dict[str, Any], member_id: uuid.UUID, fact: str | list[str],
@@ -138,7 +140,7 @@ def _read(session: Session, query: str, constants: dict[str, Any], member_id: uu
     if session.get_bind().dialect.name != "postgresql":
         return None
     row = session.connection().exec_driver_sql(query, {**constants, "member": member_id, "fact": fact,
-                                                       "first": first, "last": last}).first()
+                                                       "first": first, "last": last}, _PREPARED).first()
     return None if row is None or row.merged_into_id is not None else row
 
 

@@ -174,7 +174,7 @@ _STALE = AtCommit(
     f"INSERT INTO member_windows (member_id, computed_for, {', '.join(SUMS)}, earliest_day, next_day, updated_at) "
     f"VALUES (:member_id, :day, {', '.join('0' for _ in SUMS)}, NULL, :day, :now) "
     "ON CONFLICT (member_id) DO UPDATE SET next_day = :day, updated_at = :now",
-    member_id=Uuid(), day=Date(), now=UtcDateTime())
+    prepare=True, member_id=Uuid(), day=Date(), now=UtcDateTime())  # every visit's handlers: prepared
 
 
 def mark_stale(session: Session, member_id: uuid.UUID, day: date, now: datetime) -> None:
