@@ -20,7 +20,7 @@ from services.kit.caller import Identity
 from services.kit.clock import local_date
 from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
-from services.kit.db import fetch, parse_uuid
+from services.kit.db import fetch, parse_uuid, prepared
 from services.kit.errors import Conflict, Invalid
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
@@ -59,8 +59,9 @@ _RECALLS_SQL = ("FROM care_plans c WHERE c.member_id = :member AND c.status = 'a
 # PostgreSQL, a completion's first round trip, in the lock order (patient, visits, then care plans): the patient's
 # row, the member's open visits of the day and the care plans the bill may reset are locked, then read (a statement
 # of its own, so with a snapshot taken once the locks are granted: a completion of the same bill that held them is
-# seen), with whether the id is a merged member's alias and which visit this bill completed before
-_READ_FOR_COMPLETION = text(
+# seen), with whether the id is a merged member's alias and which visit this bill completed before; each statement
+# prepared once per connection (``kit.db.prepared``)
+_READ_FOR_COMPLETION = prepared(text(
     "SELECT 1 FROM patients WHERE member_id = :member FOR UPDATE; "
     f"SELECT 1 {_OPEN_OF_DAY_SQL} LIMIT 2 FOR UPDATE; "
     f"SELECT 1 {_RECALLS_SQL} FOR UPDATE; "
@@ -72,7 +73,7 @@ _READ_FOR_COMPLETION = text(
     f"ORDER BY c.recall_type) {_RECALLS_SQL}) AS recalls "
     "FROM patients p WHERE p.member_id = :member"
 ).bindparams(bindparam("member", type_=Uuid()), bindparam("start", type_=UtcDateTime()),
-             bindparam("end", type_=UtcDateTime())).columns(*_PATIENT_COLUMNS, alias_of=Uuid(), billed_id=Uuid())
+             bindparam("end", type_=UtcDateTime())).columns(*_PATIENT_COLUMNS, alias_of=Uuid(), billed_id=Uuid()))
 _BILLED = select(Visit.id).where(Visit.bill_id == bindparam("bill"))
 
 
@@ -191,16 +192,17 @@ def _open_visit_of_day(session: Session, member_id: uuid.UUID, branch: str, day:
 
 
 # What a completion writes besides the visit row: nothing reads these back in its transaction, so they go with the
-# commit (``kit.commit``: on PostgreSQL in the query that commits, however many lines the bill has)
+# commit (``kit.commit``: on PostgreSQL in the query that commits, however many lines the bill has), each statement
+# prepared once per connection (``kit.db.prepared``): every paid visit runs them
 _ADD_ITEM = AtCommit("INSERT INTO visit_items (visit_id, category, code, amount_minor) "
-                     "VALUES (:visit_id, :category, :code, :amount_minor)", visit_id=Uuid())
+                     "VALUES (:visit_id, :category, :code, :amount_minor)", prepare=True, visit_id=Uuid())
 _ADD_PAYMENT = AtCommit("INSERT INTO visit_payments (visit_id, method, amount_minor) "
-                        "VALUES (:visit_id, :method, :amount_minor)", visit_id=Uuid())
+                        "VALUES (:visit_id, :method, :amount_minor)", prepare=True, visit_id=Uuid())
 _PATIENT_AFTER_VISIT = AtCommit(
     "UPDATE patients SET first_arrived_at = :first_arrived_at, completed_visits = :completed_visits, "
     "paid_visits = :paid_visits, last_visit_id = :last_visit_id, last_visit_on = :last_visit_on, "
     "treatment = :treatment WHERE member_id = :member_id",
-    first_arrived_at=UtcDateTime(), last_visit_id=Uuid(), last_visit_on=Date(), member_id=Uuid())
+    prepare=True, first_arrived_at=UtcDateTime(), last_visit_id=Uuid(), last_visit_on=Date(), member_id=Uuid())
 
 
 def _keep_patient(session: Session, patient: Patient, **values: Any) -> None:

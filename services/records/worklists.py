@@ -50,7 +50,7 @@ _CREATE = AtCommit(
     "INSERT INTO follow_ups (id, member_id, branch, state, queue, due_on, status, attempts, source_visit_id, "
     "dedupe_key, created_at, updated_at) VALUES (:id, :member_id, :branch, :state, :queue, :due_on, 'open', 0, "
     ":source_visit_id, :dedupe_key, :now, :now) ON CONFLICT (dedupe_key) DO NOTHING",
-    id=Uuid(), member_id=Uuid(), source_visit_id=Uuid(), due_on=Date(), now=UtcDateTime())
+    prepare=True, id=Uuid(), member_id=Uuid(), source_visit_id=Uuid(), due_on=Date(), now=UtcDateTime())
 
 
 def create_at_commit(session: Session, tasks: list[Task], member_id: uuid.UUID, branch: str, now: datetime,
@@ -80,7 +80,7 @@ def cancel_open_at_commit(session: Session, member_id: uuid.UUID, states: tuple[
         statement = _CANCELS[states] = AtCommit(
             "UPDATE follow_ups SET status = 'cancelled', outcome = NULL, closed_at = :now, updated_at = :now, "
             f"closed_by = 'records' WHERE member_id = :member_id AND status = 'open' AND state IN ({listed})",
-            member_id=Uuid(), now=UtcDateTime())
+            prepare=True, member_id=Uuid(), now=UtcDateTime())
     at_commit(session, statement, {"member_id": member_id, "now": now})
 
 
