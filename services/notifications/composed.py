@@ -39,7 +39,7 @@ from services.kit.caller import Identity
 from services.kit.clock import as_utc, isoformat, local_date
 from services.kit.commit import AtCommit, at_commit
 from services.kit.config import Group
-from services.kit.db import Store, dialect_insert, fetch
+from services.kit.db import Store, dialect_insert, fetch, prepared
 from services.kit.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from services.kit.insert_batch import insert_rows
 from services.kit.models import UtcDateTime
@@ -280,17 +280,17 @@ class Catalogue:
         return active, bool(rows[0].running)
 
 
-# built once: every trigger event runs one of them
-_ACTIVE = select(ComposedJourney.id, ComposedJourney.version).where(
-    ComposedJourney.state == ACTIVE, ComposedJourney.trigger == bindparam("trigger"))
-_ACTIVE_AND_RUNNING = text(
+# built once, prepared per connection (``kit.db.prepared``): every trigger event runs one of them
+_ACTIVE = prepared(select(ComposedJourney.id, ComposedJourney.version).where(
+    ComposedJourney.state == ACTIVE, ComposedJourney.trigger == bindparam("trigger")))
+_ACTIVE_AND_RUNNING = prepared(text(
     "SELECT j.id, j.version, r.running FROM (SELECT EXISTS (SELECT 1 FROM journey_runs WHERE member_id = :member_id "
     f"AND state = '{RUNNING}') AS running) AS r LEFT JOIN composed_journeys AS j "
     f"ON j.state = '{ACTIVE}' AND j.trigger = :trigger"
-).bindparams(bindparam("member_id", type_=Uuid())).columns(id=Uuid(), version=Integer(), running=Boolean())
+).bindparams(bindparam("member_id", type_=Uuid())).columns(id=Uuid(), version=Integer(), running=Boolean()))
 _ADD_FACT = AtCommit("INSERT INTO journey_trigger_facts (event, member_id, cause, branch, facts, occurred_at) "
                      "VALUES (:event, :member_id, :cause, :branch, :facts, :occurred_at)",
-                     member_id=Uuid(), occurred_at=UtcDateTime())
+                     prepare=True, member_id=Uuid(), occurred_at=UtcDateTime())
 
 
 def active_of(session: Session, trigger: str, catalogue: Catalogue | None = None
@@ -433,7 +433,8 @@ _PLANNED_STARTS: dict[int, Any] = {}  # by number of messages, built once
 
 def _planned_statement(messages: int) -> Any:
     """PostgreSQL: a planned run's row and its ``messages`` queued deliveries in one query (data-modifying CTEs:
-    the deliveries are inserted only if the run was); the ids of the deliveries queued."""
+    the deliveries are inserted only if the run was), prepared per connection (every visit starts such runs); the ids
+    of the deliveries queued."""
     statement = _PLANNED_STARTS.get(messages)
     if statement is None:
         runs, sent = JourneyRun.__table__.c, Delivery.__table__.c
@@ -448,10 +449,10 @@ def _planned_statement(messages: int) -> Any:
         binds = [bindparam(f"r_{name}", type_=runs[name].type) for name in RUN_COLUMNS]
         binds += [bindparam(f"d{n}_{name}", type_=sent[name].type)
                   for n in range(messages) for name in deliveries.ROW_COLUMNS]
-        statement = _PLANNED_STARTS[messages] = text(
+        statement = _PLANNED_STARTS[messages] = prepared(text(
             f"WITH {', '.join(parts)} SELECT run.id AS run_id, queued.id AS delivery_id FROM run "
             f"LEFT JOIN ({queued}) AS queued ON true"
-        ).bindparams(*binds).columns(run_id=Uuid(), delivery_id=Uuid())
+        ).bindparams(*binds).columns(run_id=Uuid(), delivery_id=Uuid()))
     return statement
 
 

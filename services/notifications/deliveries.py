@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from services.kit.clock import isoformat
 from services.kit.commit import AtCommit, at_commit
-from services.kit.db import dialect_insert, fetch
+from services.kit.db import dialect_insert, fetch, prepared
 from services.kit.errors import Invalid
 from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
@@ -67,7 +67,7 @@ def insert_unless(table: Any, columns: tuple[str, ...], conflict: str, prefix: s
     return statement.columns(table.c[returning]) if returning else statement
 
 
-_QUEUE = insert_unless(Delivery.__table__, ROW_COLUMNS, "dedupe_key", "v_", returning="id")
+_QUEUE = prepared(insert_unless(Delivery.__table__, ROW_COLUMNS, "dedupe_key", "v_", returning="id"))  # a day's digest
 
 
 def queue_id(session: Session, plan: Plan, now: datetime) -> uuid.UUID | None:
@@ -111,7 +111,7 @@ def queue_many(session: Session, plans: list[Plan], now: datetime) -> int:
 
 _ADD_STEP = AtCommit("INSERT INTO delivery_steps (delivery_id, at, state, channel, detail, provider_id) "
                      "VALUES (:delivery_id, :at, :state, :channel, :detail, :provider_id)",
-                     delivery_id=Uuid(), at=UtcDateTime())
+                     prepare=True, delivery_id=Uuid(), at=UtcDateTime())  # every step of every delivery
 
 
 def add_step(session: Session, delivery_id: uuid.UUID, state: str, at: datetime, channel: str | None = None,

@@ -16,6 +16,7 @@ from sqlalchemy import Boolean, Uuid, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from services.kit.commit import AtCommit, at_commit
+from services.kit.db import prepared
 from services.kit.models import UtcDateTime
 from services.notifications import deliveries
 from services.notifications.models import QUEUED, Delivery, DigestItem
@@ -40,7 +41,7 @@ def _queued(session: Session, dedupe_key: str) -> Delivery | None | bool:
     return row if row.state == QUEUED else False
 
 
-_ATTACH = text(
+_ATTACH = prepared(text(
     "WITH slot AS (SELECT id FROM deliveries WHERE dedupe_key = :dedupe_key AND state = 'queued' FOR UPDATE), "
     "added AS (INSERT INTO digest_items (kind, item_ref, member_id, delivery_id, points, recorded_at) "
     "SELECT :kind, :item_ref, :member_id, slot.id, :points, :recorded_at FROM slot "
@@ -48,12 +49,13 @@ _ATTACH = text(
     "SELECT (SELECT delivery_id FROM added) AS attached, "
     "EXISTS (SELECT 1 FROM digest_items WHERE kind = :kind AND item_ref = :item_ref) AS seen"
 ).bindparams(bindparam("member_id", type_=Uuid()), bindparam("recorded_at", type_=UtcDateTime())
-             ).columns(attached=Uuid(), seen=Boolean())
+             ).columns(attached=Uuid(), seen=Boolean()))
 """PostgreSQL: a posting attached to its slot's digest if that is queued (locked, as ``_queued`` does), in one
-query; with whether it was counted before (the snapshot before the insert)."""
+query; with whether it was counted before (the snapshot before the insert). Prepared per connection, as
+``_ATTACH_ALL`` and ``_ADD_ITEM`` (``kit.db.prepared``): a paid visit's postings run them."""
 _ADD_ITEM = AtCommit("INSERT INTO digest_items (kind, item_ref, member_id, delivery_id, points, recorded_at) "
                      "VALUES (:kind, :item_ref, :member_id, :delivery_id, :points, :recorded_at)",
-                     member_id=Uuid(), delivery_id=Uuid(), recorded_at=UtcDateTime())
+                     prepare=True, member_id=Uuid(), delivery_id=Uuid(), recorded_at=UtcDateTime())
 
 
 def points_earned(session: Session, event: dict[str, Any], now: datetime, settings: Settings, zone: ZoneInfo) -> bool:
@@ -76,7 +78,7 @@ def points_earned(session: Session, event: dict[str, Any], now: datetime, settin
     return _attach_to_a_slot(session, [item], str(member_id), day, due, now, settings, zone, slot_absent)
 
 
-_ATTACH_ALL = text(
+_ATTACH_ALL = prepared(text(
     "WITH slot AS (SELECT id FROM deliveries WHERE dedupe_key = :dedupe_key AND state = 'queued' FOR UPDATE), "
     "added AS (INSERT INTO digest_items (kind, item_ref, member_id, delivery_id, points, recorded_at) "
     "SELECT :kind, item.ref, :member_id, slot.id, item.points, :recorded_at FROM slot, "
@@ -84,7 +86,7 @@ _ATTACH_ALL = text(
     "ON CONFLICT (kind, item_ref) DO NOTHING RETURNING item_ref) "
     "SELECT (SELECT count(*) FROM added) AS attached, "
     "(SELECT count(*) FROM digest_items WHERE kind = :kind AND item_ref = ANY(CAST(:refs AS text[]))) AS seen"
-).bindparams(bindparam("member_id", type_=Uuid()), bindparam("recorded_at", type_=UtcDateTime()))
+).bindparams(bindparam("member_id", type_=Uuid()), bindparam("recorded_at", type_=UtcDateTime())))
 """PostgreSQL: ``_ATTACH`` for several postings of one member and one time (a visit's), in one query: how many were
 attached, and how many were counted before (the snapshot before the insert)."""
 
