@@ -267,6 +267,30 @@ class StatementClock:
                                                      for table, scans, read, live in rows))
         return lines
 
+    def parsed(self, databases: tuple[str, ...], top: int = 6) -> list[str]:
+        """Per database, the statements of the whole step per flow (flows: points' inbox rows written, one a visit):
+        those run prepared (``pg_stat_statements`` keeps an ``EXECUTE``'s runs under its ``PREPARE``'s text), those
+        PostgreSQL parsed and planned anew, and the most frequent of the latter."""
+        if len(self.snapshots) < 2:
+            return ["(too few readings)"]
+        spent = self.window(self.snapshots[0], self.snapshots[-1])
+        flows = sum(calls for (db, sql), (calls, _total) in spent.items()
+                    if db.startswith("points") and "INSERT INTO kit_inbox" in sql) or 1
+        utility = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET", "DEALLOCATE")
+        lines = [f"({flows} flows: points' inbox rows)"]
+        for database in databases:
+            calls = {sql: count for (db, sql), (count, _total) in spent.items() if db.startswith(database)}
+            kind = {sql: "prepared" if sql.lstrip().upper().startswith("PREPARE")
+                    else "utility" if sql.split(None, 1)[0].rstrip(";").upper() in utility else "anew"
+                    for sql in calls}
+            total = {k: sum(count for sql, count in calls.items() if kind[sql] == k)
+                     for k in ("prepared", "anew", "utility")}
+            lines.append(f"{database}: a flow {total['prepared'] / flows:.2f} statements prepared, "
+                         f"{total['anew'] / flows:.2f} parsed anew, {total['utility'] / flows:.2f} BEGIN/COMMIT/...")
+            for sql in sorted((sql for sql in calls if kind[sql] == "anew"), key=lambda sql: -calls[sql])[:top]:
+                lines.append(f"  {calls[sql] / flows:.2f} a flow: {' '.join(sql.split())[:150]}")
+        return lines
+
     def report(self, databases: tuple[str, ...], top: int = 8) -> list[str]:
         """Per database, the ``top`` statements of the last window by time, beside the first window: calls, mean
         ms, total ms."""

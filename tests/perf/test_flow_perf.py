@@ -269,6 +269,8 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
                 clock.stop()
                 print("\nSTATEMENTS (pg_stat_statements, the long step's first and last minute):\n"
                       + "\n".join(clock.report(("points", "members", "records", "notifications")))
+                      + "\nSTATEMENTS PARSED ANEW (the whole long step):\n"
+                      + "\n".join(clock.parsed(("points", "members", "records", "notifications")))
                       + "\nTABLES READ WHOLE (sequential scans since the cluster started):\n"
                       + "\n".join(clock.scans(("points", "members", "records", "notifications", "interfaces"))),
                       flush=True)
