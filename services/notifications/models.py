@@ -80,7 +80,7 @@ class Delivery(Base):
 
     __table_args__ = (
         Index("ix_deliveries_member", "member_id", "created_at"),
-        Index("ix_deliveries_due", "state", "due_at"),
+        Index("ix_deliveries_due", "state", "due_at", "id"),  # the claim's order (schedule.claim_due)
         Index("ix_deliveries_cause_ref", "cause_ref", "state"),
         Index("ix_deliveries_cap", "member_id", "category", "sent_at"),
         Index("ix_deliveries_provider", "channel", "provider_id"),
