@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from services.kit.clock import local_date
 from services.kit.commit import AtCommit, at_commit
+from services.kit.db import prepared
 from services.kit.errors import Conflict, Invalid
 from services.kit.locks import lock_name, serialise
 from services.kit.models import UtcDateTime
@@ -111,15 +112,16 @@ _COPY_AND_STAMP_SQL = (f"SELECT copy.*, ({campaigns.STAMP_SQL}) AS campaigns_sta
 _COPY_AND_STAMP_COLUMNS = (*roster.COPY_COLUMNS, column("campaigns_stamp", String()))
 
 # PostgreSQL, one round trip in the lock order (``kit.locks``: the visit, then the member shared): the two locks,
-# then the reads with a snapshot taken once they were granted
-_HOLD_FOR_EARN = text(
+# then the reads with a snapshot taken once they were granted; each of the three prepared once per connection
+# (``kit.db.prepared``: every paid visit's first query, parsed and planned anew each time before)
+_HOLD_FOR_EARN = prepared(text(
     "SELECT pg_advisory_xact_lock(hashtextextended(:visit_lock, 0)); "
     "SELECT pg_advisory_xact_lock_shared(hashtextextended(:member_lock, 0)); "
     + _COPY_AND_STAMP_SQL.format(more=", EXISTS (SELECT 1 FROM points_visit_refunds WHERE visit_id = :visit) AS refunded"
                                       ", EXISTS (SELECT 1 FROM points_postings WHERE dedupe_key = :first) "
                                       "OR EXISTS (SELECT 1 FROM points_holds WHERE dedupe_key = :first) AS earned")
 ).bindparams(bindparam("member", type_=Uuid())).columns(*_COPY_AND_STAMP_COLUMNS, column("refunded", Boolean()),
-                                                        column("earned", Boolean()))
+                                                        column("earned", Boolean())))
 
 EARN_FIRST = replace(roster.first_read(lambda arguments: arguments["member_id"], _COPY_AND_STAMP_SQL.format(more=""),
                                        _COPY_AND_STAMP_COLUMNS), prepare=True)
@@ -195,19 +197,20 @@ def earn_visit(session: Session, ctx: Context, event: dict[str, Any], member: Me
 
 # PostgreSQL: whether the visit's first line was posted (or locked) before — final, a visit only earns under its
 # lock — and, when not, its outcome noted, in one statement (was three round trips: the two reads, then the note's)
-_FIRST_EARN = text(
+_FIRST_EARN = prepared(text(
     "WITH done AS (SELECT EXISTS (SELECT 1 FROM points_postings WHERE dedupe_key = :first) "
     "OR EXISTS (SELECT 1 FROM points_holds WHERE dedupe_key = :first) AS earned), "
     "noted AS (INSERT INTO points_visit_outcomes (visit_id, member_id, state, earned_points, reversed_points, "
     "bill_minor, completed_seen_at, updated_at) SELECT :visit_id, :member_id, 'earned', :points, 0, :bill_minor, "
     ":now, :now FROM done WHERE NOT done.earned ON CONFLICT (visit_id) DO NOTHING) "
-    "SELECT earned FROM done").bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime()))
+    "SELECT earned FROM done").bindparams(bindparam("member_id", type_=Uuid()), bindparam("now", type_=UtcDateTime())))
 
 
 # The outcome of a visit that earns, noted with the commit (nothing reads it back; a refund's sum added after it)
 _NOTE_EARNED = AtCommit("INSERT INTO points_visit_outcomes (visit_id, member_id, state, earned_points, reversed_points, "
                         "bill_minor, completed_seen_at, updated_at) VALUES (:visit_id, :member_id, 'earned', :points, 0, "
-                        ":bill_minor, :now, :now) ON CONFLICT (visit_id) DO NOTHING", now=UtcDateTime(), member_id=Uuid())
+                        ":bill_minor, :now, :now) ON CONFLICT (visit_id) DO NOTHING", prepare=True, now=UtcDateTime(),
+                        member_id=Uuid())
 
 
 def _first_earn(session: Session, event: dict[str, Any], member: MemberCopy, points: int, now: datetime,

@@ -156,7 +156,8 @@ def _earns_in_one_trip(count: int) -> Any:
         sql = "; ".join(parts) + f"; SELECT id, balance_after FROM points_postings WHERE dedupe_key IN ({keys}) ORDER BY id"
         types = [bindparam(f"{name}_{number}", type_=type_) for number in range(count)
                  for name, type_ in (("member", Uuid()), ("now", UtcDateTime()), ("expires_on", Date()))]
-        statement = _earns_pg[count] = text(sql).bindparams(*types).columns(id=BigInteger(), balance_after=BigInteger())
+        statement = _earns_pg[count] = prepared(  # each earn and the read prepared once per connection
+            text(sql).bindparams(*types).columns(id=BigInteger(), balance_after=BigInteger()))
     return statement
 
 
