@@ -89,12 +89,6 @@ def _check_alone() -> Any:
     return prepared(text("SELECT kit_inbox_unseen(:careloop_inbox_consumer, :careloop_inbox_event_id)"))
 
 
-@functools.cache
-def _seen() -> Any:
-    from services.kit.db import prepared
-
-    return prepared(select(InboxEntry.id).where(InboxEntry.consumer == bindparam("consumer"),
-                                                InboxEntry.event_id == bindparam("event_id")))
 
 
 def check_now(session: Any) -> None:
@@ -193,9 +187,14 @@ def record(session: Any, entry: Entry) -> None:
                                  "handled_at": entry.handled_at})
 
 
+_SEEN = select(InboxEntry.id).where(InboxEntry.consumer == bindparam("consumer"),
+                                    InboxEntry.event_id == bindparam("event_id"))  # built once: every event runs it
+
+
 def seen(session: Any, consumer: str, event_id: str) -> bool:
-    """Whether (``consumer``, ``event_id``) has its inbox row (SQLite: before every handler run)."""
-    return session.execute(_seen(), {"consumer": consumer, "event_id": event_id}).first() is not None
+    """Whether (``consumer``, ``event_id``) has its inbox row (SQLite: before every handler run; PostgreSQL checks
+    with the handler's first statement instead, so this is never prepared)."""
+    return session.execute(_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
 def was_handled(store: Any, entry: Entry) -> bool:

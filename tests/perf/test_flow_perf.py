@@ -125,8 +125,9 @@ DAILY = ("members", "points", "notifications")  # services whose timers run the 
 def day_jobs_done(stack: Stack, seconds: float = 300) -> None:
     """Wait until the day's batch jobs (members' nightly: tier reviews, segments, windows; points' expiry and
     reconciliation; notifications' daily journeys) ran over the members just enrolled. Their timers first tick a
-    minute after the start (members' after 02:00 in the group's zone: ``members`` starts its day by RPC); segmentation reads the members ``FOR SHARE`` a thousand at a time, and measured inside a
-    step it held the flow's member locks for seconds (4,000 members: 7 s of batches in the first step)."""
+    minute after the start (members' only after 02:00 in the group's zone: ``members`` starts its day by RPC);
+    segmentation reads the members ``FOR SHARE`` a thousand at a time, and measured inside a step it held the flow's
+    member locks for seconds (4,000 members: 7 s of batches in the first step)."""
     deadline = time.monotonic() + seconds
     calm = 0
     while calm < 2:  # twice in a row: a job of the same run could start between two of its predecessors' commits
