@@ -90,7 +90,6 @@ def _check_alone() -> Any:
 
 
 
-
 def check_now(session: Any) -> None:
     """Send the session's check now if it is still waiting for a first statement (before a call to a peer):
     raises ``AlreadyHandledError`` for an event already handled."""
