@@ -373,12 +373,15 @@ class MembersService(Service):
             window = held.window
             for line, day in zip(lines, days, strict=True):
                 window = window.with_points(day, line["rule"], line["points"])
-            if not tier_ledger.points_may_change_tier(self.db.session, held, programme, self.group.zone, now,
-                                                      window.counted_points):
-                for line, day in zip(lines, days, strict=True):
-                    activity.keep_new_points(self.db.session, held.id, line, day)
-                self._keep_window(held)
-                return
+            for line, day in zip(lines, days, strict=True):
+                activity.keep_new_points(self.db.session, held.id, line, day)
+            self._keep_window(held)
+            if tier_ledger.points_may_change_tier(self.db.session, held, programme, self.group.zone, now,
+                                                  window.counted_points):  # judged on all the sums: read the rest
+                counted = arrivals.with_the_rest(self.db.session, held.id, window).activity(programme.tier_visit_kinds)
+                self._reassess(held, f"points:{lines[0]['posting_id']}", partial(tier_ledger.reassess, counted=counted),
+                               programme)
+            return
         member = tier_ledger.member_for_event(self.db.session, member_id)
         kept = [line for line, day in zip(lines, days, strict=True)
                 if activity.record_points(self.db.session, member.id, line, day)]

@@ -16,12 +16,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import Date, Uuid, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from services.kit.aliases import follow
 from services.kit.clock import local_date
+from services.kit.commit import AtCommit, at_commit
 from services.kit.errors import Conflict, Invalid
+from services.kit.models import UtcDateTime
 from services.kit.paging import keyset_page
 from services.kit.telemetry import counter
 from services.members import activity
@@ -90,6 +92,20 @@ def activity_as_of(session: Session, programme: Programme, member_id: uuid.UUID,
     return activity.activity_of(session, member_id, first, last, programme.tier_visit_kinds)
 
 
+def _next_review(programme: Programme, zone: ZoneInfo, now: datetime) -> date | None:
+    """A member's next review day after a change, if the programme reviews on tier anniversaries (None: unchanged)."""
+    if programme.review.basis != "tier_anniversary":
+        return None
+    today = local_date(now, zone)
+    return tiers.next_anniversary(today, today)
+
+
+def _announce(change: Change, member_id: uuid.UUID, now: datetime, emit: Emit) -> None:
+    emit("tier_changed", {"member_id": member_id, "from_tier": change.from_tier, "to_tier": change.to_tier,
+                          "direction": change.direction, "reason": change.reason, "effective_at": now})
+    TIER_CHANGES.labels(change.direction, change.reason).inc()
+
+
 def apply_change(session: Session, member: Member, change: Change, programme: Programme, zone: ZoneInfo,
                  now: datetime, emit: Emit, actor: str, source_ref: str | None = None,
                  note: str | None = None) -> TierChange:
@@ -97,17 +113,46 @@ def apply_change(session: Session, member: Member, change: Change, programme: Pr
     member.tier = change.to_tier
     member.tier_since = now
     member.tier_pending = member.tier_pending_on = None
-    if programme.review.basis == "tier_anniversary" and member.tier_review_on is not None:
-        today = local_date(now, zone)
-        member.tier_review_on = tiers.next_anniversary(today, today)
+    review_on = _next_review(programme, zone, now)
+    if review_on is not None and member.tier_review_on is not None:
+        member.tier_review_on = review_on
     row = TierChange(member_id=member.id, from_tier=change.from_tier, to_tier=change.to_tier,
                      direction=change.direction, reason=change.reason, source_ref=source_ref, note=note,
                      actor=actor, effective_at=now)
     session.add(row)
-    emit("tier_changed", {"member_id": member.id, "from_tier": change.from_tier, "to_tier": change.to_tier,
-                          "direction": change.direction, "reason": change.reason, "effective_at": now})
-    TIER_CHANGES.labels(change.direction, change.reason).inc()
+    _announce(change, member.id, now, emit)
     return row
+
+
+# a held member's change (``arrivals``: locked by the read that held it), written with the commit as ``apply_change``
+# writes it through the ORM: the member is not loaded, and the lock is held for no round trip of the change's own
+_HELD_CHANGE = AtCommit(
+    "UPDATE members SET tier = :to_tier, tier_since = :now, tier_pending = NULL, tier_pending_on = NULL, "
+    "tier_review_on = CASE WHEN tier_review_on IS NULL THEN NULL "
+    "ELSE COALESCE(CAST(:review_on AS date), tier_review_on) END WHERE id = :member_id",
+    prepare=True, member_id=Uuid(), now=UtcDateTime(), review_on=Date())
+_HELD_HISTORY = AtCommit(
+    "INSERT INTO tier_changes (member_id, from_tier, to_tier, direction, reason, source_ref, note, actor, "
+    "effective_at) VALUES (:member_id, :from_tier, :to_tier, :direction, :reason, :source_ref, :note, :actor, :now)",
+    prepare=True, member_id=Uuid(), now=UtcDateTime())
+_HELD_NOTICE_WITHDRAWN = AtCommit(
+    "UPDATE members SET tier_pending = NULL, tier_pending_on = NULL WHERE id = :member_id", prepare=True,
+    member_id=Uuid())
+
+
+def _apply_to_held(session: Session, member: Held, change: Change | None, programme: Programme, zone: ZoneInfo,
+                   now: datetime, emit: Emit, actor: str, source_ref: str | None, note: str | None) -> None:
+    """``apply_change`` (or only the notice withdrawn, ``change`` None) of a held member, with the commit."""
+    if change is None:
+        at_commit(session, _HELD_NOTICE_WITHDRAWN, {"member_id": member.id})
+        return
+    at_commit(session, _HELD_CHANGE, {"member_id": member.id, "to_tier": change.to_tier, "now": now,
+                                      "review_on": _next_review(programme, zone, now)})
+    at_commit(session, _HELD_HISTORY, {
+        "member_id": member.id, "from_tier": change.from_tier, "to_tier": change.to_tier,
+        "direction": change.direction, "reason": change.reason, "source_ref": source_ref, "note": note,
+        "actor": actor, "now": now})
+    _announce(change, member.id, now, emit)
 
 
 def reassess(session: Session, member: Member | Held, programme: Programme, zone: ZoneInfo, now: datetime, emit: Emit,
@@ -119,7 +164,7 @@ def reassess(session: Session, member: Member | Held, programme: Programme, zone
     Frozen and closed members keep their activity but change tier only when active again. ``reason``: what the
     change is announced as, instead of the path that earned it (``import``: the path goes into the note).
     ``counted``: the 12 months' activity when the caller has it (``arrivals``: read with the member's lock);
-    a ``Held`` member is loaded only if it changes.
+    a ``Held`` member is never loaded: its change is written with the commit (``_apply_to_held``).
     """
     if member.status != "active":
         return None
@@ -131,16 +176,17 @@ def reassess(session: Session, member: Member | Held, programme: Programme, zone
     change = tiers.upgrade(programme, member.tier, qualification)
     if not withdrawn and change is None:
         return None
-    if isinstance(member, Held):
-        member = session.get(Member, member.id)  # locked by the read that held it
-    if withdrawn:
-        member.tier_pending = member.tier_pending_on = None
+    note = None
     if change is not None and reason is not None:
         note = f"earned by {change.reason}"
         change = Change(change.from_tier, change.to_tier, change.direction, reason)
+    if isinstance(member, Held):
+        _apply_to_held(session, member, change, programme, zone, now, emit, actor, source_ref, note)
+        return change
+    if withdrawn:
+        member.tier_pending = member.tier_pending_on = None
+    if change is not None:
         apply_change(session, member, change, programme, zone, now, emit, actor, source_ref, note)
-    elif change is not None:
-        apply_change(session, member, change, programme, zone, now, emit, actor, source_ref)
     return change
 
 

@@ -234,8 +234,14 @@ def test_records_commands_stay_within_their_round_trips(start_service, rpc):
 
 
 MEMBERS_HANDLER_CEILINGS = {"on_visit_completed": 2, "on_visit_points_earned (spend, visit)": 2,
-                            "on_points_earned (a single posting)": 2}
-"""A paid visit's earn is one ``visit_points_earned`` (issue 17; were two ``points_earned``, 2 trips each): its
+                            "on_points_earned (a single posting)": 2, "on_visit_completed (a promotion)": 2,
+                            "on_points_earned (a promotion)": 3}
+"""A promotion costs a visit no trip of its own and points one (2026-12-07): the change goes with the commit (the member
+is never loaded, ``tier_ledger._apply_to_held``), and points that may change the tier read the other sums once more
+under the lock (``arrivals.with_the_rest``). They took the general path before (a visit: the member loaded whole by
+the ORM; points: the chain read and locked, the postings, the sums read again: ~10 trips), with the member locked
+all along: the paid-visit flow's lag grew from the minute promotions began.
+A paid visit's earn is one ``visit_points_earned`` (issue 17; were two ``points_earned``, 2 trips each): its
 postings are read for in one query and written with the commit as one was. 2 each since the kit's inbox look-up travels with a handler's first statement (``kit.inbox``, kit0003) and the
 handlers read everything they decide on with the member's lock in one query and send their writes with the commit
 (``members.arrivals``, 2026-12-07): 3 with the inbox's own trip; the kit's inbox check (with BEGIN), the member locked and read
@@ -290,14 +296,28 @@ def test_members_handlers_of_a_paid_visit_stay_within_their_round_trips(start_se
                 rule="activity", source_ref="talk-2026-12", earned_at=utcnow())
         return posting_id
 
+    def promotions() -> tuple[str, str]:  # silver by spend (500,000) for one member, by points (5,000) for another
+        by_spend, by_points = uuid.UUID(enrol(rpc(), 9003)), uuid.UUID(enrol(rpc(), 9004))
+        visit_id, posting_id = uuid.uuid4(), posting()
+        deliver(records_events.EVENTS, VisitCompleted, visit_id=visit_id, member_id=by_spend, kind="return",
+                bill_id=f"B-{visit_id}", qualifying_minor=500_000, completed_at=utcnow())
+        deliver(points_events.EVENTS, PointsEarned, member_id=by_points, posting_id=posting_id, points=5_000,
+                rule="activity", source_ref="talk-2026-12", earned_at=utcnow())
+        for promoted in (by_spend, by_points):
+            assert query(members.database_url, "SELECT tier FROM members WHERE id = :m", m=promoted) == [("silver",)]
+        return str(visit_id), posting_id
+
     paid_visit()  # warm: the member's summary row exists, the pool has connections
     single_earn()
     trips = Trips(members)
     try:
         visit_id, spend = paid_visit()
         single = single_earn()
+        promoting_visit, promoting_posting = promotions()
         measured = {"on_visit_completed": trips.of(visit_id), "on_visit_points_earned (spend, visit)": trips.of(spend),
-                    "on_points_earned (a single posting)": trips.of(single)}
+                    "on_points_earned (a single posting)": trips.of(single),
+                    "on_visit_completed (a promotion)": trips.of(promoting_visit),
+                    "on_points_earned (a promotion)": trips.of(promoting_posting)}
     finally:
         trips.close()
     report = {name: len(queries) for name, queries in measured.items()}
