@@ -102,6 +102,8 @@ _STANDING = (Member.merged_into_id, Member.status, Member.tier, Member.tier_pend
              programme_versions.STAMP[1].label("programme_stored_at"))
 _POINTS = (select(func.coalesce(func.sum(MemberPoints.points), 0)).where(_in_window(MemberPoints))
            .scalar_subquery().label("points"))
+_TOP_UP = (select(func.coalesce(func.max(MemberTopUp.amount_minor), 0)).where(_in_window(MemberTopUp))
+           .scalar_subquery().label("top_up_minor"))
 _VISITS = select(
     func.coalesce(func.sum(activity.net_spend()), 0).label("spend_minor"),
     *(func.count().filter(and_(activity.counted(), MemberVisit.kind == literal_column(f"'{kind}'")))
@@ -110,9 +112,7 @@ _VISITS = select(
 
 _READ_FOR_VISIT = select(
     *_STANDING, exists().where(MemberVisit.visit_id == bindparam("fact")).label("known"),
-    _VISITS.c.spend_minor, *(_VISITS.c[f"visits_{kind}"] for kind in VISIT_KINDS), _POINTS,
-    select(func.coalesce(func.max(MemberTopUp.amount_minor), 0)).where(_in_window(MemberTopUp))
-    .scalar_subquery().label("top_up_minor"),
+    _VISITS.c.spend_minor, *(_VISITS.c[f"visits_{kind}"] for kind in VISIT_KINDS), _POINTS, _TOP_UP,
 ).where(Member.id == bindparam("member"))
 # how many of the postings were kept before, and whether a reversal of one came first (moved to the posting's day
 # when it is kept); ``fact`` is the list of posting ids (an array for the driver)
@@ -125,27 +125,22 @@ _READ_FOR_POINTS = select(
 ).where(Member.id == bindparam("member"))
 
 # the rest of a held member's sums, when its points may change the tier (``with_the_rest``)
-_READ_THE_REST = select(
-    _VISITS.c.spend_minor, *(_VISITS.c[f"visits_{kind}"] for kind in VISIT_KINDS),
-    select(func.coalesce(func.max(MemberTopUp.amount_minor), 0)).where(_in_window(MemberTopUp))
-    .scalar_subquery().label("top_up_minor"),
-)
+_READ_THE_REST = select(_VISITS.c.spend_minor, *(_VISITS.c[f"visits_{kind}"] for kind in VISIT_KINDS), _TOP_UP)
 
 _LOCK = "SELECT 1 FROM members WHERE id = %(member)s AND merged_into_id IS NULL FOR UPDATE"
 
 
-def _prebuilt(statement: Any) -> tuple[str, dict[str, Any]]:
-    """The lock, then ``statement``, as one query for the driver (built once: no SQLAlchemy compile or cache-key
-    per event), with the constants the compiler made parameters of."""
+def _prebuilt(statement: Any, after: str | None = None) -> tuple[str, dict[str, Any]]:
+    """``statement`` as a query for the driver (built once: no SQLAlchemy compile or cache-key per event), sent in
+    one query after ``after`` if given, with the constants the compiler made parameters of."""
     compiled = statement.compile(dialect=postgresql.psycopg2.dialect())
-    return f"{_LOCK}; {compiled.string}", {name: value for name, value in compiled.params.items() if value is not None}
+    query = compiled.string if after is None else f"{after}; {compiled.string}"
+    return query, {name: value for name, value in compiled.params.items() if value is not None}
 
 
-_VISIT_QUERY, _VISIT_CONSTANTS = _prebuilt(_READ_FOR_VISIT)
-_POINTS_QUERY, _POINTS_CONSTANTS = _prebuilt(_READ_FOR_POINTS)
-_REST = _READ_THE_REST.compile(dialect=postgresql.psycopg2.dialect())
-_REST_QUERY = _REST.string
-_REST_CONSTANTS = {name: value for name, value in _REST.params.items() if value is not None}
+_VISIT_QUERY, _VISIT_CONSTANTS = _prebuilt(_READ_FOR_VISIT, after=_LOCK)
+_POINTS_QUERY, _POINTS_CONSTANTS = _prebuilt(_READ_FOR_POINTS, after=_LOCK)
+_REST_QUERY, _REST_CONSTANTS = _prebuilt(_READ_THE_REST)  # the member already locked
 _PREPARED = {PREPARED: True}  # one of them a handler run: both statements prepared per connection (``kit.db.prepared``)
 
 
@@ -158,6 +153,10 @@ def _read(session: Session, query: str, constants: dict[str, Any], member_id: uu
     return None if row is None or row.merged_into_id is not None else row
 
 
+def _visits(row: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((kind, int(getattr(row, f"visits_{kind}"))) for kind in VISIT_KINDS)
+
+
 def _held(member_id: uuid.UUID, row: Any, known: bool, window: Window) -> Held:
     return Held(member_id, row.status, row.tier, row.tier_pending, row.programme_version, row.programme_stored_at,
                 known, window)
@@ -168,8 +167,7 @@ def hold_for_visit(session: Session, member_id: uuid.UUID, visit_id: str, first:
     row = _read(session, _VISIT_QUERY, _VISIT_CONSTANTS, member_id, visit_id, first, last)
     if row is None:
         return None
-    visits = tuple((kind, int(getattr(row, f"visits_{kind}"))) for kind in VISIT_KINDS)
-    window = Window(first, last, int(row.spend_minor), visits, int(row.points), int(row.top_up_minor))
+    window = Window(first, last, int(row.spend_minor), _visits(row), int(row.points), int(row.top_up_minor))
     return _held(member_id, row, bool(row.known), window)
 
 
@@ -192,5 +190,4 @@ def with_the_rest(session: Session, member_id: uuid.UUID, window: Window) -> Win
     One more round trip, prepared; the general path it replaces loaded the member and read everything again."""
     row = session.connection().exec_driver_sql(_REST_QUERY, {
         **_REST_CONSTANTS, "member": member_id, "first": window.first, "last": window.last}, _PREPARED).one()
-    return replace(window, spend_minor=int(row.spend_minor), top_up_minor=int(row.top_up_minor),
-                   visits=tuple((kind, int(getattr(row, f"visits_{kind}"))) for kind in VISIT_KINDS))
+    return replace(window, spend_minor=int(row.spend_minor), top_up_minor=int(row.top_up_minor), visits=_visits(row))

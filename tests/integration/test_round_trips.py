@@ -241,6 +241,7 @@ is never loaded, ``tier_ledger._apply_to_held``), and points that may change the
 under the lock (``arrivals.with_the_rest``). They took the general path before (a visit: the member loaded whole by
 the ORM; points: the chain read and locked, the postings, the sums read again: ~10 trips), with the member locked
 all along: the paid-visit flow's lag grew from the minute promotions began.
+
 A paid visit's earn is one ``visit_points_earned`` (issue 17; were two ``points_earned``, 2 trips each): its
 postings are read for in one query and written with the commit as one was. 2 each since the kit's inbox look-up travels with a handler's first statement (``kit.inbox``, kit0003) and the
 handlers read everything they decide on with the member's lock in one query and send their writes with the commit

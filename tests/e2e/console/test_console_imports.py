@@ -25,8 +25,8 @@ BAD = [(10, "phone"), (700, "birth_date"), (2400, "phone")]
 def held_after_first_batch(url: str, job_id: str) -> Iterator[tuple[int, int]]:
     """The import's job kept between two batches: once its first batch is recorded, the job's row is locked
     (``FOR UPDATE``, as each batch's step locks it first), so the next step waits and the job stays part-done
-    while the browser looks; yields the rows processed then and the sheet's rows. A quiet machine imports the whole sheet between two
-    of the page's polls otherwise, and the bar would only ever show 0 and 100 %."""
+    while the browser looks; yields the rows processed then and the sheet's rows. A quiet machine imports the
+    whole sheet between two of the page's polls otherwise, and the bar would only ever show 0 and 100 %."""
     store = store_for(url)
     try:
         def importing() -> bool:
