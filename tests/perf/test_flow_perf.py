@@ -24,7 +24,11 @@ as an import does: thousands in seconds), bill ``n`` to member ``n`` modulo thei
 the long step's first and last minute.
 
 ``CARELOOP_STACK_PROFILE=<folder>`` runs every process under cProfile (CPU time, from the end of the warm-up)
-and leaves ``<folder>/<process>.prof``: where a flow's CPU goes, per process.
+and leaves ``<folder>/<process>.prof``: where a flow's CPU goes, per process. ``CARELOOP_FLOW_SAMPLE=<folder>``
+samples every service process with py-spy over the first ``CARELOOP_FLOW_SAMPLE_SECONDS`` (60) of the long step
+instead (``tests/perf/sampled.py``; ``python -m tests.perf.sampled <folder>`` prints it): cProfile charges a green
+thread's waits to the frame that switched away, py-spy sees only where each process was — but on a saturated
+machine also where it was preempted, so sample at a rate the two cores carry.
 
 Figures are printed; tests/perf/RESULTS.md ("Paid-visit flow and replicas (issue 17)") keeps them.
 """
@@ -55,6 +59,7 @@ from tests.nodes import free_port
 from tests.nodes import stop_process_groups as stop
 from tests.perf import UNLIMITED_GATEWAY
 from tests.perf.flow import CpuMeter, OpenLoop, StatementClock, completed, outcomes, percentile
+from tests.perf.sampled import Sampler
 
 pytestmark = pytest.mark.perf
 
@@ -66,6 +71,8 @@ MEMBERS = int(os.environ.get("CARELOOP_FLOW_MEMBERS", "200"))
 """Members the bills are spread over. With 200, at 50 bills/s each member has a visit every 4 s, 75 in five minutes:
 what a member's history costs to read grows through the run as no real member's would."""
 STATEMENT_STATS = os.environ.get("CARELOOP_FLOW_STATEMENTS") == "1"
+SAMPLE_FOLDER = os.environ.get("CARELOOP_FLOW_SAMPLE")
+SAMPLE_SECONDS = float(os.environ.get("CARELOOP_FLOW_SAMPLE_SECONDS", "60"))
 WINDOW = 10.0  # seconds at each end of a step compared for "lag growing"
 REPLICA_SECONDS = float(os.environ.get("CARELOOP_REPLICA_SECONDS", "15"))
 REPLICA_ROUNDS = int(os.environ.get("CARELOOP_REPLICA_ROUNDS", "2"))
@@ -265,7 +272,15 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
             clock = StatementClock(stack.pg) if STATEMENT_STATS and label.startswith("long") else None
             if clock is not None:
                 clock.start()
+            sampler = Sampler(SAMPLE_FOLDER) if SAMPLE_FOLDER and label.startswith("long") else None
+            if sampler is not None:
+                sampler.start({name: child.pid for name, child in stack.children().items() if name != "interfaces"},
+                              min(SAMPLE_SECONDS, seconds))
             bills = sender.step(label, rate, seconds)
+            if sampler is not None:
+                sampler.wait()
+                print(f"\nSAMPLED (py-spy, the long step's first {min(SAMPLE_SECONDS, seconds):.0f} s): "
+                      f"python -m tests.perf.sampled {SAMPLE_FOLDER}", flush=True)
             if clock is not None:
                 clock.stop()
                 print("\nSTATEMENTS (pg_stat_statements, the long step's first and last minute):\n"
