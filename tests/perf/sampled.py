@@ -23,6 +23,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 RATE = 50
 """Samples a second: py-spy falls behind on two busy cores above ~70 with five processes sampled at once."""
@@ -33,7 +34,7 @@ _FRAME = re.compile(r"(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
 class Sampler:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.running: list[subprocess.Popen[bytes]] = []
+        self.running: list[tuple[subprocess.Popen[bytes], Any]] = []  # each py-spy and its log, closed by wait()
 
     def start(self, pids: dict[str, int], seconds: float) -> None:
         spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -41,14 +42,18 @@ class Sampler:
             raise RuntimeError("py-spy is not installed (requirements-dev.txt; scripts/bootstrap.sh installs it)")
         self.folder.mkdir(parents=True, exist_ok=True)
         for name, pid in pids.items():
-            self.running.append(subprocess.Popen(
+            log = (self.folder / f"{name}.log").open("wb")
+            self.running.append((subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(RATE),
                  "--nonblocking", "--format", "raw", "-o", str(self.folder / f"{name}.txt")],
-                stdout=subprocess.DEVNULL, stderr=(self.folder / f"{name}.log").open("wb")))
+                stdout=subprocess.DEVNULL, stderr=log), log))
 
     def wait(self, timeout: float = 120) -> None:
-        for process in self.running:
-            process.wait(timeout)
+        for process, log in self.running:
+            try:
+                process.wait(timeout)
+            finally:
+                log.close()
         self.running = []
 
 
@@ -79,7 +84,7 @@ def report(path: Path, anchor: str | None = None, top: int = 15) -> list[str]:
                 continue
             stack = stack[at:]
         under += count
-        function, file = _where(stack[-1])
+        _function, file = _where(stack[-1])
         libraries[file.split("/")[0] if "/" in file else f"stdlib {file}"] += count
         lines[stack[-1].strip()] += count
         for name in {f"{fn} ({fl})" for fn, fl in map(_where, stack) if fl.startswith(("services/", "gateway/"))}:

@@ -273,13 +273,14 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
             if clock is not None:
                 clock.start()
             sampler = Sampler(SAMPLE_FOLDER) if SAMPLE_FOLDER and label.startswith("long") else None
+            sampled = min(SAMPLE_SECONDS, seconds)
             if sampler is not None:
                 sampler.start({name: child.pid for name, child in stack.children().items() if name != "interfaces"},
-                              min(SAMPLE_SECONDS, seconds))
+                              sampled)
             bills = sender.step(label, rate, seconds)
             if sampler is not None:
                 sampler.wait()
-                print(f"\nSAMPLED (py-spy, the long step's first {min(SAMPLE_SECONDS, seconds):.0f} s): "
+                print(f"\nSAMPLED (py-spy, the long step's first {sampled:.0f} s): "
                       f"python -m tests.perf.sampled {SAMPLE_FOLDER}", flush=True)
             if clock is not None:
                 clock.stop()
