@@ -25,14 +25,17 @@ class AtCommit:
     ``:name``; ``types`` gives a parameter a type of its own (UTC times on SQLite).
     """
 
-    def __init__(self, sql: str, prepare: bool = False, **types: Any) -> None:
+    def __init__(self, sql: str, prepare: bool = False, announce: bool = False, **types: Any) -> None:
         """``prepare``: on PostgreSQL a statement prepared once per connection (``kit.db.prepared``), for one written
-        by every command (the outbox row, the stored answer)."""
+        by every command (the outbox row, the stored answer). ``announce``: the values of each run are handed, once
+        the transaction has committed, to the store's commit listeners (``Store.on_outbox_commit``: the outbox row,
+        which the relay then publishes without reading it back)."""
         self.statement = text(sql).bindparams(*(bindparam(name, type_=type_) for name, type_ in types.items()))
         self.names = re.findall(r":(\w+)", sql)
         # psycopg2's own parameter style, each name suffixed with the statement's place in the query
         self._pyformat = re.sub(r":(\w+)", r"%(\1_{n})s", sql)
         self.prepare = prepare
+        self.announce = announce
         self.plain = re.sub(r":(\w+)", r"%(\1)s", sql)  # psycopg2's style, unsuffixed: what is prepared
 
     def pyformat(self, n: int, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:

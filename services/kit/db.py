@@ -476,7 +476,7 @@ class Store:
         if self.is_postgresql:
             event.listen(self._make_session, "after_begin", inbox.attach_check)
         self._gate = _sqlite_gate(str(self.engine.url.database)) if self.is_sqlite else None
-        self._commit_listeners: list[Callable[[], None]] = []
+        self._commit_listeners: list[Callable[[list[dict[str, Any]], bool], None]] = []
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -511,8 +511,10 @@ class Store:
         """Commit ``session``; on PostgreSQL what was left for the commit (``at_commit``) goes with the
         ``COMMIT`` in one query, after the ORM's pending changes are flushed."""
         pending = session.info.get(AT_COMMIT)
+        announced: list[dict[str, Any]] = []
         if pending and self.is_postgresql:
             session.flush()
+            announced = _announced(session)
             connection = session.connection()
             info = connection.connection.info
             on = info.setdefault(_PREPARED_ON, {})
@@ -544,10 +546,13 @@ class Store:
                 raise
             on.update(dict.fromkeys(preparing, True))
             del session.info[AT_COMMIT]
+        elif pending:
+            announced = _announced(session)
         session.commit()
-        if session.info.pop("outbox_dirty", False):
+        unannounced = session.info.pop("outbox_dirty", False)
+        if announced or unannounced:
             for listener in list(self._commit_listeners):
-                listener()
+                listener(announced, unannounced)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -562,12 +567,21 @@ class Store:
         finally:
             self.close_session(session)
 
-    def on_outbox_commit(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after any commit that wrote events to the outbox (wakes the relay)."""
+    def on_outbox_commit(self, listener: Callable[[list[dict[str, Any]], bool], None]) -> None:
+        """Call ``listener(announced, unannounced)`` after any commit that wrote events to the outbox (the relay's
+        hand-over): ``announced`` the values of what the transaction left for its commit with ``announce``
+        (``kit.commit.AtCommit``: each outbox row written by ``kit.outbox.write_event``), in the order written;
+        ``unannounced`` whether it also wrote events otherwise (``outbox_dirty``: a batch's multi-row insert), which
+        only a read of the outbox finds."""
         self._commit_listeners.append(listener)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _announced(session: Session) -> list[dict[str, Any]]:
+    """The values of what ``session`` left for its commit with ``announce`` (``kit.commit.AtCommit``), in order."""
+    return [values for statement, values in session.info.get(AT_COMMIT) or () if statement.announce]
 
 
 def _rollback_quietly(session: Session) -> None:
