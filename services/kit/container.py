@@ -30,7 +30,9 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import os
 import sys
+import time
 from typing import Any
 
 from nameko.containers import ServiceContainer
@@ -46,6 +48,32 @@ def _freeze_start_up() -> None:
     """What is alive once the first container started, out of the collector's reach (the docstring above)."""
     gc.collect()
     gc.freeze()
+    if os.environ.get(GC_LOG_SETTING):
+        gc.callbacks.append(_GcClock().observe)
+
+
+GC_LOG_SETTING = "CARELOOP_GC_LOG"
+"""Environment: log every collection of the garbage collector that held the process for ``GC_LOG_MS`` or longer
+(a diagnostic for benchmarks: a collection stops every green thread of the process)."""
+GC_LOG_MS = 20.0
+
+
+class _GcClock:
+    """Times each collection (``gc.callbacks``) and logs the long ones: generation, duration, objects it looked at."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+
+    def observe(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        held_ms = (time.perf_counter() - self._started) * 1000
+        if held_ms >= GC_LOG_MS:
+            generation = info.get("generation")
+            log.warning("garbage collection of generation %s held the process %.0f ms (%s collected; %d objects "
+                        "tracked in generation 2, %d frozen)", generation, held_ms, info.get("collected"),
+                        len(gc.get_objects(2)), gc.get_freeze_count())
 
 
 class Container(ServiceContainer):

@@ -25,7 +25,8 @@ the long step's first and last minute.
 
 ``CARELOOP_STACK_PROFILE=<folder>`` runs every process under cProfile (CPU time, from the end of the warm-up)
 and leaves ``<folder>/<process>.prof``: where a flow's CPU goes, per process. ``CARELOOP_FLOW_SAMPLE=<folder>``
-samples every service process with py-spy over the first ``CARELOOP_FLOW_SAMPLE_SECONDS`` (60) of the long step
+samples every service process with py-spy over ``CARELOOP_FLOW_SAMPLE_SECONDS`` (60) of the long step, from
+``CARELOOP_FLOW_SAMPLE_AFTER`` seconds into it (0; 180 samples the promotions' minutes)
 instead (``tests/perf/sampled.py``; ``python -m tests.perf.sampled <folder>`` prints it): cProfile charges a green
 thread's waits to the frame that switched away, py-spy sees only where each process was — but on a saturated
 machine also where it was preempted, so sample at a rate the two cores carry.
@@ -41,6 +42,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +75,7 @@ what a member's history costs to read grows through the run as no real member's 
 STATEMENT_STATS = os.environ.get("CARELOOP_FLOW_STATEMENTS") == "1"
 SAMPLE_FOLDER = os.environ.get("CARELOOP_FLOW_SAMPLE")
 SAMPLE_SECONDS = float(os.environ.get("CARELOOP_FLOW_SAMPLE_SECONDS", "60"))
+SAMPLE_AFTER = float(os.environ.get("CARELOOP_FLOW_SAMPLE_AFTER", "0"))  # seconds into the long step before sampling
 WINDOW = 10.0  # seconds at each end of a step compared for "lag growing"
 REPLICA_SECONDS = float(os.environ.get("CARELOOP_REPLICA_SECONDS", "15"))
 REPLICA_ROUNDS = int(os.environ.get("CARELOOP_REPLICA_ROUNDS", "2"))
@@ -273,14 +276,18 @@ def test_paid_visit_flow_open_loop(stack: Stack, members: list[str]) -> None:
             if clock is not None:
                 clock.start()
             sampler = Sampler(SAMPLE_FOLDER) if SAMPLE_FOLDER and label.startswith("long") else None
-            sampled = min(SAMPLE_SECONDS, seconds)
+            after = min(SAMPLE_AFTER, seconds)
+            sampled = min(SAMPLE_SECONDS, seconds - after)
+            starting = None
             if sampler is not None:
-                sampler.start({name: child.pid for name, child in stack.children().items() if name != "interfaces"},
-                              sampled)
+                pids = {name: child.pid for name, child in stack.children().items() if name != "interfaces"}
+                starting = threading.Timer(after, sampler.start, (pids, sampled))
+                starting.start()
             bills = sender.step(label, rate, seconds)
-            if sampler is not None:
+            if sampler is not None and starting is not None:
+                starting.join()
                 sampler.wait()
-                print(f"\nSAMPLED (py-spy, the long step's first {sampled:.0f} s): "
+                print(f"\nSAMPLED (py-spy, {sampled:.0f} s from {after:.0f} s into the long step): "
                       f"python -m tests.perf.sampled {SAMPLE_FOLDER}", flush=True)
             if clock is not None:
                 clock.stop()
