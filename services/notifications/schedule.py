@@ -30,8 +30,10 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import eventlet
@@ -47,7 +49,7 @@ from services.kit.models import UtcDateTime
 from services.kit.telemetry import counter, gauge
 from services.notifications import appointments, composed, deliveries, digests, preferences, recalls
 from services.notifications.channels import ChannelSet, build_channels
-from services.notifications.channels.base import Message, PermanentFailure, TransientFailure
+from services.notifications.channels.base import Message, PermanentFailure, Receipt, TransientFailure
 from services.notifications.links import appointment_links
 from services.notifications.models import (
     ACTIVE,
@@ -336,16 +338,19 @@ class Dispatcher(Sender):
                           to=decision.address, subject=rendered.subject, text=rendered.text, body=rendered.body,
                           html=rendered.html, language=rendered.language,
                           link=link_for(snapshot.journey, context, self.settings.app_url))
+        channel = self.channels[decision.channel]
+        send_in = getattr(channel, "send_in", None)
+        if send_in is not None:  # the service's own database (the inbox): written with the record of its sending
+            return self._sent(delivery_id, now, decision.channel, partial(send_in, message=message), rendered.language)
         try:
-            receipt = self.channels[decision.channel].send(message)
+            receipt = channel.send(message)
         except TransientFailure as failure:
             PROVIDER_FAILURES.labels(decision.channel, "transient").inc()
             return self._retry(delivery_id, now, failure.reason, failure.retry_after, decision.channel)
         except PermanentFailure as failure:
             PROVIDER_FAILURES.labels(decision.channel, "permanent").inc()
             return self._failed(delivery_id, now, failure.reason, decision.channel)
-        return self._sent(delivery_id, now, decision.channel, receipt.provider_id, receipt.delivered,
-                          rendered.language)
+        return self._sent(delivery_id, now, decision.channel, receipt, rendered.language)
 
     def _claimed(self, session: Session, delivery_id: uuid.UUID) -> Delivery | None:
         """The delivery, locked, if this replica still holds it (a lease recovery may have taken it back)."""
@@ -409,12 +414,18 @@ class Dispatcher(Sender):
 
     # -- outcomes -------------------------------------------------------------------------------------------
 
-    def _sent(self, delivery_id: uuid.UUID, now: datetime, channel: str, provider_id: str | None, delivered: bool,
-              language: str) -> str:
+    def _sent(self, delivery_id: uuid.UUID, now: datetime, channel: str,
+              receipt: Receipt | Callable[[Session], Receipt], language: str) -> str:
+        """Record the delivery as sent with the provider's ``receipt``, or, for a channel that writes to this service's
+        database, with what ``receipt(session)`` returns once it has written the message in the same transaction
+        (nothing is written for a delivery this replica no longer holds)."""
         with self.store.transaction() as session:
             delivery = self._claimed(session, delivery_id)
             if delivery is None:
                 return "skipped"
+            if callable(receipt):
+                receipt = receipt(session)
+            provider_id, delivered = receipt.provider_id, receipt.delivered
             state = DELIVERED if delivered else SENT
             delivery.state, delivery.channel, delivery.provider_id, delivery.language = state, channel, provider_id, \
                 language
