@@ -61,6 +61,16 @@ def listening(amqp_uri):
         queue(connection).delete()
 
 
+def confirms_never_arrive(outbox: Outbox) -> None:
+    outbox.publisher.confirm_timeout = 0.5
+    outbox.publisher._on_ack = lambda tag, multiple: None  # the broker's confirms are dropped
+
+
+def confirms_arrive_again(outbox: Outbox) -> None:
+    del outbox.publisher._on_ack
+    outbox.publisher.confirm_timeout = 30
+
+
 def unsent(url: str) -> int:
     return query(url, "SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL")[0][0]
 
@@ -82,14 +92,12 @@ def test_a_batch_without_confirms_is_not_marked_sent_and_goes_out_next_time(star
     (outbox,) = [d for d in container.dependencies if isinstance(d, Outbox)]
     ids = write_backlog(url, 3)
 
-    outbox.publisher.confirm_timeout = 0.5
-    outbox.publisher._on_ack = lambda tag, multiple: None  # the broker's confirms never arrive
+    confirms_never_arrive(outbox)
     with pytest.raises(TimeoutError):
         outbox.relay_once()
     assert unsent(url) == 3
 
-    del outbox.publisher._on_ack  # confirms arrive again: the batch is published and marked sent
-    outbox.publisher.confirm_timeout = 30
+    confirms_arrive_again(outbox)  # the batch is published and marked sent
     assert outbox.relay_once() == 3
     assert unsent(url) == 0
     payloads = [json.loads(row[0])["event_id"] for row in query(url, "SELECT payload FROM kit_outbox ORDER BY id")]
@@ -205,14 +213,12 @@ def test_a_handed_batch_the_broker_does_not_confirm_is_read_again(start_service,
     url = databases.fresh(backend, "members")
     outbox, database = quiet_relay(start_service, url)
     ids = commit_events(database, 2)
-    outbox.publisher.confirm_timeout = 0.5
-    outbox.publisher._on_ack = lambda tag, multiple: None  # the broker's confirms never arrive
+    confirms_never_arrive(outbox)
     with pytest.raises(TimeoutError):
         outbox.relay_once()
     assert unsent(url) == 2
 
-    del outbox.publisher._on_ack
-    outbox.publisher.confirm_timeout = 30
+    confirms_arrive_again(outbox)
     assert outbox.relay_once() == 2  # read at once, young as the rows are: they are the relay's own
     assert unsent(url) == 0
     assert [event["event_id"] for event in listening()][-2:] == ids
