@@ -78,13 +78,10 @@ _UNSENT_PG = prepared(_UNSENT.with_for_update(skip_locked=True))
 """On PostgreSQL locked ``SKIP LOCKED`` (replicas share the work) and planned once per connection (``kit.db.prepared``):
 the server parsed and planned it anew for every batch, the only statement of a command's path that still was."""
 
-_MARK_SENT = AtCommit("UPDATE kit_outbox SET sent_at = :sent_at, attempts = attempts + 1 WHERE id = ANY(:ids)",
+_MARK_SENT = AtCommit("UPDATE kit_outbox SET sent_at = :sent_at, attempts = attempts + 1 WHERE event_id = ANY(:event_ids)",
                       prepare=True, sent_at=UtcDateTime())
-"""The relay's mark of a published batch, sent with its ``COMMIT`` (PostgreSQL: ``ids`` a list, an array)."""
-_MARK_HANDED = AtCommit("UPDATE kit_outbox SET sent_at = :sent_at, attempts = attempts + 1 WHERE event_id = ANY(:event_ids)",
-                        prepare=True, sent_at=UtcDateTime())
-"""The mark of a batch handed over and published: by ``event_id`` (the commit did not return the ids), one query with
-its ``BEGIN`` and ``COMMIT``."""
+"""The relay's mark of a published batch, sent with its ``COMMIT`` (PostgreSQL: ``event_ids`` a list, an array): by
+``event_id``, which a handed-over batch has (its commit did not return the ids) and a read batch reads."""
 
 REMEMBERED = 10_000
 """How many event ids the relay remembers having published from its reads (a hand-over of one of them is dropped)."""
@@ -244,21 +241,14 @@ class Outbox(DependencyProvider):
             self._pause_before_publish(len(batch))
         self.publisher.publish((event["event_type"], event["payload"], orjson.loads(event["headers"]))
                                for event in batch)
-        store, now = self.database.store, utcnow()
-        event_ids = [event["event_id"] for event in batch]
-        with store.transaction() as session:
-            if store.is_postgresql:  # BEGIN, the mark and COMMIT: one query
-                at_commit(session, _MARK_HANDED, {"event_ids": event_ids, "sent_at": now})
-            else:
-                session.execute(update(_OUTBOX).where(_OUTBOX.c.event_id.in_(event_ids))
-                                .values(sent_at=now, attempts=_OUTBOX.c.attempts + 1))
+        with self.database.store.transaction() as session:  # PostgreSQL: BEGIN, the mark and COMMIT in one query
+            self._mark_sent(session, [event["event_id"] for event in batch])
         self._count(event["event_type"] for event in batch)
         return len(batch)
 
     def _relay_read(self) -> int:
         """Read a batch of unsent rows (locked ``SKIP LOCKED`` on PostgreSQL), publish it, mark it with the commit."""
         store = self.database.store
-        table = _OUTBOX
         now = utcnow()
         before = now if self._read_now else now - self.handover_grace
         self._read_now, self._last_read = False, self._clock()
@@ -271,17 +261,21 @@ class Outbox(DependencyProvider):
                 self._pause_before_publish(len(rows))
             # the payload is the JSON the consumers read: published as it is, not decoded and encoded again
             self.publisher.publish((row.event_type, row.payload, orjson.loads(row.headers or "{}")) for row in rows)
-            ids, now = [row.id for row in rows], utcnow()
-            if store.is_postgresql:  # marked in the query that commits: one round trip, not two
-                at_commit(session, _MARK_SENT, {"ids": ids, "sent_at": now})
-            else:
-                session.execute(update(table).where(table.c.id.in_(ids))
-                                .values(sent_at=now, attempts=table.c.attempts + 1))
+            self._mark_sent(session, [row.event_id for row in rows])
         self._remember(row.event_id for row in rows)
         self._count(row.event_type for row in rows)
         if len(rows) == self.batch_size:
             self._read_now = True  # a backlog: the next read at once, not after the hand-over
         return len(rows)
+
+    def _mark_sent(self, session: Session, event_ids: list[str]) -> None:
+        """Mark a published batch sent in ``session``'s transaction (on PostgreSQL in the query that commits)."""
+        now = utcnow()
+        if self.database.store.is_postgresql:
+            at_commit(session, _MARK_SENT, {"event_ids": event_ids, "sent_at": now})
+        else:
+            session.execute(update(_OUTBOX).where(_OUTBOX.c.event_id.in_(event_ids))
+                            .values(sent_at=now, attempts=_OUTBOX.c.attempts + 1))
 
     def _remember(self, event_ids: Any) -> None:
         """Keep the ids a read published, so that a hand-over of one of them is dropped (``REMEMBERED`` at most)."""

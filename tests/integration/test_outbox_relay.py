@@ -108,7 +108,7 @@ def test_a_batch_without_confirms_is_not_marked_sent_and_goes_out_next_time(star
 
 @pytest.mark.backends("postgresql")
 def test_a_batch_costs_two_round_trips_and_goes_out_as_it_was_stored(start_service, databases, listening):
-    """``BEGIN;SELECT … FOR UPDATE SKIP LOCKED`` (as a statement prepared once per connection), then ``UPDATE … WHERE id = ANY(…);COMMIT`` once confirmed; the
+    """``BEGIN;SELECT … FOR UPDATE SKIP LOCKED`` (as a statement prepared once per connection), then ``UPDATE … WHERE event_id = ANY(…);COMMIT`` once confirmed; the
     stored JSON is the message's body, not decoded and encoded again."""
     from sqlalchemy import event
 
